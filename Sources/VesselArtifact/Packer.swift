@@ -1,0 +1,181 @@
+import Foundation
+public import VesselManifest
+public import VesselStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Turns a model directory with its `vessel.yaml` into a ModelPack artifact in a store.
+///
+/// The result is reproducible: the same files give the same manifest digest whatever the
+/// directory, user, time or machine. Each file is one layer (raw, uncompressed, so it dedupes
+/// across versions and can be memory-mapped); a directory is one deterministic tar layer; the
+/// manifest itself is one more layer, found through the `dev.vessel.manifest` annotation.
+public struct Packer {
+    public let store: Store
+    /// Called with each file's label and size; returns the progress to draw for it.
+    public var progress: @Sendable (String, Int64) -> ProgressBar
+
+    public init(store: Store, progress: @escaping @Sendable (String, Int64) -> ProgressBar = { _, _ in .silent() }) {
+        self.store = store
+        self.progress = progress
+    }
+
+    public struct Result: Sendable {
+        public var reference: Reference
+        public var manifest: Descriptor
+        public var layers: [Descriptor]
+        public var warnings: [Diagnostic]
+    }
+
+    public enum PackError: Error, Sendable, CustomStringConvertible {
+        case unsupportedFile(path: String, reason: String)
+
+        public var description: String {
+            switch self {
+            case .unsupportedFile(let path, let reason): "cannot pack \(path): \(reason)"
+            }
+        }
+    }
+
+    /// Validates `directory/vessel.yaml`, stores every file, and tags the artifact.
+    ///
+    /// - Parameter reference: the tag to give it; defaults to `name:version` from the manifest.
+    public func pack(directory: String, reference: Reference? = nil) throws -> Result {
+        let parsed = try ManifestParser.load(directory: directory)
+        let manifest = parsed.manifest
+        let target = reference ?? Reference(name: manifest.name, tag: manifest.version)
+        return try store.withWriterLock {
+            var layers: [Descriptor] = []
+            for entry in manifest.allFiles {
+                layers.append(try storeFile(entry, directory: directory))
+            }
+            let manifestPath = (directory as NSString).appendingPathComponent(ManifestParser.fileName)
+            let manifestLayer = try storeRaw(path: manifestPath, name: ManifestParser.fileName, role: .weightConfig, executable: false)
+            layers.append(manifestLayer)
+
+            let config = Self.config(for: manifest, layers: layers)
+            let configDescriptor = try store.ingest(Array(CanonicalJSON.encode(config)), mediaType: ModelPack.configMediaType)
+            var annotations: [String: String] = [
+                OCIAnnotation.title: manifest.name,
+                OCIAnnotation.version: manifest.version,
+                VesselAnnotation.manifest: manifestLayer.digest.description,
+                VesselAnnotation.schemaVersion: String(manifest.schemaVersion),
+            ]
+            if let description = manifest.description { annotations[OCIAnnotation.description] = description }
+            if !manifest.authors.isEmpty { annotations[OCIAnnotation.authors] = manifest.authors.joined(separator: ", ") }
+            if let license = manifest.license { annotations[OCIAnnotation.licenses] = license }
+            if let created = Self.sourceDateEpoch() { annotations[OCIAnnotation.created] = created }
+            for (key, value) in manifest.annotations { annotations[key] = value }
+            let imageManifest = ImageManifest(artifactType: ModelPack.artifactType, config: configDescriptor, layers: layers, annotations: annotations)
+            var manifestDescriptor = try store.ingest(Array(CanonicalJSON.encode(imageManifest)), mediaType: OCIMediaType.imageManifest)
+            manifestDescriptor.artifactType = ModelPack.artifactType
+            try store.tag(manifestDescriptor, as: target)
+            return Result(reference: target, manifest: manifestDescriptor, layers: layers, warnings: parsed.warnings)
+        }
+    }
+
+    static func config(for manifest: Manifest, layers: [Descriptor]) -> ModelConfig {
+        ModelConfig(
+            descriptor: .init(
+                createdAt: sourceDateEpoch(), authors: manifest.authors.isEmpty ? nil : manifest.authors,
+                name: manifest.name, version: manifest.version, description: manifest.description,
+                licenses: manifest.license.map { [$0] }, family: manifest.model.family
+            ),
+            config: .init(
+                architecture: manifest.model.architecture, format: manifest.model.format.rawValue,
+                paramSize: manifest.model.paramSize, precision: manifest.model.precision,
+                quantization: manifest.model.quantization
+            ),
+            // Layers are stored uncompressed, so each DiffID is the layer digest itself.
+            modelfs: .init(type: "layers", diffIds: layers.map(\.digest.description))
+        )
+    }
+
+    /// RFC 3339 time from `SOURCE_DATE_EPOCH`, the reproducible-builds convention; without it the
+    /// artifact carries no time at all, so packing twice gives one digest.
+    static func sourceDateEpoch() -> String? {
+        guard let text = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], let seconds = Double(text) else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+    }
+
+    // MARK: Layers
+
+    private func storeFile(_ entry: FileEntry, directory: String) throws -> Descriptor {
+        let full = (directory as NSString).appendingPathComponent(entry.path)
+        var info = stat()
+        guard stat(full, &info) == 0 else { throw StoreError.io(operation: "cannot stat", path: full, errno: errno) }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG:
+            return try storeRaw(path: full, name: entry.path, role: entry.role, executable: info.st_mode & 0o111 != 0)
+        case S_IFDIR:
+            return try storeTree(path: full, name: entry.path, role: entry.role)
+        default:
+            throw PackError.unsupportedFile(path: full, reason: "only regular files and directories can be packed")
+        }
+    }
+
+    private func storeRaw(path: String, name: String, role: FileRole, executable: Bool) throws -> Descriptor {
+        let size = try FileSystem.size(of: path)
+        let bar = progress(name, size)
+        let (digest, stored) = try store.ingest(file: path, progress: bar)
+        bar.finish()
+        let metadata = FileMetadata(name: name, mode: executable ? 0o755 : 0o644, size: stored, typeflag: Int(UInt8(ascii: "0")))
+        return Descriptor(
+            mediaType: ModelPack.layerMediaType(role: role, packing: .raw), digest: digest, size: stored,
+            annotations: [
+                ModelPack.filepathAnnotation: name,
+                ModelPack.fileMetadataAnnotation: String(decoding: try CanonicalJSON.encode(metadata), as: UTF8.self),
+                ModelPack.untestedAnnotation: "false",
+                OCIAnnotation.title: name,
+            ]
+        )
+    }
+
+    /// A directory becomes one tar layer whose entries carry their path from the model root.
+    private func storeTree(path: String, name: String, role: FileRole) throws -> Descriptor {
+        let entries = try TreeWalker.entries(root: path, prefix: name)
+        let total = entries.reduce(Int64(0)) { $0 + $1.size }
+        let bar = progress(name + "/", total)
+        let ingest = try store.beginIngest()
+        do {
+            var tar = TarWriter { try ingest.append($0) }
+            for entry in entries {
+                try tar.writeHeader(path: entry.archivePath, kind: entry.kind)
+                if case .file = entry.kind {
+                    let fd = try FileSystem.openForReading(entry.fullPath)
+                    defer { close(fd) }
+                    var written: Int64 = 0
+                    try FileSystem.forEachChunk(fd, path: entry.fullPath) { chunk in
+                        written += Int64(chunk.count)
+                        guard written <= entry.size else {
+                            throw PackError.unsupportedFile(path: entry.fullPath, reason: "it grew while being packed")
+                        }
+                        try tar.writeContent(chunk)
+                        bar.advance(by: chunk.count)
+                    }
+                    guard written == entry.size else {
+                        throw PackError.unsupportedFile(path: entry.fullPath, reason: "it shrank while being packed")
+                    }
+                    try tar.finishEntry()
+                }
+            }
+            try tar.finish()
+            let (digest, size) = try ingest.commit()
+            bar.finish()
+            return Descriptor(
+                mediaType: ModelPack.layerMediaType(role: role, packing: .tar), digest: digest, size: size,
+                annotations: [
+                    ModelPack.filepathAnnotation: name,
+                    ModelPack.untestedAnnotation: "false",
+                    OCIAnnotation.title: name,
+                ]
+            )
+        } catch {
+            ingest.abort()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+public import VesselStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes an artifact's files back into a directory, as they were packed.
+///
+/// Paths come from the artifact and are untrusted: each is normalized and refused if absolute or
+/// climbing out with `..`; nothing is ever written through a symlink, and a symlink is created
+/// only if it points inside the directory. Each file is written to a temporary name, checked
+/// against its digest while written, and renamed into place, so a corrupt blob leaves no file.
+public struct Unpacker {
+    public let store: Store
+    public var overwrite: Bool
+
+    public init(store: Store, overwrite: Bool = false) {
+        self.store = store
+        self.overwrite = overwrite
+    }
+
+    public enum UnpackError: Error, Sendable, CustomStringConvertible {
+        case unsafePath(String, reason: String)
+        case exists(String)
+        case throughSymlink(String)
+
+        public var description: String {
+            switch self {
+            case .unsafePath(let path, let reason): "refusing to unpack `\(path)`: it \(reason)"
+            case .exists(let path): "\(path) already exists (pass --force to overwrite)"
+            case .throughSymlink(let path): "refusing to write `\(path)`: a directory on its way is a symlink"
+            }
+        }
+    }
+
+    /// Unpacks every file and `vessel.yaml` into `directory` (created if needed). Returns the
+    /// relative paths written.
+    @discardableResult
+    public func unpack(_ artifact: Artifact, into directory: String) throws -> [String] {
+        try FileSystem.makeDirectories(directory)
+        var written: [String] = []
+        for file in artifact.files {
+            let base = try Self.checked(file.path)
+            switch file.packing {
+            case .raw:
+                try writeFile(relative: base, in: directory, mode: file.executable ? 0o755 : 0o644) { sink in
+                    try store.readBlobVerifying(file.descriptor, context: file.path) { try sink($0) }
+                }
+                written.append(base)
+            case .tar:
+                written += try extractTar(file, base: base, into: directory)
+            }
+        }
+        let manifestBytes = Array(artifact.manifestText.utf8)
+        try writeFile(relative: "vessel.yaml", in: directory, mode: 0o644) { sink in
+            try manifestBytes.withUnsafeBytes { try sink($0) }
+        }
+        written.append("vessel.yaml")
+        return written
+    }
+
+    static func checked(_ path: String) throws -> String {
+        switch SafePath.normalize(path) {
+        case .success(let value): return value
+        case .failure(let problem): throw UnpackError.unsafePath(path, reason: problem.description)
+        }
+    }
+
+    /// Creates the parent directories of `relative`, refusing to pass through a symlink.
+    private func prepareParents(of relative: String, in directory: String) throws {
+        var current = directory
+        for component in relative.split(separator: "/").dropLast() {
+            current += "/" + component
+            var info = stat()
+            if lstat(current, &info) == 0 {
+                if info.st_mode & S_IFMT == S_IFLNK { throw UnpackError.throughSymlink(relative) }
+                if info.st_mode & S_IFMT != S_IFDIR { throw UnpackError.exists(current) }
+            } else if mkdir(current, 0o755) != 0, errno != EEXIST {
+                throw StoreError.io(operation: "cannot create directory", path: current, errno: errno)
+            }
+        }
+    }
+
+    private func checkTarget(_ target: String, relative: String) throws {
+        var info = stat()
+        guard lstat(target, &info) == 0 else { return }
+        if info.st_mode & S_IFMT == S_IFLNK { throw UnpackError.throughSymlink(relative) }
+        if !overwrite || info.st_mode & S_IFMT == S_IFDIR { throw UnpackError.exists(target) }
+    }
+
+    private func writeFile(
+        relative: String, in directory: String, mode: mode_t,
+        _ produce: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws {
+        try prepareParents(of: relative, in: directory)
+        let target = directory + "/" + relative
+        try checkTarget(target, relative: relative)
+        let temporary = FileSystem.dirname(target) + "/.vessel-unpack-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = try FileSystem.open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+        do {
+            try produce { try FileSystem.writeAll(fd, $0, path: temporary) }
+            try FileSystem.check(fchmod(fd, mode), "cannot chmod", temporary)
+            try FileSystem.check(fsync(fd), "cannot fsync", temporary)
+            close(fd)
+            try FileSystem.check(rename(temporary, target), "cannot rename into", target)
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    private func extractTar(_ file: Artifact.PackedFile, base: String, into directory: String) throws -> [String] {
+        // Verify the whole layer first: a tar is extracted entry by entry, and a corrupt one must
+        // not leave half its files behind.
+        try store.verifyBlob(file.descriptor, context: file.path)
+        let fd = try FileSystem.openForReading(store.blobPath(file.descriptor.digest))
+        defer { close(fd) }
+        let reader = TarReader(fd: fd, path: file.path)
+        var written: [String] = []
+        while let entry = try reader.next() {
+            let relative = try Self.checked(entry.path)
+            guard relative == base || relative.hasPrefix(base + "/") else {
+                throw UnpackError.unsafePath(entry.path, reason: "lies outside `\(base)`, the directory its layer holds")
+            }
+            switch entry.kind {
+            case .directory:
+                try prepareParents(of: relative + "/x", in: directory)
+            case .file:
+                try writeFile(relative: relative, in: directory, mode: entry.mode & 0o111 != 0 ? 0o755 : 0o644) { sink in
+                    try reader.readContent { try sink($0) }
+                }
+                written.append(relative)
+            case .symlink(let target):
+                guard SafePath.symlinkStaysInside(linkPath: relative, target: target) else {
+                    throw UnpackError.unsafePath(entry.path, reason: "is a symlink to `\(target)`, outside the directory")
+                }
+                try prepareParents(of: relative, in: directory)
+                let path = directory + "/" + relative
+                try checkTarget(path, relative: relative)
+                if overwrite { unlink(path) }
+                try FileSystem.check(symlink(target, path), "cannot create symlink", path)
+                written.append(relative)
+            case .hardlink:
+                throw UnpackError.unsafePath(entry.path, reason: "is a hard link, which Vessel does not unpack")
+            case .other:
+                throw UnpackError.unsafePath(entry.path, reason: "is a device or other special file")
+            }
+        }
+        return written
+    }
+}

@@ -1,0 +1,171 @@
+public import VesselTensor
+
+/// A parsed and validated `vessel.yaml`: everything needed to package, check and serve a model.
+///
+/// The file format is documented in `docs/manifest.md`; every field here has a key there.
+public struct Manifest: Sendable, Hashable {
+    /// The newest manifest format this build understands.
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    public var name: String
+    public var version: String
+    public var description: String?
+    public var authors: [String]
+    public var license: String?
+    public var tags: [String]
+    public var annotations: [String: String]
+    public var model: ModelSpec
+    public var files: [FileEntry]
+    public var config: [String: Value]
+    public var signature: Signature
+    public var preprocess: [ProcessingStep]
+    public var postprocess: [ProcessingStep]
+    public var serving: ServingSettings
+    public var examples: [Example]
+    public var runtime: RuntimeSpec
+
+    /// Every file the artifact carries, the main model file first, in manifest order.
+    public var allFiles: [FileEntry] {
+        [FileEntry(path: model.file, role: .weights, description: nil)] + files
+    }
+}
+
+/// The model itself: its format and main file, plus optional ModelPack descriptors.
+public struct ModelSpec: Sendable, Hashable {
+    public var format: ModelFormat
+    public var file: String
+    public var architecture: String?
+    public var family: String?
+    public var precision: String?
+    public var quantization: String?
+    public var paramSize: String?
+}
+
+public enum ModelFormat: String, Sendable, Hashable, CaseIterable {
+    case onnx, torchscript, pytorch, savedmodel, keras, tflite, safetensors, gguf, pickle, joblib, mlflow
+
+    /// The backend that runs this format when the manifest names none.
+    public var defaultBackend: RuntimeSpec.Backend {
+        self == .onnx ? .onnx : .python
+    }
+}
+
+/// A further file or directory carried by the artifact, with the role that picks its layer type.
+public struct FileEntry: Sendable, Hashable {
+    public var path: String
+    public var role: FileRole
+    public var description: String?
+
+    public init(path: String, role: FileRole, description: String?) {
+        self.path = path
+        self.role = role
+        self.description = description
+    }
+}
+
+/// The ModelPack layer family a file belongs to.
+public enum FileRole: String, Sendable, Hashable, CaseIterable {
+    case weights
+    /// Labels, tokenizer, model configuration: read by the model's code, not executed.
+    case weightConfig = "weight-config"
+    case code
+    case doc
+    case dataset
+
+    /// The ModelPack media-type stem: `application/vnd.cncf.model.<stem>.v1.raw`.
+    public var mediaTypeStem: String {
+        switch self {
+        case .weights: "weight"
+        case .weightConfig: "weight.config"
+        case .code: "code"
+        case .doc: "doc"
+        case .dataset: "dataset"
+        }
+    }
+}
+
+/// The typed inputs and outputs of the model as clients see them.
+public struct Signature: Sendable, Hashable {
+    public var inputs: [TensorSpec]
+    public var outputs: [TensorSpec]
+
+    public func input(named name: String) -> TensorSpec? { inputs.first { $0.name == name } }
+    public func output(named name: String) -> TensorSpec? { outputs.first { $0.name == name } }
+}
+
+public struct TensorSpec: Sendable, Hashable {
+    public var name: String
+    public var dtype: DType
+    public var shape: [Dim]
+    public var description: String?
+
+    public init(name: String, dtype: DType, shape: [Dim], description: String? = nil) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.description = description
+    }
+
+    /// Whether a concrete shape is allowed: same rank, and every fixed dimension equal.
+    public func accepts(shape concrete: [Int]) -> Bool {
+        concrete.count == shape.count && zip(shape, concrete).allSatisfy { $0.accepts($1) }
+    }
+}
+
+/// One declared pre- or post-processing step. Parsed and validated now; run by the model layer.
+public struct ProcessingStep: Sendable, Hashable {
+    public var type: String
+    /// The step's parameters, every key but `type`, validated against the step's schema.
+    public var parameters: [String: Value]
+}
+
+/// How the server treats this model. Every field has a default, so the section is optional.
+public struct ServingSettings: Sendable, Hashable {
+    /// Largest merged batch for dynamic batching; 1 turns batching off.
+    public var maxBatchSize: Int = 1
+    /// How long a request may wait for others to join its batch.
+    public var maxDelayMilliseconds: Double = 0
+    /// Inferences running at once.
+    public var maxConcurrency: Int = 2
+    /// Requests waiting beyond those running; past this the server answers 503.
+    public var maxQueue: Int = 64
+    /// A request that has not finished by then gets 503/504.
+    public var timeoutMilliseconds: Double = 30_000
+    /// Largest accepted request body.
+    public var maxBodyBytes: Int = 64 << 20
+    /// Whether NaN and infinities are accepted in inputs.
+    public var allowNaN: Bool = false
+
+    public init() {}
+}
+
+/// A bundled example: inputs, the outputs they must give, and how close is close enough.
+public struct Example: Sendable, Hashable {
+    public var name: String
+    public var inputs: [String: ExampleData]
+    public var outputs: [String: ExampleData]
+    public var rtol: Double
+    public var atol: Double
+}
+
+/// Example tensor data: written inline in the manifest, or in a file beside it (`.npy`, `.json`).
+public enum ExampleData: Sendable, Hashable {
+    case inline(Value)
+    case file(String)
+}
+
+/// The runtime a model needs: which backend, and for the Python backend its pinned environment.
+public struct RuntimeSpec: Sendable, Hashable {
+    public enum Backend: String, Sendable, Hashable, CaseIterable {
+        case onnx, python
+    }
+
+    public var backend: Backend
+    /// Minimum ONNX opset or Python version, as the backend reads it.
+    public var python: String?
+    /// Pinned requirements for the Python backend (`name==version`).
+    public var requirements: [String]
+    /// Debian packages the model's own code needs.
+    public var system: [String]
+}

@@ -1,0 +1,428 @@
+public import Foundation
+import VesselStore
+import VesselTensor
+import Yams
+
+/// Parses and validates `vessel.yaml`.
+///
+/// Every problem found is collected as a ``Diagnostic`` with its file:line:column; parsing throws
+/// ``ManifestValidationError`` only at the end, with all of them, when at least one is an error.
+public enum ManifestParser {
+    public static let fileName = "vessel.yaml"
+
+    /// The result of a successful parse: the manifest and any warnings.
+    public struct Result: Sendable {
+        public var manifest: Manifest
+        public var warnings: [Diagnostic]
+    }
+
+    /// Reads `vessel.yaml` from a model directory and checks every file it names exists there.
+    public static func load(directory: String, fileName: String = fileName) throws -> Result {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ManifestValidationError(diagnostics: [
+                Diagnostic(.error, "cannot read \(fileName) in \(directory)", at: SourceLocation(file: path, line: 1, column: 1),
+                           hint: "run `vessel init MODEL` to write one, or pass the directory that holds it"),
+            ])
+        }
+        return try parse(data: data, file: path, baseDirectory: directory)
+    }
+
+    /// Parses manifest bytes. With a `baseDirectory`, every referenced file must exist inside it;
+    /// without one (a manifest read back from an artifact) paths are checked for shape only.
+    public static func parse(data: Data, file: String, baseDirectory: String?) throws -> Result {
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ManifestValidationError(diagnostics: [
+                Diagnostic(.error, "the manifest is not valid UTF-8", at: SourceLocation(file: file, line: 1, column: 1)),
+            ])
+        }
+        return try parse(text: text, file: file, baseDirectory: baseDirectory)
+    }
+
+    public static func parse(text: String, file: String, baseDirectory: String?) throws -> Result {
+        var walker = YAMLWalker(file: file)
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ManifestValidationError(diagnostics: [
+                    Diagnostic(.error, "the manifest is empty", at: SourceLocation(file: file, line: 1, column: 1),
+                               hint: "run `vessel init MODEL` for a starting point"),
+                ])
+            }
+            root = node
+        } catch let error as YamlError {
+            throw ManifestValidationError(diagnostics: [syntaxDiagnostic(error, file: file)])
+        }
+        var reader = ManifestReader(walker: walker, baseDirectory: baseDirectory)
+        let manifest = reader.read(root)
+        walker = reader.walker
+        let diagnostics = walker.diagnostics.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) }
+        if let manifest, !diagnostics.contains(where: { $0.severity == .error }) {
+            return Result(manifest: manifest, warnings: diagnostics)
+        }
+        throw ManifestValidationError(diagnostics: diagnostics)
+    }
+
+    static func syntaxDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let where_ = context.map { " (\($0.text))" } ?? ""
+            return Diagnostic(.error, "YAML syntax error: \(problem)\(where_)",
+                              at: SourceLocation(file: file, line: mark.line, column: mark.column))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return Diagnostic(.error, "duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.map { "`\($0)`" }.joined(separator: ", "))",
+                              at: SourceLocation(file: file, line: context.mark.line, column: context.mark.column),
+                              hint: "remove one of them")
+        default:
+            return Diagnostic(.error, "YAML syntax error: \(error)", at: SourceLocation(file: file, line: 1, column: 1))
+        }
+    }
+}
+
+/// The schema walk itself: one method per section of the manifest.
+struct ManifestReader {
+    var walker: YAMLWalker
+    let baseDirectory: String?
+
+    static let topLevelKeys = [
+        "schemaVersion", "name", "version", "description", "authors", "license", "tags", "annotations",
+        "model", "files", "config", "signature", "preprocess", "postprocess", "serving", "examples", "runtime",
+    ]
+
+    mutating func read(_ root: Node) -> Manifest? {
+        guard let fields = walker.fields(root, in: "the manifest", allowed: Self.topLevelKeys,
+                                         required: ["name", "version", "model", "signature"])
+        else { return nil }
+
+        var schemaVersion = Manifest.currentSchemaVersion
+        if let node = fields["schemaVersion"]?.value, let value = walker.int(node, "`schemaVersion`", minimum: 1) {
+            if value > Manifest.currentSchemaVersion {
+                walker.error("`schemaVersion` \(value) is newer than this vessel understands (up to \(Manifest.currentSchemaVersion))",
+                             at: node, hint: "upgrade vessel to read this manifest")
+            }
+            schemaVersion = value
+        }
+
+        let name = fields["name"].flatMap { field -> String? in
+            guard let name = walker.nonEmptyString(field.value, "`name`") else { return nil }
+            if let problem = Reference.nameProblem(name) {
+                walker.error("`name` \"\(name)\" is not a valid artifact name: \(problem)", at: field.value,
+                             hint: "names look like `iris` or `team/iris-classifier`")
+                return nil
+            }
+            return name
+        }
+        let version = fields["version"].flatMap { field -> String? in
+            guard let version = walker.nonEmptyString(field.value, "`version`") else { return nil }
+            if !Reference.isValid(tag: version) {
+                walker.error("`version` \"\(version)\" cannot be used as a tag", at: field.value,
+                             hint: "up to 128 letters, digits, `_`, `.` and `-`, such as `1.0.2`")
+                return nil
+            }
+            return version
+        }
+        let description = fields["description"].flatMap { walker.string($0.value, "`description`") }
+        let authors = fields["authors"].map { walker.strings($0.value, "`authors`") } ?? []
+        let license = fields["license"].flatMap { walker.nonEmptyString($0.value, "`license`") }
+        let tags = fields["tags"].map { walker.strings($0.value, "`tags`") } ?? []
+        let annotations = fields["annotations"].map { readAnnotations($0.value) } ?? [:]
+        let model = fields["model"].flatMap { readModel($0.value) }
+        let files = fields["files"].map { readFiles($0.value, model: model) } ?? []
+        let config = fields["config"].map { readConfig($0.value) } ?? [:]
+        let signature = fields["signature"].flatMap { readSignature($0.value) }
+        let serving = fields["serving"].map { readServing($0.value) } ?? ServingSettings()
+        let runtime = readRuntime(fields["runtime"]?.value, format: model?.format)
+
+        var declared = Set(([model?.file].compactMap { $0 }) + files.map(\.path))
+        var extraFiles: [FileEntry] = []
+        var preprocess: [ProcessingStep] = []
+        var postprocess: [ProcessingStep] = []
+        var produced: Set<String> = []
+        if let signature {
+            if let node = fields["preprocess"]?.value {
+                preprocess = readSteps(node, stage: .pre, signature: signature, files: &declared, extra: &extraFiles, produced: &produced)
+            }
+            if let node = fields["postprocess"]?.value {
+                postprocess = readSteps(node, stage: .post, signature: signature, files: &declared, extra: &extraFiles, produced: &produced)
+            }
+        }
+        var examples: [Example] = []
+        if let node = fields["examples"]?.value, let signature {
+            examples = readExamples(node, signature: signature, extraOutputs: produced, files: &declared, extra: &extraFiles)
+        }
+
+        guard let name, let version, let model, let signature else { return nil }
+        return Manifest(
+            schemaVersion: schemaVersion, name: name, version: version, description: description,
+            authors: authors, license: license, tags: tags, annotations: annotations, model: model,
+            files: files + extraFiles, config: config, signature: signature, preprocess: preprocess,
+            postprocess: postprocess, serving: serving, examples: examples, runtime: runtime
+        )
+    }
+
+    // MARK: Sections
+
+    mutating func readAnnotations(_ node: Node) -> [String: String] {
+        guard case .mapping(let mapping) = node else {
+            walker.error("`annotations` must be a mapping of strings", at: node)
+            return [:]
+        }
+        var result: [String: String] = [:]
+        for (key, value) in mapping {
+            guard let key = walker.string(key, "an annotation key"), let text = walker.string(value, "annotation `\(key)`") else { continue }
+            result[key] = text
+        }
+        return result
+    }
+
+    mutating func readConfig(_ node: Node) -> [String: Value] {
+        guard case .mapping = node else {
+            walker.error("`config` must be a mapping of free-form values", at: node)
+            return [:]
+        }
+        guard case .object(let members) = walker.value(node) else { return [:] }
+        return members
+    }
+
+    mutating func readModel(_ node: Node) -> ModelSpec? {
+        let keys = ["format", "file", "architecture", "family", "precision", "quantization", "paramSize"]
+        guard let fields = walker.fields(node, in: "`model`", allowed: keys, required: ["format", "file"]) else { return nil }
+        var format: ModelFormat?
+        if let field = fields["format"], let text = walker.string(field.value, "`model.format`") {
+            format = ModelFormat(rawValue: text.lowercased())
+            if format == nil {
+                let names = ModelFormat.allCases.map(\.rawValue)
+                walker.error("unknown model format `\(text)`", at: field.value,
+                             hint: Suggestion.didYouMean(text, in: names) ?? "known formats: \(names.joined(separator: ", "))")
+            }
+        }
+        let file = fields["file"].flatMap { checkPath($0.value, what: "`model.file`") }
+        func optional(_ key: String) -> String? {
+            fields[key].flatMap { walker.string($0.value, "`model.\(key)`") }
+        }
+        let architecture = optional("architecture"), family = optional("family"), precision = optional("precision")
+        let quantization = optional("quantization"), paramSize = optional("paramSize")
+        guard let format, let file else { return nil }
+        return ModelSpec(format: format, file: file, architecture: architecture, family: family,
+                         precision: precision, quantization: quantization, paramSize: paramSize)
+    }
+
+    mutating func readFiles(_ node: Node, model: ModelSpec?) -> [FileEntry] {
+        guard case .sequence(let sequence) = node else {
+            walker.error("`files` must be a list of `{path, role}` entries", at: node)
+            return []
+        }
+        var entries: [(FileEntry, Node)] = []
+        if let model { entries.append((FileEntry(path: model.file, role: .weights, description: nil), node)) }
+        var result: [FileEntry] = []
+        for item in sequence {
+            guard let fields = walker.fields(item, in: "a `files` entry", allowed: ["path", "role", "description"], required: ["path", "role"]),
+                  let pathNode = fields["path"]?.value, let roleNode = fields["role"]?.value
+            else { continue }
+            let path = checkPath(pathNode, what: "`path`")
+            var role: FileRole?
+            if let text = walker.string(roleNode, "`role`") {
+                role = FileRole(rawValue: text) ?? (text == "config" ? .weightConfig : nil)
+                if role == nil {
+                    let names = FileRole.allCases.map(\.rawValue)
+                    walker.error("unknown file role `\(text)`", at: roleNode,
+                                 hint: Suggestion.didYouMean(text, in: names) ?? "roles: \(names.joined(separator: ", "))")
+                }
+            }
+            let description = fields["description"].flatMap { walker.string($0.value, "`description`") }
+            guard let path, let role else { continue }
+            if let (other, _) = entries.first(where: { $0.0.path == path }) {
+                walker.error("`\(path)` is listed twice", at: pathNode,
+                             hint: other.path == model?.file ? "the model file is always packed; remove it from `files`" : "remove the duplicate entry")
+                continue
+            }
+            if let (parent, _) = entries.first(where: { path.hasPrefix($0.0.path + "/") || $0.0.path.hasPrefix(path + "/") }) {
+                walker.error("`\(path)` overlaps `\(parent.path)`: a file can be packed only once", at: pathNode,
+                             hint: "list either the directory or the files inside it")
+                continue
+            }
+            let entry = FileEntry(path: path, role: role, description: description)
+            entries.append((entry, pathNode))
+            result.append(entry)
+        }
+        return result
+    }
+
+    mutating func readSignature(_ node: Node) -> Signature? {
+        guard let fields = walker.fields(node, in: "`signature`", allowed: ["inputs", "outputs"], required: ["inputs", "outputs"]) else { return nil }
+        let inputs = fields["inputs"].map { readTensors($0.value, what: "inputs") }
+        let outputs = fields["outputs"].map { readTensors($0.value, what: "outputs") }
+        guard let inputs, let outputs else { return nil }
+        return Signature(inputs: inputs, outputs: outputs)
+    }
+
+    mutating func readTensors(_ node: Node, what: String) -> [TensorSpec] {
+        guard case .sequence(let sequence) = node, !sequence.isEmpty else {
+            walker.error("`signature.\(what)` must be a non-empty list of tensors", at: node,
+                         hint: "each entry: `{name: x, dtype: float32, shape: [-1, 4]}`")
+            return []
+        }
+        var result: [TensorSpec] = []
+        var seen: Set<String> = []
+        for item in sequence {
+            guard let fields = walker.fields(item, in: "a tensor in `signature.\(what)`", allowed: ["name", "dtype", "shape", "description"],
+                                             required: ["name", "dtype", "shape"])
+            else { continue }
+            let name = fields["name"].flatMap { walker.nonEmptyString($0.value, "the tensor `name`") }
+            if let name, let node = fields["name"]?.value {
+                if !seen.insert(name).inserted {
+                    walker.error("duplicate \(what.dropLast()) name `\(name)`", at: node, hint: "tensor names must be unique")
+                }
+            }
+            let dtype = fields["dtype"].flatMap { readDType($0.value) }
+            let shape = fields["shape"].flatMap { readShape($0.value) }
+            let description = fields["description"].flatMap { walker.string($0.value, "`description`") }
+            guard let name, let dtype, let shape else { continue }
+            result.append(TensorSpec(name: name, dtype: dtype, shape: shape, description: description))
+        }
+        return result
+    }
+
+    mutating func readDType(_ node: Node) -> DType? {
+        guard let text = walker.string(node, "`dtype`") else { return nil }
+        if let dtype = DType(parsing: text) { return dtype }
+        let names = DType.allCases.map(\.rawValue)
+        walker.error("unknown dtype `\(text)`", at: node,
+                     hint: Suggestion.didYouMean(text, in: names) ?? "dtypes: \(names.joined(separator: ", "))")
+        return nil
+    }
+
+    mutating func readShape(_ node: Node) -> [Dim]? {
+        guard case .sequence(let sequence) = node else {
+            walker.error("`shape` must be a list of dimensions, found \(YAMLWalker.kind(of: node))", at: node,
+                         hint: "for example `[-1, 3, 224, 224]`; `[]` is a scalar")
+            return nil
+        }
+        var dimensions: [Dim] = []
+        var valid = true
+        for item in sequence {
+            guard case .scalar(let scalar) = item else {
+                walker.error("a dimension must be an integer, -1, null or a name", at: item)
+                valid = false
+                continue
+            }
+            if scalar.style == .plain, YAMLWalker.isNull(scalar.string) {
+                dimensions.append(.dynamic(name: nil))
+            } else if scalar.style == .plain, let size = Int(scalar.string) {
+                if size == -1 {
+                    dimensions.append(.dynamic(name: nil))
+                } else if size < 0 {
+                    walker.error("negative dimension \(size) in `shape`", at: item,
+                                 hint: "use -1 or a name such as `batch` for a dimension of any size")
+                    valid = false
+                } else {
+                    dimensions.append(.fixed(size))
+                }
+            } else if scalar.string.first.map({ $0.isLetter || $0 == "_" }) == true,
+                      scalar.string.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+                dimensions.append(.dynamic(name: scalar.string))
+            } else {
+                walker.error("`\(scalar.string)` is not a dimension", at: item,
+                             hint: "a dimension is a size (4), -1 or null for any size, or a name such as `batch`")
+                valid = false
+            }
+        }
+        return valid ? dimensions : nil
+    }
+
+    mutating func readServing(_ node: Node) -> ServingSettings {
+        let keys = ["max_batch_size", "max_delay_ms", "max_concurrency", "max_queue", "timeout_ms", "max_body_bytes", "allow_nan"]
+        var settings = ServingSettings()
+        guard let fields = walker.fields(node, in: "`serving`", allowed: keys) else { return settings }
+        if let node = fields["max_batch_size"]?.value, let value = walker.int(node, "`serving.max_batch_size`", minimum: 1) { settings.maxBatchSize = value }
+        if let node = fields["max_delay_ms"]?.value, let value = walker.number(node, "`serving.max_delay_ms`", minimum: 0) { settings.maxDelayMilliseconds = value }
+        if let node = fields["max_concurrency"]?.value, let value = walker.int(node, "`serving.max_concurrency`", minimum: 1) { settings.maxConcurrency = value }
+        if let node = fields["max_queue"]?.value, let value = walker.int(node, "`serving.max_queue`", minimum: 0) { settings.maxQueue = value }
+        if let node = fields["timeout_ms"]?.value, let value = walker.number(node, "`serving.timeout_ms`", minimum: 1) { settings.timeoutMilliseconds = value }
+        if let node = fields["max_body_bytes"]?.value, let value = walker.int(node, "`serving.max_body_bytes`", minimum: 1) { settings.maxBodyBytes = value }
+        if let node = fields["allow_nan"]?.value, let value = walker.bool(node, "`serving.allow_nan`") { settings.allowNaN = value }
+        return settings
+    }
+
+    mutating func readRuntime(_ node: Node?, format: ModelFormat?) -> RuntimeSpec {
+        var runtime = RuntimeSpec(backend: format?.defaultBackend ?? .onnx, python: nil, requirements: [], system: [])
+        guard let node, let fields = walker.fields(node, in: "`runtime`", allowed: ["backend", "python", "requirements", "system"]) else {
+            return runtime
+        }
+        if let field = fields["backend"], let text = walker.string(field.value, "`runtime.backend`") {
+            if let backend = RuntimeSpec.Backend(rawValue: text) {
+                runtime.backend = backend
+                if backend == .onnx, let format, format != .onnx {
+                    walker.error("the onnx backend cannot run a `\(format.rawValue)` model", at: field.value,
+                                 hint: "use `backend: python`, or export the model to ONNX")
+                }
+            } else {
+                let names = RuntimeSpec.Backend.allCases.map(\.rawValue)
+                walker.error("unknown backend `\(text)`", at: field.value,
+                             hint: Suggestion.didYouMean(text, in: names) ?? "backends: \(names.joined(separator: ", "))")
+            }
+        }
+        if let field = fields["python"] { runtime.python = walker.string(field.value, "`runtime.python`") }
+        if let field = fields["requirements"] {
+            runtime.requirements = walker.strings(field.value, "`runtime.requirements`")
+            if case .sequence(let items) = field.value {
+                for (item, requirement) in zip(items, runtime.requirements) where !Self.isPinned(requirement) {
+                    walker.warning("requirement `\(requirement)` is not pinned", at: item,
+                                   hint: "pin an exact version (`name==1.2.3`) so the artifact runs the same everywhere")
+                }
+            }
+        }
+        if let field = fields["system"] { runtime.system = walker.strings(field.value, "`runtime.system`") }
+        if runtime.backend == .onnx, !runtime.requirements.isEmpty, let field = fields["requirements"] {
+            walker.warning("`runtime.requirements` is ignored by the onnx backend", at: field.key)
+        }
+        return runtime
+    }
+
+    static func isPinned(_ requirement: String) -> Bool {
+        requirement.contains("==") || requirement.contains(" @ ")
+    }
+
+    // MARK: Paths
+
+    /// Checks a relative path's shape and, with a base directory, that it exists inside it.
+    mutating func checkPath(_ node: Node, what: String) -> String? {
+        guard let raw = walker.nonEmptyString(node, what) else { return nil }
+        if raw.hasPrefix("/") {
+            walker.error("\(what) `\(raw)` is absolute", at: node, hint: "paths are relative to the directory holding vessel.yaml")
+            return nil
+        }
+        let components = raw.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        if components.contains("..") {
+            walker.error("\(what) `\(raw)` leaves the model directory", at: node, hint: "only files inside the model directory can be packed")
+            return nil
+        }
+        guard !components.isEmpty else {
+            walker.error("\(what) `\(raw)` names the model directory itself", at: node)
+            return nil
+        }
+        let path = components.joined(separator: "/")
+        if path == ManifestParser.fileName {
+            walker.error("\(what) cannot be vessel.yaml itself", at: node, hint: "the manifest is always packed")
+            return nil
+        }
+        guard let baseDirectory else { return path }
+        let full = (baseDirectory as NSString).appendingPathComponent(path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory) else {
+            let siblings = (try? FileManager.default.contentsOfDirectory(atPath: ((full as NSString).deletingLastPathComponent))) ?? []
+            walker.error("\(what) `\(path)` does not exist in \(baseDirectory)", at: node,
+                         hint: Suggestion.didYouMean((path as NSString).lastPathComponent, in: siblings))
+            return nil
+        }
+        let resolvedBase = (baseDirectory as NSString).resolvingSymlinksInPath
+        let resolved = (full as NSString).resolvingSymlinksInPath
+        if resolved != resolvedBase, !resolved.hasPrefix(resolvedBase + "/") {
+            walker.error("\(what) `\(path)` is a symlink that leads outside the model directory", at: node,
+                         hint: "copy the file into the model directory")
+            return nil
+        }
+        return path
+    }
+}

@@ -1,0 +1,201 @@
+public import Foundation
+import Crypto
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A content-addressed store: an OCI image layout on disk (`oci-layout`, `index.json`,
+/// `blobs/sha256/…`) that `skopeo`, `umoci` and `oras` read as it is.
+///
+/// The store knows OCI, not models: blobs, manifests and tags. Every write is crash-safe (temp
+/// file, fsync, rename), every read of a blob is checked against its digest, and concurrent
+/// vessel processes coordinate through advisory locks: writers share `.lock`, `gc` takes it
+/// alone; index updates are serialized on `.index.lock`.
+///
+/// See https://github.com/opencontainers/image-spec/blob/main/image-layout.md
+public final class Store: Sendable {
+    public let root: String
+    let blobsDirectory: String
+    let temporaryDirectory: String
+    var indexPath: String { FileSystem.join(root, "index.json") }
+
+    public static let layoutVersion = "1.0.0"
+
+    /// `$VESSEL_HOME`, or `~/.vessel`.
+    public static var defaultRoot: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let home = environment["VESSEL_HOME"], !home.isEmpty { return home }
+        return FileSystem.join(environment["HOME"] ?? NSHomeDirectory(), ".vessel")
+    }
+
+    /// Opens the store at `root`, creating an empty layout there if there is none.
+    public init(root: String = Store.defaultRoot) throws {
+        self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
+        blobsDirectory = FileSystem.join(FileSystem.join(self.root, "blobs"), "sha256")
+        temporaryDirectory = FileSystem.join(self.root, "tmp")
+        try FileSystem.makeDirectories(blobsDirectory)
+        try FileSystem.makeDirectories(temporaryDirectory)
+        let markerPath = FileSystem.join(self.root, "oci-layout")
+        if FileSystem.exists(markerPath) {
+            let marker = try CanonicalJSON.decode(OCILayoutMarker.self, from: Data(FileSystem.readFile(markerPath)), path: markerPath)
+            guard marker.imageLayoutVersion.hasPrefix("1.") else {
+                throw StoreError.unsupportedLayout(path: self.root, version: marker.imageLayoutVersion)
+            }
+        } else {
+            try FileSystem.writeAtomically(Array(CanonicalJSON.encode(OCILayoutMarker(imageLayoutVersion: Self.layoutVersion))), to: markerPath)
+        }
+        if !FileSystem.exists(indexPath) {
+            try FileSystem.writeAtomically(Array(CanonicalJSON.encode(ImageIndex(manifests: []))), to: indexPath)
+        }
+    }
+
+    // MARK: Blobs
+
+    public func blobPath(_ digest: Digest) -> String {
+        FileSystem.join(blobsDirectory, digest.hex)
+    }
+
+    public func hasBlob(_ digest: Digest) -> Bool {
+        FileSystem.exists(blobPath(digest))
+    }
+
+    /// Starts writing a blob whose digest is known only at the end.
+    public func beginIngest() throws -> BlobIngest {
+        try BlobIngest(store: self)
+    }
+
+    /// Stores small in-memory content (JSON documents) and returns its descriptor.
+    public func ingest(_ bytes: [UInt8], mediaType: String, annotations: [String: String]? = nil) throws -> Descriptor {
+        let ingest = try beginIngest()
+        try ingest.append(bytes)
+        let (digest, size) = try ingest.commit()
+        return Descriptor(mediaType: mediaType, digest: digest, size: size, annotations: annotations)
+    }
+
+    /// Stores a file of any size, streaming it with flat memory.
+    ///
+    /// When the store already holds a blob of exactly this size, the file is hashed first and,
+    /// if the blob is there, not written at all; otherwise hashing and writing share one pass.
+    public func ingest(file path: String, progress: ProgressBar = .silent()) throws -> (digest: Digest, size: Int64) {
+        let source = try FileSystem.open(path, O_RDONLY)
+        defer { close(source) }
+        _ = posix_fadvise(source, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
+        var info = stat()
+        try FileSystem.check(fstat(source, &info), "cannot stat", path)
+        let size = Int64(info.st_size)
+        if size > 0, blobSizes().contains(size) {
+            let digest = try hash(fd: source, path: path, progress: ProgressBar.silent())
+            if hasBlob(digest) {
+                progress.advance(by: Int(size))
+                return (digest, size)
+            }
+            try FileSystem.check(Int32(lseek(source, 0, SEEK_SET) < 0 ? -1 : 0), "cannot seek", path)
+        }
+        let ingest = try beginIngest()
+        do {
+            try ingest.appendFile(source, path: path, progress: progress)
+            return try ingest.commit()
+        } catch {
+            ingest.abort()
+            throw error
+        }
+    }
+
+    /// Sizes of the blobs present, to decide when hashing before writing can save a write.
+    private func blobSizes() -> Set<Int64> {
+        Set(FileSystem.listDirectory(blobsDirectory).compactMap { try? FileSystem.size(of: FileSystem.join(blobsDirectory, $0)) })
+    }
+
+    func hash(fd: Int32, path: String, progress: ProgressBar) throws -> Digest {
+        var hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let count = try FileSystem.readFull(fd, buffer, path: path)
+            if count == 0 { break }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            progress.advance(by: count)
+        }
+        return Digest(bytes: hasher.finalize())
+    }
+
+    /// Reads a small blob (a manifest or config) whole, after checking its digest and size.
+    public func readBlob(_ descriptor: Descriptor, limit: Int64 = 16 << 20, context: String) throws -> Data {
+        guard descriptor.size <= limit else { throw StoreError.tooLarge(descriptor.digest, limit: limit) }
+        let path = blobPath(descriptor.digest)
+        guard FileSystem.exists(path) else { throw StoreError.blobMissing(descriptor.digest, context: context) }
+        let bytes = try FileSystem.readFile(path, limit: limit)
+        let actual = Digest(bytes: SHA256.hash(data: bytes))
+        guard actual == descriptor.digest else {
+            throw StoreError.digestMismatch(expected: descriptor.digest, actual: actual, context: context)
+        }
+        guard Int64(bytes.count) == descriptor.size else {
+            throw StoreError.sizeMismatch(descriptor.digest, expected: descriptor.size, actual: Int64(bytes.count))
+        }
+        return Data(bytes)
+    }
+
+    /// Re-hashes a blob of any size and checks it against its descriptor.
+    public func verifyBlob(_ descriptor: Descriptor, context: String, progress: ProgressBar = .silent()) throws {
+        let path = blobPath(descriptor.digest)
+        guard FileSystem.exists(path) else { throw StoreError.blobMissing(descriptor.digest, context: context) }
+        let fd = try FileSystem.open(path, O_RDONLY)
+        defer { close(fd) }
+        _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
+        let actual = try hash(fd: fd, path: path, progress: progress)
+        guard actual == descriptor.digest else {
+            throw StoreError.digestMismatch(expected: descriptor.digest, actual: actual, context: context)
+        }
+        let size = try FileSystem.size(of: path)
+        guard size == descriptor.size else {
+            throw StoreError.sizeMismatch(descriptor.digest, expected: descriptor.size, actual: size)
+        }
+    }
+
+    /// Streams a blob's content to `body` in chunks while hashing it; throws after the last chunk
+    /// if the content does not match. Callers write to a temporary place and keep it only when
+    /// this returns, so corrupt content is never used.
+    public func readBlobVerifying(_ descriptor: Descriptor, context: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let path = blobPath(descriptor.digest)
+        guard FileSystem.exists(path) else { throw StoreError.blobMissing(descriptor.digest, context: context) }
+        let fd = try FileSystem.open(path, O_RDONLY)
+        defer { close(fd) }
+        var hasher = SHA256()
+        var total: Int64 = 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let count = try FileSystem.readFull(fd, buffer, path: path)
+            if count == 0 { break }
+            let filled = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+            hasher.update(bufferPointer: filled)
+            try body(filled)
+            total += Int64(count)
+        }
+        let actual = Digest(bytes: hasher.finalize())
+        guard actual == descriptor.digest else {
+            throw StoreError.digestMismatch(expected: descriptor.digest, actual: actual, context: context)
+        }
+        guard total == descriptor.size else {
+            throw StoreError.sizeMismatch(descriptor.digest, expected: descriptor.size, actual: total)
+        }
+    }
+
+    // MARK: Locks
+
+    /// Holds the shared writer lock for the duration of `body`: `gc` waits until no writer is
+    /// between storing blobs and tagging the manifest that references them.
+    public func withWriterLock<T>(_ body: () throws -> T) throws -> T {
+        let lock = try FileLock(path: FileSystem.join(root, ".lock"), exclusive: false)
+        defer { withExtendedLifetime(lock) {} }
+        return try body()
+    }
+
+    func withExclusiveLock<T>(_ body: () throws -> T) throws -> T {
+        let lock = try FileLock(path: FileSystem.join(root, ".lock"), exclusive: true)
+        defer { withExtendedLifetime(lock) {} }
+        return try body()
+    }
+}

@@ -1,0 +1,98 @@
+import VesselArtifact
+import VesselTensor
+import VesselManifest
+import VesselStore
+
+/// What `vessel inspect` shows, as text or JSON.
+struct InspectReport: Encodable {
+    struct Tensor: Encodable {
+        var name: String
+        var dtype: String
+        var shape: [String]
+        var description: String?
+    }
+
+    struct File: Encodable {
+        var path: String
+        var role: String
+        var mediaType: String
+        var size: Int64
+        var digest: String
+    }
+
+    var reference: String
+    var digest: String
+    var artifactType: String
+    var name: String
+    var version: String
+    var description: String?
+    var authors: [String]
+    var license: String?
+    var tags: [String]
+    var format: String
+    var modelFile: String
+    var backend: String
+    var inputs: [Tensor]
+    var outputs: [Tensor]
+    var preprocess: [String]
+    var postprocess: [String]
+    var examples: [String]
+    var files: [File]
+    var totalSize: Int64
+
+    init(_ artifact: Artifact) {
+        let manifest = artifact.manifest
+        reference = artifact.reference.description
+        digest = artifact.descriptor.digest.description
+        artifactType = artifact.imageManifest.artifactType ?? ""
+        name = manifest.name
+        version = manifest.version
+        description = manifest.description
+        authors = manifest.authors
+        license = manifest.license
+        tags = manifest.tags
+        format = manifest.model.format.rawValue
+        modelFile = manifest.model.file
+        backend = manifest.runtime.backend.rawValue
+        func tensor(_ spec: TensorSpec) -> Tensor {
+            Tensor(name: spec.name, dtype: spec.dtype.rawValue, shape: spec.shape.map(\.description), description: spec.description)
+        }
+        inputs = manifest.signature.inputs.map(tensor)
+        outputs = manifest.signature.outputs.map(tensor)
+        preprocess = manifest.preprocess.map(\.type)
+        postprocess = manifest.postprocess.map(\.type)
+        examples = manifest.examples.map(\.name)
+        files = artifact.files.map {
+            File(path: $0.path, role: $0.role.rawValue, mediaType: $0.descriptor.mediaType, size: $0.descriptor.size, digest: $0.descriptor.digest.description)
+        } + [File(path: ManifestParser.fileName, role: "manifest", mediaType: artifact.manifestLayer.mediaType,
+                  size: artifact.manifestLayer.size, digest: artifact.manifestLayer.digest.description)]
+        totalSize = artifact.size
+    }
+
+    func printText() {
+        print("\(reference)  \(digest)")
+        print("  name:        \(name)")
+        print("  version:     \(version)")
+        if let description { print("  description: \(description)") }
+        if !authors.isEmpty { print("  authors:     \(authors.joined(separator: ", "))") }
+        if let license { print("  license:     \(license)") }
+        if !tags.isEmpty { print("  tags:        \(tags.joined(separator: ", "))") }
+        print("  model:       \(format) \(modelFile) (backend \(backend))")
+        print("  signature:")
+        for (kind, tensors) in [("input ", inputs), ("output", outputs)] {
+            for tensor in tensors {
+                print("    \(kind) \(tensor.name)  \(tensor.dtype)[\(tensor.shape.joined(separator: ", "))]\(tensor.description.map { "  \($0)" } ?? "")")
+            }
+        }
+        if !preprocess.isEmpty { print("  preprocess:  \(preprocess.joined(separator: " → "))") }
+        if !postprocess.isEmpty { print("  postprocess: \(postprocess.joined(separator: " → "))") }
+        if !examples.isEmpty { print("  examples:    \(examples.joined(separator: ", "))") }
+        print("  files:")
+        var rows = [["    ROLE", "SIZE", "DIGEST", "PATH"]]
+        for file in files {
+            rows.append(["    " + file.role, ProgressBar.bytes(file.size), String(file.digest.dropFirst(7).prefix(12)), file.path])
+        }
+        printTable(rows)
+        print("  total:       \(ProgressBar.bytes(totalSize))")
+    }
+}

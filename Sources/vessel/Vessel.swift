@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import VesselArtifact
+import VesselManifest
+import VesselStore
+
+@main
+struct Vessel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vessel",
+        abstract: "Package trained models into verifiable OCI artifacts, and run them the same way everywhere.",
+        version: "0.1.0",
+        subcommands: [
+            Validate.self, Pack.self, List.self, Inspect.self, Verify.self, Export.self, Import.self,
+            Unpack.self, Tag.self, Remove.self, GC.self,
+        ]
+    )
+}
+
+/// Options every store command shares: where the store is.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Store directory (an OCI image layout).", valueName: "dir"))
+    var home: String?
+
+    /// `--home`, then `$VESSEL_HOME`, then `~/.vessel`: resolved here only.
+    func open() throws -> Store {
+        try Store(root: home ?? Store.defaultRoot)
+    }
+}
+
+/// Runs a command body, printing library errors readably and exiting non-zero.
+func run(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ManifestValidationError {
+        printError(error.description)
+        throw ExitCode.failure
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as any CustomStringConvertible & Error {
+        printError("error: \(error.description)")
+        throw ExitCode.failure
+    } catch {
+        printError("error: \(error)")
+        throw ExitCode.failure
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+func parseReference(_ text: String) throws -> Reference {
+    do {
+        return try Reference(parsing: text)
+    } catch {
+        throw ValidationError("\(error)")
+    }
+}
+
+/// One progress bar per file on a terminal, none otherwise.
+func progressBar(label: String, total: Int64) -> ProgressBar {
+    ProgressBar(label: label, total: total)
+}

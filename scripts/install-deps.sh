@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the outside tools the tests read our output with: skopeo and umoci (OCI layouts),
+# bsdtar (a second tar reader), openssl (reference hashing). Debian packages only; idempotent.
+set -euo pipefail
+need=()
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v umoci >/dev/null || need+=(umoci)
+command -v bsdtar >/dev/null || need+=(libarchive-tools)
+command -v openssl >/dev/null || need+=(openssl)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
