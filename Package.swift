@@ -49,17 +49,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test targets list CVesselSystem because SwiftPM does not hand them the C module map
+        // of a dependency's dependency, which testable builds need.
+        .target(name: "VesselTestSupport", path: "Tests/VesselTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "VesselTensorTests", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
-        .testTarget(name: "VesselManifestTests", dependencies: ["VesselManifest"], swiftSettings: swiftSettings),
-        .testTarget(name: "VesselStoreTests", dependencies: ["VesselStore"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselManifestTests", dependencies: ["VesselManifest", "VesselTestSupport", "CVesselSystem"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselStoreTests", dependencies: ["VesselStore", "VesselTestSupport", "CVesselSystem"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VesselArtifactTests",
-            dependencies: ["VesselArtifact", "VesselStore", "VesselManifest"],
+            dependencies: ["VesselArtifact", "VesselStore", "VesselManifest", "VesselTestSupport", "CVesselSystem"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "VesselCLITests",
-            dependencies: ["vessel", "VesselStore"],
+            dependencies: ["vessel", "VesselStore", "VesselTestSupport", "CVesselSystem"],
             swiftSettings: swiftSettings
         ),
     ]

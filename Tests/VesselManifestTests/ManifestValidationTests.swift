@@ -1,0 +1,265 @@
+import Foundation
+import Testing
+import VesselManifest
+import VesselTensor
+import VesselTestSupport
+
+/// A valid manifest; each case below changes one thing and expects one diagnostic at a line.
+let baseManifest = """
+schemaVersion: 1
+name: demo
+version: "1.0"
+model:
+  format: onnx
+  file: model.onnx
+signature:
+  inputs:
+    - name: x
+      dtype: float32
+      shape: [-1, 4]
+  outputs:
+    - name: y
+      dtype: float32
+      shape: [-1]
+
+"""
+
+/// One manifest mistake: what to change, and what the diagnostic must say and where.
+struct Mistake: CustomTestStringConvertible, Sendable {
+    var label: String
+    var yaml: String
+    var message: String
+    var line: Int
+    var column: Int?
+    var hint: String?
+
+    var testDescription: String { label }
+
+    init(_ label: String, replacing old: String? = nil, with new: String = "", append: String = "",
+         message: String, line: Int, column: Int? = nil, hint: String? = nil) {
+        var text = baseManifest
+        if let old {
+            precondition(text.contains(old), "base manifest lacks \(old)")
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        self.label = label
+        self.yaml = text + append
+        self.message = message
+        self.line = line
+        self.column = column
+        self.hint = hint
+    }
+}
+
+let mistakes: [Mistake] = [
+    Mistake("misspelled key", replacing: "      shape: [-1, 4]", with: "      shapes: [-1, 4]",
+            message: "unknown key `shapes`", line: 11, column: 7, hint: "did you mean `shape`?"),
+    Mistake("unknown dtype", replacing: "      dtype: float32\n      shape: [-1, 4]", with: "      dtype: flaot32\n      shape: [-1, 4]",
+            message: "unknown dtype `flaot32`", line: 10, column: 14, hint: "did you mean `float32`?"),
+    Mistake("negative dimension", replacing: "shape: [-1, 4]", with: "shape: [-3, 4]",
+            message: "negative dimension -3", line: 11, column: 15, hint: "use -1"),
+    Mistake("not a dimension", replacing: "shape: [-1, 4]", with: "shape: [-1, 4.5]",
+            message: "`4.5` is not a dimension", line: 11),
+    Mistake("missing model file", replacing: "file: model.onnx", with: "file: modle.onnx",
+            message: "`modle.onnx` does not exist", line: 6, column: 9, hint: "did you mean `model.onnx`?"),
+    Mistake("duplicate input", replacing: "  outputs:", with: "    - name: x\n      dtype: int64\n      shape: [2]\n  outputs:",
+            message: "duplicate input name `x`", line: 12),
+    Mistake("newer schema", replacing: "schemaVersion: 1", with: "schemaVersion: 2",
+            message: "newer than this vessel understands", line: 1, hint: "upgrade vessel"),
+    Mistake("uppercase name", replacing: "name: demo", with: "name: Demo",
+            message: "names are lowercase; use `demo`", line: 2),
+    Mistake("version not a tag", replacing: "version: \"1.0\"", with: "version: \"1.0 beta\"",
+            message: "cannot be used as a tag", line: 3),
+    Mistake("unknown format", replacing: "format: onnx", with: "format: onxx",
+            message: "unknown model format `onxx`", line: 5, hint: "did you mean `onnx`?"),
+    Mistake("unknown top-level key", append: "signatures: {}\n",
+            message: "unknown key `signatures` in the manifest", line: 16, hint: "did you mean `signature`?"),
+    Mistake("missing version", replacing: "version: \"1.0\"\n", with: "",
+            message: "missing required key `version`", line: 1),
+    Mistake("unknown role", append: "files:\n  - path: model.onnx2\n    role: wieghts\n",
+            message: "unknown file role `wieghts`", line: 18, hint: "did you mean `weights`?"),
+    Mistake("file listed twice", append: "files:\n  - {path: notes.md, role: doc}\n  - {path: notes.md, role: doc}\n",
+            message: "`notes.md` is listed twice", line: 18),
+    Mistake("model file listed again", append: "files:\n  - {path: model.onnx, role: weights}\n",
+            message: "`model.onnx` is listed twice", line: 17, hint: "the model file is always packed"),
+    Mistake("path leaves directory", append: "files:\n  - {path: ../secret.txt, role: doc}\n",
+            message: "leaves the model directory", line: 17),
+    Mistake("absolute path", append: "files:\n  - {path: /etc/passwd, role: doc}\n",
+            message: "is absolute", line: 17),
+    Mistake("unknown step", append: "postprocess:\n  - {type: softmaxx, output: y}\n",
+            message: "unknown postprocess step `softmaxx`", line: 17, hint: "did you mean `softmax`?"),
+    Mistake("step in wrong stage", append: "preprocess:\n  - {type: softmax, input: x}\n",
+            message: "step `softmax` cannot be used in `preprocess`", line: 17),
+    Mistake("step names unknown output", append: "postprocess:\n  - {type: softmax, output: z}\n",
+            message: "names output `z`, which the signature does not have", line: 17),
+    Mistake("step missing parameter", append: "postprocess:\n  - {type: topk, output: y}\n",
+            message: "missing required key `k`", line: 17),
+    Mistake("step file missing", append: "postprocess:\n  - {type: labels, output: y, file: labels.txt}\n",
+            message: "`labels.txt` does not exist", line: 17),
+    Mistake("example missing input", append: "examples:\n  - name: one\n    inputs: {}\n",
+            message: "example `one` is missing input `x`", line: 18),
+    Mistake("example unknown input", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3, 4]], w: [1]}\n",
+            message: "has input `w`, which the signature does not have", line: 18),
+    Mistake("example ragged", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3, 4], [1, 2]]}\n",
+            message: "is ragged", line: 18),
+    Mistake("example shape", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3]]}\n",
+            message: "has shape [1, 3], which does not fit [-1, 4]", line: 18),
+    Mistake("example dtype", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3, \"a\"]]}\n",
+            message: "which is not a float32", line: 18),
+    Mistake("backend cannot run format", replacing: "format: onnx", with: "format: torchscript",
+            append: "runtime: {backend: onnx}\n", message: "the onnx backend cannot run a `torchscript` model", line: 16),
+    Mistake("serving value", append: "serving: {max_batch_size: 0}\n",
+            message: "`serving.max_batch_size` must be at least 1", line: 16),
+    Mistake("wrong type", append: "serving: {allow_nan: maybe}\n",
+            message: "`serving.allow_nan` must be true or false", line: 16),
+    Mistake("yaml syntax", replacing: "  outputs:", with: "  outputs: [",
+            message: "YAML syntax error", line: 13, column: 5),
+]
+
+@Suite("vessel.yaml validation")
+struct ManifestValidationTests {
+    /// A model directory holding `model.onnx` (and `notes.md`) and the given manifest.
+    static func directory(with yaml: String) throws -> String {
+        let directory = try TestSupport.makeTemporaryDirectory("manifest")
+        try TestSupport.write("not really onnx", to: directory + "/model.onnx")
+        try TestSupport.write("# notes", to: directory + "/notes.md")
+        try TestSupport.write(yaml, to: directory + "/vessel.yaml")
+        return directory
+    }
+
+    @Test("the base manifest is valid")
+    func baseIsValid() throws {
+        let directory = try Self.directory(with: baseManifest)
+        defer { TestSupport.remove(directory) }
+        let result = try ManifestParser.load(directory: directory)
+        #expect(result.manifest.name == "demo")
+        #expect(result.manifest.signature.inputs[0].shape == [.dynamic(name: nil), .fixed(4)])
+        #expect(result.warnings.isEmpty)
+    }
+
+    @Test("each mistake is reported with its position and a hint", arguments: mistakes)
+    func mistake(_ mistake: Mistake) throws {
+        let directory = try Self.directory(with: mistake.yaml)
+        defer { TestSupport.remove(directory) }
+        let error = try #require(throws: ManifestValidationError.self) { try ManifestParser.load(directory: directory) }
+        let match = error.errors.first { $0.message.contains(mistake.message) }
+        let diagnostic = try #require(match, "expected “\(mistake.message)” among:\n\(error)")
+        #expect(diagnostic.location.file.hasSuffix("vessel.yaml"))
+        #expect(diagnostic.location.line == mistake.line, "\(diagnostic)")
+        if let column = mistake.column { #expect(diagnostic.location.column == column, "\(diagnostic)") }
+        if let hint = mistake.hint { #expect(diagnostic.hint?.contains(hint) == true, "\(diagnostic)") }
+        #expect(error.description.contains("vessel.yaml:\(mistake.line):"))
+    }
+
+    @Test("every problem in a file is reported at once, in file order")
+    func collectsAll() throws {
+        var yaml = baseManifest
+        yaml = yaml.replacingOccurrences(of: "name: demo", with: "name: Demo")
+        yaml = yaml.replacingOccurrences(of: "format: onnx", with: "format: onxx")
+        yaml = yaml.replacingOccurrences(of: "dtype: float32\n      shape: [-1, 4]", with: "dtype: flaot32\n      shape: [-3, 4]")
+        yaml += "servng: {}\n"
+        let directory = try Self.directory(with: yaml)
+        defer { TestSupport.remove(directory) }
+        let error = try #require(throws: ManifestValidationError.self) { try ManifestParser.load(directory: directory) }
+        #expect(error.errors.count >= 5, "\(error)")
+        let lines = error.diagnostics.map(\.location.line)
+        #expect(lines == lines.sorted())
+        #expect(error.description.hasPrefix("\(error.errors.count) errors in the manifest:"))
+    }
+
+    @Test("a symlink that leads outside the model directory is refused")
+    func symlinkEscape() throws {
+        let directory = try Self.directory(with: baseManifest + "files:\n  - {path: escape.txt, role: doc}\n")
+        defer { TestSupport.remove(directory) }
+        try FileManager.default.createSymbolicLink(atPath: directory + "/escape.txt", withDestinationPath: "/etc/hostname")
+        let error = try #require(throws: ManifestValidationError.self) { try ManifestParser.load(directory: directory) }
+        #expect(error.errors.contains { $0.message.contains("symlink that leads outside") }, "\(error)")
+    }
+
+    @Test("unpinned requirements are warnings, not errors")
+    func unpinnedWarning() throws {
+        let yaml = baseManifest.replacingOccurrences(of: "format: onnx", with: "format: torchscript")
+            + "runtime:\n  backend: python\n  requirements: [torch==2.3.1, numpy]\n"
+        let directory = try Self.directory(with: yaml)
+        defer { TestSupport.remove(directory) }
+        let result = try ManifestParser.load(directory: directory)
+        #expect(result.manifest.runtime.requirements == ["torch==2.3.1", "numpy"])
+        let warning = try #require(result.warnings.first)
+        #expect(warning.severity == .warning)
+        #expect(warning.message.contains("`numpy` is not pinned"))
+        #expect(warning.location.line == 18)
+    }
+
+    @Test("an empty or non-UTF-8 manifest gets a clear error")
+    func emptyAndBinary() throws {
+        let empty = try #require(throws: ManifestValidationError.self) {
+            try ManifestParser.parse(text: "", file: "vessel.yaml", baseDirectory: nil)
+        }
+        #expect(empty.description.contains("the manifest is empty"))
+        let binary = try #require(throws: ManifestValidationError.self) {
+            try ManifestParser.parse(data: Data([0xff, 0xfe, 0x00]), file: "vessel.yaml", baseDirectory: nil)
+        }
+        #expect(binary.description.contains("not valid UTF-8"))
+        let missing = try #require(throws: ManifestValidationError.self) {
+            try ManifestParser.load(directory: "/nonexistent-\(UUID().uuidString)")
+        }
+        #expect(missing.description.contains("cannot read vessel.yaml"))
+    }
+
+    @Test("the bundled example parses completely")
+    func bundledExample() throws {
+        let result = try ManifestParser.load(directory: TestSupport.exampleDirectory)
+        let manifest = result.manifest
+        #expect(manifest.name == "iris")
+        #expect(manifest.model.format == .onnx)
+        #expect(manifest.runtime.backend == .onnx)
+        #expect(manifest.signature.inputs.map(\.name) == ["X"])
+        #expect(manifest.signature.inputs[0].dtype == .float32)
+        #expect(manifest.signature.inputs[0].shape == [.dynamic(name: "batch"), .fixed(4)])
+        #expect(manifest.signature.outputs.map(\.dtype) == [.int64, .float32])
+        #expect(manifest.allFiles.map(\.path) == ["model.onnx", "labels.txt", "README.md"])
+        #expect(manifest.postprocess.first?.type == "labels")
+        #expect(manifest.examples.count == 3)
+        #expect(manifest.examples[0].rtol == 1e-4)
+        #expect(manifest.serving.maxBatchSize == 32)
+        #expect(manifest.config["classes"] == .int(3))
+        #expect(result.warnings.isEmpty)
+    }
+
+    @Test("files named by steps and examples are packed even when not listed")
+    func implicitFiles() throws {
+        let yaml = baseManifest + """
+        postprocess:
+          - {type: labels, output: y, file: notes.md, as: name}
+        examples:
+          - name: from-file
+            inputs: {x: {file: data/x.npy}}
+            outputs: {name: ["a"]}
+
+        """
+        let directory = try Self.directory(with: yaml)
+        defer { TestSupport.remove(directory) }
+        try TestSupport.write("npy", to: directory + "/data/x.npy")
+        let manifest = try ManifestParser.load(directory: directory).manifest
+        #expect(manifest.allFiles.map(\.path) == ["model.onnx", "notes.md", "data/x.npy"])
+        #expect(manifest.allFiles.map(\.role) == [.weights, .weightConfig, .dataset])
+        #expect(manifest.examples[0].inputs["x"] == .file("data/x.npy"))
+    }
+}
+
+@Suite("dtypes")
+struct DTypeTests {
+    @Test("canonical, OIP and alias spellings parse", arguments: [
+        ("float32", DType.float32), ("FP32", .float32), ("fp16", .float16), ("BYTES", .string),
+        ("int64", .int64), ("INT8", .int8), ("bool", .bool), ("BOOL", .bool), ("double", .float64), ("BF16", .bfloat16),
+    ])
+    func parse(_ text: String, _ expected: DType) {
+        #expect(DType(parsing: text) == expected)
+    }
+
+    @Test("OIP names round trip")
+    func oipRoundTrip() {
+        for dtype in DType.allCases { #expect(DType(parsing: dtype.oipName) == dtype) }
+        #expect(DType(parsing: "float33") == nil)
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+
+/// Helpers shared by the test targets: scratch directories, running outside tools, fixtures.
+public enum TestSupport {
+    /// The package root, found from this file's location.
+    public static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    public static var exampleDirectory: String { packageRoot + "/Examples/iris" }
+
+    /// The `vessel` binary built beside the test bundle.
+    public static var vesselBinary: String {
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = executable.deletingLastPathComponent()
+        // The test bundle may be a directory (`.xctest`) inside the build directory.
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("vessel").path), directory.path != "/" {
+            directory.deleteLastPathComponent()
+        }
+        return directory.appendingPathComponent("vessel").path
+    }
+
+    /// A fresh directory under the system temp directory, removed by the caller with `remove`.
+    public static func makeTemporaryDirectory(_ label: String = "vessel-test") throws -> String {
+        let path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    public static func remove(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Copies the bundled example into `directory` (which must not exist) and returns it.
+    @discardableResult
+    public static func copyExample(to directory: String) throws -> String {
+        try FileManager.default.copyItem(atPath: exampleDirectory, toPath: directory)
+        return directory
+    }
+
+    public struct ProcessResult: Sendable {
+        public var status: Int32
+        public var standardOutput: String
+        public var standardError: String
+    }
+
+    /// Runs a program to completion and captures its output.
+    @discardableResult
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil) throws -> ProcessResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : try which(executable))
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
+        // Output goes to files, not pipes: a chatty child can never block on a full pipe.
+        let outPath = NSTemporaryDirectory() + "out-\(UUID().uuidString)", errPath = outPath + ".err"
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        defer { remove(outPath); remove(errPath) }
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        process.waitUntilExit()
+        try? out.close()
+        try? err.close()
+        let stdout = String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self)
+        let stderr = String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self)
+        return ProcessResult(status: process.terminationStatus, standardOutput: stdout, standardError: stderr)
+    }
+
+    /// Runs `vessel` with a store at `home`.
+    @discardableResult
+    public static func vessel(_ arguments: [String], home: String, currentDirectory: String? = nil) throws -> ProcessResult {
+        try run(vesselBinary, arguments, environment: ["VESSEL_HOME": home], currentDirectory: currentDirectory)
+    }
+
+    public struct ToolMissing: Error, CustomStringConvertible {
+        public var tool: String
+        public var description: String { "`\(tool)` is not installed; scripts/install-deps.sh installs it" }
+    }
+
+    public static func which(_ tool: String) throws -> String {
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let candidate = "\(directory)/\(tool)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw ToolMissing(tool: tool)
+    }
+
+    /// SHA-256 of a file by an outside implementation (openssl), as `sha256:HEX`.
+    public static func opensslDigest(_ path: String) throws -> String {
+        let result = try run("openssl", ["dgst", "-sha256", "-r", path])
+        return "sha256:" + (result.standardOutput.split(separator: " ").first.map(String.init) ?? "")
+    }
+
+    /// Flips one bit of one byte of a file in place.
+    public static func flipByte(in path: String, at offset: UInt64) throws {
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: offset)
+        guard let byte = try handle.read(upToCount: 1)?.first else { return }
+        try handle.seek(toOffset: offset)
+        try handle.write(contentsOf: Data([byte ^ 0x01]))
+    }
+
+    public static func write(_ text: String, to path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    }
+}
+
