@@ -57,6 +57,17 @@ public struct ModelConfig: Codable, Hashable, Sendable {
         public var description: String?
         public var licenses: [String]?
         public var family: String?
+
+        public init(createdAt: String? = nil, authors: [String]? = nil, name: String? = nil, version: String? = nil,
+                    description: String? = nil, licenses: [String]? = nil, family: String? = nil) {
+            self.createdAt = createdAt
+            self.authors = authors
+            self.name = name
+            self.version = version
+            self.description = description
+            self.licenses = licenses
+            self.family = family
+        }
     }
 
     public struct ConfigSection: Codable, Hashable, Sendable {
@@ -65,16 +76,36 @@ public struct ModelConfig: Codable, Hashable, Sendable {
         public var paramSize: String?
         public var precision: String?
         public var quantization: String?
+
+        public init(architecture: String? = nil, format: String? = nil, paramSize: String? = nil,
+                    precision: String? = nil, quantization: String? = nil) {
+            self.architecture = architecture
+            self.format = format
+            self.paramSize = paramSize
+            self.precision = precision
+            self.quantization = quantization
+        }
     }
 
     public struct ModelFS: Codable, Hashable, Sendable {
         public var type: String
         public var diffIds: [String]
+
+        public init(type: String, diffIds: [String]) {
+            self.type = type
+            self.diffIds = diffIds
+        }
     }
 
     public var descriptor: DescriptorSection
     public var config: ConfigSection
     public var modelfs: ModelFS
+
+    public init(descriptor: DescriptorSection, config: ConfigSection, modelfs: ModelFS) {
+        self.descriptor = descriptor
+        self.config = config
+        self.modelfs = modelfs
+    }
 }
 
 /// Per-file metadata carried in `org.cncf.model.file.metadata+json`, fixed to what is

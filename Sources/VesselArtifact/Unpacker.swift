@@ -81,10 +81,11 @@ public struct Unpacker {
         }
     }
 
+    /// Whether `target` may be (re)placed. An existing symlink there is replaced as a link by the
+    /// rename, never followed, so with `overwrite` it is as safe to replace as a file.
     private func checkTarget(_ target: String, relative: String) throws {
         var info = stat()
         guard lstat(target, &info) == 0 else { return }
-        if info.st_mode & S_IFMT == S_IFLNK { throw UnpackError.throughSymlink(relative) }
         if !overwrite || info.st_mode & S_IFMT == S_IFDIR { throw UnpackError.exists(target) }
     }
 
