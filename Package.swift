@@ -25,15 +25,14 @@ let package = Package(
     ],
     targets: [
         .target(name: "VesselTensor", swiftSettings: swiftSettings),
-        .target(name: "CVesselSystem"),
         .target(
             name: "VesselManifest",
-            dependencies: ["VesselTensor", .product(name: "Yams", package: "Yams")],
+            dependencies: ["VesselTensor", "VesselStore", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "VesselStore",
-            dependencies: ["CVesselSystem", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -49,20 +48,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Test targets list CVesselSystem because SwiftPM does not hand them the C module map
-        // of a dependency's dependency, which testable builds need.
-        .target(name: "VesselTestSupport", path: "Tests/VesselTestSupport", swiftSettings: swiftSettings),
+        .target(name: "VesselTestSupport", dependencies: ["VesselStore"], path: "Tests/VesselTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "VesselTensorTests", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
-        .testTarget(name: "VesselManifestTests", dependencies: ["VesselManifest", "VesselTestSupport", "CVesselSystem"], swiftSettings: swiftSettings),
-        .testTarget(name: "VesselStoreTests", dependencies: ["VesselStore", "VesselTestSupport", "CVesselSystem"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselManifestTests", dependencies: ["VesselManifest", "VesselTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselStoreTests", dependencies: ["VesselStore", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VesselArtifactTests",
-            dependencies: ["VesselArtifact", "VesselStore", "VesselManifest", "VesselTestSupport", "CVesselSystem"],
+            dependencies: ["VesselArtifact", "VesselStore", "VesselManifest", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "VesselCLITests",
-            dependencies: ["vessel", "VesselStore", "VesselTestSupport", "CVesselSystem"],
+            dependencies: ["vessel", "VesselStore", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -84,6 +84,8 @@ public enum ManifestParser {
 struct ManifestReader {
     var walker: YAMLWalker
     let baseDirectory: String?
+    /// Tensors whose entry had an error: later checks must not also blame their name as unknown.
+    var brokenTensorNames: Set<String> = []
 
     static let topLevelKeys = [
         "schemaVersion", "name", "version", "description", "authors", "license", "tags", "annotations",
@@ -266,9 +268,15 @@ struct ManifestReader {
         var result: [TensorSpec] = []
         var seen: Set<String> = []
         for item in sequence {
+            let errorsBefore = walker.diagnostics.count
             guard let fields = walker.fields(item, in: "a tensor in `signature.\(what)`", allowed: ["name", "dtype", "shape", "description"],
                                              required: ["name", "dtype", "shape"])
             else { continue }
+            defer {
+                if walker.diagnostics.count > errorsBefore, case .scalar(let scalar)? = fields["name"]?.value {
+                    brokenTensorNames.insert(scalar.string)
+                }
+            }
             let name = fields["name"].flatMap { walker.nonEmptyString($0.value, "the tensor `name`") }
             if let name, let node = fields["name"]?.value {
                 if !seen.insert(name).inserted {

@@ -73,6 +73,8 @@ extension ManifestReader {
                 let names = stage == .pre ? signature.inputs.map(\.name) : signature.outputs.map(\.name) + produced.sorted()
                 if names.contains(name) {
                     parameters[tensorKey] = .string(name)
+                } else if brokenTensorNames.contains(name) {
+                    valid = false
                 } else {
                     walker.error("the `\(type)` step names \(tensorKey) `\(name)`, which the signature does not have", at: field.value,
                                  hint: Suggestion.didYouMean(name, in: names) ?? "\(tensorKey)s: \(names.joined(separator: ", "))")

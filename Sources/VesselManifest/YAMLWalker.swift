@@ -52,6 +52,7 @@ struct YAMLWalker {
             return nil
         }
         var result: [String: (key: Node, value: Node)] = [:]
+        var suggested: Set<String> = []
         for (key, value) in mapping {
             guard case .scalar(let scalar) = key else {
                 error("keys in \(context) must be plain names", at: key)
@@ -63,14 +64,16 @@ struct YAMLWalker {
                 continue
             }
             if !allowed.contains(name) {
-                let hint = Suggestion.didYouMean(name, in: allowed)
-                    ?? "known keys here: \(allowed.joined(separator: ", "))"
+                let closest = Suggestion.closest(to: name, in: allowed)
+                if let closest { suggested.insert(closest) }
+                let hint = closest.map { "did you mean `\($0)`?" } ?? "known keys here: \(allowed.joined(separator: ", "))"
                 error("unknown key `\(name)` in \(context)", at: key, hint: hint)
                 continue
             }
             result[name] = (key, value)
         }
-        for name in required where result[name] == nil {
+        // A misspelled required key was already reported with its correction; once is enough.
+        for name in required where result[name] == nil && !suggested.contains(name) {
             error("missing required key `\(name)` in \(context)", at: node)
         }
         return result

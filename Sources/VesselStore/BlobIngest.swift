@@ -1,4 +1,3 @@
-import CVesselSystem
 import Crypto
 import Dispatch
 #if canImport(Glibc)
@@ -80,7 +79,7 @@ public final class BlobIngest: @unchecked Sendable {
         size += Int64(buffer.count)
         if size - flushedUpTo >= Self.writebackInterval {
             // Start writeback of what was written so far without waiting for it.
-            _ = vessel_start_writeback(fd, flushedUpTo, size - flushedUpTo)
+            Writeback.start(fd, offset: flushedUpTo, length: size - flushedUpTo)
             flushedUpTo = size
         }
     }
@@ -156,4 +155,20 @@ final class ErrorSlot {
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// Linux `sync_file_range(…, SYNC_FILE_RANGE_WRITE)`: starts writeback of a range without waiting.
+///
+/// Swift's Glibc module does not export it (it needs `_GNU_SOURCE`), so it is looked up once at
+/// run time; where it does not exist this is a no-op and the final fsync does all the work.
+enum Writeback {
+    private typealias Function = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
+    private static let function: Function? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sync_file_range") else { return nil }
+        return unsafeBitCast(symbol, to: Function.self)
+    }()
+
+    static func start(_ fd: Int32, offset: Int64, length: Int64) {
+        _ = function?(fd, offset, length, 2 /* SYNC_FILE_RANGE_WRITE */)
+    }
 }

@@ -73,17 +73,7 @@ struct UnpackTests {
     }
 
     static func tar(_ entries: [(String, TarWriter.EntryKind, [UInt8])]) throws -> [UInt8] {
-        var bytes: [UInt8] = []
-        var tar = TarWriter { bytes.append(contentsOf: $0) }
-        for (name, kind, content) in entries {
-            try tar.writeHeader(path: name, kind: kind)
-            if case .file = kind {
-                try content.withUnsafeBytes { try tar.writeContent($0) }
-                try tar.finishEntry()
-            }
-        }
-        try tar.finish()
-        return bytes
+        try TestSupport.tarBytes(entries)
     }
 
     @Test("hostile paths in an artifact are refused and nothing lands outside", arguments: [

@@ -167,6 +167,19 @@ struct ManifestValidationTests {
         #expect(error.description.hasPrefix("\(error.errors.count) errors in the manifest:"))
     }
 
+    @Test("a broken tensor is reported once, not again by the examples and steps that use it")
+    func noCascade() throws {
+        let yaml = baseManifest.replacingOccurrences(of: "dtype: float32\n      shape: [-1, 4]", with: "dtype: flaot32\n      shapes: [-1, 4]")
+            + "examples:\n  - {name: one, inputs: {x: [[1, 2, 3, 4]]}}\n"
+        let directory = try Self.directory(with: yaml)
+        defer { TestSupport.remove(directory) }
+        let error = try #require(throws: ManifestValidationError.self) { try ManifestParser.load(directory: directory) }
+        #expect(error.errors.map(\.message) == [
+            "unknown dtype `flaot32`",
+            "unknown key `shapes` in a tensor in `signature.inputs`",
+        ])
+    }
+
     @Test("a symlink that leads outside the model directory is refused")
     func symlinkEscape() throws {
         let directory = try Self.directory(with: baseManifest + "files:\n  - {path: escape.txt, role: doc}\n")

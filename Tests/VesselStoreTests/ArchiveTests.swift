@@ -3,27 +3,8 @@ import Testing
 import VesselStore
 import VesselTestSupport
 
-/// Builds a tar file from entries with our writer, which writes any path it is given — so it can
-/// also build the hostile archives the importer must refuse.
 func writeTar(_ path: String, _ entries: [(String, TarWriter.EntryKind, [UInt8])]) throws {
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path).creatingFile())
-    defer { try? handle.close() }
-    var tar = TarWriter { handle.write(Data($0)) }
-    for (name, kind, content) in entries {
-        try tar.writeHeader(path: name, kind: kind)
-        if case .file = kind {
-            try content.withUnsafeBytes { try tar.writeContent($0) }
-            try tar.finishEntry()
-        }
-    }
-    try tar.finish()
-}
-
-extension URL {
-    func creatingFile() -> URL {
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        return self
-    }
+    try Data(TestSupport.tarBytes(entries)).write(to: URL(fileURLWithPath: path))
 }
 
 @Suite("tar")

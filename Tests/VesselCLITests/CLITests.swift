@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+import VesselStore
+import VesselTestSupport
+
+/// Drives the real `vessel` binary, as a user does.
+@Suite("vessel command line")
+struct CLITests {
+    final class Scratch {
+        let directory: String
+        var home: String { directory + "/home" }
+
+        init() throws { directory = try TestSupport.makeTemporaryDirectory("cli") }
+        deinit { TestSupport.remove(directory) }
+
+        @discardableResult
+        func vessel(_ arguments: String...) throws -> TestSupport.ProcessResult {
+            try TestSupport.vessel(arguments, home: home)
+        }
+    }
+
+    @Test("pack prints the reference and digest, and stays quiet on a pipe")
+    func packQuiet() throws {
+        let scratch = try Scratch()
+        let result = try scratch.vessel("pack", TestSupport.exampleDirectory)
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardError.isEmpty, "progress leaked onto a pipe: \(result.standardError)")
+        let lines = result.standardOutput.split(separator: "\n")
+        #expect(lines.first == "packed iris:1.0.0")
+        #expect(lines.last?.hasPrefix("digest sha256:") == true)
+        let list = try scratch.vessel("list")
+        #expect(list.standardOutput.contains("iris:1.0.0"))
+        let verify = try scratch.vessel("verify", "iris:1.0.0")
+        #expect(verify.status == 0)
+        #expect(verify.standardOutput.contains("all digests match"))
+    }
+
+    @Test("a bad manifest prints every problem with file:line:column and exits non-zero")
+    func badManifest() throws {
+        let scratch = try Scratch()
+        let model = scratch.directory + "/model"
+        try TestSupport.copyExample(to: model)
+        var yaml = try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "      dtype: float32\n      shape: [batch, 4]", with: "      dtype: flaot32\n      shapes: [batch, 4]")
+        yaml = yaml.replacingOccurrences(of: "file: labels.txt", with: "file: label.txt")
+        try TestSupport.write(yaml, to: model + "/vessel.yaml")
+        for command in ["validate", "pack"] {
+            let result = try scratch.vessel(command, model)
+            #expect(result.status == 1)
+            #expect(result.standardOutput.isEmpty)
+            #expect(result.standardError.contains("errors in the manifest"))
+            #expect(result.standardError.contains("vessel.yaml:29:14: error: unknown dtype `flaot32`"), "\(result.standardError)")
+            #expect(result.standardError.contains("did you mean `float32`?"))
+            #expect(result.standardError.contains("unknown key `shapes`"))
+            #expect(result.standardError.contains("`label.txt` does not exist"))
+            // The broken input is not blamed again by every example that uses it.
+            #expect(result.standardError.hasPrefix("3 errors in the manifest:"), "\(result.standardError)")
+            #expect(!result.standardError.contains("which the signature does not have"))
+        }
+        #expect(try scratch.vessel("list").standardOutput.contains("no artifacts"))
+    }
+
+    @Test("inspect shows the signature and files, as text and JSON")
+    func inspect() throws {
+        let scratch = try Scratch()
+        try scratch.vessel("pack", TestSupport.exampleDirectory, "-t", "team/iris:prod")
+        let text = try scratch.vessel("inspect", "team/iris:prod")
+        #expect(text.status == 0)
+        #expect(text.standardOutput.contains("input  X  float32[batch, 4]"))
+        #expect(text.standardOutput.contains("model.onnx"))
+        let json = try scratch.vessel("inspect", "team/iris:prod", "--json")
+        let report = try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any]
+        #expect(report?["name"] as? String == "iris")
+        #expect(report?["reference"] as? String == "team/iris:prod")
+        let files = report?["files"] as? [[String: Any]]
+        #expect(files?.map { $0["path"] as? String } == ["model.onnx", "labels.txt", "README.md", "vessel.yaml"])
+    }
+
+    @Test("errors name what and where and exit non-zero", arguments: [
+        (["inspect", "nothing:here"], "no artifact `nothing:here`"),
+        (["verify", "Bad:Name"], "names are lowercase"),
+        (["rm", "nothing:here"], "no artifact"),
+        (["import", "/nonexistent.tar"], "/nonexistent.tar"),
+        (["pack", "/nonexistent-dir"], "cannot read vessel.yaml"),
+        (["export", "nothing:here", "-o", "/tmp/x.tar"], "no artifact"),
+    ])
+    func errors(_ arguments: [String], _ message: String) throws {
+        let scratch = try Scratch()
+        let result = try TestSupport.vessel(arguments, home: scratch.home)
+        #expect(result.status != 0)
+        #expect(result.standardError.contains(message), "\(result.standardError)")
+    }
+
+    @Test("verify fails on a tampered blob and names it")
+    func verifyTampered() throws {
+        let scratch = try Scratch()
+        try scratch.vessel("pack", TestSupport.exampleDirectory)
+        let store = try Store(root: scratch.home)
+        let descriptor = try store.resolve(Reference(parsing: "iris:1.0.0"))
+        let model = try store.closure(of: descriptor).first { $0.annotations?[OCIAnnotation.title] == "model.onnx" }!
+        try TestSupport.flipByte(in: store.blobPath(model.digest), at: 100)
+        let result = try scratch.vessel("verify", "iris:1.0.0")
+        #expect(result.status == 1)
+        #expect(result.standardError.contains(model.digest.description))
+        #expect(result.standardError.contains("model.onnx"))
+        #expect(try scratch.vessel("unpack", "iris:1.0.0", scratch.directory + "/out").status == 1)
+    }
+
+    @Test("export, import into an empty store, unpack, tag, rm and gc")
+    func lifecycle() throws {
+        let scratch = try Scratch()
+        try scratch.vessel("pack", TestSupport.exampleDirectory)
+        let archive = scratch.directory + "/iris.tar"
+        #expect(try scratch.vessel("export", "iris:1.0.0", "-o", archive).status == 0)
+        #expect(try TestSupport.run("skopeo", ["inspect", "--raw", "oci-archive:\(archive)"]).status == 0)
+        let other = scratch.directory + "/other"
+        let imported = try TestSupport.vessel(["import", archive], home: other)
+        #expect(imported.status == 0, "\(imported.standardError)")
+        #expect(imported.standardOutput.hasPrefix("imported iris:1.0.0"))
+        #expect(try TestSupport.vessel(["verify", "iris:1.0.0"], home: other).status == 0)
+        let out = scratch.directory + "/unpacked"
+        #expect(try TestSupport.vessel(["unpack", "iris:1.0.0", out], home: other).status == 0)
+        #expect(try TestSupport.run("diff", ["-r", TestSupport.exampleDirectory, out, "-x", "make_model.py"]).status == 0)
+        let again = try TestSupport.vessel(["unpack", "iris:1.0.0", out], home: other)
+        #expect(again.status == 1)
+        #expect(again.standardError.contains("--force"))
+        #expect(try scratch.vessel("tag", "iris:1.0.0", "iris:prod").status == 0)
+        #expect(try scratch.vessel("rm", "iris:1.0.0").standardOutput == "removed iris:1.0.0\n")
+        #expect(try scratch.vessel("gc").standardOutput.hasPrefix("removed 0 blob(s)"))
+        #expect(try scratch.vessel("rm", "iris:prod").status == 0)
+        #expect(try scratch.vessel("gc").standardOutput.hasPrefix("removed 6 blob(s)"))
+    }
+
+    @Test("kill -9 at any moment of a pack leaves no partial blob or tag, and the next pack works")
+    func crashSafety() throws {
+        let scratch = try Scratch()
+        let model = scratch.directory + "/big"
+        try TestSupport.copyExample(to: model)
+        // 256 MiB of weights, so a pack takes long enough to be interrupted in every phase.
+        let head = try TestSupport.run("sh", ["-c", "head -c 268435456 /dev/urandom > '\(model)/weights.bin'"])
+        #expect(head.status == 0)
+        var yaml = try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "  - path: README.md\n", with: "  - path: weights.bin\n    role: weights\n  - path: README.md\n")
+        try TestSupport.write(yaml, to: model + "/vessel.yaml")
+        // A tag that exists before the crashes must survive them.
+        try scratch.vessel("pack", TestSupport.exampleDirectory, "-t", "iris:before")
+
+        for delay in [0.005, 0.05, 0.15, 0.3, 0.5, 0.8, 1.2] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: TestSupport.vesselBinary)
+            process.arguments = ["pack", model, "-t", "big:1"]
+            process.environment = ["VESSEL_HOME": scratch.home]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            Thread.sleep(forTimeInterval: delay)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            try Self.checkInvariants(home: scratch.home, after: delay)
+        }
+        let store = try Store(root: scratch.home)
+        _ = try store.verify(store.resolve(Reference(parsing: "iris:before")))
+        let pack = try scratch.vessel("pack", model, "-t", "big:1")
+        #expect(pack.status == 0, "\(pack.standardError)")
+        #expect(try scratch.vessel("verify", "big:1").status == 0)
+        let gc = try scratch.vessel("gc")
+        #expect(gc.status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.home + "/tmp").isEmpty)
+        #expect(try scratch.vessel("verify", "big:1").status == 0)
+    }
+
+    /// Every visible blob is complete (its content hashes to its name) and every tag resolves to
+    /// a manifest whose blobs are all present and intact.
+    static func checkInvariants(home: String, after delay: Double) throws {
+        guard FileManager.default.fileExists(atPath: home + "/index.json") else { return }
+        let store = try Store(root: home)
+        let blobs = (try? FileManager.default.contentsOfDirectory(atPath: home + "/blobs/sha256")) ?? []
+        for name in blobs {
+            let digest = try #require(Digest(hex: name), "stray file \(name) in blobs/ after kill at \(delay)s")
+            let actual = try TestSupport.opensslDigest(store.blobPath(digest))
+            #expect(actual == digest.description, "partial blob \(name) visible after kill at \(delay)s")
+        }
+        for entry in try store.list() {
+            _ = try store.verify(entry.descriptor)
+        }
+    }
+}
