@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the outside tools the tests read our output with: skopeo and umoci (OCI layouts),
-# bsdtar (a second tar reader), openssl (reference hashing). Debian packages only; idempotent.
+# Installs the outside tools the tests read our output with: skopeo (OCI layouts and archives),
+# bsdtar (a second tar reader), openssl (reference hashing), script (a pseudo-terminal, to see
+# progress drawn). Debian packages only; idempotent.
 set -euo pipefail
 need=()
 command -v skopeo >/dev/null || need+=(skopeo)
-command -v umoci >/dev/null || need+=(umoci)
 command -v bsdtar >/dev/null || need+=(libarchive-tools)
 command -v openssl >/dev/null || need+=(openssl)
+command -v script >/dev/null || need+=(bsdutils)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -35,6 +35,19 @@ struct CLITests {
         #expect(verify.standardOutput.contains("all digests match"))
     }
 
+    @Test("on a terminal, pack draws progress with bytes, rate and completion")
+    func progressOnTerminal() throws {
+        let scratch = try Scratch()
+        // `script` runs the command on a pseudo-terminal and records what it printed.
+        let command = "VESSEL_HOME='\(scratch.home)' '\(TestSupport.vesselBinary)' pack '\(TestSupport.exampleDirectory)'"
+        let result = try TestSupport.run("script", ["-qec", command, "/dev/null"])
+        #expect(result.status == 0, "\(result.standardOutput)")
+        #expect(result.standardOutput.contains("model.onnx  617 B / 617 B"), "\(result.standardOutput)")
+        #expect(result.standardOutput.contains("/s"))
+        #expect(result.standardOutput.contains("done in"))
+        #expect(result.standardOutput.contains("packed iris:1.0.0"))
+    }
+
     @Test("a bad manifest prints every problem with file:line:column and exits non-zero")
     func badManifest() throws {
         let scratch = try Scratch()
