@@ -61,18 +61,21 @@ public struct Artifact: Sendable {
             throw LoadError.malformed(reference, "the config's modelfs.diffIds do not match the manifest's layers")
         }
 
-        guard let manifestLayer = imageManifest.layers.first(where: {
+        guard let manifestIndex = imageManifest.layers.firstIndex(where: {
             $0.digest.description == imageManifest.annotations?[VesselAnnotation.manifest]
-        }) ?? imageManifest.layers.first(where: { $0.annotations?[ModelPack.filepathAnnotation] == ManifestParser.fileName })
+                && $0.annotations?[ModelPack.filepathAnnotation] == ManifestParser.fileName
+        }) ?? imageManifest.layers.firstIndex(where: { $0.annotations?[ModelPack.filepathAnnotation] == ManifestParser.fileName })
         else {
             throw LoadError.malformed(reference, "no \(ManifestParser.fileName) layer")
         }
+        let manifestLayer = imageManifest.layers[manifestIndex]
         let manifestBytes = try store.readBlob(manifestLayer, limit: 4 << 20, context: ManifestParser.fileName)
         let manifestText = String(decoding: manifestBytes, as: UTF8.self)
         let manifest = try ManifestParser.parse(data: manifestBytes, file: "\(reference)/\(ManifestParser.fileName)", baseDirectory: nil).manifest
 
         var files: [PackedFile] = []
-        for layer in imageManifest.layers where layer.digest != manifestLayer.digest {
+        // By position, not digest: a packed file may have the same bytes as vessel.yaml.
+        for (index, layer) in imageManifest.layers.enumerated() where index != manifestIndex {
             guard let (role, packing) = ModelPack.parseLayerMediaType(layer.mediaType) else {
                 throw LoadError.malformed(reference, "layer \(layer.digest) has media type \(layer.mediaType), which Vessel cannot unpack")
             }

@@ -96,6 +96,7 @@ extension Store {
         return result
     }
 
+    /// `descriptor` is a manifest position: the root, or an entry of an index.
     private func collect(_ descriptor: Descriptor, into result: inout [Descriptor], seen: inout Set<Digest>) throws {
         guard seen.insert(descriptor.digest).inserted else { return }
         result.append(descriptor)
@@ -111,7 +112,10 @@ extension Store {
             let index = try CanonicalJSON.decode(ImageIndex.self, from: data, path: blobPath(descriptor.digest))
             for child in index.manifests { try collect(child, into: &result, seen: &seen) }
         default:
-            break
+            // A manifest of an unknown type could reference anything; treating it as a leaf
+            // would let `gc` delete what it needs.
+            throw StoreError.corrupt(path: blobPath(descriptor.digest),
+                                     reason: "manifest media type \(descriptor.mediaType) is not one vessel can read")
         }
     }
 

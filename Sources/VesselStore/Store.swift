@@ -91,7 +91,7 @@ public final class Store: Sendable {
                 progress.advance(by: Int(size))
                 return (digest, size)
             }
-            try FileSystem.check(Int32(lseek(source, 0, SEEK_SET) < 0 ? -1 : 0), "cannot seek", path)
+            if lseek(source, 0, SEEK_SET) < 0 { throw StoreError.io(operation: "cannot seek", path: path, errno: errno) }
         }
         let ingest = try beginIngest()
         do {

@@ -127,6 +127,22 @@ struct PackTests {
         #expect(Array(first.layers.prefix(4)) == Array(second.layers.prefix(4)))
     }
 
+    @Test("a packed file with the same bytes as vessel.yaml is still a file of the artifact")
+    func fileEqualToManifest() throws {
+        let workspace = try Workspace()
+        let path = try workspace.model("m")
+        var yaml = try String(contentsOfFile: path + "/vessel.yaml", encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "  - path: README.md\n", with: "  - path: manifest-copy.yaml\n    role: doc\n  - path: README.md\n")
+        try TestSupport.write(yaml, to: path + "/vessel.yaml")
+        try FileManager.default.copyItem(atPath: path + "/vessel.yaml", toPath: path + "/manifest-copy.yaml")
+        let result = try workspace.pack(path)
+        let artifact = try Artifact.load(result.reference, from: workspace.store)
+        #expect(artifact.files.map(\.path).contains("manifest-copy.yaml"))
+        let out = workspace.directory + "/out"
+        try Unpacker(store: workspace.store).unpack(artifact, into: out)
+        #expect(FileManager.default.contentsEqual(atPath: out + "/manifest-copy.yaml", andPath: out + "/vessel.yaml"))
+    }
+
     @Test("an invalid manifest stores nothing")
     func invalidStoresNothing() throws {
         let workspace = try Workspace()

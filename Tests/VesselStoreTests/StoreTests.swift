@@ -130,6 +130,16 @@ struct StoreTests {
         #expect(scratch.blobNames == before)
     }
 
+    @Test("gc refuses to guess what a manifest of an unknown type references")
+    func garbageCollectionUnknownManifest() throws {
+        let scratch = try ScratchStore()
+        let layer = try scratch.store.ingest(Array("needed".utf8), mediaType: OCIMediaType.layerTar)
+        let document = try scratch.store.ingest(Array(#"{"blobs":["\#(layer.digest)"]}"#.utf8), mediaType: "application/vnd.example.manifest+json")
+        try scratch.store.tag(document, as: Reference(parsing: "other:1"))
+        #expect(performing: { try scratch.store.collectGarbage() }, throws: { "\($0)".contains("not one vessel can read") })
+        #expect(scratch.store.hasBlob(layer.digest))
+    }
+
     @Test("verify names the blob whose content changed")
     func verifyDetectsTampering() throws {
         let scratch = try ScratchStore()
