@@ -17,17 +17,30 @@ let package = Package(
         .library(name: "VesselManifest", targets: ["VesselManifest"]),
         .library(name: "VesselStore", targets: ["VesselStore"]),
         .library(name: "VesselArtifact", targets: ["VesselArtifact"]),
+        .library(name: "VesselONNX", targets: ["VesselONNX"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
     ],
     targets: [
         .target(name: "VesselTensor", swiftSettings: swiftSettings),
         .target(
             name: "VesselManifest",
             dependencies: ["VesselTensor", "VesselStore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VesselONNX",
+            dependencies: [
+                "VesselTensor",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "RealModule", package: "swift-numerics"),
+            ],
+            exclude: ["Proto"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -50,6 +63,12 @@ let package = Package(
         ),
         .target(name: "VesselTestSupport", dependencies: ["VesselStore"], path: "Tests/VesselTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "VesselTensorTests", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "VesselONNXTests",
+            dependencies: ["VesselONNX", "VesselTensor", "VesselTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Conformance"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "VesselManifestTests", dependencies: ["VesselManifest", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "VesselStoreTests", dependencies: ["VesselStore", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(

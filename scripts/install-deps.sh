@@ -8,6 +8,7 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v bsdtar >/dev/null || need+=(libarchive-tools)
 command -v openssl >/dev/null || need+=(openssl)
 command -v script >/dev/null || need+=(bsdutils)
+python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,0 +1,127 @@
+import Foundation
+public import VesselTensor
+
+/// A declared graph input or output: its name, and its element type and shape when the model
+/// states them.
+public struct ValueInfo: Sendable, Hashable {
+    public var name: String
+    public var dtype: DType?
+    /// nil when the rank is unknown.
+    public var shape: [Dim]?
+}
+
+/// One node of a graph, resolved to its kernel at load time.
+public struct Node: Sendable {
+    public var name: String
+    public var opType: String
+    public var domain: String
+    /// Input names; "" marks an omitted optional input.
+    public var inputs: [String]
+    public var outputs: [String]
+    public var attributes: Attributes
+    /// The opset version of the node's domain the model imports.
+    public var opset: Int
+    var kernel: KernelFunction
+}
+
+/// A graph ready to run: nodes in execution order, constants, and for each value the step after
+/// which it is no longer needed.
+public final class Graph: Sendable {
+    public let name: String
+    public let nodes: [Node]
+    public let initializers: [String: Tensor]
+    /// Inputs a caller must (or, for those with initializers, may) feed.
+    public let inputs: [ValueInfo]
+    public let outputs: [ValueInfo]
+    /// Values whose last reader is node `i`, freed after it runs.
+    let releaseAfter: [[String]]
+
+    init(name: String, nodes: [Node], initializers: [String: Tensor], inputs: [ValueInfo], outputs: [ValueInfo],
+         outerNames: Set<String>) throws {
+        self.name = name
+        self.initializers = initializers
+        self.inputs = inputs
+        self.outputs = outputs
+        let ordered = try Self.topologicalOrder(nodes, available: Set(inputs.map(\.name)).union(initializers.keys).union(outerNames))
+        self.nodes = ordered
+        // Last use of each value produced or fed here (outer values belong to the outer graph).
+        var lastUse: [String: Int] = [:]
+        for (index, node) in ordered.enumerated() {
+            for input in node.inputs where !input.isEmpty { lastUse[input] = index }
+            for subgraph in node.attributes.values.values {
+                if case .graph(let graph) = subgraph {
+                    for name in graph.capturedNames { lastUse[name] = index }
+                }
+            }
+        }
+        let keep = Set(outputs.map(\.name))
+        var release = [[String]](repeating: [], count: ordered.count)
+        for (name, index) in lastUse where !keep.contains(name) && initializers[name] == nil {
+            release[index].append(name)
+        }
+        releaseAfter = release
+    }
+
+    /// Names this graph reads from enclosing graphs (for If/Loop bodies).
+    var capturedNames: Set<String> {
+        var defined = Set(inputs.map(\.name)).union(initializers.keys)
+        var captured: Set<String> = []
+        for node in nodes {
+            for input in node.inputs where !input.isEmpty && !defined.contains(input) { captured.insert(input) }
+            for value in node.attributes.values.values {
+                if case .graph(let graph) = value { captured.formUnion(graph.capturedNames.subtracting(defined)) }
+            }
+            defined.formUnion(node.outputs)
+        }
+        for output in outputs where !defined.contains(output.name) { captured.insert(output.name) }
+        return captured
+    }
+
+    /// Kahn's algorithm, stable: nodes keep file order where dependencies allow, so runs are
+    /// deterministic.
+    static func topologicalOrder(_ nodes: [Node], available: Set<String>) throws -> [Node] {
+        var producers: [String: Int] = [:]
+        for (index, node) in nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty {
+                if producers[output] != nil {
+                    throw ONNXError.invalidModel("value `\(output)` is produced by two nodes")
+                }
+                producers[output] = index
+            }
+        }
+        var dependents = [[Int]](repeating: [], count: nodes.count)
+        var pending = [Int](repeating: 0, count: nodes.count)
+        for (index, node) in nodes.enumerated() {
+            var needs = Set(node.inputs.filter { !$0.isEmpty })
+            for value in node.attributes.values.values {
+                if case .graph(let graph) = value { needs.formUnion(graph.capturedNames) }
+            }
+            for input in needs {
+                if let producer = producers[input] {
+                    if producer != index {
+                        dependents[producer].append(index)
+                        pending[index] += 1
+                    }
+                } else if !available.contains(input) {
+                    throw ONNXError.invalidNode(node: node.name, opType: node.opType, reason: "input `\(input)` is not produced by any node nor fed to the graph")
+                }
+            }
+        }
+        var ready = (0..<nodes.count).filter { pending[$0] == 0 }
+        var order: [Node] = []
+        var cursor = 0
+        while cursor < ready.count {
+            let index = ready[cursor]
+            cursor += 1
+            order.append(nodes[index])
+            for dependent in dependents[index] {
+                pending[dependent] -= 1
+                if pending[dependent] == 0 { ready.append(dependent) }
+            }
+            // Keep file order among nodes that became ready together.
+            if cursor < ready.count { ready[cursor...].sort() }
+        }
+        guard order.count == nodes.count else { throw ONNXError.invalidModel("the graph has a cycle") }
+        return order
+    }
+}

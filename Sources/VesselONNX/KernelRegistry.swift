@@ -1,0 +1,73 @@
+public import VesselTensor
+
+/// Runs one node: its inputs (nil for omitted optional inputs) to its outputs.
+public typealias KernelFunction = @Sendable (KernelContext, [Tensor?]) throws -> [Tensor]
+
+/// What a kernel sees of its node and of the executor.
+public struct KernelContext: Sendable {
+    public let node: Node
+    public var attributes: Attributes { node.attributes }
+    public var opset: Int { node.opset }
+    /// Runs a subgraph (If/Loop bodies) with the values of the enclosing scope visible.
+    let runSubgraph: @Sendable (Graph, [String: Tensor]) throws -> [Tensor]
+
+    public func invalid(_ reason: String) -> ONNXError {
+        .invalidNode(node: node.name, opType: node.opType, reason: reason)
+    }
+
+    /// Input `index`, which the operator requires.
+    public func input(_ inputs: [Tensor?], _ index: Int) throws -> Tensor {
+        guard index < inputs.count, let tensor = inputs[index] else { throw invalid("missing required input \(index)") }
+        return tensor
+    }
+
+    /// Fails (instead of trapping in the allocator) when a data-dependent shape is absurd.
+    public func checkAllocation(_ dtype: DType, _ shape: [Int]) throws {
+        if let problem = Tensor.allocationProblem(dtype, shape) { throw invalid(problem) }
+    }
+
+    public func subgraph(_ graph: Graph, _ feeds: [String: Tensor]) throws -> [Tensor] {
+        try runSubgraph(graph, feeds)
+    }
+}
+
+/// Maps (domain, op type, opset) to a kernel: a kernel registered `since` version v serves every
+/// opset from v until the next registration of the same operator.
+public struct KernelRegistry: Sendable {
+    struct Entry: Sendable {
+        var since: Int
+        var kernel: KernelFunction
+    }
+
+    private var entries: [String: [Entry]] = [:]
+
+    static func key(_ domain: String, _ opType: String) -> String {
+        "\(domain == "ai.onnx" ? "" : domain)|\(opType)"
+    }
+
+    public mutating func register(_ opType: String, domain: String = "", since: Int = 1, _ kernel: @escaping KernelFunction) {
+        entries[Self.key(domain, opType), default: []].append(Entry(since: since, kernel: kernel))
+        entries[Self.key(domain, opType)]!.sort { $0.since < $1.since }
+    }
+
+    public func kernel(_ opType: String, domain: String, opset: Int) -> KernelFunction? {
+        entries[Self.key(domain, opType)]?.last { $0.since <= opset }?.kernel
+    }
+
+    /// Every operator with at least one kernel, as `domain|op`.
+    public var operators: [String] { entries.keys.sorted() }
+
+    /// The runtime's built-in operators.
+    public static let standard: KernelRegistry = {
+        var registry = KernelRegistry()
+        registerElementwise(&registry)
+        registerActivations(&registry)
+        registerShapeOperators(&registry)
+        registerLinearAlgebra(&registry)
+        registerReductions(&registry)
+        registerNormalization(&registry)
+        registerConvolution(&registry)
+        registerControlFlow(&registry)
+        return registry
+    }()
+}

@@ -1,0 +1,211 @@
+public import Foundation
+import SwiftProtobuf
+public import VesselTensor
+
+/// A loaded ONNX model, ready to run many times from many threads.
+///
+/// Loading parses the protobuf, decodes initializers (external data memory-mapped), resolves a
+/// kernel for every node at the model's opset, and orders the graph. A model that uses an
+/// operator this runtime lacks fails here, listing every such operator with its nodes.
+public final class ONNXModel: Sendable {
+    public let graph: Graph
+    /// Opset version per domain ("" is the default `ai.onnx` domain).
+    public let opsets: [String: Int]
+    public let producer: String
+
+    public var inputs: [ValueInfo] { graph.inputs }
+    public var outputs: [ValueInfo] { graph.outputs }
+
+    public convenience init(path: String, registry: KernelRegistry = .standard) throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        } catch {
+            throw ONNXError.unreadable(path: path, reason: error.localizedDescription)
+        }
+        try self.init(data: data, directory: (path as NSString).deletingLastPathComponent, registry: registry)
+    }
+
+    /// - Parameter directory: where external data files are; nil refuses external data.
+    public init(data: Data, directory: String?, registry: KernelRegistry = .standard) throws {
+        let proto: Onnx_ModelProto
+        do {
+            var options = BinaryDecodingOptions()
+            options.messageDepthLimit = 256
+            proto = try Onnx_ModelProto(serializedBytes: data, options: options)
+        } catch {
+            throw ONNXError.invalidModel("not an ONNX model protobuf (\(error))")
+        }
+        guard proto.hasGraph else { throw ONNXError.invalidModel("the model has no graph") }
+        var opsets: [String: Int] = [:]
+        for entry in proto.opsetImport {
+            let domain = entry.domain == "ai.onnx" ? "" : entry.domain
+            // Some exporters list a domain twice; the highest version is the one meant.
+            opsets[domain] = max(opsets[domain] ?? 0, Int(entry.version))
+        }
+        if opsets[""] == nil, proto.irVersion < 3 { opsets[""] = 1 }
+        self.opsets = opsets
+        producer = proto.producerName
+        var builder = GraphBuilder(opsets: opsets, directory: directory, registry: registry)
+        let graph = try builder.build(proto.graph, outerNames: [], isMain: true)
+        if !builder.unsupported.isEmpty {
+            let grouped = Dictionary(grouping: builder.unsupported) { "\($0.domain)|\($0.opType)|\($0.opset)" }
+            let operators = grouped.values.map { group in
+                ONNXError.UnsupportedOperator(domain: group[0].domain, opType: group[0].opType, opset: group[0].opset, nodes: group.map(\.node))
+            }.sorted { ($0.domain, $0.opType) < ($1.domain, $1.opType) }
+            throw ONNXError.unsupportedOperators(operators)
+        }
+        self.graph = graph
+    }
+
+    /// Runs the model. Feeds must name graph inputs; inputs with an initializer may be omitted.
+    public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+        let known = graph.inputs.map(\.name)
+        for name in feeds.keys where !known.contains(name) {
+            throw ONNXError.unexpectedInput(name: name, known: known)
+        }
+        for input in graph.inputs {
+            guard let tensor = feeds[input.name] else {
+                if graph.initializers[input.name] == nil { throw ONNXError.missingInput(name: input.name) }
+                continue
+            }
+            if let dtype = input.dtype, tensor.dtype != dtype {
+                throw ONNXError.inputMismatch(name: input.name, reason: "expected \(dtype.rawValue), got \(tensor.dtype.rawValue)")
+            }
+            if let shape = input.shape {
+                guard shape.count == tensor.rank, zip(shape, tensor.shape).allSatisfy({ $0.accepts($1) }) else {
+                    throw ONNXError.inputMismatch(name: input.name, reason: "expected shape [\(shape.map(\.description).joined(separator: ", "))], got \(tensor.shape)")
+                }
+            }
+        }
+        let results = try Executor.run(graph, feeds: feeds, outer: nil)
+        return Dictionary(uniqueKeysWithValues: zip(graph.outputs.map(\.name), results))
+    }
+}
+
+/// Turns protobuf graphs into runnable `Graph`s, collecting unsupported operators.
+struct GraphBuilder {
+    let opsets: [String: Int]
+    let directory: String?
+    let registry: KernelRegistry
+    let mappedFiles = MappedFiles()
+    var unsupported: [(domain: String, opType: String, opset: Int, node: String)] = []
+
+    mutating func build(_ proto: Onnx_GraphProto, outerNames: Set<String>, isMain: Bool) throws -> Graph {
+        var initializers: [String: Tensor] = [:]
+        for tensor in proto.initializer {
+            initializers[tensor.name] = try Tensor(proto: tensor, directory: directory, mappedFiles: mappedFiles)
+        }
+        var defined = outerNames.union(initializers.keys).union(proto.input.map(\.name))
+        var nodes: [Node] = []
+        for (index, nodeProto) in proto.node.enumerated() {
+            let name = nodeProto.name.isEmpty ? "\(nodeProto.opType)_\(index)" : nodeProto.name
+            let domain = nodeProto.domain == "ai.onnx" ? "" : nodeProto.domain
+            let opset = opsets[domain] ?? 0
+            var values: [String: Attributes.Value] = [:]
+            for attribute in nodeProto.attribute {
+                values[attribute.name] = try decode(attribute, node: name, outerNames: defined)
+            }
+            let attributes = Attributes(values: values, node: name, opType: nodeProto.opType)
+            let kernel = registry.kernel(nodeProto.opType, domain: domain, opset: opset)
+            if kernel == nil { unsupported.append((domain, nodeProto.opType, opset, name)) }
+            nodes.append(Node(name: name, opType: nodeProto.opType, domain: domain, inputs: nodeProto.input,
+                              outputs: nodeProto.output, attributes: attributes, opset: opset,
+                              kernel: kernel ?? { _, _ in [] }))
+            defined.formUnion(nodeProto.output)
+        }
+        let inputs = proto.input.map(Self.valueInfo)
+        let outputs = proto.output.map(Self.valueInfo)
+        if !unsupported.isEmpty {
+            // Ordering would only fail on the missing kernels' outputs; report those instead.
+            return try Graph(name: proto.name, nodes: [], initializers: initializers, inputs: inputs, outputs: [], outerNames: outerNames)
+        }
+        return try Graph(name: proto.name, nodes: nodes, initializers: initializers, inputs: inputs, outputs: outputs, outerNames: outerNames)
+    }
+
+    mutating func decode(_ attribute: Onnx_AttributeProto, node: String, outerNames: Set<String>) throws -> Attributes.Value {
+        func string(_ data: Data) -> String { String(decoding: data, as: UTF8.self) }
+        switch attribute.type {
+        case .float: return .float(attribute.f)
+        case .int: return .int(Int(attribute.i))
+        case .string: return .string(string(attribute.s))
+        case .tensor: return .tensor(try Tensor(proto: attribute.t, directory: directory, mappedFiles: mappedFiles))
+        case .graph: return .graph(try build(attribute.g, outerNames: outerNames, isMain: false))
+        case .floats: return .floats(attribute.floats)
+        case .ints: return .ints(attribute.ints.map { Int($0) })
+        case .strings: return .strings(attribute.strings.map(string))
+        case .tensors: return .tensors(try attribute.tensors.map { try Tensor(proto: $0, directory: directory, mappedFiles: mappedFiles) })
+        case .graphs: return .graphs(try attribute.graphs.map { try build($0, outerNames: outerNames, isMain: false) })
+        default:
+            // Old models leave `type` unset; infer it from the field that is filled.
+            if attribute.hasF { return .float(attribute.f) }
+            if attribute.hasI { return .int(Int(attribute.i)) }
+            if attribute.hasS { return .string(string(attribute.s)) }
+            if attribute.hasT { return .tensor(try Tensor(proto: attribute.t, directory: directory, mappedFiles: mappedFiles)) }
+            if attribute.hasG { return .graph(try build(attribute.g, outerNames: outerNames, isMain: false)) }
+            if !attribute.floats.isEmpty { return .floats(attribute.floats) }
+            if !attribute.ints.isEmpty { return .ints(attribute.ints.map { Int($0) }) }
+            if !attribute.strings.isEmpty { return .strings(attribute.strings.map(string)) }
+            throw ONNXError.invalidModel("attribute `\(attribute.name)` of node `\(node)` has an unsupported type")
+        }
+    }
+
+    static func valueInfo(_ proto: Onnx_ValueInfoProto) -> ValueInfo {
+        guard case .tensorType(let tensorType)? = proto.type.value else { return ValueInfo(name: proto.name, dtype: nil, shape: nil) }
+        let dtype = ONNXDataType.dtype(tensorType.elemType)
+        guard tensorType.hasShape else { return ValueInfo(name: proto.name, dtype: dtype, shape: nil) }
+        let shape: [Dim] = tensorType.shape.dim.map { dimension in
+            switch dimension.value {
+            case .dimValue(let size)?: size >= 0 ? .fixed(Int(size)) : .dynamic(name: nil)
+            case .dimParam(let name)?: .dynamic(name: name)
+            case nil: .dynamic(name: nil)
+            }
+        }
+        return ValueInfo(name: proto.name, dtype: dtype, shape: shape)
+    }
+}
+
+/// Runs graphs. Holds no state between runs, so one loaded model serves many threads at once.
+enum Executor {
+    /// A scope: this graph's values, with the enclosing scopes' values visible beneath.
+    final class Scope: @unchecked Sendable {
+        var values: [String: Tensor]
+        let parent: Scope?
+
+        init(values: [String: Tensor], parent: Scope?) {
+            self.values = values
+            self.parent = parent
+        }
+
+        func lookup(_ name: String) -> Tensor? {
+            values[name] ?? parent?.lookup(name)
+        }
+    }
+
+    static func run(_ graph: Graph, feeds: [String: Tensor], outer: Scope?) throws -> [Tensor] {
+        var initial = graph.initializers
+        for (name, tensor) in feeds { initial[name] = tensor }
+        let scope = Scope(values: initial, parent: outer)
+        for (index, node) in graph.nodes.enumerated() {
+            let inputs: [Tensor?] = try node.inputs.map { name in
+                if name.isEmpty { return nil }
+                guard let tensor = scope.lookup(name) else {
+                    throw ONNXError.invalidNode(node: node.name, opType: node.opType, reason: "input `\(name)` has no value")
+                }
+                return tensor
+            }
+            let context = KernelContext(node: node) { subgraph, subfeeds in
+                try run(subgraph, feeds: subfeeds, outer: scope)
+            }
+            let results = try node.kernel(context, inputs)
+            for (output, tensor) in zip(node.outputs, results) where !output.isEmpty {
+                scope.values[output] = tensor
+            }
+            for name in graph.releaseAfter[index] { scope.values[name] = nil }
+        }
+        return try graph.outputs.map { output in
+            guard let tensor = scope.lookup(output.name) else { throw ONNXError.invalidModel("output `\(output.name)` was not computed") }
+            return tensor
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import RealModule
+import VesselTensor
+
+/// An elementwise activation computed in Double and rounded back to the input's type.
+func activation(_ x: Tensor, _ context: KernelContext, _ f: @escaping @Sendable (Double) -> Double) throws -> Tensor {
+    guard x.dtype.isFloatingPoint else { throw context.invalid("\(x.dtype.rawValue) input; activations need floating point") }
+    return try realUnary(Closure(f: f), x, context)
+}
+
+extension KernelRegistry {
+    static func registerActivations(_ r: inout KernelRegistry) {
+        r.register("Relu") { c, i in
+            let x = try c.input(i, 0)
+            if x.dtype == .float32 { return [mapUnary(x, Float.self, Float.self) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }] }
+            if x.dtype.isFloatingPoint { return [try activation(x, c) { $0 > 0 || $0.isNaN ? $0 : 0 }] }
+            return [Cast.fromDoubles(x.doubles().map { Swift.max($0, 0) }, dtype: x.dtype, shape: x.shape)]
+        }
+        r.register("LeakyRelu") { c, i in
+            let alpha = Double(c.attributes.float("alpha", default: 0.01))
+            return [try activation(c.input(i, 0), c) { $0 >= 0 ? $0 : alpha * $0 }]
+        }
+        r.register("PRelu") { c, i in
+            let x = try c.input(i, 0), slope = try c.input(i, 1)
+            let shape = try Broadcast.shape(x.shape, slope.shape)
+            let xs = x.doubles(), ss = slope.doubles()
+            let ox = Broadcast.offsets(from: x.shape, to: shape), os = Broadcast.offsets(from: slope.shape, to: shape)
+            let values = (0..<Tensor.count(of: shape)).map { xs[ox[$0]] >= 0 ? xs[ox[$0]] : xs[ox[$0]] * ss[os[$0]] }
+            return [Cast.fromDoubles(values, dtype: x.dtype, shape: shape)]
+        }
+        r.register("Elu") { c, i in
+            let alpha = Double(c.attributes.float("alpha", default: 1))
+            return [try activation(c.input(i, 0), c) { $0 >= 0 ? $0 : alpha * (Double.exp($0) - 1) }]
+        }
+        r.register("Selu") { c, i in
+            let alpha = Double(c.attributes.float("alpha", default: 1.67326319217681884765625))
+            let gamma = Double(c.attributes.float("gamma", default: 1.05070102214813232421875))
+            return [try activation(c.input(i, 0), c) { $0 > 0 ? gamma * $0 : gamma * alpha * (Double.exp($0) - 1) }]
+        }
+        r.register("Celu", since: 12) { c, i in
+            let alpha = Double(c.attributes.float("alpha", default: 1))
+            return [try activation(c.input(i, 0), c) { Swift.max(0, $0) + Swift.min(0, alpha * (Double.exp($0 / alpha) - 1)) }]
+        }
+        r.register("HardSigmoid") { c, i in
+            let alpha = Double(c.attributes.float("alpha", default: 0.2)), beta = Double(c.attributes.float("beta", default: 0.5))
+            return [try activation(c.input(i, 0), c) { Swift.max(0, Swift.min(1, alpha * $0 + beta)) }]
+        }
+        r.register("HardSwish", since: 14) { c, i in
+            [try activation(c.input(i, 0), c) { $0 * Swift.max(0, Swift.min(1, $0 / 6 + 0.5)) }]
+        }
+        r.register("Softplus") { c, i in
+            // log(1 + e^x) without overflow for large x.
+            [try activation(c.input(i, 0), c) { $0 > 0 ? $0 + Double.log(onePlus: Double.exp(-$0)) : Double.log(onePlus: Double.exp($0)) }]
+        }
+        r.register("Softsign") { c, i in [try activation(c.input(i, 0), c) { $0 / (1 + Swift.abs($0)) }] }
+        r.register("Gelu", since: 20) { c, i in
+            let tanh = c.attributes.string("approximate", default: "none") == "tanh"
+            return [try activation(c.input(i, 0), c) { x in
+                tanh ? 0.5 * x * (1 + Double.tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
+                     : 0.5 * x * (1 + Double.erf(x / 2.0.squareRoot()))
+            }]
+        }
+        r.register("Mish", since: 18) { c, i in
+            [try activation(c.input(i, 0), c) { x in x * Double.tanh(x > 0 ? x + Double.log(onePlus: Double.exp(-x)) : Double.log(onePlus: Double.exp(x))) }]
+        }
+        r.register("ThresholdedRelu", since: 10) { c, i in
+            let alpha = Double(c.attributes.float("alpha", default: 1))
+            return [try activation(c.input(i, 0), c) { $0 > alpha ? $0 : 0 }]
+        }
+        r.register("Shrink", since: 9) { c, i in
+            let x = try c.input(i, 0)
+            let lambd = Double(c.attributes.float("lambd", default: 0.5)), bias = Double(c.attributes.float("bias", default: 0))
+            let values = x.doubles().map { $0 < -lambd ? $0 + bias : ($0 > lambd ? $0 - bias : 0) }
+            return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import VesselTensor
+
+/// Conversions between element types, used by `Cast` and by every kernel that computes in a
+/// wider type.
+enum Cast {
+    /// Integer ↔ integer goes through Int64 (exact, wrapping like a C cast); everything else
+    /// through Double. Strings are parsed and printed.
+    static func convert(_ x: Tensor, to dtype: DType) -> Tensor {
+        if x.dtype == dtype { return x }
+        if dtype == .string {
+            let values: [String]
+            switch x.dtype {
+            case .float32: values = x.scalars(as: Float.self).map(format)
+            case .bool: values = x.scalars(as: Bool.self).map { $0 ? "1" : "0" }
+            case _ where x.dtype.isFloatingPoint: values = x.doubles().map(format)
+            default: values = x.doubles().map { String(Int64($0)) }
+            }
+            return Tensor(strings: values, shape: x.shape)
+        }
+        if x.dtype == .string {
+            let values = x.strings.map { text -> Double in
+                switch text.lowercased() {
+                case "inf", "+inf", "infinity", "+infinity": return .infinity
+                case "-inf", "-infinity": return -.infinity
+                case "nan", "+nan", "-nan": return .nan
+                default: return Double(text) ?? .nan
+                }
+            }
+            return fromDoubles(values, dtype: dtype, shape: x.shape)
+        }
+        if isInteger(x.dtype), isInteger(dtype) {
+            return fromInt64(x.visit(Int64Reader(tensor: x)), dtype: dtype, shape: x.shape)
+        }
+        if x.dtype == .float32, dtype == .float16 {
+            return mapUnary(x, Float.self, Float16.self) { Float16($0) }
+        }
+        if x.dtype == .float32, dtype == .bfloat16 {
+            return mapUnary(x, Float.self, BFloat16.self) { BFloat16($0) }
+        }
+        if x.dtype == .bfloat16, dtype == .float32 {
+            return mapUnary(x, BFloat16.self, Float.self) { $0.floatValue }
+        }
+        if x.dtype == .float16, dtype == .float32 {
+            return mapUnary(x, Float16.self, Float.self) { Float($0) }
+        }
+        return fromDoubles(x.doubles(), dtype: dtype, shape: x.shape)
+    }
+
+    static func isInteger(_ dtype: DType) -> Bool {
+        switch dtype {
+        case .int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64, .bool: true
+        default: false
+        }
+    }
+
+    /// Shortest text that reads back as the same float, as numpy prints it.
+    static func format(_ value: Float) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "INF" : "-INF" }
+        return "\(value)"
+    }
+
+    static func format(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "INF" : "-INF" }
+        return "\(value)"
+    }
+
+    static func fromDoubles(_ values: [Double], dtype: DType, shape: [Int]) -> Tensor {
+        if dtype == .string { return Tensor(strings: values.map(format), shape: shape) }
+        return Tensor.dispatch(dtype, DoublesWriter(values: values, shape: shape))
+    }
+
+    static func fromInt64(_ values: [Int64], dtype: DType, shape: [Int]) -> Tensor {
+        switch dtype {
+        case .int64: Tensor(values, shape: shape)
+        case .int32: Tensor(values.map { Int32(truncatingIfNeeded: $0) }, shape: shape)
+        case .int16: Tensor(values.map { Int16(truncatingIfNeeded: $0) }, shape: shape)
+        case .int8: Tensor(values.map { Int8(truncatingIfNeeded: $0) }, shape: shape)
+        case .uint64: Tensor(values.map { UInt64(bitPattern: $0) }, shape: shape)
+        case .uint32: Tensor(values.map { UInt32(truncatingIfNeeded: $0) }, shape: shape)
+        case .uint16: Tensor(values.map { UInt16(truncatingIfNeeded: $0) }, shape: shape)
+        case .uint8: Tensor(values.map { UInt8(truncatingIfNeeded: $0) }, shape: shape)
+        case .bool: Tensor(values.map { $0 != 0 }, shape: shape)
+        default: fromDoubles(values.map(Double.init), dtype: dtype, shape: shape)
+        }
+    }
+
+    struct DoublesWriter: DTypeVisitor {
+        let values: [Double]
+        let shape: [Int]
+        func visit<T: TensorElement>(_ type: T.Type) -> Tensor { Tensor(values.map { T(fromDouble: $0) }, shape: shape) }
+        func visitString() -> Tensor { Tensor(strings: values.map(Cast.format), shape: shape) }
+    }
+
+    struct Int64Reader: DTypeVisitor {
+        let tensor: Tensor
+        func visit<T: TensorElement>(_ type: T.Type) -> [Int64] {
+            switch tensor.dtype {
+            case .int64: tensor.scalars(as: Int64.self)
+            case .uint64: tensor.scalars(as: UInt64.self).map { Int64(bitPattern: $0) }
+            case .int32: tensor.scalars(as: Int32.self).map { Int64($0) }
+            case .uint32: tensor.scalars(as: UInt32.self).map { Int64($0) }
+            default: tensor.doubles().map { Int64($0) }
+            }
+        }
+        func visitString() -> [Int64] { [] }
+    }
+}
+
+/// Element selection with broadcasting, for `Where` and friends; works for every dtype.
+enum Select {
+    static func `where`(_ condition: Tensor, _ x: Tensor, _ y: Tensor) throws -> Tensor {
+        let shape = try Broadcast.shape(condition.shape, x.shape, y.shape)
+        let oc = Broadcast.offsets(from: condition.shape, to: shape)
+        let ox = Broadcast.offsets(from: x.shape, to: shape), oy = Broadcast.offsets(from: y.shape, to: shape)
+        let flags = condition.scalars(as: Bool.self)
+        return gather(x, y, shape: shape) { position in flags[oc[position]] ? (true, ox[position]) : (false, oy[position]) }
+    }
+
+    /// Builds a tensor of `shape` whose element `i` is taken from `a` or `b` at the offset `pick`
+    /// returns (true for `a`).
+    static func gather(_ a: Tensor, _ b: Tensor, shape: [Int], _ pick: (Int) -> (Bool, Int)) -> Tensor {
+        let count = Tensor.count(of: shape)
+        if a.dtype == .string {
+            return Tensor(strings: (0..<count).map { let (first, offset) = pick($0); return first ? a.strings[offset] : b.strings[offset] }, shape: shape)
+        }
+        let size = a.dtype.byteSize!
+        let out = Tensor(uninitialized: a.dtype, shape: shape)
+        for position in 0..<count {
+            let (first, offset) = pick(position)
+            let source = (first ? a : b).storage.pointer + offset * size
+            (out.storage.pointer + position * size).copyMemory(from: source, byteCount: size)
+        }
+        return out
+    }
+}

@@ -1,0 +1,306 @@
+import Foundation
+import VesselTensor
+
+/// Window geometry shared by Conv and the pooling operators, for any number of spatial axes.
+struct WindowGeometry {
+    var input: [Int]
+    var kernel: [Int]
+    var strides: [Int]
+    var dilations: [Int]
+    var padBegin: [Int]
+    var padEnd: [Int]
+    var output: [Int]
+
+    init(input: [Int], kernel: [Int], attributes a: Attributes, ceilMode: Bool = false, context: KernelContext) throws {
+        let n = input.count
+        self.input = input
+        self.kernel = kernel
+        strides = a.ints("strides") ?? [Int](repeating: 1, count: n)
+        dilations = a.ints("dilations") ?? [Int](repeating: 1, count: n)
+        let pads = a.ints("pads") ?? [Int](repeating: 0, count: 2 * n)
+        guard strides.count == n, dilations.count == n, pads.count == 2 * n else {
+            throw context.invalid("strides, dilations and pads must match \(n) spatial axes")
+        }
+        padBegin = Array(pads[..<n])
+        padEnd = Array(pads[n...])
+        output = []
+        let autoPad = a.string("auto_pad", default: "NOTSET")
+        for d in 0..<n {
+            let extent = dilations[d] * (kernel[d] - 1) + 1
+            switch autoPad {
+            case "SAME_UPPER", "SAME_LOWER":
+                let out = (input[d] + strides[d] - 1) / strides[d]
+                let total = Swift.max(0, (out - 1) * strides[d] + extent - input[d])
+                padBegin[d] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+                padEnd[d] = total - padBegin[d]
+                output.append(out)
+            case "VALID":
+                padBegin[d] = 0
+                padEnd[d] = 0
+                output.append((input[d] - extent) / strides[d] + 1)
+            default:
+                let span = input[d] + padBegin[d] + padEnd[d] - extent
+                var out = (ceilMode ? (span + strides[d] - 1) / strides[d] : span / strides[d]) + 1
+                // With ceil_mode, a last window that would start inside the end padding is dropped.
+                if ceilMode, (out - 1) * strides[d] >= input[d] + padBegin[d] { out -= 1 }
+                output.append(out)
+            }
+        }
+        guard output.allSatisfy({ $0 > 0 }) else { throw context.invalid("the window does not fit: input \(input), kernel \(kernel)") }
+    }
+}
+
+extension KernelRegistry {
+    static func registerConvolution(_ r: inout KernelRegistry) {
+        r.register("Conv") { c, i in
+            let x = try c.input(i, 0), w = try c.input(i, 1)
+            let bias = i.count > 2 ? i[2] : nil
+            return [try convolution(x, w, bias, c)]
+        }
+        r.register("ConvTranspose") { c, i in
+            let x = try c.input(i, 0), w = try c.input(i, 1)
+            return [try convolutionTranspose(x, w, i.count > 2 ? i[2] : nil, c)]
+        }
+        r.register("MaxPool") { c, i in try pool(try c.input(i, 0), c, kind: .max) }
+        r.register("AveragePool") { c, i in try pool(try c.input(i, 0), c, kind: .average) }
+        r.register("LpPool") { c, i in try pool(try c.input(i, 0), c, kind: .lp(Double(c.attributes.int("p", default: 2)))) }
+        r.register("GlobalAveragePool") { c, i in [try globalPool(try c.input(i, 0)) { $0.reduce(0, +) / Double($0.count) }] }
+        r.register("GlobalMaxPool") { c, i in [try globalPool(try c.input(i, 0)) { $0.max() ?? 0 }] }
+        r.register("GlobalLpPool", since: 2) { c, i in
+            let p = Double(c.attributes.int("p", default: 2))
+            return [try globalPool(try c.input(i, 0)) { Foundation.pow($0.reduce(0) { $0 + Foundation.pow(Swift.abs($1), p) }, 1 / p) }]
+        }
+    }
+}
+
+func globalPool(_ x: Tensor, _ f: (ArraySlice<Double>) -> Double) throws -> Tensor {
+    let inner = x.shape[2...].reduce(1, *)
+    let values = x.doubles()
+    let result = (0..<(x.shape[0] * x.shape[1])).map { f(values[($0 * inner)..<(($0 + 1) * inner)]) }
+    return Cast.fromDoubles(result, dtype: x.dtype, shape: Array(x.shape[..<2]) + [Int](repeating: 1, count: x.rank - 2))
+}
+
+/// Conv as im2col + GEMM per image and group.
+func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext) throws -> Tensor {
+    guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("Conv needs X and W of the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
+    let group = c.attributes.int("group", default: 1)
+    let (batch, channels) = (x.shape[0], x.shape[1])
+    let (filters, channelsPerGroup) = (w.shape[0], w.shape[1])
+    guard channels == channelsPerGroup * group, filters % group == 0 else {
+        throw c.invalid("X has \(channels) channels, W expects \(channelsPerGroup) × group \(group)")
+    }
+    let kernel = c.attributes.ints("kernel_shape") ?? Array(w.shape[2...])
+    let g = try WindowGeometry(input: Array(x.shape[2...]), kernel: kernel, attributes: c.attributes, context: c)
+    let spatial = g.output.reduce(1, *), inputSpatial = g.input.reduce(1, *)
+    let kernelSize = kernel.reduce(1, *)
+    let rows = channelsPerGroup * kernelSize
+    let filtersPerGroup = filters / group
+    let dtype = x.dtype
+    let fx = Cast.convert(x, to: .float32), fw = Cast.convert(w, to: .float32)
+    let out = Tensor(zeros: .float32, shape: [batch, filters] + g.output)
+    // For each kernel position and output position, the input offset within one channel (or -1 in padding).
+    let taps = im2colOffsets(g)
+    let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows * spatial)
+    defer { columns.deallocate() }
+    let biasValues = try bias.map { b -> [Float] in
+        guard b.count == filters else { throw c.invalid("B has \(b.count) values for \(filters) filters") }
+        return Cast.convert(b, to: .float32).scalars(as: Float.self)
+    }
+    fx.withUnsafeBufferPointer(as: Float.self) { px in
+        fw.withUnsafeBufferPointer(as: Float.self) { pw in
+            out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                for n in 0..<batch {
+                    for gi in 0..<group {
+                        let image = px.baseAddress! + (n * channels + gi * channelsPerGroup) * inputSpatial
+                        for channel in 0..<channelsPerGroup {
+                            let source = image + channel * inputSpatial
+                            for k in 0..<kernelSize {
+                                let row = columns + (channel * kernelSize + k) * spatial
+                                let tap = k * spatial
+                                for s in 0..<spatial {
+                                    let offset = taps[tap + s]
+                                    row[s] = offset < 0 ? 0 : source[offset]
+                                }
+                            }
+                        }
+                        let weights = pw.baseAddress! + gi * filtersPerGroup * rows
+                        let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
+                        GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: columns, c: destination)
+                    }
+                    if let biasValues {
+                        for f in 0..<filters {
+                            let destination = po.baseAddress! + (n * filters + f) * spatial
+                            for s in 0..<spatial { destination[s] += biasValues[f] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return Cast.convert(out, to: dtype)
+}
+
+/// For kernel position k and output position s, the input offset in one channel, -1 for padding.
+func im2colOffsets(_ g: WindowGeometry) -> [Int] {
+    let n = g.input.count
+    let spatial = g.output.reduce(1, *), kernelSize = g.kernel.reduce(1, *)
+    let inputStrides = Tensor.strides(of: g.input), outputStrides = Tensor.strides(of: g.output), kernelStrides = Tensor.strides(of: g.kernel)
+    var result = [Int](repeating: -1, count: kernelSize * spatial)
+    for k in 0..<kernelSize {
+        for s in 0..<spatial {
+            var offset = 0
+            var inside = true
+            for d in 0..<n {
+                let kd = (k / kernelStrides[d]) % g.kernel[d], sd = (s / outputStrides[d]) % g.output[d]
+                let position = sd * g.strides[d] - g.padBegin[d] + kd * g.dilations[d]
+                if position < 0 || position >= g.input[d] { inside = false; break }
+                offset += position * inputStrides[d]
+            }
+            if inside { result[k * spatial + s] = offset }
+        }
+    }
+    return result
+}
+
+func convolutionTranspose(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext) throws -> Tensor {
+    let a = c.attributes
+    let group = a.int("group", default: 1)
+    let (batch, channels) = (x.shape[0], x.shape[1])
+    let outPerGroup = w.shape[1], filters = outPerGroup * group
+    let n = x.rank - 2
+    let input = Array(x.shape[2...])
+    let kernel = a.ints("kernel_shape") ?? Array(w.shape[2...])
+    let strides = a.ints("strides") ?? [Int](repeating: 1, count: n)
+    let dilations = a.ints("dilations") ?? [Int](repeating: 1, count: n)
+    let outputPadding = a.ints("output_padding") ?? [Int](repeating: 0, count: n)
+    var pads = a.ints("pads") ?? [Int](repeating: 0, count: 2 * n)
+    var output: [Int] = []
+    let autoPad = a.string("auto_pad", default: "NOTSET")
+    if let requested = a.ints("output_shape") {
+        let requestedSpatial = Array(requested.suffix(n))
+        for d in 0..<n {
+            let total = strides[d] * (input[d] - 1) + outputPadding[d] + (kernel[d] - 1) * dilations[d] + 1 - requestedSpatial[d]
+            // Floor division, as the spec's reference: a negative total pads the end negatively,
+            // which makes the output longer.
+            let half = Int((Double(total) / 2).rounded(.down))
+            if autoPad == "SAME_UPPER" { pads[d] = half; pads[d + n] = total - half } else { pads[d] = total - half; pads[d + n] = half }
+        }
+        output = requestedSpatial
+    } else {
+        for d in 0..<n {
+            if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
+                let target = input[d] * strides[d]
+                let total = Swift.max(0, strides[d] * (input[d] - 1) + outputPadding[d] + (kernel[d] - 1) * dilations[d] + 1 - target)
+                let half = total / 2
+                if autoPad == "SAME_UPPER" { pads[d] = half; pads[d + n] = total - half } else { pads[d] = total - half; pads[d + n] = half }
+            }
+            output.append(strides[d] * (input[d] - 1) + outputPadding[d] + (kernel[d] - 1) * dilations[d] + 1 - pads[d] - pads[d + n])
+        }
+    }
+    let xs = x.doubles(), ws = w.doubles()
+    let inputSpatial = input.reduce(1, *), outputSpatial = output.reduce(1, *), kernelSize = kernel.reduce(1, *)
+    let inputStrides = Tensor.strides(of: input), outputStrides = Tensor.strides(of: output), kernelStrides = Tensor.strides(of: kernel)
+    var result = [Double](repeating: 0, count: batch * filters * outputSpatial)
+    let channelsPerGroup = channels / group
+    for b in 0..<batch {
+        for ci in 0..<channels {
+            let gi = ci / channelsPerGroup
+            for s in 0..<inputSpatial {
+                let value = xs[(b * channels + ci) * inputSpatial + s]
+                if value == 0 { continue }
+                for k in 0..<kernelSize {
+                    var offset = 0, inside = true
+                    for d in 0..<n {
+                        let position = ((s / inputStrides[d]) % input[d]) * strides[d] + ((k / kernelStrides[d]) % kernel[d]) * dilations[d] - pads[d]
+                        if position < 0 || position >= output[d] { inside = false; break }
+                        offset += position * outputStrides[d]
+                    }
+                    guard inside else { continue }
+                    for o in 0..<outPerGroup {
+                        let weight = ws[(ci * outPerGroup + o) * kernelSize + k]
+                        result[(b * filters + gi * outPerGroup + o) * outputSpatial + offset] += value * weight
+                    }
+                }
+            }
+        }
+    }
+    if let bias {
+        let values = bias.doubles()
+        for index in result.indices { result[index] += values[(index / outputSpatial) % filters] }
+    }
+    return Cast.fromDoubles(result, dtype: x.dtype, shape: [batch, filters] + output)
+}
+
+enum PoolKind { case max, average, lp(Double) }
+
+func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
+    let a = c.attributes
+    let kernel = try a.required("kernel_shape", a.ints)
+    let g = try WindowGeometry(input: Array(x.shape[2...]), kernel: kernel, attributes: a, ceilMode: a.int("ceil_mode", default: 0) == 1, context: c)
+    let includePad = a.int("count_include_pad", default: 0) == 1
+    let planes = x.shape[0] * x.shape[1]
+    let inputSpatial = g.input.reduce(1, *), spatial = g.output.reduce(1, *)
+    let taps = im2colOffsets(g)
+    let kernelSize = kernel.reduce(1, *)
+    let values = x.doubles()
+    var result = [Double](repeating: 0, count: planes * spatial)
+    var indices = [Int64](repeating: 0, count: planes * spatial)
+    // Positions in the padded extent (for count_include_pad): windows clipped to input + pads.
+    var paddedCounts = [Int](repeating: kernelSize, count: spatial)
+    if includePad {
+        let outputStrides = Tensor.strides(of: g.output), kernelStrides = Tensor.strides(of: kernel)
+        for s in 0..<spatial {
+            var count = 1
+            for d in 0..<g.input.count {
+                let start = ((s / outputStrides[d]) % g.output[d]) * g.strides[d] - g.padBegin[d]
+                var inside = 0
+                for kd in 0..<kernel[d] {
+                    let position = start + kd * g.dilations[d]
+                    if position >= -g.padBegin[d], position < g.input[d] + g.padEnd[d] { inside += 1 }
+                }
+                count *= inside
+                _ = kernelStrides
+            }
+            paddedCounts[s] = count
+        }
+    }
+    for plane in 0..<planes {
+        let base = plane * inputSpatial
+        for s in 0..<spatial {
+            var best = -Double.infinity, bestIndex = -1, sum = 0.0, count = 0
+            for k in 0..<kernelSize {
+                let offset = taps[k * spatial + s]
+                guard offset >= 0 else { continue }
+                let value = values[base + offset]
+                count += 1
+                switch kind {
+                case .max: if value > best || bestIndex < 0 { best = value; bestIndex = offset }
+                case .average: sum += value
+                case .lp(let p): sum += Foundation.pow(Swift.abs(value), p)
+                }
+            }
+            let out = plane * spatial + s
+            switch kind {
+            case .max:
+                result[out] = best
+                indices[out] = Int64(base + Swift.max(bestIndex, 0))
+            case .average: result[out] = sum / Double(includePad ? paddedCounts[s] : Swift.max(count, 1))
+            case .lp(let p): result[out] = Foundation.pow(sum, 1 / p)
+            }
+        }
+    }
+    let shape = Array(x.shape[..<2]) + g.output
+    var outputs = [Cast.fromDoubles(result, dtype: x.dtype, shape: shape)]
+    if case .max = kind, c.node.outputs.count > 1 {
+        if a.int("storage_order", default: 0) == 1, g.input.count == 2 {
+            // Column-major indices within each plane.
+            let (h, w) = (g.input[0], g.input[1])
+            indices = indices.map { value in
+                let plane = Int(value) / (h * w), rest = Int(value) % (h * w)
+                return Int64(plane * h * w + (rest % w) * h + rest / w)
+            }
+        }
+        outputs.append(Tensor(indices, shape: shape))
+    }
+    return outputs
+}

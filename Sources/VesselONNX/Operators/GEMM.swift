@@ -1,0 +1,160 @@
+import Foundation
+import VesselTensor
+
+/// Single-precision matrix multiply, C = alpha·op(A)·op(B) + beta·C, row-major.
+///
+/// OpenBLAS is used when its shared library can be loaded (it picks kernels for the CPU at run
+/// time and threads large products); otherwise a blocked Swift kernel computes the same result.
+/// Loading at run time means `swift build` needs no BLAS headers and a machine without OpenBLAS
+/// still runs every model. `VESSEL_BLAS=none` forces the built-in kernel (for testing).
+enum GEMM {
+    private typealias CblasSgemm = @convention(c) (
+        Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+        UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
+    ) -> Void
+
+    private static let sgemm: CblasSgemm? = {
+        if ProcessInfo.processInfo.environment["VESSEL_BLAS"] == "none" { return nil }
+        for name in ["libopenblas.so.0", "libopenblas.so", "libcblas.so.3", "libblas.so.3"] {
+            guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL), let symbol = dlsym(handle, "cblas_sgemm") else { continue }
+            return unsafeBitCast(symbol, to: CblasSgemm.self)
+        }
+        return nil
+    }()
+
+    /// Which implementation runs: "openblas" or "builtin".
+    static var backend: String { sgemm == nil ? "builtin" : "openblas" }
+
+    /// - Parameters: `a` is m×k (or k×m when `transA`), `b` is k×n (or n×k when `transB`), `c` is m×n.
+    static func multiply(
+        m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, transA: Bool = false,
+        b: UnsafePointer<Float>, transB: Bool = false, beta: Float = 0, c: UnsafeMutablePointer<Float>
+    ) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            for index in 0..<(m * n) { c[index] = beta == 0 ? 0 : beta * c[index] }
+            return
+        }
+        if let sgemm {
+            sgemm(101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(n), Int32(k), alpha,
+                  a, Int32(transA ? m : k), b, Int32(transB ? k : n), beta, c, Int32(n))
+            return
+        }
+        builtin(m: m, n: n, k: k, alpha: alpha, a: a, transA: transA, b: b, transB: transB, beta: beta, c: c)
+    }
+
+    /// Packs op(B) row-major (k×n) once, then for each block of rows accumulates a·b with the
+    /// inner loop over contiguous n, which the compiler vectorizes.
+    static func builtin(
+        m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, transA: Bool,
+        b: UnsafePointer<Float>, transB: Bool, beta: Float, c: UnsafeMutablePointer<Float>
+    ) {
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
+        defer { packed.deallocate() }
+        if transB {
+            for p in 0..<k { for j in 0..<n { packed[p * n + j] = b[j * k + p] } }
+        } else {
+            packed.initialize(from: b, count: k * n)
+        }
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { row.deallocate() }
+        for i in 0..<m {
+            row.initialize(repeating: 0, count: n)
+            for p in 0..<k {
+                let scale = transA ? a[p * m + i] : a[i * k + p]
+                if scale == 0 { continue }
+                let source = packed + p * n
+                for j in 0..<n { row[j] += scale * source[j] }
+            }
+            let out = c + i * n
+            if beta == 0 {
+                for j in 0..<n { out[j] = alpha * row[j] }
+            } else {
+                for j in 0..<n { out[j] = alpha * row[j] + beta * out[j] }
+            }
+        }
+    }
+}
+
+extension KernelRegistry {
+    static func registerLinearAlgebra(_ r: inout KernelRegistry) {
+        r.register("MatMul") { c, i in [try matmul(c.input(i, 0), c.input(i, 1), c)] }
+        r.register("Gemm") { c, i in
+            var a = try c.input(i, 0), b = try c.input(i, 1)
+            let transA = c.attributes.int("transA", default: 0) == 1, transB = c.attributes.int("transB", default: 0) == 1
+            let alpha = c.attributes.float("alpha", default: 1), beta = c.attributes.float("beta", default: 1)
+            guard a.rank == 2, b.rank == 2 else { throw c.invalid("Gemm needs 2-D A and B, got \(a.shape) and \(b.shape)") }
+            let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
+            let n = transB ? b.shape[0] : b.shape[1]
+            guard k == (transB ? b.shape[1] : b.shape[0]) else { throw c.invalid("inner dimensions differ: \(a.shape) and \(b.shape)") }
+            let dtype = a.dtype
+            if dtype != .float32 {
+                a = Cast.convert(a, to: .float32)
+                b = Cast.convert(b, to: .float32)
+            }
+            var out = Tensor(zeros: .float32, shape: [m, n])
+            if i.count > 2, let bias = i[2], beta != 0 {
+                let shape = try Broadcast.shape(bias.shape, [m, n])
+                guard shape == [m, n] else { throw c.invalid("C of shape \(bias.shape) does not broadcast to [\(m), \(n)]") }
+                out = Cast.convert(bias, to: .float32).take(Broadcast.offsets(from: bias.shape, to: [m, n]), shape: [m, n])
+            }
+            a.withUnsafeBufferPointer(as: Float.self) { pa in
+                b.withUnsafeBufferPointer(as: Float.self) { pb in
+                    out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                        GEMM.multiply(m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, transA: transA, b: pb.baseAddress!, transB: transB,
+                                      beta: (i.count > 2 && i[2] != nil) ? beta : 0, c: po.baseAddress!)
+                    }
+                }
+            }
+            return [Cast.convert(out, to: dtype)]
+        }
+    }
+}
+
+/// numpy `matmul`: 1-D operands are promoted and the added axis dropped; batch axes broadcast.
+func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext) throws -> Tensor {
+    guard a.rank >= 1, b.rank >= 1 else { throw context.invalid("MatMul needs tensors of rank ≥ 1") }
+    let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
+    let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
+    let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1], n = bShape[bShape.count - 1]
+    guard bShape[bShape.count - 2] == k else { throw context.invalid("inner dimensions differ: \(a.shape) and \(b.shape)") }
+    let batch = try Broadcast.shape(Array(aShape.dropLast(2)), Array(bShape.dropLast(2)))
+    var outShape = batch + [m, n]
+    let batchCount = Tensor.count(of: batch)
+    let aOffsets = Broadcast.offsets(from: Array(aShape.dropLast(2)), to: batch)
+    let bOffsets = Broadcast.offsets(from: Array(bShape.dropLast(2)), to: batch)
+    let dtype = a.dtype
+    let fa = dtype == .float32 ? a : Cast.convert(a, to: dtype == .float64 || Cast.isInteger(dtype) ? .float64 : .float32)
+    let fb = dtype == .float32 ? b : Cast.convert(b, to: fa.dtype)
+    let out: Tensor
+    if fa.dtype == .float32 {
+        out = Tensor(uninitialized: .float32, shape: outShape)
+        fa.withUnsafeBufferPointer(as: Float.self) { pa in
+            fb.withUnsafeBufferPointer(as: Float.self) { pb in
+                out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                    for index in 0..<batchCount {
+                        GEMM.multiply(m: m, n: n, k: k, a: pa.baseAddress! + aOffsets[index] * m * k,
+                                      b: pb.baseAddress! + bOffsets[index] * k * n, c: po.baseAddress! + index * m * n)
+                    }
+                }
+            }
+        }
+    } else {
+        // Double and integer products: exact-enough accumulation in Double.
+        let x = fa.doubles(), y = fb.doubles()
+        var values = [Double](repeating: 0, count: batchCount * m * n)
+        for index in 0..<batchCount {
+            let ao = aOffsets[index] * m * k, bo = bOffsets[index] * k * n, oo = index * m * n
+            for row in 0..<m {
+                for p in 0..<k {
+                    let scale = x[ao + row * k + p]
+                    for column in 0..<n { values[oo + row * n + column] += scale * y[bo + p * n + column] }
+                }
+            }
+        }
+        out = Cast.fromDoubles(values, dtype: dtype, shape: outShape)
+    }
+    if a.rank == 1 { outShape.remove(at: outShape.count - 2) }
+    if b.rank == 1 { outShape.removeLast() }
+    return Cast.convert(out, to: dtype).reshaped(outShape)
+}

@@ -1,0 +1,131 @@
+import Foundation
+import VesselTensor
+
+extension KernelRegistry {
+    static func registerNormalization(_ r: inout KernelRegistry) {
+        r.register("BatchNormalization") { c, i in
+            let x = try c.input(i, 0)
+            if c.attributes.int("training_mode", default: 0) == 1 { throw c.invalid("training mode is not supported") }
+            let scale = try c.input(i, 1).doubles(), bias = try c.input(i, 2).doubles()
+            let mean = try c.input(i, 3).doubles(), variance = try c.input(i, 4).doubles()
+            let epsilon = Double(c.attributes.float("epsilon", default: 1e-5))
+            let channels = x.rank > 1 ? x.shape[1] : 1
+            let inner = x.rank > 2 ? x.shape[2...].reduce(1, *) : 1
+            let factors = (0..<channels).map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
+            let offsets = (0..<channels).map { bias[$0] - mean[$0] * factors[$0] }
+            if x.dtype == .float32 {
+                let f = factors.map { Float($0) }, o = offsets.map { Float($0) }
+                return [mapUnaryIndexed(x) { index, value in
+                    let channel = (index / inner) % channels
+                    return value * f[channel] + o[channel]
+                }]
+            }
+            var values = x.doubles()
+            for index in values.indices {
+                let channel = (index / inner) % channels
+                values[index] = values[index] * factors[channel] + offsets[channel]
+            }
+            return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
+        }
+        r.register("InstanceNormalization", since: 6) { c, i in
+            let x = try c.input(i, 0)
+            let scale = try c.input(i, 1).doubles(), bias = try c.input(i, 2).doubles()
+            let epsilon = Double(c.attributes.float("epsilon", default: 1e-5))
+            let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
+            var values = x.doubles()
+            for group in 0..<(x.count / Swift.max(inner, 1)) {
+                normalize(&values[(group * inner)..<((group + 1) * inner)], epsilon: epsilon,
+                          scale: { _ in scale[group % channels] }, bias: { _ in bias[group % channels] })
+            }
+            return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
+        }
+        r.register("LayerNormalization", since: 17) { c, i in
+            let x = try c.input(i, 0)
+            let axis = try normalizeAxis(c.attributes.int("axis", default: -1), rank: x.rank, c)
+            let epsilon = Double(c.attributes.float("epsilon", default: 1e-5))
+            let inner = x.shape[axis...].reduce(1, *)
+            let scaleTensor = try c.input(i, 1)
+            let normalizedShape = Array(x.shape[axis...])
+            let scale = scaleTensor.take(Broadcast.offsets(from: scaleTensor.shape, to: normalizedShape), shape: normalizedShape).doubles()
+            var bias = [Double](repeating: 0, count: inner)
+            if i.count > 2, let b = i[2] { bias = b.take(Broadcast.offsets(from: b.shape, to: normalizedShape), shape: normalizedShape).doubles() }
+            var values = x.doubles()
+            var means: [Double] = [], inverse: [Double] = []
+            for row in 0..<(x.count / Swift.max(inner, 1)) {
+                let (mean, invStd) = normalize(&values[(row * inner)..<((row + 1) * inner)], epsilon: epsilon,
+                                               scale: { scale[$0] }, bias: { bias[$0] })
+                means.append(mean)
+                inverse.append(invStd)
+            }
+            let statsShape = Array(x.shape[..<axis]) + [Int](repeating: 1, count: x.rank - axis)
+            let statsType: DType = DType(rawValue: "float32")!
+            return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape),
+                    Cast.fromDoubles(means, dtype: statsType, shape: statsShape),
+                    Cast.fromDoubles(inverse, dtype: statsType, shape: statsShape)]
+        }
+        r.register("GroupNormalization", since: 18) { c, i in
+            let x = try c.input(i, 0)
+            let groups = try c.attributes.required("num_groups", c.attributes.int)
+            let epsilon = Double(c.attributes.float("epsilon", default: 1e-5))
+            let scale = try c.input(i, 1).doubles(), bias = try c.input(i, 2).doubles()
+            let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
+            guard groups > 0, channels % groups == 0 else { throw c.invalid("\(channels) channels do not split into \(groups) groups") }
+            let perGroup = channels / groups
+            // Opset 18 gives scale and bias per group; 21 per channel.
+            let perChannel = scale.count == channels
+            var values = x.doubles()
+            let size = perGroup * inner
+            for block in 0..<(x.count / Swift.max(size, 1)) {
+                let group = block % groups
+                normalize(&values[(block * size)..<((block + 1) * size)], epsilon: epsilon,
+                          scale: { perChannel ? scale[group * perGroup + $0 / inner] : scale[group] },
+                          bias: { perChannel ? bias[group * perGroup + $0 / inner] : bias[group] })
+            }
+            return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
+        }
+        r.register("LRN") { c, i in
+            let x = try c.input(i, 0)
+            let size = try c.attributes.required("size", c.attributes.int)
+            let alpha = Double(c.attributes.float("alpha", default: 1e-4)), beta = Double(c.attributes.float("beta", default: 0.75))
+            let bias = Double(c.attributes.float("bias", default: 1))
+            let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
+            let values = x.doubles()
+            var out = values
+            let before = (size - 1) / 2, after = size - 1 - before
+            for index in values.indices {
+                let channel = (index / inner) % channels
+                var sum = 0.0
+                for other in Swift.max(0, channel - before)...Swift.min(channels - 1, channel + after) {
+                    let value = values[index + (other - channel) * inner]
+                    sum += value * value
+                }
+                out[index] = values[index] / Foundation.pow(bias + alpha / Double(size) * sum, beta)
+            }
+            return [Cast.fromDoubles(out, dtype: x.dtype, shape: x.shape)]
+        }
+    }
+}
+
+/// Normalizes a slice to zero mean and unit variance, then applies per-position scale and bias.
+/// Returns the mean and 1/σ.
+@discardableResult
+func normalize(_ values: inout ArraySlice<Double>, epsilon: Double, scale: (Int) -> Double, bias: (Int) -> Double) -> (Double, Double) {
+    let count = Double(values.count)
+    let mean = values.reduce(0, +) / count
+    let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / count
+    let inverse = 1 / (variance + epsilon).squareRoot()
+    for (k, index) in values.indices.enumerated() {
+        values[index] = (values[index] - mean) * inverse * scale(k) + bias(k)
+    }
+    return (mean, inverse)
+}
+
+func mapUnaryIndexed(_ x: Tensor, _ f: (Int, Float) -> Float) -> Tensor {
+    let out = Tensor(uninitialized: .float32, shape: x.shape)
+    x.withUnsafeBufferPointer(as: Float.self) { source in
+        out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
+            for index in 0..<source.count { destination[index] = f(index, source[index]) }
+        }
+    }
+    return out
+}

@@ -1,0 +1,85 @@
+import VesselTensor
+
+extension Tensor {
+    /// A new tensor of `shape` whose element `i` is this tensor's element `offsets[i]`, for any
+    /// dtype: the primitive behind Transpose, Expand, Tile, Slice and the Gather family.
+    func take(_ offsets: [Int], shape: [Int]) -> Tensor {
+        if dtype == .string { return Tensor(strings: offsets.map { strings[$0] }, shape: shape) }
+        let out = Tensor(uninitialized: dtype, shape: shape)
+        func copy<W>(_ type: W.Type) {
+            let source = storage.pointer.assumingMemoryBound(to: W.self)
+            let destination = out.storage.pointer.assumingMemoryBound(to: W.self)
+            for (position, offset) in offsets.enumerated() { destination[position] = source[offset] }
+        }
+        switch dtype.byteSize! {
+        case 1: copy(UInt8.self)
+        case 2: copy(UInt16.self)
+        case 4: copy(UInt32.self)
+        default: copy(UInt64.self)
+        }
+        return out
+    }
+
+    /// Joins tensors of one dtype along an existing axis.
+    static func concatenate(_ tensors: [Tensor], axis: Int) -> Tensor {
+        var shape = tensors[0].shape
+        shape[axis] = tensors.reduce(0) { $0 + $1.shape[axis] }
+        let outer = shape[..<axis].reduce(1, *)
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        if tensors[0].dtype == .string {
+            var values: [String] = []
+            values.reserveCapacity(Tensor.count(of: shape))
+            for o in 0..<outer {
+                for t in tensors {
+                    let block = t.shape[axis] * inner
+                    values += t.strings[(o * block)..<((o + 1) * block)]
+                }
+            }
+            return Tensor(strings: values, shape: shape)
+        }
+        let size = tensors[0].dtype.byteSize!
+        let out = Tensor(uninitialized: tensors[0].dtype, shape: shape)
+        var cursor = out.storage.pointer
+        for o in 0..<outer {
+            for t in tensors {
+                let block = t.shape[axis] * inner * size
+                cursor.copyMemory(from: t.storage.pointer + o * block, byteCount: block)
+                cursor += block
+            }
+        }
+        return out
+    }
+}
+
+/// Normalizes a possibly negative axis against a rank, or fails naming it.
+func normalizeAxis(_ axis: Int, rank: Int, _ context: KernelContext) throws -> Int {
+    let value = axis < 0 ? axis + rank : axis
+    guard value >= 0, value < max(rank, 1) || (rank == 0 && value == 0) else {
+        throw context.invalid("axis \(axis) is out of range for rank \(rank)")
+    }
+    return value
+}
+
+/// Offsets of a strided, multi-dimensional walk: for each output index (row-major over `shape`),
+/// `base + Σ index[d] * steps[d]`.
+func stridedOffsets(shape: [Int], base: Int, steps: [Int]) -> [Int] {
+    let count = Tensor.count(of: shape)
+    var result = [Int](repeating: 0, count: count)
+    guard count > 0 else { return result }
+    let rank = shape.count
+    var index = [Int](repeating: 0, count: rank)
+    var offset = base
+    for position in 0..<count {
+        result[position] = offset
+        var axis = rank - 1
+        while axis >= 0 {
+            index[axis] += 1
+            offset += steps[axis]
+            if index[axis] < shape[axis] { break }
+            offset -= steps[axis] * index[axis]
+            index[axis] = 0
+            axis -= 1
+        }
+    }
+    return result
+}

@@ -1,0 +1,214 @@
+import Foundation
+import VesselTensor
+
+/// ONNX `TensorProto.DataType` numbers. See onnx-ml.proto.
+enum ONNXDataType {
+    static func dtype(_ code: Int32) -> DType? {
+        switch code {
+        case 1: .float32
+        case 2: .uint8
+        case 3: .int8
+        case 4: .uint16
+        case 5: .int16
+        case 6: .int32
+        case 7: .int64
+        case 8: .string
+        case 9: .bool
+        case 10: .float16
+        case 11: .float64
+        case 12: .uint32
+        case 13: .uint64
+        case 16: .bfloat16
+        default: nil
+        }
+    }
+
+    static func code(_ dtype: DType) -> Int32 {
+        switch dtype {
+        case .float32: 1
+        case .uint8: 2
+        case .int8: 3
+        case .uint16: 4
+        case .int16: 5
+        case .int32: 6
+        case .int64: 7
+        case .string: 8
+        case .bool: 9
+        case .float16: 10
+        case .float64: 11
+        case .uint32: 12
+        case .uint64: 13
+        case .bfloat16: 16
+        }
+    }
+
+    static func name(_ code: Int32) -> String {
+        let names = [0: "UNDEFINED", 14: "COMPLEX64", 15: "COMPLEX128", 17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ",
+                     19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1"]
+        return dtype(code)?.rawValue ?? names[Int(code)] ?? "type \(code)"
+    }
+}
+
+/// Keeps a memory-mapped file alive while tensors view it.
+final class MappedFile: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let length: Int
+
+    init(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ONNXError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        fstat(fd, &info)
+        length = Int(info.st_size)
+        guard length > 0 else {
+            base = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
+            return
+        }
+        guard let mapped = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
+            throw ONNXError.unreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        base = mapped
+    }
+
+    deinit {
+        if length > 0 { munmap(base, length) } else { base.deallocate() }
+    }
+}
+
+extension Tensor {
+    /// Decodes an ONNX `TensorProto`: typed repeated fields, `raw_data` (little-endian), or
+    /// `external_data` in a file beside the model, which is memory-mapped, not read.
+    ///
+    /// - Parameter directory: where external data files are looked up; a location that leaves
+    ///   it (absolute, `..`, a symlink out) is refused.
+    init(proto: Onnx_TensorProto, directory: String?, mappedFiles: MappedFiles? = nil) throws {
+        let name = proto.name
+        guard let dtype = ONNXDataType.dtype(proto.dataType) else {
+            throw ONNXError.invalidModel("tensor `\(name)` has unsupported data type \(ONNXDataType.name(proto.dataType))")
+        }
+        let shape = proto.dims.map { Int($0) }
+        guard let count = Tensor.checkedCount(of: shape) else { throw ONNXError.invalidModel("tensor `\(name)` has invalid dimensions \(shape)") }
+        if let problem = Tensor.allocationProblem(dtype, shape) { throw ONNXError.invalidModel("tensor `\(name)`: \(problem)") }
+
+        if dtype == .string {
+            guard proto.stringData.count == count else {
+                throw ONNXError.invalidModel("string tensor `\(name)` has \(proto.stringData.count) values for shape \(shape)")
+            }
+            self.init(strings: proto.stringData.map { String(decoding: $0, as: UTF8.self) }, shape: shape)
+            return
+        }
+        let byteCount = count * dtype.byteSize!
+        if proto.dataLocation == .external {
+            guard let directory else { throw ONNXError.externalData(tensor: name, reason: "no model directory to look in") }
+            let files = mappedFiles ?? MappedFiles()
+            self = try files.tensor(proto: proto, dtype: dtype, shape: shape, byteCount: byteCount, directory: directory)
+            return
+        }
+        if proto.hasRawData {
+            guard proto.rawData.count == byteCount else {
+                throw ONNXError.invalidModel("tensor `\(name)` has \(proto.rawData.count) bytes of raw data, shape \(shape) of \(dtype.rawValue) needs \(byteCount)")
+            }
+            self.init(uninitialized: dtype, shape: shape)
+            let destination = storage.pointer
+            proto.rawData.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress!, byteCount: byteCount) }
+            return
+        }
+        // Check the value count before allocating: the dims are only claims.
+        let provided: Int
+        switch dtype {
+        case .float32: provided = proto.floatData.count
+        case .float64: provided = proto.doubleData.count
+        case .int64: provided = proto.int64Data.count
+        case .uint32, .uint64: provided = proto.uint64Data.count
+        default: provided = proto.int32Data.count
+        }
+        guard provided == count else {
+            throw ONNXError.invalidModel("tensor `\(name)` has \(provided) values for shape \(shape)")
+        }
+        self.init(uninitialized: dtype, shape: shape)
+        func fill<T: TensorElement, S>(_ source: [S], _ convert: (S) -> T) throws {
+            withUnsafeMutableBufferPointer(as: T.self) { buffer in
+                for index in 0..<count { buffer[index] = convert(source[index]) }
+            }
+        }
+        switch dtype {
+        case .float32: try fill(proto.floatData) { $0 as Float }
+        case .float64: try fill(proto.doubleData) { $0 as Double }
+        case .int64: try fill(proto.int64Data) { $0 as Int64 }
+        case .int32: try fill(proto.int32Data) { $0 as Int32 }
+        case .int16: try fill(proto.int32Data) { Int16(truncatingIfNeeded: $0) }
+        case .int8: try fill(proto.int32Data) { Int8(truncatingIfNeeded: $0) }
+        case .uint16: try fill(proto.int32Data) { UInt16(truncatingIfNeeded: $0) }
+        case .uint8: try fill(proto.int32Data) { UInt8(truncatingIfNeeded: $0) }
+        case .bool: try fill(proto.int32Data) { $0 != 0 }
+        // float16 and bfloat16 travel as their bit patterns in int32_data.
+        case .float16: try fill(proto.int32Data) { Float16(bitPattern: UInt16(truncatingIfNeeded: $0)) }
+        case .bfloat16: try fill(proto.int32Data) { BFloat16(bits: UInt16(truncatingIfNeeded: $0)) }
+        case .uint32: try fill(proto.uint64Data) { UInt32(truncatingIfNeeded: $0) }
+        case .uint64: try fill(proto.uint64Data) { $0 as UInt64 }
+        case .string: break
+        }
+    }
+
+    /// Encodes as a `TensorProto` with raw little-endian data (strings in `string_data`).
+    func proto(name: String) -> Onnx_TensorProto {
+        var proto = Onnx_TensorProto()
+        proto.name = name
+        proto.dataType = ONNXDataType.code(dtype)
+        proto.dims = shape.map { Int64($0) }
+        if dtype == .string {
+            proto.stringData = strings.map { Data($0.utf8) }
+        } else {
+            proto.rawData = Data(bytes: storage.pointer, count: count * dtype.byteSize!)
+        }
+        return proto
+    }
+}
+
+/// The external data files of one model, each mapped once and shared by its tensors.
+final class MappedFiles: @unchecked Sendable {
+    private var files: [String: MappedFile] = [:]
+    private let lock = NSLock()
+
+    func tensor(proto: Onnx_TensorProto, dtype: DType, shape: [Int], byteCount: Int, directory: String) throws -> Tensor {
+        let name = proto.name
+        var entries: [String: String] = [:]
+        for entry in proto.externalData { entries[entry.key] = entry.value }
+        guard let location = entries["location"], !location.isEmpty else {
+            throw ONNXError.externalData(tensor: name, reason: "no `location`")
+        }
+        let components = location.split(separator: "/", omittingEmptySubsequences: true)
+        if location.hasPrefix("/") || components.contains("..") {
+            throw ONNXError.externalData(tensor: name, reason: "location `\(location)` leaves the model's directory")
+        }
+        let path = (directory as NSString).appendingPathComponent(location)
+        let resolvedDirectory = (directory as NSString).resolvingSymlinksInPath
+        let resolved = (path as NSString).resolvingSymlinksInPath
+        guard resolved.hasPrefix(resolvedDirectory + "/") else {
+            throw ONNXError.externalData(tensor: name, reason: "location `\(location)` resolves outside the model's directory")
+        }
+        let offset = Int(entries["offset"] ?? "0") ?? -1
+        let length = entries["length"].map { Int($0) ?? -1 } ?? byteCount
+        guard offset >= 0, length == byteCount else {
+            throw ONNXError.externalData(tensor: name, reason: "offset \(entries["offset"] ?? "0") / length \(entries["length"] ?? "-") do not describe \(byteCount) bytes")
+        }
+        let file = try lock.withLock {
+            if let file = files[resolved] { return file }
+            let file = try MappedFile(path: resolved)
+            files[resolved] = file
+            return file
+        }
+        guard offset + byteCount <= file.length else {
+            throw ONNXError.externalData(tensor: name, reason: "\(location) has \(file.length) bytes, the tensor needs \(offset + byteCount)")
+        }
+        // A view when the offset keeps elements aligned (the usual case); a copy otherwise, as
+        // typed loads from a misaligned address are undefined.
+        if offset % 64 == 0 || offset % (dtype.byteSize ?? 1) == 0 {
+            return Tensor(dtype: dtype, shape: shape, storage: TensorStorage(viewOf: file.base + offset, byteCount: byteCount, owner: file))
+        }
+        let copy = TensorStorage(uninitializedByteCount: byteCount)
+        copy.pointer.copyMemory(from: file.base + offset, byteCount: byteCount)
+        return Tensor(dtype: dtype, shape: shape, storage: copy)
+    }
+}

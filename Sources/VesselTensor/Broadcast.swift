@@ -1,0 +1,53 @@
+/// numpy-style broadcasting: shapes are aligned at the right; a dimension of 1 stretches.
+public enum Broadcast {
+    public struct Incompatible: Error, Sendable, CustomStringConvertible {
+        public var shapes: [[Int]]
+        public var description: String { "shapes \(shapes.map { "\($0)" }.joined(separator: ", ")) cannot be broadcast together" }
+    }
+
+    /// The broadcast shape of several shapes.
+    public static func shape(_ shapes: [Int]...) throws -> [Int] { try shape(of: shapes) }
+
+    public static func shape(of shapes: [[Int]]) throws -> [Int] {
+        let rank = shapes.map(\.count).max() ?? 0
+        var result = [Int](repeating: 1, count: rank)
+        for shape in shapes {
+            let offset = rank - shape.count
+            for (axis, size) in shape.enumerated() {
+                let current = result[offset + axis]
+                if current == size || size == 1 { continue }
+                if current == 1 { result[offset + axis] = size } else { throw Incompatible(shapes: shapes) }
+            }
+        }
+        return result
+    }
+
+    /// For each element of `output` (row-major), the offset of the element of an input of
+    /// `shape` that broadcasts onto it.
+    public static func offsets(from shape: [Int], to output: [Int]) -> [Int] {
+        let count = Tensor.count(of: output)
+        if shape == output { return Array(0..<count) }
+        if Tensor.count(of: shape) == 1 { return [Int](repeating: 0, count: count) }
+        let rank = output.count
+        let padded = [Int](repeating: 1, count: rank - shape.count) + shape
+        let inputStrides = Tensor.strides(of: padded)
+        let strides = (0..<rank).map { padded[$0] == 1 ? 0 : inputStrides[$0] }
+        var result = [Int](repeating: 0, count: count)
+        var index = [Int](repeating: 0, count: rank)
+        var offset = 0
+        for position in 0..<count {
+            result[position] = offset
+            // Increment the multi-index like an odometer, adjusting the offset incrementally.
+            var axis = rank - 1
+            while axis >= 0 {
+                index[axis] += 1
+                offset += strides[axis]
+                if index[axis] < output[axis] { break }
+                offset -= strides[axis] * index[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,174 @@
+/// A dense, row-major tensor: a dtype, a shape, and storage (strings are kept as Swift strings).
+public struct Tensor: Sendable {
+    public var dtype: DType
+    public var shape: [Int]
+    public var storage: TensorStorage
+    /// The elements of a `.string` tensor; empty for every other dtype.
+    public var strings: [String]
+
+    public var count: Int { Self.count(of: shape) }
+    public var rank: Int { shape.count }
+
+    public static func count(of shape: [Int]) -> Int { shape.reduce(1, *) }
+
+    /// The element count of a shape from untrusted data, or nil if a dimension is negative or
+    /// the product overflows.
+    public static func checkedCount(of shape: [Int]) -> Int? {
+        var count = 1
+        for size in shape {
+            guard size >= 0 else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: size)
+            if overflow { return nil }
+            count = product
+        }
+        return count
+    }
+
+    /// The largest tensor a kernel may allocate from data-dependent shapes (64 GiB): above it,
+    /// the request is an error, not an allocation that takes the process down.
+    public static let maximumBytes = 1 << 36
+
+    /// Whether a tensor of this dtype and shape may be allocated.
+    public static func allocationProblem(_ dtype: DType, _ shape: [Int]) -> String? {
+        guard let count = checkedCount(of: shape) else { return "shape \(shape) is invalid or too large" }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: max(dtype.byteSize ?? 16, 1))
+        if overflow || bytes > maximumBytes { return "a \(dtype.rawValue) tensor of shape \(shape) exceeds \(maximumBytes >> 30) GiB" }
+        return nil
+    }
+
+    public init(dtype: DType, shape: [Int], storage: TensorStorage) {
+        precondition(dtype != .string, "string tensors hold Swift strings")
+        self.dtype = dtype
+        self.shape = shape
+        self.storage = storage
+        self.strings = []
+    }
+
+    /// A tensor of zeros (false, or empty strings).
+    public init(zeros dtype: DType, shape: [Int]) {
+        self.dtype = dtype
+        self.shape = shape
+        let count = Self.count(of: shape)
+        self.storage = TensorStorage(zeroedByteCount: count * (dtype.byteSize ?? 0))
+        self.strings = dtype == .string ? Array(repeating: "", count: count) : []
+    }
+
+    /// A tensor whose every element the caller will write.
+    public init(uninitialized dtype: DType, shape: [Int]) {
+        self.dtype = dtype
+        self.shape = shape
+        let count = Self.count(of: shape)
+        self.storage = TensorStorage(uninitializedByteCount: count * (dtype.byteSize ?? 0))
+        self.strings = dtype == .string ? Array(repeating: "", count: count) : []
+    }
+
+    public init<T: TensorElement>(_ values: [T], shape: [Int]) {
+        precondition(values.count == Self.count(of: shape), "\(values.count) values for shape \(shape)")
+        self.init(uninitialized: T.dtype, shape: shape)
+        let destination = storage.pointer.bindMemory(to: T.self, capacity: values.count)
+        values.withUnsafeBufferPointer { destination.initialize(from: $0.baseAddress!, count: values.count) }
+    }
+
+    public init(strings values: [String], shape: [Int]) {
+        precondition(values.count == Self.count(of: shape))
+        self.dtype = .string
+        self.shape = shape
+        self.storage = TensorStorage(zeroedByteCount: 0)
+        self.strings = values
+    }
+
+    /// A rank-0 tensor.
+    public init<T: TensorElement>(scalar: T) {
+        self.init([scalar], shape: [])
+    }
+
+    public func withUnsafeBufferPointer<T: TensorElement, R>(as type: T.Type, _ body: (UnsafeBufferPointer<T>) throws -> R) rethrows -> R {
+        precondition(T.dtype == dtype, "reading \(dtype) as \(T.dtype)")
+        return try body(UnsafeBufferPointer(start: storage.pointer.assumingMemoryBound(to: T.self), count: count))
+    }
+
+    /// Writable access; the storage must not be a shared read-only view.
+    public func withUnsafeMutableBufferPointer<T: TensorElement, R>(as type: T.Type, _ body: (UnsafeMutableBufferPointer<T>) throws -> R) rethrows -> R {
+        precondition(T.dtype == dtype, "writing \(dtype) as \(T.dtype)")
+        precondition(!storage.isReadOnly, "writing a read-only tensor view")
+        return try body(UnsafeMutableBufferPointer(start: storage.pointer.assumingMemoryBound(to: T.self), count: count))
+    }
+
+    /// The elements as an array (a copy).
+    public func scalars<T: TensorElement>(as type: T.Type = T.self) -> [T] {
+        withUnsafeBufferPointer(as: T.self) { Array($0) }
+    }
+
+    /// Every element as a Double, whatever the dtype (strings excluded): for comparisons and
+    /// for shape-like inputs.
+    public func doubles() -> [Double] {
+        visit(DoublesVisitor(tensor: self))
+    }
+
+    /// Integer elements (for shape, axes, indices inputs), converted from any numeric dtype.
+    public func integers() -> [Int] {
+        switch dtype {
+        case .int64: return withUnsafeBufferPointer(as: Int64.self) { $0.map { Int($0) } }
+        case .int32: return withUnsafeBufferPointer(as: Int32.self) { $0.map { Int($0) } }
+        default: return doubles().map { Int($0) }
+        }
+    }
+
+    /// The same elements under another shape of the same count; shares storage.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(Self.count(of: newShape) == count, "cannot reshape \(shape) to \(newShape)")
+        var copy = self
+        copy.shape = newShape
+        return copy
+    }
+
+    /// Row-major strides of a shape, in elements.
+    public static func strides(of shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        var running = 1
+        for axis in stride(from: shape.count - 1, through: 0, by: -1) {
+            strides[axis] = running
+            running *= shape[axis]
+        }
+        return strides
+    }
+
+    /// Calls the visitor with this tensor's element type.
+    public func visit<V: DTypeVisitor>(_ visitor: V) -> V.Result {
+        Self.dispatch(dtype, visitor)
+    }
+
+    public static func dispatch<V: DTypeVisitor>(_ dtype: DType, _ visitor: V) -> V.Result {
+        switch dtype {
+        case .float32: visitor.visit(Float.self)
+        case .float64: visitor.visit(Double.self)
+        case .float16: visitor.visit(Float16.self)
+        case .bfloat16: visitor.visit(BFloat16.self)
+        case .int8: visitor.visit(Int8.self)
+        case .int16: visitor.visit(Int16.self)
+        case .int32: visitor.visit(Int32.self)
+        case .int64: visitor.visit(Int64.self)
+        case .uint8: visitor.visit(UInt8.self)
+        case .uint16: visitor.visit(UInt16.self)
+        case .uint32: visitor.visit(UInt32.self)
+        case .uint64: visitor.visit(UInt64.self)
+        case .bool: visitor.visit(Bool.self)
+        case .string: visitor.visitString()
+        }
+    }
+}
+
+/// A computation generic over the element type, chosen at run time from a dtype.
+public protocol DTypeVisitor {
+    associatedtype Result
+    func visit<T: TensorElement>(_ type: T.Type) -> Result
+    func visitString() -> Result
+}
+
+struct DoublesVisitor: DTypeVisitor {
+    let tensor: Tensor
+    func visit<T: TensorElement>(_ type: T.Type) -> [Double] {
+        tensor.withUnsafeBufferPointer(as: T.self) { $0.map(\.doubleValue) }
+    }
+    func visitString() -> [Double] { tensor.strings.map { Double($0) ?? .nan } }
+}

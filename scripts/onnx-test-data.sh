@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Test-time only: a Python venv with the `onnx` wheel (and onnxruntime, the numerical reference),
+# and the ONNX backend node cases it defines, written to .build/onnx-node-cases.
+# Vessel itself never runs Python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=".build/venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check onnx==1.23.2 numpy
+fi
+cases=".build/onnx-node-cases"
+if [ ! -f "$cases/tolerances.tsv" ]; then
+  rm -rf "$cases"
+  "$venv/bin/python" Tests/VesselONNXTests/Conformance/generate_node_cases.py "$cases"
+fi
