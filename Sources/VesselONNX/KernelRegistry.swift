@@ -67,6 +67,7 @@ public struct KernelRegistry: Sendable {
         registerReductions(&registry)
         registerNormalization(&registry)
         registerConvolution(&registry)
+        registerResize(&registry)
         registerControlFlow(&registry)
         return registry
     }()
