@@ -68,6 +68,8 @@ public struct KernelRegistry: Sendable {
         registerNormalization(&registry)
         registerConvolution(&registry)
         registerResize(&registry)
+        registerEinsum(&registry)
+        registerRecurrent(&registry)
         registerControlFlow(&registry)
         return registry
     }()
