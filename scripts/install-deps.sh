@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the outside tools the tests read our output with: skopeo (OCI layouts and archives),
 # bsdtar (a second tar reader), openssl (reference hashing), script (a pseudo-terminal, to see
-# progress drawn). Debian packages only; idempotent.
+# progress drawn), python3-venv (test fixtures), libopenblas0. Debian packages only; idempotent.
 set -euo pipefail
 need=()
 command -v skopeo >/dev/null || need+=(skopeo)
@@ -9,6 +9,9 @@ command -v bsdtar >/dev/null || need+=(libarchive-tools)
 command -v openssl >/dev/null || need+=(openssl)
 command -v script >/dev/null || need+=(bsdutils)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+# The runtime finds OpenBLAS by itself when present (and has a built-in GEMM when not); the
+# tests run the large light models with it.
+ldconfig -p | grep -q libopenblas.so.0 || need+=(libopenblas0)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -14,3 +14,6 @@ if [ ! -f "$cases/tolerances.tsv" ]; then
   rm -rf "$cases"
   "$venv/bin/python" Tests/VesselONNXTests/Conformance/generate_node_cases.py "$cases"
 fi
+# The model suites the wheel ships with their data (pytorch-converted, pytorch-operator, simple, light).
+data=$("$venv/bin/python" -c "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend', 'test', 'data'))")
+ln -sfn "$data" .build/onnx-backend-data

@@ -70,6 +70,7 @@ public struct KernelRegistry: Sendable {
         registerResize(&registry)
         registerEinsum(&registry)
         registerRecurrent(&registry)
+        registerStrings(&registry)
         registerControlFlow(&registry)
         return registry
     }()

@@ -21,7 +21,12 @@ extension KernelRegistry {
             return [try activation(c.input(i, 0), c) { $0 >= 0 ? $0 : alpha * $0 }]
         }
         r.register("PRelu") { c, i in
-            let x = try c.input(i, 0), slope = try c.input(i, 1)
+            let x = try c.input(i, 0)
+            var slope = try c.input(i, 1)
+            // Before numpy broadcasting (opset < 7) a 1-D slope of C values applies per channel.
+            if (try? Broadcast.shape(x.shape, slope.shape)) == nil, slope.rank == 1, x.rank > 1, slope.count == x.shape[1] {
+                slope = slope.reshaped([slope.count] + [Int](repeating: 1, count: x.rank - 2))
+            }
             let shape = try Broadcast.shape(x.shape, slope.shape)
             let xs = x.doubles(), ss = slope.doubles()
             let ox = Broadcast.offsets(from: x.shape, to: shape), os = Broadcast.offsets(from: slope.shape, to: shape)
