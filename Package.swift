@@ -56,13 +56,13 @@ let package = Package(
         .executableTarget(
             name: "vessel",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselTensor",
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselTensor", "VesselONNX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(name: "VesselTestSupport", dependencies: ["VesselStore"], path: "Tests/VesselTestSupport", swiftSettings: swiftSettings),
-        .testTarget(name: "VesselTensorTests", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselTensorTests", dependencies: ["VesselTensor", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VesselONNXTests",
             dependencies: ["VesselONNX", "VesselTensor", "VesselTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],

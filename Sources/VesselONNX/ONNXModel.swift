@@ -58,6 +58,31 @@ public final class ONNXModel: Sendable {
         self.graph = graph
     }
 
+    /// A model's inputs (those no initializer supplies) and outputs, read without resolving any
+    /// kernel: for describing models this runtime may not be able to run.
+    public static func signature(path: String) throws -> (inputs: [ValueInfo], outputs: [ValueInfo]) {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw ONNXError.unreadable(path: path, reason: error.localizedDescription)
+        }
+        let proto: Onnx_ModelProto
+        do { proto = try Onnx_ModelProto(serializedBytes: data) } catch {
+            throw ONNXError.invalidModel("not an ONNX model protobuf (\(error))")
+        }
+        let initialized = Set(proto.graph.initializer.map(\.name))
+        return (proto.graph.input.filter { !initialized.contains($0.name) }.map(GraphBuilder.valueInfo),
+                proto.graph.output.map(GraphBuilder.valueInfo))
+    }
+
+    /// Decodes a serialized ONNX `TensorProto` (the `.pb` files of ONNX test data).
+    public static func tensor(protobuf data: Data) throws -> Tensor {
+        let proto: Onnx_TensorProto
+        do { proto = try Onnx_TensorProto(serializedBytes: data) } catch {
+            throw ONNXError.invalidModel("not a TensorProto (\(error))")
+        }
+        return try Tensor(proto: proto, directory: nil)
+    }
+
     /// Runs the model. Feeds must name graph inputs; inputs with an initializer may be omitted.
     public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
         let known = graph.inputs.map(\.name)

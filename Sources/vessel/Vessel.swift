@@ -11,8 +11,8 @@ struct Vessel: ParsableCommand {
         abstract: "Package trained models into verifiable OCI artifacts, and run them the same way everywhere.",
         version: "0.1.0",
         subcommands: [
-            Validate.self, Pack.self, List.self, Inspect.self, Verify.self, Export.self, Import.self,
-            Unpack.self, Tag.self, Remove.self, GC.self,
+            Init.self, Validate.self, Pack.self, List.self, Inspect.self, Verify.self, Export.self, Import.self,
+            Unpack.self, Tag.self, Remove.self, GC.self, Run.self, Bench.self,
         ]
     )
 }

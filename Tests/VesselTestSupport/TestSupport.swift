@@ -115,3 +115,22 @@ public enum TestSupport {
     }
 }
 
+
+extension TestSupport {
+    /// The test venv's Python (numpy, onnx), made by scripts/onnx-test-data.sh.
+    public static var python: String { packageRoot + "/.build/venv/bin/python" }
+
+    /// Runs a Python snippet in the test venv; fails with its stderr if it fails.
+    @discardableResult
+    public static func python(_ code: String) throws -> String {
+        guard FileManager.default.isExecutableFile(atPath: python) else { throw ToolMissing(tool: ".build/venv (scripts/onnx-test-data.sh)") }
+        let result = try run(python, ["-c", code])
+        guard result.status == 0 else { throw PythonFailed(message: result.standardError) }
+        return result.standardOutput
+    }
+
+    public struct PythonFailed: Error, CustomStringConvertible {
+        public var message: String
+        public var description: String { "python failed: \(message)" }
+    }
+}

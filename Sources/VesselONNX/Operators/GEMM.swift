@@ -25,6 +25,21 @@ enum GEMM {
     /// Which implementation runs: "openblas" or "builtin".
     static var backend: String { sgemm == nil ? "builtin" : "openblas" }
 
+    private typealias SetThreads = @convention(c) (Int32) -> Void
+    private static let setThreadsFunction: SetThreads? = {
+        guard sgemm != nil else { return nil }
+        for name in ["libopenblas.so.0", "libopenblas.so"] {
+            guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL), let symbol = dlsym(handle, "openblas_set_num_threads") else { continue }
+            return unsafeBitCast(symbol, to: SetThreads.self)
+        }
+        return nil
+    }()
+
+    /// Threads one large product may use (OpenBLAS only; the built-in kernel is single-threaded).
+    static func setThreads(_ count: Int) {
+        setThreadsFunction?(Int32(max(1, count)))
+    }
+
     /// - Parameters: `a` is m×k (or k×m when `transA`), `b` is k×n (or n×k when `transB`), `c` is m×n.
     static func multiply(
         m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, transA: Bool = false,

@@ -1,0 +1,10 @@
+/// Process-wide settings of the native runtime.
+public enum Runtime {
+    /// "openblas" when OpenBLAS was found and is used for matrix products, else "builtin".
+    public static var blasBackend: String { GEMM.backend }
+
+    /// Threads a single large operator (matrix product, convolution) may use.
+    public static func setIntraOpThreads(_ count: Int) {
+        GEMM.setThreads(count)
+    }
+}

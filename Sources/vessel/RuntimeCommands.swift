@@ -1,0 +1,266 @@
+import ArgumentParser
+import Foundation
+import VesselManifest
+import VesselONNX
+import VesselTensor
+
+/// The model's own inputs: graph inputs that no initializer already supplies.
+func feedableInputs(_ model: ONNXModel) -> [ValueInfo] {
+    model.inputs.filter { model.graph.initializers[$0.name] == nil }
+}
+
+func tensorSpec(_ info: ValueInfo) -> TensorSpec {
+    TensorSpec(name: info.name, dtype: info.dtype ?? .float32, shape: info.shape ?? [.dynamic(name: nil)])
+}
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write a starter vessel.yaml with the signature read from an ONNX model.")
+
+    @Argument(help: "The .onnx model.")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "Where to write (default: vessel.yaml beside the model).")
+    var output: String?
+
+    @Flag(help: "Overwrite an existing file.")
+    var force = false
+
+    func run() throws {
+        try vessel.run {
+            // Only the signature is needed: no kernels, so any valid ONNX model works here.
+            let signature = try ONNXModel.signature(path: model)
+            let directory = (model as NSString).deletingLastPathComponent
+            let target = output ?? ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent("vessel.yaml")
+            if FileManager.default.fileExists(atPath: target), !force {
+                throw ValidationError("\(target) already exists (pass --force to overwrite)")
+            }
+            let stem = ((model as NSString).lastPathComponent as NSString).deletingPathExtension
+            var name = String(stem.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" })
+            name = name.split(separator: "-").joined(separator: "-")
+            if name.isEmpty { name = "model" }
+            let text = StarterManifest.yaml(
+                name: name, modelFile: (model as NSString).lastPathComponent, format: .onnx,
+                inputs: signature.inputs.map(tensorSpec), outputs: signature.outputs.map(tensorSpec)
+            )
+            // What init writes must itself be a valid manifest.
+            _ = try ManifestParser.parse(text: text, file: target, baseDirectory: directory.isEmpty ? "." : directory)
+            try Data(text.utf8).write(to: URL(fileURLWithPath: target), options: .atomic)
+            print("wrote \(target): \(signature.inputs.count) input(s), \(signature.outputs.count) output(s)")
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run one inference of an ONNX model on inputs from .npy or JSON.")
+
+    @Argument(help: "The .onnx model.")
+    var model: String
+
+    @Option(name: .customLong("input"), help: ArgumentHelp("NAME=FILE.npy, NAME=FILE.pb (ONNX TensorProto), NAME=FILE.json or NAME=<inline JSON>.", valueName: "name=value"))
+    var inputs: [String] = []
+
+    @Option(name: .customLong("output-dir"), help: "Write each output as DIR/<name>.npy instead of printing it.")
+    var outputDirectory: String?
+
+    func run() throws {
+        try vessel.run {
+            let loaded = try ONNXModel(path: model)
+            var feeds: [String: Tensor] = [:]
+            for argument in inputs {
+                guard let equals = argument.firstIndex(of: "=") else { throw ValidationError("--input `\(argument)` is not NAME=VALUE") }
+                let name = String(argument[..<equals]), value = String(argument[argument.index(after: equals)...])
+                guard let info = loaded.inputs.first(where: { $0.name == name }) else {
+                    throw ValidationError("the model has no input `\(name)`; its inputs are \(feedableInputs(loaded).map(\.name).joined(separator: ", "))")
+                }
+                feeds[name] = try readInput(value, dtype: info.dtype ?? .float32, name: name)
+            }
+            let results = try loaded.run(feeds)
+            if let outputDirectory {
+                try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+            }
+            for output in loaded.outputs {
+                guard let tensor = results[output.name] else { continue }
+                if let outputDirectory {
+                    let path = (outputDirectory as NSString).appendingPathComponent(safeFileName(output.name) + ".npy")
+                    try Data(tensor.npy()).write(to: URL(fileURLWithPath: path), options: .atomic)
+                    print("\(output.name)  \(tensor.dtype.rawValue)\(tensor.shape)  → \(path)")
+                } else {
+                    print("\(output.name)  \(tensor.dtype.rawValue)\(tensor.shape)")
+                    print(jsonText(tensor))
+                }
+            }
+        }
+    }
+}
+
+/// Output names become file names: anything but letters, digits, `.`, `_` and `-` becomes `_`.
+func safeFileName(_ name: String) -> String {
+    let safe = String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
+    return safe.isEmpty || safe == "." || safe == ".." ? "_" + safe : safe
+}
+
+func readInput(_ value: String, dtype: DType, name: String) throws -> Tensor {
+    if value.hasSuffix(".npy") {
+        guard let data = FileManager.default.contents(atPath: value) else { throw ValidationError("cannot read \(value) for input `\(name)`") }
+        do { return try Tensor(npy: Array(data)) } catch { throw ValidationError("input `\(name)` from \(value): \(error)") }
+    }
+    if value.hasSuffix(".pb") {
+        guard let data = FileManager.default.contents(atPath: value) else { throw ValidationError("cannot read \(value) for input `\(name)`") }
+        do { return try ONNXModel.tensor(protobuf: data) } catch { throw ValidationError("input `\(name)` from \(value): \(error)") }
+    }
+    var text = value
+    if value.hasSuffix(".json") {
+        guard let data = FileManager.default.contents(atPath: value) else { throw ValidationError("cannot read \(value) for input `\(name)`") }
+        text = String(decoding: data, as: UTF8.self)
+    }
+    let json: Any
+    do { json = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) } catch {
+        throw ValidationError("input `\(name)`: `\(value.prefix(40))` is neither a .npy file, a .json file nor JSON")
+    }
+    var shape: [Int] = []
+    var level: Any = json
+    while let array = level as? [Any] {
+        shape.append(array.count)
+        guard let first = array.first else { break }
+        level = first
+    }
+    var flat: [Any] = []
+    func collect(_ item: Any, depth: Int) throws {
+        if depth == shape.count { flat.append(item); return }
+        guard let array = item as? [Any], array.count == shape[depth] else { throw ValidationError("input `\(name)`: ragged JSON array") }
+        for element in array { try collect(element, depth: depth + 1) }
+    }
+    try collect(json, depth: 0)
+    if dtype == .string {
+        return Tensor(strings: try flat.map { item in
+            guard let text = item as? String else { throw ValidationError("input `\(name)` holds \(item), not a string") }
+            return text
+        }, shape: shape)
+    }
+    let numbers = try flat.map { item -> Double in
+        if let number = item as? NSNumber { return number.doubleValue }
+        throw ValidationError("input `\(name)` holds \(item), not a number")
+    }
+    return Tensor.dispatch(dtype, FromDoubles(values: numbers, shape: shape))
+}
+
+struct FromDoubles: DTypeVisitor {
+    let values: [Double]
+    let shape: [Int]
+    func visit<T: TensorElement>(_ type: T.Type) -> Tensor { Tensor(values.map { T(fromDouble: $0) }, shape: shape) }
+    func visitString() -> Tensor { Tensor(strings: values.map { "\($0)" }, shape: shape) }
+}
+
+/// A tensor as nested JSON arrays.
+func jsonText(_ tensor: Tensor) -> String {
+    let elements: [String] = tensor.dtype == .string
+        ? tensor.strings.map { "\"\($0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"" }
+        : tensor.dtype == .bool ? tensor.scalars(as: Bool.self).map { $0 ? "true" : "false" }
+        : tensor.doubles().map { value in
+            if value.isNaN { return "NaN" }
+            if value.isInfinite { return value > 0 ? "Infinity" : "-Infinity" }
+            return value == value.rounded() && abs(value) < 1e15 && !tensor.dtype.isFloatingPoint ? String(Int64(value)) : "\(Float(value))"
+        }
+    func nest(_ start: Int, _ depth: Int) -> String {
+        if depth == tensor.shape.count { return elements[start] }
+        let stride = tensor.shape[(depth + 1)...].reduce(1, *)
+        return "[" + (0..<tensor.shape[depth]).map { nest(start + $0 * stride, depth + 1) }.joined(separator: ", ") + "]"
+    }
+    return nest(0, 0)
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Measure inference latency of an ONNX model on generated inputs.")
+
+    @Argument(help: "The .onnx model.")
+    var model: String
+
+    @Option(help: "Threads one operator may use.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .customLong("shape"), help: ArgumentHelp("Shape for an input with dynamic dimensions, as NAME=1x3x224x224.", valueName: "name=dims"))
+    var shapes: [String] = []
+
+    @Option(help: "Timed runs (after warm-up).")
+    var iterations: Int = 100
+
+    @Option(help: "Untimed runs first.")
+    var warmup: Int = 5
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        try vessel.run {
+            guard iterations > 0 else { throw ValidationError("--iterations must be at least 1") }
+            Runtime.setIntraOpThreads(threads)
+            let loadStart = DispatchTime.now()
+            let loaded = try ONNXModel(path: model)
+            let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e9
+            var requested: [String: [Int]] = [:]
+            for argument in shapes {
+                let parts = argument.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, let dims = Optional(parts[1].split(separator: "x").compactMap { Int($0) }),
+                      dims.count == parts[1].split(separator: "x").count
+                else { throw ValidationError("--shape `\(argument)` is not NAME=D1xD2x…") }
+                requested[String(parts[0])] = dims
+            }
+            var generator = SplitMix(seed: 42)
+            var feeds: [String: Tensor] = [:]
+            for input in feedableInputs(loaded) {
+                let declared = input.shape ?? []
+                let shape = try requested[input.name] ?? declared.map { dimension -> Int in
+                    if case .fixed(let size) = dimension { return size }
+                    throw ValidationError("input `\(input.name)` has dynamic dimensions; pass --shape \(input.name)=…")
+                }
+                let count = shape.reduce(1, *)
+                let values = (0..<count).map { _ in generator.nextUnit() }
+                feeds[input.name] = Tensor.dispatch(input.dtype ?? .float32, FromDoubles(values: values, shape: shape))
+            }
+            for _ in 0..<warmup { _ = try loaded.run(feeds) }
+            var latencies: [Double] = []
+            let start = DispatchTime.now()
+            for _ in 0..<iterations {
+                let before = DispatchTime.now()
+                _ = try loaded.run(feeds)
+                latencies.append(Double(DispatchTime.now().uptimeNanoseconds - before.uptimeNanoseconds) / 1e6)
+            }
+            let total = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+            let sorted = latencies.sorted()
+            /// Nearest-rank percentile.
+            func percentile(_ p: Double) -> Double {
+                let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
+                return sorted[min(max(rank - 1, 0), sorted.count - 1)]
+            }
+            let report: [String: Any] = [
+                "model": model, "threads": threads, "iterations": iterations, "blas": Runtime.blasBackend,
+                "load_ms": loadSeconds * 1000, "p50_ms": percentile(50), "p90_ms": percentile(90), "p99_ms": percentile(99),
+                "mean_ms": latencies.reduce(0, +) / Double(latencies.count), "min_ms": sorted[0],
+                "throughput_per_s": Double(iterations) / total,
+            ]
+            if json {
+                let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .prettyPrinted])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print("\(model): \(iterations) runs, \(threads) thread(s), BLAS \(Runtime.blasBackend), loaded in \(String(format: "%.1f", loadSeconds * 1000)) ms")
+                print(String(format: "latency ms  p50 %.3f  p90 %.3f  p99 %.3f  mean %.3f  min %.3f", percentile(50), percentile(90), percentile(99),
+                             report["mean_ms"] as! Double, sorted[0]))
+                print(String(format: "throughput  %.1f inferences/s", report["throughput_per_s"] as! Double))
+            }
+        }
+    }
+}
+
+/// A small deterministic generator, so bench inputs are the same every run.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
