@@ -35,10 +35,16 @@ public final class Graph: Sendable {
     public let outputs: [ValueInfo]
     /// Values whose last reader is node `i`, freed after it runs.
     let releaseAfter: [[String]]
+    /// The plan before constant folding, for runs that feed an input folding treated as constant.
+    let unfolded: Graph?
+    /// Inputs that have an initializer (defaults a caller may override).
+    let overridable: Set<String>
 
     init(name: String, nodes: [Node], initializers: [String: Tensor], inputs: [ValueInfo], outputs: [ValueInfo],
-         outerNames: Set<String>) throws {
+         outerNames: Set<String>, unfolded: Graph? = nil, overridable: Set<String> = []) throws {
         self.name = name
+        self.unfolded = unfolded
+        self.overridable = overridable
         self.initializers = initializers
         self.inputs = inputs
         self.outputs = outputs

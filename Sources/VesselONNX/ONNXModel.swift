@@ -103,7 +103,9 @@ public final class ONNXModel: Sendable {
                 }
             }
         }
-        let results = try Executor.run(graph, feeds: feeds, outer: nil)
+        // Overriding a folded default needs the plan that computes from it.
+        let plan = feeds.keys.contains(where: graph.overridable.contains) ? (graph.unfolded ?? graph) : graph
+        let results = try Executor.run(plan, feeds: feeds, outer: nil)
         return Dictionary(uniqueKeysWithValues: zip(graph.outputs.map(\.name), results))
     }
 }
@@ -141,11 +143,102 @@ struct GraphBuilder {
         }
         let inputs = proto.input.map(Self.valueInfo)
         let outputs = proto.output.map(Self.valueInfo)
+        var unfolded: Graph?
+        var overridable: Set<String> = []
+        if unsupported.isEmpty {
+            // Initializers that are also graph inputs (IR < 4) are defaults a caller may
+            // override. They are folded like any constant, and the unfolded plan is kept for a
+            // run that does override one.
+            overridable = Set(inputs.map(\.name)).intersection(initializers.keys)
+            if !overridable.isEmpty {
+                unfolded = try Graph(name: proto.name, nodes: nodes, initializers: initializers, inputs: inputs, outputs: outputs, outerNames: outerNames)
+            }
+            try foldConstants(&nodes, &initializers, fed: [], protected: Set(outputs.map(\.name)))
+            Self.fuseActivations(&nodes, protected: Set(outputs.map(\.name)))
+        }
         if !unsupported.isEmpty {
             // Ordering would only fail on the missing kernels' outputs; report those instead.
             return try Graph(name: proto.name, nodes: [], initializers: initializers, inputs: inputs, outputs: [], outerNames: outerNames)
         }
-        return try Graph(name: proto.name, nodes: nodes, initializers: initializers, inputs: inputs, outputs: outputs, outerNames: outerNames)
+        return try Graph(name: proto.name, nodes: nodes, initializers: initializers, inputs: inputs, outputs: outputs,
+                         outerNames: outerNames, unfolded: unfolded, overridable: overridable)
+    }
+
+    /// Conv (or Gemm, MatMul) followed by a Relu that is its only reader becomes one node: the
+    /// Relu runs in place on the product's fresh output, saving a pass over memory and a buffer.
+    static func fuseActivations(_ nodes: inout [Node], protected: Set<String>) {
+        var readers: [String: Int] = [:]
+        for node in nodes {
+            for input in node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+            for value in node.attributes.values.values {
+                if case .graph(let graph) = value { for name in graph.capturedNames { readers[name, default: 0] += 2 } }
+            }
+        }
+        var producer: [String: Int] = [:]
+        for (index, node) in nodes.enumerated() where ["Conv", "Gemm", "MatMul"].contains(node.opType) && node.domain.isEmpty {
+            if let output = node.outputs.first { producer[output] = index }
+        }
+        var removed: Set<Int> = []
+        for (index, node) in nodes.enumerated() where node.opType == "Relu" && node.domain.isEmpty {
+            guard let input = node.inputs.first, let source = producer[input], readers[input] == 1, !protected.contains(input),
+                  nodes[source].outputs.count == 1 else { continue }
+            var fused = nodes[source]
+            let kernel = fused.kernel
+            fused.kernel = { context, inputs in
+                let results = try kernel(context, inputs)
+                guard let output = results.first, output.dtype == .float32, !output.storage.isReadOnly else {
+                    // Not a fresh float buffer: apply Relu the ordinary way.
+                    return [mapUnary(results[0], Float.self, Float.self) { $0 < 0 ? 0 : $0 }]
+                }
+                output.withUnsafeMutableBufferPointer(as: Float.self) { reluFloat($0.baseAddress!, $0.baseAddress!, count: $0.count) }
+                return [output]
+            }
+            fused.outputs = node.outputs
+            fused.name += "+Relu"
+            nodes[source] = fused
+            removed.insert(index)
+        }
+        nodes = nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// Operators whose result is not a function of their inputs.
+    static let nondeterministic: Set<String> = [
+        "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout",
+    ]
+
+    /// Runs, once at load time, every node whose inputs are all constants, and replaces it by
+    /// its outputs as initializers (constant folding). Graph outputs stay computed by nodes.
+    func foldConstants(_ nodes: inout [Node], _ initializers: inout [String: Tensor], fed: Set<String>, protected: Set<String>) throws {
+        var constants = initializers.filter { !fed.contains($0.key) }
+        var kept: [Node] = []
+        for node in nodes {
+            let hasSubgraph = node.attributes.values.values.contains { if case .graph = $0 { true } else if case .graphs = $0 { true } else { false } }
+            let foldable = !hasSubgraph && !Self.nondeterministic.contains(node.opType) && node.domain.isEmpty
+                && node.inputs.allSatisfy { $0.isEmpty || constants[$0] != nil }
+                && !node.outputs.contains(where: protected.contains)
+            guard foldable else {
+                kept.append(node)
+                continue
+            }
+            let context = KernelContext(node: node) { _, _ in [] }
+            // A node that fails here is left to fail (or not) at run time, with its real inputs.
+            guard let results = try? node.kernel(context, node.inputs.map { $0.isEmpty ? nil : constants[$0] }),
+                  results.count >= node.outputs.filter({ !$0.isEmpty }).count
+            else {
+                kept.append(node)
+                continue
+            }
+            for (name, tensor) in zip(node.outputs, results) where !name.isEmpty { constants[name] = tensor }
+        }
+        // Keep the constants something still reads.
+        var needed = Set(kept.flatMap(\.inputs)).union(protected)
+        for node in kept {
+            for value in node.attributes.values.values {
+                if case .graph(let graph) = value { needed.formUnion(graph.capturedNames) }
+            }
+        }
+        for (name, tensor) in constants where needed.contains(name) { initializers[name] = tensor }
+        nodes = kept
     }
 
     mutating func decode(_ attribute: Onnx_AttributeProto, node: String, outerNames: Set<String>) throws -> Attributes.Value {
@@ -222,7 +315,11 @@ enum Executor {
             let context = KernelContext(node: node) { subgraph, subfeeds in
                 try run(subgraph, feeds: subfeeds, outer: scope)
             }
+            let started = Profiler.enabled ? DispatchTime.now().uptimeNanoseconds : 0
             let results = try node.kernel(context, inputs)
+            if Profiler.enabled {
+                Profiler.record(node.opType, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+            }
             for (output, tensor) in zip(node.outputs, results) where !output.isEmpty {
                 scope.values[output] = tensor
             }

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The bytes behind a tensor: owned memory, or a read-only view over memory someone else owns
 /// (a memory-mapped weights file), kept alive by `owner`.
 ///
@@ -12,9 +20,8 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// Fresh zeroed memory, 64-byte aligned for SIMD and BLAS.
     public init(zeroedByteCount byteCount: Int) {
-        let size = max(byteCount, 1)
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
-        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        pointer = BlockCache.shared.take(byteCount)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
         self.byteCount = byteCount
         isReadOnly = false
         owner = nil
@@ -23,7 +30,7 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// Fresh uninitialized memory, for kernels that write every element.
     public init(uninitializedByteCount byteCount: Int) {
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        pointer = BlockCache.shared.take(byteCount)
         self.byteCount = byteCount
         isReadOnly = false
         owner = nil
@@ -40,6 +47,58 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if ownsMemory { pointer.deallocate() }
+        if ownsMemory { BlockCache.shared.give(pointer, byteCount) }
+    }
+}
+
+/// Reuses large tensor buffers instead of returning them to the system: a model's intermediate
+/// tensors have the same sizes run after run, and a fresh multi-megabyte allocation costs a page
+/// fault per 4 KiB every time. Blocks are kept per exact size class, bounded in total.
+final class BlockCache: @unchecked Sendable {
+    static let shared = BlockCache()
+    /// Below this, the system allocator is fast enough.
+    static let minimumSize = 64 << 10
+    /// The most memory kept idle.
+    static let capacity = 512 << 20
+
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var idleBytes = 0
+    /// On the heap: `&storedProperty` need not be a stable address, and a mutex must not move.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
+        let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        return mutex
+    }()
+
+    /// Rounds to 4 KiB so nearby sizes share blocks.
+    private static func sizeClass(_ byteCount: Int) -> Int { (max(byteCount, 1) + 4095) & ~4095 }
+
+    func take(_ byteCount: Int) -> UnsafeMutableRawPointer {
+        let size = Self.sizeClass(byteCount)
+        if size >= Self.minimumSize {
+            pthread_mutex_lock(mutex)
+            if let block = free[size]?.popLast() {
+                idleBytes -= size
+                pthread_mutex_unlock(mutex)
+                return block
+            }
+            pthread_mutex_unlock(mutex)
+        }
+        return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+    }
+
+    func give(_ pointer: UnsafeMutableRawPointer, _ byteCount: Int) {
+        let size = Self.sizeClass(byteCount)
+        if size >= Self.minimumSize {
+            pthread_mutex_lock(mutex)
+            if idleBytes + size <= Self.capacity {
+                free[size, default: []].append(pointer)
+                idleBytes += size
+                pthread_mutex_unlock(mutex)
+                return
+            }
+            pthread_mutex_unlock(mutex)
+        }
+        pointer.deallocate()
     }
 }

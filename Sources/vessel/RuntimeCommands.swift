@@ -246,6 +246,11 @@ struct Bench: ParsableCommand {
                 print(String(format: "latency ms  p50 %.3f  p90 %.3f  p99 %.3f  mean %.3f  min %.3f", percentile(50), percentile(90), percentile(99),
                              report["mean_ms"] as! Double, sorted[0]))
                 print(String(format: "throughput  %.1f inferences/s", report["throughput_per_s"] as! Double))
+                if Profiler.isEnabled {
+                    let runs = Double(iterations + warmup)
+                    print("per operator (VESSEL_PROFILE=1), ms per inference:")
+                    for row in Profiler.report() { print(String(format: "  %-24@ %9.3f  (%d calls)", row.op as NSString, row.milliseconds / runs, row.calls)) }
+                }
             }
         }
     }

@@ -18,7 +18,9 @@ struct ModelSuiteTests {
         #expect(cases.count >= 20, "no cases in \(root); run scripts/test.sh")
         let skips = try NodeConformanceTests.skips()
         var passed = 0, failures: [String] = []
+        let trace = ProcessInfo.processInfo.environment["VESSEL_TRACE_CASES"] != nil
         for testCase in cases {
+            if trace { FileHandle.standardError.write(Data("case \(name)/\(testCase)\n".utf8)) }
             switch NodeConformanceTests.run(case: root + "/" + testCase, tolerance: (1e-3, 1e-7)) {
             case .passed: passed += 1
             case .unsupported(let ops) where skips[testCase] == nil: failures.append("\(testCase): unsupported \(ops)")

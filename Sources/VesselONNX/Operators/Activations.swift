@@ -12,7 +12,13 @@ extension KernelRegistry {
     static func registerActivations(_ r: inout KernelRegistry) {
         r.register("Relu") { c, i in
             let x = try c.input(i, 0)
-            if x.dtype == .float32 { return [mapUnary(x, Float.self, Float.self) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }] }
+            if x.dtype == .float32 {
+                let out = Tensor(uninitialized: .float32, shape: x.shape)
+                x.withUnsafeBufferPointer(as: Float.self) { source in
+                    out.withUnsafeMutableBufferPointer(as: Float.self) { reluFloat(source.baseAddress!, $0.baseAddress!, count: x.count) }
+                }
+                return [out]
+            }
             if x.dtype.isFloatingPoint { return [try activation(x, c) { $0 > 0 || $0.isNaN ? $0 : 0 }] }
             return [Cast.fromDoubles(x.doubles().map { Swift.max($0, 0) }, dtype: x.dtype, shape: x.shape)]
         }
@@ -78,5 +84,14 @@ extension KernelRegistry {
             let values = x.doubles().map { $0 < -lambd ? $0 + bias : ($0 > lambd ? $0 - bias : 0) }
             return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
         }
+    }
+}
+
+/// max(x, 0) keeping NaN, as a loop the compiler vectorizes; source and destination may be the
+/// same buffer.
+func reluFloat(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count {
+        let v = source[i]
+        destination[i] = v < 0 ? 0 : v
     }
 }

@@ -98,8 +98,12 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext) 
     let dtype = x.dtype
     let fx = Cast.convert(x, to: .float32), fw = Cast.convert(w, to: .float32)
     let out = Tensor(zeros: .float32, shape: [batch, filters] + g.output)
+    // A 1×1 kernel with unit strides and no padding reads each input plane as it is: the
+    // channel-by-pixel matrix is the GEMM operand, with no im2col copy.
+    let pointwise = kernelSize == 1 && g.strides.allSatisfy { $0 == 1 } && g.padBegin.allSatisfy { $0 == 0 }
+        && g.padEnd.allSatisfy { $0 == 0 } && spatial == inputSpatial
     // For each kernel position and output position, the input offset within one channel (or -1 in padding).
-    let taps = im2colOffsets(g)
+    let taps = pointwise || g.input.count == 2 ? [] : im2colOffsets(g)
     let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows * spatial)
     defer { columns.deallocate() }
     let biasValues = try bias.map { b -> [Float] in
@@ -112,19 +116,27 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext) 
                 for n in 0..<batch {
                     for gi in 0..<group {
                         let image = px.baseAddress! + (n * channels + gi * channelsPerGroup) * inputSpatial
-                        for channel in 0..<channelsPerGroup {
-                            let source = image + channel * inputSpatial
-                            for k in 0..<kernelSize {
-                                let row = columns + (channel * kernelSize + k) * spatial
-                                let tap = k * spatial
-                                for s in 0..<spatial {
-                                    let offset = taps[tap + s]
-                                    row[s] = offset < 0 ? 0 : source[offset]
+                        let weights = pw.baseAddress! + gi * filtersPerGroup * rows
+                        let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
+                        if pointwise {
+                            GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: image, c: destination)
+                            continue
+                        }
+                        if g.input.count == 2 {
+                            im2col2D(image, g, channels: channelsPerGroup, into: columns)
+                        } else {
+                            for channel in 0..<channelsPerGroup {
+                                let source = image + channel * inputSpatial
+                                for k in 0..<kernelSize {
+                                    let row = columns + (channel * kernelSize + k) * spatial
+                                    let tap = k * spatial
+                                    for s in 0..<spatial {
+                                        let offset = taps[tap + s]
+                                        row[s] = offset < 0 ? 0 : source[offset]
+                                    }
                                 }
                             }
                         }
-                        let weights = pw.baseAddress! + gi * filtersPerGroup * rows
-                        let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
                         GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: columns, c: destination)
                     }
                     if let biasValues {
@@ -240,8 +252,11 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
     let includePad = a.int("count_include_pad", default: 0) == 1
     let planes = x.shape[0] * x.shape[1]
     let inputSpatial = g.input.reduce(1, *), spatial = g.output.reduce(1, *)
-    let taps = im2colOffsets(g)
     let kernelSize = kernel.reduce(1, *)
+    let isLp: Bool = { if case .lp = kind { true } else { false } }()
+    // Exactly the condition under which pool2D below handles the node, so nothing else needs taps.
+    let simple2D = !isLp && x.dtype == .float32 && c.node.outputs.count == 1 && g.input.count == 2 && g.dilations == [1, 1]
+    let taps = simple2D ? [] : im2colOffsets(g)
     let values = x.doubles()
     var result = [Double](repeating: 0, count: planes * spatial)
     var indices = [Int64](repeating: 0, count: planes * spatial)
@@ -262,6 +277,16 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
                 _ = kernelStrides
             }
             paddedCounts[s] = count
+        }
+    }
+    if simple2D {
+        return [pool2D(x, g, planes: planes, isMax: { if case .max = kind { true } else { false } }(), includePad: includePad)]
+    }
+    if x.dtype == .float32, c.node.outputs.count == 1 {
+        if case .lp = kind {} else {
+            return [poolFloat(x, taps: taps, kernelSize: kernelSize, planes: planes, inputSpatial: inputSpatial, spatial: spatial,
+                              shape: Array(x.shape[..<2]) + g.output, isMax: { if case .max = kind { true } else { false } }(),
+                              divisors: includePad ? paddedCounts : nil)]
         }
     }
     for plane in 0..<planes {
@@ -303,4 +328,126 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
         outputs.append(Tensor(indices, shape: shape))
     }
     return outputs
+}
+
+/// Max and average pooling of float32 planes, reading the input in place.
+func poolFloat(_ x: Tensor, taps: [Int], kernelSize: Int, planes: Int, inputSpatial: Int, spatial: Int, shape: [Int],
+               isMax: Bool, divisors: [Int]?) -> Tensor {
+    let out = Tensor(uninitialized: .float32, shape: shape)
+    x.withUnsafeBufferPointer(as: Float.self) { source in
+        out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
+            taps.withUnsafeBufferPointer { taps in
+                for plane in 0..<planes {
+                    let input = source.baseAddress! + plane * inputSpatial
+                    let output = destination.baseAddress! + plane * spatial
+                    for s in 0..<spatial {
+                        var best = -Float.infinity, sum: Float = 0, count = 0
+                        var k = s
+                        for _ in 0..<kernelSize {
+                            let offset = taps[k]
+                            k += spatial
+                            if offset < 0 { continue }
+                            let value = input[offset]
+                            if isMax {
+                                if value > best || value.isNaN { best = value }
+                            } else {
+                                sum += value
+                            }
+                            count += 1
+                        }
+                        output[s] = isMax ? best : sum / Float(divisors?[s] ?? Swift.max(count, 1))
+                    }
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// 2-D im2col, row by row: each (channel, kernel row, kernel column) fills one row of the column
+/// matrix; within an output row the input is read at a fixed stride, so unit-stride rows are
+/// straight copies with zeros only at the padded edges.
+func im2col2D(_ image: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, into columns: UnsafeMutablePointer<Float>) {
+    let (height, width) = (g.input[0], g.input[1])
+    let (outHeight, outWidth) = (g.output[0], g.output[1])
+    let (kernelHeight, kernelWidth) = (g.kernel[0], g.kernel[1])
+    let (strideH, strideW) = (g.strides[0], g.strides[1])
+    let (dilationH, dilationW) = (g.dilations[0], g.dilations[1])
+    let (padTop, padLeft) = (g.padBegin[0], g.padBegin[1])
+    var row = columns
+    for channel in 0..<channels {
+        let plane = image + channel * height * width
+        for kh in 0..<kernelHeight {
+            for kw in 0..<kernelWidth {
+                // Output columns whose input column falls inside the image: [first, last).
+                let offsetW = kw * dilationW - padLeft
+                // Both clamped to the row: with wide padding every column can be outside.
+                let first = Swift.min(outWidth, offsetW >= 0 ? 0 : (-offsetW + strideW - 1) / strideW)
+                let end = width - offsetW <= 0 ? 0 : (width - offsetW + strideW - 1) / strideW
+                let last = Swift.max(first, Swift.min(outWidth, end))
+                for oh in 0..<outHeight {
+                    let ih = oh * strideH - padTop + kh * dilationH
+                    let destination = row + oh * outWidth
+                    if ih < 0 || ih >= height {
+                        destination.initialize(repeating: 0, count: outWidth)
+                        continue
+                    }
+                    let source = plane + ih * width + offsetW
+                    for ow in 0..<first { destination[ow] = 0 }
+                    if strideW == 1 {
+                        if last > first { (destination + first).update(from: source + first, count: last - first) }
+                    } else {
+                        for ow in first..<last { destination[ow] = source[ow * strideW] }
+                    }
+                    for ow in last..<outWidth { destination[ow] = 0 }
+                }
+                row += outHeight * outWidth
+            }
+        }
+    }
+}
+
+/// Max and average pooling of float32 images with unit dilation: each window clamped to the
+/// image (and, for count_include_pad, to the padded extent for its divisor).
+func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includePad: Bool) -> Tensor {
+    let (height, width) = (g.input[0], g.input[1])
+    let (outHeight, outWidth) = (g.output[0], g.output[1])
+    let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + g.output)
+    x.withUnsafeBufferPointer(as: Float.self) { source in
+        out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
+            for plane in 0..<planes {
+                let input = source.baseAddress! + plane * height * width
+                let output = destination.baseAddress! + plane * outHeight * outWidth
+                for oh in 0..<outHeight {
+                    let top = oh * g.strides[0] - g.padBegin[0]
+                    let h0 = Swift.max(top, 0), h1 = Swift.min(top + g.kernel[0], height)
+                    let paddedH = Swift.min(top + g.kernel[0], height + g.padEnd[0]) - Swift.max(top, -g.padBegin[0])
+                    for ow in 0..<outWidth {
+                        let left = ow * g.strides[1] - g.padBegin[1]
+                        let w0 = Swift.max(left, 0), w1 = Swift.min(left + g.kernel[1], width)
+                        var value: Float
+                        if isMax {
+                            value = -.infinity
+                            for h in h0..<Swift.max(h0, h1) {
+                                let row = input + h * width
+                                for w in w0..<Swift.max(w0, w1) where row[w] > value || row[w].isNaN { value = row[w] }
+                            }
+                        } else {
+                            var sum: Float = 0
+                            for h in h0..<Swift.max(h0, h1) {
+                                let row = input + h * width
+                                for w in w0..<Swift.max(w0, w1) { sum += row[w] }
+                            }
+                            let count = includePad
+                                ? paddedH * (Swift.min(left + g.kernel[1], width + g.padEnd[1]) - Swift.max(left, -g.padBegin[1]))
+                                : Swift.max(h1 - h0, 0) * Swift.max(w1 - w0, 0)
+                            value = sum / Float(Swift.max(count, 1))
+                        }
+                        output[oh * outWidth + ow] = value
+                    }
+                }
+            }
+        }
+    }
+    return out
 }

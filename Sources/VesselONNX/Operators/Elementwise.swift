@@ -57,6 +57,7 @@ protocol ArithmeticOp: Sendable {
 
 func arithmetic<Op: ArithmeticOp>(_ op: Op, _ a: Tensor, _ b: Tensor, _ context: KernelContext) throws -> Tensor {
     guard a.dtype == b.dtype else { throw context.invalid("input types differ: \(a.dtype.rawValue) and \(b.dtype.rawValue)") }
+    if a.dtype == .float32, let fast = try floatArithmetic(op, a, b) { return fast }
     switch a.dtype {
     case .float32: return try mapBinary(a, b, Float.self, Float.self, op.float)
     case .float64: return try mapBinary(a, b, Double.self, Double.self, op.float)
@@ -338,4 +339,55 @@ extension KernelRegistry {
         }
         r.register("CastLike", since: 15) { c, i in [Cast.convert(try c.input(i, 0), to: try c.input(i, 1).dtype)] }
     }
+}
+
+/// The four float32 arithmetic operators on same-shape or scalar operands, as plain loops the
+/// compiler vectorizes (the generic path calls through the op per element).
+func floatArithmetic<Op: ArithmeticOp>(_ op: Op, _ a: Tensor, _ b: Tensor) throws -> Tensor? {
+    let kind: Int
+    switch op {
+    case is AddOp: kind = 0
+    case is SubOp: kind = 1
+    case is MulOp: kind = 2
+    case is DivOp: kind = 3
+    default: return nil
+    }
+    let sameShape = a.shape == b.shape
+    guard sameShape || b.count == 1 || a.count == 1 else { return nil }
+    let shape = sameShape ? a.shape : (a.count == 1 ? try Broadcast.shape(a.shape, b.shape) : try Broadcast.shape(a.shape, b.shape))
+    let out = Tensor(uninitialized: .float32, shape: shape)
+    let count = out.count
+    guard count == max(a.count, b.count) else { return nil }
+    a.withUnsafeBufferPointer(as: Float.self) { pa in
+        b.withUnsafeBufferPointer(as: Float.self) { pb in
+            out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                let x = pa.baseAddress!, y = pb.baseAddress!, z = po.baseAddress!
+                if sameShape {
+                    switch kind {
+                    case 0: for i in 0..<count { z[i] = x[i] + y[i] }
+                    case 1: for i in 0..<count { z[i] = x[i] - y[i] }
+                    case 2: for i in 0..<count { z[i] = x[i] * y[i] }
+                    default: for i in 0..<count { z[i] = x[i] / y[i] }
+                    }
+                } else if b.count == 1 {
+                    let s = y[0]
+                    switch kind {
+                    case 0: for i in 0..<count { z[i] = x[i] + s }
+                    case 1: for i in 0..<count { z[i] = x[i] - s }
+                    case 2: for i in 0..<count { z[i] = x[i] * s }
+                    default: for i in 0..<count { z[i] = x[i] / s }
+                    }
+                } else {
+                    let s = x[0]
+                    switch kind {
+                    case 0: for i in 0..<count { z[i] = s + y[i] }
+                    case 1: for i in 0..<count { z[i] = s - y[i] }
+                    case 2: for i in 0..<count { z[i] = s * y[i] }
+                    default: for i in 0..<count { z[i] = s / y[i] }
+                    }
+                }
+            }
+        }
+    }
+    return out
 }

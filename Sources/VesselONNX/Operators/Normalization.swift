@@ -14,11 +14,19 @@ extension KernelRegistry {
             let factors = (0..<channels).map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
             let offsets = (0..<channels).map { bias[$0] - mean[$0] * factors[$0] }
             if x.dtype == .float32 {
-                let f = factors.map { Float($0) }, o = offsets.map { Float($0) }
-                return [mapUnaryIndexed(x) { index, value in
-                    let channel = (index / inner) % channels
-                    return value * f[channel] + o[channel]
-                }]
+                // Plane by plane: one multiply-add per element, contiguous.
+                let out = Tensor(uninitialized: .float32, shape: x.shape)
+                x.withUnsafeBufferPointer(as: Float.self) { source in
+                    out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
+                        for plane in 0..<(x.count / Swift.max(inner, 1)) {
+                            let channel = plane % channels
+                            let f = Float(factors[channel]), o = Float(offsets[channel])
+                            let base = plane * inner
+                            for k in base..<(base + inner) { destination[k] = source[k] * f + o }
+                        }
+                    }
+                }
+                return [out]
             }
             var values = x.doubles()
             for index in values.indices {
@@ -118,14 +126,4 @@ func normalize(_ values: inout ArraySlice<Double>, epsilon: Double, scale: (Int)
         values[index] = (values[index] - mean) * inverse * scale(k) + bias(k)
     }
     return (mean, inverse)
-}
-
-func mapUnaryIndexed(_ x: Tensor, _ f: (Int, Float) -> Float) -> Tensor {
-    let out = Tensor(uninitialized: .float32, shape: x.shape)
-    x.withUnsafeBufferPointer(as: Float.self) { source in
-        out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
-            for index in 0..<source.count { destination[index] = f(index, source[index]) }
-        }
-    }
-    return out
 }
