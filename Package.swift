@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(
             name: "VesselONNXTests",
             dependencies: ["VesselONNX", "VesselTensor", "VesselTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            exclude: ["Conformance"],
+            exclude: ["Conformance", "Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VesselManifestTests", dependencies: ["VesselManifest", "VesselTestSupport"], swiftSettings: swiftSettings),
