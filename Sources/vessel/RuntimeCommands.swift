@@ -181,6 +181,9 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("shape"), help: ArgumentHelp("Shape for an input with dynamic dimensions, as NAME=1x3x224x224.", valueName: "name=dims"))
     var shapes: [String] = []
 
+    @Option(name: .customLong("input"), help: ArgumentHelp("Feed this instead of generated data: NAME=FILE.npy (or .pb, .json).", valueName: "name=file"))
+    var inputs: [String] = []
+
     @Option(help: "Timed runs (after warm-up).")
     var iterations: Int = 100
 
@@ -207,7 +210,13 @@ struct Bench: ParsableCommand {
             }
             var generator = SplitMix(seed: 42)
             var feeds: [String: Tensor] = [:]
-            for input in feedableInputs(loaded) {
+            for argument in inputs {
+                guard let equals = argument.firstIndex(of: "=") else { throw ValidationError("--input `\(argument)` is not NAME=FILE") }
+                let name = String(argument[..<equals])
+                guard let info = loaded.inputs.first(where: { $0.name == name }) else { throw ValidationError("the model has no input `\(name)`") }
+                feeds[name] = try readInput(String(argument[argument.index(after: equals)...]), dtype: info.dtype ?? .float32, name: name)
+            }
+            for input in feedableInputs(loaded) where feeds[input.name] == nil {
                 let declared = input.shape ?? []
                 let shape = try requested[input.name] ?? declared.map { dimension -> Int in
                     if case .fixed(let size) = dimension { return size }
