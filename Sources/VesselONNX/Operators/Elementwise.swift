@@ -353,7 +353,7 @@ func floatArithmetic<Op: ArithmeticOp>(_ op: Op, _ a: Tensor, _ b: Tensor) throw
     default: return nil
     }
     let sameShape = a.shape == b.shape
-    guard sameShape || b.count == 1 || a.count == 1 else { return nil }
+    guard sameShape || b.count == 1 || a.count == 1 else { return try floatBroadcast(kind, a, b) }
     let shape = sameShape ? a.shape : (a.count == 1 ? try Broadcast.shape(a.shape, b.shape) : try Broadcast.shape(a.shape, b.shape))
     let out = Tensor(uninitialized: .float32, shape: shape)
     let count = out.count
@@ -384,6 +384,84 @@ func floatArithmetic<Op: ArithmeticOp>(_ op: Op, _ a: Tensor, _ b: Tensor) throw
                     case 1: for i in 0..<count { z[i] = s - y[i] }
                     case 2: for i in 0..<count { z[i] = s * y[i] }
                     default: for i in 0..<count { z[i] = s / y[i] }
+                    }
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// float32 arithmetic with general broadcasting. Adjacent axes that broadcast the same way for
+/// both operands are merged (so [N,C,H,W] ⊙ [C,1,1] becomes [N, C, H·W]), and the innermost merged
+/// axis runs as a contiguous loop with each operand's stride 0 or 1.
+func floatBroadcast(_ kind: Int, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+    let shape = try Broadcast.shape(a.shape, b.shape)
+    let rank = shape.count
+    let pa = [Int](repeating: 1, count: rank - a.rank) + a.shape
+    let pb = [Int](repeating: 1, count: rank - b.rank) + b.shape
+    // Merged axes: (size, a advances, b advances).
+    var axes: [(size: Int, a: Bool, b: Bool)] = []
+    for d in 0..<rank where shape[d] != 1 {
+        let ua = pa[d] != 1, ub = pb[d] != 1
+        if let last = axes.last, last.a == ua, last.b == ub {
+            axes[axes.count - 1].size *= shape[d]
+        } else {
+            axes.append((shape[d], ua, ub))
+        }
+    }
+    let out = Tensor(uninitialized: .float32, shape: shape)
+    guard out.count > 0 else { return out }
+    if axes.isEmpty { axes = [(1, true, true)] }
+    // Element strides of each operand per merged axis (0 where it broadcasts).
+    var strideA = [Int](repeating: 0, count: axes.count), strideB = strideA
+    var runA = 1, runB = 1
+    for k in stride(from: axes.count - 1, through: 0, by: -1) {
+        if axes[k].a { strideA[k] = runA; runA *= axes[k].size }
+        if axes[k].b { strideB[k] = runB; runB *= axes[k].size }
+    }
+    let inner = axes[axes.count - 1].size
+    let stepA = strideA[axes.count - 1], stepB = strideB[axes.count - 1]
+    let outerAxes = axes.count - 1
+    a.withUnsafeBufferPointer(as: Float.self) { bufferA in
+        b.withUnsafeBufferPointer(as: Float.self) { bufferB in
+            out.withUnsafeMutableBufferPointer(as: Float.self) { bufferOut in
+                var index = [Int](repeating: 0, count: max(outerAxes, 1))
+                var offsetA = 0, offsetB = 0
+                var z = bufferOut.baseAddress!
+                let rows = out.count / inner
+                for _ in 0..<rows {
+                    let x = bufferA.baseAddress! + offsetA, y = bufferB.baseAddress! + offsetB
+                    switch (kind, stepA, stepB) {
+                    case (0, 1, 1): for i in 0..<inner { z[i] = x[i] + y[i] }
+                    case (0, 1, 0): let c = y[0]; for i in 0..<inner { z[i] = x[i] + c }
+                    case (0, 0, 1): let c = x[0]; for i in 0..<inner { z[i] = c + y[i] }
+                    case (1, 1, 1): for i in 0..<inner { z[i] = x[i] - y[i] }
+                    case (1, 1, 0): let c = y[0]; for i in 0..<inner { z[i] = x[i] - c }
+                    case (1, 0, 1): let c = x[0]; for i in 0..<inner { z[i] = c - y[i] }
+                    case (2, 1, 1): for i in 0..<inner { z[i] = x[i] * y[i] }
+                    case (2, 1, 0): let c = y[0]; for i in 0..<inner { z[i] = x[i] * c }
+                    case (2, 0, 1): let c = x[0]; for i in 0..<inner { z[i] = c * y[i] }
+                    case (3, 1, 1): for i in 0..<inner { z[i] = x[i] / y[i] }
+                    case (3, 1, 0): let c = y[0]; for i in 0..<inner { z[i] = x[i] / c }
+                    case (3, 0, 1): let c = x[0]; for i in 0..<inner { z[i] = c / y[i] }
+                    default:
+                        // Both operands constant along the inner axis.
+                        let v: Float = switch kind { case 0: x[0] + y[0]; case 1: x[0] - y[0]; case 2: x[0] * y[0]; default: x[0] / y[0] }
+                        for i in 0..<inner { z[i] = v }
+                    }
+                    z += inner
+                    // Next row: odometer over the outer merged axes.
+                    var k = outerAxes - 1
+                    while k >= 0 {
+                        index[k] += 1
+                        offsetA += strideA[k]
+                        offsetB += strideB[k]
+                        if index[k] < axes[k].size { break }
+                        offsetA -= strideA[k] * axes[k].size
+                        offsetB -= strideB[k] * axes[k].size
+                        index[k] = 0
+                        k -= 1
                     }
                 }
             }
