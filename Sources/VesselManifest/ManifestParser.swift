@@ -424,9 +424,14 @@ struct ManifestReader {
                          hint: Suggestion.didYouMean((path as NSString).lastPathComponent, in: siblings))
             return nil
         }
-        let resolvedBase = (baseDirectory as NSString).resolvingSymlinksInPath
-        let resolved = (full as NSString).resolvingSymlinksInPath
-        if resolved != resolvedBase, !resolved.hasPrefix(resolvedBase + "/") {
+        // realpath(3) follows every symlink on the way, relative or absolute.
+        func real(_ path: String) -> String {
+            guard let resolved = realpath(path, nil) else { return path }
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+        let resolvedBase = real(baseDirectory), resolved = real(full)
+        if resolved != resolvedBase, !resolved.hasPrefix(resolvedBase.hasSuffix("/") ? resolvedBase : resolvedBase + "/") {
             walker.error("\(what) `\(path)` is a symlink that leads outside the model directory", at: node,
                          hint: "copy the file into the model directory")
             return nil

@@ -168,6 +168,12 @@ extension Tensor {
 
 /// The external data files of one model, each mapped once and shared by its tensors.
 final class MappedFiles: @unchecked Sendable {
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     private var files: [String: MappedFile] = [:]
     private let lock = NSLock()
 
@@ -183,9 +189,14 @@ final class MappedFiles: @unchecked Sendable {
             throw ONNXError.externalData(tensor: name, reason: "location `\(location)` leaves the model's directory")
         }
         let path = (directory as NSString).appendingPathComponent(location)
-        let resolvedDirectory = (directory as NSString).resolvingSymlinksInPath
-        let resolved = (path as NSString).resolvingSymlinksInPath
-        guard resolved.hasPrefix(resolvedDirectory + "/") else {
+        // realpath(3) follows every symlink; a file that resolves outside the directory is refused.
+        guard let resolvedDirectory = Self.realPath(directory.isEmpty ? "." : directory) else {
+            throw ONNXError.externalData(tensor: name, reason: "cannot resolve the model's directory")
+        }
+        guard let resolved = Self.realPath(path) else {
+            throw ONNXError.externalData(tensor: name, reason: "\(location) does not exist beside the model")
+        }
+        guard resolved.hasPrefix(resolvedDirectory.hasSuffix("/") ? resolvedDirectory : resolvedDirectory + "/") else {
             throw ONNXError.externalData(tensor: name, reason: "location `\(location)` resolves outside the model's directory")
         }
         let offset = Int(entries["offset"] ?? "0") ?? -1

@@ -187,6 +187,14 @@ struct ManifestValidationTests {
         try FileManager.default.createSymbolicLink(atPath: directory + "/escape.txt", withDestinationPath: "/etc/hostname")
         let error = try #require(throws: ManifestValidationError.self) { try ManifestParser.load(directory: directory) }
         #expect(error.errors.contains { $0.message.contains("symlink that leads outside") }, "\(error)")
+        // A relative link out, and a link to a directory whose own parent is outside.
+        let outside = directory + "-outside.txt"
+        try TestSupport.write("secret", to: outside)
+        defer { TestSupport.remove(outside) }
+        try FileManager.default.removeItem(atPath: directory + "/escape.txt")
+        try FileManager.default.createSymbolicLink(atPath: directory + "/escape.txt", withDestinationPath: "../" + (outside as NSString).lastPathComponent)
+        let relative = try #require(throws: ManifestValidationError.self) { try ManifestParser.load(directory: directory) }
+        #expect(relative.errors.contains { $0.message.contains("symlink that leads outside") }, "\(relative)")
     }
 
     @Test("unpinned requirements are warnings, not errors")
