@@ -6,5 +6,6 @@ public enum Runtime {
     /// Threads a single large operator (matrix product, convolution) may use.
     public static func setIntraOpThreads(_ count: Int) {
         GEMM.setThreads(count)
+        Parallel.threads = max(1, count)
     }
 }

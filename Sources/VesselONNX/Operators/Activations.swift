@@ -90,8 +90,10 @@ extension KernelRegistry {
 /// max(x, 0) keeping NaN, as a loop the compiler vectorizes; source and destination may be the
 /// same buffer.
 func reluFloat(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let v = source[i]
-        destination[i] = v < 0 ? 0 : v
+    Parallel.chunks(count, minimum: 65_536) { range in
+        for i in range {
+            let v = source[i]
+            destination[i] = v < 0 ? 0 : v
+        }
     }
 }

@@ -374,8 +374,10 @@ func im2col2D(_ image: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int,
     let (strideH, strideW) = (g.strides[0], g.strides[1])
     let (dilationH, dilationW) = (g.dilations[0], g.dilations[1])
     let (padTop, padLeft) = (g.padBegin[0], g.padBegin[1])
-    var row = columns
-    for channel in 0..<channels {
+    let rowsPerChannel = kernelHeight * kernelWidth * outHeight * outWidth
+    Parallel.chunks(channels, minimum: max(1, 16_384 / max(rowsPerChannel, 1))) { range in
+    for channel in range {
+        var row = columns + channel * rowsPerChannel
         let plane = image + channel * height * width
         for kh in 0..<kernelHeight {
             for kw in 0..<kernelWidth {
@@ -405,45 +407,69 @@ func im2col2D(_ image: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int,
             }
         }
     }
+    }
 }
 
-/// Max and average pooling of float32 images with unit dilation: each window clamped to the
-/// image (and, for count_include_pad, to the padded extent for its divisor).
+/// Max and average pooling of float32 images with unit dilation, done separably: first along
+/// the width into a buffer of (input rows × output columns), then along the height, so the inner
+/// loops run over contiguous output columns. Window counts are products of per-axis counts, so
+/// averages (with or without padding counted) stay exact. Max propagates NaN.
 func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includePad: Bool) -> Tensor {
     let (height, width) = (g.input[0], g.input[1])
     let (outHeight, outWidth) = (g.output[0], g.output[1])
+    let (kernelH, kernelW) = (g.kernel[0], g.kernel[1])
+    // Per output column / row: the clamped input range and the divisor's factor.
+    func ranges(_ count: Int, _ size: Int, _ kernel: Int, _ stride: Int, _ padBegin: Int, _ padEnd: Int) -> [(Int, Int, Int)] {
+        (0..<count).map { o in
+            let start = o * stride - padBegin
+            let lo = Swift.max(start, 0), hi = Swift.min(start + kernel, size)
+            let padded = Swift.min(start + kernel, size + padEnd) - Swift.max(start, -padBegin)
+            return (lo, Swift.max(lo, hi), includePad ? padded : Swift.max(hi - lo, 0))
+        }
+    }
+    let columns = ranges(outWidth, width, kernelW, g.strides[1], g.padBegin[1], g.padEnd[1])
+    let rows = ranges(outHeight, height, kernelH, g.strides[0], g.padBegin[0], g.padEnd[0])
     let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + g.output)
     x.withUnsafeBufferPointer(as: Float.self) { source in
         out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
-            for plane in 0..<planes {
-                let input = source.baseAddress! + plane * height * width
-                let output = destination.baseAddress! + plane * outHeight * outWidth
-                for oh in 0..<outHeight {
-                    let top = oh * g.strides[0] - g.padBegin[0]
-                    let h0 = Swift.max(top, 0), h1 = Swift.min(top + g.kernel[0], height)
-                    let paddedH = Swift.min(top + g.kernel[0], height + g.padEnd[0]) - Swift.max(top, -g.padBegin[0])
-                    for ow in 0..<outWidth {
-                        let left = ow * g.strides[1] - g.padBegin[1]
-                        let w0 = Swift.max(left, 0), w1 = Swift.min(left + g.kernel[1], width)
-                        var value: Float
-                        if isMax {
-                            value = -.infinity
-                            for h in h0..<Swift.max(h0, h1) {
-                                let row = input + h * width
-                                for w in w0..<Swift.max(w0, w1) where row[w] > value || row[w].isNaN { value = row[w] }
+            Parallel.chunks(planes, minimum: Swift.max(1, 16_384 / Swift.max(outHeight * outWidth, 1))) { range in
+                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)
+                defer { buffer.deallocate() }
+                for plane in range {
+                    let input = source.baseAddress! + plane * height * width
+                    let output = destination.baseAddress! + plane * outHeight * outWidth
+                    // Along the width.
+                    for h in 0..<height {
+                        let row = input + h * width, reduced = buffer + h * outWidth
+                        for ow in 0..<outWidth {
+                            let (lo, hi, _) = columns[ow]
+                            var value: Float = isMax ? -.infinity : 0
+                            for w in lo..<hi {
+                                let v = row[w]
+                                value = isMax ? ((v > value || v != v) ? v : value) : value + v
                             }
-                        } else {
-                            var sum: Float = 0
-                            for h in h0..<Swift.max(h0, h1) {
-                                let row = input + h * width
-                                for w in w0..<Swift.max(w0, w1) { sum += row[w] }
-                            }
-                            let count = includePad
-                                ? paddedH * (Swift.min(left + g.kernel[1], width + g.padEnd[1]) - Swift.max(left, -g.padBegin[1]))
-                                : Swift.max(h1 - h0, 0) * Swift.max(w1 - w0, 0)
-                            value = sum / Float(Swift.max(count, 1))
+                            reduced[ow] = value
                         }
-                        output[oh * outWidth + ow] = value
+                    }
+                    // Along the height, contiguous over output columns.
+                    for oh in 0..<outHeight {
+                        let (lo, hi, rowCount) = rows[oh]
+                        let target = output + oh * outWidth
+                        for ow in 0..<outWidth { target[ow] = isMax ? -.infinity : 0 }
+                        for h in lo..<hi {
+                            let reduced = buffer + h * outWidth
+                            if isMax {
+                                for ow in 0..<outWidth {
+                                    let v = reduced[ow], current = target[ow]
+                                    target[ow] = (v > current || v != v || current != current) ? (current != current ? current : v) : current
+                                }
+                            } else {
+                                for ow in 0..<outWidth { target[ow] += reduced[ow] }
+                            }
+                        }
+                        if !isMax {
+                            for ow in 0..<outWidth { target[ow] /= Float(Swift.max(rowCount * columns[ow].2, 1)) }
+                        }
                     }
                 }
             }

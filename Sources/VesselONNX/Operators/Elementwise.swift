@@ -361,7 +361,11 @@ func floatArithmetic<Op: ArithmeticOp>(_ op: Op, _ a: Tensor, _ b: Tensor) throw
     a.withUnsafeBufferPointer(as: Float.self) { pa in
         b.withUnsafeBufferPointer(as: Float.self) { pb in
             out.withUnsafeMutableBufferPointer(as: Float.self) { po in
-                let x = pa.baseAddress!, y = pb.baseAddress!, z = po.baseAddress!
+                Parallel.chunks(count, minimum: 65_536) { range in
+                let x = pa.baseAddress! + (a.count == 1 ? 0 : range.lowerBound)
+                let y = pb.baseAddress! + (b.count == 1 ? 0 : range.lowerBound)
+                let z = po.baseAddress! + range.lowerBound
+                let count = range.count
                 if sameShape {
                     switch kind {
                     case 0: for i in 0..<count { z[i] = x[i] + y[i] }
@@ -385,6 +389,7 @@ func floatArithmetic<Op: ArithmeticOp>(_ op: Op, _ a: Tensor, _ b: Tensor) throw
                     case 2: for i in 0..<count { z[i] = s * y[i] }
                     default: for i in 0..<count { z[i] = s / y[i] }
                     }
+                }
                 }
             }
         }

@@ -18,11 +18,13 @@ extension KernelRegistry {
                 let out = Tensor(uninitialized: .float32, shape: x.shape)
                 x.withUnsafeBufferPointer(as: Float.self) { source in
                     out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
-                        for plane in 0..<(x.count / Swift.max(inner, 1)) {
+                        Parallel.chunks(x.count / Swift.max(inner, 1), minimum: Swift.max(1, 16_384 / Swift.max(inner, 1))) { range in
+                        for plane in range {
                             let channel = plane % channels
                             let f = Float(factors[channel]), o = Float(offsets[channel])
                             let base = plane * inner
                             for k in base..<(base + inner) { destination[k] = source[k] * f + o }
+                        }
                         }
                     }
                 }
@@ -97,9 +99,13 @@ extension KernelRegistry {
             let alpha = Double(c.attributes.float("alpha", default: 1e-4)), beta = Double(c.attributes.float("beta", default: 0.75))
             let bias = Double(c.attributes.float("bias", default: 1))
             let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
+            let before = (size - 1) / 2, after = size - 1 - before
+            if x.dtype == .float32 {
+                return [lrnFloat(x, channels: channels, inner: inner, before: before, after: after,
+                                 scale: alpha / Double(size), beta: beta, bias: bias)]
+            }
             let values = x.doubles()
             var out = values
-            let before = (size - 1) / 2, after = size - 1 - before
             for index in values.indices {
                 let channel = (index / inner) % channels
                 var sum = 0.0
@@ -126,4 +132,39 @@ func normalize(_ values: inout ArraySlice<Double>, epsilon: Double, scale: (Int)
         values[index] = (values[index] - mean) * inverse * scale(k) + bias(k)
     }
     return (mean, inverse)
+}
+
+/// LRN over float32 NCHW: the window sum of squares along channels is kept per pixel as the
+/// window slides (one add and one subtract per channel), in Double so it does not drift.
+func lrnFloat(_ x: Tensor, channels: Int, inner: Int, before: Int, after: Int, scale: Double, beta: Double, bias: Double) -> Tensor {
+    let out = Tensor(uninitialized: .float32, shape: x.shape)
+    let images = x.count / Swift.max(channels * inner, 1)
+    x.withUnsafeBufferPointer(as: Float.self) { source in
+        out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
+            for n in 0..<images {
+                let base = n * channels * inner
+                Parallel.chunks(inner, minimum: 4096) { pixels in
+                    var window = [Double](repeating: 0, count: pixels.count)
+                    func square(_ c: Int, _ k: Int) -> Double {
+                        let v = Double(source[base + c * inner + pixels.lowerBound + k])
+                        return v * v
+                    }
+                    // The window for channel 0 covers channels 0...after.
+                    for c in 0...Swift.min(after, channels - 1) { for k in 0..<pixels.count { window[k] += square(c, k) } }
+                    for c in 0..<channels {
+                        let offset = base + c * inner + pixels.lowerBound
+                        for k in 0..<pixels.count {
+                            let denominator = Foundation.pow(bias + scale * Swift.max(window[k], 0), beta)
+                            destination[offset + k] = Float(Double(source[offset + k]) / denominator)
+                        }
+                        // Slide: channel c + after + 1 enters, c − before leaves.
+                        let entering = c + after + 1, leaving = c - before
+                        if entering < channels { for k in 0..<pixels.count { window[k] += square(entering, k) } }
+                        if leaving >= 0 { for k in 0..<pixels.count { window[k] -= square(leaving, k) } }
+                    }
+                }
+            }
+        }
+    }
+    return out
 }
