@@ -31,23 +31,31 @@ public enum Broadcast {
         let rank = output.count
         let padded = [Int](repeating: 1, count: rank - shape.count) + shape
         let inputStrides = Tensor.strides(of: padded)
-        let strides = (0..<rank).map { padded[$0] == 1 ? 0 : inputStrides[$0] }
-        var result = [Int](repeating: 0, count: count)
-        var index = [Int](repeating: 0, count: rank)
-        var offset = 0
-        for position in 0..<count {
-            result[position] = offset
-            // Increment the multi-index like an odometer, adjusting the offset incrementally.
-            var axis = rank - 1
-            while axis >= 0 {
-                index[axis] += 1
-                offset += strides[axis]
-                if index[axis] < output[axis] { break }
-                offset -= strides[axis] * index[axis]
-                index[axis] = 0
-                axis -= 1
-            }
-        }
-        return result
+        return stridedOffsets(shape: output, base: 0, steps: (0..<rank).map { padded[$0] == 1 ? 0 : inputStrides[$0] })
     }
+}
+
+/// Offsets of a strided, multi-dimensional walk: for each index of `shape` (row-major),
+/// `base + Σ index[d] · steps[d]`, computed incrementally like an odometer. The primitive behind
+/// broadcasting, transposes, slices and reductions.
+public func stridedOffsets(shape: [Int], base: Int, steps: [Int]) -> [Int] {
+    let count = Tensor.count(of: shape)
+    var result = [Int](repeating: 0, count: count)
+    guard count > 0 else { return result }
+    let rank = shape.count
+    var index = [Int](repeating: 0, count: rank)
+    var offset = base
+    for position in 0..<count {
+        result[position] = offset
+        var axis = rank - 1
+        while axis >= 0 {
+            index[axis] += 1
+            offset += steps[axis]
+            if index[axis] < shape[axis] { break }
+            offset -= steps[axis] * index[axis]
+            index[axis] = 0
+            axis -= 1
+        }
+    }
+    return result
 }

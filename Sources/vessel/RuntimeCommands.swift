@@ -208,7 +208,7 @@ struct Bench: ParsableCommand {
                 else { throw ValidationError("--shape `\(argument)` is not NAME=D1xD2x…") }
                 requested[String(parts[0])] = dims
             }
-            var generator = SplitMix(seed: 42)
+            var generator = SplitMix64(seed: 42)
             var feeds: [String: Tensor] = [:]
             for argument in inputs {
                 guard let equals = argument.firstIndex(of: "=") else { throw ValidationError("--input `\(argument)` is not NAME=FILE") }
@@ -263,18 +263,4 @@ struct Bench: ParsableCommand {
             }
         }
     }
-}
-
-/// A small deterministic generator, so bench inputs are the same every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

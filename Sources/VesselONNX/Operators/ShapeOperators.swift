@@ -183,16 +183,8 @@ extension KernelRegistry {
             let axis = try normalizeAxis(c.attributes.int("axis", default: 0), rank: x.rank, c)
             let strides = Tensor.strides(of: x.shape), indexStrides = Tensor.strides(of: indices.shape)
             let values = indices.integers()
-            let offsets = try values.enumerated().map { position, raw -> Int in
-                let index = raw < 0 ? raw + x.shape[axis] : raw
-                guard index >= 0, index < x.shape[axis] else { throw c.invalid("index \(raw) is out of range on axis \(axis)") }
-                var offset = 0, rest = position
-                for d in 0..<indices.rank {
-                    let coordinate = rest / indexStrides[d]
-                    rest %= indexStrides[d]
-                    offset += (d == axis ? index : coordinate) * strides[d]
-                }
-                return offset
+            let offsets = try values.enumerated().map { position, raw in
+                try elementOffset(position: position, index: raw, axis: axis, size: x.shape[axis], indexStrides: indexStrides, strides: strides, c)
             }
             return [x.take(offsets, shape: indices.shape)]
         }
@@ -339,14 +331,8 @@ extension KernelRegistry {
             var values = x.doubles()
             let updateValues = updates.doubles()
             for (position, raw) in indices.integers().enumerated() {
-                let index = raw < 0 ? raw + x.shape[axis] : raw
-                guard index >= 0, index < x.shape[axis] else { throw c.invalid("index \(raw) out of range") }
-                var offset = 0, rest = position
-                for d in 0..<indices.rank {
-                    let coordinate = rest / indexStrides[d]
-                    rest %= indexStrides[d]
-                    offset += (d == axis ? index : coordinate) * strides[d]
-                }
+                let offset = try elementOffset(position: position, index: raw, axis: axis, size: x.shape[axis],
+                                               indexStrides: indexStrides, strides: strides, c)
                 values[offset] = scatterReduce(values[offset], updateValues[position], reduction)
             }
             return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
@@ -446,4 +432,18 @@ func slice(_ x: Tensor, axis: Int, start: Int, count: Int) -> Tensor {
     shape[axis] = count
     let strides = Tensor.strides(of: x.shape)
     return x.take(stridedOffsets(shape: shape, base: start * strides[axis], steps: strides), shape: shape)
+}
+
+/// GatherElements/ScatterElements addressing: the data offset for the element at `position` of
+/// the indices tensor, whose coordinate on `axis` is replaced by `index` (negative counts back).
+func elementOffset(position: Int, index raw: Int, axis: Int, size: Int, indexStrides: [Int], strides: [Int], _ c: KernelContext) throws -> Int {
+    let index = raw < 0 ? raw + size : raw
+    guard index >= 0, index < size else { throw c.invalid("index \(raw) is out of range on axis \(axis) of size \(size)") }
+    var offset = 0, rest = position
+    for d in 0..<indexStrides.count {
+        let coordinate = rest / indexStrides[d]
+        rest %= indexStrides[d]
+        offset += (d == axis ? index : coordinate) * strides[d]
+    }
+    return offset
 }

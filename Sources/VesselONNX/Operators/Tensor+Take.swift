@@ -59,27 +59,3 @@ func normalizeAxis(_ axis: Int, rank: Int, _ context: KernelContext) throws -> I
     }
     return value
 }
-
-/// Offsets of a strided, multi-dimensional walk: for each output index (row-major over `shape`),
-/// `base + Σ index[d] * steps[d]`.
-func stridedOffsets(shape: [Int], base: Int, steps: [Int]) -> [Int] {
-    let count = Tensor.count(of: shape)
-    var result = [Int](repeating: 0, count: count)
-    guard count > 0 else { return result }
-    let rank = shape.count
-    var index = [Int](repeating: 0, count: rank)
-    var offset = base
-    for position in 0..<count {
-        result[position] = offset
-        var axis = rank - 1
-        while axis >= 0 {
-            index[axis] += 1
-            offset += steps[axis]
-            if index[axis] < shape[axis] { break }
-            offset -= steps[axis] * index[axis]
-            index[axis] = 0
-            axis -= 1
-        }
-    }
-    return result
-}
