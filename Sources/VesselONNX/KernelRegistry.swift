@@ -71,6 +71,7 @@ public struct KernelRegistry: Sendable {
         registerEinsum(&registry)
         registerRecurrent(&registry)
         registerStrings(&registry)
+        registerMiscellaneous(&registry)
         registerControlFlow(&registry)
         return registry
     }()
