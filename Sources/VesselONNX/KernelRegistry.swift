@@ -72,6 +72,7 @@ public struct KernelRegistry: Sendable {
         registerRecurrent(&registry)
         registerStrings(&registry)
         registerMiscellaneous(&registry)
+        registerQuantization(&registry)
         registerControlFlow(&registry)
         return registry
     }()
