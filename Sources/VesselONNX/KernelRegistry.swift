@@ -73,6 +73,7 @@ public struct KernelRegistry: Sendable {
         registerStrings(&registry)
         registerMiscellaneous(&registry)
         registerQuantization(&registry)
+        registerLosses(&registry)
         registerControlFlow(&registry)
         return registry
     }()
