@@ -17,13 +17,16 @@ public final class ONNXModel: Sendable {
     public var outputs: [ValueInfo] { graph.outputs }
 
     public convenience init(path: String, registry: KernelRegistry = .standard) throws {
-        let data: Data
+        try self.init(data: Self.mappedFile(path), directory: (path as NSString).deletingLastPathComponent, registry: registry)
+    }
+
+    /// A model file's bytes, memory-mapped.
+    static func mappedFile(_ path: String) throws -> Data {
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+            return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
             throw ONNXError.unreadable(path: path, reason: error.localizedDescription)
         }
-        try self.init(data: data, directory: (path as NSString).deletingLastPathComponent, registry: registry)
     }
 
     /// - Parameter directory: where external data files are; nil refuses external data.
@@ -61,12 +64,10 @@ public final class ONNXModel: Sendable {
     /// A model's inputs (those no initializer supplies) and outputs, read without resolving any
     /// kernel: for describing models this runtime may not be able to run.
     public static func signature(path: String) throws -> (inputs: [ValueInfo], outputs: [ValueInfo]) {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw ONNXError.unreadable(path: path, reason: error.localizedDescription)
-        }
         let proto: Onnx_ModelProto
-        do { proto = try Onnx_ModelProto(serializedBytes: data) } catch {
+        do { proto = try Onnx_ModelProto(serializedBytes: mappedFile(path)) } catch let error as ONNXError {
+            throw error
+        } catch {
             throw ONNXError.invalidModel("not an ONNX model protobuf (\(error))")
         }
         let initialized = Set(proto.graph.initializer.map(\.name))

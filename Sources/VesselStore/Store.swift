@@ -110,13 +110,9 @@ public final class Store: Sendable {
 
     func hash(fd: Int32, path: String, progress: ProgressBar) throws -> Digest {
         var hasher = SHA256()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buffer.deallocate() }
-        while true {
-            let count = try FileSystem.readFull(fd, buffer, path: path)
-            if count == 0 { break }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-            progress.advance(by: count)
+        try FileSystem.forEachChunk(fd, path: path) { chunk in
+            hasher.update(bufferPointer: chunk)
+            progress.advance(by: chunk.count)
         }
         return Digest(bytes: hasher.finalize())
     }
@@ -164,15 +160,10 @@ public final class Store: Sendable {
         defer { close(fd) }
         var hasher = SHA256()
         var total: Int64 = 0
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buffer.deallocate() }
-        while true {
-            let count = try FileSystem.readFull(fd, buffer, path: path)
-            if count == 0 { break }
-            let filled = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-            hasher.update(bufferPointer: filled)
-            try body(filled)
-            total += Int64(count)
+        try FileSystem.forEachChunk(fd, path: path) { chunk in
+            hasher.update(bufferPointer: chunk)
+            try body(chunk)
+            total += Int64(chunk.count)
         }
         let actual = Digest(bytes: hasher.finalize())
         guard actual == descriptor.digest else {

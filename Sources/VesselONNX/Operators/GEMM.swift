@@ -13,27 +13,25 @@ enum GEMM {
         UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
     ) -> Void
 
-    private static let sgemm: CblasSgemm? = {
+    /// The first BLAS library that loads and has `cblas_sgemm`, searched once.
+    /// (An opaque dlopen handle, set once and only read.)
+    nonisolated(unsafe) private static let library: UnsafeMutableRawPointer? = {
         if ProcessInfo.processInfo.environment["VESSEL_BLAS"] == "none" { return nil }
         for name in ["libopenblas.so.0", "libopenblas.so", "libcblas.so.3", "libblas.so.3"] {
-            guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL), let symbol = dlsym(handle, "cblas_sgemm") else { continue }
-            return unsafeBitCast(symbol, to: CblasSgemm.self)
+            guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else { continue }
+            if dlsym(handle, "cblas_sgemm") != nil { return handle }
         }
         return nil
     }()
+
+    private static let sgemm: CblasSgemm? = library.flatMap { dlsym($0, "cblas_sgemm") }.map { unsafeBitCast($0, to: CblasSgemm.self) }
 
     /// Which implementation runs: "openblas" or "builtin".
     static var backend: String { sgemm == nil ? "builtin" : "openblas" }
 
     private typealias SetThreads = @convention(c) (Int32) -> Void
-    private static let setThreadsFunction: SetThreads? = {
-        guard sgemm != nil else { return nil }
-        for name in ["libopenblas.so.0", "libopenblas.so"] {
-            guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL), let symbol = dlsym(handle, "openblas_set_num_threads") else { continue }
-            return unsafeBitCast(symbol, to: SetThreads.self)
-        }
-        return nil
-    }()
+    /// Present when the library found is OpenBLAS.
+    private static let setThreadsFunction: SetThreads? = library.flatMap { dlsym($0, "openblas_set_num_threads") }.map { unsafeBitCast($0, to: SetThreads.self) }
 
     /// Threads one large product may use (OpenBLAS only; the built-in kernel is single-threaded).
     static func setThreads(_ count: Int) {

@@ -51,23 +51,7 @@ extension KernelRegistry {
             guard Cast.isInteger(a.dtype), a.dtype != .bool else { throw c.invalid("BitwiseNot takes integers") }
             return [Cast.fromInt64(Cast.Int64Reader(tensor: a).visit(Int64.self).map { ~$0 }, dtype: a.dtype, shape: a.shape)]
         }
-        r.register("CumProd", since: 26) { c, i in
-            let x = try c.input(i, 0)
-            let axis = try normalizeAxis(try c.input(i, 1).integers()[0], rank: x.rank, c)
-            let exclusive = c.attributes.int("exclusive", default: 0) == 1, reverse = c.attributes.int("reverse", default: 0) == 1
-            let moved = transposeToLast(x.shape, axis: axis)
-            let original = x.doubles()
-            var values = original
-            let size = x.shape[axis]
-            for start in stride(from: 0, to: moved.offsets.count, by: Swift.max(size, 1)) {
-                var running = 1.0
-                for step in 0..<size {
-                    let offset = moved.offsets[start + (reverse ? size - 1 - step : step)]
-                    if exclusive { values[offset] = running; running *= original[offset] } else { running *= original[offset]; values[offset] = running }
-                }
-            }
-            return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
-        }
+        r.register("CumProd", since: 26) { c, i in [try cumulative(c, i, identity: 1, *)] }
         r.register("LpNormalization") { c, i in
             let x = try c.input(i, 0)
             let axis = try normalizeAxis(c.attributes.int("axis", default: -1), rank: x.rank, c)

@@ -159,25 +159,34 @@ extension KernelRegistry {
             return [Cast.fromDoubles(back.map { topValues[$0] }, dtype: x.dtype, shape: outShape),
                     Tensor(back.map { topIndices[$0] }, shape: outShape)]
         }
-        r.register("CumSum", since: 11) { c, i in
-            let x = try c.input(i, 0)
-            let axis = try normalizeAxis(try c.input(i, 1).integers()[0], rank: x.rank, c)
-            let exclusive = c.attributes.int("exclusive", default: 0) == 1, reverse = c.attributes.int("reverse", default: 0) == 1
-            let moved = transposeToLast(x.shape, axis: axis)
-            var values = x.doubles()
-            let original = values
-            let size = x.shape[axis]
-            for start in stride(from: 0, to: moved.offsets.count, by: Swift.max(size, 1)) {
-                var running = 0.0
-                for step in 0..<size {
-                    let k = reverse ? size - 1 - step : step
-                    let offset = moved.offsets[start + k]
-                    if exclusive { values[offset] = running; running += original[offset] } else { running += original[offset]; values[offset] = running }
-                }
+        r.register("CumSum", since: 11) { c, i in [try cumulative(c, i, identity: 0, +)] }
+    }
+}
+
+/// CumSum and CumProd: a running combination along the axis given as input 1, inclusive or
+/// exclusive, forward or reversed.
+func cumulative(_ c: KernelContext, _ i: [Tensor?], identity: Double, _ combine: (Double, Double) -> Double) throws -> Tensor {
+    let x = try c.input(i, 0)
+    let axis = try normalizeAxis(try c.input(i, 1).integers()[0], rank: x.rank, c)
+    let exclusive = c.attributes.int("exclusive", default: 0) == 1, reverse = c.attributes.int("reverse", default: 0) == 1
+    let moved = transposeToLast(x.shape, axis: axis)
+    let original = x.doubles()
+    var values = original
+    let size = x.shape[axis]
+    for start in stride(from: 0, to: moved.offsets.count, by: Swift.max(size, 1)) {
+        var running = identity
+        for step in 0..<size {
+            let offset = moved.offsets[start + (reverse ? size - 1 - step : step)]
+            if exclusive {
+                values[offset] = running
+                running = combine(running, original[offset])
+            } else {
+                running = combine(running, original[offset])
+                values[offset] = running
             }
-            return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
         }
     }
+    return Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)
 }
 
 /// The offsets of a tensor's elements visited with `axis` moved last (other axes in order).
