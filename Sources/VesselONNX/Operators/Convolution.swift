@@ -263,7 +263,7 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
     // Positions in the padded extent (for count_include_pad): windows clipped to input + pads.
     var paddedCounts = [Int](repeating: kernelSize, count: spatial)
     if includePad {
-        let outputStrides = Tensor.strides(of: g.output), kernelStrides = Tensor.strides(of: kernel)
+        let outputStrides = Tensor.strides(of: g.output)
         for s in 0..<spatial {
             var count = 1
             for d in 0..<g.input.count {
@@ -274,7 +274,6 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
                     if position >= -g.padBegin[d], position < g.input[d] + g.padEnd[d] { inside += 1 }
                 }
                 count *= inside
-                _ = kernelStrides
             }
             paddedCounts[s] = count
         }

@@ -354,7 +354,7 @@ func floatArithmetic<Op: ArithmeticOp>(_ op: Op, _ a: Tensor, _ b: Tensor) throw
     }
     let sameShape = a.shape == b.shape
     guard sameShape || b.count == 1 || a.count == 1 else { return try floatBroadcast(kind, a, b) }
-    let shape = sameShape ? a.shape : (a.count == 1 ? try Broadcast.shape(a.shape, b.shape) : try Broadcast.shape(a.shape, b.shape))
+    let shape = sameShape ? a.shape : try Broadcast.shape(a.shape, b.shape)
     let out = Tensor(uninitialized: .float32, shape: shape)
     let count = out.count
     guard count == max(a.count, b.count) else { return nil }

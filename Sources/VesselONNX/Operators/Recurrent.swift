@@ -11,7 +11,7 @@ struct RecurrentFrame {
     let clip: Double?
     let activations: [(Double) -> Double]
 
-    init(_ c: KernelContext, _ i: [Tensor?], gates: Int, defaults: [String]) throws {
+    init(_ c: KernelContext, _ i: [Tensor?], defaults: [String]) throws {
         let xTensor = try c.input(i, 0)
         layout = c.attributes.int("layout", default: 0)
         let shape = xTensor.shape
@@ -37,7 +37,6 @@ struct RecurrentFrame {
         var alphas = c.attributes.floats("activation_alpha") ?? [], betas = c.attributes.floats("activation_beta") ?? []
         activations = try names.map { try recurrentActivation($0, alphas: &alphas, betas: &betas, c) }
         guard activations.count == defaults.count * directions else { throw c.invalid("expected \(defaults.count * directions) activations") }
-        _ = gates
     }
 
     func clipped(_ value: Double) -> Double {
@@ -161,7 +160,7 @@ struct GateWeights {
 extension KernelRegistry {
     static func registerRecurrent(_ r: inout KernelRegistry) {
         r.register("RNN") { c, i in
-            var frame = try RecurrentFrame(c, i, gates: 1, defaults: ["Tanh"])
+            var frame = try RecurrentFrame(c, i, defaults: ["Tanh"])
             frame.directionIsReverse = c.attributes.string("direction", default: "forward") == "reverse"
             let weights = try GateWeights(c, i, gates: 1, hidden: frame.hidden, inputSize: frame.inputSize, directions: frame.directions)
             let (y, states) = frame.run(stateCount: 1, initial: [frame.initialState(i, 5)]) { d, t, b, state in
@@ -174,7 +173,7 @@ extension KernelRegistry {
             return frame.outputs(y, states, dtype: try c.input(i, 0).dtype)
         }
         r.register("GRU") { c, i in
-            var frame = try RecurrentFrame(c, i, gates: 3, defaults: ["Sigmoid", "Tanh"])
+            var frame = try RecurrentFrame(c, i, defaults: ["Sigmoid", "Tanh"])
             frame.directionIsReverse = c.attributes.string("direction", default: "forward") == "reverse"
             let weights = try GateWeights(c, i, gates: 3, hidden: frame.hidden, inputSize: frame.inputSize, directions: frame.directions)
             let linearBeforeReset = c.attributes.int("linear_before_reset", default: 0) == 1
@@ -196,7 +195,7 @@ extension KernelRegistry {
             return frame.outputs(y, states, dtype: try c.input(i, 0).dtype)
         }
         r.register("LSTM") { c, i in
-            var frame = try RecurrentFrame(c, i, gates: 4, defaults: ["Sigmoid", "Tanh", "Tanh"])
+            var frame = try RecurrentFrame(c, i, defaults: ["Sigmoid", "Tanh", "Tanh"])
             frame.directionIsReverse = c.attributes.string("direction", default: "forward") == "reverse"
             let weights = try GateWeights(c, i, gates: 4, hidden: frame.hidden, inputSize: frame.inputSize, directions: frame.directions)
             let peepholes = i.count > 7 ? i[7]?.doubles() : nil

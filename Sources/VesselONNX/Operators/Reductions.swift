@@ -152,9 +152,6 @@ extension KernelRegistry {
                 }
             }
             // Results were produced with `axis` last; move it back.
-            var lastShape = x.shape
-            lastShape.remove(at: axis)
-            lastShape.append(k)
             let back = transposeFromLast(outShape, axis: axis)
             return [Cast.fromDoubles(back.map { topValues[$0] }, dtype: x.dtype, shape: outShape),
                     Tensor(back.map { topIndices[$0] }, shape: outShape)]

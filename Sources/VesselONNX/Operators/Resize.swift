@@ -158,10 +158,8 @@ struct Resampler {
             }
             result[position] = sum
         }
-        if mode == .nearest || !x.dtype.isFloatingPoint {
-            // Integer outputs round to nearest (as onnxruntime does) instead of truncating.
-            if !x.dtype.isFloatingPoint { result = result.map { $0.rounded() } }
-        }
+        // Integer outputs round to nearest (as onnxruntime does) instead of truncating.
+        if !x.dtype.isFloatingPoint { result = result.map { $0.rounded() } }
         return Cast.fromDoubles(result, dtype: x.dtype, shape: outputShape)
     }
 }
