@@ -8,6 +8,9 @@ public struct ValueInfo: Sendable, Hashable {
     public var dtype: DType?
     /// nil when the rank is unknown.
     public var shape: [Dim]?
+    /// For a sequence, map or optional, its ONNX type (`seq(map(int64,tensor(float)))`); nil
+    /// for a tensor (or an undeclared type).
+    public var nonTensorType: String? = nil
 }
 
 /// One node of a graph, resolved to its kernel at load time.
@@ -21,7 +24,12 @@ public struct Node: Sendable {
     public var attributes: Attributes
     /// The opset version of the node's domain the model imports.
     public var opset: Int
-    var kernel: KernelFunction
+    var kernel: NodeKernel
+
+    /// The node's own error, for prepared kernels checking attributes at load.
+    public func invalid(_ reason: String) -> ONNXError {
+        .invalidNode(node: name, opType: opType, reason: reason)
+    }
 }
 
 /// A graph ready to run: nodes in execution order, constants, and for each value the step after

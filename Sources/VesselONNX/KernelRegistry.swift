@@ -9,7 +9,7 @@ public struct KernelContext: Sendable {
     public var attributes: Attributes { node.attributes }
     public var opset: Int { node.opset }
     /// Runs a subgraph (If/Loop bodies) with the values of the enclosing scope visible.
-    let runSubgraph: @Sendable (Graph, [String: Tensor]) throws -> [Tensor]
+    let runSubgraph: @Sendable (Graph, [String: ONNXValue]) throws -> [ONNXValue]
 
     public func invalid(_ reason: String) -> ONNXError {
         .invalidNode(node: node.name, opType: node.opType, reason: reason)
@@ -27,6 +27,14 @@ public struct KernelContext: Sendable {
     }
 
     public func subgraph(_ graph: Graph, _ feeds: [String: Tensor]) throws -> [Tensor] {
+        try runSubgraph(graph, feeds.mapValues { .tensor($0) }).map { value in
+            guard let tensor = value.tensor else { throw invalid("its subgraph gave a \(value.typeDescription) where a tensor was expected") }
+            return tensor
+        }
+    }
+
+    /// Runs a subgraph whose inputs or outputs may be sequences.
+    public func subgraph(_ graph: Graph, values feeds: [String: ONNXValue]) throws -> [ONNXValue] {
         try runSubgraph(graph, feeds)
     }
 }
@@ -34,9 +42,12 @@ public struct KernelContext: Sendable {
 /// Maps (domain, op type, opset) to a kernel: a kernel registered `since` version v serves every
 /// opset from v until the next registration of the same operator.
 public struct KernelRegistry: Sendable {
+    /// Builds a node's kernel at load time (prepared kernels read and check attributes once).
+    typealias Maker = @Sendable (Node) throws -> NodeKernel
+
     struct Entry: Sendable {
         var since: Int
-        var kernel: KernelFunction
+        var make: Maker
     }
 
     private var entries: [String: [Entry]] = [:]
@@ -45,13 +56,36 @@ public struct KernelRegistry: Sendable {
         "\(domain == "ai.onnx" ? "" : domain)|\(opType)"
     }
 
-    public mutating func register(_ opType: String, domain: String = "", since: Int = 1, _ kernel: @escaping KernelFunction) {
-        entries[Self.key(domain, opType), default: []].append(Entry(since: since, kernel: kernel))
+    private mutating func add(_ opType: String, domain: String, since: Int, _ make: @escaping Maker) {
+        entries[Self.key(domain, opType), default: []].append(Entry(since: since, make: make))
         entries[Self.key(domain, opType)]!.sort { $0.since < $1.since }
     }
 
-    public func kernel(_ opType: String, domain: String, opset: Int) -> KernelFunction? {
-        entries[Self.key(domain, opType)]?.last { $0.since <= opset }?.kernel
+    public mutating func register(_ opType: String, domain: String = "", since: Int = 1, _ kernel: @escaping KernelFunction) {
+        add(opType, domain: domain, since: since) { _ in .tensors(kernel) }
+    }
+
+    /// Registers an operator whose inputs or outputs may be sequences or maps.
+    public mutating func registerValues(_ opType: String, domain: String = "", since: Int = 1, _ kernel: @escaping ValueKernelFunction) {
+        add(opType, domain: domain, since: since) { _ in .values(kernel) }
+    }
+
+    /// Registers an operator that turns its attributes into a ready structure once per node at
+    /// load time (a tree ensemble's node table), so a malformed model fails to load and runs
+    /// pay nothing for it.
+    public mutating func registerPrepared(_ opType: String, domain: String = "", since: Int = 1,
+                                          _ prepare: @escaping @Sendable (Node) throws -> KernelFunction) {
+        add(opType, domain: domain, since: since) { node in .tensors(try prepare(node)) }
+    }
+
+    /// Like `registerPrepared`, for operators taking or giving sequences or maps.
+    public mutating func registerPreparedValues(_ opType: String, domain: String = "", since: Int = 1,
+                                                _ prepare: @escaping @Sendable (Node) throws -> ValueKernelFunction) {
+        add(opType, domain: domain, since: since) { node in .values(try prepare(node)) }
+    }
+
+    func maker(_ opType: String, domain: String, opset: Int) -> Maker? {
+        entries[Self.key(domain, opType)]?.last { $0.since <= opset }?.make
     }
 
     /// Every operator with at least one kernel, as `domain|op`.
@@ -75,6 +109,11 @@ public struct KernelRegistry: Sendable {
         registerQuantization(&registry)
         registerLosses(&registry)
         registerControlFlow(&registry)
+        registerSequences(&registry)
+        registerMLPreprocessing(&registry)
+        registerMLLinear(&registry)
+        registerMLTrees(&registry)
+        registerMLMaps(&registry)
         return registry
     }()
 }

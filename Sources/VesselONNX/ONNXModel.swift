@@ -86,14 +86,37 @@ public final class ONNXModel: Sendable {
 
     /// Runs the model. Feeds must name graph inputs; inputs with an initializer may be omitted.
     public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+        var tensors: [String: Tensor] = [:]
+        for (name, value) in try run(values: feeds.mapValues { .tensor($0) }) {
+            guard let tensor = value.tensor else {
+                throw ONNXError.invalidModel("output `\(name)` is a \(value.typeDescription), not a tensor; read it with run(values:)")
+            }
+            tensors[name] = tensor
+        }
+        return tensors
+    }
+
+    /// Runs the model on values that may be sequences or maps (DictVectorizer inputs), giving
+    /// every output, including non-tensor ones (ZipMap's sequence of maps).
+    public func run(values feeds: [String: ONNXValue]) throws -> [String: ONNXValue] {
         let known = graph.inputs.map(\.name)
         for name in feeds.keys where !known.contains(name) {
             throw ONNXError.unexpectedInput(name: name, known: known)
         }
         for input in graph.inputs {
-            guard let tensor = feeds[input.name] else {
+            guard let value = feeds[input.name] else {
                 if graph.initializers[input.name] == nil { throw ONNXError.missingInput(name: input.name) }
                 continue
+            }
+            if let expected = input.nonTensorType {
+                guard value.tensor == nil else {
+                    throw ONNXError.inputMismatch(name: input.name, reason: "expected \(expected), got \(value.typeDescription)")
+                }
+                continue
+            }
+            guard let tensor = value.tensor else {
+                if input.dtype == nil { continue }
+                throw ONNXError.inputMismatch(name: input.name, reason: "expected a tensor, got \(value.typeDescription)")
             }
             if let dtype = input.dtype, tensor.dtype != dtype {
                 throw ONNXError.inputMismatch(name: input.name, reason: "expected \(dtype.rawValue), got \(tensor.dtype.rawValue)")
@@ -111,7 +134,6 @@ public final class ONNXModel: Sendable {
     }
 }
 
-/// Turns protobuf graphs into runnable `Graph`s, collecting unsupported operators.
 struct GraphBuilder {
     let opsets: [String: Int]
     let directory: String?
@@ -135,11 +157,14 @@ struct GraphBuilder {
                 values[attribute.name] = try decode(attribute, node: name, outerNames: defined)
             }
             let attributes = Attributes(values: values, node: name, opType: nodeProto.opType)
-            let kernel = registry.kernel(nodeProto.opType, domain: domain, opset: opset)
-            if kernel == nil { unsupported.append((domain, nodeProto.opType, opset, name)) }
-            nodes.append(Node(name: name, opType: nodeProto.opType, domain: domain, inputs: nodeProto.input,
-                              outputs: nodeProto.output, attributes: attributes, opset: opset,
-                              kernel: kernel ?? { _, _ in [] }))
+            var node = Node(name: name, opType: nodeProto.opType, domain: domain, inputs: nodeProto.input,
+                            outputs: nodeProto.output, attributes: attributes, opset: opset, kernel: .tensors { _, _ in [] })
+            if let make = registry.maker(nodeProto.opType, domain: domain, opset: opset) {
+                node.kernel = try make(node)
+            } else {
+                unsupported.append((domain, nodeProto.opType, opset, name))
+            }
+            nodes.append(node)
             defined.formUnion(nodeProto.output)
         }
         let inputs = proto.input.map(Self.valueInfo)
@@ -182,10 +207,9 @@ struct GraphBuilder {
         var removed: Set<Int> = []
         for (index, node) in nodes.enumerated() where node.opType == "Relu" && node.domain.isEmpty {
             guard let input = node.inputs.first, let source = producer[input], readers[input] == 1, !protected.contains(input),
-                  nodes[source].outputs.count == 1 else { continue }
+                  nodes[source].outputs.count == 1, case .tensors(let kernel) = nodes[source].kernel else { continue }
             var fused = nodes[source]
-            let kernel = fused.kernel
-            fused.kernel = { context, inputs in
+            fused.kernel = .tensors { context, inputs in
                 let results = try kernel(context, inputs)
                 guard let output = results.first, output.dtype == .float32, !output.storage.isReadOnly else {
                     // Not a fresh float buffer: apply Relu the ordinary way.
@@ -214,6 +238,10 @@ struct GraphBuilder {
         var kept: [Node] = []
         for node in nodes {
             let hasSubgraph = node.attributes.values.values.contains { if case .graph = $0 { true } else if case .graphs = $0 { true } else { false } }
+            guard case .tensors(let kernel) = node.kernel else {
+                kept.append(node)
+                continue
+            }
             let foldable = !hasSubgraph && !Self.nondeterministic.contains(node.opType) && node.domain.isEmpty
                 && node.inputs.allSatisfy { $0.isEmpty || constants[$0] != nil }
                 && !node.outputs.contains(where: protected.contains)
@@ -223,7 +251,7 @@ struct GraphBuilder {
             }
             let context = KernelContext(node: node) { _, _ in [] }
             // A node that fails here is left to fail (or not) at run time, with its real inputs.
-            guard let results = try? node.kernel(context, node.inputs.map { $0.isEmpty ? nil : constants[$0] }),
+            guard let results = try? kernel(context, node.inputs.map { $0.isEmpty ? nil : constants[$0] }),
                   results.count >= node.outputs.filter({ !$0.isEmpty }).count
             else {
                 kept.append(node)
@@ -270,17 +298,37 @@ struct GraphBuilder {
     }
 
     static func valueInfo(_ proto: Onnx_ValueInfoProto) -> ValueInfo {
-        guard case .tensorType(let tensorType)? = proto.type.value else { return ValueInfo(name: proto.name, dtype: nil, shape: nil) }
-        let dtype = ONNXDataType.dtype(tensorType.elemType)
-        guard tensorType.hasShape else { return ValueInfo(name: proto.name, dtype: dtype, shape: nil) }
-        let shape: [Dim] = tensorType.shape.dim.map { dimension in
-            switch dimension.value {
-            case .dimValue(let size)?: size >= 0 ? .fixed(Int(size)) : .dynamic(name: nil)
-            case .dimParam(let name)?: .dynamic(name: name)
-            case nil: .dynamic(name: nil)
+        switch proto.type.value {
+        case .tensorType(let tensorType)?:
+            let dtype = ONNXDataType.dtype(tensorType.elemType)
+            guard tensorType.hasShape else { return ValueInfo(name: proto.name, dtype: dtype, shape: nil) }
+            let shape: [Dim] = tensorType.shape.dim.map { dimension in
+                switch dimension.value {
+                case .dimValue(let size)?: size >= 0 ? .fixed(Int(size)) : .dynamic(name: nil)
+                case .dimParam(let name)?: .dynamic(name: name)
+                case nil: .dynamic(name: nil)
+                }
             }
+            return ValueInfo(name: proto.name, dtype: dtype, shape: shape)
+        case nil:
+            return ValueInfo(name: proto.name, dtype: nil, shape: nil)
+        default:
+            return ValueInfo(name: proto.name, dtype: nil, shape: nil, nonTensorType: typeDescription(proto.type))
         }
-        return ValueInfo(name: proto.name, dtype: dtype, shape: shape)
+    }
+
+    /// An ONNX type as its type string: `tensor(float)`, `seq(map(int64,tensor(float)))`.
+    static func typeDescription(_ type: Onnx_TypeProto) -> String {
+        func element(_ code: Int32) -> String { ONNXDataType.dtype(code)?.onnxName ?? "type \(code)" }
+        switch type.value {
+        case .tensorType(let tensor)?: return "tensor(\(element(tensor.elemType)))"
+        case .sparseTensorType(let tensor)?: return "sparse_tensor(\(element(tensor.elemType)))"
+        case .sequenceType(let sequence)?: return "seq(\(typeDescription(sequence.elemType)))"
+        case .mapType(let map)?: return "map(\(element(map.keyType)),\(typeDescription(map.valueType)))"
+        case .optionalType(let optional)?: return "optional(\(typeDescription(optional.elemType)))"
+        case .opaqueType(let opaque)?: return "opaque(\(opaque.domain).\(opaque.name))"
+        case nil: return "?"
+        }
     }
 }
 
@@ -288,47 +336,66 @@ struct GraphBuilder {
 enum Executor {
     /// A scope: this graph's values, with the enclosing scopes' values visible beneath.
     final class Scope: @unchecked Sendable {
-        var values: [String: Tensor]
+        var values: [String: ONNXValue]
         let parent: Scope?
 
-        init(values: [String: Tensor], parent: Scope?) {
+        init(values: [String: ONNXValue], parent: Scope?) {
             self.values = values
             self.parent = parent
         }
 
-        func lookup(_ name: String) -> Tensor? {
+        func lookup(_ name: String) -> ONNXValue? {
             values[name] ?? parent?.lookup(name)
         }
     }
 
-    static func run(_ graph: Graph, feeds: [String: Tensor], outer: Scope?) throws -> [Tensor] {
-        var initial = graph.initializers
-        for (name, tensor) in feeds { initial[name] = tensor }
+    static func run(_ graph: Graph, feeds: [String: ONNXValue], outer: Scope?) throws -> [ONNXValue] {
+        var initial: [String: ONNXValue] = [:]
+        initial.reserveCapacity(graph.initializers.count + feeds.count)
+        for (name, tensor) in graph.initializers { initial[name] = .tensor(tensor) }
+        for (name, value) in feeds { initial[name] = value }
         let scope = Scope(values: initial, parent: outer)
         for (index, node) in graph.nodes.enumerated() {
-            let inputs: [Tensor?] = try node.inputs.map { name in
-                if name.isEmpty { return nil }
-                guard let tensor = scope.lookup(name) else {
-                    throw ONNXError.invalidNode(node: node.name, opType: node.opType, reason: "input `\(name)` has no value")
-                }
-                return tensor
-            }
             let context = KernelContext(node: node) { subgraph, subfeeds in
                 try run(subgraph, feeds: subfeeds, outer: scope)
             }
             let started = Profiler.enabled ? DispatchTime.now().uptimeNanoseconds : 0
-            let results = try node.kernel(context, inputs)
+            let results: [ONNXValue]
+            switch node.kernel {
+            case .tensors(let kernel):
+                let inputs: [Tensor?] = try node.inputs.map { name in
+                    if name.isEmpty { return nil }
+                    guard let value = scope.lookup(name) else {
+                        throw ONNXError.invalidNode(node: node.name, opType: node.opType, reason: "input `\(name)` has no value")
+                    }
+                    guard let tensor = value.tensor else {
+                        throw ONNXError.invalidNode(node: node.name, opType: node.opType,
+                                                    reason: "input `\(name)` is a \(value.typeDescription); this operator takes tensors")
+                    }
+                    return tensor
+                }
+                results = try kernel(context, inputs).map { .tensor($0) }
+            case .values(let kernel):
+                let inputs: [ONNXValue?] = try node.inputs.map { name in
+                    if name.isEmpty { return nil }
+                    guard let value = scope.lookup(name) else {
+                        throw ONNXError.invalidNode(node: node.name, opType: node.opType, reason: "input `\(name)` has no value")
+                    }
+                    return value
+                }
+                results = try kernel(context, inputs)
+            }
             if Profiler.enabled {
                 Profiler.record(node.opType, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
             }
-            for (output, tensor) in zip(node.outputs, results) where !output.isEmpty {
-                scope.values[output] = tensor
+            for (output, value) in zip(node.outputs, results) where !output.isEmpty {
+                scope.values[output] = value
             }
             for name in graph.releaseAfter[index] { scope.values[name] = nil }
         }
         return try graph.outputs.map { output in
-            guard let tensor = scope.lookup(output.name) else { throw ONNXError.invalidModel("output `\(output.name)` was not computed") }
-            return tensor
+            guard let value = scope.lookup(output.name) else { throw ONNXError.invalidModel("output `\(output.name)` was not computed") }
+            return value
         }
     }
 }

@@ -2,7 +2,11 @@ import VesselTensor
 
 extension KernelRegistry {
     static func registerShapeOperators(_ r: inout KernelRegistry) {
-        r.register("Identity") { c, i in [try c.input(i, 0)] }
+        // Tensors, and since opset 14 sequences too.
+        r.registerValues("Identity") { c, i in
+            guard let value = i.first ?? nil else { throw c.invalid("missing required input 0") }
+            return [value]
+        }
         r.register("Dropout") { c, i in
             // Inference: the input passes through; the mask (if asked for) is all true.
             let x = try c.input(i, 0)
