@@ -1,0 +1,1 @@
+2blue2green2blue2green2green2red2red2green2green2violet2violet2violet2blue2violet2red2greenBcolor

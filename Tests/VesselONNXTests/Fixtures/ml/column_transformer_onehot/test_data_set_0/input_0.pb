@@ -1,0 +1,1 @@
+2red2S2blue2M2green2L2violet2M2black2S2red2XL2green2L2blue2SBcat
