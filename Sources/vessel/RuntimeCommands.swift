@@ -38,14 +38,22 @@ struct Init: ParsableCommand {
             var name = String(stem.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" })
             name = name.split(separator: "-").joined(separator: "-")
             if name.isEmpty { name = "model" }
+            // The signature describes tensors; a sequence or map (ZipMap's per-row probabilities)
+            // has no place in it yet, so it is left out, and said so.
+            for info in signature.inputs + signature.outputs {
+                if let type = info.nonTensorType {
+                    FileHandle.standardError.write(Data("note: `\(info.name)` is a \(type), not a tensor; it is left out of the signature (skl2onnx: convert with options={'zipmap': False} for a [N, classes] tensor)\n".utf8))
+                }
+            }
             let text = StarterManifest.yaml(
                 name: name, modelFile: (model as NSString).lastPathComponent, format: .onnx,
-                inputs: signature.inputs.map(tensorSpec), outputs: signature.outputs.map(tensorSpec)
+                inputs: signature.inputs.filter { $0.nonTensorType == nil }.map(tensorSpec),
+                outputs: signature.outputs.filter { $0.nonTensorType == nil }.map(tensorSpec)
             )
             // What init writes must itself be a valid manifest.
             _ = try ManifestParser.parse(text: text, file: target, baseDirectory: directory.isEmpty ? "." : directory)
             try Data(text.utf8).write(to: URL(fileURLWithPath: target), options: .atomic)
-            print("wrote \(target): \(signature.inputs.count) input(s), \(signature.outputs.count) output(s)")
+            print("wrote \(target): \(signature.inputs.filter { $0.nonTensorType == nil }.count) input(s), \(signature.outputs.filter { $0.nonTensorType == nil }.count) output(s)")
         }
     }
 }
@@ -65,21 +73,37 @@ struct Run: ParsableCommand {
     func run() throws {
         try vessel.run {
             let loaded = try ONNXModel(path: model)
-            var feeds: [String: Tensor] = [:]
+            var feeds: [String: ONNXValue] = [:]
             for argument in inputs {
                 guard let equals = argument.firstIndex(of: "=") else { throw ValidationError("--input `\(argument)` is not NAME=VALUE") }
                 let name = String(argument[..<equals]), value = String(argument[argument.index(after: equals)...])
                 guard let info = loaded.inputs.first(where: { $0.name == name }) else {
                     throw ValidationError("the model has no input `\(name)`; its inputs are \(feedableInputs(loaded).map(\.name).joined(separator: ", "))")
                 }
-                feeds[name] = try readInput(value, dtype: info.dtype ?? .float32, name: name)
+                if let type = info.nonTensorType {
+                    feeds[name] = try readMapInput(value, type: type, name: name)
+                } else {
+                    feeds[name] = .tensor(try readInput(value, dtype: info.dtype ?? .float32, name: name))
+                }
             }
-            let results = try loaded.run(feeds)
+            let results = try loaded.run(values: feeds)
             if let outputDirectory {
                 try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
             }
             for output in loaded.outputs {
-                guard let tensor = results[output.name] else { continue }
+                guard let value = results[output.name] else { continue }
+                guard let tensor = value.tensor else {
+                    // Sequences and maps (ZipMap's per-row class probabilities) are written as JSON.
+                    if let outputDirectory {
+                        let path = (outputDirectory as NSString).appendingPathComponent(safeFileName(output.name) + ".json")
+                        try Data((jsonText(value) + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+                        print("\(output.name)  \(value.typeDescription)  → \(path)")
+                    } else {
+                        print("\(output.name)  \(value.typeDescription)")
+                        print(jsonText(value))
+                    }
+                    continue
+                }
                 if let outputDirectory {
                     let path = (outputDirectory as NSString).appendingPathComponent(safeFileName(output.name) + ".npy")
                     try Data(tensor.npy()).write(to: URL(fileURLWithPath: path), options: .atomic)
@@ -90,6 +114,59 @@ struct Run: ParsableCommand {
                 }
             }
         }
+    }
+}
+
+/// A map input (DictVectorizer's) from a JSON object, `{"key": value, …}`, inline or in a .json
+/// file; `type` is the model's declared type, e.g. `map(string,tensor(float))`.
+func readMapInput(_ value: String, type: String, name: String) throws -> ONNXValue {
+    guard type.hasPrefix("map(") else { throw ValidationError("input `\(name)` is a \(type); vessel run feeds tensors and maps only") }
+    var text = value
+    if value.hasSuffix(".json") {
+        guard let data = FileManager.default.contents(atPath: value) else { throw ValidationError("cannot read \(value) for input `\(name)`") }
+        text = String(decoding: data, as: UTF8.self)
+    }
+    guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+        throw ValidationError("input `\(name)` is a \(type): give a JSON object such as {\"a\": 1.5}")
+    }
+    let keys = object.keys.sorted()
+    let keyTensor: Tensor
+    if type.hasPrefix("map(int64,") {
+        keyTensor = Tensor(try keys.map { key -> Int64 in
+            guard let number = Int64(key) else { throw ValidationError("input `\(name)`: key `\(key)` is not an integer") }
+            return number
+        }, shape: [keys.count])
+    } else {
+        keyTensor = Tensor(strings: keys, shape: [keys.count])
+    }
+    let valueType = type.contains("tensor(string)") ? DType.string : type.contains("tensor(double)") ? .float64
+        : type.contains("tensor(int64)") ? .int64 : .float32
+    if valueType == .string {
+        return .map(keys: keyTensor, values: Tensor(strings: try keys.map { key in
+            guard let text = object[key] as? String else { throw ValidationError("input `\(name)`: the value of `\(key)` is not a string") }
+            return text
+        }, shape: [keys.count]))
+    }
+    let numbers = try keys.map { key -> Double in
+        guard let number = object[key] as? NSNumber else { throw ValidationError("input `\(name)`: the value of `\(key)` is not a number") }
+        return number.doubleValue
+    }
+    return .map(keys: keyTensor, values: Tensor.dispatch(valueType, FromDoubles(values: numbers, shape: [keys.count])))
+}
+
+/// A sequence as a JSON array, a map as a JSON object (keys as strings), a tensor as nested arrays.
+func jsonText(_ value: ONNXValue) -> String {
+    switch value {
+    case .tensor(let tensor): return jsonText(tensor)
+    case .sequence(let elements): return "[" + elements.map(jsonText).joined(separator: ", ") + "]"
+    case .map(let keys, let values):
+        let keyStrings = (keys.dtype == .string ? keys.strings : keys.integers().map(String.init)).map {
+            jsonText(Tensor(strings: [$0], shape: []))
+        }
+        let valueStrings = values.dtype == .string
+            ? values.strings.map { jsonText(Tensor(strings: [$0], shape: [])) }
+            : values.doubles().map { jsonText(Tensor.dispatch(values.dtype, FromDoubles(values: [$0], shape: []))) }
+        return "{" + zip(keyStrings, valueStrings).map { "\($0): \($1)" }.joined(separator: ", ") + "}"
     }
 }
 
