@@ -164,6 +164,12 @@ extension Tensor {
         }
     }
 
+    /// Calls `body` with the elements as Float: in place for a float tensor, else converted.
+    func withMLFloats<R>(_ context: KernelContext, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        if dtype == .float32 { return try withUnsafeBufferPointer(as: Float.self, body) }
+        return try mlFloats(context).withUnsafeBufferPointer(body)
+    }
+
     /// (rows, columns) of a classic-ML input: [C] is one row, [N, C] is N rows.
     func mlRows(_ context: KernelContext) throws -> (rows: Int, columns: Int) {
         switch rank {

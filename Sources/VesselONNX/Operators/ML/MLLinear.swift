@@ -18,7 +18,7 @@ extension KernelRegistry {
                 guard targets > 0, targets * features == coefficients.count else {
                     throw c.invalid("\(coefficients.count) coefficients do not fit \(targets) classes × \(features) features")
                 }
-                var scores = try linearScores(x.mlFloats(c), rows: rows, features: features, weights: coefficients, targets: targets, bias: intercepts)
+                var scores = try x.withMLFloats(c) { linearScores($0, rows: rows, features: features, weights: coefficients, targets: targets, bias: intercepts) }
                 var chosen = [Int](repeating: 0, count: rows)
                 let binaryLabels = targets == 1
                 for row in 0..<rows {
@@ -61,7 +61,7 @@ extension KernelRegistry {
                 guard targets * features == coefficients.count else {
                     throw c.invalid("\(coefficients.count) coefficients do not fit \(targets) targets × \(features) features")
                 }
-                var scores = try linearScores(x.mlFloats(c), rows: rows, features: features, weights: coefficients, targets: targets, bias: intercepts)
+                var scores = try x.withMLFloats(c) { linearScores($0, rows: rows, features: features, weights: coefficients, targets: targets, bias: intercepts) }
                 var output = [Float](repeating: 0, count: rows * targets)
                 scores.withUnsafeMutableBufferPointer { scores in
                     output.withUnsafeMutableBufferPointer { output in
@@ -82,17 +82,28 @@ extension KernelRegistry {
 
 /// rows × targets scores: x · weightsᵀ + bias (weights are targets × features), in float as
 /// onnxruntime computes them.
-func linearScores(_ x: [Float], rows: Int, features: Int, weights: [Float], targets: Int, bias: [Float]) -> [Float] {
+func linearScores(_ x: UnsafeBufferPointer<Float>, rows: Int, features: Int, weights: [Float], targets: Int, bias: [Float]) -> [Float] {
     var scores = [Float](repeating: 0, count: rows * targets)
     if !bias.isEmpty {
         for row in 0..<rows { for t in 0..<targets { scores[row * targets + t] = bias[t] } }
     }
-    x.withUnsafeBufferPointer { x in
-        weights.withUnsafeBufferPointer { w in
-            scores.withUnsafeMutableBufferPointer { s in
-                GEMM.multiply(m: rows, n: targets, k: features, a: x.baseAddress!, b: w.baseAddress!, transB: true,
-                              beta: bias.isEmpty ? 0 : 1, c: s.baseAddress!)
+    if rows * targets * features <= 16_384 {
+        // Small products (one row of a pipeline): a BLAS call costs more than the arithmetic.
+        // Fused multiply-adds in feature order, as optimized GEMM kernels accumulate, so the
+        // sums round as onnxruntime's do even where terms cancel.
+        for row in 0..<rows {
+            for t in 0..<targets {
+                var sum: Float = 0
+                for f in 0..<features { sum = sum.addingProduct(x[row * features + f], weights[t * features + f]) }
+                scores[row * targets + t] += sum
             }
+        }
+        return scores
+    }
+    weights.withUnsafeBufferPointer { w in
+        scores.withUnsafeMutableBufferPointer { s in
+            GEMM.multiply(m: rows, n: targets, k: features, a: x.baseAddress!, b: w.baseAddress!, transB: true,
+                          beta: bias.isEmpty ? 0 : 1, c: s.baseAddress!)
         }
     }
     return scores

@@ -14,41 +14,58 @@ extension KernelRegistry {
                 for (name, list) in [("offset", offset), ("scale", scale)] where list.count != 1 && list.count != columns {
                     throw c.invalid("\(name) has \(list.count) values; the input has \(columns) features")
                 }
-                var values = try x.mlFloats(c)
-                for k in values.indices {
-                    let j = k % columns
-                    values[k] = (values[k] - offset[offset.count == 1 ? 0 : j]) * scale[scale.count == 1 ? 0 : j]
+                let offsets = offset.count == 1 ? Array(repeating: offset[0], count: columns) : offset
+                let scales = scale.count == 1 ? Array(repeating: scale[0], count: columns) : scale
+                let y = Tensor(uninitialized: .float32, shape: x.shape)
+                try x.withMLFloats(c) { input in
+                    y.withUnsafeMutableBufferPointer(as: Float.self) { output in
+                        guard columns > 0 else { return }
+                        var k = 0
+                        while k < input.count {
+                            for j in 0..<columns { output[k + j] = (input[k + j] - offsets[j]) * scales[j] }
+                            k += columns
+                        }
+                    }
                 }
-                return [Tensor(values, shape: x.shape)]
+                return [y]
             }
         }
 
         r.registerPrepared("Normalizer", domain: mlDomain) { node in
             let norm = node.attributes.string("norm", default: "MAX")
-            guard ["MAX", "L1", "L2"].contains(norm) else { throw node.invalid("norm must be MAX, L1 or L2, got `\(norm)`") }
+            // 0 MAX, 1 L1, 2 L2
+            guard let mode = ["MAX": 0, "L1": 1, "L2": 2][norm] else { throw node.invalid("norm must be MAX, L1 or L2, got `\(norm)`") }
             return { c, i in
                 let x = try c.input(i, 0)
                 let (rows, columns) = try x.mlRows(c)
-                var values = try x.mlFloats(c)
-                for row in 0..<rows {
-                    let range = row * columns..<(row + 1) * columns
-                    let divisor: Float
-                    switch norm {
-                    case "MAX": divisor = values[range].reduce(-Float.greatestFiniteMagnitude) { max($0, $1) }
-                    case "L1": divisor = values[range].reduce(0) { $0 + abs($1) }
-                    default: divisor = values[range].reduce(0) { $0 + $1 * $1 }
-                    }
-                    guard divisor != 0 else { continue }
-                    for k in range {
-                        if norm == "L2" {
-                            let magnitude = (values[k] * values[k] / divisor).squareRoot()
-                            values[k] = values[k] < 0 ? -magnitude : magnitude
-                        } else {
-                            values[k] /= divisor
+                let y = Tensor(uninitialized: .float32, shape: x.shape)
+                try x.withMLFloats(c) { input in
+                    y.withUnsafeMutableBufferPointer(as: Float.self) { output in
+                        for row in 0..<rows {
+                            let base = row * columns
+                            var divisor: Float = mode == 0 ? -.greatestFiniteMagnitude : 0
+                            for k in base..<base + columns {
+                                switch mode {
+                                case 0: divisor = max(divisor, input[k])
+                                case 1: divisor += abs(input[k])
+                                default: divisor += input[k] * input[k]
+                                }
+                            }
+                            for k in base..<base + columns {
+                                let value = input[k]
+                                if divisor == 0 {
+                                    output[k] = value
+                                } else if mode == 2 {
+                                    let magnitude = (value * value / divisor).squareRoot()
+                                    output[k] = value < 0 ? -magnitude : magnitude
+                                } else {
+                                    output[k] = value / divisor
+                                }
+                            }
                         }
                     }
                 }
-                return [Tensor(values, shape: x.shape)]
+                return [y]
             }
         }
 

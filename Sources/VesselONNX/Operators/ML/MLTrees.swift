@@ -151,6 +151,7 @@ struct Forest: Sendable {
         for k in 0..<count where k == 0 || treeIds[k] != treeIds[k - 1] { rootSources.append(k) }
         floatWeights = a.tensor("\(prefix)_weights_as_tensor")?.dtype != .float64
         try layOut(sources, roots: rootSources, node: node)
+        pack()
     }
 
     /// TreeEnsemble (opset 5): nodes by index, children by node or leaf index, one weight per
@@ -219,6 +220,7 @@ struct Forest: Sendable {
         members = sets
         floatWeights = leafWeightTensor.dtype != .float64
         try layOut(sources, roots: roots, node: node)
+        pack()
     }
 
     /// Places each tree depth-first: a node, its false subtree, then its true subtree.
@@ -251,10 +253,113 @@ struct Forest: Sendable {
         }
     }
 
-    /// The leaf a row reaches from `root`.
+    /// Sums (or minima, maxima) of the leaf weights every tree gives every row: `values` and
+    /// `scored` are rows × targets. Computed in float unless the model gave double weights.
+    func accumulate(_ x: Tensor, _ c: KernelContext, targets: Int, aggregate: Aggregate) throws -> (rows: Int, values: [Double], scored: [Bool]) {
+        let (rows, features) = try x.mlRows(c)
+        guard x.dtype != .string, x.dtype != .bool else { throw c.invalid("takes numeric input, got \(x.dtype.rawValue)") }
+        guard maximumFeature < features else {
+            throw c.invalid("the trees read feature \(maximumFeature) but the input has \(features) features")
+        }
+        switch layout {
+        case .float(let layout):
+            let data = x.dtype == .float32 ? x.scalars(as: Float.self) : x.doubles().map { Float($0) }
+            let (values, scored) = layout.accumulate(data, rows: rows, features: features, targets: targets, aggregate: aggregate)
+            return (rows, values.map(Double.init), scored)
+        case .double(let layout):
+            let (values, scored) = layout.accumulate(x.doubles(), rows: rows, features: features, targets: targets, aggregate: aggregate)
+            return (rows, values, scored)
+        }
+    }
+
+    /// The traversal-ready copy, in the precision of the model's weights; made once, at load.
+    private(set) var layout: Layout = .float(ForestLayout<Float>(nodes: [], roots: []))
+
+    private mutating func pack() {
+        layout = floatWeights ? .float(ForestLayout<Float>(self)) : .double(ForestLayout<Double>(self))
+    }
+
+    enum Layout: Sendable {
+        case float(ForestLayout<Float>)
+        case double(ForestLayout<Double>)
+    }
+}
+
+/// A `Forest` packed for traversal: 16-byte nodes (for float models) in one array, weights split
+/// into targets and values, trees cut into fixed groups of about `groupNodes` nodes each. A group
+/// is summed in tree order and groups are added in order, so results do not depend on the thread
+/// count, and a thread walking one group over a block of rows keeps its nodes in cache.
+struct ForestLayout<T: BinaryFloatingPoint & Sendable>: Sendable {
+    struct Node: Sendable {
+        var threshold: T
+        var feature: Int32
+        var next: Int32
+        var mode: UInt8
+        var missingTracksTrue: Bool
+    }
+
+    let nodes: [Node]
+    let roots: [Int]
+    let weightTargets: [Int32]
+    let weightValues: [T]
+    /// BRANCH_MEMBER sets by node position.
+    let members: [Int: Set<T>]
+    /// Every branch is BRANCH_LEQ without missing-value tracking: the tight loop applies.
+    let simple: Bool
+    let groups: [Range<Int>]
+    static var groupNodes: Int { 16_384 }
+
+    /// An empty layout (a placeholder until the forest is packed).
+    init(nodes: [Node], roots: [Int]) {
+        self.nodes = nodes
+        self.roots = roots
+        weightTargets = []
+        weightValues = []
+        members = [:]
+        simple = true
+        groups = []
+    }
+
+    init(_ forest: Forest) {
+        nodes = forest.nodes.map {
+            Node(threshold: T($0.threshold), feature: $0.feature, next: $0.next, mode: $0.mode, missingTracksTrue: $0.missingTracksTrue)
+        }
+        roots = forest.roots
+        weightTargets = forest.weights.map { Int32($0.target) }
+        weightValues = forest.weights.map { T($0.value) }
+        var members: [Int: Set<T>] = [:]
+        for (position, node) in forest.nodes.enumerated() where node.mode == 6 {
+            members[position] = Set(forest.members[Int(node.member)].map { T($0) })
+        }
+        self.members = members
+        simple = forest.nodes.allSatisfy { $0.mode == Forest.leafMode || ($0.mode == 0 && !$0.missingTracksTrue) }
+        // Trees are laid out one after another, so a tree's size is the gap to the next root.
+        var groups: [Range<Int>] = []
+        var start = 0, size = 0
+        for (k, root) in roots.enumerated() {
+            let treeSize = (k + 1 < roots.count ? roots[k + 1] : forest.nodes.count) - root
+            if size > 0, size + treeSize > Self.groupNodes {
+                groups.append(start..<k)
+                start = k
+                size = 0
+            }
+            size += treeSize
+        }
+        if start < roots.count { groups.append(start..<roots.count) }
+        self.groups = groups
+    }
+
     @inline(__always)
-    func leaf(from root: Int, _ x: UnsafePointer<Double>, _ nodes: UnsafePointer<TreeNode>) -> Int {
+    func leaf(_ root: Int, _ x: UnsafePointer<T>, _ nodes: UnsafePointer<Node>) -> Int {
         var k = root
+        if simple {
+            var n = nodes[k]
+            while n.mode != Forest.leafMode {
+                k = x[Int(n.feature)] <= n.threshold ? Int(n.next) : k + 1
+                n = nodes[k]
+            }
+            return k
+        }
         while true {
             let n = nodes[k]
             let v = x[Int(n.feature)]
@@ -266,43 +371,78 @@ struct Forest: Sendable {
             case 3: goesTrue = v > n.threshold
             case 4: goesTrue = v == n.threshold
             case 5: goesTrue = v != n.threshold
-            case 6: goesTrue = members[Int(n.member)].contains(v)
+            case 6: goesTrue = members[k]?.contains(v) ?? false
             default: return k
             }
             k = goesTrue || (n.missingTracksTrue && v.isNaN) ? Int(n.next) : k + 1
         }
     }
 
-    /// Runs every tree on every row, calling `visit(row, leafNode)` tree by tree; rows are
-    /// processed in blocks (each tree walks a block while its nodes are in cache) split across
-    /// the intra-op threads.
-    func forEachLeaf(rows: Int, features: Int, x: [Double], _ visit: (Int, TreeNode) -> Void) {
+    func accumulate(_ x: [T], rows: Int, features: Int, targets: Int, aggregate: Aggregate) -> (values: [T], scored: [Bool]) {
         let block = 128
+        let blocks = (rows + block - 1) / block
+        let groupCount = groups.count
+        let size = rows * targets
+        // One partial result per group, added in group order afterwards.
+        var values = [T](repeating: 0, count: size * groupCount)
+        var scored = [Bool](repeating: false, count: size * groupCount)
         x.withUnsafeBufferPointer { x in
             nodes.withUnsafeBufferPointer { nodes in
-                var start = 0
-                while start < rows {
-                    let end = min(start + block, rows)
-                    for root in roots {
-                        for row in start..<end {
-                            let leafIndex = leaf(from: root, x.baseAddress! + row * features, nodes.baseAddress!)
-                            visit(row, nodes[leafIndex])
+                weightTargets.withUnsafeBufferPointer { targetsOf in
+                    weightValues.withUnsafeBufferPointer { weights in
+                        values.withUnsafeMutableBufferPointer { values in
+                            scored.withUnsafeMutableBufferPointer { scored in
+                                let valuesBase = values.baseAddress!, scoredBase = scored.baseAddress!
+                                // Tasks run group-major: each thread takes whole groups where it can.
+                                let task = { (t: Int) in
+                                    let group = t / blocks, first = (t % blocks) * block
+                                    let out = valuesBase + group * size, seen = scoredBase + group * size
+                                    for treeIndex in groups[group] {
+                                        let root = roots[treeIndex]
+                                        for row in first..<min(first + block, rows) {
+                                            let leafNode = nodes[leaf(root, x.baseAddress! + row * features, nodes.baseAddress!)]
+                                            var w = Int(leafNode.next)
+                                            let end = w + Int(leafNode.feature)
+                                            while w < end {
+                                                let slot = row * targets + (targets == 1 ? 0 : Int(targetsOf[w]))
+                                                let value = weights[w]
+                                                switch aggregate {
+                                                case .sum, .average: out[slot] += value
+                                                case .min: out[slot] = seen[slot] ? Swift.min(out[slot], value) : value
+                                                case .max: out[slot] = seen[slot] ? Swift.max(out[slot], value) : value
+                                                }
+                                                seen[slot] = true
+                                                w += 1
+                                            }
+                                        }
+                                    }
+                                }
+                                let taskCount = groupCount * blocks
+                                if rows * roots.count < 4_096 {
+                                    for t in 0..<taskCount { task(t) }
+                                } else {
+                                    Parallel.chunks(taskCount, minimum: 1) { range in for t in range { task(t) } }
+                                }
+                            }
                         }
                     }
-                    start = end
                 }
             }
         }
-    }
-
-    /// The rows of X as doubles, checked against the features the trees read.
-    func rows(_ x: Tensor, _ c: KernelContext) throws -> (rows: Int, features: Int, data: [Double]) {
-        let (rows, features) = try x.mlRows(c)
-        guard x.dtype != .string, x.dtype != .bool else { throw c.invalid("takes numeric input, got \(x.dtype.rawValue)") }
-        guard maximumFeature < features else {
-            throw c.invalid("the trees read feature \(maximumFeature) but the input has \(features) features")
+        guard groupCount > 1 else { return (values, scored) }
+        var total = Array(values[0..<size]), seen = Array(scored[0..<size])
+        for group in 1..<groupCount {
+            for slot in 0..<size where scored[group * size + slot] {
+                let value = values[group * size + slot]
+                switch aggregate {
+                case .sum, .average: total[slot] += value
+                case .min: total[slot] = seen[slot] ? Swift.min(total[slot], value) : value
+                case .max: total[slot] = seen[slot] ? Swift.max(total[slot], value) : value
+                }
+                seen[slot] = true
+            }
         }
-        return (rows, features, x.doubles())
+        return (total, seen)
     }
 }
 
@@ -313,22 +453,13 @@ struct Scores {
     var scored: [Bool]
     let roundToFloat: Bool
 
-    init(count: Int, roundToFloat: Bool) {
-        values = Array(repeating: 0, count: count)
-        scored = Array(repeating: false, count: count)
+    init(values: ArraySlice<Double>, scored: ArraySlice<Bool>, roundToFloat: Bool) {
+        self.values = Array(values)
+        self.scored = Array(scored)
         self.roundToFloat = roundToFloat
     }
 
     @inline(__always) func round(_ x: Double) -> Double { roundToFloat ? Double(Float(x)) : x }
-
-    mutating func add(_ target: Int, _ value: Double, _ aggregate: Aggregate) {
-        switch aggregate {
-        case .sum, .average: values[target] = round(values[target] + value)
-        case .min: values[target] = scored[target] ? Swift.min(values[target], value) : value
-        case .max: values[target] = scored[target] ? Swift.max(values[target], value) : value
-        }
-        scored[target] = true
-    }
 }
 
 /// TreeEnsembleRegressor and TreeEnsemble: per-target sums (or averages, minima, maxima) plus
@@ -355,19 +486,13 @@ struct ForestRegressor: Sendable {
     }
 
     func run(_ x: Tensor, _ c: KernelContext) throws -> Tensor {
-        let (rows, features, data) = try forest.rows(x, c)
-        var perRow = [Scores](repeating: Scores(count: targets, roundToFloat: forest.floatWeights), count: rows)
-        let weights = forest.weights
-        forest.forEachLeaf(rows: rows, features: features, x: data) { row, leaf in
-            for w in Int(leaf.next)..<Int(leaf.next + leaf.feature) {
-                perRow[row].add(targets == 1 ? 0 : weights[w].target, weights[w].value, aggregate)
-            }
-        }
+        let (rows, values, scored) = try forest.accumulate(x, c, targets: targets, aggregate: aggregate)
         let trees = Double(forest.roots.count)
         var output = [Float](repeating: 0, count: rows * targets)
         var doubles = [Double](repeating: 0, count: rows * targets)
         for row in 0..<rows {
-            let s = perRow[row]
+            let range = row * targets..<(row + 1) * targets
+            let s = Scores(values: values[range], scored: scored[range], roundToFloat: forest.floatWeights)
             var scores = [Float](repeating: 0, count: targets)
             for t in 0..<targets {
                 let origin: Double
@@ -419,20 +544,14 @@ struct ForestClassifier: Sendable {
     }
 
     func run(_ x: Tensor, _ c: KernelContext) throws -> [Tensor] {
-        let (rows, features, data) = try forest.rows(x, c)
-        var perRow = [Scores](repeating: Scores(count: classes, roundToFloat: forest.floatWeights), count: rows)
-        let weights = forest.weights
-        forest.forEachLeaf(rows: rows, features: features, x: data) { row, leaf in
-            for w in Int(leaf.next)..<Int(leaf.next + leaf.feature) {
-                perRow[row].add(weights[w].target, weights[w].value, .sum)
-            }
-        }
+        let (rows, values, scored) = try forest.accumulate(x, c, targets: classes, aggregate: .sum)
         var output = [Float](repeating: 0, count: rows * classes)
         // Integer labels may come out as the literal 0/1 of the binary rule below; string labels
         // are always chosen by index.
         var chosen = [Int](repeating: 0, count: rows)
         for row in 0..<rows {
-            var s = perRow[row]
+            let range = row * classes..<(row + 1) * classes
+            var s = Scores(values: values[range], scored: scored[range], roundToFloat: forest.floatWeights)
             var second: SecondClass?
             var scoreCount = classes
             if classes > 2 {
