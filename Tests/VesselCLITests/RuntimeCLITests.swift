@@ -51,6 +51,49 @@ struct RuntimeCLITests {
         #expect(unknown.standardError.contains("no input `z`"))
     }
 
+    @Test("the bundled iris example runs natively and gives its examples' outputs")
+    func irisExample() throws {
+        let home = try TestSupport.makeTemporaryDirectory("iris-run")
+        defer { TestSupport.remove(home) }
+        let result = try TestSupport.vessel(["run", TestSupport.exampleDirectory + "/model.onnx",
+                                             "--input", "X=[[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]"], home: home)
+        #expect(result.status == 0, "\(result.standardError)")
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.first == "label  int64[3]")
+        #expect(lines.dropFirst().first == "[0, 1, 2]", "\(lines)")
+        #expect(lines.contains("probabilities  float32[3, 3]"))
+    }
+
+    @Test("maps go in as JSON objects and ZipMap's sequences of maps come out as JSON")
+    func mapsAndSequences() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("maps")
+        defer { TestSupport.remove(directory) }
+        let fixtures = TestSupport.packageRoot + "/Tests/VesselONNXTests/Fixtures/ml"
+        let vectorized = try TestSupport.vessel(["run", fixtures + "/dict_vectorizer/model.onnx", "--input", #"features={"a": 0.5, "c": -1.25}"#], home: directory)
+        #expect(vectorized.status == 0, "\(vectorized.standardError)")
+        #expect(vectorized.standardOutput.hasPrefix("variable  float32[1, 1]"), "\(vectorized.standardOutput)")
+        let notAMap = try TestSupport.vessel(["run", fixtures + "/dict_vectorizer/model.onnx", "--input", "features=[1, 2]"], home: directory)
+        #expect(notAMap.status != 0)
+        #expect(notAMap.standardError.contains("input `features` is a map(string,tensor(float))"), "\(notAMap.standardError)")
+
+        let forest = fixtures + "/random_forest_binary"
+        let zipped = try TestSupport.vessel(["run", forest + "/model.onnx", "--input", "X=\(forest)/test_data_set_0/input_0.pb",
+                                             "--output-dir", directory + "/out"], home: directory)
+        #expect(zipped.status == 0, "\(zipped.standardError)")
+        let rows = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/out/output_probability.json"))) as? [[String: Double]]
+        #expect(rows?.count == 50)
+        #expect(rows?.allSatisfy { Set($0.keys) == ["0", "1"] && abs($0.values.reduce(0, +) - 1) < 1e-5 } == true)
+        #expect(FileManager.default.fileExists(atPath: directory + "/out/output_label.npy"))
+
+        // init leaves the sequence of maps out of the tensor signature and says why.
+        try FileManager.default.copyItem(atPath: forest + "/model.onnx", toPath: directory + "/forest.onnx")
+        let initialized = try TestSupport.vessel(["init", directory + "/forest.onnx"], home: directory)
+        #expect(initialized.status == 0, "\(initialized.standardError)")
+        #expect(initialized.standardError.contains("`output_probability` is a seq(map(int64,tensor(float)))"))
+        let yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8)
+        #expect(yaml.contains("name: output_label") && !yaml.contains("name: output_probability"))
+    }
+
     @Test("bench reports latency percentiles and throughput as JSON")
     func bench() throws {
         let result = try TestSupport.vessel(["bench", Self.nodeCases + "/test_matmul_2d/model.onnx", "--iterations", "20", "--threads", "1", "--json"], home: NSTemporaryDirectory())
