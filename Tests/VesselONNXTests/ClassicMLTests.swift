@@ -104,3 +104,96 @@ struct ClassicMLTests {
         try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Double]] ?? []
     }
 }
+
+@Suite("classic ML models that are malformed or fed wrongly")
+struct ClassicMLErrorTests {
+    /// A one-tree regressor (feature 1 ≤ 0.5 → 10 else 20) with `change` applied to its attributes.
+    static func tree(_ change: String = "", input: String = "[None, 3]") throws -> String {
+        try LoaderTests.make("""
+        attrs = dict(n_targets=1, nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[1, 0, 0],
+                     nodes_modes=['BRANCH_LEQ', 'LEAF', 'LEAF'], nodes_values=[0.5, 0.0, 0.0],
+                     nodes_truenodeids=[1, 0, 0], nodes_falsenodeids=[2, 0, 0],
+                     target_treeids=[0, 0], target_nodeids=[1, 2], target_ids=[0, 0], target_weights=[10.0, 20.0],
+                     post_transform='NONE')
+        \(change)
+        node = helper.make_node('TreeEnsembleRegressor', ['x'], ['y'], name='forest', domain='ai.onnx.ml', **attrs)
+        g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, \(input))],
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17), helper.make_opsetid('ai.onnx.ml', 3)])
+        onnx.save(m, d + '/model.onnx')
+        """)
+    }
+
+    @Test("a sound tree runs, NaN follows the false branch, and too few features is an error")
+    func soundTree() throws {
+        let directory = try Self.tree(input: "[None, None]")
+        defer { TestSupport.remove(directory) }
+        let model = try ONNXModel(path: directory + "/model.onnx")
+        let y = try #require(try model.run(["x": Tensor([Float](arrayLiteral: 0, 0.2, 0, 0, 0.9, 0, 0, .nan, 0), shape: [3, 3])])["y"])
+        #expect(y.shape == [3, 1])
+        #expect(y.scalars(as: Float.self) == [10, 20, 20])
+        #expect { try model.run(["x": Tensor([Float](repeating: 0, count: 1), shape: [1, 1])]) } throws: {
+            "\($0)".contains("TreeEnsembleRegressor node `forest`: the trees read feature 1 but the input has 1 features")
+        }
+        #expect { try model.run(["x": Tensor(strings: ["a", "b", "c"], shape: [1, 3])]) } throws: { "\($0)".contains("expected float32, got string") }
+        let declared = try Self.tree()
+        defer { TestSupport.remove(declared) }
+        #expect { try ONNXModel(path: declared + "/model.onnx").run(["x": Tensor([Float](repeating: 0, count: 2), shape: [1, 2])]) } throws: {
+            "\($0)".contains("input `x`: expected shape [-1, 3], got [1, 2]")
+        }
+    }
+
+    @Test("malformed tree attributes fail at load, naming the node and the fault", arguments: [
+        ("attrs['nodes_truenodeids'] = [9, 0, 0]", "node 0 of tree 0 points to node 9, which does not exist"),
+        ("attrs['nodes_truenodeids'] = [0, 0, 0]", "is reached twice"),
+        ("attrs['nodes_modes'] = ['BRANCH_SOMETIMES', 'LEAF', 'LEAF']", "unknown node mode `BRANCH_SOMETIMES`"),
+        ("attrs['post_transform'] = 'SQUASH'", "unknown post_transform `SQUASH`"),
+        ("attrs['nodes_values'] = [0.5]", "nodes_values has 1 entries but nodes_treeids has 3"),
+        ("attrs['target_ids'] = [0, 3]", "a leaf weight names target 3 of 1"),
+        ("attrs['target_nodeids'] = [1, 7]", "a weight names node 7 of tree 0, which does not exist"),
+    ])
+    func malformedTree(change: String, message: String) throws {
+        let directory = try Self.tree(change)
+        defer { TestSupport.remove(directory) }
+        #expect { try ONNXModel(path: directory + "/model.onnx") } throws: { error in
+            let text = "\(error)"
+            return text.contains("TreeEnsembleRegressor node `forest`") && text.contains(message)
+        }
+    }
+
+    @Test("linear models and ZipMap check their inputs against their attributes")
+    func linearAndZipMap() throws {
+        let directory = try LoaderTests.make("""
+        nodes = [helper.make_node('LinearClassifier', ['x'], ['label', 'scores'], name='linear', domain='ai.onnx.ml',
+                                  coefficients=[1.0, 0.0, 0.0, 1.0, -1.0, -1.0], intercepts=[0.0, 0.0, 0.5],
+                                  classlabels_strings=['a', 'b', 'c'], post_transform='SOFTMAX'),
+                 helper.make_node('ZipMap', ['scores'], ['probabilities'], name='zip', domain='ai.onnx.ml',
+                                  classlabels_strings=['a', 'b', 'c'])]
+        g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [None, None])],
+                              [helper.make_tensor_value_info('label', TensorProto.STRING, None),
+                               helper.make_value_info('probabilities', helper.make_sequence_type_proto(
+                                   helper.make_map_type_proto(TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, None))))])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17), helper.make_opsetid('ai.onnx.ml', 1)])
+        onnx.save(m, d + '/model.onnx')
+        """)
+        defer { TestSupport.remove(directory) }
+        let model = try ONNXModel(path: directory + "/model.onnx")
+        #expect(model.outputs[1].nonTensorType == "seq(map(string,tensor(float)))")
+        let results = try model.run(values: ["x": .tensor(Tensor([Float](arrayLiteral: 3, 0, 0, 3, -2, -2), shape: [3, 2]))])
+        #expect(results["label"]?.tensor?.strings == ["a", "b", "c"])
+        guard case .sequence(let rows)? = results["probabilities"], case .map(let keys, let values) = rows[0] else {
+            Issue.record("probabilities is not a sequence of maps")
+            return
+        }
+        #expect(rows.count == 3 && keys.strings == ["a", "b", "c"])
+        let p = values.scalars(as: Float.self)
+        #expect(abs(p.reduce(0, +) - 1) < 1e-6 && p[0] > p[1] && p[0] > p[2])
+        // The tensor API refuses a sequence output, and says which.
+        #expect { try model.run(["x": Tensor([Float](repeating: 0, count: 2), shape: [1, 2])]) } throws: {
+            "\($0)".contains("output `probabilities` is a seq(map(string,tensor(float))), not a tensor")
+        }
+        #expect { try model.run(values: ["x": .tensor(Tensor([Float](repeating: 0, count: 3), shape: [1, 3]))]) } throws: {
+            "\($0)".contains("LinearClassifier node `linear`: 6 coefficients do not fit 3 classes × 3 features")
+        }
+    }
+}

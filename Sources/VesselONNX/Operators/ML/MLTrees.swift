@@ -379,7 +379,7 @@ struct ForestLayout<T: BinaryFloatingPoint & Sendable>: Sendable {
     }
 
     func accumulate(_ x: [T], rows: Int, features: Int, targets: Int, aggregate: Aggregate) -> (values: [T], scored: [Bool]) {
-        let block = 128
+        let block = 256
         let blocks = (rows + block - 1) / block
         let groupCount = groups.count
         let size = rows * targets
@@ -549,59 +549,69 @@ struct ForestClassifier: Sendable {
         // Integer labels may come out as the literal 0/1 of the binary rule below; string labels
         // are always chosen by index.
         var chosen = [Int](repeating: 0, count: rows)
-        for row in 0..<rows {
-            let range = row * classes..<(row + 1) * classes
-            var s = Scores(values: values[range], scored: scored[range], roundToFloat: forest.floatWeights)
-            var second: SecondClass?
-            var scoreCount = classes
-            if classes > 2 {
-                for k in base.indices where k < classes {
-                    s.values[k] = s.scored[k] ? s.round(s.values[k] + base[k]) : base[k]
-                    s.scored[k] = true
+        output.withUnsafeMutableBufferPointer { output in
+            chosen.withUnsafeMutableBufferPointer { chosen in
+                // Rows are independent: large batches finish on every thread.
+                Parallel.chunks(rows, minimum: 256) { range in
+                    for row in range { finish(row, values, scored, output.baseAddress!, chosen.baseAddress!) }
                 }
-                var best = -1
-                for k in 0..<classes where s.scored[k] && (best == -1 || s.values[k] > s.values[best]) { best = k }
-                chosen[row] = max(best, 0)
-            } else {
-                var secondCode = -1
-                if base.count == 2 {
-                    if s.scored[1] {
-                        // As onnxruntime: base_values[0] is assumed to equal base_values[1].
-                        s.values[1] = s.round(base[1] + s.values[0])
-                        s.values[0] = -s.values[1]
-                    } else {
-                        s.values[1] = s.round(s.values[1] + base[1])
-                        s.values[0] = s.round(s.values[0] + base[0])
-                    }
-                } else if base.count == 1 {
-                    s.values[0] = s.round(s.values[0] + base[0])
-                    if !s.scored[1] { scoreCount = 1 }
-                } else if base.isEmpty {
-                    secondCode = 3
-                    if !s.scored[1] { scoreCount = 1 }
-                }
-                let positive = scoreCount == 2 && s.scored[1] ? s.values[1] : (s.scored[0] ? s.values[0] : 0)
-                if binaryCase {
-                    if weightsArePositive {
-                        secondCode = positive > 0.5 ? 0 : 1
-                    } else {
-                        secondCode = positive > 0 ? 2 : 3
-                    }
-                    chosen[row] = secondCode == 0 || secondCode == 2 ? 1 : 0
-                } else {
-                    chosen[row] = positive > 0 ? 1 : 0
-                }
-                switch secondCode {
-                case 0, 1: second = .complement
-                case 2, 3: second = .negated
-                default: second = nil
-                }
-            }
-            var scores = (0..<scoreCount).map { s.scored[$0] ? Float(s.values[$0]) : 0 }
-            scores.withUnsafeMutableBufferPointer { scores in
-                output.withUnsafeMutableBufferPointer { out in transform.write(scores, second: second, to: out.baseAddress! + row * classes) }
             }
         }
         return [labels.tensor(chosen, shape: [rows]), Tensor(output, shape: [rows, classes])]
+    }
+
+    /// Base values, the label and the transformed scores of one row.
+    private func finish(_ row: Int, _ values: [Double], _ scored: [Bool], _ output: UnsafeMutablePointer<Float>, _ chosen: UnsafeMutablePointer<Int>) {
+        let range = row * classes..<(row + 1) * classes
+        var s = Scores(values: values[range], scored: scored[range], roundToFloat: forest.floatWeights)
+        var second: SecondClass?
+        var scoreCount = classes
+        if classes > 2 {
+            for k in base.indices where k < classes {
+                s.values[k] = s.scored[k] ? s.round(s.values[k] + base[k]) : base[k]
+                s.scored[k] = true
+            }
+            var best = -1
+            for k in 0..<classes where s.scored[k] && (best == -1 || s.values[k] > s.values[best]) { best = k }
+            chosen[row] = max(best, 0)
+        } else {
+            var secondCode = -1
+            if base.count == 2 {
+                if s.scored[1] {
+                    // As onnxruntime: base_values[0] is assumed to equal base_values[1].
+                    s.values[1] = s.round(base[1] + s.values[0])
+                    s.values[0] = -s.values[1]
+                } else {
+                    s.values[1] = s.round(s.values[1] + base[1])
+                    s.values[0] = s.round(s.values[0] + base[0])
+                }
+            } else if base.count == 1 {
+                s.values[0] = s.round(s.values[0] + base[0])
+                if !s.scored[1] { scoreCount = 1 }
+            } else if base.isEmpty {
+                secondCode = 3
+                if !s.scored[1] { scoreCount = 1 }
+            }
+            let positive = scoreCount == 2 && s.scored[1] ? s.values[1] : (s.scored[0] ? s.values[0] : 0)
+            if binaryCase {
+                if weightsArePositive {
+                    secondCode = positive > 0.5 ? 0 : 1
+                } else {
+                    secondCode = positive > 0 ? 2 : 3
+                }
+                chosen[row] = secondCode == 0 || secondCode == 2 ? 1 : 0
+            } else {
+                chosen[row] = positive > 0 ? 1 : 0
+            }
+            switch secondCode {
+            case 0, 1: second = .complement
+            case 2, 3: second = .negated
+            default: second = nil
+            }
+        }
+        var scores = (0..<scoreCount).map { s.scored[$0] ? Float(s.values[$0]) : 0 }
+        scores.withUnsafeMutableBufferPointer { scores in
+            transform.write(scores, second: second, to: output + row * classes)
+        }
     }
 }
