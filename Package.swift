@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "VesselStore", targets: ["VesselStore"]),
         .library(name: "VesselArtifact", targets: ["VesselArtifact"]),
         .library(name: "VesselONNX", targets: ["VesselONNX"]),
+        .library(name: "VesselModel", targets: ["VesselModel"]),
+        .library(name: "VesselServer", targets: ["VesselServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -25,6 +27,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(name: "VesselTensor", swiftSettings: swiftSettings),
@@ -53,10 +59,26 @@ let package = Package(
             dependencies: ["VesselStore", "VesselManifest"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "VesselModel",
+            dependencies: ["VesselArtifact", "VesselStore", "VesselManifest", "VesselTensor", "VesselONNX"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VesselServer",
+            dependencies: [
+                "VesselModel", "VesselManifest", "VesselStore", "VesselTensor",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "vessel",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselTensor", "VesselONNX",
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselTensor", "VesselONNX", "VesselModel", "VesselServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -77,8 +99,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "VesselServerTests",
+            dependencies: ["VesselServer", "VesselModel", "VesselTensor", "VesselTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "VesselCLITests",
-            dependencies: ["vessel", "VesselStore", "VesselTestSupport"],
+            dependencies: ["vessel", "VesselStore", "VesselServer", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -45,6 +45,9 @@ public enum VesselAnnotation {
     public static let manifest = "dev.vessel.manifest"
     /// The manifest schema version that layer is written in.
     public static let schemaVersion = "dev.vessel.manifest.schema-version"
+    /// Whether `vessel pack` ran the bundled examples: `passed`, `none` (there were none) or
+    /// `skipped` (`--no-test`).
+    public static let examples = "dev.vessel.examples"
 }
 
 /// The ModelPack model config blob. See https://github.com/modelpack/model-spec/blob/main/docs/config.md

@@ -41,7 +41,8 @@ public struct Packer {
     /// Validates `directory/vessel.yaml`, stores every file, and tags the artifact.
     ///
     /// - Parameter reference: the tag to give it; defaults to `name:version` from the manifest.
-    public func pack(directory: String, reference: Reference? = nil) throws -> Result {
+    /// - Parameter annotations: added to the image manifest (the manifest's own win on a clash).
+    public func pack(directory: String, reference: Reference? = nil, annotations extra: [String: String] = [:]) throws -> Result {
         let parsed = try ManifestParser.load(directory: directory)
         let manifest = parsed.manifest
         let target = reference ?? Reference(name: manifest.name, tag: manifest.version)
@@ -66,6 +67,7 @@ public struct Packer {
             if !manifest.authors.isEmpty { annotations[OCIAnnotation.authors] = manifest.authors.joined(separator: ", ") }
             if let license = manifest.license { annotations[OCIAnnotation.licenses] = license }
             if let created = Self.sourceDateEpoch() { annotations[OCIAnnotation.created] = created }
+            for (key, value) in extra { annotations[key] = value }
             for (key, value) in manifest.annotations { annotations[key] = value }
             let imageManifest = ImageManifest(artifactType: ModelPack.artifactType, config: configDescriptor, layers: layers, annotations: annotations)
             var manifestDescriptor = try store.ingest(Array(CanonicalJSON.encode(imageManifest)), mediaType: OCIMediaType.imageManifest)

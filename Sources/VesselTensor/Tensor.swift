@@ -99,6 +99,12 @@ public struct Tensor: Sendable {
         withUnsafeBufferPointer(as: T.self) { Array($0) }
     }
 
+    /// A tensor of `dtype` from doubles (rounded or truncated as that type converts them; a
+    /// string tensor gets their decimal text).
+    public init(converting values: [Double], to dtype: DType, shape: [Int]) {
+        self = Tensor.dispatch(dtype, FromDoubles(values: values, shape: shape))
+    }
+
     /// Every element as a Double, whatever the dtype (strings excluded): for comparisons and
     /// for shape-like inputs.
     public func doubles() -> [Double] {
@@ -171,4 +177,11 @@ struct DoublesVisitor: DTypeVisitor {
         tensor.withUnsafeBufferPointer(as: T.self) { $0.map(\.doubleValue) }
     }
     func visitString() -> [Double] { tensor.strings.map { Double($0) ?? .nan } }
+}
+
+private struct FromDoubles: DTypeVisitor {
+    let values: [Double]
+    let shape: [Int]
+    func visit<T: TensorElement>(_ type: T.Type) -> Tensor { Tensor(values.map { T(fromDouble: $0) }, shape: shape) }
+    func visitString() -> Tensor { Tensor(strings: values.map { "\($0)" }, shape: shape) }
 }

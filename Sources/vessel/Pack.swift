@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VesselArtifact
 import VesselManifest
+import VesselServer
 import VesselStore
 
 struct Validate: ParsableCommand {
@@ -19,8 +20,10 @@ struct Validate: ParsableCommand {
     }
 }
 
-struct Pack: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Validate a model directory and store it as a content-addressed artifact.")
+struct Pack: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate a model directory, run its examples through a real server, and store it as a content-addressed artifact."
+    )
 
     @Argument(help: "Directory holding vessel.yaml.")
     var directory: String = "."
@@ -28,13 +31,29 @@ struct Pack: ParsableCommand {
     @Option(name: [.short, .customLong("tag")], help: "Reference to give the artifact (default: name:version from vessel.yaml).")
     var tag: String?
 
+    @Flag(name: .customLong("no-test"), help: "Do not run the examples first (recorded in the artifact).")
+    var noTest = false
+
     @OptionGroup var store: StoreOptions
 
-    func run() throws {
+    func run() async throws {
+        var examples = "skipped"
+        if !noTest {
+            // Nothing is stored unless the examples pass, served exactly as `vessel serve` would.
+            // Manifest problems first, each with file:line:column.
+            try vessel.run { _ = try ManifestParser.load(directory: directory) }
+            let report = await ExampleRun.run(ModelSource(location: .directory(directory)))
+            if !report.passed {
+                printReport(report)
+                printError("error: the examples failed, so nothing was stored (--no-test skips them)")
+                throw ExitCode.failure
+            }
+            examples = report.rows.isEmpty ? "none" : "passed"
+        }
         try vessel.run {
             let reference = try tag.map(parseReference)
             let packer = Packer(store: try store.open(), progress: { label, total in progressBar(label: label, total: total) })
-            let result = try packer.pack(directory: directory, reference: reference)
+            let result = try packer.pack(directory: directory, reference: reference, annotations: [VesselAnnotation.examples: examples])
             for warning in result.warnings { printError(warning.description) }
             print("packed \(result.reference)")
             print("digest \(result.manifest.digest)")

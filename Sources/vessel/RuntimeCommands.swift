@@ -151,7 +151,7 @@ func readMapInput(_ value: String, type: String, name: String) throws -> ONNXVal
         guard let number = object[key] as? NSNumber else { throw ValidationError("input `\(name)`: the value of `\(key)` is not a number") }
         return number.doubleValue
     }
-    return .map(keys: keyTensor, values: Tensor.dispatch(valueType, FromDoubles(values: numbers, shape: [keys.count])))
+    return .map(keys: keyTensor, values: Tensor(converting: numbers, to: valueType, shape: [keys.count]))
 }
 
 /// A sequence as a JSON array, a map as a JSON object (keys as strings), a tensor as nested arrays.
@@ -165,7 +165,7 @@ func jsonText(_ value: ONNXValue) -> String {
         }
         let valueStrings = values.dtype == .string
             ? values.strings.map { jsonText(Tensor(strings: [$0], shape: [])) }
-            : values.doubles().map { jsonText(Tensor.dispatch(values.dtype, FromDoubles(values: [$0], shape: []))) }
+            : values.doubles().map { jsonText(Tensor(converting: [$0], to: values.dtype, shape: [])) }
         return "{" + zip(keyStrings, valueStrings).map { "\($0): \($1)" }.joined(separator: ", ") + "}"
     }
 }
@@ -218,15 +218,9 @@ func readInput(_ value: String, dtype: DType, name: String) throws -> Tensor {
         if let number = item as? NSNumber { return number.doubleValue }
         throw ValidationError("input `\(name)` holds \(item), not a number")
     }
-    return Tensor.dispatch(dtype, FromDoubles(values: numbers, shape: shape))
+    return Tensor(converting: numbers, to: dtype, shape: shape)
 }
 
-struct FromDoubles: DTypeVisitor {
-    let values: [Double]
-    let shape: [Int]
-    func visit<T: TensorElement>(_ type: T.Type) -> Tensor { Tensor(values.map { T(fromDouble: $0) }, shape: shape) }
-    func visitString() -> Tensor { Tensor(strings: values.map { "\($0)" }, shape: shape) }
-}
 
 /// A tensor as nested JSON arrays.
 func jsonText(_ tensor: Tensor) -> String {
@@ -301,7 +295,7 @@ struct Bench: ParsableCommand {
                 }
                 let count = shape.reduce(1, *)
                 let values = (0..<count).map { _ in generator.nextUnit() }
-                feeds[input.name] = Tensor.dispatch(input.dtype ?? .float32, FromDoubles(values: values, shape: shape))
+                feeds[input.name] = Tensor(converting: values, to: input.dtype ?? .float32, shape: shape)
             }
             for _ in 0..<warmup { _ = try loaded.run(feeds) }
             var latencies: [Double] = []

@@ -5,14 +5,14 @@ import VesselManifest
 import VesselStore
 
 @main
-struct Vessel: ParsableCommand {
+struct Vessel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vessel",
         abstract: "Package trained models into verifiable OCI artifacts, and run them the same way everywhere.",
         version: "0.1.0",
         subcommands: [
             Init.self, Validate.self, Pack.self, List.self, Inspect.self, Verify.self, Export.self, Import.self,
-            Unpack.self, Tag.self, Remove.self, GC.self, Run.self, Bench.self,
+            Unpack.self, Tag.self, Remove.self, GC.self, Run.self, Bench.self, Serve.self, Test.self,
         ]
     )
 }

@@ -129,6 +129,42 @@ extension TestSupport {
         return result.standardOutput
     }
 
+    /// A model directory slow enough to overlap requests (two 1024×1024 MatMuls around a Sin),
+    /// with `serving` limits, for overload and shutdown tests.
+    public static func makeSlowModel(maxConcurrency: Int, maxQueue: Int) throws -> String {
+        let directory = try makeTemporaryDirectory("slow-model")
+        _ = try python("""
+        import numpy as np, onnx
+        from onnx import helper, numpy_helper, TensorProto
+        w = numpy_helper.from_array(np.full((1024, 1024), 0.001, np.float32), 'w')
+        g = helper.make_graph([helper.make_node('MatMul', ['X', 'w'], ['m']), helper.make_node('Sin', ['m'], ['s']),
+                               helper.make_node('MatMul', ['s', 'w'], ['Y'])], 'slow',
+                              [helper.make_tensor_value_info('X', TensorProto.FLOAT, ['N', 1024])],
+                              [helper.make_tensor_value_info('Y', TensorProto.FLOAT, ['N', 1024])], [w])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)])
+        m.ir_version = 8
+        onnx.save(m, '\(directory)/model.onnx')
+        """)
+        try """
+        schemaVersion: 1
+        name: slow
+        version: "1"
+        model: {format: onnx, file: model.onnx}
+        signature:
+          inputs: [{name: X, dtype: float32, shape: [batch, 1024]}]
+          outputs: [{name: Y, dtype: float32, shape: [batch, 1024]}]
+        serving: {max_concurrency: \(maxConcurrency), max_queue: \(maxQueue)}
+        """.write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
+        return directory
+    }
+
+    /// A binary OIP request for the slow model: `rows` rows of ones.
+    public static func slowModelRequest(rows: Int) -> (headers: [String: String], body: [UInt8]) {
+        let header = Array(#"{"inputs":[{"name":"X","shape":[\#(rows),1024],"datatype":"FP32","parameters":{"binary_data_size":\#(rows * 4096)}}],"outputs":[{"name":"Y","parameters":{"binary_data":true}}]}"#.utf8)
+        let data = [Float](repeating: 1, count: rows * 1024).withUnsafeBytes { Array($0) }
+        return (["Inference-Header-Content-Length": String(header.count), "Content-Type": "application/octet-stream"], header + data)
+    }
+
     public struct PythonFailed: Error, CustomStringConvertible {
         public var message: String
         public var description: String { "python failed: \(message)" }

@@ -1,0 +1,59 @@
+public import VesselTensor
+public import VesselONNX
+
+/// Runs a model: named tensors in, named tensors out. The seam for further runtimes (a Python
+/// backend for TorchScript, SavedModel and pickled models); the server and `vessel test` see
+/// only this.
+public protocol Backend: Sendable {
+    /// Which runtime this is, for metadata (`onnx`).
+    var platform: String { get }
+    /// Runs one request, or one batch of merged requests.
+    func predict(_ inputs: [String: Tensor]) throws -> [String: Tensor]
+}
+
+/// The native ONNX runtime. A ZipMap output (one map of class → probability per row, all with
+/// the same keys) is returned as a [rows, classes] float tensor in key order, since the
+/// inference protocols carry tensors only.
+public struct ONNXBackend: Backend {
+    public let model: ONNXModel
+    public var platform: String { "onnx" }
+
+    public init(path: String) throws {
+        model = try ONNXModel(path: path)
+    }
+
+    public func predict(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        var outputs: [String: Tensor] = [:]
+        for (name, value) in try model.run(values: inputs.mapValues { .tensor($0) }) {
+            switch value {
+            case .tensor(let tensor): outputs[name] = tensor
+            case .sequence(let rows):
+                var values: [Float] = []
+                var width: Int?
+                for row in rows {
+                    guard case .map(_, let mapValues) = row, width == nil || width == mapValues.count else {
+                        throw BackendError.unsupportedOutput(name: name, type: value.typeDescription)
+                    }
+                    width = mapValues.count
+                    values += mapValues.doubles().map { Float($0) }
+                }
+                outputs[name] = Tensor(values, shape: [rows.count, width ?? 0])
+            case .map:
+                throw BackendError.unsupportedOutput(name: name, type: value.typeDescription)
+            }
+        }
+        return outputs
+    }
+}
+
+public enum BackendError: Error, Sendable, CustomStringConvertible {
+    case unsupportedOutput(name: String, type: String)
+    case unsupportedFormat(String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedOutput(let name, let type): "output `\(name)` is a \(type), which cannot be served as a tensor"
+        case .unsupportedFormat(let format): "no backend in this build runs \(format) models (the Python backend is not built yet)"
+        }
+    }
+}

@@ -1,0 +1,147 @@
+public import Foundation
+public import VesselManifest
+public import VesselTensor
+public import VesselStore
+import VesselArtifact
+
+/// A model ready to serve: its manifest (name, version, signature, examples, serving settings),
+/// the backend that runs it, and where it came from.
+public final class LoadedModel: Sendable {
+    public let manifest: Manifest
+    public let backend: any Backend
+    /// The directory holding the model's files.
+    public let directory: String
+    /// The artifact's manifest digest, when loaded from the store.
+    public let digest: String?
+    public let loadSeconds: Double
+
+    public var name: String { manifest.name }
+    public var version: String { manifest.version }
+    public var signature: Signature { manifest.signature }
+
+    init(manifest: Manifest, backend: any Backend, directory: String, digest: String?, loadSeconds: Double) {
+        self.manifest = manifest
+        self.backend = backend
+        self.directory = directory
+        self.digest = digest
+        self.loadSeconds = loadSeconds
+    }
+
+    /// Opens a model directory (a `vessel.yaml` beside the model), as `vessel pack` would read it.
+    public static func open(directory: String, digest: String? = nil, started: Date = Date()) throws -> LoadedModel {
+        let manifest = try ManifestParser.load(directory: directory).manifest
+        let backend = try makeBackend(manifest, directory: directory)
+        return LoadedModel(manifest: manifest, backend: backend, directory: directory, digest: digest,
+                           loadSeconds: Date().timeIntervalSince(started))
+    }
+
+    /// Loads an artifact from the store: every layer is verified against its digest, then
+    /// unpacked (each file verified again as it is written) into `workDirectory`.
+    public static func open(reference: Reference, store: Store, workDirectory: String) throws -> LoadedModel {
+        let started = Date()
+        let artifact = try Artifact.load(reference, from: store)
+        try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
+        _ = try Unpacker(store: store, overwrite: true).unpack(artifact, into: workDirectory)
+        return try open(directory: workDirectory, digest: artifact.descriptor.digest.description, started: started)
+    }
+
+    static func makeBackend(_ manifest: Manifest, directory: String) throws -> any Backend {
+        switch (manifest.runtime.backend, manifest.model.format) {
+        case (.onnx, .onnx):
+            return try ONNXBackend(path: (directory as NSString).appendingPathComponent(manifest.model.file))
+        default:
+            throw BackendError.unsupportedFormat("\(manifest.model.format.rawValue) (\(manifest.runtime.backend.rawValue) backend)")
+        }
+    }
+
+    /// The bundled examples as tensors of the signature's dtypes.
+    public func examples() throws -> [LoadedExample] {
+        try manifest.examples.map { example in
+            func tensors(_ data: [String: ExampleData], _ specs: [TensorSpec]) throws -> [String: Tensor] {
+                var result: [String: Tensor] = [:]
+                for (name, item) in data {
+                    let dtype = specs.first { $0.name == name }?.dtype ?? .float32
+                    result[name] = try ExampleTensor.make(item, dtype: dtype, directory: directory, what: "example `\(example.name)` `\(name)`")
+                }
+                return result
+            }
+            return LoadedExample(name: example.name, inputs: try tensors(example.inputs, signature.inputs),
+                                 outputs: try tensors(example.outputs, signature.outputs), rtol: example.rtol, atol: example.atol)
+        }
+    }
+}
+
+public struct LoadedExample: Sendable {
+    public var name: String
+    public var inputs: [String: Tensor]
+    public var outputs: [String: Tensor]
+    public var rtol: Double
+    public var atol: Double
+}
+
+/// Example data (inline YAML values, .npy or .json files) as tensors.
+public enum ExampleTensor {
+    public static func make(_ data: ExampleData, dtype: DType, directory: String, what: String) throws -> Tensor {
+        switch data {
+        case .inline(let value): return try tensor(value, dtype: dtype, what: what)
+        case .file(let path):
+            let full = (directory as NSString).appendingPathComponent(path)
+            guard let bytes = FileManager.default.contents(atPath: full) else { throw ExampleError("\(what): cannot read \(path)") }
+            if path.hasSuffix(".npy") {
+                do { return try Tensor(npy: [UInt8](bytes)) } catch { throw ExampleError("\(what): \(path): \(error)") }
+            }
+            let value: Value
+            do { value = try JSONDecoder().decode(Value.self, from: bytes) } catch { throw ExampleError("\(what): \(path) is not JSON") }
+            return try tensor(value, dtype: dtype, what: what)
+        }
+    }
+
+    /// A nested array of numbers, booleans or strings as a tensor of `dtype`.
+    public static func tensor(_ value: Value, dtype: DType, what: String) throws -> Tensor {
+        var shape: [Int] = []
+        var level = value
+        while case .array(let items) = level {
+            shape.append(items.count)
+            guard let first = items.first else { break }
+            level = first
+        }
+        var leaves: [Value] = []
+        func collect(_ item: Value, _ depth: Int) throws {
+            if depth == shape.count {
+                leaves.append(item)
+                return
+            }
+            guard case .array(let items) = item, items.count == shape[depth] else { throw ExampleError("\(what): the array is ragged") }
+            for element in items { try collect(element, depth + 1) }
+        }
+        try collect(value, 0)
+        if dtype == .string {
+            return Tensor(strings: try leaves.map {
+                guard case .string(let text) = $0 else { throw ExampleError("\(what): \($0) is not a string") }
+                return text
+            }, shape: shape)
+        }
+        let numbers = try leaves.map { leaf -> Double in
+            switch leaf {
+            case .int(let number): return Double(number)
+            case .double(let number): return number
+            case .bool(let flag): return flag ? 1 : 0
+            case .string(let text):
+                switch text.lowercased() {
+                case "nan": return .nan
+                case "inf", "infinity": return .infinity
+                case "-inf", "-infinity": return -.infinity
+                default: throw ExampleError("\(what): `\(text)` is not a number")
+                }
+            default: throw ExampleError("\(what): \(leaf) is not a number")
+            }
+        }
+        return Tensor(converting: numbers, to: dtype, shape: shape)
+    }
+}
+
+
+public struct ExampleError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Synchronization
+import VesselManifest
+public import VesselModel
+import VesselTensor
+
+/// Runs a model's bundled examples the way clients reach it: a real server on a loopback
+/// ephemeral port, one OIP v2 JSON request per example, outputs compared with the example's
+/// tolerances. Used by `vessel test` and by `vessel pack` before it stores anything.
+public enum ExampleRun {
+    public struct Row: Sendable {
+        public var example: String
+        public var output: String
+        public var comparison: OutputComparison
+    }
+
+    public struct Report: Sendable {
+        public var model: String
+        public var version: String
+        public var rows: [Row]
+        /// Set when the model could not be served at all.
+        public var failure: String?
+        public var passed: Bool { failure == nil && rows.allSatisfy(\.comparison.passed) }
+    }
+
+    public static func run(_ source: ModelSource) async -> Report {
+        let names: [String]
+        do { names = try InferenceServer.servedNames([source]) } catch {
+            return Report(model: "?", version: "?", rows: [], failure: "\(error)")
+        }
+        let server = InferenceServer(sources: [source], names: names,
+                                     configuration: ServerConfiguration(host: "127.0.0.1", port: 0, shutdownGrace: .seconds(5), logInferences: false, announce: false,
+                                                                        warmUpWithExamples: false))
+        let port = PortBox()
+        let serving = Task { try await server.run { port.set($0) } }
+        defer { serving.cancel() }
+        let report = await offThePool { () -> Report in
+            // The server loads the model after it listens; wait for it to be ready or failed.
+            while port.value == nil { usleep(2000) }
+            let model = server.models[0]
+            while case .loading = model.current { usleep(2000) }
+            guard case .ready(let loaded, _) = model.current else {
+                if case .failed(let reason) = model.current { return Report(model: model.name, version: "?", rows: [], failure: reason) }
+                return Report(model: model.name, version: "?", rows: [], failure: "not ready")
+            }
+            var rows: [Row] = []
+            do {
+                for example in try loaded.examples() {
+                    let body = requestBody(example.inputs, order: loaded.signature.inputs.map(\.name))
+                    let response = try LoopbackClient.request("POST", port: port.value!, path: "/v2/models/\(model.name)/infer",
+                                                              headers: ["Content-Type": "application/json"], body: body)
+                    guard response.status == 200 else {
+                        return Report(model: model.name, version: loaded.version, rows: rows,
+                                      failure: "example `\(example.name)`: HTTP \(response.status): \(response.text)")
+                    }
+                    let outputs = try decodeOutputs(response.body)
+                    for (name, expected) in example.outputs.sorted(by: { $0.key < $1.key }) {
+                        rows.append(Row(example: example.name, output: name,
+                                        comparison: .compare(name, actual: outputs[name], expected: expected, rtol: example.rtol, atol: example.atol)))
+                    }
+                }
+            } catch {
+                return Report(model: model.name, version: loaded.version, rows: rows, failure: "\(error)")
+            }
+            return Report(model: model.name, version: loaded.version, rows: rows, failure: nil)
+        }
+        await server.shutdown()
+        _ = try? await serving.value
+        return report
+    }
+
+    static func requestBody(_ inputs: [String: Tensor], order: [String]) -> [UInt8] {
+        let items = order.compactMap { name -> String? in
+            guard let tensor = inputs[name] else { return nil }
+            return "{\"name\":\(OIPCodec.quote(name)),\"datatype\":\"\(tensor.dtype.oipName)\",\"shape\":[\(tensor.shape.map(String.init).joined(separator: ","))],\"data\":[\(OIPCodec.jsonElements(tensor))]}"
+        }
+        return Array("{\"inputs\":[\(items.joined(separator: ","))]}".utf8)
+    }
+
+    static func decodeOutputs(_ body: [UInt8]) throws -> [String: Tensor] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let outputs = object["outputs"] as? [[String: Any]] else { throw RequestError(500, "the response has no outputs") }
+        var result: [String: Tensor] = [:]
+        for output in outputs {
+            guard let name = output["name"] as? String, let datatype = output["datatype"] as? String, let dtype = DType.oip(datatype),
+                  let shape = output["shape"] as? [Int], let data = output["data"] else { continue }
+            result[name] = try OIPCodec.jsonTensor(data, dtype: dtype, shape: shape, count: shape.reduce(1, *), name: name)
+        }
+        return result
+    }
+}
+
+/// Runs blocking work (sockets, sleeps) on a thread of its own: never on the cooperative pool
+/// the server's handlers need, nor on Dispatch's global queue, which adds threads only slowly
+/// when its few are blocked.
+public func offThePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: work()) }
+        thread.start()
+    }
+}
+
+/// The port the server bound, set once from its event loop.
+final class PortBox: Sendable {
+    private let port = Mutex<Int?>(nil)
+    func set(_ value: Int) { port.withLock { $0 = value } }
+    var value: Int? { port.withLock { $0 } }
+}

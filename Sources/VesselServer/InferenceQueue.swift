@@ -1,0 +1,69 @@
+import Dispatch
+import Synchronization
+
+/// Admission control for one model: at most `maxConcurrent` inferences run (each on a thread of
+/// its own, off the event loops), at most `maxQueued` wait; one more is refused at once, so an
+/// overloaded server answers 503 instead of letting latency grow without bound.
+final class InferenceQueue: Sendable {
+    struct Overloaded: Error {}
+
+    private struct State {
+        var running = 0
+        var waiting: [CheckedContinuation<Void, any Error>] = []
+    }
+
+    let maxConcurrent: Int
+    let maxQueued: Int
+    private let state = Mutex(State())
+    private let workers: DispatchQueue
+
+    init(maxConcurrent: Int, maxQueued: Int, label: String) {
+        self.maxConcurrent = max(1, maxConcurrent)
+        self.maxQueued = max(0, maxQueued)
+        workers = DispatchQueue(label: "vessel.inference.\(label)", attributes: .concurrent)
+    }
+
+    /// Requests running plus waiting.
+    var inFlight: Int { state.withLock { $0.running + $0.waiting.count } }
+
+    /// Runs `work` when a slot is free; returns how long it waited and what it computed.
+    func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> (waited: Duration, result: T) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await acquire()
+        let waited = clock.now - start
+        defer { release() }
+        let result: T = try await withCheckedThrowingContinuation { continuation in
+            workers.async { continuation.resume(with: Result { try work() }) }
+        }
+        return (waited, result)
+    }
+
+    private func acquire() async throws {
+        // One decision under the lock: run, wait (resumed by `release`, which hands over its
+        // slot), or refuse.
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            state.withLock { state in
+                if state.running < maxConcurrent {
+                    state.running += 1
+                    continuation.resume()
+                } else if state.waiting.count < maxQueued {
+                    state.waiting.append(continuation)
+                } else {
+                    continuation.resume(throwing: Overloaded())
+                }
+            }
+        }
+    }
+
+    private func release() {
+        let next: CheckedContinuation<Void, any Error>? = state.withLock { state in
+            if state.waiting.isEmpty {
+                state.running -= 1
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
+    }
+}

@@ -1,0 +1,207 @@
+public import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+import VesselManifest
+import VesselModel
+public import VesselStore
+import VesselTensor
+
+/// Where a served model comes from, and the name it is served under.
+public struct ModelSource: Sendable {
+    public enum Location: Sendable {
+        case directory(String)
+        case reference(Reference, Store)
+    }
+
+    public var location: Location
+    /// Serve under this name instead of the manifest's (`ALIAS=REF`).
+    public var alias: String?
+
+    public init(location: Location, alias: String? = nil) {
+        self.location = location
+        self.alias = alias
+    }
+}
+
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Overrides each model's `serving.max_body_bytes`.
+    public var maxBodyBytes: Int?
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    public var shutdownGrace: Duration
+    /// One JSON line per inference on standard output.
+    public var logInferences: Bool
+    /// Where artifacts are unpacked to be served.
+    public var workDirectory: String
+    /// Say on standard error when each model is ready or failed.
+    public var announce: Bool
+    /// Run each model's examples as its warm-up, ready only if they match (off for
+    /// `vessel test`, which runs them over HTTP and reports each).
+    public var warmUpWithExamples: Bool
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int? = nil, shutdownGrace: Duration = .seconds(30),
+                logInferences: Bool = true, announce: Bool = true, warmUpWithExamples: Bool = true,
+                workDirectory: String = NSTemporaryDirectory() + "vessel-serve-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))") {
+        self.host = host
+        self.port = port
+        self.maxBodyBytes = maxBodyBytes
+        self.shutdownGrace = shutdownGrace
+        self.logInferences = logInferences
+        self.workDirectory = workDirectory
+        self.announce = announce
+        self.warmUpWithExamples = warmUpWithExamples
+    }
+}
+
+/// One served model's state: loading, ready (loaded, verified, examples passed), or failed.
+final class ServedModel: Sendable {
+    enum State: Sendable {
+        case loading
+        case ready(LoadedModel, InferenceQueue)
+        case failed(String)
+    }
+
+    let name: String
+    let source: ModelSource
+    let state = Mutex<State>(.loading)
+
+    init(name: String, source: ModelSource) {
+        self.name = name
+        self.source = source
+    }
+
+    var current: State { state.withLock { $0 } }
+}
+
+/// The Open Inference Protocol v2 server (REST): health, server and model metadata, readiness,
+/// inference with JSON and binary tensors; `/metrics`; graceful shutdown.
+public final class InferenceServer: Sendable {
+    public let configuration: ServerConfiguration
+    let models: [ServedModel]
+    let metrics = ServerMetrics()
+    let shuttingDown = Atomic<Bool>(false)
+    private let group = Mutex<ServiceGroup?>(nil)
+    public static let version = "0.1.0"
+
+    /// `names` are the served names; they must be unique (checked by `prepare`).
+    public init(sources: [ModelSource], names: [String], configuration: ServerConfiguration) {
+        self.configuration = configuration
+        models = zip(names, sources).map { ServedModel(name: $0, source: $1) }
+    }
+
+    /// The served name of each source, read from its manifest (or its alias) before anything
+    /// loads, so a duplicate name fails at once.
+    public static func servedNames(_ sources: [ModelSource]) throws -> [String] {
+        var names: [String] = []
+        for source in sources {
+            let name: String
+            if let alias = source.alias {
+                name = alias
+            } else {
+                switch source.location {
+                case .directory(let path): name = try ManifestParser.load(directory: path).manifest.name
+                case .reference(let reference, _): name = reference.name.split(separator: "/").last.map(String.init) ?? reference.name
+                }
+            }
+            guard !names.contains(name) else { throw RequestError(400, "two models would be served as `\(name)`; rename one with ALIAS=REF") }
+            names.append(name)
+        }
+        return names
+    }
+
+    /// Every model is ready and the server is not shutting down.
+    var isReady: Bool {
+        !shuttingDown.load(ordering: .relaxed) && models.allSatisfy { if case .ready = $0.current { true } else { false } }
+    }
+
+    /// Serves until SIGTERM/SIGINT (or `shutdown()`); `onListening` gets the bound port (useful
+    /// with port 0). Models load after the server listens: liveness answers at once, readiness
+    /// once each model is loaded, verified and has passed its examples.
+    public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        var logger = Logger(label: "vessel")
+        logger.logLevel = .warning
+        let router = Router(context: BasicRequestContext.self)
+        addRoutes(router)
+        let app = Application(
+            responder: router.buildResponder(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vessel/\(Self.version)"),
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+        let loader = ModelLoader(server: self)
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [.init(service: app), .init(service: loader)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger
+        ).withGrace(configuration.shutdownGrace))
+        group.withLock { $0 = serviceGroup }
+        defer { try? FileManager.default.removeItem(atPath: configuration.workDirectory) }
+        try await serviceGroup.run()
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does.
+    public func shutdown() async {
+        shuttingDown.store(true, ordering: .relaxed)
+        await group.withLock { $0 }?.triggerGracefulShutdown()
+    }
+
+    /// Loads one model: verify and unpack (artifacts), load the backend, run the examples.
+    func load(_ model: ServedModel) {
+        do {
+            let loaded: LoadedModel
+            switch model.source.location {
+            case .directory(let path): loaded = try LoadedModel.open(directory: path)
+            case .reference(let reference, let store):
+                loaded = try LoadedModel.open(reference: reference, store: store,
+                                              workDirectory: (configuration.workDirectory as NSString).appendingPathComponent(model.name))
+            }
+            let started = Date()
+            for example in configuration.warmUpWithExamples ? try loaded.examples() : [] {
+                let outputs = try loaded.backend.predict(example.inputs)
+                for (name, expected) in example.outputs.sorted(by: { $0.key < $1.key }) {
+                    let comparison = OutputComparison.compare(name, actual: outputs[name], expected: expected, rtol: example.rtol, atol: example.atol)
+                    if !comparison.passed {
+                        throw RequestError(500, "example `\(example.name)` output `\(name)`: \(comparison.problem ?? "differs")")
+                    }
+                }
+            }
+            let serving = loaded.manifest.serving
+            let queue = InferenceQueue(maxConcurrent: serving.maxConcurrency, maxQueued: serving.maxQueue, label: model.name)
+            model.state.withLock { $0 = .ready(loaded, queue) }
+            metrics.loaded(model: model.name, version: loaded.version, seconds: loaded.loadSeconds + Date().timeIntervalSince(started))
+            if configuration.announce { FileHandle.standardError.write(Data("vessel: model `\(model.name)` \(loaded.version) ready (\(loaded.manifest.examples.count) example(s) passed)\n".utf8)) }
+        } catch {
+            model.state.withLock { $0 = .failed("\(error)") }
+            if configuration.announce { FileHandle.standardError.write(Data("vessel: model `\(model.name)` failed to load: \(error)\n".utf8)) }
+        }
+    }
+}
+
+extension ServiceGroupConfiguration {
+    func withGrace(_ grace: Duration) -> ServiceGroupConfiguration {
+        var copy = self
+        copy.maximumGracefulShutdownDuration = grace
+        return copy
+    }
+}
+
+/// Loads the models once the server listens; on graceful shutdown turns readiness off first
+/// (it is shut down before the HTTP server, which then drains in-flight requests).
+struct ModelLoader: Service {
+    let server: InferenceServer
+
+    func run() async throws {
+        let loading = Task.detached { [server] in
+            for model in server.models { server.load(model) }
+        }
+        try? await gracefulShutdown()
+        server.shuttingDown.store(true, ordering: .relaxed)
+        loading.cancel()
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import Prometheus
+
+/// The server's Prometheus metrics, served at `/metrics` in the text format.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let latencyBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+    ]
+
+    private func descriptor(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "vessel", metricName: name, unitName: unit, helpText: help)
+    }
+
+    func request(model: String, version: String, status: Int) {
+        registry.makeCounter(descriptor: descriptor("inference_requests", "total", "Inference requests by model, version and HTTP status"),
+                             labels: [("model", model), ("version", version), ("status", String(status))]).increment()
+    }
+
+    func latency(model: String, version: String, queue: Duration, compute: Duration, total: Duration) {
+        for (stage, value) in [("queue", queue), ("compute", compute), ("total", total)] {
+            registry.makeDurationHistogram(descriptor: descriptor("inference_\(stage)_duration", "seconds", "Inference \(stage) time"),
+                                           labels: [("model", model), ("version", version)], buckets: latencyBuckets).record(value)
+        }
+    }
+
+    func batch(model: String, version: String, size: Int) {
+        registry.makeValueHistogram(descriptor: descriptor("inference_batch_size", "rows", "Rows per inference run"),
+                                    labels: [("model", model), ("version", version)], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024])
+            .record(Double(size))
+    }
+
+    func inFlight(model: String, version: String, _ count: Int) {
+        registry.makeGauge(descriptor: descriptor("inference_in_flight", "requests", "Requests running or queued"),
+                           labels: [("model", model), ("version", version)]).set(Double(count))
+    }
+
+    func loaded(model: String, version: String, seconds: Double) {
+        registry.makeGauge(descriptor: descriptor("model_load_duration", "seconds", "Time to load, verify and warm up the model"),
+                           labels: [("model", model), ("version", version)]).set(seconds)
+    }
+
+    func text() -> [UInt8] { registry.emitToBuffer() }
+}
+
+/// One JSON line per inference on standard output: time, request id, model, digest, input
+/// shapes, batch size, queue and compute milliseconds, status, error. No payloads.
+enum InferenceLog {
+    private static let lock = NSLock()
+
+    struct Entry {
+        var requestID: String
+        var model: String
+        var version: String
+        var digest: String?
+        var inputShapes: [(String, [Int])]
+        var batchSize: Int
+        var queueMilliseconds: Double
+        var computeMilliseconds: Double
+        var status: Int
+        var error: String?
+    }
+
+    static func write(_ entry: Entry) {
+        var line = "{\"time\":\(OIPCodec.quote(Date().formatted(.iso8601)))"
+        line += ",\"request_id\":\(OIPCodec.quote(entry.requestID)),\"model\":\(OIPCodec.quote(entry.model))"
+        line += ",\"version\":\(OIPCodec.quote(entry.version))"
+        line += ",\"digest\":\(entry.digest.map(OIPCodec.quote) ?? "null")"
+        line += ",\"input_shapes\":{" + entry.inputShapes.map { "\(OIPCodec.quote($0.0)):[\($0.1.map(String.init).joined(separator: ","))]" }
+            .joined(separator: ",") + "}"
+        line += ",\"batch_size\":\(entry.batchSize)"
+        line += ",\"queue_ms\":\(String(format: "%.3f", entry.queueMilliseconds)),\"compute_ms\":\(String(format: "%.3f", entry.computeMilliseconds))"
+        line += ",\"status\":\(entry.status),\"error\":\(entry.error.map(OIPCodec.quote) ?? "null")}\n"
+        lock.lock()
+        FileHandle.standardOutput.write(Data(line.utf8))
+        lock.unlock()
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+import VesselServer
+import VesselTestSupport
+
+/// `vessel serve` as a process: its port read from standard error, stopped by a signal.
+final class ServeProcess: @unchecked Sendable {
+    let process = Process()
+    private let errors = Pipe(), output = Pipe()
+    private let lock = NSLock()
+    private var errorText = ""
+
+    init(_ arguments: [String], home: String) throws {
+        process.executableURL = URL(fileURLWithPath: TestSupport.vesselBinary)
+        process.arguments = ["serve", "--port", "0", "--home", home] + arguments
+        process.standardError = errors
+        process.standardOutput = output
+        errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self, !data.isEmpty else { return }
+            self.lock.lock()
+            self.errorText += String(decoding: data, as: UTF8.self)
+            self.lock.unlock()
+        }
+        output.fileHandleForReading.readabilityHandler = { handle in _ = handle.availableData }
+        try process.run()
+    }
+
+    var standardError: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return errorText
+    }
+
+    /// The bound port, once the server says it listens, after its models are ready.
+    func waitForReady(_ pattern: String = "ready") throws -> Int {
+        for _ in 0..<3000 {
+            let text = standardError
+            if text.contains(pattern), let range = text.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                let port = text[range].split(separator: ":").last.map(String.init) ?? ""
+                if let value = Int(port) { return value }
+            }
+            if !process.isRunning { break }
+            usleep(10_000)
+        }
+        throw TestFailure("vessel serve did not become ready: \(standardError)")
+    }
+
+    func waitForExit() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One blocking HTTP request to the loopback server.
+func post(port: Int, path: String, headers: [String: String], body: [UInt8]) throws -> (status: Int, text: String) {
+    let response = try LoopbackClient.request("POST", port: port, path: path, headers: headers, body: body)
+    return (response.status, response.text)
+}
+
+@Suite("vessel serve, test and pack --no-test")
+struct ServeCLITests {
+    @Test("SIGTERM: readiness turns false, requests in flight all finish, exit 0")
+    func gracefulShutdown() throws {
+        let home = try TestSupport.makeTemporaryDirectory("serve-home")
+        defer { TestSupport.remove(home) }
+        let model = try TestSupport.makeSlowModel(maxConcurrency: 1, maxQueue: 16)
+        defer { TestSupport.remove(model) }
+        let server = try ServeProcess([model], home: home)
+        let port = try server.waitForReady()
+        let (headers, body) = TestSupport.slowModelRequest(rows: 4096)
+        // Three slow requests queue up behind max_concurrency 1; SIGTERM arrives while they run.
+        let results = ResultBox()
+        let group = DispatchGroup()
+        for _ in 0..<3 {
+            group.enter()
+            Thread {
+                results.append((try? post(port: port, path: "/v2/models/slow/infer", headers: headers, body: body))?.status ?? -1)
+                group.leave()
+            }.start()
+        }
+        usleep(400_000)
+        kill(server.process.processIdentifier, SIGTERM)
+        group.wait()
+        #expect(results.values == [200, 200, 200], "\(results.values) \(server.standardError)")
+        #expect(server.waitForExit() == 0)
+        #expect(server.standardError.contains("vessel: stopped"))
+    }
+
+    @Test("vessel test runs the examples through a server and prints the table; pack refuses failing examples")
+    func testAndPack() throws {
+        let home = try TestSupport.makeTemporaryDirectory("test-home")
+        defer { TestSupport.remove(home) }
+        let tested = try TestSupport.vessel(["test", TestSupport.exampleDirectory], home: home)
+        #expect(tested.status == 0, "\(tested.standardError)")
+        #expect(tested.standardOutput.contains("virginica   probabilities"))
+        #expect(tested.standardOutput.contains("6 output(s) of the examples passed"))
+
+        // An example whose expected label is wrong: test fails, pack stores nothing.
+        let copy = try TestSupport.makeTemporaryDirectory("broken-example")
+        defer { TestSupport.remove(copy) }
+        let directory = try TestSupport.copyExample(to: copy)
+        let yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8)
+        try yaml.replacingOccurrences(of: "label: [2]", with: "label: [1]").write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
+        let failing = try TestSupport.vessel(["test", directory], home: home)
+        #expect(failing.status != 0)
+        #expect(failing.standardOutput.contains("FAIL: element 0: 2.0, expected 1.0"), "\(failing.standardOutput)")
+        let refused = try TestSupport.vessel(["pack", directory], home: home)
+        #expect(refused.status != 0)
+        #expect(refused.standardError.contains("the examples failed, so nothing was stored"))
+        #expect(try TestSupport.vessel(["list"], home: home).standardOutput.contains("iris") == false)
+        // --no-test stores it, and says so in the artifact.
+        let skipped = try TestSupport.vessel(["pack", directory, "--no-test"], home: home)
+        #expect(skipped.status == 0, "\(skipped.standardError)")
+        let raw = try TestSupport.run("skopeo", ["inspect", "--raw", "oci:\(home):iris:1.0.0"])
+        #expect(raw.standardOutput.contains(#""dev.vessel.examples":"skipped""#), "\(raw.standardOutput)")
+        let packed = try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "-t", "iris:good"], home: home)
+        #expect(packed.status == 0, "\(packed.standardError)")
+        let good = try TestSupport.run("skopeo", ["inspect", "--raw", "oci:\(home):iris:good"])
+        #expect(good.standardOutput.contains(#""dev.vessel.examples":"passed""#))
+        // The stored artifact serves and passes too.
+        #expect(try TestSupport.vessel(["test", "iris:good"], home: home).status == 0)
+    }
+}
+
+final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [Int] = []
+    func append(_ value: Int) { lock.lock(); list.append(value); lock.unlock() }
+    var values: [Int] { lock.lock(); defer { lock.unlock() }; return list }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import Testing
+@testable import VesselServer
+import VesselModel
+import VesselTensor
+import VesselTestSupport
+
+/// A server on a loopback ephemeral port, in this process.
+struct RunningServer {
+    let server: InferenceServer
+    let port: Int
+    let task: Task<Void, any Error>
+
+    static func start(_ directories: [String], maxBodyBytes: Int? = nil) async throws -> RunningServer {
+        let sources = directories.map { ModelSource(location: .directory($0)) }
+        let server = InferenceServer(sources: sources, names: try InferenceServer.servedNames(sources),
+                                     configuration: ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, logInferences: false, announce: false))
+        let port = PortBox()
+        let task = Task { try await server.run { port.set($0) } }
+        let bound = await offThePool { () -> Int in
+            while port.value == nil { usleep(1000) }
+            return port.value!
+        }
+        let running = RunningServer(server: server, port: bound, task: task)
+        // Ready once every model has loaded and passed its examples (or failed).
+        _ = await offThePool {
+            for _ in 0..<5000 {
+                if server.models.allSatisfy({ if case .loading = $0.current { false } else { true } }) { break }
+                usleep(2000)
+            }
+        }
+        return running
+    }
+
+    func request(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = []) async throws -> LoopbackClient.Response {
+        let port = port
+        return try await offThePool { Result { try LoopbackClient.request(method, port: port, path: path, headers: headers, body: body) } }.get()
+    }
+
+    func infer(_ json: String, model: String = "iris", headers: [String: String] = ["Content-Type": "application/json"]) async throws -> LoopbackClient.Response {
+        try await request("POST", "/v2/models/\(model)/infer", headers: headers, body: Array(json.utf8))
+    }
+
+    func stop() async {
+        await server.shutdown()
+        _ = try? await task.value
+    }
+}
+
+func jsonObject(_ response: LoopbackClient.Response) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:]
+}
+
+@Suite("OIP v2 server")
+struct ServerTests {
+    @Test("health, server and model metadata, readiness, JSON inference, metrics")
+    func basics() async throws {
+        let running = try await RunningServer.start([TestSupport.exampleDirectory])
+        defer { Task { await running.stop() } }
+        #expect(try await running.request("GET", "/v2/health/live").status == 200)
+        #expect(try await running.request("GET", "/v2/health/ready").status == 200)
+        let server = jsonObject(try await running.request("GET", "/v2"))
+        #expect(server["name"] as? String == "vessel")
+        #expect((server["extensions"] as? [String])?.contains("binary_tensor_data") == true)
+        let metadata = jsonObject(try await running.request("GET", "/v2/models/iris"))
+        #expect(metadata["versions"] as? [String] == ["1.0.0"])
+        #expect(metadata["platform"] as? String == "onnx")
+        let inputs = metadata["inputs"] as? [[String: Any]]
+        #expect(inputs?.first?["datatype"] as? String == "FP32")
+        #expect(inputs?.first?["shape"] as? [Int] == [-1, 4])
+        #expect(try await running.request("GET", "/v2/models/iris/versions/1.0.0").status == 200)
+        #expect(try await running.request("GET", "/v2/models/iris/versions/9.9.9").status == 404)
+        #expect(try await running.request("GET", "/v2/models/iris/ready").status == 200)
+
+        // Nested and flat data, the request id echoed.
+        let response = try await running.infer(#"{"id":"r1","inputs":[{"name":"X","shape":[2,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}]}"#,
+                                               headers: ["Content-Type": "application/json", "X-Request-ID": "abc-123"])
+        #expect(response.status == 200, "\(response.text)")
+        #expect(response.headers["x-request-id"] == "abc-123")
+        let body = jsonObject(response)
+        #expect(body["id"] as? String == "r1")
+        #expect(body["model_name"] as? String == "iris")
+        let outputs = body["outputs"] as? [[String: Any]] ?? []
+        #expect(outputs.map { $0["name"] as? String } == ["label", "probabilities"])
+        #expect(outputs.first?["data"] as? [Int] == [0, 2])
+        let flat = try await running.infer(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[7.0,3.2,4.7,1.4]}],"outputs":[{"name":"label"}]}"#)
+        let flatOutputs = jsonObject(flat)["outputs"] as? [[String: Any]] ?? []
+        #expect(flatOutputs.count == 1 && flatOutputs.first?["data"] as? [Int] == [1], "\(flat.text)")
+        #expect(flat.headers["x-request-id"]?.count == 36)
+
+        let metrics = try await running.request("GET", "/metrics").text
+        #expect(metrics.contains(#"vessel_inference_requests_total{model="iris",version="1.0.0",status="200"} 2"#))
+        #expect(metrics.contains("vessel_inference_compute_duration_seconds_bucket"))
+        #expect(metrics.contains("vessel_model_load_duration_seconds"))
+    }
+
+    @Test("binary tensor data in and out")
+    func binary() async throws {
+        let running = try await RunningServer.start([TestSupport.exampleDirectory])
+        defer { Task { await running.stop() } }
+        let values: [Float] = [5.1, 3.5, 1.4, 0.2, 6.3, 3.3, 6.0, 2.5]
+        let raw = values.withUnsafeBytes { Array($0) }
+        let header = Array(#"{"inputs":[{"name":"X","shape":[2,4],"datatype":"FP32","parameters":{"binary_data_size":32}}],"outputs":[{"name":"probabilities","parameters":{"binary_data":true}},{"name":"label"}]}"#.utf8)
+        let response = try await running.request("POST", "/v2/models/iris/infer",
+                                                  headers: ["Inference-Header-Content-Length": String(header.count), "Content-Type": "application/octet-stream"],
+                                                  body: header + raw)
+        #expect(response.status == 200, "\(response.text)")
+        let jsonLength = try #require(Int(response.headers["inference-header-content-length"] ?? ""))
+        let json = try JSONSerialization.jsonObject(with: Data(response.body[0..<jsonLength])) as? [String: Any]
+        let outputs = json?["outputs"] as? [[String: Any]] ?? []
+        #expect((outputs.first?["parameters"] as? [String: Any])?["binary_data_size"] as? Int == 24)
+        #expect(outputs.last?["data"] as? [Int] == [0, 2])
+        let probabilities = Array(response.body[jsonLength...]).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        #expect(probabilities.count == 6 && abs(probabilities[0] - 0.9847031) < 1e-5 && abs(probabilities[5] - 0.99378246) < 1e-5)
+    }
+
+    @Test("every bad request gets its 4xx and an error naming the input", arguments: [
+        (#"{"inputs":[{"name":"Y","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#, 400, "unknown input `Y`; the model's inputs are X"),
+        (#"{"inputs":[]}"#, 400, "missing input `X`"),
+        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}"#, 400, "input `X`: expected datatype FP32, got FP64"),
+        (#"{"inputs":[{"name":"X","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}"#, 400, "input `X`: expected shape [batch, 4], got [1, 3]"),
+        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3]}]}"#, 400, "input `X`: shape [1, 4] holds 4 elements but `data` has 3"),
+        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,"two",3,4]}]}"#, 400, "input `X`: element 1 is \"two\", not a number"),
+        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,"NaN",3,4]}]}"#, 400, "input `X`: element 1 is nan; NaN and infinity are not allowed"),
+        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP99","data":[1,2,3,4]}]}"#, 400, "input `X`: unknown datatype `FP99`"),
+        (#"{"inputs":[{"name":"X","shape":[1,-4],"datatype":"FP32","data":[1,2,3,4]}]}"#, 400, "must hold non-negative integers"),
+        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"nope"}]}"#, 400, "unknown output `nope`"),
+        (#"{"inputs": [{"name": "X""#, 400, "not valid JSON"),
+        (#"[1, 2]"#, 400, "must be a JSON object"),
+    ])
+    func badRequests(body: String, status: Int, message: String) async throws {
+        let running = try await RunningServer.start([TestSupport.exampleDirectory])
+        defer { Task { await running.stop() } }
+        let response = try await running.infer(body)
+        #expect(response.status == status, "\(response.text)")
+        let error = jsonObject(response)["error"] as? String ?? ""
+        #expect(error.contains(message), "\(error)")
+        // The server stays up and answers the next request.
+        #expect(try await running.request("GET", "/v2/health/live").status == 200)
+    }
+
+    @Test("unknown model 404, wrong content type 415, body over the limit 413")
+    func statusCodes() async throws {
+        let running = try await RunningServer.start([TestSupport.exampleDirectory], maxBodyBytes: 200)
+        defer { Task { await running.stop() } }
+        let body = #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#
+        let unknown = try await running.infer(body, model: "nope")
+        #expect(unknown.status == 404)
+        #expect((jsonObject(unknown)["error"] as? String)?.contains("unknown model `nope`; this server serves iris") == true)
+        let form = try await running.infer(body, headers: ["Content-Type": "application/x-www-form-urlencoded"])
+        #expect(form.status == 415, "\(form.text)")
+        let large = try await running.infer(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"pad":""# + String(repeating: " ", count: 300) + "\"}")
+        #expect(large.status == 413, "\(large.text)")
+        #expect((jsonObject(large)["error"] as? String)?.contains("larger than 200 bytes") == true)
+        #expect(try await running.infer(body).status == 200)
+    }
+}
+
+@Suite("OIP v2 server under load")
+struct LoadTests {
+    @Test("past max_concurrency + max_queue, requests get 503 with Retry-After at once, and the rest succeed")
+    func overload() async throws {
+        let directory = try TestSupport.makeSlowModel(maxConcurrency: 1, maxQueue: 1)
+        defer { TestSupport.remove(directory) }
+        let running = try await RunningServer.start([directory])
+        defer { Task { await running.stop() } }
+        let (headers, body) = TestSupport.slowModelRequest(rows: 2048)
+        let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for _ in 0..<6 {
+                group.addTask {
+                    let response = try await running.request("POST", "/v2/models/slow/infer", headers: headers, body: body)
+                    return (response.status, response.headers["retry-after"])
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let refused = statuses.filter { $0.0 == 503 }
+        #expect(statuses.filter { $0.0 == 200 }.count >= 2, "\(statuses)")
+        #expect(!refused.isEmpty, "\(statuses)")
+        #expect(refused.allSatisfy { $0.1 == "1" })
+        #expect(statuses.allSatisfy { $0.0 == 200 || $0.0 == 503 })
+    }
+}
