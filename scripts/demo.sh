@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the bundled example: build vessel, pack Examples/iris into a store, inspect it,
-# verify every blob, export it as an OCI archive and read that back with skopeo.
+# The main job on the bundled example: build vessel; pack Examples/iris (its examples run first,
+# through a real server); inspect, verify, export and read it back with skopeo; test the stored
+# artifact; serve it and get a prediction with curl; stop the server with SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -17,3 +18,25 @@ echo "== store: $VESSEL_HOME"
 echo "== skopeo reads the store and the archive:"
 skopeo inspect --raw "oci:$VESSEL_HOME:iris:1.0.0" | head -c 300; echo " …"
 skopeo inspect --raw oci-archive:.build/iris.tar >/dev/null && echo "oci-archive:.build/iris.tar ok"
+echo "== the stored artifact's examples, through a real server:"
+"$vessel" test iris:1.0.0
+port="${VESSEL_PORT:-8080}"
+echo "== vessel serve iris:1.0.0 on 127.0.0.1:$port"
+"$vessel" serve iris:1.0.0 --port "$port" > .build/demo-serve.log 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break
+  sleep 0.1
+done
+set -x
+curl -s -H 'Content-Type: application/json' \
+  -d '{"inputs":[{"name":"X","shape":[2,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}]}' \
+  "http://127.0.0.1:$port/v2/models/iris/infer"
+set +x
+echo
+kill -TERM "$server"
+wait "$server"
+trap - EXIT
+echo "== server log (one JSON line per inference):"
+cat .build/demo-serve.log

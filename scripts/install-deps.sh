@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the outside tools the tests read our output with: skopeo (OCI layouts and archives),
 # bsdtar (a second tar reader), openssl (reference hashing), script (a pseudo-terminal, to see
-# progress drawn), python3-venv (test fixtures), libopenblas0. Debian packages only; idempotent.
+# progress drawn), python3-venv (test fixtures), libopenblas0, curl (the demo's prediction).
+# Debian packages only; idempotent.
 set -euo pipefail
 need=()
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v bsdtar >/dev/null || need+=(libarchive-tools)
 command -v openssl >/dev/null || need+=(openssl)
 command -v script >/dev/null || need+=(bsdutils)
+command -v curl >/dev/null || need+=(curl)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 # The runtime finds OpenBLAS by itself when present (and has a built-in GEMM when not); the
 # tests run the large light models with it.

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Test-time only: a Python venv with the `onnx` wheel (and onnxruntime, the numerical reference),
-# and the ONNX backend node cases it defines, written to .build/onnx-node-cases.
+# Test-time only: a Python venv with the `onnx` wheel and the official `tritonclient[http]`, and
+# the ONNX backend node cases the wheel defines, written to .build/onnx-node-cases.
 # Vessel itself never runs Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=".build/venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check onnx==1.23.2 numpy
+fi
+# onnx for fixtures and node cases; the official Triton HTTP client to test `vessel serve` with.
+if ! "$venv/bin/python" -c "import onnx, numpy, tritonclient.http" 2>/dev/null; then
+  "$venv/bin/pip" install -q --disable-pip-version-check onnx==1.23.2 numpy "tritonclient[http]==2.73.0"
 fi
 cases=".build/onnx-node-cases"
 if [ ! -f "$cases/tolerances.tsv" ]; then
