@@ -29,6 +29,19 @@ extension InferenceServer {
         router.post("/v2/models/:model/versions/:version/infer") { [self] request, context in
             await infer(request, context, version: context.parameters.get("version"))
         }
+        // MLflow's scoring protocol.
+        router.post("/invocations") { [self] request, _ in await invocations(request) }
+        router.get("/ping") { [self] _, _ in isReady ? Self.json(.ok, "{}") : Self.json(.serviceUnavailable, "{}") }
+        router.get("/health") { [self] _, _ in isReady ? Self.json(.ok, "{}") : Self.json(.serviceUnavailable, "{}") }
+        router.get("/version") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: Self.version))) }
+        router.get("/openapi.json") { [self] _, _ in
+            let ready = models.compactMap { model -> (name: String, model: LoadedModel)? in
+                if case .ready(let loaded, _) = model.current { return (model.name, loaded) }
+                return nil
+            }
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: OpenAPI.document(models: ready, version: Self.version))))
+        }
         router.get("/metrics") { [self] _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metrics.text())))
         }
@@ -91,68 +104,47 @@ extension InferenceServer {
         }
     }
 
-    func infer(_ request: Request, _ context: BasicRequestContext, version: String?) async -> Response {
-        let clock = ContinuousClock()
-        let started = clock.now
-        let requestID = request.headers[.requestID].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? UUID().uuidString.lowercased()
-        var entry = InferenceLog.Entry(requestID: requestID, model: context.parameters.get("model") ?? "", version: version ?? "", digest: nil,
-                                       inputShapes: [], batchSize: 0, queueMilliseconds: 0, computeMilliseconds: 0, status: 200, error: nil)
-        func finish(_ response: Response) -> Response {
-            entry.status = Int(response.status.code)
-            metrics.request(model: entry.model, version: entry.version, status: entry.status)
-            if configuration.logInferences { InferenceLog.write(entry) }
-            return response
-        }
-        func fail(_ status: Int, _ message: String, extra: HTTPFields = [:]) -> Response {
-            entry.error = message
-            return finish(Self.error(status, message, requestID: requestID, extra: extra))
+    /// One inference request's bookkeeping: its id, its log entry, and the metrics and log line
+    /// written when it is answered, whatever the answer.
+    final class Call {
+        let server: InferenceServer
+        let requestID: String
+        let started = ContinuousClock().now
+        var entry: InferenceLog.Entry
+
+        init(_ server: InferenceServer, _ request: Request, model: String, version: String?) {
+            self.server = server
+            requestID = request.headers[.requestID].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? UUID().uuidString.lowercased()
+            entry = InferenceLog.Entry(requestID: requestID, model: model, version: version ?? "", digest: nil, inputShapes: [], batchSize: 0,
+                                       queueMilliseconds: 0, computeMilliseconds: 0, status: 200, error: nil)
         }
 
-        let model: ServedModel
-        switch lookup(context, version: version) {
-        case .success(let found): model = found
-        case .failure(let error): return fail(error.status, error.description)
+        func finish(_ response: Response) -> Response {
+            var response = response
+            response.headers[.requestID] = requestID
+            entry.status = Int(response.status.code)
+            server.metrics.request(model: entry.model, version: entry.version, status: entry.status)
+            if server.configuration.logInferences { InferenceLog.write(entry) }
+            return response
         }
-        guard case .ready(let loaded, let queue) = model.current else {
-            return fail(503, "model `\(model.name)` is not ready", extra: [.retryAfter: "1"])
+
+        func fail(_ status: Int, _ message: String, extra: HTTPFields = [:]) -> Response {
+            entry.error = message
+            return finish(InferenceServer.error(status, message, extra: extra))
         }
-        entry.version = loaded.version
-        entry.digest = loaded.digest
-        let headerLength = request.headers[.inferenceHeaderContentLength]
-        if headerLength == nil, let type = request.headers[.contentType],
-           !type.lowercased().hasPrefix("application/json") {
-            return fail(415, "send the request as Content-Type: application/json (or with Inference-Header-Content-Length for binary tensors), not \(type)")
-        }
-        let limit = configuration.maxBodyBytes ?? loaded.manifest.serving.maxBodyBytes
-        let body: ByteBuffer
+    }
+
+    /// Checks inputs against the signature, waits for a slot, runs the model: the outputs, or
+    /// the error response to give.
+    func execute(_ call: Call, _ model: ServedModel, _ loaded: LoadedModel, _ queue: InferenceQueue,
+                 _ inputs: [String: Tensor], order: [String]) async -> Step<[String: Tensor]> {
+        call.entry.inputShapes = order.map { ($0, inputs[$0]?.shape ?? []) }
         do {
-            body = try await request.body.collect(upTo: limit)
-        } catch is NIOTooManyBytesError {
-            return fail(413, "the request body is larger than \(limit) bytes (serving.max_body_bytes)")
+            try loaded.signature.validate(inputs, allowNaN: loaded.manifest.serving.allowNaN)
         } catch {
-            return fail(400, "could not read the request body: \(error)")
+            return .answered(call.fail(400, error.description))
         }
-        var decoded: InferenceRequest
-        do {
-            var jsonLength: Int?
-            if let headerLength {
-                guard let value = Int(headerLength) else { return fail(400, "Inference-Header-Content-Length `\(headerLength)` is not a number") }
-                jsonLength = value
-            }
-            decoded = try OIPCodec.decodeRequest(Array(buffer: body), headerLength: jsonLength)
-            entry.inputShapes = decoded.inputOrder.map { ($0, decoded.inputs[$0]?.shape ?? []) }
-            try loaded.signature.validate(decoded.inputs, allowNaN: loaded.manifest.serving.allowNaN)
-        } catch let error as RequestError {
-            return fail(error.status, error.description)
-        } catch {
-            return fail(400, "\(error)")
-        }
-        let outputNames = loaded.signature.outputs.map(\.name)
-        if let requested = decoded.requestedOutputs, let unknown = requested.first(where: { !outputNames.contains($0) }) {
-            return fail(400, "unknown output `\(unknown)`; the model's outputs are \(outputNames.joined(separator: ", "))")
-        }
-        entry.batchSize = loaded.signature.inputs.first.flatMap { decoded.inputs[$0.name]?.shape.first } ?? 1
-        let inputs = decoded.inputs
+        call.entry.batchSize = loaded.signature.inputs.first.flatMap { inputs[$0.name]?.shape.first } ?? 1
         let backend = loaded.backend
         metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight + 1)
         defer { metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight) }
@@ -167,31 +159,131 @@ extension InferenceServer {
             waited = wait
             (computed, outputs) = timed
         } catch is InferenceQueue.Overloaded {
-            return fail(503, "model `\(model.name)` is at capacity (\(queue.maxConcurrent) running, \(queue.maxQueued) queued); retry later",
-                        extra: [.retryAfter: "1"])
+            return .answered(call.fail(503, "model `\(model.name)` is at capacity (\(queue.maxConcurrent) running, \(queue.maxQueued) queued); retry later",
+                                      extra: [.retryAfter: "1"]))
         } catch {
-            return fail(500, "inference failed: \(error)")
+            return .answered(call.fail(500, "inference failed: \(error)"))
         }
-        entry.queueMilliseconds = Double(waited.components.attoseconds) / 1e15 + Double(waited.components.seconds) * 1000
-        entry.computeMilliseconds = Double(computed.components.attoseconds) / 1e15 + Double(computed.components.seconds) * 1000
-        metrics.latency(model: model.name, version: loaded.version, queue: waited, compute: computed, total: clock.now - started)
-        metrics.batch(model: model.name, version: loaded.version, size: entry.batchSize)
+        call.entry.queueMilliseconds = waited.milliseconds
+        call.entry.computeMilliseconds = computed.milliseconds
+        metrics.latency(model: model.name, version: loaded.version, queue: waited, compute: computed, total: ContinuousClock().now - call.started)
+        metrics.batch(model: model.name, version: loaded.version, size: call.entry.batchSize)
+        return .proceed(outputs)
+    }
 
-        let names = decoded.requestedOutputs ?? outputNames
+    /// The model to run, once ready, or the answer to give instead.
+    func readyModel(_ call: Call, _ found: Result<ServedModel, RequestError>) -> Step<(ServedModel, LoadedModel, InferenceQueue)> {
+        let model: ServedModel
+        switch found {
+        case .success(let served): model = served
+        case .failure(let error): return .answered(call.fail(error.status, error.description))
+        }
+        guard case .ready(let loaded, let queue) = model.current, !shuttingDown.load(ordering: .relaxed) else {
+            return .answered(call.fail(503, "model `\(model.name)` is not ready", extra: [.retryAfter: "1"]))
+        }
+        call.entry.version = loaded.version
+        call.entry.digest = loaded.digest
+        return .proceed((model, loaded, queue))
+    }
+
+    func readBody(_ call: Call, _ request: Request, limit: Int) async -> Step<[UInt8]> {
+        do {
+            return .proceed(Array(buffer: try await request.body.collect(upTo: limit)))
+        } catch is NIOTooManyBytesError {
+            return .answered(call.fail(413, "the request body is larger than \(limit) bytes (serving.max_body_bytes)"))
+        } catch {
+            return .answered(call.fail(400, "could not read the request body: \(error)"))
+        }
+    }
+
+    func infer(_ request: Request, _ context: BasicRequestContext, version: String?) async -> Response {
+        let call = Call(self, request, model: context.parameters.get("model") ?? "", version: version)
+        let model: ServedModel, loaded: LoadedModel, queue: InferenceQueue
+        switch readyModel(call, lookup(context, version: version)) {
+        case .proceed(let ready): (model, loaded, queue) = ready
+        case .answered(let response): return response
+        }
+        let headerLength = request.headers[.inferenceHeaderContentLength]
+        if headerLength == nil, let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            return call.fail(415, "send the request as Content-Type: application/json (or with Inference-Header-Content-Length for binary tensors), not \(type)")
+        }
+        let body: [UInt8]
+        switch await readBody(call, request, limit: configuration.maxBodyBytes ?? loaded.manifest.serving.maxBodyBytes) {
+        case .proceed(let bytes): body = bytes
+        case .answered(let response): return response
+        }
+        let decoded: InferenceRequest
+        do {
+            var jsonLength: Int?
+            if let headerLength {
+                guard let value = Int(headerLength) else { return call.fail(400, "Inference-Header-Content-Length `\(headerLength)` is not a number") }
+                jsonLength = value
+            }
+            decoded = try OIPCodec.decodeRequest(body, headerLength: jsonLength)
+        } catch {
+            return call.fail(error.status, error.description)
+        }
+        let outputNames = loaded.signature.outputs.map(\.name)
+        if let requested = decoded.requestedOutputs, let unknown = requested.first(where: { !outputNames.contains($0) }) {
+            return call.fail(400, "unknown output `\(unknown)`; the model's outputs are \(outputNames.joined(separator: ", "))")
+        }
+        let outputs: [String: Tensor]
+        switch await execute(call, model, loaded, queue, decoded.inputs, order: decoded.inputOrder) {
+        case .proceed(let result): outputs = result
+        case .answered(let response): return response
+        }
         var selected: [(String, Tensor)] = []
-        for name in names {
-            guard let tensor = outputs[name] else { return fail(500, "the model did not produce output `\(name)`") }
+        for name in decoded.requestedOutputs ?? outputNames {
+            guard let tensor = outputs[name] else { return call.fail(500, "the model did not produce output `\(name)`") }
             selected.append((name, tensor))
         }
-        let (json, binary) = OIPCodec.encodeResponse(model: model.name, version: loaded.version, id: decoded.id, outputs: selected) { name in
-            decoded.allOutputsBinary || decoded.binaryOutputs.contains(name)
+        let binary = { (name: String) in decoded.allOutputsBinary || decoded.binaryOutputs.contains(name) }
+        let (json, tail) = OIPCodec.encodeResponse(model: model.name, version: loaded.version, id: decoded.id, outputs: selected, binary: binary)
+        if !selected.contains(where: { binary($0.0) }) {
+            return call.finish(Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: json))))
         }
-        if binary.isEmpty && !selected.contains(where: { decoded.allOutputsBinary || decoded.binaryOutputs.contains($0.0) }) {
-            return finish(Response(status: .ok, headers: [.contentType: "application/json", .requestID: requestID],
-                                   body: .init(byteBuffer: ByteBuffer(bytes: json))))
-        }
-        var headers: HTTPFields = [.contentType: "application/octet-stream", .requestID: requestID]
+        var headers: HTTPFields = [.contentType: "application/octet-stream"]
         headers[.inferenceHeaderContentLength] = String(json.count)
-        return finish(Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json + binary))))
+        return call.finish(Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json + tail))))
     }
+
+    /// MLflow's `POST /invocations`, on the one model this server serves.
+    func invocations(_ request: Request) async -> Response {
+        guard models.count == 1 else {
+            let call = Call(self, request, model: "", version: nil)
+            return call.fail(400, "/invocations needs a server with one model; this one serves \(models.map(\.name).joined(separator: ", ")) (use /v2/models/{name}/infer)")
+        }
+        let call = Call(self, request, model: models[0].name, version: nil)
+        let model: ServedModel, loaded: LoadedModel, queue: InferenceQueue
+        switch readyModel(call, .success(models[0])) {
+        case .proceed(let ready): (model, loaded, queue) = ready
+        case .answered(let response): return response
+        }
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            return call.fail(415, "send the request as Content-Type: application/json, not \(type)")
+        }
+        let body: [UInt8]
+        switch await readBody(call, request, limit: configuration.maxBodyBytes ?? loaded.manifest.serving.maxBodyBytes) {
+        case .proceed(let bytes): body = bytes
+        case .answered(let response): return response
+        }
+        let inputs: [String: Tensor]
+        do { inputs = try MLflowAdapter.inputs(body, signature: loaded.signature) } catch { return call.fail(error.status, error.description) }
+        switch await execute(call, model, loaded, queue, inputs, order: loaded.signature.inputs.map(\.name)) {
+        case .answered(let response): return response
+        case .proceed(let outputs):
+            let selected = loaded.signature.outputs.compactMap { spec in outputs[spec.name].map { (spec.name, $0) } }
+            return call.finish(Self.json(.ok, MLflowAdapter.response(selected)))
+        }
+    }
+}
+
+/// A step of handling a request: go on with a value, or the response has been given.
+enum Step<T> {
+    case proceed(T)
+    case answered(Response)
+}
+
+extension Duration {
+    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
 }

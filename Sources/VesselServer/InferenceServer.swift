@@ -40,12 +40,14 @@ public struct ServerConfiguration: Sendable {
     public var workDirectory: String
     /// Say on standard error when each model is ready or failed.
     public var announce: Bool
+    /// Bearer token every endpoint but the health checks needs (`--token-file`).
+    public var token: String?
     /// Run each model's examples as its warm-up, ready only if they match (off for
     /// `vessel test`, which runs them over HTTP and reports each).
     public var warmUpWithExamples: Bool
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int? = nil, shutdownGrace: Duration = .seconds(30),
-                logInferences: Bool = true, announce: Bool = true, warmUpWithExamples: Bool = true,
+                logInferences: Bool = true, announce: Bool = true, warmUpWithExamples: Bool = true, token: String? = nil,
                 workDirectory: String = NSTemporaryDirectory() + "vessel-serve-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))") {
         self.host = host
         self.port = port
@@ -55,6 +57,7 @@ public struct ServerConfiguration: Sendable {
         self.workDirectory = workDirectory
         self.announce = announce
         self.warmUpWithExamples = warmUpWithExamples
+        self.token = token
     }
 }
 
@@ -126,6 +129,7 @@ public final class InferenceServer: Sendable {
         var logger = Logger(label: "vessel")
         logger.logLevel = .warning
         let router = Router(context: BasicRequestContext.self)
+        if let token = configuration.token { router.add(middleware: BearerAuth(token: Array(token.utf8))) }
         addRoutes(router)
         let app = Application(
             responder: router.buildResponder(),

@@ -233,14 +233,19 @@ public enum OIPCodec {
     }
 
     static func jsonElements(_ tensor: Tensor) -> String {
+        jsonElementList(tensor).joined(separator: ",")
+    }
+
+    /// Each element as JSON, in row-major order.
+    static func jsonElementList(_ tensor: Tensor) -> [String] {
         switch tensor.dtype {
-        case .string: return tensor.strings.map(quote).joined(separator: ",")
-        case .bool: return tensor.scalars(as: Bool.self).map { $0 ? "true" : "false" }.joined(separator: ",")
-        case .float32: return tensor.scalars(as: Float.self).map(number).joined(separator: ",")
-        case .float64, .float16, .bfloat16: return tensor.doubles().map(number).joined(separator: ",")
-        case .int64: return tensor.scalars(as: Int64.self).map(String.init).joined(separator: ",")
-        case .uint64: return tensor.scalars(as: UInt64.self).map(String.init).joined(separator: ",")
-        default: return tensor.integers().map(String.init).joined(separator: ",")
+        case .string: return tensor.strings.map(quote)
+        case .bool: return tensor.scalars(as: Bool.self).map { $0 ? "true" : "false" }
+        case .float32: return tensor.scalars(as: Float.self).map(number)
+        case .float64, .float16, .bfloat16: return tensor.doubles().map(number)
+        case .int64: return tensor.scalars(as: Int64.self).map(String.init)
+        case .uint64: return tensor.scalars(as: UInt64.self).map(String.init)
+        default: return tensor.integers().map(String.init)
         }
     }
 

@@ -51,6 +51,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("no-log"), help: "Do not write a JSON line per inference.")
     var noLog = false
 
+    @Option(name: .customLong("token-file"), help: "Require Authorization: Bearer <the file's token> on all but the health checks.")
+    var tokenFile: String?
+
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
@@ -70,8 +73,15 @@ struct Serve: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode.failure
         }
+        var token: String?
+        if let tokenFile {
+            guard let data = FileManager.default.contents(atPath: tokenFile) else { throw ValidationError("cannot read --token-file \(tokenFile)") }
+            token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard token?.isEmpty == false else { throw ValidationError("--token-file \(tokenFile) is empty") }
+        }
         let server = InferenceServer(sources: sources, names: names, configuration: ServerConfiguration(
-            host: host, port: port, maxBodyBytes: maxBodyBytes, shutdownGrace: .milliseconds(Int(graceSeconds * 1000)), logInferences: !noLog))
+            host: host, port: port, maxBodyBytes: maxBodyBytes, shutdownGrace: .milliseconds(Int(graceSeconds * 1000)), logInferences: !noLog,
+            token: token))
         do {
             try await server.run { bound in
                 printError("vessel: listening on http://\(host):\(bound) (\(names.joined(separator: ", ")))")

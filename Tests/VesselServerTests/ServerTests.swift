@@ -11,10 +11,11 @@ struct RunningServer {
     let port: Int
     let task: Task<Void, any Error>
 
-    static func start(_ directories: [String], maxBodyBytes: Int? = nil) async throws -> RunningServer {
+    static func start(_ directories: [String], maxBodyBytes: Int? = nil, token: String? = nil) async throws -> RunningServer {
         let sources = directories.map { ModelSource(location: .directory($0)) }
         let server = InferenceServer(sources: sources, names: try InferenceServer.servedNames(sources),
-                                     configuration: ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, logInferences: false, announce: false))
+                                     configuration: ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, logInferences: false, announce: false,
+                                                                        token: token))
         let port = PortBox()
         let task = Task { try await server.run { port.set($0) } }
         let bound = await offThePool { () -> Int in
@@ -179,5 +180,96 @@ struct LoadTests {
         #expect(!refused.isEmpty, "\(statuses)")
         #expect(refused.allSatisfy { $0.1 == "1" })
         #expect(statuses.allSatisfy { $0.0 == 200 || $0.0 == 503 })
+    }
+}
+
+@Suite("MLflow scoring protocol and bearer auth")
+struct AdapterTests {
+    static let iris = TestSupport.exampleDirectory
+
+    @Test("dataframe_split, dataframe_records, instances and inputs all predict; /ping, /health, /version")
+    func mlflowFormats() async throws {
+        let running = try await RunningServer.start([Self.iris])
+        defer { Task { await running.stop() } }
+        let bodies = [
+            #"{"dataframe_split":{"columns":["a","b","c","d"],"data":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}}"#,
+            #"{"dataframe_records":[{"a":5.1,"b":3.5,"c":1.4,"d":0.2},{"a":6.3,"b":3.3,"c":6.0,"d":2.5}]}"#,
+            #"{"instances":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}"#,
+            #"{"inputs":{"X":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}}"#,
+            #"{"inputs":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}"#,
+        ]
+        for body in bodies {
+            let response = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"], body: Array(body.utf8))
+            #expect(response.status == 200, "\(body): \(response.text)")
+            let predictions = jsonObject(response)["predictions"] as? [String: Any]
+            #expect(predictions?["label"] as? [Int] == [0, 2], "\(body): \(response.text)")
+            #expect((predictions?["probabilities"] as? [[Double]])?.count == 2)
+        }
+        for (body, message) in [
+            (#"{"instances":[[1,2,3]]}"#, "input `X`: expected shape [batch, 4], got [1, 3]"),
+            (#"{"instances":[[1,2,3,4]],"inputs":[[1,2,3,4]]}"#, "give exactly one of"),
+            (#"{"dataframe_split":{"columns":["a","b","c"],"data":[[1,2,3]]}}"#, "takes 4 features per row, the dataframe has 3 columns"),
+            (#"{"inputs":{"Y":[[1,2,3,4]]}}"#, "unknown input `Y`"),
+        ] {
+            let response = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"], body: Array(body.utf8))
+            #expect(response.status == 400, "\(body): \(response.text)")
+            #expect((jsonObject(response)["error"] as? String)?.contains(message) == true, "\(body): \(response.text)")
+        }
+        #expect(try await running.request("GET", "/ping").status == 200)
+        #expect(try await running.request("GET", "/health").status == 200)
+        #expect(try await running.request("GET", "/version").text == InferenceServer.version)
+        let openapi = jsonObject(try await running.request("GET", "/openapi.json"))
+        #expect(openapi["openapi"] as? String == "3.0.3")
+        let paths = openapi["paths"] as? [String: Any] ?? [:]
+        #expect(paths["/v2/models/iris/infer"] != nil && paths["/invocations"] != nil)
+        let infer = (paths["/v2/models/iris/infer"] as? [String: Any])?["post"] as? [String: Any]
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: infer ?? [:]), as: UTF8.self)
+        #expect(text.contains(#""enum":["FP32"]"#) && text.contains(#""enum":["probabilities"]"#) || text.contains("probabilities"), "\(text)")
+    }
+
+    @Test("string categories through MLflow dataframes")
+    func mlflowStrings() async throws {
+        let directory = try TestSupport.makeTemporaryDirectory("onehot")
+        defer { TestSupport.remove(directory) }
+        try FileManager.default.copyItem(atPath: TestSupport.packageRoot + "/Tests/VesselONNXTests/Fixtures/ml/column_transformer_onehot/model.onnx",
+                                         toPath: directory + "/model.onnx")
+        try """
+        schemaVersion: 1
+        name: colors
+        version: "2"
+        model: {format: onnx, file: model.onnx}
+        signature:
+          inputs: [{name: cat, dtype: string, shape: [batch, 2]}]
+          outputs: [{name: label, dtype: int64, shape: [batch]}, {name: probabilities, dtype: float32, shape: [batch, 3]}]
+        """.write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
+        let running = try await RunningServer.start([directory])
+        defer { Task { await running.stop() } }
+        let body = #"{"dataframe_split":{"columns":["color","size"],"data":[["red","S"],["black","XL"]]}}"#
+        let response = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"], body: Array(body.utf8))
+        #expect(response.status == 200, "\(response.text)")
+        let labels = (jsonObject(response)["predictions"] as? [String: Any])?["label"] as? [Int]
+        #expect(labels?.count == 2)
+        let oip = try await running.infer(#"{"inputs":[{"name":"cat","shape":[1,2],"datatype":"BYTES","data":["red","S"]}]}"#, model: "colors")
+        #expect(oip.status == 200, "\(oip.text)")
+        #expect((jsonObject(oip)["outputs"] as? [[String: Any]])?.first?["data"] as? [Int] == labels.map { [$0[0]] })
+    }
+
+    @Test("with --token-file, everything but the health checks needs the bearer token")
+    func bearer() async throws {
+        let running = try await RunningServer.start([Self.iris], token: "s3cret-token")
+        defer { Task { await running.stop() } }
+        #expect(try await running.request("GET", "/v2/health/live").status == 200)
+        #expect(try await running.request("GET", "/v2/health/ready").status == 200)
+        let missing = try await running.request("GET", "/v2/models/iris")
+        #expect(missing.status == 401)
+        #expect(missing.headers["www-authenticate"] == "Bearer")
+        #expect(try await running.request("GET", "/v2/models/iris", headers: ["Authorization": "Bearer s3cret-tokem"]).status == 401)
+        #expect(try await running.request("GET", "/v2/models/iris", headers: ["Authorization": "Bearer s3cret-token"]).status == 200)
+        #expect(try await running.request("GET", "/metrics").status == 401)
+        let body = #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#
+        #expect(try await running.infer(body).status == 401)
+        #expect(try await running.infer(body, headers: ["Content-Type": "application/json", "Authorization": "Bearer s3cret-token"]).status == 200)
+        #expect(Tokens.constantTimeEqual(Array("abc".utf8), Array("abc".utf8)))
+        #expect(!Tokens.constantTimeEqual(Array("abc".utf8), Array("abcd".utf8)))
     }
 }

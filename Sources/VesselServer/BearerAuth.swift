@@ -1,0 +1,38 @@
+import Hummingbird
+import HTTPTypes
+
+/// Optional bearer-token auth (`--token-file`): every endpoint but the health checks (which
+/// orchestrators probe without credentials) needs `Authorization: Bearer <token>`. Tokens are
+/// compared in constant time.
+struct BearerAuth<Context: RequestContext>: RouterMiddleware {
+    let token: [UInt8]
+
+    static func isOpen(_ path: String) -> Bool {
+        path == "/v2/health/live" || path == "/v2/health/ready" || path == "/ping" || path == "/health"
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if Self.isOpen(request.uri.path) { return try await next(request, context) }
+        let header = request.headers[.authorization] ?? ""
+        let prefix = "Bearer "
+        let presented = header.hasPrefix(prefix) ? Array(header.utf8.dropFirst(prefix.utf8.count)) : []
+        guard Tokens.constantTimeEqual(presented, token) else {
+            return InferenceServer.error(401, header.isEmpty ? "this server needs Authorization: Bearer <token>" : "the bearer token is not valid",
+                                         extra: [.wwwAuthenticate: "Bearer"])
+        }
+        return try await next(request, context)
+    }
+
+}
+
+enum Tokens {
+    /// Equal bytes, in time that depends only on the lengths, not on where they differ.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt64(a.count ^ b.count)
+        for k in 0..<max(a.count, b.count) {
+            let x = k < a.count ? a[k] : 0, y = k < b.count ? b[k] : 0
+            difference |= UInt64(x ^ y)
+        }
+        return difference == 0
+    }
+}
