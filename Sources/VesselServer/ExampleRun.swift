@@ -39,7 +39,7 @@ public enum ExampleRun {
             while port.value == nil { usleep(2000) }
             let model = server.models[0]
             while case .loading = model.current { usleep(2000) }
-            guard case .ready(let loaded, _) = model.current else {
+            guard case .ready(let loaded, _, _) = model.current else {
                 if case .failed(let reason) = model.current { return Report(model: model.name, version: "?", rows: [], failure: reason) }
                 return Report(model: model.name, version: "?", rows: [], failure: "not ready")
             }

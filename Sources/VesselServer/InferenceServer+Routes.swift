@@ -36,7 +36,7 @@ extension InferenceServer {
         router.get("/version") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: Self.version))) }
         router.get("/openapi.json") { [self] _, _ in
             let ready = models.compactMap { model -> (name: String, model: LoadedModel)? in
-                if case .ready(let loaded, _) = model.current { return (model.name, loaded) }
+                if case .ready(let loaded, _, _) = model.current { return (model.name, loaded) }
                 return nil
             }
             return Response(status: .ok, headers: [.contentType: "application/json"],
@@ -64,7 +64,7 @@ extension InferenceServer {
         guard let model = models.first(where: { $0.name == name }) else {
             return .failure(RequestError(404, "unknown model `\(name)`; this server serves \(models.map(\.name).joined(separator: ", "))"))
         }
-        if let version, case .ready(let loaded, _) = model.current, loaded.version != version {
+        if let version, case .ready(let loaded, _, _) = model.current, loaded.version != version {
             return .failure(RequestError(404, "model `\(name)` has no version `\(version)`; it serves \(loaded.version)"))
         }
         return .success(model)
@@ -79,7 +79,7 @@ extension InferenceServer {
         switch model.current {
         case .loading: return Self.error(503, "model `\(model.name)` is loading")
         case .failed(let reason): return Self.error(503, "model `\(model.name)` failed to load: \(reason)")
-        case .ready(let loaded, _):
+        case .ready(let loaded, _, _):
             func tensors(_ specs: [TensorSpec]) -> String {
                 specs.map { spec in
                     let shape = spec.shape.map { if case .fixed(let size) = $0 { String(size) } else { "-1" } }.joined(separator: ",")
@@ -136,7 +136,7 @@ extension InferenceServer {
 
     /// Checks inputs against the signature, waits for a slot, runs the model: the outputs, or
     /// the error response to give.
-    func execute(_ call: Call, _ model: ServedModel, _ loaded: LoadedModel, _ queue: InferenceQueue,
+    func execute(_ call: Call, _ model: ServedModel, _ loaded: LoadedModel, _ queue: InferenceQueue, _ batcher: Batcher?,
                  _ inputs: [String: Tensor], order: [String]) async -> Step<[String: Tensor]> {
         call.entry.inputShapes = order.map { ($0, inputs[$0]?.shape ?? []) }
         do {
@@ -151,13 +151,19 @@ extension InferenceServer {
         let outputs: [String: Tensor]
         let waited: Duration, computed: Duration
         do {
-            let (wait, timed) = try await queue.run { () -> (Duration, [String: Tensor]) in
-                let start = ContinuousClock().now
-                let result = try backend.predict(inputs)
-                return (ContinuousClock().now - start, result)
+            if let batcher {
+                let outcome = try await batcher.submit(inputs)
+                (outputs, waited, computed) = (outcome.outputs, outcome.waited, outcome.computed)
+                call.entry.batchSize = outcome.batchRows
+            } else {
+                let (wait, timed) = try await queue.run { () -> (Duration, [String: Tensor]) in
+                    let start = ContinuousClock().now
+                    let result = try backend.predict(inputs)
+                    return (ContinuousClock().now - start, result)
+                }
+                waited = wait
+                (computed, outputs) = timed
             }
-            waited = wait
-            (computed, outputs) = timed
         } catch is InferenceQueue.Overloaded {
             return .answered(call.fail(503, "model `\(model.name)` is at capacity (\(queue.maxConcurrent) running, \(queue.maxQueued) queued); retry later",
                                       extra: [.retryAfter: "1"]))
@@ -172,18 +178,18 @@ extension InferenceServer {
     }
 
     /// The model to run, once ready, or the answer to give instead.
-    func readyModel(_ call: Call, _ found: Result<ServedModel, RequestError>) -> Step<(ServedModel, LoadedModel, InferenceQueue)> {
+    func readyModel(_ call: Call, _ found: Result<ServedModel, RequestError>) -> Step<(ServedModel, LoadedModel, InferenceQueue, Batcher?)> {
         let model: ServedModel
         switch found {
         case .success(let served): model = served
         case .failure(let error): return .answered(call.fail(error.status, error.description))
         }
-        guard case .ready(let loaded, let queue) = model.current, !shuttingDown.load(ordering: .relaxed) else {
+        guard case .ready(let loaded, let queue, let batcher) = model.current, !shuttingDown.load(ordering: .relaxed) else {
             return .answered(call.fail(503, "model `\(model.name)` is not ready", extra: [.retryAfter: "1"]))
         }
         call.entry.version = loaded.version
         call.entry.digest = loaded.digest
-        return .proceed((model, loaded, queue))
+        return .proceed((model, loaded, queue, batcher))
     }
 
     func readBody(_ call: Call, _ request: Request, limit: Int) async -> Step<[UInt8]> {
@@ -198,9 +204,9 @@ extension InferenceServer {
 
     func infer(_ request: Request, _ context: BasicRequestContext, version: String?) async -> Response {
         let call = Call(self, request, model: context.parameters.get("model") ?? "", version: version)
-        let model: ServedModel, loaded: LoadedModel, queue: InferenceQueue
+        let model: ServedModel, loaded: LoadedModel, queue: InferenceQueue, batcher: Batcher?
         switch readyModel(call, lookup(context, version: version)) {
-        case .proceed(let ready): (model, loaded, queue) = ready
+        case .proceed(let ready): (model, loaded, queue, batcher) = ready
         case .answered(let response): return response
         }
         let headerLength = request.headers[.inferenceHeaderContentLength]
@@ -228,7 +234,7 @@ extension InferenceServer {
             return call.fail(400, "unknown output `\(unknown)`; the model's outputs are \(outputNames.joined(separator: ", "))")
         }
         let outputs: [String: Tensor]
-        switch await execute(call, model, loaded, queue, decoded.inputs, order: decoded.inputOrder) {
+        switch await execute(call, model, loaded, queue, batcher, decoded.inputs, order: decoded.inputOrder) {
         case .proceed(let result): outputs = result
         case .answered(let response): return response
         }
@@ -254,9 +260,9 @@ extension InferenceServer {
             return call.fail(400, "/invocations needs a server with one model; this one serves \(models.map(\.name).joined(separator: ", ")) (use /v2/models/{name}/infer)")
         }
         let call = Call(self, request, model: models[0].name, version: nil)
-        let model: ServedModel, loaded: LoadedModel, queue: InferenceQueue
+        let model: ServedModel, loaded: LoadedModel, queue: InferenceQueue, batcher: Batcher?
         switch readyModel(call, .success(models[0])) {
-        case .proceed(let ready): (model, loaded, queue) = ready
+        case .proceed(let ready): (model, loaded, queue, batcher) = ready
         case .answered(let response): return response
         }
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
@@ -269,7 +275,7 @@ extension InferenceServer {
         }
         let inputs: [String: Tensor]
         do { inputs = try MLflowAdapter.inputs(body, signature: loaded.signature) } catch { return call.fail(error.status, error.description) }
-        switch await execute(call, model, loaded, queue, inputs, order: loaded.signature.inputs.map(\.name)) {
+        switch await execute(call, model, loaded, queue, batcher, inputs, order: loaded.signature.inputs.map(\.name)) {
         case .answered(let response): return response
         case .proceed(let outputs):
             let selected = loaded.signature.outputs.compactMap { spec in outputs[spec.name].map { (spec.name, $0) } }

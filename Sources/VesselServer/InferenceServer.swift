@@ -65,7 +65,7 @@ public struct ServerConfiguration: Sendable {
 final class ServedModel: Sendable {
     enum State: Sendable {
         case loading
-        case ready(LoadedModel, InferenceQueue)
+        case ready(LoadedModel, InferenceQueue, Batcher?)
         case failed(String)
     }
 
@@ -177,7 +177,16 @@ public final class InferenceServer: Sendable {
             }
             let serving = loaded.manifest.serving
             let queue = InferenceQueue(maxConcurrent: serving.maxConcurrency, maxQueued: serving.maxQueue, label: model.name)
-            model.state.withLock { $0 = .ready(loaded, queue) }
+            var batcher: Batcher?
+            if serving.maxBatchSize > 1 {
+                if Batcher.canBatch(loaded.signature) {
+                    batcher = Batcher(maxRows: serving.maxBatchSize, maxDelay: .microseconds(Int(serving.maxDelayMilliseconds * 1000)),
+                                      backend: loaded.backend, queue: queue, outputNames: loaded.signature.outputs.map(\.name))
+                } else if configuration.announce {
+                    FileHandle.standardError.write(Data("vessel: model `\(model.name)`: dynamic batching is off, since not every input and output has a dynamic first dimension\n".utf8))
+                }
+            }
+            model.state.withLock { $0 = .ready(loaded, queue, batcher) }
             metrics.loaded(model: model.name, version: loaded.version, seconds: loaded.loadSeconds + Date().timeIntervalSince(started))
             if configuration.announce { FileHandle.standardError.write(Data("vessel: model `\(model.name)` \(loaded.version) ready (\(loaded.manifest.examples.count) example(s) passed)\n".utf8)) }
         } catch {

@@ -273,3 +273,41 @@ struct AdapterTests {
         #expect(!Tokens.constantTimeEqual(Array("abc".utf8), Array("abcd".utf8)))
     }
 }
+
+@Suite("dynamic batching")
+struct BatchingTests {
+    @Test("concurrent requests merge up to max_batch_size, and each gets its own rows back")
+    func merges() async throws {
+        let copy = try TestSupport.makeTemporaryDirectory("batching")
+        defer { TestSupport.remove(copy) }
+        let directory = try TestSupport.copyExample(to: copy)
+        let yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8)
+        try yaml.replacingOccurrences(of: "max_batch_size: 32", with: "max_batch_size: 4")
+            .replacingOccurrences(of: "max_delay_ms: 2", with: "max_delay_ms: 300")
+            .write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
+        let running = try await RunningServer.start([directory])
+        defer { Task { await running.stop() } }
+        let rows: [[Double]] = [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5], [4.9, 3.0, 1.4, 0.2]]
+        let expected = [0, 1, 2, 0]
+        let results = try await withThrowingTaskGroup(of: (Int, Int, Int?).self) { group in
+            for k in 0..<8 {
+                group.addTask {
+                    let row = rows[k % 4]
+                    let body = #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[\#(row.map { String($0) }.joined(separator: ","))]}]}"#
+                    let response = try await running.infer(body)
+                    let label = ((jsonObject(response)["outputs"] as? [[String: Any]])?.first?["data"] as? [Int])?.first
+                    return (k, response.status, label)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for (k, status, label) in results {
+            #expect(status == 200)
+            #expect(label == expected[k % 4], "request \(k)")
+        }
+        let metrics = try await running.request("GET", "/metrics").text
+        // Eight one-row requests ran as two batches of four.
+        #expect(metrics.contains(#"vessel_inference_batch_size_rows_bucket{model="iris",version="1.0.0",le="2.0"} 0"#), "\(metrics)")
+        #expect(metrics.contains(#"vessel_inference_batch_size_rows_bucket{model="iris",version="1.0.0",le="4.0"} 8"#), "\(metrics)")
+    }
+}
