@@ -35,136 +35,145 @@ public enum OIPCodec {
         guard jsonLength >= 0, jsonLength <= body.count else {
             throw RequestError(400, "Inference-Header-Content-Length is \(jsonLength) but the body has \(body.count) bytes")
         }
-        let object: [String: Any]
-        do {
-            guard let parsed = try JSONSerialization.jsonObject(with: Data(body[0..<jsonLength])) as? [String: Any] else {
-                throw RequestError(400, "the request body must be a JSON object")
-            }
-            object = parsed
-        } catch let error as RequestError {
-            throw error
-        } catch {
-            throw RequestError(400, "the request body is not valid JSON")
+        let object: JSONValue
+        do { object = try FastJSON.parse(body[0..<jsonLength]) } catch {
+            throw RequestError(400, "the request body is not valid JSON (byte \(error.offset): \(error.reason))")
         }
-        guard let inputList = object["inputs"] as? [Any] else { throw RequestError(400, "the request has no `inputs` array") }
+        guard case .object = object else { throw RequestError(400, "the request body must be a JSON object") }
+        guard let inputList = object["inputs"]?.elements else { throw RequestError(400, "the request has no `inputs` array") }
         var binaryOffset = jsonLength
         var inputs: [String: Tensor] = [:]
         var order: [String] = []
-        for (index, item) in inputList.enumerated() {
-            guard let input = item as? [String: Any] else { throw RequestError(400, "inputs[\(index)] is not an object") }
-            guard let name = input["name"] as? String else { throw RequestError(400, "inputs[\(index)] has no `name`") }
+        for (index, input) in inputList.enumerated() {
+            guard case .object = input else { throw RequestError(400, "inputs[\(index)] is not an object") }
+            guard let name = input["name"]?.string else { throw RequestError(400, "inputs[\(index)] has no `name`") }
             guard inputs[name] == nil else { throw RequestError(400, "input `\(name)` is given twice") }
-            guard let datatype = input["datatype"] as? String else { throw RequestError(400, "input `\(name)` has no `datatype`") }
+            guard let datatype = input["datatype"]?.string else { throw RequestError(400, "input `\(name)` has no `datatype`") }
             guard let dtype = DType.oip(datatype) else {
                 throw RequestError(400, "input `\(name)`: unknown datatype `\(datatype)` (BOOL, UINT8…UINT64, INT8…INT64, FP16, BF16, FP32, FP64, BYTES)")
             }
-            guard let shapeList = input["shape"] as? [Any] else { throw RequestError(400, "input `\(name)` has no `shape`") }
-            let shape = try shapeList.map { element throws(RequestError) -> Int in
-                guard let number = element as? NSNumber, !isBool(element), number.doubleValue.rounded() == number.doubleValue,
-                      number.doubleValue >= 0, number.doubleValue < 1e15 else {
-                    throw RequestError(400, "input `\(name)`: shape \(shapeList) must hold non-negative integers")
-                }
-                return number.intValue
+            guard case .numbers(let dims)? = input["shape"] else { throw RequestError(400, "input `\(name)` has no `shape` of integers") }
+            guard dims.allSatisfy({ $0 >= 0 && $0.rounded() == $0 && $0 < 1e15 }) else {
+                throw RequestError(400, "input `\(name)`: shape \(dims.map { $0.rounded() == $0 ? String(Int($0)) : String($0) }) must hold non-negative integers")
             }
+            let shape = dims.map { Int($0) }
             guard let count = Tensor.checkedCount(of: shape), Tensor.allocationProblem(dtype, shape) == nil else {
                 throw RequestError(400, "input `\(name)`: shape \(shape) is too large")
             }
-            let parameters = input["parameters"] as? [String: Any]
-            if let size = (parameters?["binary_data_size"] as? NSNumber)?.intValue {
-                guard size >= 0, binaryOffset + size <= body.count else {
+            if let size = input["parameters"]?["binary_data_size"]?.number {
+                guard size >= 0, size.rounded() == size, binaryOffset + Int(size) <= body.count else {
                     throw RequestError(400, "input `\(name)`: binary_data_size \(size) runs past the end of the body")
                 }
-                let bytes = body[binaryOffset..<binaryOffset + size]
-                binaryOffset += size
+                let bytes = body[binaryOffset..<binaryOffset + Int(size)]
+                binaryOffset += Int(size)
                 inputs[name] = try binaryTensor(bytes, dtype: dtype, shape: shape, count: count, name: name)
             } else {
                 guard let data = input["data"] else { throw RequestError(400, "input `\(name)` has neither `data` nor binary_data_size") }
-                inputs[name] = try jsonTensor(data, dtype: dtype, shape: shape, count: count, name: name)
+                inputs[name] = try tensor(data, dtype: dtype, shape: shape, count: count, name: name)
             }
             order.append(name)
         }
         guard binaryOffset == body.count else {
             throw RequestError(400, "the body has \(body.count - binaryOffset) bytes after the last binary input")
         }
-        let parameters = object["parameters"] as? [String: Any]
-        let allBinary = (parameters?["binary_data_output"] as? Bool) ?? false
+        let allBinary = object["parameters"]?["binary_data_output"]?.bool ?? false
         var requested: [String]?
         var binary: Set<String> = []
-        if let outputs = object["outputs"] as? [Any] {
+        if let outputs = object["outputs"]?.elements {
             requested = []
-            for (index, item) in outputs.enumerated() {
-                guard let output = item as? [String: Any], let name = output["name"] as? String else {
-                    throw RequestError(400, "outputs[\(index)] must be an object with a `name`")
-                }
+            for (index, output) in outputs.enumerated() {
+                guard let name = output["name"]?.string else { throw RequestError(400, "outputs[\(index)] must be an object with a `name`") }
                 requested?.append(name)
-                if let flag = (output["parameters"] as? [String: Any])?["binary_data"] as? Bool, flag { binary.insert(name) }
+                if output["parameters"]?["binary_data"]?.bool == true { binary.insert(name) }
             }
         }
-        let id = object["id"].flatMap { $0 as? String }
-        return InferenceRequest(id: id, inputs: inputs, inputOrder: order, requestedOutputs: requested, binaryOutputs: binary, allOutputsBinary: allBinary)
+        return InferenceRequest(id: object["id"]?.string, inputs: inputs, inputOrder: order, requestedOutputs: requested,
+                                binaryOutputs: binary, allOutputsBinary: allBinary)
     }
 
-    static func jsonTensor(_ data: Any, dtype: DType, shape: [Int], count: Int, name: String) throws(RequestError) -> Tensor {
-        // `data` may be flat or nested (row-major); flatten it.
-        var flat: [Any] = []
-        flat.reserveCapacity(count)
-        func flatten(_ item: Any) {
-            if let list = item as? [Any] { for element in list { flatten(element) } } else { flat.append(item) }
+    /// A tensor from JSON `data`, flat or nested (row-major), checked element by element.
+    static func tensor(_ data: JSONValue, dtype: DType, shape: [Int], count: Int, name: String) throws(RequestError) -> Tensor {
+        // The fast path: numbers only (flat, or nested arrays of number arrays).
+        var numbers: [Double] = []
+        var leaves: [JSONValue] = []
+        var allNumbers = true
+        numbers.reserveCapacity(count)
+        func flatten(_ value: JSONValue) {
+            switch value {
+            case .numbers(let values):
+                if allNumbers { numbers += values } else { leaves += values.map { .number($0) } }
+            case .array(let items):
+                for item in items { flatten(item) }
+            default:
+                if allNumbers {
+                    allNumbers = false
+                    leaves = numbers.map { .number($0) }
+                }
+                leaves.append(value)
+            }
         }
         flatten(data)
-        guard flat.count == count else {
-            throw RequestError(400, "input `\(name)`: shape \(shape) holds \(count) elements but `data` has \(flat.count)")
+        let total = allNumbers ? numbers.count : leaves.count
+        guard total == count else {
+            throw RequestError(400, "input `\(name)`: shape \(shape) holds \(count) elements but `data` has \(total)")
         }
+        if allNumbers, dtype != .string, dtype != .bool {
+            if !dtype.isFloatingPoint, let k = numbers.firstIndex(where: { $0.rounded() != $0 }) {
+                throw RequestError(400, "input `\(name)`: element \(k) is \(numbers[k]), not an integer (\(dtype.oipName))")
+            }
+            return Tensor(converting: numbers, to: dtype, shape: shape)
+        }
+        if allNumbers { leaves = numbers.map { .number($0) } }
         switch dtype {
         case .string:
             var strings: [String] = []
             strings.reserveCapacity(count)
-            for (k, item) in flat.enumerated() {
-                guard let text = item as? String else { throw RequestError(400, "input `\(name)`: element \(k) is \(describe(item)), not a string") }
+            for (k, item) in leaves.enumerated() {
+                guard case .string(let text) = item else { throw RequestError(400, "input `\(name)`: element \(k) is \(describe(item)), not a string") }
                 strings.append(text)
             }
             return Tensor(strings: strings, shape: shape)
         case .bool:
             var flags: [Bool] = []
-            for (k, item) in flat.enumerated() {
-                guard isBool(item), let flag = item as? Bool else { throw RequestError(400, "input `\(name)`: element \(k) is \(describe(item)), not true or false") }
+            for (k, item) in leaves.enumerated() {
+                guard case .bool(let flag) = item else { throw RequestError(400, "input `\(name)`: element \(k) is \(describe(item)), not true or false") }
                 flags.append(flag)
             }
             return Tensor(flags, shape: shape)
         default:
-            var numbers: [Double] = []
-            numbers.reserveCapacity(count)
-            for (k, item) in flat.enumerated() {
-                if let number = item as? NSNumber, !isBool(item) {
-                    let value = number.doubleValue
+            var values: [Double] = []
+            values.reserveCapacity(count)
+            for (k, item) in leaves.enumerated() {
+                switch item {
+                case .number(let value):
                     if !dtype.isFloatingPoint, value.rounded() != value {
                         throw RequestError(400, "input `\(name)`: element \(k) is \(value), not an integer (\(dtype.oipName))")
                     }
-                    numbers.append(value)
-                } else if let text = item as? String, dtype.isFloatingPoint, let special = ["NaN": Double.nan, "Infinity": .infinity, "-Infinity": -.infinity][text] {
-                    numbers.append(special)
-                } else {
+                    values.append(value)
+                case .string(let text) where dtype.isFloatingPoint && ["NaN", "Infinity", "-Infinity"].contains(text):
+                    values.append(text == "NaN" ? .nan : text == "Infinity" ? .infinity : -.infinity)
+                default:
                     throw RequestError(400, "input `\(name)`: element \(k) is \(describe(item)), not a number")
                 }
             }
-            return Tensor(converting: numbers, to: dtype, shape: shape)
+            return Tensor(converting: values, to: dtype, shape: shape)
         }
     }
 
-    /// JSON true/false. (Foundation bridges every NSNumber holding 0 or 1 to Bool, so `is Bool`
-    /// cannot tell `1` from `true`; the boolean's storage type can.)
-    static func isBool(_ item: Any) -> Bool {
-        guard let number = item as? NSNumber else { return false }
-        return String(cString: number.objCType) == "c"
+    static func describe(_ item: JSONValue) -> String {
+        switch item {
+        case .null: "null"
+        case .bool(let flag): flag ? "true" : "false"
+        case .number(let value): "\(value)"
+        case .string(let text): "\"\(text.prefix(40))\""
+        case .numbers, .array: "an array"
+        case .object: "an object"
+        }
     }
 
-    static func describe(_ item: Any) -> String {
-        if isBool(item) { return (item as? Bool) == true ? "true" : "false" }
-        if item is NSNull { return "null" }
-        if let text = item as? String { return "\"\(text.prefix(40))\"" }
-        if item is [Any] { return "an array" }
-        if item is [String: Any] { return "an object" }
-        return "\(item)"
+    /// The same from a Foundation JSON object (MLflow bodies, responses read back).
+    static func jsonTensor(_ data: Any, dtype: DType, shape: [Int], count: Int, name: String) throws(RequestError) -> Tensor {
+        try tensor(JSONValue(foundation: data), dtype: dtype, shape: shape, count: count, name: name)
     }
 
     static func binaryTensor(_ bytes: ArraySlice<UInt8>, dtype: DType, shape: [Int], count: Int, name: String) throws(RequestError) -> Tensor {
