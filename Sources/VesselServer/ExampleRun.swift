@@ -78,12 +78,13 @@ public enum ExampleRun {
     }
 
     static func decodeOutputs(_ body: [UInt8]) throws -> [String: Tensor] {
-        guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+        guard let object = try FastJSON.parse(body[...]).foundation as? [String: Any],
               let outputs = object["outputs"] as? [[String: Any]] else { throw RequestError(500, "the response has no outputs") }
         var result: [String: Tensor] = [:]
         for output in outputs {
             guard let name = output["name"] as? String, let datatype = output["datatype"] as? String, let dtype = DType.oip(datatype),
-                  let shape = output["shape"] as? [Int], let data = output["data"] else { continue }
+                  let dims = output["shape"] as? [Any], let data = output["data"] else { continue }
+            let shape = dims.compactMap { ($0 as? Double).map { Int($0) } }
             result[name] = try OIPCodec.jsonTensor(data, dtype: dtype, shape: shape, count: shape.reduce(1, *), name: name)
         }
         return result

@@ -63,6 +63,22 @@ extension JSONValue {
     }
 }
 
+extension JSONValue {
+    /// As Foundation objects (Double, Bool, String, arrays, dictionaries; NSNull), for code
+    /// written against JSONSerialization's shapes — with the numbers parsed exactly.
+    var foundation: Any {
+        switch self {
+        case .null: NSNull()
+        case .bool(let flag): flag
+        case .number(let value): value
+        case .string(let text): text
+        case .numbers(let values): values as [Any]
+        case .array(let items): items.map(\.foundation)
+        case .object(let fields): fields.mapValues(\.foundation)
+        }
+    }
+}
+
 /// A strict JSON parser (RFC 8259) over UTF-8 bytes.
 struct FastJSON {
     struct Failure: Error {

@@ -10,16 +10,12 @@ import VesselTensor
 enum MLflowAdapter {
     /// The model's inputs from an MLflow request body.
     static func inputs(_ body: [UInt8], signature: Signature) throws(RequestError) -> [String: Tensor] {
-        let object: [String: Any]
-        do {
-            guard let parsed = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-                throw RequestError(400, "the request body must be a JSON object with dataframe_split, dataframe_records, instances or inputs")
-            }
-            object = parsed
-        } catch let error as RequestError {
-            throw error
-        } catch {
-            throw RequestError(400, "the request body is not valid JSON")
+        let parsed: JSONValue
+        do { parsed = try FastJSON.parse(body[...]) } catch {
+            throw RequestError(400, "the request body is not valid JSON (byte \(error.offset): \(error.reason))")
+        }
+        guard let object = parsed.foundation as? [String: Any] else {
+            throw RequestError(400, "the request body must be a JSON object with dataframe_split, dataframe_records, instances or inputs")
         }
         let formats = ["dataframe_split", "dataframe_records", "instances", "inputs"].filter { object[$0] != nil }
         guard formats.count == 1, let format = formats.first else {
