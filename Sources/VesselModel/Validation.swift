@@ -24,11 +24,23 @@ extension Signature {
             guard tensor.rank == spec.shape.count, zip(spec.shape, tensor.shape).allSatisfy({ $0.accepts($1) }) else {
                 throw InputProblem("input `\(spec.name)`: expected shape \(expected), got \(tensor.shape)")
             }
-            if !allowNaN, tensor.dtype.isFloatingPoint, let bad = tensor.doubles().firstIndex(where: { !$0.isFinite }) {
-                throw InputProblem("input `\(spec.name)`: element \(bad) is \(tensor.doubles()[bad]); NaN and infinity are not allowed (serving.allow_nan)")
+            if !allowNaN, tensor.dtype.isFloatingPoint, let bad = firstNonFinite(tensor) {
+                throw InputProblem("input `\(spec.name)`: element \(bad.index) is \(bad.value); NaN and infinity are not allowed (serving.allow_nan)")
             }
         }
     }
+}
+
+/// The first NaN or infinity, scanning float32 in place (the common case, often millions of
+/// elements) and converting other float types.
+func firstNonFinite(_ tensor: Tensor) -> (index: Int, value: Double)? {
+    if tensor.dtype == .float32 {
+        return tensor.withUnsafeBufferPointer(as: Float.self) { values in
+            values.firstIndex { !$0.isFinite }.map { ($0, Double(values[$0])) }
+        }
+    }
+    let values = tensor.doubles()
+    return values.firstIndex { !$0.isFinite }.map { ($0, values[$0]) }
 }
 
 /// How far an output is from an example's expected output.

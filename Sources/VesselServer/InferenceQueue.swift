@@ -9,7 +9,8 @@ final class InferenceQueue: Sendable {
 
     private struct State {
         var running = 0
-        var waiting: [CheckedContinuation<Void, any Error>] = []
+        var waiting: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        var nextID: UInt64 = 0
     }
 
     let maxConcurrent: Int
@@ -41,18 +42,33 @@ final class InferenceQueue: Sendable {
 
     private func acquire() async throws {
         // One decision under the lock: run, wait (resumed by `release`, which hands over its
-        // slot), or refuse.
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            state.withLock { state in
-                if state.running < maxConcurrent {
-                    state.running += 1
-                    continuation.resume()
-                } else if state.waiting.count < maxQueued {
-                    state.waiting.append(continuation)
-                } else {
-                    continuation.resume(throwing: Overloaded())
+        // slot), or refuse. A waiter whose task is cancelled (its request timed out) leaves the
+        // line without taking a slot.
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                state.withLock { state in
+                    if Task.isCancelled {
+                        continuation.resume(throwing: CancellationError())
+                    } else if state.running < maxConcurrent {
+                        state.running += 1
+                        continuation.resume()
+                    } else if state.waiting.count < maxQueued {
+                        state.waiting.append((id, continuation))
+                    } else {
+                        continuation.resume(throwing: Overloaded())
+                    }
                 }
             }
+        } onCancel: {
+            let waiter: CheckedContinuation<Void, any Error>? = state.withLock { state in
+                guard let index = state.waiting.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiting.remove(at: index).continuation
+            }
+            waiter?.resume(throwing: CancellationError())
         }
     }
 
@@ -62,7 +78,7 @@ final class InferenceQueue: Sendable {
                 state.running -= 1
                 return nil
             }
-            return state.waiting.removeFirst()
+            return state.waiting.removeFirst().continuation
         }
         next?.resume()
     }

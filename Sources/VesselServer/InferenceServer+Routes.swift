@@ -150,20 +150,34 @@ extension InferenceServer {
         defer { metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight) }
         let outputs: [String: Tensor]
         let waited: Duration, computed: Duration
+        let timeout = Duration.microseconds(Int(max(1, loaded.manifest.serving.timeoutMilliseconds) * 1000))
+        let rows = call.entry.batchSize
         do {
-            if let batcher {
-                let outcome = try await batcher.submit(inputs)
-                (outputs, waited, computed) = (outcome.outputs, outcome.waited, outcome.computed)
-                call.entry.batchSize = outcome.batchRows
-            } else {
-                let (wait, timed) = try await queue.run { () -> (Duration, [String: Tensor]) in
-                    let start = ContinuousClock().now
-                    let result = try backend.predict(inputs)
-                    return (ContinuousClock().now - start, result)
+            // The request's own work races its deadline; past it the client gets 504 (work
+            // already running finishes in the background and keeps its slot until then).
+            let outcome = try await withThrowingTaskGroup(of: Batcher.Outcome?.self) { group in
+                group.addTask {
+                    if let batcher { return try await batcher.submit(inputs) }
+                    let (wait, timed) = try await queue.run { () -> (Duration, [String: Tensor]) in
+                        let start = ContinuousClock().now
+                        let result = try backend.predict(inputs)
+                        return (ContinuousClock().now - start, result)
+                    }
+                    return Batcher.Outcome(outputs: timed.1, waited: wait, computed: timed.0, batchRows: rows)
                 }
-                waited = wait
-                (computed, outputs) = timed
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                let first = try await group.next()!
+                group.cancelAll()
+                return first
             }
+            guard let outcome else {
+                return .answered(call.fail(504, "the inference took longer than serving.timeout_ms (\(Int(timeout.milliseconds)) ms)"))
+            }
+            (outputs, waited, computed) = (outcome.outputs, outcome.waited, outcome.computed)
+            call.entry.batchSize = outcome.batchRows
         } catch is InferenceQueue.Overloaded {
             return .answered(call.fail(503, "model `\(model.name)` is at capacity (\(queue.maxConcurrent) running, \(queue.maxQueued) queued); retry later",
                                       extra: [.retryAfter: "1"]))

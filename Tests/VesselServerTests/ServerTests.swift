@@ -274,6 +274,46 @@ struct AdapterTests {
     }
 }
 
+@Suite("request deadlines")
+struct TimeoutTests {
+    @Test("past serving.timeout_ms a request gets 504, waiters leave the queue, and the server recovers")
+    func deadline() async throws {
+        let directory = try TestSupport.makeSlowModel(maxConcurrency: 1, maxQueue: 8, timeoutMilliseconds: 30)
+        defer { TestSupport.remove(directory) }
+        let running = try await RunningServer.start([directory])
+        defer { Task { await running.stop() } }
+        let (headers, body) = TestSupport.slowModelRequest(rows: 4096)
+        let statuses = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    let response = try await running.request("POST", "/v2/models/slow/infer", headers: headers, body: body)
+                    return (response.status, response.text)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        // The deadline is checked by a timer on the same two cores that decode these 16 MB
+        // requests: under load the first may finish before its timer fires; the rest wait.
+        let timedOut = statuses.filter { $0.0 == 504 }
+        #expect(timedOut.count >= 3, "\(statuses.map(\.0))")
+        #expect(statuses.allSatisfy { $0.0 == 504 || $0.0 == 200 }, "\(statuses.map(\.0))")
+        #expect(timedOut.allSatisfy { $0.1.contains("longer than serving.timeout_ms (30 ms)") })
+        // Once the running one finishes, the queue is empty and a small request gets through.
+        let small = TestSupport.slowModelRequest(rows: 1)
+        var status = 0
+        for _ in 0..<100 {
+            status = try await running.request("POST", "/v2/models/slow/infer", headers: small.headers, body: small.body).status
+            if status == 200 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(status == 200)
+        let metrics = try await running.request("GET", "/metrics").text
+        // Every 504, including small requests that waited behind the big one, is counted.
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix(#"vessel_inference_requests_total{model="slow",version="1",status="504"}"#) }
+        #expect((line?.split(separator: " ").last).flatMap { Int($0) }.map { $0 >= timedOut.count } == true, "\(metrics)")
+    }
+}
+
 @Suite("dynamic batching")
 struct BatchingTests {
     @Test("concurrent requests merge up to max_batch_size, and each gets its own rows back")

@@ -131,7 +131,7 @@ extension TestSupport {
 
     /// A model directory slow enough to overlap requests (two 1024×1024 MatMuls around a Sin),
     /// with `serving` limits, for overload and shutdown tests.
-    public static func makeSlowModel(maxConcurrency: Int, maxQueue: Int) throws -> String {
+    public static func makeSlowModel(maxConcurrency: Int, maxQueue: Int, timeoutMilliseconds: Int = 30_000) throws -> String {
         let directory = try makeTemporaryDirectory("slow-model")
         _ = try python("""
         import numpy as np, onnx
@@ -153,7 +153,7 @@ extension TestSupport {
         signature:
           inputs: [{name: X, dtype: float32, shape: [batch, 1024]}]
           outputs: [{name: Y, dtype: float32, shape: [batch, 1024]}]
-        serving: {max_concurrency: \(maxConcurrency), max_queue: \(maxQueue)}
+        serving: {max_concurrency: \(maxConcurrency), max_queue: \(maxQueue), timeout_ms: \(timeoutMilliseconds)}
         """.write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
         return directory
     }
