@@ -1,6 +1,7 @@
 import Testing
 @testable import VesselONNX
 import VesselTensor
+import VesselTestSupport
 
 @Suite("float32 broadcast kernel")
 struct BroadcastKernelTests {
@@ -24,5 +25,40 @@ struct BroadcastKernelTests {
             #expect(fast.shape == reference.shape, "\(sa) ⊙ \(sb)")
             #expect(fast.scalars(as: Float.self) == reference.scalars(as: Float.self), "\(sa) ⊙ \(sb)")
         }
+    }
+}
+
+@Suite("MaxPool fast path")
+struct MaxPoolPathTests {
+    @Test("planes without NaN take the fast path; a NaN still propagates into every window holding it")
+    func nanPlanes() throws {
+        let directory = try LoaderTests.make("""
+        node = helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+        g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 5, 5])],
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 12)]), d + '/model.onnx')
+        """)
+        defer { TestSupport.remove(directory) }
+        var values = (0..<50).map { Float(($0 * 37) % 23) - 11 }
+        values[25 + 12] = .nan  // the centre of the second plane
+        let y = try #require(try ONNXModel(path: directory + "/model.onnx").run(["x": Tensor(values, shape: [1, 2, 5, 5])])["y"])
+        #expect(y.shape == [1, 2, 3, 3])
+        let out = y.scalars(as: Float.self)
+        // First plane: plain maxima of each clipped 3×3 window.
+        for oh in 0..<3 {
+            for ow in 0..<3 {
+                var expected = -Float.infinity
+                for h in max(0, oh * 2 - 1)..<min(5, oh * 2 + 2) {
+                    for w in max(0, ow * 2 - 1)..<min(5, ow * 2 + 2) { expected = max(expected, values[h * 5 + w]) }
+                }
+                #expect(out[oh * 3 + ow] == expected)
+            }
+        }
+        // Second plane: windows over the centre (all but the corners' neighbours) are NaN.
+        let nanWindows = (0..<9).filter { out[9 + $0].isNaN }
+        #expect(nanWindows == [0, 1, 2, 3, 4, 5, 6, 7, 8].filter { k in
+            let (oh, ow) = (k / 3, k % 3)
+            return (oh * 2 - 1...oh * 2 + 1).contains(2) && (ow * 2 - 1...ow * 2 + 1).contains(2)
+        })
     }
 }

@@ -97,15 +97,19 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext) 
     let filtersPerGroup = filters / group
     let dtype = x.dtype
     let fx = Cast.convert(x, to: .float32), fw = Cast.convert(w, to: .float32)
-    let out = Tensor(zeros: .float32, shape: [batch, filters] + g.output)
+    // Every element is written by a GEMM (beta 0), so no zero fill.
+    let out = Tensor(uninitialized: .float32, shape: [batch, filters] + g.output)
     // A 1×1 kernel with unit strides and no padding reads each input plane as it is: the
     // channel-by-pixel matrix is the GEMM operand, with no im2col copy.
     let pointwise = kernelSize == 1 && g.strides.allSatisfy { $0 == 1 } && g.padBegin.allSatisfy { $0 == 0 }
         && g.padEnd.allSatisfy { $0 == 0 } && spatial == inputSpatial
     // For each kernel position and output position, the input offset within one channel (or -1 in padding).
     let taps = pointwise || g.input.count == 2 ? [] : im2colOffsets(g)
-    let columns = UnsafeMutablePointer<Float>.allocate(capacity: rows * spatial)
-    defer { columns.deallocate() }
+    // The im2col matrix comes from the storage cache, so its (often megabytes of) pages are
+    // reused run after run instead of faulted in anew.
+    let columnStorage = Tensor(uninitialized: .float32, shape: [pointwise ? 0 : rows * spatial])
+    let columns = columnStorage.storage.pointer.bindMemory(to: Float.self, capacity: rows * spatial)
+    defer { withExtendedLifetime(columnStorage) {} }
     let biasValues = try bias.map { b -> [Float] in
         guard b.count == filters else { throw c.invalid("B has \(b.count) values for \(filters) filters") }
         return Cast.convert(b, to: .float32).scalars(as: Float.self)
@@ -256,10 +260,10 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
     let isLp: Bool = { if case .lp = kind { true } else { false } }()
     // Exactly the condition under which pool2D below handles the node, so nothing else needs taps.
     let simple2D = !isLp && x.dtype == .float32 && c.node.outputs.count == 1 && g.input.count == 2 && g.dilations == [1, 1]
-    let taps = simple2D ? [] : im2colOffsets(g)
-    let values = x.doubles()
-    var result = [Double](repeating: 0, count: planes * spatial)
-    var indices = [Int64](repeating: 0, count: planes * spatial)
+    if simple2D {
+        return [pool2D(x, g, planes: planes, isMax: { if case .max = kind { true } else { false } }(), includePad: includePad)]
+    }
+    let taps = im2colOffsets(g)
     // Positions in the padded extent (for count_include_pad): windows clipped to input + pads.
     var paddedCounts = [Int](repeating: kernelSize, count: spatial)
     if includePad {
@@ -278,9 +282,6 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
             paddedCounts[s] = count
         }
     }
-    if simple2D {
-        return [pool2D(x, g, planes: planes, isMax: { if case .max = kind { true } else { false } }(), includePad: includePad)]
-    }
     if x.dtype == .float32, c.node.outputs.count == 1 {
         if case .lp = kind {} else {
             return [poolFloat(x, taps: taps, kernelSize: kernelSize, planes: planes, inputSpatial: inputSpatial, spatial: spatial,
@@ -288,6 +289,10 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
                               divisors: includePad ? paddedCounts : nil)]
         }
     }
+    // The general path: any dtype, rank and dilation, and MaxPool's Indices output.
+    let values = x.doubles()
+    var result = [Double](repeating: 0, count: planes * spatial)
+    var indices = [Int64](repeating: 0, count: planes * spatial)
     for plane in 0..<planes {
         let base = plane * inputSpatial
         for s in 0..<spatial {
@@ -437,6 +442,47 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                 for plane in range {
                     let input = source.baseAddress! + plane * height * width
                     let output = destination.baseAddress! + plane * outHeight * outWidth
+                    if isMax {
+                        // Without NaN in the plane (counted in a loop that vectorizes), max needs
+                        // no NaN care, and the row pass vectorizes too.
+                        var nans = 0
+                        for k in 0..<(height * width) { nans &+= input[k] != input[k] ? 1 : 0 }
+                        if nans == 0 {
+                            // Down the height first, contiguous over the full width (vectorizes),
+                            // then across: the scalar pass runs over outHeight rows, not height.
+                            let columnsMax = UnsafeMutablePointer<Float>.allocate(capacity: width)
+                            defer { columnsMax.deallocate() }
+                            for oh in 0..<outHeight {
+                                let (lo, hi, _) = rows[oh]
+                                let target = output + oh * outWidth
+                                guard hi > lo else {
+                                    for ow in 0..<outWidth { target[ow] = -.infinity }
+                                    continue
+                                }
+                                columnsMax.update(from: input + lo * width, count: width)
+                                for h in (lo + 1)..<hi {
+                                    let row = input + h * width
+                                    for w in 0..<width {
+                                        let v = row[w], current = columnsMax[w]
+                                        columnsMax[w] = v > current ? v : current
+                                    }
+                                }
+                                for ow in 0..<outWidth {
+                                    let (clo, chi, _) = columns[ow]
+                                    guard chi > clo else { target[ow] = -.infinity; continue }
+                                    var value = columnsMax[clo]
+                                    var w = clo + 1
+                                    while w < chi {
+                                        let v = columnsMax[w]
+                                        value = v > value ? v : value
+                                        w += 1
+                                    }
+                                    target[ow] = value
+                                }
+                            }
+                            continue
+                        }
+                    }
                     // Along the width.
                     for h in 0..<height {
                         let row = input + h * width, reduced = buffer + h * outWidth
