@@ -133,6 +133,7 @@ public final class InferenceServer: Sendable {
         addRoutes(router)
         let app = Application(
             responder: router.buildResponder(),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vessel/\(Self.version)"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
             logger: logger

@@ -11,6 +11,8 @@ public enum LoopbackClient {
         public var status: Int
         public var headers: [String: String]
         public var body: [UInt8]
+        /// Interim statuses that came first (100 for `Expect: 100-continue`).
+        public var interim: [Int] = []
         public var text: String { String(decoding: body, as: UTF8.self) }
     }
 
@@ -55,6 +57,12 @@ public enum LoopbackClient {
         let separator: [UInt8] = [13, 10, 13, 10]
         guard let end = bytes.indices.dropLast(3).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else {
             throw Failure(description: "the response has no header end")
+        }
+        // Interim 1xx responses (100 Continue) come before the real one.
+        if bytes.starts(with: Array("HTTP/1.1 1".utf8)) {
+            var response = try parse(Array(bytes[(end + 4)...]))
+            response.interim.append(Int(String(decoding: bytes[9..<12], as: UTF8.self)) ?? 100)
+            return response
         }
         let lines = String(decoding: bytes[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
         let statusParts = lines[0].split(separator: " ")

@@ -89,8 +89,13 @@ struct ServerTests {
         #expect(flatOutputs.count == 1 && flatOutputs.first?["data"] as? [Int] == [1], "\(flat.text)")
         #expect(flat.headers["x-request-id"]?.count == 36)
 
+        // Clients that ask before sending a body (curl past 1 MiB) get 100 Continue, then the answer.
+        let asked = try await running.request("POST", "/v2/models/iris/infer", headers: ["Content-Type": "application/json", "Expect": "100-continue"],
+                                              body: Array(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[7.0,3.2,4.7,1.4]}]}"#.utf8))
+        #expect(asked.interim == [100] && asked.status == 200, "\(asked.interim) \(asked.status)")
+
         let metrics = try await running.request("GET", "/metrics").text
-        #expect(metrics.contains(#"vessel_inference_requests_total{model="iris",version="1.0.0",status="200"} 2"#))
+        #expect(metrics.contains(#"vessel_inference_requests_total{model="iris",version="1.0.0",status="200"} 3"#))
         #expect(metrics.contains("vessel_inference_compute_duration_seconds_bucket"))
         #expect(metrics.contains("vessel_model_load_duration_seconds"))
     }
