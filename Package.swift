@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "VesselServer",
             dependencies: [
-                "VesselModel", "VesselManifest", "VesselStore", "VesselTensor",
+                "VesselModel", "VesselArtifact", "VesselManifest", "VesselStore", "VesselTensor",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -5,6 +5,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
+import VesselArtifact
 import VesselManifest
 import VesselModel
 public import VesselStore
@@ -91,7 +92,7 @@ public final class InferenceServer: Sendable {
     private let group = Mutex<ServiceGroup?>(nil)
     public static let version = "0.1.0"
 
-    /// `names` are the served names; they must be unique (checked by `prepare`).
+    /// `names` are the served names, from `servedNames`, which checks they are unique.
     public init(sources: [ModelSource], names: [String], configuration: ServerConfiguration) {
         self.configuration = configuration
         models = zip(names, sources).map { ServedModel(name: $0, source: $1) }
@@ -108,7 +109,10 @@ public final class InferenceServer: Sendable {
             } else {
                 switch source.location {
                 case .directory(let path): name = try ManifestParser.load(directory: path).manifest.name
-                case .reference(let reference, _): name = reference.name.split(separator: "/").last.map(String.init) ?? reference.name
+                case .reference(let reference, let store):
+                    // The name in the artifact's vessel.yaml, whatever it was tagged as; its
+                    // layers are verified when it loads.
+                    name = try Artifact.load(reference, from: store, verifyLayers: false).manifest.name
                 }
             }
             guard !names.contains(name) else { throw RequestError(400, "two models would be served as `\(name)`; rename one with ALIAS=REF") }

@@ -123,8 +123,11 @@ struct ServeCLITests {
         #expect(packed.status == 0, "\(packed.standardError)")
         let good = try TestSupport.run("skopeo", ["inspect", "--raw", "oci:\(home):iris:good"])
         #expect(good.standardOutput.contains(#""dev.vessel.examples":"passed""#))
-        // The stored artifact serves and passes too.
-        #expect(try TestSupport.vessel(["test", "iris:good"], home: home).status == 0)
+        // The stored artifact serves and passes too, under its vessel.yaml name whatever its tag.
+        #expect(try TestSupport.vessel(["tag", "iris:good", "team/classifier:v2"], home: home).status == 0)
+        let retagged = try TestSupport.vessel(["test", "team/classifier:v2"], home: home)
+        #expect(retagged.status == 0, "\(retagged.standardError)")
+        #expect(retagged.standardOutput.hasPrefix("iris 1.0.0"), "\(retagged.standardOutput)")
     }
 }
 
