@@ -201,6 +201,11 @@ public enum OIPCodec {
         bytes.withUnsafeBytes { source in
             if count > 0 { tensor.storage.pointer.copyMemory(from: source.baseAddress!, byteCount: source.count) }
         }
+        if dtype == .bool {
+            // Any non-zero byte is true; a Bool must hold exactly 0 or 1.
+            let raw = tensor.storage.pointer
+            for k in 0..<count where raw.load(fromByteOffset: k, as: UInt8.self) > 1 { raw.storeBytes(of: 1, toByteOffset: k, as: UInt8.self) }
+        }
         return tensor
     }
 
