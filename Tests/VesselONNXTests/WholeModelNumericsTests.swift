@@ -19,6 +19,18 @@ struct WholeModelNumericsTests {
         #expect(outcome == .passed, "\(name): \(outcome)")
     }
 
+    @Test("Conv + BatchNormalization (+ Relu) become one node at load, and still match onnxruntime")
+    func batchNormFolded() throws {
+        let model = try ONNXModel(path: Self.fixtures + "/resnet_block/model.onnx")
+        let kinds = model.graph.nodes.map(\.name)
+        #expect(!model.graph.nodes.contains { $0.opType == "BatchNormalization" }, "\(kinds)")
+        #expect(kinds.filter { $0.hasSuffix("+BatchNormalization+Relu") }.count == 1, "\(kinds)")
+        #expect(kinds.filter { $0.hasSuffix("+BatchNormalization") }.count == 1, "\(kinds)")
+        // The folded parameters replace the originals rather than sit beside them.
+        #expect(model.graph.initializers.keys.filter { ["g1", "b1", "m1", "v1", "w1"].contains($0) }.isEmpty)
+        #expect(NodeConformanceTests.run(case: Self.fixtures + "/resnet_block", tolerance: (1e-4, 1e-6)) == .passed)
+    }
+
     @Test("without OpenBLAS the built-in GEMM gives the same results")
     func builtinGEMM() throws {
         // A product large enough for blocking to matter, compared with the BLAS path.
