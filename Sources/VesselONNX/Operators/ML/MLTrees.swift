@@ -275,8 +275,24 @@ struct Forest: Sendable {
     /// The traversal-ready copy, in the precision of the model's weights; made once, at load.
     private(set) var layout: Layout = .float(ForestLayout<Float>(nodes: [], roots: []))
 
+    /// The smallest and largest target (or class) a leaf weight names, for the operators' checks.
+    private(set) var targetRange: ClosedRange<Int>?
+
+    /// Builds the layout, then drops the double-precision node, weight and set tables it was
+    /// built from: runs read only the layout, so the forest is not held in memory twice.
     private mutating func pack() {
         layout = floatWeights ? .float(ForestLayout<Float>(self)) : .double(ForestLayout<Double>(self))
+        let targets = weights.map(\.target)
+        if let low = targets.min(), let high = targets.max() { targetRange = low...high }
+        nodes = []
+        weights = []
+        members = []
+    }
+
+    /// The error for a leaf weight outside 0..<count, if any.
+    func targetProblem(count: Int, what: String) -> String? {
+        guard let range = targetRange, range.lowerBound < 0 || range.upperBound >= count else { return nil }
+        return "a leaf weight names \(what) \(range.lowerBound < 0 ? range.lowerBound : range.upperBound) of \(count)"
     }
 
     enum Layout: Sendable {
@@ -473,9 +489,7 @@ struct ForestRegressor: Sendable {
     let outputType: DType
 
     init(forest: Forest, targets: Int, aggregate: Aggregate, base: [Double], transform: PostTransform, outputType: DType, node: Node) throws {
-        if let bad = forest.weights.first(where: { $0.target < 0 || $0.target >= targets }) {
-            throw node.invalid("a leaf weight names target \(bad.target) of \(targets)")
-        }
+        if let problem = forest.targetProblem(count: targets, what: "target") { throw node.invalid(problem) }
         guard [.float32, .float64, .float16].contains(outputType) else { throw node.invalid("leaf weights must be float, double or float16") }
         self.forest = forest
         self.targets = targets
@@ -532,9 +546,7 @@ struct ForestClassifier: Sendable {
         let classes = labels.count
         self.classes = classes
         guard classes >= 2 else { throw node.invalid("needs at least two class labels (classlabels_strings or classlabels_int64s)") }
-        if let bad = forest.weights.first(where: { $0.target < 0 || $0.target >= classes }) {
-            throw node.invalid("a leaf weight names class \(bad.target) of \(classes)")
-        }
+        if let problem = forest.targetProblem(count: classes, what: "class") { throw node.invalid(problem) }
         let base = a.floatsOrTensor("base_values") ?? []
         self.base = base
         transform = try PostTransform(name: a.string("post_transform", default: "NONE"), node: node)
