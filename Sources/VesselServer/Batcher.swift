@@ -122,25 +122,7 @@ final class Batcher: Sendable {
 
     static func concatenate(_ requests: [[String: Tensor]]) -> [String: Tensor] {
         guard requests.count > 1, let first = requests.first else { return requests.first ?? [:] }
-        var merged: [String: Tensor] = [:]
-        for name in first.keys {
-            let parts = requests.map { $0[name]! }
-            let rows = parts.reduce(0) { $0 + ($1.shape.first ?? 1) }
-            let shape = [rows] + first[name]!.shape.dropFirst()
-            if first[name]!.dtype == .string {
-                merged[name] = Tensor(strings: parts.flatMap(\.strings), shape: shape)
-                continue
-            }
-            let out = Tensor(uninitialized: first[name]!.dtype, shape: shape)
-            let size = first[name]!.dtype.byteSize!
-            var cursor = out.storage.pointer
-            for part in parts {
-                cursor.copyMemory(from: part.storage.pointer, byteCount: part.count * size)
-                cursor += part.count * size
-            }
-            merged[name] = out
-        }
-        return merged
+        return Dictionary(uniqueKeysWithValues: first.keys.map { name in (name, Tensor.concatenate(requests.map { $0[name]! }, axis: 0)) })
     }
 
     /// Rows `start..<start+count` of a tensor.

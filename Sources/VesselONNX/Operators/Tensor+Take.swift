@@ -19,36 +19,6 @@ extension Tensor {
         }
         return out
     }
-
-    /// Joins tensors of one dtype along an existing axis.
-    static func concatenate(_ tensors: [Tensor], axis: Int) -> Tensor {
-        var shape = tensors[0].shape
-        shape[axis] = tensors.reduce(0) { $0 + $1.shape[axis] }
-        let outer = shape[..<axis].reduce(1, *)
-        let inner = shape[(axis + 1)...].reduce(1, *)
-        if tensors[0].dtype == .string {
-            var values: [String] = []
-            values.reserveCapacity(Tensor.count(of: shape))
-            for o in 0..<outer {
-                for t in tensors {
-                    let block = t.shape[axis] * inner
-                    values += t.strings[(o * block)..<((o + 1) * block)]
-                }
-            }
-            return Tensor(strings: values, shape: shape)
-        }
-        let size = tensors[0].dtype.byteSize!
-        let out = Tensor(uninitialized: tensors[0].dtype, shape: shape)
-        var cursor = out.storage.pointer
-        for o in 0..<outer {
-            for t in tensors {
-                let block = t.shape[axis] * inner * size
-                cursor.copyMemory(from: t.storage.pointer + o * block, byteCount: block)
-                cursor += block
-            }
-        }
-        return out
-    }
 }
 
 /// Normalizes a possibly negative axis against a rank, or fails naming it.
