@@ -1,6 +1,9 @@
 import Foundation
 public import VesselManifest
 public import VesselStore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A model artifact read back from a store and checked: its manifest, ModelPack config, the
 /// parsed `vessel.yaml`, and one entry per packed file.
@@ -69,9 +72,9 @@ public struct Artifact: Sendable {
             throw LoadError.malformed(reference, "no \(ManifestParser.fileName) layer")
         }
         let manifestLayer = imageManifest.layers[manifestIndex]
-        let manifestBytes = try store.readBlob(manifestLayer, limit: 4 << 20, context: ManifestParser.fileName)
+        let manifestBytes = try readSingleFile(manifestLayer, from: store, limit: 4 << 20, reference: reference)
         let manifestText = String(decoding: manifestBytes, as: UTF8.self)
-        let manifest = try ManifestParser.parse(data: manifestBytes, file: "\(reference)/\(ManifestParser.fileName)", baseDirectory: nil).manifest
+        let manifest = try ManifestParser.parse(data: Data(manifestBytes), file: "\(reference)/\(ManifestParser.fileName)", baseDirectory: nil).manifest
 
         var files: [PackedFile] = []
         // By position, not digest: a packed file may have the same bytes as vessel.yaml.
@@ -103,6 +106,27 @@ public struct Artifact: Sendable {
             reference: reference, descriptor: descriptor, imageManifest: imageManifest, config: config,
             manifest: manifest, manifestText: manifestText, manifestLayer: manifestLayer, files: files
         )
+    }
+
+    /// The content of a layer holding one small file: the raw bytes, or the only file of a tar.
+    /// The whole blob is checked against its digest first.
+    static func readSingleFile(_ layer: Descriptor, from store: Store, limit: Int64, reference: Reference) throws -> [UInt8] {
+        let context = layer.annotations?[ModelPack.filepathAnnotation] ?? layer.mediaType
+        switch ModelPack.parseLayerMediaType(layer.mediaType)?.packing {
+        case .raw?:
+            return Array(try store.readBlob(layer, limit: limit, context: context))
+        case .tar?:
+            try store.verifyBlob(layer, context: context)
+            let fd = try FileSystem.openForReading(store.blobPath(layer.digest))
+            defer { close(fd) }
+            let reader = TarReader(fd: fd, path: context)
+            while let entry = try reader.next() {
+                if case .file = entry.kind { return try reader.readAll(limit: limit) }
+            }
+            throw LoadError.malformed(reference, "layer \(layer.digest) (\(context)) holds no file")
+        case nil:
+            throw LoadError.malformed(reference, "layer \(layer.digest) has media type \(layer.mediaType), which Vessel cannot read")
+        }
     }
 
     /// Total bytes of all layers.

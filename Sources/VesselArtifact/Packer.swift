@@ -8,9 +8,10 @@ import Glibc
 /// Turns a model directory with its `vessel.yaml` into a ModelPack artifact in a store.
 ///
 /// The result is reproducible: the same files give the same manifest digest whatever the
-/// directory, user, time or machine. Each file is one layer (raw, uncompressed, so it dedupes
-/// across versions and can be memory-mapped); a directory is one deterministic tar layer; the
-/// manifest itself is one more layer, found through the `dev.vessel.manifest` annotation.
+/// directory, user, time or machine. Each file is one layer, an uncompressed deterministic tar of
+/// that one file (so identical weights dedupe across versions, and the same blob serves as a
+/// layer of a runnable image); a directory is one tar layer; the manifest itself is one more
+/// layer, found through the `dev.vessel.manifest` annotation.
 public struct Packer {
     public let store: Store
     /// Called with each file's label and size; returns the progress to draw for it.
@@ -52,7 +53,7 @@ public struct Packer {
                 layers.append(try storeFile(entry, directory: directory))
             }
             let manifestPath = (directory as NSString).appendingPathComponent(ManifestParser.fileName)
-            let manifestLayer = try storeRaw(path: manifestPath, name: ManifestParser.fileName, role: .weightConfig, executable: false)
+            let manifestLayer = try storeSingleFile(path: manifestPath, name: ManifestParser.fileName, role: .weightConfig, executable: false)
             layers.append(manifestLayer)
 
             let config = Self.config(for: manifest, layers: layers)
@@ -111,7 +112,7 @@ public struct Packer {
         guard stat(full, &info) == 0 else { throw StoreError.io(operation: "cannot stat", path: full, errno: errno) }
         switch info.st_mode & S_IFMT {
         case S_IFREG:
-            return try storeRaw(path: full, name: entry.path, role: entry.role, executable: info.st_mode & 0o111 != 0)
+            return try storeSingleFile(path: full, name: entry.path, role: entry.role, executable: info.st_mode & 0o111 != 0)
         case S_IFDIR:
             return try storeTree(path: full, name: entry.path, role: entry.role)
         default:
@@ -119,21 +120,47 @@ public struct Packer {
         }
     }
 
-    private func storeRaw(path: String, name: String, role: FileRole, executable: Bool) throws -> Descriptor {
-        let size = try FileSystem.size(of: path)
+    /// A file becomes a tar layer holding that one entry, at its path from the model root. A tar
+    /// (not the raw bytes) so the same blob can also be a layer of a runnable image: a container
+    /// runtime unpacks it into the root filesystem, and a registry stores the weights once for
+    /// both the artifact and the image.
+    private func storeSingleFile(path: String, name: String, role: FileRole, executable: Bool) throws -> Descriptor {
+        let fd = try FileSystem.openForReading(path)
+        defer { close(fd) }
+        var info = stat()
+        try FileSystem.check(fstat(fd, &info), "cannot stat", path)
+        let size = Int64(info.st_size)
         let bar = progress(name, size)
-        let (digest, stored) = try store.ingest(file: path, progress: bar)
-        bar.finish()
-        let metadata = FileMetadata(name: name, mode: executable ? 0o755 : 0o644, size: stored, typeflag: Int(UInt8(ascii: "0")))
-        return Descriptor(
-            mediaType: ModelPack.layerMediaType(role: role, packing: .raw), digest: digest, size: stored,
-            annotations: [
-                ModelPack.filepathAnnotation: name,
-                ModelPack.fileMetadataAnnotation: String(decoding: try CanonicalJSON.encode(metadata), as: UTF8.self),
-                ModelPack.untestedAnnotation: "false",
-                OCIAnnotation.title: name,
-            ]
-        )
+        let ingest = try store.beginIngest()
+        do {
+            var tar = TarWriter { try ingest.append($0) }
+            try tar.writeHeader(path: name, kind: .file(size: size, executable: executable))
+            var written: Int64 = 0
+            try FileSystem.forEachChunk(fd, path: path) { chunk in
+                written += Int64(chunk.count)
+                guard written <= size else { throw PackError.unsupportedFile(path: path, reason: "it grew while being packed") }
+                try tar.writeContent(chunk)
+                bar.advance(by: chunk.count)
+            }
+            guard written == size else { throw PackError.unsupportedFile(path: path, reason: "it shrank while being packed") }
+            try tar.finishEntry()
+            try tar.finish()
+            let (digest, stored) = try ingest.commit()
+            bar.finish()
+            let metadata = FileMetadata(name: name, mode: executable ? 0o755 : 0o644, size: size, typeflag: Int(UInt8(ascii: "0")))
+            return Descriptor(
+                mediaType: ModelPack.layerMediaType(role: role, packing: .tar), digest: digest, size: stored,
+                annotations: [
+                    ModelPack.filepathAnnotation: name,
+                    ModelPack.fileMetadataAnnotation: String(decoding: try CanonicalJSON.encode(metadata), as: UTF8.self),
+                    ModelPack.untestedAnnotation: "false",
+                    OCIAnnotation.title: name,
+                ]
+            )
+        } catch {
+            ingest.abort()
+            throw error
+        }
     }
 
     /// A directory becomes one tar layer whose entries carry their path from the model root.

@@ -73,7 +73,7 @@ public enum FileRole: String, Sendable, Hashable, CaseIterable {
     case doc
     case dataset
 
-    /// The ModelPack media-type stem: `application/vnd.cncf.model.<stem>.v1.raw`.
+    /// The ModelPack media-type stem: `application/vnd.cncf.model.<stem>.v1.tar`.
     public var mediaTypeStem: String {
         switch self {
         case .weights: "weight"

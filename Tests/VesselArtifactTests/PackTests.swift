@@ -83,11 +83,11 @@ struct PackTests {
         let layers = manifest.layers.map { ($0.annotations?["org.cncf.model.filepath"] ?? "?", $0.mediaType) }
         #expect(layers.map(\.0) == ["model.onnx", "labels.txt", "README.md", "src", "vessel.yaml"])
         #expect(layers.map(\.1) == [
-            "application/vnd.cncf.model.weight.v1.raw",
-            "application/vnd.cncf.model.weight.config.v1.raw",
-            "application/vnd.cncf.model.doc.v1.raw",
+            "application/vnd.cncf.model.weight.v1.tar",
+            "application/vnd.cncf.model.weight.config.v1.tar",
+            "application/vnd.cncf.model.doc.v1.tar",
             "application/vnd.cncf.model.code.v1.tar",
-            "application/vnd.cncf.model.weight.config.v1.raw",
+            "application/vnd.cncf.model.weight.config.v1.tar",
         ])
         #expect(manifest.annotations?["dev.vessel.manifest"] == manifest.layers.last?.digest.description)
         #expect(manifest.annotations?["org.opencontainers.image.created"] == nil)
@@ -96,9 +96,14 @@ struct PackTests {
         #expect(config.modelfs.diffIds == manifest.layers.map(\.digest.description))
         #expect(config.descriptor.name == "iris")
         #expect(config.config.format == "onnx")
-        // The model file is stored byte for byte.
+        // The model file is stored byte for byte, as the one entry of a tar GNU tar extracts.
         let model = try #require(manifest.layers.first)
-        #expect(model.digest.description == (try TestSupport.opensslDigest(TestSupport.exampleDirectory + "/model.onnx")))
+        let extracted = workspace.directory + "/extracted"
+        try FileManager.default.createDirectory(atPath: extracted, withIntermediateDirectories: true)
+        let untar = try TestSupport.run("tar", ["-xf", workspace.store.blobPath(model.digest), "-C", extracted])
+        #expect(untar.status == 0, "\(untar.standardError)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: extracted) == ["model.onnx"])
+        #expect(try TestSupport.opensslDigest(extracted + "/model.onnx") == (try TestSupport.opensslDigest(TestSupport.exampleDirectory + "/model.onnx")))
         // The code layer is a tar that GNU tar lists, with paths from the model root.
         let code = manifest.layers[3]
         let listing = try TestSupport.run("tar", ["-tvf", workspace.store.blobPath(code.digest)])
@@ -172,7 +177,7 @@ struct LoadTests {
         let artifact = try Artifact.load(result.reference, from: workspace.store)
         #expect(artifact.manifest.name == "iris")
         #expect(artifact.files.map(\.path) == ["model.onnx", "labels.txt", "README.md", "src"])
-        #expect(artifact.files.map(\.packing) == [.raw, .raw, .raw, .tar])
+        #expect(artifact.files.map(\.packing) == [.tar, .tar, .tar, .tar])
         #expect(artifact.manifestText == (try String(contentsOfFile: workspace.directory + "/m/vessel.yaml", encoding: .utf8)))
         let byDigest = try Artifact.load(try Reference(parsing: "iris@\(result.manifest.digest)"), from: workspace.store)
         #expect(byDigest.descriptor.digest == result.manifest.digest)
