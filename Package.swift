@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "VesselONNX", targets: ["VesselONNX"]),
         .library(name: "VesselModel", targets: ["VesselModel"]),
         .library(name: "VesselServer", targets: ["VesselServer"]),
+        .library(name: "VesselImage", targets: ["VesselImage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -58,7 +59,14 @@ let package = Package(
         ),
         .target(
             name: "VesselArtifact",
-            dependencies: ["VesselStore", "VesselManifest"],
+            dependencies: ["VesselStore", "VesselManifest", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // zlib for gzip image layers: Debian's zlib1g-dev (scripts/install-deps.sh installs it).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "VesselImage",
+            dependencies: ["VesselArtifact", "VesselStore", "VesselManifest", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -83,7 +91,7 @@ let package = Package(
             name: "vessel",
             dependencies: [
                 "VesselArtifact", "VesselStore", "VesselManifest", "VesselTensor", "VesselONNX", "VesselModel", "VesselServer",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "VesselImage", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -105,6 +113,11 @@ let package = Package(
         .testTarget(
             name: "VesselServerTests",
             dependencies: ["VesselServer", "VesselModel", "VesselTensor", "VesselTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VesselImageTests",
+            dependencies: ["VesselImage", "VesselArtifact", "VesselStore", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

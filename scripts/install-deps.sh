@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the outside tools the tests read our output with: skopeo (OCI layouts and archives),
 # bsdtar (a second tar reader), openssl (reference hashing), script (a pseudo-terminal, to see
-# progress drawn), python3-venv (test fixtures), libopenblas0, curl (the demo's prediction).
+# progress drawn), python3-venv (test fixtures), libopenblas0, curl (the demo's prediction);
+# zlib1g-dev and pkg-config (building: gzip image layers); docker-registry (a registry on
+# loopback for push/pull tests), umoci (a second image unpacker), bubblewrap (runs an image's
+# root filesystem for `vessel test --in-image`).
 # Debian packages only; idempotent.
 set -euo pipefail
 need=()
@@ -10,6 +13,11 @@ command -v bsdtar >/dev/null || need+=(libarchive-tools)
 command -v openssl >/dev/null || need+=(openssl)
 command -v script >/dev/null || need+=(bsdutils)
 command -v curl >/dev/null || need+=(curl)
+[ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v umoci >/dev/null || need+=(umoci)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 # The runtime finds OpenBLAS by itself when present (and has a built-in GEMM when not); the
 # tests run the large light models with it.

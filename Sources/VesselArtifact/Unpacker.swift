@@ -59,7 +59,7 @@ public struct Unpacker {
         return written
     }
 
-    static func checked(_ path: String) throws -> String {
+    public static func checked(_ path: String) throws -> String {
         switch SafePath.normalize(path) {
         case .success(let value): return value
         case .failure(let problem): throw UnpackError.unsafePath(path, reason: problem.description)

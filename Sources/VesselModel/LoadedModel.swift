@@ -56,7 +56,13 @@ public final class LoadedModel: Sendable {
 
     /// The bundled examples as tensors of the signature's dtypes.
     public func examples() throws -> [LoadedExample] {
-        try manifest.examples.map { example in
+        try Self.examples(of: manifest, directory: directory)
+    }
+
+    /// A manifest's examples as tensors, their files read from `directory`; no backend needed.
+    public static func examples(of manifest: Manifest, directory: String) throws -> [LoadedExample] {
+        let signature = manifest.signature
+        return try manifest.examples.map { example in
             func tensors(_ data: [String: ExampleData], _ specs: [TensorSpec]) throws -> [String: Tensor] {
                 var result: [String: Tensor] = [:]
                 for (name, item) in data {

@@ -43,30 +43,40 @@ public enum ExampleRun {
                 if case .failed(let reason) = model.current { return Report(model: model.name, version: "?", rows: [], failure: reason) }
                 return Report(model: model.name, version: "?", rows: [], failure: "not ready")
             }
-            var rows: [Row] = []
             do {
-                for example in try loaded.examples() {
-                    let body = requestBody(example.inputs, order: loaded.signature.inputs.map(\.name))
-                    let response = try LoopbackClient.request("POST", port: port.value!, path: "/v2/models/\(model.name)/infer",
-                                                              headers: ["Content-Type": "application/json"], body: body)
-                    guard response.status == 200 else {
-                        return Report(model: model.name, version: loaded.version, rows: rows,
-                                      failure: "example `\(example.name)`: HTTP \(response.status): \(response.text)")
-                    }
-                    let outputs = try decodeOutputs(response.body)
-                    for (name, expected) in example.outputs.sorted(by: { $0.key < $1.key }) {
-                        rows.append(Row(example: example.name, output: name,
-                                        comparison: .compare(name, actual: outputs[name], expected: expected, rtol: example.rtol, atol: example.atol)))
-                    }
-                }
+                return over(port: port.value!, model: model.name, version: loaded.version, examples: try loaded.examples(),
+                            inputOrder: loaded.signature.inputs.map(\.name))
             } catch {
-                return Report(model: model.name, version: loaded.version, rows: rows, failure: "\(error)")
+                return Report(model: model.name, version: loaded.version, rows: [], failure: "\(error)")
             }
-            return Report(model: model.name, version: loaded.version, rows: rows, failure: nil)
         }
         await server.shutdown()
         _ = try? await serving.value
         return report
+    }
+
+    /// Sends each example to a server already listening on a loopback `port` (blocking), one
+    /// OIP v2 JSON request each, and compares the outputs.
+    public static func over(port: Int, model: String, version: String, examples: [LoadedExample], inputOrder: [String]) -> Report {
+        var rows: [Row] = []
+        do {
+            for example in examples {
+                let body = requestBody(example.inputs, order: inputOrder)
+                let response = try LoopbackClient.request("POST", port: port, path: "/v2/models/\(model)/infer",
+                                                          headers: ["Content-Type": "application/json"], body: body)
+                guard response.status == 200 else {
+                    return Report(model: model, version: version, rows: rows, failure: "example `\(example.name)`: HTTP \(response.status): \(response.text)")
+                }
+                let outputs = try decodeOutputs(response.body)
+                for (name, expected) in example.outputs.sorted(by: { $0.key < $1.key }) {
+                    rows.append(Row(example: example.name, output: name,
+                                    comparison: .compare(name, actual: outputs[name], expected: expected, rtol: example.rtol, atol: example.atol)))
+                }
+            }
+        } catch {
+            return Report(model: model, version: version, rows: rows, failure: "\(error)")
+        }
+        return Report(model: model, version: version, rows: rows, failure: nil)
     }
 
     static func requestBody(_ inputs: [String: Tensor], order: [String]) -> [UInt8] {

@@ -5,7 +5,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
-import VesselArtifact
+public import VesselArtifact
 import VesselManifest
 import VesselModel
 public import VesselStore
@@ -21,10 +21,14 @@ public struct ModelSource: Sendable {
     public var location: Location
     /// Serve under this name instead of the manifest's (`ALIAS=REF`).
     public var alias: String?
+    /// For a directory: the artifact's file digests, checked before the model loads (an image's
+    /// root filesystem, where a container runtime unpacked the artifact's layers).
+    public var verifyFiles: UnpackedFileIndex?
 
-    public init(location: Location, alias: String? = nil) {
+    public init(location: Location, alias: String? = nil, verifyFiles: UnpackedFileIndex? = nil) {
         self.location = location
         self.alias = alias
+        self.verifyFiles = verifyFiles
     }
 }
 
@@ -165,7 +169,14 @@ public final class InferenceServer: Sendable {
         do {
             let loaded: LoadedModel
             switch model.source.location {
-            case .directory(let path): loaded = try LoadedModel.open(directory: path)
+            case .directory(let path):
+                let started = Date()
+                if let index = model.source.verifyFiles {
+                    try index.verify(root: path)
+                    loaded = try LoadedModel.open(directory: path, digest: index.artifact, started: started)
+                } else {
+                    loaded = try LoadedModel.open(directory: path)
+                }
             case .reference(let reference, let store):
                 loaded = try LoadedModel.open(reference: reference, store: store,
                                               workDirectory: (configuration.workDirectory as NSString).appendingPathComponent(model.name))

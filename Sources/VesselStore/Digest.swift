@@ -17,7 +17,7 @@ public struct Digest: Sendable, Hashable, Comparable, Codable, CustomStringConve
         self.hex = hex
     }
 
-    init(bytes: some Sequence<UInt8>) {
+    public init(bytes: some Sequence<UInt8>) {
         let digits = Array("0123456789abcdef".utf8)
         var text = [UInt8]()
         text.reserveCapacity(64)

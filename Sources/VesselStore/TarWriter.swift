@@ -21,7 +21,9 @@ public struct TarWriter {
 
     /// Writes an entry's header; a file's content must follow through ``writeContent(_:)``, then
     /// ``finishEntry(size:)``.
-    public mutating func writeHeader(path: String, kind: EntryKind) throws {
+    ///
+    /// - Parameter mode: overrides the fixed mode (`/tmp` in an image is 01777).
+    public mutating func writeHeader(path: String, kind: EntryKind, mode modeOverride: Int? = nil) throws {
         var name = path
         if case .directory = kind, !name.hasSuffix("/") { name += "/" }
         var size: Int64 = 0
@@ -40,6 +42,7 @@ public struct TarWriter {
             mode = 0o777
             linkName = target
         }
+        if let modeOverride { mode = modeOverride }
         var pax: [(String, String)] = []
         let split = Self.splitUstarName(name)
         if split == nil { pax.append(("path", name)) }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import VesselArtifact
+import VesselImage
 import VesselModel
 import VesselServer
 import VesselStore
@@ -54,6 +56,11 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("token-file"), help: "Require Authorization: Bearer <the file's token> on all but the health checks.")
     var tokenFile: String?
 
+    @Option(name: .customLong("verify-files"), help: ArgumentHelp(
+        "Check the model directory's files against this file-digest index before the model turns ready (what an image's entrypoint does).",
+        valueName: "index.json"))
+    var verifyFiles: String?
+
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
@@ -65,7 +72,17 @@ struct Serve: AsyncParsableCommand {
         let sources: [ModelSource]
         let names: [String]
         do {
-            sources = try models.map { try modelSource($0, store: store) }
+            var found = try models.map { try modelSource($0, store: store) }
+            if let verifyFiles {
+                guard found.count == 1, case .directory = found[0].location else {
+                    throw ValidationError("--verify-files needs exactly one model directory")
+                }
+                guard let data = FileManager.default.contents(atPath: verifyFiles) else { throw ValidationError("cannot read --verify-files \(verifyFiles)") }
+                do { found[0].verifyFiles = try JSONDecoder().decode(UnpackedFileIndex.self, from: data) } catch {
+                    throw ValidationError("--verify-files \(verifyFiles) is not a file-digest index: \(error)")
+                }
+            }
+            sources = found
             names = try InferenceServer.servedNames(sources)
         } catch let error as ValidationError {
             throw error
@@ -99,12 +116,31 @@ struct Test: AsyncParsableCommand {
         abstract: "Run a model's bundled examples through a real server on a loopback port, and compare the outputs."
     )
 
-    @Argument(help: ArgumentHelp("An artifact (NAME[:TAG], NAME@DIGEST) or a model directory.", valueName: "ref-or-dir"))
+    @Argument(help: ArgumentHelp("An artifact (NAME[:TAG], NAME@DIGEST) or a model directory; with --in-image, an artifact or an image.", valueName: "ref-or-dir"))
     var model: String
+
+    @Flag(name: .customLong("in-image"), help: "Test in the image as it ships: unpack its layers into a root filesystem, start its entrypoint isolated there, run its health check and the examples over HTTP, stop it with SIGTERM.")
+    var inImage = false
+
+    @Option(help: ArgumentHelp("Runtime for --in-image: bwrap or chroot (default: the first that works here).", valueName: "name"))
+    var runtime: String?
 
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
+        if inImage {
+            var requested: ContainerProcess.Runtime?
+            if let runtime {
+                guard let value = ContainerProcess.Runtime(rawValue: runtime) else { throw ValidationError("--runtime must be bwrap or chroot") }
+                requested = value
+            }
+            let chosen = requested, model = model, store = store
+            let passed = try await offThePool { () -> Result<Bool, any Error> in
+                Result { try InImageTest.run(reference: model, store: try store.open(), runtime: chosen) }
+            }.get()
+            if !passed { throw ExitCode.failure }
+            return
+        }
         let source: ModelSource
         do { source = try modelSource(model, store: store) } catch let error as ValidationError { throw error } catch {
             printError("error: \(error)")

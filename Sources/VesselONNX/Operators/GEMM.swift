@@ -1,6 +1,12 @@
 import Foundation
 import VesselTensor
 
+/// The shared libraries the runtime tries, in order, for matrix products. `vessel image` ships
+/// the first one found (it is loaded with dlopen, so the binary does not name it).
+public enum BLASLibrary {
+    public static let candidates = ["libopenblas.so.0", "libopenblas.so", "libcblas.so.3", "libblas.so.3"]
+}
+
 /// Single-precision matrix multiply, C = alpha·op(A)·op(B) + beta·C, row-major.
 ///
 /// OpenBLAS is used when its shared library can be loaded (it picks kernels for the CPU at run
@@ -17,7 +23,7 @@ enum GEMM {
     /// (An opaque dlopen handle, set once and only read.)
     nonisolated(unsafe) private static let library: UnsafeMutableRawPointer? = {
         if ProcessInfo.processInfo.environment["VESSEL_BLAS"] == "none" { return nil }
-        for name in ["libopenblas.so.0", "libopenblas.so", "libcblas.so.3", "libblas.so.3"] {
+        for name in BLASLibrary.candidates {
             guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else { continue }
             if dlsym(handle, "cblas_sgemm") != nil { return handle }
         }

@@ -1,0 +1,307 @@
+import Crypto
+import Foundation
+import VesselManifest
+public import VesselArtifact
+public import VesselStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Builds a runnable OCI image from a model artifact, with no container daemon.
+///
+/// Layers, bottom to top:
+/// 1. the runtime: the `vessel` binary at `/vessel/bin/vessel`, exactly the shared libraries it
+///    needs in `/vessel/lib` (its ELF dependencies, and the BLAS it loads at run time), the
+///    dynamic loader at the path the binary names, `/etc/passwd` and `/etc/group` with the
+///    non-root `vessel` user, and `/tmp` (gzip; the same for every model built by one binary);
+/// 2. the artifact's own layers, the same blobs with the same digests (uncompressed tars, each
+///    file at its path from the model root, so the model lies at `/`);
+/// 3. `/vessel/model.json`: every model file's content digest, which the entrypoint checks
+///    before the model turns ready.
+///
+/// The same artifact, binary and options give the same image digest: tar entries are fixed
+/// (mtime 0, owner 0), gzip carries no time, and `created` is fixed (1970, or `SOURCE_DATE_EPOCH`).
+public struct ImageBuilder {
+    public let store: Store
+    public var progress: @Sendable (String, Int64) -> ProgressBar
+
+    public init(store: Store, progress: @escaping @Sendable (String, Int64) -> ProgressBar = { _, _ in .silent() }) {
+        self.store = store
+        self.progress = progress
+    }
+
+    public struct Options: Sendable {
+        /// The vessel binary to ship; the running one by default.
+        public var binary: String
+        /// Libraries loaded with dlopen: each an ordered list of alternatives.
+        public var dlopened: [[String]]
+        public var port: Int
+        public var user: String
+        public var revision: String?
+        public var source: String?
+        public var labels: [String: String]
+
+        public init(binary: String = "/proc/self/exe", dlopened: [[String]] = [], port: Int = 8080, user: String = "65532:65532",
+                    revision: String? = nil, source: String? = nil, labels: [String: String] = [:]) {
+            self.binary = binary
+            self.dlopened = dlopened
+            self.port = port
+            self.user = user
+            self.revision = revision
+            self.source = source
+            self.labels = labels
+        }
+    }
+
+    public struct Result: Sendable {
+        public var manifest: Descriptor
+        public var config: ImageConfig
+        public var runtimeLayer: Descriptor
+        /// The runtime layer's tar size before compression.
+        public var runtimeUncompressedSize: Int64
+        public var libraries: SharedLibraries
+        public var modelLayers: [Descriptor]
+        public var warnings: [String]
+    }
+
+    public enum BuildError: Error, Sendable, CustomStringConvertible {
+        case reservedPath(String)
+        case unsupportedMachine(UInt16)
+
+        public var description: String {
+            switch self {
+            case .reservedPath(let path):
+                "model file `\(path)` would land on the image's own files (/vessel, /etc, /tmp, /proc, /dev, /sys and the loader's directory are reserved); move or rename it"
+            case .unsupportedMachine(let machine): "the binary is for ELF machine \(machine), which has no OCI architecture name here"
+            }
+        }
+    }
+
+    /// Where image files live, and the entrypoint's arguments.
+    public enum Layout {
+        public static let binary = "/vessel/bin/vessel"
+        public static let libraries = "/vessel/lib"
+        public static let fileIndex = "/" + UnpackedFileIndex.pathInImage
+        public static let entrypoint = [binary, "serve", "--verify-files", fileIndex, "/"]
+    }
+
+    /// Builds the image, stores every blob and, if `tag` is given, tags it.
+    public func build(_ artifact: Artifact, tag: Reference?, options: Options) throws -> Result {
+        let binary = try SharedLibraries.realPath(options.binary)
+        let elf = try ELFFile(path: binary)
+        let architecture: String
+        switch elf.machine {
+        case 62: architecture = "amd64"
+        case 183: architecture = "arm64"
+        default: throw BuildError.unsupportedMachine(elf.machine)
+        }
+        let libraries = try SharedLibraries.resolve(binary: binary, dlopened: options.dlopened)
+        let index = try UnpackedFileIndex.make(artifact, store: store)
+        let reserved = Self.reservedPrefixes(interpreter: libraries.interpreter?.requested)
+        for file in index.files {
+            if reserved.contains(where: { file.path == $0 || file.path.hasPrefix($0 + "/") }) { throw BuildError.reservedPath(file.path) }
+        }
+
+        return try store.withWriterLock {
+            var warnings: [String] = []
+            let runtime = try buildRuntimeLayer(binary: binary, libraries: libraries)
+            var modelLayers: [Descriptor] = []
+            var modelDiffIDs: [String] = []
+            for layer in artifact.imageManifest.layers {
+                guard let (_, packing) = ModelPack.parseLayerMediaType(layer.mediaType) else { continue }
+                var imageLayer = layer
+                if packing == .raw {
+                    imageLayer = try wrapRawLayer(layer)
+                    warnings.append("\(layer.annotations?[ModelPack.filepathAnnotation] ?? layer.digest.description) is a raw layer; the image holds it as a new tar layer (re-pack with this vessel to share one blob)")
+                }
+                imageLayer.mediaType = OCIMediaType.layerTar
+                modelLayers.append(imageLayer)
+                modelDiffIDs.append(imageLayer.digest.description)
+            }
+            let indexLayer = try buildIndexLayer(index)
+
+            let created = Self.createdTime()
+            let annotations = artifact.imageManifest.annotations ?? [:]
+            var labels: [String: String] = [
+                OCIAnnotation.title: artifact.manifest.name,
+                OCIAnnotation.version: artifact.manifest.version,
+                OCIAnnotation.created: created,
+                "dev.vessel.artifact": artifact.descriptor.digest.description,
+            ]
+            if let description = artifact.manifest.description { labels[OCIAnnotation.description] = description }
+            if let license = artifact.manifest.license { labels[OCIAnnotation.licenses] = license }
+            if let revision = options.revision ?? annotations["org.opencontainers.image.revision"] { labels["org.opencontainers.image.revision"] = revision }
+            if let source = options.source ?? annotations["org.opencontainers.image.source"] { labels["org.opencontainers.image.source"] = source }
+            for (key, value) in options.labels { labels[key] = value }
+
+            let second: Int64 = 1_000_000_000
+            let config = ImageConfig(
+                created: created, architecture: architecture, os: "linux",
+                config: .init(
+                    user: options.user, exposedPorts: ["\(options.port)/tcp": EmptyObject()],
+                    env: ["PATH=/vessel/bin", "LD_LIBRARY_PATH=\(Layout.libraries)", "HOME=/tmp", "VESSEL_HOST=0.0.0.0", "VESSEL_PORT=\(options.port)"],
+                    entrypoint: Layout.entrypoint, cmd: nil, workingDir: "/", labels: labels, stopSignal: "SIGTERM",
+                    healthcheck: .init(test: ["CMD", Layout.binary, "health"], interval: 10 * second, timeout: 3 * second,
+                                       startPeriod: 5 * second, retries: 3)
+                ),
+                rootfs: .init(type: "layers", diffIDs: [runtime.diffID.description] + modelDiffIDs + [indexLayer.digest.description]),
+                history: [ImageConfig.History(created: created, createdBy: "vessel image: runtime (\(libraries.libraries.count) shared libraries)", comment: nil)]
+                    + modelLayers.map { ImageConfig.History(created: created, createdBy: "vessel image: model file \($0.annotations?[ModelPack.filepathAnnotation] ?? "?")", comment: nil) }
+                    + [ImageConfig.History(created: created, createdBy: "vessel image: \(UnpackedFileIndex.pathInImage)", comment: nil)]
+            )
+            let configDescriptor = try store.ingest(Array(CanonicalJSON.encode(config)), mediaType: OCIMediaType.imageConfig)
+            var manifestAnnotations = labels
+            manifestAnnotations.removeValue(forKey: OCIAnnotation.description)
+            let manifest = ImageManifest(artifactType: nil, config: configDescriptor, layers: [runtime.descriptor] + modelLayers + [indexLayer],
+                                         annotations: manifestAnnotations)
+            let descriptor = try store.ingest(Array(CanonicalJSON.encode(manifest)), mediaType: OCIMediaType.imageManifest)
+            if let tag { try store.tag(descriptor, as: tag) }
+            return Result(manifest: descriptor, config: config, runtimeLayer: runtime.descriptor, runtimeUncompressedSize: runtime.uncompressedSize,
+                          libraries: libraries, modelLayers: modelLayers, warnings: warnings)
+        }
+    }
+
+    static func reservedPrefixes(interpreter: String?) -> [String] {
+        var result = ["vessel", "etc/passwd", "etc/group", "tmp", "proc", "dev", "sys"]
+        if let interpreter { result.append(String(interpreter.drop(while: { $0 == "/" }))) }
+        return result
+    }
+
+    /// `SOURCE_DATE_EPOCH` as RFC 3339, or the Unix epoch: never the wall clock.
+    static func createdTime() -> String {
+        guard let text = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], let seconds = Double(text) else { return "1970-01-01T00:00:00Z" }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+    }
+
+    // MARK: Layers
+
+    struct RuntimeLayer {
+        var descriptor: Descriptor
+        var diffID: VesselStore.Digest
+        var uncompressedSize: Int64
+    }
+
+    private enum Content {
+        case directory(mode: Int)
+        case file(source: String, executable: Bool)
+        case bytes([UInt8])
+    }
+
+    private func buildRuntimeLayer(binary: String, libraries: SharedLibraries) throws -> RuntimeLayer {
+        var entries: [String: Content] = [
+            "etc": .directory(mode: 0o755),
+            "etc/passwd": .bytes(Array("root:x:0:0:root:/root:/sbin/nologin\nvessel:x:65532:65532:vessel:/tmp:/sbin/nologin\n".utf8)),
+            "etc/group": .bytes(Array("root:x:0:\nvessel:x:65532:\n".utf8)),
+            "tmp": .directory(mode: 0o1777),
+            "vessel": .directory(mode: 0o755),
+            "vessel/bin": .directory(mode: 0o755),
+            "vessel/lib": .directory(mode: 0o755),
+            "vessel/bin/vessel": .file(source: binary, executable: true),
+        ]
+        if let interpreter = libraries.interpreter {
+            let path = String(interpreter.requested.drop(while: { $0 == "/" }))
+            var parent = (path as NSString).deletingLastPathComponent
+            while !parent.isEmpty, parent != "/" {
+                entries[parent] = .directory(mode: 0o755)
+                parent = (parent as NSString).deletingLastPathComponent
+            }
+            entries[path] = .file(source: interpreter.path, executable: true)
+        }
+        for library in libraries.libraries {
+            entries["vessel/lib/\(library.name)"] = .file(source: library.path, executable: true)
+        }
+        let sortedPaths = entries.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        let total = sortedPaths.reduce(Int64(0)) { sum, path in
+            if case .file(let source, _) = entries[path]! { return sum + ((try? FileSystem.size(of: source)) ?? 0) }
+            return sum
+        }
+        let bar = progress("runtime layer", total)
+        let ingest = try store.beginIngest()
+        do {
+            var uncompressed = SHA256()
+            var uncompressedSize: Int64 = 0
+            let gzip = try GzipWriter(level: 6) { try ingest.append($0) }
+            var tar = TarWriter { chunk in
+                uncompressed.update(bufferPointer: chunk)
+                uncompressedSize += Int64(chunk.count)
+                try gzip.write(chunk)
+            }
+            for path in sortedPaths {
+                switch entries[path]! {
+                case .directory(let mode):
+                    try tar.writeHeader(path: path, kind: .directory, mode: mode)
+                case .bytes(let bytes):
+                    try tar.writeHeader(path: path, kind: .file(size: Int64(bytes.count), executable: false))
+                    try bytes.withUnsafeBytes { try tar.writeContent($0) }
+                    try tar.finishEntry()
+                case .file(let source, let executable):
+                    let fd = try FileSystem.openForReading(source)
+                    defer { close(fd) }
+                    var info = stat()
+                    try FileSystem.check(fstat(fd, &info), "cannot stat", source)
+                    let size = Int64(info.st_size)
+                    try tar.writeHeader(path: path, kind: .file(size: size, executable: executable))
+                    var written: Int64 = 0
+                    try FileSystem.forEachChunk(fd, path: source) { chunk in
+                        written += Int64(chunk.count)
+                        guard written <= size else { throw StoreError.io(operation: "changed while being read", path: source, errno: 0) }
+                        try tar.writeContent(chunk)
+                        bar.advance(by: chunk.count)
+                    }
+                    guard written == size else { throw StoreError.io(operation: "changed while being read", path: source, errno: 0) }
+                    try tar.finishEntry()
+                }
+            }
+            try tar.finish()
+            try gzip.finish()
+            let (digest, size) = try ingest.commit()
+            bar.finish()
+            return RuntimeLayer(
+                descriptor: Descriptor(mediaType: OCIMediaType.layerTarGzip, digest: digest, size: size,
+                                       annotations: [OCIAnnotation.title: "vessel runtime"]),
+                diffID: VesselStore.Digest(bytes: uncompressed.finalize()), uncompressedSize: uncompressedSize)
+        } catch {
+            ingest.abort()
+            throw error
+        }
+    }
+
+    private func buildIndexLayer(_ index: UnpackedFileIndex) throws -> Descriptor {
+        let json = try Array(CanonicalJSON.encode(index))
+        let ingest = try store.beginIngest()
+        do {
+            var tar = TarWriter { try ingest.append($0) }
+            try tar.writeHeader(path: "vessel", kind: .directory)
+            try tar.writeHeader(path: UnpackedFileIndex.pathInImage, kind: .file(size: Int64(json.count), executable: false))
+            try json.withUnsafeBytes { try tar.writeContent($0) }
+            try tar.finishEntry()
+            try tar.finish()
+            let (digest, size) = try ingest.commit()
+            return Descriptor(mediaType: OCIMediaType.layerTar, digest: digest, size: size, annotations: [OCIAnnotation.title: UnpackedFileIndex.pathInImage])
+        } catch {
+            ingest.abort()
+            throw error
+        }
+    }
+
+    /// A raw ModelPack layer (one file's bytes) as a one-entry tar, for artifacts packed that way.
+    private func wrapRawLayer(_ layer: Descriptor) throws -> Descriptor {
+        let path = try Unpacker.checked(layer.annotations?[ModelPack.filepathAnnotation] ?? layer.digest.hex)
+        let executable = (layer.annotations?[ModelPack.fileMetadataAnnotation]).map { $0.contains("\"mode\":493") } ?? false
+        let ingest = try store.beginIngest()
+        do {
+            var tar = TarWriter { try ingest.append($0) }
+            try tar.writeHeader(path: path, kind: .file(size: layer.size, executable: executable))
+            try store.readBlobVerifying(layer, context: path) { try tar.writeContent($0) }
+            try tar.finishEntry()
+            try tar.finish()
+            let (digest, size) = try ingest.commit()
+            return Descriptor(mediaType: OCIMediaType.layerTar, digest: digest, size: size, annotations: layer.annotations)
+        } catch {
+            ingest.abort()
+            throw error
+        }
+    }
+}
