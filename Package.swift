@@ -122,7 +122,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VesselCLITests",
-            dependencies: ["vessel", "VesselStore", "VesselServer", "VesselTestSupport"],
+            dependencies: ["vessel", "VesselStore", "VesselServer", "VesselTestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -110,9 +110,11 @@ public struct Artifact: Sendable {
 
     /// The content of a layer holding one small file: the raw bytes, or the only file of a tar.
     /// The whole blob is checked against its digest first.
-    static func readSingleFile(_ layer: Descriptor, from store: Store, limit: Int64, reference: Reference) throws -> [UInt8] {
+    public static func readSingleFile(_ layer: Descriptor, from store: Store, limit: Int64, reference: Reference) throws -> [UInt8] {
         let context = layer.annotations?[ModelPack.filepathAnnotation] ?? layer.mediaType
-        switch ModelPack.parseLayerMediaType(layer.mediaType)?.packing {
+        // An image built from the artifact holds the same blob as a plain OCI tar layer.
+        let packing = ModelPack.parseLayerMediaType(layer.mediaType)?.packing ?? (layer.mediaType == OCIMediaType.layerTar ? .tar : nil)
+        switch packing {
         case .raw?:
             return Array(try store.readBlob(layer, limit: limit, context: context))
         case .tar?:

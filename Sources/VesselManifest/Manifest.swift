@@ -136,8 +136,43 @@ public struct ServingSettings: Sendable, Hashable {
     public var maxBodyBytes: Int = 64 << 20
     /// Whether NaN and infinities are accepted in inputs.
     public var allowNaN: Bool = false
+    /// Replicas `vessel deploy` asks for.
+    public var replicas: Int = 1
+    /// CPU and memory for `vessel deploy` (Kubernetes quantities); unset ones get defaults there.
+    public var resources = ResourceRequirements()
 
     public init() {}
+}
+
+/// Kubernetes-style resource requests and limits, as quantities (`500m`, `2`, `512Mi`).
+public struct ResourceRequirements: Sendable, Hashable {
+    public var cpu: String?
+    public var memory: String?
+    public var cpuLimit: String?
+    public var memoryLimit: String?
+
+    public init(cpu: String? = nil, memory: String? = nil, cpuLimit: String? = nil, memoryLimit: String? = nil) {
+        self.cpu = cpu
+        self.memory = memory
+        self.cpuLimit = cpuLimit
+        self.memoryLimit = memoryLimit
+    }
+}
+
+/// The Kubernetes quantity syntax: a decimal number and an optional binary (Ki…Ei), decimal
+/// (k, M, G…) or milli (m) suffix. See
+/// https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/
+public enum ResourceQuantity {
+    public static func isValid(_ text: String) -> Bool {
+        let suffixes = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E", ""]
+        for suffix in suffixes where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            let parts = number.split(separator: ".", omittingEmptySubsequences: false)
+            guard !number.isEmpty, parts.count <= 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }) else { continue }
+            return true
+        }
+        return false
+    }
 }
 
 /// A bundled example: inputs, the outputs they must give, and how close is close enough.

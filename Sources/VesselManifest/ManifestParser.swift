@@ -340,7 +340,8 @@ struct ManifestReader {
     }
 
     mutating func readServing(_ node: Node) -> ServingSettings {
-        let keys = ["max_batch_size", "max_delay_ms", "max_concurrency", "max_queue", "timeout_ms", "max_body_bytes", "allow_nan"]
+        let keys = ["max_batch_size", "max_delay_ms", "max_concurrency", "max_queue", "timeout_ms", "max_body_bytes", "allow_nan",
+                    "replicas", "resources"]
         var settings = ServingSettings()
         guard let fields = walker.fields(node, in: "`serving`", allowed: keys) else { return settings }
         if let node = fields["max_batch_size"]?.value, let value = walker.int(node, "`serving.max_batch_size`", minimum: 1) { settings.maxBatchSize = value }
@@ -350,6 +351,29 @@ struct ManifestReader {
         if let node = fields["timeout_ms"]?.value, let value = walker.number(node, "`serving.timeout_ms`", minimum: 1) { settings.timeoutMilliseconds = value }
         if let node = fields["max_body_bytes"]?.value, let value = walker.int(node, "`serving.max_body_bytes`", minimum: 1) { settings.maxBodyBytes = value }
         if let node = fields["allow_nan"]?.value, let value = walker.bool(node, "`serving.allow_nan`") { settings.allowNaN = value }
+        if let node = fields["replicas"]?.value, let value = walker.int(node, "`serving.replicas`", minimum: 1) { settings.replicas = value }
+        if let node = fields["resources"]?.value,
+           let resources = walker.fields(node, in: "`serving.resources`", allowed: ["cpu", "memory", "cpu_limit", "memory_limit"]) {
+            func quantity(_ key: String) -> String? {
+                guard let node = resources[key]?.value else { return nil }
+                let what = "`serving.resources.\(key)`"
+                let text: String?
+                if case .scalar(let scalar) = node, Int(scalar.string) != nil || Double(scalar.string) != nil {
+                    text = scalar.string
+                } else {
+                    text = walker.string(node, what)
+                }
+                guard let text else { return nil }
+                guard ResourceQuantity.isValid(text) else {
+                    walker.error("\(what) `\(text)` is not a Kubernetes quantity", at: node,
+                                 hint: key.hasPrefix("cpu") ? "cores, e.g. 1, 0.5 or 500m" : "bytes with a suffix, e.g. 512Mi or 2Gi")
+                    return nil
+                }
+                return text
+            }
+            settings.resources = ResourceRequirements(cpu: quantity("cpu"), memory: quantity("memory"),
+                                                      cpuLimit: quantity("cpu_limit"), memoryLimit: quantity("memory_limit"))
+        }
         return settings
     }
 

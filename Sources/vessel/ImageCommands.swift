@@ -95,3 +95,66 @@ struct Health: ParsableCommand {
         }
     }
 }
+
+struct Deploy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print manifests that run a model's image on a cluster.",
+        discussion: """
+        --kubernetes prints a Deployment and a Service (probes on /v2/health/live and /v2/health/ready, resources from \
+        serving.resources in vessel.yaml), and a KServe InferenceService for the same image. The image is pinned by \
+        digest; REF may be an image or an artifact (whose image is built if the store has none).
+        """
+    )
+
+    @Argument(help: "An image or a model artifact: NAME[:TAG] or NAME@sha256:DIGEST.")
+    var reference: String
+
+    @Flag(help: "Kubernetes and KServe manifests.")
+    var kubernetes = false
+
+    @Option(help: ArgumentHelp("Where the cluster pulls the image from, e.g. registry.example.com/team/iris (push it there with `vessel push`).", valueName: "repository"))
+    var image: String?
+
+    @Option(help: "Namespace to put in the manifests.")
+    var namespace: String?
+
+    @OptionGroup var store: StoreOptions
+
+    func run() throws {
+        try vessel.run {
+            guard kubernetes else { throw ValidationError("choose a target: --kubernetes") }
+            let store = try store.open()
+            let reference = try parseReference(reference)
+            var descriptor = try store.resolve(reference)
+            var localName = reference.description
+            if descriptor.artifactType == ModelPack.artifactType {
+                let artifact = try Artifact.load(reference, from: store)
+                if let existing = try store.list().first(where: { entry in
+                    guard entry.descriptor.artifactType == nil, let data = try? store.readBlob(entry.descriptor, context: "manifest"),
+                          let manifest = try? JSONDecoder().decode(ImageManifest.self, from: data) else { return false }
+                    return manifest.annotations?["dev.vessel.artifact"] == artifact.descriptor.digest.description
+                }) {
+                    descriptor = existing.descriptor
+                    localName = existing.refName
+                } else {
+                    let tag = Reference(name: artifact.manifest.name + "-image", tag: artifact.manifest.version)
+                    descriptor = try ImageBuilder(store: store).build(artifact, tag: tag, options: .init(dlopened: [BLASLibrary.candidates])).manifest
+                    localName = tag.description
+                    printError("built image \(tag) \(descriptor.digest)")
+                }
+            }
+            let built = try RootFilesystem.load(descriptor, from: store)
+            guard let yamlLayer = built.manifest.layers.first(where: { $0.annotations?[ModelPack.filepathAnnotation] == ManifestParser.fileName }) else {
+                throw ValidationError("\(reference) is not an image built by vessel image (no vessel.yaml layer)")
+            }
+            let text = try Artifact.readSingleFile(yamlLayer, from: store, limit: 4 << 20, reference: reference)
+            let manifest = try ManifestParser.parse(data: Data(text), file: "\(reference)/vessel.yaml", baseDirectory: nil).manifest
+            let modelBytes = built.manifest.layers.dropFirst().reduce(Int64(0)) { $0 + $1.size }
+            let port = built.config.config?.exposedPorts?.keys.compactMap { Int($0.split(separator: "/").first ?? "") }.first ?? 8080
+            let repository = self.image ?? localName
+            let pinned = repository.contains("@") ? repository : "\(repository)@\(descriptor.digest)"
+            if self.image == nil { printError("note: the manifests name the local tag \(localName); push the image with `vessel push` and pass --image REPOSITORY") }
+            print(KubernetesManifests.render(.init(image: pinned, manifest: manifest, modelBytes: modelBytes, port: port, namespace: namespace)), terminator: "")
+        }
+    }
+}

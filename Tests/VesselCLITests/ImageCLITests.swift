@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VesselServer
+import Yams
 import VesselTestSupport
 
 @Suite("vessel image and vessel test --in-image")
@@ -57,5 +58,75 @@ struct ImageCLITests {
         let bad = try TestSupport.vessel(["serve", "--verify-files", home + "/missing.json", model], home: home)
         #expect(bad.status != 0)
         #expect(bad.standardError.contains("cannot read --verify-files"))
+    }
+}
+
+@Suite("vessel deploy --kubernetes")
+struct DeployCLITests {
+    @Test("Deployment, Service and InferenceService parse, pin the image by digest, probe the OIP health endpoints, and carry the resources")
+    func kubernetes() throws {
+        let home = try TestSupport.makeTemporaryDirectory("deploy-home")
+        defer { TestSupport.remove(home) }
+        let model = try TestSupport.copyExample(to: home + "/model")
+        var yaml = try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "\nserving:\n", with: "\nserving:\n  replicas: 3\n  resources:\n    cpu: 500m\n    memory: 1Gi\n    cpu_limit: 2\n")
+        try TestSupport.write(yaml, to: model + "/vessel.yaml")
+        #expect(try TestSupport.vessel(["pack", model, "--no-test"], home: home).status == 0)
+        let built = try TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:1.0.0", "--binary", "/usr/bin/true"], home: home)
+        #expect(built.status == 0, "\(built.standardError)")
+        let digest = try #require(built.standardOutput.split(separator: " ").first { $0.hasPrefix("sha256:") }.map { String($0.prefix(71)) })
+
+        let result = try TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes", "--image", "registry.example.com/ml/iris", "--namespace", "ml"], home: home)
+        #expect(result.status == 0, "\(result.standardError)")
+        let documents = try Yams.load_all(yaml: result.standardOutput).compactMap { $0 as? [String: Any] }
+        #expect(documents.map { $0["kind"] as? String } == ["Deployment", "Service", "InferenceService"])
+        #expect(documents.map { $0["apiVersion"] as? String } == ["apps/v1", "v1", "serving.kserve.io/v1beta1"])
+        for document in documents {
+            let metadata = try #require(document["metadata"] as? [String: Any])
+            #expect(metadata["name"] as? String == "iris")
+            #expect(metadata["namespace"] as? String == "ml")
+        }
+        let deployment = try #require(documents.first)
+        let spec = try #require(deployment["spec"] as? [String: Any])
+        #expect(spec["replicas"] as? Int == 3)
+        let selector = try #require((spec["selector"] as? [String: Any])?["matchLabels"] as? [String: String])
+        let template = try #require(spec["template"] as? [String: Any])
+        let templateLabels = try #require((template["metadata"] as? [String: Any])?["labels"] as? [String: String])
+        #expect(selector.allSatisfy { templateLabels[$0.key] == $0.value }, "the selector matches the pod labels")
+        #expect(templateLabels["app.kubernetes.io/version"] == "1.0.0")
+        let containers = try #require((template["spec"] as? [String: Any])?["containers"] as? [[String: Any]])
+        let container = try #require(containers.first)
+        #expect(container["image"] as? String == "registry.example.com/ml/iris@\(digest)")
+        let resources = try #require(container["resources"] as? [String: [String: Any]])
+        #expect(resources["requests"]?["cpu"] as? String == "500m")
+        #expect(resources["requests"]?["memory"] as? String == "1Gi")
+        #expect("\(resources["limits"]?["cpu"] ?? "")" == "2")
+        #expect(resources["limits"]?["memory"] as? String == "1Gi")
+        func probePath(_ name: String) -> String? { ((container[name] as? [String: Any])?["httpGet"] as? [String: Any])?["path"] as? String }
+        #expect(probePath("livenessProbe") == "/v2/health/live")
+        #expect(probePath("readinessProbe") == "/v2/health/ready")
+        let ports = try #require(container["ports"] as? [[String: Any]])
+        #expect(ports.first?["containerPort"] as? Int == 8080)
+        let security = try #require(container["securityContext"] as? [String: Any])
+        #expect(security["runAsNonRoot"] as? Bool == true)
+
+        let service = documents[1]
+        let serviceSpec = try #require(service["spec"] as? [String: Any])
+        #expect(serviceSpec["selector"] as? [String: String] == selector)
+        #expect((serviceSpec["ports"] as? [[String: Any]])?.first?["targetPort"] as? String == "http")
+
+        let predictor = try #require((documents[2]["spec"] as? [String: Any])?["predictor"] as? [String: Any])
+        let kserve = try #require((predictor["containers"] as? [[String: Any]])?.first)
+        #expect(kserve["name"] as? String == "kserve-container")
+        #expect(kserve["image"] as? String == "registry.example.com/ml/iris@\(digest)")
+
+        // A bad quantity is a manifest error with its place.
+        try TestSupport.write(yaml.replacingOccurrences(of: "memory: 1Gi", with: "memory: lots"), to: model + "/vessel.yaml")
+        let invalid = try TestSupport.vessel(["validate", model], home: home)
+        #expect(invalid.status != 0)
+        #expect(invalid.standardError.contains("`serving.resources.memory` `lots` is not a Kubernetes quantity"), "\(invalid.standardError)")
+        let noTarget = try TestSupport.vessel(["deploy", "iris:1.0.0"], home: home)
+        #expect(noTarget.status != 0)
+        #expect(noTarget.standardError.contains("--kubernetes"))
     }
 }

@@ -1,0 +1,214 @@
+import Foundation
+public import VesselManifest
+import VesselStore
+
+/// Kubernetes manifests for a model image: a Deployment and a Service, and a KServe
+/// `InferenceService` as the other common way to scale out. Probes use the OIP health endpoints;
+/// resources come from `serving.resources` in vessel.yaml.
+public enum KubernetesManifests {
+    public struct Input: Sendable {
+        /// A pullable reference, best pinned by digest (`registry/name@sha256:…`).
+        public var image: String
+        public var manifest: Manifest
+        /// Bytes of the model's files, for the default memory request.
+        public var modelBytes: Int64
+        public var port: Int
+        public var namespace: String?
+
+        public init(image: String, manifest: Manifest, modelBytes: Int64, port: Int = 8080, namespace: String? = nil) {
+            self.image = image
+            self.manifest = manifest
+            self.modelBytes = modelBytes
+            self.port = port
+            self.namespace = namespace
+        }
+    }
+
+    /// A DNS-1035 label from the model name: lowercase letters, digits and `-`, at most 63.
+    public static func resourceName(_ name: String) -> String {
+        var result = ""
+        for character in name.lowercased() {
+            if character.isASCII, character.isLetter || character.isNumber { result.append(character) } else if !result.hasSuffix("-") { result.append("-") }
+        }
+        while let first = result.first, !first.isLetter { result.removeFirst() }
+        result = String(result.prefix(63))
+        while result.hasSuffix("-") { result.removeLast() }
+        return result.isEmpty ? "model" : result
+    }
+
+    /// The resources to ask for: vessel.yaml's, else 1 CPU (no CPU limit, so the server is not
+    /// throttled) and 256 MiB plus twice the model, as both memory request and limit.
+    static func resources(_ input: Input) -> YAML {
+        let declared = input.manifest.serving.resources
+        let defaultMemory = "\(256 + Int((2 * input.modelBytes + (1 << 20) - 1) >> 20))Mi"
+        let memory = declared.memory ?? defaultMemory
+        var requests: [(String, YAML)] = [("cpu", .string(declared.cpu ?? "1")), ("memory", .string(memory))]
+        var limits: [(String, YAML)] = []
+        if let cpu = declared.cpuLimit { limits.append(("cpu", .string(cpu))) }
+        limits.append(("memory", .string(declared.memoryLimit ?? memory)))
+        requests = requests.filter { !($0.0 == "cpu" && $0.1 == .string("")) }
+        return .map([("requests", .map(requests)), ("limits", .map(limits))])
+    }
+
+    static func probe(_ path: String, period: Int, failures: Int, initialDelay: Int = 0) -> YAML {
+        .map([
+            ("httpGet", .map([("path", .string(path)), ("port", .string("http"))])),
+            ("initialDelaySeconds", .int(initialDelay)), ("periodSeconds", .int(period)), ("timeoutSeconds", .int(3)),
+            ("failureThreshold", .int(failures)),
+        ])
+    }
+
+    static func container(_ input: Input, name: String) -> YAML {
+        .map([
+            ("name", .string(name)),
+            ("image", .string(input.image)),
+            ("ports", .list([.map([("name", .string("http")), ("containerPort", .int(input.port)), ("protocol", .string("TCP"))])])),
+            ("env", .list([.map([("name", .string("VESSEL_PORT")), ("value", .string(String(input.port)))])])),
+            ("resources", resources(input)),
+            // Loading (and checking every file) can take a while for a large model: the startup
+            // probe holds liveness off until the server answers at all.
+            ("startupProbe", probe("/v2/health/live", period: 2, failures: 150)),
+            ("livenessProbe", probe("/v2/health/live", period: 10, failures: 3)),
+            ("readinessProbe", probe("/v2/health/ready", period: 5, failures: 2)),
+            ("securityContext", .map([
+                ("runAsNonRoot", .bool(true)), ("runAsUser", .int(65532)), ("runAsGroup", .int(65532)),
+                ("allowPrivilegeEscalation", .bool(false)), ("readOnlyRootFilesystem", .bool(true)),
+                ("capabilities", .map([("drop", .list([.string("ALL")]))])),
+                ("seccompProfile", .map([("type", .string("RuntimeDefault"))])),
+            ])),
+            ("volumeMounts", .list([.map([("name", .string("tmp")), ("mountPath", .string("/tmp"))])])),
+        ])
+    }
+
+    /// Deployment, Service and InferenceService, as one multi-document YAML stream.
+    public static func render(_ input: Input) -> String {
+        let name = resourceName(input.manifest.name)
+        let labels: YAML = .map([
+            ("app.kubernetes.io/name", .string(name)),
+            ("app.kubernetes.io/version", .string(input.manifest.version)),
+            ("app.kubernetes.io/managed-by", .string("vessel")),
+        ])
+        let selector: YAML = .map([("app.kubernetes.io/name", .string(name))])
+        func metadata() -> YAML {
+            var fields: [(String, YAML)] = [("name", .string(name))]
+            if let namespace = input.namespace { fields.append(("namespace", .string(namespace))) }
+            fields.append(("labels", labels))
+            return .map(fields)
+        }
+        let tmpVolume: YAML = .list([.map([("name", .string("tmp")), ("emptyDir", .map([("medium", .string("Memory")), ("sizeLimit", .string("64Mi"))]))])])
+        let deployment: YAML = .map([
+            ("apiVersion", .string("apps/v1")),
+            ("kind", .string("Deployment")),
+            ("metadata", metadata()),
+            ("spec", .map([
+                ("replicas", .int(input.manifest.serving.replicas)),
+                ("selector", .map([("matchLabels", selector)])),
+                ("template", .map([
+                    ("metadata", .map([("labels", labels)])),
+                    ("spec", .map([
+                        // vessel serve drains requests in flight for up to 30 s after SIGTERM.
+                        ("terminationGracePeriodSeconds", .int(40)),
+                        ("containers", .list([container(input, name: name)])),
+                        ("volumes", tmpVolume),
+                    ])),
+                ])),
+            ])),
+        ])
+        let service: YAML = .map([
+            ("apiVersion", .string("v1")),
+            ("kind", .string("Service")),
+            ("metadata", metadata()),
+            ("spec", .map([
+                ("selector", selector),
+                ("ports", .list([.map([("name", .string("http")), ("port", .int(80)), ("targetPort", .string("http")), ("protocol", .string("TCP"))])])),
+            ])),
+        ])
+        let inferenceService: YAML = .map([
+            ("apiVersion", .string("serving.kserve.io/v1beta1")),
+            ("kind", .string("InferenceService")),
+            ("metadata", metadata()),
+            ("spec", .map([
+                ("predictor", .map([
+                    ("minReplicas", .int(input.manifest.serving.replicas)),
+                    ("containers", .list([container(input, name: "kserve-container")])),
+                    ("volumes", tmpVolume),
+                ])),
+            ])),
+        ])
+        let header = "# \(input.manifest.name) \(input.manifest.version), generated by vessel deploy --kubernetes.\n"
+            + "# Apply the Deployment and Service (plain Kubernetes), or the InferenceService (KServe), not both.\n"
+        return header + [deployment, service, inferenceService].map { "---\n" + $0.render(indent: 0) }.joined()
+    }
+}
+
+/// Just enough YAML to write manifests: block mappings and sequences, and scalars quoted
+/// whenever a plain scalar could be read as something other than the string it is.
+indirect enum YAML: Equatable {
+    case string(String)
+    case int(Int)
+    case bool(Bool)
+    case list([YAML])
+    case map([(String, YAML)])
+
+    static func == (lhs: YAML, rhs: YAML) -> Bool {
+        switch (lhs, rhs) {
+        case (.string(let a), .string(let b)): a == b
+        case (.int(let a), .int(let b)): a == b
+        case (.bool(let a), .bool(let b)): a == b
+        case (.list(let a), .list(let b)): a == b
+        case (.map(let a), .map(let b)): a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: false
+        }
+    }
+
+    func render(indent: Int) -> String {
+        let pad = String(repeating: " ", count: indent)
+        switch self {
+        case .map(let pairs):
+            return pairs.map { key, value in
+                switch value {
+                case .map(let inner) where !inner.isEmpty: "\(pad)\(Self.scalar(key)):\n" + value.render(indent: indent + 2)
+                case .list(let items) where !items.isEmpty: "\(pad)\(Self.scalar(key)):\n" + value.render(indent: indent)
+                default: "\(pad)\(Self.scalar(key)): \(value.inline)\n"
+                }
+            }.joined()
+        case .list(let items):
+            return items.map { item in
+                switch item {
+                case .map(let pairs) where !pairs.isEmpty:
+                    // The first key shares the dash's line.
+                    let body = item.render(indent: indent + 2)
+                    return pad + "- " + body.dropFirst(indent + 2)
+                case .list(let inner) where !inner.isEmpty:
+                    return pad + "-\n" + item.render(indent: indent + 2)
+                default:
+                    return "\(pad)- \(item.inline)\n"
+                }
+            }.joined()
+        default:
+            return pad + inline + "\n"
+        }
+    }
+
+    var inline: String {
+        switch self {
+        case .string(let text): Self.scalar(text)
+        case .int(let value): String(value)
+        case .bool(let value): value ? "true" : "false"
+        case .list: "[]"
+        case .map: "{}"
+        }
+    }
+
+    static func scalar(_ text: String) -> String {
+        let reserved = ["", "~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"]
+        let special = text.contains(where: { ":#{}[],&*!|>'\"%@`\n\\".contains($0) }) || text.first == "-" || text.first == "?"
+            || text.first == " " || text.last == " "
+        let numeric = Double(text) != nil || Int(text) != nil || text.hasPrefix("0x") || text.hasPrefix("0o") || text.hasPrefix(".")
+        if reserved.contains(text.lowercased()) || special || numeric {
+            // A JSON string is a valid YAML double-quoted scalar, escapes and all.
+            return (try? CanonicalJSON.encode(text)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
+        }
+        return text
+    }
+}
