@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "VesselModel", targets: ["VesselModel"]),
         .library(name: "VesselServer", targets: ["VesselServer"]),
         .library(name: "VesselImage", targets: ["VesselImage"]),
+        .library(name: "VesselRegistry", targets: ["VesselRegistry"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -34,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .target(name: "VesselTensor", swiftSettings: swiftSettings),
@@ -65,6 +67,17 @@ let package = Package(
         // zlib for gzip image layers: Debian's zlib1g-dev (scripts/install-deps.sh installs it).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
+            name: "VesselRegistry",
+            dependencies: [
+                "VesselStore", "VesselImage",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "VesselImage",
             dependencies: ["VesselArtifact", "VesselStore", "VesselManifest", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
@@ -91,7 +104,7 @@ let package = Package(
             name: "vessel",
             dependencies: [
                 "VesselArtifact", "VesselStore", "VesselManifest", "VesselTensor", "VesselONNX", "VesselModel", "VesselServer",
-                "VesselImage", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "VesselImage", "VesselRegistry", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -113,6 +126,11 @@ let package = Package(
         .testTarget(
             name: "VesselServerTests",
             dependencies: ["VesselServer", "VesselModel", "VesselTensor", "VesselTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VesselRegistryTests",
+            dependencies: ["VesselRegistry", "VesselImage", "VesselArtifact", "VesselStore", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

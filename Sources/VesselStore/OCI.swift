@@ -31,6 +31,14 @@ public struct Descriptor: Codable, Hashable, Sendable {
     public var size: Int64
     public var artifactType: String?
     public var annotations: [String: String]?
+    /// In an index: the platform the manifest is for.
+    public var platform: Platform?
+
+    public struct Platform: Codable, Hashable, Sendable {
+        public var architecture: String
+        public var os: String
+        public var variant: String?
+    }
 
     public init(mediaType: String, digest: Digest, size: Int64, artifactType: String? = nil, annotations: [String: String]? = nil) {
         self.mediaType = mediaType

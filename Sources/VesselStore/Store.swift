@@ -190,3 +190,26 @@ public final class Store: Sendable {
         return try body()
     }
 }
+
+extension Store {
+    /// Where interrupted downloads wait to be resumed: `tmp/partial-<hex>` (gc removes them).
+    public func partialPath(for digest: Digest) -> String {
+        FileSystem.join(temporaryDirectory, "partial-\(digest.hex)")
+    }
+
+    /// Moves a fully written file into the blobs as `digest`. The caller hashed every byte of
+    /// it while writing and checked the digest and size against the descriptor; the file is
+    /// synced before the rename, so a crash never leaves a torn blob.
+    public func adoptVerifiedFile(_ path: String, as digest: Digest) throws {
+        let destination = blobPath(digest)
+        if FileSystem.exists(destination) {
+            unlink(path)
+            return
+        }
+        let fd = try FileSystem.open(path, O_RDONLY)
+        defer { close(fd) }
+        try FileSystem.check(fsync(fd), "cannot fsync", path)
+        try FileSystem.check(rename(path, destination), "cannot rename into", destination)
+        FileSystem.syncDirectory(blobsDirectory)
+    }
+}
