@@ -4,7 +4,8 @@
 # progress drawn), python3-venv (test fixtures), libopenblas0, curl (the demo's prediction);
 # zlib1g-dev and pkg-config (building: gzip image layers); docker-registry (a registry on
 # loopback for push/pull tests), umoci (a second image unpacker), bubblewrap (runs an image's
-# root filesystem for `vessel test --in-image`).
+# root filesystem for `vessel test --in-image`), apache2-utils (htpasswd, for the registry's basic
+# auth in tests).
 # Debian packages only; idempotent.
 set -euo pipefail
 need=()
@@ -18,6 +19,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v umoci >/dev/null || need+=(umoci)
 command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 # The runtime finds OpenBLAS by itself when present (and has a built-in GEMM when not); the
 # tests run the large light models with it.
