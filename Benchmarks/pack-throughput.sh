@@ -15,16 +15,8 @@ rm -rf "$work"
 mkdir -p "$work/model"
 trap 'rm -rf "$work"' EXIT
 
-echo "generating ${size_mib} MiB of incompressible weights…" >&2
-openssl enc -aes-128-ctr -pass pass:vessel -nosalt -pbkdf2 -in /dev/zero 2>/dev/null | head -c "$((size_mib << 20))" > "$work/model/weights.bin" || true  # openssl ends on SIGPIPE
-cat > "$work/model/vessel.yaml" <<YAML
-name: bench
-version: "1"
-model: {format: safetensors, file: weights.bin}
-signature:
-  inputs: [{name: x, dtype: float32, shape: [-1]}]
-  outputs: [{name: y, dtype: float32, shape: [-1]}]
-YAML
+source Benchmarks/weights-model.sh
+weights_model "$work/model" bench "$size_mib"
 bytes=$(stat -c %s "$work/model/weights.bin")
 
 # Seconds and peak RSS (KiB) of one command, from GNU time.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the bundled example: build vessel; pack Examples/iris (its examples run first,
 # through a real server); inspect, verify, export and read it back with skopeo; test the stored
-# artifact; serve it and get a prediction with curl; stop the server with SIGTERM.
+# artifact; serve it and get a prediction with curl; stop the server with SIGTERM; build a
+# runnable OCI image of it (no daemon) and test the image as it ships, isolated with bubblewrap;
+# print the Kubernetes manifests for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -40,3 +42,9 @@ wait "$server"
 trap - EXIT
 echo "== server log (one JSON line per inference):"
 cat .build/demo-serve.log
+echo "== a runnable OCI image, and the examples run inside it:"
+"$vessel" image iris:1.0.0 -t iris-image:1.0.0 -o .build/iris-image.tar
+skopeo inspect oci-archive:.build/iris-image.tar | head -n 12
+"$vessel" test iris-image:1.0.0 --in-image
+echo "== Kubernetes (first lines):"
+"$vessel" deploy iris-image:1.0.0 --kubernetes --image registry.example.com/ml/iris 2>/dev/null | head -n 30

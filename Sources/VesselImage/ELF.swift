@@ -1,5 +1,8 @@
 import Foundation
 import VesselStore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the dynamic loader needs to know about an ELF file: its interpreter, the libraries it
 /// names (`DT_NEEDED`) and where it asks them to be looked for (`DT_RUNPATH`, `DT_RPATH`).
@@ -26,36 +29,62 @@ struct ELFFile {
     }
 
     init(path: String) throws {
-        let bytes = try FileSystem.readFile(path, limit: 1 << 31)
-        try self.init(bytes: bytes, path: path)
+        // Only the headers, the dynamic section and its strings are read, never the whole file.
+        let fd = try FileSystem.openForReading(path)
+        defer { close(fd) }
+        let size = try FileSystem.size(of: path)
+        try self.init(path: path, size: Int(size)) { offset, count in
+            var bytes = [UInt8](repeating: 0, count: count)
+            let read = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
+            return read <= 0 ? [] : Array(bytes[0..<read])
+        }
     }
 
     init(bytes: [UInt8], path: String) throws {
+        try self.init(path: path, size: bytes.count) { offset, count in
+            guard offset >= 0, offset < bytes.count else { return [] }
+            return Array(bytes[offset..<min(bytes.count, offset + count)])
+        }
+    }
+
+    /// Parses through `read(offset, count)`, which returns up to `count` bytes at `offset`.
+    private init(path: String, size: Int, read: (Int, Int) -> [UInt8]) throws {
         self.path = path
         func fail(_ reason: String) -> FormatError { FormatError(path: path, reason: reason) }
-        guard bytes.count >= 64, bytes[0] == 0x7F, bytes[1] == 0x45, bytes[2] == 0x4C, bytes[3] == 0x46 else { throw fail("no ELF magic") }
-        guard bytes[4] == 2 else { throw fail("not a 64-bit object") }
-        guard bytes[5] == 1 else { throw fail("not little-endian") }
-        func u16(_ offset: Int) throws -> UInt16 {
-            guard offset >= 0, offset + 2 <= bytes.count else { throw fail("truncated at byte \(offset)") }
-            return UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8
+        func bytes(_ offset: Int, _ count: Int) throws -> [UInt8] {
+            guard offset >= 0, count >= 0, count <= size, offset <= size - count else { throw fail("truncated at byte \(offset)") }
+            let result = read(offset, count)
+            guard result.count == count else { throw fail("cannot read \(count) bytes at \(offset)") }
+            return result
         }
-        func u32(_ offset: Int) throws -> UInt32 {
-            guard offset >= 0, offset + 4 <= bytes.count else { throw fail("truncated at byte \(offset)") }
-            return (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[offset + $1]) << (8 * UInt32($1)) }
+        let header = try bytes(0, min(size, 64))
+        guard header.count >= 64, header[0] == 0x7F, header[1] == 0x45, header[2] == 0x4C, header[3] == 0x46 else { throw fail("no ELF magic") }
+        guard header[4] == 2 else { throw fail("not a 64-bit object") }
+        guard header[5] == 1 else { throw fail("not little-endian") }
+        func little<T: FixedWidthInteger>(_ data: [UInt8], _ at: Int, as: T.Type) -> T {
+            (0..<MemoryLayout<T>.size).reduce(T(0)) { $0 | T(data[at + $1]) << (8 * $1) }
         }
-        func u64(_ offset: Int) throws -> UInt64 {
-            guard offset >= 0, offset + 8 <= bytes.count else { throw fail("truncated at byte \(offset)") }
-            return (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[offset + $1]) << (8 * UInt64($1)) }
-        }
+        func u16(_ offset: Int) throws -> UInt16 { little(try bytes(offset, 2), 0, as: UInt16.self) }
+        func u32(_ offset: Int) throws -> UInt32 { little(try bytes(offset, 4), 0, as: UInt32.self) }
+        func u64(_ offset: Int) throws -> UInt64 { little(try bytes(offset, 8), 0, as: UInt64.self) }
         func string(at offset: Int) throws -> String {
-            guard offset >= 0, offset < bytes.count else { throw fail("a string at byte \(offset) lies outside the file") }
-            var end = offset
-            while end < bytes.count, bytes[end] != 0 { end += 1 }
-            return String(decoding: bytes[offset..<end], as: UTF8.self)
+            guard offset >= 0, offset < size else { throw fail("a string at byte \(offset) lies outside the file") }
+            var result: [UInt8] = []
+            var position = offset
+            while position < size {
+                let chunk = read(position, min(256, size - position))
+                guard !chunk.isEmpty else { break }
+                if let end = chunk.firstIndex(of: 0) {
+                    result += chunk[..<end]
+                    break
+                }
+                result += chunk
+                position += chunk.count
+            }
+            return String(decoding: result, as: UTF8.self)
         }
         machine = try u16(18)
-        let programHeaders = Int(try u64(32))
+        let programHeaders = Int(truncatingIfNeeded: try u64(32))
         let entrySize = Int(try u16(54))
         let count = Int(try u16(56))
         guard entrySize >= 56 else { throw fail("program header entries of \(entrySize) bytes") }
@@ -65,13 +94,13 @@ struct ELFFile {
         var dynamic: (offset: Int, size: Int)?
         interpreter = nil
         for index in 0..<count {
-            let base = programHeaders + index * entrySize
+            let base = programHeaders &+ index &* entrySize
             let type = try u32(base)
             let offset = try u64(base + 8), vaddr = try u64(base + 16), fileSize = try u64(base + 32)
             switch type {
             case 1: loads.append(Load(vaddr: vaddr, offset: offset, size: fileSize))  // PT_LOAD
-            case 2: dynamic = (Int(offset), Int(fileSize))  // PT_DYNAMIC
-            case 3: interpreter = try string(at: Int(offset))  // PT_INTERP
+            case 2: dynamic = (Int(truncatingIfNeeded: offset), Int(truncatingIfNeeded: fileSize))  // PT_DYNAMIC
+            case 3: interpreter = try string(at: Int(truncatingIfNeeded: offset))  // PT_INTERP
             default: break
             }
         }
@@ -80,6 +109,9 @@ struct ELFFile {
         rpath = []
         soname = nil
         guard let dynamic else { return }
+        guard dynamic.offset >= 0, dynamic.size >= 0, dynamic.offset <= size, dynamic.size <= size - dynamic.offset else {
+            throw fail("the dynamic section lies outside the file")
+        }
         var neededOffsets: [UInt64] = []
         var runpathOffset: UInt64?, rpathOffset: UInt64?, sonameOffset: UInt64?, stringTable: UInt64?
         var position = dynamic.offset
@@ -105,14 +137,14 @@ struct ELFFile {
         guard let segment = loads.first(where: { stringTable >= $0.vaddr && stringTable < $0.vaddr + $0.size }) else {
             throw fail("the dynamic string table lies in no loaded segment")
         }
-        let tableOffset = Int(stringTable - segment.vaddr + segment.offset)
-        needed = try neededOffsets.map { try string(at: tableOffset + Int($0)) }
+        let tableOffset = Int(truncatingIfNeeded: (stringTable &- segment.vaddr) &+ segment.offset)
+        needed = try neededOffsets.map { try string(at: tableOffset &+ Int(truncatingIfNeeded: $0)) }
         func paths(_ offset: UInt64?) throws -> [String] {
             guard let offset else { return [] }
-            return try string(at: tableOffset + Int(offset)).split(separator: ":").map(String.init)
+            return try string(at: tableOffset &+ Int(truncatingIfNeeded: offset)).split(separator: ":").map(String.init)
         }
         runpath = try paths(runpathOffset)
         rpath = try paths(rpathOffset)
-        soname = try sonameOffset.map { try string(at: tableOffset + Int($0)) }
+        soname = try sonameOffset.map { try string(at: tableOffset &+ Int(truncatingIfNeeded: $0)) }
     }
 }

@@ -177,10 +177,31 @@ public struct ImageBuilder {
 
     // MARK: Layers
 
-    struct RuntimeLayer {
+    struct RuntimeLayer: Codable {
         var descriptor: Descriptor
         var diffID: VesselStore.Digest
         var uncompressedSize: Int64
+    }
+
+    /// Runtime layers built before, by the digest of their content: `runtime-layers.json` in
+    /// the store, best effort (a miss only costs the compression).
+    struct RuntimeLayerCache {
+        let path: String
+
+        init(store: Store) { path = FileSystem.join(store.root, "runtime-layers.json") }
+
+        private func load() -> [String: RuntimeLayer] {
+            guard let data = FileManager.default.contents(atPath: path) else { return [:] }
+            return (try? JSONDecoder().decode([String: RuntimeLayer].self, from: data)) ?? [:]
+        }
+
+        func lookup(_ key: String) -> RuntimeLayer? { load()[key] }
+
+        func save(_ key: String, _ layer: RuntimeLayer) {
+            var entries = load()
+            entries[key] = layer
+            if let bytes = try? Array(CanonicalJSON.encode(entries)) { try? FileSystem.writeAtomically(bytes, to: path) }
+        }
     }
 
     private enum Content {
@@ -213,6 +234,25 @@ public struct ImageBuilder {
             entries["vessel/lib/\(library.name)"] = .file(source: library.path, executable: true)
         }
         let sortedPaths = entries.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        // The same files make the same layer: a digest of every entry's content finds it again
+        // (hashing ~100 MB takes a tenth of a second; compressing it takes seconds).
+        var keyHasher = SHA256()
+        keyHasher.update(data: Array("vessel-runtime-layer-v1".utf8))
+        for path in sortedPaths {
+            keyHasher.update(data: Array((path + "\0").utf8))
+            switch entries[path]! {
+            case .directory(let mode): keyHasher.update(data: Array("dir \(mode)\0".utf8))
+            case .bytes(let bytes): keyHasher.update(data: bytes)
+            case .file(let source, let executable):
+                keyHasher.update(data: Array("file \(executable)\0".utf8))
+                let fd = try FileSystem.openForReading(source)
+                defer { close(fd) }
+                try FileSystem.forEachChunk(fd, path: source) { keyHasher.update(bufferPointer: $0) }
+            }
+        }
+        let key = VesselStore.Digest(bytes: keyHasher.finalize()).hex
+        let cache = RuntimeLayerCache(store: store)
+        if let cached = cache.lookup(key), store.hasBlob(cached.descriptor.digest) { return cached }
         let total = sortedPaths.reduce(Int64(0)) { sum, path in
             if case .file(let source, _) = entries[path]! { return sum + ((try? FileSystem.size(of: source)) ?? 0) }
             return sum
@@ -258,10 +298,12 @@ public struct ImageBuilder {
             try gzip.finish()
             let (digest, size) = try ingest.commit()
             bar.finish()
-            return RuntimeLayer(
+            let layer = RuntimeLayer(
                 descriptor: Descriptor(mediaType: OCIMediaType.layerTarGzip, digest: digest, size: size,
                                        annotations: [OCIAnnotation.title: "vessel runtime"]),
                 diffID: VesselStore.Digest(bytes: uncompressed.finalize()), uncompressedSize: uncompressedSize)
+            cache.save(key, layer)
+            return layer
         } catch {
             ingest.abort()
             throw error

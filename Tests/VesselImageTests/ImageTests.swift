@@ -61,9 +61,17 @@ struct SharedLibraryTests {
         }
     }
 
-    @Test("a file that is not ELF is refused with its path")
+    @Test("a file that is not ELF, or is cut short, is refused with its path")
     func notELF() throws {
         #expect { try ELFFile(path: TestSupport.exampleDirectory + "/vessel.yaml") } throws: { "\($0)".contains("vessel.yaml is not an ELF file") }
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "/usr/bin/true")))
+        for length in [10, 64, 100, 1000] {
+            #expect(throws: ELFFile.FormatError.self, "\(length) bytes") { try ELFFile(bytes: Array(bytes.prefix(length)), path: "cut") }
+        }
+        // A program header table pointing far outside the file is an error, not a crash.
+        var hostile = bytes
+        for index in 32..<40 { hostile[index] = 0xFF }
+        #expect(throws: ELFFile.FormatError.self) { try ELFFile(bytes: hostile, path: "hostile") }
     }
 }
 
@@ -142,6 +150,11 @@ struct ImageBuildTests {
         let first = try workspace.build()
         let second = try workspace.build(tag: nil)
         #expect(first.manifest.digest == second.manifest.digest)
+        // The second build found the runtime layer by its content; without the blob it is rebuilt, the same.
+        #expect(FileManager.default.fileExists(atPath: workspace.store.root + "/runtime-layers.json"))
+        try FileManager.default.removeItem(atPath: workspace.store.blobPath(first.runtimeLayer.digest))
+        #expect(try workspace.build(tag: nil).manifest.digest == first.manifest.digest)
+        #expect(workspace.store.hasBlob(first.runtimeLayer.digest))
 
         let manifest = try workspace.json(first.manifest)
         #expect(manifest["mediaType"] as? String == "application/vnd.oci.image.manifest.v1+json")
