@@ -40,9 +40,11 @@ public struct ImageBuilder {
         public var revision: String?
         public var source: String?
         public var labels: [String: String]
+        public var format: Format
 
         public init(binary: String = "/proc/self/exe", dlopened: [[String]] = [], port: Int = 8080, user: String = "65532:65532",
-                    revision: String? = nil, source: String? = nil, labels: [String: String] = [:]) {
+                    revision: String? = nil, source: String? = nil, labels: [String: String] = [:], format: Format = .oci) {
+            self.format = format
             self.binary = binary
             self.dlopened = dlopened
             self.port = port
@@ -51,6 +53,17 @@ public struct ImageBuilder {
             self.source = source
             self.labels = labels
         }
+    }
+
+    /// OCI media types, or Docker's schema 2 ones: the same blobs and config either way, but
+    /// Podman honours `Healthcheck` only in Docker-format images.
+    public enum Format: String, Sendable, CaseIterable {
+        case oci, docker
+
+        var manifest: String { self == .oci ? OCIMediaType.imageManifest : OCIMediaType.dockerManifest }
+        var config: String { self == .oci ? OCIMediaType.imageConfig : "application/vnd.docker.container.image.v1+json" }
+        var layerTar: String { self == .oci ? OCIMediaType.layerTar : "application/vnd.docker.image.rootfs.diff.tar" }
+        var layerTarGzip: String { self == .oci ? OCIMediaType.layerTarGzip : "application/vnd.docker.image.rootfs.diff.tar.gzip" }
     }
 
     public struct Result: Sendable {
@@ -114,7 +127,7 @@ public struct ImageBuilder {
                     imageLayer = try wrapRawLayer(layer)
                     warnings.append("\(layer.annotations?[ModelPack.filepathAnnotation] ?? layer.digest.description) is a raw layer; the image holds it as a new tar layer (re-pack with this vessel to share one blob)")
                 }
-                imageLayer.mediaType = OCIMediaType.layerTar
+                imageLayer.mediaType = options.format.layerTar
                 modelLayers.append(imageLayer)
                 modelDiffIDs.append(imageLayer.digest.description)
             }
@@ -149,14 +162,19 @@ public struct ImageBuilder {
                     + modelLayers.map { ImageConfig.History(created: created, createdBy: "vessel image: model file \($0.annotations?[ModelPack.filepathAnnotation] ?? "?")", comment: nil) }
                     + [ImageConfig.History(created: created, createdBy: "vessel image: \(UnpackedFileIndex.pathInImage)", comment: nil)]
             )
-            let configDescriptor = try store.ingest(Array(CanonicalJSON.encode(config)), mediaType: OCIMediaType.imageConfig)
+            let configDescriptor = try store.ingest(Array(CanonicalJSON.encode(config)), mediaType: options.format.config)
             var manifestAnnotations = labels
             manifestAnnotations.removeValue(forKey: OCIAnnotation.description)
-            let manifest = ImageManifest(artifactType: nil, config: configDescriptor, layers: [runtime.descriptor] + modelLayers + [indexLayer],
-                                         annotations: manifestAnnotations)
-            let descriptor = try store.ingest(Array(CanonicalJSON.encode(manifest)), mediaType: OCIMediaType.imageManifest)
+            var runtimeLayer = runtime.descriptor
+            runtimeLayer.mediaType = options.format.layerTarGzip
+            var fileIndexLayer = indexLayer
+            fileIndexLayer.mediaType = options.format.layerTar
+            var manifest = ImageManifest(artifactType: nil, config: configDescriptor, layers: [runtimeLayer] + modelLayers + [fileIndexLayer],
+                                         annotations: options.format == .oci ? manifestAnnotations : nil)
+            manifest.mediaType = options.format.manifest
+            let descriptor = try store.ingest(Array(CanonicalJSON.encode(manifest)), mediaType: options.format.manifest)
             if let tag { try store.tag(descriptor, as: tag) }
-            return Result(manifest: descriptor, config: config, runtimeLayer: runtime.descriptor, runtimeUncompressedSize: runtime.uncompressedSize,
+            return Result(manifest: descriptor, config: config, runtimeLayer: runtimeLayer, runtimeUncompressedSize: runtime.uncompressedSize,
                           libraries: libraries, modelLayers: modelLayers, warnings: warnings)
         }
     }

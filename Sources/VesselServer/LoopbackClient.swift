@@ -20,11 +20,16 @@ public enum LoopbackClient {
         public var description: String
     }
 
+    /// - Parameter timeout: seconds each send or receive may block; a server that accepts and
+    ///   never answers (a port forwarder before its container listens) fails instead of hanging.
     public static func request(_ method: String, host: String = "127.0.0.1", port: Int, path: String,
-                               headers: [String: String] = [:], body: [UInt8] = []) throws -> Response {
+                               headers: [String: String] = [:], body: [UInt8] = [], timeout: Double = 120) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -46,7 +51,10 @@ public enum LoopbackClient {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 { throw Failure(description: "recv: \(String(cString: strerror(errno)))") }
+            if n < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw Failure(description: "no answer from \(host):\(port) within \(timeout) s") }
+                throw Failure(description: "recv: \(String(cString: strerror(errno)))")
+            }
             if n == 0 { break }
             received += chunk[0..<n]
         }

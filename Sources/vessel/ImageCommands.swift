@@ -39,6 +39,9 @@ struct Image: ParsableCommand {
     @Option(help: "Port the server listens on inside the container.")
     var port: Int = 8080
 
+    @Option(help: "Media types: oci, or docker (Docker schema 2, whose health check Podman also honours).")
+    var format: String = "oci"
+
     @OptionGroup var store: StoreOptions
 
     func run() throws {
@@ -49,9 +52,11 @@ struct Image: ParsableCommand {
             let target = try tag.map(parseReference) ?? Reference(name: artifact.manifest.name + "-image", tag: artifact.manifest.version)
             guard target.digest == nil else { throw ValidationError("-t needs NAME[:TAG], not a digest") }
             guard (1...65535).contains(port) else { throw ValidationError("--port must be 1…65535") }
+            guard let format = ImageBuilder.Format(rawValue: format) else { throw ValidationError("--format must be oci or docker") }
             let builder = ImageBuilder(store: store, progress: { progressBar(label: $0, total: $1) })
             let result = try builder.build(artifact, tag: target, options: .init(
-                binary: binary ?? "/proc/self/exe", dlopened: [BLASLibrary.candidates], port: port, revision: revision, source: source))
+                binary: binary ?? "/proc/self/exe", dlopened: [BLASLibrary.candidates], port: port, revision: revision, source: source,
+                format: format))
             for warning in result.warnings { printError("warning: \(warning)") }
             print("built \(target) \(result.manifest.digest)")
             print("  runtime layer: \(ProgressBar.bytes(result.runtimeLayer.size)) gzip (\(ProgressBar.bytes(result.runtimeUncompressedSize)) uncompressed), \(result.libraries.libraries.count) shared libraries")
@@ -82,7 +87,7 @@ struct Health: ParsableCommand {
     func run() throws {
         let port = port ?? Int(ProcessInfo.processInfo.environment["VESSEL_PORT"] ?? "") ?? 8080
         do {
-            let response = try LoopbackClient.request("GET", port: port, path: path)
+            let response = try LoopbackClient.request("GET", port: port, path: path, timeout: 3)
             guard response.status == 200 else {
                 printError("not ready: \(path) answered \(response.status)")
                 throw ExitCode.failure

@@ -56,7 +56,7 @@ enum InImageTest {
             guard container.isRunning else {
                 throw Failure(description: "the container exited with status \(container.terminationStatus) before it was ready:\n\(container.logTail())")
             }
-            if let response = try? LoopbackClient.request("GET", port: port, path: "/v2/health/ready"), response.status == 200 {
+            if let response = try? LoopbackClient.request("GET", port: port, path: "/v2/health/ready", timeout: 2), response.status == 200 {
                 ready = true
                 break
             }

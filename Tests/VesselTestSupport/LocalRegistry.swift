@@ -76,7 +76,7 @@ public final class LocalRegistry: @unchecked Sendable {
         return Int(result.standardOutput) ?? 0
     }
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
