@@ -23,7 +23,7 @@ public enum LoopbackClient {
     /// - Parameter timeout: seconds each send or receive may block; a server that accepts and
     ///   never answers (a port forwarder before its container listens) fails instead of hanging.
     public static func request(_ method: String, host: String = "127.0.0.1", port: Int, path: String,
-                               headers: [String: String] = [:], body: [UInt8] = [], timeout: Double = 120) throws -> Response {
+                               headers: [String: String] = [:], body: [UInt8] = [], timeout: Double = 600) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }

@@ -9,10 +9,30 @@ extension Store {
     /// Writes a manifest and everything it references as an OCI image-layout tar (what skopeo
     /// calls `oci-archive:`), tagged `refName` in the archive's `index.json`. The tar is built
     /// under a temporary name and renamed into place, so `path` is never half-written.
+    ///
+    /// For a runnable image (an image config, not an artifact), the archive also carries Docker's
+    /// `manifest.json` and `io.containerd.image.name`, as `docker save` writes them since Docker 25:
+    /// `docker load` of any version, `podman load` and `skopeo` (`oci-archive:` and
+    /// `docker-archive:`) all read it.
     public func exportArchive(_ descriptor: Descriptor, refName: String, to path: String, progress: ProgressBar = .silent()) throws {
         let blobs = try closure(of: descriptor).sorted { $0.digest < $1.digest }
         var entry = descriptor
         entry.annotations = [OCIAnnotation.refName: refName]
+        var extraFiles: [(String, [UInt8])] = []
+        if descriptor.mediaType == OCIMediaType.imageManifest || descriptor.mediaType == OCIMediaType.dockerManifest {
+            let manifest = try CanonicalJSON.decode(ImageManifest.self, from: readBlob(descriptor, context: "manifest"), path: blobPath(descriptor.digest))
+            if manifest.config.mediaType == OCIMediaType.imageConfig || manifest.config.mediaType == "application/vnd.docker.container.image.v1+json" {
+                entry.annotations?["io.containerd.image.name"] = refName
+                struct DockerEntry: Encodable {
+                    var Config: String
+                    var RepoTags: [String]
+                    var Layers: [String]
+                }
+                let docker = [DockerEntry(Config: "blobs/sha256/\(manifest.config.digest.hex)", RepoTags: [refName],
+                                          Layers: manifest.layers.map { "blobs/sha256/\($0.digest.hex)" })]
+                extraFiles.append(("manifest.json", try Array(CanonicalJSON.encode(docker))))
+            }
+        }
         let index = try Array(CanonicalJSON.encode(ImageIndex(manifests: [entry])))
         let layout = try Array(CanonicalJSON.encode(OCILayoutMarker(imageLayoutVersion: Self.layoutVersion)))
 
@@ -35,7 +55,7 @@ extension Store {
             }
             try tar.finishEntry()
         }
-        for (name, bytes) in [("index.json", index), ("oci-layout", layout)] {
+        for (name, bytes) in [("index.json", index)] + extraFiles + [("oci-layout", layout)] {
             try tar.writeHeader(path: name, kind: .file(size: Int64(bytes.count), executable: false))
             try bytes.withUnsafeBytes { try tar.writeContent($0) }
             try tar.finishEntry()

@@ -197,6 +197,10 @@ struct ImageBuildTests {
         try workspace.store.exportArchive(result.manifest, refName: "1.0.0", to: archive)
         let copy = try TestSupport.run("skopeo", ["copy", "oci-archive:\(archive)", "oci:\(workspace.directory)/layout:1.0.0"])
         #expect(copy.status == 0, "\(copy.standardError)")
+        // The same archive is a docker-archive too (Docker's manifest.json beside the OCI layout).
+        let docker = try TestSupport.run("skopeo", ["inspect", "docker-archive:\(archive)"])
+        #expect(docker.status == 0, "\(docker.standardError)")
+        #expect(docker.standardOutput.contains("\"dev.vessel.artifact\""), "\(docker.standardOutput)")
         let unpack = try TestSupport.run("umoci", ["unpack", "--rootless", "--image", "\(workspace.directory)/layout:1.0.0", "\(workspace.directory)/bundle"])
         #expect(unpack.status == 0, "\(unpack.standardError)")
         let theirs = workspace.directory + "/bundle/rootfs"
