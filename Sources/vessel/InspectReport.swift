@@ -1,4 +1,6 @@
+import Foundation
 import VesselArtifact
+import VesselImage
 import VesselTensor
 import VesselManifest
 import VesselStore
@@ -94,5 +96,71 @@ struct InspectReport: Encodable {
         }
         printTable(rows)
         print("  total:       \(ProgressBar.bytes(totalSize))")
+    }
+}
+
+/// What `vessel inspect` shows for a runnable image: how it starts, and its layers.
+struct ImageReport: Encodable {
+    struct Layer: Encodable {
+        var mediaType: String
+        var size: Int64
+        var digest: String
+        var title: String?
+    }
+
+    var reference: String
+    var digest: String
+    var mediaType: String
+    var architecture: String
+    var os: String
+    var created: String?
+    var entrypoint: [String]
+    var user: String?
+    var exposedPorts: [String]
+    var env: [String]
+    var healthcheck: [String]?
+    var labels: [String: String]
+    var layers: [Layer]
+
+    init(reference: Reference, descriptor: Descriptor, image: RootFilesystem) {
+        let settings = image.config.config
+        self.reference = reference.description
+        digest = descriptor.digest.description
+        mediaType = descriptor.mediaType
+        architecture = image.config.architecture
+        os = image.config.os
+        created = image.config.created
+        entrypoint = (settings?.entrypoint ?? []) + (settings?.cmd ?? [])
+        user = settings?.user
+        exposedPorts = (settings?.exposedPorts ?? [:]).keys.sorted()
+        env = settings?.env ?? []
+        healthcheck = settings?.healthcheck?.test
+        labels = settings?.labels ?? [:]
+        layers = image.manifest.layers.map {
+            Layer(mediaType: $0.mediaType, size: $0.size, digest: $0.digest.description,
+                  title: $0.annotations?[ModelPack.filepathAnnotation] ?? $0.annotations?[OCIAnnotation.title])
+        }
+    }
+
+    func print(json: Bool) throws {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            Swift.print(String(decoding: try encoder.encode(self), as: UTF8.self))
+            return
+        }
+        Swift.print("\(reference)  image  \(digest)")
+        Swift.print("platform    \(os)/\(architecture)\(created.map { ", created \($0)" } ?? "")")
+        Swift.print("entrypoint  \(entrypoint.joined(separator: " "))")
+        Swift.print("user        \(user ?? "root")    ports \(exposedPorts.joined(separator: ", "))")
+        if let healthcheck { Swift.print("healthcheck \(healthcheck.joined(separator: " "))") }
+        Swift.print("env         \(env.joined(separator: " "))")
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) { Swift.print("label       \(key)=\(value)") }
+        var rows = [["LAYER", "SIZE", "DIGEST", "MEDIA TYPE"]]
+        for layer in layers {
+            rows.append([layer.title ?? "-", ProgressBar.bytes(layer.size), String(layer.digest.dropFirst(7).prefix(12)), layer.mediaType])
+        }
+        printTable(rows)
+        Swift.print("total       \(ProgressBar.bytes(layers.reduce(0) { $0 + $1.size }))")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VesselArtifact
+import VesselImage
 import VesselManifest
 import VesselStore
 
@@ -56,7 +57,14 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try vessel.run {
-            let artifact = try Artifact.load(try parseReference(reference), from: try store.open(), verifyLayers: false)
+            let store = try store.open()
+            let reference = try parseReference(reference)
+            let descriptor = try store.resolve(reference)
+            if descriptor.artifactType != ModelPack.artifactType, let image = try? RootFilesystem.load(descriptor, from: store) {
+                try ImageReport(reference: reference, descriptor: descriptor, image: image).print(json: json)
+                return
+            }
+            let artifact = try Artifact.load(reference, from: store, verifyLayers: false)
             let report = InspectReport(artifact)
             if json {
                 let encoder = JSONEncoder()

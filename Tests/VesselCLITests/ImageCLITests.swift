@@ -23,6 +23,11 @@ struct ImageCLITests {
         // The image verifies like an artifact, and lists as an image.
         #expect(try TestSupport.vessel(["verify", "iris-image:1.0.0"], home: home).status == 0)
         #expect(try TestSupport.vessel(["list"], home: home).standardOutput.contains("iris-image:1.0.0"))
+        let inspected = try TestSupport.vessel(["inspect", "iris-image:1.0.0"], home: home)
+        #expect(inspected.status == 0, "\(inspected.standardError)")
+        #expect(inspected.standardOutput.contains("entrypoint  /vessel/bin/vessel serve --verify-files /vessel/model.json /"))
+        #expect(inspected.standardOutput.contains("user        65532:65532    ports 8080/tcp"))
+        #expect(inspected.standardOutput.contains("model.onnx"))
 
         for runtime in ["bwrap", "chroot"] {
             let tested = try TestSupport.vessel(["test", "iris-image:1.0.0", "--in-image", "--runtime", runtime], home: home)
