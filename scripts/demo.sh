@@ -44,7 +44,7 @@ echo "== server log (one JSON line per inference):"
 cat .build/demo-serve.log
 echo "== a runnable OCI image, and the examples run inside it:"
 "$vessel" image iris:1.0.0 -t iris-image:1.0.0 -o .build/iris-image.tar
-skopeo inspect oci-archive:.build/iris-image.tar | head -n 12
+skopeo inspect oci-archive:.build/iris-image.tar | sed -n 1,12p
 "$vessel" test iris-image:1.0.0 --in-image
 echo "== Kubernetes (first lines):"
-"$vessel" deploy iris-image:1.0.0 --kubernetes --image registry.example.com/ml/iris 2>/dev/null | head -n 30
+"$vessel" deploy iris-image:1.0.0 --kubernetes --image registry.example.com/ml/iris 2>/dev/null | sed -n 1,30p
