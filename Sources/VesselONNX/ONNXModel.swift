@@ -181,6 +181,7 @@ struct GraphBuilder {
             }
             try foldConstants(&nodes, &initializers, fed: [], protected: Set(outputs.map(\.name)))
             Self.foldBatchNormIntoConv(&nodes, &initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
+            Self.fuseChannelAffine(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseActivations(&nodes, protected: Set(outputs.map(\.name)))
         }
         if !unsupported.isEmpty {
@@ -217,6 +218,92 @@ struct GraphBuilder {
             fused.name += "+Relu"
             nodes[source] = fused
             removed.insert(index)
+        }
+        nodes = nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// `Mul` by a per-channel constant, then `Add` of a per-channel constant (a BatchNormalization
+    /// as exporters often spell it, before a Conv it cannot fold into), and a `Relu` after them
+    /// when it is the only reader, become one pass over memory instead of three. The arithmetic is
+    /// the same (a rounded product, then a rounded sum), so results are bit-identical. Any other
+    /// input (another dtype, rank, or channel count) runs the original kernels in turn.
+    static func fuseChannelAffine(_ nodes: inout [Node], _ initializers: [String: Tensor], protected: Set<String>, overridable: Set<String>) {
+        let readers = readerCounts(nodes)
+        var reader: [String: Int] = [:]
+        for (index, node) in nodes.enumerated() { for input in node.inputs where !input.isEmpty { reader[input] = index } }
+        /// A float32 constant shaped [C, 1, 1] or [1, C, 1, 1]: its channel count.
+        func channelConstant(_ name: String) -> (Tensor, Int)? {
+            guard !overridable.contains(name), let tensor = initializers[name], tensor.dtype == .float32,
+                  (3...4).contains(tensor.rank), tensor.shape.enumerated().allSatisfy({ $0.offset == tensor.rank - 3 || $0.element == 1 }) else { return nil }
+            return (tensor, tensor.shape[tensor.rank - 3])
+        }
+        func single(_ name: String) -> Node? {
+            guard readers[name] == 1, !protected.contains(name), let index = reader[name] else { return nil }
+            return nodes[index]
+        }
+        var removed: Set<Int> = []
+        for (index, mul) in nodes.enumerated() where mul.opType == "Mul" && mul.domain.isEmpty && mul.inputs.count == 2 && mul.outputs.count == 1 {
+            guard !removed.contains(index), case .tensors(let mulKernel) = mul.kernel else { continue }
+            let scaleFirst = channelConstant(mul.inputs[0]) != nil && channelConstant(mul.inputs[1]) == nil
+            let (dataName, scaleName) = scaleFirst ? (mul.inputs[1], mul.inputs[0]) : (mul.inputs[0], mul.inputs[1])
+            guard let (scale, channels) = channelConstant(scaleName), initializers[dataName] == nil,
+                  let add = single(mul.outputs[0]), add.opType == "Add", add.domain.isEmpty, add.inputs.count == 2, add.outputs.count == 1,
+                  let addIndex = reader[mul.outputs[0]], case .tensors(let addKernel) = add.kernel else { continue }
+            let shiftName = add.inputs[0] == mul.outputs[0] ? add.inputs[1] : add.inputs[0]
+            guard shiftName != mul.outputs[0], let (shift, shiftChannels) = channelConstant(shiftName), shiftChannels == channels else { continue }
+            var outputs = add.outputs
+            var reluKernel: KernelFunction?
+            var reluNode: Node?
+            if let relu = single(add.outputs[0]), relu.opType == "Relu", relu.domain.isEmpty, let reluIndex = reader[add.outputs[0]],
+               case .tensors(let kernel) = relu.kernel {
+                reluKernel = kernel
+                reluNode = relu
+                outputs = relu.outputs
+                removed.insert(reluIndex)
+            }
+            removed.insert(addIndex)
+            let scales = scale.scalars(as: Float.self), shifts = shift.scalars(as: Float.self)
+            let withRelu = reluKernel != nil
+            let original = (mul, add, reluNode)
+            let reluStep = reluKernel
+            var fused = mul
+            fused.inputs = [dataName]
+            fused.outputs = outputs
+            fused.name += "+Add" + (withRelu ? "+Relu" : "")
+            fused.kernel = .tensors { _, inputs in
+                guard let x = inputs.first ?? nil else { throw ONNXError.invalidModel("node \(original.0.name): missing input") }
+                guard x.dtype == .float32, x.rank == 4, x.shape[1] == channels, scales.count == channels else {
+                    // Shapes this pass does not cover: the original nodes, one after another.
+                    func context(_ node: Node) -> KernelContext { KernelContext(node: node) { _, _ in [] } }
+                    let product = try mulKernel(context(original.0), scaleFirst ? [scale, x] : [x, scale])[0]
+                    let sum = try addKernel(context(original.1), original.1.inputs[0] == original.0.outputs[0] ? [product, shift] : [shift, product])[0]
+                    guard let reluStep, let relu = original.2 else { return [sum] }
+                    return try reluStep(context(relu), [sum])
+                }
+                let batch = x.shape[0], plane = x.shape.dropFirst(2).reduce(1, *)
+                let y = Tensor(uninitialized: .float32, shape: x.shape)
+                x.withUnsafeBufferPointer(as: Float.self) { source in
+                    y.withUnsafeMutableBufferPointer(as: Float.self) { destination in
+                        Parallel.chunks(batch * channels, minimum: Swift.max(1, 65_536 / Swift.max(plane, 1))) { range in
+                            for item in range {
+                                let c = item % channels
+                                let (s, b) = (scales[c], shifts[c])
+                                let input = source.baseAddress! + item * plane, output = destination.baseAddress! + item * plane
+                                if withRelu {
+                                    for i in 0..<plane {
+                                        let v = input[i] * s + b
+                                        output[i] = v < 0 ? 0 : v
+                                    }
+                                } else {
+                                    for i in 0..<plane { output[i] = input[i] * s + b }
+                                }
+                            }
+                        }
+                    }
+                }
+                return [y]
+            }
+            nodes[index] = fused
         }
         nodes = nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     }
