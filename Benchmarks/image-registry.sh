@@ -29,15 +29,14 @@ weights_model "$work/model" big "$size_mib"
 "$vessel" pack "$work/model" --no-test >/dev/null
 bytes=$(( size_mib << 20 ))
 
-start_registry() {  # $1 = name; prints the port
-  local dir="$work/registry-$1" port
+start_registry() {  # $1 = name; sets $port (not a subshell, so the pid stays in $pids to be killed)
+  local dir="$work/registry-$1"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   mkdir -p "$dir"
   printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: "127.0.0.1:%s"}\n' "$dir/data" "$port" > "$dir/config.yml"
   docker-registry serve "$dir/config.yml" >/dev/null 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.05; done
-  echo "$port"
 }
 measure() { /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>&1; cat "$work/time"; }
 rate() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.2f", b / s / 1e9 }'; }
@@ -45,7 +44,8 @@ rate() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.2f", b / s / 1e9 }'; }
 echo "== push and pull of ${size_mib} MiB (GB/s, peak RSS MiB), $runs runs"
 printf '%-6s %-22s %-22s %-22s %-22s\n' run "vessel push" "skopeo copy (push)" "vessel pull" "skopeo copy (pull)"
 for run in $(seq "$runs"); do
-  a=$(start_registry "vessel-$run"); b=$(start_registry "skopeo-$run")
+  start_registry "vessel-$run"; a=$port
+  start_registry "skopeo-$run"; b=$port
   sync; sleep 2
   read -r vp_s vp_k < <(measure "$vessel" push big:1 "127.0.0.1:$a/bench/big" --insecure)
   sync; sleep 2
