@@ -160,6 +160,36 @@ struct RegistryCLITests {
         #expect(try TestSupport.vessel(["verify", "big:1"], home: empty).status == 0)
     }
 
+    @Test("token auth: the Bearer realm flow against a token server, refused without or with wrong credentials")
+    func tokenAuth() throws {
+        let registry = try LocalRegistry(username: "bob", password: "hunter2", auth: .token)
+        let home = try TestSupport.makeTemporaryDirectory("token-home")
+        defer { TestSupport.remove(home) }
+        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        let anonymous = try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/iris", "--insecure"], home: home)
+        #expect(anonymous.status != 0)
+        #expect(anonymous.standardError.contains("401 no token"), "\(anonymous.standardError)")
+
+        let login = try TestSupport.run("sh", ["-c", "printf hunter2 | '\(TestSupport.vesselBinary)' login \(registry.host) -u bob"], environment: ["VESSEL_HOME": home])
+        #expect(login.status == 0, "\(login.standardError)")
+        let pushed = try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/iris", "--insecure"], home: home)
+        #expect(pushed.status == 0, "\(pushed.standardError)")
+        // A second repository: the mount needs a token for both scopes.
+        let mounted = try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/copy", "--insecure"], home: home)
+        #expect(mounted.status == 0, "\(mounted.standardError)")
+        #expect(mounted.standardOutput.contains("mounted from models/iris"), "\(mounted.standardOutput)")
+        let pulled = try TestSupport.vessel(["pull", "\(registry.host)/models/copy:1.0.0", "--insecure", "--as", "copy:1"], home: home)
+        #expect(pulled.status == 0, "\(pulled.standardError)")
+        // skopeo, given the same credentials, reads what was pushed.
+        let inspect = try TestSupport.run("skopeo", ["inspect", "--raw", "--tls-verify=false", "--creds", "bob:hunter2", "docker://\(registry.host)/models/iris:1.0.0"])
+        #expect(inspect.status == 0, "\(inspect.standardError)")
+
+        let wrong = try TestSupport.run("sh", ["-c", "printf nope | '\(TestSupport.vesselBinary)' login \(registry.host) -u bob && '\(TestSupport.vesselBinary)' pull \(registry.host)/models/iris:1.0.0 --insecure"],
+                                        environment: ["VESSEL_HOME": home])
+        #expect(wrong.status != 0)
+        #expect(wrong.standardError.contains("401 no token"), "\(wrong.standardError)")
+    }
+
     @Test("basic auth: refused without credentials, accepted after vessel login, and from Docker's config")
     func basicAuth() throws {
         let registry = try LocalRegistry(username: "alice", password: "s3cret")
