@@ -70,18 +70,6 @@ public struct Credentials: Sendable, Hashable {
         }
         config.auths = auths
         try FileSystem.makeDirectories(vesselHome)
-        let bytes = try Array(CanonicalJSON.encode(config))
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = try FileSystem.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
-        do {
-            try bytes.withUnsafeBytes { try FileSystem.writeAll(fd, $0, path: temporary) }
-            try FileSystem.check(fsync(fd), "cannot fsync", temporary)
-            close(fd)
-            try FileSystem.check(rename(temporary, path), "cannot rename into", path)
-        } catch {
-            close(fd)
-            unlink(temporary)
-            throw error
-        }
+        try FileSystem.writeAtomically(Array(CanonicalJSON.encode(config)), to: path, mode: 0o600)
     }
 }

@@ -85,10 +85,11 @@ public enum FileSystem {
     }
 
     /// Replaces `path` with `bytes` atomically and durably: temp file, fsync, rename, fsync dir.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String? = nil) throws {
+    /// `mode` is the file's from its first byte (0600 for credentials).
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String? = nil, mode: mode_t = 0o644) throws {
         let directory = temporaryDirectory ?? dirname(path)
         let temporary = "\(directory)/.tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        let fd = try open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
+        let fd = try open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         do {
             try bytes.withUnsafeBytes { buffer throws in try writeAll(fd, buffer, path: temporary) }
             try check(fsync(fd), "cannot fsync", temporary)

@@ -8,9 +8,18 @@ struct RegistryOptions: ParsableArguments {
     @Flag(help: "Talk plain HTTP to the registry (a test registry on loopback); the default is HTTPS.")
     var insecure = false
 
-    func client(for reference: RegistryReference, store: Store) -> RegistryClient {
-        RegistryClient(registry: reference.registry, apiHost: reference.apiHost, insecure: insecure,
-                       credentials: Credentials.find(registry: reference.registry, vesselHome: store.root))
+    /// Runs `body` with a client for `reference`'s registry, shut down afterwards whatever happens.
+    func withClient<T>(for reference: RegistryReference, store: Store, _ body: (RegistryClient) async throws -> T) async throws -> T {
+        let client = RegistryClient(registry: reference.registry, apiHost: reference.apiHost, insecure: insecure,
+                                    credentials: Credentials.find(registry: reference.registry, vesselHome: store.root))
+        do {
+            let result = try await body(client)
+            await client.shutdown()
+            return result
+        } catch {
+            await client.shutdown()
+            throw error
+        }
     }
 }
 
@@ -65,16 +74,12 @@ struct Push: AsyncParsableCommand {
             var target = try parseRegistryReference(destination)
             if !destination.contains("@"), !(destination.split(separator: "/").last ?? "").contains(":"), let tag = local.tag { target.tag = tag }
             guard chunkSize >= 1 else { throw ValidationError("--chunk-size must be at least 1 (MiB)") }
-            let client = registry.client(for: target, store: store)
             let started = Date()
-            let pusher = Pusher(store: store, client: client, chunkSize: Int64(chunkSize) << 20,
-                                progress: { progressBar(label: $0, total: $1) }, log: { print($0) })
-            let report: Pusher.Report
-            do { report = try await pusher.push(descriptor, to: target, mountFrom: mountFrom) } catch {
-                await client.shutdown()
-                throw error
+            let report = try await registry.withClient(for: target, store: store) { client in
+                try await Pusher(store: store, client: client, chunkSize: Int64(chunkSize) << 20,
+                                 progress: { progressBar(label: $0, total: $1) }, log: { print($0) })
+                    .push(descriptor, to: target, mountFrom: mountFrom)
             }
-            await client.shutdown()
             let seconds = Date().timeIntervalSince(started)
             print("pushed \(local) to \(target) \(descriptor.digest)")
             print("  \(report.uploaded.count) uploaded (\(ProgressBar.bytes(report.bytesSent)) sent in \(String(format: "%.1f", seconds)) s), \(report.existing.count) already there, \(report.mounted.count) mounted, \(report.resumed.count) resumed")
@@ -103,15 +108,11 @@ struct Pull: AsyncParsableCommand {
             let source = try parseRegistryReference(source)
             let local = try rename.map(parseReference)
                 ?? Reference(name: source.repository, tag: source.tag ?? "pulled-" + String(source.digest?.dropFirst(7).prefix(12) ?? "latest"))
-            let client = registry.client(for: source, store: store)
             let started = Date()
-            let puller = Puller(store: store, client: client, progress: { progressBar(label: $0, total: $1) }, log: { print($0) })
-            let report: Puller.Report
-            do { report = try await puller.pull(source, as: local) } catch {
-                await client.shutdown()
-                throw error
+            let report = try await registry.withClient(for: source, store: store) { client in
+                try await Puller(store: store, client: client, progress: { progressBar(label: $0, total: $1) }, log: { print($0) })
+                    .pull(source, as: local)
             }
-            await client.shutdown()
             let seconds = Date().timeIntervalSince(started)
             print("pulled \(source) as \(local) \(report.manifest.digest)")
             print("  \(report.downloaded.count) downloaded (\(ProgressBar.bytes(report.bytesReceived)) in \(String(format: "%.1f", seconds)) s), \(report.present.count) already in the store, \(report.resumed.count) resumed")
