@@ -14,12 +14,16 @@ let package = Package(
     products: [
         .executable(name: "vessel", targets: ["vessel"]),
         .library(name: "VesselTensor", targets: ["VesselTensor"]),
+        .executable(name: "vessel-runtime", targets: ["vessel-runtime"]),
         .library(name: "VesselManifest", targets: ["VesselManifest"]),
+        .library(name: "VesselManifestYAML", targets: ["VesselManifestYAML"]),
         .library(name: "VesselStore", targets: ["VesselStore"]),
         .library(name: "VesselArtifact", targets: ["VesselArtifact"]),
         .library(name: "VesselONNX", targets: ["VesselONNX"]),
         .library(name: "VesselModel", targets: ["VesselModel"]),
         .library(name: "VesselServer", targets: ["VesselServer"]),
+        .library(name: "VesselServing", targets: ["VesselServing"]),
+        .library(name: "VesselSources", targets: ["VesselSources"]),
         .library(name: "VesselImage", targets: ["VesselImage"]),
         .library(name: "VesselRegistry", targets: ["VesselRegistry"]),
     ],
@@ -29,7 +33,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // No default traits: `FullFoundation` would link all of Foundation (and its 34 MB of ICU
+        // data) into the runtime binary that images ship.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -39,9 +45,13 @@ let package = Package(
     ],
     targets: [
         .target(name: "VesselTensor", swiftSettings: swiftSettings),
+        // The runtime binary (`vessel-runtime`, what images ship) links only FoundationEssentials:
+        // VesselTensor, VesselManifest, VesselStore, VesselONNX, VesselModel, VesselServer and
+        // VesselServing import nothing that needs full Foundation, and nothing that needs Yams.
+        .target(name: "VesselManifest", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
         .target(
-            name: "VesselManifest",
-            dependencies: ["VesselTensor", "VesselStore", .product(name: "Yams", package: "Yams")],
+            name: "VesselManifestYAML",
+            dependencies: ["VesselManifest", "VesselTensor", "VesselStore", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -61,7 +71,7 @@ let package = Package(
         ),
         .target(
             name: "VesselArtifact",
-            dependencies: ["VesselStore", "VesselManifest", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["VesselStore", "VesselManifest", "VesselManifestYAML", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // zlib for gzip image layers: Debian's zlib1g-dev (scripts/install-deps.sh installs it).
@@ -79,18 +89,20 @@ let package = Package(
         ),
         .target(
             name: "VesselImage",
-            dependencies: ["VesselArtifact", "VesselStore", "VesselManifest", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselModel", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "VesselModel",
-            dependencies: ["VesselArtifact", "VesselStore", "VesselManifest", "VesselTensor", "VesselONNX"],
+            dependencies: ["VesselStore", "VesselManifest", "VesselTensor", "VesselONNX", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "VesselServer",
             dependencies: [
-                "VesselModel", "VesselArtifact", "VesselManifest", "VesselStore", "VesselTensor",
+                "VesselModel", "VesselManifest", "VesselStore", "VesselTensor",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,12 +112,31 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "VesselServing",
+            dependencies: [
+                "VesselServer", "VesselModel", "VesselManifest", "VesselStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VesselSources",
+            dependencies: ["VesselServer", "VesselModel", "VesselArtifact", "VesselManifest", "VesselManifestYAML", "VesselStore"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "vessel",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselTensor", "VesselONNX", "VesselModel", "VesselServer",
-                "VesselImage", "VesselRegistry", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselTensor", "VesselONNX", "VesselModel",
+                "VesselServer", "VesselServing", "VesselSources", "VesselImage", "VesselRegistry",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "vessel-runtime",
+            dependencies: ["VesselServing", "VesselServer", "VesselModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .target(name: "VesselTestSupport", dependencies: ["VesselStore"], path: "Tests/VesselTestSupport", swiftSettings: swiftSettings),
@@ -116,7 +147,11 @@ let package = Package(
             exclude: ["Conformance", "Fixtures"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "VesselManifestTests", dependencies: ["VesselManifest", "VesselTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "VesselManifestTests",
+            dependencies: ["VesselManifest", "VesselManifestYAML", "VesselTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "VesselStoreTests", dependencies: ["VesselStore", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VesselArtifactTests",
@@ -125,7 +160,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VesselServerTests",
-            dependencies: ["VesselServer", "VesselModel", "VesselTensor", "VesselTestSupport"],
+            dependencies: ["VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -135,7 +170,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VesselImageTests",
-            dependencies: ["VesselImage", "VesselArtifact", "VesselStore", "VesselTestSupport"],
+            dependencies: ["VesselImage", "VesselArtifact", "VesselManifest", "VesselModel", "VesselStore", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -11,6 +11,7 @@ size_mib="${1:-2048}"
 runs="${2:-3}"
 # The binary an image ships: release, static Swift runtime, stripped.
 swift build -c release --static-swift-stdlib -Xlinker -s --product vessel --scratch-path .build-static >/dev/null
+swift build -c release --static-swift-stdlib -Xlinker -s --product vessel-runtime --scratch-path .build-static >/dev/null
 vessel="$PWD/.build-static/release/vessel"
 work="$PWD/Benchmarks/work"
 rm -rf "$work"
@@ -19,9 +20,9 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 export VESSEL_HOME="$work/home"
 
-echo "== image of the bundled example (binary $(du -m "$vessel" | cut -f1) MiB)"
+echo "== image of the bundled example (vessel-runtime $(du -m "$vessel-runtime" | cut -f1) MiB; the full vessel $(du -m "$vessel" | cut -f1) MiB)"
 "$vessel" pack Examples/iris --no-test >/dev/null
-"$vessel" image iris:1.0.0 -t iris-image:1.0.0 --binary "$vessel" -o "$work/iris-image.tar" | sed 's/^/  /'
+"$vessel" image iris:1.0.0 -t iris-image:1.0.0 -o "$work/iris-image.tar" | sed 's/^/  /'
 echo "  archive: $(du -m "$work/iris-image.tar" | cut -f1) MiB"
 
 source Benchmarks/weights-model.sh

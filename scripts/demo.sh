@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build -c release --product vessel
+swift build -c release --product vessel-runtime   # what the image ships
 vessel=".build/release/vessel"
 export VESSEL_HOME="${VESSEL_HOME:-$PWD/.build/demo-store}"
 echo "== store: $VESSEL_HOME"

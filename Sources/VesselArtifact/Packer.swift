@@ -1,5 +1,6 @@
 import Foundation
 public import VesselManifest
+import VesselManifestYAML
 public import VesselStore
 #if canImport(Glibc)
 import Glibc

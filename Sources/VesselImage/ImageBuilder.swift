@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import VesselManifest
 public import VesselArtifact
+import VesselModel
 public import VesselStore
 #if canImport(Glibc)
 import Glibc
@@ -31,7 +32,7 @@ public struct ImageBuilder {
     }
 
     public struct Options: Sendable {
-        /// The vessel binary to ship; the running one by default.
+        /// The binary to ship as `/vessel/bin/vessel`: ``defaultBinary`` unless given.
         public var binary: String
         /// Libraries loaded with dlopen: each an ordered list of alternatives.
         public var dlopened: [[String]]
@@ -42,7 +43,15 @@ public struct ImageBuilder {
         public var labels: [String: String]
         public var format: Format
 
-        public init(binary: String = "/proc/self/exe", dlopened: [[String]] = [], port: Int = 8080, user: String = "65532:65532",
+        /// `vessel-runtime` beside the running executable (the serve-only binary, linking
+        /// FoundationEssentials only: a third of the full one), else the running executable.
+        public static var defaultBinary: String {
+            let running = (try? SharedLibraries.realPath("/proc/self/exe")) ?? "/proc/self/exe"
+            let runtime = FileSystem.join(FileSystem.dirname(running), "vessel-runtime")
+            return access(runtime, X_OK) == 0 ? runtime : running
+        }
+
+        public init(binary: String = Options.defaultBinary, dlopened: [[String]] = [], port: Int = 8080, user: String = "65532:65532",
                     revision: String? = nil, source: String? = nil, labels: [String: String] = [:], format: Format = .oci) {
             self.format = format
             self.binary = binary

@@ -3,7 +3,7 @@ public import VesselTensor
 /// A parsed and validated `vessel.yaml`: everything needed to package, check and serve a model.
 ///
 /// The file format is documented in `docs/manifest.md`; every field here has a key there.
-public struct Manifest: Sendable, Hashable {
+public struct Manifest: Sendable, Hashable, Codable {
     /// The newest manifest format this build understands.
     public static let currentSchemaVersion = 1
 
@@ -25,6 +25,26 @@ public struct Manifest: Sendable, Hashable {
     public var examples: [Example]
     public var runtime: RuntimeSpec
 
+    package init(schemaVersion: Int, name: String, version: String, description: String?, authors: [String], license: String?, tags: [String], annotations: [String: String], model: ModelSpec, files: [FileEntry], config: [String: Value], signature: Signature, preprocess: [ProcessingStep], postprocess: [ProcessingStep], serving: ServingSettings, examples: [Example], runtime: RuntimeSpec) {
+        self.schemaVersion = schemaVersion
+        self.name = name
+        self.version = version
+        self.description = description
+        self.authors = authors
+        self.license = license
+        self.tags = tags
+        self.annotations = annotations
+        self.model = model
+        self.files = files
+        self.config = config
+        self.signature = signature
+        self.preprocess = preprocess
+        self.postprocess = postprocess
+        self.serving = serving
+        self.examples = examples
+        self.runtime = runtime
+    }
+
     /// Every file the artifact carries, the main model file first, in manifest order.
     public var allFiles: [FileEntry] {
         [FileEntry(path: model.file, role: .weights, description: nil)] + files
@@ -32,7 +52,7 @@ public struct Manifest: Sendable, Hashable {
 }
 
 /// The model itself: its format and main file, plus optional ModelPack descriptors.
-public struct ModelSpec: Sendable, Hashable {
+public struct ModelSpec: Sendable, Hashable, Codable {
     public var format: ModelFormat
     public var file: String
     public var architecture: String?
@@ -40,9 +60,19 @@ public struct ModelSpec: Sendable, Hashable {
     public var precision: String?
     public var quantization: String?
     public var paramSize: String?
+
+    package init(format: ModelFormat, file: String, architecture: String?, family: String?, precision: String?, quantization: String?, paramSize: String?) {
+        self.format = format
+        self.file = file
+        self.architecture = architecture
+        self.family = family
+        self.precision = precision
+        self.quantization = quantization
+        self.paramSize = paramSize
+    }
 }
 
-public enum ModelFormat: String, Sendable, Hashable, CaseIterable {
+public enum ModelFormat: String, Sendable, Hashable, CaseIterable, Codable {
     case onnx, torchscript, pytorch, savedmodel, keras, tflite, safetensors, gguf, pickle, joblib, mlflow
 
     /// The backend that runs this format when the manifest names none.
@@ -52,7 +82,7 @@ public enum ModelFormat: String, Sendable, Hashable, CaseIterable {
 }
 
 /// A further file or directory carried by the artifact, with the role that picks its layer type.
-public struct FileEntry: Sendable, Hashable {
+public struct FileEntry: Sendable, Hashable, Codable {
     public var path: String
     public var role: FileRole
     public var description: String?
@@ -65,7 +95,7 @@ public struct FileEntry: Sendable, Hashable {
 }
 
 /// The ModelPack layer family a file belongs to.
-public enum FileRole: String, Sendable, Hashable, CaseIterable {
+public enum FileRole: String, Sendable, Hashable, CaseIterable, Codable {
     case weights
     /// Labels, tokenizer, model configuration: read by the model's code, not executed.
     case weightConfig = "weight-config"
@@ -86,15 +116,20 @@ public enum FileRole: String, Sendable, Hashable, CaseIterable {
 }
 
 /// The typed inputs and outputs of the model as clients see them.
-public struct Signature: Sendable, Hashable {
+public struct Signature: Sendable, Hashable, Codable {
     public var inputs: [TensorSpec]
     public var outputs: [TensorSpec]
+
+    package init(inputs: [TensorSpec], outputs: [TensorSpec]) {
+        self.inputs = inputs
+        self.outputs = outputs
+    }
 
     public func input(named name: String) -> TensorSpec? { inputs.first { $0.name == name } }
     public func output(named name: String) -> TensorSpec? { outputs.first { $0.name == name } }
 }
 
-public struct TensorSpec: Sendable, Hashable {
+public struct TensorSpec: Sendable, Hashable, Codable {
     public var name: String
     public var dtype: DType
     public var shape: [Dim]
@@ -114,14 +149,19 @@ public struct TensorSpec: Sendable, Hashable {
 }
 
 /// One declared pre- or post-processing step. Parsed and validated now; run by the model layer.
-public struct ProcessingStep: Sendable, Hashable {
+public struct ProcessingStep: Sendable, Hashable, Codable {
     public var type: String
     /// The step's parameters, every key but `type`, validated against the step's schema.
     public var parameters: [String: Value]
+
+    package init(type: String, parameters: [String: Value]) {
+        self.type = type
+        self.parameters = parameters
+    }
 }
 
 /// How the server treats this model. Every field has a default, so the section is optional.
-public struct ServingSettings: Sendable, Hashable {
+public struct ServingSettings: Sendable, Hashable, Codable {
     /// Largest merged batch for dynamic batching; 1 turns batching off.
     public var maxBatchSize: Int = 1
     /// How long a request may wait for others to join its batch.
@@ -145,7 +185,7 @@ public struct ServingSettings: Sendable, Hashable {
 }
 
 /// Kubernetes-style resource requests and limits, as quantities (`500m`, `2`, `512Mi`).
-public struct ResourceRequirements: Sendable, Hashable {
+public struct ResourceRequirements: Sendable, Hashable, Codable {
     public var cpu: String?
     public var memory: String?
     public var cpuLimit: String?
@@ -176,23 +216,31 @@ public enum ResourceQuantity {
 }
 
 /// A bundled example: inputs, the outputs they must give, and how close is close enough.
-public struct Example: Sendable, Hashable {
+public struct Example: Sendable, Hashable, Codable {
     public var name: String
     public var inputs: [String: ExampleData]
     public var outputs: [String: ExampleData]
     public var rtol: Double
     public var atol: Double
+
+    package init(name: String, inputs: [String: ExampleData], outputs: [String: ExampleData], rtol: Double, atol: Double) {
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self.rtol = rtol
+        self.atol = atol
+    }
 }
 
 /// Example tensor data: written inline in the manifest, or in a file beside it (`.npy`, `.json`).
-public enum ExampleData: Sendable, Hashable {
+public enum ExampleData: Sendable, Hashable, Codable {
     case inline(Value)
     case file(String)
 }
 
 /// The runtime a model needs: which backend, and for the Python backend its pinned environment.
-public struct RuntimeSpec: Sendable, Hashable {
-    public enum Backend: String, Sendable, Hashable, CaseIterable {
+public struct RuntimeSpec: Sendable, Hashable, Codable {
+    public enum Backend: String, Sendable, Hashable, CaseIterable, Codable {
         case onnx, python
     }
 
@@ -203,4 +251,11 @@ public struct RuntimeSpec: Sendable, Hashable {
     public var requirements: [String]
     /// Debian packages the model's own code needs.
     public var system: [String]
+
+    package init(backend: Backend, python: String?, requirements: [String], system: [String]) {
+        self.backend = backend
+        self.python = python
+        self.requirements = requirements
+        self.system = system
+    }
 }

@@ -1,8 +1,11 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 public import VesselManifest
 public import VesselTensor
 public import VesselStore
-import VesselArtifact
 
 /// A model ready to serve: its manifest (name, version, signature, examples, serving settings),
 /// the backend that runs it, and where it came from.
@@ -27,28 +30,18 @@ public final class LoadedModel: Sendable {
         self.loadSeconds = loadSeconds
     }
 
-    /// Opens a model directory (a `vessel.yaml` beside the model), as `vessel pack` would read it.
-    public static func open(directory: String, digest: String? = nil, started: Date = Date()) throws -> LoadedModel {
-        let manifest = try ManifestParser.load(directory: directory).manifest
+    /// Opens the model a manifest describes, its files in `directory` (already read and checked:
+    /// `ManifestParser` for a vessel.yaml directory, an image's file index for an image).
+    public static func open(manifest: Manifest, directory: String, digest: String? = nil, started: Date = Date()) throws -> LoadedModel {
         let backend = try makeBackend(manifest, directory: directory)
         return LoadedModel(manifest: manifest, backend: backend, directory: directory, digest: digest,
                            loadSeconds: Date().timeIntervalSince(started))
     }
 
-    /// Loads an artifact from the store: every layer is verified against its digest, then
-    /// unpacked (each file verified again as it is written) into `workDirectory`.
-    public static func open(reference: Reference, store: Store, workDirectory: String) throws -> LoadedModel {
-        let started = Date()
-        let artifact = try Artifact.load(reference, from: store)
-        try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
-        _ = try Unpacker(store: store, overwrite: true).unpack(artifact, into: workDirectory)
-        return try open(directory: workDirectory, digest: artifact.descriptor.digest.description, started: started)
-    }
-
     static func makeBackend(_ manifest: Manifest, directory: String) throws -> any Backend {
         switch (manifest.runtime.backend, manifest.model.format) {
         case (.onnx, .onnx):
-            return try ONNXBackend(path: (directory as NSString).appendingPathComponent(manifest.model.file))
+            return try ONNXBackend(path: FileSystem.join(directory, manifest.model.file))
         default:
             throw BackendError.unsupportedFormat("\(manifest.model.format.rawValue) (\(manifest.runtime.backend.rawValue) backend)")
         }
@@ -91,7 +84,7 @@ public enum ExampleTensor {
         switch data {
         case .inline(let value): return try tensor(value, dtype: dtype, what: what)
         case .file(let path):
-            let full = (directory as NSString).appendingPathComponent(path)
+            let full = FileSystem.join(directory, path)
             guard let bytes = FileManager.default.contents(atPath: full) else { throw ExampleError("\(what): cannot read \(path)") }
             if path.hasSuffix(".npy") {
                 do { return try Tensor(npy: [UInt8](bytes)) } catch { throw ExampleError("\(what): \(path): \(error)") }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 public import VesselTensor
 
 /// A node's attributes, decoded once at load time.

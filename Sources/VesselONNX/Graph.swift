@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 public import VesselTensor
 
 /// A declared graph input or output: its name, and its element type and shape when the model

@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
 import SwiftProtobuf
 public import VesselTensor
 
@@ -17,7 +25,7 @@ public final class ONNXModel: Sendable {
     public var outputs: [ValueInfo] { graph.outputs }
 
     public convenience init(path: String, registry: KernelRegistry = .standard) throws {
-        try self.init(data: Self.mappedFile(path), directory: (path as NSString).deletingLastPathComponent, registry: registry)
+        try self.init(data: Self.mappedFile(path), directory: path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? ".", registry: registry)
     }
 
     /// A model file's bytes, memory-mapped.
@@ -25,7 +33,7 @@ public final class ONNXModel: Sendable {
         do {
             return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            throw ONNXError.unreadable(path: path, reason: error.localizedDescription)
+            throw ONNXError.unreadable(path: path, reason: "\(error)")
         }
     }
 

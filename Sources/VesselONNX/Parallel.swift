@@ -1,5 +1,9 @@
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Splits an operator's loop across the intra-op threads (`vessel bench --threads`,
 /// `Runtime.setIntraOpThreads`), when there is enough work for the split to pay.

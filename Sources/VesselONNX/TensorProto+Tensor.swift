@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
 import VesselTensor
 
 /// ONNX `TensorProto.DataType` numbers. See onnx-ml.proto.
@@ -167,15 +175,14 @@ extension Tensor {
 }
 
 /// The external data files of one model, each mapped once and shared by its tensors.
-final class MappedFiles: @unchecked Sendable {
+final class MappedFiles: Sendable {
     static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
     }
 
-    private var files: [String: MappedFile] = [:]
-    private let lock = NSLock()
+    private let files = Mutex<[String: MappedFile]>([:])
 
     func tensor(proto: Onnx_TensorProto, dtype: DType, shape: [Int], byteCount: Int, directory: String) throws -> Tensor {
         let name = proto.name
@@ -188,7 +195,7 @@ final class MappedFiles: @unchecked Sendable {
         if location.hasPrefix("/") || components.contains("..") {
             throw ONNXError.externalData(tensor: name, reason: "location `\(location)` leaves the model's directory")
         }
-        let path = (directory as NSString).appendingPathComponent(location)
+        let path = directory.isEmpty ? location : directory.hasSuffix("/") ? directory + location : directory + "/" + location
         // realpath(3) follows every symlink; a file that resolves outside the directory is refused.
         guard let resolvedDirectory = Self.realPath(directory.isEmpty ? "." : directory) else {
             throw ONNXError.externalData(tensor: name, reason: "cannot resolve the model's directory")
@@ -204,7 +211,7 @@ final class MappedFiles: @unchecked Sendable {
         guard offset >= 0, length == byteCount else {
             throw ONNXError.externalData(tensor: name, reason: "offset \(entries["offset"] ?? "0") / length \(entries["length"] ?? "-") do not describe \(byteCount) bytes")
         }
-        let file = try lock.withLock {
+        let file = try files.withLock { files in
             if let file = files[resolved] { return file }
             let file = try MappedFile(path: resolved)
             files[resolved] = file

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A JSON value as inference requests need it. Arrays of plain numbers — the bulk of a tensor
 /// request, 150K of them for one 224×224 image — are kept as one `[Double]`, parsed with
@@ -43,12 +50,12 @@ indirect enum JSONValue: Sendable {
 }
 
 extension JSONValue {
-    /// From what JSONSerialization returns. (It bridges every NSNumber holding 0 or 1 to Bool,
-    /// so booleans are told from numbers by their storage type.)
+    /// From the shapes ``foundation`` gives (and documents built by hand: Int too).
     init(foundation item: Any) {
         switch item {
-        case let number as NSNumber:
-            self = String(cString: number.objCType) == "c" ? .bool(number.boolValue) : .number(number.doubleValue)
+        case let flag as Bool: self = .bool(flag)
+        case let number as Double: self = .number(number)
+        case let number as Int: self = .number(Double(number))
         case let text as String: self = .string(text)
         case let list as [Any]:
             let values = list.map(JSONValue.init(foundation:))
@@ -64,17 +71,37 @@ extension JSONValue {
 }
 
 extension JSONValue {
-    /// As Foundation objects (Double, Bool, String, arrays, dictionaries; NSNull), for code
+    /// As plain values (Double, Bool, String, arrays, dictionaries; ``JSONNull``), for code
     /// written against JSONSerialization's shapes — with the numbers parsed exactly.
     var foundation: Any {
         switch self {
-        case .null: NSNull()
+        case .null: JSONNull()
         case .bool(let flag): flag
         case .number(let value): value
         case .string(let text): text
         case .numbers(let values): values as [Any]
         case .array(let items): items.map(\.foundation)
         case .object(let fields): fields.mapValues(\.foundation)
+        }
+    }
+}
+
+/// JSON's `null` among ``JSONValue/foundation``'s values (NSNull is not in FoundationEssentials).
+struct JSONNull: Sendable {}
+
+extension JSONValue: Encodable {
+    /// Integral numbers are written without a fraction (`200`, not `200.0`).
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let flag): try container.encode(flag)
+        case .number(let value):
+            if value == value.rounded(), Swift.abs(value) < 1e15 { try container.encode(Int64(value)) } else { try container.encode(value) }
+        case .string(let text): try container.encode(text)
+        case .numbers(let values): try container.encode(values.map(JSONValue.number))
+        case .array(let items): try container.encode(items)
+        case .object(let fields): try container.encode(fields)
         }
     }
 }
@@ -173,9 +200,8 @@ struct FastJSON {
         offset += 1
         if plain { return String(decoding: raw, as: UTF8.self) }
         // Escapes are rare in requests: decode the string with Foundation.
-        var quoted = [UInt8(ascii: "\"")] + Array(raw) + [UInt8(ascii: "\"")]
-        quoted.append(0)
-        guard let text = try? JSONSerialization.jsonObject(with: Data(quoted.dropLast()), options: [.fragmentsAllowed]) as? String else {
+        let quoted = [UInt8(ascii: "\"")] + Array(raw) + [UInt8(ascii: "\"")]
+        guard let text = try? JSONDecoder().decode(String.self, from: Data(quoted)) else {
             throw fail("bad escape in a string")
         }
         return text

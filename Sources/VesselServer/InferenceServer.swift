@@ -1,34 +1,47 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
-public import VesselArtifact
 import VesselManifest
-import VesselModel
+public import VesselModel
 public import VesselStore
 import VesselTensor
 
 /// Where a served model comes from, and the name it is served under.
+/// A model to serve: the name it is served under, known before anything loads, and how to load
+/// it. Where models come from (a vessel.yaml directory, an artifact in the store) is the caller's
+/// business; this module knows only an image's unpacked root (``unpacked(root:index:alias:)``), so
+/// the runtime binary needs no YAML parser and no store.
 public struct ModelSource: Sendable {
-    public enum Location: Sendable {
-        case directory(String)
-        case reference(Reference, Store)
+    /// The manifest's name, or the `ALIAS=` it was given.
+    public var name: String
+    /// Loads, verifies and opens the model; `workDirectory` is the server's own directory for
+    /// this model (where an artifact may be unpacked). Errors leave the model not ready.
+    public var open: @Sendable (_ workDirectory: String) throws -> LoadedModel
+
+    public init(name: String, open: @escaping @Sendable (_ workDirectory: String) throws -> LoadedModel) {
+        self.name = name
+        self.open = open
     }
 
-    public var location: Location
-    /// Serve under this name instead of the manifest's (`ALIAS=REF`).
-    public var alias: String?
-    /// For a directory: the artifact's file digests, checked before the model loads (an image's
-    /// root filesystem, where a container runtime unpacked the artifact's layers).
-    public var verifyFiles: UnpackedFileIndex?
-
-    public init(location: Location, alias: String? = nil, verifyFiles: UnpackedFileIndex? = nil) {
-        self.location = location
-        self.alias = alias
-        self.verifyFiles = verifyFiles
+    /// The model of an image: files a container runtime unpacked under `root`, each checked
+    /// against `index` before the model loads; the manifest is the one the index carries.
+    public static func unpacked(root: String, index: UnpackedFileIndex, alias: String? = nil) throws -> ModelSource {
+        guard let manifest = index.manifest else {
+            throw RequestError(400, "the file index of \(index.name) \(index.version) carries no manifest (an image built by an older vessel); rebuild the image")
+        }
+        return ModelSource(name: alias ?? manifest.name) { _ in
+            let started = Date()
+            try index.verify(root: root)
+            return try LoadedModel.open(manifest: manifest, directory: root, digest: index.artifact, started: started)
+        }
     }
 }
 
@@ -53,7 +66,7 @@ public struct ServerConfiguration: Sendable {
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int? = nil, shutdownGrace: Duration = .seconds(30),
                 logInferences: Bool = true, announce: Bool = true, warmUpWithExamples: Bool = true, token: String? = nil,
-                workDirectory: String = NSTemporaryDirectory() + "vessel-serve-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))") {
+                workDirectory: String = FileSystem.join(ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp", "vessel-serve-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")) {
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
@@ -106,19 +119,7 @@ public final class InferenceServer: Sendable {
     /// loads, so a duplicate name fails at once.
     public static func servedNames(_ sources: [ModelSource]) throws -> [String] {
         var names: [String] = []
-        for source in sources {
-            let name: String
-            if let alias = source.alias {
-                name = alias
-            } else {
-                switch source.location {
-                case .directory(let path): name = try ManifestParser.load(directory: path).manifest.name
-                case .reference(let reference, let store):
-                    // The name in the artifact's vessel.yaml, whatever it was tagged as; its
-                    // layers are verified when it loads.
-                    name = try Artifact.load(reference, from: store, verifyLayers: false).manifest.name
-                }
-            }
+        for name in sources.map(\.name) {
             guard !names.contains(name) else { throw RequestError(400, "two models would be served as `\(name)`; rename one with ALIAS=REF") }
             names.append(name)
         }
@@ -167,20 +168,7 @@ public final class InferenceServer: Sendable {
     /// Loads one model: verify and unpack (artifacts), load the backend, run the examples.
     func load(_ model: ServedModel) {
         do {
-            let loaded: LoadedModel
-            switch model.source.location {
-            case .directory(let path):
-                let started = Date()
-                if let index = model.source.verifyFiles {
-                    try index.verify(root: path)
-                    loaded = try LoadedModel.open(directory: path, digest: index.artifact, started: started)
-                } else {
-                    loaded = try LoadedModel.open(directory: path)
-                }
-            case .reference(let reference, let store):
-                loaded = try LoadedModel.open(reference: reference, store: store,
-                                              workDirectory: (configuration.workDirectory as NSString).appendingPathComponent(model.name))
-            }
+            let loaded = try model.source.open(FileSystem.join(configuration.workDirectory, model.name))
             let started = Date()
             for example in configuration.warmUpWithExamples ? try loaded.examples() : [] {
                 let outputs = try loaded.backend.predict(example.inputs)
@@ -199,15 +187,15 @@ public final class InferenceServer: Sendable {
                     batcher = Batcher(maxRows: serving.maxBatchSize, maxDelay: .microseconds(Int(serving.maxDelayMilliseconds * 1000)),
                                       backend: loaded.backend, queue: queue, outputNames: loaded.signature.outputs.map(\.name))
                 } else if configuration.announce {
-                    FileHandle.standardError.write(Data("vessel: model `\(model.name)`: dynamic batching is off, since not every input and output has a dynamic first dimension\n".utf8))
+                    StandardStreams.error("vessel: model `\(model.name)`: dynamic batching is off, since not every input and output has a dynamic first dimension")
                 }
             }
             model.state.withLock { $0 = .ready(loaded, queue, batcher) }
             metrics.loaded(model: model.name, version: loaded.version, seconds: loaded.loadSeconds + Date().timeIntervalSince(started))
-            if configuration.announce { FileHandle.standardError.write(Data("vessel: model `\(model.name)` \(loaded.version) ready (\(loaded.manifest.examples.count) example(s) passed)\n".utf8)) }
+            if configuration.announce { StandardStreams.error("vessel: model `\(model.name)` \(loaded.version) ready (\(loaded.manifest.examples.count) example(s) passed)") }
         } catch {
             model.state.withLock { $0 = .failed("\(error)") }
-            if configuration.announce { FileHandle.standardError.write(Data("vessel: model `\(model.name)` failed to load: \(error)\n".utf8)) }
+            if configuration.announce { StandardStreams.error("vessel: model `\(model.name)` failed to load: \(error)") }
         }
     }
 }

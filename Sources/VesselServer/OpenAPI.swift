@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselManifest
 import VesselModel
 import VesselTensor
@@ -70,7 +74,9 @@ enum OpenAPI {
             "info": ["title": "Vessel inference server (Open Inference Protocol v2)", "version": version],
             "paths": paths,
         ]
-        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(JSONValue(foundation: document))) ?? Data("{}".utf8)
         return [UInt8](data)
     }
 

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Prometheus
 
 /// The server's Prometheus metrics, served at `/metrics` in the text format.
@@ -48,8 +52,6 @@ final class ServerMetrics: Sendable {
 /// One JSON line per inference on standard output: time, request id, model, digest, input
 /// shapes, batch size, queue and compute milliseconds, status, error. No payloads.
 enum InferenceLog {
-    private static let lock = NSLock()
-
     struct Entry {
         var requestID: String
         var model: String
@@ -71,10 +73,8 @@ enum InferenceLog {
         line += ",\"input_shapes\":{" + entry.inputShapes.map { "\(OIPCodec.quote($0.0)):[\($0.1.map(String.init).joined(separator: ","))]" }
             .joined(separator: ",") + "}"
         line += ",\"batch_size\":\(entry.batchSize)"
-        line += ",\"queue_ms\":\(String(format: "%.3f", entry.queueMilliseconds)),\"compute_ms\":\(String(format: "%.3f", entry.computeMilliseconds))"
-        line += ",\"status\":\(entry.status),\"error\":\(entry.error.map(OIPCodec.quote) ?? "null")}\n"
-        lock.lock()
-        FileHandle.standardOutput.write(Data(line.utf8))
-        lock.unlock()
+        line += ",\"queue_ms\":\(fixed(entry.queueMilliseconds)),\"compute_ms\":\(fixed(entry.computeMilliseconds))"
+        line += ",\"status\":\(entry.status),\"error\":\(entry.error.map(OIPCodec.quote) ?? "null")}"
+        StandardStreams.output(line)
     }
 }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -37,7 +41,7 @@ extension Store {
         let layout = try Array(CanonicalJSON.encode(OCILayoutMarker(imageLayoutVersion: Self.layoutVersion)))
 
         let directory = FileSystem.dirname(path)
-        let temporary = FileSystem.join(directory, ".\(((path as NSString).lastPathComponent)).tmp-\(getpid())")
+        let temporary = FileSystem.join(directory, ".\((FileSystem.basename(path))).tmp-\(getpid())")
         let fd = try FileSystem.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
         var closed = false
         defer {

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A tagged manifest in the store's `index.json`.
 public struct TaggedManifest: Sendable, Hashable {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 import Crypto
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +31,7 @@ public final class Store: Sendable {
     public static var defaultRoot: String {
         let environment = ProcessInfo.processInfo.environment
         if let home = environment["VESSEL_HOME"], !home.isEmpty { return home }
-        return FileSystem.join(environment["HOME"] ?? NSHomeDirectory(), ".vessel")
+        return FileSystem.join(environment["HOME"] ?? FileManager.default.homeDirectoryForCurrentUser.path, ".vessel")
     }
 
     /// Opens the store at `root`, creating an empty layout there if there is none.

@@ -20,3 +20,30 @@ public enum Dim: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+/// As in a signature written out: a fixed size is a number, a named dynamic dimension its name,
+/// an unnamed one `null`.
+extension Dim: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .dynamic(name: nil)
+        } else if let size = try? container.decode(Int.self) {
+            guard size >= 0 else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "a fixed dimension cannot be negative (\(size))")
+            }
+            self = .fixed(size)
+        } else {
+            self = .dynamic(name: try container.decode(String.self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .fixed(let size): try container.encode(size)
+        case .dynamic(let name?): try container.encode(name)
+        case .dynamic(nil): try container.encodeNil()
+        }
+    }
+}

@@ -3,6 +3,7 @@ import Foundation
 import VesselArtifact
 import VesselImage
 import VesselManifest
+import VesselManifestYAML
 import VesselONNX
 import VesselServer
 import VesselStore
@@ -11,7 +12,8 @@ struct Image: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build a runnable OCI image of a model artifact, with no container daemon.",
         discussion: """
-        The image holds the vessel binary and exactly the shared libraries it needs, then the artifact's own layers \
+        The image holds the runtime binary (vessel-runtime: serve and health only) and exactly the shared libraries \
+        it needs, then the artifact's own layers \
         (the same blobs, so a registry stores the weights once). Its entrypoint serves the model on 0.0.0.0:8080 as a \
         non-root user, checks every model file against the artifact before turning ready, and has a health check on \
         /v2/health/ready. The same artifact and binary always give the same image digest.
@@ -27,7 +29,7 @@ struct Image: ParsableCommand {
     @Option(name: .shortAndLong, help: "Also write the image as an OCI archive (podman load, docker load, skopeo oci-archive:).")
     var output: String?
 
-    @Option(help: ArgumentHelp("The vessel binary to put in the image (default: this one).", valueName: "path"))
+    @Option(help: ArgumentHelp("The binary to put in the image (default: vessel-runtime beside this vessel, else this vessel).", valueName: "path"))
     var binary: String?
 
     @Option(help: "org.opencontainers.image.revision label (e.g. a commit).")
@@ -54,12 +56,14 @@ struct Image: ParsableCommand {
             guard (1...65535).contains(port) else { throw ValidationError("--port must be 1…65535") }
             guard let format = ImageBuilder.Format(rawValue: format) else { throw ValidationError("--format must be oci or docker") }
             let builder = ImageBuilder(store: store, progress: { progressBar(label: $0, total: $1) })
+            let shipped = binary ?? ImageBuilder.Options.defaultBinary
             let result = try builder.build(artifact, tag: target, options: .init(
-                binary: binary ?? "/proc/self/exe", dlopened: [BLASLibrary.candidates], port: port, revision: revision, source: source,
+                binary: shipped, dlopened: [BLASLibrary.candidates], port: port, revision: revision, source: source,
                 format: format))
             for warning in result.warnings { printError("warning: \(warning)") }
             print("built \(target) \(result.manifest.digest)")
             print("  runtime layer: \(ProgressBar.bytes(result.runtimeLayer.size)) gzip (\(ProgressBar.bytes(result.runtimeUncompressedSize)) uncompressed), \(result.libraries.libraries.count) shared libraries")
+            print("  binary:        \(shipped) (\(ProgressBar.bytes((try? FileSystem.size(of: shipped)) ?? 0)))")
             let modelBytes = result.modelLayers.reduce(Int64(0)) { $0 + $1.size }
             print("  model layers:  \(result.modelLayers.count), \(ProgressBar.bytes(modelBytes)), shared with \(artifactReference)")
             if let output {
@@ -68,35 +72,6 @@ struct Image: ParsableCommand {
                                         progress: progressBar(label: "export", total: total))
                 print("wrote \(output)")
             }
-        }
-    }
-}
-
-struct Health: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Exit 0 if a local server is ready (the image's health check).",
-        discussion: "Asks http://127.0.0.1:$VESSEL_PORT/v2/health/ready (port 8080 when unset), or the port and path given."
-    )
-
-    @Option(help: "Port (default $VESSEL_PORT, or 8080).")
-    var port: Int?
-
-    @Option(help: "Path to ask.")
-    var path = "/v2/health/ready"
-
-    func run() throws {
-        let port = port ?? Int(ProcessInfo.processInfo.environment["VESSEL_PORT"] ?? "") ?? 8080
-        do {
-            let response = try LoopbackClient.request("GET", port: port, path: path, timeout: 3)
-            guard response.status == 200 else {
-                printError("not ready: \(path) answered \(response.status)")
-                throw ExitCode.failure
-            }
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            printError("not ready: \(error)")
-            throw ExitCode.failure
         }
     }
 }

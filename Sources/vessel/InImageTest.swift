@@ -3,6 +3,7 @@ import Foundation
 import VesselArtifact
 import VesselImage
 import VesselManifest
+import VesselManifestYAML
 import VesselModel
 import VesselONNX
 import VesselServer

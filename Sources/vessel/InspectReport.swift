@@ -3,6 +3,7 @@ import VesselArtifact
 import VesselImage
 import VesselTensor
 import VesselManifest
+import VesselManifestYAML
 import VesselStore
 
 /// What `vessel inspect` shows, as text or JSON.

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import VesselArtifact
 import VesselManifest
+import VesselManifestYAML
+import VesselSources
 import VesselServer
 import VesselStore
 
@@ -42,7 +44,7 @@ struct Pack: AsyncParsableCommand {
             // Nothing is stored unless the examples pass, served exactly as `vessel serve` would.
             // Manifest problems first, each with file:line:column.
             try vessel.run { _ = try ManifestParser.load(directory: directory) }
-            let report = await ExampleRun.run(ModelSource(location: .directory(directory)))
+            let report = await ExampleRun.run(try ModelSource.directory(directory))
             if !report.passed {
                 printReport(report)
                 printError("error: the examples failed, so nothing was stored (--no-test skips them)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VesselManifest
+import VesselManifestYAML
 import VesselONNX
 import VesselTensor
 

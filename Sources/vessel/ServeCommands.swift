@@ -1,28 +1,20 @@
 import ArgumentParser
 import Foundation
-import VesselArtifact
 import VesselImage
 import VesselModel
 import VesselServer
+import VesselServing
+import VesselSources
 import VesselStore
 
 /// `REF_OR_DIR` or `ALIAS=REF_OR_DIR` → a model source: an existing directory with a
 /// vessel.yaml is served from there, anything else is a reference in the store.
 func modelSource(_ argument: String, store: StoreOptions) throws -> ModelSource {
-    var alias: String?
-    var target = argument
-    if let equals = argument.firstIndex(of: "="), !FileManager.default.fileExists(atPath: argument) {
-        alias = String(argument[..<equals])
-        target = String(argument[argument.index(after: equals)...])
-        guard let name = alias, !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else {
-            throw ValidationError("`\(argument)`: an alias may hold letters, digits, `.`, `_` and `-` only")
-        }
+    let (alias, target) = try ServeOptions.splitAlias(argument)
+    if FileSystem.isDirectory(target) {
+        return try .directory(target, alias: alias)
     }
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory.boolValue {
-        return ModelSource(location: .directory(target), alias: alias)
-    }
-    return ModelSource(location: .reference(try parseReference(target), try store.open()), alias: alias)
+    return try .reference(try parseReference(target), store: try store.open(), alias: alias)
 }
 
 struct Serve: AsyncParsableCommand {
@@ -38,76 +30,20 @@ struct Serve: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("Artifacts (NAME[:TAG], NAME@DIGEST) or model directories, optionally ALIAS=….", valueName: "ref-or-dir"))
     var models: [String]
 
-    @Option(help: "Address to listen on (default 127.0.0.1, or $VESSEL_HOST).")
-    var host: String?
-
-    @Option(help: "Port (default 8080, or $VESSEL_PORT; 0 picks a free one).")
-    var port: Int?
-
-    @Option(name: .customLong("max-body-bytes"), help: "Largest request body, overriding each model's serving.max_body_bytes.")
-    var maxBodyBytes: Int?
-
-    @Option(name: .customLong("grace-seconds"), help: "How long requests in flight may finish after SIGTERM.")
-    var graceSeconds: Double = 30
-
-    @Flag(name: .customLong("no-log"), help: "Do not write a JSON line per inference.")
-    var noLog = false
-
-    @Option(name: .customLong("token-file"), help: "Require Authorization: Bearer <the file's token> on all but the health checks.")
-    var tokenFile: String?
-
-    @Option(name: .customLong("verify-files"), help: ArgumentHelp(
-        "Check the model directory's files against this file-digest index before the model turns ready (what an image's entrypoint does).",
-        valueName: "index.json"))
-    var verifyFiles: String?
+    @OptionGroup var options: ServeOptions
 
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let host = host ?? environment["VESSEL_HOST"] ?? "127.0.0.1"
-        guard let port = port ?? Int(environment["VESSEL_PORT"] ?? "8080"), (0...65535).contains(port) else {
-            throw ValidationError("the port must be 0…65535")
-        }
-        let sources: [ModelSource]
-        let names: [String]
-        do {
-            var found = try models.map { try modelSource($0, store: store) }
-            if let verifyFiles {
-                guard found.count == 1, case .directory = found[0].location else {
-                    throw ValidationError("--verify-files needs exactly one model directory")
-                }
-                guard let data = FileManager.default.contents(atPath: verifyFiles) else { throw ValidationError("cannot read --verify-files \(verifyFiles)") }
-                do { found[0].verifyFiles = try JSONDecoder().decode(UnpackedFileIndex.self, from: data) } catch {
-                    throw ValidationError("--verify-files \(verifyFiles) is not a file-digest index: \(error)")
-                }
+        let index = try options.fileIndex()
+        try await options.serve {
+            guard let index else { return try models.map { try modelSource($0, store: store) } }
+            guard models.count == 1, case let (alias, root) = try ServeOptions.splitAlias(models[0]), FileSystem.isDirectory(root) else {
+                throw ValidationError("--verify-files needs exactly one model directory")
             }
-            sources = found
-            names = try InferenceServer.servedNames(sources)
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode.failure
+            // An index from an older image has no manifest: read the vessel.yaml beside the files.
+            return [index.manifest == nil ? try .directory(root, alias: alias, verifying: index) : try .unpacked(root: root, index: index, alias: alias)]
         }
-        var token: String?
-        if let tokenFile {
-            guard let data = FileManager.default.contents(atPath: tokenFile) else { throw ValidationError("cannot read --token-file \(tokenFile)") }
-            token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard token?.isEmpty == false else { throw ValidationError("--token-file \(tokenFile) is empty") }
-        }
-        let server = InferenceServer(sources: sources, names: names, configuration: ServerConfiguration(
-            host: host, port: port, maxBodyBytes: maxBodyBytes, shutdownGrace: .milliseconds(Int(graceSeconds * 1000)), logInferences: !noLog,
-            token: token))
-        do {
-            try await server.run { bound in
-                printError("vessel: listening on http://\(host):\(bound) (\(names.joined(separator: ", ")))")
-            }
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode.failure
-        }
-        printError("vessel: stopped")
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VesselArtifact
 import VesselManifest
+import VesselServing
 import VesselStore
 
 @main

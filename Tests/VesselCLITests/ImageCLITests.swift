@@ -16,6 +16,8 @@ struct ImageCLITests {
         #expect(built.status == 0, "\(built.standardError)")
         #expect(built.standardOutput.contains("built iris-image:1.0.0 sha256:"))
         #expect(built.standardOutput.contains("shared with iris:1.0.0"))
+        // The image ships the serve-only runtime binary built beside vessel.
+        #expect(built.standardOutput.contains("binary:        \(TestSupport.vesselBinary)-runtime"), "\(built.standardOutput)")
         // The archive loads as an image in skopeo.
         let inspect = try TestSupport.run("skopeo", ["inspect", "oci-archive:\(archive)"])
         #expect(inspect.status == 0, "\(inspect.standardError)")
@@ -63,6 +65,33 @@ struct ImageCLITests {
         let bad = try TestSupport.vessel(["serve", "--verify-files", home + "/missing.json", model], home: home)
         #expect(bad.status != 0)
         #expect(bad.standardError.contains("cannot read --verify-files"))
+
+        // The runtime binary has no YAML parser: an index without the manifest (an image built
+        // before it carried one) is refused at once, naming what to do; no index at all too.
+        let runtime = TestSupport.vesselBinary + "-runtime"
+        let old = try TestSupport.run(runtime, ["serve", "--verify-files", home + "/index.json", model])
+        #expect(old.status != 0)
+        #expect(old.standardError.contains("carries no manifest"), "\(old.standardError)")
+        let none = try TestSupport.run(runtime, ["serve", model])
+        #expect(none.status != 0)
+        #expect(none.standardError.contains("--verify-files"), "\(none.standardError)")
+    }
+
+    @Test("the runtime binary references nothing from full Foundation (so no ICU data in a static build)")
+    func runtimeLinksFoundationEssentialsOnly() throws {
+        func undefined(_ binary: String) throws -> [Substring] {
+            let result = try TestSupport.run("nm", ["-D", "--undefined-only", binary])
+            #expect(result.status == 0, "\(result.standardError)")
+            return result.standardOutput.split(separator: "\n")
+        }
+        // Swift symbols of the module `Foundation` are mangled `$s10Foundation…`; FoundationEssentials'
+        // are `$s20FoundationEssentials…`. The full vessel uses Foundation, which shows the check can fail.
+        let full = try undefined(TestSupport.vesselBinary)
+        #expect(full.contains { $0.contains("$s10Foundation") })
+        let runtime = try undefined(TestSupport.vesselBinary + "-runtime")
+        #expect(!runtime.isEmpty)
+        let foundation = runtime.filter { $0.contains("$s10Foundation") || $0.lowercased().contains("icu") }
+        #expect(foundation.isEmpty, "\(foundation.prefix(10))")
     }
 }
 

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import VesselArtifact
+import VesselManifest
+import VesselModel
 @testable import VesselImage
 import VesselStore
 import VesselTestSupport
@@ -220,6 +222,9 @@ struct ImageBuildTests {
         // The file index checks the unpacked model, and names a changed file.
         let index = try JSONDecoder().decode(UnpackedFileIndex.self, from: Data(contentsOf: URL(fileURLWithPath: ours + "/vessel/model.json")))
         try index.verify(root: ours)
+        // It carries the manifest, so the runtime binary needs no YAML parser.
+        #expect(index.manifest?.name == index.name && index.manifest?.version == index.version)
+        #expect(index.manifest?.signature.inputs.isEmpty == false)
         try TestSupport.write("changed", to: ours + "/labels.txt")
         #expect { try index.verify(root: ours) } throws: { "\($0)".contains("labels.txt does not match the artifact") }
     }

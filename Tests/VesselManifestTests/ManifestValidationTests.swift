@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VesselManifest
+import VesselManifestYAML
 import VesselTensor
 import VesselTestSupport
 

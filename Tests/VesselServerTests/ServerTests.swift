@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import VesselServer
 import VesselModel
+import VesselSources
 import VesselTensor
 import VesselTestSupport
 
@@ -12,7 +13,7 @@ struct RunningServer {
     let task: Task<Void, any Error>
 
     static func start(_ directories: [String], maxBodyBytes: Int? = nil, token: String? = nil) async throws -> RunningServer {
-        let sources = directories.map { ModelSource(location: .directory($0)) }
+        let sources = try directories.map { try ModelSource.directory($0) }
         let server = InferenceServer(sources: sources, names: try InferenceServer.servedNames(sources),
                                      configuration: ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, logInferences: false, announce: false,
                                                                         token: token))

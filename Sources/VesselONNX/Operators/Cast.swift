@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 /// Conversions between element types, used by `Cast` and by every kernel that computes in a

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 /// Window geometry shared by Conv and the pooling operators, for any number of spatial axes.
@@ -68,7 +72,7 @@ extension KernelRegistry {
         r.register("GlobalMaxPool") { c, i in [try globalPool(try c.input(i, 0)) { $0.max() ?? 0 }] }
         r.register("GlobalLpPool", since: 2) { c, i in
             let p = Double(c.attributes.int("p", default: 2))
-            return [try globalPool(try c.input(i, 0)) { Foundation.pow($0.reduce(0) { $0 + Foundation.pow(Swift.abs($1), p) }, 1 / p) }]
+            return [try globalPool(try c.input(i, 0)) { Libm.pow($0.reduce(0) { $0 + Libm.pow(Swift.abs($1), p) }, 1 / p) }]
         }
     }
 }
@@ -305,7 +309,7 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
                 switch kind {
                 case .max: if value > best || bestIndex < 0 { best = value; bestIndex = offset }
                 case .average: sum += value
-                case .lp(let p): sum += Foundation.pow(Swift.abs(value), p)
+                case .lp(let p): sum += Libm.pow(Swift.abs(value), p)
                 }
             }
             let out = plane * spatial + s
@@ -314,7 +318,7 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
                 result[out] = best
                 indices[out] = Int64(base + Swift.max(bestIndex, 0))
             case .average: result[out] = sum / Double(includePad ? paddedCounts[s] : Swift.max(count, 1))
-            case .lp(let p): result[out] = Foundation.pow(sum, 1 / p)
+            case .lp(let p): result[out] = Libm.pow(sum, 1 / p)
             }
         }
     }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 extension KernelRegistry {
@@ -24,9 +28,10 @@ func einsum(_ equation: String, _ operands: [Tensor], _ c: KernelContext) throws
     }
     let placeholders = (0..<ellipsisRank).map { Character(UnicodeScalar(0x100 + $0)!) }
     func expand(_ spec: String, rank: Int?) -> [Character] {
-        guard let range = spec.range(of: "...") else { return Array(spec) }
+        let characters = Array(spec)
+        guard let dots = (0..<max(0, characters.count - 2)).first(where: { characters[$0..<$0 + 3] == [".", ".", "."] }) else { return characters }
         let count = rank.map { $0 - (spec.count - 3) } ?? ellipsisRank
-        return Array(spec[..<range.lowerBound]) + placeholders.suffix(count) + Array(spec[range.upperBound...])
+        return Array(characters[..<dots]) + placeholders.suffix(count) + Array(characters[(dots + 3)...])
     }
     let labels = zip(inputSpecs, operands).map { expand($0, rank: $1.rank) }
     var sizes: [Character: Int] = [:]

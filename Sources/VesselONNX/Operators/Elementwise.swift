@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RealModule
 import VesselTensor
 
@@ -268,7 +272,7 @@ extension KernelRegistry {
             let ox = Broadcast.offsets(from: base.shape, to: shape), oy = Broadcast.offsets(from: exponent.shape, to: shape)
             // Foundation's pow, not RealModule's exp∘log form: a negative base with an integral
             // exponent is defined ((-2)^3 = -8).
-            let values = (0..<Tensor.count(of: shape)).map { Foundation.pow(x[ox[$0]], y[oy[$0]]) }
+            let values = (0..<Tensor.count(of: shape)).map { Libm.pow(x[ox[$0]], y[oy[$0]]) }
             return [Cast.fromDoubles(values, dtype: base.dtype, shape: shape)]
         }
 

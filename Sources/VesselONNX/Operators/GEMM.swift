@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import VesselTensor
 
 /// The shared libraries the runtime tries, in order, for matrix products. `vessel image` ships

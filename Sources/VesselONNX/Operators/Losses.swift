@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 /// Negative log-likelihood over log-probabilities `[N, C, d1…]` with targets `[N, d1…]`.
@@ -51,7 +55,7 @@ extension KernelRegistry {
                 for k in 0..<inner {
                     let offsets = (0..<classes).map { (n * classes + $0) * inner + k }
                     let peak = offsets.map { logProbabilities[$0] }.max() ?? 0
-                    let log = Foundation.log(offsets.reduce(0) { $0 + Foundation.exp(logProbabilities[$1] - peak) })
+                    let log = Libm.log(offsets.reduce(0) { $0 + Libm.exp(logProbabilities[$1] - peak) })
                     for offset in offsets { logProbabilities[offset] = logProbabilities[offset] - peak - log }
                 }
             }

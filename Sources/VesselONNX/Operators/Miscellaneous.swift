@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 extension KernelRegistry {
@@ -85,7 +89,7 @@ extension KernelRegistry {
         }
         r.register("Swish", since: 24) { c, i in
             let alpha = Double(c.attributes.float("alpha", default: 1))
-            return [try activation(c.input(i, 0), c) { $0 / (1 + Foundation.exp(-alpha * $0)) }]
+            return [try activation(c.input(i, 0), c) { $0 / (1 + Libm.exp(-alpha * $0)) }]
         }
         r.register("EyeLike", since: 9) { c, i in
             let x = try c.input(i, 0)

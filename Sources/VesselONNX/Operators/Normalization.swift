@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 extension KernelRegistry {
@@ -113,7 +117,7 @@ extension KernelRegistry {
                     let value = values[index + (other - channel) * inner]
                     sum += value * value
                 }
-                out[index] = values[index] / Foundation.pow(bias + alpha / Double(size) * sum, beta)
+                out[index] = values[index] / Libm.pow(bias + alpha / Double(size) * sum, beta)
             }
             return [Cast.fromDoubles(out, dtype: x.dtype, shape: x.shape)]
         }
@@ -154,7 +158,7 @@ func lrnFloat(_ x: Tensor, channels: Int, inner: Int, before: Int, after: Int, s
                     for c in 0..<channels {
                         let offset = base + c * inner + pixels.lowerBound
                         for k in 0..<pixels.count {
-                            let denominator = Foundation.pow(bias + scale * Swift.max(window[k], 0), beta)
+                            let denominator = Libm.pow(bias + scale * Swift.max(window[k], 0), beta)
                             destination[offset + k] = Float(Double(source[offset + k]) / denominator)
                         }
                         // Slide: channel c + after + 1 enters, c − before leaves.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 /// RNN, GRU and LSTM share their inputs, directions, layouts and sequence lengths; this is
@@ -108,17 +112,17 @@ struct RecurrentFrame {
 func recurrentActivation(_ name: String, alphas: inout [Float], betas: inout [Float], _ c: KernelContext) throws -> (Double) -> Double {
     func take(_ list: inout [Float], _ fallback: Double) -> Double { list.isEmpty ? fallback : Double(list.removeFirst()) }
     switch name.lowercased() {
-    case "sigmoid": return { 1 / (1 + Foundation.exp(-$0)) }
-    case "tanh": return { Foundation.tanh($0) }
+    case "sigmoid": return { 1 / (1 + Libm.exp(-$0)) }
+    case "tanh": return { Libm.tanh($0) }
     case "relu": return { Swift.max(0, $0) }
     case "affine": let a = take(&alphas, 1), b = take(&betas, 0); return { a * $0 + b }
     case "leakyrelu": let a = take(&alphas, 0.01); return { $0 >= 0 ? $0 : a * $0 }
     case "thresholdedrelu": let a = take(&alphas, 1); return { $0 > a ? $0 : 0 }
-    case "scaledtanh": let a = take(&alphas, 1), b = take(&betas, 1); return { a * Foundation.tanh(b * $0) }
+    case "scaledtanh": let a = take(&alphas, 1), b = take(&betas, 1); return { a * Libm.tanh(b * $0) }
     case "hardsigmoid": let a = take(&alphas, 0.2), b = take(&betas, 0.5); return { Swift.max(0, Swift.min(1, a * $0 + b)) }
-    case "elu": let a = take(&alphas, 1); return { $0 >= 0 ? $0 : a * (Foundation.exp($0) - 1) }
+    case "elu": let a = take(&alphas, 1); return { $0 >= 0 ? $0 : a * (Libm.exp($0) - 1) }
     case "softsign": return { $0 / (1 + Swift.abs($0)) }
-    case "softplus": return { Foundation.log(1 + Foundation.exp($0)) }
+    case "softplus": return { Libm.log(1 + Libm.exp($0)) }
     default: throw c.invalid("unknown activation `\(name)`")
     }
 }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 /// Resize and Upsample: separable N-D interpolation. Each output coordinate along each axis maps

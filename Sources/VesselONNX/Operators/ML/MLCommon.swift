@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 /// The `ai.onnx.ml` domain, as nodes name it.
@@ -29,7 +33,7 @@ enum PostTransform: Sendable {
 
     static func logistic(_ x: Float) -> Float {
         // Symmetric form: exact for large |x| on both sides.
-        let v = 1 / (1 + Foundation.exp(-abs(x)))
+        let v = 1 / (1 + Libm.exp(-abs(x)))
         return x < 0 ? 1 - v : v
     }
 
@@ -39,7 +43,7 @@ enum PostTransform: Sendable {
         var x = 2 * p - 1
         let sign: Float = x < 0 ? -1 : 1
         x = (1 - x) * (1 + x)
-        let log = Foundation.log(x)
+        let log = Libm.log(x)
         let v = 2 / (Float.pi * 0.147) + 0.5 * log
         let v2 = 1 / 0.147 * log
         return Float(2).squareRoot() * sign * (-v + (v * v - v2).squareRoot()).squareRoot()
@@ -49,7 +53,7 @@ enum PostTransform: Sendable {
         guard let maximum = scores.max() else { return }
         var sum: Float = 0
         for k in scores.indices {
-            scores[k] = Foundation.exp(scores[k] - maximum)
+            scores[k] = Libm.exp(scores[k] - maximum)
             sum += scores[k]
         }
         for k in scores.indices { scores[k] /= sum }
@@ -58,11 +62,11 @@ enum PostTransform: Sendable {
     /// Softmax that leaves zero scores (classes no tree voted for) near zero.
     static func softmaxZero(_ scores: UnsafeMutableBufferPointer<Float>) {
         guard let maximum = scores.max() else { return }
-        let scaleOfZero = Foundation.exp(-maximum)
+        let scaleOfZero = Libm.exp(-maximum)
         var sum: Float = 0
         for k in scores.indices {
             if abs(scores[k]) > 1e-7 {
-                scores[k] = Foundation.exp(scores[k] - maximum)
+                scores[k] = Libm.exp(scores[k] - maximum)
                 sum += scores[k]
             } else {
                 scores[k] *= scaleOfZero

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 /// Linear models and support vector machines of `ai.onnx.ml`. Scores, label choice and the
@@ -137,7 +141,7 @@ struct SVMKernel: Sendable {
                         let d = x[row * features + f] - vectors[v * features + f]
                         sum += d * d
                     }
-                    out[row * count + v] = Foundation.exp(-gamma * sum)
+                    out[row * count + v] = Libm.exp(-gamma * sum)
                 }
             }
             return out
@@ -155,9 +159,9 @@ struct SVMKernel: Sendable {
         switch kind {
         case .poly:
             for k in out.indices {
-                out[k] = degree == 2 ? out[k] * out[k] : degree == 3 ? out[k] * out[k] * out[k] : Foundation.pow(out[k], degree)
+                out[k] = degree == 2 ? out[k] * out[k] : degree == 3 ? out[k] * out[k] * out[k] : Libm.pow(out[k], degree)
             }
-        case .sigmoid: for k in out.indices { out[k] = Foundation.tanh(out[k]) }
+        case .sigmoid: for k in out.indices { out[k] = Libm.tanh(out[k]) }
         default: break
         }
         return out

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 /// The `ai.onnx.ml` operators that take or give maps: ZipMap (class probabilities as one map

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 /// The `ai.onnx.ml` feature transforms converters put in front of a model: Scaler, Normalizer,

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselTensor
 
 /// Tree ensembles: TreeEnsembleClassifier and TreeEnsembleRegressor (opsets 1 and 3) and

@@ -1,6 +1,7 @@
 public import Foundation
 import VesselStore
 import VesselTensor
+public import VesselManifest
 import Yams
 
 /// Parses and validates `vessel.yaml`.

@@ -1,7 +1,11 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import VesselManifest
-public import VesselStore
+#endif
+public import VesselManifest
+import VesselStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +26,13 @@ public struct UnpackedFileIndex: Codable, Sendable, Hashable {
         public var size: Int64
         /// A symlink's target.
         public var link: String?
+
+        public init(path: String, digest: String?, size: Int64, link: String? = nil) {
+            self.path = path
+            self.digest = digest
+            self.size = size
+            self.link = link
+        }
     }
 
     /// The artifact's manifest digest.
@@ -29,6 +40,17 @@ public struct UnpackedFileIndex: Codable, Sendable, Hashable {
     public var name: String
     public var version: String
     public var files: [File]
+    /// The artifact's vessel.yaml as read when the image was built, so that the runtime binary
+    /// serves it without a YAML parser (absent in images built before it was added).
+    public var manifest: Manifest?
+
+    public init(artifact: String, name: String, version: String, files: [File], manifest: Manifest?) {
+        self.artifact = artifact
+        self.name = name
+        self.version = version
+        self.files = files
+        self.manifest = manifest
+    }
 
     public struct Mismatch: Error, Sendable, CustomStringConvertible {
         public var path: String
@@ -36,44 +58,10 @@ public struct UnpackedFileIndex: Codable, Sendable, Hashable {
         public var description: String { "model file \(path) \(reason)" }
     }
 
-    /// Reads every layer of a (verified) artifact and records what each file holds.
-    public static func make(_ artifact: Artifact, store: Store) throws -> UnpackedFileIndex {
-        var files: [File] = []
-        for layer in artifact.imageManifest.layers {
-            let context = layer.annotations?[ModelPack.filepathAnnotation] ?? layer.mediaType
-            guard let (_, packing) = ModelPack.parseLayerMediaType(layer.mediaType) else {
-                throw Artifact.LoadError.malformed(artifact.reference, "layer \(layer.digest) has media type \(layer.mediaType)")
-            }
-            switch packing {
-            case .raw:
-                files.append(File(path: try Unpacker.checked(context), digest: layer.digest.description, size: layer.size))
-            case .tar:
-                let fd = try FileSystem.openForReading(store.blobPath(layer.digest))
-                defer { close(fd) }
-                let reader = TarReader(fd: fd, path: context)
-                while let entry = try reader.next() {
-                    let path = try Unpacker.checked(entry.path)
-                    switch entry.kind {
-                    case .file:
-                        var hasher = SHA256()
-                        try reader.readContent { hasher.update(bufferPointer: $0) }
-                        files.append(File(path: path, digest: VesselStore.Digest(bytes: hasher.finalize()).description, size: entry.size))
-                    case .symlink(let target):
-                        files.append(File(path: path, size: 0, link: target))
-                    default:
-                        break
-                    }
-                }
-            }
-        }
-        return UnpackedFileIndex(artifact: artifact.descriptor.digest.description, name: artifact.manifest.name,
-                                 version: artifact.manifest.version, files: files)
-    }
-
     /// Re-hashes every file under `root`; throws naming the first that is missing or differs.
     public func verify(root: String) throws {
         for file in files {
-            let full = (root as NSString).appendingPathComponent(file.path)
+            let full = FileSystem.join(root, file.path)
             if let link = file.link {
                 var buffer = [CChar](repeating: 0, count: 4097)
                 let length = readlink(full, &buffer, 4096)

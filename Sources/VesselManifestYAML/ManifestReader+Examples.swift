@@ -1,4 +1,5 @@
 import VesselTensor
+public import VesselManifest
 import Yams
 
 extension ManifestReader {
