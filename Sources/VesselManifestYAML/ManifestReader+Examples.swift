@@ -1,5 +1,5 @@
 import VesselTensor
-public import VesselManifest
+import VesselManifest
 import Yams
 
 extension ManifestReader {

@@ -1,5 +1,5 @@
 import VesselTensor
-public import VesselManifest
+import VesselManifest
 import Yams
 
 /// The declared pre- and post-processing steps Vessel knows. Each step names the tensor it works

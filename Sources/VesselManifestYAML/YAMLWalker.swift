@@ -1,5 +1,5 @@
 import Foundation
-public import VesselManifest
+import VesselManifest
 import Yams
 
 /// Reads typed values out of a composed YAML tree, recording a diagnostic with the node's

@@ -5,7 +5,7 @@ public import Foundation
 #endif
 public import VesselManifest
 public import VesselTensor
-public import VesselStore
+import VesselStore
 
 /// A model ready to serve: its manifest (name, version, signature, examples, serving settings),
 /// the backend that runs it, and where it came from.
