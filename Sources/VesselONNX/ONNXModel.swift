@@ -213,6 +213,17 @@ struct GraphBuilder {
             guard let input = node.inputs.first, let source = producer[input], readers[input] == 1, !protected.contains(input),
                   nodes[source].outputs.count == 1, case .tensors(let kernel) = nodes[source].kernel else { continue }
             var fused = nodes[source]
+            if fused.opType == "Conv" {
+                // Conv applies its bias and the Relu in one pass.
+                fused.kernel = .tensors { c, i in
+                    [try convolution(try c.input(i, 0), try c.input(i, 1), i.count > 2 ? i[2] : nil, c, relu: true)]
+                }
+                fused.outputs = node.outputs
+                fused.name += "+Relu"
+                nodes[source] = fused
+                removed.insert(index)
+                continue
+            }
             fused.kernel = .tensors { context, inputs in
                 let results = try kernel(context, inputs)
                 guard let output = results.first, output.dtype == .float32, !output.storage.isReadOnly else {

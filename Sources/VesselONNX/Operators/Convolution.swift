@@ -68,13 +68,35 @@ extension KernelRegistry {
         r.register("MaxPool") { c, i in try pool(try c.input(i, 0), c, kind: .max) }
         r.register("AveragePool") { c, i in try pool(try c.input(i, 0), c, kind: .average) }
         r.register("LpPool") { c, i in try pool(try c.input(i, 0), c, kind: .lp(Double(c.attributes.int("p", default: 2)))) }
-        r.register("GlobalAveragePool") { c, i in [try globalPool(try c.input(i, 0)) { $0.reduce(0, +) / Double($0.count) }] }
+        r.register("GlobalAveragePool") { c, i in
+            let x = try c.input(i, 0)
+            if x.dtype == .float32, x.rank >= 3 { return [globalAverageFloat(x)] }
+            return [try globalPool(x) { $0.reduce(0, +) / Double($0.count) }]
+        }
         r.register("GlobalMaxPool") { c, i in [try globalPool(try c.input(i, 0)) { $0.max() ?? 0 }] }
         r.register("GlobalLpPool", since: 2) { c, i in
             let p = Double(c.attributes.int("p", default: 2))
             return [try globalPool(try c.input(i, 0)) { Libm.pow($0.reduce(0) { $0 + Libm.pow(Swift.abs($1), p) }, 1 / p) }]
         }
     }
+}
+
+/// GlobalAveragePool of float32 planes read in place: the same sums (in Double, in order) and
+/// quotients as `globalPool`, without first converting the whole tensor to doubles.
+func globalAverageFloat(_ x: Tensor) -> Tensor {
+    let inner = x.shape[2...].reduce(1, *), planes = x.shape[0] * x.shape[1]
+    let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + [Int](repeating: 1, count: x.rank - 2))
+    x.withUnsafeBufferPointer(as: Float.self) { source in
+        out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
+            for plane in 0..<planes {
+                let values = source.baseAddress! + plane * inner
+                var sum = 0.0
+                for k in 0..<inner { sum += Double(values[k]) }
+                destination[plane] = Float(sum / Double(inner))
+            }
+        }
+    }
+    return out
 }
 
 func globalPool(_ x: Tensor, _ f: (ArraySlice<Double>) -> Double) throws -> Tensor {
@@ -85,7 +107,10 @@ func globalPool(_ x: Tensor, _ f: (ArraySlice<Double>) -> Double) throws -> Tens
 }
 
 /// Conv as im2col + GEMM per image and group.
-func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext) throws -> Tensor {
+///
+/// With `relu` (a Conv whose only reader was a Relu, fused at load), the bias and the Relu are
+/// one pass over each image's output, with the same arithmetic as two.
+func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false) throws -> Tensor {
     guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("Conv needs X and W of the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
     let group = c.attributes.int("group", default: 1)
     let (batch, channels) = (x.shape[0], x.shape[1])
@@ -147,10 +172,26 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext) 
                         }
                         GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: columns, c: destination)
                     }
-                    if let biasValues {
-                        for f in 0..<filters {
-                            let destination = po.baseAddress! + (n * filters + f) * spatial
-                            for s in 0..<spatial { destination[s] += biasValues[f] }
+                    if biasValues != nil || relu {
+                        let image = po.baseAddress! + n * filters * spatial
+                        Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(spatial, 1))) { range in
+                            for f in range {
+                                let destination = image + f * spatial
+                                switch (biasValues?[f], relu) {
+                                case (let b?, true):
+                                    for s in 0..<spatial {
+                                        let v = destination[s] + b
+                                        destination[s] = v < 0 ? 0 : v
+                                    }
+                                case (let b?, false):
+                                    for s in 0..<spatial { destination[s] += b }
+                                case (nil, _):
+                                    for s in 0..<spatial {
+                                        let v = destination[s]
+                                        destination[s] = v < 0 ? 0 : v
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -449,9 +490,7 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                     if isMax {
                         // Without NaN in the plane (counted in a loop that vectorizes), max needs
                         // no NaN care, and the row pass vectorizes too.
-                        var nans = 0
-                        for k in 0..<(height * width) { nans &+= input[k] != input[k] ? 1 : 0 }
-                        if nans == 0 {
+                        if !containsNaN(input, count: height * width) {
                             // Down the height first, contiguous over the full width (vectorizes),
                             // then across: the scalar pass runs over outHeight rows, not height.
                             let columnsMax = UnsafeMutablePointer<Float>.allocate(capacity: width)
@@ -471,9 +510,10 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                                         columnsMax[w] = v > current ? v : current
                                     }
                                 }
-                                for ow in 0..<outWidth {
+                                /// One output column the general way (clipped windows); returns the next.
+                                func maxColumn(_ ow: Int) -> Int {
                                     let (clo, chi, _) = columns[ow]
-                                    guard chi > clo else { target[ow] = -.infinity; continue }
+                                    guard chi > clo else { target[ow] = -.infinity; return ow + 1 }
                                     var value = columnsMax[clo]
                                     var w = clo + 1
                                     while w < chi {
@@ -482,7 +522,23 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                                         w += 1
                                     }
                                     target[ow] = value
+                                    return ow + 1
                                 }
+                                var ow = 0
+                                while ow < outWidth, columns[ow].1 - columns[ow].0 != kernelW { ow = maxColumn(ow) }
+                                // Windows wholly inside the row (most of them): a fixed-width max
+                                // with no per-column lookups.
+                                while ow < outWidth, columns[ow].1 - columns[ow].0 == kernelW {
+                                    let window = columnsMax + columns[ow].0
+                                    var value = window[0]
+                                    for w in 1..<kernelW {
+                                        let v = window[w]
+                                        value = v > value ? v : value
+                                    }
+                                    target[ow] = value
+                                    ow += 1
+                                }
+                                while ow < outWidth { ow = maxColumn(ow) }
                             }
                             continue
                         }
@@ -525,4 +581,22 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
         }
     }
     return out
+}
+
+/// Whether any of `count` floats is NaN: sixteen lanes at a time.
+func containsNaN(_ values: UnsafePointer<Float>, count: Int) -> Bool {
+    var found = SIMDMask<SIMD16<Int32>>(repeating: false)
+    var index = 0
+    let raw = UnsafeRawPointer(values)
+    while index + 16 <= count {
+        let lanes = raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self)
+        found .|= lanes .!= lanes
+        index += 16
+    }
+    if any(found) { return true }
+    while index < count {
+        if values[index] != values[index] { return true }
+        index += 1
+    }
+    return false
 }
