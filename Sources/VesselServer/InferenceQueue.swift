@@ -15,13 +15,27 @@ final class InferenceQueue: Sendable {
 
     let maxConcurrent: Int
     let maxQueued: Int
+    /// Requests with at most this many input elements run on the task that decoded them, not on
+    /// a worker thread (``tryAcquire()``): 0 unless the model's examples showed it is that cheap.
+    let inlineElements: Int
     private let state = Mutex(State())
     private let workers: DispatchQueue
 
-    init(maxConcurrent: Int, maxQueued: Int, label: String) {
+    init(maxConcurrent: Int, maxQueued: Int, label: String, inlineElements: Int = 0) {
         self.maxConcurrent = max(1, maxConcurrent)
         self.maxQueued = max(0, maxQueued)
+        self.inlineElements = inlineElements
         workers = DispatchQueue(label: "vessel.inference.\(label)", attributes: .concurrent)
+    }
+
+    /// Takes a slot if one is free and nobody waits, without suspending; `release()` gives it
+    /// back.
+    func tryAcquire() -> Bool {
+        state.withLock { state in
+            guard state.running < maxConcurrent, state.waiting.isEmpty else { return false }
+            state.running += 1
+            return true
+        }
     }
 
     /// Requests running plus waiting.
@@ -72,7 +86,7 @@ final class InferenceQueue: Sendable {
         }
     }
 
-    private func release() {
+    func release() {
         let next: CheckedContinuation<Void, any Error>? = state.withLock { state in
             if state.waiting.isEmpty {
                 state.running -= 1

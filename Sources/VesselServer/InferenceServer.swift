@@ -63,6 +63,10 @@ public struct ServerConfiguration: Sendable {
     /// Run each model's examples as its warm-up, ready only if they match (off for
     /// `vessel test`, which runs them over HTTP and reports each).
     public var warmUpWithExamples: Bool
+    /// A model whose examples each run within this serves requests up to four times their size
+    /// on the task that decoded them: for a tabular model, the hop to a worker thread and back
+    /// costs more than the model. Zero turns it off.
+    public var inlineBudget: Duration = .microseconds(100)
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int? = nil, shutdownGrace: Duration = .seconds(30),
                 logInferences: Bool = true, announce: Bool = true, warmUpWithExamples: Bool = true, token: String? = nil,
@@ -170,8 +174,22 @@ public final class InferenceServer: Sendable {
         do {
             let loaded = try model.source.open(FileSystem.join(configuration.workDirectory, model.name))
             let started = Date()
+            // The largest example that ran within `inlineBudget` (timed again when the first,
+            // cold run was quick): requests up to 4× its size run without a thread hop.
+            var inlineElements = 0
+            let clock = ContinuousClock()
             for example in configuration.warmUpWithExamples ? try loaded.examples() : [] {
+                var start = clock.now
                 let outputs = try loaded.backend.predict(example.inputs)
+                var took = clock.now - start
+                if took < .milliseconds(2) {
+                    start = clock.now
+                    _ = try loaded.backend.predict(example.inputs)
+                    took = min(took, clock.now - start)
+                }
+                if took <= configuration.inlineBudget, configuration.inlineBudget > .zero {
+                    inlineElements = max(inlineElements, 4 * example.inputs.values.reduce(0) { $0 + $1.count })
+                }
                 for (name, expected) in example.outputs.sorted(by: { $0.key < $1.key }) {
                     let comparison = OutputComparison.compare(name, actual: outputs[name], expected: expected, rtol: example.rtol, atol: example.atol)
                     if !comparison.passed {
@@ -180,7 +198,8 @@ public final class InferenceServer: Sendable {
                 }
             }
             let serving = loaded.manifest.serving
-            let queue = InferenceQueue(maxConcurrent: serving.maxConcurrency, maxQueued: serving.maxQueue, label: model.name)
+            let queue = InferenceQueue(maxConcurrent: serving.maxConcurrency, maxQueued: serving.maxQueue, label: model.name,
+                                       inlineElements: inlineElements)
             var batcher: Batcher?
             if serving.maxBatchSize > 1 {
                 if Batcher.canBatch(loaded.signature) {

@@ -12,11 +12,12 @@ struct RunningServer {
     let port: Int
     let task: Task<Void, any Error>
 
-    static func start(_ directories: [String], maxBodyBytes: Int? = nil, token: String? = nil) async throws -> RunningServer {
+    static func start(_ directories: [String], maxBodyBytes: Int? = nil, token: String? = nil,
+                      inlineBudget: Duration = .microseconds(100)) async throws -> RunningServer {
         let sources = try directories.map { try ModelSource.directory($0) }
-        let server = InferenceServer(sources: sources, names: try InferenceServer.servedNames(sources),
-                                     configuration: ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, logInferences: false, announce: false,
-                                                                        token: token))
+        var configuration = ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, logInferences: false, announce: false, token: token)
+        configuration.inlineBudget = inlineBudget
+        let server = InferenceServer(sources: sources, names: try InferenceServer.servedNames(sources), configuration: configuration)
         let port = PortBox()
         let task = Task { try await server.run { port.set($0) } }
         let bound = await offThePool { () -> Int in
@@ -47,6 +48,33 @@ struct RunningServer {
         await server.shutdown()
         _ = try? await task.value
     }
+
+    /// `count` one-row iris requests at once, request k sending `rows[k % rows.count]`:
+    /// (k, status, predicted label) for each.
+    func classifyConcurrently(_ rows: [[Double]], count: Int) async throws -> [(Int, Int, Int?)] {
+        try await withThrowingTaskGroup(of: (Int, Int, Int?).self) { group in
+            for k in 0..<count {
+                group.addTask {
+                    let row = rows[k % rows.count]
+                    let body = #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[\#(row.map { String($0) }.joined(separator: ","))]}]}"#
+                    let response = try await infer(body)
+                    let label = ((jsonObject(response)["outputs"] as? [[String: Any]])?.first?["data"] as? [Int])?.first
+                    return (k, response.status, label)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+    }
+}
+
+/// A copy of the bundled iris example under `parent` with other batching settings.
+func irisCopy(in parent: String, maxBatchSize: Int, maxDelayMilliseconds: Int) throws -> String {
+    let directory = try TestSupport.copyExample(to: parent)
+    let yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8)
+    try yaml.replacingOccurrences(of: "max_batch_size: 32", with: "max_batch_size: \(maxBatchSize)")
+        .replacingOccurrences(of: "max_delay_ms: 2", with: "max_delay_ms: \(maxDelayMilliseconds)")
+        .write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
+    return directory
 }
 
 func jsonObject(_ response: LoopbackClient.Response) -> [String: Any] {
@@ -321,31 +349,43 @@ struct TimeoutTests {
 
 @Suite("dynamic batching")
 struct BatchingTests {
+    @Test("a model whose examples take microseconds runs small requests without a thread hop; slots come back; large ones still queue")
+    func inline() async throws {
+        let copy = try TestSupport.makeTemporaryDirectory("inline")
+        defer { TestSupport.remove(copy) }
+        let directory = try irisCopy(in: copy, maxBatchSize: 1, maxDelayMilliseconds: 0)
+        // A budget no machine misses, so the test does not depend on this one's speed.
+        let running = try await RunningServer.start([directory], inlineBudget: .seconds(10))
+        defer { Task { await running.stop() } }
+        guard case .ready(_, let queue, nil) = running.server.models[0].current else {
+            Issue.record("not ready without a batcher: \(running.server.models[0].current)")
+            return
+        }
+        // The examples are one row of 4 floats each: requests up to 16 elements run inline.
+        #expect(queue.inlineElements == 16)
+        let rows: [[Double]] = [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]
+        let results = try await running.classifyConcurrently(rows, count: 24)
+        #expect(results.allSatisfy { $0.1 == 200 && $0.2 == $0.0 % 3 }, "\(results)")
+        // 64 rows (256 elements) take the worker path, and answer the same.
+        let many = (0..<64).flatMap { rows[$0 % 3] }.map { String($0) }.joined(separator: ",")
+        let big = try await running.infer(#"{"inputs":[{"name":"X","shape":[64,4],"datatype":"FP32","data":[\#(many)]}]}"#)
+        #expect(big.status == 200)
+        #expect(((jsonObject(big)["outputs"] as? [[String: Any]])?.first?["data"] as? [Int]) == (0..<64).map { $0 % 3 })
+        #expect(queue.inFlight == 0)
+        #expect(queue.tryAcquire())
+        queue.release()
+    }
+
     @Test("concurrent requests merge up to max_batch_size, and each gets its own rows back")
     func merges() async throws {
         let copy = try TestSupport.makeTemporaryDirectory("batching")
         defer { TestSupport.remove(copy) }
-        let directory = try TestSupport.copyExample(to: copy)
-        let yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8)
-        try yaml.replacingOccurrences(of: "max_batch_size: 32", with: "max_batch_size: 4")
-            .replacingOccurrences(of: "max_delay_ms: 2", with: "max_delay_ms: 300")
-            .write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
+        let directory = try irisCopy(in: copy, maxBatchSize: 4, maxDelayMilliseconds: 300)
         let running = try await RunningServer.start([directory])
         defer { Task { await running.stop() } }
         let rows: [[Double]] = [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5], [4.9, 3.0, 1.4, 0.2]]
         let expected = [0, 1, 2, 0]
-        let results = try await withThrowingTaskGroup(of: (Int, Int, Int?).self) { group in
-            for k in 0..<8 {
-                group.addTask {
-                    let row = rows[k % 4]
-                    let body = #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[\#(row.map { String($0) }.joined(separator: ","))]}]}"#
-                    let response = try await running.infer(body)
-                    let label = ((jsonObject(response)["outputs"] as? [[String: Any]])?.first?["data"] as? [Int])?.first
-                    return (k, response.status, label)
-                }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
-        }
+        let results = try await running.classifyConcurrently(rows, count: 8)
         for (k, status, label) in results {
             #expect(status == 200)
             #expect(label == expected[k % 4], "request \(k)")
