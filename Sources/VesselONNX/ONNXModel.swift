@@ -260,6 +260,27 @@ struct GraphBuilder {
             guard readers[name] == 1, !protected.contains(name), let index = reader[name] else { return nil }
             return nodes[index]
         }
+        var producer: [String: Int] = [:]
+        for (index, node) in nodes.enumerated() { for output in node.outputs where !output.isEmpty { producer[output] = index } }
+        /// An inference-mode BatchNormalization with constant parameters for `channels`, whose
+        /// output only `name`'s reader reads: its index, parameters, and per-channel factor and
+        /// offset exactly as its kernel computes them.
+        func normalization(producing name: String, channels: Int) -> (Int, [Tensor], [Float], [Float])? {
+            guard readers[name] == 1, !protected.contains(name), let index = producer[name] else { return nil }
+            let bn = nodes[index]
+            guard bn.opType == "BatchNormalization", bn.domain.isEmpty, bn.inputs.count == 5, bn.outputs.first == name,
+                  bn.outputs.dropFirst().allSatisfy(\.isEmpty), bn.attributes.int("training_mode", default: 0) == 0,
+                  bn.attributes.int("spatial", default: 1) == 1, case .tensors = bn.kernel else { return nil }
+            let parameters = bn.inputs.dropFirst().compactMap { name -> Tensor? in
+                guard !overridable.contains(name), let tensor = initializers[name], tensor.dtype.isFloatingPoint, tensor.count == channels else { return nil }
+                return tensor
+            }
+            guard parameters.count == 4 else { return nil }
+            let (scale, bias, mean, variance) = (parameters[0].doubles(), parameters[1].doubles(), parameters[2].doubles(), parameters[3].doubles())
+            let epsilon = Double(bn.attributes.float("epsilon", default: 1e-5))
+            let factors = (0..<channels).map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
+            return (index, parameters, factors.map { Float($0) }, (0..<channels).map { Float(bias[$0] - mean[$0] * factors[$0]) })
+        }
         var removed: Set<Int> = []
         for (index, mul) in nodes.enumerated() where mul.opType == "Mul" && mul.domain.isEmpty && mul.inputs.count == 2 && mul.outputs.count == 1 {
             guard !removed.contains(index), case .tensors(let mulKernel) = mul.kernel else { continue }
@@ -287,13 +308,27 @@ struct GraphBuilder {
             let reluStep = reluKernel
             var fused = mul
             fused.inputs = [dataName]
+            // A BatchNormalization before the Mul (DenseNet's, after each Concat) joins the pass:
+            // its multiply-add per element comes first, rounded as its kernel rounds it.
+            var normalizer: (node: Node, kernel: KernelFunction, parameters: [Tensor], factors: [Float], offsets: [Float])?
+            if let (bnIndex, parameters, factors, offsets) = normalization(producing: dataName, channels: channels),
+               case .tensors(let bnKernel) = nodes[bnIndex].kernel {
+                normalizer = (nodes[bnIndex], bnKernel, parameters, factors, offsets)
+                fused.inputs = [nodes[bnIndex].inputs[0]]
+                fused.name = nodes[bnIndex].name + "+" + fused.name
+                removed.insert(bnIndex)
+            }
             fused.outputs = outputs
             fused.name += "+Add" + (withRelu ? "+Relu" : "")
+            let normalizerStep = normalizer
             fused.kernel = .tensors { _, inputs in
-                guard let x = inputs.first ?? nil else { throw ONNXError.invalidModel("node \(original.0.name): missing input") }
+                guard var x = inputs.first ?? nil else { throw ONNXError.invalidModel("node \(original.0.name): missing input") }
                 guard x.dtype == .float32, x.rank == 4, x.shape[1] == channels, scales.count == channels else {
                     // Shapes this pass does not cover: the original nodes, one after another.
                     func context(_ node: Node) -> KernelContext { KernelContext(node: node) { _, _ in [] } }
+                    if let normalizerStep {
+                        x = try normalizerStep.kernel(context(normalizerStep.node), [x] + normalizerStep.parameters)[0]
+                    }
                     let product = try mulKernel(context(original.0), scaleFirst ? [scale, x] : [x, scale])[0]
                     let sum = try addKernel(context(original.1), original.1.inputs[0] == original.0.outputs[0] ? [product, shift] : [shift, product])[0]
                     guard let reluStep, let relu = original.2 else { return [sum] }
@@ -308,7 +343,13 @@ struct GraphBuilder {
                                 let c = item % channels
                                 let (s, b) = (scales[c], shifts[c])
                                 let input = source.baseAddress! + item * plane, output = destination.baseAddress! + item * plane
-                                if withRelu {
+                                if let normalizerStep {
+                                    let (f, o) = (normalizerStep.factors[c], normalizerStep.offsets[c])
+                                    for i in 0..<plane {
+                                        let v = (input[i] * f + o) * s + b
+                                        output[i] = withRelu && v < 0 ? 0 : v
+                                    }
+                                } else if withRelu {
                                     for i in 0..<plane {
                                         let v = input[i] * s + b
                                         output[i] = v < 0 ? 0 : v

@@ -63,6 +63,53 @@ struct WholeModelNumericsTests {
         #expect(NodeConformanceTests.run(case: directory + "/fallback", tolerance: (0, 0)) == .passed)
     }
 
+    @Test("a BatchNormalization before the per-channel Mul and Add joins their pass, bit-identical to the four kernels in turn")
+    func normalizationJoinsChannelAffine() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("bn-affine")
+        defer { TestSupport.remove(directory) }
+        // DenseNet's shape: Concat → BatchNormalization → Mul → Add → Relu. The expected output
+        // rounds as the kernels do: the normalization's factor and offset in double, then
+        // float32 multiply-adds, one rounding per operation (numpy float32 does the same).
+        _ = try TestSupport.python("""
+        import numpy as np, onnx, os
+        from onnx import helper, numpy_helper, TensorProto
+        rng = np.random.default_rng(11)
+        C = 6
+        g, beta, mean = (rng.standard_normal(C).astype(np.float32) for _ in range(3))
+        var = rng.uniform(0.5, 2.0, C).astype(np.float32)
+        s = rng.standard_normal((C, 1, 1)).astype(np.float32)
+        b = rng.standard_normal((1, C, 1, 1)).astype(np.float32)
+        inits = [numpy_helper.from_array(a, n) for a, n in [(g, "g"), (beta, "beta"), (mean, "mean"), (var, "var"), (s, "s"), (b, "b")]]
+        nodes = [helper.make_node("Concat", ["x1", "x2"], ["x"], axis=1),
+                 helper.make_node("BatchNormalization", ["x", "g", "beta", "mean", "var"], ["n"], epsilon=1e-3),
+                 helper.make_node("Mul", ["n", "s"], ["t"]), helper.make_node("Add", ["t", "b"], ["u"]), helper.make_node("Relu", ["u"], ["y"])]
+        graph = helper.make_graph(nodes, "bn_affine", [helper.make_tensor_value_info("x1", TensorProto.FLOAT, [2, 2, 5, 7]),
+                                                       helper.make_tensor_value_info("x2", TensorProto.FLOAT, [2, 4, 5, 7])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+        os.makedirs(f"\(directory)/case/test_data_set_0")
+        onnx.save(model, f"\(directory)/case/model.onnx")
+        x1 = rng.standard_normal((2, 2, 5, 7)).astype(np.float32)
+        x2 = rng.standard_normal((2, 4, 5, 7)).astype(np.float32)
+        x = np.concatenate([x1, x2], axis=1)
+        eps = float(np.float32(1e-3))
+        factor = g.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
+        offset = beta.astype(np.float64) - mean.astype(np.float64) * factor
+        f = factor.astype(np.float32).reshape(1, C, 1, 1)
+        o = offset.astype(np.float32).reshape(1, C, 1, 1)
+        y = np.maximum((x * f + o) * s + b, np.float32(0)).astype(np.float32)
+        for k, a in enumerate([x1, x2]):
+            open(f"\(directory)/case/test_data_set_0/input_{k}.pb", "wb").write(numpy_helper.from_array(a, f"x{k + 1}").SerializeToString())
+        open(f"\(directory)/case/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y, "y").SerializeToString())
+        """)
+        let model = try ONNXModel(path: directory + "/case/model.onnx")
+        let names = model.graph.nodes.map(\.name)
+        #expect(names.count == 2, "\(names)")
+        #expect(names.contains { $0.contains("+Add+Relu") } && !model.graph.nodes.contains { $0.opType == "BatchNormalization" && !$0.name.contains("+") },
+                "\(names)")
+        #expect(NodeConformanceTests.run(case: directory + "/case", tolerance: (0, 0)) == .passed)
+    }
+
     @Test("without OpenBLAS the built-in GEMM gives the same results")
     func builtinGEMM() throws {
         // A product large enough for blocking to matter, compared with the BLAS path.
