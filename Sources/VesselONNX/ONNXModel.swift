@@ -321,6 +321,10 @@ struct GraphBuilder {
             fused.outputs = outputs
             fused.name += "+Add" + (withRelu ? "+Relu" : "")
             let normalizerStep = normalizer
+            // Plain arrays for the per-plane loop: binding the optional tuple there would copy
+            // and retain a Node per plane, which costs more than a 7×7 plane's arithmetic.
+            let normalizes = normalizer != nil
+            let (bnFactors, bnOffsets) = (normalizer?.factors ?? [], normalizer?.offsets ?? [])
             fused.kernel = .tensors { _, inputs in
                 guard var x = inputs.first ?? nil else { throw ONNXError.invalidModel("node \(original.0.name): missing input") }
                 guard x.dtype == .float32, x.rank == 4, x.shape[1] == channels, scales.count == channels else {
@@ -343,11 +347,15 @@ struct GraphBuilder {
                                 let c = item % channels
                                 let (s, b) = (scales[c], shifts[c])
                                 let input = source.baseAddress! + item * plane, output = destination.baseAddress! + item * plane
-                                if let normalizerStep {
-                                    let (f, o) = (normalizerStep.factors[c], normalizerStep.offsets[c])
-                                    for i in 0..<plane {
-                                        let v = (input[i] * f + o) * s + b
-                                        output[i] = withRelu && v < 0 ? 0 : v
+                                if normalizes {
+                                    let (f, o) = (bnFactors[c], bnOffsets[c])
+                                    if withRelu {
+                                        for i in 0..<plane {
+                                            let v = (input[i] * f + o) * s + b
+                                            output[i] = v < 0 ? 0 : v
+                                        }
+                                    } else {
+                                        for i in 0..<plane { output[i] = (input[i] * f + o) * s + b }
                                     }
                                 } else if withRelu {
                                     for i in 0..<plane {
