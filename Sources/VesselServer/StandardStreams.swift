@@ -47,3 +47,14 @@ func fixed(_ value: Double, digits: Int = 3) -> String {
     let sign = value < 0 && units > 0 ? "-" : ""
     return digits == 0 ? "\(sign)\(whole)" : "\(sign)\(whole)." + String(repeating: "0", count: digits - fraction.count) + fraction
 }
+
+extension StringProtocol {
+    /// Without leading and trailing white space (`trimmingCharacters(in: .whitespacesAndNewlines)`
+    /// without Foundation).
+    package var trimmingWhitespace: String {
+        let scalars = String(self).unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        return String(String.UnicodeScalarView(scalars[first...last]))
+    }
+}

@@ -76,8 +76,7 @@ public struct ServeOptions: ParsableArguments {
         var token: String?
         if let tokenFile {
             guard let data = FileManager.default.contents(atPath: tokenFile) else { throw ValidationError("cannot read --token-file \(tokenFile)") }
-            token = String(String(decoding: data, as: UTF8.self).unicodeScalars
-                .drop(while: \.properties.isWhitespace).reversed().drop(while: \.properties.isWhitespace).reversed().map(Character.init))
+            token = String(decoding: data, as: UTF8.self).trimmingWhitespace
             guard token?.isEmpty == false else { throw ValidationError("--token-file \(tokenFile) is empty") }
         }
         let server = InferenceServer(sources: sources, names: names, configuration: ServerConfiguration(

@@ -52,3 +52,24 @@ struct BinaryTensorTests {
         #expect(throws: RequestError.self) { try OIPCodec.decodeRequest(header + [0, 1, 7] + strings, headerLength: header.count) }
     }
 }
+
+@Suite("text helpers without Foundation")
+struct TextHelperTests {
+    @Test("trimmingWhitespace drops leading and trailing white space only (a --token-file's newline, a header's spaces)")
+    func trimming() {
+        #expect("  s3cr3t token\n".trimmingWhitespace == "s3cr3t token")
+        #expect("\t\r\n \u{00A0}".trimmingWhitespace == "")
+        #expect("plain".trimmingWhitespace == "plain")
+        #expect("key: value  "[...].dropFirst(4).trimmingWhitespace == "value")
+    }
+
+    @Test("fixed-point text as String(format: \"%.3f\") writes it")
+    func fixedPoint() {
+        #expect(fixed(0) == "0.000")
+        #expect(fixed(1.2345) == "1.235" || fixed(1.2345) == "1.234")
+        #expect(fixed(12.5, digits: 1) == "12.5")
+        #expect(fixed(-0.0004) == "0.000")
+        #expect(fixed(-2.5) == "-2.500")
+        #expect(fixed(7, digits: 0) == "7")
+    }
+}
