@@ -55,6 +55,12 @@ def main(work, squeezenet):
     os.makedirs(vessel_iris)
     onnx.save(to_onnx(pipeline, x[:1], target_opset={"": 17, "ai.onnx.ml": 3}, options={id(pipeline.steps[-1][1]): {"zipmap": False}}),
               os.path.join(vessel_iris, "model.onnx"))
+    # One bundled example, as a packed model carries: the server runs it at load (and a model
+    # whose examples take microseconds answers small requests without a thread hop).
+    row = x[:1]
+    example = {"name": "first", "inputs": {"X": row.tolist()},
+               "outputs": {"label": pipeline.predict(row).tolist(), "probabilities": pipeline.predict_proba(row).tolist()},
+               "rtol": 1e-3, "atol": 1e-4}
     with open(os.path.join(vessel_iris, "vessel.yaml"), "w") as f:
         f.write("""schemaVersion: 1
 name: iris
@@ -64,7 +70,8 @@ signature:
   inputs: [{name: X, dtype: float32, shape: [batch, 4]}]
   outputs: [{name: label, dtype: int64, shape: [batch]}, {name: probabilities, dtype: float32, shape: [batch, 3]}]
 serving: {max_concurrency: 2, max_queue: 256}
-""")
+examples: [%s]
+""" % json.dumps(example))
     ml_iris = os.path.join(work, "mlserver", "iris")
     os.makedirs(ml_iris)
     joblib.dump(pipeline, os.path.join(ml_iris, "model.joblib"))
