@@ -1,5 +1,6 @@
 import Dispatch
 import Synchronization
+import VesselTensor
 
 /// Admission control for one model: at most `maxConcurrent` inferences run (each on a thread of
 /// its own, off the event loops), at most `maxQueued` wait; one more is refused at once, so an
@@ -26,6 +27,11 @@ final class InferenceQueue: Sendable {
         self.maxQueued = max(0, maxQueued)
         self.inlineElements = inlineElements
         workers = DispatchQueue(label: "vessel.inference.\(label)", attributes: .concurrent)
+    }
+
+    /// The measure `inlineElements` is in: every input's element count, summed.
+    static func elements(_ inputs: [String: Tensor]) -> Int {
+        inputs.values.reduce(0) { $0 + $1.count }
     }
 
     /// Takes a slot if one is free and nobody waits, without suspending; `release()` gives it

@@ -168,7 +168,7 @@ extension InferenceServer {
         do {
             // A request as small as the examples that ran in microseconds runs right here, if a
             // slot is free at once: no worker thread, no timer task.
-            let inline = batcher == nil && queue.inlineElements > 0 && inputs.values.reduce(0) { $0 + $1.count } <= queue.inlineElements
+            let inline = batcher == nil && queue.inlineElements > 0 && InferenceQueue.elements(inputs) <= queue.inlineElements
                 && queue.tryAcquire()
             // The request's own work races its deadline; past it the client gets 504 (work
             // already running finishes in the background and keeps its slot until then).

@@ -14,7 +14,6 @@ public import VesselModel
 public import VesselStore
 import VesselTensor
 
-/// Where a served model comes from, and the name it is served under.
 /// A model to serve: the name it is served under, known before anything loads, and how to load
 /// it. Where models come from (a vessel.yaml directory, an artifact in the store) is the caller's
 /// business; this module knows only an image's unpacked root (``unpacked(root:index:alias:)``), so
@@ -182,13 +181,13 @@ public final class InferenceServer: Sendable {
                 var start = clock.now
                 let outputs = try loaded.backend.predict(example.inputs)
                 var took = clock.now - start
-                if took < .milliseconds(2) {
+                if configuration.inlineBudget > .zero, took < .milliseconds(2) {
                     start = clock.now
                     _ = try loaded.backend.predict(example.inputs)
                     took = min(took, clock.now - start)
                 }
-                if took <= configuration.inlineBudget, configuration.inlineBudget > .zero {
-                    inlineElements = max(inlineElements, 4 * example.inputs.values.reduce(0) { $0 + $1.count })
+                if configuration.inlineBudget > .zero, took <= configuration.inlineBudget {
+                    inlineElements = max(inlineElements, 4 * InferenceQueue.elements(example.inputs))
                 }
                 for (name, expected) in example.outputs.sorted(by: { $0.key < $1.key }) {
                     let comparison = OutputComparison.compare(name, actual: outputs[name], expected: expected, rtol: example.rtol, atol: example.atol)
