@@ -61,4 +61,54 @@ struct MaxPoolPathTests {
             return (oh * 2 - 1...oh * 2 + 1).contains(2) && (ow * 2 - 1...ow * 2 + 1).contains(2)
         })
     }
+
+    @Test("sixteen-wide window maxima match a plain loop for strides 1–3, kernels 1–5, pads and ceil mode")
+    func geometries() throws {
+        // (kernel, stride, pads begin/end, ceil_mode) per model; widths run from below sixteen
+        // outputs to several vector steps with tails.
+        let configurations: [(kernel: [Int], strides: [Int], pads: [Int], ceil: Int)] = [
+            ([3, 3], [2, 2], [0, 0, 0, 0], 0), ([3, 3], [2, 2], [1, 1, 1, 1], 0), ([3, 3], [2, 2], [0, 0, 0, 0], 1),
+            ([2, 2], [2, 2], [0, 0, 0, 0], 0), ([3, 3], [1, 1], [1, 1, 1, 1], 0), ([5, 4], [1, 2], [2, 1, 2, 2], 0),
+            ([1, 1], [2, 2], [0, 0, 0, 0], 0), ([4, 5], [3, 2], [1, 2, 0, 1], 1), ([3, 2], [2, 3], [0, 1, 1, 0], 0),
+            ([2, 5], [1, 1], [0, 0, 0, 0], 0),
+        ]
+        let lines = configurations.enumerated().map { index, c in
+            "save(\(index), \(c.kernel), \(c.strides), \(c.pads), \(c.ceil))"
+        }.joined(separator: "\n")
+        let directory = try LoaderTests.make("""
+        def save(i, kernel, strides, pads, ceil):
+            node = helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=kernel, strides=strides, pads=pads, ceil_mode=ceil)
+            g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 'h', 'w'])],
+                                  [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 12)]), d + f'/pool{i}.onnx')
+        \(lines)
+        """)
+        defer { TestSupport.remove(directory) }
+        var generator = SplitMix64(seed: 5)
+        for (index, c) in configurations.enumerated() {
+            let model = try ONNXModel(path: directory + "/pool\(index).onnx")
+            for (height, width) in [(7, 9), (12, 33), (9, 40), (6, 71), (11, 110)] {
+                let values = (0..<(2 * height * width)).map { _ in Float(Int(generator.next() % 2001) - 1000) / 37 }
+                let y = try #require(try model.run(["x": Tensor(values, shape: [1, 2, height, width])])["y"])
+                let (outHeight, outWidth) = (y.shape[2], y.shape[3])
+                let out = y.scalars(as: Float.self)
+                var mismatches = 0
+                for plane in 0..<2 {
+                    for oh in 0..<outHeight {
+                        for ow in 0..<outWidth {
+                            var expected = -Float.infinity
+                            let (top, left) = (oh * c.strides[0] - c.pads[0], ow * c.strides[1] - c.pads[1])
+                            for h in max(0, top)..<min(height, top + c.kernel[0]) {
+                                for w in max(0, left)..<min(width, left + c.kernel[1]) {
+                                    expected = max(expected, values[(plane * height + h) * width + w])
+                                }
+                            }
+                            if out[(plane * outHeight + oh) * outWidth + ow] != expected { mismatches += 1 }
+                        }
+                    }
+                }
+                #expect(mismatches == 0, "configuration \(index) \(c), input \(height)×\(width)")
+            }
+        }
+    }
 }
