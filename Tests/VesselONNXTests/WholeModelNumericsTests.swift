@@ -110,18 +110,28 @@ struct WholeModelNumericsTests {
         #expect(NodeConformanceTests.run(case: directory + "/case", tolerance: (0, 0)) == .passed)
     }
 
-    @Test("without OpenBLAS the built-in GEMM gives the same results")
+    @Test("without OpenBLAS the built-in GEMM gives the same results, with row distances and accumulation too")
     func builtinGEMM() throws {
         // A product large enough for blocking to matter, compared with the BLAS path.
         let (m, n, k) = (37, 129, 65)
         var generator = SystemRandomNumberGenerator()
         let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &generator) }
-        let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &generator) }
-        var blas = [Float](repeating: 0, count: m * n), builtin = [Float](repeating: 0, count: m * n)
-        for transB in [false, true] {
-            GEMM.multiply(m: m, n: n, k: k, a: a, b: b, transB: transB, c: &blas)
-            GEMM.builtin(m: m, n: n, k: k, alpha: 1, a: a, transA: false, b: b, transB: transB, beta: 0, c: &builtin)
-            for index in 0..<(m * n) { #expect(abs(blas[index] - builtin[index]) <= 1e-4 * (1 + abs(blas[index]))) }
+        // B with rows 7 apart (the plain cases read it as k×n or n×k, dense).
+        let b = (0..<(k * (n + 7))).map { _ in Float.random(in: -1...1, using: &generator) }
+        let start = (0..<(m * (n + 3))).map { _ in Float.random(in: -1...1, using: &generator) }
+        for (transB, strided) in [(false, false), (true, false), (false, true)] {
+            var blas = strided ? start : [Float](repeating: 0, count: m * n), builtin = blas
+            let (ldb, ldc, beta): (Int?, Int, Float) = strided ? (n + 7, n + 3, 1) : (nil, n, 0)
+            GEMM.multiply(m: m, n: n, k: k, a: a, b: b, transB: transB, ldb: ldb, beta: beta, c: &blas, ldc: ldc)
+            GEMM.builtin(m: m, n: n, k: k, alpha: 1, a: a, transA: false, b: b, transB: transB, ldb: ldb ?? (transB ? k : n),
+                         beta: beta, c: &builtin, ldc: ldc)
+            var worst: Float = 0
+            for index in 0..<blas.count { worst = max(worst, abs(blas[index] - builtin[index]) / (1 + abs(blas[index]))) }
+            #expect(worst <= 1e-4, "transB \(transB), strided \(strided)")
+            if strided {
+                // The columns past n in each row of C were left alone.
+                #expect((0..<m).allSatisfy { i in (n..<(n + 3)).allSatisfy { blas[i * ldc + $0] == start[i * ldc + $0] } })
+            }
         }
     }
 }

@@ -52,35 +52,42 @@ enum GEMM {
     }
 
     /// - Parameters: `a` is m×k (or k×m when `transA`), `b` is k×n (or n×k when `transB`), `c` is m×n.
+    ///   `ldb` is the distance between B's rows (default: its row length); `b` without `transB`
+    ///   only. `ldc` likewise for C.
     static func multiply(
         m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, transA: Bool = false,
-        b: UnsafePointer<Float>, transB: Bool = false, beta: Float = 0, c: UnsafeMutablePointer<Float>
+        b: UnsafePointer<Float>, transB: Bool = false, ldb: Int? = nil, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil
     ) {
         if m == 0 || n == 0 { return }
+        let ldc = ldc ?? n
         if k == 0 {
-            for index in 0..<(m * n) { c[index] = beta == 0 ? 0 : beta * c[index] }
+            for i in 0..<m {
+                for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] }
+            }
             return
         }
+        precondition(ldb == nil || !transB, "ldb is for B without transB")
+        let ldb = ldb ?? (transB ? k : n)
         if let sgemm {
             sgemm(101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(n), Int32(k), alpha,
-                  a, Int32(transA ? m : k), b, Int32(transB ? k : n), beta, c, Int32(n))
+                  a, Int32(transA ? m : k), b, Int32(ldb), beta, c, Int32(ldc))
             return
         }
-        builtin(m: m, n: n, k: k, alpha: alpha, a: a, transA: transA, b: b, transB: transB, beta: beta, c: c)
+        builtin(m: m, n: n, k: k, alpha: alpha, a: a, transA: transA, b: b, transB: transB, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
     /// Packs op(B) row-major (k×n) once, then for each block of rows accumulates a·b with the
     /// inner loop over contiguous n, which the compiler vectorizes.
     static func builtin(
         m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, transA: Bool,
-        b: UnsafePointer<Float>, transB: Bool, beta: Float, c: UnsafeMutablePointer<Float>
+        b: UnsafePointer<Float>, transB: Bool, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         let packed = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
         defer { packed.deallocate() }
         if transB {
-            for p in 0..<k { for j in 0..<n { packed[p * n + j] = b[j * k + p] } }
+            for p in 0..<k { for j in 0..<n { packed[p * n + j] = b[j * ldb + p] } }
         } else {
-            packed.initialize(from: b, count: k * n)
+            for p in 0..<k { (packed + p * n).initialize(from: b + p * ldb, count: n) }
         }
         let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { row.deallocate() }
@@ -92,7 +99,7 @@ enum GEMM {
                 let source = packed + p * n
                 for j in 0..<n { row[j] += scale * source[j] }
             }
-            let out = c + i * n
+            let out = c + i * ldc
             if beta == 0 {
                 for j in 0..<n { out[j] = alpha * row[j] }
             } else {

@@ -1,0 +1,91 @@
+import Testing
+@testable import VesselONNX
+import VesselTensor
+import VesselTestSupport
+
+@Suite("Conv paths")
+struct ConvolutionPathTests {
+    /// One Conv model: weights and bias are graph inputs, so the reference sees the same values.
+    struct Case {
+        let channels: Int, filters: Int, group: Int, kernel: [Int], dilations: [Int]
+        /// ONNX pads (top, left, bottom, right), or an auto_pad string with the begin pads it gives.
+        let pads: [Int]
+        let autoPad: String?
+        let bias: Bool, relu: Bool
+        var padBegin: [Int] { [pads[0], pads[1]] }
+    }
+
+    static let cases: [Case] = [
+        // Filters at most half the channels: the shifted-GEMM path.
+        Case(channels: 8, filters: 4, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true),
+        Case(channels: 8, filters: 2, group: 1, kernel: [5, 5], dilations: [1, 1], pads: [2, 1, 0, 2], autoPad: nil, bias: false, relu: false),
+        Case(channels: 6, filters: 3, group: 1, kernel: [3, 2], dilations: [2, 2], pads: [0, 0, 0, 0], autoPad: nil, bias: true, relu: false),
+        Case(channels: 8, filters: 4, group: 2, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true),
+        Case(channels: 8, filters: 4, group: 1, kernel: [4, 4], dilations: [1, 1], pads: [1, 1, 2, 2], autoPad: "SAME_UPPER", bias: false, relu: true),
+        Case(channels: 16, filters: 8, group: 1, kernel: [1, 3], dilations: [1, 3], pads: [0, 3, 0, 3], autoPad: nil, bias: true, relu: false),
+        // As many filters as channels or more: im2col.
+        Case(channels: 4, filters: 8, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true),
+    ]
+
+    @Test("shifted GEMMs and im2col match a plain loop: pads, auto_pad, dilations, groups, bias, fused Relu")
+    func geometries() throws {
+        let lines = Self.cases.enumerated().map { index, c in
+            "save(\(index), \(c.channels), \(c.filters), \(c.group), \(c.kernel), \(c.dilations), \(c.pads), \(c.autoPad.map { "'\($0)'" } ?? "None"), \(c.bias ? "True" : "False"), \(c.relu ? "True" : "False"))"
+        }.joined(separator: "\n")
+        let directory = try LoaderTests.make("""
+        def save(i, channels, filters, group, kernel, dilations, pads, auto_pad, bias, relu):
+            inputs = ['x', 'w'] + (['b'] if bias else [])
+            attributes = dict(kernel_shape=kernel, dilations=dilations, group=group)
+            if auto_pad: attributes['auto_pad'] = auto_pad
+            else: attributes['pads'] = pads
+            nodes = [helper.make_node('Conv', inputs, ['c' if relu else 'y'], **attributes)]
+            if relu: nodes.append(helper.make_node('Relu', ['c'], ['y']))
+            declared = [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, channels, 'h', 'w']),
+                        helper.make_tensor_value_info('w', TensorProto.FLOAT, [filters, channels // group] + kernel)]
+            if bias: declared.append(helper.make_tensor_value_info('b', TensorProto.FLOAT, [filters]))
+            g = helper.make_graph(nodes, 'g', declared, [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), d + f'/conv{i}.onnx')
+        \(lines)
+        """)
+        defer { TestSupport.remove(directory) }
+        var generator = SplitMix64(seed: 17)
+        func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) } }
+        for (index, c) in Self.cases.enumerated() {
+            let model = try ONNXModel(path: directory + "/conv\(index).onnx")
+            let perGroup = c.channels / c.group, filtersPerGroup = c.filters / c.group
+            let (kh, kw) = (c.kernel[0], c.kernel[1])
+            for (height, width) in [(9, 13), (5, 31), (12, 7)] {
+                let x = random(c.channels * height * width), w = random(c.filters * perGroup * kh * kw), b = random(c.filters)
+                var feeds = ["x": Tensor(x, shape: [1, c.channels, height, width]), "w": Tensor(w, shape: [c.filters, perGroup, kh, kw])]
+                if c.bias { feeds["b"] = Tensor(b, shape: [c.filters]) }
+                let y = try #require(try model.run(feeds)["y"])
+                let (outHeight, outWidth) = (y.shape[2], y.shape[3])
+                #expect(outHeight == height + c.pads[0] + c.pads[2] - (kh - 1) * c.dilations[0], "case \(index)")
+                #expect(outWidth == width + c.pads[1] + c.pads[3] - (kw - 1) * c.dilations[1], "case \(index)")
+                let out = y.scalars(as: Float.self)
+                var worst = 0.0
+                for f in 0..<c.filters {
+                    let group = f / filtersPerGroup
+                    for oh in 0..<outHeight {
+                        for ow in 0..<outWidth {
+                            var sum = c.bias ? Double(b[f]) : 0
+                            for channel in 0..<perGroup {
+                                for i in 0..<kh {
+                                    for j in 0..<kw {
+                                        let (ih, iw) = (oh - c.padBegin[0] + i * c.dilations[0], ow - c.padBegin[1] + j * c.dilations[1])
+                                        guard ih >= 0, ih < height, iw >= 0, iw < width else { continue }
+                                        sum += Double(x[((group * perGroup + channel) * height + ih) * width + iw])
+                                            * Double(w[((f * perGroup + channel) * kh + i) * kw + j])
+                                    }
+                                }
+                            }
+                            if c.relu { sum = max(sum, 0) }
+                            worst = max(worst, abs(Double(out[(f * outHeight + oh) * outWidth + ow]) - sum) / (1 + abs(sum)))
+                        }
+                    }
+                }
+                #expect(worst < 1e-5, "case \(index), input \(height)×\(width): worst relative error \(worst)")
+            }
+        }
+    }
+}
