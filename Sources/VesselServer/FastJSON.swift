@@ -167,21 +167,117 @@ struct FastJSON {
     private mutating func number() throws(Failure) -> Double {
         let start = offset
         // Validate JSON number syntax: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: "-") { offset += 1 }
+        // and gather the digits as an integer and a power of ten on the way.
+        var negative = false
+        if offset < bytes.count, bytes[offset] == UInt8(ascii: "-") { negative = true; offset += 1 }
         guard offset < bytes.count, isDigit(bytes[offset]) else { throw fail("not a JSON value") }
-        if bytes[offset] == UInt8(ascii: "0") { offset += 1 } else { while offset < bytes.count, isDigit(bytes[offset]) { offset += 1 } }
+        var mantissa: UInt64 = 0
+        var digits = 0  // significant digits in mantissa (leading zeros do not count)
+        var exponent = 0
+        @inline(__always) func take(_ byte: UInt8) {
+            if digits < 19 {
+                mantissa = mantissa &* 10 &+ UInt64(byte &- 0x30)
+                if mantissa != 0 { digits += 1 }
+            } else {
+                digits += 1  // more than fit: strtod decides
+            }
+        }
+        if bytes[offset] == UInt8(ascii: "0") {
+            offset += 1
+        } else {
+            while offset < bytes.count, isDigit(bytes[offset]) {
+                take(bytes[offset])
+                offset += 1
+            }
+        }
         if offset < bytes.count, bytes[offset] == UInt8(ascii: ".") {
             offset += 1
             guard offset < bytes.count, isDigit(bytes[offset]) else { throw fail("digits must follow the decimal point") }
-            while offset < bytes.count, isDigit(bytes[offset]) { offset += 1 }
+            while offset < bytes.count, isDigit(bytes[offset]) {
+                take(bytes[offset])
+                exponent -= 1
+                offset += 1
+            }
         }
+        var exponentTooLong = false
         if offset < bytes.count, bytes[offset] == UInt8(ascii: "e") || bytes[offset] == UInt8(ascii: "E") {
             offset += 1
-            if offset < bytes.count, bytes[offset] == UInt8(ascii: "+") || bytes[offset] == UInt8(ascii: "-") { offset += 1 }
+            var sign = 1
+            if offset < bytes.count, bytes[offset] == UInt8(ascii: "+") || bytes[offset] == UInt8(ascii: "-") {
+                if bytes[offset] == UInt8(ascii: "-") { sign = -1 }
+                offset += 1
+            }
             guard offset < bytes.count, isDigit(bytes[offset]) else { throw fail("digits must follow the exponent") }
-            while offset < bytes.count, isDigit(bytes[offset]) { offset += 1 }
+            var written = 0
+            while offset < bytes.count, isDigit(bytes[offset]) {
+                if written < 6 { written = written * 10 + Int(bytes[offset] &- 0x30) } else { exponentTooLong = true }
+                offset += 1
+            }
+            exponent += sign * written
+        }
+        // Clinger's fast path: an integer of at most 2^53 and a power of ten up to 10^22 are both
+        // exact doubles, so one multiply or divide rounds once, as strtod does. Anything else
+        // (more digits, far exponents) goes to strtod.
+        if digits <= 19, !exponentTooLong {
+            var value: Double?
+            if mantissa == 0 {
+                value = 0
+            } else if mantissa <= 1 << 53, (-22...22).contains(exponent) {
+                value = exponent < 0 ? Double(mantissa) / Self.powersOfTen[-exponent] : Double(mantissa) * Self.powersOfTen[exponent]
+            } else if (-19...19).contains(exponent) {
+                // 16 to 19 digits (a float32 printed to 17, Python's way): exact integer arithmetic.
+                value = Self.scaled(mantissa, exponent)
+            }
+            if let value { return negative ? -value : value }
         }
         return (base + start).withMemoryRebound(to: CChar.self, capacity: offset - start + 1) { strtod($0, nil) }
+    }
+
+    /// 10^0 … 10^22, each exact in a Double.
+    private static let powersOfTen: [Double] = (0...22).map { power in (0..<power).reduce(1.0) { value, _ in value * 10 } }
+    /// 10^0 … 10^19, as integers.
+    private static let integerPowersOfTen: [UInt64] = (0...19).map { power in (0..<power).reduce(1) { value, _ in value * 10 } }
+
+    /// mantissa · 10^exponent rounded to the nearest double (ties to even), for mantissa > 0 and
+    /// exponent in -19…19: the product, or a 64-bit quotient and whether a remainder is left, in
+    /// 128-bit integer arithmetic, then rounded once.
+    static func scaled(_ mantissa: UInt64, _ exponent: Int) -> Double {
+        let power = integerPowersOfTen[Swift.abs(exponent)]
+        if exponent >= 0 {
+            let (high, low) = mantissa.multipliedFullWidth(by: power)
+            if high == 0 { return Double(low) }  // one rounding, by the conversion
+            let shift = high.leadingZeroBitCount
+            let top = shift == 0 ? high : high << shift | low >> (64 - shift)
+            let dropped = shift == 0 ? low : low << shift
+            return rounded(top, sticky: dropped != 0, scale: 64 - shift)
+        }
+        // q = ⌊mantissa · 2^s / power⌋ with s chosen so that q has 63 or 64 bits.
+        let s = 63 - power.leadingZeroBitCount + mantissa.leadingZeroBitCount
+        let high: UInt64, low: UInt64
+        switch s {
+        case 0: (high, low) = (0, mantissa)
+        case 1..<64: (high, low) = (mantissa >> (64 - s), mantissa << s)
+        default: (high, low) = (mantissa << (s - 64), 0)
+        }
+        let (quotient, remainder) = power.dividingFullWidth((high, low))
+        return rounded(quotient, sticky: remainder != 0, scale: -s)
+    }
+
+    /// (value + a fraction below it, nonzero when `sticky`) · 2^scale, rounded to 53 bits.
+    private static func rounded(_ value: UInt64, sticky: Bool, scale: Int) -> Double {
+        let zeros = value.leadingZeroBitCount
+        let normalized = value << zeros
+        var significand = normalized >> 11
+        let rest = normalized & 0x7FF
+        var exponent = scale - zeros + 11
+        if rest > 0x400 || (rest == 0x400 && (sticky || significand & 1 == 1)) {
+            significand += 1
+            if significand == 1 << 53 {
+                significand >>= 1
+                exponent += 1
+            }
+        }
+        return Double(sign: .plus, exponent: exponent, significand: Double(significand))
     }
 
     @inline(__always) private func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
