@@ -3,9 +3,9 @@ public enum Runtime {
     /// "openblas" when OpenBLAS was found and is used for matrix products, else "builtin".
     public static var blasBackend: String { GEMM.backend }
 
-    /// Threads a single large operator (matrix product, convolution) may use.
+    /// Threads a single large operator (matrix product, convolution) may use: the caller and
+    /// `count - 1` workers.
     public static func setIntraOpThreads(_ count: Int) {
-        GEMM.setThreads(count)
         Parallel.threads = max(1, count)
     }
 }

@@ -37,7 +37,14 @@ enum GEMM {
         return nil
     }()
 
-    private static let sgemm: CblasSgemm? = library.flatMap { dlsym($0, "cblas_sgemm") }.map { unsafeBitCast($0, to: CblasSgemm.self) }
+    /// OpenBLAS's `cblas_sgemm`, with OpenBLAS's own threads turned off: large products are
+    /// split across the runtime's worker threads instead (`multiply`), the same threads every
+    /// other kernel uses, so two thread pools do not spin against each other on the same cores.
+    private static let sgemm: CblasSgemm? = {
+        guard let function = library.flatMap({ dlsym($0, "cblas_sgemm") }) else { return nil }
+        setThreadsFunction?(1)
+        return unsafeBitCast(function, to: CblasSgemm.self)
+    }()
 
     /// Which implementation runs: "openblas" or "builtin".
     static var backend: String { sgemm == nil ? "builtin" : "openblas" }
@@ -46,10 +53,6 @@ enum GEMM {
     /// Present when the library found is OpenBLAS.
     private static let setThreadsFunction: SetThreads? = library.flatMap { dlsym($0, "openblas_set_num_threads") }.map { unsafeBitCast($0, to: SetThreads.self) }
 
-    /// Threads one large product may use (OpenBLAS only; the built-in kernel is single-threaded).
-    static func setThreads(_ count: Int) {
-        setThreadsFunction?(Int32(max(1, count)))
-    }
 
     /// - Parameters: `a` is m×k (or k×m when `transA`), `b` is k×n (or n×k when `transB`), `c` is m×n.
     ///   `ldb` is the distance between B's rows (default: its row length); `b` without `transB`
@@ -68,20 +71,57 @@ enum GEMM {
         }
         precondition(ldb == nil || !transB, "ldb is for B without transB")
         let ldb = ldb ?? (transB ? k : n)
-        if let sgemm {
-            sgemm(101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(n), Int32(k), alpha,
-                  a, Int32(transA ? m : k), b, Int32(ldb), beta, c, Int32(ldc))
+        let lda = transA ? m : k
+        // A product of at least `splitWork` multiply-adds is cut into one block of C per intra-op
+        // thread: column blocks when C is at least as wide as tall (each block reads all of A and
+        // its columns of B), row blocks otherwise. Every element is still one dot product over
+        // all of k, so the blocks change no result; the cut depends only on the shape and the
+        // thread count.
+        let threads = Parallel.threads
+        let byColumns = n >= m
+        let parts = m * n * k >= splitWork ? min(threads, (byColumns ? n : m) / 16) : 1
+        guard parts > 1 else {
+            product(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, transA: transA, b: b, ldb: ldb, transB: transB, beta: beta, c: c, ldc: ldc)
             return
         }
-        builtin(m: m, n: n, k: k, alpha: alpha, a: a, transA: transA, b: b, transB: transB, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        Parallel.each(parts) { part in
+            if byColumns {
+                let first = n * part / parts, end = n * (part + 1) / parts
+                product(m: m, n: end - first, k: k, alpha: alpha, a: a, lda: lda, transA: transA,
+                        b: transB ? b + first * ldb : b + first, ldb: ldb, transB: transB, beta: beta, c: c + first, ldc: ldc)
+            } else {
+                let first = m * part / parts, end = m * (part + 1) / parts
+                product(m: end - first, n: n, k: k, alpha: alpha, a: transA ? a + first : a + first * lda, lda: lda, transA: transA,
+                        b: b, ldb: ldb, transB: transB, beta: beta, c: c + first * ldc, ldc: ldc)
+            }
+        }
+    }
+
+    /// Multiply-adds below which a product runs on one thread: a few microseconds of work at
+    /// OpenBLAS's one-core speed, above what handing a block to a spinning worker costs (about a
+    /// microsecond). The MLP's 784×512 layer at batch 1 (401K) is split; its 512×256 one is not.
+    static let splitWork = 1 << 18
+
+    /// One product on the calling thread.
+    private static func product(
+        m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, transA: Bool,
+        b: UnsafePointer<Float>, ldb: Int, transB: Bool, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if let sgemm {
+            sgemm(101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(n), Int32(k), alpha,
+                  a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        builtin(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, transA: transA, b: b, transB: transB, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
     /// Packs op(B) row-major (k×n) once, then for each block of rows accumulates a·b with the
     /// inner loop over contiguous n, which the compiler vectorizes.
     static func builtin(
-        m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, transA: Bool,
+        m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int? = nil, transA: Bool,
         b: UnsafePointer<Float>, transB: Bool, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        let lda = lda ?? (transA ? m : k)
         let packed = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
         defer { packed.deallocate() }
         if transB {
@@ -94,7 +134,7 @@ enum GEMM {
         for i in 0..<m {
             row.initialize(repeating: 0, count: n)
             for p in 0..<k {
-                let scale = transA ? a[p * m + i] : a[i * k + p]
+                let scale = transA ? a[p * lda + i] : a[i * lda + p]
                 if scale == 0 { continue }
                 let source = packed + p * n
                 for j in 0..<n { row[j] += scale * source[j] }
