@@ -43,7 +43,7 @@ enum Parallel {
     }
 }
 
-/// Threads that wait for parts of one operator's loop at a time, spinning a little before they
+/// Threads that wait for parts of one operator's loop at a time, spinning a while before they
 /// sleep: operators run back to back, microseconds apart, and a sleeping thread takes tens of
 /// microseconds to wake (Dispatch's `concurrentPerform` paid that on every operator, which
 /// made small operators slower with two threads than with one). The caller runs parts too.
@@ -77,8 +77,13 @@ final class WorkerPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    /// How long a worker spins for the next loop before it sleeps.
-    private static let spin: Duration = .microseconds(200)
+    /// How long a worker waits for the next loop before it sleeps. Long, because a sleeping
+    /// worker on this kind of machine (a 2-vCPU VM) took about 240 µs to wake, and was often
+    /// woken onto the caller's core, where its spinning then took the caller's time: with 200 µs,
+    /// a split 784×512 product ran at one-thread speed in half the runs; with 2–5 ms, never.
+    private static let spin: Duration = .milliseconds(2)
+    /// After this much spinning the worker yields the core between checks.
+    private static let politeAfter: Duration = .microseconds(50)
 
     private init(workers: Int) {
         self.workers = workers
@@ -144,19 +149,26 @@ final class WorkerPool: @unchecked Sendable {
         while !retired.load(ordering: .acquiring) {
             var generation = state.load(ordering: .acquiring) >> 32
             if generation == seen {
-                let deadline = clock.now + Self.spin
+                let started = clock.now
                 var spins = 0
                 while generation == seen {
                     spins += 1
-                    if spins & 255 == 0, clock.now > deadline {
-                        pthread_mutex_lock(lock)
-                        sleepers.add(1, ordering: .sequentiallyConsistent)
-                        while state.load(ordering: .sequentiallyConsistent) >> 32 == seen, !retired.load(ordering: .acquiring) {
-                            pthread_cond_wait(wake, lock)
+                    if spins & 255 == 0 {
+                        let waited = clock.now - started
+                        if waited > Self.spin {
+                            pthread_mutex_lock(lock)
+                            sleepers.add(1, ordering: .sequentiallyConsistent)
+                            while state.load(ordering: .sequentiallyConsistent) >> 32 == seen, !retired.load(ordering: .acquiring) {
+                                pthread_cond_wait(wake, lock)
+                            }
+                            sleepers.subtract(1, ordering: .releasing)
+                            pthread_mutex_unlock(lock)
+                            if retired.load(ordering: .acquiring) { return }
+                        } else if waited > Self.politeAfter {
+                            // Let any other thread on this core run between checks (a server's
+                            // event loop, or the caller itself when both landed on one core).
+                            sched_yield()
                         }
-                        sleepers.subtract(1, ordering: .releasing)
-                        pthread_mutex_unlock(lock)
-                        if retired.load(ordering: .acquiring) { return }
                     }
                     generation = state.load(ordering: .acquiring) >> 32
                 }
