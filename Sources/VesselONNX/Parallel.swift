@@ -95,7 +95,15 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Stops the workers once they next wake (the pool itself lives on: they hold it).
+    /// Once the last worker of a retired pool has returned (they hold it) and no caller has it.
+    deinit {
+        pthread_cond_destroy(wake)
+        pthread_mutex_destroy(lock)
+        wake.deallocate()
+        lock.deallocate()
+    }
+
+    /// Stops the workers once they next wake or stop spinning.
     private func retire() {
         retired.store(true, ordering: .releasing)
         pthread_mutex_lock(lock)
