@@ -132,7 +132,6 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
     // channel-by-pixel matrix is the GEMM operand, with no im2col copy.
     let pointwise = kernelSize == 1 && g.strides.allSatisfy { $0 == 1 } && g.padBegin.allSatisfy { $0 == 0 }
         && g.padEnd.allSatisfy { $0 == 0 } && spatial == inputSpatial
-    // For each kernel position and output position, the input offset within one channel (or -1 in padding).
     // A 2-D kernel with unit strides reads the zero-padded image at a fixed offset per kernel
     // position, so each position can be a GEMM over a strided view of it (shiftedConvolution2D):
     // no im2col matrix (kernel-size × channels rows) written and read, but kernel-size passes over
@@ -141,6 +140,7 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
     // with as many filters as channels (ResNet, VGG) im2col is faster.
     let shifted = !pointwise && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
         && filtersPerGroup * 2 <= channelsPerGroup
+    // For each kernel position and output position, the input offset within one channel (or -1 in padding).
     let taps = pointwise || g.input.count == 2 ? [] : im2colOffsets(g)
     // The im2col matrix comes from the storage cache, so its (often megabytes of) pages are
     // reused run after run instead of faulted in anew.
@@ -247,9 +247,7 @@ func shiftedConvolution2D(_ image: UnsafePointer<Float>, weights: UnsafePointer<
                         line.initialize(repeating: 0, count: paddedWidth)
                         continue
                     }
-                    // Columns [padLeft, padLeft + width) hold the input, clipped to the line
-                    // (padding given as negative space is not allowed, but the end pad can be
-                    // smaller than needed when the output is short).
+                    // Columns [padLeft, padLeft + width) hold the input; zeros around it.
                     let first = Swift.min(padLeft, paddedWidth), end = Swift.min(padLeft + width, paddedWidth)
                     line.initialize(repeating: 0, count: first)
                     if end > first { (line + first).initialize(from: source + inputRow * width, count: end - first) }
