@@ -168,8 +168,20 @@ extension KernelRegistry {
             var out = Tensor(zeros: .float32, shape: [m, n])
             if i.count > 2, let bias = i[2], beta != 0 {
                 let shape = try Broadcast.shape(bias.shape, [m, n])
-                guard shape == [m, n] else { throw c.invalid("C of shape \(bias.shape) does not broadcast to [\(m), \(n)]") }
-                out = Cast.convert(bias, to: .float32).take(Broadcast.offsets(from: bias.shape, to: [m, n]), shape: [m, n])
+                guard shape == [m, n], bias.rank <= 2 else { throw c.invalid("C of shape \(bias.shape) does not broadcast to [\(m), \(n)]") }
+                // C's rows and columns are each 1 or the output's: fill the output row by row
+                // (building a broadcast index per element cost a tenth of an MLP's time).
+                let rows = bias.rank == 2 ? bias.shape[0] : 1, columns = bias.rank >= 1 ? bias.shape[bias.rank - 1] : 1
+                out = Tensor(uninitialized: .float32, shape: [m, n])
+                Cast.convert(bias, to: .float32).withUnsafeBufferPointer(as: Float.self) { pb in
+                    out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                        for row in 0..<m {
+                            let target = po.baseAddress! + row * n
+                            let source = pb.baseAddress! + (rows == 1 ? 0 : row * columns)
+                            if columns == 1 { target.initialize(repeating: source[0], count: n) } else { target.initialize(from: source, count: n) }
+                        }
+                    }
+                }
             }
             a.withUnsafeBufferPointer(as: Float.self) { pa in
                 b.withUnsafeBufferPointer(as: Float.self) { pb in
