@@ -215,8 +215,9 @@ struct GraphBuilder {
             var fused = nodes[source]
             if fused.opType == "Conv" {
                 // Conv applies its bias and the Relu in one pass.
+                let cache = ConvolutionCache()
                 fused.kernel = .tensors { c, i in
-                    [try convolution(try c.input(i, 0), try c.input(i, 1), i.count > 2 ? i[2] : nil, c, relu: true)]
+                    [try convolution(try c.input(i, 0), try c.input(i, 1), i.count > 2 ? i[2] : nil, c, relu: true, cache: cache)]
                 }
                 fused.outputs = node.outputs
                 fused.name += "+Relu"

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import VesselONNX
 import VesselTensor
@@ -23,11 +24,16 @@ struct ConvolutionPathTests {
         Case(channels: 8, filters: 4, group: 2, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true),
         Case(channels: 8, filters: 4, group: 1, kernel: [4, 4], dilations: [1, 1], pads: [1, 1, 2, 2], autoPad: "SAME_UPPER", bias: false, relu: true),
         Case(channels: 16, filters: 8, group: 1, kernel: [1, 3], dilations: [1, 3], pads: [0, 3, 0, 3], autoPad: nil, bias: true, relu: false),
+        // 3×3, unit strides, at least 8 channels and 8 filters per group: Winograd F(2×2, 3×3).
+        Case(channels: 8, filters: 8, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true),
+        Case(channels: 16, filters: 24, group: 2, kernel: [3, 3], dilations: [1, 1], pads: [0, 2, 1, 0], autoPad: nil, bias: false, relu: false),
+        Case(channels: 12, filters: 9, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: "SAME_LOWER", bias: true, relu: false),
+        Case(channels: 9, filters: 16, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [0, 0, 0, 0], autoPad: nil, bias: false, relu: true),
         // As many filters as channels or more: im2col.
         Case(channels: 4, filters: 8, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true),
     ]
 
-    @Test("shifted GEMMs and im2col match a plain loop: pads, auto_pad, dilations, groups, bias, fused Relu")
+    @Test("shifted GEMMs, Winograd and im2col match a plain loop: pads, auto_pad, dilations, groups, bias, fused Relu")
     func geometries() throws {
         let lines = Self.cases.enumerated().map { index, c in
             "save(\(index), \(c.channels), \(c.filters), \(c.group), \(c.kernel), \(c.dilations), \(c.pads), \(c.autoPad.map { "'\($0)'" } ?? "None"), \(c.bias ? "True" : "False"), \(c.relu ? "True" : "False"))"
@@ -86,6 +92,56 @@ struct ConvolutionPathTests {
                 }
                 #expect(worst < 1e-5, "case \(index), input \(height)×\(width): worst relative error \(worst)")
             }
+        }
+    }
+
+    @Test("Winograd with initializer weights: chunks of tiles, the transform kept across runs and sizes, same bits every run")
+    func winogradInitializer() throws {
+        let (channels, filters) = (32, 48)
+        let directory = try LoaderTests.make("""
+        rng = np.random.default_rng(5)
+        w = rng.uniform(-1, 1, (\(filters), \(channels), 3, 3)).astype(np.float32)
+        b = rng.uniform(-1, 1, \(filters)).astype(np.float32)
+        np.save(d + '/w.npy', w)
+        np.save(d + '/b.npy', b)
+        nodes = [helper.make_node('Conv', ['x', 'w', 'b'], ['c'], pads=[1, 1, 1, 1]), helper.make_node('Relu', ['c'], ['y'])]
+        g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, \(channels), 'h', 'w'])],
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(w, 'w'), numpy_helper.from_array(b, 'b')])
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), d + '/conv.onnx')
+        """)
+        defer { TestSupport.remove(directory) }
+        func npy(_ name: String) throws -> [Float] {
+            try Tensor(npy: [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))).scalars(as: Float.self)
+        }
+        let (w, b) = (try npy("w.npy"), try npy("b.npy"))
+        let model = try ONNXModel(path: directory + "/conv.onnx")
+        var generator = SplitMix64(seed: 23)
+        // 44×41 is 22 × 21 tiles: more than one chunk (400 tiles for 32 + 48 rows), cut mid-row.
+        for (height, width) in [(44, 41), (9, 13), (44, 41)] {
+            let x = (0..<(channels * height * width)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            let y = try #require(try model.run(["x": Tensor(x, shape: [1, channels, height, width])])["y"]).scalars(as: Float.self)
+            let again = try #require(try model.run(["x": Tensor(x, shape: [1, channels, height, width])])["y"]).scalars(as: Float.self)
+            #expect(y == again, "\(height)×\(width): a second run gave other bits")
+            var worst = 0.0
+            for f in 0..<filters {
+                for oh in 0..<height {
+                    for ow in 0..<width {
+                        var sum = Double(b[f])
+                        for c in 0..<channels {
+                            for i in 0..<3 {
+                                for j in 0..<3 {
+                                    let (ih, iw) = (oh - 1 + i, ow - 1 + j)
+                                    guard ih >= 0, ih < height, iw >= 0, iw < width else { continue }
+                                    sum += Double(x[(c * height + ih) * width + iw]) * Double(w[((f * channels + c) * 3 + i) * 3 + j])
+                                }
+                            }
+                        }
+                        worst = max(worst, abs(Double(y[(f * height + oh) * width + ow]) - max(sum, 0)) / (1 + abs(sum)))
+                    }
+                }
+            }
+            #expect(worst < 1e-5, "\(height)×\(width): worst relative error \(worst)")
         }
     }
 }

@@ -56,10 +56,12 @@ struct WindowGeometry {
 
 extension KernelRegistry {
     static func registerConvolution(_ r: inout KernelRegistry) {
-        r.register("Conv") { c, i in
-            let x = try c.input(i, 0), w = try c.input(i, 1)
-            let bias = i.count > 2 ? i[2] : nil
-            return [try convolution(x, w, bias, c)]
+        r.registerPrepared("Conv") { _ in
+            let cache = ConvolutionCache()
+            return { c, i in
+                let x = try c.input(i, 0), w = try c.input(i, 1)
+                return [try convolution(x, w, i.count > 2 ? i[2] : nil, c, cache: cache)]
+            }
         }
         r.register("ConvTranspose") { c, i in
             let x = try c.input(i, 0), w = try c.input(i, 1)
@@ -110,7 +112,9 @@ func globalPool(_ x: Tensor, _ f: (ArraySlice<Double>) -> Double) throws -> Tens
 ///
 /// With `relu` (a Conv whose only reader was a Relu, fused at load), the bias and the Relu are
 /// one pass over each image's output, with the same arithmetic as two.
-func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false) throws -> Tensor {
+/// `cache` keeps a node's weights in the form a path prepares them in (Winograd's transform).
+func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false,
+                 cache: ConvolutionCache? = nil) throws -> Tensor {
     guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("Conv needs X and W of the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
     let group = c.attributes.int("group", default: 1)
     let (batch, channels) = (x.shape[0], x.shape[1])
@@ -135,22 +139,32 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
     // A 2-D kernel with unit strides reads the zero-padded image at a fixed offset per kernel
     // position, so each position can be a GEMM over a strided view of it (shiftedConvolution2D):
     // no im2col matrix (kernel-size × channels rows) written and read, but kernel-size passes over
-    // the output (filters rows). That pays when the filters are at most half the channels
-    // (DenseNet's 32-filter 3×3 convolutions over 128 channels: 10 % of the whole model's time);
-    // with as many filters as channels (ResNet, VGG) im2col is faster.
-    let shifted = !pointwise && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
+    // the output (filters rows). That pays when the filters are at most half the channels (before
+    // Winograd took them, DenseNet's 32-filter 3×3 convolutions over 128 channels: 96 → 86 ms for
+    // the whole model); with as many filters as channels im2col is faster.
+    // 3×3 with unit strides: Winograd's F(2×2, 3×3), 2.25× fewer multiply-adds (Winograd.swift).
+    let winograd = Winograd.applies(g, channelsPerGroup: channelsPerGroup, filtersPerGroup: filtersPerGroup)
+    let shifted = !pointwise && !winograd && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
         && filtersPerGroup * 2 <= channelsPerGroup
     // For each kernel position and output position, the input offset within one channel (or -1 in padding).
     let taps = pointwise || g.input.count == 2 ? [] : im2colOffsets(g)
     // The im2col matrix comes from the storage cache, so its (often megabytes of) pages are
     // reused run after run instead of faulted in anew.
-    let columnStorage = Tensor(uninitialized: .float32, shape: [pointwise || shifted ? 0 : rows * spatial])
+    let columnStorage = Tensor(uninitialized: .float32, shape: [pointwise || shifted || winograd ? 0 : rows * spatial])
     let columns = columnStorage.storage.pointer.bindMemory(to: Float.self, capacity: rows * spatial)
     defer { withExtendedLifetime(columnStorage) {} }
     let biasValues = try bias.map { b -> [Float] in
         guard b.count == filters else { throw c.invalid("B has \(b.count) values for \(filters) filters") }
         return Cast.convert(b, to: .float32).scalars(as: Float.self)
     }
+    let transformed: Tensor? = winograd ? {
+        let make = {
+            fw.withUnsafeBufferPointer(as: Float.self) {
+                Winograd.transformWeights($0.baseAddress!, groups: group, filtersPerGroup: filtersPerGroup, channelsPerGroup: channelsPerGroup)
+            }
+        }
+        return cache?.transformed(for: w, make: make) ?? make()
+    }() : nil
     fx.withUnsafeBufferPointer(as: Float.self) { px in
         fw.withUnsafeBufferPointer(as: Float.self) { pw in
             out.withUnsafeMutableBufferPointer(as: Float.self) { po in
@@ -161,6 +175,21 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
                         let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
                         if pointwise {
                             GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: image, c: destination)
+                            continue
+                        }
+                        if let transformed {
+                            transformed.withUnsafeBufferPointer(as: Float.self) { v in
+                                func run(_ bias: UnsafePointer<Float>?) {
+                                    Winograd.convolve(image, transformed: v.baseAddress! + gi * 16 * filtersPerGroup * channelsPerGroup, g,
+                                                      channels: channelsPerGroup, filters: filtersPerGroup, bias: bias, relu: relu,
+                                                      into: destination)
+                                }
+                                if let biasValues {
+                                    biasValues.withUnsafeBufferPointer { run($0.baseAddress! + gi * filtersPerGroup) }
+                                } else {
+                                    run(nil)
+                                }
+                            }
                             continue
                         }
                         if shifted {
@@ -186,7 +215,7 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
                         }
                         GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: columns, c: destination)
                     }
-                    if !shifted, biasValues != nil || relu {
+                    if !shifted, !winograd, biasValues != nil || relu {
                         let image = po.baseAddress! + n * filters * spatial
                         Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(spatial, 1))) { range in
                             for f in range {
@@ -235,24 +264,10 @@ func shiftedConvolution2D(_ image: UnsafePointer<Float>, weights: UnsafePointer<
         let tapWeights = tapStorage.storage.pointer.bindMemory(to: Float.self, capacity: tapStorage.count)
         let wide = wideStorage.storage.pointer.bindMemory(to: Float.self, capacity: wideStorage.count)
         (padded + channels * plane).initialize(repeating: 0, count: (kernelWidth - 1) * dilationW)
-        // Rows of the padded plane that hold input rows: inputRow = row - padTop, when inside.
         Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / Swift.max(plane, 1))) { range in
             for channel in range {
-                let target = padded + channel * plane
-                let source = image + channel * height * width
-                for row in 0..<paddedHeight {
-                    let line = target + row * paddedWidth
-                    let inputRow = row - padTop
-                    guard inputRow >= 0, inputRow < height else {
-                        line.initialize(repeating: 0, count: paddedWidth)
-                        continue
-                    }
-                    // Columns [padLeft, padLeft + width) hold the input; zeros around it.
-                    let first = Swift.min(padLeft, paddedWidth), end = Swift.min(padLeft + width, paddedWidth)
-                    line.initialize(repeating: 0, count: first)
-                    if end > first { (line + first).initialize(from: source + inputRow * width, count: end - first) }
-                    (line + Swift.max(end, first)).initialize(repeating: 0, count: paddedWidth - Swift.max(end, first))
-                }
+                padPlane(image + channel * height * width, height: height, width: width, top: padTop, left: padLeft,
+                         into: padded + channel * plane, rows: paddedHeight, columns: paddedWidth)
             }
         }
         // Weights by position: tapWeights[position] is filters × channels.
@@ -279,6 +294,24 @@ func shiftedConvolution2D(_ image: UnsafePointer<Float>, weights: UnsafePointer<
                 }
             }
         }
+    }
+}
+
+/// One channel into its zero-padded plane (`rows` × `columns`): input row r, column c at
+/// (r + top, c + left), zeros around it; input beyond the plane's right or bottom edge is left out.
+func padPlane(_ source: UnsafePointer<Float>, height: Int, width: Int, top: Int, left: Int,
+              into target: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+    for row in 0..<rows {
+        let line = target + row * columns
+        let inputRow = row - top
+        guard inputRow >= 0, inputRow < height else {
+            line.initialize(repeating: 0, count: columns)
+            continue
+        }
+        let begin = Swift.min(left, columns), end = Swift.min(left + width, columns)
+        line.initialize(repeating: 0, count: begin)
+        if end > begin { (line + begin).initialize(from: source + inputRow * width + (begin - left), count: end - begin) }
+        (line + Swift.max(end, begin)).initialize(repeating: 0, count: columns - Swift.max(end, begin))
     }
 }
 
