@@ -46,8 +46,10 @@ struct WorkerPoolTests {
         defer { Parallel.threads = saved }
         var generator = SplitMix64(seed: 3)
         // (m, n, k): wide (split by columns), tall (by rows), one row (OpenBLAS's vector path,
-        // whose sums run in another order when the columns are cut), and one below the split size.
-        for (m, n, k) in [(64, 3136, 147), (1000, 49, 640), (1, 784, 1024), (8, 8, 8)] {
+        // whose sums run in another order when the columns are cut), one below the split size,
+        // and small-A products that run in column blocks (cut anywhere else, their halves
+        // rounded differently from the whole).
+        for (m, n, k) in [(64, 3136, 147), (1000, 49, 640), (1, 784, 1024), (8, 8, 8), (16, 3025, 64), (7, 1000, 33)] {
             for (transA, transB) in [(false, false), (true, false), (false, true)] {
                 let a = (0..<(m * k)).map { _ in Float(generator.nextUnit() * 2 - 1) }
                 let b = (0..<(k * n)).map { _ in Float(generator.nextUnit() * 2 - 1) }
@@ -62,9 +64,11 @@ struct WorkerPoolTests {
                 #expect(!one.contains { $0.isNaN }, "\(label)")
                 for threads in [2, 3] {
                     let split = product(threads: threads)
-                    #expect(product(threads: threads) == split, "\(label), \(threads) threads, run twice")
+                    // Compared as one Bool: a failure then names the case instead of printing both arrays.
+                    let repeated = product(threads: threads) == split, same = split == one
+                    #expect(repeated, "\(label), \(threads) threads, run twice")
                     if m > 1 {
-                        #expect(split == one, "\(label), \(threads) threads")
+                        #expect(same, "\(label), \(threads) threads")
                     } else {
                         let worst = zip(split, one).map { abs($0 - $1) / (1 + abs($1)) }.max() ?? 0
                         #expect(worst < 1e-5, "\(label), \(threads) threads: \(worst)")

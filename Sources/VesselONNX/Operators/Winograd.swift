@@ -12,9 +12,8 @@ import VesselTensor
 /// input is 4× the image where im2col's matrix is 9×.
 ///
 /// The transforms use only additions and halvings, so the error stays within a few ulps of the
-/// patch's magnitudes (the tests hold it to 1e-5 of the direct sum). Results do not depend on the
-/// thread count: the tiles are cut into chunks by size alone, and each product is the same
-/// product however its loop is split.
+/// patch's magnitudes (the tests hold it to 1e-5 of the direct sum). The tiles are cut into
+/// chunks by size alone, and the products are the same products however many threads run them.
 enum Winograd {
     /// Whether a convolution takes this path: a 2-D 3×3 kernel, unit strides and dilations, and
     /// enough channels and filters per group that the 16 products are real matrix products.
