@@ -77,4 +77,28 @@ struct WorkerPoolTests {
             }
         }
     }
+
+    @Test("a large Concat copied by several threads equals the one-thread copy, on every axis")
+    func parallelConcat() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        var generator = SplitMix64(seed: 9)
+        // Inputs differing along the axis (one of them small) and each output at least 256 KiB.
+        for axis in 0..<4 {
+            let sizes = [30, 10, 50]
+            let tensors = sizes.map { size -> Tensor in
+                var shape = [2, 8, 48, 50]
+                shape[axis] = size
+                return Tensor((0..<Tensor.count(of: shape)).map { _ in Float(generator.nextUnit()) }, shape: shape)
+            }
+            let expected = Tensor.concatenate(tensors, axis: axis)
+            #expect(expected.count * 4 >= 1 << 18, "axis \(axis): below the size that is copied in parallel")
+            for threads in [2, 3] {
+                Parallel.threads = threads
+                let result = concatenate(tensors, axis: axis)
+                let same = result.shape == expected.shape && result.scalars(as: Float.self) == expected.scalars(as: Float.self)
+                #expect(same, "axis \(axis), \(threads) threads")
+            }
+        }
+    }
 }
