@@ -611,7 +611,8 @@ enum Executor {
                 results = try kernel(context, inputs)
             }
             if Profiler.enabled {
-                Profiler.record(node.opType, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+                Profiler.record(node.opType, name: node.name.isEmpty ? "#\(index)" : node.name,
+                                seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
             }
             for (output, value) in zip(node.outputs, results) where !output.isEmpty {
                 scope.values[output] = value

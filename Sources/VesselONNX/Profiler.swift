@@ -5,20 +5,25 @@ import Foundation
 #endif
 import Synchronization
 
-/// Time spent per operator type, collected when `VESSEL_PROFILE=1` (off otherwise: one branch
-/// per node). `vessel bench` prints it.
+/// Time spent per operator type, collected when `VESSEL_PROFILE=1`, or per node with
+/// `VESSEL_PROFILE=nodes` (off otherwise: one branch per node). `vessel bench` prints it.
 public enum Profiler {
-    static let enabled = ProcessInfo.processInfo.environment["VESSEL_PROFILE"] == "1"
+    static let setting = ProcessInfo.processInfo.environment["VESSEL_PROFILE"]
+    static let enabled = setting == "1" || setting == "nodes"
+    /// Whether times are kept per node ("Conv fire2/expand3x3") rather than per operator type.
+    public static let perNode = setting == "nodes"
     private static let totals = Mutex<[String: (seconds: Double, calls: Int)]>([:])
 
-    static func record(_ opType: String, seconds: Double) {
+    /// One run of a node: `name` is its name, or its position in the graph when it has none.
+    static func record(_ opType: String, name: @autoclosure () -> String, seconds: Double) {
+        let key = perNode ? "\(opType) \(name())" : opType
         totals.withLock { totals in
-            let current = totals[opType] ?? (0, 0)
-            totals[opType] = (current.seconds + seconds, current.calls + 1)
+            let current = totals[key] ?? (0, 0)
+            totals[key] = (current.seconds + seconds, current.calls + 1)
         }
     }
 
-    /// Operator types by total time: (op, milliseconds, calls).
+    /// Operator types (or nodes) by total time: (op, milliseconds, calls).
     public static func report() -> [(op: String, milliseconds: Double, calls: Int)] {
         totals.withLock { totals in totals.map { ($0.key, $0.value.seconds * 1000, $0.value.calls) }.sorted { $0.1 > $1.1 } }
     }

@@ -329,7 +329,7 @@ struct Bench: ParsableCommand {
                 print(String(format: "throughput  %.1f inferences/s", report["throughput_per_s"] as! Double))
                 if Profiler.isEnabled {
                     let runs = Double(iterations + warmup)
-                    print("per operator (VESSEL_PROFILE=1), ms per inference:")
+                    print(Profiler.perNode ? "per node (VESSEL_PROFILE=nodes), ms per inference:" : "per operator (VESSEL_PROFILE=1), ms per inference:")
                     for row in Profiler.report() { print(String(format: "  %-24@ %9.3f  (%d calls)", row.op as NSString, row.milliseconds / runs, row.calls)) }
                 }
             }

@@ -13,6 +13,7 @@ struct ConvolutionPathTests {
         let pads: [Int]
         let autoPad: String?
         let bias: Bool, relu: Bool
+        var strides = [1, 1]
         var padBegin: [Int] { [pads[0], pads[1]] }
     }
 
@@ -29,19 +30,30 @@ struct ConvolutionPathTests {
         Case(channels: 16, filters: 24, group: 2, kernel: [3, 3], dilations: [1, 1], pads: [0, 2, 1, 0], autoPad: nil, bias: false, relu: false),
         Case(channels: 12, filters: 9, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: "SAME_LOWER", bias: true, relu: false),
         Case(channels: 9, filters: 16, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [0, 0, 0, 0], autoPad: nil, bias: false, relu: true),
-        // As many filters as channels or more: im2col.
+        // As many filters as channels or more, small weights: im2col in column blocks.
         Case(channels: 4, filters: 8, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true),
+        Case(channels: 3, filters: 16, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [0, 0, 0, 0], autoPad: nil, bias: true, relu: true,
+             strides: [2, 2]),
+        Case(channels: 3, filters: 8, group: 1, kernel: [7, 7], dilations: [1, 1], pads: [3, 3, 3, 3], autoPad: nil, bias: false, relu: false,
+             strides: [2, 2]),
+        Case(channels: 2, filters: 6, group: 1, kernel: [3, 2], dilations: [2, 1], pads: [1, 0, 2, 1], autoPad: nil, bias: true, relu: false,
+             strides: [1, 3]),
+        // Pointwise, in column blocks.
+        Case(channels: 6, filters: 10, group: 1, kernel: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], autoPad: nil, bias: true, relu: true),
+        // Large weights (over 16K values): one im2col matrix and one product.
+        Case(channels: 64, filters: 48, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: false,
+             strides: [2, 2]),
     ]
 
-    @Test("shifted GEMMs, Winograd and im2col match a plain loop: pads, auto_pad, dilations, groups, bias, fused Relu")
+    @Test("shifted GEMMs, Winograd, blocked and whole im2col match a plain loop: strides, pads, auto_pad, dilations, groups, bias, fused Relu")
     func geometries() throws {
         let lines = Self.cases.enumerated().map { index, c in
-            "save(\(index), \(c.channels), \(c.filters), \(c.group), \(c.kernel), \(c.dilations), \(c.pads), \(c.autoPad.map { "'\($0)'" } ?? "None"), \(c.bias ? "True" : "False"), \(c.relu ? "True" : "False"))"
+            "save(\(index), \(c.channels), \(c.filters), \(c.group), \(c.kernel), \(c.dilations), \(c.pads), \(c.autoPad.map { "'\($0)'" } ?? "None"), \(c.bias ? "True" : "False"), \(c.relu ? "True" : "False"), \(c.strides))"
         }.joined(separator: "\n")
         let directory = try LoaderTests.make("""
-        def save(i, channels, filters, group, kernel, dilations, pads, auto_pad, bias, relu):
+        def save(i, channels, filters, group, kernel, dilations, pads, auto_pad, bias, relu, strides):
             inputs = ['x', 'w'] + (['b'] if bias else [])
-            attributes = dict(kernel_shape=kernel, dilations=dilations, group=group)
+            attributes = dict(kernel_shape=kernel, dilations=dilations, group=group, strides=strides)
             if auto_pad: attributes['auto_pad'] = auto_pad
             else: attributes['pads'] = pads
             nodes = [helper.make_node('Conv', inputs, ['c' if relu else 'y'], **attributes)]
@@ -60,14 +72,14 @@ struct ConvolutionPathTests {
             let model = try ONNXModel(path: directory + "/conv\(index).onnx")
             let perGroup = c.channels / c.group, filtersPerGroup = c.filters / c.group
             let (kh, kw) = (c.kernel[0], c.kernel[1])
-            for (height, width) in [(9, 13), (5, 31), (12, 7)] {
+            for (height, width) in [(9, 13), (5, 31), (12, 7), (29, 45)] {
                 let x = random(c.channels * height * width), w = random(c.filters * perGroup * kh * kw), b = random(c.filters)
                 var feeds = ["x": Tensor(x, shape: [1, c.channels, height, width]), "w": Tensor(w, shape: [c.filters, perGroup, kh, kw])]
                 if c.bias { feeds["b"] = Tensor(b, shape: [c.filters]) }
                 let y = try #require(try model.run(feeds)["y"])
                 let (outHeight, outWidth) = (y.shape[2], y.shape[3])
-                #expect(outHeight == height + c.pads[0] + c.pads[2] - (kh - 1) * c.dilations[0], "case \(index)")
-                #expect(outWidth == width + c.pads[1] + c.pads[3] - (kw - 1) * c.dilations[1], "case \(index)")
+                #expect(outHeight == (height + c.pads[0] + c.pads[2] - (kh - 1) * c.dilations[0] - 1) / c.strides[0] + 1, "case \(index)")
+                #expect(outWidth == (width + c.pads[1] + c.pads[3] - (kw - 1) * c.dilations[1] - 1) / c.strides[1] + 1, "case \(index)")
                 let out = y.scalars(as: Float.self)
                 var worst = 0.0
                 for f in 0..<c.filters {
@@ -78,7 +90,8 @@ struct ConvolutionPathTests {
                             for channel in 0..<perGroup {
                                 for i in 0..<kh {
                                     for j in 0..<kw {
-                                        let (ih, iw) = (oh - c.padBegin[0] + i * c.dilations[0], ow - c.padBegin[1] + j * c.dilations[1])
+                                        let (ih, iw) = (oh * c.strides[0] - c.padBegin[0] + i * c.dilations[0],
+                                                        ow * c.strides[1] - c.padBegin[1] + j * c.dilations[1])
                                         guard ih >= 0, ih < height, iw >= 0, iw < width else { continue }
                                         sum += Double(x[((group * perGroup + channel) * height + ih) * width + iw])
                                             * Double(w[((f * perGroup + channel) * kh + i) * kw + j])

@@ -146,11 +146,14 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
     let winograd = Winograd.applies(g, channelsPerGroup: channelsPerGroup, filtersPerGroup: filtersPerGroup)
     let shifted = !pointwise && !winograd && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
         && filtersPerGroup * 2 <= channelsPerGroup
+    // Small weights (GEMM.columnBlock): the output in column blocks, each block's im2col columns,
+    // product, bias and Relu done while the block is in cache (blockedConvolution).
+    let blockWidth = winograd || shifted || !(pointwise || g.input.count == 2) ? nil : GEMM.columnBlock(m: filtersPerGroup, k: rows)
     // For each kernel position and output position, the input offset within one channel (or -1 in padding).
     let taps = pointwise || g.input.count == 2 ? [] : im2colOffsets(g)
     // The im2col matrix comes from the storage cache, so its (often megabytes of) pages are
     // reused run after run instead of faulted in anew.
-    let columnStorage = Tensor(uninitialized: .float32, shape: [pointwise || shifted || winograd ? 0 : rows * spatial])
+    let columnStorage = Tensor(uninitialized: .float32, shape: [pointwise || shifted || winograd || blockWidth != nil ? 0 : rows * spatial])
     let columns = columnStorage.storage.pointer.bindMemory(to: Float.self, capacity: rows * spatial)
     defer { withExtendedLifetime(columnStorage) {} }
     let biasValues = try bias.map { b -> [Float] in
@@ -173,6 +176,18 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
                         let image = px.baseAddress! + (n * channels + gi * channelsPerGroup) * inputSpatial
                         let weights = pw.baseAddress! + gi * filtersPerGroup * rows
                         let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
+                        if let block = blockWidth {
+                            func run(_ bias: UnsafePointer<Float>?) {
+                                blockedConvolution(image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
+                                                   pointwise: pointwise, block: block, bias: bias, relu: relu, into: destination)
+                            }
+                            if let biasValues {
+                                biasValues.withUnsafeBufferPointer { run($0.baseAddress! + gi * filtersPerGroup) }
+                            } else {
+                                run(nil)
+                            }
+                            continue
+                        }
                         if pointwise {
                             GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: image, c: destination)
                             continue
@@ -199,7 +214,9 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
                             continue
                         }
                         if g.input.count == 2 {
-                            im2col2D(image, g, channels: channelsPerGroup, into: columns)
+                            Parallel.chunks(channelsPerGroup, minimum: Swift.max(1, 16_384 / Swift.max(kernelSize * spatial, 1))) { range in
+                                im2col2D(image, g, channels: range, positions: 0..<spatial, into: columns, rowLength: spatial)
+                            }
                         } else {
                             for channel in 0..<channelsPerGroup {
                                 let source = image + channel * inputSpatial
@@ -215,7 +232,7 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
                         }
                         GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: columns, c: destination)
                     }
-                    if !shifted, !winograd, biasValues != nil || relu {
+                    if !shifted, !winograd, blockWidth == nil, biasValues != nil || relu {
                         let image = po.baseAddress! + n * filters * spatial
                         Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(spatial, 1))) { range in
                             for f in range {
@@ -229,6 +246,40 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
         }
     }
     return Cast.convert(out, to: dtype)
+}
+
+/// A convolution with small weights (`GEMM.columnBlock`: at most 16K values) in column blocks of
+/// the output, `block` output positions at a time: the block's im2col columns (a few kilobytes;
+/// none for a pointwise kernel, which reads the image in place), its product, then its bias and
+/// Relu, all while the block is in cache. The whole-image way wrote and re-read an im2col matrix
+/// and then passed over the whole output again for the bias and Relu: SqueezeNet's first
+/// convolution (3×3, stride 2, 64 filters over 3 channels) took 1.35 ms that way inside the model
+/// against 0.6 ms alone. Each block is one product of the same width over the same columns
+/// whatever the thread count, so results do not depend on it.
+func blockedConvolution(_ image: UnsafePointer<Float>, weights: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
+                        pointwise: Bool, block: Int, bias: UnsafePointer<Float>?, relu: Bool,
+                        into destination: UnsafeMutablePointer<Float>) {
+    let spatial = g.output.reduce(1, *)
+    let rows = channels * g.kernel.reduce(1, *)
+    let blocks = (spatial + block - 1) / block
+    Parallel.chunks(blocks, minimum: Swift.max(1, GEMM.splitWork / Swift.max(filters * rows * block, 1))) { range in
+        let tile: UnsafeMutablePointer<Float>? = pointwise ? nil : .allocate(capacity: rows * block)
+        defer { tile?.deallocate() }
+        for index in range {
+            let first = index * block, width = Swift.min(block, spatial - first)
+            if let tile {
+                im2col2D(image, g, channels: 0..<channels, positions: first..<(first + width), into: tile, rowLength: width)
+                GEMM.multiply(m: filters, n: width, k: rows, a: weights, b: tile, c: destination + first, ldc: spatial)
+            } else {
+                GEMM.multiply(m: filters, n: width, k: rows, a: weights, b: image + first, ldb: spatial, c: destination + first, ldc: spatial)
+            }
+            guard bias != nil || relu else { continue }
+            for f in 0..<filters {
+                let target = destination + f * spatial + first
+                biasRelu(target, into: target, count: width, bias: bias?[f], relu: relu)
+            }
+        }
+    }
 }
 
 /// A 2-D convolution with unit strides as one GEMM per kernel position, with no im2col matrix.
@@ -548,49 +599,68 @@ func poolFloat(_ x: Tensor, taps: [Int], kernelSize: Int, planes: Int, inputSpat
     return out
 }
 
-/// 2-D im2col, row by row: each (channel, kernel row, kernel column) fills one row of the column
-/// matrix; within an output row the input is read at a fixed stride, so unit-stride rows are
-/// straight copies with zeros only at the padded edges.
-func im2col2D(_ image: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, into columns: UnsafeMutablePointer<Float>) {
+/// The im2col rows of `channels` for the output positions `positions` (row-major over the output
+/// plane): row channel · kernel size + kh · kernelWidth + kw holds, at entry p -
+/// positions.lowerBound, the input under position p at that kernel offset (0 in the padding).
+/// Rows are `rowLength` apart from `columns`. Within one output row the entries are a contiguous
+/// copy (stride 1) or every stride-th input value (sixteen at a time for stride 2).
+func im2col2D(_ image: UnsafePointer<Float>, _ g: WindowGeometry, channels: Range<Int>, positions: Range<Int>,
+              into columns: UnsafeMutablePointer<Float>, rowLength: Int) {
     let (height, width) = (g.input[0], g.input[1])
-    let (outHeight, outWidth) = (g.output[0], g.output[1])
+    let outWidth = g.output[1]
     let (kernelHeight, kernelWidth) = (g.kernel[0], g.kernel[1])
     let (strideH, strideW) = (g.strides[0], g.strides[1])
     let (dilationH, dilationW) = (g.dilations[0], g.dilations[1])
     let (padTop, padLeft) = (g.padBegin[0], g.padBegin[1])
-    let rowsPerChannel = kernelHeight * kernelWidth * outHeight * outWidth
-    Parallel.chunks(channels, minimum: max(1, 16_384 / max(rowsPerChannel, 1))) { range in
-    for channel in range {
-        var row = columns + channel * rowsPerChannel
+    for channel in channels {
         let plane = image + channel * height * width
         for kh in 0..<kernelHeight {
             for kw in 0..<kernelWidth {
+                let row = columns + ((channel * kernelHeight + kh) * kernelWidth + kw) * rowLength
                 // Output columns whose input column falls inside the image: [first, last).
                 let offsetW = kw * dilationW - padLeft
                 // Both clamped to the row: with wide padding every column can be outside.
                 let first = Swift.min(outWidth, offsetW >= 0 ? 0 : (-offsetW + strideW - 1) / strideW)
                 let end = width - offsetW <= 0 ? 0 : (width - offsetW + strideW - 1) / strideW
                 let last = Swift.max(first, Swift.min(outWidth, end))
-                for oh in 0..<outHeight {
+                var p = positions.lowerBound
+                while p < positions.upperBound {
+                    // Output row oh, columns a..<b of it.
+                    let (oh, a) = p.quotientAndRemainder(dividingBy: outWidth)
+                    let b = Swift.min(outWidth, a + positions.upperBound - p)
+                    let destination = row + (p - positions.lowerBound) - a
+                    p += b - a
                     let ih = oh * strideH - padTop + kh * dilationH
-                    let destination = row + oh * outWidth
                     if ih < 0 || ih >= height {
-                        destination.initialize(repeating: 0, count: outWidth)
+                        (destination + a).initialize(repeating: 0, count: b - a)
                         continue
                     }
-                    let source = plane + ih * width + offsetW
-                    for ow in 0..<first { destination[ow] = 0 }
+                    let lo = Swift.min(Swift.max(first, a), b), hi = Swift.min(Swift.max(last, lo), b)
+                    (destination + a).initialize(repeating: 0, count: lo - a)
+                    (destination + hi).initialize(repeating: 0, count: b - hi)
+                    // Input column ow · strideW + offsetW of row ih, for ow in lo..<hi.
+                    let source = ih * width + offsetW
                     if strideW == 1 {
-                        if last > first { (destination + first).update(from: source + first, count: last - first) }
-                    } else {
-                        for ow in first..<last { destination[ow] = source[ow * strideW] }
+                        if hi > lo { (destination + lo).initialize(from: plane + source + lo, count: hi - lo) }
+                        continue
                     }
-                    for ow in last..<outWidth { destination[ow] = 0 }
+                    var ow = lo
+                    if strideW == 2 {
+                        // The even lanes of 32 values, while those stay inside the plane.
+                        let raw = UnsafeRawPointer(plane)
+                        while ow + 16 <= hi, source + 2 * ow + 32 <= height * width {
+                            let values = evenLanes(raw.loadUnaligned(fromByteOffset: (source + 2 * ow) * 4, as: SIMD32<Float>.self))
+                            UnsafeMutableRawPointer(destination + ow).storeBytes(of: values, as: SIMD16<Float>.self)
+                            ow += 16
+                        }
+                    }
+                    while ow < hi {
+                        destination[ow] = plane[source + ow * strideW]
+                        ow += 1
+                    }
                 }
-                row += outHeight * outWidth
             }
         }
-    }
     }
 }
 
