@@ -13,7 +13,7 @@ import VesselTensor
 ///
 /// The transforms use only additions and halvings, so the error stays within a few ulps of the
 /// patch's magnitudes (the tests hold it to 1e-5 of the direct sum). The tiles are cut into
-/// chunks by size alone, and the products are the same products however many threads run them.
+/// chunks by the shapes alone, so the results do not depend on the thread count.
 enum Winograd {
     /// Whether a convolution takes this path: a 2-D 3×3 kernel, unit strides and dilations, and
     /// enough channels and filters per group that the 16 products are real matrix products.
@@ -72,45 +72,70 @@ enum Winograd {
         let plane = paddedHeight * paddedWidth
         // Tiles per chunk: the chunk's transformed input and products (16 × (channels + filters)
         // rows) stay near 2 MiB, in cache between the transforms and the products; at least 64
-        // tiles, so each product is still wide enough to run at full speed.
-        let chunk = Swift.min(tiles, Swift.max(64, (1 << 19) / (16 * (channels + filters)) / 16 * 16))
+        // tiles, so each product is still wide enough to run at full speed. From 128 tiles on there
+        // are at least two chunks, an even number of them, as even as multiples of 16 tiles allow
+        // (products 16 columns at a time run at full width). The cut depends on the shapes only,
+        // never on the thread count, so the products, and the results, are the same at any.
+        let budget = Swift.max(64, (1 << 19) / (16 * (channels + filters)) / 16 * 16)
+        var count = (tiles + budget - 1) / budget
+        if tiles >= 128 { count = (Swift.max(count, 2) + 1) / 2 * 2 }
+        let chunk = Swift.min(tiles, ((tiles + count - 1) / count + 15) / 16 * 16)
+        let chunkCount = (tiles + chunk - 1) / chunk
+        // With at least a chunk per thread, every thread takes whole chunks with buffers of its
+        // own; otherwise the chunks run one at a time with each step split across the threads.
+        // (Splitting the steps when there were chunks enough made a 16-channel, 64-filter 55×55
+        // convolution 1.8× slower on two threads than on one in some runs.)
+        let perThread = Parallel.threads > 1 && chunkCount >= Parallel.threads
         // Rows of U and M have four values of slack: a block of four tiles is written (and read)
         // whole even where fewer of its tiles are in the chunk.
         let rowLength = chunk + 4
         let paddedStorage = Tensor(uninitialized: .float32, shape: [channels * plane])
-        let inputStorage = Tensor(uninitialized: .float32, shape: [16 * channels * rowLength])
-        let productStorage = Tensor(uninitialized: .float32, shape: [16 * filters * rowLength])
-        withExtendedLifetime((paddedStorage, inputStorage, productStorage)) {
+        withExtendedLifetime(paddedStorage) {
             let padded = paddedStorage.storage.pointer.bindMemory(to: Float.self, capacity: paddedStorage.count)
-            let u = inputStorage.storage.pointer.bindMemory(to: Float.self, capacity: inputStorage.count)
-            let m = productStorage.storage.pointer.bindMemory(to: Float.self, capacity: productStorage.count)
             Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / plane)) { range in
                 for channel in range {
                     padPlane(image + channel * height * width, height: height, width: width, top: padTop, left: padLeft,
                              into: padded + channel * plane, rows: paddedHeight, columns: paddedWidth)
                 }
             }
-            var first = 0
-            while first < tiles {
-                let end = Swift.min(first + chunk, tiles)
-                Parallel.chunks(channels, minimum: Swift.max(1, 4096 / (end - first))) { range in
-                    for channel in range {
-                        transformInput(padded + channel * plane, paddedWidth: paddedWidth, tileColumns: tileColumns,
-                                       tiles: first..<end, into: u + channel * rowLength, step: channels * rowLength)
+            /// Chunks `chunks`, one after another, in buffers of their own; each step split across
+            /// the threads when `split`.
+            func run(_ chunks: Range<Int>, split: Bool) {
+                let inputStorage = Tensor(uninitialized: .float32, shape: [16 * channels * rowLength])
+                let productStorage = Tensor(uninitialized: .float32, shape: [16 * filters * rowLength])
+                withExtendedLifetime((inputStorage, productStorage)) {
+                    let u = inputStorage.storage.pointer.bindMemory(to: Float.self, capacity: inputStorage.count)
+                    let m = productStorage.storage.pointer.bindMemory(to: Float.self, capacity: productStorage.count)
+                    func loop(_ count: Int, minimum: Int, _ body: (Range<Int>) -> Void) {
+                        if split { Parallel.chunks(count, minimum: minimum, body) } else { body(0..<count) }
+                    }
+                    for index in chunks {
+                        let first = index * chunk, end = Swift.min(first + chunk, tiles)
+                        loop(channels, minimum: Swift.max(1, 4096 / (end - first))) { range in
+                            for channel in range {
+                                transformInput(padded + channel * plane, paddedWidth: paddedWidth, tileColumns: tileColumns,
+                                               tiles: first..<end, into: u + channel * rowLength, step: channels * rowLength)
+                            }
+                        }
+                        func product(_ xi: Int) {
+                            GEMM.multiply(m: filters, n: end - first, k: channels, a: v + xi * filters * channels,
+                                          b: u + xi * channels * rowLength, ldb: rowLength, c: m + xi * filters * rowLength, ldc: rowLength)
+                        }
+                        if split { Parallel.each(16, product) } else { for xi in 0..<16 { product(xi) } }
+                        loop(filters, minimum: Swift.max(1, 4096 / (end - first))) { range in
+                            for filter in range {
+                                transformOutput(m + filter * rowLength, step: filters * rowLength, tileColumns: tileColumns, tiles: first..<end,
+                                                bias: bias?[filter] ?? 0, relu: relu, outHeight: outHeight, outWidth: outWidth,
+                                                into: destination + filter * outHeight * outWidth)
+                            }
+                        }
                     }
                 }
-                Parallel.each(16) { xi in
-                    GEMM.multiply(m: filters, n: end - first, k: channels, a: v + xi * filters * channels,
-                                  b: u + xi * channels * rowLength, ldb: rowLength, c: m + xi * filters * rowLength, ldc: rowLength)
-                }
-                Parallel.chunks(filters, minimum: Swift.max(1, 4096 / (end - first))) { range in
-                    for filter in range {
-                        transformOutput(m + filter * rowLength, step: filters * rowLength, tileColumns: tileColumns, tiles: first..<end,
-                                        bias: bias?[filter] ?? 0, relu: relu, outHeight: outHeight, outWidth: outWidth,
-                                        into: destination + filter * outHeight * outWidth)
-                    }
-                }
-                first = end
+            }
+            if perThread {
+                Parallel.chunks(chunkCount, minimum: 1) { run($0, split: false) }
+            } else {
+                run(0..<chunkCount, split: true)
             }
         }
     }
