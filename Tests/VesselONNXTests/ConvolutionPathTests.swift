@@ -157,4 +157,18 @@ struct ConvolutionPathTests {
             #expect(worst < 1e-5, "\(height)×\(width): worst relative error \(worst)")
         }
     }
+
+    @Test("GlobalAveragePool of float32, four planes at a time and split across threads, equals the one-plane-at-a-time sums bit for bit")
+    func globalAverage() throws {
+        var generator = SplitMix64(seed: 31)
+        // 1001 planes of 13×13 (split across threads, one left over after the blocks of four) and
+        // 26 planes of 7×9 (not split).
+        for shape in [[1, 1001, 13, 13], [2, 13, 7, 9]] {
+            let x = Tensor((0..<Tensor.count(of: shape)).map { _ in Float(generator.nextUnit() * 200 - 100) }, shape: shape)
+            let fast = globalAverageFloat(x).scalars(as: Float.self)
+            let reference = try globalPool(x) { $0.reduce(0, +) / Double($0.count) }.scalars(as: Float.self)
+            let same = fast == reference
+            #expect(same, "\(shape)")
+        }
+    }
 }
