@@ -62,6 +62,45 @@ struct MaxPoolPathTests {
         })
     }
 
+    @Test("in a wide plane, a NaN reaches every window holding it and one in a row no window reads changes nothing")
+    func nanWidePlanes() throws {
+        let directory = try LoaderTests.make("""
+        for name, kernel in [('wide', [3, 3]), ('skipping', [1, 1])]:
+            node = helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=kernel, strides=[2, 2])
+            g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 1, 9, 40])],
+                                  [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 12)]), d + f'/{name}.onnx')
+        """)
+        defer { TestSupport.remove(directory) }
+        var values = (0..<360).map { Float(($0 * 37) % 23) - 11 }
+        values[4 * 40 + 20] = .nan  // row 4, column 20: in the vector part of the row
+        values[1 * 40 + 3] = .nan   // row 1: read by the 3×3 windows of output row 0, by no 1×1 window
+        let wide = try #require(try ONNXModel(path: directory + "/wide.onnx").run(["x": Tensor(values, shape: [1, 1, 9, 40])])["y"])
+        #expect(wide.shape == [1, 1, 4, 19])
+        let out = wide.scalars(as: Float.self)
+        for oh in 0..<4 {
+            for ow in 0..<19 {
+                let rows = (oh * 2)..<(oh * 2 + 3), columns = (ow * 2)..<(ow * 2 + 3)
+                let holdsNaN = (rows.contains(4) && columns.contains(20)) || (rows.contains(1) && columns.contains(3))
+                if holdsNaN {
+                    #expect(out[oh * 19 + ow].isNaN, "window (\(oh), \(ow))")
+                } else {
+                    let expected = rows.flatMap { h in columns.map { w in values[h * 40 + w] } }.max()!
+                    #expect(out[oh * 19 + ow] == expected, "window (\(oh), \(ow))")
+                }
+            }
+        }
+        let skipping = try #require(try ONNXModel(path: directory + "/skipping.onnx").run(["x": Tensor(values, shape: [1, 1, 9, 40])])["y"])
+        let picked = skipping.scalars(as: Float.self)
+        #expect(picked.count == 5 * 20)
+        for oh in 0..<5 {
+            for ow in 0..<20 {
+                let value = values[oh * 2 * 40 + ow * 2]
+                #expect(picked[oh * 20 + ow] == value || (picked[oh * 20 + ow].isNaN && value.isNaN), "(\(oh), \(ow))")
+            }
+        }
+    }
+
     @Test("sixteen-wide window maxima match a plain loop for strides 1–3, kernels 1–5, pads and ceil mode")
     func geometries() throws {
         // (kernel, stride, pads begin/end, ceil_mode) per model; widths run from below sixteen
