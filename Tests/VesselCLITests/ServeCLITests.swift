@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VesselServer
+import VesselStore
 import VesselTestSupport
 
 /// `vessel serve` as a process: its port read from standard error, stopped by a signal.
@@ -90,6 +91,29 @@ struct ServeCLITests {
         #expect(results.values == [200, 200, 200], "\(results.values) \(server.standardError)")
         #expect(server.waitForExit() == 0)
         #expect(server.standardError.contains("vessel: stopped"))
+    }
+
+    @Test("a model blob tampered with in the store: the server stays up and live, the model never ready, the error names the file")
+    func tamperedStoreBlob() throws {
+        let home = try TestSupport.makeTemporaryDirectory("tampered-home")
+        defer { TestSupport.remove(home) }
+        let packed = try TestSupport.vessel(["pack", TestSupport.exampleDirectory], home: home)
+        #expect(packed.status == 0, "\(packed.standardError)")
+        let store = try Store(root: home)
+        let descriptor = try store.resolve(Reference(parsing: "iris:1.0.0"))
+        let model = try #require(try store.closure(of: descriptor).first { $0.annotations?[OCIAnnotation.title] == "model.onnx" })
+        try TestSupport.flipByte(in: store.blobPath(model.digest), at: 100)
+        let server = try ServeProcess(["iris:1.0.0"], home: home)
+        defer {
+            kill(server.process.processIdentifier, SIGTERM)
+            _ = server.waitForExit()
+        }
+        let port = try server.waitForReady("failed to load")
+        // Refused for its digest (not, say, as a malformed model after the flip).
+        #expect(server.standardError.contains("model.onnx") && server.standardError.contains(model.digest.description), "\(server.standardError)")
+        #expect(try LoopbackClient.request("GET", port: port, path: "/v2/health/live", headers: [:], body: []).status == 200)
+        #expect(try LoopbackClient.request("GET", port: port, path: "/v2/health/ready", headers: [:], body: []).status != 200)
+        #expect(try LoopbackClient.request("GET", port: port, path: "/v2/models/iris/ready", headers: [:], body: []).status == 503)
     }
 
     @Test("vessel test runs the examples through a server and prints the table; pack refuses failing examples")
