@@ -47,7 +47,7 @@ extension LoadedModel {
         let started = Date()
         let artifact = try Artifact.load(reference, from: store, verifyLayers: false)
         try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
-        _ = try Unpacker(store: store, overwrite: true).unpack(artifact, into: workDirectory)
+        _ = try Unpacker(store: store, overwrite: true, durable: false).unpack(artifact, into: workDirectory)
         return try open(manifest: artifact.manifest, directory: workDirectory, digest: artifact.descriptor.digest.description, started: started)
     }
 }
