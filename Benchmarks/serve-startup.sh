@@ -8,13 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-5}"
-swift build -c release --product vessel >/dev/null
-vessel="$PWD/.build/release/vessel"
-venv=".build/venv-bench"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check onnx==1.23.2 onnxruntime numpy
-fi
+source Benchmarks/ort-venv.sh                # sets $vessel and $venv
 work="$PWD/Benchmarks/work/startup"
 rm -rf "$work" && mkdir -p "$work/model"
 

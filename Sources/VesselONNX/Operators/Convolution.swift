@@ -182,6 +182,11 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
         }
         return cache?.transformed(for: w, make: make) ?? make()
     }() : nil
+    /// `body` with group gi's biases, or nil without a bias.
+    func withGroupBias(_ gi: Int, _ body: (UnsafePointer<Float>?) -> Void) {
+        guard let biasValues else { return body(nil) }
+        biasValues.withUnsafeBufferPointer { body($0.baseAddress! + gi * filtersPerGroup) }
+    }
     fx.withUnsafeBufferPointer(as: Float.self) { px in
         fw.withUnsafeBufferPointer(as: Float.self) { pw in
             out.withUnsafeMutableBufferPointer(as: Float.self) { po in
@@ -191,14 +196,9 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
                         let weights = pw.baseAddress! + gi * filtersPerGroup * rows
                         let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
                         if let block = blockWidth {
-                            func run(_ bias: UnsafePointer<Float>?) {
+                            withGroupBias(gi) { bias in
                                 blockedConvolution(image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
                                                    pointwise: pointwise, block: block, bias: bias, relu: relu, into: destination)
-                            }
-                            if let biasValues {
-                                biasValues.withUnsafeBufferPointer { run($0.baseAddress! + gi * filtersPerGroup) }
-                            } else {
-                                run(nil)
                             }
                             continue
                         }
@@ -208,15 +208,10 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
                         }
                         if let transformed {
                             transformed.withUnsafeBufferPointer(as: Float.self) { v in
-                                func run(_ bias: UnsafePointer<Float>?) {
+                                withGroupBias(gi) { bias in
                                     Winograd.convolve(image, transformed: v.baseAddress! + gi * 16 * filtersPerGroup * channelsPerGroup, g,
                                                       channels: channelsPerGroup, filters: filtersPerGroup, bias: bias, relu: relu,
                                                       into: destination)
-                                }
-                                if let biasValues {
-                                    biasValues.withUnsafeBufferPointer { run($0.baseAddress! + gi * filtersPerGroup) }
-                                } else {
-                                    run(nil)
                                 }
                             }
                             continue
