@@ -217,9 +217,10 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
                             continue
                         }
                         if shifted {
-                            shiftedConvolution2D(image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
-                                                 bias: biasValues.map { Array($0[(gi * filtersPerGroup)..<((gi + 1) * filtersPerGroup)]) },
-                                                 relu: relu, into: destination)
+                            withGroupBias(gi) { bias in
+                                shiftedConvolution2D(image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
+                                                     bias: bias, relu: relu, into: destination)
+                            }
                             continue
                         }
                         if g.input.count == 2 {
@@ -303,7 +304,7 @@ func blockedConvolution(_ image: UnsafePointer<Float>, weights: UnsafePointer<Fl
 /// bias and Relu applied on the way. Against im2col it saves writing and re-reading a matrix
 /// kernel-size times the image, and costs kernel-size passes over the output.
 func shiftedConvolution2D(_ image: UnsafePointer<Float>, weights: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
-                          bias: [Float]?, relu: Bool, into destination: UnsafeMutablePointer<Float>) {
+                          bias: UnsafePointer<Float>?, relu: Bool, into destination: UnsafeMutablePointer<Float>) {
     let (height, width) = (g.input[0], g.input[1])
     let (outHeight, outWidth) = (g.output[0], g.output[1])
     let (kernelHeight, kernelWidth) = (g.kernel[0], g.kernel[1])

@@ -75,8 +75,9 @@ enum GEMM {
         // A product of at least `splitWork` multiply-adds is cut into one block of C per intra-op
         // thread: column blocks when C is at least as wide as tall (each block reads all of A and
         // its columns of B), row blocks otherwise. Every element is still one dot product over
-        // all of k, so the blocks change no result; the cut depends only on the shape and the
-        // thread count.
+        // all of k, but OpenBLAS can round a narrower block differently (its edge and
+        // small-matrix kernels), so the cut depends only on the shape and the thread count, and
+        // a product in column blocks is cut on its block grid (see architecture.md, Threads).
         let threads = Parallel.threads
         let byColumns = n >= m
         // Column cuts fall on the block grid when the product runs in column blocks, so every
