@@ -30,7 +30,12 @@ final class Batcher: Sendable {
     private struct State {
         /// Waiting requests, by the shape of their inputs beyond the first dimension.
         var pending: [String: [Pending]] = [:]
-        var timers: Set<String> = []
+        /// The timer that will run each key's waiting requests, by number. A batch that fills
+        /// takes its key's entry away, so that timer finds itself stale and the next request
+        /// starts a timer of its own: every request waits at most `maxDelay`, and at least that
+        /// long unless its batch fills.
+        var timers: [String: UInt64] = [:]
+        var nextTimer: UInt64 = 0
     }
 
     let maxRows: Int
@@ -65,23 +70,26 @@ final class Batcher: Sendable {
             return "\(name):\(tensor.dtype.rawValue):\(tensor.shape.dropFirst().map(String.init).joined(separator: "x"))"
         }.joined(separator: ";")
         return try await withCheckedThrowingContinuation { continuation in
-            let (ready, startTimer): ([Pending]?, Bool) = state.withLock { state in
+            let (ready, timer): ([Pending]?, UInt64?) = state.withLock { state in
                 state.pending[key, default: []].append(Pending(inputs: inputs, rows: rows, arrived: .now, continuation: continuation))
                 let waiting = state.pending[key]!
                 if waiting.reduce(0, { $0 + $1.rows }) >= maxRows {
                     state.pending[key] = nil
-                    return (waiting, false)
+                    state.timers[key] = nil
+                    return (waiting, nil)
                 }
-                if state.timers.contains(key) { return (nil, false) }
-                state.timers.insert(key)
-                return (nil, true)
+                if state.timers[key] != nil { return (nil, nil) }
+                state.nextTimer += 1
+                state.timers[key] = state.nextTimer
+                return (nil, state.nextTimer)
             }
             if let ready { run(ready) }
-            if startTimer {
+            if let timer {
                 Task.detached { [self] in
                     try? await Task.sleep(for: maxDelay)
                     let due: [Pending]? = state.withLock { state in
-                        state.timers.remove(key)
+                        guard state.timers[key] == timer else { return nil }
+                        state.timers[key] = nil
                         return state.pending.removeValue(forKey: key)
                     }
                     if let due, !due.isEmpty { run(due) }
