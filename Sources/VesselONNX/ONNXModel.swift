@@ -24,8 +24,38 @@ public final class ONNXModel: Sendable {
     public var inputs: [ValueInfo] { graph.inputs }
     public var outputs: [ValueInfo] { graph.outputs }
 
+    /// Loads a model file. Initializers with large `raw_data` become read-only views over the
+    /// mapped file (``RawDataScan``), so loading copies none of their bytes.
     public convenience init(path: String, registry: KernelRegistry = .standard) throws {
-        try self.init(data: Self.mappedFile(path), directory: path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? ".", registry: registry)
+        let file = try MappedFile(path: path)
+        let directory = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        try self.init(file: file, range: 0..<file.length, directory: directory, externalData: [:], registry: registry)
+    }
+
+    /// Loads a model whose bytes are a region of a file: a file inside a layer in the store,
+    /// read where it lies. External data is looked up in `externalData` first (by `location`,
+    /// relative to the model's directory), then in `directory`.
+    public convenience init(region: FileRegion, directory: String, externalData: [String: FileRegion] = [:],
+                            registry: KernelRegistry = .standard) throws {
+        let file = try MappedFile(path: region.path)
+        try self.init(file: file, range: try region.range(in: file), directory: directory, externalData: externalData, registry: registry)
+    }
+
+    private convenience init(file: MappedFile, range: Range<Int>, directory: String, externalData: [String: FileRegion],
+                             registry: KernelRegistry) throws {
+        let bytes = UnsafeRawBufferPointer(start: file.base + range.lowerBound, count: range.count)
+        let mappedFiles = MappedFiles(regions: externalData)
+        if let scan = RawDataScan(bytes) {
+            let ranges = scan.payloads.mapValues { ($0.lowerBound + range.lowerBound)..<($0.upperBound + range.lowerBound) }
+            try self.init(data: Data(scan.stripped), directory: directory, registry: registry,
+                          payloads: RawPayloads(file: file, ranges: ranges), mappedFiles: mappedFiles)
+        } else {
+            // swift-protobuf decodes (and copies what it keeps) straight from the mapping, which
+            // the Data keeps alive.
+            let data = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: bytes.baseAddress!), count: bytes.count,
+                            deallocator: .custom { _, _ in withExtendedLifetime(file) {} })
+            try self.init(data: data, directory: directory, registry: registry, payloads: nil, mappedFiles: mappedFiles)
+        }
     }
 
     /// A model file's bytes, memory-mapped.
@@ -38,7 +68,12 @@ public final class ONNXModel: Sendable {
     }
 
     /// - Parameter directory: where external data files are; nil refuses external data.
-    public init(data: Data, directory: String?, registry: KernelRegistry = .standard) throws {
+    public convenience init(data: Data, directory: String?, registry: KernelRegistry = .standard) throws {
+        try self.init(data: data, directory: directory, registry: registry, payloads: nil, mappedFiles: MappedFiles())
+    }
+
+    /// - Parameter payloads: the main graph's initializer bytes that `data` leaves out.
+    init(data: Data, directory: String?, registry: KernelRegistry, payloads: RawPayloads?, mappedFiles: MappedFiles) throws {
         let proto: Onnx_ModelProto
         do {
             var options = BinaryDecodingOptions()
@@ -57,7 +92,7 @@ public final class ONNXModel: Sendable {
         if opsets[""] == nil, proto.irVersion < 3 { opsets[""] = 1 }
         self.opsets = opsets
         producer = proto.producerName
-        var builder = GraphBuilder(opsets: opsets, directory: directory, registry: registry)
+        var builder = GraphBuilder(opsets: opsets, directory: directory, registry: registry, payloads: payloads, mappedFiles: mappedFiles)
         let graph = try builder.build(proto.graph, outerNames: [], isMain: true)
         if !builder.unsupported.isEmpty {
             let grouped = Dictionary(grouping: builder.unsupported) { "\($0.domain)|\($0.opType)|\($0.opset)" }
@@ -146,13 +181,16 @@ struct GraphBuilder {
     let opsets: [String: Int]
     let directory: String?
     let registry: KernelRegistry
-    let mappedFiles = MappedFiles()
+    /// The main graph's initializer bytes, when the loader left them out of the decoded message.
+    var payloads: RawPayloads?
+    let mappedFiles: MappedFiles
     var unsupported: [(domain: String, opType: String, opset: Int, node: String)] = []
 
     mutating func build(_ proto: Onnx_GraphProto, outerNames: Set<String>, isMain: Bool) throws -> Graph {
         var initializers: [String: Tensor] = [:]
-        for tensor in proto.initializer {
-            initializers[tensor.name] = try Tensor(proto: tensor, directory: directory, mappedFiles: mappedFiles)
+        for (ordinal, tensor) in proto.initializer.enumerated() {
+            let payload = isMain ? payloads.flatMap { payloads in payloads.ranges[ordinal].map { (payloads.file, $0) } } : nil
+            initializers[tensor.name] = try Tensor(proto: tensor, directory: directory, mappedFiles: mappedFiles, rawData: payload)
         }
         var defined = outerNames.union(initializers.keys).union(proto.input.map(\.name))
         var nodes: [Node] = []

@@ -82,6 +82,23 @@ final class MappedFile: @unchecked Sendable {
     deinit {
         if length > 0 { munmap(base, length) } else { base.deallocate() }
     }
+
+    /// Bytes of the file as tensor storage: a read-only view when the offset keeps elements
+    /// aligned (typed loads from a misaligned address are undefined), a copy otherwise.
+    func storage(_ range: Range<Int>, elementSize: Int) -> TensorStorage {
+        if range.lowerBound % elementSize == 0 {
+            return TensorStorage(viewOf: base + range.lowerBound, byteCount: range.count, owner: self)
+        }
+        let copy = TensorStorage(uninitializedByteCount: range.count)
+        copy.pointer.copyMemory(from: base + range.lowerBound, byteCount: range.count)
+        return copy
+    }
+}
+
+/// The initializer bytes a ``RawDataScan`` left out of the decoded model, in their mapped file.
+struct RawPayloads: Sendable {
+    let file: MappedFile
+    let ranges: [Int: Range<Int>]
 }
 
 extension Tensor {
@@ -90,7 +107,9 @@ extension Tensor {
     ///
     /// - Parameter directory: where external data files are looked up; a location that leaves
     ///   it (absolute, `..`, a symlink out) is refused.
-    init(proto: Onnx_TensorProto, directory: String?, mappedFiles: MappedFiles? = nil) throws {
+    /// - Parameter rawData: the tensor's `raw_data`, when the decoded message left it out: a
+    ///   range of a mapped model file, which the tensor views where its elements are aligned.
+    init(proto: Onnx_TensorProto, directory: String?, mappedFiles: MappedFiles? = nil, rawData: (file: MappedFile, range: Range<Int>)? = nil) throws {
         let name = proto.name
         guard let dtype = ONNXDataType.dtype(proto.dataType) else {
             throw ONNXError.invalidModel("tensor `\(name)` has unsupported data type \(ONNXDataType.name(proto.dataType))")
@@ -111,6 +130,13 @@ extension Tensor {
             guard let directory else { throw ONNXError.externalData(tensor: name, reason: "no model directory to look in") }
             let files = mappedFiles ?? MappedFiles()
             self = try files.tensor(proto: proto, dtype: dtype, shape: shape, byteCount: byteCount, directory: directory)
+            return
+        }
+        if let (file, range) = rawData {
+            guard range.count == byteCount else {
+                throw ONNXError.invalidModel("tensor `\(name)` has \(range.count) bytes of raw data, shape \(shape) of \(dtype.rawValue) needs \(byteCount)")
+            }
+            self.init(dtype: dtype, shape: shape, storage: file.storage(range, elementSize: dtype.byteSize!))
             return
         }
         if proto.hasRawData {
@@ -174,8 +200,38 @@ extension Tensor {
     }
 }
 
+/// Bytes of a file that hold a model or its external data: `length` bytes at `offset` (all of
+/// the file, or one file inside a tar layer in the store).
+public struct FileRegion: Sendable, Hashable {
+    public var path: String
+    public var offset: Int
+    public var length: Int
+
+    public init(path: String, offset: Int, length: Int) {
+        self.path = path
+        self.offset = offset
+        self.length = length
+    }
+
+    /// The region's bytes in the mapped file, refused if the file is too short.
+    func range(in file: MappedFile) throws -> Range<Int> {
+        guard offset >= 0, length >= 0, offset <= file.length - length else {
+            throw ONNXError.unreadable(path: path, reason: "it has \(file.length) bytes, not \(length) at offset \(offset)")
+        }
+        return offset..<offset + length
+    }
+}
+
 /// The external data files of one model, each mapped once and shared by its tensors.
 final class MappedFiles: Sendable {
+    /// External data found by `location` (normalized, relative to the model's directory) before
+    /// the directory is looked in.
+    let regions: [String: FileRegion]
+
+    init(regions: [String: FileRegion] = [:]) {
+        self.regions = regions
+    }
+
     static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
@@ -195,6 +251,19 @@ final class MappedFiles: Sendable {
         if location.hasPrefix("/") || components.contains("..") {
             throw ONNXError.externalData(tensor: name, reason: "location `\(location)` leaves the model's directory")
         }
+        let offset = Int(entries["offset"] ?? "0") ?? -1
+        let length = entries["length"].map { Int($0) ?? -1 } ?? byteCount
+        guard offset >= 0, length == byteCount else {
+            throw ONNXError.externalData(tensor: name, reason: "offset \(entries["offset"] ?? "0") / length \(entries["length"] ?? "-") do not describe \(byteCount) bytes")
+        }
+        if let region = regions[components.filter { $0 != "." }.joined(separator: "/")] {
+            let file = try mapped(region.path)
+            let range = try region.range(in: file)
+            guard offset <= range.count - byteCount else {
+                throw ONNXError.externalData(tensor: name, reason: "\(location) has \(range.count) bytes, the tensor needs \(offset + byteCount)")
+            }
+            return Tensor(dtype: dtype, shape: shape, storage: file.storage(range.lowerBound + offset..<range.lowerBound + offset + byteCount, elementSize: dtype.byteSize!))
+        }
         let path = directory.isEmpty ? location : directory.hasSuffix("/") ? directory + location : directory + "/" + location
         // realpath(3) follows every symlink; a file that resolves outside the directory is refused.
         guard let resolvedDirectory = Self.realPath(directory.isEmpty ? "." : directory) else {
@@ -206,27 +275,19 @@ final class MappedFiles: Sendable {
         guard resolved.hasPrefix(resolvedDirectory.hasSuffix("/") ? resolvedDirectory : resolvedDirectory + "/") else {
             throw ONNXError.externalData(tensor: name, reason: "location `\(location)` resolves outside the model's directory")
         }
-        let offset = Int(entries["offset"] ?? "0") ?? -1
-        let length = entries["length"].map { Int($0) ?? -1 } ?? byteCount
-        guard offset >= 0, length == byteCount else {
-            throw ONNXError.externalData(tensor: name, reason: "offset \(entries["offset"] ?? "0") / length \(entries["length"] ?? "-") do not describe \(byteCount) bytes")
-        }
-        let file = try files.withLock { files in
-            if let file = files[resolved] { return file }
-            let file = try MappedFile(path: resolved)
-            files[resolved] = file
-            return file
-        }
+        let file = try mapped(resolved)
         guard offset + byteCount <= file.length else {
             throw ONNXError.externalData(tensor: name, reason: "\(location) has \(file.length) bytes, the tensor needs \(offset + byteCount)")
         }
-        // A view when the offset keeps elements aligned (the usual case); a copy otherwise, as
-        // typed loads from a misaligned address are undefined.
-        if offset % 64 == 0 || offset % (dtype.byteSize ?? 1) == 0 {
-            return Tensor(dtype: dtype, shape: shape, storage: TensorStorage(viewOf: file.base + offset, byteCount: byteCount, owner: file))
+        return Tensor(dtype: dtype, shape: shape, storage: file.storage(offset..<offset + byteCount, elementSize: dtype.byteSize!))
+    }
+
+    private func mapped(_ path: String) throws -> MappedFile {
+        try files.withLock { files in
+            if let file = files[path] { return file }
+            let file = try MappedFile(path: path)
+            files[path] = file
+            return file
         }
-        let copy = TensorStorage(uninitializedByteCount: byteCount)
-        copy.pointer.copyMemory(from: file.base + offset, byteCount: byteCount)
-        return Tensor(dtype: dtype, shape: shape, storage: copy)
     }
 }

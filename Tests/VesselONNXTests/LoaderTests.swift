@@ -79,6 +79,67 @@ struct LoaderTests {
         #expect { try ONNXModel(path: directory + "/model.onnx") } throws: { "\($0)".contains("resolves outside") }
     }
 
+    @Test("large raw_data initializers are views over the mapped file, equal to what decoding the whole file gives")
+    func rawDataViews() throws {
+        let directory = try Self.make("""
+        rng = np.random.default_rng(3)
+        w = rng.standard_normal((64, 64)).astype(np.float32)
+        b = rng.standard_normal(64).astype(np.float32)
+        g = helper.make_graph([helper.make_node('MatMul', ['x', 'w'], ['h']), helper.make_node('Add', ['h', 'b'], ['y'])], 'g',
+                              [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 64])],
+                              [numpy_helper.from_array(w, 'w'), numpy_helper.from_array(b, 'b')])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)])
+        onnx.save(m, d + '/model.onnx')
+        # Two encodings one after the other decode as one merged message: the second graph field's
+        # initializers (a 2 KiB one, then an int64 one) follow the first's.
+        extra = onnx.ModelProto()
+        extra.graph.initializer.extend([numpy_helper.from_array(rng.standard_normal((8, 64)).astype(np.float32), 'small'),
+                                        numpy_helper.from_array(np.arange(1024, dtype=np.int64), 'ids')])
+        open(d + '/merged.onnx', 'wb').write(m.SerializeToString() + extra.SerializeToString())
+        bad = onnx.load(d + '/model.onnx')
+        bad.graph.initializer[0].raw_data = bad.graph.initializer[0].raw_data + b'1234'
+        onnx.save(bad, d + '/long.onnx')
+        data = open(d + '/model.onnx', 'rb').read()
+        open(d + '/truncated.onnx', 'wb').write(data[:len(data) - 100])
+        """)
+        defer { TestSupport.remove(directory) }
+        for file in ["model", "merged"] {
+            let path = directory + "/\(file).onnx"
+            let mapped = try ONNXModel(path: path)
+            let decoded = try ONNXModel(data: try Data(contentsOf: URL(fileURLWithPath: path)), directory: directory)
+            #expect(Set(mapped.graph.initializers.keys) == Set(decoded.graph.initializers.keys))
+            for (name, tensor) in decoded.graph.initializers {
+                let view = try #require(mapped.graph.initializers[name])
+                #expect(view.dtype == tensor.dtype && view.shape == tensor.shape, "\(name)")
+                #expect(view.bytesEqual(tensor), "\(name) in \(file).onnx")
+                // 16 KiB and 8 KiB payloads are views (or aligned copies); 2 KiB and 256 B stay decoded.
+                if tensor.count * tensor.dtype.byteSize! < RawDataScan.minimumPayload { #expect(!view.storage.isReadOnly, "\(name)") }
+            }
+            let x = Tensor((0..<64).map { Float($0) / 64 }, shape: [1, 64])
+            #expect(try mapped.run(["x": x])["y"]!.bytesEqual(try decoded.run(["x": x])["y"]!))
+        }
+        #expect(try ONNXModel(path: directory + "/merged.onnx").graph.initializers["ids"]?.scalars(as: Int64.self) == (0..<1024).map { Int64($0) })
+        #expect { try ONNXModel(path: directory + "/long.onnx") } throws: { "\($0)".contains("tensor `w` has 16388 bytes of raw data, shape [64, 64] of float32 needs 16384") }
+        #expect { try ONNXModel(path: directory + "/truncated.onnx") } throws: { "\($0)".contains("not an ONNX model protobuf") }
+    }
+
+    @Test("bytes of a mapped file at an offset that misaligns their elements are copied, not viewed")
+    func misalignedView() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("mapped")
+        defer { TestSupport.remove(directory) }
+        let values: [Float] = [1.5, -2.25, 3, 1e-3]
+        var bytes: [UInt8] = [7, 7, 7]
+        values.withUnsafeBytes { bytes += $0 }
+        try Data(bytes).write(to: URL(fileURLWithPath: directory + "/w.bin"))
+        let file = try MappedFile(path: directory + "/w.bin")
+        let copied = Tensor(dtype: .float32, shape: [4], storage: file.storage(3..<19, elementSize: 4))
+        #expect(!copied.storage.isReadOnly)
+        #expect(copied.scalars(as: Float.self) == values)
+        let viewed = file.storage(0..<16, elementSize: 4)
+        #expect(viewed.isReadOnly && viewed.pointer == file.base)
+    }
+
     @Test("inputs are checked against the model's declared types and shapes")
     func inputValidation() throws {
         let model = try ONNXModel(path: TestSupport.packageRoot + "/.build/onnx-node-cases/test_add/model.onnx")
@@ -94,5 +155,12 @@ struct LoaderTests {
     @Test("garbage is refused with an error, never a crash", arguments: [[UInt8](), Array("not a model".utf8), [UInt8](repeating: 0xff, count: 64)])
     func garbage(_ bytes: [UInt8]) {
         #expect(throws: ONNXError.self) { try ONNXModel(data: Data(bytes), directory: nil) }
+    }
+}
+
+private extension Tensor {
+    /// Same dtype, shape and bytes.
+    func bytesEqual(_ other: Tensor) -> Bool {
+        dtype == other.dtype && shape == other.shape && memcmp(storage.pointer, other.storage.pointer, count * dtype.byteSize!) == 0
     }
 }
