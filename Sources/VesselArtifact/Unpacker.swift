@@ -42,10 +42,46 @@ public struct Unpacker {
     /// relative paths written.
     @discardableResult
     public func unpack(_ artifact: Artifact, into directory: String) throws -> [String] {
+        try unpack(artifact, into: directory, leave: { _ in false })
+    }
+
+    /// A file to be read where it lies in its blob: `size` bytes at `offset` of `blobPath` (all of
+    /// a raw layer's blob, or the one entry of a single-file tar layer).
+    public struct InPlaceFile: Sendable {
+        public var file: Artifact.PackedFile
+        public var blobPath: String
+        public var offset: Int64
+        public var size: Int64
+    }
+
+    /// The files `pick` selects whose layer holds just that one file, located in their blobs by
+    /// reading the tar headers only: to be read where they lie, and unpacked by
+    /// ``unpack(_:into:except:)`` with everything else. Their blobs are not checked here; the
+    /// caller must check them (``Store/verifyBlob(_:context:progress:)``) before trusting what it
+    /// read. A picked file whose layer holds more than that file, or whose blob is missing or not
+    /// the size its descriptor says, is left out (unpacked, and checked, as usual).
+    public func inPlaceFiles(_ artifact: Artifact, picking pick: (Artifact.PackedFile) -> Bool) -> [String: InPlaceFile] {
+        var found: [String: InPlaceFile] = [:]
+        for file in artifact.files where pick(file) {
+            guard let base = try? Self.checked(file.path), let located = singleFile(file, base: base) else { continue }
+            found[base] = located
+        }
+        return found
+    }
+
+    /// Unpacks as ``unpack(_:into:)`` does, except the files in `inPlace` (by their checked
+    /// paths), which are not written at all.
+    @discardableResult
+    public func unpack(_ artifact: Artifact, into directory: String, except inPlace: [String: InPlaceFile]) throws -> [String] {
+        try unpack(artifact, into: directory, leave: { file in (try? Self.checked(file.path)).map { inPlace[$0] != nil } ?? false })
+    }
+
+    private func unpack(_ artifact: Artifact, into directory: String, leave: (Artifact.PackedFile) -> Bool) throws -> [String] {
         try FileSystem.makeDirectories(directory)
         var written: [String] = []
         for file in artifact.files {
             let base = try Self.checked(file.path)
+            if leave(file) { continue }
             switch file.packing {
             case .raw:
                 try writeFile(relative: base, in: directory, mode: file.executable ? 0o755 : 0o644) { sink in
@@ -62,6 +98,31 @@ public struct Unpacker {
         }
         written.append("vessel.yaml")
         return written
+    }
+
+    /// Where a layer's one file lies in its blob, found by reading the tar header only; nil when
+    /// the layer holds anything else, or its blob is missing or not the size its descriptor says.
+    private func singleFile(_ file: Artifact.PackedFile, base: String) -> InPlaceFile? {
+        let blob = store.blobPath(file.descriptor.digest)
+        guard let size = try? FileSystem.size(of: blob), size == file.descriptor.size else { return nil }
+        switch file.packing {
+        case .raw:
+            return InPlaceFile(file: file, blobPath: blob, offset: 0, size: size)
+        case .tar:
+            guard let fd = try? FileSystem.openForReading(blob) else { return nil }
+            defer { close(fd) }
+            let reader = TarReader(fd: fd, path: file.path)
+            guard let entry = try? reader.next(), entry.kind == .file, (try? Self.checked(entry.path)) == base else { return nil }
+            let offset = reader.contentOffset
+            guard offset >= 0, offset + entry.size <= size else { return nil }
+            do {
+                try reader.seekPastContent()
+                guard try reader.next() == nil else { return nil }
+            } catch {
+                return nil
+            }
+            return InPlaceFile(file: file, blobPath: blob, offset: offset, size: entry.size)
+        }
     }
 
     public static func checked(_ path: String) throws -> String {

@@ -101,6 +101,19 @@ public final class TarReader {
         }
     }
 
+    /// Where the current entry's content starts in the file, right after ``next()`` returned it.
+    public var contentOffset: Int64 { Int64(lseek(fd, 0, SEEK_CUR)) }
+
+    /// Skips the rest of the current entry by seeking, not reading (the descriptor must be a
+    /// regular file's). A seek past the end is not an error here; the next read finds the end.
+    public func seekPastContent() throws {
+        let distance = remaining + Int64(padding)
+        guard distance > 0 else { return }
+        guard lseek(fd, off_t(distance), SEEK_CUR) >= 0 else { throw StoreError.io(operation: "cannot seek in", path: path, errno: errno) }
+        remaining = 0
+        padding = 0
+    }
+
     /// Reads the current entry's content whole, for small documents such as `index.json`.
     public func readAll(limit: Int64 = 16 << 20) throws -> [UInt8] {
         guard remaining <= limit else { throw StoreError.invalidArchive(archive: path, reason: "a metadata entry is larger than \(limit) bytes") }

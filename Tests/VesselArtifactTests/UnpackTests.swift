@@ -126,4 +126,42 @@ struct UnpackTests {
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: target).filter { $0.hasPrefix(".vessel-unpack") }
         #expect(leftovers.isEmpty)
     }
+
+    @Test("in place: a picked single-file layer is located in its blob and not written; others unpack as always")
+    func inPlace() throws {
+        let workspace = try Workspace()
+        let source = try workspace.model("m")
+        let artifact = try Artifact.load(try workspace.pack(source).reference, from: workspace.store)
+        let target = workspace.directory + "/out"
+        let unpacker = Unpacker(store: workspace.store, overwrite: true, durable: false)
+        let picked: Set<String> = ["model.onnx", "labels.txt", "src"]
+        let inPlace = unpacker.inPlaceFiles(artifact) { picked.contains($0.path) }
+        let written = try unpacker.unpack(artifact, into: target, except: inPlace)
+        // `src` holds several files, so it is extracted.
+        #expect(Set(inPlace.keys) == ["model.onnx", "labels.txt"])
+        #expect(!written.contains("model.onnx") && written.contains("src/bin/run.sh"))
+        #expect(!FileManager.default.fileExists(atPath: target + "/model.onnx"))
+        for (path, found) in inPlace {
+            let blob = try #require(FileManager.default.contents(atPath: found.blobPath))
+            let original = try #require(FileManager.default.contents(atPath: source + "/" + path))
+            #expect(found.offset >= 512 && blob[Int(found.offset)..<Int(found.offset + found.size)] == original, "\(path)")
+        }
+        let diff = try TestSupport.run("diff", ["-r", "--no-dereference", source, target, "-x", "make_model.py", "-x", "model.onnx", "-x", "labels.txt"])
+        #expect(diff.status == 0, "\(diff.standardOutput)")
+
+        // A raw layer is in place from offset 0.
+        let forged = try Self.forged(workspace, layers: [])
+        let raw = unpacker.inPlaceFiles(forged) { _ in true }
+        #expect(raw["model.onnx"]?.offset == 0 && raw["model.onnx"]?.size == 5)
+
+        // A blob of the wrong size is not left in place: it is unpacked, and its check refuses it.
+        let labels = try #require(artifact.files.first { $0.path == "labels.txt" })
+        #expect(truncate(workspace.store.blobPath(labels.descriptor.digest), 1000) == 0)
+        let other = workspace.directory + "/other"
+        let shortened = unpacker.inPlaceFiles(artifact) { picked.contains($0.path) }
+        #expect(Set(shortened.keys) == ["model.onnx"])
+        #expect(performing: { try unpacker.unpack(artifact, into: other, except: shortened) },
+                throws: { "\($0)".contains(labels.descriptor.digest.description) })
+        #expect(!FileManager.default.fileExists(atPath: other + "/labels.txt"))
+    }
 }
