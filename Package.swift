@@ -122,7 +122,7 @@ let package = Package(
         ),
         .target(
             name: "VesselSources",
-            dependencies: ["VesselServer", "VesselModel", "VesselArtifact", "VesselManifest", "VesselManifestYAML", "VesselStore"],
+            dependencies: ["VesselServer", "VesselModel", "VesselArtifact", "VesselManifest", "VesselManifestYAML", "VesselStore", "VesselTensor", "VesselONNX"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -160,7 +160,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VesselServerTests",
-            dependencies: ["VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselTestSupport"],
+            dependencies: ["VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselArtifact", "VesselStore", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -22,6 +22,12 @@ public struct ONNXBackend: Backend {
         model = try ONNXModel(path: path)
     }
 
+    /// A model read where it lies: a region of a file in the store (see
+    /// ``ONNXModel/init(region:directory:externalData:registry:)``).
+    public init(region: FileRegion, directory: String, externalData: [String: FileRegion]) throws {
+        model = try ONNXModel(region: region, directory: directory, externalData: externalData)
+    }
+
     public func predict(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         var outputs: [String: Tensor] = [:]
         for (name, value) in try model.run(values: inputs.mapValues { .tensor($0) }) {

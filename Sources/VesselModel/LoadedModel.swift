@@ -3,8 +3,10 @@ public import FoundationEssentials
 #else
 public import Foundation
 #endif
+import Dispatch
 public import VesselManifest
 public import VesselTensor
+public import VesselONNX
 import VesselStore
 
 /// A model ready to serve: its manifest (name, version, signature, examples, serving settings),
@@ -17,30 +19,71 @@ public final class LoadedModel: Sendable {
     /// The artifact's manifest digest, when loaded from the store.
     public let digest: String?
     public let loadSeconds: Double
+    /// Blobs the model reads in place, still being checked against their digests. Whoever
+    /// serves the model waits for it (``PendingCheck/wait()``) before calling the model ready,
+    /// and reports its error before any other: a corrupt blob explains a failed example better
+    /// than the example does.
+    public let pendingCheck: PendingCheck?
 
     public var name: String { manifest.name }
     public var version: String { manifest.version }
     public var signature: Signature { manifest.signature }
 
-    init(manifest: Manifest, backend: any Backend, directory: String, digest: String?, loadSeconds: Double) {
+    init(manifest: Manifest, backend: any Backend, directory: String, digest: String?, loadSeconds: Double, pendingCheck: PendingCheck? = nil) {
         self.manifest = manifest
         self.backend = backend
         self.directory = directory
         self.digest = digest
         self.loadSeconds = loadSeconds
+        self.pendingCheck = pendingCheck
     }
 
     /// Opens the model a manifest describes, its files in `directory` (already read and checked:
     /// `ManifestParser` for a vessel.yaml directory, an image's file index for an image).
-    public static func open(manifest: Manifest, directory: String, digest: String? = nil, started: Date = Date()) throws -> LoadedModel {
-        let backend = try makeBackend(manifest, directory: directory)
+    ///
+    /// - Parameter inPlace: files not in `directory` but read where they lie, by their normalized
+    ///   path from the model's root (the model file and its external data, left in their blobs in
+    ///   the store). Whoever passes them checks their digests.
+    public static func open(manifest: Manifest, directory: String, digest: String? = nil, started: Date = Date(),
+                            inPlace: [String: FileRegion] = [:], pendingCheck: PendingCheck? = nil) throws -> LoadedModel {
+        let backend = try makeBackend(manifest, directory: directory, inPlace: inPlace)
         return LoadedModel(manifest: manifest, backend: backend, directory: directory, digest: digest,
-                           loadSeconds: Date().timeIntervalSince(started))
+                           loadSeconds: Date().timeIntervalSince(started), pendingCheck: pendingCheck)
     }
 
-    static func makeBackend(_ manifest: Manifest, directory: String) throws -> any Backend {
+    /// The files the ONNX backend reads, and so may read where they lie: the model file and
+    /// weights (external data), but no file the examples or processing steps name, which are
+    /// read from the directory. A backend that runs code would need every file there.
+    public static func readsInPlace(_ manifest: Manifest) -> (_ path: String, _ role: FileRole) -> Bool {
+        guard manifest.runtime.backend == .onnx, manifest.model.format == .onnx,
+              case .success(let modelFile) = SafePath.normalize(manifest.model.file) else { return { _, _ in false } }
+        var named: [String] = []
+        for example in manifest.examples {
+            for case .file(let path) in Array(example.inputs.values) + Array(example.outputs.values) { named.append(path) }
+        }
+        for step in manifest.preprocess + manifest.postprocess {
+            if case .string(let path)? = step.parameters["file"] { named.append(path) }
+        }
+        let readFromDirectory = Set(named.compactMap { try? SafePath.normalize($0).get() })
+        return { path, role in (role == .weights || path == modelFile) && !readFromDirectory.contains(path) }
+    }
+
+    static func makeBackend(_ manifest: Manifest, directory: String, inPlace: [String: FileRegion] = [:]) throws -> any Backend {
         switch (manifest.runtime.backend, manifest.model.format) {
         case (.onnx, .onnx):
+            if case .success(let modelFile) = SafePath.normalize(manifest.model.file), let region = inPlace[modelFile] {
+                // External data locations are relative to the model file's directory.
+                let modelDirectory = modelFile.lastIndex(of: "/").map { String(modelFile[..<$0]) } ?? ""
+                var externalData: [String: FileRegion] = [:]
+                for (path, region) in inPlace {
+                    if modelDirectory.isEmpty {
+                        externalData[path] = region
+                    } else if path.hasPrefix(modelDirectory + "/") {
+                        externalData[String(path.dropFirst(modelDirectory.count + 1))] = region
+                    }
+                }
+                return try ONNXBackend(region: region, directory: FileSystem.join(directory, modelDirectory), externalData: externalData)
+            }
             return try ONNXBackend(path: FileSystem.join(directory, manifest.model.file))
         default:
             throw BackendError.unsupportedFormat("\(manifest.model.format.rawValue) (\(manifest.runtime.backend.rawValue) backend)")
@@ -67,6 +110,28 @@ public final class LoadedModel: Sendable {
             return LoadedExample(name: example.name, inputs: try tensors(example.inputs, signature.inputs),
                                  outputs: try tensors(example.outputs, signature.outputs), rtol: example.rtol, atol: example.atol)
         }
+    }
+}
+
+/// Work on a thread of its own that must succeed before a model is served: checking the blobs
+/// it reads in place while it loads and runs its examples.
+public final class PendingCheck: @unchecked Sendable {
+    // `failure` is written before `done` is signalled, and read only after waiting for it.
+    private var failure: (any Error)?
+    private let done = DispatchSemaphore(value: 0)
+
+    public init(_ work: @escaping @Sendable () throws -> Void) {
+        DetachedThread.start { [self] in
+            do { try work() } catch { failure = error }
+            done.signal()
+        }
+    }
+
+    /// Blocks until the work finished; throws what it threw, every time it is called.
+    public func wait() throws {
+        done.wait()
+        done.signal()
+        if let failure { throw failure }
     }
 }
 

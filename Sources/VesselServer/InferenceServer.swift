@@ -12,7 +12,6 @@ import UnixSignals
 import VesselManifest
 public import VesselModel
 public import VesselStore
-import VesselTensor
 
 /// A model to serve: the name it is served under, known before anything loads, and how to load
 /// it. Where models come from (a vessel.yaml directory, an artifact in the store) is the caller's
@@ -168,34 +167,21 @@ public final class InferenceServer: Sendable {
         await group.withLock { $0 }?.triggerGracefulShutdown()
     }
 
-    /// Loads one model: verify and unpack (artifacts), load the backend, run the examples.
+    /// Loads one model: verify and unpack (artifacts), load the backend, run the examples; ready
+    /// only once the blobs it reads in place (checked meanwhile) passed as well.
     func load(_ model: ServedModel) {
         do {
             let loaded = try model.source.open(FileSystem.join(configuration.workDirectory, model.name))
             let started = Date()
-            // The largest example that ran within `inlineBudget` (timed again when the first,
-            // cold run was quick): requests up to 4× its size run without a thread hop.
-            var inlineElements = 0
-            let clock = ContinuousClock()
-            for example in configuration.warmUpWithExamples ? try loaded.examples() : [] {
-                var start = clock.now
-                let outputs = try loaded.backend.predict(example.inputs)
-                var took = clock.now - start
-                if configuration.inlineBudget > .zero, took < .milliseconds(2) {
-                    start = clock.now
-                    _ = try loaded.backend.predict(example.inputs)
-                    took = min(took, clock.now - start)
-                }
-                if configuration.inlineBudget > .zero, took <= configuration.inlineBudget {
-                    inlineElements = max(inlineElements, 4 * InferenceQueue.elements(example.inputs))
-                }
-                for (name, expected) in example.outputs.sorted(by: { $0.key < $1.key }) {
-                    let comparison = OutputComparison.compare(name, actual: outputs[name], expected: expected, rtol: example.rtol, atol: example.atol)
-                    if !comparison.passed {
-                        throw RequestError(500, "example `\(example.name)` output `\(name)`: \(comparison.problem ?? "differs")")
-                    }
-                }
+            let inlineElements: Int
+            do {
+                inlineElements = try warmUp(loaded)
+            } catch {
+                // A blob that fails its check explains a failed example better than the example.
+                try loaded.pendingCheck?.wait()
+                throw error
             }
+            try loaded.pendingCheck?.wait()
             let serving = loaded.manifest.serving
             let queue = InferenceQueue(maxConcurrent: serving.maxConcurrency, maxQueued: serving.maxQueue, label: model.name,
                                        inlineElements: inlineElements)
@@ -215,6 +201,36 @@ public final class InferenceServer: Sendable {
             model.state.withLock { $0 = .failed("\(error)") }
             if configuration.announce { StandardStreams.error("vessel: model `\(model.name)` failed to load: \(error)") }
         }
+    }
+}
+
+extension InferenceServer {
+    /// Runs the model's examples and checks their outputs; returns how many input elements a
+    /// request may have and still run inline: 4× the largest example that ran within
+    /// `inlineBudget` (timed again when the first, cold run was quick), 0 if none did.
+    func warmUp(_ loaded: LoadedModel) throws -> Int {
+        var inlineElements = 0
+        let clock = ContinuousClock()
+        for example in configuration.warmUpWithExamples ? try loaded.examples() : [] {
+            var start = clock.now
+            let outputs = try loaded.backend.predict(example.inputs)
+            var took = clock.now - start
+            if configuration.inlineBudget > .zero, took < .milliseconds(2) {
+                start = clock.now
+                _ = try loaded.backend.predict(example.inputs)
+                took = min(took, clock.now - start)
+            }
+            if configuration.inlineBudget > .zero, took <= configuration.inlineBudget {
+                inlineElements = max(inlineElements, 4 * InferenceQueue.elements(example.inputs))
+            }
+            for (name, expected) in example.outputs.sorted(by: { $0.key < $1.key }) {
+                let comparison = OutputComparison.compare(name, actual: outputs[name], expected: expected, rtol: example.rtol, atol: example.atol)
+                if !comparison.passed {
+                    throw RequestError(500, "example `\(example.name)` output `\(name)`: \(comparison.problem ?? "differs")")
+                }
+            }
+        }
+        return inlineElements
     }
 }
 
