@@ -65,6 +65,9 @@ public struct ServerConfiguration: Sendable {
     /// on the task that decoded them: for a tabular model, the hop to a worker thread and back
     /// costs more than the model. Zero turns it off.
     public var inlineBudget: Duration = .microseconds(100)
+    /// Such a model's small JSON inference requests are answered on the event loop that read
+    /// them (``FastInferHandler``); off, every request goes through the router.
+    public var fastLane = true
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int? = nil, shutdownGrace: Duration = .seconds(30),
                 logInferences: Bool = true, announce: Bool = true, warmUpWithExamples: Bool = true, token: String? = nil,
@@ -108,6 +111,8 @@ public final class InferenceServer: Sendable {
     let models: [ServedModel]
     let metrics = ServerMetrics()
     let shuttingDown = Atomic<Bool>(false)
+    /// Inference requests ``FastInferHandler`` answered.
+    let fastLaneAnswers = Atomic<Int>(0)
     private let group = Mutex<ServiceGroup?>(nil)
     public static let version = "0.1.0"
 
@@ -144,7 +149,8 @@ public final class InferenceServer: Sendable {
         addRoutes(router)
         let app = Application(
             responder: router.buildResponder(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()]
+                + (self.configuration.fastLane ? [FastInferHandler(server: self)] : []))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vessel/\(Self.version)"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
             logger: logger
