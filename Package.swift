@@ -122,7 +122,7 @@ let package = Package(
         ),
         .target(
             name: "VesselSources",
-            dependencies: ["VesselServer", "VesselModel", "VesselArtifact", "VesselManifest", "VesselManifestYAML", "VesselStore", "VesselTensor", "VesselONNX"],
+            dependencies: ["VesselServer", "VesselModel", "VesselArtifact", "VesselManifest", "VesselManifestYAML", "VesselStore", "VesselONNX"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

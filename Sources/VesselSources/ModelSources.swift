@@ -6,7 +6,6 @@ public import VesselModel
 public import VesselServer
 public import VesselStore
 import VesselONNX
-import VesselTensor
 
 /// Where the `vessel` command finds models to serve and test: a model directory (a vessel.yaml
 /// beside the model) or an artifact in the store. The runtime binary that images ship has neither
