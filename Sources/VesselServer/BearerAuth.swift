@@ -14,9 +14,7 @@ struct BearerAuth<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if Self.isOpen(request.uri.path) { return try await next(request, context) }
         let header = request.headers[.authorization] ?? ""
-        let prefix = "Bearer "
-        let presented = header.hasPrefix(prefix) ? Array(header.utf8.dropFirst(prefix.utf8.count)) : []
-        guard Tokens.constantTimeEqual(presented, token) else {
+        guard Tokens.bearer(header, matches: token) else {
             return InferenceServer.error(401, header.isEmpty ? "this server needs Authorization: Bearer <token>" : "the bearer token is not valid",
                                          extra: [.wwwAuthenticate: "Bearer"])
         }
@@ -26,6 +24,13 @@ struct BearerAuth<Context: RequestContext>: RouterMiddleware {
 }
 
 enum Tokens {
+    /// Whether an `Authorization` header value is `Bearer <token>`, compared in constant time.
+    static func bearer(_ header: String, matches token: [UInt8]) -> Bool {
+        let prefix = "Bearer "
+        let presented = header.hasPrefix(prefix) ? Array(header.utf8.dropFirst(prefix.utf8.count)) : []
+        return constantTimeEqual(presented, token)
+    }
+
     /// Equal bytes, in time that depends only on the lengths, not on where they differ.
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         var difference = UInt64(a.count ^ b.count)

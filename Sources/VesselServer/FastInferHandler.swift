@@ -93,9 +93,8 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
             version = String(parts[5])
         default: return nil
         }
-        if let token = server.configuration.token {
-            let header = request.headerFields[.authorization] ?? ""
-            guard header.hasPrefix("Bearer "), Tokens.constantTimeEqual(Array(header.utf8.dropFirst(7)), Array(token.utf8)) else { return nil }
+        if let token = server.configuration.token, !Tokens.bearer(request.headerFields[.authorization] ?? "", matches: Array(token.utf8)) {
+            return nil
         }
         guard let model = server.models.first(where: { $0.name == parts[3] }),
               case .ready(let loaded, let queue, nil) = model.current, queue.inlineElements > 0,

@@ -91,6 +91,23 @@ struct FastLaneTests {
         #expect(running.server.fastLaneAnswers.load(ordering: .relaxed) >= 1)
     }
 
+    @Test("with a bearer token, only requests that carry it take the fast lane; the rest get the router's 401")
+    func token() async throws {
+        let copy = try TestSupport.makeTemporaryDirectory("fast-lane-token")
+        defer { TestSupport.remove(copy) }
+        let running = try await RunningServer.start([try irisCopy(in: copy, maxBatchSize: 1, maxDelayMilliseconds: 0)], token: "s3cret",
+                                                    inlineBudget: .seconds(10))
+        defer { Task { await running.stop() } }
+        let body = #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#
+        for (header, status, taken) in [(nil, 401, 0), ("Bearer s3cre", 401, 0), ("Bearer s3cret", 200, 1), ("bearer s3cret", 401, 1)] {
+            var headers = ["Content-Type": "application/json"]
+            headers["Authorization"] = header
+            let response = try await running.infer(body, headers: headers)
+            #expect(response.status == status, "\(header ?? "none"): \(response.text)")
+            #expect(running.server.fastLaneAnswers.load(ordering: .relaxed) == taken, "\(header ?? "none")")
+        }
+    }
+
     /// Sends bytes on one connection and reads until the server closes it.
     static func exchange(port: Int, _ bytes: [UInt8]) throws -> [UInt8] {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
