@@ -12,27 +12,29 @@ import VesselTensor
 /// Splits an operator's loop across the intra-op threads (`vessel bench --threads`,
 /// `Runtime.setIntraOpThreads`), when there is enough work for the split to pay.
 enum Parallel {
-    /// Set once before running (the CLI does it at start); read by every kernel.
+    /// Set once before running (the CLI does it at start); read by every kernel. Tests that try
+    /// other counts pass them to the functions that take `threads` instead of changing this,
+    /// since suites running at the same time compare results that depend on it.
     nonisolated(unsafe) static var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Calls `body` on disjoint ranges covering `0..<count`, concurrently when `count` is at least
     /// `2 * minimum`. Returns when every range is done. The ranges depend only on `count`,
     /// `minimum` and the thread count, never on which threads were free, so results are the
     /// same run after run.
-    static func chunks(_ count: Int, minimum: Int, _ body: (Range<Int>) -> Void) {
+    static func chunks(_ count: Int, minimum: Int, threads: Int = Parallel.threads, _ body: (Range<Int>) -> Void) {
         let parts = min(threads, count / max(minimum, 1))
         guard parts > 1 else {
             body(0..<count)
             return
         }
-        each(parts) { part in
+        each(parts, threads: threads) { part in
             let start = count * part / parts, end = count * (part + 1) / parts
             body(start..<end)
         }
     }
 
     /// Calls `body(0)` … `body(count - 1)`, concurrently on the worker threads and the caller.
-    static func each(_ count: Int, _ body: (Int) -> Void) {
+    static func each(_ count: Int, threads: Int = Parallel.threads, _ body: (Int) -> Void) {
         guard count > 1 else {
             if count == 1 { body(0) }
             return

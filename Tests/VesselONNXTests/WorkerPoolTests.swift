@@ -16,20 +16,17 @@ final class Hits: Sendable {
 struct WorkerPoolTests {
     @Test("every part runs exactly once, from callers on many threads at once, with nested loops run in place")
     func partsOnce() async throws {
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
         for threads in [2, 3, 1, 2] {
-            Parallel.threads = threads
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for caller in 0..<6 {
                     group.addTask {
                         for round in 0..<200 {
                             let count = 1 + (caller * 7 + round) % 40
                             let hits = Hits(count)
-                            Parallel.each(count) { part in
+                            Parallel.each(count, threads: threads) { part in
                                 hits.add(part)
                                 // A loop inside a part (a GEMM inside a chunk) runs on this thread.
-                                if part == 0 { Parallel.each(3) { _ in hits.add(-1) } }
+                                if part == 0 { Parallel.each(3, threads: threads) { _ in hits.add(-1) } }
                             }
                             #expect(hits.counts == [Int](repeating: 1, count: count) && hits.nested == 3)
                         }
@@ -42,8 +39,6 @@ struct WorkerPoolTests {
 
     @Test("a product split across threads matches the one-thread product, bit for bit but for one-row products, and repeats exactly")
     func splitProducts() {
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
         var generator = SplitMix64(seed: 3)
         // (m, n, k): wide (split by columns), tall (by rows), one row (OpenBLAS's vector path,
         // whose sums run in another order when the columns are cut), one below the split size,
@@ -54,9 +49,8 @@ struct WorkerPoolTests {
                 let a = (0..<(m * k)).map { _ in Float(generator.nextUnit() * 2 - 1) }
                 let b = (0..<(k * n)).map { _ in Float(generator.nextUnit() * 2 - 1) }
                 func product(threads: Int) -> [Float] {
-                    Parallel.threads = threads
                     var c = [Float](repeating: .nan, count: m * n)
-                    GEMM.multiply(m: m, n: n, k: k, a: a, transA: transA, b: b, transB: transB, c: &c)
+                    GEMM.multiply(m: m, n: n, k: k, a: a, transA: transA, b: b, transB: transB, c: &c, threads: threads)
                     return c
                 }
                 let one = product(threads: 1)
@@ -80,8 +74,6 @@ struct WorkerPoolTests {
 
     @Test("a large Concat copied by several threads equals the one-thread copy, on every axis")
     func parallelConcat() {
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
         var generator = SplitMix64(seed: 9)
         // Inputs differing along the axis (one of them small) and each output at least 256 KiB.
         for axis in 0..<4 {
@@ -94,8 +86,7 @@ struct WorkerPoolTests {
             let expected = Tensor.concatenate(tensors, axis: axis)
             #expect(expected.count * 4 >= 1 << 18, "axis \(axis): below the size that is copied in parallel")
             for threads in [2, 3] {
-                Parallel.threads = threads
-                let result = concatenate(tensors, axis: axis)
+                let result = concatenate(tensors, axis: axis, threads: threads)
                 let same = result.shape == expected.shape && result.scalars(as: Float.self) == expected.scalars(as: Float.self)
                 #expect(same, "axis \(axis), \(threads) threads")
             }

@@ -59,7 +59,8 @@ enum GEMM {
     ///   only. `ldc` likewise for C.
     static func multiply(
         m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, transA: Bool = false,
-        b: UnsafePointer<Float>, transB: Bool = false, ldb: Int? = nil, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil
+        b: UnsafePointer<Float>, transB: Bool = false, ldb: Int? = nil, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+        threads: Int = Parallel.threads
     ) {
         if m == 0 || n == 0 { return }
         let ldc = ldc ?? n
@@ -78,7 +79,6 @@ enum GEMM {
         // all of k, but OpenBLAS can round a narrower block differently (its edge and
         // small-matrix kernels), so the cut depends only on the shape and the thread count, and
         // a product in column blocks is cut on its block grid (see architecture.md, Threads).
-        let threads = Parallel.threads
         let byColumns = n >= m
         // Column cuts fall on the block grid when the product runs in column blocks, so every
         // block is the same block (same columns, same width) whatever the thread count.
@@ -88,7 +88,7 @@ enum GEMM {
             product(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, transA: transA, b: b, ldb: ldb, transB: transB, beta: beta, c: c, ldc: ldc)
             return
         }
-        Parallel.each(parts) { part in
+        Parallel.each(parts, threads: threads) { part in
             if byColumns {
                 let first = n * part / parts / unit * unit, end = part == parts - 1 ? n : n * (part + 1) / parts / unit * unit
                 product(m: m, n: end - first, k: k, alpha: alpha, a: a, lda: lda, transA: transA,

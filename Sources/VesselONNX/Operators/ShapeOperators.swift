@@ -455,8 +455,8 @@ func elementOffset(position: Int, index raw: Int, axis: Int, size: Int, indexStr
 /// `Tensor.concatenate`, with the copying of large results split across the intra-op threads:
 /// the output's bytes are cut into one range per thread, each filled from the input blocks it
 /// covers. (SqueezeNet's Concats were a serial 5 % of its two-thread time.)
-func concatenate(_ tensors: [Tensor], axis: Int) -> Tensor {
-    guard let size = tensors[0].dtype.byteSize, Parallel.threads > 1 else { return Tensor.concatenate(tensors, axis: axis) }
+func concatenate(_ tensors: [Tensor], axis: Int, threads: Int = Parallel.threads) -> Tensor {
+    guard let size = tensors[0].dtype.byteSize, threads > 1 else { return Tensor.concatenate(tensors, axis: axis) }
     var shape = tensors[0].shape
     shape[axis] = tensors.reduce(0) { $0 + $1.shape[axis] }
     let total = Tensor.count(of: shape) * size
@@ -470,7 +470,7 @@ func concatenate(_ tensors: [Tensor], axis: Int) -> Tensor {
     for block in blocks.dropLast() { offsets.append(offsets.last! + block) }
     let out = Tensor(uninitialized: tensors[0].dtype, shape: shape)
     let destination = out.storage.pointer
-    Parallel.chunks(total, minimum: 1 << 17) { range in
+    Parallel.chunks(total, minimum: 1 << 17, threads: threads) { range in
         var position = range.lowerBound
         while position < range.upperBound {
             let (o, within) = position.quotientAndRemainder(dividingBy: rowBytes)
