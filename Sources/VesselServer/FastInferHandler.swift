@@ -134,10 +134,10 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return fail(call, 504, "the inference took longer than serving.timeout_ms (\(Int(timeout)) ms)", close: closes(request.head), context: context)
         }
         call.ran(model, loaded, waited: outcome.waited, computed: outcome.computed)
-        var selected: [(String, Tensor)] = []
-        for name in decoded.requestedOutputs ?? outputNames {
-            guard let tensor = outcome.outputs[name] else { return fail(call, 500, "the model did not produce output `\(name)`", close: closes(request.head), context: context) }
-            selected.append((name, tensor))
+        let selected: [(String, Tensor)]
+        switch InferenceServer.select(outcome.outputs, decoded.requestedOutputs ?? outputNames) {
+        case .success(let chosen): selected = chosen
+        case .failure(let error): return fail(call, error.status, error.description, close: closes(request.head), context: context)
         }
         let (json, _) = OIPCodec.encodeResponse(model: model.name, version: loaded.version, id: decoded.id, outputs: selected, binary: { _ in false })
         respond(.ok, json, requestID: call.requestID, close: closes(request.head), context: context)

@@ -177,6 +177,16 @@ extension InferenceServer {
         }
     }
 
+    /// The outputs a request asked for (all of them by default), in that order.
+    static func select(_ outputs: [String: Tensor], _ names: [String]) -> Result<[(String, Tensor)], RequestError> {
+        var selected: [(String, Tensor)] = []
+        for name in names {
+            guard let tensor = outputs[name] else { return .failure(RequestError(500, "the model did not produce output `\(name)`")) }
+            selected.append((name, tensor))
+        }
+        return .success(selected)
+    }
+
     /// Runs the model on the calling task, in the slot `tryAcquire` took.
     static func runInline(_ backend: any Backend, _ inputs: [String: Tensor], queue: InferenceQueue, rows: Int) throws -> Batcher.Outcome {
         defer { queue.release() }
@@ -307,10 +317,10 @@ extension InferenceServer {
         case .proceed(let result): outputs = result
         case .answered(let response): return response
         }
-        var selected: [(String, Tensor)] = []
-        for name in decoded.requestedOutputs ?? outputNames {
-            guard let tensor = outputs[name] else { return call.fail(500, "the model did not produce output `\(name)`") }
-            selected.append((name, tensor))
+        let selected: [(String, Tensor)]
+        switch Self.select(outputs, decoded.requestedOutputs ?? outputNames) {
+        case .success(let chosen): selected = chosen
+        case .failure(let error): return call.fail(error.status, error.description)
         }
         let binary = { (name: String) in decoded.allOutputsBinary || decoded.binaryOutputs.contains(name) }
         let (json, tail) = OIPCodec.encodeResponse(model: model.name, version: loaded.version, id: decoded.id, outputs: selected, binary: binary)
