@@ -54,16 +54,17 @@ public struct Unpacker {
         public var size: Int64
     }
 
-    /// The files `pick` selects whose layer holds just that one file, located in their blobs by
-    /// reading the tar headers only: to be read where they lie, and unpacked by
+    /// The files `pick` selects (given each file and its checked path) whose layer holds just
+    /// that one file, located in their blobs by reading the tar headers only: to be read where
+    /// they lie, and unpacked by
     /// ``unpack(_:into:except:)`` with everything else. Their blobs are not checked here; the
     /// caller must check them (``Store/verifyBlob(_:context:progress:)``) before trusting what it
     /// read. A picked file whose layer holds more than that file, or whose blob is missing or not
     /// the size its descriptor says, is left out (unpacked, and checked, as usual).
-    public func inPlaceFiles(_ artifact: Artifact, picking pick: (Artifact.PackedFile) -> Bool) -> [String: InPlaceFile] {
+    public func inPlaceFiles(_ artifact: Artifact, picking pick: (_ file: Artifact.PackedFile, _ path: String) -> Bool) -> [String: InPlaceFile] {
         var found: [String: InPlaceFile] = [:]
-        for file in artifact.files where pick(file) {
-            guard let base = try? Self.checked(file.path), let located = singleFile(file, base: base) else { continue }
+        for file in artifact.files {
+            guard let base = try? Self.checked(file.path), pick(file, base), let located = singleFile(file, base: base) else { continue }
             found[base] = located
         }
         return found
@@ -73,15 +74,16 @@ public struct Unpacker {
     /// paths), which are not written at all.
     @discardableResult
     public func unpack(_ artifact: Artifact, into directory: String, except inPlace: [String: InPlaceFile]) throws -> [String] {
-        try unpack(artifact, into: directory, leave: { file in (try? Self.checked(file.path)).map { inPlace[$0] != nil } ?? false })
+        try unpack(artifact, into: directory, leave: { inPlace[$0] != nil })
     }
 
-    private func unpack(_ artifact: Artifact, into directory: String, leave: (Artifact.PackedFile) -> Bool) throws -> [String] {
+    /// `leave`: the checked paths of files not to write.
+    private func unpack(_ artifact: Artifact, into directory: String, leave: (String) -> Bool) throws -> [String] {
         try FileSystem.makeDirectories(directory)
         var written: [String] = []
         for file in artifact.files {
             let base = try Self.checked(file.path)
-            if leave(file) { continue }
+            if leave(base) { continue }
             switch file.packing {
             case .raw:
                 try writeFile(relative: base, in: directory, mode: file.executable ? 0o755 : 0o644) { sink in

@@ -132,16 +132,14 @@ extension Tensor {
             self = try files.tensor(proto: proto, dtype: dtype, shape: shape, byteCount: byteCount, directory: directory)
             return
         }
-        if let (file, range) = rawData {
-            guard range.count == byteCount else {
-                throw ONNXError.invalidModel("tensor `\(name)` has \(range.count) bytes of raw data, shape \(shape) of \(dtype.rawValue) needs \(byteCount)")
+        if rawData != nil || proto.hasRawData {
+            let rawCount = rawData?.range.count ?? proto.rawData.count
+            guard rawCount == byteCount else {
+                throw ONNXError.invalidModel("tensor `\(name)` has \(rawCount) bytes of raw data, shape \(shape) of \(dtype.rawValue) needs \(byteCount)")
             }
-            self.init(dtype: dtype, shape: shape, storage: file.storage(range, elementSize: dtype.byteSize!))
-            return
-        }
-        if proto.hasRawData {
-            guard proto.rawData.count == byteCount else {
-                throw ONNXError.invalidModel("tensor `\(name)` has \(proto.rawData.count) bytes of raw data, shape \(shape) of \(dtype.rawValue) needs \(byteCount)")
+            if let (file, range) = rawData {
+                self.init(dtype: dtype, shape: shape, storage: file.storage(range, elementSize: dtype.byteSize!))
+                return
             }
             self.init(uninitialized: dtype, shape: shape)
             let destination = storage.pointer

@@ -48,9 +48,7 @@ struct InPlacePlan: Sendable {
         self.artifact = artifact
         self.store = store
         let readsInPlace = LoadedModel.readsInPlace(artifact.manifest)
-        let files = Unpacker(store: store).inPlaceFiles(artifact) { file in
-            readsInPlace((try? Unpacker.checked(file.path)) ?? file.path, file.role)
-        }
+        let files = Unpacker(store: store).inPlaceFiles(artifact) { file, path in readsInPlace(path, file.role) }
         self.files = files
         check = files.isEmpty ? nil : PendingCheck {
             for file in files.values.sorted(by: { $0.file.path < $1.file.path }) {

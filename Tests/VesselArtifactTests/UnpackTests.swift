@@ -135,7 +135,7 @@ struct UnpackTests {
         let target = workspace.directory + "/out"
         let unpacker = Unpacker(store: workspace.store, overwrite: true, durable: false)
         let picked: Set<String> = ["model.onnx", "labels.txt", "src"]
-        let inPlace = unpacker.inPlaceFiles(artifact) { picked.contains($0.path) }
+        let inPlace = unpacker.inPlaceFiles(artifact) { _, path in picked.contains(path) }
         let written = try unpacker.unpack(artifact, into: target, except: inPlace)
         // `src` holds several files, so it is extracted.
         #expect(Set(inPlace.keys) == ["model.onnx", "labels.txt"])
@@ -151,14 +151,14 @@ struct UnpackTests {
 
         // A raw layer is in place from offset 0.
         let forged = try Self.forged(workspace, layers: [])
-        let raw = unpacker.inPlaceFiles(forged) { _ in true }
+        let raw = unpacker.inPlaceFiles(forged) { _, _ in true }
         #expect(raw["model.onnx"]?.offset == 0 && raw["model.onnx"]?.size == 5)
 
         // A blob of the wrong size is not left in place: it is unpacked, and its check refuses it.
         let labels = try #require(artifact.files.first { $0.path == "labels.txt" })
         #expect(truncate(workspace.store.blobPath(labels.descriptor.digest), 1000) == 0)
         let other = workspace.directory + "/other"
-        let shortened = unpacker.inPlaceFiles(artifact) { picked.contains($0.path) }
+        let shortened = unpacker.inPlaceFiles(artifact) { _, path in picked.contains(path) }
         #expect(Set(shortened.keys) == ["model.onnx"])
         #expect(performing: { try unpacker.unpack(artifact, into: other, except: shortened) },
                 throws: { "\($0)".contains(labels.descriptor.digest.description) })
