@@ -57,16 +57,18 @@ public enum OIPCodec {
                 throw RequestError(400, "input `\(name)`: unknown datatype `\(datatype)` (BOOL, UINT8…UINT64, INT8…INT64, FP16, BF16, FP32, FP64, BYTES)")
             }
             guard case .numbers(let dims)? = input["shape"] else { throw RequestError(400, "input `\(name)` has no `shape` of integers") }
+            // Every number is checked as a Double before it becomes an Int: converting 1e300,
+            // -1e19 or 2^63 traps, and so would formatting them for the message.
             guard dims.allSatisfy({ $0 >= 0 && $0.rounded() == $0 && $0 < 1e15 }) else {
-                throw RequestError(400, "input `\(name)`: shape \(dims.map { $0.rounded() == $0 ? String(Int($0)) : String($0) }) must hold non-negative integers")
+                throw RequestError(400, "input `\(name)`: shape [\(dims.map(Self.describeNumber).joined(separator: ", "))] must hold non-negative integers below 10^15")
             }
             let shape = dims.map { Int($0) }
             guard let count = Tensor.checkedCount(of: shape), Tensor.allocationProblem(dtype, shape) == nil else {
                 throw RequestError(400, "input `\(name)`: shape \(shape) is too large")
             }
             if let size = input["parameters"]?["binary_data_size"]?.number {
-                guard size >= 0, size.rounded() == size, binaryOffset + Int(size) <= body.count else {
-                    throw RequestError(400, "input `\(name)`: binary_data_size \(size) runs past the end of the body")
+                guard size >= 0, size.rounded() == size, size <= Double(body.count - binaryOffset) else {
+                    throw RequestError(400, "input `\(name)`: binary_data_size \(Self.describeNumber(size)) runs past the end of the body (\(body.count - binaryOffset) bytes left)")
                 }
                 let bytes = body[binaryOffset..<binaryOffset + Int(size)]
                 binaryOffset += Int(size)
@@ -125,6 +127,9 @@ public enum OIPCodec {
             if !dtype.isFloatingPoint, let k = numbers.firstIndex(where: { $0.rounded() != $0 }) {
                 throw RequestError(400, "input `\(name)`: element \(k) is \(numbers[k]), not an integer (\(dtype.oipName))")
             }
+            if let range = dtype.integerRange, let k = numbers.firstIndex(where: { !range.contains($0) }) {
+                throw RequestError(400, "input `\(name)`: element \(k) is \(describeNumber(numbers[k])), outside the range of \(dtype.oipName)")
+            }
             return Tensor(converting: numbers, to: dtype, shape: shape)
         }
         if allNumbers { leaves = numbers.map { .number($0) } }
@@ -153,6 +158,9 @@ public enum OIPCodec {
                     if !dtype.isFloatingPoint, value.rounded() != value {
                         throw RequestError(400, "input `\(name)`: element \(k) is \(value), not an integer (\(dtype.oipName))")
                     }
+                    if let range = dtype.integerRange, !range.contains(value) {
+                        throw RequestError(400, "input `\(name)`: element \(k) is \(describeNumber(value)), outside the range of \(dtype.oipName)")
+                    }
                     values.append(value)
                 case .string(let text) where dtype.isFloatingPoint && ["NaN", "Infinity", "-Infinity"].contains(text):
                     values.append(text == "NaN" ? .nan : text == "Infinity" ? .infinity : -.infinity)
@@ -162,6 +170,13 @@ public enum OIPCodec {
             }
             return Tensor(converting: values, to: dtype, shape: shape)
         }
+    }
+
+    /// A JSON number for a message, never converted to an integer type (which traps when it
+    /// does not fit): integral values below 2^53 print as integers, the rest as Doubles do.
+    static func describeNumber(_ value: Double) -> String {
+        if value.rounded() == value, abs(value) < 9_007_199_254_740_992 { return String(Int64(value)) }
+        return "\(value)"
     }
 
     static func describe(_ item: JSONValue) -> String {
@@ -293,6 +308,23 @@ public enum OIPCodec {
 
 
 extension DType {
+    /// The values an integer dtype holds, as Doubles (the bounds JSON numbers are checked
+    /// against); nil for floating point, bool and strings.
+    var integerRange: ClosedRange<Double>? {
+        switch self {
+        case .int8: -128...127
+        case .int16: -32768...32767
+        case .int32: -2_147_483_648...2_147_483_647
+        // 2^63 is the first Double past Int64.max; the largest Double below it is in range.
+        case .int64: -9_223_372_036_854_775_808...9_223_372_036_854_774_784
+        case .uint8: 0...255
+        case .uint16: 0...65535
+        case .uint32: 0...4_294_967_295
+        case .uint64: 0...18_446_744_073_709_549_568
+        default: nil
+        }
+    }
+
     /// A datatype as OIP v2 names it (`FP32`, `INT64`, `BYTES`).
     public static func oip(_ name: String) -> DType? {
         DType.allCases.first { $0.oipName == name.uppercased() }

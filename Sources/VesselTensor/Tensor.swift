@@ -9,17 +9,33 @@ public struct Tensor: Sendable {
     public var count: Int { Self.count(of: shape) }
     public var rank: Int { shape.count }
 
-    public static func count(of shape: [Int]) -> Int { shape.reduce(1, *) }
+    /// The element count of a shape. Saturates at `Int.max` instead of trapping, so a shape
+    /// built from hostile data compares unequal to every real count and fails the allocation
+    /// check (``allocationProblem(_:_:)``) rather than taking the process down.
+    public static func count(of shape: [Int]) -> Int {
+        var count = 1
+        for size in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: size)
+            if overflow { return Int.max }
+            count = product
+        }
+        return count
+    }
 
     /// The element count of a shape from untrusted data, or nil if a dimension is negative or
-    /// the product overflows.
+    /// a product of its dimensions overflows. Zeros are counted as ones for the overflow check:
+    /// `[0, 2^40, 2^40]` holds no elements, but its strides (and any kernel's product of its
+    /// trailing dimensions) would overflow, so it is refused like any other absurd shape.
     public static func checkedCount(of shape: [Int]) -> Int? {
         var count = 1
+        var span = 1
         for size in shape {
             guard size >= 0 else { return nil }
             let (product, overflow) = count.multipliedReportingOverflow(by: size)
-            if overflow { return nil }
+            let (spanProduct, spanOverflow) = span.multipliedReportingOverflow(by: Swift.max(size, 1))
+            if overflow || spanOverflow { return nil }
             count = product
+            span = spanProduct
         }
         return count
     }
@@ -116,7 +132,9 @@ public struct Tensor: Sendable {
         switch dtype {
         case .int64: return withUnsafeBufferPointer(as: Int64.self) { $0.map { Int($0) } }
         case .int32: return withUnsafeBufferPointer(as: Int32.self) { $0.map { Int($0) } }
-        default: return doubles().map { Int($0) }
+        // Saturating: a float shape or index input of NaN, 1e300 or a uint64 above Int.max
+        // (hostile models and requests) becomes a value the kernel refuses, not a trap.
+        default: return doubles().map { $0.isNaN ? 0 : $0 >= 9.2e18 ? Int.max : $0 <= -9.2e18 ? Int.min : Int($0) }
         }
     }
 

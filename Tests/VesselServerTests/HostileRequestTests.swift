@@ -1,0 +1,120 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import VesselServer
+import VesselTensor
+import VesselTestSupport
+
+/// Requests that once took the server down or held it: each is now a 4xx (or a 504 that frees
+/// its slot), and the server answers the next request.
+@Suite("hostile requests")
+struct HostileRequestTests {
+    /// Shapes and sizes that trapped while being checked or formatted for the 400 message.
+    static let hostileBodies: [String] = [
+        #"{"inputs":[{"name":"X","shape":[9223372036854775807,4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+        #"{"inputs":[{"name":"X","shape":[18446744073709551616,4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+        #"{"inputs":[{"name":"X","shape":[1e300,4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+        #"{"inputs":[{"name":"X","shape":[-1e19,4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+        #"{"inputs":[{"name":"X","shape":[0,1099511627776,1099511627776],"datatype":"FP32","data":[]}]}"#,
+        #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":9223372036854775808}}]}"#,
+        #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":1e300}}]}"#,
+        #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"INT64","data":[1e300,-1e300,1,2]}]}"#,
+    ]
+
+    @Test("hostile shapes and sizes are a 400, not a trap", arguments: hostileBodies)
+    func codec(_ body: String) {
+        do {
+            _ = try OIPCodec.decodeRequest(Array(body.utf8), headerLength: nil)
+            Issue.record("accepted \(body)")
+        } catch {
+            #expect(error.status == 400)
+        }
+    }
+
+    @Test("the bearer scheme is case-insensitive; the token is not")
+    func bearerScheme() {
+        let token = Array("s3cret".utf8)
+        #expect(Tokens.bearer("Bearer s3cret", matches: token))
+        #expect(Tokens.bearer("bearer s3cret", matches: token))
+        #expect(Tokens.bearer("BEARER   s3cret", matches: token))
+        #expect(!Tokens.bearer("Bearer S3CRET", matches: token))
+        #expect(!Tokens.bearer("Bearers3cret", matches: token))
+        #expect(!Tokens.bearer("Basic s3cret", matches: token))
+        #expect(!Tokens.bearer("", matches: token))
+    }
+
+    @Test("a live server answers each hostile request with 400 and keeps serving; unknown names share one metric label; an oversized Expect: 100-continue gets 413 at once")
+    func liveServer() async throws {
+        let parent = try TestSupport.makeTemporaryDirectory("hostile-serve")
+        defer { TestSupport.remove(parent) }
+        let iris = try irisCopy(in: parent, maxBatchSize: 1, maxDelayMilliseconds: 2)
+        let server = try await RunningServer.start([iris])
+        defer { Task { await server.stop() } }
+        for body in Self.hostileBodies {
+            let response = try await server.infer(body)
+            #expect(response.status == 400, "\(body): \(response.text)")
+        }
+        for k in 0..<20 { _ = try await server.infer(#"{"inputs":[]}"#, model: "no-such-model-\(k)") }
+        let ok = try await server.infer(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#)
+        #expect(ok.status == 200)
+        let metrics = try await server.request("GET", "/metrics").text
+        #expect(!metrics.contains("no-such-model"))
+        #expect(metrics.contains("model=\"_unknown\""))
+        let big = try await server.request("POST", "/v2/models/iris/infer",
+                                           headers: ["Content-Type": "application/json", "Expect": "100-continue", "Content-Length": "1073741824"])
+        #expect(big.status == 413)
+        #expect(big.interim.isEmpty)
+        #expect(try await server.request("GET", "/v2/health/live").status == 200)
+    }
+
+    @Test("a small request to a Loop model runs off the event loop and stops at serving.timeout_ms; health answers meanwhile")
+    func slowLoopRequest() async throws {
+        let directory = try TestSupport.makeTemporaryDirectory("loop-model")
+        defer { TestSupport.remove(directory) }
+        try TestSupport.python("""
+        import numpy as np, onnx
+        from onnx import helper, numpy_helper, TensorProto as T
+        \(TestSupport.loopModelScript(saveTo: directory + "/model.onnx"))
+        """)
+        try """
+        schemaVersion: 1
+        name: loop
+        version: "1"
+        model: {format: onnx, file: model.onnx}
+        signature:
+          inputs: [{name: m, dtype: int64, shape: []}, {name: x, dtype: float32, shape: [1]}]
+          outputs: [{name: y, dtype: float32, shape: [1]}]
+        serving: {timeout_ms: 3000, max_concurrency: 1}
+        examples:
+          - name: three
+            inputs: {m: 3, x: [0]}
+            outputs: {y: [3]}
+        """.write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
+        let server = try await RunningServer.start([directory])
+        defer { Task { await server.stop() } }
+        guard case .ready(_, let queue, _) = server.server.models[0].current else {
+            Issue.record("the loop model did not load")
+            return
+        }
+        // Its example ran in microseconds, but its cost is data: never inline.
+        #expect(queue.inlineElements == 0)
+        let body = #"{"inputs":[{"name":"m","shape":[],"datatype":"INT64","data":[4611686018427387904]},{"name":"x","shape":[1],"datatype":"FP32","data":[0]}]}"#
+        let finished = Mutex(false)
+        async let slow = { () async throws -> LoopbackClient.Response in
+            let response = try await server.infer(body, model: "loop")
+            finished.withLock { $0 = true }
+            return response
+        }()
+        try await Task.sleep(for: .milliseconds(100))
+        let live = try await server.request("GET", "/v2/health/live")
+        #expect(live.status == 200)
+        // An ordering, not a time: health was answered while the loop still held its slot.
+        #expect(!finished.withLock { $0 }, "health waited for the loop to stop")
+        let answer = try await slow
+        #expect(answer.status == 504)
+        // The run stopped, so the one slot is free again: a quick request gets its answer.
+        let quick = #"{"inputs":[{"name":"m","shape":[],"datatype":"INT64","data":[2]},{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#
+        let next = try await server.infer(quick, model: "loop")
+        #expect(next.status == 200, "\(next.text)")
+    }
+}
