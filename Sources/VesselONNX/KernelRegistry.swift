@@ -10,6 +10,13 @@ public struct KernelContext: Sendable {
     public var opset: Int { node.opset }
     /// Runs a subgraph (If/Loop bodies) with the values of the enclosing scope visible.
     let runSubgraph: @Sendable (Graph, [String: ONNXValue]) throws -> [ONNXValue]
+    /// The run's deadline and cancellation, if any: Loop and Scan check it every iteration.
+    public var control: RunControl? = nil
+
+    /// Throws once the run was cancelled or passed its deadline.
+    public func checkStop() throws {
+        try control?.check()
+    }
 
     public func invalid(_ reason: String) -> ONNXError {
         .invalidNode(node: node.name, opType: node.opType, reason: reason)

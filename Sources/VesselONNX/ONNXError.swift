@@ -9,6 +9,8 @@ public enum ONNXError: Error, Sendable, CustomStringConvertible {
     case unexpectedInput(name: String, known: [String])
     case inputMismatch(name: String, reason: String)
     case externalData(tensor: String, reason: String)
+    /// A run that a ``RunControl`` stopped: cancelled, or past its deadline.
+    case stopped(String)
 
     public struct UnsupportedOperator: Sendable, Hashable, CustomStringConvertible {
         public var domain: String
@@ -34,6 +36,7 @@ public enum ONNXError: Error, Sendable, CustomStringConvertible {
         case .unexpectedInput(let name, let known): "unknown input `\(name)`; the model's inputs are \(known.joined(separator: ", "))"
         case .inputMismatch(let name, let reason): "input `\(name)`: \(reason)"
         case .externalData(let tensor, let reason): "external data of tensor `\(tensor)`: \(reason)"
+        case .stopped(let reason): reason
         }
     }
 }

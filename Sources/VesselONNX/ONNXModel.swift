@@ -21,6 +21,11 @@ public final class ONNXModel: Sendable {
     public let opsets: [String: Int]
     public let producer: String
 
+    /// The newest IR version and opsets this runtime knows (those of onnx 1.23, whose node suite
+    /// the conformance tests run); a model claiming more is refused at load.
+    public static let maximumIRVersion: Int64 = 14
+    public static let maximumOpsets: [String: Int] = ["": 28, "ai.onnx.ml": 5, "ai.onnx.preview.training": 1]
+
     public var inputs: [ValueInfo] { graph.inputs }
     public var outputs: [ValueInfo] { graph.outputs }
 
@@ -60,11 +65,8 @@ public final class ONNXModel: Sendable {
 
     /// A model file's bytes, memory-mapped.
     static func mappedFile(_ path: String) throws -> Data {
-        do {
-            return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        } catch {
-            throw ONNXError.unreadable(path: path, reason: "\(error)")
-        }
+        let file = try MappedFile(path: path)
+        return Data(bytesNoCopy: file.base, count: file.length, deallocator: .custom { _, _ in withExtendedLifetime(file) {} })
     }
 
     /// - Parameter directory: where external data files are; nil refuses external data.
@@ -90,6 +92,17 @@ public final class ONNXModel: Sendable {
             opsets[domain] = max(opsets[domain] ?? 0, Int(entry.version))
         }
         if opsets[""] == nil, proto.irVersion < 3 { opsets[""] = 1 }
+        // A model from a newer ONNX than this runtime knows may use operators whose meaning
+        // changed: refuse it rather than run it with an older opset's semantics.
+        guard proto.irVersion <= Self.maximumIRVersion else {
+            throw ONNXError.invalidModel("IR version \(proto.irVersion) is newer than this runtime reads (up to \(Self.maximumIRVersion))")
+        }
+        for (domain, version) in opsets {
+            guard version >= 1 else { throw ONNXError.invalidModel("opset \(version) of domain `\(domain.isEmpty ? "ai.onnx" : domain)` is not a version") }
+            if let newest = Self.maximumOpsets[domain], version > newest {
+                throw ONNXError.invalidModel("opset \(version) of domain `\(domain.isEmpty ? "ai.onnx" : domain)` is newer than this runtime implements (up to \(newest))")
+            }
+        }
         self.opsets = opsets
         producer = proto.producerName
         var builder = GraphBuilder(opsets: opsets, directory: directory, registry: registry, payloads: payloads, mappedFiles: mappedFiles)
@@ -128,9 +141,9 @@ public final class ONNXModel: Sendable {
     }
 
     /// Runs the model. Feeds must name graph inputs; inputs with an initializer may be omitted.
-    public func run(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+    public func run(_ feeds: [String: Tensor], control: RunControl? = nil) throws -> [String: Tensor] {
         var tensors: [String: Tensor] = [:]
-        for (name, value) in try run(values: feeds.mapValues { .tensor($0) }) {
+        for (name, value) in try run(values: feeds.mapValues { .tensor($0) }, control: control) {
             guard let tensor = value.tensor else {
                 throw ONNXError.invalidModel("output `\(name)` is a \(value.typeDescription), not a tensor; read it with run(values:)")
             }
@@ -141,7 +154,9 @@ public final class ONNXModel: Sendable {
 
     /// Runs the model on values that may be sequences or maps (DictVectorizer inputs), giving
     /// every output, including non-tensor ones (ZipMap's sequence of maps).
-    public func run(values feeds: [String: ONNXValue]) throws -> [String: ONNXValue] {
+    /// - Parameter control: stops the run (between nodes, and between Loop and Scan iterations)
+    ///   once cancelled or past its deadline, with ``ONNXError/stopped(_:)``.
+    public func run(values feeds: [String: ONNXValue], control: RunControl? = nil) throws -> [String: ONNXValue] {
         let known = graph.inputs.map(\.name)
         for name in feeds.keys where !known.contains(name) {
             throw ONNXError.unexpectedInput(name: name, known: known)
@@ -172,7 +187,7 @@ public final class ONNXModel: Sendable {
         }
         // Overriding a folded default needs the plan that computes from it.
         let plan = feeds.keys.contains(where: graph.overridable.contains) ? (graph.unfolded ?? graph) : graph
-        let results = try Executor.run(plan, feeds: feeds, outer: nil)
+        let results = try Executor.run(plan, feeds: feeds, outer: nil, control: control)
         return Dictionary(uniqueKeysWithValues: zip(graph.outputs.map(\.name), results))
     }
 }
@@ -206,6 +221,7 @@ struct GraphBuilder {
             var node = Node(name: name, opType: nodeProto.opType, domain: domain, inputs: nodeProto.input,
                             outputs: nodeProto.output, attributes: attributes, opset: opset, kernel: .tensors { _, _ in [] })
             if let make = registry.maker(nodeProto.opType, domain: domain, opset: opset) {
+                try AttributeRules.check(node)
                 node.kernel = try make(node)
             } else {
                 unsupported.append((domain, nodeProto.opType, opset, name))
@@ -612,16 +628,17 @@ enum Executor {
         }
     }
 
-    static func run(_ graph: Graph, feeds: [String: ONNXValue], outer: Scope?) throws -> [ONNXValue] {
+    static func run(_ graph: Graph, feeds: [String: ONNXValue], outer: Scope?, control: RunControl? = nil) throws -> [ONNXValue] {
         var initial: [String: ONNXValue] = [:]
         initial.reserveCapacity(graph.initializers.count + feeds.count)
         for (name, tensor) in graph.initializers { initial[name] = .tensor(tensor) }
         for (name, value) in feeds { initial[name] = value }
         let scope = Scope(values: initial, parent: outer)
         for (index, node) in graph.nodes.enumerated() {
-            let context = KernelContext(node: node) { subgraph, subfeeds in
-                try run(subgraph, feeds: subfeeds, outer: scope)
-            }
+            try control?.check()
+            let context = KernelContext(node: node, runSubgraph: { subgraph, subfeeds in
+                try run(subgraph, feeds: subfeeds, outer: scope, control: control)
+            }, control: control)
             let started = Profiler.enabled ? DispatchTime.now().uptimeNanoseconds : 0
             let results: [ONNXValue]
             switch node.kernel {

@@ -63,11 +63,16 @@ final class MappedFile: @unchecked Sendable {
     let length: Int
 
     init(path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking, so a FIFO named as a model or its external data is refused at once
+        // instead of blocking the reader until something writes to it.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw ONNXError.unreadable(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var info = stat()
-        fstat(fd, &info)
+        guard fstat(fd, &info) == 0 else { throw ONNXError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ONNXError.unreadable(path: path, reason: (info.st_mode & S_IFMT) == S_IFDIR ? "it is a directory" : "it is not a regular file (a FIFO, socket or device)")
+        }
         length = Int(info.st_size)
         guard length > 0 else {
             base = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)

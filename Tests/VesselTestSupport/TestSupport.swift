@@ -158,6 +158,25 @@ extension TestSupport {
         return directory
     }
 
+    /// Python (numpy, onnx and `helper`, `numpy_helper`, `T` = TensorProto imported) that saves
+    /// a model whose cost is data: a Loop adding 1 to `x` ([1] float) `m` (int64 scalar) times,
+    /// giving `y`; `trips` is the graph input feeding M (an empty shape list for a scalar).
+    public static func loopModelScript(saveTo path: String, tripShape: String = "[]") -> String {
+        """
+        body = helper.make_graph([helper.make_node('Identity', ['c_in'], ['c_out']), helper.make_node('Add', ['v_in', 'one'], ['v_out'])], 'body',
+                                 [helper.make_tensor_value_info('i', T.INT64, []), helper.make_tensor_value_info('c_in', T.BOOL, []),
+                                  helper.make_tensor_value_info('v_in', T.FLOAT, [1])],
+                                 [helper.make_tensor_value_info('c_out', T.BOOL, []), helper.make_tensor_value_info('v_out', T.FLOAT, [1])],
+                                 [numpy_helper.from_array(np.ones(1, np.float32), 'one')])
+        g = helper.make_graph([helper.make_node('Loop', ['m', '', 'x'], ['y'], body=body)], 'loop',
+                              [helper.make_tensor_value_info('m', T.INT64, \(tripShape)), helper.make_tensor_value_info('x', T.FLOAT, [1])],
+                              [helper.make_tensor_value_info('y', T.FLOAT, [1])])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 18)])
+        m.ir_version = 8
+        onnx.save(m, '\(path)')
+        """
+    }
+
     /// A binary OIP request for the slow model: `rows` rows of ones.
     public static func slowModelRequest(rows: Int) -> (headers: [String: String], body: [UInt8]) {
         let header = Array(#"{"inputs":[{"name":"X","shape":[\#(rows),1024],"datatype":"FP32","parameters":{"binary_data_size":\#(rows * 4096)}}],"outputs":[{"name":"Y","parameters":{"binary_data":true}}]}"#.utf8)

@@ -13,14 +13,19 @@ extension KernelRegistry {
         // are tensors, stacked along a new first axis.
         r.registerValues("Loop") { c, i in
             let body = try c.attributes.required("body", c.attributes.graph)
-            let maxTrips = i.count > 0 ? i[0]?.tensor.map { Int($0.integers()[0]) } : nil
+            if i.count > 0, let trips = i[0]?.tensor, trips.count != 1 { throw c.invalid("the trip count M must hold one value, not \(trips.shape)") }
+            if i.count > 1, let cond = i[1]?.tensor, cond.count != 1 { throw c.invalid("the condition must hold one value, not \(cond.shape)") }
+            let maxTrips = i.count > 0 ? i[0]?.tensor.map { $0.integers()[0] } : nil
             var condition = i.count > 1 ? i[1]?.tensor.map { $0.doubles()[0] != 0 } ?? true : true
+            guard !body.inputs.isEmpty else { throw c.invalid("the body must take the iteration number, the condition and the carried values") }
             var carried = i.dropFirst(2).map { $0 }
             let carriedCount = carried.count
             let scanCount = body.outputs.count - 1 - carriedCount
             var scans = [[Tensor]](repeating: [], count: Swift.max(scanCount, 0))
             var trip = 0
             while condition, maxTrips.map({ trip < $0 }) ?? true {
+                // A trip count is data: only the run's deadline bounds it.
+                try c.checkStop()
                 var feeds: [String: ONNXValue] = [:]
                 feeds[body.inputs[0].name] = .tensor(Tensor(scalar: Int64(trip)))
                 if body.inputs.count > 1 { feeds[body.inputs[1].name] = .tensor(Tensor(scalar: condition)) }
@@ -59,6 +64,7 @@ extension KernelRegistry {
             guard scanOutputCount >= 0 else { throw c.invalid("the body gives fewer outputs than there are state values") }
             var states = try (0..<stateCount).map { try c.input(inputs, $0) }
             let scans = try (0..<scanCount).map { try c.input(inputs, stateCount + $0) }
+            if let scalar = scans.firstIndex(where: { $0.rank == 0 }) { throw c.invalid("scan input \(scalar) is a scalar; it needs an axis to scan") }
             let inputAxes = try (c.attributes.ints("scan_input_axes") ?? Array(repeating: 0, count: scanCount)).enumerated().map {
                 try normalizeAxis($0.element, rank: scans[$0.offset].rank, c)
             }
@@ -75,6 +81,7 @@ extension KernelRegistry {
             }
             var outputs = [[Tensor]](repeating: [], count: scanOutputCount)
             for step in 0..<length {
+                try c.checkStop()
                 var feeds: [String: Tensor] = [:]
                 for (k, state) in states.enumerated() { feeds[body.inputs[k].name] = state }
                 for (k, scan) in scans.enumerated() {

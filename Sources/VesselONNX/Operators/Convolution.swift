@@ -22,8 +22,16 @@ struct WindowGeometry {
         strides = a.ints("strides") ?? [Int](repeating: 1, count: n)
         dilations = a.ints("dilations") ?? [Int](repeating: 1, count: n)
         let pads = a.ints("pads") ?? [Int](repeating: 0, count: 2 * n)
-        guard strides.count == n, dilations.count == n, pads.count == 2 * n else {
-            throw context.invalid("strides, dilations and pads must match \(n) spatial axes")
+        guard strides.count == n, dilations.count == n, pads.count == 2 * n, kernel.count == n else {
+            throw context.invalid("kernel_shape, strides, dilations and pads must match \(n) spatial axes")
+        }
+        // Bounded so that every product below fits an Int (the load-time check,
+        // `AttributeRules`, says the same for attributes; kernels also come from weight shapes).
+        let limit = 1 << 31
+        guard strides.allSatisfy({ (1...limit).contains($0) }), dilations.allSatisfy({ (1...limit).contains($0) }),
+              kernel.allSatisfy({ (1...limit).contains($0) }), pads.allSatisfy({ (0...limit).contains($0) }),
+              input.allSatisfy({ $0 <= limit }) else {
+            throw context.invalid("kernel \(kernel), strides \(strides) and dilations \(dilations) must be positive and pads \(pads) non-negative, all at most 2^31")
         }
         padBegin = Array(pads[..<n])
         padEnd = Array(pads[n...])
@@ -133,11 +141,15 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
     let group = c.attributes.int("group", default: 1)
     let (batch, channels) = (x.shape[0], x.shape[1])
     let (filters, channelsPerGroup) = (w.shape[0], w.shape[1])
-    guard channels == channelsPerGroup * group, filters % group == 0 else {
+    guard group >= 1, channels == channelsPerGroup.multipliedReportingOverflow(by: group).partialValue, filters % group == 0 else {
         throw c.invalid("X has \(channels) channels, W expects \(channelsPerGroup) × group \(group)")
     }
     let kernel = c.attributes.ints("kernel_shape") ?? Array(w.shape[2...])
+    guard kernel == Array(w.shape[2...]) else { throw c.invalid("kernel_shape \(kernel) differs from the weights' shape \(w.shape)") }
+    if let bias, bias.shape != [filters] { throw c.invalid("B has shape \(bias.shape); it must be [\(filters)]") }
     let g = try WindowGeometry(input: Array(x.shape[2...]), kernel: kernel, attributes: c.attributes, context: c)
+    try c.checkAllocation(.float32, [batch, filters] + g.output)
+    try c.checkAllocation(.float32, [channelsPerGroup] + kernel + g.output)
     let spatial = g.output.reduce(1, *), inputSpatial = g.input.reduce(1, *)
     let kernelSize = kernel.reduce(1, *)
     let rows = channelsPerGroup * kernelSize
@@ -422,7 +434,11 @@ func im2colOffsets(_ g: WindowGeometry) -> [Int] {
 func convolutionTranspose(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext) throws -> Tensor {
     let a = c.attributes
     let group = a.int("group", default: 1)
+    guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("ConvTranspose needs X and W of the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
     let (batch, channels) = (x.shape[0], x.shape[1])
+    guard group >= 1, group <= 1 << 31, w.shape[0] == channels, channels % group == 0 else {
+        throw c.invalid("X has \(channels) channels and W \(w.shape[0]) input channels; group \(group) must be positive and divide them")
+    }
     let outPerGroup = w.shape[1], filters = outPerGroup * group
     let n = x.rank - 2
     let input = Array(x.shape[2...])
@@ -431,6 +447,17 @@ func convolutionTranspose(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: Kernel
     let dilations = a.ints("dilations") ?? [Int](repeating: 1, count: n)
     let outputPadding = a.ints("output_padding") ?? [Int](repeating: 0, count: n)
     var pads = a.ints("pads") ?? [Int](repeating: 0, count: 2 * n)
+    let limit = 1 << 31
+    guard kernel == Array(w.shape[2...]), strides.count == n, dilations.count == n, outputPadding.count == n, pads.count == 2 * n,
+          strides.allSatisfy({ (1...limit).contains($0) }), dilations.allSatisfy({ (1...limit).contains($0) }),
+          outputPadding.allSatisfy({ (0...limit).contains($0) }), pads.allSatisfy({ (0...limit).contains($0) }),
+          input.allSatisfy({ $0 <= limit }) else {
+        throw c.invalid("kernel_shape must equal the weights' \(Array(w.shape[2...])), strides and dilations be positive, pads and output_padding non-negative, one per spatial axis, all at most 2^31")
+    }
+    if let bias, bias.shape != [filters] { throw c.invalid("B has shape \(bias.shape); it must be [\(filters)]") }
+    if let requested = a.ints("output_shape"), requested.count < n || requested.suffix(n).contains(where: { $0 < 0 || $0 > limit }) {
+        throw c.invalid("output_shape \(requested) must give \(n) non-negative sizes")
+    }
     var output: [Int] = []
     let autoPad = a.string("auto_pad", default: "NOTSET")
     if let requested = a.ints("output_shape") {
@@ -454,6 +481,8 @@ func convolutionTranspose(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: Kernel
             output.append(strides[d] * (input[d] - 1) + outputPadding[d] + (kernel[d] - 1) * dilations[d] + 1 - pads[d] - pads[d + n])
         }
     }
+    guard output.allSatisfy({ $0 >= 0 }) else { throw c.invalid("the output would have negative size \(output)") }
+    try c.checkAllocation(.float64, [batch, filters] + output)
     let xs = x.doubles(), ws = w.doubles()
     let inputSpatial = input.reduce(1, *), outputSpatial = output.reduce(1, *), kernelSize = kernel.reduce(1, *)
     let inputStrides = Tensor.strides(of: input), outputStrides = Tensor.strides(of: output), kernelStrides = Tensor.strides(of: kernel)
@@ -493,7 +522,9 @@ enum PoolKind { case max, average, lp(Double) }
 func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
     let a = c.attributes
     let kernel = try a.required("kernel_shape", a.ints)
+    guard x.rank >= 3 else { throw c.invalid("the input must have rank ≥ 3 (N, C, spatial…), not \(x.shape)") }
     let g = try WindowGeometry(input: Array(x.shape[2...]), kernel: kernel, attributes: a, ceilMode: a.int("ceil_mode", default: 0) == 1, context: c)
+    try c.checkAllocation(.float64, Array(x.shape[..<2]) + g.output)
     let includePad = a.int("count_include_pad", default: 0) == 1
     let planes = x.shape[0] * x.shape[1]
     let inputSpatial = g.input.reduce(1, *), spatial = g.output.reduce(1, *)

@@ -114,6 +114,11 @@ extension KernelRegistry {
                 let moved = transposeToLast(x.shape, axis: axis)
                 let values = x.doubles()
                 let size = x.shape[axis]
+                // An empty axis has no extreme to index (onnxruntime refuses it too); an empty
+                // tensor along another axis gives an empty result.
+                guard size > 0 || x.count == 0 && x.shape.enumerated().contains(where: { $0.offset != axis && $0.element == 0 }) else {
+                    throw c.invalid("axis \(axis) of shape \(x.shape) is empty: there is no \(name == "ArgMax" ? "maximum" : "minimum") to index")
+                }
                 var result: [Int64] = []
                 for start in stride(from: 0, to: moved.offsets.count, by: Swift.max(size, 1)) {
                     var best = 0

@@ -50,12 +50,20 @@ extension KernelRegistry {
             var shape = requested.enumerated().map { index, size in
                 size == 0 && !allowZero ? (index < x.rank ? x.shape[index] : 0) : size
             }
-            if let inferred = shape.firstIndex(of: -1) {
-                let known = shape.enumerated().filter { $0.offset != inferred }.reduce(1) { $0 * $1.element }
-                guard known > 0, x.count % known == 0 else { throw c.invalid("cannot reshape \(x.shape) to \(requested)") }
-                shape[inferred] = x.count / known
+            guard shape.filter({ $0 == -1 }).count <= 1, shape.allSatisfy({ $0 >= -1 }) else {
+                throw c.invalid("shape \(requested) may hold one -1 and no other negative size")
             }
-            guard Tensor.count(of: shape) == x.count, shape.allSatisfy({ $0 >= 0 }) else {
+            if let inferred = shape.firstIndex(of: -1) {
+                var known = shape
+                known.remove(at: inferred)
+                guard let knownCount = Tensor.checkedCount(of: known), knownCount > 0, x.count % knownCount == 0 else {
+                    throw c.invalid("cannot reshape \(x.shape) to \(requested)")
+                }
+                shape[inferred] = x.count / knownCount
+            }
+            // Checked, not merely compared: [0, 2^40, 2^40] has as many elements as an empty
+            // input, but its strides overflow.
+            guard Tensor.checkedCount(of: shape) == x.count else {
                 throw c.invalid("cannot reshape \(x.shape) (\(x.count) elements) to \(requested)")
             }
             return [x.reshaped(shape)]
@@ -229,7 +237,8 @@ extension KernelRegistry {
             let x = try c.input(i, 0)
             let repeats = try c.input(i, 1).integers()
             guard repeats.count == x.rank else { throw c.invalid("repeats has \(repeats.count) values for rank \(x.rank)") }
-            let shape = zip(x.shape, repeats).map(*)
+            guard repeats.allSatisfy({ $0 >= 0 }) else { throw c.invalid("repeats \(repeats) must not be negative") }
+            let shape = zip(x.shape, repeats).map { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
             try c.checkAllocation(x.dtype, shape)
             let strides = Tensor.strides(of: x.shape)
             let offsets = (0..<Tensor.count(of: shape)).map { position -> Int in
@@ -244,11 +253,13 @@ extension KernelRegistry {
         }
         r.register("Range", since: 11) { c, i in
             let start = try c.input(i, 0), limit = try c.input(i, 1), delta = try c.input(i, 2)
+            guard start.count == 1, limit.count == 1, delta.count == 1 else { throw c.invalid("start, limit and delta must be scalars") }
             let s = start.doubles()[0], l = limit.doubles()[0], d = delta.doubles()[0]
             let steps = ((l - s) / d).rounded(.up)
             guard steps.isFinite, steps < Double(Tensor.maximumBytes) else { throw c.invalid("range of \(steps) elements") }
             let count = Swift.max(0, Int(steps))
             if Cast.isInteger(start.dtype) {
+                guard abs(s) < 9.2e18, abs(d) < 9.2e18 else { throw c.invalid("start \(s) or delta \(d) does not fit a 64-bit integer") }
                 let si = Int64(s), di = Int64(d)
                 return [Cast.fromInt64((0..<count).map { si + Int64($0) * di }, dtype: start.dtype, shape: [count])]
             }
@@ -283,7 +294,12 @@ extension KernelRegistry {
         }
         r.register("OneHot", since: 9) { c, i in
             let indices = try c.input(i, 0), depthTensor = try c.input(i, 1), values = try c.input(i, 2)
-            let depth = Int(depthTensor.doubles()[0])
+            guard depthTensor.count == 1, let depthValue = depthTensor.doubles().first, depthValue.isFinite,
+                  depthValue >= 1, depthValue < Double(Tensor.maximumBytes) else {
+                throw c.invalid("depth must be one positive number, not \(depthTensor.doubles().prefix(4))")
+            }
+            let depth = Int(depthValue)
+            guard values.count >= 2 else { throw c.invalid("values must hold the off and on values") }
             let axis = try normalizeAxis(c.attributes.int("axis", default: -1), rank: indices.rank + 1, c)
             let shape = Array(indices.shape[..<axis]) + [depth] + Array(indices.shape[axis...])
             try c.checkAllocation(values.dtype, shape)
@@ -292,7 +308,9 @@ extension KernelRegistry {
             let offValue = values.take([0], shape: [1]), onValue = values.take([1], shape: [1])
             return [Select.gather(onValue, offValue, shape: shape) { position in
                 let outer = position / (depth * inner), d = (position / inner) % depth, rest = position % inner
-                var index = Int(flat[outer * inner + rest])
+                let raw = flat[outer * inner + rest]
+                guard raw.isFinite, abs(raw) < 9.2e18 else { return (false, 0) }
+                var index = Int(raw)
                 if index < 0 { index += depth }
                 return (index == d, 0)
             }]
@@ -300,7 +318,12 @@ extension KernelRegistry {
         r.register("DepthToSpace") { c, i in
             let x = try c.input(i, 0)
             let b = try c.attributes.required("blocksize", c.attributes.int)
+            guard x.rank == 4 else { throw c.invalid("the input must have rank 4 (N, C, H, W), not \(x.rank)") }
             let (n, channels, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+            guard b >= 1, b <= 1 << 16, channels % (b * b) == 0 else {
+                throw c.invalid("blocksize \(b) must be positive and its square must divide the \(channels) channels")
+            }
+            try c.checkAllocation(x.dtype, [n, channels, h * b, w * b])
             let crd = c.attributes.string("mode", default: "DCR") == "CRD"
             let outC = channels / (b * b)
             let shape = [n, outC, h * b, w * b]
@@ -316,7 +339,11 @@ extension KernelRegistry {
         r.register("SpaceToDepth") { c, i in
             let x = try c.input(i, 0)
             let b = try c.attributes.required("blocksize", c.attributes.int)
+            guard x.rank == 4 else { throw c.invalid("the input must have rank 4 (N, C, H, W), not \(x.rank)") }
             let (n, channels, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+            guard b >= 1, b <= 1 << 16, h % b == 0, w % b == 0 else {
+                throw c.invalid("blocksize \(b) must be positive and divide the height \(h) and width \(w)")
+            }
             let shape = [n, channels * b * b, h / b, w / b]
             let offsets = (0..<Tensor.count(of: shape)).map { position -> Int in
                 let ow = position % (w / b), oh = (position / (w / b)) % (h / b)
