@@ -102,8 +102,9 @@ let package = Package(
         .target(
             name: "VesselServer",
             dependencies: [
-                "VesselModel", "VesselManifest", "VesselStore", "VesselTensor",
+                "VesselModel", "VesselManifest", "VesselStore", "VesselTensor", "VesselONNX",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -7,8 +7,18 @@ public import VesselONNX
 public protocol Backend: Sendable {
     /// Which runtime this is, for metadata (`onnx`).
     var platform: String { get }
-    /// Runs one request, or one batch of merged requests.
-    func predict(_ inputs: [String: Tensor]) throws -> [String: Tensor]
+    /// Runs one request, or one batch of merged requests; stops with an error once `control`
+    /// is cancelled or past its deadline.
+    func predict(_ inputs: [String: Tensor], control: RunControl?) throws -> [String: Tensor]
+    /// Whether a run's work is bounded by its inputs' size (no data-dependent loops or output
+    /// sizes): only then may a server run small requests on an event loop.
+    var costIsBoundedByInputs: Bool { get }
+}
+
+extension Backend {
+    public func predict(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        try predict(inputs, control: nil)
+    }
 }
 
 /// The native ONNX runtime. A ZipMap output (one map of class → probability per row, all with
@@ -28,9 +38,11 @@ public struct ONNXBackend: Backend {
         model = try ONNXModel(region: region, directory: directory, externalData: externalData)
     }
 
-    public func predict(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+    public var costIsBoundedByInputs: Bool { model.graph.costIsBoundedByInputs }
+
+    public func predict(_ inputs: [String: Tensor], control: RunControl?) throws -> [String: Tensor] {
         var outputs: [String: Tensor] = [:]
-        for (name, value) in try model.run(values: inputs.mapValues { .tensor($0) }) {
+        for (name, value) in try model.run(values: inputs.mapValues { .tensor($0) }, control: control) {
             switch value {
             case .tensor(let tensor): outputs[name] = tensor
             case .sequence(let rows):

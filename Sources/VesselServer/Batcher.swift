@@ -6,6 +6,7 @@ import Foundation
 import Synchronization
 import VesselManifest
 import VesselModel
+import VesselONNX
 import VesselTensor
 
 /// Dynamic batching for one model (`serving.max_batch_size` > 1): requests whose inputs agree
@@ -43,9 +44,13 @@ final class Batcher: Sendable {
     let backend: any Backend
     let queue: InferenceQueue
     let outputNames: [String]
+    /// `serving.timeout_ms`: a merged run stops once its newest request's deadline passes.
+    let timeout: Duration
     private let state = Mutex(State())
 
-    init(maxRows: Int, maxDelay: Duration, backend: any Backend, queue: InferenceQueue, outputNames: [String]) {
+    init(maxRows: Int, maxDelay: Duration, backend: any Backend, queue: InferenceQueue, outputNames: [String],
+         timeout: Duration = .seconds(3600)) {
+        self.timeout = timeout
         self.maxRows = maxRows
         self.maxDelay = maxDelay
         self.backend = backend
@@ -106,9 +111,10 @@ final class Batcher: Sendable {
                 let merged = Self.concatenate(batch.map(\.inputs))
                 let backend = backend
                 let runStarted = ContinuousClock.now
+                let control = RunControl(deadline: (batch.map(\.arrived).max() ?? runStarted) + timeout)
                 let (waited, timed) = try await queue.run { () -> (Duration, [String: Tensor]) in
                     let start = ContinuousClock.now
-                    let result = try backend.predict(merged)
+                    let result = try backend.predict(merged, control: control)
                     return (ContinuousClock.now - start, result)
                 }
                 let (computed, outputs) = timed

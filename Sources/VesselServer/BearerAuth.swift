@@ -26,8 +26,14 @@ struct BearerAuth<Context: RequestContext>: RouterMiddleware {
 enum Tokens {
     /// Whether an `Authorization` header value is `Bearer <token>`, compared in constant time.
     static func bearer(_ header: String, matches token: [UInt8]) -> Bool {
-        let prefix = "Bearer "
-        let presented = header.hasPrefix(prefix) ? Array(header.utf8.dropFirst(prefix.utf8.count)) : []
+        // The scheme is case-insensitive (RFC 9110 §11.1), followed by one or more spaces.
+        let bytes = Array(header.utf8)
+        let scheme = Array("bearer".utf8)
+        guard bytes.count > scheme.count, bytes[scheme.count] == UInt8(ascii: " "),
+              zip(bytes, scheme).allSatisfy({ $0 | 0x20 == $1 }) else {
+            return constantTimeEqual([], token)
+        }
+        let presented = Array(bytes[scheme.count...].drop(while: { $0 == UInt8(ascii: " ") }))
         return constantTimeEqual(presented, token)
     }
 

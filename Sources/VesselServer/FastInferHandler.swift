@@ -4,6 +4,7 @@ import NIOHTTPTypes
 import Synchronization
 import VesselManifest
 import VesselModel
+import VesselONNX
 import VesselTensor
 
 /// The fast lane for small OIP v2 inference requests. For a model whose examples ran in
@@ -122,14 +123,20 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
         call.admitted(loaded, decoded.inputs, order: decoded.inputOrder)
         server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
         let outcome: Batcher.Outcome
+        let timeout = max(1, loaded.manifest.serving.timeoutMilliseconds)
         do {
-            outcome = try InferenceServer.runInline(loaded.backend, decoded.inputs, queue: queue, rows: call.entry.batchSize)
+            // Only models whose cost is bounded by their inputs get here (see `warmUp`); the
+            // deadline still stops one that a loaded machine makes slow.
+            let control = RunControl(deadline: call.started + .microseconds(Int(timeout * 1000)))
+            outcome = try InferenceServer.runInline(loaded.backend, decoded.inputs, queue: queue, rows: call.entry.batchSize, control: control)
+        } catch ONNXError.stopped {
+            server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
+            return fail(call, 504, "the inference took longer than serving.timeout_ms (\(Int(timeout)) ms) and was stopped", close: closes(request.head), context: context)
         } catch {
             server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
             return fail(call, 500, "inference failed: \(error)", close: closes(request.head), context: context)
         }
         server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
-        let timeout = max(1, loaded.manifest.serving.timeoutMilliseconds)
         if (ContinuousClock.now - call.started).milliseconds > timeout {
             return fail(call, 504, "the inference took longer than serving.timeout_ms (\(Int(timeout)) ms)", close: closes(request.head), context: context)
         }

@@ -9,6 +9,7 @@ import NIOCore
 import Synchronization
 import VesselManifest
 import VesselModel
+import VesselONNX
 import VesselTensor
 
 extension HTTPField.Name {
@@ -153,7 +154,8 @@ extension InferenceServer {
         /// Counts the answer and writes the log line.
         func record(_ status: Int) {
             entry.status = status
-            server.metrics.request(model: entry.model, version: entry.version, status: entry.status)
+            let labels = server.metricLabels(model: entry.model, version: entry.version)
+            server.metrics.request(model: labels.model, version: labels.version, status: entry.status)
             if server.configuration.logInferences { InferenceLog.write(entry) }
         }
 
@@ -188,10 +190,11 @@ extension InferenceServer {
     }
 
     /// Runs the model on the calling task, in the slot `tryAcquire` took.
-    static func runInline(_ backend: any Backend, _ inputs: [String: Tensor], queue: InferenceQueue, rows: Int) throws -> Batcher.Outcome {
+    static func runInline(_ backend: any Backend, _ inputs: [String: Tensor], queue: InferenceQueue, rows: Int,
+                          control: RunControl) throws -> Batcher.Outcome {
         defer { queue.release() }
         let start = ContinuousClock.now
-        let outputs = try backend.predict(inputs)
+        let outputs = try backend.predict(inputs, control: control)
         return Batcher.Outcome(outputs: outputs, waited: .zero, computed: ContinuousClock.now - start, batchRows: rows)
     }
 
@@ -213,6 +216,9 @@ extension InferenceServer {
         let waited: Duration, computed: Duration
         let timeout = Duration.microseconds(Int(max(1, loaded.manifest.serving.timeoutMilliseconds) * 1000))
         let deadline = ContinuousClock.now + timeout
+        // The run itself stops at the deadline (between nodes and loop iterations), so a slow
+        // request frees its slot and thread instead of running on after its 504.
+        let control = RunControl(deadline: deadline)
         let rows = call.entry.batchSize
         do {
             // A request as small as the examples that ran in microseconds runs right here, if a
@@ -221,18 +227,19 @@ extension InferenceServer {
                 && queue.tryAcquire()
             // The request's own work races its deadline; past it the client gets 504 (work
             // already running finishes in the background and keeps its slot until then).
-            let outcome: Batcher.Outcome? = inline ? try Self.runInline(backend, inputs, queue: queue, rows: rows) : try await withThrowingTaskGroup(of: Batcher.Outcome?.self) { group in
+            let outcome: Batcher.Outcome? = inline ? try Self.runInline(backend, inputs, queue: queue, rows: rows, control: control) : try await withThrowingTaskGroup(of: Batcher.Outcome?.self) { group in
                 group.addTask {
                     if let batcher { return try await batcher.submit(inputs) }
                     let (wait, timed) = try await queue.run { () -> (Duration, [String: Tensor]) in
                         let start = ContinuousClock().now
-                        let result = try backend.predict(inputs)
+                        let result = try backend.predict(inputs, control: control)
                         return (ContinuousClock().now - start, result)
                     }
                     return Batcher.Outcome(outputs: timed.1, waited: wait, computed: timed.0, batchRows: rows)
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)
+                    control.cancel()
                     return nil
                 }
                 let first = try await group.next()!
@@ -246,6 +253,8 @@ extension InferenceServer {
             }
             (outputs, waited, computed) = (outcome.outputs, outcome.waited, outcome.computed)
             call.entry.batchSize = outcome.batchRows
+        } catch ONNXError.stopped {
+            return .answered(call.fail(504, "the inference took longer than serving.timeout_ms (\(Int(timeout.milliseconds)) ms) and was stopped"))
         } catch is InferenceQueue.Overloaded {
             return .answered(call.fail(503, "model `\(model.name)` is at capacity (\(queue.maxConcurrent) running, \(queue.maxQueued) queued); retry later",
                                       extra: [.retryAfter: "1"]))

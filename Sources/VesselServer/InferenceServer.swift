@@ -1,9 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(FoundationEssentials)
 public import FoundationEssentials
 #else
 public import Foundation
 #endif
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -68,6 +72,21 @@ public struct ServerConfiguration: Sendable {
     /// Such a model's small JSON inference requests are answered on the event loop that read
     /// them (``FastInferHandler``); off, every request goes through the router.
     public var fastLane = true
+    /// A connection that sends nothing for this long (no complete header, no body bytes, no next
+    /// request) is closed: slow clients cannot hold descriptors forever.
+    public var idleTimeout: Duration = .seconds(30)
+    /// The most connections open at once; past it the server stops accepting until one closes
+    /// (new clients wait in the listen backlog). Nil: half the process's descriptor limit, at
+    /// most 8,192.
+    public var maxConnections: Int?
+
+    /// The connection cap in force.
+    var connectionLimit: Int {
+        if let maxConnections { return max(1, maxConnections) }
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 512 }
+        return Int(max(16, min(8192, limit.rlim_cur / 2)))
+    }
 
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int? = nil, shutdownGrace: Duration = .seconds(30),
                 logInferences: Bool = true, announce: Bool = true, warmUpWithExamples: Bool = true, token: String? = nil,
@@ -102,6 +121,12 @@ final class ServedModel: Sendable {
     }
 
     var current: State { state.withLock { $0 } }
+
+    /// The body limit in force for this model, once it is loaded.
+    var maxBodyBytes: Int? {
+        if case .ready(let loaded, _, _) = current { return loaded.manifest.serving.maxBodyBytes }
+        return nil
+    }
 }
 
 /// The Open Inference Protocol v2 server (REST): health, server and model metadata, readiness,
@@ -133,6 +158,20 @@ public final class InferenceServer: Sendable {
         return names
     }
 
+    /// The largest body any endpoint accepts: the override, else the largest of the loaded
+    /// models' limits (the manifest default until one is loaded).
+    var largestBodyLimit: Int {
+        configuration.maxBodyBytes ?? models.compactMap(\.maxBodyBytes).max() ?? ServingSettings().maxBodyBytes
+    }
+
+    /// The labels a request is counted under: a served model's name and version, or `_unknown`
+    /// for any other name, so hostile names cannot grow the metrics without bound.
+    func metricLabels(model: String, version: String) -> (model: String, version: String) {
+        guard let served = models.first(where: { $0.name == model }) else { return ("_unknown", "") }
+        if case .ready(let loaded, _, _) = served.current, loaded.version == version { return (model, version) }
+        return (model, "")
+    }
+
     /// Every model is ready and the server is not shutting down.
     var isReady: Bool {
         !shuttingDown.load(ordering: .relaxed) && models.allSatisfy { if case .ready = $0.current { true } else { false } }
@@ -149,9 +188,11 @@ public final class InferenceServer: Sendable {
         addRoutes(router)
         let app = Application(
             responder: router.buildResponder(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()]
-                + (self.configuration.fastLane ? [FastInferHandler(server: self)] : []))),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vessel/\(Self.version)"),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(server: self)]
+                + (self.configuration.fastLane ? [FastInferHandler(server: self)] : []),
+                idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.milliseconds * 1_000_000)))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vessel/\(Self.version)",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.connectionLimit)),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
             logger: logger
         )
@@ -195,7 +236,8 @@ public final class InferenceServer: Sendable {
             if serving.maxBatchSize > 1 {
                 if Batcher.canBatch(loaded.signature) {
                     batcher = Batcher(maxRows: serving.maxBatchSize, maxDelay: .microseconds(Int(serving.maxDelayMilliseconds * 1000)),
-                                      backend: loaded.backend, queue: queue, outputNames: loaded.signature.outputs.map(\.name))
+                                      backend: loaded.backend, queue: queue, outputNames: loaded.signature.outputs.map(\.name),
+                                      timeout: .microseconds(Int(max(1, serving.timeoutMilliseconds) * 1000)))
                 } else if configuration.announce {
                     StandardStreams.error("vessel: model `\(model.name)`: dynamic batching is off, since not every input and output has a dynamic first dimension")
                 }
@@ -216,6 +258,9 @@ extension InferenceServer {
     /// `inlineBudget` (timed again when the first, cold run was quick), 0 if none did.
     func warmUp(_ loaded: LoadedModel) throws -> Int {
         var inlineElements = 0
+        // A request small in bytes can still be slow when the work is data (a Loop's trip
+        // count, a Range or Expand size): such models never run on an event loop.
+        let mayInline = configuration.inlineBudget > .zero && loaded.backend.costIsBoundedByInputs
         let clock = ContinuousClock()
         for example in configuration.warmUpWithExamples ? try loaded.examples() : [] {
             var start = clock.now
@@ -226,7 +271,7 @@ extension InferenceServer {
                 _ = try loaded.backend.predict(example.inputs)
                 took = min(took, clock.now - start)
             }
-            if configuration.inlineBudget > .zero, took <= configuration.inlineBudget {
+            if mayInline, took <= configuration.inlineBudget {
                 inlineElements = max(inlineElements, 4 * InferenceQueue.elements(example.inputs))
             }
             for (name, expected) in example.outputs.sorted(by: { $0.key < $1.key }) {

@@ -33,6 +33,12 @@ public struct ServeOptions: ParsableArguments {
         valueName: "index.json"))
     public var verifyFiles: String?
 
+    @Option(name: .customLong("idle-timeout"), help: "Close a connection that sends nothing (no complete header, no body, no next request) for this many seconds.")
+    public var idleTimeout: Double = 30
+
+    @Option(name: .customLong("max-connections"), help: "Most connections open at once (default: half the descriptor limit, at most 8192); others wait to be accepted.")
+    public var maxConnections: Int?
+
     public init() {}
 
     /// `ALIAS=TARGET` → the alias and the target; a target that exists as given is never split.
@@ -76,12 +82,25 @@ public struct ServeOptions: ParsableArguments {
         var token: String?
         if let tokenFile {
             guard let data = FileManager.default.contents(atPath: tokenFile) else { throw ValidationError("cannot read --token-file \(tokenFile)") }
-            token = String(decoding: data, as: UTF8.self).trimmingWhitespace
-            guard token?.isEmpty == false else { throw ValidationError("--token-file \(tokenFile) is empty") }
+            let text = String(decoding: data, as: UTF8.self).trimmingWhitespace
+            guard !text.isEmpty else { throw ValidationError("--token-file \(tokenFile) is empty") }
+            // A token is sent in one header line: one with a line break, a space or a control
+            // character could never be presented, and nothing would authenticate.
+            guard text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
+                throw ValidationError("--token-file \(tokenFile) must hold one token of visible ASCII characters on one line (no spaces or line breaks)")
+            }
+            token = text
         }
-        let server = InferenceServer(sources: sources, names: names, configuration: ServerConfiguration(
+        guard idleTimeout > 0, idleTimeout <= 86400 else { throw ValidationError("--idle-timeout must be above 0 and at most 86400 seconds") }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        guard graceSeconds >= 0, graceSeconds <= 86400 else { throw ValidationError("--grace-seconds must be 0…86400") }
+        if let maxBodyBytes, maxBodyBytes < 1 { throw ValidationError("--max-body-bytes must be at least 1") }
+        var configuration = ServerConfiguration(
             host: host, port: port, maxBodyBytes: maxBodyBytes, shutdownGrace: .milliseconds(Int(graceSeconds * 1000)), logInferences: !noLog,
-            token: token))
+            token: token)
+        configuration.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
+        configuration.maxConnections = maxConnections
+        let server = InferenceServer(sources: sources, names: names, configuration: configuration)
         do {
             try await server.run { bound in
                 standardError("vessel: listening on http://\(host):\(bound) (\(names.joined(separator: ", ")))")

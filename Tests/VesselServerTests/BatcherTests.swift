@@ -1,12 +1,14 @@
 import Testing
 @testable import VesselServer
 import VesselModel
+import VesselONNX
 import VesselTensor
 
 /// Returns its input as `Y`, so each request can check it got its own rows back.
 private struct Echo: Backend {
     var platform: String { "echo" }
-    func predict(_ inputs: [String: Tensor]) throws -> [String: Tensor] { ["Y": inputs["X"]!] }
+    var costIsBoundedByInputs: Bool { true }
+    func predict(_ inputs: [String: Tensor], control: RunControl?) throws -> [String: Tensor] { ["Y": inputs["X"]!] }
 }
 
 @Suite("Batcher")
