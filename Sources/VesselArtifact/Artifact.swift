@@ -73,7 +73,7 @@ public struct Artifact: Sendable {
             throw LoadError.malformed(reference, "no \(ManifestParser.fileName) layer")
         }
         let manifestLayer = imageManifest.layers[manifestIndex]
-        let manifestBytes = try readSingleFile(manifestLayer, from: store, limit: 4 << 20, reference: reference)
+        let manifestBytes = try readSingleFile(manifestLayer, from: store, limit: Int64(Manifest.maximumBytes), reference: reference)
         let manifestText = String(decoding: manifestBytes, as: UTF8.self)
         let manifest = try ManifestParser.parse(data: Data(manifestBytes), file: "\(reference)/\(ManifestParser.fileName)", baseDirectory: nil).manifest
 

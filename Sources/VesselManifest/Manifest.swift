@@ -6,6 +6,13 @@ public import VesselTensor
 public struct Manifest: Sendable, Hashable, Codable {
     /// The newest manifest format this build understands.
     public static let currentSchemaVersion = 1
+    /// The largest `vessel.yaml` read or packed (1 MiB). One limit for the writer and every
+    /// reader, so whatever `pack` stores reads back; a manifest is metadata, and a larger one is
+    /// refused with a message rather than parsed for minutes.
+    public static let maximumBytes = 1 << 20
+    /// The most YAML nodes a manifest may expand to, aliases followed: bounds "billion laughs"
+    /// manifests whose aliases nest exponentially.
+    public static let maximumNodes = 200_000
 
     public var schemaVersion: Int
     public var name: String

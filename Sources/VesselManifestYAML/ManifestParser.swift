@@ -1,4 +1,7 @@
 public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import VesselStore
 import VesselTensor
 public import VesselManifest
@@ -20,18 +23,46 @@ public enum ManifestParser {
     /// Reads `vessel.yaml` from a model directory and checks every file it names exists there.
     public static func load(directory: String, fileName: String = fileName) throws -> Result {
         let path = (directory as NSString).appendingPathComponent(fileName)
-        guard let data = FileManager.default.contents(atPath: path) else {
+        let start = SourceLocation(file: path, line: 1, column: 1)
+        guard FileSystem.exists(path) else {
             throw ManifestValidationError(diagnostics: [
-                Diagnostic(.error, "cannot read \(fileName) in \(directory)", at: SourceLocation(file: path, line: 1, column: 1),
+                Diagnostic(.error, "cannot read \(fileName) in \(directory)", at: start,
                            hint: "run `vessel init MODEL` to write one, or pass the directory that holds it"),
             ])
         }
-        return try parse(data: data, file: path, baseDirectory: directory)
+        // The manifest is packed as a file of the model directory: a symlink out of it would
+        // pack something from elsewhere.
+        if let real = realpath(path), let base = realpath(directory), !(real + "/").hasPrefix(base + "/") || real == base {
+            throw ManifestValidationError(diagnostics: [
+                Diagnostic(.error, "\(fileName) is a symbolic link to \(real), outside the model directory", at: start,
+                           hint: "copy the file into the directory instead of linking it"),
+            ])
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try FileSystem.readFile(path, limit: Int64(Manifest.maximumBytes))
+        } catch StoreError.corrupt {
+            throw ManifestValidationError(diagnostics: [
+                Diagnostic(.error, "\(fileName) is larger than \(Manifest.maximumBytes >> 10) KiB, the most vessel reads", at: start,
+                           hint: "keep large data (labels, vocabularies, example tensors) in files of their own and name them in `files`"),
+            ])
+        } catch {
+            throw ManifestValidationError(diagnostics: [Diagnostic(.error, "cannot read \(fileName): \(error)", at: start)])
+        }
+        return try parse(data: Data(bytes), file: path, baseDirectory: directory)
+    }
+
+    /// The canonical absolute path of an existing file, symlinks resolved.
+    static func realpath(_ path: String) -> String? {
+        guard let resolved = Glibc.realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// Parses manifest bytes. With a `baseDirectory`, every referenced file must exist inside it;
     /// without one (a manifest read back from an artifact) paths are checked for shape only.
     public static func parse(data: Data, file: String, baseDirectory: String?) throws -> Result {
+        try checkSize(data.count, file: file)
         guard let text = String(data: data, encoding: .utf8) else {
             throw ManifestValidationError(diagnostics: [
                 Diagnostic(.error, "the manifest is not valid UTF-8", at: SourceLocation(file: file, line: 1, column: 1)),
@@ -40,7 +71,17 @@ public enum ManifestParser {
         return try parse(text: text, file: file, baseDirectory: baseDirectory)
     }
 
+    static func checkSize(_ count: Int, file: String) throws {
+        guard count <= Manifest.maximumBytes else {
+            throw ManifestValidationError(diagnostics: [
+                Diagnostic(.error, "the manifest has \(count) bytes, more than the \(Manifest.maximumBytes >> 10) KiB vessel reads",
+                           at: SourceLocation(file: file, line: 1, column: 1)),
+            ])
+        }
+    }
+
     public static func parse(text: String, file: String, baseDirectory: String?) throws -> Result {
+        try checkSize(text.utf8.count, file: file)
         var walker = YAMLWalker(file: file)
         let root: Node
         do {
@@ -51,6 +92,12 @@ public enum ManifestParser {
                 ])
             }
             root = node
+            guard Self.countNodes(node, budget: Manifest.maximumNodes) else {
+                throw ManifestValidationError(diagnostics: [
+                    Diagnostic(.error, "the manifest expands to more than \(Manifest.maximumNodes) YAML nodes", at: SourceLocation(file: file, line: 1, column: 1),
+                               hint: "aliases (*name) that repeat anchors many times over are the usual cause; write the values out"),
+                ])
+            }
         } catch let error as YamlError {
             throw ManifestValidationError(diagnostics: [syntaxDiagnostic(error, file: file)])
         }
@@ -62,6 +109,28 @@ public enum ManifestParser {
             return Result(manifest: manifest, warnings: diagnostics)
         }
         throw ManifestValidationError(diagnostics: diagnostics)
+    }
+
+    /// Walks the composed tree (aliases are already replaced by what they name, so a tree that
+    /// is small in text can be exponentially large) and stops as soon as it has seen `budget`
+    /// nodes: false if there are more.
+    static func countNodes(_ root: Node, budget: Int) -> Bool {
+        var remaining = budget
+        var stack = [root]
+        while let node = stack.popLast() {
+            remaining -= 1
+            if remaining < 0 { return false }
+            switch node {
+            case .mapping(let mapping):
+                for (key, value) in mapping {
+                    stack.append(key)
+                    stack.append(value)
+                }
+            case .sequence(let sequence): stack.append(contentsOf: sequence)
+            case .scalar, .alias: break
+            }
+        }
+        return true
     }
 
     static func syntaxDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
@@ -200,7 +269,7 @@ struct ManifestReader {
                              hint: Suggestion.didYouMean(text, in: names) ?? "known formats: \(names.joined(separator: ", "))")
             }
         }
-        let file = fields["file"].flatMap { checkPath($0.value, what: "`model.file`") }
+        let file = fields["file"].flatMap { checkPath($0.value, what: "`model.file`", allowDirectory: false) }
         func optional(_ key: String) -> String? {
             fields[key].flatMap { walker.string($0.value, "`model.\(key)`") }
         }
@@ -420,7 +489,9 @@ struct ManifestReader {
     // MARK: Paths
 
     /// Checks a relative path's shape and, with a base directory, that it exists inside it.
-    mutating func checkPath(_ node: Node, what: String) -> String? {
+    /// - Parameter allowDirectory: whether a directory may be named (a `files` entry packs a
+    ///   whole tree; a model file or an example must be a file).
+    mutating func checkPath(_ node: Node, what: String, allowDirectory: Bool = true) -> String? {
         guard let raw = walker.nonEmptyString(node, what) else { return nil }
         if raw.hasPrefix("/") {
             walker.error("\(what) `\(raw)` is absolute", at: node, hint: "paths are relative to the directory holding vessel.yaml")
@@ -459,6 +530,12 @@ struct ManifestReader {
         if resolved != resolvedBase, !resolved.hasPrefix(resolvedBase.hasSuffix("/") ? resolvedBase : resolvedBase + "/") {
             walker.error("\(what) `\(path)` is a symlink that leads outside the model directory", at: node,
                          hint: "copy the file into the model directory")
+            return nil
+        }
+        // Only regular files (and, where allowed, directories of them) are read: a FIFO would
+        // block the packer and a device never ends.
+        if let problem = FileSystem.regularFileProblem(full), !(allowDirectory && isDirectory.boolValue) {
+            walker.error("\(what) `\(path)` \(problem)", at: node, hint: allowDirectory ? "name regular files or directories of them" : "name the file itself")
             return nil
         }
         return path

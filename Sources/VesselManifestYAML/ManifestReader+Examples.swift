@@ -54,7 +54,7 @@ extension ManifestReader {
             }
             if case .mapping = valueNode {
                 guard let fields = walker.fields(valueNode, in: "example data", allowed: ["file"], required: ["file"]),
-                      let fileNode = fields["file"]?.value, let path = checkPath(fileNode, what: "`file`")
+                      let fileNode = fields["file"]?.value, let path = checkPath(fileNode, what: "`file`", allowDirectory: false)
                 else { continue }
                 if !(path.hasSuffix(".npy") || path.hasSuffix(".json")) {
                     walker.error("example data file `\(path)` must be .npy or .json", at: fileNode)

@@ -70,8 +70,47 @@ public enum FileSystem {
         return offset
     }
 
+    /// Opens a file for reading only if it is a regular file: a FIFO, socket or device named
+    /// where a file is expected would block a reader forever (or never end), and a directory is
+    /// not content. Opened non-blocking, checked with fstat, then switched back to blocking.
+    public static func openRegularFile(_ path: String) throws -> Int32 {
+        let fd = try open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let error = errno
+            close(fd)
+            throw StoreError.io(operation: "cannot stat", path: path, errno: error)
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw StoreError.notRegularFile(path: path, kind: kind(info.st_mode))
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return fd
+    }
+
+    /// What a non-regular file is, for messages.
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: "a directory"
+        case S_IFIFO: "a FIFO"
+        case S_IFSOCK: "a socket"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFLNK: "a symbolic link"
+        default: "not a regular file"
+        }
+    }
+
+    /// Whether `path` is a regular file (following symlinks), and if not what it is.
+    public static func regularFileProblem(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return "does not exist or cannot be read" }
+        return (info.st_mode & S_IFMT) == S_IFREG ? nil : "is \(kind(info.st_mode)), not a regular file"
+    }
+
     public static func readFile(_ path: String, limit: Int64 = 64 << 20) throws -> [UInt8] {
-        let fd = try open(path, O_RDONLY)
+        let fd = try openRegularFile(path)
         defer { close(fd) }
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
@@ -165,7 +204,7 @@ final class FileLock {
 extension FileSystem {
     /// Opens a file to stream it.
     public static func openForReading(_ path: String) throws -> Int32 {
-        try open(path, O_RDONLY)
+        try openRegularFile(path)
     }
 
     /// Hands a file's content to `body` in 1 MiB chunks.

@@ -18,6 +18,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case unsafeArchiveEntry(archive: String, entry: String, reason: String)
     case invalidArchive(archive: String, reason: String)
     case tooLarge(Digest, limit: Int64)
+    /// A FIFO, socket, device or directory where a file's content was to be read.
+    case notRegularFile(path: String, kind: String)
 
     public var description: String {
         switch self {
@@ -34,6 +36,7 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .unsafeArchiveEntry(let archive, let entry, let reason): "refusing \(archive): entry `\(entry)` \(reason)"
         case .invalidArchive(let archive, let reason): "\(archive) is not a valid OCI archive: \(reason)"
         case .tooLarge(let digest, let limit): "blob \(digest) is larger than \(limit) bytes, too large to read as metadata"
+        case .notRegularFile(let path, let kind): "\(path) is \(kind), not a regular file"
         }
     }
 }

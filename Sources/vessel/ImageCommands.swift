@@ -127,7 +127,7 @@ struct Deploy: ParsableCommand {
             guard let yamlLayer = built.manifest.layers.first(where: { $0.annotations?[ModelPack.filepathAnnotation] == ManifestParser.fileName }) else {
                 throw ValidationError("\(reference) is not an image built by vessel image (no vessel.yaml layer)")
             }
-            let text = try Artifact.readSingleFile(yamlLayer, from: store, limit: 4 << 20, reference: reference)
+            let text = try Artifact.readSingleFile(yamlLayer, from: store, limit: Int64(Manifest.maximumBytes), reference: reference)
             let manifest = try ManifestParser.parse(data: Data(text), file: "\(reference)/vessel.yaml", baseDirectory: nil).manifest
             let modelBytes = built.manifest.layers.dropFirst().reduce(Int64(0)) { $0 + $1.size }
             let port = built.config.config?.exposedPorts?.keys.compactMap { Int($0.split(separator: "/").first ?? "") }.first ?? 8080

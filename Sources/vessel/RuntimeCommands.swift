@@ -3,6 +3,7 @@ import Foundation
 import VesselManifest
 import VesselManifestYAML
 import VesselONNX
+import VesselStore
 import VesselTensor
 
 /// The model's own inputs: graph inputs that no initializer already supplies.
@@ -71,8 +72,12 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("output-dir"), help: "Write each output as DIR/<name>.npy instead of printing it.")
     var outputDirectory: String?
 
+    @Option(help: "Stop the inference after this many seconds (checked between operators and loop iterations).")
+    var timeout: Double?
+
     func run() throws {
         try vessel.run {
+            let control = try runControl(timeout)
             let loaded = try ONNXModel(path: model)
             var feeds: [String: ONNXValue] = [:]
             for argument in inputs {
@@ -87,7 +92,7 @@ struct Run: ParsableCommand {
                     feeds[name] = .tensor(try readInput(value, dtype: info.dtype ?? .float32, name: name))
                 }
             }
-            let results = try loaded.run(values: feeds)
+            let results = try loaded.run(values: feeds, control: control)
             if let outputDirectory {
                 try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
             }
@@ -124,7 +129,7 @@ func readMapInput(_ value: String, type: String, name: String) throws -> ONNXVal
     guard type.hasPrefix("map(") else { throw ValidationError("input `\(name)` is a \(type); vessel run feeds tensors and maps only") }
     var text = value
     if value.hasSuffix(".json") {
-        guard let data = FileManager.default.contents(atPath: value) else { throw ValidationError("cannot read \(value) for input `\(name)`") }
+        let data = try inputFile(value, name: name)
         text = String(decoding: data, as: UTF8.self)
     }
     guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
@@ -177,18 +182,27 @@ func safeFileName(_ name: String) -> String {
     return safe.isEmpty || safe == "." || safe == ".." ? "_" + safe : safe
 }
 
+/// An input file's bytes: a regular file only (a FIFO would block the command forever).
+func inputFile(_ path: String, name: String) throws -> Data {
+    do {
+        return Data(try FileSystem.readFile(path, limit: 1 << 36))
+    } catch {
+        throw ValidationError("cannot read \(path) for input `\(name)`: \(error)")
+    }
+}
+
 func readInput(_ value: String, dtype: DType, name: String) throws -> Tensor {
     if value.hasSuffix(".npy") {
-        guard let data = FileManager.default.contents(atPath: value) else { throw ValidationError("cannot read \(value) for input `\(name)`") }
+        let data = try inputFile(value, name: name)
         do { return try Tensor(npy: Array(data)) } catch { throw ValidationError("input `\(name)` from \(value): \(error)") }
     }
     if value.hasSuffix(".pb") {
-        guard let data = FileManager.default.contents(atPath: value) else { throw ValidationError("cannot read \(value) for input `\(name)`") }
+        let data = try inputFile(value, name: name)
         do { return try ONNXModel.tensor(protobuf: data) } catch { throw ValidationError("input `\(name)` from \(value): \(error)") }
     }
     var text = value
     if value.hasSuffix(".json") {
-        guard let data = FileManager.default.contents(atPath: value) else { throw ValidationError("cannot read \(value) for input `\(name)`") }
+        let data = try inputFile(value, name: name)
         text = String(decoding: data, as: UTF8.self)
     }
     let json: Any
@@ -241,6 +255,13 @@ func jsonText(_ tensor: Tensor) -> String {
     return nest(0, 0)
 }
 
+/// A run's deadline from `--timeout SECONDS` (nil: no limit).
+func runControl(_ timeout: Double?) throws -> RunControl? {
+    guard let timeout else { return nil }
+    guard timeout > 0, timeout <= 1e6 else { throw ValidationError("--timeout must be a number of seconds above 0") }
+    return RunControl(timeout: .microseconds(Int64(timeout * 1e6)))
+}
+
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Measure inference latency of an ONNX model on generated inputs.")
 
@@ -265,9 +286,15 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Option(help: "Stop any one inference after this many seconds (checked between operators and loop iterations).")
+    var timeout: Double?
+
     func run() throws {
         try vessel.run {
             guard iterations > 0 else { throw ValidationError("--iterations must be at least 1") }
+            guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more") }
+            guard (1...1024).contains(threads) else { throw ValidationError("--threads must be 1…1024") }
+            _ = try runControl(timeout)
             Runtime.setIntraOpThreads(threads)
             let loadStart = DispatchTime.now()
             let loaded = try ONNXModel(path: model)
@@ -278,6 +305,9 @@ struct Bench: ParsableCommand {
                 guard parts.count == 2, let dims = Optional(parts[1].split(separator: "x").compactMap { Int($0) }),
                       dims.count == parts[1].split(separator: "x").count
                 else { throw ValidationError("--shape `\(argument)` is not NAME=D1xD2x…") }
+                if let problem = Tensor.allocationProblem(.float64, dims) {
+                    throw ValidationError("--shape `\(argument)`: \(dims.contains { $0 < 0 } ? "sizes must not be negative" : problem)")
+                }
                 requested[String(parts[0])] = dims
             }
             var generator = SplitMix64(seed: 42)
@@ -298,12 +328,13 @@ struct Bench: ParsableCommand {
                 let values = (0..<count).map { _ in generator.nextUnit() }
                 feeds[input.name] = Tensor(converting: values, to: input.dtype ?? .float32, shape: shape)
             }
-            for _ in 0..<warmup { _ = try loaded.run(feeds) }
+            for _ in 0..<warmup { _ = try loaded.run(feeds, control: try runControl(timeout)) }
             var latencies: [Double] = []
             let start = DispatchTime.now()
             for _ in 0..<iterations {
+                let control = try runControl(timeout)
                 let before = DispatchTime.now()
-                _ = try loaded.run(feeds)
+                _ = try loaded.run(feeds, control: control)
                 latencies.append(Double(DispatchTime.now().uptimeNanoseconds - before.uptimeNanoseconds) / 1e6)
             }
             let total = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9

@@ -285,3 +285,65 @@ struct DTypeTests {
         #expect(DType(parsing: "float33") == nil)
     }
 }
+
+/// Manifests that once hung `validate` and `pack`, or named files that block a reader.
+@Suite("hostile manifests")
+struct HostileManifestTests {
+    static func directory(with yaml: String) throws -> String {
+        let directory = try TestSupport.makeTemporaryDirectory("hostile-manifest")
+        try yaml.write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: directory + "/model.onnx", contents: Data([0]))
+        return directory
+    }
+
+    static func firstError(_ directory: String) throws -> String {
+        let error = try #require(throws: ManifestValidationError.self) { try ManifestParser.load(directory: directory) }
+        return error.diagnostics.first?.message ?? ""
+    }
+
+    @Test("aliases that expand exponentially (billion laughs) are refused at once")
+    func billionLaughs() throws {
+        var yaml = baseManifest + "config:\n  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        for level in 1...12 {
+            yaml += "  l\(level): &l\(level) [" + Array(repeating: "*l\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }
+        let directory = try Self.directory(with: yaml)
+        defer { TestSupport.remove(directory) }
+        #expect(try Self.firstError(directory).contains("expands to more than"))
+    }
+
+    @Test("a manifest over 1 MiB is refused with its size, by the same limit pack and every reader use")
+    func tooLarge() throws {
+        var yaml = baseManifest + "annotations:\n"
+        for k in 0..<40_000 { yaml += "  key\(k): \"value number \(k)\"\n" }
+        #expect(yaml.utf8.count > Manifest.maximumBytes)
+        let directory = try Self.directory(with: yaml)
+        defer { TestSupport.remove(directory) }
+        #expect(try Self.firstError(directory).contains("larger than 1024 KiB"))
+        #expect(throws: ManifestValidationError.self) { try ManifestParser.parse(text: yaml, file: "x", baseDirectory: nil) }
+    }
+
+    @Test("vessel.yaml itself may not be a symlink out of the model directory")
+    func manifestSymlink() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("hostile-manifest")
+        defer { TestSupport.remove(directory) }
+        let outside = directory + "-outside.yaml"
+        try baseManifest.write(toFile: outside, atomically: true, encoding: .utf8)
+        defer { TestSupport.remove(outside) }
+        try FileManager.default.createSymbolicLink(atPath: directory + "/vessel.yaml", withDestinationPath: outside)
+        _ = FileManager.default.createFile(atPath: directory + "/model.onnx", contents: Data([0]))
+        #expect(try Self.firstError(directory).contains("outside the model directory"))
+    }
+
+    @Test("a model file that is a FIFO or a directory is refused by validate, without blocking")
+    func notRegular() throws {
+        let directory = try Self.directory(with: baseManifest)
+        defer { TestSupport.remove(directory) }
+        try FileManager.default.removeItem(atPath: directory + "/model.onnx")
+        #expect(mkfifo(directory + "/model.onnx", 0o600) == 0)
+        #expect(try Self.firstError(directory).contains("is a FIFO, not a regular file"))
+        try FileManager.default.removeItem(atPath: directory + "/model.onnx")
+        try FileManager.default.createDirectory(atPath: directory + "/model.onnx", withIntermediateDirectories: false)
+        #expect(try Self.firstError(directory).contains("is a directory, not a regular file"))
+    }
+}
