@@ -188,7 +188,7 @@ public final class InferenceServer: Sendable {
         addRoutes(router)
         let app = Application(
             responder: router.buildResponder(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(server: self)]
+            server: .vesselHTTP1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(server: self)]
                 + (self.configuration.fastLane ? [FastInferHandler(server: self)] : []),
                 idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.milliseconds * 1_000_000)))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vessel/\(Self.version)",

@@ -99,7 +99,7 @@ struct FastLaneTests {
                                                     inlineBudget: .seconds(10))
         defer { Task { await running.stop() } }
         let body = #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#
-        for (header, status, taken) in [(nil, 401, 0), ("Bearer s3cre", 401, 0), ("Bearer s3cret", 200, 1), ("bearer s3cret", 401, 1)] {
+        for (header, status, taken) in [(nil, 401, 0), ("Bearer s3cre", 401, 0), ("Bearer s3cret", 200, 1), ("bearer s3cret", 200, 2), ("Basic s3cret", 401, 2)] {
             var headers = ["Content-Type": "application/json"]
             headers["Authorization"] = header
             let response = try await running.infer(body, headers: headers)

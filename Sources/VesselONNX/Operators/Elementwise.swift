@@ -338,7 +338,7 @@ extension KernelRegistry {
         r.register("Cast") { c, i in
             let x = try c.input(i, 0)
             let code = try c.attributes.required("to", c.attributes.int)
-            guard let dtype = ONNXDataType.dtype(Int32(code)) else { throw c.invalid("cannot cast to \(ONNXDataType.name(Int32(code)))") }
+            guard let dtype = ONNXDataType.dtype(Int32(clamping: code)) else { throw c.invalid("cannot cast to \(ONNXDataType.name(Int32(clamping: code)))") }
             return [Cast.convert(x, to: dtype)]
         }
         r.register("CastLike", since: 15) { c, i in [Cast.convert(try c.input(i, 0), to: try c.input(i, 1).dtype)] }

@@ -95,7 +95,7 @@ extension KernelRegistry {
             let x = try c.input(i, 0)
             guard x.rank == 2 else { throw c.invalid("EyeLike takes a 2-D input") }
             let k = c.attributes.int("k", default: 0)
-            let dtype = c.attributes.int("dtype").flatMap { ONNXDataType.dtype(Int32($0)) } ?? x.dtype
+            let dtype = c.attributes.int("dtype").flatMap { ONNXDataType.dtype(Int32(clamping: $0)) } ?? x.dtype
             let (rows, columns) = (x.shape[0], x.shape[1])
             let values = (0..<(rows * columns)).map { index -> Double in index % columns - index / columns == k ? 1 : 0 }
             return [Cast.fromDoubles(values, dtype: dtype, shape: x.shape)]

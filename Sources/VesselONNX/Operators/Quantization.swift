@@ -54,14 +54,14 @@ extension KernelRegistry {
                                               blockSize: c.attributes.int("block_size", default: 0), c)
             let values = x.doubles(), scales = scale.doubles(), zeros = zeroPoint?.doubles()
             let result = (0..<x.count).map { k in (values[k] - (zeros?[index[k]] ?? 0)) * scales[index[k]] }
-            let outputType = c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32($0)) } ?? scale.dtype
+            let outputType = c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32(clamping: $0)) } ?? scale.dtype
             return [Cast.fromDoubles(result, dtype: outputType, shape: x.shape)]
         }
         r.register("QuantizeLinear", since: 10) { c, i in
             let x = try c.input(i, 0), scale = try c.input(i, 1)
             let zeroPoint = i.count > 2 ? i[2] : nil
             let outputType = zeroPoint?.dtype
-                ?? c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32($0)) } ?? .uint8
+                ?? c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32(clamping: $0)) } ?? .uint8
             guard let (low, high) = quantizationRange(outputType) else { throw c.invalid("quantizing to \(outputType.rawValue) is not supported") }
             let index = try quantizationIndex(x, scale, axis: c.attributes.int("axis", default: 1),
                                               blockSize: c.attributes.int("block_size", default: 0), c)

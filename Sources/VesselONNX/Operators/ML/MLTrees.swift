@@ -31,7 +31,7 @@ extension KernelRegistry {
             let a = node.attributes
             let forest = try Forest(version5: node)
             let targets = try a.required("n_targets", a.int)
-            guard targets >= 1 else { throw node.invalid("n_targets must be at least 1") }
+            guard targets >= 1, targets <= 1 << 24 else { throw node.invalid("n_targets \(targets) must be 1…16,777,216") }
             let aggregateCodes = ["AVERAGE", "SUM", "MIN", "MAX"]
             let aggregateCode = a.int("aggregate_function", default: 1)
             guard aggregateCodes.indices.contains(aggregateCode) else { throw node.invalid("aggregate_function \(aggregateCode) is not 0…3") }
@@ -221,6 +221,10 @@ struct Forest: Sendable {
             }
         }
         for root in roots where root < 0 || root >= count { throw node.invalid("tree root \(root) is not a node") }
+        guard !roots.isEmpty else { throw node.invalid("tree_roots is empty: the ensemble has no trees") }
+        if let target = leafTargets.first(where: { !(0...Self.largestIndex).contains($0) }) {
+            throw node.invalid("leaf target id \(target) is not a target index")
+        }
         members = sets
         floatWeights = leafWeightTensor.dtype != .float64
         try layOut(sources, roots: roots, node: node)
@@ -228,7 +232,16 @@ struct Forest: Sendable {
     }
 
     /// Places each tree depth-first: a node, its false subtree, then its true subtree.
+    /// Feature and target indices are kept as Int32 in the packed nodes.
+    static let largestIndex = Int(Int32.max)
+
     private mutating func layOut(_ sources: [Source], roots rootSources: [Int], node: Node) throws {
+        if let bad = sources.first(where: { $0.mode != Self.leafMode && !(0...Self.largestIndex).contains($0.feature) }) {
+            throw node.invalid("feature id \(bad.feature) is not a feature index")
+        }
+        if let bad = sources.lazy.flatMap(\.weights).first(where: { !(0...Self.largestIndex).contains($0.target) }) {
+            throw node.invalid("target id \(bad.target) is not a target index")
+        }
         var placed = [Bool](repeating: false, count: sources.count)
         nodes.reserveCapacity(sources.count)
         for root in rootSources {
