@@ -25,6 +25,7 @@ public enum Broadcast {
     /// For each element of `output` (row-major), the offset of the element of an input of
     /// `shape` that broadcasts onto it.
     public static func offsets(from shape: [Int], to output: [Int]) -> [Int] {
+        precondition(shape.count <= output.count, "broadcast from \(shape) to \(output)")
         let count = Tensor.count(of: output)
         if shape == output { return Array(0..<count) }
         if Tensor.count(of: shape) == 1 { return [Int](repeating: 0, count: count) }

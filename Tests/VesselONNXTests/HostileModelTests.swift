@@ -160,3 +160,21 @@ struct HostileModelTests {
         #expect(Tensor([Double.nan, 1e300, -1e300, 3], shape: [4]).integers() == [0, Int.max, Int.min, 3])
     }
 }
+
+/// Every variant the hostile-input sweep found crashing or hanging (`hostile-findings.tsv`),
+/// replayed through `vessel run` in processes of their own: each must now end in a clean error
+/// or a result.
+@Suite("hostile node-case variants")
+struct HostileVariantTests {
+    @Test("each recorded crash and hang of the node-case sweep is now a clean error or a result")
+    func replayFindings() throws {
+        let cases = TestSupport.packageRoot + "/.build/onnx-node-cases"
+        try #require(FileManager.default.fileExists(atPath: cases), "scripts/onnx-test-data.sh writes the node cases")
+        let out = try TestSupport.makeTemporaryDirectory("hostile-replay")
+        defer { TestSupport.remove(out) }
+        let script = TestSupport.packageRoot + "/Tests/VesselONNXTests/Conformance/hostile_mutations.py"
+        let findings = TestSupport.packageRoot + "/Tests/VesselONNXTests/Conformance/hostile-findings.tsv"
+        let result = try TestSupport.run(TestSupport.python, [script, cases, TestSupport.vesselBinary, out, "--only", findings, "--jobs", "2"])
+        #expect(result.status == 0, "\(result.standardOutput)\n\(result.standardError.suffix(2000))")
+    }
+}

@@ -44,7 +44,7 @@ struct WorkerPoolTests {
         // whose sums run in another order when the columns are cut), one below the split size,
         // and small-A products that run in column blocks (cut anywhere else, their halves
         // rounded differently from the whole).
-        for (m, n, k) in [(64, 3136, 147), (1000, 49, 640), (1, 784, 1024), (8, 8, 8), (16, 3025, 64), (7, 1000, 33)] {
+        for (m, n, k) in [(64, 3136, 147), (1000, 49, 640), (1, 784, 1024), (8, 8, 8), (16, 3025, 64), (7, 1000, 33), (256, 1024, 512)] {
             for (transA, transB) in [(false, false), (true, false), (false, true)] {
                 let a = (0..<(m * k)).map { _ in Float(generator.nextUnit() * 2 - 1) }
                 let b = (0..<(k * n)).map { _ in Float(generator.nextUnit() * 2 - 1) }

@@ -73,38 +73,44 @@ enum GEMM {
         precondition(ldb == nil || !transB, "ldb is for B without transB")
         let ldb = ldb ?? (transB ? k : n)
         let lda = transA ? m : k
-        // A product of at least `splitWork` multiply-adds is cut into one block of C per intra-op
-        // thread: column blocks when C is at least as wide as tall (each block reads all of A and
-        // its columns of B), row blocks otherwise. Every element is still one dot product over
-        // all of k, but OpenBLAS can round a narrower block differently (its edge and
-        // small-matrix kernels), so the cut depends only on the shape and the thread count, and
-        // a product in column blocks is cut on its block grid (see architecture.md, Threads).
+        // A product of at least `splitWork` multiply-adds is cut into up to `gridBlocks` blocks of
+        // C — column blocks when C is at least as wide as tall (each block reads all of A and its
+        // columns of B), row blocks otherwise — and the intra-op threads share the blocks. The
+        // cut depends on the shape alone, never on the thread count: OpenBLAS rounds a block
+        // differently from the whole product (on AMD Zen even the first rows of a row-cut
+        // product differ from the same rows computed whole), so only computing the same blocks
+        // for every thread count keeps results bit-identical across thread counts. A product in
+        // column blocks is cut on its block grid (see architecture.md, Threads).
         let byColumns = n >= m
-        // Column cuts fall on the block grid when the product runs in column blocks, so every
-        // block is the same block (same columns, same width) whatever the thread count.
-        let unit = byColumns ? columnBlock(m: m, k: k) ?? 1 : 1
-        let parts = m * n * k >= splitWork ? min(threads, (byColumns ? n / Swift.max(unit, 16) : m / 16)) : 1
-        guard parts > 1 else {
+        let unit = byColumns ? columnBlock(m: m, k: k) ?? 16 : Self.rowUnit
+        let extent = byColumns ? n : m
+        let blocks = m * n * k >= splitWork ? min(Self.gridBlocks, extent / unit) : 1
+        guard blocks > 1 else {
             product(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, transA: transA, b: b, ldb: ldb, transB: transB, beta: beta, c: c, ldc: ldc)
             return
         }
-        Parallel.each(parts, threads: threads) { part in
+        Parallel.each(blocks, threads: threads) { part in
+            let first = extent * part / blocks / unit * unit, end = part == blocks - 1 ? extent : extent * (part + 1) / blocks / unit * unit
             if byColumns {
-                let first = n * part / parts / unit * unit, end = part == parts - 1 ? n : n * (part + 1) / parts / unit * unit
                 product(m: m, n: end - first, k: k, alpha: alpha, a: a, lda: lda, transA: transA,
                         b: transB ? b + first * ldb : b + first, ldb: ldb, transB: transB, beta: beta, c: c + first, ldc: ldc)
             } else {
-                let first = m * part / parts, end = m * (part + 1) / parts
                 product(m: end - first, n: n, k: k, alpha: alpha, a: transA ? a + first : a + first * lda, lda: lda, transA: transA,
                         b: b, ldb: ldb, transB: transB, beta: beta, c: c + first * ldc, ldc: ldc)
             }
         }
     }
 
+    /// How many blocks a large product is cut into, whatever the thread count (see `multiply`).
+    static let gridBlocks = 8
+
     /// Multiply-adds below which a product runs on one thread: a few microseconds of work at
     /// OpenBLAS's one-core speed, above what handing a block to a spinning worker costs (about a
     /// microsecond). The MLP's 784×512 layer at batch 1 (401K) is split; its 512×256 one is not.
     static let splitWork = 1 << 18
+
+    /// Row cuts fall on multiples of this many rows (see `multiply`).
+    static let rowUnit = 64
 
     /// The width of the column blocks a product with a small A (m·k at most 16K values: most
     /// convolutions' weights, one image's worth of filters) runs in, or nil to run it whole.

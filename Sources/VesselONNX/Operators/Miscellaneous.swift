@@ -77,6 +77,9 @@ extension KernelRegistry {
             let epsilon = Double(c.attributes.float("epsilon", default: 1e-5))
             let normalizedShape = Array(x.shape[axis...])
             let inner = normalizedShape.reduce(1, *)
+            guard (try? Broadcast.shape(scale.shape, normalizedShape)) == normalizedShape else {
+                throw c.invalid("scale has shape \(scale.shape), which does not broadcast to the normalized shape \(normalizedShape)")
+            }
             let gains = scale.take(Broadcast.offsets(from: scale.shape, to: normalizedShape), shape: normalizedShape).doubles()
             var values = x.doubles()
             for row in 0..<(x.count / Swift.max(inner, 1)) {
@@ -120,6 +123,12 @@ extension KernelRegistry {
         r.register("ReverseSequence", since: 10) { c, i in
             let x = try c.input(i, 0), lengths = try c.input(i, 1).integers()
             let batchAxis = c.attributes.int("batch_axis", default: 1), timeAxis = c.attributes.int("time_axis", default: 0)
+            guard x.rank >= 2, [batchAxis, timeAxis].sorted() == [0, 1] else {
+                throw c.invalid("batch_axis \(batchAxis) and time_axis \(timeAxis) must be 0 and 1 (in either order) of an input of rank ≥ 2")
+            }
+            guard lengths.count == x.shape[batchAxis], lengths.allSatisfy({ $0 >= 0 && $0 <= x.shape[timeAxis] }) else {
+                throw c.invalid("sequence_lens must hold \(x.shape[batchAxis]) lengths within 0…\(x.shape[timeAxis])")
+            }
             let strides = Tensor.strides(of: x.shape)
             let offsets = (0..<x.count).map { position -> Int in
                 var rest = position, coordinates = [Int](repeating: 0, count: x.rank)

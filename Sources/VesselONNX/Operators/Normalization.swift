@@ -60,6 +60,11 @@ extension KernelRegistry {
             let inner = x.shape[axis...].reduce(1, *)
             let scaleTensor = try c.input(i, 1)
             let normalizedShape = Array(x.shape[axis...])
+            for (name, tensor) in [("Scale", Optional(scaleTensor)), ("B", i.count > 2 ? i[2] : nil)] {
+                if let tensor, (try? Broadcast.shape(tensor.shape, normalizedShape)) != normalizedShape {
+                    throw c.invalid("\(name) has shape \(tensor.shape), which does not broadcast to the normalized shape \(normalizedShape)")
+                }
+            }
             let scale = scaleTensor.take(Broadcast.offsets(from: scaleTensor.shape, to: normalizedShape), shape: normalizedShape).doubles()
             var bias = [Double](repeating: 0, count: inner)
             if i.count > 2, let b = i[2] { bias = b.take(Broadcast.offsets(from: b.shape, to: normalizedShape), shape: normalizedShape).doubles() }

@@ -87,7 +87,9 @@ extension KernelRegistry {
             let scale = (high - low) / 255
             let zeroPoint: Float = scale == 0 ? 0 : Swift.min(Swift.max((-low / scale).rounded(.toNearestOrEven), 0), 255)
             let quantized = values.map { scale == 0 ? zeroPoint : Swift.min(Swift.max(($0 / scale).rounded(.toNearestOrEven) + zeroPoint, 0), 255) }
-            return [Tensor(quantized.map { UInt8($0) }, shape: x.shape), Tensor(scalar: scale), Tensor(scalar: UInt8(zeroPoint))]
+            // NaN (from NaN or infinite inputs) has no byte: it becomes 0 rather than a trap.
+            func byte(_ value: Float) -> UInt8 { value.isNaN ? 0 : UInt8(Swift.min(Swift.max(value, 0), 255)) }
+            return [Tensor(quantized.map(byte), shape: x.shape), Tensor(scalar: scale), Tensor(scalar: byte(zeroPoint))]
         }
     }
 }

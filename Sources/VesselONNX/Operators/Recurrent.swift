@@ -26,6 +26,22 @@ struct RecurrentFrame {
         hidden = try c.attributes.required("hidden_size", c.attributes.int)
         let direction = c.attributes.string("direction", default: "forward")
         directions = direction == "bidirectional" ? 2 : 1
+        // Every weight is read by index from these sizes: check the tensors have them.
+        guard (1...(1 << 24)).contains(hidden) else { throw c.invalid("hidden_size \(hidden) must be positive") }
+        let gates = [1: 1, 2: 3, 3: 4][defaults.count] ?? 1
+        let expected: [(Int, String, [Int])] = [
+            (1, "W", [directions, gates * hidden, inputSize]), (2, "R", [directions, gates * hidden, hidden]),
+            (3, "B", [directions, 2 * gates * hidden]), (4, "sequence_lens", [batch]),
+            (5, "initial_h", layout == 0 ? [directions, batch, hidden] : [batch, directions, hidden]),
+            (6, "initial_c", layout == 0 ? [directions, batch, hidden] : [batch, directions, hidden]), (7, "P", [directions, 3 * hidden]),
+        ]
+        for (index, name, shape) in expected where index < i.count && (index <= 2 || i[index] != nil) && (index != 6 && index != 7 || gates == 4) {
+            let tensor = try c.input(i, index)
+            guard tensor.shape == shape else { throw c.invalid("\(name) has shape \(tensor.shape); hidden_size \(hidden) and X \(xTensor.shape) need \(shape)") }
+        }
+        if i.count > 4, let lengths = i[4], lengths.integers().contains(where: { $0 < 0 || $0 > sequence }) {
+            throw c.invalid("sequence_lens \(lengths.integers().prefix(8)) must be within 0…\(sequence)")
+        }
         var values = xTensor.doubles()
         if layout == 1 {
             // To [seq, batch, input].

@@ -184,6 +184,7 @@ extension KernelRegistry {
             var roi = [Double](repeating: 0, count: rank) + [Double](repeating: 1, count: rank)
             if i.count > 1, let given = i[1], given.count > 0 {
                 let values = given.doubles()
+                guard values.allSatisfy({ $0.isFinite }) else { throw c.invalid("roi \(values.prefix(8)) must be finite") }
                 for (k, axis) in axes.enumerated() where values.count == 2 * axes.count {
                     roi[axis] = values[k]
                     roi[axis + rank] = values[k + axes.count]
@@ -194,6 +195,9 @@ extension KernelRegistry {
             if i.count > 3, let sizesTensor = i[3], sizesTensor.count > 0 {
                 let sizes = sizesTensor.integers()
                 guard sizes.count == axes.count else { throw c.invalid("sizes has \(sizes.count) values for \(axes.count) axes") }
+                for (k, axis) in axes.enumerated() where sizes[k] < 0 || x.shape[axis] == 0 && sizes[k] != 0 {
+                    throw c.invalid("size \(sizes[k]) for axis \(axis) of \(x.shape) is negative or samples an empty axis")
+                }
                 let policy = a.string("keep_aspect_ratio_policy", default: "stretch")
                 if policy == "stretch" {
                     for (k, axis) in axes.enumerated() {
@@ -205,6 +209,7 @@ extension KernelRegistry {
                     let scale = policy == "not_larger" ? ratios.min()! : ratios.max()!
                     for axis in axes {
                         scales[axis] = scale
+                        guard scale.isFinite, scale > 0, scale * Double(x.shape[axis]) < 1e12 else { throw c.invalid("sizes \(sizes) do not fit input \(x.shape)") }
                         outputShape[axis] = Int((scale * Double(x.shape[axis])).rounded(.toNearestOrAwayFromZero))
                     }
                 }
@@ -213,7 +218,7 @@ extension KernelRegistry {
                 guard given.count == axes.count else { throw c.invalid("scales has \(given.count) values for \(axes.count) axes") }
                 for (k, axis) in axes.enumerated() {
                     scales[axis] = given[k]
-                    outputShape[axis] = Int((Double(x.shape[axis]) * given[k]).rounded(.down))
+                    outputShape[axis] = try scaledSize(x.shape[axis], given[k], c)
                 }
             } else {
                 throw c.invalid("one of scales and sizes must be given")
@@ -232,10 +237,18 @@ extension KernelRegistry {
     }
 }
 
+/// An axis's size after scaling (rounded down, as Resize and Upsample do), refusing scales that
+/// are not positive and finite, and sizes no tensor could have.
+func scaledSize(_ size: Int, _ scale: Double, _ c: KernelContext) throws -> Int {
+    let scaled = (Double(size) * scale).rounded(.down)
+    guard scale.isFinite, scale > 0, scaled < 1e12 else { throw c.invalid("scale \(scale) must be positive and finite, and keep the axis of \(size) below 10^12") }
+    return Int(scaled)
+}
+
 /// Upsample and opset-10 Resize: asymmetric coordinates, nearest rounds down.
 func legacyResize(_ x: Tensor, scales: [Double], _ c: KernelContext) throws -> Tensor {
     guard scales.count == x.rank else { throw c.invalid("scales has \(scales.count) values for rank \(x.rank)") }
-    let outputShape = zip(x.shape, scales).map { Int((Double($0) * $1).rounded(.down)) }
+    let outputShape = try zip(x.shape, scales).map { try scaledSize($0, $1, c) }
     try c.checkAllocation(x.dtype, outputShape)
     let modeName = c.attributes.string("mode", default: "nearest")
     let mode: Resampler.Mode = modeName == "nearest" ? .nearest : .linear

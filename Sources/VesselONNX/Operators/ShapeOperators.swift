@@ -123,10 +123,13 @@ extension KernelRegistry {
                 sizes = split
             } else {
                 let parts = c.attributes.int("num_outputs") ?? outputs
+                guard parts >= 1, parts == outputs else { throw c.invalid("num_outputs \(parts) must be positive and equal the node's \(outputs) outputs") }
                 let chunk = (x.shape[axis] + parts - 1) / parts
                 sizes = (0..<parts).map { Swift.min(chunk, Swift.max(0, x.shape[axis] - $0 * chunk)) }
             }
-            guard sizes.reduce(0, +) == x.shape[axis] else { throw c.invalid("split sizes \(sizes) do not add up to \(x.shape[axis])") }
+            guard sizes.allSatisfy({ $0 >= 0 && $0 <= x.shape[axis] }), sizes.reduce(0, +) == x.shape[axis], sizes.count == outputs else {
+                throw c.invalid("split sizes \(sizes) must be \(outputs) non-negative sizes adding up to \(x.shape[axis])")
+            }
             var start = 0
             return sizes.map { size in
                 defer { start += size }
@@ -149,11 +152,18 @@ extension KernelRegistry {
             }
             let axes = try (axesList ?? Array(0..<starts.count)).map { try normalizeAxis($0, rank: x.rank, c) }
             let steps = stepsList ?? [Int](repeating: 1, count: starts.count)
+            guard ends.count == starts.count, axes.count == starts.count, steps.count == starts.count, Set(axes).count == axes.count else {
+                throw c.invalid("starts, ends, axes and steps must have one entry per sliced axis, each axis once")
+            }
+            // Steps past the size of any axis act as the largest step that axis allows; bounding
+            // them keeps the count arithmetic below from overflowing.
+            let limit = 1 << 40
+            let clampedSteps = steps.map { Swift.min(Swift.max($0, -limit), limit) }
             var begin = [Int](repeating: 0, count: x.rank)
             var shape = x.shape
             var step = [Int](repeating: 1, count: x.rank)
             for (k, axis) in axes.enumerated() {
-                let size = x.shape[axis], s = steps[k]
+                let size = x.shape[axis], s = clampedSteps[k]
                 guard s != 0 else { throw c.invalid("slice step 0") }
                 func clampIndex(_ value: Int, _ low: Int, _ high: Int) -> Int {
                     let v = value < 0 ? value + size : value
@@ -204,6 +214,10 @@ extension KernelRegistry {
             let x = try c.input(i, 0), indices = try c.input(i, 1)
             let batchDims = c.attributes.int("batch_dims", default: 0)
             let depth = indices.shape.last ?? 0
+            guard indices.rank >= 1, batchDims >= 0, batchDims < Swift.min(x.rank, indices.rank), batchDims + depth <= x.rank,
+                  Array(x.shape[..<batchDims]) == Array(indices.shape[..<batchDims]) else {
+                throw c.invalid("batch_dims \(batchDims) and index depth \(depth) do not fit data \(x.shape) and indices \(indices.shape)")
+            }
             let strides = Tensor.strides(of: x.shape)
             let batch = x.shape[..<batchDims].reduce(1, *)
             let sliceShape = Array(x.shape[(batchDims + depth)...])
@@ -257,7 +271,8 @@ extension KernelRegistry {
             let s = start.doubles()[0], l = limit.doubles()[0], d = delta.doubles()[0]
             let steps = ((l - s) / d).rounded(.up)
             guard steps.isFinite, steps < Double(Tensor.maximumBytes) else { throw c.invalid("range of \(steps) elements") }
-            let count = Swift.max(0, Int(steps))
+            let count = Int(Swift.max(0, steps))
+            try c.checkAllocation(start.dtype, [count])
             if Cast.isInteger(start.dtype) {
                 guard abs(s) < 9.2e18, abs(d) < 9.2e18 else { throw c.invalid("start \(s) or delta \(d) does not fit a 64-bit integer") }
                 let si = Int64(s), di = Int64(d)
@@ -372,15 +387,21 @@ extension KernelRegistry {
             let x = try c.input(i, 0), indices = try c.input(i, 1), updates = try c.input(i, 2)
             let reduction = c.attributes.string("reduction", default: "none")
             let depth = indices.shape.last ?? 0
+            guard indices.rank >= 1, depth <= x.rank else { throw c.invalid("indices \(indices.shape) do not fit data \(x.shape)") }
             let strides = Tensor.strides(of: x.shape)
             let sliceSize = x.shape[depth...].reduce(1, *)
+            let tupleCount = indices.count / Swift.max(depth, 1)
+            guard updates.count == tupleCount * sliceSize else {
+                throw c.invalid("updates has \(updates.count) elements; indices \(indices.shape) and data \(x.shape) need \(tupleCount * sliceSize)")
+            }
             var values = x.doubles()
             let updateValues = updates.doubles(), tuples = indices.integers()
-            for t in 0..<(indices.count / Swift.max(depth, 1)) {
+            for t in 0..<tupleCount {
                 var offset = 0
                 for d in 0..<depth {
                     var index = tuples[t * depth + d]
                     if index < 0 { index += x.shape[d] }
+                    guard index >= 0, index < x.shape[d] else { throw c.invalid("index \(tuples[t * depth + d]) is out of range for axis \(d) of size \(x.shape[d])") }
                     offset += index * strides[d]
                 }
                 for k in 0..<sliceSize {
@@ -398,6 +419,7 @@ extension KernelRegistry {
                 if i.count > 2, let value = i[2], value.count > 0 { constant = value.take([0], shape: [1]) }
                 if i.count > 3, let axesTensor = i[3] {
                     let axes = try axesTensor.integers().map { try normalizeAxis($0, rank: x.rank, c) }
+                    guard pads.count == 2 * axes.count else { throw c.invalid("pads has \(pads.count) values for \(axes.count) axes") }
                     var full = [Int](repeating: 0, count: 2 * x.rank)
                     for (k, axis) in axes.enumerated() {
                         full[axis] = pads[k]
@@ -410,8 +432,13 @@ extension KernelRegistry {
                 constant = Cast.fromDoubles([Double(c.attributes.float("value", default: 0))], dtype: x.dtype, shape: [1])
             }
             guard pads.count == 2 * x.rank else { throw c.invalid("pads has \(pads.count) values for rank \(x.rank)") }
+            guard pads.allSatisfy({ abs($0) <= 1 << 31 }) else { throw c.invalid("pads \(pads) are out of range") }
             let mode = c.attributes.string("mode", default: "constant")
             let shape = (0..<x.rank).map { x.shape[$0] + pads[$0] + pads[$0 + x.rank] }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw c.invalid("pads \(pads) remove more than the input \(x.shape) has") }
+            if mode != "constant", let axis = (0..<x.rank).first(where: { x.shape[$0] == 0 && (pads[$0] != 0 || pads[$0 + x.rank] != 0) }) {
+                throw c.invalid("\(mode) padding needs values to repeat, but axis \(axis) of \(x.shape) is empty")
+            }
             try c.checkAllocation(x.dtype, shape)
             let strides = Tensor.strides(of: x.shape), outStrides = Tensor.strides(of: shape)
             return [Select.gather(x, constant, shape: shape) { position in
