@@ -10,9 +10,16 @@ import VesselONNX
 import VesselTensor
 
 /// Dynamic batching for one model (`serving.max_batch_size` > 1): requests whose inputs agree
-/// in every dimension but the first are merged along it, up to `maxRows` rows or until the
-/// oldest has waited `maxDelay`, run once, and the outputs split back by rows. The merged run
-/// goes through the model's `InferenceQueue` like any request.
+/// in every dimension but the first are merged along it, run once, and the outputs split back by
+/// rows. The merged run goes through the model's `InferenceQueue` like any request.
+///
+/// A request never waits for company it may not get: while fewer batches run than the model
+/// has slots (`InferenceQueue.maxConcurrent`), a request with nobody waiting before it runs at
+/// once, alone. Requests that arrive while every slot is busy wait together, and when a run
+/// finishes the oldest waiting group runs next, as one batch. So a lone request costs what it
+/// costs without batching, and under load batches fill from the queue that forms anyway.
+/// `maxDelay` only bounds the wait: a group still waiting after it runs then (its run waits for
+/// a slot in the queue), and a group that reaches `maxRows` runs at once.
 final class Batcher: Sendable {
     struct Outcome: Sendable {
         var outputs: [String: Tensor]
@@ -31,12 +38,21 @@ final class Batcher: Sendable {
     private struct State {
         /// Waiting requests, by the shape of their inputs beyond the first dimension.
         var pending: [String: [Pending]] = [:]
-        /// The timer that will run each key's waiting requests, by number. A batch that fills
-        /// takes its key's entry away, so that timer finds itself stale and the next request
-        /// starts a timer of its own: every request waits at most `maxDelay`, and at least that
-        /// long unless its batch fills.
+        /// The timer that will run each key's waiting requests, by number. A group that runs
+        /// for another reason (it filled, or a slot freed) takes its key's entry away, so that
+        /// timer finds itself stale and the next group starts a timer of its own: every request
+        /// waits at most `maxDelay`.
         var timers: [String: UInt64] = [:]
         var nextTimer: UInt64 = 0
+        /// Batches started and not yet finished.
+        var running = 0
+
+        /// Takes the group whose first request has waited longest, if any.
+        mutating func takeOldest() -> [Pending]? {
+            guard let key = pending.min(by: { $0.value[0].arrived < $1.value[0].arrived })?.key else { return nil }
+            timers[key] = nil
+            return pending.removeValue(forKey: key)
+        }
     }
 
     let maxRows: Int
@@ -74,38 +90,84 @@ final class Batcher: Sendable {
             let tensor = inputs[name]!
             return "\(name):\(tensor.dtype.rawValue):\(tensor.shape.dropFirst().map(String.init).joined(separator: "x"))"
         }.joined(separator: ";")
+        let capacity = queue.maxConcurrent
         return try await withCheckedThrowingContinuation { continuation in
-            let (ready, timer): ([Pending]?, UInt64?) = state.withLock { state in
-                state.pending[key, default: []].append(Pending(inputs: inputs, rows: rows, arrived: .now, continuation: continuation))
+            let request = Pending(inputs: inputs, rows: rows, arrived: .now, continuation: continuation)
+            let (ready, timer, overloaded): ([Pending]?, UInt64?, Bool) = state.withLock { state in
+                // Idle and nobody waiting: run now, alone.
+                if state.running < capacity, state.pending.isEmpty {
+                    state.running += 1
+                    return ([request], nil, false)
+                }
+                // As many requests may wait here as the queue would hold batches of them.
+                if state.pending.values.reduce(0, { $0 + $1.count }) >= Swift.max(queue.maxQueued, 1) * maxRows {
+                    return (nil, nil, true)
+                }
+                state.pending[key, default: []].append(request)
                 let waiting = state.pending[key]!
                 if waiting.reduce(0, { $0 + $1.rows }) >= maxRows {
                     state.pending[key] = nil
                     state.timers[key] = nil
-                    return (waiting, nil)
+                    state.running += 1
+                    return (waiting, nil, false)
                 }
-                if state.timers[key] != nil { return (nil, nil) }
+                if state.timers[key] != nil { return (nil, nil, false) }
                 state.nextTimer += 1
                 state.timers[key] = state.nextTimer
-                return (nil, state.nextTimer)
+                return (nil, state.nextTimer, false)
+            }
+            if overloaded {
+                continuation.resume(throwing: InferenceQueue.Overloaded())
+                return
             }
             if let ready { run(ready) }
             if let timer {
                 Task.detached { [self] in
                     try? await Task.sleep(for: maxDelay)
                     let due: [Pending]? = state.withLock { state in
-                        guard state.timers[key] == timer else { return nil }
+                        guard state.timers[key] == timer, let due = state.pending.removeValue(forKey: key) else { return nil }
                         state.timers[key] = nil
-                        return state.pending.removeValue(forKey: key)
+                        state.running += 1
+                        return due
                     }
-                    if let due, !due.isEmpty { run(due) }
+                    if let due { run(due) }
                 }
             }
         }
     }
 
+    /// Claims the model for one request run outside the batcher (inline, on the calling task or
+    /// event loop) when the batcher would have run it at once and alone anyway: fewer batches
+    /// running than slots, nobody waiting. ``endInline()`` gives the claim back.
+    func beginInline() -> Bool {
+        state.withLock { state in
+            guard state.running < queue.maxConcurrent, state.pending.isEmpty else { return false }
+            state.running += 1
+            return true
+        }
+    }
+
+    /// Ends an inline run; a group that formed meanwhile runs now.
+    func endInline() { finished() }
+
+    /// Requests waiting to join a batch.
+    var waitingRequests: Int { state.withLock { $0.pending.values.reduce(0) { $0 + $1.count } } }
+
+    /// A batch finished: the oldest waiting group, if any, runs in its place.
+    private func finished() {
+        let next: [Pending]? = state.withLock { state in
+            state.running -= 1
+            guard state.running < queue.maxConcurrent, let group = state.takeOldest() else { return nil }
+            state.running += 1
+            return group
+        }
+        if let next { run(next) }
+    }
+
     /// Merges, runs once, splits; each request gets its own rows (or the shared error).
     private func run(_ batch: [Pending]) {
         Task.detached { [self] in
+            defer { finished() }
             let total = batch.reduce(0) { $0 + $1.rows }
             do {
                 let merged = Self.concatenate(batch.map(\.inputs))

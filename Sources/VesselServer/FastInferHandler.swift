@@ -15,8 +15,9 @@ import VesselTensor
 ///
 /// Everything else goes on to Hummingbird as it came, and the router answers it: other routes,
 /// binary tensors, bodies over 64 KiB, a request that fails decoding or validation (so errors
-/// have one author), a model that is not ready or batches, a version that is not served, no free
-/// slot, a wrong bearer token, shutdown. Requests on one connection are answered in order: while
+/// have one author), a model that is not ready, a batching model that is busy or has requests
+/// waiting to merge (an idle one runs a lone request here, as its batcher would run it at once
+/// and alone), a version that is not served, no free slot, a wrong bearer token, shutdown. Requests on one connection are answered in order: while
 /// a request passed on is unanswered, the ones after it are passed on too.
 final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
@@ -98,7 +99,7 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return nil
         }
         guard let model = server.models.first(where: { $0.name == parts[3] }),
-              case .ready(let loaded, let queue, nil) = model.current, queue.inlineElements > 0,
+              case .ready(let loaded, let queue, _) = model.current, queue.inlineElements > 0,
               version == nil || version == loaded.version else { return nil }
         return (model, version, min(Self.maxBody, server.configuration.maxBodyBytes ?? loaded.manifest.serving.maxBodyBytes))
     }
@@ -106,14 +107,14 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers a held request; false, with nothing written or counted, to pass it on instead.
     private func answer(_ request: (head: HTTPRequest, model: ServedModel, version: String?, limit: Int), context: ChannelHandlerContext) -> Bool {
         let model = request.model
-        guard case .ready(let loaded, let queue, nil) = model.current, !server.shuttingDown.load(ordering: .relaxed),
+        guard case .ready(let loaded, let queue, let batcher) = model.current, !server.shuttingDown.load(ordering: .relaxed),
               let decoded = try? OIPCodec.decodeRequest(Array(buffer: body), headerLength: nil),
               !decoded.allOutputsBinary, decoded.binaryOutputs.isEmpty,
               InferenceQueue.elements(decoded.inputs) <= queue.inlineElements else { return false }
         let outputNames = loaded.signature.outputs.map(\.name)
         if let requested = decoded.requestedOutputs, requested.contains(where: { !outputNames.contains($0) }) { return false }
         guard (try? loaded.signature.validate(decoded.inputs, allowNaN: loaded.manifest.serving.allowNaN)) != nil,
-              queue.tryAcquire() else { return false }
+              InferenceServer.claimInline(queue, batcher) else { return false }
 
         // Taken: from here the request is answered here, whatever happens.
         server.fastLaneAnswers.add(1, ordering: .relaxed)
@@ -128,7 +129,7 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // Only models whose cost is bounded by their inputs get here (see `warmUp`); the
             // deadline still stops one that a loaded machine makes slow.
             let control = RunControl(deadline: call.started + .microseconds(Int(timeout * 1000)))
-            outcome = try InferenceServer.runInline(loaded.backend, decoded.inputs, queue: queue, rows: call.entry.batchSize, control: control)
+            outcome = try InferenceServer.runInline(loaded.backend, decoded.inputs, queue: queue, batcher: batcher, rows: call.entry.batchSize, control: control)
         } catch ONNXError.stopped {
             server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
             return fail(call, 504, "the inference took longer than serving.timeout_ms (\(Int(timeout)) ms) and was stopped", close: closes(request.head), context: context)

@@ -190,9 +190,23 @@ extension InferenceServer {
     }
 
     /// Runs the model on the calling task, in the slot `tryAcquire` took.
-    static func runInline(_ backend: any Backend, _ inputs: [String: Tensor], queue: InferenceQueue, rows: Int,
+    /// Takes what a request run on the calling task or event loop needs: a free slot at once,
+    /// and for a batching model an idle batcher (nothing running or waiting), so a lone request
+    /// skips the batcher's hop just as it skips its wait. ``runInline`` gives both back.
+    static func claimInline(_ queue: InferenceQueue, _ batcher: Batcher?) -> Bool {
+        guard let batcher else { return queue.tryAcquire() }
+        guard batcher.beginInline() else { return false }
+        if queue.tryAcquire() { return true }
+        batcher.endInline()
+        return false
+    }
+
+    static func runInline(_ backend: any Backend, _ inputs: [String: Tensor], queue: InferenceQueue, batcher: Batcher?, rows: Int,
                           control: RunControl) throws -> Batcher.Outcome {
-        defer { queue.release() }
+        defer {
+            queue.release()
+            batcher?.endInline()
+        }
         let start = ContinuousClock.now
         let outputs = try backend.predict(inputs, control: control)
         return Batcher.Outcome(outputs: outputs, waited: .zero, computed: ContinuousClock.now - start, batchRows: rows)
@@ -223,11 +237,11 @@ extension InferenceServer {
         do {
             // A request as small as the examples that ran in microseconds runs right here, if a
             // slot is free at once: no worker thread, no timer task.
-            let inline = batcher == nil && queue.inlineElements > 0 && InferenceQueue.elements(inputs) <= queue.inlineElements
-                && queue.tryAcquire()
+            let inline = queue.inlineElements > 0 && InferenceQueue.elements(inputs) <= queue.inlineElements
+                && Self.claimInline(queue, batcher)
             // The request's own work races its deadline; past it the client gets 504 (work
             // already running finishes in the background and keeps its slot until then).
-            let outcome: Batcher.Outcome? = inline ? try Self.runInline(backend, inputs, queue: queue, rows: rows, control: control) : try await withThrowingTaskGroup(of: Batcher.Outcome?.self) { group in
+            let outcome: Batcher.Outcome? = inline ? try Self.runInline(backend, inputs, queue: queue, batcher: batcher, rows: rows, control: control) : try await withThrowingTaskGroup(of: Batcher.Outcome?.self) { group in
                 group.addTask {
                     if let batcher { return try await batcher.submit(inputs) }
                     let (wait, timed) = try await queue.run { () -> (Duration, [String: Tensor]) in
