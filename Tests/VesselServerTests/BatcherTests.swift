@@ -38,6 +38,11 @@ struct BatcherTests {
 
     private func row(_ value: Float) -> [String: Tensor] { ["X": Tensor([Float]([value, value + 0.5]), shape: [1, 2])] }
 
+    /// Waits (on a thread of its own) until the gated backend's first run has begun.
+    private func waitUntilBusy(_ echo: Echo) async {
+        await offThePool { while echo.runs.withLock({ $0.count }) == 0 { usleep(1000) } }
+    }
+
     /// Waits (on a thread of its own) until `count` requests wait in the batcher.
     private func waitUntilWaiting(_ batcher: Batcher, _ count: Int) async {
         await offThePool { while batcher.waitingRequests != count { usleep(1000) } }
@@ -58,7 +63,7 @@ struct BatcherTests {
         let echo = Echo(gated: true)
         let batcher = batcher(echo, maxRows: 32, maxDelay: .seconds(600))
         async let first = batcher.submit(row(1))
-        await offThePool { while echo.runs.withLock({ $0.count }) == 0 { usleep(1000) } }
+        await waitUntilBusy(echo)
         async let b = batcher.submit(row(2))
         async let c = batcher.submit(row(3))
         async let d = batcher.submit(row(4))
@@ -76,7 +81,7 @@ struct BatcherTests {
         let echo = Echo(gated: true)
         let batcher = batcher(echo, maxRows: 3, maxDelay: .seconds(600))
         async let first = batcher.submit(row(0))
-        await offThePool { while echo.runs.withLock({ $0.count }) == 0 { usleep(1000) } }
+        await waitUntilBusy(echo)
         // The model is busy: these wait, by shape, and each group leaves (for the queue) once
         // it holds three rows.
         async let a = batcher.submit(row(1))
@@ -99,7 +104,7 @@ struct BatcherTests {
         let echo = Echo(gated: true)
         let batcher = batcher(echo, maxRows: 32, maxDelay: .milliseconds(50))
         async let first = batcher.submit(row(1))
-        await offThePool { while echo.runs.withLock({ $0.count }) == 0 { usleep(1000) } }
+        await waitUntilBusy(echo)
         async let late = batcher.submit(row(2))
         await waitUntilWaiting(batcher, 1)
         // The timer takes the group out of the batcher (into the queue, behind the busy slot).

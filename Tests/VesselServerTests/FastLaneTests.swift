@@ -108,11 +108,12 @@ struct FastLaneTests {
         }
     }
 
-    /// Sends bytes on one connection and reads until the server closes it.
-    static func exchange(port: Int, _ bytes: [UInt8]) throws -> [UInt8] {
+    /// Sends bytes on one connection and reads until the server closes it; throws if it has not
+    /// closed it within `seconds`.
+    static func exchange(port: Int, _ bytes: [UInt8], seconds: Int = 20) throws -> [UInt8] {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var limit = timeval(tv_sec: 20, tv_usec: 0)
+        var limit = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -127,7 +128,8 @@ struct FastLaneTests {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
+            if n == 0 { break }
+            guard n > 0 else { throw TestFailure("the connection was still open after \(seconds) s: \(String(decoding: received, as: UTF8.self))") }
             received += chunk[0..<n]
         }
         return received
