@@ -31,6 +31,9 @@ public final class BlobIngest: @unchecked Sendable {
         self.store = store
         temporaryPath = FileSystem.join(store.temporaryDirectory, "blob-\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
         fd = try FileSystem.open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
+        // Held until the file is closed: a temporary nobody holds belongs to a writer that died
+        // (`Store.reclaimAbandonedTemporaries`).
+        flock(fd, LOCK_EX)
     }
 
     deinit {

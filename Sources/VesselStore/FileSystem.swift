@@ -129,6 +129,7 @@ public enum FileSystem {
         let directory = temporaryDirectory ?? dirname(path)
         let temporary = "\(directory)/.tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         let fd = try open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+        flock(fd, LOCK_EX)  // marks it live (see Store.reclaimAbandonedTemporaries)
         do {
             try bytes.withUnsafeBytes { buffer throws in try writeAll(fd, buffer, path: temporary) }
             try check(fsync(fd), "cannot fsync", temporary)

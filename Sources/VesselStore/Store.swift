@@ -182,10 +182,41 @@ public final class Store: Sendable {
 
     /// Holds the shared writer lock for the duration of `body`: `gc` waits until no writer is
     /// between storing blobs and tagging the manifest that references them.
+    ///
+    /// Every writer first reclaims the temporaries of writers that died (a `kill -9` mid-pack
+    /// left its partial blob behind, and without this they piled up until `vessel gc`).
     public func withWriterLock<T>(_ body: () throws -> T) throws -> T {
         let lock = try FileLock(path: FileSystem.join(root, ".lock"), exclusive: false)
         defer { withExtendedLifetime(lock) {} }
+        _ = reclaimAbandonedTemporaries()
         return try body()
+    }
+
+    /// Removes temporaries (`tmp/blob-*`, `tmp/.tmp-*`) whose writer is gone: a live writer
+    /// holds an exclusive `flock` on its temporary from the moment it creates it until it is
+    /// renamed into place, so a temporary that can be locked, and has not changed for
+    /// `age`, was left by a process that died. Resumable downloads (`partial-*`) and upload
+    /// state are kept for the next pull or push. Returns the files and bytes removed.
+    @discardableResult
+    public func reclaimAbandonedTemporaries(age: Duration = .seconds(60)) -> (files: Int, bytes: Int64) {
+        var files = 0, bytes: Int64 = 0
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        for name in FileSystem.listDirectory(temporaryDirectory) where name.hasPrefix("blob-") || name.hasPrefix(".tmp-") {
+            let path = FileSystem.join(temporaryDirectory, name)
+            let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var info = stat()
+            guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+                  Int64(now.tv_sec - info.st_mtim.tv_sec) >= age.components.seconds,
+                  flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }
+            if unlink(path) == 0 {
+                files += 1
+                bytes += Int64(info.st_size)
+            }
+        }
+        return (files, bytes)
     }
 
     func withExclusiveLock<T>(_ body: () throws -> T) throws -> T {

@@ -32,6 +32,54 @@ final class ScratchStore {
 
 @Suite("store")
 struct StoreTests {
+    @Test("a dead writer's temporaries are reclaimed by the next writer; a live writer's, fresh ones and resumable downloads are kept")
+    func reclaimsAbandonedTemporaries() throws {
+        let scratch = try ScratchStore()
+        let tmp = scratch.store.root + "/tmp"
+        let old = Date(timeIntervalSinceNow: -600)
+        func make(_ name: String, age: Date?) throws {
+            try Data(repeating: 7, count: 1 << 16).write(to: URL(fileURLWithPath: tmp + "/" + name))
+            if let age { try FileManager.default.setAttributes([.modificationDate: age], ofItemAtPath: tmp + "/" + name) }
+        }
+        // A real writer, then a real kill -9: a process holding its temporary's lock.
+        let writer = Process()
+        writer.executableURL = URL(fileURLWithPath: TestSupport.python)
+        writer.arguments = ["-c", """
+            import fcntl, os, sys, time
+            fd = os.open('\(tmp)/blob-killed', os.O_WRONLY | os.O_CREAT)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, b'x' * 4096)
+            os.utime('\(tmp)/blob-killed', (0, 0))
+            print('locked', flush=True)
+            time.sleep(600)
+            """]
+        let out = Pipe()
+        writer.standardOutput = out
+        try writer.run()
+        _ = out.fileHandleForReading.readData(ofLength: 7)
+        try make("blob-abandoned", age: old)
+        try make(".tmp-abandoned", age: old)
+        try make("blob-fresh", age: nil)
+        try make("partial-0123", age: old)
+        let live = open(tmp + "/blob-fresh", O_RDONLY)
+        defer { close(live) }
+        try make("blob-live", age: old)
+        let liveLock = open(tmp + "/blob-live", O_RDONLY)
+        defer { close(liveLock) }
+        #expect(flock(liveLock, LOCK_EX) == 0)
+
+        try scratch.store.withWriterLock {}
+        var names = Set(try FileManager.default.contentsOfDirectory(atPath: tmp))
+        #expect(names == ["blob-killed", "blob-fresh", "partial-0123", "blob-live"], "\(names)")
+
+        kill(writer.processIdentifier, SIGKILL)
+        writer.waitUntilExit()
+        let reclaimed = scratch.store.reclaimAbandonedTemporaries()
+        names = Set(try FileManager.default.contentsOfDirectory(atPath: tmp))
+        #expect(names == ["blob-fresh", "partial-0123", "blob-live"], "\(names)")
+        #expect(reclaimed.files == 1 && reclaimed.bytes == 4096)
+    }
+
     @Test("a new store is an OCI layout that skopeo reads")
     func layout() throws {
         let scratch = try ScratchStore()
