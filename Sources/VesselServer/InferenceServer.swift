@@ -188,9 +188,9 @@ public final class InferenceServer: Sendable {
         addRoutes(router)
         let app = Application(
             responder: router.buildResponder(),
-            server: .vesselHTTP1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(server: self)]
-                + (self.configuration.fastLane ? [FastInferHandler(server: self)] : []),
-                idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.milliseconds * 1_000_000)))),
+            server: .vesselHTTP1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(server: self)],
+                idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.milliseconds * 1_000_000))),
+                fastLane: { self.configuration.fastLane ? FastInferHandler(server: self) : nil }),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vessel/\(Self.version)",
                                  availableConnectionsDelegate: MaximumAvailableConnections(configuration.connectionLimit)),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },

@@ -82,6 +82,66 @@ struct HostileRequestTests {
         #expect(text.contains("200 OK") && text.contains("\"name\":\"vessel\""), "\(text)")
     }
 
+    @Test("a connection that sends nothing past the idle timeout is closed; one kept busy by fast-lane requests is not")
+    func idleTimeout() async throws {
+        let parent = try TestSupport.makeTemporaryDirectory("idle")
+        defer { TestSupport.remove(parent) }
+        let server = try await RunningServer.start([try irisCopy(in: parent, maxBatchSize: 1, maxDelayMilliseconds: 2)],
+                                                   inlineBudget: .seconds(10), idleTimeout: .seconds(2))
+        defer { Task { await server.stop() } }
+        let port = server.port
+        // 30 requests 100 ms apart on one connection: three seconds of traffic, never two idle.
+        let statuses = await offThePool { Result { try Self.keepAlive(port: port, requests: 30, pauseMicroseconds: 100_000) } }
+        #expect(try statuses.get() == [Int](repeating: 200, count: 30))
+        #expect(server.server.fastLaneAnswers.load(ordering: .relaxed) == 30)
+        // A connection that never completes a header is closed (within 20 s, far past the 2 s).
+        let idle = await offThePool { Result { try FastLaneTests.exchange(port: port, Array("POST /v2/models/iris/infer HTTP/1.1\r\nHost: x".utf8)) } }
+        #expect(throws: Never.self) { try idle.get() }
+    }
+
+    /// Sends `requests` iris inferences on one keep-alive connection, pausing between them;
+    /// their statuses. Throws if the server closes the connection.
+    static func keepAlive(port: Int, requests: Int, pauseMicroseconds: UInt32) throws -> [Int] {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var limit = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        guard withUnsafePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 else {
+            throw TestFailure("cannot connect")
+        }
+        let body = #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#
+        let request = Array("POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        var statuses: [Int] = []
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        for k in 0..<requests {
+            if k > 0 { usleep(pauseMicroseconds) }
+            _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            // One response: the head, then Content-Length bytes.
+            while true {
+                let text = String(decoding: buffer, as: UTF8.self)
+                if let headEnd = text.range(of: "\r\n\r\n"),
+                   let length = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") })
+                    .flatMap({ Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }) {
+                    let headBytes = text[..<headEnd.upperBound].utf8.count
+                    if buffer.count >= headBytes + length {
+                        statuses.append(Int(text.split(separator: " ")[1]) ?? 0)
+                        buffer.removeFirst(headBytes + length)
+                        break
+                    }
+                }
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0 else { throw TestFailure("the connection closed (or went silent) after \(statuses.count) answers") }
+                buffer += chunk[..<n]
+            }
+        }
+        return statuses
+    }
+
     @Test("a small request to a Loop model runs off the event loop and stops at serving.timeout_ms; health answers meanwhile")
     func slowLoopRequest() async throws {
         let directory = try TestSupport.makeTemporaryDirectory("loop-model")

@@ -14,11 +14,13 @@ struct RunningServer {
     let task: Task<Void, any Error>
 
     static func start(_ directories: [String], maxBodyBytes: Int? = nil, token: String? = nil,
-                      inlineBudget: Duration = .microseconds(100), fastLane: Bool = true) async throws -> RunningServer {
+                      inlineBudget: Duration = .microseconds(100), fastLane: Bool = true,
+                      idleTimeout: Duration = .seconds(30)) async throws -> RunningServer {
         let sources = try directories.map { try ModelSource.directory($0) }
         var configuration = ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, logInferences: false, announce: false, token: token)
         configuration.inlineBudget = inlineBudget
         configuration.fastLane = fastLane
+        configuration.idleTimeout = idleTimeout
         let server = InferenceServer(sources: sources, names: try InferenceServer.servedNames(sources), configuration: configuration)
         let port = PortBox()
         let task = Task { try await server.run { port.set($0) } }
