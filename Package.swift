@@ -71,7 +71,7 @@ let package = Package(
         ),
         .target(
             name: "VesselArtifact",
-            dependencies: ["VesselStore", "VesselManifest", "VesselManifestYAML", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["VesselStore", "VesselManifest", "VesselManifestYAML"],
             swiftSettings: swiftSettings
         ),
         // zlib for gzip image layers: Debian's zlib1g-dev (scripts/install-deps.sh installs it).
@@ -79,7 +79,7 @@ let package = Package(
         .target(
             name: "VesselRegistry",
             dependencies: [
-                "VesselStore", "VesselImage",
+                "VesselStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -117,7 +117,7 @@ let package = Package(
         .target(
             name: "VesselServing",
             dependencies: [
-                "VesselServer", "VesselModel", "VesselManifest", "VesselStore",
+                "VesselServer", "VesselModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -138,7 +138,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "vessel-runtime",
-            dependencies: ["VesselServing", "VesselServer", "VesselModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VesselServing", "VesselServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .target(name: "VesselTestSupport", dependencies: ["VesselStore"], path: "Tests/VesselTestSupport", swiftSettings: swiftSettings),
@@ -167,7 +167,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VesselRegistryTests",
-            dependencies: ["VesselRegistry", "VesselImage", "VesselArtifact", "VesselStore", "VesselTestSupport"],
+            dependencies: ["VesselRegistry", "VesselStore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

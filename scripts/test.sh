@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+python3 scripts/check-dependencies.py   # no declared-but-unimported dependency in Package.swift
 scripts/onnx-test-data.sh
 swift build --build-tests
 swift test --skip-build "$@"
