@@ -45,19 +45,22 @@ let package = Package(
     ],
     targets: [
         .target(name: "VesselTensor", swiftSettings: swiftSettings),
+        // The system helpers every other module may need (one realpath, one containment check);
+        // depends on nothing, imports no Foundation.
+        .target(name: "VesselSystem", swiftSettings: swiftSettings),
         // The runtime binary (`vessel-runtime`, what images ship) links only FoundationEssentials:
         // VesselTensor, VesselManifest, VesselStore, VesselONNX, VesselModel, VesselServer and
         // VesselServing import nothing that needs full Foundation, and nothing that needs Yams.
         .target(name: "VesselManifest", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
         .target(
             name: "VesselManifestYAML",
-            dependencies: ["VesselManifest", "VesselTensor", "VesselStore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["VesselManifest", "VesselTensor", "VesselStore", "VesselSystem", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "VesselONNX",
             dependencies: [
-                "VesselTensor",
+                "VesselTensor", "VesselSystem",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "RealModule", package: "swift-numerics"),
             ],
@@ -90,7 +93,7 @@ let package = Package(
         .target(
             name: "VesselImage",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselModel", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselModel", "VesselSystem", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

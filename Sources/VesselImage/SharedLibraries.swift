@@ -3,6 +3,7 @@ public import Foundation
 import Glibc
 #endif
 import VesselStore
+import VesselSystem
 
 /// The shared libraries a binary needs at run time, found the way the dynamic loader finds them.
 ///
@@ -129,8 +130,7 @@ public struct SharedLibraries: Sendable {
     }
 
     static func realPath(_ path: String) throws -> String {
-        guard let resolved = realpath(path, nil) else { throw StoreError.io(operation: "cannot resolve", path: path, errno: errno) }
-        defer { free(resolved) }
-        return String(cString: resolved)
+        guard let resolved = ResolvedPath.of(path) else { throw StoreError.io(operation: "cannot resolve", path: path, errno: errno) }
+        return resolved
     }
 }

@@ -1,8 +1,6 @@
 public import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import VesselStore
+import VesselSystem
 import VesselTensor
 public import VesselManifest
 import Yams
@@ -32,9 +30,9 @@ public enum ManifestParser {
         }
         // The manifest is packed as a file of the model directory: a symlink out of it would
         // pack something from elsewhere.
-        if let real = realpath(path), let base = realpath(directory), !(real + "/").hasPrefix(base + "/") || real == base {
+        if !ResolvedPath.isInside(path, directory: directory) {
             throw ManifestValidationError(diagnostics: [
-                Diagnostic(.error, "\(fileName) is a symbolic link to \(real), outside the model directory", at: start,
+                Diagnostic(.error, "\(fileName) is a symbolic link to \(ResolvedPath.of(path) ?? path), outside the model directory", at: start,
                            hint: "copy the file into the directory instead of linking it"),
             ])
         }
@@ -52,12 +50,6 @@ public enum ManifestParser {
         return try parse(data: Data(bytes), file: path, baseDirectory: directory)
     }
 
-    /// The canonical absolute path of an existing file, symlinks resolved.
-    static func realpath(_ path: String) -> String? {
-        guard let resolved = Glibc.realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
 
     /// Parses manifest bytes. With a `baseDirectory`, every referenced file must exist inside it;
     /// without one (a manifest read back from an artifact) paths are checked for shape only.
@@ -520,14 +512,7 @@ struct ManifestReader {
                          hint: Suggestion.didYouMean((path as NSString).lastPathComponent, in: siblings))
             return nil
         }
-        // realpath(3) follows every symlink on the way, relative or absolute.
-        func real(_ path: String) -> String {
-            guard let resolved = realpath(path, nil) else { return path }
-            defer { free(resolved) }
-            return String(cString: resolved)
-        }
-        let resolvedBase = real(baseDirectory), resolved = real(full)
-        if resolved != resolvedBase, !resolved.hasPrefix(resolvedBase.hasSuffix("/") ? resolvedBase : resolvedBase + "/") {
+        if !ResolvedPath.isInside(full, directory: baseDirectory, allowingItself: true) {
             walker.error("\(what) `\(path)` is a symlink that leads outside the model directory", at: node,
                          hint: "copy the file into the model directory")
             return nil

@@ -8,6 +8,7 @@ import Glibc
 #endif
 import Synchronization
 import VesselTensor
+import VesselSystem
 
 /// ONNX `TensorProto.DataType` numbers. See onnx-ml.proto.
 enum ONNXDataType {
@@ -235,12 +236,6 @@ final class MappedFiles: Sendable {
         self.regions = regions
     }
 
-    static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
-
     private let files = Mutex<[String: MappedFile]>([:])
 
     func tensor(proto: Onnx_TensorProto, dtype: DType, shape: [Int], byteCount: Int, directory: String) throws -> Tensor {
@@ -268,14 +263,11 @@ final class MappedFiles: Sendable {
             return Tensor(dtype: dtype, shape: shape, storage: file.storage(range.lowerBound + offset..<range.lowerBound + offset + byteCount, elementSize: dtype.byteSize!))
         }
         let path = directory.isEmpty ? location : directory.hasSuffix("/") ? directory + location : directory + "/" + location
-        // realpath(3) follows every symlink; a file that resolves outside the directory is refused.
-        guard let resolvedDirectory = Self.realPath(directory.isEmpty ? "." : directory) else {
-            throw ONNXError.externalData(tensor: name, reason: "cannot resolve the model's directory")
-        }
-        guard let resolved = Self.realPath(path) else {
+        // Every symlink followed; a file that resolves outside the directory is refused.
+        guard let resolved = ResolvedPath.of(path) else {
             throw ONNXError.externalData(tensor: name, reason: "\(location) does not exist beside the model")
         }
-        guard resolved.hasPrefix(resolvedDirectory.hasSuffix("/") ? resolvedDirectory : resolvedDirectory + "/") else {
+        guard ResolvedPath.isInside(resolved, directory: directory) else {
             throw ONNXError.externalData(tensor: name, reason: "location `\(location)` resolves outside the model's directory")
         }
         let file = try mapped(resolved)
