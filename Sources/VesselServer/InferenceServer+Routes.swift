@@ -122,6 +122,7 @@ extension InferenceServer {
             requestID = headers[.requestID].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? Self.randomID()
             entry = InferenceLog.Entry(requestID: requestID, model: model, version: version ?? "", digest: nil, inputShapes: [], batchSize: 0,
                                        queueMilliseconds: 0, computeMilliseconds: 0, status: 200, error: nil)
+            server.idleMemory.began()
         }
 
         func finish(_ response: Response) -> Response {
@@ -153,6 +154,7 @@ extension InferenceServer {
 
         /// Counts the answer and writes the log line.
         func record(_ status: Int) {
+            server.idleMemory.ended()
             entry.status = status
             let labels = server.metricLabels(model: entry.model, version: entry.version)
             server.metrics.request(model: labels.model, version: labels.version, status: entry.status)

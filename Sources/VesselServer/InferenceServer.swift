@@ -135,6 +135,8 @@ public final class InferenceServer: Sendable {
     public let configuration: ServerConfiguration
     let models: [ServedModel]
     let metrics = ServerMetrics()
+    /// Returns memory to the system after the server has been idle a while.
+    let idleMemory = IdleMemoryService()
     let shuttingDown = Atomic<Bool>(false)
     /// Inference requests ``FastInferHandler`` answered.
     let fastLaneAnswers = Atomic<Int>(0)
@@ -198,7 +200,7 @@ public final class InferenceServer: Sendable {
         )
         let loader = ModelLoader(server: self)
         let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: app), .init(service: loader)],
+            services: [.init(service: app), .init(service: loader), .init(service: idleMemory)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger
