@@ -158,6 +158,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VesselStoreTests", dependencies: ["VesselStore", "VesselTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselModelTests", dependencies: ["VesselModel", "VesselManifest", "VesselTensor"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VesselArtifactTests",
             dependencies: ["VesselArtifact", "VesselStore", "VesselManifest", "VesselTestSupport"],
