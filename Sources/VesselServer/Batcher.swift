@@ -47,6 +47,17 @@ final class Batcher: Sendable {
         /// Batches started and not yet finished.
         var running = 0
 
+        /// Requests waiting to join a batch.
+        var waiting: Int { pending.values.reduce(0) { $0 + $1.count } }
+
+        /// Claims a run for a request the batcher would run at once and alone: fewer batches
+        /// running than `capacity` slots, nobody waiting.
+        mutating func claimIdle(capacity: Int) -> Bool {
+            guard running < capacity, pending.isEmpty else { return false }
+            running += 1
+            return true
+        }
+
         /// Takes the group whose first request has waited longest, if any.
         mutating func takeOldest() -> [Pending]? {
             guard let key = pending.min(by: { $0.value[0].arrived < $1.value[0].arrived })?.key else { return nil }
@@ -95,12 +106,9 @@ final class Batcher: Sendable {
             let request = Pending(inputs: inputs, rows: rows, arrived: .now, continuation: continuation)
             let (ready, timer, overloaded): ([Pending]?, UInt64?, Bool) = state.withLock { state in
                 // Idle and nobody waiting: run now, alone.
-                if state.running < capacity, state.pending.isEmpty {
-                    state.running += 1
-                    return ([request], nil, false)
-                }
+                if state.claimIdle(capacity: capacity) { return ([request], nil, false) }
                 // As many requests may wait here as the queue would hold batches of them.
-                if state.pending.values.reduce(0, { $0 + $1.count }) >= Swift.max(queue.maxQueued, 1) * maxRows {
+                if state.waiting >= Swift.max(queue.maxQueued, 1) * maxRows {
                     return (nil, nil, true)
                 }
                 state.pending[key, default: []].append(request)
@@ -140,18 +148,14 @@ final class Batcher: Sendable {
     /// event loop) when the batcher would have run it at once and alone anyway: fewer batches
     /// running than slots, nobody waiting. ``endInline()`` gives the claim back.
     func beginInline() -> Bool {
-        state.withLock { state in
-            guard state.running < queue.maxConcurrent, state.pending.isEmpty else { return false }
-            state.running += 1
-            return true
-        }
+        state.withLock { $0.claimIdle(capacity: queue.maxConcurrent) }
     }
 
     /// Ends an inline run; a group that formed meanwhile runs now.
     func endInline() { finished() }
 
     /// Requests waiting to join a batch.
-    var waitingRequests: Int { state.withLock { $0.pending.values.reduce(0) { $0 + $1.count } } }
+    var waitingRequests: Int { state.withLock { $0.waiting } }
 
     /// A batch finished: the oldest waiting group, if any, runs in its place.
     private func finished() {

@@ -31,7 +31,7 @@ final class ExpectContinueHandler: ChannelInboundHandler, RemovableChannelHandle
         let limit = server.largestBodyLimit
         if let length = request.headerFields[.contentLength].flatMap({ Int($0) }), length > limit {
             refused = true
-            let body = ByteBuffer(string: "{\"error\":\"the request body (\(length) bytes) is larger than \(limit) bytes (serving.max_body_bytes)\"}")
+            let body = ByteBuffer(string: OIPCodec.errorBody("the request body (\(length) bytes) is larger than \(limit) bytes (serving.max_body_bytes)"))
             var response = HTTPResponse(status: .contentTooLarge)
             response.headerFields[.contentType] = "application/json"
             response.headerFields[.contentLength] = String(body.readableBytes)

@@ -132,14 +132,14 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
             outcome = try InferenceServer.runInline(loaded.backend, decoded.inputs, queue: queue, batcher: batcher, rows: call.entry.batchSize, control: control)
         } catch ONNXError.stopped {
             server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
-            return fail(call, 504, "the inference took longer than serving.timeout_ms (\(Int(timeout)) ms) and was stopped", close: closes(request.head), context: context)
+            return fail(call, 504, InferenceServer.timeoutMessage(timeout, stopped: true), close: closes(request.head), context: context)
         } catch {
             server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
             return fail(call, 500, "inference failed: \(error)", close: closes(request.head), context: context)
         }
         server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
         if (ContinuousClock.now - call.started).milliseconds > timeout {
-            return fail(call, 504, "the inference took longer than serving.timeout_ms (\(Int(timeout)) ms)", close: closes(request.head), context: context)
+            return fail(call, 504, InferenceServer.timeoutMessage(timeout, stopped: false), close: closes(request.head), context: context)
         }
         call.ran(model, loaded, waited: outcome.waited, computed: outcome.computed)
         let selected: [(String, Tensor)]
@@ -155,7 +155,7 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func fail(_ call: InferenceServer.Call, _ status: Int, _ message: String, close: Bool, context: ChannelHandlerContext) -> Bool {
         call.entry.error = message
-        respond(HTTPResponse.Status(code: status), Array("{\"error\":\(OIPCodec.quote(message))}".utf8), requestID: call.requestID, close: close,
+        respond(HTTPResponse.Status(code: status), Array(OIPCodec.errorBody(message).utf8), requestID: call.requestID, close: close,
                 context: context)
         call.record(status)
         return true

@@ -60,7 +60,7 @@ extension InferenceServer {
     }
 
     static func error(_ status: Int, _ message: String, requestID: String? = nil, extra: HTTPFields = [:]) -> Response {
-        json(HTTPResponse.Status(code: status), "{\"error\":\(OIPCodec.quote(message))}", requestID: requestID, extra: extra)
+        json(HTTPResponse.Status(code: status), OIPCodec.errorBody(message), requestID: requestID, extra: extra)
     }
 
     /// The served model a path names, or the 404 to answer.
@@ -191,7 +191,12 @@ extension InferenceServer {
         return .success(selected)
     }
 
-    /// Runs the model on the calling task, in the slot `tryAcquire` took.
+    /// The 504 message for a request past `serving.timeout_ms`; `stopped` when the run itself was
+    /// stopped at the deadline rather than finishing late.
+    static func timeoutMessage(_ milliseconds: Double, stopped: Bool) -> String {
+        "the inference took longer than serving.timeout_ms (\(Int(milliseconds)) ms)\(stopped ? " and was stopped" : "")"
+    }
+
     /// Takes what a request run on the calling task or event loop needs: a free slot at once,
     /// and for a batching model an idle batcher (nothing running or waiting), so a lone request
     /// skips the batcher's hop just as it skips its wait. ``runInline`` gives both back.
@@ -203,6 +208,7 @@ extension InferenceServer {
         return false
     }
 
+    /// Runs the model on the calling task, in the slot and batcher claim `claimInline` took.
     static func runInline(_ backend: any Backend, _ inputs: [String: Tensor], queue: InferenceQueue, batcher: Batcher?, rows: Int,
                           control: RunControl) throws -> Batcher.Outcome {
         defer {
@@ -241,8 +247,8 @@ extension InferenceServer {
             // slot is free at once: no worker thread, no timer task.
             let inline = queue.inlineElements > 0 && InferenceQueue.elements(inputs) <= queue.inlineElements
                 && Self.claimInline(queue, batcher)
-            // The request's own work races its deadline; past it the client gets 504 (work
-            // already running finishes in the background and keeps its slot until then).
+            // The request's own work races its deadline; past it the client gets 504, and the
+            // run stops at the same deadline (`control`), freeing its slot.
             let outcome: Batcher.Outcome? = inline ? try Self.runInline(backend, inputs, queue: queue, batcher: batcher, rows: rows, control: control) : try await withThrowingTaskGroup(of: Batcher.Outcome?.self) { group in
                 group.addTask {
                     if let batcher { return try await batcher.submit(inputs) }
@@ -265,12 +271,12 @@ extension InferenceServer {
             // The timer shares the cooperative threads with request decoding and can fire late
             // under load; a result that arrives after the deadline is late all the same.
             guard let outcome, ContinuousClock.now <= deadline else {
-                return .answered(call.fail(504, "the inference took longer than serving.timeout_ms (\(Int(timeout.milliseconds)) ms)"))
+                return .answered(call.fail(504, Self.timeoutMessage(timeout.milliseconds, stopped: false)))
             }
             (outputs, waited, computed) = (outcome.outputs, outcome.waited, outcome.computed)
             call.entry.batchSize = outcome.batchRows
         } catch ONNXError.stopped {
-            return .answered(call.fail(504, "the inference took longer than serving.timeout_ms (\(Int(timeout.milliseconds)) ms) and was stopped"))
+            return .answered(call.fail(504, Self.timeoutMessage(timeout.milliseconds, stopped: true)))
         } catch is InferenceQueue.Overloaded {
             return .answered(call.fail(503, "model `\(model.name)` is at capacity (\(queue.maxConcurrent) running, \(queue.maxQueued) queued); retry later",
                                       extra: [.retryAfter: "1"]))

@@ -172,6 +172,9 @@ public enum OIPCodec {
         }
     }
 
+    /// The body of every error answer: `{"error": "<message>"}`.
+    static func errorBody(_ message: String) -> String { "{\"error\":\(quote(message))}" }
+
     /// A JSON number for a message, never converted to an integer type (which traps when it
     /// does not fit): integral values below 2^53 print as integers, the rest as Doubles do.
     static func describeNumber(_ value: Double) -> String {
