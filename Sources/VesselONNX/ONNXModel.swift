@@ -57,16 +57,8 @@ public final class ONNXModel: Sendable {
         } else {
             // swift-protobuf decodes (and copies what it keeps) straight from the mapping, which
             // the Data keeps alive.
-            let data = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: bytes.baseAddress!), count: bytes.count,
-                            deallocator: .custom { _, _ in withExtendedLifetime(file) {} })
-            try self.init(data: data, directory: directory, registry: registry, payloads: nil, mappedFiles: mappedFiles)
+            try self.init(data: file.data(range), directory: directory, registry: registry, payloads: nil, mappedFiles: mappedFiles)
         }
-    }
-
-    /// A model file's bytes, memory-mapped.
-    static func mappedFile(_ path: String) throws -> Data {
-        let file = try MappedFile(path: path)
-        return Data(bytesNoCopy: file.base, count: file.length, deallocator: .custom { _, _ in withExtendedLifetime(file) {} })
     }
 
     /// - Parameter directory: where external data files are; nil refuses external data.
@@ -121,7 +113,7 @@ public final class ONNXModel: Sendable {
     /// kernel: for describing models this runtime may not be able to run.
     public static func signature(path: String) throws -> (inputs: [ValueInfo], outputs: [ValueInfo]) {
         let proto: Onnx_ModelProto
-        do { proto = try Onnx_ModelProto(serializedBytes: mappedFile(path)) } catch let error as ONNXError {
+        do { proto = try Onnx_ModelProto(serializedBytes: { let file = try MappedFile(path: path); return file.data(0..<file.length) }()) } catch let error as ONNXError {
             throw error
         } catch {
             throw ONNXError.invalidModel("not an ONNX model protobuf (\(error))")

@@ -18,8 +18,6 @@ public final class RunControl: Sendable {
 
     public func cancel() { cancelled.store(true, ordering: .relaxed) }
 
-    public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
-
     /// Throws ``ONNXError/stopped(_:)`` once cancelled or past the deadline.
     public func check() throws(ONNXError) {
         if cancelled.load(ordering: .relaxed) { throw .stopped("the run was cancelled") }
@@ -40,9 +38,8 @@ extension Graph {
     /// they say, with the input indices that do.
     static let sizeInputs: [String: [Int]] = [
         "Range": [0, 1, 2], "Expand": [1], "ConstantOfShape": [0], "Tile": [1], "Resize": [1, 2, 3], "Upsample": [1], "Pad": [1, 2],
-        "OneHot": [1], "CenterCropPad": [1], "Col2Im": [1, 2], "MaxUnpool": [2], "NonZero": [], "Reshape": [],
-        "RandomNormalLike": [], "RandomUniformLike": [], "Multinomial": [], "STFT": [2, 3], "DFT": [2],
-        "BlackmanWindow": [0], "HannWindow": [0], "HammingWindow": [0], "MelWeightMatrix": [0, 1], "TopK": [],
+        "OneHot": [1], "CenterCropPad": [1], "Col2Im": [1, 2], "MaxUnpool": [2], "STFT": [2, 3], "DFT": [2],
+        "BlackmanWindow": [0], "HannWindow": [0], "HammingWindow": [0], "MelWeightMatrix": [0, 1],
     ]
 
     func costIsBounded(constants: Set<String>) -> Bool {

@@ -89,6 +89,12 @@ final class MappedFile: @unchecked Sendable {
         if length > 0 { munmap(base, length) } else { base.deallocate() }
     }
 
+    /// Bytes of the file as `Data` that keeps the mapping alive, without copying them.
+    func data(_ range: Range<Int>) -> Data {
+        guard !range.isEmpty else { return Data() }
+        return Data(bytesNoCopy: base + range.lowerBound, count: range.count, deallocator: .custom { _, _ in withExtendedLifetime(self) {} })
+    }
+
     /// Bytes of the file as tensor storage: a read-only view when the offset keeps elements
     /// aligned (typed loads from a misaligned address are undefined), a copy otherwise.
     func storage(_ range: Range<Int>, elementSize: Int) -> TensorStorage {

@@ -22,17 +22,7 @@ struct WindowGeometry {
         strides = a.ints("strides") ?? [Int](repeating: 1, count: n)
         dilations = a.ints("dilations") ?? [Int](repeating: 1, count: n)
         let pads = a.ints("pads") ?? [Int](repeating: 0, count: 2 * n)
-        guard strides.count == n, dilations.count == n, pads.count == 2 * n, kernel.count == n else {
-            throw context.invalid("kernel_shape, strides, dilations and pads must match \(n) spatial axes")
-        }
-        // Bounded so that every product below fits an Int (the load-time check,
-        // `AttributeRules`, says the same for attributes; kernels also come from weight shapes).
-        let limit = 1 << 31
-        guard strides.allSatisfy({ (1...limit).contains($0) }), dilations.allSatisfy({ (1...limit).contains($0) }),
-              kernel.allSatisfy({ (1...limit).contains($0) }), pads.allSatisfy({ (0...limit).contains($0) }),
-              input.allSatisfy({ $0 <= limit }) else {
-            throw context.invalid("kernel \(kernel), strides \(strides) and dilations \(dilations) must be positive and pads \(pads) non-negative, all at most 2^31")
-        }
+        try Self.check(input: input, kernel: kernel, strides: strides, dilations: dilations, pads: pads, context: context)
         padBegin = Array(pads[..<n])
         padEnd = Array(pads[n...])
         output = []
@@ -59,6 +49,24 @@ struct WindowGeometry {
             }
         }
         guard output.allSatisfy({ $0 > 0 }) else { throw context.invalid("the window does not fit: input \(input), kernel \(kernel)") }
+    }
+
+    /// One value per spatial axis (two for pads), each bounded so every product the window
+    /// arithmetic forms fits an Int. `AttributeRules` says the same for attributes at load; this
+    /// also covers kernels taken from weight shapes and the input's own sizes. Conv, the pools and
+    /// ConvTranspose all check here.
+    static func check(input: [Int], kernel: [Int], strides: [Int], dilations: [Int], pads: [Int], outputPadding: [Int]? = nil,
+                      context: KernelContext) throws {
+        let n = input.count
+        guard kernel.count == n, strides.count == n, dilations.count == n, pads.count == 2 * n, (outputPadding?.count ?? n) == n else {
+            throw context.invalid("kernel_shape, strides, dilations\(outputPadding == nil ? "" : ", output_padding") and pads must match \(n) spatial axes")
+        }
+        let limit = 1 << 31
+        guard strides.allSatisfy({ (1...limit).contains($0) }), dilations.allSatisfy({ (1...limit).contains($0) }),
+              kernel.allSatisfy({ (1...limit).contains($0) }), pads.allSatisfy({ (0...limit).contains($0) }),
+              (outputPadding ?? []).allSatisfy({ (0...limit).contains($0) }), input.allSatisfy({ $0 <= limit }) else {
+            throw context.invalid("kernel \(kernel), strides \(strides) and dilations \(dilations) must be positive and pads \(pads)\(outputPadding.map { " and output_padding \($0)" } ?? "") non-negative, all at most 2^31")
+        }
     }
 }
 
@@ -447,13 +455,9 @@ func convolutionTranspose(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: Kernel
     let dilations = a.ints("dilations") ?? [Int](repeating: 1, count: n)
     let outputPadding = a.ints("output_padding") ?? [Int](repeating: 0, count: n)
     var pads = a.ints("pads") ?? [Int](repeating: 0, count: 2 * n)
+    guard kernel == Array(w.shape[2...]) else { throw c.invalid("kernel_shape \(kernel) differs from the weights' shape \(w.shape)") }
+    try WindowGeometry.check(input: input, kernel: kernel, strides: strides, dilations: dilations, pads: pads, outputPadding: outputPadding, context: c)
     let limit = 1 << 31
-    guard kernel == Array(w.shape[2...]), strides.count == n, dilations.count == n, outputPadding.count == n, pads.count == 2 * n,
-          strides.allSatisfy({ (1...limit).contains($0) }), dilations.allSatisfy({ (1...limit).contains($0) }),
-          outputPadding.allSatisfy({ (0...limit).contains($0) }), pads.allSatisfy({ (0...limit).contains($0) }),
-          input.allSatisfy({ $0 <= limit }) else {
-        throw c.invalid("kernel_shape must equal the weights' \(Array(w.shape[2...])), strides and dilations be positive, pads and output_padding non-negative, one per spatial axis, all at most 2^31")
-    }
     if let bias, bias.shape != [filters] { throw c.invalid("B has shape \(bias.shape); it must be [\(filters)]") }
     if let requested = a.ints("output_shape"), requested.count < n || requested.suffix(n).contains(where: { $0 < 0 || $0 > limit }) {
         throw c.invalid("output_shape \(requested) must give \(n) non-negative sizes")
