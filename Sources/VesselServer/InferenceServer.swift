@@ -185,11 +185,8 @@ public final class InferenceServer: Sendable {
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         var logger = Logger(label: "vessel")
         logger.logLevel = .warning
-        let router = Router(context: BasicRequestContext.self)
-        if let token = configuration.token { router.add(middleware: BearerAuth(token: Array(token.utf8))) }
-        addRoutes(router)
         let app = Application(
-            responder: router.buildResponder(),
+            responder: buildRouter().buildResponder(),
             server: .vesselHTTP1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(server: self)],
                 idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.milliseconds * 1_000_000))),
                 fastLane: { self.configuration.fastLane ? FastInferHandler(server: self) : nil }),
@@ -208,6 +205,15 @@ public final class InferenceServer: Sendable {
         group.withLock { $0 = serviceGroup }
         defer { try? FileManager.default.removeItem(atPath: configuration.workDirectory) }
         try await serviceGroup.run()
+    }
+
+    /// Every route of ``Route``, behind bearer auth when a token is set: what `run` serves, and
+    /// what tests drive in memory (HummingbirdTesting's `.router`).
+    func buildRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        if let token = configuration.token { router.add(middleware: BearerAuth(token: Array(token.utf8))) }
+        addRoutes(router)
+        return router
     }
 
     /// Starts a graceful shutdown, as SIGTERM does.

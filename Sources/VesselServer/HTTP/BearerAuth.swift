@@ -1,18 +1,14 @@
 import Hummingbird
 import HTTPTypes
 
-/// Optional bearer-token auth (`--token-file`): every endpoint but the health checks (which
-/// orchestrators probe without credentials) needs `Authorization: Bearer <token>`. Tokens are
-/// compared in constant time.
+/// Optional bearer-token auth (`--token-file`): every path but the open routes of ``Route`` (the
+/// health checks, which orchestrators probe without credentials) needs
+/// `Authorization: Bearer <token>`, unknown paths included. Tokens are compared in constant time.
 struct BearerAuth<Context: RequestContext>: RouterMiddleware {
     let token: [UInt8]
 
-    static func isOpen(_ path: String) -> Bool {
-        path == "/v2/health/live" || path == "/v2/health/ready" || path == "/ping" || path == "/health"
-    }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if Self.isOpen(request.uri.path) { return try await next(request, context) }
+        if Route.isOpen(request.uri.path) { return try await next(request, context) }
         let header = request.headers[.authorization] ?? ""
         guard Tokens.bearer(header, matches: token) else {
             return InferenceServer.error(401, header.isEmpty ? "this server needs Authorization: Bearer <token>" : "the bearer token is not valid",

@@ -13,15 +13,15 @@ import VesselTensor
 enum OpenAPI {
     static func document(models: [(name: String, model: LoadedModel)], version: String) -> [UInt8] {
         var paths: [String: Any] = [
-            "/v2/health/live": ["get": operation("Liveness", responses: ["200": "The process is up"])],
-            "/v2/health/ready": ["get": operation("Readiness: every model loaded, verified and its examples matched",
+            Route.live.path: ["get": operation("Liveness", responses: ["200": "The process is up"])],
+            Route.ready.path: ["get": operation("Readiness: every model loaded, verified and its examples matched",
                                                    responses: ["200": "Ready", "503": "Not ready (loading, failed, or shutting down)"])],
-            "/metrics": ["get": operation("Prometheus metrics", responses: ["200": "Text exposition format"])],
+            Route.metrics.path: ["get": operation("Prometheus metrics", responses: ["200": "Text exposition format"])],
         ]
         for (name, model) in models {
             let signature = model.signature
-            paths["/v2/models/\(name)"] = ["get": operation("Metadata of \(name) \(model.version)", responses: ["200": "Name, versions, platform, inputs, outputs"])]
-            paths["/v2/models/\(name)/ready"] = ["get": operation("Readiness of \(name)", responses: ["200": "Ready", "503": "Not ready"])]
+            paths[Route.model.path(model: name)] = ["get": operation("Metadata of \(name) \(model.version)", responses: ["200": "Name, versions, platform, inputs, outputs"])]
+            paths[Route.modelReady.path(model: name)] = ["get": operation("Readiness of \(name)", responses: ["200": "Ready", "503": "Not ready"])]
             var infer = operation(model.manifest.description ?? "Inference with \(name)", responses: [
                 "400": "An input does not match the signature", "404": "Unknown model or version", "413": "Body too large",
                 "415": "Wrong content type", "503": "At capacity (see Retry-After) or not ready",
@@ -49,11 +49,11 @@ enum OpenAPI {
                 ],
             ]]]]
             infer["responses"] = responses
-            paths["/v2/models/\(name)/infer"] = ["post": infer]
+            paths[Route.infer.path(model: name)] = ["post": infer]
         }
         if models.count == 1, let (name, model) = models.first {
             let features = model.signature.inputs.map(\.name)
-            paths["/invocations"] = ["post": [
+            paths[Route.invocations.path] = ["post": [
                 "summary": "MLflow scoring protocol for \(name)",
                 "requestBody": ["required": true, "content": ["application/json": ["schema": [
                     "type": "object",

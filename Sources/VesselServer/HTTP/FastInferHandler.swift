@@ -4,8 +4,6 @@ import NIOHTTPTypes
 import Synchronization
 import VesselManifest
 import VesselModel
-import VesselONNX
-import VesselTensor
 
 /// The fast lane for small OIP v2 inference requests. For a model whose examples ran in
 /// microseconds (``InferenceQueue/inlineElements``), a JSON request that small is answered here,
@@ -70,8 +68,6 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
-    private func closes(_ head: HTTPRequest) -> Bool { head.headerFields[.connection]?.lowercased() == "close" }
-
     /// Hands a held request to the router after all.
     private func passOn(_ head: HTTPRequest, context: ChannelHandlerContext) {
         held = nil
@@ -86,78 +82,47 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func candidate(_ request: HTTPRequest) -> (ServedModel, String?, Int)? {
         guard request.method == .post, let path = request.path, !path.contains("?"), !server.shuttingDown.load(ordering: .relaxed),
               request.headerFields[.inferenceHeaderContentLength] == nil,
-              request.headerFields[.contentType].map({ $0.lowercased().hasPrefix("application/json") }) ?? true else { return nil }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        let version: String?
-        switch parts.count {
-        case 5 where parts[0].isEmpty && parts[1] == "v2" && parts[2] == "models" && parts[4] == "infer": version = nil
-        case 7 where parts[0].isEmpty && parts[1] == "v2" && parts[2] == "models" && parts[4] == "versions" && parts[6] == "infer":
-            version = String(parts[5])
-        default: return nil
-        }
+              request.headerFields[.contentType].map({ $0.lowercased().hasPrefix("application/json") }) ?? true,
+              let (name, version) = Route.matchInference(path) else { return nil }
         if let token = server.configuration.token, !Tokens.bearer(request.headerFields[.authorization] ?? "", matches: Array(token.utf8)) {
             return nil
         }
-        guard let model = server.models.first(where: { $0.name == parts[3] }),
+        guard let model = server.models.first(where: { $0.name == name }),
               case .ready(let loaded, let queue, _) = model.current, queue.inlineElements > 0,
-              version == nil || version == loaded.version else { return nil }
-        return (model, version, min(Self.maxBody, server.configuration.maxBodyBytes ?? loaded.manifest.serving.maxBodyBytes))
+              version.map({ $0 == loaded.version }) ?? true else { return nil }
+        return (model, version.map(String.init), min(Self.maxBody, server.configuration.maxBodyBytes ?? loaded.manifest.serving.maxBodyBytes))
     }
 
-    /// Answers a held request; false, with nothing written or counted, to pass it on instead.
+    /// Answers a held request through the inference pipeline, run on this thread; false, with
+    /// nothing written or counted, to pass it on instead. A request the pipeline would refuse
+    /// (it fails decoding or its checks) is passed on, so the router is the one author of those
+    /// answers and the fast lane never holds up an error.
     private func answer(_ request: (head: HTTPRequest, model: ServedModel, version: String?, limit: Int), context: ChannelHandlerContext) -> Bool {
-        let model = request.model
-        guard case .ready(let loaded, let queue, let batcher) = model.current, !server.shuttingDown.load(ordering: .relaxed),
-              let decoded = try? OIPCodec.decodeRequest(Array(buffer: body), headerLength: nil),
-              !decoded.allOutputsBinary, decoded.binaryOutputs.isEmpty,
-              InferenceQueue.elements(decoded.inputs) <= queue.inlineElements else { return false }
-        let outputNames = loaded.signature.outputs.map(\.name)
-        if let requested = decoded.requestedOutputs, requested.contains(where: { !outputNames.contains($0) }) { return false }
-        guard (try? loaded.signature.validate(decoded.inputs, allowNaN: loaded.manifest.serving.allowNaN)) != nil,
-              InferenceServer.claimInline(queue, batcher) else { return false }
+        guard case .ready(let loaded, let queue, let batcher) = request.model.current, !server.shuttingDown.load(ordering: .relaxed),
+              let oip = try? OIPCodec.decodeRequest(Array(buffer: body), headerLength: nil),
+              !oip.allOutputsBinary, oip.binaryOutputs.isEmpty,
+              InferenceQueue.elements(oip.inputs) <= queue.inlineElements else { return false }
+        let model = ReadyModel(served: request.model, loaded: loaded, queue: queue, batcher: batcher)
+        let decoded = DecodedInference(inputs: oip.inputs, order: oip.inputOrder, requestedOutputs: oip.requestedOutputs)
+        guard (try? InferenceServer.check(decoded, against: model)) != nil, InferenceServer.claimInline(queue, batcher) else { return false }
 
         // Taken: from here the request is answered here, whatever happens.
         server.fastLaneAnswers.add(1, ordering: .relaxed)
-        let call = InferenceServer.Call(server, headers: request.head.headerFields, model: model.name, version: request.version)
-        call.entry.version = loaded.version
-        call.entry.digest = loaded.digest
-        call.admitted(loaded, decoded.inputs, order: decoded.inputOrder)
-        server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
-        let outcome: Batcher.Outcome
-        let timeout = max(1, loaded.manifest.serving.timeoutMilliseconds)
-        do {
-            // Only models whose cost is bounded by their inputs get here (see `warmUp`); the
-            // deadline still stops one that a loaded machine makes slow.
-            let control = RunControl(deadline: call.started + .microseconds(Int(timeout * 1000)))
-            outcome = try InferenceServer.runInline(loaded.backend, decoded.inputs, queue: queue, batcher: batcher, rows: call.entry.batchSize, control: control)
-        } catch ONNXError.stopped {
-            server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
-            return fail(call, 504, InferenceServer.timeoutMessage(timeout, stopped: true), close: closes(request.head), context: context)
+        let call = InferenceCall(server, headers: request.head.headerFields, model: model.name, version: request.version)
+        call.uses(model)
+        call.received(decoded, signature: loaded.signature)
+        let close = request.head.headerFields[.connection]?.lowercased() == "close"
+        do throws(RequestError) {
+            let outputs = try server.runClaimed(call, decoded, on: model)
+            let selected = try InferenceServer.select(outputs, decoded, of: model)
+            let (json, _) = OIPCodec.encodeResponse(model: model.name, version: loaded.version, id: oip.id, outputs: selected, binary: { _ in false })
+            respond(.ok, json, requestID: call.requestID, close: close, context: context)
+            call.record(200)
         } catch {
-            server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
-            return fail(call, 500, "inference failed: \(error)", close: closes(request.head), context: context)
+            respond(HTTPResponse.Status(code: error.status), Array(OIPCodec.errorBody(error.description).utf8), requestID: call.requestID,
+                    close: close, context: context)
+            call.record(error.status, error: error.description)
         }
-        server.metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight)
-        if (ContinuousClock.now - call.started).milliseconds > timeout {
-            return fail(call, 504, InferenceServer.timeoutMessage(timeout, stopped: false), close: closes(request.head), context: context)
-        }
-        call.ran(model, loaded, waited: outcome.waited, computed: outcome.computed)
-        let selected: [(String, Tensor)]
-        switch InferenceServer.select(outcome.outputs, decoded.requestedOutputs ?? outputNames) {
-        case .success(let chosen): selected = chosen
-        case .failure(let error): return fail(call, error.status, error.description, close: closes(request.head), context: context)
-        }
-        let (json, _) = OIPCodec.encodeResponse(model: model.name, version: loaded.version, id: decoded.id, outputs: selected, binary: { _ in false })
-        respond(.ok, json, requestID: call.requestID, close: closes(request.head), context: context)
-        call.record(200)
-        return true
-    }
-
-    private func fail(_ call: InferenceServer.Call, _ status: Int, _ message: String, close: Bool, context: ChannelHandlerContext) -> Bool {
-        call.entry.error = message
-        respond(HTTPResponse.Status(code: status), Array(OIPCodec.errorBody(message).utf8), requestID: call.requestID, close: close,
-                context: context)
-        call.record(status)
         return true
     }
 

@@ -5,14 +5,17 @@ import Foundation
 #endif
 public import VesselTensor
 
-/// A client error: the HTTP status and the message for `{"error": "…"}`.
+/// The one failure type of serving: the HTTP status, the message for `{"error": "…"}`, and for
+/// a 503 the seconds a client should wait (`Retry-After`).
 public struct RequestError: Error, Sendable, CustomStringConvertible {
     public var status: Int
     public var description: String
+    public var retryAfterSeconds: Int?
 
-    public init(_ status: Int, _ description: String) {
+    public init(_ status: Int, _ description: String, retryAfterSeconds: Int? = nil) {
         self.status = status
         self.description = description
+        self.retryAfterSeconds = retryAfterSeconds
     }
 }
 

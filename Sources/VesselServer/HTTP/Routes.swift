@@ -1,0 +1,84 @@
+import HTTPTypes
+
+/// Every endpoint the server answers, in one table: the router registers each from here, bearer
+/// auth reads which are open, the fast lane matches the inference paths with it, and
+/// `/openapi.json` documents the same paths. A path is written once, as a Hummingbird pattern
+/// (`:model`, `:version` are parameters).
+enum Route: CaseIterable, Sendable {
+    case server, live, ready
+    case model, modelVersion, modelReady, modelVersionReady
+    case infer, versionInfer
+    case invocations, ping, health, version, openAPI, metrics
+
+    var method: HTTPRequest.Method {
+        switch self {
+        case .infer, .versionInfer, .invocations: .post
+        default: .get
+        }
+    }
+
+    var path: String {
+        switch self {
+        case .server: "/v2"
+        case .live: "/v2/health/live"
+        case .ready: "/v2/health/ready"
+        case .model: "/v2/models/:model"
+        case .modelVersion: "/v2/models/:model/versions/:version"
+        case .modelReady: "/v2/models/:model/ready"
+        case .modelVersionReady: "/v2/models/:model/versions/:version/ready"
+        case .infer: "/v2/models/:model/infer"
+        case .versionInfer: "/v2/models/:model/versions/:version/infer"
+        case .invocations: "/invocations"
+        case .ping: "/ping"
+        case .health: "/health"
+        case .version: "/version"
+        case .openAPI: "/openapi.json"
+        case .metrics: "/metrics"
+        }
+    }
+
+    /// Health checks, which orchestrators probe without credentials: the only routes
+    /// `--token-file` leaves open.
+    var isOpen: Bool {
+        switch self {
+        case .live, .ready, .ping, .health: true
+        default: false
+        }
+    }
+
+    /// The path with its parameters filled in (for documents and clients).
+    func path(model: String, version: String? = nil) -> String {
+        path.replacingParameter(":model", with: model).replacingParameter(":version", with: version ?? "")
+    }
+
+    /// Whether a request path (no query) is one of the open routes.
+    static func isOpen(_ path: String) -> Bool {
+        allCases.contains { $0.isOpen && $0.path == path }
+    }
+
+    /// The model and version an inference path names (`.infer` or `.versionInfer`), if it is one.
+    static func matchInference(_ path: String) -> (model: Substring, version: Substring?)? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        for route in [Route.infer, .versionInfer] {
+            let pattern = route.path.split(separator: "/", omittingEmptySubsequences: false)
+            guard pattern.count == parts.count else { continue }
+            var model: Substring?, version: Substring?
+            var matched = true
+            for (want, have) in zip(pattern, parts) {
+                switch want {
+                case ":model": model = have
+                case ":version": version = have
+                default: matched = matched && want == have
+                }
+            }
+            if matched, let model, !model.isEmpty, version.map({ !$0.isEmpty }) ?? true { return (model, version) }
+        }
+        return nil
+    }
+}
+
+extension String {
+    fileprivate func replacingParameter(_ parameter: String, with value: String) -> String {
+        split(separator: "/", omittingEmptySubsequences: false).map { $0 == parameter ? value : String($0) }.joined(separator: "/")
+    }
+}
