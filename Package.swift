@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "VesselArtifact", targets: ["VesselArtifact"]),
         .library(name: "VesselONNX", targets: ["VesselONNX"]),
         .library(name: "VesselModel", targets: ["VesselModel"]),
+        .library(name: "VesselProcessing", targets: ["VesselProcessing"]),
         .library(name: "VesselServer", targets: ["VesselServer"]),
         .library(name: "VesselServing", targets: ["VesselServing"]),
         .library(name: "VesselSources", targets: ["VesselSources"]),
@@ -52,9 +53,15 @@ let package = Package(
         // VesselTensor, VesselManifest, VesselStore, VesselONNX, VesselModel, VesselServer and
         // VesselServing import nothing that needs full Foundation, and nothing that needs Yams.
         .target(name: "VesselManifest", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
+        // The declared pre/post-processing steps, compiled against a signature and run.
+        .target(
+            name: "VesselProcessing",
+            dependencies: ["VesselManifest", "VesselTensor", .product(name: "RealModule", package: "swift-numerics")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "VesselManifestYAML",
-            dependencies: ["VesselManifest", "VesselTensor", "VesselStore", "VesselSystem", .product(name: "Yams", package: "Yams")],
+            dependencies: ["VesselManifest", "VesselProcessing", "VesselTensor", "VesselStore", "VesselSystem", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -99,13 +106,13 @@ let package = Package(
         ),
         .target(
             name: "VesselModel",
-            dependencies: ["VesselStore", "VesselManifest", "VesselTensor", "VesselONNX", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["VesselStore", "VesselManifest", "VesselProcessing", "VesselTensor", "VesselONNX", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "VesselServer",
             dependencies: [
-                "VesselModel", "VesselManifest", "VesselStore", "VesselTensor", "VesselONNX",
+                "VesselModel", "VesselManifest", "VesselProcessing", "VesselStore", "VesselTensor", "VesselONNX",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -133,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "vessel",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselTensor", "VesselONNX", "VesselModel",
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselModel",
                 "VesselServer", "VesselServing", "VesselSources", "VesselImage", "VesselRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -155,6 +162,11 @@ let package = Package(
         .testTarget(
             name: "VesselManifestTests",
             dependencies: ["VesselManifest", "VesselManifestYAML", "VesselTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VesselProcessingTests",
+            dependencies: ["VesselProcessing", "VesselManifest", "VesselTensor"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VesselStoreTests", dependencies: ["VesselStore", "VesselTestSupport"], swiftSettings: swiftSettings),

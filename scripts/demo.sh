@@ -22,6 +22,7 @@ echo "== skopeo reads the store and the archive:"
 skopeo inspect --raw "oci:$VESSEL_HOME:iris:1.0.0" | head -c 300; echo " …"
 skopeo inspect --raw oci-archive:.build/iris.tar >/dev/null && echo "oci-archive:.build/iris.tar ok"
 echo "== the stored artifact's examples, through a real server:"
+"$vessel" predict iris:1.0.0 -i 'X=[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]'
 "$vessel" test iris:1.0.0
 port="${VESSEL_PORT:-8080}"
 echo "== vessel serve iris:1.0.0 on 127.0.0.1:$port"

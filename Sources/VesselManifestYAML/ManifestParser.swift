@@ -3,6 +3,7 @@ import VesselStore
 import VesselSystem
 import VesselTensor
 public import VesselManifest
+import VesselProcessing
 import Yams
 
 /// Parses and validates `vessel.yaml`.
@@ -148,6 +149,9 @@ struct ManifestReader {
     let baseDirectory: String?
     /// Tensors whose entry had an error: later checks must not also blame their name as unknown.
     var brokenTensorNames: Set<String> = []
+    /// Each stage's steps' nodes, in the order of the steps read, so a step the processing
+    /// plan refuses is reported at its line and column.
+    var stepNodes: [StepSchema.Stage: [Node]] = [:]
 
     static let topLevelKeys = [
         "schemaVersion", "name", "version", "description", "authors", "license", "tags", "annotations",
@@ -209,6 +213,15 @@ struct ManifestReader {
             }
             if let node = fields["postprocess"]?.value {
                 postprocess = readSteps(node, stage: .post, signature: signature, files: &declared, extra: &extraFiles, produced: &produced)
+            }
+        }
+        if let signature, !(preprocess.isEmpty && postprocess.isEmpty) {
+            // Each step's tensor, dtype and shape against the next: what the server will run.
+            do {
+                _ = try ProcessingPlan(signature: signature, preprocess: preprocess, postprocess: postprocess)
+            } catch {
+                let stage: StepSchema.Stage = error.stage == .pre ? .pre : .post
+                walker.error("\(error)", at: stepNodes[stage]?[error.index])
             }
         }
         var examples: [Example] = []

@@ -1,5 +1,6 @@
 import VesselTensor
 import VesselManifest
+import VesselProcessing
 import Yams
 
 /// The declared pre- and post-processing steps Vessel knows. Each step names the tensor it works
@@ -91,7 +92,12 @@ extension ManifestReader {
                 }
             }
             if case .string(let alias)? = parameters["as"] { produced.insert(alias) }
-            if valid { steps.append(ProcessingStep(type: type, parameters: parameters)) }
+            let step = ProcessingStep(type: type, parameters: parameters)
+            for name in ProcessingPlan.extraOutputNames(step) { produced.insert(name) }
+            if valid {
+                steps.append(step)
+                stepNodes[stage, default: []].append(item)
+            }
         }
         return steps
     }

@@ -1,3 +1,4 @@
+public import VesselProcessing
 public import VesselTensor
 public import VesselONNX
 
@@ -73,5 +74,19 @@ public enum BackendError: Error, Sendable, CustomStringConvertible {
         case .unsupportedOutput(let name, let type): "output `\(name)` is a \(type), which cannot be served as a tensor"
         case .unsupportedFormat(let format): "no backend in this build runs \(format) models (the Python backend is not built yet)"
         }
+    }
+}
+
+/// A backend with a manifest's processing steps around it: the client's inputs preprocessed,
+/// the model run, its outputs postprocessed. A preprocess error is the client's (its inputs
+/// do not fit a step), a postprocess error the model's.
+public struct ProcessedBackend: Backend {
+    public let model: any Backend
+    public let plan: ProcessingPlan
+    public var platform: String { model.platform }
+    public var costIsBoundedByInputs: Bool { model.costIsBoundedByInputs }
+
+    public func predict(_ inputs: [String: Tensor], control: RunControl?) throws -> [String: Tensor] {
+        try plan.postprocess(try model.predict(try plan.preprocess(inputs), control: control))
     }
 }

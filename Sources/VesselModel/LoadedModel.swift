@@ -5,6 +5,7 @@ public import Foundation
 #endif
 import Dispatch
 public import VesselManifest
+public import VesselProcessing
 public import VesselTensor
 public import VesselONNX
 import VesselStore
@@ -25,13 +26,23 @@ public final class LoadedModel: Sendable {
     /// than the example does.
     public let pendingCheck: PendingCheck?
 
+    /// The manifest's processing steps, compiled; ``backend`` runs them around the model.
+    public let plan: ProcessingPlan
+
     public var name: String { manifest.name }
     public var version: String { manifest.version }
-    public var signature: Signature { manifest.signature }
+    /// The served signature: what clients send and get, after the processing steps.
+    public var signature: Signature { plan.served }
+    /// The model's own graph signature, as the manifest declares it.
+    public var modelSignature: Signature { manifest.signature }
 
-    init(manifest: Manifest, backend: any Backend, directory: String, digest: String?, loadSeconds: Double, pendingCheck: PendingCheck? = nil) {
+    init(manifest: Manifest, backend: any Backend, plan: ProcessingPlan, directory: String, digest: String?, loadSeconds: Double,
+         pendingCheck: PendingCheck? = nil) {
         self.manifest = manifest
-        self.backend = backend
+        self.plan = plan
+        // Every caller of `backend` (a run, the examples, every transport and the batcher) gets
+        // the steps: there is no path that forgets them.
+        self.backend = plan.isEmpty ? backend : ProcessedBackend(model: backend, plan: plan)
         self.directory = directory
         self.digest = digest
         self.loadSeconds = loadSeconds
@@ -46,9 +57,16 @@ public final class LoadedModel: Sendable {
     ///   the store). Whoever passes them checks their digests.
     public static func open(manifest: Manifest, directory: String, digest: String? = nil, started: Date = Date(),
                             inPlace: [String: FileRegion] = [:], pendingCheck: PendingCheck? = nil) throws -> LoadedModel {
+        let plan = try processingPlan(manifest, directory: directory)
         let backend = try makeBackend(manifest, directory: directory, inPlace: inPlace)
-        return LoadedModel(manifest: manifest, backend: backend, directory: directory, digest: digest,
+        return LoadedModel(manifest: manifest, backend: backend, plan: plan, directory: directory, digest: digest,
                            loadSeconds: Date().timeIntervalSince(started), pendingCheck: pendingCheck)
+    }
+
+    /// A manifest's processing steps compiled, with the files they name read from `directory`.
+    public static func processingPlan(_ manifest: Manifest, directory: String) throws -> ProcessingPlan {
+        try ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess)
+            .loadingFiles { path in try FileSystem.readFile(FileSystem.join(directory, path), limit: 16 << 20) }
     }
 
     /// The files the ONNX backend reads, and so may read where they lie: the model file and
@@ -97,7 +115,8 @@ public final class LoadedModel: Sendable {
 
     /// A manifest's examples as tensors, their files read from `directory`; no backend needed.
     public static func examples(of manifest: Manifest, directory: String) throws -> [LoadedExample] {
-        let signature = manifest.signature
+        // Examples are what clients send and get: the served signature.
+        let signature = try ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess).served
         return try manifest.examples.map { example in
             func tensors(_ data: [String: ExampleData], _ specs: [TensorSpec]) throws -> [String: Tensor] {
                 var result: [String: Tensor] = [:]

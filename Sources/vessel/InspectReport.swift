@@ -4,11 +4,12 @@ import VesselImage
 import VesselTensor
 import VesselManifest
 import VesselManifestYAML
+import VesselProcessing
 import VesselStore
 
 /// What `vessel inspect` shows, as text or JSON.
 struct InspectReport: Encodable {
-    struct Tensor: Encodable {
+    struct Tensor: Encodable, Equatable {
         var name: String
         var dtype: String
         var shape: [String]
@@ -35,8 +36,12 @@ struct InspectReport: Encodable {
     var format: String
     var modelFile: String
     var backend: String
+    /// The served signature: what clients send and get, after the processing steps.
     var inputs: [Tensor]
     var outputs: [Tensor]
+    /// The model's own graph signature (the same as the served one without processing steps).
+    var modelInputs: [Tensor]
+    var modelOutputs: [Tensor]
     var preprocess: [String]
     var postprocess: [String]
     var examples: [String]
@@ -60,8 +65,13 @@ struct InspectReport: Encodable {
         func tensor(_ spec: TensorSpec) -> Tensor {
             Tensor(name: spec.name, dtype: spec.dtype.rawValue, shape: spec.shape.map(\.description), description: spec.description)
         }
-        inputs = manifest.signature.inputs.map(tensor)
-        outputs = manifest.signature.outputs.map(tensor)
+        // A packed manifest's steps compiled when it was packed; an older vessel may not have.
+        let served = (try? ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess))?.served
+            ?? manifest.signature
+        inputs = served.inputs.map(tensor)
+        outputs = served.outputs.map(tensor)
+        modelInputs = manifest.signature.inputs.map(tensor)
+        modelOutputs = manifest.signature.outputs.map(tensor)
         preprocess = manifest.preprocess.map(\.type)
         postprocess = manifest.postprocess.map(\.type)
         examples = manifest.examples.map(\.name)
@@ -81,10 +91,14 @@ struct InspectReport: Encodable {
         if let license { print("  license:     \(license)") }
         if !tags.isEmpty { print("  tags:        \(tags.joined(separator: ", "))") }
         print("  model:       \(format) \(modelFile) (backend \(backend))")
-        print("  signature:")
-        for (kind, tensors) in [("input ", inputs), ("output", outputs)] {
-            for tensor in tensors {
-                print("    \(kind) \(tensor.name)  \(tensor.dtype)[\(tensor.shape.joined(separator: ", "))]\(tensor.description.map { "  \($0)" } ?? "")")
+        let processed = inputs != modelInputs || outputs != modelOutputs
+        for (title, ins, outs) in [(processed ? "served signature (what clients send and get):" : "signature:", inputs, outputs)]
+            + (processed ? [("model signature (the graph's own, behind the processing steps):", modelInputs, modelOutputs)] : []) {
+            print("  \(title)")
+            for (kind, tensors) in [("input ", ins), ("output", outs)] {
+                for tensor in tensors {
+                    print("    \(kind) \(tensor.name)  \(tensor.dtype)[\(tensor.shape.joined(separator: ", "))]\(tensor.description.map { "  \($0)" } ?? "")")
+                }
             }
         }
         if !preprocess.isEmpty { print("  preprocess:  \(preprocess.joined(separator: " → "))") }

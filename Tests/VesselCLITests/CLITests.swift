@@ -17,6 +17,15 @@ struct CLITests {
         func vessel(_ arguments: String...) throws -> TestSupport.ProcessResult {
             try TestSupport.vessel(arguments, home: home)
         }
+
+        /// A copy of the bundled example in `model/`, its vessel.yaml passed through `edit`.
+        func example(_ edit: (String) -> String) throws -> (directory: String, yaml: String) {
+            let model = directory + "/model"
+            try TestSupport.copyExample(to: model)
+            let yaml = edit(try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8))
+            try TestSupport.write(yaml, to: model + "/vessel.yaml")
+            return (model, yaml)
+        }
     }
 
     @Test("pack prints the reference and digest, and stays quiet on a pipe")
@@ -51,12 +60,10 @@ struct CLITests {
     @Test("a bad manifest prints every problem with file:line:column and exits non-zero")
     func badManifest() throws {
         let scratch = try Scratch()
-        let model = scratch.directory + "/model"
-        try TestSupport.copyExample(to: model)
-        var yaml = try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8)
-        yaml = yaml.replacingOccurrences(of: "      dtype: float32\n      shape: [batch, 4]", with: "      dtype: flaot32\n      shapes: [batch, 4]")
-        yaml = yaml.replacingOccurrences(of: "file: labels.txt", with: "file: label.txt")
-        try TestSupport.write(yaml, to: model + "/vessel.yaml")
+        let (model, _) = try scratch.example {
+            $0.replacingOccurrences(of: "      dtype: float32\n      shape: [batch, 4]", with: "      dtype: flaot32\n      shapes: [batch, 4]")
+                .replacingOccurrences(of: "file: labels.txt", with: "file: label.txt")
+        }
         for command in ["validate", "pack"] {
             let result = try scratch.vessel(command, model)
             #expect(result.status == 1)
@@ -81,12 +88,51 @@ struct CLITests {
         #expect(text.status == 0)
         #expect(text.standardOutput.contains("input  X  float32[batch, 4]"))
         #expect(text.standardOutput.contains("model.onnx"))
+        // iris's labels step: the served signature has `species`, the model's does not.
+        #expect(text.standardOutput.contains("served signature (what clients send and get):"), "\(text.standardOutput)")
+        #expect(text.standardOutput.contains("output species  string[batch]"))
+        #expect(text.standardOutput.contains("model signature (the graph's own"))
         let json = try scratch.vessel("inspect", "team/iris:prod", "--json")
         let report = try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any]
         #expect(report?["name"] as? String == "iris")
         #expect(report?["reference"] as? String == "team/iris:prod")
         let files = report?["files"] as? [[String: Any]]
         #expect(files?.map { $0["path"] as? String } == ["model.onnx", "labels.txt", "README.md", "vessel.yaml"])
+        #expect((report?["outputs"] as? [[String: Any]])?.map { $0["name"] as? String } == ["label", "probabilities", "species"])
+        #expect((report?["modelOutputs"] as? [[String: Any]])?.map { $0["name"] as? String } == ["label", "probabilities"])
+    }
+
+    @Test("predict runs the whole pipeline on a directory and on a packed artifact, and names a bad input")
+    func predict() throws {
+        let scratch = try Scratch()
+        try scratch.vessel("pack", TestSupport.exampleDirectory, "-t", "iris:1")
+        for target in [TestSupport.exampleDirectory, "iris:1"] {
+            let text = try scratch.vessel("predict", target, "-i", "X=[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]")
+            #expect(text.status == 0, "\(text.standardError)")
+            #expect(text.standardOutput.contains("species  string[2]\n[\"setosa\", \"virginica\"]"), "\(text.standardOutput)")
+            let json = try scratch.vessel("predict", target, "--input", "X=[[7.0,3.2,4.7,1.4]]", "--json")
+            let body = try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any]
+            let outputs = body?["outputs"] as? [[String: Any]]
+            #expect(outputs?.last?["data"] as? [String] == ["versicolor"], "\(json.standardOutput)")
+        }
+        let wrong = try scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "X=[[5.1,3.5,1.4]]")
+        #expect(wrong.status == 1 && wrong.standardError.contains("input `X`: expected shape [batch, 4], got [1, 3]"), "\(wrong.standardError)")
+        let unknown = try scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "Y=1")
+        #expect(unknown.status == 1 && unknown.standardError.contains("has no input `Y`; its inputs are X"))
+    }
+
+    @Test("a processing step that does not fit the model is an error at its line and column, and nothing is packed")
+    func stepDoesNotFit() throws {
+        let scratch = try Scratch()
+        let (model, yaml) = try scratch.example { $0.replacingOccurrences(of: "postprocess:\n", with: "postprocess:\n  - {type: softmax, output: label}\n") }
+        let line = yaml.components(separatedBy: "\n").firstIndex { $0.contains("type: softmax") }! + 1
+        for command in ["validate", "pack"] {
+            let result = try scratch.vessel(command, model)
+            #expect(result.status == 1)
+            #expect(result.standardError.contains("vessel.yaml:\(line):5: error: postprocess step 1 (`softmax`): takes a floating-point tensor; `label` is int64"),
+                    "\(result.standardError)")
+        }
+        #expect(try scratch.vessel("list").standardOutput.contains("no artifacts"))
     }
 
     @Test("errors name what and where and exit non-zero", arguments: [

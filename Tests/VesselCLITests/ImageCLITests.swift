@@ -36,7 +36,7 @@ struct ImageCLITests {
             #expect(tested.status == 0, "\(runtime): \(tested.standardOutput) \(tested.standardError)")
             #expect(tested.standardOutput.contains("in-image: \(runtime)"))
             #expect(tested.standardOutput.contains("health check passed"))
-            #expect(tested.standardOutput.contains("6 output(s) of the examples passed"))
+            #expect(tested.standardOutput.contains("9 output(s) of the examples passed"))
             #expect(tested.standardOutput.contains("stopped with SIGTERM, exit 0"))
         }
         // Asking for an artifact builds its image on the way.

@@ -92,7 +92,7 @@ struct RegistryCLITests {
         #expect(try TestSupport.vessel(["verify", "iris-image:1.0.0"], home: empty).status == 0)
         let inImage = try TestSupport.vessel(["test", "iris-image:1.0.0", "--in-image"], home: empty)
         #expect(inImage.status == 0, "\(inImage.standardOutput) \(inImage.standardError)")
-        #expect(inImage.standardOutput.contains("6 output(s) of the examples passed"))
+        #expect(inImage.standardOutput.contains("9 output(s) of the examples passed"))
 
         // By digest too, and a digest that does not match is refused with nothing stored.
         let digest = try #require(pushed.standardOutput.split(separator: " ").first { $0.hasPrefix("sha256:") }.map { String($0.prefix(71)) })

@@ -123,7 +123,7 @@ struct ServeCLITests {
         let tested = try TestSupport.vessel(["test", TestSupport.exampleDirectory], home: home)
         #expect(tested.status == 0, "\(tested.standardError)")
         #expect(tested.standardOutput.contains("virginica   probabilities"))
-        #expect(tested.standardOutput.contains("6 output(s) of the examples passed"))
+        #expect(tested.standardOutput.contains("9 output(s) of the examples passed"))
 
         // An example whose expected label is wrong: test fails, pack stores nothing.
         let copy = try TestSupport.makeTemporaryDirectory("broken-example")

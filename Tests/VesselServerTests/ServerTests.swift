@@ -115,8 +115,10 @@ struct ServerTests {
         #expect(body["id"] as? String == "r1")
         #expect(body["model_name"] as? String == "iris")
         let outputs = body["outputs"] as? [[String: Any]] ?? []
-        #expect(outputs.map { $0["name"] as? String } == ["label", "probabilities"])
+        // iris's `labels` postprocess step adds `species` (BYTES) beside the model's outputs.
+        #expect(outputs.map { $0["name"] as? String } == ["label", "probabilities", "species"])
         #expect(outputs.first?["data"] as? [Int] == [0, 2])
+        #expect(outputs.last?["data"] as? [String] == ["setosa", "virginica"] && outputs.last?["datatype"] as? String == "BYTES")
         let flat = try await running.infer(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[7.0,3.2,4.7,1.4]}],"outputs":[{"name":"label"}]}"#)
         let flatOutputs = jsonObject(flat)["outputs"] as? [[String: Any]] ?? []
         #expect(flatOutputs.count == 1 && flatOutputs.first?["data"] as? [Int] == [1], "\(flat.text)")

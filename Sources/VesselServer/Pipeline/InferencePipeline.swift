@@ -2,6 +2,7 @@ import Synchronization
 import VesselManifest
 import VesselModel
 import VesselONNX
+import VesselProcessing
 import VesselTensor
 
 /// A served model that is ready, as one request sees it.
@@ -162,6 +163,9 @@ extension InferenceServer {
                                 retryAfterSeconds: 1)
         case let error as RequestError:
             return error
+        case let error as ProcessingError:
+            // A preprocess step that cannot take the client's input is the client's to fix.
+            return RequestError(error.stage == .pre ? 400 : 500, "\(error)")
         default:
             return RequestError(500, "inference failed: \(error)")
         }

@@ -1,0 +1,139 @@
+public import VesselManifest
+public import VesselTensor
+
+/// A model's declared `preprocess` and `postprocess` steps, compiled against its signature into
+/// a typed plan: each step's tensor, dtype and shape checked against the next, and the *served*
+/// signature (what clients send and get) derived from the model's own.
+///
+/// Every entry runs the same plan — `vessel run`, `vessel test`, `pack`'s examples, `vessel
+/// serve` (every transport) and the image's runtime — because ``LoadedModel`` wraps its backend
+/// in it; nothing else runs steps.
+///
+/// Pre steps turn what a client sends into what the model takes, so the served input is derived
+/// backwards from the model's input; post steps run forwards from the model's outputs. A post
+/// step with `as:` writes a new output and keeps the one it read; without it, it replaces it.
+public struct ProcessingPlan: Sendable {
+    /// What clients send and get.
+    public let served: Signature
+    /// The model's own graph signature, as the manifest declares it.
+    public let model: Signature
+    let pre: [CompiledStep]
+    let post: [CompiledStep]
+    /// The directory the steps' files were read from; nil until ``loadingFiles(from:)``.
+    let filesLoaded: Bool
+
+    public var isEmpty: Bool { pre.isEmpty && post.isEmpty }
+
+    /// Compiles the steps; throws the first step that does not fit (its stage and index name it).
+    public init(signature: Signature, preprocess: [ProcessingStep], postprocess: [ProcessingStep]) throws(ProcessingError) {
+        model = signature
+        var pre: [CompiledStep] = []
+        for (index, step) in preprocess.enumerated() { pre.append(try CompiledStep(step, stage: .pre, index: index)) }
+        var post: [CompiledStep] = []
+        for (index, step) in postprocess.enumerated() { post.append(try CompiledStep(step, stage: .post, index: index)) }
+
+        // Inputs: backwards from the model's, through the pre steps in reverse.
+        var inputs = signature.inputs
+        for step in pre.reversed() {
+            guard let position = inputs.firstIndex(where: { $0.name == step.tensor }) else {
+                throw step.error("names input `\(step.tensor)`, which the signature does not have")
+            }
+            inputs[position] = try step.servedInput(for: inputs[position])
+        }
+        // Outputs: forwards from the model's.
+        var outputs = signature.outputs
+        for position in post.indices {
+            let step = post[position]
+            guard let source = outputs.firstIndex(where: { $0.name == step.tensor }) else {
+                throw step.error("names output `\(step.tensor)`, which neither the model nor an earlier step makes")
+            }
+            for spec in try post[position].producedOutputs(from: outputs[source]) {
+                if spec.name == step.tensor {
+                    outputs[source] = spec
+                } else if outputs.contains(where: { $0.name == spec.name }) {
+                    throw step.error("writes `\(spec.name)`, which is already an output; choose another `as`")
+                } else {
+                    outputs.append(spec)
+                }
+            }
+        }
+        self.pre = pre
+        self.post = post
+        filesLoaded = !post.contains { if case .labels = $0.operation { true } else { false } }
+        served = Signature(inputs: inputs, outputs: outputs)
+    }
+
+    private init(copying plan: ProcessingPlan, pre: [CompiledStep], post: [CompiledStep]) {
+        served = plan.served
+        model = plan.model
+        self.pre = pre
+        self.post = post
+        filesLoaded = true
+    }
+
+    /// The plan with the files its steps name (label lists) read through `read`, which gets the
+    /// path as the manifest gives it and returns the file's bytes.
+    public func loadingFiles(_ read: (String) throws -> [UInt8]) throws -> ProcessingPlan {
+        var post = self.post
+        for position in post.indices {
+            guard case .labels(let file, _) = post[position].operation else { continue }
+            let bytes: [UInt8]
+            do { bytes = try read(file) } catch { throw post[position].error("cannot read \(file): \(error)") }
+            // Lines split on bytes: as Characters, "\r\n" is one and would not split on "\n".
+            var names = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map {
+                String(decoding: $0.last == UInt8(ascii: "\r") ? $0.dropLast() : $0, as: UTF8.self)
+            }
+            while names.last == "" { names.removeLast() }
+            guard !names.isEmpty else { throw post[position].error("\(file) has no labels (one per line)") }
+            if let classes = post[position].classes, classes != names.count {
+                throw post[position].error("\(file) has \(names.count) labels, but `\(post[position].tensor)` scores \(classes) classes")
+            }
+            post[position].operation = .labels(file: file, names: names)
+        }
+        return ProcessingPlan(copying: self, pre: pre, post: post)
+    }
+
+    /// What a client sent, as the model takes it. Errors are the client's (a 400).
+    public func preprocess(_ inputs: [String: Tensor]) throws(ProcessingError) -> [String: Tensor] {
+        guard !pre.isEmpty else { return inputs }
+        var values = inputs
+        for step in pre {
+            guard let tensor = values[step.tensor] else { throw step.error("input `\(step.tensor)` is missing") }
+            values[step.tensor] = try step.apply(tensor).0
+        }
+        return values
+    }
+
+    /// What the model returned, as clients get it. Errors are the model's or the manifest's (a 500).
+    public func postprocess(_ outputs: [String: Tensor]) throws(ProcessingError) -> [String: Tensor] {
+        guard !post.isEmpty else { return outputs }
+        precondition(filesLoaded, "ProcessingPlan.loadingFiles must run before postprocess")
+        var values = outputs
+        for step in post {
+            guard let tensor = values[step.tensor] else { throw step.error("the model did not produce `\(step.tensor)`") }
+            let (result, scores) = try step.apply(tensor)
+            values[step.result] = result
+            if let name = step.scoresName, let scores { values[name] = scores }
+        }
+        return values
+    }
+
+    /// The names of the outputs a post step writes besides `as` (top-k scores), for the
+    /// manifest parser's list of names examples may expect.
+    public static func extraOutputNames(_ step: ProcessingStep) -> [String] {
+        guard step.type == "topk", case .string(let name)? = step.parameters["as"] ?? step.parameters["output"] else { return [] }
+        return [name + "_scores"]
+    }
+}
+
+/// A step that does not fit, or a tensor a step cannot take.
+public struct ProcessingError: Error, Sendable, CustomStringConvertible {
+    public enum Stage: String, Sendable { case pre = "preprocess", post = "postprocess" }
+    public var stage: Stage
+    /// The step's position in its list, from 0.
+    public var index: Int
+    public var type: String
+    public var message: String
+
+    public var description: String { "\(stage.rawValue) step \(index + 1) (`\(type)`): \(message)" }
+}

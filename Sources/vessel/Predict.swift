@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import VesselManifest
+import VesselModel
+import VesselServer
+import VesselStore
+import VesselTensor
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one prediction through a model's whole pipeline — its processing steps and the model — and print the answer.",
+        discussion: """
+        Inputs follow the served signature (`vessel inspect` shows it): what a client of `vessel serve` sends. \
+        NAME=FILE.npy, NAME=FILE.json, NAME=@FILE (the same), NAME=<inline JSON>, or for a string input plain text.
+        """
+    )
+
+    @Argument(help: ArgumentHelp("An artifact (NAME[:TAG], NAME@DIGEST) or a model directory.", valueName: "ref-or-dir"))
+    var model: String
+
+    @Option(name: [.customShort("i"), .customLong("input")], help: ArgumentHelp("An input, NAME=VALUE (repeat for each).", valueName: "name=value"))
+    var inputs: [String] = []
+
+    @Flag(help: "Print the answer as the server would: an OIP v2 inference response (model_name, model_version, outputs).")
+    var json = false
+
+    @Option(help: "Stop the inference after this many seconds (checked between operators and loop iterations).")
+    var timeout: Double?
+
+    @OptionGroup var store: StoreOptions
+
+    func run() throws {
+        try vessel.run {
+            let control = try runControl(timeout)
+            let source = try modelSource(model, store: store)
+            let work = FileSystem.join(NSTemporaryDirectory(), "vessel-predict-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            let loaded = try source.open(work)
+            try loaded.pendingCheck?.wait()
+            let signature = loaded.signature
+            var feeds: [String: Tensor] = [:]
+            for argument in inputs {
+                guard let equals = argument.firstIndex(of: "=") else { throw ValidationError("--input `\(argument)` is not NAME=VALUE") }
+                let name = String(argument[..<equals])
+                var value = String(argument[argument.index(after: equals)...])
+                guard let spec = signature.input(named: name) else {
+                    throw ValidationError("\(loaded.name) has no input `\(name)`; its inputs are \(signature.inputs.map(\.name).joined(separator: ", "))")
+                }
+                if value.hasPrefix("@") { value.removeFirst() }
+                if spec.dtype == .string, !value.hasSuffix(".json"), !value.hasSuffix(".npy"),
+                   (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])) == nil {
+                    // Plain text: one string, shaped as the input's rank asks.
+                    feeds[name] = Tensor(strings: [value], shape: Array(repeating: 1, count: spec.shape.count))
+                } else {
+                    feeds[name] = try readInput(value, dtype: spec.dtype, name: name)
+                }
+            }
+            do {
+                try signature.validate(feeds, allowNaN: loaded.manifest.serving.allowNaN)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            let outputs = try loaded.backend.predict(feeds, control: control)
+            let ordered = signature.outputs.compactMap { spec in outputs[spec.name].map { (spec.name, $0) } }
+            if json {
+                let (body, _) = OIPCodec.encodeResponse(model: loaded.name, version: loaded.version, id: nil, outputs: ordered, binary: { _ in false })
+                print(String(decoding: body, as: UTF8.self))
+                return
+            }
+            for (name, tensor) in ordered {
+                print("\(name)  \(tensor.dtype.rawValue)\(tensor.shape)")
+                print(jsonText(tensor))
+            }
+        }
+    }
+}
