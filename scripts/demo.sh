@@ -23,6 +23,8 @@ skopeo inspect --raw "oci:$VESSEL_HOME:iris:1.0.0" | head -c 300; echo " …"
 skopeo inspect --raw oci-archive:.build/iris.tar >/dev/null && echo "oci-archive:.build/iris.tar ok"
 echo "== the stored artifact's examples, through a real server:"
 "$vessel" predict iris:1.0.0 -i 'X=[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]'
+"$vessel" test Examples/digits
+"$vessel" predict Examples/digits -i image=@Examples/digits/examples/7.png
 "$vessel" test iris:1.0.0
 port="${VESSEL_PORT:-8080}"
 echo "== vessel serve iris:1.0.0 on 127.0.0.1:$port"

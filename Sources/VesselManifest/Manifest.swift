@@ -183,6 +183,9 @@ public struct ServingSettings: Sendable, Hashable, Codable {
     public var maxBodyBytes: Int = 64 << 20
     /// Whether NaN and infinities are accepted in inputs.
     public var allowNaN: Bool = false
+    /// The most pixels an `image` step decodes per image (nil: 40,000,000); larger images are
+    /// refused from their header, before decoding (decompression bombs).
+    public var maxImagePixels: Int?
     /// Replicas `vessel deploy` asks for.
     public var replicas: Int = 1
     /// CPU and memory for `vessel deploy` (Kubernetes quantities); unset ones get defaults there.

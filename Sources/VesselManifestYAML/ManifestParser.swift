@@ -215,18 +215,20 @@ struct ManifestReader {
                 postprocess = readSteps(node, stage: .post, signature: signature, files: &declared, extra: &extraFiles, produced: &produced)
             }
         }
+        // Examples are what clients send and get: the served signature, once the steps compile.
+        var served = signature
         if let signature, !(preprocess.isEmpty && postprocess.isEmpty) {
             // Each step's tensor, dtype and shape against the next: what the server will run.
             do {
-                _ = try ProcessingPlan(signature: signature, preprocess: preprocess, postprocess: postprocess)
+                served = try ProcessingPlan(signature: signature, preprocess: preprocess, postprocess: postprocess).served
             } catch {
                 let stage: StepSchema.Stage = error.stage == .pre ? .pre : .post
                 walker.error("\(error)", at: stepNodes[stage]?[error.index])
             }
         }
         var examples: [Example] = []
-        if let node = fields["examples"]?.value, let signature {
-            examples = readExamples(node, signature: signature, extraOutputs: produced, files: &declared, extra: &extraFiles)
+        if let node = fields["examples"]?.value, let served {
+            examples = readExamples(node, signature: served, extraOutputs: produced, files: &declared, extra: &extraFiles)
         }
 
         guard let name, let version, let model, let signature else { return nil }
@@ -416,7 +418,7 @@ struct ManifestReader {
 
     mutating func readServing(_ node: Node) -> ServingSettings {
         let keys = ["max_batch_size", "max_delay_ms", "max_concurrency", "max_queue", "timeout_ms", "max_body_bytes", "allow_nan",
-                    "replicas", "resources"]
+                    "max_image_pixels", "replicas", "resources"]
         var settings = ServingSettings()
         guard let fields = walker.fields(node, in: "`serving`", allowed: keys) else { return settings }
         if let node = fields["max_batch_size"]?.value, let value = walker.int(node, "`serving.max_batch_size`", minimum: 1) { settings.maxBatchSize = value }
@@ -426,6 +428,7 @@ struct ManifestReader {
         if let node = fields["timeout_ms"]?.value, let value = walker.number(node, "`serving.timeout_ms`", minimum: 1) { settings.timeoutMilliseconds = value }
         if let node = fields["max_body_bytes"]?.value, let value = walker.int(node, "`serving.max_body_bytes`", minimum: 1) { settings.maxBodyBytes = value }
         if let node = fields["allow_nan"]?.value, let value = walker.bool(node, "`serving.allow_nan`") { settings.allowNaN = value }
+        if let node = fields["max_image_pixels"]?.value, let value = walker.int(node, "`serving.max_image_pixels`", minimum: 1) { settings.maxImagePixels = value }
         if let node = fields["replicas"]?.value, let value = walker.int(node, "`serving.replicas`", minimum: 1) { settings.replicas = value }
         if let node = fields["resources"]?.value,
            let resources = walker.fields(node, in: "`serving.resources`", allowed: ["cpu", "memory", "cpu_limit", "memory_limit"]) {

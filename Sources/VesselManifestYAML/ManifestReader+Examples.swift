@@ -56,8 +56,11 @@ extension ManifestReader {
                 guard let fields = walker.fields(valueNode, in: "example data", allowed: ["file"], required: ["file"]),
                       let fileNode = fields["file"]?.value, let path = checkPath(fileNode, what: "`file`", allowDirectory: false)
                 else { continue }
-                if !(path.hasSuffix(".npy") || path.hasSuffix(".json")) {
-                    walker.error("example data file `\(path)` must be .npy or .json", at: fileNode)
+                // A BYTES input (an image step's) takes any file as one element: its bytes.
+                let bytes = specs.first { $0.name == name }?.dtype == .string
+                if !(path.hasSuffix(".npy") || path.hasSuffix(".json") || bytes) {
+                    walker.error("example data file `\(path)` must be .npy or .json", at: fileNode,
+                                 hint: "any file (an image) works for a BYTES input, such as an `image` step's")
                     continue
                 }
                 if !covers(files, path) {

@@ -84,7 +84,9 @@ public struct ProcessedBackend: Backend {
     public let model: any Backend
     public let plan: ProcessingPlan
     public var platform: String { model.platform }
-    public var costIsBoundedByInputs: Bool { model.costIsBoundedByInputs }
+    /// An image's decode costs what its bytes and pixels cost, which a request's element count
+    /// (one per image) does not show: such models never run inline.
+    public var costIsBoundedByInputs: Bool { model.costIsBoundedByInputs && !plan.decodesImages }
 
     public func predict(_ inputs: [String: Tensor], control: RunControl?) throws -> [String: Tensor] {
         try plan.postprocess(try model.predict(try plan.preprocess(inputs), control: control))

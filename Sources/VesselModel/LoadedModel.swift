@@ -65,7 +65,8 @@ public final class LoadedModel: Sendable {
 
     /// A manifest's processing steps compiled, with the files they name read from `directory`.
     public static func processingPlan(_ manifest: Manifest, directory: String) throws -> ProcessingPlan {
-        try ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess)
+        try ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess,
+                           maxImagePixels: manifest.serving.maxImagePixels)
             .loadingFiles { path in try FileSystem.readFile(FileSystem.join(directory, path), limit: 16 << 20) }
     }
 
@@ -170,6 +171,10 @@ public enum ExampleTensor {
         case .file(let path):
             let full = FileSystem.join(directory, path)
             guard let bytes = FileManager.default.contents(atPath: full) else { throw ExampleError("\(what): cannot read \(path)") }
+            if dtype == .string, !path.hasSuffix(".npy"), !path.hasSuffix(".json") {
+                // A file for a BYTES input (an image) is one element: its bytes.
+                return Tensor(strings: [BytesElement.string(Array(bytes))], shape: [1])
+            }
             if path.hasSuffix(".npy") {
                 do { return try Tensor(npy: [UInt8](bytes)) } catch { throw ExampleError("\(what): \(path): \(error)") }
             }

@@ -24,11 +24,25 @@ public struct ProcessingPlan: Sendable {
 
     public var isEmpty: Bool { pre.isEmpty && post.isEmpty }
 
+    /// Whether a step decodes images: their cost follows their bytes and pixels, not the
+    /// request's element count, so a server must not run such requests on an event loop.
+    public var decodesImages: Bool { pre.contains { if case .image = $0.operation { true } else { false } } }
+
     /// Compiles the steps; throws the first step that does not fit (its stage and index name it).
-    public init(signature: Signature, preprocess: [ProcessingStep], postprocess: [ProcessingStep]) throws(ProcessingError) {
+    /// `maxImagePixels` bounds each image an `image` step decodes (`serving.max_image_pixels`),
+    /// checked from the file's header before decoding.
+    public init(signature: Signature, preprocess: [ProcessingStep], postprocess: [ProcessingStep],
+                maxImagePixels: Int? = nil) throws(ProcessingError) {
         model = signature
         var pre: [CompiledStep] = []
-        for (index, step) in preprocess.enumerated() { pre.append(try CompiledStep(step, stage: .pre, index: index)) }
+        for (index, step) in preprocess.enumerated() {
+            var compiled = try CompiledStep(step, stage: .pre, index: index)
+            if case .image(var image) = compiled.operation, let maxImagePixels {
+                image.maxPixels = maxImagePixels
+                compiled.operation = .image(image)
+            }
+            pre.append(compiled)
+        }
         var post: [CompiledStep] = []
         for (index, step) in postprocess.enumerated() { post.append(try CompiledStep(step, stage: .post, index: index)) }
 

@@ -16,6 +16,7 @@ struct CompiledStep: Sendable {
         case topk(k: Int, axis: Int)
         case labels(file: String, names: [String]?)
         case threshold(Double)
+        case image(ImageSpec)
     }
 
     let stage: ProcessingError.Stage
@@ -121,7 +122,9 @@ struct CompiledStep: Sendable {
             operation = .threshold(value)
         case "reshape":
             throw failure("is not supported yet: a reshape cannot say what shape clients send; reshape inside the model, or send the model's shape")
-        case "image", "tokenize":
+        case "image":
+            do { operation = .image(try ImageSpec(parameters)) } catch { throw failure(error.description) }
+        case "tokenize":
             throw failure("is not available in this build yet; send the model's tensor (`vessel inspect` shows it) until it is")
         default:
             throw failure("is not a step Vessel knows")
@@ -173,6 +176,22 @@ struct CompiledStep: Sendable {
                 throw error("`perm` has \(perm.count) axes, but `\(spec.name)` has rank \(spec.shape.count)")
             }
             for (axis, source) in perm.enumerated() { served.shape[source] = spec.shape[axis] }
+        case .image(let image):
+            guard spec.dtype == .float32 else {
+                throw error("writes float32, but the model (or the next step) takes \(spec.dtype.rawValue) for `\(spec.name)`; add a cast after it")
+            }
+            let expected = image.shape(count: 1)
+            guard spec.shape.count == 4 else {
+                throw error("writes a rank-4 batch of images \(image.channelsFirst ? "[N, C, H, W]" : "[N, H, W, C]"), but `\(spec.name)` has rank \(spec.shape.count)")
+            }
+            for axis in 1..<4 {
+                if case .fixed(let size) = spec.shape[axis], size != expected[axis] {
+                    let got = "[" + spec.shape.map(\.description).joined(separator: ", ") + "]"
+                    throw error("writes images of shape \(expected.dropFirst().map(String.init)) per item (size, color, layout), but `\(spec.name)` is \(got)")
+                }
+            }
+            served = TensorSpec(name: spec.name, dtype: .string, shape: [spec.shape[0]],
+                                description: "an encoded image per item (JPEG or PNG): base64 or a data: URI in JSON, raw bytes as binary BYTES")
         default:
             throw error("is not a preprocess step")
         }
@@ -292,6 +311,11 @@ struct CompiledStep: Sendable {
             throw error("\(file) was not read")
         case .threshold(let value):
             return (Tensor(tensor.doubles().map { $0 > value }, shape: tensor.shape), nil)
+        case .image(let image):
+            guard tensor.dtype == .string, tensor.rank == 1 else {
+                throw error("takes a list of encoded images (BYTES [N]); `\(self.tensor)` is \(tensor.dtype.rawValue)\(tensor.shape)")
+            }
+            do { return (try image.run(tensor.strings, name: self.tensor), nil) } catch { throw self.error(error.description) }
         }
     }
 

@@ -11,7 +11,8 @@ struct Predict: ParsableCommand {
         abstract: "Run one prediction through a model's whole pipeline — its processing steps and the model — and print the answer.",
         discussion: """
         Inputs follow the served signature (`vessel inspect` shows it): what a client of `vessel serve` sends. \
-        NAME=FILE.npy, NAME=FILE.json, NAME=@FILE (the same), NAME=<inline JSON>, or for a string input plain text.
+        NAME=FILE.npy, NAME=FILE.json, NAME=<inline JSON>, or for a BYTES input (an image step's) NAME=@FILE \
+        (its bytes, one element) or plain text.
         """
     )
 
@@ -46,8 +47,12 @@ struct Predict: ParsableCommand {
                 guard let spec = signature.input(named: name) else {
                     throw ValidationError("\(loaded.name) has no input `\(name)`; its inputs are \(signature.inputs.map(\.name).joined(separator: ", "))")
                 }
-                if value.hasPrefix("@") { value.removeFirst() }
-                if spec.dtype == .string, !value.hasSuffix(".json"), !value.hasSuffix(".npy"),
+                let isFile = value.hasPrefix("@")
+                if isFile { value.removeFirst() }
+                if spec.dtype == .string, isFile, !value.hasSuffix(".json"), !value.hasSuffix(".npy") {
+                    // A file for a BYTES input (an image): one element, its bytes.
+                    feeds[name] = Tensor(strings: [BytesElement.string(Array(try inputFile(value, name: name)))], shape: [1])
+                } else if spec.dtype == .string, !value.hasSuffix(".json"), !value.hasSuffix(".npy"),
                    (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])) == nil {
                     // Plain text: one string, shaped as the input's rank asks.
                     feeds[name] = Tensor(strings: [value], shape: Array(repeating: 1, count: spec.shape.count))

@@ -78,7 +78,11 @@ public enum OIPCodec {
                 inputs[name] = try binaryTensor(bytes, dtype: dtype, shape: shape, count: count, name: name)
             } else {
                 guard let data = input["data"] else { throw RequestError(400, "input `\(name)` has neither `data` nor binary_data_size") }
-                inputs[name] = try tensor(data, dtype: dtype, shape: shape, count: count, name: name)
+                var decoded = try tensor(data, dtype: dtype, shape: shape, count: count, name: name)
+                if let type = input["parameters"]?["content_type"]?.string {
+                    decoded = try contentType(type, decoded, name: name)
+                }
+                inputs[name] = decoded
             }
             order.append(name)
         }
@@ -201,6 +205,28 @@ public enum OIPCodec {
         try tensor(JSONValue(foundation: data), dtype: dtype, shape: shape, count: count, name: name)
     }
 
+    /// An input's `parameters.content_type` (MLServer's convention): `base64` BYTES elements
+    /// are decoded (text if UTF-8, else a data URI of the bytes); `str` (text) and `np`/`pd`
+    /// (numpy or pandas data, which a tensor already is) describe what was sent as it is.
+    static func contentType(_ type: String, _ tensor: Tensor, name: String) throws(RequestError) -> Tensor {
+        switch type.lowercased() {
+        case "base64":
+            guard tensor.dtype == .string else { throw RequestError(400, "input `\(name)`: content_type base64 is for BYTES inputs") }
+            var strings: [String] = []
+            strings.reserveCapacity(tensor.count)
+            for (k, element) in tensor.strings.enumerated() {
+                guard let bytes = Base64.decode(Array(element.utf8)[...]) else {
+                    throw RequestError(400, "input `\(name)`: element \(k) is not base64 (content_type base64)")
+                }
+                strings.append(BytesElement.string(bytes))
+            }
+            return Tensor(strings: strings, shape: tensor.shape)
+        case "str", "string", "text", "utf-8", "utf8", "np", "pd": return tensor
+        default:
+            throw RequestError(400, "input `\(name)`: content_type `\(type)` is not one this server decodes (base64, str, np, pd)")
+        }
+    }
+
     static func binaryTensor(_ bytes: ArraySlice<UInt8>, dtype: DType, shape: [Int], count: Int, name: String) throws(RequestError) -> Tensor {
         if dtype == .string {
             var strings: [String] = []
@@ -210,7 +236,8 @@ public enum OIPCodec {
                 let length = Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 24
                 offset += 4
                 guard offset + length <= bytes.endIndex else { throw RequestError(400, "input `\(name)`: truncated BYTES element") }
-                strings.append(String(decoding: bytes[offset..<offset + length], as: UTF8.self))
+                // Text stays text; anything else (an encoded image) becomes a data URI, losslessly.
+                strings.append(BytesElement.string(bytes[offset..<offset + length]))
                 offset += length
             }
             guard strings.count == count else {
