@@ -258,6 +258,22 @@ struct CompiledStep: Sendable {
                 throw error("`\(name)` has \(values.count) values, but axis \(resolved) of `\(self.tensor)` has \(channels)")
             }
             let inner = tensor.shape[(resolved + 1)...].reduce(1, *)
+            if tensor.dtype == .float32 {
+                // Plane by plane: one channel's mean and std for `inner` contiguous values.
+                let out = Tensor(uninitialized: .float32, shape: tensor.shape)
+                tensor.withUnsafeBufferPointer(as: Float.self) { input in
+                    out.withUnsafeMutableBufferPointer(as: Float.self) { output in
+                        var offset = 0
+                        while offset < input.count {
+                            let channel = channels == 0 ? 0 : (offset / max(inner, 1)) % channels
+                            let m = mean[mean.count == 1 ? 0 : channel], s = std[std.count == 1 ? 0 : channel]
+                            for k in offset..<min(input.count, offset + max(inner, 1)) { output[k] = Float((Double(input[k]) - m) / s) }
+                            offset += max(inner, 1)
+                        }
+                    }
+                }
+                return (out, nil)
+            }
             return (map(tensor) { value, index in
                 let channel = channels == 0 ? 0 : (index / max(inner, 1)) % channels
                 return (value - mean[mean.count == 1 ? 0 : channel]) / std[std.count == 1 ? 0 : channel]

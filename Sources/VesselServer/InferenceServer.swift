@@ -144,6 +144,11 @@ public final class InferenceServer: Sendable {
     public static let version = "0.1.0"
 
     /// `names` are the served names, from `servedNames`, which checks they are unique.
+    ///
+    /// Not optimized: Swift 6.3.1's release pipeline crashes in CopyPropagation on this
+    /// initializer ("Found outside of lifetime use", the `Atomic` properties' drop_deinit). It
+    /// runs once per server.
+    @_optimize(none)
     public init(sources: [ModelSource], names: [String], configuration: ServerConfiguration) {
         self.configuration = configuration
         models = zip(names, sources).map { ServedModel(name: $0, source: $1) }

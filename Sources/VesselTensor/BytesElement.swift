@@ -81,34 +81,67 @@ public enum Base64 {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// 0–63 for each alphabet byte (both alphabets), 64 for `=`, 65 for ASCII whitespace,
+    /// 255 for anything else.
+    static let values: [UInt8] = {
+        var table = [UInt8](repeating: 255, count: 256)
+        for (value, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(value) }
+        table[Int(UInt8(ascii: "-"))] = 62
+        table[Int(UInt8(ascii: "_"))] = 63
+        table[Int(UInt8(ascii: "="))] = 64
+        for byte in [UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t")] { table[Int(byte)] = 65 }
+        return table
+    }()
+
     public static func decode(_ text: ArraySlice<UInt8>) -> [UInt8]? {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.count / 4 * 3)
-        var accumulator: UInt32 = 0, bits = 0, padding = 0
-        for c in text {
-            let value: UInt32
-            switch c {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(c - UInt8(ascii: "A"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(c - UInt8(ascii: "a")) + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(c - UInt8(ascii: "0")) + 52
-            case UInt8(ascii: "+"), UInt8(ascii: "-"): value = 62
-            case UInt8(ascii: "/"), UInt8(ascii: "_"): value = 63
-            case UInt8(ascii: "="):
-                padding += 1
-                continue
-            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): continue
-            default: return nil
-            }
-            guard padding == 0 else { return nil }
-            accumulator = accumulator << 6 | value
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+        var out = [UInt8](repeating: 0, count: text.count / 4 * 3 + 3)
+        var written = 0
+        let ok = values.withUnsafeBufferPointer { table -> Bool in
+            out.withUnsafeMutableBufferPointer { target -> Bool in
+                text.withUnsafeBufferPointer { source -> Bool in
+                    var accumulator: UInt32 = 0, bits = 0, padding = 0
+                    var k = 0
+                    let n = source.count
+                    // Four alphabet bytes at a time while there is no padding or whitespace.
+                    while k + 4 <= n {
+                        let a = table[Int(source[k])], b = table[Int(source[k + 1])], c = table[Int(source[k + 2])], d = table[Int(source[k + 3])]
+                        guard (a | b | c | d) < 64 else { break }
+                        let group = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                        target[written] = UInt8(truncatingIfNeeded: group >> 16)
+                        target[written + 1] = UInt8(truncatingIfNeeded: group >> 8)
+                        target[written + 2] = UInt8(truncatingIfNeeded: group)
+                        written += 3
+                        k += 4
+                    }
+                    // The rest one byte at a time: padding, whitespace, a short last group.
+                    while k < n {
+                        let value = table[Int(source[k])]
+                        k += 1
+                        switch value {
+                        case 65: continue
+                        case 64:
+                            padding += 1
+                            continue
+                        case 255: return false
+                        default:
+                            guard padding == 0 else { return false }
+                            accumulator = accumulator << 6 | UInt32(value)
+                            bits += 6
+                            if bits >= 8 {
+                                bits -= 8
+                                if written == target.count { return false }
+                                target[written] = UInt8(truncatingIfNeeded: accumulator >> UInt32(bits))
+                                written += 1
+                            }
+                        }
+                    }
+                    // Leftover bits must be zero padding of the last group (at most 4 bits).
+                    return bits < 6 && padding <= 2
+                }
             }
         }
-        // Leftover bits must be zero padding of the last group (at most 4 bits).
-        guard bits < 6, padding <= 2 else { return nil }
+        guard ok else { return nil }
+        out.removeSubrange(written...)
         return out
     }
 }

@@ -28,6 +28,9 @@ struct Predict: ParsableCommand {
     @Option(help: "Stop the inference after this many seconds (checked between operators and loop iterations).")
     var timeout: Double?
 
+    @Option(name: .customLong("repeat"), help: "Run the prediction this many times more and print its latency (p50, p90, min) on standard error: the whole pipeline, processing included.")
+    var repetitions: Int = 0
+
     @OptionGroup var store: StoreOptions
 
     func run() throws {
@@ -66,6 +69,18 @@ struct Predict: ParsableCommand {
                 throw ValidationError("\(error)")
             }
             let outputs = try loaded.backend.predict(feeds, control: control)
+            if repetitions > 0 {
+                guard repetitions <= 1_000_000 else { throw ValidationError("--repeat must be at most 1000000") }
+                var times: [Double] = []
+                for _ in 0..<repetitions {
+                    let start = DispatchTime.now()
+                    _ = try loaded.backend.predict(feeds, control: control)
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6)
+                }
+                times.sort()
+                let p50 = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
+                printError(String(format: "predict: %d runs, p50 %.3f ms, p90 %.3f ms, min %.3f ms (processing and model)", times.count, p50, p90, times[0]))
+            }
             let ordered = signature.outputs.compactMap { spec in outputs[spec.name].map { (spec.name, $0) } }
             if json {
                 let (body, _) = OIPCodec.encodeResponse(model: loaded.name, version: loaded.version, id: nil, outputs: ordered, binary: { _ in false })

@@ -115,6 +115,12 @@ struct CLITests {
             let outputs = body?["outputs"] as? [[String: Any]]
             #expect(outputs?.last?["data"] as? [String] == ["versicolor"], "\(json.standardOutput)")
         }
+        let timed = try scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "X=[[5.1,3.5,1.4,0.2]]", "--repeat", "3")
+        #expect(timed.status == 0 && timed.standardError.contains("predict: 3 runs, p50 "), "\(timed.standardError)")
+        // A picture for the digits example, as a file.
+        let digits = TestSupport.packageRoot + "/Examples/digits"
+        let picture = try scratch.vessel("predict", digits, "-i", "image=@\(digits)/examples/9.jpg")
+        #expect(picture.status == 0 && picture.standardOutput.contains("[\"nine\"]"), "\(picture.standardOutput) \(picture.standardError)")
         let wrong = try scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "X=[[5.1,3.5,1.4]]")
         #expect(wrong.status == 1 && wrong.standardError.contains("input `X`: expected shape [batch, 4], got [1, 3]"), "\(wrong.standardError)")
         let unknown = try scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "Y=1")

@@ -39,6 +39,16 @@ struct ImageRequestTests {
         let outputs = jsonObject(batch)["outputs"] as? [[String: Any]] ?? []
         #expect((outputs.first { $0["name"] as? String == "digit" }?["data"] as? [String]) == ["three", "seven"], "\(batch.text)")
 
+        // Cog's API (one item, a data URI) and MLflow's (a list of items) give the same digit.
+        let cog = try await running.request("POST", "/predictions", headers: ["Content-Type": "application/json"],
+                                            body: Array(#"{"input":{"image":"\#(BytesElement.dataURI(seven, mediaType: "image/png"))"}}"#.utf8))
+        let cogOutput = jsonObject(cog)["output"] as? [String: Any]
+        #expect(cog.status == 200 && cogOutput?["digit"] as? String == "seven" && cogOutput?["label"] as? Int == 7, "\(cog.text)")
+        let mlflow = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"],
+                                               body: Array(#"{"inputs":{"image":["\#(BytesElement.dataURI(nine))"]}}"#.utf8))
+        let predictions = jsonObject(mlflow)["predictions"] as? [String: Any]
+        #expect(mlflow.status == 200 && predictions?["digit"] as? [String] == ["nine"], "\(mlflow.text)")
+
         // The served signature: BYTES in, the digit's name out.
         let metadata = jsonObject(try await running.request("GET", "/v2/models/digits"))
         #expect((metadata["inputs"] as? [[String: Any]])?.first?["datatype"] as? String == "BYTES")

@@ -27,6 +27,7 @@ struct RouterTests {
         switch route {
         case .infer, .versionInfer: ByteBuffer(string: inferBody)
         case .invocations: ByteBuffer(string: mlflowBody)
+        case .predictions: ByteBuffer(string: #"{"id":"p1","input":{"X":[5.1,3.5,1.4,0.2]}}"#)
         default: nil
         }
     }
@@ -46,6 +47,11 @@ struct RouterTests {
                         #expect(text.contains(#""model_name":"iris""#) && text.contains(#""name":"label""#), "\(text)")
                         #expect(response.headers[.requestID]?.isEmpty == false)
                     case .invocations: #expect(text.hasPrefix(#"{"predictions":"#), "\(text)")
+                    case .predictions:
+                        // Cog's answer: one item, not a batch; several outputs as an object.
+                        #expect(text.hasPrefix(#"{"id":"p1","status":"succeeded","output":{"label":0,"probabilities":["#), "\(text)")
+                        #expect(text.contains(#""species":"setosa""#), "\(text)")
+                    case .healthCheck: #expect(text == #"{"status":"READY"}"#)
                     case .version: #expect(text == InferenceServer.version)
                     case .metrics: #expect(text.contains("vessel_inference_requests_total"))
                     default: break
@@ -82,7 +88,7 @@ struct RouterTests {
         guard case .ready(let loaded, _, _) = server.models[0].current else { Issue.record("iris did not load"); return }
         let document = try #require(JSONSerialization.jsonObject(with: Data(OpenAPI.document(models: [("iris", loaded)], version: "t"))) as? [String: Any])
         let paths = Set((document["paths"] as? [String: Any] ?? [:]).keys)
-        let expected: [Route] = [.live, .ready, .metrics, .model, .modelReady, .infer, .invocations]
+        let expected: [Route] = [.live, .ready, .metrics, .model, .modelReady, .infer, .invocations, .predictions]
         #expect(paths == Set(expected.map { $0.path(model: "iris") }))
     }
 
@@ -100,5 +106,24 @@ struct RouterTests {
         let match = Route.matchInference(path)
         #expect(match.map { String($0.model) } == model)
         #expect(match?.version.map(String.init) == version)
+    }
+
+    @Test("Cog's /predictions: a missing, unknown or misshapen input is 422 with FastAPI's detail; async is refused")
+    func cogErrors() async throws {
+        let server = try Self.loaded()
+        let app = Application(router: server.buildRouter())
+        try await app.test(.router) { client in
+            for (body, message) in [(#"{"input":{}}"#, "missing input `X`"), (#"{"input":{"Y":1,"X":[1,2,3,4]}}"#, "unknown input `Y`"),
+                                    (#"{"input":{"X":[1,2,3]}}"#, "expected shape"), (#"{"inputs":[]}"#, "the request body must be"), ("not json", "not valid JSON")] {
+                try await client.execute(uri: "/predictions", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body)) { response in
+                    let text = String(buffer: response.body)
+                    #expect(response.status.code == 422 && text.hasPrefix(#"{"detail":[{"loc":["body","input"]"#) && text.contains(message), "\(body): \(text)")
+                }
+            }
+            try await client.execute(uri: "/predictions", method: .post, headers: [.contentType: "application/json", HTTPField.Name("Prefer")!: "respond-async"],
+                                     body: ByteBuffer(string: #"{"input":{"X":[1,2,3,4]}}"#)) { response in
+                #expect(response.status == .badRequest && String(buffer: response.body).contains("\"status\":\"failed\""))
+            }
+        }
     }
 }

@@ -35,6 +35,14 @@ extension InferenceServer {
         case .infer: return { [self] request, context in await infer(request, context, version: nil) }
         case .versionInfer: return { [self] request, context in await infer(request, context, version: context.parameters.get("version")) }
         case .invocations: return { [self] request, _ in await invocations(request) }
+        case .predictions: return { [self] request, _ in await predictions(request) }
+        case .healthCheck:
+            // Cog's: READY once every model is, STARTING while loading, else FAILED.
+            return { [self] _, _ in
+                let states = models.map(\.current)
+                let status = isReady ? "READY" : states.contains { if case .failed = $0 { true } else { false } } ? "FAILED" : "STARTING"
+                return Self.json(status == "READY" ? .ok : .serviceUnavailable, "{\"status\":\"\(status)\"}")
+            }
         case .ping, .health: return { [self] _, _ in isReady ? Self.json(.ok, "{}") : Self.json(.serviceUnavailable, "{}") }
         case .version:
             return { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: Self.version))) }
@@ -156,6 +164,46 @@ extension InferenceServer {
             return call.finish(Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json + tail))))
         } catch {
             return call.fail(error)
+        }
+    }
+
+    /// Cog's `POST /predictions`, on the one model this server serves: the Cog transport over
+    /// the pipeline. Input problems are 422 with FastAPI's `detail` (as Cog answers); a failed
+    /// run is `{"status": "failed", "error": …}` with the pipeline's status.
+    func predictions(_ request: Request) async -> Response {
+        let call = InferenceCall(self, headers: request.headers, model: models.count == 1 ? models[0].name : "", version: nil)
+        var id: String?
+        do throws(RequestError) {
+            guard models.count == 1 else {
+                throw RequestError(400, "/predictions needs a server with one model; this one serves \(models.map(\.name).joined(separator: ", ")) (use /v2/models/{name}/infer)")
+            }
+            if let prefer = request.headers[HTTPField.Name("Prefer")!], prefer.lowercased().contains("respond-async") {
+                throw RequestError(400, "asynchronous predictions (Prefer: respond-async, webhooks) are not supported; send the request without it")
+            }
+            let model = try ready(call, models[0])
+            if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+                throw RequestError(415, "send the request as Content-Type: application/json, not \(type)")
+            }
+            let body = try await readBody(request, limit: configuration.maxBodyBytes ?? model.loaded.manifest.serving.maxBodyBytes)
+            let parsed = try CogAdapter.inputs(body, signature: model.loaded.signature)
+            id = parsed.id
+            let decoded = DecodedInference(inputs: parsed.inputs, order: model.loaded.signature.inputs.map(\.name), requestedOutputs: nil)
+            do throws(RequestError) { try admit(call, decoded, to: model) } catch {
+                throw RequestError(422, error.description)
+            }
+            let started = ContinuousClock.now
+            let outputs = try await run(call, decoded, on: model)
+            let selected = try Self.select(outputs, decoded, of: model)
+            let text = CogAdapter.response(id: id, outputs: selected, signature: model.loaded.signature,
+                                           seconds: (ContinuousClock.now - started).milliseconds / 1000)
+            return call.finish(Self.json(.ok, text))
+        } catch {
+            var response = error.status == 422 ? Self.json(.unprocessableContent, CogAdapter.validationError(error.description, input: nil))
+                : Self.json(HTTPResponse.Status(code: error.status), CogAdapter.failed(id: id, error.description))
+            if let seconds = error.retryAfterSeconds { response.headers[.retryAfter] = String(seconds) }
+            response.headers[.requestID] = call.requestID
+            call.record(error.status, error: error.description)
+            return response
         }
     }
 

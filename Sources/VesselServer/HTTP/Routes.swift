@@ -9,10 +9,11 @@ enum Route: CaseIterable, Sendable {
     case model, modelVersion, modelReady, modelVersionReady
     case infer, versionInfer
     case invocations, ping, health, version, openAPI, metrics
+    case predictions, healthCheck
 
     var method: HTTPRequest.Method {
         switch self {
-        case .infer, .versionInfer, .invocations: .post
+        case .infer, .versionInfer, .invocations, .predictions: .post
         default: .get
         }
     }
@@ -34,6 +35,8 @@ enum Route: CaseIterable, Sendable {
         case .version: "/version"
         case .openAPI: "/openapi.json"
         case .metrics: "/metrics"
+        case .predictions: "/predictions"
+        case .healthCheck: "/health-check"
         }
     }
 
@@ -41,7 +44,7 @@ enum Route: CaseIterable, Sendable {
     /// `--token-file` leaves open.
     var isOpen: Bool {
         switch self {
-        case .live, .ready, .ping, .health: true
+        case .live, .ready, .ping, .health, .healthCheck: true
         default: false
         }
     }

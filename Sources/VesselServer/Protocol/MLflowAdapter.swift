@@ -115,16 +115,7 @@ enum MLflowAdapter {
 
     /// `{"predictions": [...]}` for one output, `{"predictions": {"name": [...], ...}}` for several.
     static func response(_ outputs: [(String, Tensor)]) -> String {
-        func nested(_ tensor: Tensor) -> String {
-            let elements = OIPCodec.jsonElementList(tensor)
-            func nest(_ start: Int, _ depth: Int) -> String {
-                if depth == tensor.shape.count { return elements[start] }
-                let stride = tensor.shape[(depth + 1)...].reduce(1, *)
-                return "[" + (0..<tensor.shape[depth]).map { nest(start + $0 * stride, depth + 1) }.joined(separator: ",") + "]"
-            }
-            return tensor.count == 0 ? "[]" : nest(0, 0)
-        }
-        if outputs.count == 1 { return "{\"predictions\":\(nested(outputs[0].1))}" }
-        return "{\"predictions\":{" + outputs.map { "\(OIPCodec.quote($0.0)):\(nested($0.1))" }.joined(separator: ",") + "}}"
+        if outputs.count == 1 { return "{\"predictions\":\(OIPCodec.nestedJSON(outputs[0].1))}" }
+        return "{\"predictions\":{" + outputs.map { "\(OIPCodec.quote($0.0)):\(OIPCodec.nestedJSON($0.1))" }.joined(separator: ",") + "}}"
     }
 }

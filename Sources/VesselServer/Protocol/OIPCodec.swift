@@ -303,6 +303,17 @@ public enum OIPCodec {
     }
 
     /// Each element as JSON, in row-major order.
+    /// A tensor as nested JSON arrays (a scalar as its value).
+    static func nestedJSON(_ tensor: Tensor) -> String {
+        let elements = jsonElementList(tensor)
+        func nest(_ start: Int, _ depth: Int) -> String {
+            if depth == tensor.shape.count { return elements[start] }
+            let stride = tensor.shape[(depth + 1)...].reduce(1, *)
+            return "[" + (0..<tensor.shape[depth]).map { nest(start + $0 * stride, depth + 1) }.joined(separator: ",") + "]"
+        }
+        return tensor.count == 0 && tensor.rank > 0 ? "[]" : nest(0, 0)
+    }
+
     static func jsonElementList(_ tensor: Tensor) -> [String] {
         switch tensor.dtype {
         case .string: return tensor.strings.map(quote)

@@ -69,6 +69,17 @@ enum OpenAPI {
                 "responses": ["200": ["description": "{\"predictions\": …}, one key per output when there are several"]],
             ] as [String: Any]]
         }
+        if models.count == 1, let (name, model) = models.first {
+            paths[Route.predictions.path] = ["post": [
+                "summary": "Cog's prediction API for \(name): one item, files as data: URIs",
+                "requestBody": ["required": true, "content": ["application/json": ["schema": [
+                    "type": "object", "required": ["input"],
+                    "properties": ["input": ["type": "object", "required": model.signature.inputs.map(\.name),
+                                             "properties": Dictionary(uniqueKeysWithValues: model.signature.inputs.map { ($0.name, ["description": $0.description ?? $0.dtype.rawValue] as [String: Any]) })]],
+                ]]]],
+                "responses": ["200": ["description": "{\"status\": \"succeeded\", \"output\": …}"], "422": ["description": "An input does not fit"]],
+            ] as [String: Any]]
+        }
         let document: [String: Any] = [
             "openapi": "3.0.3",
             "info": ["title": "Vessel inference server (Open Inference Protocol v2)", "version": version],
