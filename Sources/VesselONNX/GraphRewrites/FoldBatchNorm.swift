@@ -1,0 +1,75 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import VesselTensor
+
+// A graph rewrite run at load (see `GraphBuilder.build` for the order).
+extension GraphBuilder {
+    /// Conv followed by inference-mode BatchNormalization, with every parameter constant and
+    /// the Conv's output read only by the BatchNormalization, becomes one Conv whose weights and
+    /// bias carry the normalization: W′ = W·s, B′ = (B − mean)·s + β with s = γ/√(var + ε),
+    /// per output channel. The BatchNormalization pass disappears, and a Relu after it can then
+    /// fuse into the Conv.
+    static func foldBatchNormIntoConv(_ nodes: inout [Node], _ initializers: inout [String: Tensor], protected: Set<String>,
+                                      overridable: Set<String>) {
+        let readers = readerCounts(nodes)
+        var producer: [String: Int] = [:]
+        for (index, node) in nodes.enumerated() where node.opType == "Conv" && node.domain.isEmpty && node.outputs.count == 1 {
+            producer[node.outputs[0]] = index
+        }
+        func constant(_ name: String) -> Tensor? {
+            guard !name.isEmpty, !overridable.contains(name), let tensor = initializers[name], tensor.dtype.isFloatingPoint else { return nil }
+            return tensor
+        }
+        var removed: Set<Int> = []
+        var replaced: Set<String> = []
+        for (index, bn) in nodes.enumerated() where bn.opType == "BatchNormalization" && bn.domain.isEmpty {
+            guard bn.inputs.count == 5, bn.outputs.first.map({ !$0.isEmpty }) == true, bn.outputs.dropFirst().allSatisfy(\.isEmpty),
+                  bn.attributes.int("training_mode", default: 0) == 0, bn.attributes.int("spatial", default: 1) == 1,
+                  let source = producer[bn.inputs[0]], readers[bn.inputs[0]] == 1, !protected.contains(bn.inputs[0]),
+                  !removed.contains(source) else { continue }
+            let conv = nodes[source]
+            guard conv.inputs.count >= 2, let weights = constant(conv.inputs[1]), weights.dtype == .float32, weights.rank >= 3,
+                  let gamma = constant(bn.inputs[1]), let beta = constant(bn.inputs[2]),
+                  let mean = constant(bn.inputs[3]), let variance = constant(bn.inputs[4]) else { continue }
+            let filters = weights.shape[0]
+            let convBias = conv.inputs.count > 2 && !conv.inputs[2].isEmpty ? constant(conv.inputs[2]) : nil
+            if conv.inputs.count > 2, !conv.inputs[2].isEmpty, convBias == nil { continue }
+            guard [gamma, beta, mean, variance].allSatisfy({ $0.count == filters }), convBias.map({ $0.count == filters }) ?? true else { continue }
+            let epsilon = Double(bn.attributes.float("epsilon", default: 1e-5))
+            let (g, b, m, v) = (gamma.doubles(), beta.doubles(), mean.doubles(), variance.doubles())
+            let scales = (0..<filters).map { g[$0] / (v[$0] + epsilon).squareRoot() }
+            let biasIn = convBias?.doubles() ?? [Double](repeating: 0, count: filters)
+            let perFilter = weights.count / filters
+            var folded = weights.scalars(as: Float.self)
+            for f in 0..<filters {
+                for k in (f * perFilter)..<((f + 1) * perFilter) { folded[k] = Float(Double(folded[k]) * scales[f]) }
+            }
+            let bias = (0..<filters).map { Float((biasIn[$0] - m[$0]) * scales[$0] + b[$0]) }
+            var stem = "\(conv.name)+BatchNormalization"
+            while initializers[stem + ".W"] != nil || initializers[stem + ".B"] != nil { stem += "_" }
+            initializers[stem + ".W"] = Tensor(folded, shape: weights.shape)
+            initializers[stem + ".B"] = Tensor(bias, shape: [filters])
+            replaced.formUnion(conv.inputs.dropFirst().filter { !$0.isEmpty } + bn.inputs.dropFirst())
+            var fused = conv
+            fused.inputs = [conv.inputs[0], stem + ".W", stem + ".B"]
+            fused.outputs = bn.outputs.prefix(1).map { $0 }
+            fused.name += "+BatchNormalization"
+            nodes[source] = fused
+            removed.insert(index)
+        }
+        guard !removed.isEmpty else { return }
+        nodes = nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        // Parameters nothing reads any more are dropped, not kept twice.
+        let stillRead = readerCounts(nodes)
+        for name in replaced where stillRead[name] == nil && !protected.contains(name) && !overridable.contains(name) {
+            initializers[name] = nil
+        }
+    }
+
+    static let nondeterministic: Set<String> = [
+        "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout",
+    ]
+}
