@@ -11,6 +11,8 @@ struct StepSchema: Sendable {
     enum Kind: Sendable {
         case string, number, int, bool, numbers, ints, dtype, file
         case oneOf([String])
+        /// The `columns` step's list: a name, or `{name, categories, encode, fill}`.
+        case columns
     }
 
     let type: String
@@ -30,6 +32,7 @@ struct StepSchema: Sendable {
                               "resize": .oneOf(["stretch", "center_crop", "letterbox"]), "shorter_side": .int,
                               "filter": .oneOf(["nearest", "bilinear", "bicubic", "lanczos"]), "pad": .int]),
         StepSchema(type: "tokenize", stages: [.pre], required: ["file": .file], optional: ["max_length": .int, "lowercase": .bool]),
+        StepSchema(type: "columns", stages: [.pre], required: ["columns": .columns], optional: [:]),
         StepSchema(type: "softmax", stages: [.post], required: [:], optional: ["axis": .int]),
         StepSchema(type: "sigmoid", stages: [.post], required: [:], optional: [:]),
         StepSchema(type: "argmax", stages: [.post], required: [:], optional: ["axis": .int, "as": .string]),
@@ -136,6 +139,53 @@ extension ManifestReader {
                 }
             }
             return .array(values)
+        case .columns:
+            guard case .sequence(let items) = node, !items.isEmpty else {
+                walker.error("\(what) must be a list of column names or {name, categories, encode, fill}", at: node)
+                return nil
+            }
+            var columns: [Value] = []
+            for item in items {
+                if case .scalar = item {
+                    guard let name = walker.string(item, "a column name") else { return nil }
+                    columns.append(.string(name))
+                    continue
+                }
+                guard let fields = walker.fields(item, in: "a column", allowed: ["name", "categories", "encode", "fill"], required: ["name"]),
+                      let nameNode = fields["name"]?.value, let name = walker.string(nameNode, "a column `name`") else { return nil }
+                var column: [String: Value] = ["name": .string(name)]
+                if let node = fields["categories"]?.value {
+                    guard case .sequence(let categories) = node, !categories.isEmpty else {
+                        walker.error("`categories` of column `\(name)` must be a list of values", at: node)
+                        return nil
+                    }
+                    var values: [Value] = []
+                    for category in categories {
+                        guard let text = walker.string(category, "a category of column `\(name)`") else { return nil }
+                        values.append(.string(text))
+                    }
+                    column["categories"] = .array(values)
+                }
+                if let node = fields["encode"]?.value {
+                    guard let encode = walker.string(node, "`encode`") else { return nil }
+                    guard ["onehot", "index"].contains(encode), column["categories"] != nil else {
+                        walker.error("`encode` of column `\(name)` must be onehot or index, and goes with `categories`", at: node)
+                        return nil
+                    }
+                    column["encode"] = .string(encode)
+                }
+                if let node = fields["fill"]?.value {
+                    if column["categories"] != nil {
+                        guard let text = walker.string(node, "`fill`") else { return nil }
+                        column["fill"] = .string(text)
+                    } else {
+                        guard let number = walker.number(node, "`fill`") else { return nil }
+                        column["fill"] = .double(number)
+                    }
+                }
+                columns.append(.object(column))
+            }
+            return .array(columns)
         case .file:
             guard let path = checkPath(node, what: what) else { return nil }
             if !covers(files, path) {

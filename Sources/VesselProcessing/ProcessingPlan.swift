@@ -48,11 +48,18 @@ public struct ProcessingPlan: Sendable {
 
         // Inputs: backwards from the model's, through the pre steps in reverse.
         var inputs = signature.inputs
-        for step in pre.reversed() {
+        for index in pre.indices.reversed() {
+            let step = pre[index]
             guard let position = inputs.firstIndex(where: { $0.name == step.tensor }) else {
                 throw step.error("names input `\(step.tensor)`, which the signature does not have")
             }
-            inputs[position] = try step.servedInput(for: inputs[position])
+            // What a `columns` step assembles is what the next step (or the model) takes.
+            pre[index].assembledDType = inputs[position].dtype
+            let served = try step.servedInputs(for: inputs[position])
+            for spec in served where spec.name != inputs[position].name && inputs.contains(where: { $0.name == spec.name }) {
+                throw step.error("column `\(spec.name)` has the name of another input")
+            }
+            inputs.replaceSubrange(position...position, with: served)
         }
         // Outputs: forwards from the model's.
         var outputs = signature.outputs
@@ -112,6 +119,12 @@ public struct ProcessingPlan: Sendable {
         guard !pre.isEmpty else { return inputs }
         var values = inputs
         for step in pre {
+            if case .columns(let columns) = step.operation {
+                let assembled = try step.assemble(values, dtype: step.assembledDType)
+                for column in columns { values[column.name] = nil }
+                values[step.tensor] = assembled
+                continue
+            }
             guard let tensor = values[step.tensor] else { throw step.error("input `\(step.tensor)` is missing") }
             values[step.tensor] = try step.apply(tensor).0
         }

@@ -17,6 +17,17 @@ struct CompiledStep: Sendable {
         case labels(file: String, names: [String]?)
         case threshold(Double)
         case image(ImageSpec)
+        case columns([Column])
+    }
+
+    /// One column of a `columns` step: a number, or a category encoded one-hot or as its index.
+    struct Column: Sendable {
+        var name: String
+        var categories: [String]?
+        var onehot: Bool
+        var fill: Double?
+        var fillCategory: String?
+        var features: Int { onehot ? categories?.count ?? 1 : 1 }
     }
 
     let stage: ProcessingError.Stage
@@ -31,6 +42,8 @@ struct CompiledStep: Sendable {
     var operation: Operation
     /// For `labels` on class scores: how many classes the model's output has, when fixed.
     var classes: Int?
+    /// For `columns`: the dtype of the tensor it assembles (set when the plan compiles).
+    var assembledDType: DType = .float32
 
     func error(_ message: String) -> ProcessingError {
         ProcessingError(stage: stage, index: index, type: type, message: message)
@@ -124,6 +137,38 @@ struct CompiledStep: Sendable {
             throw failure("is not supported yet: a reshape cannot say what shape clients send; reshape inside the model, or send the model's shape")
         case "image":
             do { operation = .image(try ImageSpec(parameters)) } catch { throw failure(error.description) }
+        case "columns":
+            guard case .array(let items)? = parameters["columns"], !items.isEmpty else { throw failure("needs `columns`, a list") }
+            var columns: [Column] = []
+            for item in items {
+                switch item {
+                case .string(let name): columns.append(Column(name: name, categories: nil, onehot: false))
+                case .object(let fields):
+                    guard case .string(let name)? = fields["name"] else { throw failure("each column needs a `name`") }
+                    var column = Column(name: name, categories: nil, onehot: false)
+                    if case .array(let values)? = fields["categories"] {
+                        column.categories = values.compactMap { if case .string(let text) = $0 { text } else { nil } }
+                        guard column.categories?.count == values.count, Set(column.categories!).count == values.count else {
+                            throw failure("the categories of column `\(name)` must be distinct strings")
+                        }
+                        column.onehot = fields["encode"] != .string("index")
+                    }
+                    switch fields["fill"] {
+                    case .double(let value)?: column.fill = value
+                    case .int(let value)?: column.fill = Double(value)
+                    case .string(let value)?:
+                        guard column.categories?.contains(value) == true else {
+                            throw failure("the `fill` of column `\(name)` must be one of its categories")
+                        }
+                        column.fillCategory = value
+                    default: break
+                    }
+                    columns.append(column)
+                default: throw failure("a column is a name or {name, categories, encode, fill}")
+                }
+            }
+            guard Set(columns.map(\.name)).count == columns.count else { throw failure("two columns have the same name") }
+            operation = .columns(columns)
         case "tokenize":
             throw failure("is not available in this build yet; send the model's tensor (`vessel inspect` shows it) until it is")
         default:
@@ -149,6 +194,57 @@ struct CompiledStep: Sendable {
 
     private func requireNumeric(_ spec: TensorSpec) throws(ProcessingError) {
         guard spec.dtype != .string, spec.dtype != .bool else { throw error("takes a numeric tensor; `\(spec.name)` is \(spec.dtype.rawValue)") }
+    }
+
+    /// What a client sends so that this step gives `spec`: one input, or for `columns` one per
+    /// column.
+    func servedInputs(for spec: TensorSpec) throws(ProcessingError) -> [TensorSpec] {
+        guard case .columns(let columns) = operation else { return [try servedInput(for: spec)] }
+        guard spec.shape.count == 2, spec.dtype != .string, spec.dtype != .bool else {
+            throw error("assembles a [batch, features] numeric input, but `\(spec.name)` is \(spec.dtype.rawValue) of rank \(spec.shape.count)")
+        }
+        let features = columns.reduce(0) { $0 + $1.features }
+        if case .fixed(let width) = spec.shape[1], width != features {
+            throw error("the columns make \(features) features, but `\(spec.name)` takes \(width)")
+        }
+        return columns.map { column in
+            if let categories = column.categories {
+                return TensorSpec(name: column.name, dtype: .string, shape: [spec.shape[0]],
+                                  description: "one of \(categories.joined(separator: ", ")) (\(column.onehot ? "one-hot" : "index") into `\(spec.name)`)")
+            }
+            return TensorSpec(name: column.name, dtype: spec.dtype, shape: [spec.shape[0]], description: "a column of `\(spec.name)`")
+        }
+    }
+
+    /// `columns`: the named column tensors of a batch as one [batch, features] tensor of `dtype`.
+    func assemble(_ values: [String: Tensor], dtype: DType) throws(ProcessingError) -> Tensor {
+        guard case .columns(let columns) = operation else { throw error("is not a columns step") }
+        var rows: Int?
+        for column in columns {
+            guard let tensor = values[column.name] else { throw error("column `\(column.name)` is missing") }
+            guard tensor.rank == 1 else { throw error("column `\(column.name)` must be a list of values [batch], got shape \(tensor.shape)") }
+            if let rows, rows != tensor.count { throw error("column `\(column.name)` has \(tensor.count) values, the others \(rows)") }
+            rows = tensor.count
+        }
+        let count = rows ?? 0, width = columns.reduce(0) { $0 + $1.features }
+        var out = [Double](repeating: 0, count: count * width)
+        var offset = 0
+        for column in columns {
+            let tensor = values[column.name]!
+            if let categories = column.categories {
+                for (row, raw) in tensor.strings.enumerated() {
+                    let value = raw.isEmpty ? column.fillCategory ?? raw : raw
+                    guard let index = categories.firstIndex(of: value) else {
+                        throw error("column `\(column.name)` row \(row): `\(value.prefix(40))` is not one of its categories (\(categories.joined(separator: ", ")))")
+                    }
+                    if column.onehot { out[row * width + offset + index] = 1 } else { out[row * width + offset] = Double(index) }
+                }
+            } else {
+                for (row, value) in tensor.doubles().enumerated() { out[row * width + offset] = value.isNaN ? column.fill ?? value : value }
+            }
+            offset += column.features
+        }
+        return Tensor(converting: out, to: dtype, shape: [count, width])
     }
 
     /// What a client sends so that this step gives `spec` (the next step's or the model's input).
@@ -327,6 +423,8 @@ struct CompiledStep: Sendable {
             throw error("\(file) was not read")
         case .threshold(let value):
             return (Tensor(tensor.doubles().map { $0 > value }, shape: tensor.shape), nil)
+        case .columns:
+            throw error("runs on its columns, not one tensor")
         case .image(let image):
             guard tensor.dtype == .string, tensor.rank == 1 else {
                 throw error("takes a list of encoded images (BYTES [N]); `\(self.tensor)` is \(tensor.dtype.rawValue)\(tensor.shape)")

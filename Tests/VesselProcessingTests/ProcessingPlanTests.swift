@@ -123,4 +123,36 @@ struct ProcessingPlanTests {
             return error.stage == .pre && error.description.contains("`mean` has 2 values, but axis 1 of `X` has 3")
         }
     }
+
+    @Test("columns: named inputs (numbers, one-hot and index categories, fills) assemble the model's feature tensor in order")
+    func columns() throws {
+        let table = Signature(inputs: [spec("X", .float32, [batch, .fixed(6)])], outputs: iris.outputs)
+        let plan = try ProcessingPlan(signature: table, preprocess: [
+            step("columns", ["input": .string("X"), "columns": .array([
+                .string("age"),
+                .object(["name": .string("color"), "categories": .array([.string("red"), .string("green"), .string("blue")]), "fill": .string("green")]),
+                .object(["name": .string("size"), "categories": .array([.string("S"), .string("M"), .string("L")]), "encode": .string("index")]),
+                .object(["name": .string("height"), "fill": .double(1.5)]),
+            ])]),
+            step("scale", ["input": .string("X"), "factor": .double(2)]),
+        ], postprocess: [])
+        #expect(plan.served.inputs.map(\.name) == ["age", "color", "size", "height"])
+        #expect(plan.served.inputs.map(\.dtype) == [.float32, .string, .string, .float32])
+        #expect(plan.served.inputs.allSatisfy { $0.shape == [batch] })
+        let x = try plan.preprocess([
+            "age": Tensor([Float(30), 41], shape: [2]), "color": Tensor(strings: ["blue", ""], shape: [2]),
+            "size": Tensor(strings: ["L", "S"], shape: [2]), "height": Tensor([Float.nan, 1.8], shape: [2]),
+        ])
+        #expect(x.count == 1 && x["X"]?.shape == [2, 6])
+        // Then scaled by 2: [age, red, green, blue, size index, height].
+        #expect(x["X"].map(floats) == [60, 0, 0, 2, 4, 3, 82, 0, 2, 0, 0, 3.6])
+        #expect {
+            _ = try plan.preprocess(["age": Tensor([Float(1)], shape: [1]), "color": Tensor(strings: ["purple"], shape: [1]),
+                                     "size": Tensor(strings: ["S"], shape: [1]), "height": Tensor([Float(1)], shape: [1])])
+        } throws: { "\($0)".contains("column `color` row 0: `purple` is not one of its categories (red, green, blue)") }
+        #expect {
+            _ = try ProcessingPlan(signature: iris, preprocess: [step("columns", ["input": .string("X"), "columns": .array([.string("a"), .string("b")])])],
+                                   postprocess: [])
+        } throws: { "\($0)".contains("the columns make 2 features, but `X` takes 4") }
+    }
 }
