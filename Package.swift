@@ -53,14 +53,15 @@ let package = Package(
         // VesselTensor, VesselManifest, VesselStore, VesselONNX, VesselModel, VesselServer and
         // VesselServing import nothing that needs full Foundation, and nothing that needs Yams.
         .target(name: "VesselManifest", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
-        // JPEG and PNG decoding for the `image` step: Debian's libturbojpeg0-dev and libpng-dev
+        // JPEG, PNG and WebP decoding for the `image` step: Debian's libturbojpeg0-dev, libpng-dev and libwebp-dev
         // (scripts/install-deps.sh installs them; images carry the shared libraries).
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CWebP", pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
         // The declared pre/post-processing steps, compiled against a signature and run.
         .target(
             name: "VesselProcessing",
-            dependencies: ["VesselManifest", "VesselTensor", "CTurboJPEG", "CPNG", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["VesselManifest", "VesselTensor", "CTurboJPEG", "CPNG", "CWebP", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -2,8 +2,8 @@
 # Installs the outside tools the tests read our output with: skopeo (OCI layouts and archives),
 # bsdtar (a second tar reader), openssl (reference hashing), script (a pseudo-terminal, to see
 # progress drawn), python3-venv (test fixtures), libopenblas0, curl (the demo's prediction);
-# zlib1g-dev and pkg-config (building: gzip image layers); libturbojpeg0-dev and libpng-dev
-# (building: the `image` processing step decodes JPEG and PNG); docker-registry (a registry on
+# zlib1g-dev and pkg-config (building: gzip image layers); libturbojpeg0-dev, libpng-dev and
+# libwebp-dev (building: the `image` processing step decodes JPEG, PNG and WebP); docker-registry (a registry on
 # loopback for push/pull tests), umoci (a second image unpacker), bubblewrap (runs an image's
 # root filesystem for `vessel test --in-image`), apache2-utils (htpasswd, for the registry's basic
 # auth in tests), podman and runc (the image loaded and run by a real container engine).
@@ -18,6 +18,7 @@ command -v curl >/dev/null || need+=(curl)
 [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
 [ -f /usr/include/turbojpeg.h ] || need+=(libturbojpeg0-dev)
 [ -f /usr/include/png.h ] || need+=(libpng-dev)
+[ -f /usr/include/webp/decode.h ] || need+=(libwebp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v umoci >/dev/null || need+=(umoci)

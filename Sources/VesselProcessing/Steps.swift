@@ -287,7 +287,7 @@ struct CompiledStep: Sendable {
                 }
             }
             served = TensorSpec(name: spec.name, dtype: .string, shape: [spec.shape[0]],
-                                description: "an encoded image per item (JPEG or PNG): base64 or a data: URI in JSON, raw bytes as binary BYTES")
+                                description: "an encoded image per item (JPEG, PNG or WebP): base64 or a data: URI in JSON, raw bytes as binary BYTES")
         default:
             throw error("is not a preprocess step")
         }

@@ -7,7 +7,8 @@ import VesselTestSupport
 
 /// The `image` step against its Python reference: Pillow + numpy on the same bytes
 /// (Reference/pillow_reference.py), for every filter, fit, colour and layout, on JPEGs (4:2:0,
-/// 4:4:4, progressive, greyscale, EXIF-rotated) and PNGs (RGB, RGBA, palette, grey, grey+alpha).
+/// 4:4:4, progressive, greyscale, EXIF-rotated), PNGs (RGB, RGBA, palette, grey, grey+alpha) and
+/// WebPs (lossy, lossless with alpha).
 @Suite("image step")
 struct ImageStepTests {
     /// The reference images and tensors, written once per test process.
@@ -88,7 +89,7 @@ struct ImageStepTests {
         ("half.jpg", "is not a complete JPEG"),
         ("half.png", "PNG"),
         ("empty.png", "PNG"),
-        ("text.txt", "is not a JPEG or PNG image"),
+        ("text.txt", "is not a JPEG, PNG or WebP image"),
     ])
     func hostile(file: String, message: String) throws {
         let directory = try Self.reference.get()

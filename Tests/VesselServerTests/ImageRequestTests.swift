@@ -57,7 +57,7 @@ struct ImageRequestTests {
 
     @Test("a broken, hostile or non-image element is a 400 naming the input and element; the server keeps answering", arguments: [
         ("not base64 at all!", "base64", "is not base64"),
-        (Base64.encode(Array("hello, not an image".utf8)), "base64", "is not a JPEG or PNG image"),
+        (Base64.encode(Array("hello, not an image".utf8)), "base64", "is not a JPEG, PNG or WebP image"),
         ("data:image/png;base64,iVBORw0KGgo=", nil, "PNG"),
     ] as [(String, String?, String)])
     func refused(element: String, contentType: String?, message: String) async throws {

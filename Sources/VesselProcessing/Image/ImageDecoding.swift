@@ -1,5 +1,6 @@
 import CPNG
 import CTurboJPEG
+import CWebP
 
 /// 8-bit pixels, row-major, interleaved: `channels` per pixel (3: RGB, 1: grey).
 struct Pixels: Sendable, Equatable {
@@ -16,8 +17,8 @@ struct ImageProblem: Error, CustomStringConvertible {
 }
 
 /// JPEG (libjpeg-turbo's TurboJPEG API: accurate integer IDCT and fancy upsampling, libjpeg's
-/// defaults, as Pillow decodes) and PNG (libpng's simplified API) to 8-bit RGB, the size
-/// checked from the header before any pixel is decoded.
+/// defaults, as Pillow decodes), PNG (libpng's simplified API) and WebP (libwebp) to 8-bit RGB,
+/// the size checked from the header before any pixel is decoded.
 enum ImageDecoding {
     static func decodeRGB(_ bytes: [UInt8], maxPixels: Int) throws(ImageProblem) -> Pixels {
         if bytes.starts(with: [0xFF, 0xD8, 0xFF]) {
@@ -26,9 +27,12 @@ enum ImageDecoding {
             return pixels
         }
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return try png(bytes, maxPixels: maxPixels) }
+        if bytes.count >= 12, bytes.starts(with: Array("RIFF".utf8)), Array(bytes[8..<12]) == Array("WEBP".utf8) {
+            return try webp(bytes, maxPixels: maxPixels)
+        }
         if bytes.isEmpty { throw ImageProblem("is empty, not an image") }
         let head = bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: " ")
-        throw ImageProblem("is not a JPEG or PNG image (it starts with bytes \(head))")
+        throw ImageProblem("is not a JPEG, PNG or WebP image (it starts with bytes \(head))")
     }
 
     private static func check(width: Int, height: Int, maxPixels: Int) throws(ImageProblem) {
@@ -82,6 +86,23 @@ enum ImageDecoding {
             rgb[3 * k + 2] = rgba[4 * k + 2]
         }
         return Pixels(width: width, height: height, channels: 3, data: rgb)
+    }
+
+    /// WebP (libwebp, lossy and lossless; alpha dropped as for PNG). Animated files are refused.
+    private static func webp(_ bytes: [UInt8], maxPixels: Int) throws(ImageProblem) -> Pixels {
+        var width: Int32 = 0, height: Int32 = 0
+        guard bytes.withUnsafeBufferPointer({ WebPGetInfo($0.baseAddress, $0.count, &width, &height) }) != 0 else {
+            throw ImageProblem("is not a readable WebP image (an animated WebP is not taken)")
+        }
+        try check(width: Int(width), height: Int(height), maxPixels: maxPixels)
+        var rgb = [UInt8](repeating: 0, count: Int(width) * Int(height) * 3)
+        let decoded = bytes.withUnsafeBufferPointer { source in
+            rgb.withUnsafeMutableBufferPointer { target in
+                WebPDecodeRGBInto(source.baseAddress, source.count, target.baseAddress, target.count, width * 3)
+            }
+        }
+        guard decoded != nil else { throw ImageProblem("is not a complete WebP image") }
+        return Pixels(width: Int(width), height: Int(height), channels: 3, data: rgb)
     }
 
     private static func message(_ image: png_image) -> String {

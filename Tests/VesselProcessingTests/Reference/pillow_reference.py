@@ -41,6 +41,8 @@ save("palette.png", base.convert("P", palette=Image.ADAPTIVE, colors=64))
 save("gray.png", base.convert("L"))
 save("gray_alpha.png", Image.fromarray(np.dstack([photo(40, 30)[..., 0], photo(40, 30)[..., 1]]), "LA"))
 save("tiny.png", Image.fromarray(photo(3, 2)))
+save("lossy.webp", base, quality=80)
+save("lossless.webp", Image.fromarray(np.dstack([photo(45, 38), rng.integers(0, 256, (38, 45, 1), dtype=np.uint8)])), lossless=True)
 save("gray.jpg", base.convert("L"), quality=90)
 for orientation in (3, 6, 8):
     exif = Image.Exif()
