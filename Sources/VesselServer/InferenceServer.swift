@@ -141,6 +141,10 @@ public final class InferenceServer: Sendable {
     /// Inference requests ``FastInferHandler`` answered.
     let fastLaneAnswers = Atomic<Int>(0)
     private let group = Mutex<ServiceGroup?>(nil)
+    /// The port once listening (0 if the server stopped before it listened).
+    let listeningPort = Latch<Int>()
+    /// Set once every model has loaded or failed (or the server stopped).
+    let loadingFinished = Latch<Bool>()
     public static let version = "0.1.0"
 
     /// `names` are the served names, from `servedNames`, which checks they are unique.
@@ -197,7 +201,11 @@ public final class InferenceServer: Sendable {
                 fastLane: { self.configuration.fastLane ? FastInferHandler(server: self) : nil }),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vessel/\(Self.version)",
                                  availableConnectionsDelegate: MaximumAvailableConnections(configuration.connectionLimit)),
-            onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
+            onServerRunning: { [listeningPort] channel in
+                let port = channel.localAddress?.port ?? 0
+                listeningPort.set(port)
+                onListening(port)
+            },
             logger: logger
         )
         let loader = ModelLoader(server: self)
@@ -208,9 +216,22 @@ public final class InferenceServer: Sendable {
             logger: logger
         ).withGrace(configuration.shutdownGrace))
         group.withLock { $0 = serviceGroup }
-        defer { try? FileManager.default.removeItem(atPath: configuration.workDirectory) }
+        defer {
+            try? FileManager.default.removeItem(atPath: configuration.workDirectory)
+            // Whoever awaits these learns the server is gone rather than waiting forever.
+            listeningPort.set(0)
+            loadingFinished.set(false)
+        }
         try await serviceGroup.run()
     }
+
+    /// The port the server listens on, once it does (port 0 asks the system for one); 0 if it
+    /// stopped first.
+    public func boundPort() async -> Int { await listeningPort.wait() }
+
+    /// Returns once every model has loaded (ready) or failed; false if the server stopped first.
+    @discardableResult
+    public func modelsLoaded() async -> Bool { await loadingFinished.wait() }
 
     /// Every route of ``Route``, behind bearer auth when a token is set: what `run` serves, and
     /// what tests drive in memory (HummingbirdTesting's `.router`).
@@ -314,6 +335,7 @@ struct ModelLoader: Service {
     func run() async throws {
         let loading = Task.detached { [server] in
             for model in server.models { server.load(model) }
+            server.loadingFinished.set(true)
         }
         try? await gracefulShutdown()
         server.shuttingDown.store(true, ordering: .relaxed)

@@ -22,21 +22,11 @@ struct RunningServer {
         configuration.fastLane = fastLane
         configuration.idleTimeout = idleTimeout
         let server = InferenceServer(sources: sources, names: try InferenceServer.servedNames(sources), configuration: configuration)
-        let port = PortBox()
-        let task = Task { try await server.run { port.set($0) } }
-        let bound = await offThePool { () -> Int in
-            while port.value == nil { usleep(1000) }
-            return port.value!
-        }
-        let running = RunningServer(server: server, port: bound, task: task)
+        let task = Task { try await server.run() }
+        let bound = await server.boundPort()
         // Ready once every model has loaded and passed its examples (or failed).
-        _ = await offThePool {
-            for _ in 0..<5000 {
-                if server.models.allSatisfy({ if case .loading = $0.current { false } else { true } }) { break }
-                usleep(2000)
-            }
-        }
-        return running
+        await server.modelsLoaded()
+        return RunningServer(server: server, port: bound, task: task)
     }
 
     func request(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = []) async throws -> LoopbackClient.Response {

@@ -38,20 +38,20 @@ public enum ExampleRun {
         let server = InferenceServer(sources: [source], names: names,
                                      configuration: ServerConfiguration(host: "127.0.0.1", port: 0, shutdownGrace: .seconds(5), logInferences: false, announce: false,
                                                                         warmUpWithExamples: false))
-        let port = PortBox()
-        let serving = Task { try await server.run { port.set($0) } }
+        let serving = Task { try await server.run() }
         defer { serving.cancel() }
+        // The server loads the model after it listens; wait for it to be ready or failed.
+        let port = await server.boundPort()
+        await server.modelsLoaded()
         let report = await offThePool { () -> Report in
-            // The server loads the model after it listens; wait for it to be ready or failed.
-            while port.value == nil { usleep(2000) }
             let model = server.models[0]
-            while case .loading = model.current { usleep(2000) }
+            guard port != 0 else { return Report(model: model.name, version: "?", rows: [], failure: "the server did not start") }
             guard case .ready(let loaded, _, _) = model.current else {
                 if case .failed(let reason) = model.current { return Report(model: model.name, version: "?", rows: [], failure: reason) }
                 return Report(model: model.name, version: "?", rows: [], failure: "not ready")
             }
             do {
-                return over(port: port.value!, model: model.name, version: loaded.version, examples: try loaded.examples(),
+                return over(port: port, model: model.name, version: loaded.version, examples: try loaded.examples(),
                             inputOrder: loaded.signature.inputs.map(\.name))
             } catch {
                 return Report(model: model.name, version: loaded.version, rows: [], failure: "\(error)")
@@ -117,9 +117,3 @@ public func offThePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -
     }
 }
 
-/// The port the server bound, set once from its event loop.
-final class PortBox: Sendable {
-    private let port = Mutex<Int?>(nil)
-    func set(_ value: Int) { port.withLock { $0 = value } }
-    var value: Int? { port.withLock { $0 } }
-}
