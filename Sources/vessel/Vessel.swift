@@ -27,6 +27,13 @@ struct StoreOptions: ParsableArguments {
     func open() throws -> Store {
         try Store(root: home ?? Store.defaultRoot)
     }
+
+    /// The store and what a reference argument (NAME[:TAG] or NAME@DIGEST) names in it.
+    func resolve(_ argument: String) throws -> (store: Store, reference: Reference, descriptor: Descriptor) {
+        let reference = try parseReference(argument)
+        let store = try open()
+        return (store, reference, try store.resolve(reference))
+    }
 }
 
 /// Runs a command body, printing library errors readably and exiting non-zero.

@@ -7,21 +7,6 @@ import VesselSources
 import VesselServer
 import VesselStore
 
-struct Validate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Check a model directory's vessel.yaml and show every problem at once.")
-
-    @Argument(help: "Directory holding vessel.yaml.")
-    var directory: String = "."
-
-    func run() throws {
-        try vessel.run {
-            let result = try ManifestParser.load(directory: directory)
-            for warning in result.warnings { printError(warning.description) }
-            print("\(ManifestParser.fileName) is valid: \(result.manifest.name):\(result.manifest.version), \(result.manifest.allFiles.count) file(s)")
-        }
-    }
-}
-
 struct Pack: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Validate a model directory, run its examples through a real server, and store it as a content-addressed artifact."
