@@ -175,6 +175,16 @@ let package = Package(
             exclude: ["Reference"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "VesselServingTests",
+            dependencies: ["VesselServing", "VesselServer", "VesselTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VesselSourcesTests",
+            dependencies: ["VesselSources", "VesselArtifact", "VesselModel", "VesselONNX", "VesselStore", "VesselTensor", "VesselTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "VesselStoreTests", dependencies: ["VesselStore", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "VesselModelTests", dependencies: ["VesselModel", "VesselManifest", "VesselTensor"], swiftSettings: swiftSettings),
         .testTarget(
@@ -184,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VesselServerTests",
-            dependencies: ["VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselArtifact", "VesselStore", "VesselTestSupport",
+            dependencies: ["VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselTestSupport",
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),

@@ -60,24 +60,12 @@ public struct ServeOptions: ParsableArguments {
         }
     }
 
-    /// Serves `sources` until SIGTERM/SIGINT. A problem with the sources or the options exits
-    /// non-zero before anything listens.
-    public func serve(_ makeSources: () throws -> [ModelSource]) async throws {
-        let environment = ProcessInfo.processInfo.environment
+    /// The server's configuration from these options and the environment (`VESSEL_HOST`,
+    /// `VESSEL_PORT`), each checked: an error names the option and what it must be.
+    public func configuration(environment: [String: String]) throws -> ServerConfiguration {
         let host = host ?? environment["VESSEL_HOST"] ?? "127.0.0.1"
         guard let port = port ?? Int(environment["VESSEL_PORT"] ?? "8080"), (0...65535).contains(port) else {
             throw ValidationError("the port must be 0…65535")
-        }
-        let sources: [ModelSource]
-        let names: [String]
-        do {
-            sources = try makeSources()
-            names = try InferenceServer.servedNames(sources)
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            standardError("error: \(error)")
-            throw ExitCode.failure
         }
         var token: String?
         if let tokenFile {
@@ -100,6 +88,25 @@ public struct ServeOptions: ParsableArguments {
             token: token)
         configuration.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
         configuration.maxConnections = maxConnections
+        return configuration
+    }
+
+    /// Serves `sources` until SIGTERM/SIGINT. A problem with the sources or the options exits
+    /// non-zero before anything listens.
+    public func serve(_ makeSources: () throws -> [ModelSource]) async throws {
+        let configuration = try configuration(environment: ProcessInfo.processInfo.environment)
+        let host = configuration.host
+        let sources: [ModelSource]
+        let names: [String]
+        do {
+            sources = try makeSources()
+            names = try InferenceServer.servedNames(sources)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            standardError("error: \(error)")
+            throw ExitCode.failure
+        }
         let server = InferenceServer(sources: sources, names: names, configuration: configuration)
         do {
             try await server.run { bound in
