@@ -81,7 +81,7 @@ let package = Package(
         ),
         .target(
             name: "VesselStore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["VesselSystem", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -117,7 +117,7 @@ let package = Package(
         .target(
             name: "VesselServer",
             dependencies: [
-                "VesselModel", "VesselManifest", "VesselProcessing", "VesselStore", "VesselTensor", "VesselONNX",
+                "VesselModel", "VesselManifest", "VesselProcessing", "VesselStore", "VesselSystem", "VesselTensor", "VesselONNX",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -132,7 +132,7 @@ let package = Package(
         .target(
             name: "VesselServing",
             dependencies: [
-                "VesselServer", "VesselModel",
+                "VesselServer", "VesselModel", "VesselSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -146,7 +146,7 @@ let package = Package(
             name: "vessel",
             dependencies: [
                 "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselModel",
-                "VesselServer", "VesselServing", "VesselSources", "VesselImage", "VesselRegistry",
+                "VesselServer", "VesselServing", "VesselSources", "VesselImage", "VesselRegistry", "VesselSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -64,17 +64,16 @@ final class MappedFile: @unchecked Sendable {
     let length: Int
 
     init(path: String) throws {
-        // Non-blocking, so a FIFO named as a model or its external data is refused at once
-        // instead of blocking the reader until something writes to it.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        guard fd >= 0 else { throw ONNXError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw ONNXError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw ONNXError.unreadable(path: path, reason: (info.st_mode & S_IFMT) == S_IFDIR ? "it is a directory" : "it is not a regular file (a FIFO, socket or device)")
+        // A FIFO named as a model or its external data is refused at once instead of blocking
+        // the reader until something writes to it (``RegularFile``).
+        let fd: Int32
+        do {
+            (fd, length) = try RegularFile.open(path)
+        } catch {
+            throw ONNXError.unreadable(path: path, reason: error.kind.map { "it is \($0), not a regular file" }
+                                       ?? String(cString: strerror(error.errno ?? 0)))
         }
-        length = Int(info.st_size)
+        defer { close(fd) }
         guard length > 0 else {
             base = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
             return

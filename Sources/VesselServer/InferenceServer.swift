@@ -16,6 +16,7 @@ import UnixSignals
 import VesselManifest
 public import VesselModel
 public import VesselStore
+import VesselSystem
 
 /// A model to serve: the name it is served under, known before anything loads, and how to load
 /// it. Where models come from (a vessel.yaml directory, an artifact in the store) is the caller's

@@ -6,6 +6,7 @@ import Foundation
 #endif
 public import VesselModel
 public import VesselServer
+import VesselSystem
 
 /// The `serve` options both binaries share — `vessel serve` and the runtime binary an image
 /// ships — and the server they run.
@@ -104,19 +105,19 @@ public struct ServeOptions: ParsableArguments {
         } catch let error as ValidationError {
             throw error
         } catch {
-            standardError("error: \(error)")
+            StandardStreams.error("error: \(error)")
             throw ExitCode.failure
         }
         let server = InferenceServer(sources: sources, names: names, configuration: configuration)
         do {
             try await server.run { bound in
-                standardError("vessel: listening on http://\(host):\(bound) (\(names.joined(separator: ", ")))")
+                StandardStreams.error("vessel: listening on http://\(host):\(bound) (\(names.joined(separator: ", ")))")
             }
         } catch {
-            standardError("error: \(error)")
+            StandardStreams.error("error: \(error)")
             throw ExitCode.failure
         }
-        standardError("vessel: stopped")
+        StandardStreams.error("vessel: stopped")
     }
 }
 
@@ -140,16 +141,12 @@ public struct Health: ParsableCommand {
         let port = port ?? Int(ProcessInfo.processInfo.environment["VESSEL_PORT"] ?? "") ?? 8080
         let status: Int
         do { status = try LoopbackClient.request("GET", port: port, path: path, timeout: 3).status } catch {
-            standardError("not ready: \(error)")
+            StandardStreams.error("not ready: \(error)")
             throw ExitCode.failure
         }
         guard status == 200 else {
-            standardError("not ready: \(path) answered \(status)")
+            StandardStreams.error("not ready: \(path) answered \(status)")
             throw ExitCode.failure
         }
     }
-}
-
-func standardError(_ text: String) {
-    StandardStreams.error(text)
 }

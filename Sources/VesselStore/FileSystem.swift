@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import VesselSystem
 
 /// Thin, throwing wrappers over the POSIX calls the store needs. The store writes through file
 /// descriptors so that it controls fsync, and so that nothing large passes through Foundation.
@@ -70,35 +71,14 @@ public enum FileSystem {
         return offset
     }
 
-    /// Opens a file for reading only if it is a regular file: a FIFO, socket or device named
-    /// where a file is expected would block a reader forever (or never end), and a directory is
-    /// not content. Opened non-blocking, checked with fstat, then switched back to blocking.
+    /// Opens a file for reading only if it is a regular file (``RegularFile``): a FIFO named
+    /// where a file is expected fails at once instead of blocking.
     public static func openRegularFile(_ path: String) throws -> Int32 {
-        let fd = try open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            let error = errno
-            close(fd)
-            throw StoreError.io(operation: "cannot stat", path: path, errno: error)
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw StoreError.notRegularFile(path: path, kind: kind(info.st_mode))
-        }
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        return fd
-    }
-
-    /// What a non-regular file is, for messages.
-    static func kind(_ mode: mode_t) -> String {
-        switch mode & S_IFMT {
-        case S_IFDIR: "a directory"
-        case S_IFIFO: "a FIFO"
-        case S_IFSOCK: "a socket"
-        case S_IFCHR: "a character device"
-        case S_IFBLK: "a block device"
-        case S_IFLNK: "a symbolic link"
-        default: "not a regular file"
+        do {
+            return try RegularFile.open(path).fd
+        } catch {
+            if let kind = error.kind { throw StoreError.notRegularFile(path: path, kind: kind) }
+            throw StoreError.io(operation: error.operation, path: path, errno: error.errno ?? 0)
         }
     }
 
@@ -106,7 +86,7 @@ public enum FileSystem {
     public static func regularFileProblem(_ path: String) -> String? {
         var info = stat()
         guard stat(path, &info) == 0 else { return "does not exist or cannot be read" }
-        return (info.st_mode & S_IFMT) == S_IFREG ? nil : "is \(kind(info.st_mode)), not a regular file"
+        return (info.st_mode & S_IFMT) == S_IFREG ? nil : "is \(RegularFile.kind(UInt32(info.st_mode))), not a regular file"
     }
 
     public static func readFile(_ path: String, limit: Int64 = 64 << 20) throws -> [UInt8] {

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Byte progress for long work (hashing, copying), drawn on one line of standard error when it
 /// is a terminal and silent otherwise, so piped and CI output stays clean.
@@ -15,7 +16,7 @@ public final class ProgressBar: @unchecked Sendable {
     private let start: Double
     private var done: Int64 = 0
     private var lastDraw: Double = 0
-    private let lock = NSLockLike()
+    private let lock = Mutex(())
 
     /// - Parameter enabled: defaults to whether standard error is a terminal.
     public init(label: String, total: Int64, enabled: Bool = ProgressBar.standardErrorIsTerminal) {
@@ -32,7 +33,7 @@ public final class ProgressBar: @unchecked Sendable {
 
     public func advance(by count: Int) {
         guard enabled else { return }
-        lock.withLock {
+        lock.withLock { _ in
             done += Int64(count)
             let now = Self.now()
             if now - lastDraw >= 0.1 {
@@ -44,7 +45,7 @@ public final class ProgressBar: @unchecked Sendable {
 
     public func finish() {
         guard enabled else { return }
-        lock.withLock { draw(now: Self.now(), final: true) }
+        lock.withLock { _ in draw(now: Self.now(), final: true) }
     }
 
     private func draw(now: Double, final: Bool) {
@@ -85,24 +86,5 @@ extension String {
     init(format1 value: Double) {
         let scaled = (value * 10).rounded()
         self = "\(Int64(scaled) / 10).\(abs(Int64(scaled) % 10))"
-    }
-}
-
-/// A pthread mutex, so the store needs neither Foundation nor an actor for a counter.
-final class NSLockLike: @unchecked Sendable {
-    /// On the heap: `&storedProperty` need not be a stable address, and a mutex must not move.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-
-    init() { pthread_mutex_init(mutex, nil) }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
     }
 }

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// The bytes behind a tensor: owned memory, or a read-only view over memory someone else owns
 /// (a memory-mapped weights file), kept alive by `owner`.
@@ -54,21 +55,19 @@ public final class TensorStorage: @unchecked Sendable {
 /// Reuses large tensor buffers instead of returning them to the system: a model's intermediate
 /// tensors have the same sizes run after run, and a fresh multi-megabyte allocation costs a page
 /// fault per 4 KiB every time. Blocks are kept per exact size class, bounded in total.
-final class BlockCache: @unchecked Sendable {
+final class BlockCache: Sendable {
     static let shared = BlockCache()
     /// Below this, the system allocator is fast enough.
     static let minimumSize = 64 << 10
     /// The most memory kept idle.
     static let capacity = 512 << 20
 
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
-    private var idleBytes = 0
-    /// On the heap: `&storedProperty` need not be a stable address, and a mutex must not move.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
-        let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-        return mutex
-    }()
+    /// Idle blocks by size class, kept as addresses (plain integers cross the lock freely).
+    private struct Idle {
+        var free: [Int: [UInt]] = [:]
+        var bytes = 0
+    }
+    private let idle = Mutex(Idle())
 
     /// Rounds to 4 KiB so nearby sizes share blocks.
     private static func sizeClass(_ byteCount: Int) -> Int { (max(byteCount, 1) + 4095) & ~4095 }
@@ -76,13 +75,12 @@ final class BlockCache: @unchecked Sendable {
     func take(_ byteCount: Int) -> UnsafeMutableRawPointer {
         let size = Self.sizeClass(byteCount)
         if size >= Self.minimumSize {
-            pthread_mutex_lock(mutex)
-            if let block = free[size]?.popLast() {
-                idleBytes -= size
-                pthread_mutex_unlock(mutex)
-                return block
+            let address = idle.withLock { idle -> UInt? in
+                guard let address = idle.free[size]?.popLast() else { return nil }
+                idle.bytes -= size
+                return address
             }
-            pthread_mutex_unlock(mutex)
+            if let address, let block = UnsafeMutableRawPointer(bitPattern: address) { return block }
         }
         return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
     }
@@ -90,27 +88,25 @@ final class BlockCache: @unchecked Sendable {
     /// Frees every idle block; returns the bytes freed.
     @discardableResult
     func releaseIdle() -> Int {
-        pthread_mutex_lock(mutex)
-        let blocks = free
-        let bytes = idleBytes
-        free = [:]
-        idleBytes = 0
-        pthread_mutex_unlock(mutex)
-        for (_, pointers) in blocks { for pointer in pointers { pointer.deallocate() } }
+        let (blocks, bytes) = idle.withLock { idle in
+            defer { idle = Idle() }
+            return (idle.free, idle.bytes)
+        }
+        for (_, addresses) in blocks { for address in addresses { UnsafeMutableRawPointer(bitPattern: address)?.deallocate() } }
         return bytes
     }
 
     func give(_ pointer: UnsafeMutableRawPointer, _ byteCount: Int) {
         let size = Self.sizeClass(byteCount)
         if size >= Self.minimumSize {
-            pthread_mutex_lock(mutex)
-            if idleBytes + size <= Self.capacity {
-                free[size, default: []].append(pointer)
-                idleBytes += size
-                pthread_mutex_unlock(mutex)
-                return
+            let address = UInt(bitPattern: pointer)
+            let kept = idle.withLock { idle -> Bool in
+                guard idle.bytes + size <= Self.capacity else { return false }
+                idle.free[size, default: []].append(address)
+                idle.bytes += size
+                return true
             }
-            pthread_mutex_unlock(mutex)
+            if kept { return }
         }
         pointer.deallocate()
     }

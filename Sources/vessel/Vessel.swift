@@ -4,6 +4,7 @@ import VesselArtifact
 import VesselManifest
 import VesselServing
 import VesselStore
+import VesselSystem
 
 @main
 struct Vessel: AsyncParsableCommand {
@@ -55,7 +56,7 @@ func run(_ body: () throws -> Void) throws {
 }
 
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    StandardStreams.error(text)
 }
 
 func parseReference(_ text: String) throws -> Reference {

@@ -5,6 +5,7 @@ import Foundation
 #endif
 import Prometheus
 import Synchronization
+import VesselSystem
 
 /// The server's Prometheus metrics, served at `/metrics` in the text format. Each label set's
 /// metrics are looked up in the registry once and kept: the registry validates names and builds

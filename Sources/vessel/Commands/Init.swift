@@ -5,6 +5,7 @@ import VesselManifestYAML
 import VesselONNX
 import VesselStore
 import VesselTensor
+import VesselSystem
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write a starter vessel.yaml with the signature read from an ONNX model.")
@@ -35,7 +36,7 @@ struct Init: ParsableCommand {
             // has no place in it yet, so it is left out, and said so.
             for info in signature.inputs + signature.outputs {
                 if let type = info.nonTensorType {
-                    FileHandle.standardError.write(Data("note: `\(info.name)` is a \(type), not a tensor; it is left out of the signature (skl2onnx: convert with options={'zipmap': False} for a [N, classes] tensor)\n".utf8))
+                    printError("note: `\(info.name)` is a \(type), not a tensor; it is left out of the signature (skl2onnx: convert with options={'zipmap': False} for a [N, classes] tensor)")
                 }
             }
             let text = StarterManifest.yaml(
