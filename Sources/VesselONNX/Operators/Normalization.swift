@@ -65,6 +65,9 @@ extension KernelRegistry {
                     throw c.invalid("\(name) has shape \(tensor.shape), which does not broadcast to the normalized shape \(normalizedShape)")
                 }
             }
+            if x.dtype == .float32, scaleTensor.dtype == .float32, (i.count > 2 ? i[2]?.dtype ?? .float32 : .float32) == .float32 {
+                return try layerNormFloat(x, scaleTensor, i.count > 2 ? i[2] : nil, axis: axis, epsilon: Float(epsilon), statsType: .float32)
+            }
             let scale = scaleTensor.take(Broadcast.offsets(from: scaleTensor.shape, to: normalizedShape), shape: normalizedShape).doubles()
             var bias = [Double](repeating: 0, count: inner)
             if i.count > 2, let b = i[2] { bias = b.take(Broadcast.offsets(from: b.shape, to: normalizedShape), shape: normalizedShape).doubles() }
@@ -176,4 +179,39 @@ func lrnFloat(_ x: Tensor, channels: Int, inner: Int, before: Int, after: Int, s
         }
     }
     return out
+}
+
+/// LayerNormalization of float32 data through `RowKernels.layerNorm`, Scale and B broadcast to
+/// the normalized shape first; the Mean and InvStdDev outputs in `statsType`.
+func layerNormFloat(_ x: Tensor, _ scale: Tensor, _ bias: Tensor?, axis: Int, epsilon: Float, statsType: DType) throws -> [Tensor] {
+    let normalizedShape = Array(x.shape[axis...])
+    let inner = normalizedShape.reduce(1, *), rows = x.count / Swift.max(inner, 1)
+    let scaleFull = scale.take(Broadcast.offsets(from: scale.shape, to: normalizedShape), shape: normalizedShape)
+    let biasFull = bias.map { $0.take(Broadcast.offsets(from: $0.shape, to: normalizedShape), shape: normalizedShape) }
+    let out = Tensor(uninitialized: .float32, shape: x.shape)
+    var means = [Float](repeating: 0, count: rows), inverse = [Float](repeating: 0, count: rows)
+    if x.count > 0 {
+        x.withUnsafeBufferPointer(as: Float.self) { input in
+            out.withUnsafeMutableBufferPointer(as: Float.self) { output in
+                scaleFull.withUnsafeBufferPointer(as: Float.self) { s in
+                    means.withUnsafeMutableBufferPointer { m in
+                        inverse.withUnsafeMutableBufferPointer { v in
+                            if let biasFull {
+                                biasFull.withUnsafeBufferPointer(as: Float.self) { b in
+                                    RowKernels.layerNorm(input.baseAddress!, output.baseAddress!, rows: rows, size: inner, epsilon: epsilon,
+                                                         scale: s.baseAddress!, bias: b.baseAddress, means: m.baseAddress, inverseStd: v.baseAddress)
+                                }
+                            } else {
+                                RowKernels.layerNorm(input.baseAddress!, output.baseAddress!, rows: rows, size: inner, epsilon: epsilon,
+                                                     scale: s.baseAddress!, bias: nil, means: m.baseAddress, inverseStd: v.baseAddress)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let statsShape = Array(x.shape[..<axis]) + [Int](repeating: 1, count: x.rank - axis)
+    return [out, Cast.fromDoubles(means.map(Double.init), dtype: statsType, shape: statsShape),
+            Cast.fromDoubles(inverse.map(Double.init), dtype: statsType, shape: statsShape)]
 }

@@ -68,6 +68,21 @@ extension KernelRegistry {
                 guard x.dtype.isFloatingPoint else { throw c.invalid("\(name) needs floating point") }
                 let legacy = c.opset < 13
                 let axis = try normalizeAxis(c.attributes.int("axis", default: legacy ? 1 : -1), rank: x.rank, c)
+                // Float32 rows that are contiguous (the last axis, or everything after `axis`
+                // before opset 13): the vectorized, threaded kernel.
+                if x.dtype == .float32, name != "Hardmax", legacy || axis == x.rank - 1, x.rank > 0 {
+                    let size = legacy ? x.shape[axis...].reduce(1, *) : x.shape[axis]
+                    let out = Tensor(uninitialized: .float32, shape: x.shape)
+                    if x.count > 0 {
+                        x.withUnsafeBufferPointer(as: Float.self) { input in
+                            out.withUnsafeMutableBufferPointer(as: Float.self) { output in
+                                RowKernels.softmax(input.baseAddress!, output.baseAddress!, rows: x.count / Swift.max(size, 1), size: size,
+                                                   log: name == "LogSoftmax")
+                            }
+                        }
+                    }
+                    return [out]
+                }
                 var values = x.doubles()
                 if legacy {
                     // Before opset 13 the input is coerced to 2-D at `axis`.

@@ -1,0 +1,150 @@
+import RealModule
+import VesselTensor
+
+/// Float32 kernels for what transformers spend their non-MatMul time on — Softmax, LogSoftmax
+/// and LayerNormalization over the last axis — in SIMD lanes of eight, rows split across the
+/// intra-op threads. Each row is computed by one thread in a fixed order, so results do not
+/// depend on the thread count.
+enum RowKernels {
+    typealias Lanes = SIMD8<Float>
+
+    /// e^x for eight lanes: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 split in two for
+    /// precision), e^r by its degree-7 Taylor polynomial (truncation below 1e-8 relative on that
+    /// range), 2^n put in the exponent bits. Within 2 ulp of the exact value for x in
+    /// [−87.3, 88.7] (checked against Double's exp in the tests); below, 0; above, +inf; NaN
+    /// stays NaN.
+    @inline(__always)
+    static func exp(_ x: Lanes) -> Lanes {
+        let high = Lanes(repeating: 88.72283), low = Lanes(repeating: -87.33654)
+        let clamped = x.clamped(lowerBound: low, upperBound: high)
+        let n = (clamped * 1.442695041).rounded(.toNearestOrEven)
+        var r = clamped - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        var p = Lanes(repeating: 1.0 / 5040)
+        p = p * r + 1.0 / 720
+        p = p * r + 1.0 / 120
+        p = p * r + 1.0 / 24
+        p = p * r + 1.0 / 6
+        p = p * r + 0.5
+        p = p * r + 1
+        p = p * r + 1
+        // 2^n as 2^(n/2) · 2^(n − n/2): each half's exponent is a normal float's for every n
+        // the clamp allows (−126…128), so neither the top nor the bottom of the range is lost.
+        let whole = SIMD8<Int32>(n)
+        let first = whole / 2, second = whole &- first
+        var result = p * unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: first &+ 127) &<< 23, to: Lanes.self)
+        result *= unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: second &+ 127) &<< 23, to: Lanes.self)
+        // Exact edges: far below underflows to 0, far above overflows to inf, NaN passes.
+        result.replace(with: Lanes(repeating: 0), where: x .< low)
+        result.replace(with: Lanes(repeating: .infinity), where: x .> high)
+        result.replace(with: x, where: x .!= x)
+        return result
+    }
+
+    /// Softmax (or LogSoftmax) of each `size`-long row of `input` into `output`.
+    static func softmax(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, size: Int, log: Bool,
+                        threads: Int = Parallel.threads) {
+        guard size > 0 else { return }
+        Parallel.chunks(rows, minimum: max(1, 16_384 / size), threads: threads) { range in
+            for row in range {
+                softmaxRow(input + row * size, output + row * size, size, log: log)
+            }
+        }
+    }
+
+    @inline(__always)
+    static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, log: Bool) {
+        let whole = n / 8 * 8
+        var peak = -Float.infinity
+        var lanes = Lanes(repeating: -.infinity)
+        var k = 0
+        while k < whole {
+            lanes = pointwiseMax(lanes, load(x + k))
+            k += 8
+        }
+        peak = lanes.max()
+        for j in whole..<n { peak = max(peak, x[j]) }
+        // A NaN anywhere makes its exp NaN, the sum NaN and so the whole row NaN; a row of −inf
+        // (fully masked) has no defined softmax and gives NaN as well.
+        let shift = Lanes(repeating: peak)
+        var sums = Lanes(repeating: 0)
+        k = 0
+        while k < whole {
+            let e = exp(load(x + k) - shift)
+            if !log { storeLanes(e, y + k) }
+            sums += e
+            k += 8
+        }
+        var sum = sums.sum()
+        for j in whole..<n {
+            let e = Float.exp(x[j] - peak)
+            if !log { y[j] = e }
+            sum += e
+        }
+        if log {
+            let offset = peak + Float.log(sum)
+            for j in 0..<n { y[j] = x[j] - offset }
+        } else {
+            let inverse = 1 / sum
+            k = 0
+            while k < whole {
+                storeLanes(load(y + k) * inverse, y + k)
+                k += 8
+            }
+            for j in whole..<n { y[j] *= inverse }
+        }
+    }
+
+    /// LayerNormalization of each `size`-long row: (x − mean) / sqrt(var + ε) · scale + bias,
+    /// mean and variance in two passes (eight Float lanes, then summed); each row's mean and
+    /// 1/sqrt(var + ε) into `means` / `inverseStd` when given.
+    static func layerNorm(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, size: Int, epsilon: Float,
+                          scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                          means: UnsafeMutablePointer<Float>?, inverseStd: UnsafeMutablePointer<Float>?, threads: Int = Parallel.threads) {
+        guard size > 0 else { return }
+        Parallel.chunks(rows, minimum: max(1, 16_384 / size), threads: threads) { range in
+            for row in range {
+                let x = input + row * size, y = output + row * size
+                let whole = size / 8 * 8
+                var lanes = Lanes(repeating: 0)
+                var k = 0
+                while k < whole { lanes += load(x + k); k += 8 }
+                var total = lanes.sum()
+                for j in whole..<size { total += x[j] }
+                let mean = total / Float(size)
+                let center = Lanes(repeating: mean)
+                lanes = Lanes(repeating: 0)
+                k = 0
+                while k < whole {
+                    let d = load(x + k) - center
+                    lanes += d * d
+                    k += 8
+                }
+                var squares = lanes.sum()
+                for j in whole..<size { squares += (x[j] - mean) * (x[j] - mean) }
+                let inverse = 1 / (squares / Float(size) + epsilon).squareRoot()
+                k = 0
+                while k < whole {
+                    var v = (load(x + k) - center) * inverse
+                        * load(scale + k)
+                    if let bias { v += load(bias + k) }
+                    storeLanes(v, y + k)
+                    k += 8
+                }
+                for j in whole..<size { y[j] = (x[j] - mean) * inverse * scale[j] + (bias?[j] ?? 0) }
+                means?[row] = mean
+                inverseStd?[row] = inverse
+            }
+        }
+    }
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> Lanes {
+        UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
+    }
+
+    @inline(__always)
+    static func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+@testable import VesselONNX
+import VesselTensor
+
+@Suite("row kernels")
+struct RowKernelTests {
+    @Test("the vectorized exp is within 2 ulp of Double's exp over the whole float range, with exact edges")
+    func exp() {
+        var worst = 0.0
+        var x = -87.3
+        while x < 88.7 {
+            let lanes = RowKernels.Lanes((0..<8).map { Float(x + Double($0) * 1e-3) })
+            let got = RowKernels.exp(lanes)
+            for k in 0..<8 {
+                let input = Double(lanes[k]), expected = Foundation.exp(input)
+                let ulp = Double(Float(expected).ulp)
+                worst = max(worst, abs(Double(got[k]) - expected) / ulp)
+            }
+            x += 0.0173
+        }
+        #expect(worst <= 2, "worst error \(worst) ulp")
+        let edges = RowKernels.exp(RowKernels.Lanes(-200, -88, 0, 1, 89, 1000, .nan, -.infinity))
+        #expect(edges[0] == 0 && edges[1] == 0 && edges[2] == 1 && abs(edges[3] - 2.7182817) < 1e-6)
+        #expect(edges[4] == .infinity && edges[5] == .infinity && edges[6].isNaN && edges[7] == 0)
+    }
+
+    @Test("softmax and layer normalization rows equal the double-precision reference, bit-identical at any thread count")
+    func rows() {
+        let rows = 37, size = 203  // not multiples of eight: the scalar tails run too
+        var generator = SplitMix64(seed: 5)
+        let input = (0..<(rows * size)).map { _ in Float(Double(generator.next() % 20_000) / 1000 - 10) }
+        let scale = (0..<size).map { Float($0 % 7) * 0.25 + 0.5 }, bias = (0..<size).map { Float($0 % 5) - 2 }
+        func compute(threads: Int) -> (softmax: [Float], normalized: [Float]) {
+            var softmax = [Float](repeating: 0, count: input.count), normalized = softmax
+            input.withUnsafeBufferPointer { x in
+                softmax.withUnsafeMutableBufferPointer {
+                    RowKernels.softmax(x.baseAddress!, $0.baseAddress!, rows: rows, size: size, log: false, threads: threads)
+                }
+                normalized.withUnsafeMutableBufferPointer {
+                    RowKernels.layerNorm(x.baseAddress!, $0.baseAddress!, rows: rows, size: size, epsilon: 1e-5, scale: scale, bias: bias,
+                                         means: nil, inverseStd: nil, threads: threads)
+                }
+            }
+            return (softmax, normalized)
+        }
+        let (softmax, normalized) = compute(threads: 1)
+        for threads in [2, 4] {
+            let other = compute(threads: threads)
+            #expect(other.softmax == softmax && other.normalized == normalized, "\(threads) threads differ")
+        }
+        for row in 0..<rows {
+            let values = input[(row * size)..<((row + 1) * size)].map(Double.init)
+            let peak = values.max()!, exps = values.map { Foundation.exp($0 - peak) }, total = exps.reduce(0, +)
+            let mean = values.reduce(0, +) / Double(size)
+            let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(size)
+            for k in 0..<size {
+                #expect(abs(Double(softmax[row * size + k]) - exps[k] / total) <= 1e-6 * max(1, exps[k] / total * 10))
+                let expected = (values[k] - mean) / (variance + 1e-5).squareRoot() * Double(scale[k]) + Double(bias[k])
+                #expect(abs(Double(normalized[row * size + k]) - expected) <= 1e-5 * max(1, abs(expected)))
+            }
+        }
+    }
+}
