@@ -61,4 +61,18 @@ struct RowKernelTests {
             }
         }
     }
+
+    @Test("the vectorized sigmoid and elementwise map agree with Double's, tails included")
+    func sigmoidMap() {
+        let input = (0..<1_003).map { Float($0 - 501) * 0.05 } + [.nan, .infinity, -.infinity]
+        var output = [Float](repeating: 0, count: input.count)
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { RowKernels.map(x.baseAddress!, $0.baseAddress!, count: x.count, threads: 2) { RowKernels.sigmoid($0) } }
+        }
+        for (x, y) in zip(input, output) where x.isFinite {
+            let expected = 1 / (1 + Foundation.exp(-Double(x)))
+            #expect(abs(Double(y) - expected) <= 2.5e-7 * max(expected, 1e-30) + 1e-37, "sigmoid(\(x)) = \(y), expected \(expected)")
+        }
+        #expect(output[1_003].isNaN && output[1_004] == 1 && output[1_005] == 0)
+    }
 }

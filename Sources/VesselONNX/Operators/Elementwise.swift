@@ -293,14 +293,29 @@ extension KernelRegistry {
             return [mapUnary(x, Bool.self, Bool.self) { !$0 }]
         }
 
-        func unary<F: RealFunction>(_ name: String, _ function: F) {
-            r.register(name) { c, i in [try realUnary(function, c.input(i, 0), c)] }
+        func unary<F: RealFunction>(_ name: String, _ function: F, float32: (@Sendable (RowKernels.Lanes) -> RowKernels.Lanes)? = nil) {
+            r.register(name) { c, i in
+                let x = try c.input(i, 0)
+                // Float32 through the vectorized, threaded kernel where there is one.
+                if let float32, x.dtype == .float32 {
+                    let out = Tensor(uninitialized: .float32, shape: x.shape)
+                    x.withUnsafeBufferPointer(as: Float.self) { input in
+                        out.withUnsafeMutableBufferPointer(as: Float.self) { output in
+                            if let source = input.baseAddress, let target = output.baseAddress {
+                                RowKernels.map(source, target, count: input.count, float32)
+                            }
+                        }
+                    }
+                    return [out]
+                }
+                return [try realUnary(function, x, c)]
+            }
         }
-        unary("Exp", Exp()); unary("Log", Log()); unary("Sqrt", Sqrt())
+        unary("Exp", Exp(), float32: { RowKernels.exp($0) }); unary("Log", Log()); unary("Sqrt", Sqrt())
         unary("Sin", Sin()); unary("Cos", Cos()); unary("Tan", Tan())
         unary("Asin", Asin()); unary("Acos", Acos()); unary("Atan", Atan())
         unary("Sinh", Sinh()); unary("Cosh", Cosh()); unary("Asinh", Asinh()); unary("Acosh", Acosh()); unary("Atanh", Atanh())
-        unary("Tanh", Tanh()); unary("Erf", Erf()); unary("Reciprocal", Reciprocal()); unary("Sigmoid", Sigmoid())
+        unary("Tanh", Tanh()); unary("Erf", Erf()); unary("Reciprocal", Reciprocal()); unary("Sigmoid", Sigmoid(), float32: { RowKernels.sigmoid($0) })
         unary("Floor", Floor()); unary("Ceil", Ceil()); unary("Round", Round())
         r.register("Abs") { c, i in [try signedUnary(c.input(i, 0), c, float: { Swift.abs($0) }, integer: { $0 == .min ? $0 : Swift.abs($0) })] }
         r.register("Neg") { c, i in [try signedUnary(c.input(i, 0), c, float: { -$0 }, integer: { 0 &- $0 })] }

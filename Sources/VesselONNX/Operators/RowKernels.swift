@@ -138,6 +138,36 @@ enum RowKernels {
         }
     }
 
+    /// An elementwise function over float32 values, eight lanes at a time (the tail padded into
+    /// one more group), split across the intra-op threads.
+    static func map(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, threads: Int = Parallel.threads,
+                    _ f: (Lanes) -> Lanes) {
+        Parallel.chunks((count + 7) / 8, minimum: 8_192, threads: threads) { groups in
+            for group in groups {
+                let k = group * 8
+                if k + 8 <= count {
+                    storeLanes(f(load(input + k)), output + k)
+                } else {
+                    var lanes = Lanes(repeating: 0)
+                    for j in k..<count { lanes[j - k] = input[j] }
+                    let result = f(lanes)
+                    for j in k..<count { output[j] = result[j - k] }
+                }
+            }
+        }
+    }
+
+    /// 1 / (1 + e^−x), split by sign so the exp never overflows: e^x / (1 + e^x) below zero.
+    @inline(__always)
+    static func sigmoid(_ x: Lanes) -> Lanes {
+        let negative = x .< 0
+        let e = exp(x.replacing(with: -x, where: .!negative) as Lanes)
+        let one = Lanes(repeating: 1)
+        var result: Lanes = one / (one + e)
+        result.replace(with: e / (one + e), where: negative)
+        return result
+    }
+
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>) -> Lanes {
         UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
