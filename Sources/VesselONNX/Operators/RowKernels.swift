@@ -16,8 +16,15 @@ enum RowKernels {
     @inline(__always)
     static func exp(_ x: Lanes) -> Lanes {
         let high = Lanes(repeating: 88.72283), low = Lanes(repeating: -87.33654)
-        let clamped = x.clamped(lowerBound: low, upperBound: high)
-        let n = (clamped * 1.442695041).rounded(.toNearestOrEven)
+        var clamped = x
+        clamped.replace(with: low, where: x .< low)
+        clamped.replace(with: high, where: x .> high)
+        // Round to nearest (even) and to an integer without the generic conversions, which
+        // were most of the time: adding 1.5·2^23 leaves n in the low mantissa bits.
+        let magic = Lanes(repeating: 12_582_912)
+        let shifted = clamped * 1.442695041 + magic
+        let n = shifted - magic
+        let whole = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
         var r = clamped - n * 0.693359375
         r = r - n * -2.12194440e-4
         var p = Lanes(repeating: 1.0 / 5040)
@@ -30,10 +37,9 @@ enum RowKernels {
         p = p * r + 1
         // 2^n as 2^(n/2) · 2^(n − n/2): each half's exponent is a normal float's for every n
         // the clamp allows (−126…128), so neither the top nor the bottom of the range is lost.
-        let whole = SIMD8<Int32>(n)
-        let first = whole / 2, second = whole &- first
-        var result = p * unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: first &+ 127) &<< 23, to: Lanes.self)
-        result *= unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: second &+ 127) &<< 23, to: Lanes.self)
+        let first = whole &>> 1, second = whole &- first
+        var result = p * unsafeBitCast((first &+ 127) &<< 23, to: Lanes.self)
+        result *= unsafeBitCast((second &+ 127) &<< 23, to: Lanes.self)
         // Exact edges: far below underflows to 0, far above overflows to inf, NaN passes.
         result.replace(with: Lanes(repeating: 0), where: x .< low)
         result.replace(with: Lanes(repeating: .infinity), where: x .> high)
@@ -59,7 +65,8 @@ enum RowKernels {
         var lanes = Lanes(repeating: -.infinity)
         var k = 0
         while k < whole {
-            lanes = pointwiseMax(lanes, load(x + k))
+            let v = load(x + k)
+            lanes.replace(with: v, where: v .> lanes)
             k += 8
         }
         peak = lanes.max()
