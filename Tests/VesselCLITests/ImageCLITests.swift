@@ -6,6 +6,18 @@ import VesselTestSupport
 
 @Suite("vessel image and vessel test --in-image")
 struct ImageCLITests {
+    @Test("the digits image decodes pictures inside the container: its examples (a PNG, a JPEG) pass in the image as outside it")
+    func imageModelInImage() throws {
+        let home = try TestSupport.makeTemporaryDirectory("digits-image-home")
+        defer { TestSupport.remove(home) }
+        let packed = try TestSupport.vessel(["pack", TestSupport.packageRoot + "/Examples/digits"], home: home)
+        #expect(packed.status == 0, "\(packed.standardError)")
+        // The image carries the decoders' shared libraries (libturbojpeg, libpng16, libwebp).
+        let tested = try TestSupport.vessel(["test", "digits:1.0.0", "--in-image"], home: home)
+        #expect(tested.status == 0, "\(tested.standardOutput) \(tested.standardError)")
+        #expect(tested.standardOutput.contains("9 output(s) of the examples passed"), "\(tested.standardOutput)")
+    }
+
     @Test("the image of the bundled example runs its examples inside bubblewrap and chroot, and stops cleanly")
     func inImage() throws {
         let home = try TestSupport.makeTemporaryDirectory("image-home")
