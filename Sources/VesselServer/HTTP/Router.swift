@@ -9,7 +9,6 @@ import NIOCore
 import Synchronization
 import VesselManifest
 import VesselModel
-import VesselONNX
 import VesselTensor
 
 extension InferenceServer {
@@ -73,8 +72,11 @@ extension InferenceServer {
         json(HTTPResponse.Status(code: status), OIPCodec.errorBody(message), requestID: requestID, extra: extra)
     }
 
-    static func error(_ failure: RequestError) -> Response {
-        error(failure.status, failure.description, extra: failure.retryAfterSeconds.map { [.retryAfter: String($0)] } ?? [:])
+    /// A failure's response: `{"error": …}`, or the transport's own `body`, with `Retry-After`
+    /// when the failure gives one.
+    static func error(_ failure: RequestError, body: String? = nil) -> Response {
+        json(HTTPResponse.Status(code: failure.status), body ?? OIPCodec.errorBody(failure.description),
+             extra: failure.retryAfterSeconds.map { [.retryAfter: String($0)] } ?? [:])
     }
 
     /// The served model a path names, or the 404 to answer.
@@ -198,12 +200,8 @@ extension InferenceServer {
                                            seconds: (ContinuousClock.now - started).milliseconds / 1000)
             return call.finish(Self.json(.ok, text))
         } catch {
-            var response = error.status == 422 ? Self.json(.unprocessableContent, CogAdapter.validationError(error.description, input: nil))
-                : Self.json(HTTPResponse.Status(code: error.status), CogAdapter.failed(id: id, error.description))
-            if let seconds = error.retryAfterSeconds { response.headers[.retryAfter] = String(seconds) }
-            response.headers[.requestID] = call.requestID
-            call.record(error.status, error: error.description)
-            return response
+            return call.fail(error, body: error.status == 422 ? CogAdapter.validationError(error.description, input: nil)
+                                                               : CogAdapter.failed(id: id, error.description))
         }
     }
 

@@ -6,7 +6,6 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 import VesselManifest
 public import VesselModel
 import VesselTensor

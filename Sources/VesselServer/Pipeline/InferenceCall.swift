@@ -85,9 +85,10 @@ final class InferenceCall {
         return response
     }
 
-    /// The router's answer to a failure, counted and logged.
-    func fail(_ error: RequestError) -> Response {
-        var response = InferenceServer.error(error)
+    /// The router's answer to a failure, counted and logged: `{"error": …}`, or a transport's
+    /// own `body` (Cog's).
+    func fail(_ error: RequestError, body: String? = nil) -> Response {
+        var response = InferenceServer.error(error, body: body)
         response.headers[.requestID] = requestID
         record(error.status, error: error.description)
         return response
