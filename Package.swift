@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "VesselONNX", targets: ["VesselONNX"]),
         .library(name: "VesselModel", targets: ["VesselModel"]),
         .library(name: "VesselProcessing", targets: ["VesselProcessing"]),
+        .library(name: "VesselPython", targets: ["VesselPython"]),
         .library(name: "VesselServer", targets: ["VesselServer"]),
         .library(name: "VesselServing", targets: ["VesselServing"]),
         .library(name: "VesselSources", targets: ["VesselSources"]),
@@ -109,9 +110,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The Python backend's worker processes and their framed protocol; FoundationEssentials only.
+        .target(name: "VesselPython", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
         .target(
             name: "VesselModel",
-            dependencies: ["VesselStore", "VesselManifest", "VesselProcessing", "VesselTensor", "VesselONNX", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["VesselStore", "VesselManifest", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselPython", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test-time only: a Python venv with the `onnx` wheel, the official `tritonclient[http]` and Pillow, and
+# Test-time only: a Python venv with the `onnx` wheel, the official `tritonclient[http]`, Pillow and scikit-learn, and
 # the ONNX backend node cases the wheel defines, written to .build/onnx-node-cases.
 # Vessel itself never runs Python.
 set -euo pipefail
@@ -11,9 +11,9 @@ fi
 # onnx for fixtures and node cases; the official Triton HTTP client to test `vessel serve` with;
 # Pillow, the reference the `image` processing step is checked against (12.x: Pillow 13 runs the
 # vertical pass first for some downscales, which moves a few pixels by a few levels; see
-# docs/manifest.md).
-if ! "$venv/bin/python" -c "import onnx, numpy, tritonclient.http, PIL; assert PIL.__version__ == '12.3.0'" 2>/dev/null; then
-  "$venv/bin/pip" install -q --disable-pip-version-check onnx==1.23.2 numpy "tritonclient[http]==2.73.0" pillow==12.3.0
+# docs/manifest.md); scikit-learn and joblib for the Python backend's models.
+if ! "$venv/bin/python" -c "import onnx, numpy, tritonclient.http, PIL, sklearn, joblib; assert PIL.__version__ == '12.3.0'" 2>/dev/null; then
+  "$venv/bin/pip" install -q --disable-pip-version-check onnx==1.23.2 numpy "tritonclient[http]==2.73.0" pillow==12.3.0 scikit-learn==1.9.1 joblib==1.6.0
 fi
 cases=".build/onnx-node-cases"
 if [ ! -f "$cases/tolerances.tsv" ]; then

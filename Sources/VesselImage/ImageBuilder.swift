@@ -89,12 +89,15 @@ public struct ImageBuilder {
     public enum BuildError: Error, Sendable, CustomStringConvertible {
         case reservedPath(String)
         case unsupportedMachine(UInt16)
+        case pythonBackend(String)
 
         public var description: String {
             switch self {
             case .reservedPath(let path):
                 "model file `\(path)` would land on the image's own files (/vessel, /etc, /tmp, /proc, /dev, /sys and the loader's directory are reserved); move or rename it"
             case .unsupportedMachine(let machine): "the binary is for ELF machine \(machine), which has no OCI architecture name here"
+            case .pythonBackend(let name):
+                "`\(name)` runs on the python backend, and images do not carry a Python interpreter and environment yet; serve it with `vessel serve`"
             }
         }
     }
@@ -109,6 +112,8 @@ public struct ImageBuilder {
 
     /// Builds the image, stores every blob and, if `tag` is given, tags it.
     public func build(_ artifact: Artifact, tag: Reference?, options: Options) throws -> Result {
+        // Refused before any work: an image without Python would be built, then fail to load.
+        if artifact.manifest.runtime.backend == .python { throw BuildError.pythonBackend(artifact.manifest.name) }
         let binary = try SharedLibraries.realPath(options.binary)
         let elf = try ELFFile(path: binary)
         let architecture: String

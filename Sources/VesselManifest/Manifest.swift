@@ -81,6 +81,8 @@ public struct ModelSpec: Sendable, Hashable, Codable {
 
 public enum ModelFormat: String, Sendable, Hashable, CaseIterable, Codable {
     case onnx, torchscript, pytorch, savedmodel, keras, tflite, safetensors, gguf, pickle, joblib, mlflow
+    /// NumPy arrays (`.npy`, `.npz`) that a predictor's own code loads.
+    case numpy
 
     /// The backend that runs this format when the manifest names none.
     public var defaultBackend: RuntimeSpec.Backend {
@@ -261,11 +263,16 @@ public struct RuntimeSpec: Sendable, Hashable, Codable {
     public var requirements: [String]
     /// Debian packages the model's own code needs.
     public var system: [String]
+    /// For the Python backend, the model's own code: `path/to/file.py:ClassName`, a class with
+    /// `setup()` (load once) and `predict(**inputs)` (or `run`). Without it, the backend's
+    /// ready-made loader for the model's format runs it.
+    public var predictor: String?
 
-    package init(backend: Backend, python: String?, requirements: [String], system: [String]) {
+    package init(backend: Backend, python: String?, requirements: [String], system: [String], predictor: String? = nil) {
         self.backend = backend
         self.python = python
         self.requirements = requirements
         self.system = system
+        self.predictor = predictor
     }
 }

@@ -204,6 +204,12 @@ struct ManifestReader {
 
         var declared = Set(([model?.file].compactMap { $0 }) + files.map(\.path))
         var extraFiles: [FileEntry] = []
+        if let model { checkPythonLoader(runtime, model: model, signature: signature, at: fields["model"]?.value) }
+        if let predictor = runtime.predictor, let colon = predictor.lastIndex(of: ":"), !declared.contains(String(predictor[..<colon])) {
+            // The predictor's file is packed as code even when `files` does not list it.
+            declared.insert(String(predictor[..<colon]))
+            extraFiles.append(FileEntry(path: String(predictor[..<colon]), role: .code, description: "the Python predictor"))
+        }
         var preprocess: [ProcessingStep] = []
         var postprocess: [ProcessingStep] = []
         var produced: Set<String> = []
@@ -457,7 +463,7 @@ struct ManifestReader {
 
     mutating func readRuntime(_ node: Node?, format: ModelFormat?) -> RuntimeSpec {
         var runtime = RuntimeSpec(backend: format?.defaultBackend ?? .onnx, python: nil, requirements: [], system: [])
-        guard let node, let fields = walker.fields(node, in: "`runtime`", allowed: ["backend", "python", "requirements", "system"]) else {
+        guard let node, let fields = walker.fields(node, in: "`runtime`", allowed: ["backend", "python", "requirements", "system", "predictor"]) else {
             return runtime
         }
         if let field = fields["backend"], let text = walker.string(field.value, "`runtime.backend`") {
@@ -473,7 +479,14 @@ struct ManifestReader {
                              hint: Suggestion.didYouMean(text, in: names) ?? "backends: \(names.joined(separator: ", "))")
             }
         }
-        if let field = fields["python"] { runtime.python = walker.string(field.value, "`runtime.python`") }
+        if let field = fields["python"], let text = walker.string(field.value, "`runtime.python`") {
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            if parts.count < 2 || parts.count > 3 || parts.contains(where: { $0.isEmpty || !$0.allSatisfy(\.isASCII) || Int($0) == nil }) {
+                walker.error("`runtime.python` `\(text)` is not a Python version", at: field.value, hint: "major.minor, such as \"3.11\"")
+            } else {
+                runtime.python = text
+            }
+        }
         if let field = fields["requirements"] {
             runtime.requirements = walker.strings(field.value, "`runtime.requirements`")
             if case .sequence(let items) = field.value {
@@ -483,11 +496,48 @@ struct ManifestReader {
                 }
             }
         }
-        if let field = fields["system"] { runtime.system = walker.strings(field.value, "`runtime.system`") }
+        if let field = fields["system"] {
+            walker.error("`runtime.system` is not supported yet: no vessel image installs Debian packages for a model", at: field.key,
+                         hint: "remove it; shared libraries the model's Python packages need come with their wheels")
+        }
+        if let field = fields["predictor"], let text = walker.nonEmptyString(field.value, "`runtime.predictor`") {
+            let colon = text.lastIndex(of: ":")
+            let path = colon.map { String(text[..<$0]) } ?? ""
+            let className = colon.map { String(text[text.index(after: $0)...]) } ?? ""
+            if path.isEmpty || className.isEmpty || !path.hasSuffix(".py") || !className.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+                walker.error("`runtime.predictor` `\(text)` is not `file.py:ClassName`", at: field.value,
+                             hint: "the Python file (relative to vessel.yaml) and the class in it, such as `predict.py:Predictor`")
+            } else if runtime.backend != .python {
+                walker.error("`runtime.predictor` needs `backend: python`", at: field.key)
+            } else if let checked = checkPath(field.value, what: "`runtime.predictor`", allowDirectory: false, text: path) {
+                runtime.predictor = checked + ":" + className
+            }
+        }
         if runtime.backend == .onnx, !runtime.requirements.isEmpty, let field = fields["requirements"] {
             walker.warning("`runtime.requirements` is ignored by the onnx backend", at: field.key)
         }
         return runtime
+    }
+
+    /// Formats the Python backend loads without the model's own code.
+    static let readyMadeLoaders: Set<ModelFormat> = [.joblib, .pickle]
+
+    /// What the Python backend needs to load the model: its own code, or a ready-made loader
+    /// whose signature it can serve (one input, the features; `predict` then `predict_proba`).
+    mutating func checkPythonLoader(_ runtime: RuntimeSpec, model: ModelSpec, signature: Signature?, at node: Node?) {
+        guard runtime.backend == .python, runtime.predictor == nil else { return }
+        guard Self.readyMadeLoaders.contains(model.format) else {
+            walker.error("the python backend has no ready-made loader for `\(model.format.rawValue)` models yet", at: node,
+                         hint: "name your own loading code with `runtime.predictor: predict.py:Predictor` (a class with setup() and predict()); "
+                             + "joblib and pickle files load without code")
+            return
+        }
+        guard let signature else { return }
+        if signature.inputs.count != 1 || !(1...2).contains(signature.outputs.count) {
+            walker.error("a `\(model.format.rawValue)` model without a predictor takes one input (the feature matrix) and gives one or two outputs "
+                         + "(predict(), then predict_proba()); this signature has \(signature.inputs.count) and \(signature.outputs.count)", at: node,
+                         hint: "write a `runtime.predictor` for any other shape")
+        }
     }
 
     static func isPinned(_ requirement: String) -> Bool {
@@ -499,8 +549,8 @@ struct ManifestReader {
     /// Checks a relative path's shape and, with a base directory, that it exists inside it.
     /// - Parameter allowDirectory: whether a directory may be named (a `files` entry packs a
     ///   whole tree; a model file or an example must be a file).
-    mutating func checkPath(_ node: Node, what: String, allowDirectory: Bool = true) -> String? {
-        guard let raw = walker.nonEmptyString(node, what) else { return nil }
+    mutating func checkPath(_ node: Node, what: String, allowDirectory: Bool = true, text: String? = nil) -> String? {
+        guard let raw = text ?? walker.nonEmptyString(node, what) else { return nil }
         if raw.hasPrefix("/") {
             walker.error("\(what) `\(raw)` is absolute", at: node, hint: "paths are relative to the directory holding vessel.yaml")
             return nil

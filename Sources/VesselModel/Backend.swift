@@ -72,7 +72,7 @@ public enum BackendError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unsupportedOutput(let name, let type): "output `\(name)` is a \(type), which cannot be served as a tensor"
-        case .unsupportedFormat(let format): "no backend in this build runs \(format) models (the Python backend is not built yet)"
+        case .unsupportedFormat(let format): "no backend in this build runs \(format) models"
         }
     }
 }

@@ -104,6 +104,8 @@ public final class LoadedModel: Sendable {
                 return try ONNXBackend(region: region, directory: FileSystem.join(directory, modelDirectory), externalData: externalData)
             }
             return try ONNXBackend(path: FileSystem.join(directory, manifest.model.file))
+        case (.python, _):
+            return try PythonBackend(manifest: manifest, directory: directory)
         default:
             throw BackendError.unsupportedFormat("\(manifest.model.format.rawValue) (\(manifest.runtime.backend.rawValue) backend)")
         }

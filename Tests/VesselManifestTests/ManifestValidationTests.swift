@@ -50,6 +50,14 @@ struct Mistake: CustomTestStringConvertible, Sendable {
         self.column = column
         self.hint = hint
     }
+
+    /// The same mistake in a manifest changed once more (lines after the change move).
+    func replacingInYAML(_ old: String, with new: String) -> Mistake {
+        precondition(yaml.contains(old), "manifest lacks \(old)")
+        var copy = self
+        copy.yaml = yaml.replacingOccurrences(of: old, with: new)
+        return copy
+    }
 }
 
 let mistakes: [Mistake] = [
@@ -109,6 +117,21 @@ let mistakes: [Mistake] = [
             message: "which is not a float32", line: 18),
     Mistake("backend cannot run format", replacing: "format: onnx", with: "format: torchscript",
             append: "runtime: {backend: onnx}\n", message: "the onnx backend cannot run a `torchscript` model", line: 16),
+    Mistake("python backend without a loader", replacing: "format: onnx", with: "format: torchscript",
+            append: "runtime: {backend: python}\n", message: "no ready-made loader for `torchscript` models", line: 5, hint: "runtime.predictor"),
+    Mistake("predictor not file:class", append: "runtime: {backend: python, predictor: predict.py}\n",
+            message: "`runtime.predictor` `predict.py` is not `file.py:ClassName`", line: 16),
+    Mistake("predictor file missing", append: "runtime: {backend: python, predictor: \"predict.py:Predictor\"}\n",
+            message: "`runtime.predictor` `predict.py` does not exist", line: 16),
+    Mistake("predictor on the onnx backend", append: "runtime: {predictor: \"predict.py:Predictor\"}\n",
+            message: "`runtime.predictor` needs `backend: python`", line: 16),
+    Mistake("python version", replacing: "format: onnx", with: "format: joblib", append: "runtime: {backend: python, python: three}\n",
+            message: "`runtime.python` `three` is not a Python version", line: 16),
+    Mistake("ready-made loader signature", replacing: "format: onnx", with: "format: joblib",
+            append: "runtime: {backend: python}\n", message: "takes one input (the feature matrix) and gives one or two outputs", line: 5)
+        .replacingInYAML("  outputs:\n", with: "    - {name: w, dtype: float32, shape: [-1]}\n  outputs:\n"),
+    Mistake("system packages", append: "runtime: {system: [libgomp1]}\n",
+            message: "`runtime.system` is not supported yet", line: 16),
     Mistake("serving value", append: "serving: {max_batch_size: 0}\n",
             message: "`serving.max_batch_size` must be at least 1", line: 16),
     Mistake("wrong type", append: "serving: {allow_nan: maybe}\n",
@@ -200,7 +223,7 @@ struct ManifestValidationTests {
 
     @Test("unpinned requirements are warnings, not errors")
     func unpinnedWarning() throws {
-        let yaml = baseManifest.replacingOccurrences(of: "format: onnx", with: "format: torchscript")
+        let yaml = baseManifest.replacingOccurrences(of: "format: onnx", with: "format: joblib")
             + "runtime:\n  backend: python\n  requirements: [torch==2.3.1, numpy]\n"
         let directory = try Self.directory(with: yaml)
         defer { TestSupport.remove(directory) }

@@ -1,0 +1,54 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+public import VesselManifest
+public import VesselONNX
+public import VesselPython
+public import VesselTensor
+
+/// The Python backend: the model's own code (`runtime.predictor`) or a ready-made loader
+/// (joblib, pickle) run by a pool of worker processes, one per `serving.max_concurrency` slot.
+/// The Swift side keeps everything else: HTTP, validation, processing, batching, metrics.
+public struct PythonBackend: Backend {
+    public let pool: PythonWorkerPool
+    private let declared: [String: DType]
+    public var platform: String { "python" }
+    /// The model's code can take any time for any input: never run on an event loop.
+    public var costIsBoundedByInputs: Bool { false }
+
+    public init(manifest: Manifest, directory: String, environment: [String: String]? = nil) throws {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        let kind: PythonModelConfiguration.Kind
+        if manifest.runtime.predictor != nil {
+            kind = .predictor
+        } else if manifest.model.format == .joblib {
+            kind = .joblib
+        } else if manifest.model.format == .pickle {
+            kind = .pickle
+        } else {
+            throw BackendError.unsupportedFormat("\(manifest.model.format.rawValue) (python backend, without a runtime.predictor)")
+        }
+        let outputs = manifest.signature.outputs.map { PythonModelConfiguration.Output(name: $0.name, dtype: $0.dtype) }
+        let configuration = PythonModelConfiguration(
+            kind: kind, directory: directory, file: manifest.model.file, predictor: manifest.runtime.predictor,
+            requirements: manifest.runtime.requirements, python: manifest.runtime.python, outputs: outputs
+        )
+        let interpreter = try PythonInterpreter.find(version: manifest.runtime.python, environment: environment)
+        pool = try PythonWorkerPool(model: configuration, size: manifest.serving.maxConcurrency, interpreter: interpreter, environment: environment)
+        declared = Dictionary(outputs.map { ($0.name, DType(rawValue: $0.dtype)!) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    public func predict(_ inputs: [String: Tensor], control: RunControl?) throws -> [String: Tensor] {
+        do {
+            return try pool.predict(inputs, declared: declared) {
+                do { try control?.check() } catch { return "\(error)" }
+                return nil
+            }
+        } catch .stopped(let reason) {
+            // The pipeline answers a stopped run as it does the native runtime's: 504.
+            throw ONNXError.stopped(reason)
+        }
+    }
+}

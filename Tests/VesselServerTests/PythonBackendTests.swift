@@ -1,0 +1,239 @@
+import Foundation
+import Testing
+import VesselServer
+import VesselTestSupport
+
+/// The Python backend against real Python: scikit-learn models saved with joblib and pickle, a
+/// predictor class, and predictors that raise, crash, hang or scribble on the protocol.
+@Suite("python backend")
+struct PythonBackendTests {
+    init() {
+        // The test venv (scripts/onnx-test-data.sh) has numpy, scikit-learn and joblib.
+        setenv("VESSEL_PYTHON", TestSupport.python, 1)
+    }
+
+    @Test("a scikit-learn model saved with joblib, and with pickle, answers over OIP v2 and MLflow exactly as it does in Python", arguments: ["joblib", "pickle"])
+    func scikitLearn(format: String) async throws {
+        let directory = try TestSupport.makeTemporaryDirectory("python-\(format)")
+        defer { TestSupport.remove(directory) }
+        // A real model trained on a dataset scikit-learn ships; the expected answers come from it.
+        let expected = try TestSupport.python("""
+            import json, pickle, joblib, numpy as np, sklearn
+            from sklearn.datasets import load_wine
+            from sklearn.ensemble import RandomForestClassifier
+            X, y = load_wine(return_X_y=True)
+            model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+            if "\(format)" == "joblib":
+                joblib.dump(model, "\(directory)/model.joblib")
+            else:
+                pickle.dump(model, open("\(directory)/model.pkl", "wb"))
+            rows = X[[0, 70, 140]]
+            print(json.dumps({"rows": rows.tolist(), "label": model.predict(rows).tolist(),
+                              "proba": model.predict_proba(rows).astype(np.float32).tolist(), "version": sklearn.__version__}))
+            """)
+        let reference = try #require(try JSONSerialization.jsonObject(with: Data(expected.utf8)) as? [String: Any])
+        let rows = try #require(reference["rows"] as? [[Double]])
+        let version = try #require(reference["version"] as? String)
+        try TestSupport.write("""
+            name: wine
+            version: "1"
+            model: {format: \(format), file: model.\(format == "joblib" ? "joblib" : "pkl")}
+            runtime:
+              backend: python
+              requirements: [scikit-learn==\(version)]
+            signature:
+              inputs: [{name: features, dtype: float64, shape: [-1, 13]}]
+              outputs:
+                - {name: label, dtype: int64, shape: [-1]}
+                - {name: probabilities, dtype: float32, shape: [-1, 3]}
+            examples:
+              - name: first
+                inputs: {features: [\(rows[0].map { String($0) }.joined(separator: ", "))]}
+                outputs: {label: [\((reference["label"] as? [Int])?[0] ?? -1)]}
+
+            """.replacingOccurrences(of: "{features: [", with: "{features: [["), to: directory + "/vessel.yaml")
+        let yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8).replacingOccurrences(of: "]}\n    outputs", with: "]]}\n    outputs")
+        try TestSupport.write(yaml, to: directory + "/vessel.yaml")
+
+        let running = try await RunningServer.start([directory])
+        defer { Task { await running.stop() } }
+        let data = rows.flatMap { $0 }.map { String($0) }.joined(separator: ",")
+        let oip = try await running.infer(#"{"inputs":[{"name":"features","shape":[3,13],"datatype":"FP64","data":[\#(data)]}]}"#, model: "wine")
+        let outputs = jsonObject(oip)["outputs"] as? [[String: Any]] ?? []
+        #expect(oip.status == 200, "\(oip.text)")
+        #expect(outputs.first?["data"] as? [Int] == reference["label"] as? [Int], "\(oip.text)")
+        let proba = (reference["proba"] as? [[Double]] ?? []).flatMap { $0 }
+        let served = outputs.last?["data"] as? [Double] ?? []
+        #expect(served.count == 9 && zip(served, proba).allSatisfy { abs($0 - $1) <= 1e-7 }, "\(served) vs \(proba)")
+        #expect(outputs.last?["datatype"] as? String == "FP32")
+
+        let mlflow = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"],
+                                               body: Array(#"{"inputs":[[\#(rows[2].map { String($0) }.joined(separator: ","))]]}"#.utf8))
+        let predictions = jsonObject(mlflow)["predictions"] as? [String: Any]
+        #expect(mlflow.status == 200 && predictions?["label"] as? [Int] == [(reference["label"] as? [Int])?[2] ?? -1], "\(mlflow.text)")
+
+        let metadata = try await running.request("GET", "/v2/models/wine")
+        #expect(metadata.text.contains(#""platform":"python""#), "\(metadata.text)")
+    }
+
+    @Test("a predictor class is set up once per worker; numbers and text go in and come out; printing goes to the log, not the protocol")
+    func predictorClass() async throws {
+        let directory = try Self.writePredictor()
+        defer { TestSupport.remove(directory) }
+        let running = try await RunningServer.start([directory])
+        defer { Task { await running.stop() } }
+
+        let ok = try await running.infer(Self.request(mode: "print"), model: "faulty")
+        let outputs = jsonObject(ok)["outputs"] as? [[String: Any]] ?? []
+        #expect(ok.status == 200, "\(ok.text)")
+        #expect(outputs.first { $0["name"] as? String == "y" }?["data"] as? [Double] == [2, 4, 6, 8, 10, 12])
+        #expect(outputs.first { $0["name"] as? String == "echo" }?["data"] as? [String] == ["PRINT"])
+        #expect(outputs.first { $0["name"] as? String == "setups" }?["data"] as? [Int] == [1])
+        // Text that is not ASCII survives both ways.
+        let text = try await running.infer(Self.request(mode: "grüße"), model: "faulty")
+        #expect((jsonObject(text)["outputs"] as? [[String: Any]])?.first { $0["name"] as? String == "echo" }?["data"] as? [String] == ["GRÜSSE"], "\(text.text)")
+    }
+
+    @Test("a predictor that raises gets a 500 with its error and keeps its worker; one that segfaults, hangs past the timeout or writes garbage on the protocol is replaced; every other request is answered")
+    func failures() async throws {
+        let directory = try Self.writePredictor()
+        defer { TestSupport.remove(directory) }
+        let running = try await RunningServer.start([directory])
+        defer { Task { await running.stop() } }
+
+        func pids() async throws -> Set<Int> {
+            var seen: Set<Int> = []
+            for _ in 0..<6 {
+                let response = try await running.infer(Self.request(mode: "ok"), model: "faulty")
+                #expect(response.status == 200, "\(response.text)")
+                for output in jsonObject(response)["outputs"] as? [[String: Any]] ?? [] where output["name"] as? String == "pid" {
+                    seen.formUnion(output["data"] as? [Int] ?? [])
+                }
+            }
+            return seen
+        }
+        let before = try await pids()
+
+        let raised = try await running.infer(Self.request(mode: "raise"), model: "faulty")
+        #expect(raised.status == 500 && raised.text.contains("ValueError: asked to raise"), "\(raised.text)")
+        #expect(try await pids().isSubset(of: before), "a worker whose code raised lives on")
+
+        let crashed = try await running.infer(Self.request(mode: "segfault"), model: "faulty")
+        #expect(crashed.status == 500 && crashed.text.contains("signal 11 (SIGSEGV)"), "\(crashed.text)")
+
+        let garbage = try await running.infer(Self.request(mode: "garbage"), model: "faulty")
+        #expect(garbage.status == 500 && garbage.text.contains("broke the protocol"), "\(garbage.text)")
+
+        // A hung worker: its request gets 504 at serving.timeout_ms, and meanwhile the other
+        // worker answers.
+        async let hung = running.infer(Self.request(mode: "hang"), model: "faulty")
+        try await Task.sleep(for: .milliseconds(300))
+        let during = try await running.infer(Self.request(mode: "ok"), model: "faulty")
+        #expect(during.status == 200, "\(during.text)")
+        let hungResponse = try await hung
+        #expect(hungResponse.status == 504, "\(hungResponse.text)")
+
+        // Replacements load in the background; once they have, every request is answered by
+        // workers that were not there before the crashes.
+        var after: Set<Int> = []
+        for _ in 0..<50 {
+            after = try await pids()
+            if after.count == 2, after.isDisjoint(with: before) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(after.count == 2 && after.isDisjoint(with: before), "before \(before), after \(after)")
+        let health = try await running.request("GET", "/v2/health/ready")
+        #expect(health.status == 200)
+    }
+
+    @Test("a predictor whose setup raises, a wrong Python version or a missing requirement stops `vessel predict` with the reason")
+    func loadFailures() throws {
+        let home = try TestSupport.makeTemporaryDirectory("python-load")
+        defer { TestSupport.remove(home) }
+        let directory = try Self.writePredictor()
+        defer { TestSupport.remove(directory) }
+        let yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8)
+        let environment = ["VESSEL_HOME": home, "VESSEL_PYTHON": TestSupport.python]
+        let arguments = ["predict", directory, "-i", "x=[[1,2,3]]", "-i", "mode=[\"ok\"]"]
+
+        try TestSupport.write(yaml.replacingOccurrences(of: "backend: python", with: "backend: python\n  python: \"3.4\""), to: directory + "/vessel.yaml")
+        var result = try TestSupport.run(TestSupport.vesselBinary, arguments, environment: environment)
+        #expect(result.status != 0 && result.standardError.contains("runtime.python is 3.4, but"), "\(result.standardError)")
+
+        try TestSupport.write(yaml.replacingOccurrences(of: "requirements: [", with: "requirements: [no-such-package==1.0, "), to: directory + "/vessel.yaml")
+        result = try TestSupport.run(TestSupport.vesselBinary, arguments, environment: environment)
+        #expect(result.status != 0 && result.standardError.contains("no-such-package==1.0 is not installed"), "\(result.standardError)")
+
+        try TestSupport.write(yaml, to: directory + "/vessel.yaml")
+        try TestSupport.write("FAIL_SETUP = True\n", to: directory + "/settings.py")
+        result = try TestSupport.run(TestSupport.vesselBinary, arguments, environment: environment)
+        #expect(result.status != 0 && result.standardError.contains("RuntimeError: setup was told to fail"), "\(result.standardError)")
+    }
+
+    /// A predictor that does what its `mode` input says.
+    static func writePredictor() throws -> String {
+        let directory = try TestSupport.makeTemporaryDirectory("python-predictor")
+        let numpyVersion = try TestSupport.python("import numpy; print(numpy.__version__)").trimmingCharacters(in: .whitespacesAndNewlines)
+        try TestSupport.write("""
+            import ctypes, os, time
+            import numpy as np
+
+            class Predictor:
+                def setup(self):
+                    import settings
+                    if getattr(settings, "FAIL_SETUP", False):
+                        raise RuntimeError("setup was told to fail")
+                    self.scale = float(np.load("weights.npz")["scale"])
+                    self.setups = getattr(self, "setups", 0) + 1
+
+                def predict(self, x, mode):
+                    mode = mode.reshape(-1)[0]
+                    if mode == "raise":
+                        raise ValueError("asked to raise")
+                    if mode == "segfault":
+                        ctypes.string_at(0)
+                    if mode == "hang":
+                        time.sleep(600)
+                    if mode == "garbage":
+                        os.write(4, b"\\xff" * 64)
+                        time.sleep(600)
+                    if mode == "print":
+                        print("this line goes to the server's log " * 20)
+                    return {"y": x * self.scale, "echo": np.array([mode.upper()]), "setups": np.array([self.setups]), "pid": np.array([os.getpid()])}
+
+            """, to: directory + "/predict.py")
+        try TestSupport.write("FAIL_SETUP = False\n", to: directory + "/settings.py")
+        try TestSupport.python("import numpy; numpy.savez('\(directory)/weights.npz', scale=numpy.float32(2))")
+        try TestSupport.write("""
+            name: faulty
+            version: "1"
+            model: {format: numpy, file: weights.npz}
+            runtime:
+              backend: python
+              predictor: predict.py:Predictor
+              requirements: [numpy==\(numpyVersion)]
+            files:
+              - {path: settings.py, role: code}
+            serving: {max_concurrency: 2, timeout_ms: 3000}
+            signature:
+              inputs:
+                - {name: x, dtype: float32, shape: [-1, 3]}
+                - {name: mode, dtype: string, shape: [1]}
+              outputs:
+                - {name: y, dtype: float32, shape: [-1, 3]}
+                - {name: echo, dtype: string, shape: [1]}
+                - {name: setups, dtype: int64, shape: [1]}
+                - {name: pid, dtype: int64, shape: [1]}
+            examples:
+              - name: doubles
+                inputs: {x: [[1, 2, 3]], mode: ["ok"]}
+                outputs: {y: [[2, 4, 6]], echo: ["OK"]}
+
+            """, to: directory + "/vessel.yaml")
+        return directory
+    }
+
+    static func request(mode: String) -> String {
+        #"{"inputs":[{"name":"x","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]},{"name":"mode","shape":[1],"datatype":"BYTES","data":["\#(mode)"]}]}"#
+    }
+}
