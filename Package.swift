@@ -87,7 +87,7 @@ let package = Package(
         ),
         .target(
             name: "VesselArtifact",
-            dependencies: ["VesselStore", "VesselManifest", "VesselManifestYAML"],
+            dependencies: ["VesselStore", "VesselManifest", "VesselManifestYAML", "VesselPython"],
             swiftSettings: swiftSettings
         ),
         // zlib for gzip image layers: Debian's zlib1g-dev (scripts/install-deps.sh installs it).
@@ -111,7 +111,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The Python backend's worker processes and their framed protocol; FoundationEssentials only.
-        .target(name: "VesselPython", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
+        .target(
+            name: "VesselPython", dependencies: ["VesselTensor", "VesselManifest", "VesselStore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings
+        ),
         .target(
             name: "VesselModel",
             dependencies: ["VesselStore", "VesselManifest", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselPython", .product(name: "Crypto", package: "swift-crypto")],
@@ -148,7 +150,7 @@ let package = Package(
         .executableTarget(
             name: "vessel",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselModel",
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselProcessing", "VesselPython", "VesselTensor", "VesselONNX", "VesselModel",
                 "VesselServer", "VesselServing", "VesselSources", "VesselImage", "VesselRegistry", "VesselSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

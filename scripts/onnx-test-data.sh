@@ -15,6 +15,13 @@ fi
 if ! "$venv/bin/python" -c "import onnx, numpy, tritonclient.http, PIL, sklearn, joblib; assert PIL.__version__ == '12.3.0'" 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check onnx==1.23.2 numpy "tritonclient[http]==2.73.0" pillow==12.3.0 scikit-learn==1.9.1 joblib==1.6.0
 fi
+# A local wheelhouse the Python backend's tests resolve and vendor requirements from, so the
+# tests themselves never reach a package index.
+wheelhouse=".build/wheelhouse"
+if [ ! -f "$wheelhouse/.complete" ]; then
+  "$venv/bin/pip" download -q --disable-pip-version-check --only-binary=:all: --dest "$wheelhouse" numpy==2.4.6
+  touch "$wheelhouse/.complete"
+fi
 cases=".build/onnx-node-cases"
 if [ ! -f "$cases/tolerances.tsv" ]; then
   rm -rf "$cases"

@@ -1,6 +1,7 @@
 import Foundation
 public import VesselManifest
 import VesselManifestYAML
+import VesselPython
 public import VesselStore
 #if canImport(Glibc)
 import Glibc
@@ -53,6 +54,7 @@ public struct Packer {
             for entry in manifest.allFiles {
                 layers.append(try storeFile(entry, directory: directory))
             }
+            layers += try storeWheels(manifest, directory: directory)
             let manifestPath = (directory as NSString).appendingPathComponent(ManifestParser.fileName)
             let manifestLayer = try storeSingleFile(path: manifestPath, name: ManifestParser.fileName, role: .weightConfig, executable: false)
             layers.append(manifestLayer)
@@ -106,6 +108,20 @@ public struct Packer {
     }
 
     // MARK: Layers
+
+    /// A Python model's wheels, as `vessel.lock` names them, each a layer of its own: models
+    /// that share a wheel share its blob, in the store and in a registry.
+    private func storeWheels(_ manifest: Manifest, directory: String) throws -> [Descriptor] {
+        guard manifest.runtime.backend == .python, !manifest.runtime.requirements.isEmpty,
+              let lock = try PythonLock.read(directory: directory) else { return [] }
+        let cache = PythonEnvironment.wheelCache(environment: ProcessInfo.processInfo.environment)
+        return try lock.entries.map { entry in
+            guard let path = PythonEnvironment.verifiedWheel(entry, in: cache) else {
+                throw WorkerError.unavailable("the wheel \(entry.file) that vessel.lock names is not in \(cache) with its recorded sha256; `vessel pack` downloads it")
+            }
+            return try storeSingleFile(path: path, name: PythonLock.wheelDirectory + "/" + entry.file, role: .code, executable: false)
+        }
+    }
 
     private func storeFile(_ entry: FileEntry, directory: String) throws -> Descriptor {
         let full = (directory as NSString).appendingPathComponent(entry.path)

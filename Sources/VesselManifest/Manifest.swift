@@ -268,6 +268,10 @@ public struct RuntimeSpec: Sendable, Hashable, Codable {
     /// ready-made loader for the model's format runs it.
     public var predictor: String?
 
+    /// `runtime.requirements` resolved to exact wheels with their hashes, written by `vessel
+    /// pack` beside vessel.yaml and packed with it (see VesselPython's `PythonLock`).
+    public static let lockFileName = "vessel.lock"
+
     package init(backend: Backend, python: String?, requirements: [String], system: [String], predictor: String? = nil) {
         self.backend = backend
         self.python = python

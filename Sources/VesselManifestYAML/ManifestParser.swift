@@ -210,6 +210,12 @@ struct ManifestReader {
             declared.insert(String(predictor[..<colon]))
             extraFiles.append(FileEntry(path: String(predictor[..<colon]), role: .code, description: "the Python predictor"))
         }
+        if runtime.backend == .python, !runtime.requirements.isEmpty, let baseDirectory, !declared.contains(RuntimeSpec.lockFileName),
+           FileSystem.exists(FileSystem.join(baseDirectory, RuntimeSpec.lockFileName)) {
+            // The requirements as `vessel pack` resolved them: serving installs exactly these.
+            declared.insert(RuntimeSpec.lockFileName)
+            extraFiles.append(FileEntry(path: RuntimeSpec.lockFileName, role: .code, description: "runtime.requirements resolved to wheels"))
+        }
         var preprocess: [ProcessingStep] = []
         var postprocess: [ProcessingStep] = []
         var produced: Set<String> = []

@@ -35,7 +35,8 @@ public struct PythonBackend: Backend {
             kind: kind, directory: directory, file: manifest.model.file, predictor: manifest.runtime.predictor,
             requirements: manifest.runtime.requirements, python: manifest.runtime.python, outputs: outputs
         )
-        let interpreter = try PythonInterpreter.find(version: manifest.runtime.python, environment: environment)
+        let interpreter = try PythonEnvironment.interpreter(directory: directory, requirements: manifest.runtime.requirements,
+                                                            python: manifest.runtime.python, environment: environment)
         pool = try PythonWorkerPool(model: configuration, size: manifest.serving.maxConcurrency, interpreter: interpreter, environment: environment)
         declared = Dictionary(outputs.map { ($0.name, DType(rawValue: $0.dtype)!) }, uniquingKeysWith: { first, _ in first })
     }

@@ -35,7 +35,7 @@ final class WorkerProcess: @unchecked Sendable {
         }
     }
 
-    private static let spawnLock = Mutex(())
+    static let spawnLock = Mutex(())
 
     private static func spawn(interpreter: String, configuration: String, environment: [String: String]) throws(WorkerError) -> (pid_t, Int32, Int32) {
         var toWorker: [Int32] = [-1, -1]
@@ -52,29 +52,7 @@ final class WorkerProcess: @unchecked Sendable {
         // dup2 clears close-on-exec on the copies (also when a pipe end already is fd 3 or 4).
         posix_spawn_file_actions_adddup2(&actions, toWorker[0], 3)
         posix_spawn_file_actions_adddup2(&actions, fromWorker[1], 4)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // The server ignores SIGPIPE; the worker starts with every signal at its default.
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let arguments = [interpreter, "-c", WorkerScript.source, "3", "4", configuration]
-        let environmentLines = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        var envp: [UnsafeMutablePointer<CChar>?] = environmentLines.map { strdup($0) } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
-        }
-        var child: pid_t = 0
-        let status = posix_spawn(&child, interpreter, &actions, &attributes, &argv, &envp)
+        let (status, child) = startProcess([interpreter, "-c", WorkerScript.source, "3", "4", configuration], environment: environment, actions: &actions)
         close(toWorker[0])
         close(fromWorker[1])
         guard status == 0 else {
@@ -204,4 +182,30 @@ final class WorkerProcess: @unchecked Sendable {
         let name = [SIGSEGV: "SIGSEGV", SIGKILL: "SIGKILL", SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGTERM: "SIGTERM", SIGFPE: "SIGFPE", SIGILL: "SIGILL"][signal]
         return "was killed by signal \(signal)\(name.map { " (\($0))" } ?? "")"
     }
+}
+
+/// posix_spawn with `environment` exactly, every signal at its default and none blocked (the
+/// server ignores SIGPIPE; its children must not). Returns posix_spawn's status and the pid.
+func startProcess(_ arguments: [String], environment: [String: String], actions: inout posix_spawn_file_actions_t) -> (Int32, pid_t) {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    sigaddset(&defaults, SIGPIPE)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+    let lines = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    var envp: [UnsafeMutablePointer<CChar>?] = lines.map { strdup($0) } + [nil]
+    defer {
+        for pointer in argv { free(pointer) }
+        for pointer in envp { free(pointer) }
+    }
+    var child: pid_t = 0
+    let status = posix_spawn(&child, arguments[0], &actions, &attributes, &argv, &envp)
+    return (status, child)
 }

@@ -3,6 +3,7 @@ import Foundation
 import VesselArtifact
 import VesselManifest
 import VesselManifestYAML
+import VesselPython
 import VesselSources
 import VesselServer
 import VesselStore
@@ -25,6 +26,16 @@ struct Pack: AsyncParsableCommand {
 
     func run() async throws {
         var examples = "skipped"
+        // A Python model's requirements are resolved once, recorded in vessel.lock and their
+        // wheels fetched before its examples run: those run on the environment built from them.
+        try vessel.run {
+            let manifest = try ManifestParser.load(directory: directory).manifest
+            let runtime = manifest.runtime
+            guard runtime.backend == .python, !runtime.requirements.isEmpty else { return }
+            let (lock, resolved) = try PythonEnvironment.lock(directory: directory, requirements: runtime.requirements, python: runtime.python,
+                                                              environment: ProcessInfo.processInfo.environment)
+            if resolved { printError("resolved runtime.requirements to \(lock.entries.count) wheel(s) for Python \(lock.python); wrote \(RuntimeSpec.lockFileName)") }
+        }
         if !noTest {
             // Nothing is stored unless the examples pass, served exactly as `vessel serve` would.
             // Manifest problems first, each with file:line:column.
