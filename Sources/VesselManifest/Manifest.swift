@@ -225,6 +225,27 @@ public enum ResourceQuantity {
         }
         return false
     }
+
+    /// A memory quantity in bytes (`512Mi`, `2Gi`, `1.5G`, `1000000`); nil if it is not one or
+    /// is not a whole, positive number of bytes.
+    public static func bytes(_ text: String) -> Int? {
+        guard isValid(text) else { return nil }
+        let multipliers: [(String, Double)] = [
+            ("Ki", 0x1p10), ("Mi", 0x1p20), ("Gi", 0x1p30), ("Ti", 0x1p40), ("Pi", 0x1p50), ("Ei", 0x1p60),
+            ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15), ("E", 1e18),
+        ]
+        var number = Substring(text), multiplier = 1.0
+        if text.hasSuffix("m") { return nil }
+        for (suffix, value) in multipliers where text.hasSuffix(suffix) {
+            number = text.dropLast(suffix.count)
+            multiplier = value
+            break
+        }
+        guard let value = Double(number) else { return nil }
+        let bytes = value * multiplier
+        guard bytes >= 1, bytes < 9.0e18 else { return nil }
+        return Int(bytes)
+    }
 }
 
 /// A bundled example: inputs, the outputs they must give, and how close is close enough.
@@ -267,6 +288,9 @@ public struct RuntimeSpec: Sendable, Hashable, Codable {
     /// `setup()` (load once) and `predict(**inputs)` (or `run`). Without it, the backend's
     /// ready-made loader for the model's format runs it.
     public var predictor: String?
+    /// For the Python backend: a worker whose resident memory passes this many bytes is
+    /// stopped and replaced (`runtime.max_worker_memory`, a quantity such as `2Gi`).
+    public var maxWorkerMemory: Int?
 
     /// `runtime.requirements` resolved to exact wheels with their hashes, written by `vessel
     /// pack` beside vessel.yaml and packed with it (see VesselPython's `PythonLock`).

@@ -469,7 +469,7 @@ struct ManifestReader {
 
     mutating func readRuntime(_ node: Node?, format: ModelFormat?) -> RuntimeSpec {
         var runtime = RuntimeSpec(backend: format?.defaultBackend ?? .onnx, python: nil, requirements: [], system: [])
-        guard let node, let fields = walker.fields(node, in: "`runtime`", allowed: ["backend", "python", "requirements", "system", "predictor"]) else {
+        guard let node, let fields = walker.fields(node, in: "`runtime`", allowed: ["backend", "python", "requirements", "system", "predictor", "max_worker_memory"]) else {
             return runtime
         }
         if let field = fields["backend"], let text = walker.string(field.value, "`runtime.backend`") {
@@ -517,6 +517,19 @@ struct ManifestReader {
                 walker.error("`runtime.predictor` needs `backend: python`", at: field.key)
             } else if let checked = checkPath(field.value, what: "`runtime.predictor`", allowDirectory: false, text: path) {
                 runtime.predictor = checked + ":" + className
+            }
+        }
+        if let field = fields["max_worker_memory"] {
+            let text: String?
+            if case .scalar(let scalar) = field.value { text = scalar.string } else { text = walker.string(field.value, "`runtime.max_worker_memory`") }
+            if let text {
+                if runtime.backend != .python {
+                    walker.error("`runtime.max_worker_memory` needs `backend: python`", at: field.key)
+                } else if let bytes = ResourceQuantity.bytes(text) {
+                    runtime.maxWorkerMemory = bytes
+                } else {
+                    walker.error("`runtime.max_worker_memory` `\(text)` is not a memory quantity", at: field.value, hint: "bytes with a suffix, e.g. 512Mi or 2Gi")
+                }
             }
         }
         if runtime.backend == .onnx, !runtime.requirements.isEmpty, let field = fields["requirements"] {

@@ -14,9 +14,31 @@ public protocol Backend: Sendable {
     /// Whether a run's work is bounded by its inputs' size (no data-dependent loops or output
     /// sizes): only then may a server run small requests on an event loop.
     var costIsBoundedByInputs: Bool { get }
+    /// Why the backend cannot answer now (its worker processes are all restarting), or nil.
+    var unavailableReason: String? { get }
+    /// The worker processes a backend runs the model in, for metrics; nil for in-process ones.
+    var workers: WorkerStatus? { get }
+}
+
+/// A backend's worker processes at a glance.
+public struct WorkerStatus: Sendable {
+    public var configured: Int
+    public var running: Int
+    public var restarts: Int
+    public var residentBytes: Int
+
+    public init(configured: Int, running: Int, restarts: Int, residentBytes: Int) {
+        self.configured = configured
+        self.running = running
+        self.restarts = restarts
+        self.residentBytes = residentBytes
+    }
 }
 
 extension Backend {
+    public var unavailableReason: String? { nil }
+    public var workers: WorkerStatus? { nil }
+
     public func predict(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         try predict(inputs, control: nil)
     }
@@ -87,6 +109,8 @@ public struct ProcessedBackend: Backend {
     /// An image's decode costs what its bytes and pixels cost, which a request's element count
     /// (one per image) does not show: such models never run inline.
     public var costIsBoundedByInputs: Bool { model.costIsBoundedByInputs && !plan.decodesImages }
+    public var unavailableReason: String? { model.unavailableReason }
+    public var workers: WorkerStatus? { model.workers }
 
     public func predict(_ inputs: [String: Tensor], control: RunControl?) throws -> [String: Tensor] {
         try plan.postprocess(try model.predict(try plan.preprocess(inputs), control: control))

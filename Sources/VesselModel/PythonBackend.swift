@@ -37,8 +37,15 @@ public struct PythonBackend: Backend {
         )
         let interpreter = try PythonEnvironment.interpreter(directory: directory, requirements: manifest.runtime.requirements,
                                                             python: manifest.runtime.python, environment: environment)
-        pool = try PythonWorkerPool(model: configuration, size: manifest.serving.maxConcurrency, interpreter: interpreter, environment: environment)
+        pool = try PythonWorkerPool(model: configuration, size: manifest.serving.maxConcurrency, interpreter: interpreter, environment: environment,
+                                    maxWorkerMemory: manifest.runtime.maxWorkerMemory)
         declared = Dictionary(outputs.map { ($0.name, DType(rawValue: $0.dtype)!) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    public var unavailableReason: String? { pool.unavailableReason }
+
+    public var workers: WorkerStatus? {
+        WorkerStatus(configured: pool.size, running: pool.running, restarts: pool.restarts, residentBytes: pool.residentBytes)
     }
 
     public func predict(_ inputs: [String: Tensor], control: RunControl?) throws -> [String: Tensor] {

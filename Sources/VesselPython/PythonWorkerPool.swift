@@ -64,9 +64,13 @@ public final class PythonWorkerPool: Sendable {
     private let configuration: String
     private let environment: [String: String]
     private let loadTimeout: Duration
+    /// A worker whose resident memory passes this is stopped and replaced.
+    public let maxWorkerMemory: Int?
 
     private struct State {
         var idle: [WorkerProcess] = []
+        /// Every loaded worker, idle or busy, for the memory reported in metrics.
+        var live: [pid_t: WorkerProcess] = [:]
         var running = 0
         var restarts = 0
         var lastFailure: String?
@@ -78,7 +82,8 @@ public final class PythonWorkerPool: Sendable {
     /// Starts `size` workers and waits until every one has loaded the model; throws the first
     /// loading error (with the Python traceback's last line in the message).
     public init(model: PythonModelConfiguration, size: Int, interpreter: String, environment: [String: String],
-                loadTimeout: Duration = .seconds(600)) throws(WorkerError) {
+                maxWorkerMemory: Int? = nil, loadTimeout: Duration = .seconds(600)) throws(WorkerError) {
+        self.maxWorkerMemory = maxWorkerMemory
         // A worker that dies mid-write must not take the server down with it.
         signal(SIGPIPE, SIG_IGN)
         self.interpreter = interpreter
@@ -103,7 +108,7 @@ public final class PythonWorkerPool: Sendable {
             throw error
         }
         pythonVersion = version
-        state = Mutex(State(idle: started, running: started.count))
+        state = Mutex(State(idle: started, live: Dictionary(started.map { ($0.pid, $0) }, uniquingKeysWith: { $1 }), running: started.count))
         for _ in started { available.signal() }
     }
 
@@ -113,6 +118,17 @@ public final class PythonWorkerPool: Sendable {
     public var restarts: Int { state.withLock { $0.restarts } }
     /// Workers loaded and able to answer.
     public var running: Int { state.withLock { $0.running } }
+    /// Why no worker can answer, while none is running.
+    public var unavailableReason: String? {
+        state.withLock { state in
+            state.running > 0 ? nil : "no Python worker is running" + (state.lastFailure.map { ": \($0)" } ?? " (one is starting)")
+        }
+    }
+
+    /// The resident memory of every loaded worker, in bytes.
+    public var residentBytes: Int {
+        state.withLock { Array($0.live.values) }.reduce(0) { $0 + ($1.residentBytes() ?? 0) }
+    }
 
     /// Stops every idle worker (a busy one is stopped by its caller's deadline) and starts no more.
     public func close() {
@@ -130,29 +146,50 @@ public final class PythonWorkerPool: Sendable {
     public func predict(_ inputs: [String: Tensor], declared: [String: DType], stop: () -> String?) throws(WorkerError) -> [String: Tensor] {
         let request = try WorkerFrame.request(inputs)
         let worker = try take(stop: stop)
+        // The worker's memory is looked at every 100 ms while it works and once it answers.
+        var polls = 0
+        var overLimit: String?
+        let watched = { () -> String? in
+            if let reason = stop() { return reason }
+            polls += 1
+            if polls % 5 == 0, let problem = self.memoryProblem(worker) {
+                overLimit = problem
+                return problem
+            }
+            return nil
+        }
         let frame: WorkerFrame
         let answer: WorkerFrame.Answer
         do {
-            frame = try worker.exchange(request, stop: stop)
+            frame = try worker.exchange(request, stop: watched)
             answer = try frame.answer()
         } catch {
-            worker.kill()
-            replace(after: error)
+            retire(worker)
+            if let overLimit { throw .died(overLimit) }
             throw error
         }
-        if !answer.ok {
-            give(worker)
-            throw .raised(message: answer.error ?? "an unknown error", traceback: answer.traceback ?? "")
-        }
+        let outputs: [String: Tensor]
         do {
-            let outputs = try frame.tensors(answer.tensors ?? [], declared: declared)
-            give(worker)
-            return outputs
+            outputs = try frame.tensors(answer.tensors ?? [], declared: declared)
         } catch {
-            worker.kill()
-            replace(after: error)
+            retire(worker)
             throw error
         }
+        // A worker that grew past the limit answered this request, and answers no more.
+        if memoryProblem(worker) != nil { retire(worker) } else { give(worker) }
+        if !answer.ok { throw .raised(message: answer.error ?? "an unknown error", traceback: answer.traceback ?? "") }
+        return outputs
+    }
+
+    private func memoryProblem(_ worker: WorkerProcess) -> String? {
+        guard let limit = maxWorkerMemory, let resident = worker.residentBytes(), resident > limit else { return nil }
+        return "used \(resident >> 20) MiB, over runtime.max_worker_memory (\(limit >> 20) MiB)"
+    }
+
+    /// Kills a worker and starts one in its place.
+    private func retire(_ worker: WorkerProcess) {
+        worker.kill()
+        replace(worker)
     }
 
     private func take(stop: () -> String?) throws(WorkerError) -> WorkerProcess {
@@ -180,8 +217,9 @@ public final class PythonWorkerPool: Sendable {
 
     /// Starts a worker in place of one that failed, retrying with a growing pause while loading
     /// fails (a full disk, memory pressure); the failure is what requests see meanwhile.
-    private func replace(after error: WorkerError) {
+    private func replace(_ worker: WorkerProcess) {
         state.withLock {
+            $0.live[worker.pid] = nil
             $0.running -= 1
             $0.restarts += 1
         }
@@ -192,6 +230,7 @@ public final class PythonWorkerPool: Sendable {
                     let worker = try WorkerProcess(interpreter: interpreter, configuration: configuration, environment: environment)
                     _ = try worker.awaitLoaded(within: loadTimeout)
                     state.withLock {
+                        $0.live[worker.pid] = worker
                         $0.running += 1
                         $0.lastFailure = nil
                     }

@@ -153,6 +153,20 @@ final class WorkerProcess: @unchecked Sendable {
         return .died(status)
     }
 
+    /// Resident memory from `/proc/PID/statm`, or nil once the worker is gone.
+    func residentBytes() -> Int? {
+        guard isAlive else { return nil }
+        let descriptor = open("/proc/\(pid)/statm", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress!, $0.count) }
+        guard count > 0 else { return nil }
+        let fields = buffer[0..<count].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
     /// Kills the worker (if still running) and collects its exit status.
     func kill() {
         guard isAlive else { return }

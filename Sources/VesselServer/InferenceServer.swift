@@ -186,7 +186,9 @@ public final class InferenceServer: Sendable {
 
     /// Every model is ready and the server is not shutting down.
     var isReady: Bool {
-        !shuttingDown.load(ordering: .relaxed) && models.allSatisfy { if case .ready = $0.current { true } else { false } }
+        // A model whose worker processes are all restarting is not ready until one is back.
+        !shuttingDown.load(ordering: .relaxed)
+            && models.allSatisfy { if case .ready(let loaded, _, _) = $0.current { loaded.backend.unavailableReason == nil } else { false } }
     }
 
     /// Serves until SIGTERM/SIGINT (or `shutdown()`); `onListening` gets the bound port (useful

@@ -130,6 +130,8 @@ let mistakes: [Mistake] = [
     Mistake("ready-made loader signature", replacing: "format: onnx", with: "format: joblib",
             append: "runtime: {backend: python}\n", message: "takes one input (the feature matrix) and gives one or two outputs", line: 5)
         .replacingInYAML("  outputs:\n", with: "    - {name: w, dtype: float32, shape: [-1]}\n  outputs:\n"),
+    Mistake("worker memory", replacing: "format: onnx", with: "format: joblib", append: "runtime: {backend: python, max_worker_memory: lots}\n",
+            message: "`runtime.max_worker_memory` `lots` is not a memory quantity", line: 16, hint: "512Mi"),
     Mistake("system packages", append: "runtime: {system: [libgomp1]}\n",
             message: "`runtime.system` is not supported yet", line: 16),
     Mistake("serving value", append: "serving: {max_batch_size: 0}\n",

@@ -7,9 +7,13 @@ import VesselTestSupport
 /// predictor class, and predictors that raise, crash, hang or scribble on the protocol.
 @Suite("python backend")
 struct PythonBackendTests {
-    init() {
-        // The test venv (scripts/onnx-test-data.sh) has numpy, scikit-learn and joblib.
-        setenv("VESSEL_PYTHON", TestSupport.python, 1)
+    init() throws {
+        // The servers here run in this process and find Python through VESSEL_PYTHON, which
+        // scripts/test.sh exports (the test venv, with numpy, scikit-learn and joblib). Setting it
+        // here with setenv would race every thread reading the environment.
+        let chosen = ProcessInfo.processInfo.environment["VESSEL_PYTHON"]
+        try #require(chosen != nil && FileManager.default.isExecutableFile(atPath: chosen!),
+                     "run the tests through scripts/test.sh, or with VESSEL_PYTHON=\(TestSupport.python)")
     }
 
     @Test("a scikit-learn model saved with joblib, and with pickle, answers over OIP v2 and MLflow exactly as it does in Python", arguments: ["joblib", "pickle"])
@@ -94,7 +98,7 @@ struct PythonBackendTests {
         #expect((jsonObject(text)["outputs"] as? [[String: Any]])?.first { $0["name"] as? String == "echo" }?["data"] as? [String] == ["GRÜSSE"], "\(text.text)")
     }
 
-    @Test("a predictor that raises gets a 500 with its error and keeps its worker; one that segfaults, hangs past the timeout or writes garbage on the protocol is replaced; every other request is answered")
+    @Test("a predictor that raises gets a 500 with its error and keeps its worker; one that segfaults, hangs past the timeout, writes garbage on the protocol or grows past max_worker_memory is replaced; every other request is answered; restarts are counted")
     func failures() async throws {
         let directory = try Self.writePredictor()
         defer { TestSupport.remove(directory) }
@@ -113,6 +117,14 @@ struct PythonBackendTests {
             return seen
         }
         let before = try await pids()
+        // Replacements load in the background; meanwhile a model with no worker answers 503.
+        func awaitWorkers() async throws {
+            for _ in 0..<100 {
+                if try await running.request("GET", "/metrics").text.contains(#"vessel_backend_workers{model="faulty",version="1"} 2"#) { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            Issue.record("the workers were not replaced within 10 s")
+        }
 
         let raised = try await running.infer(Self.request(mode: "raise"), model: "faulty")
         #expect(raised.status == 500 && raised.text.contains("ValueError: asked to raise"), "\(raised.text)")
@@ -121,11 +133,17 @@ struct PythonBackendTests {
         let crashed = try await running.infer(Self.request(mode: "segfault"), model: "faulty")
         #expect(crashed.status == 500 && crashed.text.contains("signal 11 (SIGSEGV)"), "\(crashed.text)")
 
+        try await awaitWorkers()
         let garbage = try await running.infer(Self.request(mode: "garbage"), model: "faulty")
         #expect(garbage.status == 500 && garbage.text.contains("broke the protocol"), "\(garbage.text)")
 
-        // A hung worker: its request gets 504 at serving.timeout_ms, and meanwhile the other
+        try await awaitWorkers()
+        let leaked = try await running.infer(Self.request(mode: "leak"), model: "faulty")
+        #expect(leaked.status == 500 && leaked.text.contains("over runtime.max_worker_memory (200 MiB)"), "\(leaked.text)")
+
+        // Both replacements loaded (the metrics say so), a hung worker: its request gets 504 at serving.timeout_ms, and meanwhile the other
         // worker answers.
+        try await awaitWorkers()
         async let hung = running.infer(Self.request(mode: "hang"), model: "faulty")
         try await Task.sleep(for: .milliseconds(300))
         let during = try await running.infer(Self.request(mode: "ok"), model: "faulty")
@@ -144,6 +162,9 @@ struct PythonBackendTests {
         #expect(after.count == 2 && after.isDisjoint(with: before), "before \(before), after \(after)")
         let health = try await running.request("GET", "/v2/health/ready")
         #expect(health.status == 200)
+        let metrics = try await running.request("GET", "/metrics")
+        #expect(metrics.text.contains(#"vessel_backend_worker_restarts_total{model="faulty",version="1"} 4"#), "\(metrics.text)")
+        #expect(metrics.text.contains(#"vessel_backend_workers{model="faulty",version="1"} 2"#), "\(metrics.text)")
     }
 
     @Test("a predictor whose setup raises, a wrong Python version or a missing requirement stops `vessel predict` with the reason")
@@ -178,6 +199,8 @@ struct PythonBackendTests {
             import ctypes, os, time
             import numpy as np
 
+            LEAK = []
+
             class Predictor:
                 def setup(self):
                     import settings
@@ -193,6 +216,9 @@ struct PythonBackendTests {
                     if mode == "segfault":
                         ctypes.string_at(0)
                     if mode == "hang":
+                        time.sleep(600)
+                    if mode == "leak":
+                        LEAK.append(b"\\x01" * (300 << 20))
                         time.sleep(600)
                     if mode == "garbage":
                         os.write(4, b"\\xff" * 64)
@@ -212,9 +238,10 @@ struct PythonBackendTests {
               backend: python
               predictor: predict.py:Predictor
               requirements: [numpy==\(numpyVersion)]
+              max_worker_memory: 200Mi
             files:
               - {path: settings.py, role: code}
-            serving: {max_concurrency: 2, timeout_ms: 3000}
+            serving: {max_concurrency: 2, timeout_ms: 8000}
             signature:
               inputs:
                 - {name: x, dtype: float32, shape: [-1, 3]}

@@ -56,7 +56,12 @@ extension InferenceServer {
             }
         case .metrics:
             return { [self] _, _ in
-                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metrics.text())))
+                for model in models {
+                    if case .ready(let loaded, _, _) = model.current, let workers = loaded.backend.workers {
+                        metrics.workers(model: model.name, version: loaded.version, workers)
+                    }
+                }
+                return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metrics.text())))
             }
         }
     }
@@ -118,7 +123,7 @@ extension InferenceServer {
         switch lookup(context, version: version) {
         case .failure(let error): return Self.error(error)
         case .success(let model):
-            if case .ready = model.current, !shuttingDown.load(ordering: .relaxed) {
+            if case .ready(let loaded, _, _) = model.current, loaded.backend.unavailableReason == nil, !shuttingDown.load(ordering: .relaxed) {
                 return Self.json(.ok, "{\"name\":\(OIPCodec.quote(model.name)),\"ready\":true}")
             }
             return Self.json(.serviceUnavailable, "{\"name\":\(OIPCodec.quote(model.name)),\"ready\":false}")

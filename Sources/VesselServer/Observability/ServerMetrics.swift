@@ -5,6 +5,7 @@ import Foundation
 #endif
 import Prometheus
 import Synchronization
+import VesselModel
 import VesselSystem
 
 /// The server's Prometheus metrics, served at `/metrics` in the text format. Each label set's
@@ -85,6 +86,27 @@ final class ServerMetrics: Sendable {
     func loaded(model: String, version: String, seconds: Double) {
         registry.makeGauge(descriptor: descriptor("model_load_duration", "seconds", "Time to load, verify and warm up the model"),
                            labels: [("model", model), ("version", version)]).set(seconds)
+    }
+
+    private let restartsSeen = Mutex<[Key: Int]>([:])
+
+    /// A backend's worker processes (the Python backend's), as of now: called before each scrape.
+    func workers(model: String, version: String, _ status: WorkerStatus) {
+        let labels = [("model", model), ("version", version)]
+        registry.makeGauge(descriptor: descriptor("backend_workers", "", "Worker processes loaded and answering"), labels: labels)
+            .set(Double(status.running))
+        registry.makeGauge(descriptor: descriptor("backend_workers_configured", "", "Worker processes the model runs with (serving.max_concurrency)"),
+                           labels: labels).set(Double(status.configured))
+        registry.makeGauge(descriptor: descriptor("backend_worker_resident_memory", "bytes", "Resident memory of the model's worker processes"),
+                           labels: labels).set(Double(status.residentBytes))
+        let key = Key(model: model, version: version)
+        let added = restartsSeen.withLock { seen -> Int in
+            defer { seen[key] = status.restarts }
+            return status.restarts - (seen[key] ?? 0)
+        }
+        let counter = registry.makeCounter(descriptor: descriptor("backend_worker_restarts", "total", "Worker processes replaced after a crash, hang, protocol error or memory limit"),
+                                           labels: labels)
+        if added > 0 { counter.increment(by: Int64(added)) }
     }
 
     func text() -> [UInt8] { registry.emitToBuffer() }

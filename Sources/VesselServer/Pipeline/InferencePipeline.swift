@@ -40,6 +40,9 @@ extension InferenceServer {
         guard case .ready(let loaded, let queue, let batcher) = model.current, !shuttingDown.load(ordering: .relaxed) else {
             throw RequestError(503, "model `\(model.name)` is not ready", retryAfterSeconds: 1)
         }
+        if let reason = loaded.backend.unavailableReason {
+            throw RequestError(503, "model `\(model.name)` cannot answer now: \(reason)", retryAfterSeconds: 1)
+        }
         let ready = ReadyModel(served: model, loaded: loaded, queue: queue, batcher: batcher)
         call.uses(ready)
         return ready
