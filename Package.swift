@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "VesselModel", targets: ["VesselModel"]),
         .library(name: "VesselProcessing", targets: ["VesselProcessing"]),
         .library(name: "VesselPython", targets: ["VesselPython"]),
+        .library(name: "VesselImport", targets: ["VesselImport"]),
         .library(name: "VesselServer", targets: ["VesselServer"]),
         .library(name: "VesselServing", targets: ["VesselServing"]),
         .library(name: "VesselSources", targets: ["VesselSources"]),
@@ -142,6 +143,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `vessel import mlflow|cog`: other tools' model directories as Vessel model directories.
+        .target(
+            name: "VesselImport",
+            dependencies: ["VesselManifest", "VesselManifestYAML", "VesselONNX", "VesselTensor", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "VesselSources",
             dependencies: ["VesselServer", "VesselModel", "VesselArtifact", "VesselManifest", "VesselManifestYAML", "VesselStore", "VesselONNX"],
@@ -150,7 +157,7 @@ let package = Package(
         .executableTarget(
             name: "vessel",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselProcessing", "VesselPython", "VesselTensor", "VesselONNX", "VesselModel",
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselProcessing", "VesselPython", "VesselImport", "VesselTensor", "VesselONNX", "VesselModel",
                 "VesselServer", "VesselServing", "VesselSources", "VesselImage", "VesselRegistry", "VesselSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -83,6 +83,8 @@ public enum ModelFormat: String, Sendable, Hashable, CaseIterable, Codable {
     case onnx, torchscript, pytorch, savedmodel, keras, tflite, safetensors, gguf, pickle, joblib, mlflow
     /// NumPy arrays (`.npy`, `.npz`) that a predictor's own code loads.
     case numpy
+    /// A scikit-learn estimator saved with skops (MLflow's default for scikit-learn).
+    case skops
 
     /// The backend that runs this format when the manifest names none.
     public var defaultBackend: RuntimeSpec.Backend {
@@ -291,6 +293,9 @@ public struct RuntimeSpec: Sendable, Hashable, Codable {
     /// For the Python backend: a worker whose resident memory passes this many bytes is
     /// stopped and replaced (`runtime.max_worker_memory`, a quantity such as `2Gi`).
     public var maxWorkerMemory: Int?
+    /// For a `skops` model: the types beyond skops' defaults its loader may build
+    /// (`runtime.trusted_types`); anything else in the file is refused at load.
+    public var trustedTypes: [String] = []
 
     /// `runtime.requirements` resolved to exact wheels with their hashes, written by `vessel
     /// pack` beside vessel.yaml and packed with it (see VesselPython's `PythonLock`).

@@ -469,7 +469,7 @@ struct ManifestReader {
 
     mutating func readRuntime(_ node: Node?, format: ModelFormat?) -> RuntimeSpec {
         var runtime = RuntimeSpec(backend: format?.defaultBackend ?? .onnx, python: nil, requirements: [], system: [])
-        guard let node, let fields = walker.fields(node, in: "`runtime`", allowed: ["backend", "python", "requirements", "system", "predictor", "max_worker_memory"]) else {
+        guard let node, let fields = walker.fields(node, in: "`runtime`", allowed: ["backend", "python", "requirements", "system", "predictor", "max_worker_memory", "trusted_types"]) else {
             return runtime
         }
         if let field = fields["backend"], let text = walker.string(field.value, "`runtime.backend`") {
@@ -519,6 +519,10 @@ struct ManifestReader {
                 runtime.predictor = checked + ":" + className
             }
         }
+        if let field = fields["trusted_types"] {
+            runtime.trustedTypes = walker.strings(field.value, "`runtime.trusted_types`")
+            if format != .skops { walker.error("`runtime.trusted_types` applies to `skops` models only", at: field.key) }
+        }
         if let field = fields["max_worker_memory"] {
             let text: String?
             if case .scalar(let scalar) = field.value { text = scalar.string } else { text = walker.string(field.value, "`runtime.max_worker_memory`") }
@@ -539,7 +543,7 @@ struct ManifestReader {
     }
 
     /// Formats the Python backend loads without the model's own code.
-    static let readyMadeLoaders: Set<ModelFormat> = [.joblib, .pickle]
+    static let readyMadeLoaders: Set<ModelFormat> = [.joblib, .pickle, .skops]
 
     /// What the Python backend needs to load the model: its own code, or a ready-made loader
     /// whose signature it can serve (one input, the features; `predict` then `predict_proba`).
@@ -548,7 +552,7 @@ struct ManifestReader {
         guard Self.readyMadeLoaders.contains(model.format) else {
             walker.error("the python backend has no ready-made loader for `\(model.format.rawValue)` models yet", at: node,
                          hint: "name your own loading code with `runtime.predictor: predict.py:Predictor` (a class with setup() and predict()); "
-                             + "joblib and pickle files load without code")
+                             + "joblib, pickle and skops files load without code")
             return
         }
         guard let signature else { return }

@@ -27,13 +27,18 @@ public struct PythonBackend: Backend {
             kind = .joblib
         } else if manifest.model.format == .pickle {
             kind = .pickle
+        } else if manifest.model.format == .skops {
+            kind = .skops
         } else {
             throw BackendError.unsupportedFormat("\(manifest.model.format.rawValue) (python backend, without a runtime.predictor)")
         }
+        // The worker changes into the model's directory and opens files by absolute path.
+        let directory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
         let outputs = manifest.signature.outputs.map { PythonModelConfiguration.Output(name: $0.name, dtype: $0.dtype) }
         let configuration = PythonModelConfiguration(
             kind: kind, directory: directory, file: manifest.model.file, predictor: manifest.runtime.predictor,
-            requirements: manifest.runtime.requirements, python: manifest.runtime.python, outputs: outputs
+            requirements: manifest.runtime.requirements, python: manifest.runtime.python, outputs: outputs,
+            trusted: manifest.runtime.trustedTypes
         )
         let interpreter = try PythonEnvironment.interpreter(directory: directory, requirements: manifest.runtime.requirements,
                                                             python: manifest.runtime.python, environment: environment)

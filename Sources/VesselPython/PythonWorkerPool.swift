@@ -16,8 +16,8 @@ public struct PythonModelConfiguration: Sendable, Encodable {
     public enum Kind: String, Sendable, Encodable {
         /// `runtime.predictor`: a class with `setup()` and `predict(**inputs)` (or `run`).
         case predictor
-        /// A scikit-learn–style estimator saved with joblib or pickle: `predict`, then `predict_proba`.
-        case joblib, pickle
+        /// A scikit-learn–style estimator saved with joblib, pickle or skops: `predict`, then `predict_proba`.
+        case joblib, pickle, skops
     }
 
     public struct Output: Sendable, Encodable {
@@ -40,8 +40,12 @@ public struct PythonModelConfiguration: Sendable, Encodable {
     /// `major.minor` the interpreter must be.
     public var python: String?
     public var outputs: [Output]
+    /// For `.skops`: the types the loader may build beyond skops' defaults.
+    public var trusted: [String]
 
-    public init(kind: Kind, directory: String, file: String, predictor: String?, requirements: [String], python: String?, outputs: [Output]) {
+    public init(kind: Kind, directory: String, file: String, predictor: String?, requirements: [String], python: String?, outputs: [Output],
+                trusted: [String] = []) {
+        self.trusted = trusted
         self.kind = kind
         self.directory = directory
         self.file = file

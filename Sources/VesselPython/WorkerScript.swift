@@ -125,6 +125,13 @@ def load(config):
     if config["kind"] == "joblib":
         import joblib
         model = joblib.load(path)
+    elif config["kind"] == "skops":
+        import skops.io
+        untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in config["trusted"]]
+        if untrusted:
+            raise RuntimeError(f"{config['file']} holds types skops does not trust by default: {', '.join(untrusted)}; "
+                               "list the ones you trust in runtime.trusted_types")
+        model = skops.io.load(path, trusted=config["trusted"] or None)
     else:
         import pickle
         with open(path, "rb") as file:
