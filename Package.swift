@@ -146,7 +146,7 @@ let package = Package(
         // `vessel import mlflow|cog`: other tools' model directories as Vessel model directories.
         .target(
             name: "VesselImport",
-            dependencies: ["VesselManifest", "VesselManifestYAML", "VesselONNX", "VesselTensor", .product(name: "Yams", package: "Yams")],
+            dependencies: ["VesselManifest", "VesselManifestYAML", "VesselONNX", "VesselPython", "VesselTensor", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(

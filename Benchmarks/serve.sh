@@ -22,15 +22,7 @@ fi
 work="$PWD/Benchmarks/work/serve"
 "$venv/bin/python" Benchmarks/serve_models.py "$work" "$PWD/.build/onnx-backend-data/light/light_squeezenet.onnx"
 
-now() { date +%s.%N; }
-wait_ready() {  # URL → seconds until it answers 200
-  local start=$1 url=$2
-  for _ in $(seq 1 1200); do
-    if curl -sf "$url" >/dev/null 2>&1; then python3 -c "print(f'{$(now) - $start:.2f}')"; return 0; fi
-    sleep 0.05
-  done
-  echo "never ready: $url" >&2; return 1
-}
+source Benchmarks/common.sh
 
 start=$(now)
 "$vessel" serve "$work/vessel/iris" "$work/vessel/squeezenet" --port 18090 --no-log > "$work/vessel.log" 2>&1 &
@@ -49,17 +41,7 @@ echo "Start to ready: vessel ${vessel_ready} s, MLServer ${mlserver_ready} s (bo
 echo
 printf "| model | concurrency | vessel req/s | vessel p50 ms | vessel p99 ms | MLServer req/s | MLServer p50 ms | MLServer p99 ms | throughput ratio | errors (vessel / MLServer) |\n|---|---|---|---|---|---|---|---|---|---|\n"
 measure() {  # name port model concurrency → "rps p50 p99 errors"
-  local name=$1 port=$2 model=$3 connections=$4 threads=2
-  [ "$connections" -lt 2 ] && threads=1
-  wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$work/${name}_${model}.lua" \
-    "http://127.0.0.1:$port/v2/models/$model/infer" | python3 -c '
-import re, sys
-text = sys.stdin.read()
-def ms(v, unit): return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-p = {k: ms(v, u) for k, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print("%.0f %.3f %.3f %s" % (rps, p["50"], p["99"], errors.group(1) if errors else 0))'
+  wrk_measure "http://127.0.0.1:$2/v2/models/$3/infer" "$work/${1}_${3}.lua" "$4" "$seconds"
 }
 for model in iris squeezenet; do
   for connections in 1 8 64; do

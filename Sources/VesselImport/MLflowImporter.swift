@@ -24,17 +24,9 @@ public struct ImportError: Error, Sendable, CustomStringConvertible {
 /// signature becomes a `columns` step, so clients still send named columns.
 public enum MLflowImporter {
     public static func run(source: String, output: String, name: String?) throws -> ImportResult {
-        let mlmodelPath = (source as NSString).appendingPathComponent("MLmodel")
-        guard let text = try? String(contentsOfFile: mlmodelPath, encoding: .utf8) else {
-            throw ImportError("\(source) has no readable MLmodel file: is it an MLflow model directory (the one `mlflow.<flavor>.save_model` writes)?")
-        }
-        let mlmodel: [String: Any]
-        do {
-            guard let loaded = try Yams.load(yaml: text) as? [String: Any] else { throw ImportError("not a mapping") }
-            mlmodel = loaded
-        } catch {
-            throw ImportError("\(mlmodelPath) is not valid YAML: \(error)")
-        }
+        let mlmodel = try ModelDirectoryWriter.loadMapping(
+            (source as NSString).appendingPathComponent("MLmodel"),
+            what: "\(source) has no readable MLmodel file: is it an MLflow model directory (the one `mlflow.<flavor>.save_model` writes)?")
         let flavors = mlmodel["flavors"] as? [String: Any] ?? [:]
         var writer = ModelDirectoryWriter(source: source, output: output,
                                           name: name ?? ModelDirectoryWriter.artifactName(from: (source as NSString).lastPathComponent))

@@ -18,6 +18,8 @@ struct ModelDirectoryWriter {
     var outputs: [TensorSpec] = []
     var preprocess: [String] = []
     var runtime: [String] = []
+    /// A `serving:` line, if the import sets one.
+    var serving: String?
     var exampleInputs: [String: String] = [:]
     var notes: [String] = []
 
@@ -25,6 +27,13 @@ struct ModelDirectoryWriter {
         self.source = source
         self.output = output
         self.name = name
+    }
+
+    /// A YAML file that must hold a mapping (MLmodel, cog.yaml), or an error saying what `what` is.
+    static func loadMapping(_ path: String, what: String) throws -> [String: Any] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ImportError(what) }
+        guard let mapping = (try? Yams.load(yaml: text)) as? [String: Any] else { throw ImportError("\(path) is not a YAML mapping") }
+        return mapping
     }
 
     /// A valid artifact name from a directory name: lowercase letters, digits and dashes.
@@ -54,10 +63,20 @@ struct ModelDirectoryWriter {
         files.append((path, role))
     }
 
+    /// Copies the source directory's top-level entries but `excluding`, listing each (but those
+    /// `skipping` says) with the role `role` gives it.
+    mutating func copyTree(excluding: Set<String>, role: (String) -> String, skipping: (String) -> Bool) throws {
+        for entry in try FileManager.default.contentsOfDirectory(atPath: source).sorted() where !excluding.contains(entry) && !entry.hasPrefix(".") {
+            try FileManager.default.copyItem(atPath: (source as NSString).appendingPathComponent(entry), toPath: (staging as NSString).appendingPathComponent(entry))
+            if !skipping(entry) { files.append((entry, role(entry))) }
+        }
+    }
+
     mutating func model(format: String, file: String) {
         modelLine = "model: {format: \(format), file: \(Self.quoted(file))}"
         let from = (source as NSString).appendingPathComponent(file)
         let to = (staging as NSString).appendingPathComponent(file)
+        guard !FileManager.default.fileExists(atPath: to) else { return }
         try? FileManager.default.createDirectory(atPath: (to as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try? FileManager.default.copyItem(atPath: from, toPath: to)
     }
@@ -103,7 +122,10 @@ struct ModelDirectoryWriter {
         func tensors(_ specs: [TensorSpec]) -> String {
             specs.map { spec in
                 let shape = spec.shape.map { dim -> String in if case .fixed(let size) = dim { String(size) } else { "-1" } }
-                return "    - {name: \(Self.quoted(spec.name)), dtype: \(spec.dtype.rawValue), shape: [\(shape.joined(separator: ", "))]}"
+                var fields = "name: \(Self.quoted(spec.name)), dtype: \(spec.dtype.rawValue), shape: [\(shape.joined(separator: ", "))]"
+                if spec.isOptional { fields += ", optional: true" }
+                if let description = spec.description { fields += ", description: \(Self.quoted(description))" }
+                return "    - {\(fields)}"
             }.joined(separator: "\n")
         }
         var yaml = """
@@ -119,6 +141,7 @@ struct ModelDirectoryWriter {
         }
         yaml += "signature:\n  inputs:\n\(tensors(inputs))\n  outputs:\n\(tensors(outputs))\n"
         if !preprocess.isEmpty { yaml += "preprocess:\n" + preprocess.joined(separator: "\n") + "\n" }
+        if let serving { yaml += serving + "\n" }
         if !runtime.isEmpty { yaml += "runtime:\n" + runtime.map { "  " + $0 }.joined(separator: "\n") + "\n" }
         if !exampleInputs.isEmpty {
             let inputs = exampleInputs.sorted { $0.key < $1.key }.map { "\(Self.quoted($0.key)): \($0.value)" }.joined(separator: ", ")

@@ -85,6 +85,9 @@ public enum ModelFormat: String, Sendable, Hashable, CaseIterable, Codable {
     case numpy
     /// A scikit-learn estimator saved with skops (MLflow's default for scikit-learn).
     case skops
+    /// The model is its predictor's own Python code (and the files that code loads): a Cog
+    /// project, say. `model.file` names the predictor's module.
+    case python
 
     /// The backend that runs this format when the manifest names none.
     public var defaultBackend: RuntimeSpec.Backend {
@@ -145,12 +148,18 @@ public struct TensorSpec: Sendable, Hashable, Codable {
     public var dtype: DType
     public var shape: [Dim]
     public var description: String?
+    /// An input a request may leave out (the python backend's predictor then uses its own
+    /// default, as a Cog predictor's `Input(default=…)`); nil or false: required.
+    public var optional: Bool?
 
-    public init(name: String, dtype: DType, shape: [Dim], description: String? = nil) {
+    public var isOptional: Bool { optional == true }
+
+    public init(name: String, dtype: DType, shape: [Dim], description: String? = nil, optional: Bool? = nil) {
         self.name = name
         self.dtype = dtype
         self.shape = shape
         self.description = description
+        self.optional = optional
     }
 
     /// Whether a concrete shape is allowed: same rank, and every fixed dimension equal.

@@ -152,6 +152,8 @@ struct ManifestReader {
     /// Each stage's steps' nodes, in the order of the steps read, so a step the processing
     /// plan refuses is reported at its line and column.
     var stepNodes: [StepSchema.Stage: [Node]] = [:]
+    /// Where inputs were declared `optional: true`, for the checks that need the whole manifest.
+    var optionalInputNodes: [Node] = []
 
     static let topLevelKeys = [
         "schemaVersion", "name", "version", "description", "authors", "license", "tags", "annotations",
@@ -205,6 +207,14 @@ struct ManifestReader {
         var declared = Set(([model?.file].compactMap { $0 }) + files.map(\.path))
         var extraFiles: [FileEntry] = []
         if let model { checkPythonLoader(runtime, model: model, signature: signature, at: fields["model"]?.value) }
+        if let first = optionalInputNodes.first {
+            // Only a predictor can supply a missing input's value; a merged batch needs every input.
+            if runtime.backend != .python || runtime.predictor == nil {
+                walker.error("optional inputs need a python predictor (`runtime.predictor`), which supplies their defaults", at: first)
+            } else if serving.maxBatchSize > 1 {
+                walker.error("optional inputs cannot be batched (`serving.max_batch_size` is \(serving.maxBatchSize))", at: first)
+            }
+        }
         if let predictor = runtime.predictor, let colon = predictor.lastIndex(of: ":"), !declared.contains(String(predictor[..<colon])) {
             // The predictor's file is packed as code even when `files` does not list it.
             declared.insert(String(predictor[..<colon]))
@@ -358,7 +368,7 @@ struct ManifestReader {
         var seen: Set<String> = []
         for item in sequence {
             let errorsBefore = walker.diagnostics.count
-            guard let fields = walker.fields(item, in: "a tensor in `signature.\(what)`", allowed: ["name", "dtype", "shape", "description"],
+            guard let fields = walker.fields(item, in: "a tensor in `signature.\(what)`", allowed: ["name", "dtype", "shape", "description", "optional"],
                                              required: ["name", "dtype", "shape"])
             else { continue }
             defer {
@@ -375,8 +385,14 @@ struct ManifestReader {
             let dtype = fields["dtype"].flatMap { readDType($0.value) }
             let shape = fields["shape"].flatMap { readShape($0.value) }
             let description = fields["description"].flatMap { walker.string($0.value, "`description`") }
+            var optional: Bool?
+            if let field = fields["optional"] {
+                optional = walker.bool(field.value, "`optional`")
+                if what == "outputs" { walker.error("an output cannot be `optional`", at: field.key) }
+                if optional == true { optionalInputNodes.append(field.key) }
+            }
             guard let name, let dtype, let shape else { continue }
-            result.append(TensorSpec(name: name, dtype: dtype, shape: shape, description: description))
+            result.append(TensorSpec(name: name, dtype: dtype, shape: shape, description: description, optional: optional))
         }
         return result
     }

@@ -77,7 +77,7 @@ extension ManifestReader {
             result[name] = .inline(value)
         }
         if requireAll {
-            for spec in specs where result[spec.name] == nil && !brokenTensorNames.contains(spec.name) {
+            for spec in specs where result[spec.name] == nil && !brokenTensorNames.contains(spec.name) && !spec.isOptional {
                 walker.error("example `\(example)` is missing input `\(spec.name)`", at: node)
             }
         }

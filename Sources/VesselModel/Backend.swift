@@ -90,11 +90,14 @@ public struct ONNXBackend: Backend {
 public enum BackendError: Error, Sendable, CustomStringConvertible {
     case unsupportedOutput(name: String, type: String)
     case unsupportedFormat(String)
+    /// The model refused a request's input (a predictor's declared constraint): a 4xx.
+    case invalidInput(String)
 
     public var description: String {
         switch self {
         case .unsupportedOutput(let name, let type): "output `\(name)` is a \(type), which cannot be served as a tensor"
         case .unsupportedFormat(let format): "no backend in this build runs \(format) models"
+        case .invalidInput(let message): message
         }
     }
 }

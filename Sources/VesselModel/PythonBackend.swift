@@ -62,6 +62,8 @@ public struct PythonBackend: Backend {
         } catch .stopped(let reason) {
             // The pipeline answers a stopped run as it does the native runtime's: 504.
             throw ONNXError.stopped(reason)
+        } catch .invalidInput(let message) {
+            throw BackendError.invalidInput(message)
         }
     }
 }

@@ -16,7 +16,10 @@ extension Signature {
             throw InputProblem("unknown input `\(name)`; the model's inputs are \(known.joined(separator: ", "))")
         }
         for spec in self.inputs {
-            guard let tensor = inputs[spec.name] else { throw InputProblem("missing input `\(spec.name)`") }
+            guard let tensor = inputs[spec.name] else {
+                if spec.isOptional { continue }
+                throw InputProblem("missing input `\(spec.name)`")
+            }
             guard tensor.dtype == spec.dtype else {
                 throw InputProblem("input `\(spec.name)`: expected datatype \(spec.dtype.oipName), got \(tensor.dtype.oipName)")
             }

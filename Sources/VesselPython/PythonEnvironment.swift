@@ -122,6 +122,13 @@ public enum PythonEnvironment {
         cacheDirectory(environment: environment) + "/wheels"
     }
 
+    /// Runs a Python program (`python -c CODE ARGUMENTS…`); its status and combined output.
+    public static func runScript(_ code: String, arguments: [String], interpreter: String,
+                                 environment: [String: String]) throws(WorkerError) -> (status: Int32, output: String) {
+        let result = try Subprocess.run([interpreter, "-c", code] + arguments, environment: environment)
+        return (result.status, result.output)
+    }
+
     /// The interpreter's `major.minor`.
     public static func version(of interpreter: String, environment: [String: String]) throws(WorkerError) -> String {
         let result = try Subprocess.run([interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], environment: environment)

@@ -181,6 +181,7 @@ public final class PythonWorkerPool: Sendable {
         }
         // A worker that grew past the limit answered this request, and answers no more.
         if memoryProblem(worker) != nil { retire(worker) } else { give(worker) }
+        if !answer.ok, answer.input_error == true { throw .invalidInput(answer.error ?? "an input was refused") }
         if !answer.ok { throw .raised(message: answer.error ?? "an unknown error", traceback: answer.traceback ?? "") }
         return outputs
     }

@@ -24,6 +24,8 @@ struct WorkerFrame {
 
     struct Answer: Decodable {
         var ok: Bool
+        /// The model's code refused an input (a Cog `Input` constraint): the client's to fix.
+        var input_error: Bool?
         var tensors: [TensorHeader]?
         var error: String?
         var traceback: String?
@@ -128,6 +130,8 @@ struct WorkerFrame {
 public enum WorkerError: Error, Sendable, CustomStringConvertible {
     /// The model's code raised: the worker lives on.
     case raised(message: String, traceback: String)
+    /// The predictor refused an input (its declared type or constraints); the worker lives on.
+    case invalidInput(String)
     /// The worker died, broke the protocol or was stopped; it is replaced.
     case died(String)
     case protocolViolation(String)
@@ -139,6 +143,7 @@ public enum WorkerError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .raised(let message, _): "the model's Python code raised \(message)"
+        case .invalidInput(let message): message
         case .died(let why): "the Python worker \(why); it is being replaced"
         case .protocolViolation(let why): "the Python worker broke the protocol: \(why); it is being replaced"
         case .stopped(let why): why

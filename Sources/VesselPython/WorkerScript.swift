@@ -66,6 +66,9 @@ def main():
             inputs = decode(np, header["tensors"], payload)
             outputs = run(inputs)
             tensors, blob = encode(np, outputs, config["outputs"])
+        except InputError as error:
+            send({"ok": False, "input_error": True, "error": str(error), "traceback": ""})
+            continue
         except Exception as error:
             send({"ok": False, "error": describe(error), "traceback": traceback.format_exc()})
             continue
@@ -118,8 +121,9 @@ def load(config):
         method = getattr(predictor, "predict", None) or getattr(predictor, "run", None)
         if method is None:
             raise RuntimeError(f"{config['predictor']} has neither predict() nor run()")
+        call = typed_call(method)
         def run(inputs):
-            return arrange(method(**inputs), names)
+            return arrange(call(inputs), names)
         return run
     path = os.path.join(directory, config["file"])
     if config["kind"] == "joblib":
@@ -145,7 +149,95 @@ def load(config):
         return {name: getattr(model, method)(features) for name, method in zip(names, methods)}
     return run
 
+class InputError(ValueError):
+    """A request input the predictor's declared type or constraints refuse: the client's to fix."""
+
+def typed_call(method):
+    """Calls predict() as Cog does: each parameter annotated float, int, bool, str, a Path or a
+    File gets one Python value of that type (a Path: the bytes in a temporary file), a list
+    annotation a list; a parameter left out gets its Input(default=...); Input's ge, le,
+    choices, min_length, max_length and regex are checked first. Unannotated parameters get the
+    NumPy arrays as they are."""
+    import inspect, pathlib, io, re, tempfile
+    parameters = inspect.signature(method).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+
+    def field(param):
+        default = param.default
+        return default if hasattr(default, "ge") and hasattr(default, "default") else None
+
+    def scalar(name, value):
+        flat = value.reshape(-1)
+        if flat.size != 1:
+            raise InputError(f"input `{name}` takes one value, got {flat.size}")
+        item = flat[0]
+        return item.item() if hasattr(item, "item") else item
+
+    def convert(name, value, annotation):
+        origin = getattr(annotation, "__origin__", None)
+        if origin in (list, tuple) or annotation in (list, tuple):
+            args = getattr(annotation, "__args__", None) or (None,)
+            return [convert(name, item, args[0]) if args[0] is not None else item for item in value.reshape(-1)] \
+                if value.dtype == object else value.tolist()
+        if not isinstance(annotation, type):
+            return value
+        if issubclass(annotation, pathlib.PurePath) or annotation.__name__ in ("File", "URLFile"):
+            item = value if not hasattr(value, "reshape") else scalar(name, value)
+            data = item if isinstance(item, (bytes, bytearray)) else str(item).encode()
+            if annotation.__name__ in ("File",):
+                return io.BytesIO(data)
+            handle = tempfile.NamedTemporaryFile(delete=False, prefix="vessel-input-")
+            handle.write(data)
+            handle.close()
+            return annotation(handle.name)
+        if annotation is bool or annotation is int or annotation is float:
+            item = scalar(name, value) if hasattr(value, "reshape") else value
+            return annotation(item)
+        if annotation is str or annotation.__name__ == "Secret":
+            item = scalar(name, value) if hasattr(value, "reshape") else value
+            text = item.decode() if isinstance(item, (bytes, bytearray)) else str(item)
+            return annotation(text) if annotation is not str else text
+        return value
+
+    def check(name, value, spec):
+        if spec is None:
+            return
+        if spec.choices is not None and value not in spec.choices:
+            raise InputError(f"input `{name}` must be one of {spec.choices}, got {value!r}")
+        if spec.ge is not None and value < spec.ge:
+            raise InputError(f"input `{name}` must be at least {spec.ge}, got {value}")
+        if spec.le is not None and value > spec.le:
+            raise InputError(f"input `{name}` must be at most {spec.le}, got {value}")
+        if isinstance(value, str):
+            if spec.min_length is not None and len(value) < spec.min_length:
+                raise InputError(f"input `{name}` must be at least {spec.min_length} characters long")
+            if spec.max_length is not None and len(value) > spec.max_length:
+                raise InputError(f"input `{name}` must be at most {spec.max_length} characters long")
+            if spec.regex is not None and not re.fullmatch(spec.regex, value):
+                raise InputError(f"input `{name}` must match {spec.regex}")
+
+    def call(inputs):
+        arguments = {}
+        for name, param in parameters.items():
+            if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                continue
+            spec = field(param)
+            if name in inputs:
+                value = convert(name, inputs[name], param.annotation)
+                check(name, value, spec)
+                arguments[name] = value
+            elif spec is not None:
+                arguments[name] = spec.default
+        if takes_any:
+            for name, value in inputs.items():
+                arguments.setdefault(name, value)
+        return method(**arguments)
+    return call
+
 def arrange(result, names):
+    import types
+    if isinstance(result, types.GeneratorType) or type(result).__name__.endswith("Iterator"):
+        result = list(result)
     if isinstance(result, dict):
         missing = [name for name in names if name not in result]
         if missing:
@@ -183,9 +275,17 @@ def decode(np, specs, payload):
 
 def encode(np, outputs, declared):
     tensors, parts = [], []
+    import pathlib
     for output in declared:
         name = output["name"]
-        value = np.asarray(outputs[name])
+        raw = outputs[name]
+        if isinstance(raw, pathlib.PurePath) or (isinstance(raw, list) and raw and isinstance(raw[0], pathlib.PurePath)):
+            # A Path answer (Cog's file outputs): its bytes.
+            raw = [p.read_bytes() for p in raw] if isinstance(raw, list) else raw.read_bytes()
+        value = np.asarray(raw, dtype=object) if isinstance(raw, (bytes, bytearray)) or (isinstance(raw, list) and raw and isinstance(raw[0], (bytes, str))) else np.asarray(raw)
+        if value.ndim == 0:
+            # One value where the signature has a batch dimension of one.
+            value = value.reshape(1)
         if output["dtype"] == "string":
             flat = value.reshape(-1)
             chunks = []

@@ -191,6 +191,75 @@ struct PythonBackendTests {
         #expect(result.status != 0 && result.standardError.contains("RuntimeError: setup was told to fail"), "\(result.standardError)")
     }
 
+    @Test("a Cog project imported with `vessel import cog` answers Cog's /predictions as Cog does: a file in, defaults for what is left out, 422 for a constraint; OIP v2 too")
+    func cogProject() async throws {
+        let scratch = try TestSupport.makeTemporaryDirectory("cog-project")
+        defer { TestSupport.remove(scratch) }
+        let project = scratch + "/resize"
+        try TestSupport.write("""
+            build:
+              python_version: "3.11"
+              python_packages: ["numpy==2.4.6", "pillow==12.3.0"]
+            predict: "predict.py:Predictor"
+
+            """, to: project + "/cog.yaml")
+        try TestSupport.write("""
+            import numpy as np
+            from PIL import Image
+            from cog import BasePredictor, Input, Path
+
+            class Predictor(BasePredictor):
+                def setup(self):
+                    self.weights = np.load("weights.npy")
+
+                def predict(
+                    self,
+                    image: Path = Input(description="A picture"),
+                    scale: float = Input(description="Resize factor", default=0.5, ge=0.1, le=2.0),
+                    mode: str = Input(default="L", choices=["L", "RGB"]),
+                ) -> str:
+                    picture = Image.open(image).convert(mode)
+                    resized = picture.resize((max(1, int(picture.size[0] * scale)), max(1, int(picture.size[1] * scale))))
+                    mean = float(np.asarray(resized, dtype=np.float64).mean() * self.weights[0])
+                    return f"{resized.size[0]}x{resized.size[1]} {mode} {mean:.3f}"
+
+            """, to: project + "/predict.py")
+        let png = TestSupport.packageRoot + "/Examples/digits/examples/7.png"
+        let expected = try TestSupport.python("""
+            import numpy as np
+            from PIL import Image
+            np.save("\(project)/weights.npy", np.array([2.0]))
+            for scale, mode in ((0.5, "L"), (2.0, "RGB")):
+                p = Image.open("\(png)").convert(mode)
+                r = p.resize((max(1, int(p.size[0] * scale)), max(1, int(p.size[1] * scale))))
+                print(f"{r.size[0]}x{r.size[1]} {mode} {float(np.asarray(r, dtype=np.float64).mean() * 2.0):.3f}")
+            """).split(separator: "\n").map(String.init)
+        let imported = try TestSupport.run(TestSupport.vesselBinary, ["import", "cog", project, "-o", scratch + "/model"])
+        #expect(imported.status == 0, "\(imported.standardError)")
+        let yaml = try String(contentsOfFile: scratch + "/model/vessel.yaml", encoding: .utf8)
+        #expect(yaml.contains(#"{name: "scale", dtype: float64, shape: [-1], optional: true, description: "Resize factor"}"#), "\(yaml)")
+        #expect(yaml.contains(#""cog==0.23.1""#) && yaml.contains(#"predictor: "predict.py:Predictor""#), "\(yaml)")
+
+        let running = try await RunningServer.start([scratch + "/model"])
+        defer { Task { await running.stop() } }
+        let image = "data:image/png;base64," + (FileManager.default.contents(atPath: png)?.base64EncodedString() ?? "")
+        func predict(_ input: String) async throws -> LoopbackClient.Response {
+            try await running.request("POST", "/predictions", headers: ["Content-Type": "application/json"], body: Array(#"{"input":{\#(input)}}"#.utf8))
+        }
+        let defaults = try await predict(#""image":"\#(image)""#)
+        #expect(defaults.status == 200 && jsonObject(defaults)["output"] as? String == expected[0], "\(defaults.text)")
+        let given = try await predict(#""image":"\#(image)","scale":2.0,"mode":"RGB""#)
+        #expect(given.status == 200 && jsonObject(given)["output"] as? String == expected[1], "\(given.text)")
+        let tooLarge = try await predict(#""image":"\#(image)","scale":5.0"#)
+        #expect(tooLarge.status == 422 && tooLarge.text.contains("input `scale` must be at most 2.0"), "\(tooLarge.text)")
+        let notAChoice = try await predict(#""image":"\#(image)","mode":"CMYK""#)
+        #expect(notAChoice.status == 422 && notAChoice.text.contains("must be one of"), "\(notAChoice.text)")
+        let missing = try await predict(#""scale":1.0"#)
+        #expect(missing.status == 422 && missing.text.contains("missing input `image`"), "\(missing.text)")
+        let oip = try await running.infer(#"{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["\#(image)"]}]}"#, model: "resize")
+        #expect(oip.status == 200 && (jsonObject(oip)["outputs"] as? [[String: Any]])?.first?["data"] as? [String] == [expected[0]], "\(oip.text)")
+    }
+
     /// A predictor that does what its `mode` input says.
     static func writePredictor() throws -> String {
         let directory = try TestSupport.makeTemporaryDirectory("python-predictor")

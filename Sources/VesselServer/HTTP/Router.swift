@@ -199,7 +199,11 @@ extension InferenceServer {
                 throw RequestError(422, error.description)
             }
             let started = ContinuousClock.now
-            let outputs = try await run(call, decoded, on: model)
+            let outputs: [String: Tensor]
+            do throws(RequestError) { outputs = try await run(call, decoded, on: model) } catch {
+                // An input the predictor's own constraints refuse (Cog's `Input(ge=…)`) is a 422 too.
+                throw error.status == 400 ? RequestError(422, error.description) : error
+            }
             let selected = try Self.select(outputs, decoded, of: model)
             let text = CogAdapter.response(id: id, outputs: selected, signature: model.loaded.signature,
                                            seconds: (ContinuousClock.now - started).milliseconds / 1000)

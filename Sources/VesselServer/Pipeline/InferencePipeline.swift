@@ -166,6 +166,8 @@ extension InferenceServer {
                                 retryAfterSeconds: 1)
         case let error as RequestError:
             return error
+        case BackendError.invalidInput(let message):
+            return RequestError(400, message)
         case let error as ProcessingError:
             // A preprocess step that cannot take the client's input is the client's to fix.
             return RequestError(error.stage == .pre ? 400 : 500, "\(error)")

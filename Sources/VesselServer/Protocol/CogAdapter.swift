@@ -59,7 +59,7 @@ enum CogAdapter {
             }
             result[name] = try OIPCodec.tensor(data, dtype: spec.dtype, shape: shape, count: count, name: name)
         }
-        for spec in signature.inputs where result[spec.name] == nil {
+        for spec in signature.inputs where result[spec.name] == nil && !spec.isOptional {
             throw RequestError(422, "missing input `\(spec.name)`")
         }
         return (parsed["id"]?.string, result)

@@ -10,8 +10,8 @@ import VesselStore
 /// (another tool's model directory as a Vessel model directory).
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Read an OCI image-layout tar into the store, or turn an MLflow model directory into a Vessel one.",
-        subcommands: [ImportArchive.self, ImportMLflow.self],
+        abstract: "Read an OCI image-layout tar into the store, or turn an MLflow model or a Cog project into a Vessel model directory.",
+        subcommands: [ImportArchive.self, ImportMLflow.self, ImportCog.self],
         defaultSubcommand: ImportArchive.self
     )
 }
@@ -52,17 +52,49 @@ struct ImportMLflow: ParsableCommand {
     @Argument(help: "The MLflow model directory (holding MLmodel).")
     var source: String
 
-    @Option(name: .shortAndLong, help: "The directory to write (must not exist; default: NAME beside the current directory).")
+    @OptionGroup var destination: ImportDestination
+
+    func run() throws {
+        try destination.write(from: source) { try MLflowImporter.run(source: source, output: $0, name: $1) }
+    }
+}
+
+struct ImportCog: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cog",
+        abstract: "Write a Vessel model directory from a Cog project (cog.yaml and its predictor).",
+        discussion: """
+            The predictor runs unchanged on the python backend; its typed inputs become the signature \
+            (those with a default are optional), read by importing it with the `cog` package in the \
+            interpreter VESSEL_PYTHON (or python3) names. cog.yaml's Python version and packages become \
+            runtime.python and runtime.requirements. Then `vessel pack OUT`.
+            """
+    )
+
+    @Argument(help: "The Cog project directory (holding cog.yaml).")
+    var source: String
+
+    @OptionGroup var destination: ImportDestination
+
+    func run() throws {
+        try destination.write(from: source) {
+            try CogImporter.run(source: source, output: $0, name: $1, environment: ProcessInfo.processInfo.environment)
+        }
+    }
+}
+
+/// Where an importer writes, and what it tells the user after.
+struct ImportDestination: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The directory to write (must not exist; default: NAME-vessel).")
     var output: String?
 
     @Option(help: "The artifact name (default: from the source directory's name).")
     var name: String?
 
-    func run() throws {
+    func write(from source: String, _ importer: (_ output: String, _ name: String?) throws -> ImportResult) throws {
         try vessel.run {
             let trimmed = source.hasSuffix("/") ? String(source.dropLast()) : source
-            let target = output ?? (name ?? (trimmed as NSString).lastPathComponent) + "-vessel"
-            let result = try MLflowImporter.run(source: source, output: target, name: name)
+            let result = try importer(output ?? (name ?? (trimmed as NSString).lastPathComponent) + "-vessel", name)
             for note in result.notes { printError("note: \(note)") }
             print("wrote \(result.directory)/vessel.yaml; next: vessel pack \(result.directory)")
         }
