@@ -2,7 +2,8 @@
 # The Python backend beside the servers people use for the same scikit-learn model, same
 # machine, same run: `vessel serve` (the model imported with `vessel import mlflow`, two
 # workers) against `mlflow models serve` (uvicorn, two workers) on MLflow's /invocations, and
-# against MLServer's scikit-learn runtime (two parallel workers) on OIP v2. Requests/s and
+# against MLServer's scikit-learn runtime on OIP v2 (in process: MLServer 1.7.1's parallel
+# workers fail to start here, uvloop "no current event loop", as in serve.sh). Requests/s and
 # p50/p99 with wrk at concurrency 1 and 8, alternating tools, the better of two rounds each;
 # then start-to-ready for vessel with its environment built from the artifact's wheels (cold)
 # and reused (warm). Run by hand; results go into Benchmarks/RESULTS.md.
@@ -36,9 +37,9 @@ model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X
 mlflow.sklearn.save_model(model, f"{work}/mlflow", signature=infer_signature(X, model.predict(X)), input_example=X[:1],
                           serialization_format="cloudpickle")
 joblib.dump(model, f"{work}/mlserver/iris/model.joblib")
-json.dump({"name": "iris", "implementation": "mlserver_sklearn.SKLearnModel", "parallel_workers": 2,
+json.dump({"name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
            "parameters": {"uri": "./model.joblib"}}, open(f"{work}/mlserver/iris/model-settings.json", "w"))
-json.dump({"http_port": 18191, "grpc_port": 18192, "metrics_port": 18193, "parallel_workers": 2},
+json.dump({"http_port": 18191, "grpc_port": 18192, "metrics_port": 18193, "parallel_workers": 0},
           open(f"{work}/mlserver/settings.json", "w"))
 PY
 export VESSEL_PYTHON="$venv/bin/python" VESSEL_HOME="$work/home" VESSEL_CACHE="$work/cache"

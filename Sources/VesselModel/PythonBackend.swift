@@ -35,11 +35,12 @@ public struct PythonBackend: Backend {
         // The worker changes into the model's directory and opens files by absolute path.
         let directory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
         let outputs = manifest.signature.outputs.map { PythonModelConfiguration.Output(name: $0.name, dtype: $0.dtype) }
-        let configuration = PythonModelConfiguration(
+        var configuration = PythonModelConfiguration(
             kind: kind, directory: directory, file: manifest.model.file, predictor: manifest.runtime.predictor,
             requirements: manifest.runtime.requirements, python: manifest.runtime.python, outputs: outputs,
             trusted: manifest.runtime.trustedTypes
         )
+        configuration.assume_finite = !manifest.serving.allowNaN
         let interpreter = try PythonEnvironment.interpreter(directory: directory, requirements: manifest.runtime.requirements,
                                                             python: manifest.runtime.python, environment: environment)
         pool = try PythonWorkerPool(model: configuration, size: manifest.serving.maxConcurrency, interpreter: interpreter, environment: environment,

@@ -42,6 +42,9 @@ public struct PythonModelConfiguration: Sendable, Encodable {
     public var outputs: [Output]
     /// For `.skops`: the types the loader may build beyond skops' defaults.
     public var trusted: [String]
+    /// The server refuses NaN and infinity in inputs (`serving.allow_nan` off), so a ready-made
+    /// scikit-learn loader may skip its own check.
+    public var assume_finite: Bool = false
 
     public init(kind: Kind, directory: String, file: String, predictor: String?, requirements: [String], python: String?, outputs: [Output],
                 trusted: [String] = []) {
