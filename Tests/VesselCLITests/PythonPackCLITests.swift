@@ -73,6 +73,11 @@ struct PythonPackCLITests {
                 "\(predicted.standardOutput)")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: scratch + "/cache-serve/envs").filter { !$0.hasPrefix(".") }.count) == 1)
 
+        // Images do not carry Python yet: refused up front, not built and then failing to load.
+        let image = try TestSupport.run(TestSupport.vesselBinary, ["image", "scaler:1", "-t", "scaler-image:1"], environment: packing)
+        #expect(image.status != 0 && image.standardError.contains("runs on the python backend, and images do not carry a Python interpreter"),
+                "\(image.standardError)")
+
         // A requirement no wheel satisfies stops pack with pip's reason, and the lock stays.
         try TestSupport.write(yaml.replacingOccurrences(of: "[numpy==2.4.6]", with: "[numpy==2.4.6, no-such-package-vessel==1.0]"), to: directory + "/vessel.yaml")
         let refused = try TestSupport.run(TestSupport.vesselBinary, ["pack", directory], environment: packing)
