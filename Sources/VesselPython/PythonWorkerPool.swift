@@ -95,7 +95,13 @@ public final class PythonWorkerPool: Sendable {
         signal(SIGPIPE, SIG_IGN)
         self.interpreter = interpreter
         self.size = max(size, 1)
-        self.environment = environment.merging(["PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"]) { $1 }
+        // Bytecode goes to the cache's own tree, so writing it is safe even where the caller's
+        // environment turned it off for its own directories.
+        var workerEnvironment = environment.merging([
+            "PYTHONUNBUFFERED": "1", "PYTHONPYCACHEPREFIX": PythonEnvironment.bytecodeCache(environment: environment),
+        ]) { $1 }
+        workerEnvironment["PYTHONDONTWRITEBYTECODE"] = nil
+        self.environment = workerEnvironment
         self.loadTimeout = loadTimeout
         let encoded: [UInt8]
         do { encoded = Array(try JSONEncoder().encode(model)) } catch { throw .unavailable("cannot encode the worker configuration") }
