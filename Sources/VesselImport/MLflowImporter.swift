@@ -47,9 +47,11 @@ public enum MLflowImporter {
             try importONNX(onnx, signature: signature, mlmodel: mlmodel, into: &writer)
         } else if let sklearn = flavors["sklearn"] as? [String: Any] {
             try importScikitLearn(sklearn, pyfunc: flavors["python_function"] as? [String: Any], signature: signature, mlmodel: mlmodel, into: &writer)
+        } else if let pyfunc = flavors["python_function"] as? [String: Any] {
+            try importPyfunc(pyfunc, signature: signature, mlmodel: mlmodel, into: &writer)
         } else {
-            throw ImportError("the MLflow model's flavors are \(flavors.keys.sorted().joined(separator: ", ")); vessel imports `onnx` and `sklearn` so far "
-                              + "(a custom python_function model needs a runtime.predictor written by hand)")
+            throw ImportError("the MLflow model's flavors are \(flavors.keys.sorted().joined(separator: ", ")); vessel imports `onnx`, `sklearn` "
+                              + "and any model with a `python_function` flavor")
         }
     }
 
@@ -112,33 +114,72 @@ public enum MLflowImporter {
                                      shape: output.isColumn ? [.dynamic(name: nil)] : output.shape)]
         if output.dtype == .string { writer.notes.append("the model predicts strings: served as BYTES") }
 
-        // The environment MLflow recorded: its Python (major.minor) and requirements.txt, less
-        // MLflow itself, which loading a scikit-learn file does not need.
-        var runtime = ["backend: python"]
-        if let version = (pyfunc?["python_version"] as? String) ?? writer.pythonVersionFromEnv() {
-            let parts = version.split(separator: ".")
-            if parts.count >= 2 { runtime.append("python: \"\(parts[0]).\(parts[1])\"") }
-        }
-        let requirements = writer.requirements().filter { line in
-            let name = line.split(whereSeparator: { "=<>!~;[ ".contains($0) }).first.map { $0.lowercased() } ?? ""
-            return name != "mlflow" && name != "mlflow-skinny"
-        }
-        if !requirements.isEmpty { runtime.append("requirements: [\(requirements.map(ModelDirectoryWriter.quoted).joined(separator: ", "))]") }
+        // MLflow itself is not needed to load a scikit-learn file.
+        var runtime = pythonRuntime(pyfunc, writer: writer, mlflow: nil)
         if format == "skops" {
             let trusted = flavor["skops_trusted_types"] as? [String] ?? []
             if !trusted.isEmpty { runtime.append("trusted_types: [\(trusted.map(ModelDirectoryWriter.quoted).joined(separator: ", "))]") }
         }
         writer.runtime = runtime
-        if let example = try writer.inputExample(mlmodel) {
-            if let frame = example as? [String: Any], let columns = frame["columns"] as? [String], let rows = frame["data"] as? [[Any]] {
-                var perColumn: [String: String] = [:]
-                for (k, column) in columns.enumerated() {
-                    perColumn[column] = ModelDirectoryWriter.json(rows.map { k < $0.count ? $0[k] : NSNull() })
-                }
-                writer.exampleInputs = perColumn
-            } else if let matrix = example as? [Any] {
-                writer.exampleInputs = [writer.inputs[0].name: ModelDirectoryWriter.json(matrix)]
+        carryExample(mlmodel, into: &writer)
+    }
+
+    /// Any other model with a `python_function` flavor (a custom PythonModel, xgboost, lightgbm,
+    /// …): the whole MLflow directory, loaded by `mlflow.pyfunc.load_model`. Column signatures
+    /// stay columns (one input each, text too); the worker builds the DataFrame.
+    static func importPyfunc(_ pyfunc: [String: Any], signature: [String: Any]?, mlmodel: [String: Any], into writer: inout ModelDirectoryWriter) throws {
+        guard let signature else {
+            throw ImportError("the MLflow model has no signature; log it again with one (`signature=infer_signature(input, model.predict(input))`)")
+        }
+        try writer.copyAll(into: "mlflow_model")
+        writer.model(format: "mlflow", file: "mlflow_model")
+        let inputs = try parseSpecs(signature["inputs"] as? String ?? "[]", what: "inputs")
+        let outputs = try parseSpecs(signature["outputs"] as? String ?? "[]", what: "outputs")
+        guard !inputs.isEmpty, !outputs.isEmpty else { throw ImportError("the MLflow signature has no inputs or no outputs") }
+        writer.inputs = inputs.enumerated().map { k, spec in
+            TensorSpec(name: spec.name ?? (inputs.count == 1 ? "features" : "input_\(k)"), dtype: spec.dtype, shape: spec.isColumn ? [.dynamic(name: nil)] : spec.shape)
+        }
+        let named = outputs.count > 1 && outputs.allSatisfy { $0.name != nil }
+        guard outputs.count == 1 || named else { throw ImportError("the MLflow signature has \(outputs.count) unnamed outputs") }
+        writer.outputs = outputs.map { spec in
+            TensorSpec(name: named ? spec.name! : (spec.name ?? "predictions"), dtype: spec.dtype, shape: spec.isColumn ? [.dynamic(name: nil)] : spec.shape)
+        }
+        // The pyfunc loader is MLflow's own: its light distribution, at the version that saved the model.
+        writer.runtime = pythonRuntime(pyfunc, writer: writer, mlflow: (mlmodel["mlflow_version"] as? String) ?? "")
+        carryExample(mlmodel, into: &writer)
+    }
+
+    /// The environment MLflow recorded: its Python (major.minor) and requirements.txt; MLflow
+    /// itself dropped (`mlflow` nil) or pinned as `mlflow-skinny==VERSION`.
+    static func pythonRuntime(_ pyfunc: [String: Any]?, writer: ModelDirectoryWriter, mlflow: String?) -> [String] {
+        var runtime = ["backend: python"]
+        if let version = (pyfunc?["python_version"] as? String) ?? writer.pythonVersionFromEnv() {
+            let parts = version.split(separator: ".")
+            if parts.count >= 2 { runtime.append("python: \"\(parts[0]).\(parts[1])\"") }
+        }
+        var requirements = writer.requirements().filter { line in
+            let name = line.split(whereSeparator: { "=<>!~;[ ".contains($0) }).first.map { $0.lowercased() } ?? ""
+            return name != "mlflow" && name != "mlflow-skinny"
+        }
+        if let mlflow { requirements.insert(mlflow.isEmpty ? "mlflow-skinny" : "mlflow-skinny==\(mlflow)", at: 0) }
+        if !requirements.isEmpty { runtime.append("requirements: [\(requirements.map(ModelDirectoryWriter.quoted).joined(separator: ", "))]") }
+        return runtime
+    }
+
+    /// MLflow's saved input example as the bundled example's inputs: a split DataFrame by
+    /// column, an array for the one input, an object by input name.
+    static func carryExample(_ mlmodel: [String: Any], into writer: inout ModelDirectoryWriter) {
+        guard let example = try? writer.inputExample(mlmodel) else { return }
+        if let frame = example as? [String: Any], let columns = frame["columns"] as? [String], let rows = frame["data"] as? [[Any]] {
+            var perColumn: [String: String] = [:]
+            for (k, column) in columns.enumerated() {
+                perColumn[column] = ModelDirectoryWriter.json(rows.map { k < $0.count ? $0[k] : NSNull() })
             }
+            writer.exampleInputs = perColumn
+        } else if let matrix = example as? [Any], let input = writer.inputs.first {
+            writer.exampleInputs = [input.name: ModelDirectoryWriter.json(matrix)]
+        } else if let object = example as? [String: Any] {
+            writer.exampleInputs = object.mapValues(ModelDirectoryWriter.json)
         }
     }
 

@@ -72,6 +72,11 @@ struct ModelDirectoryWriter {
         }
     }
 
+    /// Copies the whole source directory to `directory` inside the output.
+    func copyAll(into directory: String) throws {
+        try FileManager.default.copyItem(atPath: source, toPath: (staging as NSString).appendingPathComponent(directory))
+    }
+
     mutating func model(format: String, file: String) {
         modelLine = "model: {format: \(format), file: \(Self.quoted(file))}"
         let from = (source as NSString).appendingPathComponent(file)

@@ -29,6 +29,8 @@ public struct PythonBackend: Backend {
             kind = .pickle
         } else if manifest.model.format == .skops {
             kind = .skops
+        } else if manifest.model.format == .mlflow {
+            kind = .mlflow
         } else {
             throw BackendError.unsupportedFormat("\(manifest.model.format.rawValue) (python backend, without a runtime.predictor)")
         }

@@ -18,6 +18,9 @@ public struct PythonModelConfiguration: Sendable, Encodable {
         case predictor
         /// A scikit-learn–style estimator saved with joblib, pickle or skops: `predict`, then `predict_proba`.
         case joblib, pickle, skops
+        /// An MLflow model directory, loaded with `mlflow.pyfunc.load_model`: inputs as a
+        /// DataFrame (`columns`), one array, or a dict of arrays.
+        case mlflow
     }
 
     public struct Output: Sendable, Encodable {

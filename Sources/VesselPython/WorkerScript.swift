@@ -125,6 +125,22 @@ def load(config):
             return arrange(call(inputs), names)
         return run
     path = os.path.join(directory, config["file"])
+    if config["kind"] == "mlflow":
+        import mlflow.pyfunc
+        model = mlflow.pyfunc.load_model(path)
+        # A column-based MLflow signature takes a DataFrame, in its column order.
+        schema = model.metadata.get_input_schema()
+        columns = schema.input_names() if schema is not None and not schema.is_tensor_spec() else None
+        def run(inputs):
+            if columns:
+                import pandas
+                data = pandas.DataFrame({name: inputs[name].reshape(-1) for name in columns})
+            elif len(inputs) == 1:
+                (data,) = inputs.values()
+            else:
+                data = inputs
+            return mlflow_outputs(model.predict(data), names)
+        return run
     if config["kind"] == "joblib":
         import joblib
         model = joblib.load(path)
@@ -152,6 +168,18 @@ def load(config):
         (features,) = inputs.values()
         return {name: getattr(model, method)(features) for name, method in zip(names, methods)}
     return run
+
+def mlflow_outputs(result, names):
+    """What a pyfunc predict returned (a DataFrame, Series, array, list or dict) by output name."""
+    if isinstance(result, dict):
+        return arrange(result, names)
+    if hasattr(result, "columns"):
+        if len(names) == 1 and len(result.columns) == 1:
+            return {names[0]: result.iloc[:, 0].to_numpy()}
+        return {name: result[name].to_numpy() for name in names}
+    if hasattr(result, "to_numpy"):
+        result = result.to_numpy()
+    return arrange(result, names)
 
 class InputError(ValueError):
     """A request input the predictor's declared type or constraints refuse: the client's to fix."""

@@ -5,7 +5,7 @@ import VesselTestSupport
 /// `vessel import mlflow` on model directories MLflow itself wrote.
 @Suite("vessel import mlflow")
 struct ImportMLflowCLITests {
-    @Test("sklearn (skops, from a DataFrame; cloudpickle, from an array) and onnx flavors import, validate and predict what the model predicts in Python")
+    @Test("sklearn (skops, from a DataFrame; cloudpickle, from an array), onnx and custom pyfunc models import, validate and predict what the model predicts in Python")
     func flavors() throws {
         let scratch = try TestSupport.makeTemporaryDirectory("mlflow-import")
         defer { TestSupport.remove(scratch) }
@@ -23,6 +23,13 @@ struct ImportMLflowCLITests {
             mlflow.sklearn.save_model(model, "\(scratch)/array", signature=infer_signature(array, model.predict(array)),
                                       input_example=array[:2], serialization_format="cloudpickle")
             mlflow.onnx.save_model(onnx.load("\(TestSupport.exampleDirectory)/model.onnx"), "\(scratch)/onnx")
+            import mlflow.pyfunc, pandas as pd
+            class Scorer(mlflow.pyfunc.PythonModel):
+                def predict(self, context, model_input, params=None):
+                    return model_input["amount"] * 2.0 + model_input["name"].str.len()
+            frame = pd.DataFrame({"name": ["ann", "bartholomew"], "amount": [1.5, 4.0]})
+            mlflow.pyfunc.save_model("\(scratch)/pyfunc", python_model=Scorer(), signature=infer_signature(frame, Scorer().predict(None, frame)),
+                                     input_example=frame)
             rows = [0, 80, 170]
             print(json.dumps({"columns": list(X.columns), "rows": array[rows].tolist(), "predictions": model.predict(array[rows]).tolist()}))
             """)
@@ -67,6 +74,17 @@ struct ImportMLflowCLITests {
         #expect(onnxYAML.contains("backend: onnx") && onnxYAML.contains(#"name: "probabilities""#), "\(onnxYAML)")
         predicted = try vessel(["predict", "onnx-vessel", "-i", "X=[[6.3,3.3,6.0,2.5]]", "--json"])
         #expect(predicted.status == 0 && predicted.standardOutput.contains(#""name":"label","datatype":"INT64","shape":[1],"data":[2]"#), "\(predicted.standardOutput)")
+
+        // Any python_function model: the MLflow directory itself, loaded by MLflow's pyfunc, with
+        // its column signature kept as columns (text as well as numbers).
+        imported = try vessel(["import", "mlflow", "pyfunc"])
+        #expect(imported.status == 0, "\(imported.standardError)")
+        let pyfuncYAML = try String(contentsOfFile: scratch + "/pyfunc-vessel/vessel.yaml", encoding: .utf8)
+        #expect(pyfuncYAML.contains(#"model: {format: mlflow, file: "mlflow_model"}"#) && pyfuncYAML.contains(#""mlflow-skinny==3.17.2""#), "\(pyfuncYAML)")
+        predicted = try vessel(["predict", "pyfunc-vessel", "--json", "-i", #"name=["ann","bartholomew","x"]"#, "-i", "amount=[1.5,4.0,10]"])
+        #expect(predicted.status == 0 && predicted.standardOutput.contains(#""name":"predictions","datatype":"FP64","shape":[3],"data":[6.0,19.0,21.0]"#),
+                "\(predicted.standardOutput) \(predicted.standardError)")
+        #expect(try vessel(["test", "pyfunc-vessel"]).status == 0)
 
         // Refusals name the problem and leave nothing behind.
         let again = try vessel(["import", "mlflow", "frame", "-o", "frame-vessel"])
