@@ -26,6 +26,11 @@ if [ ! -f "$wheelhouse/.complete" ]; then
   "$venv/bin/pip" download -q --disable-pip-version-check --only-binary=:all: --dest "$wheelhouse" numpy==2.4.6
   touch "$wheelhouse/.complete"
 fi
+# TensorFlow (CPU) in a venv of its own, for the SavedModel and Keras loaders' tests.
+if ! .build/venv-tf/bin/python -c "import tensorflow" 2>/dev/null; then
+  python3 -m venv .build/venv-tf
+  .build/venv-tf/bin/pip install -q --disable-pip-version-check tensorflow-cpu==2.21.0
+fi
 cases=".build/onnx-node-cases"
 if [ ! -f "$cases/tolerances.tsv" ]; then
   rm -rf "$cases"

@@ -298,8 +298,8 @@ struct ManifestReader {
                              hint: Suggestion.didYouMean(text, in: names) ?? "known formats: \(names.joined(separator: ", "))")
             }
         }
-        // An MLflow model is a directory (its MLmodel and what it names); every other format a file.
-        let file = fields["file"].flatMap { checkPath($0.value, what: "`model.file`", allowDirectory: format == .mlflow) }
+        // An MLflow model and a SavedModel are directories; every other format a file.
+        let file = fields["file"].flatMap { checkPath($0.value, what: "`model.file`", allowDirectory: format == .mlflow || format == .savedmodel) }
         func optional(_ key: String) -> String? {
             fields[key].flatMap { walker.string($0.value, "`model.\(key)`") }
         }
@@ -560,7 +560,7 @@ struct ManifestReader {
     }
 
     /// Formats the Python backend loads without the model's own code.
-    static let readyMadeLoaders: Set<ModelFormat> = [.joblib, .pickle, .skops, .mlflow]
+    static let readyMadeLoaders: Set<ModelFormat> = [.joblib, .pickle, .skops, .mlflow, .savedmodel, .keras]
 
     /// What the Python backend needs to load the model: its own code, or a ready-made loader
     /// whose signature it can serve (one input, the features; `predict` then `predict_proba`).
@@ -569,11 +569,11 @@ struct ManifestReader {
         guard Self.readyMadeLoaders.contains(model.format) else {
             walker.error("the python backend has no ready-made loader for `\(model.format.rawValue)` models yet", at: node,
                          hint: "name your own loading code with `runtime.predictor: predict.py:Predictor` (a class with setup() and predict()); "
-                             + "joblib, pickle, skops files and MLflow model directories load without code")
+                             + "joblib, pickle, skops and Keras files, SavedModel and MLflow model directories load without code")
             return
         }
-        // An MLflow model takes its signature's inputs and gives its own outputs.
-        guard let signature, model.format != .mlflow else { return }
+        // MLflow, SavedModel and Keras models take and give their own named tensors.
+        guard let signature, [.joblib, .pickle, .skops].contains(model.format) else { return }
         if signature.inputs.count != 1 || !(1...2).contains(signature.outputs.count) {
             walker.error("a `\(model.format.rawValue)` model without a predictor takes one input (the feature matrix) and gives one or two outputs "
                          + "(predict(), then predict_proba()); this signature has \(signature.inputs.count) and \(signature.outputs.count)", at: node,

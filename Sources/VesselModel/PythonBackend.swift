@@ -31,6 +31,10 @@ public struct PythonBackend: Backend {
             kind = .skops
         } else if manifest.model.format == .mlflow {
             kind = .mlflow
+        } else if manifest.model.format == .savedmodel {
+            kind = .savedmodel
+        } else if manifest.model.format == .keras {
+            kind = .keras
         } else {
             throw BackendError.unsupportedFormat("\(manifest.model.format.rawValue) (python backend, without a runtime.predictor)")
         }
@@ -43,6 +47,7 @@ public struct PythonBackend: Backend {
             trusted: manifest.runtime.trustedTypes
         )
         configuration.assume_finite = !manifest.serving.allowNaN
+        configuration.inputs = manifest.signature.inputs.map(\.name)
         let interpreter = try PythonEnvironment.interpreter(directory: directory, requirements: manifest.runtime.requirements,
                                                             python: manifest.runtime.python, environment: environment)
         pool = try PythonWorkerPool(model: configuration, size: manifest.serving.maxConcurrency, interpreter: interpreter, environment: environment,

@@ -21,6 +21,10 @@ public struct PythonModelConfiguration: Sendable, Encodable {
         /// An MLflow model directory, loaded with `mlflow.pyfunc.load_model`: inputs as a
         /// DataFrame (`columns`), one array, or a dict of arrays.
         case mlflow
+        /// A TensorFlow SavedModel directory: its `serving_default` signature, by tensor name.
+        case savedmodel
+        /// A Keras model file (`.keras`, `.h5`): called on its inputs, in the model's order.
+        case keras
     }
 
     public struct Output: Sendable, Encodable {
@@ -48,6 +52,8 @@ public struct PythonModelConfiguration: Sendable, Encodable {
     /// The server refuses NaN and infinity in inputs (`serving.allow_nan` off), so a ready-made
     /// scikit-learn loader may skip its own check.
     public var assume_finite: Bool = false
+    /// The signature's input names (a SavedModel's are checked against them at load).
+    public var inputs: [String] = []
 
     public init(kind: Kind, directory: String, file: String, predictor: String?, requirements: [String], python: String?, outputs: [Output],
                 trusted: [String] = []) {

@@ -141,6 +141,36 @@ def load(config):
                 data = inputs
             return mlflow_outputs(model.predict(data), names)
         return run
+    if config["kind"] == "savedmodel":
+        import tensorflow as tf
+        loaded = tf.saved_model.load(path)
+        function = loaded.signatures.get("serving_default")
+        if function is None:
+            raise RuntimeError(f"the SavedModel has no serving_default signature (it has {', '.join(loaded.signatures) or 'none'})")
+        wanted = function.structured_input_signature[1]
+        missing = [name for name in wanted if name not in config["inputs"]]
+        if missing:
+            raise RuntimeError(f"the SavedModel's serving_default takes {', '.join(wanted)}; the signature lacks {', '.join(missing)}")
+        def run(inputs):
+            tensors = {name: tf.constant(value, dtype=wanted[name].dtype) for name, value in inputs.items()}
+            return arrange({name: value.numpy() for name, value in function(**tensors).items()}, names)
+        return run
+    if config["kind"] == "keras":
+        import keras
+        model = keras.saving.load_model(path, compile=False)
+        order = [tensor.name.split(":")[0] for tensor in model.inputs]
+        def run(inputs):
+            if len(inputs) == 1:
+                (arguments,) = inputs.values()
+            else:
+                arguments = [inputs[name] for name in order]
+            result = model(arguments, training=False)
+            if isinstance(result, dict):
+                return arrange({name: value.numpy() if hasattr(value, "numpy") else value for name, value in result.items()}, names)
+            if isinstance(result, (list, tuple)):
+                return arrange(tuple(value.numpy() if hasattr(value, "numpy") else value for value in result), names)
+            return arrange(result.numpy() if hasattr(result, "numpy") else result, names)
+        return run
     if config["kind"] == "joblib":
         import joblib
         model = joblib.load(path)
