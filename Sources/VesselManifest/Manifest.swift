@@ -89,6 +89,12 @@ public enum ModelFormat: String, Sendable, Hashable, CaseIterable, Codable {
     /// project, say. `model.file` names the predictor's module.
     case python
 
+    /// Whether the python backend loads this format without the model's own code (its worker
+    /// has a loader of the same name).
+    public var hasReadyMadePythonLoader: Bool {
+        [.joblib, .pickle, .skops, .mlflow, .savedmodel, .keras].contains(self)
+    }
+
     /// The backend that runs this format when the manifest names none.
     public var defaultBackend: RuntimeSpec.Backend {
         self == .onnx ? .onnx : .python

@@ -559,14 +559,11 @@ struct ManifestReader {
         return runtime
     }
 
-    /// Formats the Python backend loads without the model's own code.
-    static let readyMadeLoaders: Set<ModelFormat> = [.joblib, .pickle, .skops, .mlflow, .savedmodel, .keras]
-
     /// What the Python backend needs to load the model: its own code, or a ready-made loader
     /// whose signature it can serve (one input, the features; `predict` then `predict_proba`).
     mutating func checkPythonLoader(_ runtime: RuntimeSpec, model: ModelSpec, signature: Signature?, at node: Node?) {
         guard runtime.backend == .python, runtime.predictor == nil else { return }
-        guard Self.readyMadeLoaders.contains(model.format) else {
+        guard model.format.hasReadyMadePythonLoader else {
             walker.error("the python backend has no ready-made loader for `\(model.format.rawValue)` models yet", at: node,
                          hint: "name your own loading code with `runtime.predictor: predict.py:Predictor` (a class with setup() and predict()); "
                              + "joblib, pickle, skops and Keras files, SavedModel and MLflow model directories load without code")

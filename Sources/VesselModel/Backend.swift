@@ -2,9 +2,8 @@ public import VesselProcessing
 public import VesselTensor
 public import VesselONNX
 
-/// Runs a model: named tensors in, named tensors out. The seam for further runtimes (a Python
-/// backend for TorchScript, SavedModel and pickled models); the server and `vessel test` see
-/// only this.
+/// Runs a model: named tensors in, named tensors out — the native ONNX runtime or the Python
+/// backend's workers; the server and `vessel test` see only this.
 public protocol Backend: Sendable {
     /// Which runtime this is, for metadata (`onnx`).
     var platform: String { get }

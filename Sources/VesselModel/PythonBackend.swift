@@ -20,21 +20,12 @@ public struct PythonBackend: Backend {
 
     public init(manifest: Manifest, directory: String, environment: [String: String]? = nil) throws {
         let environment = environment ?? ProcessInfo.processInfo.environment
+        // The model's own code, else the worker's loader named as the format.
         let kind: PythonModelConfiguration.Kind
         if manifest.runtime.predictor != nil {
             kind = .predictor
-        } else if manifest.model.format == .joblib {
-            kind = .joblib
-        } else if manifest.model.format == .pickle {
-            kind = .pickle
-        } else if manifest.model.format == .skops {
-            kind = .skops
-        } else if manifest.model.format == .mlflow {
-            kind = .mlflow
-        } else if manifest.model.format == .savedmodel {
-            kind = .savedmodel
-        } else if manifest.model.format == .keras {
-            kind = .keras
+        } else if manifest.model.format.hasReadyMadePythonLoader, let loader = PythonModelConfiguration.Kind(rawValue: manifest.model.format.rawValue) {
+            kind = loader
         } else {
             throw BackendError.unsupportedFormat("\(manifest.model.format.rawValue) (python backend, without a runtime.predictor)")
         }
@@ -46,13 +37,13 @@ public struct PythonBackend: Backend {
             requirements: manifest.runtime.requirements, python: manifest.runtime.python, outputs: outputs,
             trusted: manifest.runtime.trustedTypes
         )
-        configuration.assume_finite = !manifest.serving.allowNaN
+        configuration.assumeFinite = !manifest.serving.allowNaN
         configuration.inputs = manifest.signature.inputs.map(\.name)
         let interpreter = try PythonEnvironment.interpreter(directory: directory, requirements: manifest.runtime.requirements,
                                                             python: manifest.runtime.python, environment: environment)
         pool = try PythonWorkerPool(model: configuration, size: manifest.serving.maxConcurrency, interpreter: interpreter, environment: environment,
                                     maxWorkerMemory: manifest.runtime.maxWorkerMemory)
-        declared = Dictionary(outputs.map { ($0.name, DType(rawValue: $0.dtype)!) }, uniquingKeysWith: { first, _ in first })
+        declared = Dictionary(manifest.signature.outputs.map { ($0.name, $0.dtype) }, uniquingKeysWith: { first, _ in first })
     }
 
     public var unavailableReason: String? { pool.unavailableReason }

@@ -208,7 +208,7 @@ public enum PythonEnvironment {
         var hasher = SHA256()
         hasher.update(data: Array(lock.text.utf8))
         hasher.update(data: Array(("\n" + interpreter).utf8))
-        let key = hex(hasher.finalize()).prefix(32)
+        let key = Digest(bytes: hasher.finalize()).hex.prefix(32)
         let root = cacheDirectory(environment: environment) + "/envs"
         let target = root + "/" + key
         if FileSystem.exists(target + "/.vessel-complete") { return target + "/bin/python" }
@@ -252,10 +252,10 @@ public enum PythonEnvironment {
         try? FileManager.default.removeItem(atPath: links)
         do { try FileSystem.writeAtomically([], to: staging + "/.vessel-complete") } catch { throw .unavailable("cannot finish \(staging)") }
         // Another process may have built the same environment meanwhile: theirs is as good.
-        if rename(staging, target) != 0, !FileSystem.exists(target + "/.vessel-complete") {
+        moved = rename(staging, target) == 0
+        if !moved, !FileSystem.exists(target + "/.vessel-complete") {
             throw .unavailable("cannot move the environment to \(target): \(String(cString: strerror(errno)))")
         }
-        moved = FileSystem.exists(staging) == false
         return target + "/bin/python"
     }
 
@@ -274,7 +274,7 @@ public enum PythonEnvironment {
         } catch {
             throw .unavailable("cannot read \(path): \(error)")
         }
-        return hex(hasher.finalize())
+        return Digest(bytes: hasher.finalize()).hex
     }
 
     static func temporaryDirectory(in parent: String, label: String) throws(WorkerError) -> String {
@@ -285,16 +285,6 @@ public enum PythonEnvironment {
         }
         return String(cString: made)
     }
-}
-
-func hex(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef")
-    var out = ""
-    for byte in bytes {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 15)])
-    }
-    return out
 }
 
 extension StringProtocol {

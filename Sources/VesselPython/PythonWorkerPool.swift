@@ -51,7 +51,7 @@ public struct PythonModelConfiguration: Sendable, Encodable {
     public var trusted: [String]
     /// The server refuses NaN and infinity in inputs (`serving.allow_nan` off), so a ready-made
     /// scikit-learn loader may skip its own check.
-    public var assume_finite: Bool = false
+    public var assumeFinite: Bool = false
     /// The signature's input names (a SavedModel's are checked against them at load).
     public var inputs: [String] = []
 
@@ -75,8 +75,6 @@ public struct PythonModelConfiguration: Sendable, Encodable {
 public final class PythonWorkerPool: Sendable {
     public let interpreter: String
     public let size: Int
-    /// The interpreter's version, as the first worker reported it.
-    public let pythonVersion: String
     private let configuration: String
     private let environment: [String: String]
     private let loadTimeout: Duration
@@ -85,9 +83,8 @@ public final class PythonWorkerPool: Sendable {
 
     private struct State {
         var idle: [WorkerProcess] = []
-        /// Every loaded worker, idle or busy, for the memory reported in metrics.
+        /// Every loaded worker, idle or busy: how many answer, and their memory.
         var live: [pid_t: WorkerProcess] = [:]
-        var running = 0
         var restarts = 0
         var lastFailure: String?
         var closed = false
@@ -113,24 +110,22 @@ public final class PythonWorkerPool: Sendable {
         self.environment = workerEnvironment
         self.loadTimeout = loadTimeout
         let encoded: [UInt8]
-        do { encoded = Array(try JSONEncoder().encode(model)) } catch { throw .unavailable("cannot encode the worker configuration") }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase    // the worker script's spelling
+        do { encoded = Array(try encoder.encode(model)) } catch { throw .unavailable("cannot encode the worker configuration") }
         configuration = String(decoding: encoded, as: UTF8.self)
         var started: [WorkerProcess] = []
-        var version = ""
         do {
             // All start at once, so N models' imports overlap; then each is awaited.
             for _ in 0..<self.size {
                 started.append(try WorkerProcess(interpreter: interpreter, configuration: configuration, environment: self.environment))
             }
-            for worker in started {
-                version = try worker.awaitLoaded(within: loadTimeout).python ?? version
-            }
+            for worker in started { try worker.awaitLoaded(within: loadTimeout) }
         } catch {
             for worker in started { worker.kill() }
             throw error
         }
-        pythonVersion = version
-        state = Mutex(State(idle: started, live: Dictionary(started.map { ($0.pid, $0) }, uniquingKeysWith: { $1 }), running: started.count))
+        state = Mutex(State(idle: started, live: Dictionary(started.map { ($0.pid, $0) }, uniquingKeysWith: { $1 })))
         for _ in started { available.signal() }
     }
 
@@ -139,11 +134,11 @@ public final class PythonWorkerPool: Sendable {
     /// Workers replaced since the pool started.
     public var restarts: Int { state.withLock { $0.restarts } }
     /// Workers loaded and able to answer.
-    public var running: Int { state.withLock { $0.running } }
+    public var running: Int { state.withLock { $0.live.count } }
     /// Why no worker can answer, while none is running.
     public var unavailableReason: String? {
         state.withLock { state in
-            state.running > 0 ? nil : "no Python worker is running" + (state.lastFailure.map { ": \($0)" } ?? " (one is starting)")
+            !state.live.isEmpty ? nil : "no Python worker is running" + (state.lastFailure.map { ": \($0)" } ?? " (one is starting)")
         }
     }
 
@@ -199,7 +194,7 @@ public final class PythonWorkerPool: Sendable {
         }
         // A worker that grew past the limit answered this request, and answers no more.
         if memoryProblem(worker) != nil { retire(worker) } else { give(worker) }
-        if !answer.ok, answer.input_error == true { throw .invalidInput(answer.error ?? "an input was refused") }
+        if !answer.ok, answer.inputError == true { throw .invalidInput(answer.error ?? "an input was refused") }
         if !answer.ok { throw .raised(message: answer.error ?? "an unknown error", traceback: answer.traceback ?? "") }
         return outputs
     }
@@ -223,7 +218,7 @@ public final class PythonWorkerPool: Sendable {
                 continue
             }
             if let reason = stop() { throw .stopped(reason) }
-            let (running, failure, closed) = state.withLock { ($0.running, $0.lastFailure, $0.closed) }
+            let (running, failure, closed) = state.withLock { ($0.live.count, $0.lastFailure, $0.closed) }
             if closed { throw .unavailable("the model is shutting down") }
             if running == 0, let failure { throw .unavailable("no Python worker is running: \(failure)") }
         }
@@ -243,7 +238,6 @@ public final class PythonWorkerPool: Sendable {
     private func replace(_ worker: WorkerProcess) {
         state.withLock {
             $0.live[worker.pid] = nil
-            $0.running -= 1
             $0.restarts += 1
         }
         DetachedThread.start { [self] in
@@ -251,10 +245,9 @@ public final class PythonWorkerPool: Sendable {
             while !state.withLock({ $0.closed }) {
                 do {
                     let worker = try WorkerProcess(interpreter: interpreter, configuration: configuration, environment: environment)
-                    _ = try worker.awaitLoaded(within: loadTimeout)
+                    try worker.awaitLoaded(within: loadTimeout)
                     state.withLock {
                         $0.live[worker.pid] = worker
-                        $0.running += 1
                         $0.lastFailure = nil
                     }
                     give(worker)

@@ -25,12 +25,10 @@ struct WorkerFrame {
     struct Answer: Decodable {
         var ok: Bool
         /// The model's code refused an input (a Cog `Input` constraint): the client's to fix.
-        var input_error: Bool?
+        var inputError: Bool?
         var tensors: [TensorHeader]?
         var error: String?
         var traceback: String?
-        var pid: Int?
-        var python: String?
     }
 
     /// The bytes on the pipe: lengths, header, payload.
@@ -74,7 +72,9 @@ struct WorkerFrame {
 
     func answer() throws(WorkerError) -> Answer {
         do {
-            return try JSONDecoder().decode(Answer.self, from: Data(header))
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase    // the worker script's spelling
+            return try decoder.decode(Answer.self, from: Data(header))
         } catch {
             throw .protocolViolation("its answer's header is not the expected JSON")
         }

@@ -65,7 +65,7 @@ final class WorkerProcess: @unchecked Sendable {
     deinit { kill() }
 
     /// Waits for the worker's first frame: loaded, or the error its loading raised.
-    func awaitLoaded(within timeout: Duration) throws(WorkerError) -> WorkerFrame.Answer {
+    func awaitLoaded(within timeout: Duration) throws(WorkerError) {
         let deadline = ContinuousClock.now + timeout
         let frame = try receive { ContinuousClock.now > deadline ? "did not finish loading within \(timeout)" : nil }
         let answer = try frame.answer()
@@ -73,7 +73,6 @@ final class WorkerProcess: @unchecked Sendable {
             kill()
             throw .raised(message: answer.error ?? "an unknown error", traceback: answer.traceback ?? "")
         }
-        return answer
     }
 
     /// Sends one frame and waits for the answer; `stop` is asked between waits and, once it

@@ -51,7 +51,7 @@ def main():
     except BaseException as error:
         send({"ok": False, "error": describe(error), "traceback": traceback.format_exc()})
         return
-    send({"ok": True, "pid": os.getpid(), "python": sys.version.split()[0]})
+    send({"ok": True})
 
     import numpy as np
     while True:

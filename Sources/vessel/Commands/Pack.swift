@@ -26,8 +26,9 @@ struct Pack: AsyncParsableCommand {
 
     func run() async throws {
         var examples = "skipped"
-        // A Python model's requirements are resolved once, recorded in vessel.lock and their
-        // wheels fetched before its examples run: those run on the environment built from them.
+        // Manifest problems first, each with file:line:column. Then a Python model's requirements
+        // are resolved once, recorded in vessel.lock and their wheels fetched before its examples
+        // run: those run on the environment built from them.
         try vessel.run {
             let manifest = try ManifestParser.load(directory: directory).manifest
             let runtime = manifest.runtime
@@ -38,8 +39,6 @@ struct Pack: AsyncParsableCommand {
         }
         if !noTest {
             // Nothing is stored unless the examples pass, served exactly as `vessel serve` would.
-            // Manifest problems first, each with file:line:column.
-            try vessel.run { _ = try ManifestParser.load(directory: directory) }
             let report = await ExampleRun.run(try ModelSource.directory(directory))
             if !report.passed {
                 printReport(report)
