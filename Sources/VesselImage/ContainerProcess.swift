@@ -98,6 +98,18 @@ public final class ContainerProcess: @unchecked Sendable {
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 
+    /// Waits up to `timeout` seconds for the process to end by itself (a health probe), then
+    /// stops it as `stop` does. Returns the exit status, or nil if it had to be stopped.
+    public func wait(timeout: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            stop(grace: 2)
+            return nil
+        }
+        return process.terminationStatus
+    }
+
     /// SIGTERM to the entrypoint (the runtime's descendants), then SIGKILL after `grace`.
     /// Returns the exit status, or nil if it had to be killed.
     @discardableResult

@@ -23,7 +23,7 @@ enum InImageTest {
         var description: String
     }
 
-    static func run(reference text: String, store: Store, runtime requested: ContainerProcess.Runtime?) throws -> Bool {
+    static func run(reference text: String, store: Store, runtime requested: ContainerProcess.Runtime?, readyTimeout: Double) throws -> Bool {
         let reference = try parseReference(text)
         var descriptor = try store.resolve(reference)
         if descriptor.artifactType == ModelPack.artifactType {
@@ -51,9 +51,9 @@ enum InImageTest {
         let container = try ContainerProcess(root: root, config: settings, overrides: ["VESSEL_HOST": "127.0.0.1", "VESSEL_PORT": String(port)],
                                              runtime: runtime, logPath: work + "/container.log")
         defer { if container.isRunning { container.stop(grace: 2) } }
-        // Ready within two minutes, or the reason it is not.
+        // Ready within `readyTimeout`, or the reason it is not.
         var ready = false
-        while Date().timeIntervalSince(started) < 120 {
+        while Date().timeIntervalSince(started) < readyTimeout {
             guard container.isRunning else {
                 throw Failure(description: "the container exited with status \(container.terminationStatus) before it was ready:\n\(container.logTail())")
             }
@@ -63,17 +63,28 @@ enum InImageTest {
             }
             usleep(50_000)
         }
-        guard ready else { throw Failure(description: "not ready after 120 s:\n\(container.logTail())") }
+        guard ready else { throw Failure(description: "not ready after \(Int(readyTimeout)) s (--ready-timeout):\n\(container.logTail())") }
         print(String(format: "ready in %.2f s", Date().timeIntervalSince(started)))
 
         if let check = settings.healthcheck, check.test.first == "CMD" || check.test.first == "CMD-SHELL" {
             var probe = settings
             probe.entrypoint = check.test.first == "CMD" ? Array(check.test.dropFirst()) : ["/bin/sh", "-c"] + check.test.dropFirst()
             probe.cmd = nil
-            let health = try ContainerProcess(root: root, config: probe, overrides: ["VESSEL_PORT": String(port)], runtime: runtime,
-                                              logPath: work + "/healthcheck.log")
-            let status = health.stop(grace: 30)
-            guard status == 0 else { throw Failure(description: "the image's health check failed (\(status.map(String.init) ?? "killed")): \(health.logTail())") }
+            // As Docker judges it: unhealthy only after `Retries` failures in a row (3 when unset).
+            // Each probe may take the image's Timeout, but at least 30 s: a loaded test machine
+            // starts a process more slowly than a production node.
+            let attempts = max(1, check.retries == 0 ? 3 : check.retries)
+            let probeTimeout = max(30, Double(check.timeout) / 1e9)
+            var failure = ""
+            for attempt in 1...attempts {
+                let health = try ContainerProcess(root: root, config: probe, overrides: ["VESSEL_PORT": String(port)], runtime: runtime,
+                                                  logPath: work + "/healthcheck-\(attempt).log")
+                let status = health.wait(timeout: probeTimeout)
+                if status == 0 { failure = ""; break }
+                failure = "the image's health check failed \(attempt) time(s) in a row (\(status.map { "exit \($0)" } ?? "no answer in \(Int(probeTimeout)) s")): \(health.logTail())"
+                if attempt < attempts { sleep(1) }
+            }
+            guard failure.isEmpty else { throw Failure(description: failure) }
             print("health check passed: \(check.test.dropFirst().joined(separator: " "))")
         }
 

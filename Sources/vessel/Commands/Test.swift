@@ -21,6 +21,9 @@ struct Test: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Runtime for --in-image: bwrap or chroot (default: the first that works here).", valueName: "name"))
     var runtime: String?
 
+    @Option(name: .customLong("ready-timeout"), help: ArgumentHelp("With --in-image, seconds the container may take to answer /v2/health/ready.", valueName: "seconds"))
+    var readyTimeout: Double = 300
+
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
@@ -30,9 +33,10 @@ struct Test: AsyncParsableCommand {
                 guard let value = ContainerProcess.Runtime(rawValue: runtime) else { throw ValidationError("--runtime must be bwrap or chroot") }
                 requested = value
             }
-            let chosen = requested, model = model, store = store
+            guard readyTimeout > 0, readyTimeout.isFinite else { throw ValidationError("--ready-timeout must be a positive number of seconds") }
+            let chosen = requested, model = model, store = store, readyTimeout = readyTimeout
             let passed = try await offThePool { () -> Result<Bool, any Error> in
-                Result { try InImageTest.run(reference: model, store: try store.open(), runtime: chosen) }
+                Result { try InImageTest.run(reference: model, store: try store.open(), runtime: chosen, readyTimeout: readyTimeout) }
             }.get()
             if !passed { throw ExitCode.failure }
             return
