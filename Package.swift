@@ -63,9 +63,11 @@ let package = Package(
         // The declared pre/post-processing steps, compiled against a signature and run.
         .target(
             name: "VesselProcessing",
-            dependencies: ["VesselManifest", "VesselTensor", "CTurboJPEG", "CPNG", "CWebP", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["VesselManifest", "VesselTensor", "VesselJSON", "CTurboJPEG", "CPNG", "CWebP", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: swiftSettings
         ),
+        // A strict JSON parser over bytes: requests, tokenizer.json.
+        .target(name: "VesselJSON", swiftSettings: swiftSettings),
         .target(
             name: "VesselManifestYAML",
             dependencies: ["VesselManifest", "VesselProcessing", "VesselTensor", "VesselStore", "VesselSystem", .product(name: "Yams", package: "Yams")],
@@ -123,7 +125,7 @@ let package = Package(
         .target(
             name: "VesselServer",
             dependencies: [
-                "VesselModel", "VesselManifest", "VesselProcessing", "VesselStore", "VesselSystem", "VesselTensor", "VesselONNX",
+                "VesselModel", "VesselManifest", "VesselProcessing", "VesselStore", "VesselSystem", "VesselTensor", "VesselONNX", "VesselJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -206,7 +208,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VesselServerTests",
-            dependencies: ["VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselTestSupport",
+            dependencies: ["VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselJSON", "VesselTestSupport",
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VesselServer
+import VesselJSON
 import VesselTensor
 
 @Suite("request JSON parser")

@@ -1,3 +1,4 @@
+import VesselJSON
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

@@ -1,3 +1,4 @@
+import VesselJSON
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -196,7 +197,7 @@ public enum OIPCodec {
         case .number(let value): "\(value)"
         case .string(let text): "\"\(text.prefix(40))\""
         case .numbers, .array: "an array"
-        case .object: "an object"
+        case .object, .members: "an object"
         }
     }
 

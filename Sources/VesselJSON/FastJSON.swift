@@ -10,7 +10,7 @@ import Glibc
 /// A JSON value as inference requests need it. Arrays of plain numbers — the bulk of a tensor
 /// request, 150K of them for one 224×224 image — are kept as one `[Double]`, parsed with
 /// `strtod` straight from the bytes, instead of one boxed object per element.
-indirect enum JSONValue: Sendable {
+public indirect enum JSONValue: Sendable {
     case null
     case bool(Bool)
     case number(Double)
@@ -18,29 +18,36 @@ indirect enum JSONValue: Sendable {
     case numbers([Double])
     case array([JSONValue])
     case object([String: JSONValue])
+    /// An object's members in file order, keys compared by their bytes: only from
+    /// ``FastJSON/parse(_:exactKeys:)`` with `exactKeys` (a tokenizer's vocabulary holds `é` and
+    /// `e` + U+0301 apart, which a `[String: _]` would merge).
+    case members([(key: String, value: JSONValue)])
 
-    subscript(key: String) -> JSONValue? {
-        if case .object(let fields) = self { return fields[key] }
-        return nil
+    public subscript(key: String) -> JSONValue? {
+        switch self {
+        case .object(let fields): return fields[key]
+        case .members(let members): return members.first { $0.key.utf8.elementsEqual(key.utf8) }?.value
+        default: return nil
+        }
     }
 
-    var string: String? {
+    public var string: String? {
         if case .string(let text) = self { return text }
         return nil
     }
 
-    var bool: Bool? {
+    public var bool: Bool? {
         if case .bool(let flag) = self { return flag }
         return nil
     }
 
-    var number: Double? {
+    public var number: Double? {
         if case .number(let value) = self { return value }
         return nil
     }
 
     /// The elements of an array (a number array's as `.number`s).
-    var elements: [JSONValue]? {
+    public var elements: [JSONValue]? {
         switch self {
         case .array(let items): items
         case .numbers(let values): values.map { .number($0) }
@@ -51,7 +58,7 @@ indirect enum JSONValue: Sendable {
 
 extension JSONValue {
     /// From the shapes ``foundation`` gives (and documents built by hand: Int too).
-    init(foundation item: Any) {
+    public init(foundation item: Any) {
         switch item {
         case let flag as Bool: self = .bool(flag)
         case let number as Double: self = .number(number)
@@ -73,7 +80,7 @@ extension JSONValue {
 extension JSONValue {
     /// As plain values (Double, Bool, String, arrays, dictionaries; ``JSONNull``), for code
     /// written against JSONSerialization's shapes — with the numbers parsed exactly.
-    var foundation: Any {
+    public var foundation: Any {
         switch self {
         case .null: JSONNull()
         case .bool(let flag): flag
@@ -82,16 +89,19 @@ extension JSONValue {
         case .numbers(let values): values as [Any]
         case .array(let items): items.map(\.foundation)
         case .object(let fields): fields.mapValues(\.foundation)
+        case .members(let members): Dictionary(members.map { ($0.key, $0.value.foundation) }, uniquingKeysWith: { $1 })
         }
     }
 }
 
 /// JSON's `null` among ``JSONValue/foundation``'s values (NSNull is not in FoundationEssentials).
-struct JSONNull: Sendable {}
+public struct JSONNull: Sendable {
+    public init() {}
+}
 
 extension JSONValue: Encodable {
     /// Integral numbers are written without a fraction (`200`, not `200.0`).
-    func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
@@ -102,27 +112,31 @@ extension JSONValue: Encodable {
         case .numbers(let values): try container.encode(values.map(JSONValue.number))
         case .array(let items): try container.encode(items)
         case .object(let fields): try container.encode(fields)
+        case .members(let members): try container.encode(Dictionary(members.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }))
         }
     }
 }
 
 /// A strict JSON parser (RFC 8259) over UTF-8 bytes.
-struct FastJSON {
-    struct Failure: Error {
-        var offset: Int
-        var reason: String
+public struct FastJSON {
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var offset: Int
+        public var reason: String
+        public var description: String { "\(reason) at byte \(offset)" }
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var offset = 0
     private var depth = 0
+    private var exactKeys = false
 
-    static func parse(_ data: ArraySlice<UInt8>) throws(Failure) -> JSONValue {
+    public static func parse(_ data: ArraySlice<UInt8>, exactKeys: Bool = false) throws(Failure) -> JSONValue {
         // A NUL after the text lets strtod stop without reading past the end.
         var copy = Array(data)
         copy.append(0)
         return try copy.withUnsafeBufferPointer { buffer throws(Failure) -> JSONValue in
             var parser = FastJSON(bytes: UnsafeBufferPointer(rebasing: buffer[0..<buffer.count - 1]), base: buffer.baseAddress!)
+            parser.exactKeys = exactKeys
             parser.skipSpace()
             let value = try parser.value()
             parser.skipSpace()
@@ -341,10 +355,11 @@ struct FastJSON {
         guard depth < 128 else { throw fail("nested too deeply") }
         offset += 1
         var fields: [String: JSONValue] = [:]
+        var members: [(key: String, value: JSONValue)] = []
         skipSpace()
         if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
             offset += 1
-            return .object(fields)
+            return exactKeys ? .members([]) : .object(fields)
         }
         while true {
             skipSpace()
@@ -354,13 +369,13 @@ struct FastJSON {
             guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else { throw fail("expected : after a key") }
             offset += 1
             skipSpace()
-            fields[key] = try value()
+            if exactKeys { members.append((key, try value())) } else { fields[key] = try value() }
             skipSpace()
             guard offset < bytes.count else { throw fail("unterminated object") }
             if bytes[offset] == UInt8(ascii: ",") { offset += 1; continue }
             guard bytes[offset] == UInt8(ascii: "}") else { throw fail("expected , or } in an object") }
             offset += 1
-            return .object(fields)
+            return exactKeys ? .members(members) : .object(fields)
         }
     }
 }
