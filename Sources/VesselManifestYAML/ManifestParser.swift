@@ -242,10 +242,17 @@ struct ManifestReader {
         if let signature, !(preprocess.isEmpty && postprocess.isEmpty) {
             // Each step's tensor, dtype and shape against the next: what the server will run.
             do {
-                served = try ProcessingPlan(signature: signature, preprocess: preprocess, postprocess: postprocess).served
-            } catch {
+                let plan = try ProcessingPlan(signature: signature, preprocess: preprocess, postprocess: postprocess)
+                served = plan.served
+                // The files the steps read (a tokenizer, a label list), read as serving reads them.
+                if let baseDirectory {
+                    _ = try plan.loadingFiles { path in try FileSystem.readFile(FileSystem.join(baseDirectory, path), limit: ProcessingPlan.fileLimit) }
+                }
+            } catch let error as ProcessingError {
                 let stage: StepSchema.Stage = error.stage == .pre ? .pre : .post
                 walker.error("\(error)", at: stepNodes[stage]?[error.index])
+            } catch {
+                walker.error("\(error)", at: fields["preprocess"]?.value ?? fields["postprocess"]?.value)
             }
         }
         var examples: [Example] = []

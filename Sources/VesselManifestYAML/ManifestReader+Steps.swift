@@ -31,7 +31,9 @@ struct StepSchema: Sendable {
                    optional: ["layout": .oneOf(["NCHW", "NHWC"]), "color": .oneOf(["rgb", "bgr", "gray"]), "scale": .number,
                               "resize": .oneOf(["stretch", "center_crop", "letterbox"]), "shorter_side": .int,
                               "filter": .oneOf(["nearest", "bilinear", "bicubic", "lanczos"]), "pad": .int]),
-        StepSchema(type: "tokenize", stages: [.pre], required: ["file": .file], optional: ["max_length": .int, "lowercase": .bool]),
+        StepSchema(type: "tokenize", stages: [.pre], required: ["file": .file],
+                   optional: ["text": .string, "pair": .string, "max_length": .int, "truncate": .bool, "padding": .oneOf(["longest", "tokenizer"]), "attention_mask": .string,
+                              "token_type_ids": .string]),
         StepSchema(type: "columns", stages: [.pre], required: ["columns": .columns], optional: [:]),
         StepSchema(type: "softmax", stages: [.post], required: [:], optional: ["axis": .int]),
         StepSchema(type: "sigmoid", stages: [.post], required: [:], optional: [:]),
@@ -39,6 +41,8 @@ struct StepSchema: Sendable {
         StepSchema(type: "topk", stages: [.post], required: ["k": .int], optional: ["axis": .int, "as": .string]),
         StepSchema(type: "labels", stages: [.post], required: ["file": .file], optional: ["as": .string]),
         StepSchema(type: "threshold", stages: [.post], required: ["value": .number], optional: ["as": .string]),
+        StepSchema(type: "pool", stages: [.post], required: [:],
+                   optional: ["mode": .oneOf(["mean", "cls", "max"]), "mask": .string, "normalize": .bool, "as": .string]),
     ]
 }
 

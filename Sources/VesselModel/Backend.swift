@@ -115,6 +115,7 @@ public struct ProcessedBackend: Backend {
     public var workers: WorkerStatus? { model.workers }
 
     public func predict(_ inputs: [String: Tensor], control: RunControl?) throws -> [String: Tensor] {
-        try plan.postprocess(try model.predict(try plan.preprocess(inputs), control: control))
+        let modelInputs = try plan.preprocess(inputs)
+        return try plan.postprocess(try model.predict(modelInputs, control: control), inputs: modelInputs)
     }
 }

@@ -67,7 +67,7 @@ public final class LoadedModel: Sendable {
     public static func processingPlan(_ manifest: Manifest, directory: String) throws -> ProcessingPlan {
         try ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess,
                            maxImagePixels: manifest.serving.maxImagePixels)
-            .loadingFiles { path in try FileSystem.readFile(FileSystem.join(directory, path), limit: 16 << 20) }
+            .loadingFiles { path in try FileSystem.readFile(FileSystem.join(directory, path), limit: ProcessingPlan.fileLimit) }
     }
 
     /// The files the ONNX backend reads, and so may read where they lie: the model file and

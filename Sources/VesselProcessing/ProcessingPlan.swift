@@ -53,6 +53,23 @@ public struct ProcessingPlan: Sendable {
             guard let position = inputs.firstIndex(where: { $0.name == step.tensor }) else {
                 throw step.error("names input `\(step.tensor)`, which the signature does not have")
             }
+            if case .tokenize(var spec) = step.operation {
+                // The mask and type ids default to the model inputs of those names.
+                let names = Set(inputs.map(\.name))
+                if spec.attentionMask == nil, names.contains("attention_mask"), step.tensor != "attention_mask" { spec.attentionMask = "attention_mask" }
+                if spec.tokenTypeIDs == nil, names.contains("token_type_ids"), step.tensor != "token_type_ids" { spec.tokenTypeIDs = "token_type_ids" }
+                let served: [TensorSpec]
+                do { served = try spec.served(ids: inputs[position], inputs: inputs) } catch { throw step.error(error.message) }
+                pre[index].operation = .tokenize(spec)
+                let written = Set([step.tensor, spec.attentionMask, spec.tokenTypeIDs].compactMap { $0 })
+                for name in served.map(\.name) where !written.contains(name) && inputs.contains(where: { $0.name == name }) {
+                    throw step.error("serves `\(name)`, which is already a model input; name the text input with `text:`")
+                }
+                inputs.removeAll { written.contains($0.name) && $0.name != step.tensor }
+                let at = inputs.firstIndex { $0.name == step.tensor }!
+                inputs.replaceSubrange(at...at, with: served)
+                continue
+            }
             // What a `columns` step assembles is what the next step (or the model) takes.
             pre[index].assembledDType = inputs[position].dtype
             let served = try step.servedInputs(for: inputs[position])
@@ -81,6 +98,7 @@ public struct ProcessingPlan: Sendable {
         self.pre = pre
         self.post = post
         filesLoaded = !post.contains { if case .labels = $0.operation { true } else { false } }
+            && !pre.contains { if case .tokenize = $0.operation { true } else { false } }
         served = Signature(inputs: inputs, outputs: outputs)
     }
 
@@ -92,9 +110,26 @@ public struct ProcessingPlan: Sendable {
         filesLoaded = true
     }
 
-    /// The plan with the files its steps name (label lists) read through `read`, which gets the
+    /// The largest file a step reads: a tokenizer.json of a 250,000-token vocabulary is 17 MB.
+    public static let fileLimit: Int64 = 64 << 20
+
+    /// The plan with the files its steps name (label lists, tokenizers) read through `read`, which gets the
     /// path as the manifest gives it and returns the file's bytes.
     public func loadingFiles(_ read: (String) throws -> [UInt8]) throws -> ProcessingPlan {
+        var pre = self.pre
+        for position in pre.indices {
+            guard case .tokenize(var spec) = pre[position].operation else { continue }
+            let bytes: [UInt8]
+            do { bytes = try read(spec.file) } catch { throw pre[position].error("cannot read \(spec.file): \(error)") }
+            do { spec.tokenizer = try Tokenizer(json: bytes) } catch { throw pre[position].error("\(spec.file): \(error)") }
+            if spec.truncate == true, spec.limit == nil {
+                throw pre[position].error("`truncate: true` needs `max_length` (or a tokenizer or model that sets one)")
+            }
+            if let limit = spec.limit, let fixed = spec.fixedLength, limit > fixed {
+                throw pre[position].error("\(spec.file) truncates to \(limit) tokens, but the model takes sequences of \(fixed); set `max_length`")
+            }
+            pre[position].operation = .tokenize(spec)
+        }
         var post = self.post
         for position in post.indices {
             guard case .labels(let file, _) = post[position].operation else { continue }
@@ -117,8 +152,17 @@ public struct ProcessingPlan: Sendable {
     /// What a client sent, as the model takes it. Errors are the client's (a 400).
     public func preprocess(_ inputs: [String: Tensor]) throws(ProcessingError) -> [String: Tensor] {
         guard !pre.isEmpty else { return inputs }
+        precondition(filesLoaded, "ProcessingPlan.loadingFiles must run before preprocess")
         var values = inputs
         for step in pre {
+            if case .tokenize(let spec) = step.operation {
+                let written: [String: Tensor]
+                do { written = try spec.run(values, ids: step.tensor) } catch { throw step.error(error.message) }
+                values[spec.text] = nil
+                if let pair = spec.pair { values[pair] = nil }
+                values.merge(written) { $1 }
+                continue
+            }
             if case .columns(let columns) = step.operation {
                 let assembled = try step.assemble(values, dtype: step.assembledDType)
                 for column in columns { values[column.name] = nil }
@@ -131,13 +175,18 @@ public struct ProcessingPlan: Sendable {
         return values
     }
 
-    /// What the model returned, as clients get it. Errors are the model's or the manifest's (a 500).
-    public func postprocess(_ outputs: [String: Tensor]) throws(ProcessingError) -> [String: Tensor] {
+    /// What the model returned, as clients get it; `inputs` are what the model was given (a
+    /// `pool` step reads the attention mask there). Errors are the model's or the manifest's (a 500).
+    public func postprocess(_ outputs: [String: Tensor], inputs: [String: Tensor] = [:]) throws(ProcessingError) -> [String: Tensor] {
         guard !post.isEmpty else { return outputs }
         precondition(filesLoaded, "ProcessingPlan.loadingFiles must run before postprocess")
         var values = outputs
         for step in post {
             guard let tensor = values[step.tensor] else { throw step.error("the model did not produce `\(step.tensor)`") }
+            if case .pool(let pool) = step.operation {
+                do { values[step.result] = try pool.run(tensor, mask: inputs[pool.mask]) } catch { throw step.error(error.message) }
+                continue
+            }
             let (result, scores) = try step.apply(tensor)
             values[step.result] = result
             if let name = step.scoresName, let scores { values[name] = scores }

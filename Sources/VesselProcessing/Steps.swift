@@ -18,6 +18,8 @@ struct CompiledStep: Sendable {
         case threshold(Double)
         case image(ImageSpec)
         case columns([Column])
+        case tokenize(TokenizeSpec)
+        case pool(PoolSpec)
     }
 
     /// One column of a `columns` step: a number, or a category encoded one-hot or as its index.
@@ -86,7 +88,7 @@ struct CompiledStep: Sendable {
             }
         }
         func integer(_ name: String) -> Int? { if case .int(let value)? = parameters[name] { value } else { nil } }
-        let postOnly = ["softmax", "sigmoid", "argmax", "topk", "labels", "threshold"]
+        let postOnly = ["softmax", "sigmoid", "argmax", "topk", "labels", "threshold", "pool"]
         if stage == .pre, postOnly.contains(step.type) { throw failure("is a postprocess step") }
         if stage == .post, ["normalize", "transpose", "reshape", "image", "tokenize"].contains(step.type) { throw failure("is a preprocess step") }
         switch step.type {
@@ -170,7 +172,9 @@ struct CompiledStep: Sendable {
             guard Set(columns.map(\.name)).count == columns.count else { throw failure("two columns have the same name") }
             operation = .columns(columns)
         case "tokenize":
-            throw failure("is not available in this build yet; send the model's tensor (`vessel inspect` shows it) until it is")
+            do { operation = .tokenize(try TokenizeSpec(parameters)) } catch { throw failure(error.message) }
+        case "pool":
+            do { operation = .pool(try PoolSpec(parameters)) } catch { throw failure(error.message) }
         default:
             throw failure("is not a step Vessel knows")
         }
@@ -334,6 +338,11 @@ struct CompiledStep: Sendable {
         case .threshold:
             try requireNumeric(spec)
             out.dtype = .bool
+        case .pool:
+            try requireFloat(spec)
+            guard spec.shape.count == 3 else { throw error("pools [batch, sequence, hidden]; `\(spec.name)` has rank \(spec.shape.count)") }
+            out.shape = [spec.shape[0], spec.shape[2]]
+            if result == tensor { out.description = "pooled `\(tensor)`" }
         default:
             throw error("is not a postprocess step")
         }
@@ -423,8 +432,10 @@ struct CompiledStep: Sendable {
             throw error("\(file) was not read")
         case .threshold(let value):
             return (Tensor(tensor.doubles().map { $0 > value }, shape: tensor.shape), nil)
-        case .columns:
-            throw error("runs on its columns, not one tensor")
+        case .columns, .tokenize:
+            throw error("runs on its named inputs, not one tensor")
+        case .pool(let pool):
+            do { return (try pool.run(tensor, mask: nil), nil) } catch { throw self.error(error.message) }
         case .image(let image):
             guard tensor.dtype == .string, tensor.rank == 1 else {
                 throw error("takes a list of encoded images (BYTES [N]); `\(self.tensor)` is \(tensor.dtype.rawValue)\(tensor.shape)")

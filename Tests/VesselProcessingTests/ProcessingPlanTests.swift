@@ -99,7 +99,8 @@ struct ProcessingPlanTests {
         ([step("cast", ["input": .string("X"), "dtype": .string("int64")])], [], "takes float32"),
         ([step("reshape", ["input": .string("X"), "shape": .array([.int(4)])])], [], "not supported yet"),
         ([step("image", ["input": .string("X"), "size": .array([.int(224), .int(224)])])], [], "writes a rank-4 batch of images"),
-        ([step("tokenize", ["input": .string("X"), "file": .string("tokenizer.json")])], [], "not available in this build"),
+        ([step("tokenize", ["input": .string("X"), "file": .string("tokenizer.json")])], [], "writes integer token ids, but `X` is float32"),
+        ([], [step("pool", ["output": .string("probabilities")])], "pools [batch, sequence, hidden]"),
         ([step("transpose", ["input": .string("X"), "perm": .array([.int(0), .int(0)])])], [], "each axis"),
     ] as [([ProcessingStep], [ProcessingStep], String)])
     func refused(pre: [ProcessingStep], post: [ProcessingStep], message: String) {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
+import VesselManifest
 import VesselProcessing
+import VesselTensor
 import VesselTestSupport
 
 /// The native tokenizer against the `tokenizers` library (Reference/tokenizers_reference.py):
@@ -85,5 +87,106 @@ struct TokenizerTests {
                 #expect("\(error)".contains(words), "\(error)")
             }
         }
+    }
+}
+
+/// The `tokenize` and `pool` steps in a plan: what they serve, what they give the model, and
+/// what they refuse.
+@Suite("text steps")
+struct TextStepTests {
+    static func plan(sequence: Dim = .dynamic(name: "sequence"), idsType: DType = .int64, parameters: [String: Value] = [:],
+                     post: [ProcessingStep] = []) throws -> ProcessingPlan {
+        let reference = try TokenizerTests.reference.get()
+        let signature = Signature(
+            inputs: [TensorSpec(name: "input_ids", dtype: idsType, shape: [.dynamic(name: "batch"), sequence]),
+                     TensorSpec(name: "attention_mask", dtype: .int64, shape: [.dynamic(name: "batch"), sequence]),
+                     TensorSpec(name: "token_type_ids", dtype: .int32, shape: [.dynamic(name: "batch"), sequence])],
+            outputs: [TensorSpec(name: "hidden", dtype: .float32, shape: [.dynamic(name: "batch"), sequence, .fixed(2)])])
+        var step: [String: Value] = ["input": .string("input_ids"), "file": .string("bert-uncased.json")]
+        step.merge(parameters) { $1 }
+        return try ProcessingPlan(signature: signature, preprocess: [ProcessingStep(type: "tokenize", parameters: step)], postprocess: post)
+            .loadingFiles { path in Array(try Data(contentsOf: URL(fileURLWithPath: reference.directory + "/" + path))) }
+    }
+
+    static func tokenizer() throws -> Tokenizer {
+        try Tokenizer(json: Array(try Data(contentsOf: URL(fileURLWithPath: try TokenizerTests.reference.get().directory + "/bert-uncased.json"))))
+    }
+
+    @Test("text in place of ids, mask and type ids, padded to the batch's longest (or the model's fixed length), in the model's dtypes")
+    func served() throws {
+        let plan = try Self.plan()
+        #expect(plan.served.inputs.map(\.name) == ["text"])
+        #expect(plan.served.inputs.first?.dtype == .string)
+        let texts = ["Hello, world!", "a much longer sentence than the first one, with café accents"]
+        let out = try plan.preprocess(["text": Tensor(strings: texts, shape: [2])])
+        let tokenizer = try Self.tokenizer()
+        let padded = tokenizer.pad(try texts.map { try tokenizer.encode($0) }, id: tokenizer.padID ?? 0)
+        #expect(out["input_ids"]?.shape == [2, padded[0].ids.count])
+        #expect(out["input_ids"]?.integers() == padded.flatMap(\.ids))
+        #expect(out["attention_mask"]?.integers() == padded.flatMap(\.attentionMask))
+        #expect(out["token_type_ids"]?.dtype == .int32)
+        #expect(out["text"] == nil)
+
+        let fixed = try Self.plan(sequence: .fixed(32))
+        #expect(try fixed.preprocess(["text": Tensor(strings: ["hi"], shape: [1])])["input_ids"]?.shape == [1, 32])
+        let pairs = try Self.plan(parameters: ["pair": .string("second")])
+        #expect(pairs.served.inputs.map(\.name) == ["text", "second"])
+        let both = try pairs.preprocess(["text": Tensor(strings: ["a question"], shape: [1]), "second": Tensor(strings: ["an answer"], shape: [1])])
+        #expect(both["input_ids"]?.integers() == (try tokenizer.encode("a question", pair: "an answer")).ids)
+        #expect(both["token_type_ids"]?.integers().contains(1) == true)
+    }
+
+    @Test("past max_length: a 400-class error naming the item unless truncation is declared; non-text and non-UTF-8 refused")
+    func limits() throws {
+        let long = String(repeating: "word ", count: 40)
+        let strict = try Self.plan(parameters: ["max_length": .int(8)])
+        #expect(throws: ProcessingError.self) { try strict.preprocess(["text": Tensor(strings: ["fine", long], shape: [2])]) }
+        do { _ = try strict.preprocess(["text": Tensor(strings: ["fine", long], shape: [2])]) } catch {
+            #expect(error.description.contains("item 1") && error.description.contains("over max_length 8"), "\(error)")
+        }
+        let cut = try Self.plan(parameters: ["max_length": .int(8), "truncate": .bool(true)])
+        #expect(try cut.preprocess(["text": Tensor(strings: [long], shape: [1])])["input_ids"]?.shape == [1, 8])
+        #expect(throws: ProcessingError.self) { try cut.preprocess(["text": Tensor([1.0], shape: [1])]) }
+        #expect(throws: ProcessingError.self) { try cut.preprocess(["text": Tensor(strings: [BytesElement.string([0xFF, 0xFE])], shape: [1])]) }
+        #expect(throws: ProcessingError.self) { try cut.preprocess([:]) }
+    }
+
+    @Test("a step that cannot fit is refused when the plan compiles", arguments: [
+        ("float ids", "integer token ids"),
+        ("max_length over the fixed length", "takes sequences of 16"),
+        ("truncate without a length", "needs `max_length`"),
+        ("text names a model input", "already a model input"),
+        ("unknown padding", "`padding` must be"),
+    ])
+    func refusedAtCompile(what: String, message: String) throws {
+        do {
+            switch what {
+            case "float ids": _ = try Self.plan(idsType: .float32)
+            case "max_length over the fixed length": _ = try Self.plan(sequence: .fixed(16), parameters: ["max_length": .int(32)])
+            case "truncate without a length": _ = try Self.plan(parameters: ["truncate": .bool(true)])
+            case "text names a model input": _ = try Self.plan(parameters: ["text": .string("attention_mask"), "attention_mask": .string("token_type_ids")])
+            default: _ = try Self.plan(parameters: ["padding": .string("sideways")])
+            }
+            Issue.record("\(what) compiled")
+        } catch {
+            #expect("\(error)".contains(message), "\(what): \(error)")
+        }
+    }
+
+    @Test("pool: the masked mean (sentence-transformers'), cls and max, scaled to unit length when asked")
+    func pool() throws {
+        let post = [ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "normalize": .bool(true), "as": .string("embedding")]),
+                    ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "mode": .string("max"), "as": .string("peak")]),
+                    ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "mode": .string("cls"), "as": .string("first")])]
+        let plan = try Self.plan(post: post)
+        #expect(plan.served.outputs.map(\.name) == ["hidden", "embedding", "peak", "first"])
+        #expect(plan.served.outputs[1].shape.count == 2)
+        // Two tokens kept, the third padding: the mean of (3, 4) and (5, 6) is (4, 5); unit length (0.625, 0.781).
+        let hidden = Tensor([3, 4, 5, 6, 100, 100] as [Float], shape: [1, 3, 2])
+        let out = try plan.postprocess(["hidden": hidden], inputs: ["attention_mask": Tensor([1, 1, 0] as [Int64], shape: [1, 3])])
+        let embedding = try #require(out["embedding"]?.doubles())
+        #expect(abs(embedding[0] - 4 / 41.0.squareRoot()) < 1e-6 && abs(embedding[1] - 5 / 41.0.squareRoot()) < 1e-6)
+        #expect(out["peak"]?.doubles() == [5, 6])
+        #expect(out["first"]?.doubles() == [3, 4])
     }
 }
