@@ -18,6 +18,36 @@ struct Token: Hashable, Sendable {
 
 typealias Vocabulary = [Token: Int]
 
+/// `prefix` + the scalars + `suffix` as one String, its UTF-8 written directly (the generic
+/// `unicodeScalars.append(contentsOf:)` was most of a WordPiece run's time).
+@inline(__always)
+func makeString(_ prefix: String, _ scalars: ArraySlice<Unicode.Scalar>, _ suffix: String = "") -> String {
+    var count = prefix.utf8.count + suffix.utf8.count
+    for c in scalars {
+        let v = c.value
+        count += v < 0x80 ? 1 : v < 0x800 ? 2 : v < 0x10000 ? 3 : 4
+    }
+    return String(unsafeUninitializedCapacity: count) { buffer in
+        var i = 0
+        for byte in prefix.utf8 { buffer[i] = byte; i += 1 }
+        for c in scalars {
+            let v = c.value
+            if v < 0x80 {
+                buffer[i] = UInt8(v); i += 1
+            } else if v < 0x800 {
+                buffer[i] = UInt8(0xC0 | v >> 6); buffer[i + 1] = UInt8(0x80 | v & 0x3F); i += 2
+            } else if v < 0x10000 {
+                buffer[i] = UInt8(0xE0 | v >> 12); buffer[i + 1] = UInt8(0x80 | v >> 6 & 0x3F); buffer[i + 2] = UInt8(0x80 | v & 0x3F); i += 3
+            } else {
+                buffer[i] = UInt8(0xF0 | v >> 18); buffer[i + 1] = UInt8(0x80 | v >> 12 & 0x3F)
+                buffer[i + 2] = UInt8(0x80 | v >> 6 & 0x3F); buffer[i + 3] = UInt8(0x80 | v & 0x3F); i += 4
+            }
+        }
+        for byte in suffix.utf8 { buffer[i] = byte; i += 1 }
+        return i
+    }
+}
+
 struct WordPieceModel: Sendable {
     let vocab: Vocabulary
     let unk: Int
@@ -33,9 +63,7 @@ struct WordPieceModel: Sendable {
             var end = word.endIndex
             var found: Int?
             while start < end {
-                var piece = start > word.startIndex ? prefix : ""
-                piece.unicodeScalars.append(contentsOf: word[start..<end])
-                if let id = vocab[Token(piece)] { found = id; break }
+                if let id = vocab[Token(makeString(start > word.startIndex ? prefix : "", word[start..<end]))] { found = id; break }
                 end -= 1
             }
             guard let id = found else {
@@ -54,8 +82,7 @@ struct WordLevelModel: Sendable {
     let unk: Int?
 
     func tokenize(_ word: ArraySlice<Unicode.Scalar>, into ids: inout [Int]) throws(TokenizerFileError) {
-        var text = ""
-        text.unicodeScalars.append(contentsOf: word)
+        let text = makeString("", word)
         if let id = vocab[Token(text)] ?? unk { ids.append(id) } else { throw TokenizerFileError(description: "`\(text)` is not in the vocabulary and the model has no unk_token") }
     }
 }
@@ -112,8 +139,7 @@ struct BPEModel: Sendable {
 
     func tokenize(_ word: ArraySlice<Unicode.Scalar>, into ids: inout [Int]) throws(TokenizerFileError) {
         if ignoreMerges {
-            var whole = ""
-            whole.unicodeScalars.append(contentsOf: word)
+            let whole = makeString("", word)
             if let id = vocab[Token(whole)] { ids.append(id); return }
         }
         // One symbol per character, with the continuing prefix after the first and the suffix
@@ -123,9 +149,8 @@ struct BPEModel: Sendable {
         symbols.reserveCapacity(word.count)
         var lastWasUnk = false
         for (offset, c) in word.enumerated() {
-            var text = offset > 0 ? prefix : ""
-            text.unicodeScalars.append(c)
-            if offset == word.count - 1 { text += suffix }
+            let text = makeString(offset > 0 ? prefix : "", word[(word.startIndex + offset)...(word.startIndex + offset)],
+                                  offset == word.count - 1 ? suffix : "")
             if let id = vocab[Token(text)] {
                 symbols.append(id)
                 lastWasUnk = false
