@@ -85,6 +85,18 @@ public struct ProcessingPlan: Sendable {
             guard let source = outputs.firstIndex(where: { $0.name == step.tensor }) else {
                 throw step.error("names output `\(step.tensor)`, which neither the model nor an earlier step makes")
             }
+            if case .drop = step.operation {
+                outputs.remove(at: source)
+                guard !outputs.isEmpty else { throw step.error("drops the last output; clients would get nothing") }
+                continue
+            }
+            if case .rename = step.operation {
+                guard !outputs.contains(where: { $0.name == step.result }) else {
+                    throw step.error("renames to `\(step.result)`, which is already an output; choose another `as`")
+                }
+                outputs[source].name = step.result
+                continue
+            }
             for spec in try post[position].producedOutputs(from: outputs[source]) {
                 if spec.name == step.tensor {
                     outputs[source] = spec
@@ -183,6 +195,16 @@ public struct ProcessingPlan: Sendable {
         var values = outputs
         for step in post {
             guard let tensor = values[step.tensor] else { throw step.error("the model did not produce `\(step.tensor)`") }
+            switch step.operation {
+            case .drop:
+                values[step.tensor] = nil
+                continue
+            case .rename:
+                values[step.result] = tensor
+                values[step.tensor] = nil
+                continue
+            default: break
+            }
             if case .pool(let pool) = step.operation {
                 do { values[step.result] = try pool.run(tensor, mask: inputs[pool.mask]) } catch { throw step.error(error.message) }
                 continue

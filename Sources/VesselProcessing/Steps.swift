@@ -20,6 +20,9 @@ struct CompiledStep: Sendable {
         case columns([Column])
         case tokenize(TokenizeSpec)
         case pool(PoolSpec)
+        /// `rename` (to `as`) and `drop`: which outputs clients get, under which names.
+        case rename
+        case drop
     }
 
     /// One column of a `columns` step: a number, or a category encoded one-hot or as its index.
@@ -88,7 +91,7 @@ struct CompiledStep: Sendable {
             }
         }
         func integer(_ name: String) -> Int? { if case .int(let value)? = parameters[name] { value } else { nil } }
-        let postOnly = ["softmax", "sigmoid", "argmax", "topk", "labels", "threshold", "pool"]
+        let postOnly = ["softmax", "sigmoid", "argmax", "topk", "labels", "threshold", "pool", "rename", "drop"]
         if stage == .pre, postOnly.contains(step.type) { throw failure("is a postprocess step") }
         if stage == .post, ["normalize", "transpose", "reshape", "image", "tokenize"].contains(step.type) { throw failure("is a preprocess step") }
         switch step.type {
@@ -175,6 +178,11 @@ struct CompiledStep: Sendable {
             do { operation = .tokenize(try TokenizeSpec(parameters)) } catch { throw failure(error.message) }
         case "pool":
             do { operation = .pool(try PoolSpec(parameters)) } catch { throw failure(error.message) }
+        case "rename":
+            guard result != tensor else { throw failure("needs `as`, the new name") }
+            operation = .rename
+        case "drop":
+            operation = .drop
         default:
             throw failure("is not a step Vessel knows")
         }
@@ -338,6 +346,8 @@ struct CompiledStep: Sendable {
         case .threshold:
             try requireNumeric(spec)
             out.dtype = .bool
+        case .rename:
+            break
         case .pool:
             try requireFloat(spec)
             guard spec.shape.count == 3 else { throw error("pools [batch, sequence, hidden]; `\(spec.name)` has rank \(spec.shape.count)") }
@@ -434,6 +444,8 @@ struct CompiledStep: Sendable {
             return (Tensor(tensor.doubles().map { $0 > value }, shape: tensor.shape), nil)
         case .columns, .tokenize:
             throw error("runs on its named inputs, not one tensor")
+        case .rename, .drop:
+            return (tensor, nil)
         case .pool(let pool):
             do { return (try pool.run(tensor, mask: nil), nil) } catch { throw self.error(error.message) }
         case .image(let image):

@@ -189,4 +189,22 @@ struct TextStepTests {
         #expect(out["peak"]?.doubles() == [5, 6])
         #expect(out["first"]?.doubles() == [3, 4])
     }
+
+    @Test("rename and drop decide which outputs clients get, under which names")
+    func renameAndDrop() throws {
+        let post = [ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "as": .string("pooled")]),
+                    ProcessingStep(type: "drop", parameters: ["output": .string("hidden")]),
+                    ProcessingStep(type: "rename", parameters: ["output": .string("pooled"), "as": .string("vector")])]
+        let plan = try Self.plan(post: post)
+        #expect(plan.served.outputs.map(\.name) == ["vector"])
+        let out = try plan.postprocess(["hidden": Tensor([1, 2, 3, 4] as [Float], shape: [1, 2, 2])],
+                                       inputs: ["attention_mask": Tensor([1, 1] as [Int64], shape: [1, 2])])
+        #expect(Array(out.keys) == ["vector"])
+        #expect(out["vector"]?.doubles() == [2, 3])
+        #expect(throws: ProcessingError.self) { try Self.plan(post: [ProcessingStep(type: "drop", parameters: ["output": .string("hidden")])]) }
+        #expect(throws: ProcessingError.self) {
+            try Self.plan(post: [ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "as": .string("p")]),
+                                 ProcessingStep(type: "rename", parameters: ["output": .string("hidden"), "as": .string("p")])])
+        }
+    }
 }
