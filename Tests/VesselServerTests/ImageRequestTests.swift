@@ -69,4 +69,22 @@ struct ImageRequestTests {
         let good = try await running.infer(#"{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["\#(BytesElement.dataURI(try Self.file("7.png")))"]}]}"#, model: "digits")
         #expect(good.status == 200 && digit(good) == "seven")
     }
+
+    @Test("parameters.raw reaches the model's own tensors around the steps; the served signature is checked otherwise")
+    func raw() async throws {
+        let running = try await RunningServer.start([Self.digits])
+        defer { Task { await running.stop() } }
+        let pixels = (0..<64).map { $0 % 9 == 0 ? "1" : "0" }.joined(separator: ",")
+        let raw = try await running.infer(#"{"parameters":{"raw":true},"inputs":[{"name":"image","shape":[1,1,8,8],"datatype":"FP32","data":[\#(pixels)]}]}"#, model: "digits")
+        let names = (jsonObject(raw)["outputs"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(raw.status == 200 && names == ["label", "probabilities"], "\(raw.text)")
+        // Without raw, the same tensor is not what the served signature takes.
+        let served = try await running.infer(#"{"inputs":[{"name":"image","shape":[1,1,8,8],"datatype":"FP32","data":[\#(pixels)]}]}"#, model: "digits")
+        #expect(served.status == 400, "\(served.text)")
+        // And a raw request is checked against the model's signature.
+        let picture = try await running.infer(#"{"parameters":{"raw":true},"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["\#(BytesElement.dataURI(try Self.file("7.png")))"]}]}"#, model: "digits")
+        #expect(picture.status == 400, "\(picture.text)")
+        let bad = try await running.infer(#"{"parameters":{"raw":"yes"},"inputs":[{"name":"image","shape":[1,1,8,8],"datatype":"FP32","data":[\#(pixels)]}]}"#, model: "digits")
+        #expect(bad.status == 400 && bad.text.contains("parameters.raw"), "\(bad.text)")
+    }
 }

@@ -100,7 +100,7 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func answer(_ request: (head: HTTPRequest, model: ServedModel, version: String?, limit: Int), context: ChannelHandlerContext) -> Bool {
         guard case .ready(let loaded, let queue, let batcher) = request.model.current, !server.shuttingDown.load(ordering: .relaxed),
               let oip = try? OIPCodec.decodeRequest(Array(buffer: body), headerLength: nil),
-              !oip.allOutputsBinary, oip.binaryOutputs.isEmpty,
+              !oip.allOutputsBinary, oip.binaryOutputs.isEmpty, !oip.raw,
               InferenceQueue.elements(oip.inputs) <= queue.inlineElements else { return false }
         let model = ReadyModel(served: request.model, loaded: loaded, queue: queue, batcher: batcher)
         let decoded = DecodedInference(inputs: oip.inputs, order: oip.inputOrder, requestedOutputs: oip.requestedOutputs)

@@ -157,7 +157,7 @@ extension InferenceServer {
                 jsonLength = value
             }
             let oip = try OIPCodec.decodeRequest(body, headerLength: jsonLength)
-            let decoded = DecodedInference(inputs: oip.inputs, order: oip.inputOrder, requestedOutputs: oip.requestedOutputs)
+            let decoded = DecodedInference(inputs: oip.inputs, order: oip.inputOrder, requestedOutputs: oip.requestedOutputs, raw: oip.raw)
             try admit(call, decoded, to: model)
             let outputs = try await run(call, decoded, on: model)
             let selected = try Self.select(outputs, decoded, of: model)

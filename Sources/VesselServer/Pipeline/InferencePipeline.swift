@@ -14,6 +14,13 @@ struct ReadyModel {
 
     var name: String { served.name }
     var outputNames: [String] { loaded.signature.outputs.map(\.name) }
+
+    /// What a request is checked against and runs on: the served signature and the backend with
+    /// the processing steps, or for a raw request the model's own signature and backend.
+    func signature(raw: Bool) -> Signature { raw ? loaded.modelSignature : loaded.signature }
+    func backend(raw: Bool) -> any Backend {
+        raw ? (loaded.backend as? ProcessedBackend)?.model ?? loaded.backend : loaded.backend
+    }
     /// `serving.timeout_ms`, at least a millisecond.
     var timeoutMilliseconds: Double { max(1, loaded.manifest.serving.timeoutMilliseconds) }
 }
@@ -24,6 +31,8 @@ struct DecodedInference {
     var inputs: [String: Tensor]
     var order: [String]
     var requestedOutputs: [String]?
+    /// The model's own tensors, without the processing steps (OIP v2 `parameters.raw`).
+    var raw = false
 }
 
 /// The inference pipeline every transport runs — the router's OIP v2 and MLflow routes and the
@@ -51,12 +60,13 @@ extension InferenceServer {
     /// Stage 2: the request fits the model — known outputs, inputs that match the signature.
     /// Pure, so the fast lane can ask before it takes a request.
     static func check(_ request: DecodedInference, against model: ReadyModel) throws(RequestError) {
-        let outputNames = model.outputNames
+        let signature = model.signature(raw: request.raw)
+        let outputNames = signature.outputs.map(\.name)
         if let requested = request.requestedOutputs, let unknown = requested.first(where: { !outputNames.contains($0) }) {
             throw RequestError(400, "unknown output `\(unknown)`; the model's outputs are \(outputNames.joined(separator: ", "))")
         }
         do {
-            try model.loaded.signature.validate(request.inputs, allowNaN: model.loaded.manifest.serving.allowNaN)
+            try signature.validate(request.inputs, allowNaN: model.loaded.manifest.serving.allowNaN)
         } catch {
             throw RequestError(400, error.description)
         }
@@ -73,7 +83,7 @@ extension InferenceServer {
     /// otherwise it waits for a slot (or joins the batcher) and races `serving.timeout_ms`.
     func run(_ call: InferenceCall, _ request: DecodedInference, on model: ReadyModel) async throws(RequestError) -> [String: Tensor] {
         let queue = model.queue
-        if queue.inlineElements > 0, InferenceQueue.elements(request.inputs) <= queue.inlineElements,
+        if !request.raw, queue.inlineElements > 0, InferenceQueue.elements(request.inputs) <= queue.inlineElements,
            Self.claimInline(queue, model.batcher) {
             return try runClaimed(call, request, on: model)
         }
@@ -84,7 +94,8 @@ extension InferenceServer {
         // The run itself stops at the deadline (between nodes and loop iterations), so a slow
         // request frees its slot and thread instead of running on after its 504.
         let control = RunControl(deadline: deadline)
-        let (backend, batcher, inputs, rows) = (model.loaded.backend, model.batcher, request.inputs, call.entry.batchSize)
+        // A raw request skips the batcher, which merges requests for the steps' backend.
+        let (backend, batcher, inputs, rows) = (model.backend(raw: request.raw), request.raw ? nil : model.batcher, request.inputs, call.entry.batchSize)
         let outcome: Batcher.Outcome?
         do {
             outcome = try await withThrowingTaskGroup(of: Batcher.Outcome?.self) { group in
@@ -148,7 +159,7 @@ extension InferenceServer {
     /// Stage 5: the outputs the request asked for (all of them by default), in that order.
     static func select(_ outputs: [String: Tensor], _ request: DecodedInference, of model: ReadyModel) throws(RequestError) -> [(String, Tensor)] {
         var selected: [(String, Tensor)] = []
-        for name in request.requestedOutputs ?? model.outputNames {
+        for name in request.requestedOutputs ?? model.signature(raw: request.raw).outputs.map(\.name) {
             guard let tensor = outputs[name] else { throw RequestError(500, "the model did not produce output `\(name)`") }
             selected.append((name, tensor))
         }

@@ -31,6 +31,8 @@ public struct InferenceRequest: Sendable {
     public var requestedOutputs: [String]?
     public var binaryOutputs: Set<String>
     public var allOutputsBinary: Bool
+    /// `"parameters": {"raw": true}`: the model's own tensors, around its processing steps.
+    public var raw = false
 }
 
 /// Reads and writes OIP v2 JSON bodies, with the binary tensor data extension: the first
@@ -101,8 +103,13 @@ public enum OIPCodec {
                 if output["parameters"]?["binary_data"]?.bool == true { binary.insert(name) }
             }
         }
-        return InferenceRequest(id: object["id"]?.string, inputs: inputs, inputOrder: order, requestedOutputs: requested,
-                                binaryOutputs: binary, allOutputsBinary: allBinary)
+        var request = InferenceRequest(id: object["id"]?.string, inputs: inputs, inputOrder: order, requestedOutputs: requested,
+                                       binaryOutputs: binary, allOutputsBinary: allBinary)
+        if let raw = object["parameters"]?["raw"] {
+            guard let flag = raw.bool else { throw RequestError(400, "parameters.raw must be true or false") }
+            request.raw = flag
+        }
+        return request
     }
 
     /// A tensor from JSON `data`, flat or nested (row-major), checked element by element.
