@@ -41,6 +41,8 @@ struct StepSchema: Sendable {
         StepSchema(type: "topk", stages: [.post], required: ["k": .int], optional: ["axis": .int, "as": .string]),
         StepSchema(type: "labels", stages: [.post], required: ["file": .file], optional: ["as": .string]),
         StepSchema(type: "threshold", stages: [.post], required: ["value": .number], optional: ["as": .string]),
+        StepSchema(type: "detections", stages: [.post], required: ["format": .oneOf(["yolov8", "yolov5"])],
+                   optional: ["score_threshold": .number, "iou_threshold": .number, "max_detections": .int, "class_agnostic": .bool, "as": .string]),
         StepSchema(type: "rename", stages: [.post], required: ["as": .string], optional: [:]),
         StepSchema(type: "drop", stages: [.post], required: [:], optional: [:]),
         StepSchema(type: "pool", stages: [.post], required: [:],

@@ -205,6 +205,18 @@ public struct ProcessingPlan: Sendable {
                 continue
             default: break
             }
+            if case .detections(let detections) = step.operation {
+                do {
+                    let (boxes, scores, classes, count) = try detections.run(tensor)
+                    values[step.result] = boxes
+                    values[step.result + "_scores"] = scores
+                    values[step.result + "_classes"] = classes
+                    values[step.result + "_count"] = count
+                } catch {
+                    throw step.error(error.message)
+                }
+                continue
+            }
             if case .pool(let pool) = step.operation {
                 do { values[step.result] = try pool.run(tensor, mask: inputs[pool.mask]) } catch { throw step.error(error.message) }
                 continue
@@ -219,8 +231,12 @@ public struct ProcessingPlan: Sendable {
     /// The names of the outputs a post step writes besides `as` (top-k scores), for the
     /// manifest parser's list of names examples may expect.
     public static func extraOutputNames(_ step: ProcessingStep) -> [String] {
-        guard step.type == "topk", case .string(let name)? = step.parameters["as"] ?? step.parameters["output"] else { return [] }
-        return [name + "_scores"]
+        guard case .string(let name)? = step.parameters["as"] ?? step.parameters["output"] else { return [] }
+        switch step.type {
+        case "topk": return [name + "_scores"]
+        case "detections": return ["_scores", "_classes", "_count"].map { name + $0 }
+        default: return []
+        }
     }
 }
 

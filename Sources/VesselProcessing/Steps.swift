@@ -20,6 +20,7 @@ struct CompiledStep: Sendable {
         case columns([Column])
         case tokenize(TokenizeSpec)
         case pool(PoolSpec)
+        case detections(DetectionSpec)
         /// `rename` (to `as`) and `drop`: which outputs clients get, under which names.
         case rename
         case drop
@@ -91,7 +92,7 @@ struct CompiledStep: Sendable {
             }
         }
         func integer(_ name: String) -> Int? { if case .int(let value)? = parameters[name] { value } else { nil } }
-        let postOnly = ["softmax", "sigmoid", "argmax", "topk", "labels", "threshold", "pool", "rename", "drop"]
+        let postOnly = ["softmax", "sigmoid", "argmax", "topk", "labels", "threshold", "pool", "rename", "drop", "detections"]
         if stage == .pre, postOnly.contains(step.type) { throw failure("is a postprocess step") }
         if stage == .post, ["normalize", "transpose", "reshape", "image", "tokenize"].contains(step.type) { throw failure("is a preprocess step") }
         switch step.type {
@@ -178,6 +179,9 @@ struct CompiledStep: Sendable {
             do { operation = .tokenize(try TokenizeSpec(parameters)) } catch { throw failure(error.message) }
         case "pool":
             do { operation = .pool(try PoolSpec(parameters)) } catch { throw failure(error.message) }
+        case "detections":
+            do { operation = .detections(try DetectionSpec(parameters)) } catch { throw failure(error.message) }
+            scoresName = result + "_scores"
         case "rename":
             guard result != tensor else { throw failure("needs `as`, the new name") }
             operation = .rename
@@ -348,6 +352,13 @@ struct CompiledStep: Sendable {
             out.dtype = .bool
         case .rename:
             break
+        case .detections(let detections):
+            do { classes = try detections.classes(of: spec) } catch { throw self.error(error.message) }
+            let batch = spec.shape[0], count = Dim.dynamic(name: "detections")
+            return [TensorSpec(name: result, dtype: spec.dtype, shape: [batch, count, .fixed(4)], description: "boxes x1, y1, x2, y2 after non-maximum suppression"),
+                    TensorSpec(name: result + "_scores", dtype: spec.dtype, shape: [batch, count], description: "each box's score"),
+                    TensorSpec(name: result + "_classes", dtype: .int64, shape: [batch, count], description: "each box's class (-1 past the count)"),
+                    TensorSpec(name: result + "_count", dtype: .int64, shape: [batch], description: "boxes kept per image")]
         case .pool:
             try requireFloat(spec)
             guard spec.shape.count == 3 else { throw error("pools [batch, sequence, hidden]; `\(spec.name)` has rank \(spec.shape.count)") }
@@ -432,6 +443,8 @@ struct CompiledStep: Sendable {
             var strings: [String] = []
             strings.reserveCapacity(indices.count)
             for index in indices.integers() {
+                // -1 pads a row of detections past its count: no label.
+                if index == -1 { strings.append(""); continue }
                 guard index >= 0, index < names.count else {
                     throw error("class \(index) of `\(self.tensor)` has no label (the file has \(names.count))")
                 }
@@ -448,6 +461,8 @@ struct CompiledStep: Sendable {
             return (tensor, nil)
         case .pool(let pool):
             do { return (try pool.run(tensor, mask: nil), nil) } catch { throw self.error(error.message) }
+        case .detections:
+            throw error("writes several outputs")
         case .image(let image):
             guard tensor.dtype == .string, tensor.rank == 1 else {
                 throw error("takes a list of encoded images (BYTES [N]); `\(self.tensor)` is \(tensor.dtype.rawValue)\(tensor.shape)")
