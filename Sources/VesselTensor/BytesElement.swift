@@ -12,7 +12,17 @@ public enum BytesElement {
 
     /// `data:application/octet-stream;base64,…` for any bytes.
     public static func dataURI(_ bytes: some Collection<UInt8>, mediaType: String = "application/octet-stream") -> String {
-        "data:\(mediaType);base64," + Base64.encode(bytes)
+        dataURI(base64: Base64.encode(bytes), mediaType: mediaType)
+    }
+
+    /// The data URI around base64 text already in hand (valid base64: the caller decoded it).
+    public static func dataURI(base64 text: String, mediaType: String = "application/octet-stream") -> String {
+        "data:\(mediaType);base64," + text
+    }
+
+    /// Whether an element is bytes that were not UTF-8 text (``string(_:)``'s data URI).
+    public static func isBinary(_ element: String) -> Bool {
+        element.hasPrefix("data:application/octet-stream;base64,")
     }
 
     /// The bytes an element carries: a data URI's payload (base64 or percent-encoded), bare

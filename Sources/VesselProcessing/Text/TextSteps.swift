@@ -84,7 +84,7 @@ struct TokenizeSpec: Sendable {
                 throw StepFailure("input `\(input)` takes a list of texts (BYTES [N]), got \(tensor.dtype.rawValue)\(tensor.shape)")
             }
             // Bytes that are not UTF-8 arrive as an octet-stream data URI (BytesElement).
-            if let index = tensor.strings.firstIndex(where: { $0.hasPrefix("data:application/octet-stream;base64,") }) {
+            if let index = tensor.strings.firstIndex(where: BytesElement.isBinary) {
                 throw StepFailure("`\(input)` item \(index) is not UTF-8 text")
             }
             return tensor.strings

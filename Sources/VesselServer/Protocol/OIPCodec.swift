@@ -226,7 +226,13 @@ public enum OIPCodec {
                 guard let bytes = Base64.decode(Array(element.utf8)[...]) else {
                     throw RequestError(400, "input `\(name)`: element \(k) is not base64 (content_type base64)")
                 }
-                strings.append(BytesElement.string(bytes))
+                // Bytes that are not text become a data URI around the base64 already sent
+                // (valid: it just decoded), not a second encoding of the decoded bytes.
+                if let text = String(validating: bytes, as: UTF8.self) {
+                    strings.append(text)
+                } else {
+                    strings.append(BytesElement.dataURI(base64: element))
+                }
             }
             return Tensor(strings: strings, shape: tensor.shape)
         case "str", "string", "text", "utf-8", "utf8", "np", "pd": return tensor
