@@ -75,4 +75,19 @@ struct RowKernelTests {
         }
         #expect(output[1_003].isNaN && output[1_004] == 1 && output[1_005] == 0)
     }
+
+    @Test("the vectorized erf agrees with Double's erf within 3e-7, relatively near zero; NaN and the infinities as libm")
+    func erf() {
+        let input = (0..<4_001).map { Float($0 - 2_000) * 0.0025 } + [1e-6, -3e-5, 0.999_9, 1.000_1, 3.999, 4.001, 9, .nan, .infinity, -.infinity]
+        var output = [Float](repeating: 0, count: input.count)
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { RowKernels.map(x.baseAddress!, $0.baseAddress!, count: x.count, threads: 1) { RowKernels.erf($0) } }
+        }
+        for (x, y) in zip(input, output) where x.isFinite {
+            let expected = Foundation.erf(Double(x))
+            #expect(abs(Double(y) - expected) <= 3e-7 * max(abs(expected), 1e-3) , "erf(\(x)) = \(y), expected \(expected)")
+        }
+        let n = input.count
+        #expect(output[n - 3].isNaN && output[n - 2] == 1 && output[n - 1] == -1)
+    }
 }

@@ -315,7 +315,7 @@ extension KernelRegistry {
         unary("Sin", Sin()); unary("Cos", Cos()); unary("Tan", Tan())
         unary("Asin", Asin()); unary("Acos", Acos()); unary("Atan", Atan())
         unary("Sinh", Sinh()); unary("Cosh", Cosh()); unary("Asinh", Asinh()); unary("Acosh", Acosh()); unary("Atanh", Atanh())
-        unary("Tanh", Tanh()); unary("Erf", Erf()); unary("Reciprocal", Reciprocal()); unary("Sigmoid", Sigmoid(), float32: { RowKernels.sigmoid($0) })
+        unary("Tanh", Tanh()); unary("Erf", Erf(), float32: { RowKernels.erf($0) }); unary("Reciprocal", Reciprocal()); unary("Sigmoid", Sigmoid(), float32: { RowKernels.sigmoid($0) })
         unary("Floor", Floor()); unary("Ceil", Ceil()); unary("Round", Round())
         r.register("Abs") { c, i in [try signedUnary(c.input(i, 0), c, float: { Swift.abs($0) }, integer: { $0 == .min ? $0 : Swift.abs($0) })] }
         r.register("Neg") { c, i in [try signedUnary(c.input(i, 0), c, float: { -$0 }, integer: { 0 &- $0 })] }
