@@ -29,6 +29,7 @@ let package = Package(
         .library(name: "VesselSources", targets: ["VesselSources"]),
         .library(name: "VesselImage", targets: ["VesselImage"]),
         .library(name: "VesselRegistry", targets: ["VesselRegistry"]),
+        .library(name: "VesselTrust", targets: ["VesselTrust"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -64,6 +65,12 @@ let package = Package(
         .target(
             name: "VesselProcessing",
             dependencies: ["VesselManifest", "VesselTensor", "VesselJSON", "CTurboJPEG", "CPNG", "CWebP", .product(name: "RealModule", package: "swift-numerics")],
+            swiftSettings: swiftSettings
+        ),
+        // Keys, Sigstore bundles, Model Signing statements; signatures attached to artifacts.
+        .target(
+            name: "VesselTrust",
+            dependencies: ["VesselArtifact", "VesselManifest", "VesselStore", "VesselTensor", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // A strict JSON parser over bytes: requests, tokenizer.json.
@@ -160,7 +167,7 @@ let package = Package(
             name: "vessel",
             dependencies: [
                 "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselProcessing", "VesselPython", "VesselImport", "VesselTensor", "VesselONNX", "VesselModel",
-                "VesselServer", "VesselServing", "VesselSources", "VesselImage", "VesselRegistry", "VesselSystem",
+                "VesselServer", "VesselServing", "VesselSources", "VesselImage", "VesselRegistry", "VesselSystem", "VesselTrust",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

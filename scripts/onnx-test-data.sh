@@ -31,6 +31,12 @@ if ! .build/venv-tf/bin/python -c "import tensorflow" 2>/dev/null; then
   python3 -m venv .build/venv-tf
   .build/venv-tf/bin/pip install -q --disable-pip-version-check tensorflow-cpu==2.21.0
 fi
+# OpenSSF Model Signing's own tool, which verifies what `vessel sign` writes and signs what
+# `vessel verify` checks (its dependencies, sigstore's, kept apart from the test venv's).
+if ! .build/venv-signing/bin/python -c "import model_signing" 2>/dev/null; then
+  python3 -m venv .build/venv-signing
+  .build/venv-signing/bin/pip install -q --disable-pip-version-check model-signing==1.1.1 pyopenssl
+fi
 cases=".build/onnx-node-cases"
 if [ ! -f "$cases/tolerances.tsv" ]; then
   rm -rf "$cases"

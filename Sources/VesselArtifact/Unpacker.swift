@@ -45,6 +45,39 @@ public struct Unpacker {
         try unpack(artifact, into: directory, leave: { _ in false })
     }
 
+    /// Every regular file ``unpack(_:into:)`` writes, by the relative path it writes it at, in
+    /// layer order then vessel.yaml, with a reader of its bytes: what a signature over the
+    /// unpacked files (Model Signing) hashes. Each layer is checked against its digest first. A
+    /// symbolic link is refused: such signatures cover regular files only.
+    public func forEachFile(_ artifact: Artifact,
+                            _ body: (_ path: String, _ read: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> Void) throws {
+        for file in artifact.files {
+            let base = try Self.checked(file.path)
+            switch file.packing {
+            case .raw:
+                try body(base) { sink in try store.readBlobVerifying(file.descriptor, context: file.path) { try sink($0) } }
+            case .tar:
+                try store.verifyBlob(file.descriptor, context: file.path)
+                let fd = try FileSystem.openForReading(store.blobPath(file.descriptor.digest))
+                defer { close(fd) }
+                let reader = TarReader(fd: fd, path: file.path)
+                while let entry = try reader.next() {
+                    let relative = try Self.checked(entry.path)
+                    guard relative == base || relative.hasPrefix(base + "/") else {
+                        throw UnpackError.unsafePath(entry.path, reason: "lies outside `\(base)`, the directory its layer holds")
+                    }
+                    switch entry.kind {
+                    case .directory: continue
+                    case .file: try body(relative) { sink in try reader.readContent { try sink($0) } }
+                    default: throw UnpackError.unsafePath(entry.path, reason: "is not a regular file or directory")
+                    }
+                }
+            }
+        }
+        let manifestBytes = Array(artifact.manifestText.utf8)
+        try body("vessel.yaml") { sink in try manifestBytes.withUnsafeBytes { try sink($0) } }
+    }
+
     /// A file to be read where it lies in its blob: `size` bytes at `offset` of `blobPath` (all of
     /// a raw layer's blob, or the one entry of a single-file tar layer).
     public struct InPlaceFile: Sendable {

@@ -25,9 +25,11 @@ extension Store {
     }
 
     /// Read-modify-write of `index.json` under the index lock, replaced atomically.
-    func updateIndex<T>(_ change: (inout ImageIndex) throws -> T) throws -> T {
+    /// `holdingStoreLock`: the caller (`gc`) already holds the store lock exclusively; flock
+    /// would block on taking it again through another descriptor.
+    func updateIndex<T>(holdingStoreLock: Bool = false, _ change: (inout ImageIndex) throws -> T) throws -> T {
         // Also a writer: `gc` must not sweep `tmp/` while the new index is being written there.
-        let writer = try FileLock(path: FileSystem.join(root, ".lock"), exclusive: false)
+        let writer = holdingStoreLock ? nil : try FileLock(path: FileSystem.join(root, ".lock"), exclusive: false)
         let lock = try FileLock(path: FileSystem.join(root, ".index.lock"), exclusive: true)
         defer { withExtendedLifetime((writer, lock)) {} }
         var index = try readIndex()
@@ -155,8 +157,22 @@ extension Store {
     public func collectGarbage(dryRun: Bool = false) throws -> CollectionReport {
         try withExclusiveLock {
             var live: Set<Digest> = []
-            for entry in try readIndex().manifests {
+            let entries = try readIndex().manifests
+            let referrers = entries.filter { $0.annotations?[OCIAnnotation.refName] == nil && $0.annotations?[Self.subjectAnnotation] != nil }
+            for entry in entries where !referrers.contains(entry) {
                 for blob in try closure(of: entry) { live.insert(blob.digest) }
+            }
+            // A referrer (a signature) lives while its subject does, and goes with it.
+            var orphans: [Descriptor] = []
+            for entry in referrers {
+                if let subject = entry.annotations?[Self.subjectAnnotation].flatMap(Digest.init(parsing:)), live.contains(subject) {
+                    for blob in try closure(of: entry) { live.insert(blob.digest) }
+                } else {
+                    orphans.append(entry)
+                }
+            }
+            if !dryRun, !orphans.isEmpty {
+                try updateIndex(holdingStoreLock: true) { index in index.manifests.removeAll { orphans.contains($0) } }
             }
             var report = CollectionReport(removedBlobs: [], freedBytes: 0, removedTemporaryFiles: 0)
             for name in FileSystem.listDirectory(blobsDirectory) {

@@ -4,18 +4,58 @@ import VesselArtifact
 import VesselImage
 import VesselManifest
 import VesselStore
+import VesselTrust
 
 struct Verify: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Re-hash every blob of an artifact; fail naming the first that does not match.")
+    static let configuration = CommandConfiguration(
+        abstract: "Re-hash every blob of an artifact; fail naming the first that does not match. With --key, first check its signature.",
+        discussion: """
+        With --key PUB, a signature attached by `vessel sign` (or the bundle given with --signature, such as one         `model_signing sign key` wrote over the unpacked files) must verify with that key and list exactly the artifact's files.
+        """
+    )
 
     @Argument(help: "NAME[:TAG] or NAME@sha256:DIGEST")
     var reference: String
+
+    @Option(help: ArgumentHelp("A public key (PEM) the artifact must be signed with.", valueName: "pub"))
+    var key: String?
+
+    @Option(help: ArgumentHelp("A Sigstore bundle file to check instead of the signatures attached in the store (needs --key).", valueName: "file"))
+    var signature: String?
 
     @OptionGroup var store: StoreOptions
 
     func run() throws {
         try vessel.run {
             let (store, reference, descriptor) = try store.resolve(reference)
+            if signature != nil, key == nil { throw ValidationError("--signature needs --key, the public key to check it with") }
+            if let key {
+                guard descriptor.artifactType == ModelPack.artifactType else { throw ValidationError("\(reference) is not a model artifact; only those are signed") }
+                let publicKey = try loadVerifyingKey(key)
+                let artifact = try Artifact.load(reference, from: store)
+                var candidates: [(String, [UInt8])] = []
+                if let signature {
+                    guard let data = FileManager.default.contents(atPath: signature) else { throw ValidationError("cannot read \(signature)") }
+                    candidates = [(signature, Array(data))]
+                } else {
+                    candidates = try ArtifactSigning.attachedBundles(of: artifact, store: store).map { ("signature \($0.descriptor.digest.short)", $0.bytes) }
+                    guard !candidates.isEmpty else { throw VerifyFailure(description: "\(reference) has no signature attached (vessel sign adds one)") }
+                }
+                // Any attached signature made with this key and matching the files will do.
+                var failures: [String] = []
+                var verified: String?
+                for (source, bytes) in candidates {
+                    do {
+                        try ArtifactSigning.verify(try SigstoreBundle.parse(bytes, source: source), source: source, key: publicKey, artifact: artifact, store: store)
+                        verified = source
+                        break
+                    } catch {
+                        failures.append("\(error)")
+                    }
+                }
+                guard let verified else { throw VerifyFailure(description: "no signature of \(reference) verifies with \(key): " + failures.joined(separator: "; ")) }
+                print("signature verified: \(verified), key \(publicKey.hint.prefix(12))…, \(artifact.files.count + 1) files")
+            }
             let blobs = try store.verify(descriptor) { blob in
                 progressBar(label: blob.annotations?[OCIAnnotation.title] ?? blob.digest.short, total: blob.size)
             }
@@ -27,4 +67,8 @@ struct Verify: ParsableCommand {
             print("verified \(reference): \(blobs.count) blobs, \(ProgressBar.bytes(total)), all digests match")
         }
     }
+}
+
+struct VerifyFailure: Error, CustomStringConvertible {
+    var description: String
 }

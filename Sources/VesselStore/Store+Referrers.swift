@@ -1,0 +1,38 @@
+import FoundationEssentials
+
+/// OCI 1.1 referrers kept in the layout: a manifest whose `subject` is another manifest (a
+/// signature, an attestation) sits in `index.json` untagged, its entry annotated with the
+/// subject's digest so it is found without reading every manifest. `gc` keeps a referrer while
+/// its subject is tagged, and drops it with it.
+extension Store {
+    /// The index annotation naming a referrer's subject.
+    public static let subjectAnnotation = "dev.vessel.referrer.subject"
+
+    /// Stores `manifest` (which must have a `subject`) and lists it as a referrer of its subject.
+    @discardableResult
+    public func attach(_ manifest: ImageManifest) throws -> Descriptor {
+        guard let subject = manifest.subject else { throw StoreError.notFound("the subject of a referrer") }
+        guard hasBlob(subject.digest) else { throw StoreError.blobMissing(subject.digest, context: "subject of a referrer") }
+        for blob in [manifest.config] + manifest.layers where !hasBlob(blob.digest) {
+            throw StoreError.blobMissing(blob.digest, context: "a referrer's blob")
+        }
+        var descriptor = try ingest(Array(CanonicalJSON.encode(manifest)), mediaType: OCIMediaType.imageManifest)
+        descriptor.artifactType = manifest.artifactType
+        descriptor.annotations = [Self.subjectAnnotation: subject.digest.description]
+        let entry = descriptor
+        try updateIndex { index in
+            if !index.manifests.contains(where: { $0.digest == entry.digest && $0.annotations?[OCIAnnotation.refName] == nil }) {
+                index.manifests.append(entry)
+            }
+        }
+        return descriptor
+    }
+
+    /// The referrers of `subject`, newest last (index order), optionally of one artifact type.
+    public func referrers(of subject: Digest, artifactType: String? = nil) throws -> [Descriptor] {
+        try readIndex().manifests.filter { entry in
+            entry.annotations?[OCIAnnotation.refName] == nil && entry.annotations?[Self.subjectAnnotation] == subject.description
+                && (artifactType == nil || entry.artifactType == artifactType)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import VesselArtifact
+import VesselStore
+import VesselTrust
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a signing key pair: PATH (the private key, PKCS #8 PEM, mode 0600) and PATH.pub (the public key).",
+        discussion: "ecdsa-p256 (the default) is what `model_signing sign key` and cosign take; ecdsa-p384 and ed25519 sign and verify in vessel."
+    )
+
+    @Argument(help: ArgumentHelp("Where to write the private key; the public key goes to PATH.pub. Neither may exist.", valueName: "path"))
+    var path: String
+
+    @Option(help: ArgumentHelp("Key type: \(KeyType.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "type"))
+    var type = KeyType.ecdsaP256.rawValue
+
+    func run() throws {
+        try vessel.run {
+            guard let type = KeyType(rawValue: type) else { throw ValidationError("--type must be one of \(KeyType.allCases.map(\.rawValue).joined(separator: ", "))") }
+            let publicPath = path + ".pub"
+            for existing in [path, publicPath] where FileManager.default.fileExists(atPath: existing) {
+                throw ValidationError("\(existing) already exists; vessel keygen does not overwrite keys")
+            }
+            let key = SigningKey.generate(type)
+            // Created 0600 and exclusively: the private key is never readable by others, not even briefly.
+            try writeNew(path, Array(key.pem.utf8), mode: 0o600)
+            try writeNew(publicPath, Array(key.publicKey.pem.utf8), mode: 0o644)
+            print("wrote \(path) (private, \(type.rawValue), mode 0600) and \(publicPath)")
+        }
+    }
+
+    private func writeNew(_ path: String, _ bytes: [UInt8], mode: mode_t) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        fchmod(fd, mode)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            written += n
+        }
+        guard fsync(fd) == 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    }
+}
+
+/// A private key from `--key FILE` or, with `--key env:NAME`, an environment variable; the key
+/// is never printed.
+func loadSigningKey(_ argument: String) throws -> SigningKey {
+    if argument.hasPrefix("env:") {
+        let name = String(argument.dropFirst(4))
+        guard let text = ProcessInfo.processInfo.environment[name], !text.isEmpty else { throw ValidationError("the environment variable \(name) is not set") }
+        return try SigningKey(pem: text, source: "$\(name)")
+    }
+    guard let data = FileManager.default.contents(atPath: argument) else { throw ValidationError("cannot read the key \(argument)") }
+    return try SigningKey(pem: String(decoding: data, as: UTF8.self), source: argument)
+}
+
+func loadVerifyingKey(_ path: String) throws -> VerifyingKey {
+    guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the public key \(path)") }
+    return try VerifyingKey(pem: String(decoding: data, as: UTF8.self), source: path)
+}
+
+struct Sign: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sign a model artifact's files (OpenSSF Model Signing v1.0 in a Sigstore bundle) and attach the signature to it in the store.",
+        discussion: """
+        The signature lists every file `vessel unpack` writes with its SHA-256, so `model_signing verify key` accepts the unpacked \
+        directory, and `vessel verify REF --key PUB` checks it against the stored artifact.
+        """
+    )
+
+    @Argument(help: "NAME[:TAG] or NAME@sha256:DIGEST of a model artifact")
+    var reference: String
+
+    @Option(help: ArgumentHelp("The private key: a PEM file, or env:NAME for an environment variable.", valueName: "key"))
+    var key: String
+
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Also write the bundle to this file (for model_signing, or to ship beside the files).", valueName: "file"))
+    var output: String?
+
+    @OptionGroup var store: StoreOptions
+
+    func run() throws {
+        try vessel.run {
+            let signingKey = try loadSigningKey(key)
+            let (store, reference, _) = try store.resolve(reference)
+            let artifact = try Artifact.load(reference, from: store)
+            let (bundle, referrer) = try ArtifactSigning.sign(artifact, store: store, key: signingKey)
+            if let output { try Data(try bundle.encoded()).write(to: URL(fileURLWithPath: output)) }
+            print("signed \(reference) \(artifact.descriptor.digest) with \(signingKey.type.rawValue) key \(signingKey.publicKey.hint.prefix(12))…: signature \(referrer.digest)")
+        }
+    }
+}
