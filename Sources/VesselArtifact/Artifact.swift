@@ -51,7 +51,15 @@ public struct Artifact: Sendable {
         _ reference: Reference, from store: Store, verifyLayers: Bool = true,
         progress: (Descriptor) -> ProgressBar = { _ in .silent() }
     ) throws -> Artifact {
-        let descriptor = try store.resolve(reference)
+        try load(descriptor: try store.resolve(reference), as: reference, from: store, verifyLayers: verifyLayers, progress: progress)
+    }
+
+    /// Reads and verifies the artifact whose manifest is `descriptor`, tagged or not yet (a pull
+    /// checks a signature before it tags); `reference` names it in messages.
+    public static func load(
+        descriptor: Descriptor, as reference: Reference, from store: Store, verifyLayers: Bool = true,
+        progress: (Descriptor) -> ProgressBar = { _ in .silent() }
+    ) throws -> Artifact {
         let manifestData = try store.readBlob(descriptor, context: "manifest of \(reference)")
         let imageManifest = try CanonicalJSON.decode(ImageManifest.self, from: manifestData, path: store.blobPath(descriptor.digest))
         let artifactType = imageManifest.artifactType ?? imageManifest.config.mediaType

@@ -34,6 +34,8 @@ public struct Puller: Sendable {
         public var present: [Descriptor] = []
         public var resumed: [(Descriptor, Int64)] = []
         public var bytesReceived: Int64 = 0
+        /// Referrers (signatures) pulled with the manifest.
+        public var referrers: [Descriptor] = []
     }
 
     public enum PullError: Error, Sendable, CustomStringConvertible {
@@ -50,8 +52,11 @@ public struct Puller: Sendable {
 
     static let manifestTypes = [OCIMediaType.imageManifest, OCIMediaType.imageIndex, OCIMediaType.dockerManifest, OCIMediaType.dockerManifestList]
 
-    /// Pulls `source` and tags it `local`.
-    public func pull(_ source: RegistryReference, as local: Reference) async throws -> Report {
+    /// Pulls `source` and tags it `local`, with the referrers of the given artifact types
+    /// (signatures). `check` runs on the stored, still untagged manifest and its referrers; when
+    /// it throws, the referrers are dropped and nothing is tagged.
+    public func pull(_ source: RegistryReference, as local: Reference, referrerTypes: Set<String> = [],
+                     check: ((Descriptor) throws -> Void)? = nil) async throws -> Report {
         let scope = RegistryClient.pullScope(source.repository)
         var (descriptor, bytes) = try await fetchManifest(source.repository, reference: source.manifestReference, expected: source.digest, scope: scope)
         if descriptor.mediaType == OCIMediaType.imageIndex || descriptor.mediaType == OCIMediaType.dockerManifestList {
@@ -77,9 +82,49 @@ public struct Puller: Sendable {
         }
         var tagged = descriptor
         tagged.artifactType = manifest.artifactType
+        if !referrerTypes.isEmpty {
+            try await pullReferrers(of: tagged, repository: source.repository, types: referrerTypes, scope: scope, report: &report)
+        }
+        if let check {
+            do { try check(tagged) } catch {
+                try? store.detach(report.referrers)
+                throw error
+            }
+        }
         try store.tag(tagged, as: local)
         report.manifest = tagged
         return report
+    }
+
+    /// The referrers of `subject` of the given artifact types: from the referrers API, else from
+    /// the `sha256-<hex>` index (the tag-schema fallback); each manifest checked against its
+    /// digest and its `subject`, its blobs pulled, then attached in the store.
+    private func pullReferrers(of subject: Descriptor, repository: String, types: Set<String>, scope: String, report: inout Report) async throws {
+        var listed: [Descriptor] = []
+        let api = try await client.send(.GET, "/v2/\(repository)/referrers/\(subject.digest)", headers: [("Accept", OCIMediaType.imageIndex)],
+                                        scopes: [scope], expect: [200, 404, 400, 405])
+        if api.status.code == 200, let index = try? JSONDecoder().decode(ImageIndex.self, from: Data(Array(buffer: try await api.body.collect(upTo: 4 << 20)))) {
+            listed = index.manifests
+        } else {
+            _ = try? await api.body.collect(upTo: 1 << 20)
+            let tagged = try await client.send(.GET, "/v2/\(repository)/manifests/sha256-\(subject.digest.hex)", headers: [("Accept", OCIMediaType.imageIndex)],
+                                               scopes: [scope], expect: [200, 404])
+            let body = try await tagged.body.collect(upTo: 4 << 20)
+            if tagged.status.code == 200, let index = try? JSONDecoder().decode(ImageIndex.self, from: Data(Array(buffer: body))) { listed = index.manifests }
+        }
+        for entry in listed where entry.artifactType.map(types.contains) ?? false {
+            let (descriptor, bytes) = try await fetchManifest(repository, reference: entry.digest.description, expected: entry.digest.description, scope: scope)
+            let manifest = try CanonicalJSON.decode(ImageManifest.self, from: Data(bytes), path: "\(repository)@\(entry.digest)")
+            guard manifest.subject?.digest == subject.digest else { continue }
+            for blob in [manifest.config] + manifest.layers {
+                try await pullBlob(blob, repository: repository, scope: scope, report: &report)
+            }
+            let stored = try store.ingest(bytes, mediaType: descriptor.mediaType)
+            guard stored.digest == descriptor.digest else {
+                throw PullError.digestMismatch(what: "a referrer's manifest", expected: descriptor.digest.description, actual: stored.digest.description)
+            }
+            report.referrers.append(try store.attach(manifest))
+        }
     }
 
     static var architecture: String {

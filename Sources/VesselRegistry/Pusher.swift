@@ -40,16 +40,57 @@ public struct Pusher: Sendable {
         /// Blobs whose upload continued an interrupted one, with the offset it resumed at.
         public var resumed: [(Descriptor, Int64)] = []
         public var bytesSent: Int64 = 0
+        /// Referrers (signatures) pushed with the manifest.
+        public var referrers: [Descriptor] = []
+        /// Whether they went to the tag-schema fallback (`sha256-<hex>`): the registry does not
+        /// answer the referrers API.
+        public var referrersByTag = false
     }
 
     /// Pushes `descriptor` (a manifest or index in the store) to `target`.
     public func push(_ descriptor: Descriptor, to target: RegistryReference, mountFrom: [String] = []) async throws -> Report {
         var report = Report(manifest: descriptor)
         try await pushManifest(descriptor, to: target, reference: target.tag ?? descriptor.digest.description, mountFrom: mountFrom, report: &report)
+        try await pushReferrers(of: descriptor, to: target, mountFrom: mountFrom, report: &report)
         return report
     }
 
-    private func pushManifest(_ descriptor: Descriptor, to target: RegistryReference, reference: String, mountFrom: [String], report: inout Report) async throws {
+    /// The store's referrers of `descriptor` (its signatures), after it: by digest, found through
+    /// the registry's referrers API when it answers one (it says so with `OCI-Subject` on the
+    /// PUT), else listed in the index tagged `sha256-<hex>` (OCI distribution 1.1's fallback).
+    private func pushReferrers(of descriptor: Descriptor, to target: RegistryReference, mountFrom: [String], report: inout Report) async throws {
+        let referrers = try store.referrers(of: descriptor.digest)
+        guard !referrers.isEmpty else { return }
+        var indexed = true
+        for referrer in referrers {
+            var entry = referrer
+            entry.annotations = nil
+            let supported = try await pushManifest(entry, to: target, reference: referrer.digest.description, mountFrom: mountFrom, report: &report)
+            indexed = indexed && supported
+            report.referrers.append(referrer)
+        }
+        guard !indexed else { return }
+        report.referrersByTag = true
+        let tag = "sha256-" + descriptor.digest.hex
+        let scope = RegistryClient.pushScope(target.repository)
+        let existing = try await client.send(.GET, "/v2/\(target.repository)/manifests/\(tag)", headers: [("Accept", OCIMediaType.imageIndex)],
+                                             scopes: [scope], expect: [200, 404])
+        var index = ImageIndex(manifests: [])
+        if existing.status.code == 200, let decoded = try? JSONDecoder().decode(ImageIndex.self, from: Data(Array(buffer: try await existing.body.collect(upTo: 4 << 20)))) {
+            index = decoded
+        }
+        for referrer in referrers where !index.manifests.contains(where: { $0.digest == referrer.digest }) {
+            index.manifests.append(Descriptor(mediaType: referrer.mediaType, digest: referrer.digest, size: referrer.size, artifactType: referrer.artifactType))
+        }
+        let body = ByteBuffer(bytes: Array(try CanonicalJSON.encode(index)))
+        let response = try await client.send(.PUT, "/v2/\(target.repository)/manifests/\(tag)", headers: [("Content-Type", OCIMediaType.imageIndex)],
+                                             scopes: [scope], expect: [200, 201], body: { .bytes(body) })
+        _ = try? await response.body.collect(upTo: 1 << 20)
+    }
+
+    /// Returns whether the registry took the manifest's `subject` (the `OCI-Subject` header).
+    @discardableResult
+    private func pushManifest(_ descriptor: Descriptor, to target: RegistryReference, reference: String, mountFrom: [String], report: inout Report) async throws -> Bool {
         let bytes = try store.readBlob(descriptor, context: "manifest \(descriptor.digest)")
         let scope = RegistryClient.pushScope(target.repository)
         if descriptor.mediaType == OCIMediaType.imageIndex || descriptor.mediaType == OCIMediaType.dockerManifestList {
@@ -72,6 +113,7 @@ public struct Pusher: Sendable {
                                                message: "the registry stored the manifest as \(echoed), not \(descriptor.digest)")
         }
         _ = try? await response.body.collect(upTo: 1 << 20)
+        return response.headers.first(name: "OCI-Subject") != nil
     }
 
     /// Whether the registry has the blob in `repository`.

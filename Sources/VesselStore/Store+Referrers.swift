@@ -35,4 +35,12 @@ extension Store {
                 && (artifactType == nil || entry.artifactType == artifactType)
         }
     }
+
+    /// Removes referrer entries (their blobs stay until `gc`).
+    public func detach(_ referrers: [Descriptor]) throws {
+        let digests = Set(referrers.map(\.digest))
+        try updateIndex { index in
+            index.manifests.removeAll { digests.contains($0.digest) && $0.annotations?[OCIAnnotation.refName] == nil }
+        }
+    }
 }

@@ -160,6 +160,39 @@ struct RegistryCLITests {
         #expect(try TestSupport.vessel(["verify", "big:1"], home: empty).status == 0)
     }
 
+    @Test("a signature travels with its artifact: pushed under the tag-schema fallback (skopeo lists it), pulled with it, and --verify-key tags nothing unsigned or signed by another key")
+    func signatures() throws {
+        let registry = try LocalRegistry()
+        let home = try TestSupport.makeTemporaryDirectory("signed-push")
+        defer { TestSupport.remove(home) }
+        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        #expect(try TestSupport.vessel(["keygen", home + "/key.pem"], home: home).status == 0)
+        #expect(try TestSupport.vessel(["keygen", home + "/other.pem"], home: home).status == 0)
+        // Unsigned first: a pull that asks for a signature tags nothing.
+        #expect(try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/unsigned", "--insecure"], home: home).status == 0)
+        let empty = try TestSupport.makeTemporaryDirectory("signed-pull")
+        defer { TestSupport.remove(empty) }
+        let unsigned = try TestSupport.vessel(["pull", "\(registry.host)/models/unsigned:1.0.0", "--insecure", "--verify-key", home + "/key.pem.pub"], home: empty)
+        #expect(unsigned.status != 0 && unsigned.standardError.contains("no signature"), "\(unsigned.standardError)")
+        #expect(!(try TestSupport.vessel(["list"], home: empty).standardOutput.contains("models/unsigned:")))
+
+        #expect(try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/key.pem"], home: home).status == 0)
+        let pushed = try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/signed", "--insecure"], home: home)
+        #expect(pushed.status == 0 && pushed.standardOutput.contains("1 signature(s) pushed"), "\(pushed.standardOutput) \(pushed.standardError)")
+        let digest = try #require(pushed.standardOutput.split(separator: " ").first { $0.hasPrefix("sha256:") }.map { String($0.prefix(71)) })
+        let listed = try TestSupport.run("skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(registry.host)/models/signed:sha256-\(digest.dropFirst(7))"])
+        #expect(listed.status == 0 && listed.standardOutput.contains("application/vnd.dev.sigstore.bundle.v0.3+json"), "\(listed.standardOutput) \(listed.standardError)")
+
+        let wrong = try TestSupport.vessel(["pull", "\(registry.host)/models/signed:1.0.0", "--insecure", "--verify-key", home + "/other.pem.pub"], home: empty)
+        #expect(wrong.status != 0 && wrong.standardError.contains("another key"), "\(wrong.standardError)")
+        #expect(!(try TestSupport.vessel(["list"], home: empty).standardOutput.contains("models/signed:")))
+        let good = try TestSupport.vessel(["pull", "\(registry.host)/models/signed:1.0.0", "--insecure", "--verify-key", home + "/key.pem.pub"], home: empty)
+        #expect(good.status == 0 && good.standardOutput.contains("signature verified"), "\(good.standardOutput) \(good.standardError)")
+        // The signature came with it: verify finds it in the pulling store.
+        let verified = try TestSupport.vessel(["verify", "models/signed:1.0.0", "--key", home + "/key.pem.pub"], home: empty)
+        #expect(verified.status == 0, "\(verified.standardError)")
+    }
+
     @Test("token auth: the Bearer realm flow against a token server, refused without or with wrong credentials")
     func tokenAuth() throws {
         let registry = try LocalRegistry(username: "bob", password: "hunter2", auth: .token)

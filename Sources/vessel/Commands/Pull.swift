@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import VesselRegistry
+import VesselArtifact
 import VesselStore
+import VesselTrust
 
 struct Pull: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,6 +17,9 @@ struct Pull: AsyncParsableCommand {
     @Option(name: .customLong("as"), help: "NAME[:TAG] to store it as (default: the repository path and tag).")
     var rename: String?
 
+    @Option(name: .customLong("verify-key"), help: ArgumentHelp("A public key (PEM): refuse the artifact unless a signature pulled with it verifies with this key; nothing is tagged otherwise.", valueName: "pub"))
+    var verifyKey: String?
+
     @OptionGroup var registry: RegistryOptions
     @OptionGroup var store: StoreOptions
 
@@ -25,12 +30,33 @@ struct Pull: AsyncParsableCommand {
             let local = try rename.map(parseReference)
                 ?? Reference(name: source.repository, tag: source.tag ?? "pulled-" + String(source.digest?.dropFirst(7).prefix(12) ?? "latest"))
             let started = Date()
+            let key = try verifyKey.map(loadVerifyingKey)
+            let check: ((Descriptor) throws -> Void)? = key.map { key in
+                { descriptor in
+                    let artifact = try Artifact.load(descriptor: descriptor, as: local, from: store)
+                    let bundles = try ArtifactSigning.attachedBundles(of: artifact, store: store)
+                    guard !bundles.isEmpty else { throw VerifyFailure(description: "\(source) has no signature in the registry; nothing was tagged") }
+                    var failures: [String] = []
+                    for (descriptor, bytes) in bundles {
+                        let label = "signature \(descriptor.digest.short)"
+                        do {
+                            try ArtifactSigning.verify(try SigstoreBundle.parse(bytes, source: label), source: label, key: key, artifact: artifact, store: store)
+                            print("signature verified: \(label), key \(key.hint.prefix(12))…")
+                            return
+                        } catch {
+                            failures.append("\(error)")
+                        }
+                    }
+                    throw VerifyFailure(description: "no signature of \(source) verifies with \(verifyKey!): \(failures.joined(separator: "; ")); nothing was tagged")
+                }
+            }
             let report = try await registry.withClient(for: source, store: store) { client in
                 try await Puller(store: store, client: client, progress: { progressBar(label: $0, total: $1) }, log: { print($0) })
-                    .pull(source, as: local)
+                    .pull(source, as: local, referrerTypes: [ArtifactSigning.artifactType], check: check)
             }
             let seconds = Date().timeIntervalSince(started)
             print("pulled \(source) as \(local) \(report.manifest.digest)")
+            if !report.referrers.isEmpty { print("  \(report.referrers.count) signature(s) pulled with it") }
             print("  \(report.downloaded.count) downloaded (\(ProgressBar.bytes(report.bytesReceived)) in \(String(format: "%.1f", seconds)) s), \(report.present.count) already in the store, \(report.resumed.count) resumed")
         }
     }

@@ -44,6 +44,9 @@ struct Push: AsyncParsableCommand {
             }
             let seconds = Date().timeIntervalSince(started)
             print("pushed \(local) to \(target) \(descriptor.digest)")
+            if !report.referrers.isEmpty {
+                print("  \(report.referrers.count) signature(s) pushed with it\(report.referrersByTag ? " (listed under the tag sha256-\(descriptor.digest.hex.prefix(12))…: the registry has no referrers API)" : "")")
+            }
             print("  \(report.uploaded.count) uploaded (\(ProgressBar.bytes(report.bytesSent)) sent in \(String(format: "%.1f", seconds)) s), \(report.existing.count) already there, \(report.mounted.count) mounted, \(report.resumed.count) resumed")
         }
     }
