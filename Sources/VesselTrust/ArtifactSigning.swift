@@ -55,4 +55,28 @@ public enum ArtifactSigning {
             throw TrustError("\(source) does not match \(artifact.reference): \(difference)")
         }
     }
+
+    /// The first of `candidates` (a label and the bundle's bytes) that verifies; else an error
+    /// listing why each failed.
+    @discardableResult
+    public static func verifyAny(_ candidates: [(source: String, bytes: [UInt8])], key: VerifyingKey, artifact: Artifact, store: Store) throws -> String {
+        var failures: [String] = []
+        for (source, bytes) in candidates {
+            do {
+                try verify(try SigstoreBundle.parse(bytes, source: source), source: source, key: key, artifact: artifact, store: store)
+                return source
+            } catch {
+                failures.append("\(error)")
+            }
+        }
+        throw TrustError("no signature of \(artifact.reference) verifies with this key: " + failures.joined(separator: "; "))
+    }
+
+    /// Verifies the signatures attached to `artifact` in the store: one must verify with `key`.
+    @discardableResult
+    public static func verifyAttached(_ artifact: Artifact, store: Store, key: VerifyingKey) throws -> String {
+        let candidates = try attachedBundles(of: artifact, store: store).map { (source: "signature \($0.descriptor.digest.short)", bytes: $0.bytes) }
+        guard !candidates.isEmpty else { throw TrustError("\(artifact.reference) has no signature (vessel sign attaches one)") }
+        return try verifyAny(candidates, key: key, artifact: artifact, store: store)
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VesselServer
 import VesselTestSupport
 
 /// `vessel keygen`, `vessel sign` and `vessel verify --key` against OpenSSF Model Signing's own
@@ -89,5 +90,28 @@ struct SigningCLITests {
         #expect(try TestSupport.vessel(["gc"], home: home).status == 0)
         #expect(!index().contains("dev.vessel.referrer.subject"), "the signature went with its artifact")
         #expect((try FileManager.default.contentsOfDirectory(atPath: home + "/blobs/sha256")).isEmpty)
+    }
+
+    @Test("serve --require-signature serves a signed artifact, and stops before listening for an unsigned one, another key's or a directory")
+    func requireSignature() throws {
+        let home = try TestSupport.makeTemporaryDirectory("sign-serve")
+        defer { TestSupport.remove(home) }
+        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        #expect(try TestSupport.vessel(["keygen", home + "/key.pem"], home: home).status == 0)
+        #expect(try TestSupport.vessel(["keygen", home + "/other.pem"], home: home).status == 0)
+        let unsigned = try ServeProcess(["iris:1.0.0", "--require-signature", home + "/key.pem.pub"], home: home)
+        #expect(unsigned.waitForExit() != 0)
+        #expect(unsigned.standardError.contains("has no signature") && !unsigned.standardError.contains("listening"), "\(unsigned.standardError)")
+        let directory = try ServeProcess([TestSupport.exampleDirectory, "--require-signature", home + "/key.pem.pub"], home: home)
+        #expect(directory.waitForExit() != 0 && directory.standardError.contains("is a directory"), "\(directory.standardError)")
+
+        #expect(try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/key.pem"], home: home).status == 0)
+        let other = try ServeProcess(["iris:1.0.0", "--require-signature", home + "/other.pem.pub"], home: home)
+        #expect(other.waitForExit() != 0 && other.standardError.contains("another key"), "\(other.standardError)")
+        let signed = try ServeProcess(["iris:1.0.0", "--require-signature", home + "/key.pem.pub"], home: home)
+        let port = try signed.waitForReady()
+        #expect(try LoopbackClient.request("GET", port: port, path: "/v2/health/ready", timeout: 10).status == 200)
+        kill(signed.process.processIdentifier, SIGTERM)
+        #expect(signed.waitForExit() == 0)
     }
 }

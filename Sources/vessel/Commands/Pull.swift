@@ -34,20 +34,12 @@ struct Pull: AsyncParsableCommand {
             let check: ((Descriptor) throws -> Void)? = key.map { key in
                 { descriptor in
                     let artifact = try Artifact.load(descriptor: descriptor, as: local, from: store)
-                    let bundles = try ArtifactSigning.attachedBundles(of: artifact, store: store)
-                    guard !bundles.isEmpty else { throw VerifyFailure(description: "\(source) has no signature in the registry; nothing was tagged") }
-                    var failures: [String] = []
-                    for (descriptor, bytes) in bundles {
-                        let label = "signature \(descriptor.digest.short)"
-                        do {
-                            try ArtifactSigning.verify(try SigstoreBundle.parse(bytes, source: label), source: label, key: key, artifact: artifact, store: store)
-                            print("signature verified: \(label), key \(key.hint.prefix(12))…")
-                            return
-                        } catch {
-                            failures.append("\(error)")
-                        }
+                    do {
+                        let label = try ArtifactSigning.verifyAttached(artifact, store: store, key: key)
+                        print("signature verified: \(label), key \(key.hint.prefix(12))…")
+                    } catch {
+                        throw VerifyFailure(description: "\(error); nothing was tagged")
                     }
-                    throw VerifyFailure(description: "no signature of \(source) verifies with \(verifyKey!): \(failures.joined(separator: "; ")); nothing was tagged")
                 }
             }
             let report = try await registry.withClient(for: source, store: store) { client in

@@ -5,7 +5,9 @@ import VesselModel
 import VesselServer
 import VesselServing
 import VesselSources
+import VesselArtifact
 import VesselStore
+import VesselTrust
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,9 +24,13 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ServeOptions
 
+    @Option(name: .customLong("require-signature"), help: ArgumentHelp("A public key (PEM): serve only artifacts in the store with a signature that verifies with it (`vessel sign`); anything else stops the server before it listens.", valueName: "pub"))
+    var requireSignature: String?
+
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
+        if let requireSignature { try checkSignatures(requireSignature) }
         let index = try options.fileIndex()
         try await options.serve {
             guard let index else { return try models.map { try modelSource($0, store: store) } }
@@ -33,6 +39,24 @@ struct Serve: AsyncParsableCommand {
             }
             // An index from an older image has no manifest: read the vessel.yaml beside the files.
             return [index.manifest == nil ? try .directory(root, alias: alias, verifying: index) : try .unpacked(root: root, index: index, alias: alias)]
+        }
+    }
+
+    /// Every model must be a stored artifact signed with the key; the first that is not stops
+    /// the server with the reason, before it listens or loads anything.
+    private func checkSignatures(_ keyPath: String) throws {
+        try vessel.run {
+            let key = try loadVerifyingKey(keyPath)
+            for model in models {
+                let (_, target) = try ServeOptions.splitAlias(model)
+                guard !FileSystem.isDirectory(target) else {
+                    throw ValidationError("--require-signature serves signed artifacts only; \(target) is a directory (pack and sign it)")
+                }
+                let (store, reference, _) = try store.resolve(target)
+                let artifact = try Artifact.load(reference, from: store)
+                try ArtifactSigning.verifyAttached(artifact, store: store, key: key)
+                printError("\(reference): signature verified with key \(key.hint.prefix(12))…")
+            }
         }
     }
 }

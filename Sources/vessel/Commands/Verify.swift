@@ -33,27 +33,13 @@ struct Verify: ParsableCommand {
                 guard descriptor.artifactType == ModelPack.artifactType else { throw ValidationError("\(reference) is not a model artifact; only those are signed") }
                 let publicKey = try loadVerifyingKey(key)
                 let artifact = try Artifact.load(reference, from: store)
-                var candidates: [(String, [UInt8])] = []
+                let verified: String
                 if let signature {
                     guard let data = FileManager.default.contents(atPath: signature) else { throw ValidationError("cannot read \(signature)") }
-                    candidates = [(signature, Array(data))]
+                    verified = try ArtifactSigning.verifyAny([(signature, Array(data))], key: publicKey, artifact: artifact, store: store)
                 } else {
-                    candidates = try ArtifactSigning.attachedBundles(of: artifact, store: store).map { ("signature \($0.descriptor.digest.short)", $0.bytes) }
-                    guard !candidates.isEmpty else { throw VerifyFailure(description: "\(reference) has no signature attached (vessel sign adds one)") }
+                    verified = try ArtifactSigning.verifyAttached(artifact, store: store, key: publicKey)
                 }
-                // Any attached signature made with this key and matching the files will do.
-                var failures: [String] = []
-                var verified: String?
-                for (source, bytes) in candidates {
-                    do {
-                        try ArtifactSigning.verify(try SigstoreBundle.parse(bytes, source: source), source: source, key: publicKey, artifact: artifact, store: store)
-                        verified = source
-                        break
-                    } catch {
-                        failures.append("\(error)")
-                    }
-                }
-                guard let verified else { throw VerifyFailure(description: "no signature of \(reference) verifies with \(key): " + failures.joined(separator: "; ")) }
                 print("signature verified: \(verified), key \(publicKey.hint.prefix(12))…, \(artifact.files.count + 1) files")
             }
             let blobs = try store.verify(descriptor) { blob in
