@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 public import VesselStore
 #if canImport(Glibc)
@@ -57,21 +58,30 @@ public struct Unpacker {
             case .raw:
                 try body(base) { sink in try store.readBlobVerifying(file.descriptor, context: file.path) { try sink($0) } }
             case .tar:
-                try store.verifyBlob(file.descriptor, context: file.path)
-                let fd = try FileSystem.openForReading(store.blobPath(file.descriptor.digest))
-                defer { close(fd) }
-                let reader = TarReader(fd: fd, path: file.path)
-                while let entry = try reader.next() {
-                    let relative = try Self.checked(entry.path)
-                    guard relative == base || relative.hasPrefix(base + "/") else {
-                        throw UnpackError.unsafePath(entry.path, reason: "lies outside `\(base)`, the directory its layer holds")
+                // The layer's digest is checked on another thread while its entries are read
+                // here: one pass over the bytes in wall-clock time, not two. Nothing read is
+                // trusted until both are done.
+                let verified = BlobCheck(store: store, blob: file.descriptor, context: file.path)
+                do {
+                    let fd = try FileSystem.openForReading(store.blobPath(file.descriptor.digest))
+                    defer { close(fd) }
+                    let reader = TarReader(fd: fd, path: file.path)
+                    while let entry = try reader.next() {
+                        let relative = try Self.checked(entry.path)
+                        guard relative == base || relative.hasPrefix(base + "/") else {
+                            throw UnpackError.unsafePath(entry.path, reason: "lies outside `\(base)`, the directory its layer holds")
+                        }
+                        switch entry.kind {
+                        case .directory: continue
+                        case .file: try body(relative) { sink in try reader.readContent { try sink($0) } }
+                        default: throw UnpackError.unsafePath(entry.path, reason: "is not a regular file or directory")
+                        }
                     }
-                    switch entry.kind {
-                    case .directory: continue
-                    case .file: try body(relative) { sink in try reader.readContent { try sink($0) } }
-                    default: throw UnpackError.unsafePath(entry.path, reason: "is not a regular file or directory")
-                    }
+                } catch {
+                    _ = try? verified.wait()
+                    throw error
                 }
+                try verified.wait()
             }
         }
         let manifestBytes = Array(artifact.manifestText.utf8)
@@ -250,5 +260,23 @@ public struct Unpacker {
             }
         }
         return written
+    }
+}
+
+/// A blob's digest checked on a thread of its own; ``wait()`` gives its verdict.
+private final class BlobCheck: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var failure: (any Error)?
+
+    init(store: Store, blob: Descriptor, context: String) {
+        DispatchQueue.global().async { [self] in
+            do { try store.verifyBlob(blob, context: context) } catch { failure = error }
+            done.signal()
+        }
+    }
+
+    func wait() throws {
+        done.wait()
+        if let failure { throw failure }
     }
 }

@@ -130,9 +130,11 @@ extension Store {
 
     /// Re-hashes every blob a manifest references; throws on the first that is missing or does
     /// not match, naming it.
-    public func verify(_ descriptor: Descriptor, progress: (Descriptor) -> ProgressBar = { _ in .silent() }) throws -> [Descriptor] {
+    /// `skipping`: blobs the caller has just checked another way (a signature check re-hashes
+    /// every layer); they are listed but not read again.
+    public func verify(_ descriptor: Descriptor, skipping: Set<Digest> = [], progress: (Descriptor) -> ProgressBar = { _ in .silent() }) throws -> [Descriptor] {
         let blobs = try closure(of: descriptor)
-        for blob in blobs {
+        for blob in blobs where !skipping.contains(blob.digest) {
             let context = blob.annotations?[OCIAnnotation.title] ?? blob.mediaType
             let bar = progress(blob)
             try verifyBlob(blob, context: context, progress: bar)

@@ -49,9 +49,11 @@ public enum ArtifactSigning {
 
     /// Checks `bundle` with `key` against the artifact's files as stored: the signature, then
     /// every file's digest, none missing and none extra.
-    public static func verify(_ bundle: SigstoreBundle, source: String, key: VerifyingKey, artifact: Artifact, store: Store) throws {
+    /// `actual`: the artifact's statement when the caller has it (several bundles, one pass).
+    public static func verify(_ bundle: SigstoreBundle, source: String, key: VerifyingKey, artifact: Artifact, store: Store,
+                              actual: ModelSigningStatement? = nil) throws {
         let signed = try ModelSigningStatement.parse(try bundle.verifiedStatement(with: key, source: source), source: source)
-        if let difference = signed.mismatch(with: try statement(of: artifact, store: store)) {
+        if let difference = signed.mismatch(with: try actual ?? statement(of: artifact, store: store)) {
             throw TrustError("\(source) does not match \(artifact.reference): \(difference)")
         }
     }
@@ -61,9 +63,14 @@ public enum ArtifactSigning {
     @discardableResult
     public static func verifyAny(_ candidates: [(source: String, bytes: [UInt8])], key: VerifyingKey, artifact: Artifact, store: Store) throws -> String {
         var failures: [String] = []
+        var actual: ModelSigningStatement?
         for (source, bytes) in candidates {
             do {
-                try verify(try SigstoreBundle.parse(bytes, source: source), source: source, key: key, artifact: artifact, store: store)
+                let bundle = try SigstoreBundle.parse(bytes, source: source)
+                // The signature first: the files are hashed once, and only for a bundle this key signed.
+                _ = try bundle.verifiedStatement(with: key, source: source)
+                if actual == nil { actual = try statement(of: artifact, store: store) }
+                try verify(bundle, source: source, key: key, artifact: artifact, store: store, actual: actual)
                 return source
             } catch {
                 failures.append("\(error)")

@@ -29,10 +29,11 @@ struct Verify: ParsableCommand {
         try vessel.run {
             let (store, reference, descriptor) = try store.resolve(reference)
             if signature != nil, key == nil { throw ValidationError("--signature needs --key, the public key to check it with") }
+            var checked: Set<Digest> = []
             if let key {
                 guard descriptor.artifactType == ModelPack.artifactType else { throw ValidationError("\(reference) is not a model artifact; only those are signed") }
                 let publicKey = try loadVerifyingKey(key)
-                let artifact = try Artifact.load(reference, from: store)
+                let artifact = try Artifact.load(reference, from: store, verifyLayers: false)  // the signature check re-hashes the files' layers
                 let verified: String
                 if let signature {
                     guard let data = FileManager.default.contents(atPath: signature) else { throw ValidationError("cannot read \(signature)") }
@@ -41,8 +42,9 @@ struct Verify: ParsableCommand {
                     verified = try ArtifactSigning.verifyAttached(artifact, store: store, key: publicKey)
                 }
                 print("signature verified: \(verified), key \(publicKey.hint.prefix(12))…, \(artifact.files.count + 1) files")
+                checked = Set(artifact.files.map(\.descriptor.digest))
             }
-            let blobs = try store.verify(descriptor) { blob in
+            let blobs = try store.verify(descriptor, skipping: checked) { blob in
                 progressBar(label: blob.annotations?[OCIAnnotation.title] ?? blob.digest.short, total: blob.size)
             }
             // A model artifact is also loaded, which checks its structure beyond the digests.
