@@ -6,7 +6,8 @@
 # libwebp-dev (building: the `image` processing step decodes JPEG, PNG and WebP); docker-registry (a registry on
 # loopback for push/pull tests), umoci (a second image unpacker), bubblewrap (runs an image's
 # root filesystem for `vessel test --in-image`), apache2-utils (htpasswd, for the registry's basic
-# auth in tests), podman and runc (the image loaded and run by a real container engine).
+# auth in tests), podman and runc (the image loaded and run by a real container engine), chromium
+# (the browser pages, driven headless in tests).
 # Debian packages only; idempotent.
 set -euo pipefail
 need=()
@@ -26,6 +27,7 @@ command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
+command -v chromium >/dev/null || need+=(chromium)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 # The runtime finds OpenBLAS by itself when present (and has a built-in GEMM when not); the
 # tests run the large light models with it.

@@ -73,6 +73,8 @@ public struct ServerConfiguration: Sendable {
     /// Such a model's small JSON inference requests are answered on the event loop that read
     /// them (``FastInferHandler``); off, every request goes through the router.
     public var fastLane = true
+    /// The browser pages (`GET /`, `/ui/…`); `--no-ui` turns them off.
+    public var ui = true
     /// A connection that sends nothing for this long (no complete header, no body bytes, no next
     /// request) is closed: slow clients cannot hold descriptors forever.
     public var idleTimeout: Duration = .seconds(30)

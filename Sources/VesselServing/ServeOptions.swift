@@ -26,6 +26,9 @@ public struct ServeOptions: ParsableArguments {
     @Flag(name: .customLong("no-log"), help: "Do not write a JSON line per inference.")
     public var noLog = false
 
+    @Flag(name: .customLong("no-ui"), help: "Do not serve the browser pages (GET / and /ui/…).")
+    public var noUI = false
+
     @Option(name: .customLong("token-file"), help: "Require Authorization: Bearer <the file's token> on all but the health checks.")
     public var tokenFile: String?
 
@@ -87,6 +90,7 @@ public struct ServeOptions: ParsableArguments {
         var configuration = ServerConfiguration(
             host: host, port: port, maxBodyBytes: maxBodyBytes, shutdownGrace: .milliseconds(Int(graceSeconds * 1000)), logInferences: !noLog,
             token: token)
+        configuration.ui = !noUI
         configuration.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
         configuration.maxConnections = maxConnections
         return configuration

@@ -14,7 +14,7 @@ import VesselTensor
 extension InferenceServer {
     /// Registers every route of the ``Route`` table with its handler.
     func addRoutes(_ router: Router<BasicRequestContext>) {
-        for route in Route.allCases {
+        for route in Route.allCases where configuration.ui || !route.isUI {
             let handle = handler(route)
             router.on(RouterPath(route.path), method: route.method) { request, context in await handle(request, context) }
         }
@@ -35,6 +35,10 @@ extension InferenceServer {
         case .versionInfer: return { [self] request, context in await infer(request, context, version: context.parameters.get("version")) }
         case .invocations: return { [self] request, _ in await invocations(request) }
         case .predictions: return { [self] request, _ in await predictions(request) }
+        case .home: return { [self] _, _ in homePage() }
+        case .modelPage: return { [self] _, context in modelPage(context) }
+        case .uiModels: return { [self] _, _ in modelList() }
+        case .uiModel: return { [self] _, context in modelContract(context) }
         case .healthCheck:
             // Cog's: READY once every model is, STARTING while loading, else FAILED.
             return { [self] _, _ in

@@ -10,6 +10,8 @@ enum Route: CaseIterable, Sendable {
     case infer, versionInfer
     case invocations, ping, health, version, openAPI, metrics
     case predictions, healthCheck
+    /// The browser pages and what they read (`--no-ui` leaves these out).
+    case home, modelPage, uiModels, uiModel
 
     var method: HTTPRequest.Method {
         switch self {
@@ -37,6 +39,10 @@ enum Route: CaseIterable, Sendable {
         case .metrics: "/metrics"
         case .predictions: "/predictions"
         case .healthCheck: "/health-check"
+        case .home: "/"
+        case .modelPage: "/ui/models/:model"
+        case .uiModels: "/ui/api/models"
+        case .uiModel: "/ui/api/models/:model"
         }
     }
 
@@ -44,7 +50,16 @@ enum Route: CaseIterable, Sendable {
     /// `--token-file` leaves open.
     var isOpen: Bool {
         switch self {
-        case .live, .ready, .ping, .health, .healthCheck: true
+        // The pages are shells that show nothing until their JSON routes answer, which need it.
+        case .live, .ready, .ping, .health, .healthCheck, .home, .modelPage: true
+        default: false
+        }
+    }
+
+    /// A browser page or what one reads.
+    var isUI: Bool {
+        switch self {
+        case .home, .modelPage, .uiModels, .uiModel: true
         default: false
         }
     }
@@ -56,7 +71,11 @@ enum Route: CaseIterable, Sendable {
 
     /// Whether a request path (no query) is one of the open routes.
     static func isOpen(_ path: String) -> Bool {
-        allCases.contains { $0.isOpen && $0.path == path }
+        allCases.contains { route in
+            guard route.isOpen else { return false }
+            if route == .modelPage { return path.hasPrefix("/ui/models/") && !path.dropFirst("/ui/models/".count).contains("/") && path.count > "/ui/models/".count }
+            return route.path == path
+        }
     }
 
     /// The model and version an inference path names (`.infer` or `.versionInfer`), if it is one.
