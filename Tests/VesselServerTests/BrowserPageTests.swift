@@ -52,6 +52,13 @@ struct BrowserPageTests {
         let text = try await Self.dom(base + "/ui/models/minilm?example=sentences")
         #expect(Self.answer(text, output: "embedding")?.contains("norm 1.0000") == true, "\(text.suffix(3000))")
         #expect(text.contains("tokenize") && text.contains("parameters.raw"), "the contract shows the steps and the model's own graph")
+
+        // The page's Python snippet for that request runs as it is, with the real tritonclient.
+        let snippet = try #require(text.range(of: "data-testid=\"snippet\">").flatMap { start in text[start.upperBound...].range(of: "</pre>").map { String(text[start.upperBound..<$0.lowerBound]) } })
+        let python = snippet.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&lt;", with: "<")
+            .replacingOccurrences(of: "&amp;", with: "&").components(separatedBy: "# Python").last?.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().joined(separator: "\n") ?? ""
+        let ran = try TestSupport.python(python)
+        #expect(ran.contains("'embedding': array("), "\(python)\n→ \(ran)")
     }
 
     @Test("with a bearer token: the page asks for it and shows nothing; with it (from the URL fragment) it answers; a phone-sized screenshot is not blank")

@@ -151,9 +151,15 @@ enum PageAssets {
         let body; try { body = request(); } catch (e) { result.replaceChildren(el("p", { class: "error", text: e.message })); return; }
         const origin = location.origin, path = "/v2/models/" + encodeURIComponent(name) + "/infer";
         const json = JSON.stringify(body);
+        const numpyType = { FP32: "np.float32", FP64: "np.float64", FP16: "np.float16", INT64: "np.int64", INT32: "np.int32", INT16: "np.int16", INT8: "np.int8", UINT8: "np.uint8", BOOL: "np.bool_", BYTES: "object" };
+        const literal = v => { const t = JSON.stringify(v); return t.length > 300 ? t.slice(0, 300) + "…  # shortened here" : t; };
         snippet.textContent = "curl -s " + origin + path + (token() ? " -H 'Authorization: Bearer $TOKEN'" : "") + " -H 'Content-Type: application/json' -d '" + (json.length > 600 ? json.slice(0, 600) + "…" : json) + "'\n\n" +
-          "# Python (pip install tritonclient[http])\nimport tritonclient.http as http\nclient = http.InferenceServerClient(\"" + location.host + "\")\n" +
-          "# inputs as above; client.infer(\"" + name + "\", inputs)";
+          "# Python: pip install 'tritonclient[http]' numpy\nimport numpy as np\nimport tritonclient.http as http\n" +
+          "client = http.InferenceServerClient(\"" + location.host + "\")\ninputs = []\n" +
+          body.inputs.map(i => "x = http.InferInput(" + JSON.stringify(i.name) + ", " + JSON.stringify(i.shape) + ", " + JSON.stringify(i.datatype) + ")\n" +
+            "x.set_data_from_numpy(np.array(" + literal(i.data) + ", dtype=" + (numpyType[i.datatype] || "np.float32") + ").reshape(" + JSON.stringify(i.shape) + "))\ninputs.append(x)\n").join("") +
+          "result = client.infer(" + JSON.stringify(name) + ", inputs" + (token() ? ", headers={\"Authorization\": \"Bearer \" + TOKEN}" : "") + ")\n" +
+          "print({o[\"name\"]: result.as_numpy(o[\"name\"]) for o in result.get_response()[\"outputs\"]})";
         run.disabled = true;
         const started = performance.now();
         try {
