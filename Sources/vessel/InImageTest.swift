@@ -6,6 +6,7 @@ import VesselManifest
 import VesselManifestYAML
 import VesselModel
 import VesselONNX
+import VesselProcessing
 import VesselServer
 import VesselStore
 #if canImport(Glibc)
@@ -89,7 +90,8 @@ enum InImageTest {
         }
 
         let report = ExampleRun.over(port: port, model: manifest.name, version: manifest.version, examples: examples,
-                                     inputOrder: manifest.signature.inputs.map(\.name))
+                                     inputOrder: try ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess,
+                                                                    postprocess: manifest.postprocess).served.inputs.map(\.name))
         printReport(report)
         let status = container.stop(grace: 30)
         guard status == 0 else {

@@ -18,6 +18,17 @@ struct ImageCLITests {
         #expect(tested.standardOutput.contains("9 output(s) of the examples passed"), "\(tested.standardOutput)")
     }
 
+    @Test("the minilm image tokenizes text inside the container: its examples (served text in, the model's three inputs made there) pass in the image as outside it")
+    func textModelInImage() throws {
+        let home = try TestSupport.makeTemporaryDirectory("minilm-image-home")
+        defer { TestSupport.remove(home) }
+        let packed = try TestSupport.vessel(["pack", TestSupport.packageRoot + "/Examples/minilm"], home: home)
+        #expect(packed.status == 0, "\(packed.standardError)")
+        let tested = try TestSupport.vessel(["test", "minilm:1.0.0", "--in-image"], home: home)
+        #expect(tested.status == 0, "\(tested.standardOutput) \(tested.standardError)")
+        #expect(tested.standardOutput.contains("2 output(s) of the examples passed"), "\(tested.standardOutput)")
+    }
+
     @Test("the image of the bundled example runs its examples inside bubblewrap and chroot, and stops cleanly")
     func inImage() throws {
         let home = try TestSupport.makeTemporaryDirectory("image-home")
