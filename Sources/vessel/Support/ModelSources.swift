@@ -34,5 +34,11 @@ func printReport(_ report: ExampleRun.Report) {
     }
     if let failure = report.failure { printError("error: \(failure)") }
     let failed = report.rows.filter { !$0.comparison.passed }.count
-    print(report.passed ? "\(report.rows.count) output(s) of the examples passed" : "\(failed) of \(report.rows.count) output(s) failed")
+    if report.passed {
+        print("\(report.rows.count) output(s) of the examples passed")
+    } else if report.failure != nil {
+        print("the examples failed before all their outputs were compared (\(failed) of \(report.rows.count) compared failed)")
+    } else {
+        print("\(failed) of \(report.rows.count) output(s) failed")
+    }
 }
