@@ -27,6 +27,15 @@ struct ImageCLITests {
         let tested = try TestSupport.vessel(["test", "minilm:1.0.0", "--in-image"], home: home)
         #expect(tested.status == 0, "\(tested.standardOutput) \(tested.standardError)")
         #expect(tested.standardOutput.contains("2 output(s) of the examples passed"), "\(tested.standardOutput)")
+        // vessel predict, the other entry: text in, the same vector as examples/sentences.npy's first row.
+        let predicted = try TestSupport.vessel(["predict", "minilm:1.0.0", "-i", #"text=["A man is eating food."]"#, "--json"], home: home)
+        #expect(predicted.status == 0, "\(predicted.standardError)")
+        let object = try JSONSerialization.jsonObject(with: Data(predicted.standardOutput.utf8)) as? [String: Any]
+        let vector = ((object?["outputs"] as? [[String: Any]])?.first?["data"] as? [Double]) ?? []
+        let expected = try TestSupport.python("""
+        import numpy as np; print(" ".join(str(x) for x in np.load("\(TestSupport.packageRoot)/Examples/minilm/examples/sentences.npy")[0]))
+        """).split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        #expect(vector.count == 384 && expected.count == 384 && zip(vector, expected).allSatisfy { abs($0 - $1) < 1e-4 })
     }
 
     @Test("the image of the bundled example runs its examples inside bubblewrap and chroot, and stops cleanly")
