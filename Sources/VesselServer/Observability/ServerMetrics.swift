@@ -26,6 +26,7 @@ final class ServerMetrics: Sendable {
         var total: DurationHistogram
         var batch: ValueHistogram
         var inFlight: Gauge
+        var queued: Gauge
     }
 
     private struct Key: Hashable {
@@ -52,7 +53,8 @@ final class ServerMetrics: Sendable {
             queue: latency("queue"), compute: latency("compute"), total: latency("total"),
             batch: registry.makeValueHistogram(descriptor: descriptor("inference_batch_size", "rows", "Rows per inference run"),
                                                labels: labels, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024]),
-            inFlight: registry.makeGauge(descriptor: descriptor("inference_in_flight", "requests", "Requests running or queued"), labels: labels))
+            inFlight: registry.makeGauge(descriptor: descriptor("inference_in_flight", "requests", "Requests running or queued"), labels: labels),
+            queued: registry.makeGauge(descriptor: descriptor("inference_queued", "requests", "Requests waiting for a free slot (in flight beyond serving.max_concurrency)"), labels: labels))
         models.withLock { $0[key] = made }
         return made
     }
@@ -79,8 +81,11 @@ final class ServerMetrics: Sendable {
         metrics(model, version).batch.record(Double(size))
     }
 
-    func inFlight(model: String, version: String, _ count: Int) {
-        metrics(model, version).inFlight.set(Double(count))
+    /// `count` requests in flight (running or waiting) with `slots` running at most.
+    func inFlight(model: String, version: String, _ count: Int, slots: Int) {
+        let gauges = metrics(model, version)
+        gauges.inFlight.set(Double(count))
+        gauges.queued.set(Double(max(0, count - slots)))
     }
 
     func loaded(model: String, version: String, seconds: Double) {

@@ -223,7 +223,7 @@ enum PageAssets {
           const buckets = lines.filter(l => l.startsWith("vessel_inference_total_duration_seconds_bucket")).map(l => [l.match(/le="([^"]+)"/)[1], Number(l.split(" ").pop())]);
           const total = buckets.length ? buckets[buckets.length - 1][1] : 0;
           const quantile = q => { for (const [le, n] of buckets) if (total && n >= q * total) return le === "+Inf" ? "> 10 s" : "≤ " + (Number(le) * 1000) + " ms"; return "–"; };
-          stats.replaceChildren(...[["requests", requests], ["errors", errors], ["p50", quantile(0.5)], ["p99", quantile(0.99)], ["in flight", sum("vessel_inference_in_flight_requests")]]
+          stats.replaceChildren(...[["requests", requests], ["errors", errors], ["p50", quantile(0.5)], ["p99", quantile(0.99)], ["in flight", sum("vessel_inference_in_flight_requests")], ["queued", sum("vessel_inference_queued_requests")]]
             .map(([k, v]) => el("div", {}, el("span", { class: "muted", text: k }), el("b", { text: String(v) }))));
         } catch (e) { stats.replaceChildren(el("span", { class: "muted", text: "metrics unavailable: " + e.message })); }
       }
