@@ -75,6 +75,9 @@ public struct ServerConfiguration: Sendable {
     public var fastLane = true
     /// The browser pages (`GET /`, `/ui/…`); `--no-ui` turns them off.
     public var ui = true
+    /// What was checked of each model's signature before serving (`--require-signature`), by
+    /// served name, for the pages.
+    public var signatures: [String: String] = [:]
     /// A connection that sends nothing for this long (no complete header, no body bytes, no next
     /// request) is closed: slow clients cannot hold descriptors forever.
     public var idleTimeout: Duration = .seconds(30)

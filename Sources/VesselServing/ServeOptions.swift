@@ -98,8 +98,10 @@ public struct ServeOptions: ParsableArguments {
 
     /// Serves `sources` until SIGTERM/SIGINT. A problem with the sources or the options exits
     /// non-zero before anything listens.
-    public func serve(_ makeSources: () throws -> [ModelSource]) async throws {
-        let configuration = try configuration(environment: ProcessInfo.processInfo.environment)
+    /// - Parameter signatures: what was checked of each model's signature, by served name.
+    public func serve(signatures: [String: String] = [:], _ makeSources: () throws -> [ModelSource]) async throws {
+        var configuration = try configuration(environment: ProcessInfo.processInfo.environment)
+        configuration.signatures = signatures
         let host = configuration.host
         let sources: [ModelSource]
         let names: [String]

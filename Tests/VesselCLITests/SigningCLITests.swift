@@ -111,6 +111,9 @@ struct SigningCLITests {
         let signed = try ServeProcess(["iris:1.0.0", "--require-signature", home + "/key.pem.pub"], home: home)
         let port = try signed.waitForReady()
         #expect(try LoopbackClient.request("GET", port: port, path: "/v2/health/ready", timeout: 10).status == 200)
+        // The page says what was checked.
+        let listed = try LoopbackClient.request("GET", port: port, path: "/ui/api/models", timeout: 10)
+        #expect(listed.text.contains("verified with key"), "\(listed.text)")
         kill(signed.process.processIdentifier, SIGTERM)
         #expect(signed.waitForExit() == 0)
     }

@@ -41,6 +41,7 @@ extension InferenceServer {
                 fields["state"] = .string(loaded.backend.unavailableReason == nil ? "ready" : "unavailable")
                 fields.merge(Self.summary(loaded)) { $1 }
             }
+            fields["signature"] = .string(configuration.signatures[model.name] ?? "not checked")
             return .object(fields)
         }
         return Self.json(.ok, Self.encode(.object(["models": .array(items)])))
@@ -61,6 +62,7 @@ extension InferenceServer {
         let manifest = loaded.manifest
         var fields = Self.summary(loaded)
         fields["name"] = .string(model.name)
+        fields["signature"] = .string(configuration.signatures[model.name] ?? "not checked")
         fields["served"] = Self.signature(loaded.signature, steps: manifest.preprocess)
         fields["model"] = Self.signature(loaded.modelSignature, steps: [])
         fields["preprocess"] = .array(manifest.preprocess.map(Self.step))

@@ -84,9 +84,9 @@ enum PageAssets {
       const body = await (await api("/ui/api/models")).json();
       const rows = body.models.map(m => el("tr", {}, el("td", {}, el("a", { href: "/ui/models/" + encodeURIComponent(m.name) }, m.name)),
         el("td", { text: m.version || "" }), el("td", {}, el("span", { class: "badge " + m.state, text: m.state })),
-        el("td", { text: (m.format || "") + (m.platform ? " · " + m.platform : "") }), el("td", {}, el("code", { text: (m.digest || "").slice(0, 19) }))));
+        el("td", { text: (m.format || "") + (m.platform ? " · " + m.platform : "") }), el("td", {}, el("code", { text: (m.digest || "").slice(0, 19) })), el("td", { class: "muted", text: m.signature })));
       main.replaceChildren(el("h1", { text: "Models" }), el("table", { "data-testid": "models" },
-        el("thead", {}, el("tr", {}, ...["name", "version", "state", "format · backend", "digest"].map(t => el("th", { text: t })))), el("tbody", {}, ...rows)));
+        el("thead", {}, el("tr", {}, ...["name", "version", "state", "format · backend", "digest", "signature"].map(t => el("th", { text: t })))), el("tbody", {}, ...rows)));
     }
 
     const b64 = buffer => { let s = ""; const bytes = new Uint8Array(buffer); for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000)); return btoa(s); };
@@ -234,7 +234,7 @@ enum PageAssets {
       const steps = (title, list) => el("div", { class: "card" }, el("h3", { text: title }), list.length ? el("ol", {}, ...list.map(s => el("li", {}, el("code", { text: s.type }), " " + JSON.stringify(s.parameters)))) : el("p", { class: "muted", text: "none" }));
       main.replaceChildren(
         el("h1", {}, c.name + " ", el("span", { class: "muted", text: c.version })),
-        el("p", {}, el("span", { class: "badge ready", "data-testid": "state", text: "ready" }), " " + (c.description || ""), " ", el("span", { class: "muted", text: c.format + " · " + c.platform + (c.digest ? " · " + c.digest.slice(0, 19) : "") + (c.license ? " · " + c.license : "") })),
+        el("p", {}, el("span", { class: "badge ready", "data-testid": "state", text: "ready" }), " " + (c.description || ""), " ", el("span", { class: "muted", text: c.format + " · " + c.platform + (c.digest ? " · " + c.digest.slice(0, 19) : "") + (c.license ? " · " + c.license : "") }), " ", el("span", { class: "muted", "data-testid": "signature", text: "· signature: " + c.signature })),
         stats,
         el("h2", { text: "Try it" }), form, result,
         el("h2", { text: "The same request from code" }), snippet,

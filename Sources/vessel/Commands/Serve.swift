@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VesselImage
+import VesselManifest
 import VesselModel
 import VesselServer
 import VesselServing
@@ -30,9 +31,9 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        if let requireSignature { try checkSignatures(requireSignature) }
+        let signatures = try requireSignature.map(checkSignatures) ?? [:]
         let index = try options.fileIndex()
-        try await options.serve {
+        try await options.serve(signatures: signatures) {
             guard let index else { return try models.map { try modelSource($0, store: store) } }
             guard models.count == 1, case let (alias, root) = try ServeOptions.splitAlias(models[0]), FileSystem.isDirectory(root) else {
                 throw ValidationError("--verify-files needs exactly one model directory")
@@ -44,19 +45,23 @@ struct Serve: AsyncParsableCommand {
 
     /// Every model must be a stored artifact signed with the key; the first that is not stops
     /// the server with the reason, before it listens or loads anything.
-    private func checkSignatures(_ keyPath: String) throws {
+    /// Returns what was verified, by served name (for the pages).
+    private func checkSignatures(_ keyPath: String) throws -> [String: String] {
+        var verified: [String: String] = [:]
         try vessel.run {
             let key = try loadVerifyingKey(keyPath)
             for model in models {
-                let (_, target) = try ServeOptions.splitAlias(model)
+                let (alias, target) = try ServeOptions.splitAlias(model)
                 guard !FileSystem.isDirectory(target) else {
                     throw ValidationError("--require-signature serves signed artifacts only; \(target) is a directory (pack and sign it)")
                 }
                 let (store, reference, _) = try store.resolve(target)
                 let artifact = try Artifact.load(reference, from: store, verifyLayers: false)
-                try ArtifactSigning.verifyAttached(artifact, store: store, key: key)
+                let label = try ArtifactSigning.verifyAttached(artifact, store: store, key: key)
+                verified[alias ?? artifact.manifest.name] = "\(label) verified with key \(key.hint.prefix(12))… at start"
                 printError("\(reference): signature verified with key \(key.hint.prefix(12))…")
             }
         }
+        return verified
     }
 }
