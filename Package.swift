@@ -133,6 +133,7 @@ let package = Package(
             name: "VesselServer",
             dependencies: [
                 "VesselModel", "VesselManifest", "VesselProcessing", "VesselStore", "VesselSystem", "VesselTensor", "VesselONNX", "VesselJSON",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -36,9 +36,13 @@ public final class LoadedModel: Sendable {
     /// The model's own graph signature, as the manifest declares it.
     public var modelSignature: Signature { manifest.signature }
 
+    /// Files read where they lie (in their store blobs) rather than from `directory`, by path.
+    public let inPlace: [String: FileRegion]
+
     init(manifest: Manifest, backend: any Backend, plan: ProcessingPlan, directory: String, digest: String?, loadSeconds: Double,
-         pendingCheck: PendingCheck? = nil) {
+         pendingCheck: PendingCheck? = nil, inPlace: [String: FileRegion] = [:]) {
         self.manifest = manifest
+        self.inPlace = inPlace
         self.plan = plan
         // Every caller of `backend` (a run, the examples, every transport and the batcher) gets
         // the steps: there is no path that forgets them.
@@ -60,7 +64,7 @@ public final class LoadedModel: Sendable {
         let plan = try processingPlan(manifest, directory: directory)
         let backend = try makeBackend(manifest, directory: directory, inPlace: inPlace)
         return LoadedModel(manifest: manifest, backend: backend, plan: plan, directory: directory, digest: digest,
-                           loadSeconds: Date().timeIntervalSince(started), pendingCheck: pendingCheck)
+                           loadSeconds: Date().timeIntervalSince(started), pendingCheck: pendingCheck, inPlace: inPlace)
     }
 
     /// A manifest's processing steps compiled, with the files they name read from `directory`.

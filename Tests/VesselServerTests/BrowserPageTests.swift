@@ -53,6 +53,13 @@ struct BrowserPageTests {
         #expect(Self.answer(text, output: "embedding")?.contains("norm 1.0000") == true, "\(text.suffix(3000))")
         #expect(text.contains("tokenize") && text.contains("parameters.raw"), "the contract shows the steps and the model's own graph")
 
+        // The contract lists each file with its SHA-256.
+        let contract = try await running.request("GET", "/ui/api/models/minilm")
+        let tokenizerDigest = try TestSupport.python("import hashlib; print(hashlib.sha256(open('\(TextRequestTests.minilm)/tokenizer.json','rb').read()).hexdigest())")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(contract.text.contains(tokenizerDigest), "\(contract.text.prefix(600))")
+        #expect(text.contains("sha256:" + tokenizerDigest.prefix(16)), "the page shows it")
+
         // The page's Python snippet for that request runs as it is, with the real tritonclient.
         let snippet = try #require(text.range(of: "data-testid=\"snippet\">").flatMap { start in text[start.upperBound...].range(of: "</pre>").map { String(text[start.upperBound..<$0.lowerBound]) } })
         let python = snippet.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&lt;", with: "<")

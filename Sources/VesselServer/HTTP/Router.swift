@@ -38,7 +38,7 @@ extension InferenceServer {
         case .home: return { [self] _, _ in homePage() }
         case .modelPage: return { [self] _, context in modelPage(context) }
         case .uiModels: return { [self] _, _ in modelList() }
-        case .uiModel: return { [self] _, context in modelContract(context) }
+        case .uiModel: return { [self] _, context in await modelContract(context) }
         case .healthCheck:
             // Cog's: READY once every model is, STARTING while loading, else FAILED.
             return { [self] _, _ in

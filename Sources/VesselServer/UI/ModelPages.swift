@@ -3,13 +3,19 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Crypto
 import HTTPTypes
 import Hummingbird
+import Synchronization
+import VesselONNX
 import NIOCore
 import VesselJSON
 import VesselManifest
 import VesselModel
 import VesselTensor
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The browser pages (`GET /`, `/ui/models/{m}`): static shells with their CSS and JavaScript
 /// inline (nothing from a CDN, no fonts), which read what to show from the two JSON routes below
@@ -50,7 +56,7 @@ extension InferenceServer {
     /// `GET /ui/api/models/{m}`: everything the model page shows — the served and the model's
     /// signatures, the steps, the examples (inputs and expected outputs as OIP v2 tensors),
     /// metadata and files.
-    func modelContract(_ context: BasicRequestContext) -> Response {
+    func modelContract(_ context: BasicRequestContext) async -> Response {
         let model: ServedModel
         switch lookup(context, version: nil) {
         case .success(let found): model = found
@@ -67,7 +73,13 @@ extension InferenceServer {
         fields["model"] = Self.signature(loaded.modelSignature, steps: [])
         fields["preprocess"] = .array(manifest.preprocess.map(Self.step))
         fields["postprocess"] = .array(manifest.postprocess.map(Self.step))
-        fields["files"] = .array(manifest.files.map { .object(["path": .string($0.path), "role": .string($0.role.rawValue)]) })
+        let digests = await FileDigests.of(loaded)
+        let files = [(manifest.model.file, "model")] + manifest.files.map { ($0.path, $0.role.rawValue) }
+        fields["files"] = .array(files.map { path, role in
+            var entry: [String: JSONValue] = ["path": .string(path), "role": .string(role)]
+            if let digest = digests[path] { entry["sha256"] = .string(digest) }
+            return .object(entry)
+        })
         var examples: [JSONValue] = []
         for example in (try? LoadedModel.examples(of: manifest, directory: loaded.directory)) ?? [] {
             func tensors(_ values: [String: Tensor]) -> JSONValue {
@@ -140,5 +152,52 @@ extension InferenceServer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+/// Each file of a served model with its SHA-256, for the page: hashed once per loaded model off
+/// the event loops (a multi-GiB model takes seconds), from the model directory or, for files
+/// read in place, from their region of the store blob; a directory is listed without one.
+enum FileDigests {
+    private static let cache = Mutex<[String: [String: String]]>([:])
+
+    static func of(_ loaded: LoadedModel) async -> [String: String] {
+        let key = "\(loaded.name)@\(loaded.version)@\(loaded.digest ?? loaded.directory)"
+        if let known = cache.withLock({ $0[key] }) { return known }
+        let computed = await offThePool { () -> [String: String] in
+            var out: [String: String] = [:]
+            for path in [loaded.manifest.model.file] + loaded.manifest.files.map(\.path) {
+                if let region = loaded.inPlace[path] {
+                    out[path] = hash(region.path, offset: region.offset, length: region.length)
+                } else {
+                    out[path] = hash(loaded.directory + "/" + path, offset: 0, length: nil)
+                }
+            }
+            return out.compactMapValues { $0 }
+        }
+        cache.withLock { $0[key] = computed }
+        return computed
+    }
+
+    /// nil for anything but a readable regular file.
+    private static func hash(_ path: String, offset: Int, length: Int?) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var hasher = SHA256()
+        var remaining = length ?? (Int(info.st_size) - offset)
+        var position = offset
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while remaining > 0 {
+            let want = min(buffer.count, remaining)
+            let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(position)) }
+            guard count > 0 else { return nil }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            remaining -= count
+            position += count
+        }
+        return hasher.finalize().map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 }

@@ -241,7 +241,7 @@ enum PageAssets {
         el("h2", { text: "Contract" }),
         el("div", { class: "grid" }, signatureTable("What clients send and get", c.served), signatureTable("The model's own graph (parameters.raw)", c.model),
           steps("Preprocess", c.preprocess), steps("Postprocess", c.postprocess),
-          el("div", { class: "card" }, el("h3", { text: "Files" }), el("ul", {}, ...c.files.map(f => el("li", {}, el("code", { text: f.path }), " ", el("span", { class: "muted", text: f.role }))))),
+          el("div", { class: "card" }, el("h3", { text: "Files" }), el("ul", {}, ...c.files.map(f => el("li", {}, el("code", { text: f.path }), " ", el("span", { class: "muted", text: f.role + (f.sha256 ? " · sha256:" + f.sha256.slice(0, 16) + "…" : "") }))))),
           el("div", { class: "card" }, el("h3", { text: "Examples" }), ...c.examples.map(x => el("details", {}, el("summary", { text: x.name }), el("pre", { text: JSON.stringify(x.outputs).slice(0, 2000) }))))));
       health(); setInterval(health, 2000);
       const params = new URLSearchParams(location.search), wanted = params.get("example");
