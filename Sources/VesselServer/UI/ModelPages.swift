@@ -12,6 +12,7 @@ import NIOCore
 import VesselJSON
 import VesselManifest
 import VesselModel
+import VesselStore
 import VesselTensor
 #if canImport(Glibc)
 import Glibc
@@ -181,13 +182,11 @@ enum FileDigests {
 
     /// nil for anything but a readable regular file.
     private static func hash(_ path: String, offset: Int, length: Int?) -> String? {
-        var info = stat()
-        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        // Regular files only (a directory, a FIFO or a missing file has no digest here).
+        guard let fd = try? FileSystem.openForReading(path), let size = try? FileSystem.size(of: path) else { return nil }
         defer { close(fd) }
         var hasher = SHA256()
-        var remaining = length ?? (Int(info.st_size) - offset)
+        var remaining = length ?? (Int(size) - offset)
         var position = offset
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while remaining > 0 {
