@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import VesselStore
 import VesselTensor
 
 /// A failure to read, use or check a key or a signature; the message names what and where.
@@ -158,7 +159,7 @@ public struct VerifyingKey: @unchecked Sendable {
     public var pem: String { PEM.encode(der, label: "PUBLIC KEY") }
 
     /// Model Signing's key hint: the SHA-256 of the canonical PEM, hex.
-    public var hint: String { hex(SHA256.hash(data: Array(pem.utf8))) }
+    public var hint: String { Digest(bytes: SHA256.hash(data: Array(pem.utf8))).hex }
 
     public func isValid(_ signature: [UInt8], for message: [UInt8]) -> Bool {
         switch key {

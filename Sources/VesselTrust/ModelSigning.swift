@@ -1,16 +1,7 @@
 import Crypto
 import Foundation
+import VesselStore
 import VesselTensor
-
-func hex(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    for byte in bytes {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 0xF)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
 
 /// DSSE (Dead Simple Signing Envelope) v1: the signature covers the pre-authentication
 /// encoding `DSSEv1 LEN(type) type LEN(body) body`, never a re-encoding of the parsed payload.
@@ -140,9 +131,9 @@ public struct ModelSigningStatement: Sendable, Equatable {
             var predicateType: String
             var predicate: Predicate
         }
-        let body = Statement(subject: [Subject(name: modelName, digest: ["sha256": hex(rootDigest)])], predicateType: Self.predicateType,
+        let body = Statement(subject: [Subject(name: modelName, digest: ["sha256": Digest(bytes: rootDigest).hex])], predicateType: Self.predicateType,
                              predicate: Predicate(serialization: Serialization(),
-                                                  resources: resources.map { Resource(name: $0.name, algorithm: "sha256", digest: hex($0.sha256)) }))
+                                                  resources: resources.map { Resource(name: $0.name, algorithm: "sha256", digest: Digest(bytes: $0.sha256).hex) }))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array(try encoder.encode(body))
@@ -177,7 +168,7 @@ public struct ModelSigningStatement: Sendable, Equatable {
             resources.append(.init(name: resource.name, sha256: digest))
         }
         let parsed = ModelSigningStatement(modelName: statement.subject[0].name ?? "", resources: resources)
-        guard hex(parsed.rootDigest) == rootHex else {
+        guard Digest(bytes: parsed.rootDigest).hex == rootHex else {
             throw TrustError("\(source): the statement's subject digest is not what its resources hash to")
         }
         return parsed

@@ -197,6 +197,6 @@ enum FileDigests {
             remaining -= count
             position += count
         }
-        return hasher.finalize().map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        return Digest(bytes: hasher.finalize()).hex
     }
 }

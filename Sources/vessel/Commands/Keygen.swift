@@ -36,12 +36,7 @@ struct Keygen: ParsableCommand {
         guard fd >= 0 else { throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         fchmod(fd, mode)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
-            written += n
-        }
+        try bytes.withUnsafeBytes { try FileSystem.writeAll(fd, $0, path: path) }
         guard fsync(fd) == 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
     }
 }
