@@ -63,16 +63,9 @@ public struct Unpacker {
                 // trusted until both are done.
                 let verified = BlobCheck(store: store, blob: file.descriptor, context: file.path)
                 do {
-                    let fd = try FileSystem.openForReading(store.blobPath(file.descriptor.digest))
-                    defer { close(fd) }
-                    let reader = TarReader(fd: fd, path: file.path)
-                    while let entry = try reader.next() {
-                        let relative = try Self.checked(entry.path)
-                        guard relative == base || relative.hasPrefix(base + "/") else {
-                            throw UnpackError.unsafePath(entry.path, reason: "lies outside `\(base)`, the directory its layer holds")
-                        }
+                    try forEachEntry(of: file, base: base) { entry, relative, reader in
                         switch entry.kind {
-                        case .directory: continue
+                        case .directory: break
                         case .file: try body(relative) { sink in try reader.readContent { try sink($0) } }
                         default: throw UnpackError.unsafePath(entry.path, reason: "is not a regular file or directory")
                         }
@@ -226,15 +219,8 @@ public struct Unpacker {
         // Verify the whole layer first: a tar is extracted entry by entry, and a corrupt one must
         // not leave half its files behind.
         try store.verifyBlob(file.descriptor, context: file.path)
-        let fd = try FileSystem.openForReading(store.blobPath(file.descriptor.digest))
-        defer { close(fd) }
-        let reader = TarReader(fd: fd, path: file.path)
         var written: [String] = []
-        while let entry = try reader.next() {
-            let relative = try Self.checked(entry.path)
-            guard relative == base || relative.hasPrefix(base + "/") else {
-                throw UnpackError.unsafePath(entry.path, reason: "lies outside `\(base)`, the directory its layer holds")
-            }
+        try forEachEntry(of: file, base: base) { entry, relative, reader in
             switch entry.kind {
             case .directory:
                 try prepareParents(of: relative + "/x", in: directory)
@@ -260,6 +246,23 @@ public struct Unpacker {
             }
         }
         return written
+    }
+
+    /// Each entry of a tar layer with its checked path, which must lie inside `base` (the file or
+    /// directory the layer holds), and the reader positioned at its content. The layer's digest
+    /// is the caller's to check.
+    private func forEachEntry(of file: Artifact.PackedFile, base: String,
+                              _ body: (TarReader.Entry, String, TarReader) throws -> Void) throws {
+        let fd = try FileSystem.openForReading(store.blobPath(file.descriptor.digest))
+        defer { close(fd) }
+        let reader = TarReader(fd: fd, path: file.path)
+        while let entry = try reader.next() {
+            let relative = try Self.checked(entry.path)
+            guard relative == base || relative.hasPrefix(base + "/") else {
+                throw UnpackError.unsafePath(entry.path, reason: "lies outside `\(base)`, the directory its layer holds")
+            }
+            try body(entry, relative, reader)
+        }
     }
 }
 
