@@ -69,8 +69,7 @@ public final class LoadedModel: Sendable {
 
     /// A manifest's processing steps compiled, with the files they name read from `directory`.
     public static func processingPlan(_ manifest: Manifest, directory: String) throws -> ProcessingPlan {
-        try ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess,
-                           maxImagePixels: manifest.serving.maxImagePixels)
+        try ProcessingPlan(manifest: manifest)
             .loadingFiles { path in try FileSystem.readFile(FileSystem.join(directory, path), limit: ProcessingPlan.fileLimit) }
     }
 
@@ -123,7 +122,7 @@ public final class LoadedModel: Sendable {
     /// A manifest's examples as tensors, their files read from `directory`; no backend needed.
     public static func examples(of manifest: Manifest, directory: String) throws -> [LoadedExample] {
         // Examples are what clients send and get: the served signature.
-        let signature = try ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess).served
+        let signature = try ProcessingPlan(manifest: manifest).served
         return try manifest.examples.map { example in
             func tensors(_ data: [String: ExampleData], _ specs: [TensorSpec]) throws -> [String: Tensor] {
                 var result: [String: Tensor] = [:]

@@ -114,6 +114,13 @@ public struct ProcessingPlan: Sendable {
         served = Signature(inputs: inputs, outputs: outputs)
     }
 
+    /// A manifest's steps against its own signature, each image bounded by its
+    /// `serving.max_image_pixels`.
+    public init(manifest: Manifest) throws(ProcessingError) {
+        try self.init(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess,
+                      maxImagePixels: manifest.serving.maxImagePixels)
+    }
+
     private init(copying plan: ProcessingPlan, pre: [CompiledStep], post: [CompiledStep]) {
         served = plan.served
         model = plan.model
@@ -198,14 +205,10 @@ public struct ProcessingPlan: Sendable {
             switch step.operation {
             case .drop:
                 values[step.tensor] = nil
-                continue
             case .rename:
                 values[step.result] = tensor
                 values[step.tensor] = nil
-                continue
-            default: break
-            }
-            if case .detections(let detections) = step.operation {
+            case .detections(let detections):
                 do {
                     let (boxes, scores, classes, count) = try detections.run(tensor)
                     values[step.result] = boxes
@@ -215,15 +218,13 @@ public struct ProcessingPlan: Sendable {
                 } catch {
                     throw step.error(error.message)
                 }
-                continue
-            }
-            if case .pool(let pool) = step.operation {
+            case .pool(let pool):
                 do { values[step.result] = try pool.run(tensor, mask: inputs[pool.mask]) } catch { throw step.error(error.message) }
-                continue
+            default:
+                let (result, scores) = try step.apply(tensor)
+                values[step.result] = result
+                if let name = step.scoresName, let scores { values[name] = scores }
             }
-            let (result, scores) = try step.apply(tensor)
-            values[step.result] = result
-            if let name = step.scoresName, let scores { values[name] = scores }
         }
         return values
     }

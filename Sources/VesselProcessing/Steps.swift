@@ -353,7 +353,8 @@ struct CompiledStep: Sendable {
         case .rename:
             break
         case .detections(let detections):
-            do { classes = try detections.classes(of: spec) } catch { throw self.error(error.message) }
+            // Checks the head's shape; the class count itself is not needed here.
+            do { _ = try detections.classes(of: spec) } catch { throw self.error(error.message) }
             let batch = spec.shape[0], count = Dim.dynamic(name: "detections")
             return [TensorSpec(name: result, dtype: spec.dtype, shape: [batch, count, .fixed(4)], description: "boxes x1, y1, x2, y2 after non-maximum suppression"),
                     TensorSpec(name: result + "_scores", dtype: spec.dtype, shape: [batch, count], description: "each box's score"),
@@ -455,14 +456,9 @@ struct CompiledStep: Sendable {
             throw error("\(file) was not read")
         case .threshold(let value):
             return (Tensor(tensor.doubles().map { $0 > value }, shape: tensor.shape), nil)
-        case .columns, .tokenize:
-            throw error("runs on its named inputs, not one tensor")
-        case .rename, .drop:
-            return (tensor, nil)
-        case .pool(let pool):
-            do { return (try pool.run(tensor, mask: nil), nil) } catch { throw self.error(error.message) }
-        case .detections:
-            throw error("writes several outputs")
+        case .columns, .tokenize, .rename, .drop, .pool, .detections:
+            // Several tensors in or out (or the model's inputs read): the plan runs these itself.
+            throw error("is run by the plan, not on one tensor")
         case .image(let image):
             guard tensor.dtype == .string, tensor.rank == 1 else {
                 throw error("takes a list of encoded images (BYTES [N]); `\(self.tensor)` is \(tensor.dtype.rawValue)\(tensor.shape)")

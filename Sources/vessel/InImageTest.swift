@@ -90,8 +90,7 @@ enum InImageTest {
         }
 
         let report = ExampleRun.over(port: port, model: manifest.name, version: manifest.version, examples: examples,
-                                     inputOrder: try ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess,
-                                                                    postprocess: manifest.postprocess).served.inputs.map(\.name))
+                                     inputOrder: try ProcessingPlan(manifest: manifest).served.inputs.map(\.name))
         printReport(report)
         let status = container.stop(grace: 30)
         guard status == 0 else {

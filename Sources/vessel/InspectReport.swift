@@ -66,7 +66,7 @@ struct InspectReport: Encodable {
             Tensor(name: spec.name, dtype: spec.dtype.rawValue, shape: spec.shape.map(\.description), description: spec.description)
         }
         // A packed manifest's steps compiled when it was packed; an older vessel may not have.
-        let served = (try? ProcessingPlan(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess))?.served
+        let served = (try? ProcessingPlan(manifest: manifest))?.served
             ?? manifest.signature
         inputs = served.inputs.map(tensor)
         outputs = served.outputs.map(tensor)

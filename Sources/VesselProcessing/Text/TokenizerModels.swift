@@ -158,7 +158,7 @@ struct BPEModel: Sendable {
             }
             if byteFallback {
                 var bytes: [Int] = []
-                for byte in String(Character(c)).utf8 {
+                for byte in Unicode.UTF8.encode(c)! {
                     let name = "<0x" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2) + ">"
                     guard let id = vocab[Token(name)] else { bytes = []; break }
                     bytes.append(id)

@@ -110,9 +110,7 @@ indirect enum Normalizer: Sendable {
         case .nfd: return Self.decomposed(text)
         case .nfc:
             if text.allSatisfy({ $0.value < 0x300 }) { return text }
-            var string = ""
-            string.unicodeScalars.append(contentsOf: text)
-            return Array(string._nfc)
+            return Array(makeString("", text[...])._nfc)
         case .stripAccents: return text.filter { !TextClass.isMark($0) }
         case .strip(let left, let right):
             var slice = text[...]
@@ -142,9 +140,7 @@ indirect enum Normalizer: Sendable {
 
     static func decomposed(_ text: Scalars) -> Scalars {
         if text.allSatisfy({ $0.value < 0xC0 }) { return text }
-        var string = ""
-        string.unicodeScalars.append(contentsOf: text)
-        return Array(string._nfd)
+        return Array(makeString("", text[...])._nfd)
     }
 }
 
@@ -366,7 +362,7 @@ enum ByteLevel {
             if c.value < 0x80 {
                 out.append(byteScalars[Int(c.value)])
             } else {
-                for byte in String(Character(c)).utf8 { out.append(byteScalars[Int(byte)]) }
+                for byte in Unicode.UTF8.encode(c)! { out.append(byteScalars[Int(byte)]) }
             }
         }
         return out
