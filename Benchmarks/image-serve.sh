@@ -106,16 +106,12 @@ f = json.load(open(f"{work}/fastapi.json"))["probabilities"][0]
 print("largest difference between the two servers' probabilities: %.2e" % max(abs(a - b) for a, b in zip(v, f)))
 PY
 
-best() {  # two rounds, the better throughput
-  local a b; a=$(wrk_measure "$1" "$2" "$3" "$seconds"); b=$(wrk_measure "$1" "$2" "$3" "$seconds")
-  if [ "${a%% *}" -ge "${b%% *}" ]; then echo "$a"; else echo "$b"; fi
-}
 echo "Start to ready: vessel ${vessel_ready} s, FastAPI (uvicorn, 2 workers) ${fastapi_ready} s."
 echo
 printf "| concurrency | vessel req/s | p50 ms | p99 ms | FastAPI + Pillow + onnxruntime req/s | p50 ms | p99 ms | ratio | errors |\n|---|---|---|---|---|---|---|---|---|\n"
 for connections in 1 4; do
-  read -r vr vp50 vp99 ve <<<"$(best http://127.0.0.1:18290/v2/models/classifier/infer "$work/oip.lua" $connections)"
-  read -r fr fp50 fp99 fe <<<"$(best http://127.0.0.1:18291/predict "$work/fastapi.lua" $connections)"
+  read -r vr vp50 vp99 ve <<<"$(wrk_best http://127.0.0.1:18290/v2/models/classifier/infer "$work/oip.lua" $connections "$seconds")"
+  read -r fr fp50 fp99 fe <<<"$(wrk_best http://127.0.0.1:18291/predict "$work/fastapi.lua" $connections "$seconds")"
   echo "| $connections | $vr | $vp50 | $vp99 | $fr | $fp50 | $fp99 | $(python3 -c "print(f'{$vr / max($fr, 1e-9):.1f}')")x | $ve / $fe |"
 done
 "$venv/bin/python" -c "import fastapi, PIL, onnxruntime, numpy; print('fastapi', fastapi.__version__, 'Pillow', PIL.__version__, 'onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__)"

@@ -75,23 +75,16 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}'
 LUA
 sed 's/"features"/"predict"/' "$work/oip.lua" > "$work/oip-mlserver.lua"
-measure() {  # URL script connections → "rps p50 p99 errors"
-  wrk_measure "$1" "$2" "$3" "$seconds"
-}
-best() {  # two rounds, the better throughput
-  local a b; a=$(measure "$@"); b=$(measure "$@")
-  if [ "${a%% *}" -ge "${b%% *}" ]; then echo "$a"; else echo "$b"; fi
-}
 echo "Start to ready: vessel ${cold} s with the environment built from the artifact's wheels, ${warm} s reused;"
 echo "mlflow models serve ${mlflow_ready} s; MLServer ${mlserver_ready} s."
 echo
 printf "| protocol | concurrency | vessel req/s | p50 ms | p99 ms | other | other req/s | p50 ms | p99 ms | ratio | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
 for connections in 1 8; do
-  read -r vr vp50 vp99 ve <<<"$(best http://127.0.0.1:18190/invocations "$work/invocations.lua" $connections)"
-  read -r mr mp50 mp99 me <<<"$(best http://127.0.0.1:18194/invocations "$work/invocations.lua" $connections)"
+  read -r vr vp50 vp99 ve <<<"$(wrk_best http://127.0.0.1:18190/invocations "$work/invocations.lua" $connections "$seconds")"
+  read -r mr mp50 mp99 me <<<"$(wrk_best http://127.0.0.1:18194/invocations "$work/invocations.lua" $connections "$seconds")"
   echo "| MLflow /invocations | $connections | $vr | $vp50 | $vp99 | mlflow models serve | $mr | $mp50 | $mp99 | $(python3 -c "print(f'{$vr / max($mr, 1e-9):.1f}')")x | $ve / $me |"
-  read -r vr vp50 vp99 ve <<<"$(best http://127.0.0.1:18190/v2/models/iris/infer "$work/oip.lua" $connections)"
-  read -r sr sp50 sp99 se <<<"$(best http://127.0.0.1:18191/v2/models/iris/infer "$work/oip-mlserver.lua" $connections)"
+  read -r vr vp50 vp99 ve <<<"$(wrk_best http://127.0.0.1:18190/v2/models/iris/infer "$work/oip.lua" $connections "$seconds")"
+  read -r sr sp50 sp99 se <<<"$(wrk_best http://127.0.0.1:18191/v2/models/iris/infer "$work/oip-mlserver.lua" $connections "$seconds")"
   echo "| OIP v2 | $connections | $vr | $vp50 | $vp99 | MLServer (sklearn) | $sr | $sp50 | $sp99 | $(python3 -c "print(f'{$vr / max($sr, 1e-9):.1f}')")x | $ve / $se |"
 done
 "$venv/bin/python" -c "import mlflow, mlserver, sklearn; print('mlflow', mlflow.__version__, 'mlserver', mlserver.__version__, 'scikit-learn', sklearn.__version__)"
