@@ -98,26 +98,29 @@ public struct KernelRegistry: Sendable {
     /// Every operator with at least one kernel, as `domain|op`.
     public var operators: [String] { entries.keys.sorted() }
 
-    /// The runtime's built-in operators.
+    /// The runtime's built-in operators, one family (a folder under `Operators/`) per line.
     public static let standard: KernelRegistry = {
         var registry = KernelRegistry()
-        registerElementwise(&registry)
-        registerActivations(&registry)
-        registerShapeOperators(&registry)
+        registerActivations(&registry)                 // Activation/
+        registerControlFlow(&registry)                 // ControlFlow/
+        registerElementwise(&registry)                 // Math/
+        registerBitwise(&registry)
         registerLinearAlgebra(&registry)
-        registerReductions(&registry)
-        registerNormalization(&registry)
-        registerConvolution(&registry)
-        registerResize(&registry)
         registerEinsum(&registry)
-        registerRecurrent(&registry)
-        registerStrings(&registry)
-        registerMiscellaneous(&registry)
-        registerQuantization(&registry)
+        registerConvolution(&registry)                 // NN/
+        registerPooling(&registry)
+        registerNormalization(&registry)
         registerLosses(&registry)
-        registerControlFlow(&registry)
-        registerSequences(&registry)
-        registerMLPreprocessing(&registry)
+        registerQuantization(&registry)                // Quantization/
+        registerReductions(&registry)                  // Reduction/
+        registerRecurrent(&registry)                   // RNN/
+        registerSequences(&registry)                   // Sequence/
+        registerShape(&registry)                       // Tensor/
+        registerGenerators(&registry)
+        registerIndexing(&registry)
+        registerResize(&registry)
+        registerStrings(&registry)                     // Text/
+        registerMLPreprocessing(&registry)             // ML/ (ai.onnx.ml)
         registerMLLinear(&registry)
         registerMLTrees(&registry)
         registerMLMaps(&registry)

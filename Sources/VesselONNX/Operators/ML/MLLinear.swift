@@ -10,78 +10,86 @@ import VesselTensor
 /// the same labels and probabilities here as there.
 extension KernelRegistry {
     static func registerMLLinear(_ r: inout KernelRegistry) {
-        r.registerPrepared("LinearClassifier", domain: mlDomain) { node in
-            let coefficients = try node.attributes.required("coefficients", node.attributes.floats)
-            let intercepts = node.attributes.floats("intercepts") ?? []
-            let labels = try ClassLabels(node: node)
-            let transform = try PostTransform(name: node.attributes.string("post_transform", default: "NONE"), node: node)
-            return { c, i in
-                let x = try c.input(i, 0)
-                let (rows, features) = try x.mlRows(c)
-                let targets = intercepts.isEmpty ? (features == 0 ? 0 : coefficients.count / features) : intercepts.count
-                guard targets > 0, targets * features == coefficients.count else {
-                    throw c.invalid("\(coefficients.count) coefficients do not fit \(targets) classes × \(features) features")
-                }
-                var scores = try x.withMLFloats(c) { linearScores($0, rows: rows, features: features, weights: coefficients, targets: targets, bias: intercepts) }
-                var chosen = [Int](repeating: 0, count: rows)
-                let binaryLabels = targets == 1
-                for row in 0..<rows {
-                    if binaryLabels {
-                        chosen[row] = scores[row] > 0 ? 1 : 0
-                    } else {
-                        var best = 0
-                        for k in 1..<targets where scores[row * targets + k] > scores[row * targets + best] { best = k }
-                        chosen[row] = best
-                    }
-                }
-                // One score column with two labels: the second class's column is added.
-                let expand = targets == 1 && labels.count == 2
-                let columns = expand ? 2 : targets
-                var output = [Float](repeating: 0, count: rows * columns)
-                scores.withUnsafeMutableBufferPointer { scores in
-                    output.withUnsafeMutableBufferPointer { output in
-                        for row in 0..<rows {
-                            let slice = UnsafeMutableBufferPointer(rebasing: scores[row * targets..<(row + 1) * targets])
-                            transform.write(slice, second: expand ? .complement : nil, to: output.baseAddress! + row * columns)
-                        }
-                    }
-                }
-                return [labels.tensor(chosen, shape: [rows]), Tensor(output, shape: [rows, columns])]
-            }
-        }
+        r.registerPrepared("LinearClassifier", domain: mlDomain, linearClassifierKernel)
 
-        r.registerPrepared("LinearRegressor", domain: mlDomain) { node in
-            let coefficients = node.attributes.floats("coefficients") ?? []
-            let intercepts = node.attributes.floats("intercepts") ?? []
-            let targets = node.attributes.int("targets", default: 1)
-            guard targets >= 1 else { throw node.invalid("targets must be at least 1") }
-            guard intercepts.isEmpty || intercepts.count == targets else {
-                throw node.invalid("has \(intercepts.count) intercepts for \(targets) targets")
-            }
-            let transform = try PostTransform(name: node.attributes.string("post_transform", default: "NONE"), node: node)
-            return { c, i in
-                let x = try c.input(i, 0)
-                let (rows, features) = try x.mlRows(c)
-                guard targets * features == coefficients.count else {
-                    throw c.invalid("\(coefficients.count) coefficients do not fit \(targets) targets × \(features) features")
-                }
-                var scores = try x.withMLFloats(c) { linearScores($0, rows: rows, features: features, weights: coefficients, targets: targets, bias: intercepts) }
-                var output = [Float](repeating: 0, count: rows * targets)
-                scores.withUnsafeMutableBufferPointer { scores in
-                    output.withUnsafeMutableBufferPointer { output in
-                        for row in 0..<rows {
-                            let slice = UnsafeMutableBufferPointer(rebasing: scores[row * targets..<(row + 1) * targets])
-                            transform.write(slice, second: nil, to: output.baseAddress! + row * targets)
-                        }
-                    }
-                }
-                return [Tensor(output, shape: [rows, targets])]
-            }
-        }
+        r.registerPrepared("LinearRegressor", domain: mlDomain, linearRegressorKernel)
 
-        r.registerPrepared("SVMClassifier", domain: mlDomain) { node in try SVMClassifier(node: node).kernel }
-        r.registerPrepared("SVMRegressor", domain: mlDomain) { node in try SVMRegressor(node: node).kernel }
+        r.registerPrepared("SVMClassifier", domain: mlDomain, svmClassifierKernel)
+        r.registerPrepared("SVMRegressor", domain: mlDomain, svmRegressorKernel)
     }
+
+    static func linearClassifierKernel(_ node: Node) throws -> KernelFunction {
+        let coefficients = try node.attributes.required("coefficients", node.attributes.floats)
+        let intercepts = node.attributes.floats("intercepts") ?? []
+        let labels = try ClassLabels(node: node)
+        let transform = try PostTransform(name: node.attributes.string("post_transform", default: "NONE"), node: node)
+        return { c, i in
+            let x = try c.input(i, 0)
+            let (rows, features) = try x.mlRows(c)
+            let targets = intercepts.isEmpty ? (features == 0 ? 0 : coefficients.count / features) : intercepts.count
+            guard targets > 0, targets * features == coefficients.count else {
+                throw c.invalid("\(coefficients.count) coefficients do not fit \(targets) classes × \(features) features")
+            }
+            var scores = try x.withMLFloats(c) { linearScores($0, rows: rows, features: features, weights: coefficients, targets: targets, bias: intercepts) }
+            var chosen = [Int](repeating: 0, count: rows)
+            let binaryLabels = targets == 1
+            for row in 0..<rows {
+                if binaryLabels {
+                    chosen[row] = scores[row] > 0 ? 1 : 0
+                } else {
+                    var best = 0
+                    for k in 1..<targets where scores[row * targets + k] > scores[row * targets + best] { best = k }
+                    chosen[row] = best
+                }
+            }
+            // One score column with two labels: the second class's column is added.
+            let expand = targets == 1 && labels.count == 2
+            let columns = expand ? 2 : targets
+            var output = [Float](repeating: 0, count: rows * columns)
+            scores.withUnsafeMutableBufferPointer { scores in
+                output.withUnsafeMutableBufferPointer { output in
+                    for row in 0..<rows {
+                        let slice = UnsafeMutableBufferPointer(rebasing: scores[row * targets..<(row + 1) * targets])
+                        transform.write(slice, second: expand ? .complement : nil, to: output.baseAddress! + row * columns)
+                    }
+                }
+            }
+            return [labels.tensor(chosen, shape: [rows]), Tensor(output, shape: [rows, columns])]
+        }
+    }
+
+    static func linearRegressorKernel(_ node: Node) throws -> KernelFunction {
+        let coefficients = node.attributes.floats("coefficients") ?? []
+        let intercepts = node.attributes.floats("intercepts") ?? []
+        let targets = node.attributes.int("targets", default: 1)
+        guard targets >= 1 else { throw node.invalid("targets must be at least 1") }
+        guard intercepts.isEmpty || intercepts.count == targets else {
+            throw node.invalid("has \(intercepts.count) intercepts for \(targets) targets")
+        }
+        let transform = try PostTransform(name: node.attributes.string("post_transform", default: "NONE"), node: node)
+        return { c, i in
+            let x = try c.input(i, 0)
+            let (rows, features) = try x.mlRows(c)
+            guard targets * features == coefficients.count else {
+                throw c.invalid("\(coefficients.count) coefficients do not fit \(targets) targets × \(features) features")
+            }
+            var scores = try x.withMLFloats(c) { linearScores($0, rows: rows, features: features, weights: coefficients, targets: targets, bias: intercepts) }
+            var output = [Float](repeating: 0, count: rows * targets)
+            scores.withUnsafeMutableBufferPointer { scores in
+                output.withUnsafeMutableBufferPointer { output in
+                    for row in 0..<rows {
+                        let slice = UnsafeMutableBufferPointer(rebasing: scores[row * targets..<(row + 1) * targets])
+                        transform.write(slice, second: nil, to: output.baseAddress! + row * targets)
+                    }
+                }
+            }
+            return [Tensor(output, shape: [rows, targets])]
+        }
+    }
+
+    static func svmClassifierKernel(_ node: Node) throws -> KernelFunction { try SVMClassifier(node: node).kernel }
+
+    static func svmRegressorKernel(_ node: Node) throws -> KernelFunction { try SVMRegressor(node: node).kernel }
 }
 
 /// rows × targets scores: x · weightsᵀ + bias (weights are targets × features), in float as

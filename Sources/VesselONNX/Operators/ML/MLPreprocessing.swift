@@ -10,205 +10,223 @@ import VesselTensor
 /// FeatureVectorizer.
 extension KernelRegistry {
     static func registerMLPreprocessing(_ r: inout KernelRegistry) {
-        r.registerPrepared("Scaler", domain: mlDomain) { node in
-            let offset = node.attributes.floats("offset") ?? [0], scale = node.attributes.floats("scale") ?? [1]
-            return { c, i in
-                let x = try c.input(i, 0)
-                let columns = x.shape.last ?? 1
-                for (name, list) in [("offset", offset), ("scale", scale)] where list.count != 1 && list.count != columns {
-                    throw c.invalid("\(name) has \(list.count) values; the input has \(columns) features")
+        r.registerPrepared("Scaler", domain: mlDomain, scalerKernel)
+
+        r.registerPrepared("Normalizer", domain: mlDomain, normalizerKernel)
+
+        r.registerPrepared("Binarizer", domain: mlDomain, binarizerKernel)
+
+        r.registerPrepared("Imputer", domain: mlDomain, imputerKernel)
+
+        r.registerPrepared("OneHotEncoder", domain: mlDomain, oneHotEncoderKernel)
+
+        r.registerPrepared("LabelEncoder", domain: mlDomain, labelEncoderKernel)
+
+        r.registerPrepared("CategoryMapper", domain: mlDomain, categoryMapperKernel)
+
+        r.register("ArrayFeatureExtractor", domain: mlDomain, arrayFeatureExtractorKernel)
+
+        r.registerPrepared("FeatureVectorizer", domain: mlDomain, featureVectorizerKernel)
+    }
+
+    static func scalerKernel(_ node: Node) throws -> KernelFunction {
+        let offset = node.attributes.floats("offset") ?? [0], scale = node.attributes.floats("scale") ?? [1]
+        return { c, i in
+            let x = try c.input(i, 0)
+            let columns = x.shape.last ?? 1
+            for (name, list) in [("offset", offset), ("scale", scale)] where list.count != 1 && list.count != columns {
+                throw c.invalid("\(name) has \(list.count) values; the input has \(columns) features")
+            }
+            let offsets = offset.count == 1 ? Array(repeating: offset[0], count: columns) : offset
+            let scales = scale.count == 1 ? Array(repeating: scale[0], count: columns) : scale
+            let y = Tensor(uninitialized: .float32, shape: x.shape)
+            try x.withMLFloats(c) { input in
+                y.withUnsafeMutableBufferPointer(as: Float.self) { output in
+                    guard columns > 0 else { return }
+                    var k = 0
+                    while k < input.count {
+                        for j in 0..<columns { output[k + j] = (input[k + j] - offsets[j]) * scales[j] }
+                        k += columns
+                    }
                 }
-                let offsets = offset.count == 1 ? Array(repeating: offset[0], count: columns) : offset
-                let scales = scale.count == 1 ? Array(repeating: scale[0], count: columns) : scale
-                let y = Tensor(uninitialized: .float32, shape: x.shape)
-                try x.withMLFloats(c) { input in
-                    y.withUnsafeMutableBufferPointer(as: Float.self) { output in
-                        guard columns > 0 else { return }
-                        var k = 0
-                        while k < input.count {
-                            for j in 0..<columns { output[k + j] = (input[k + j] - offsets[j]) * scales[j] }
-                            k += columns
+            }
+            return [y]
+        }
+    }
+
+    static func normalizerKernel(_ node: Node) throws -> KernelFunction {
+        let norm = node.attributes.string("norm", default: "MAX")
+        // 0 MAX, 1 L1, 2 L2
+        guard let mode = ["MAX": 0, "L1": 1, "L2": 2][norm] else { throw node.invalid("norm must be MAX, L1 or L2, got `\(norm)`") }
+        return { c, i in
+            let x = try c.input(i, 0)
+            let (rows, columns) = try x.mlRows(c)
+            let y = Tensor(uninitialized: .float32, shape: x.shape)
+            try x.withMLFloats(c) { input in
+                y.withUnsafeMutableBufferPointer(as: Float.self) { output in
+                    for row in 0..<rows {
+                        let base = row * columns
+                        var divisor: Float = mode == 0 ? -.greatestFiniteMagnitude : 0
+                        for k in base..<base + columns {
+                            switch mode {
+                            case 0: divisor = max(divisor, input[k])
+                            case 1: divisor += abs(input[k])
+                            default: divisor += input[k] * input[k]
+                            }
+                        }
+                        for k in base..<base + columns {
+                            let value = input[k]
+                            if divisor == 0 {
+                                output[k] = value
+                            } else if mode == 2 {
+                                let magnitude = (value * value / divisor).squareRoot()
+                                output[k] = value < 0 ? -magnitude : magnitude
+                            } else {
+                                output[k] = value / divisor
+                            }
                         }
                     }
                 }
-                return [y]
             }
+            return [y]
         }
+    }
 
-        r.registerPrepared("Normalizer", domain: mlDomain) { node in
-            let norm = node.attributes.string("norm", default: "MAX")
-            // 0 MAX, 1 L1, 2 L2
-            guard let mode = ["MAX": 0, "L1": 1, "L2": 2][norm] else { throw node.invalid("norm must be MAX, L1 or L2, got `\(norm)`") }
-            return { c, i in
-                let x = try c.input(i, 0)
-                let (rows, columns) = try x.mlRows(c)
-                let y = Tensor(uninitialized: .float32, shape: x.shape)
-                try x.withMLFloats(c) { input in
-                    y.withUnsafeMutableBufferPointer(as: Float.self) { output in
-                        for row in 0..<rows {
-                            let base = row * columns
-                            var divisor: Float = mode == 0 ? -.greatestFiniteMagnitude : 0
-                            for k in base..<base + columns {
-                                switch mode {
-                                case 0: divisor = max(divisor, input[k])
-                                case 1: divisor += abs(input[k])
-                                default: divisor += input[k] * input[k]
-                                }
-                            }
-                            for k in base..<base + columns {
-                                let value = input[k]
-                                if divisor == 0 {
-                                    output[k] = value
-                                } else if mode == 2 {
-                                    let magnitude = (value * value / divisor).squareRoot()
-                                    output[k] = value < 0 ? -magnitude : magnitude
-                                } else {
-                                    output[k] = value / divisor
-                                }
-                            }
-                        }
-                    }
+    static func binarizerKernel(_ node: Node) throws -> KernelFunction {
+        let threshold = Double(node.attributes.float("threshold", default: 0))
+        return { c, i in
+            let x = try c.input(i, 0)
+            guard x.dtype != .string, x.dtype != .bool else { throw c.invalid("takes numeric input, got \(x.dtype.rawValue)") }
+            // NaN stays NaN, as in the reference implementation.
+            let values = x.doubles().map { $0.isNaN ? $0 : ($0 > threshold ? 1.0 : 0.0) }
+            return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
+        }
+    }
+
+    static func imputerKernel(_ node: Node) throws -> KernelFunction {
+        let floats = node.attributes.floats("imputed_value_floats") ?? []
+        let integers = node.attributes.ints("imputed_value_int64s") ?? []
+        guard floats.isEmpty != integers.isEmpty else { throw node.invalid("give exactly one of imputed_value_floats and imputed_value_int64s") }
+        let replacedFloat = node.attributes.float("replaced_value_float", default: 0)
+        let replacedInteger = node.attributes.int("replaced_value_int64", default: 0)
+        return { c, i in
+            let x = try c.input(i, 0)
+            let columns = x.shape.last ?? 1
+            if x.dtype.isFloatingPoint {
+                guard !floats.isEmpty else { throw c.invalid("a \(x.dtype.rawValue) input needs imputed_value_floats") }
+                guard floats.count == 1 || floats.count == columns else {
+                    throw c.invalid("imputed_value_floats has \(floats.count) values; the input has \(columns) features")
                 }
-                return [y]
-            }
-        }
-
-        r.registerPrepared("Binarizer", domain: mlDomain) { node in
-            let threshold = Double(node.attributes.float("threshold", default: 0))
-            return { c, i in
-                let x = try c.input(i, 0)
-                guard x.dtype != .string, x.dtype != .bool else { throw c.invalid("takes numeric input, got \(x.dtype.rawValue)") }
-                // NaN stays NaN, as in the reference implementation.
-                let values = x.doubles().map { $0.isNaN ? $0 : ($0 > threshold ? 1.0 : 0.0) }
+                var values = x.doubles()
+                for k in values.indices {
+                    let replace = replacedFloat.isNaN ? values[k].isNaN : values[k] == Double(replacedFloat)
+                    if replace { values[k] = Double(floats[floats.count == 1 ? 0 : k % columns]) }
+                }
                 return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
             }
-        }
-
-        r.registerPrepared("Imputer", domain: mlDomain) { node in
-            let floats = node.attributes.floats("imputed_value_floats") ?? []
-            let integers = node.attributes.ints("imputed_value_int64s") ?? []
-            guard floats.isEmpty != integers.isEmpty else { throw node.invalid("give exactly one of imputed_value_floats and imputed_value_int64s") }
-            let replacedFloat = node.attributes.float("replaced_value_float", default: 0)
-            let replacedInteger = node.attributes.int("replaced_value_int64", default: 0)
-            return { c, i in
-                let x = try c.input(i, 0)
-                let columns = x.shape.last ?? 1
-                if x.dtype.isFloatingPoint {
-                    guard !floats.isEmpty else { throw c.invalid("a \(x.dtype.rawValue) input needs imputed_value_floats") }
-                    guard floats.count == 1 || floats.count == columns else {
-                        throw c.invalid("imputed_value_floats has \(floats.count) values; the input has \(columns) features")
-                    }
-                    var values = x.doubles()
-                    for k in values.indices {
-                        let replace = replacedFloat.isNaN ? values[k].isNaN : values[k] == Double(replacedFloat)
-                        if replace { values[k] = Double(floats[floats.count == 1 ? 0 : k % columns]) }
-                    }
-                    return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
-                }
-                guard Cast.isInteger(x.dtype), x.dtype != .bool else { throw c.invalid("takes numeric input, got \(x.dtype.rawValue)") }
-                guard !integers.isEmpty else { throw c.invalid("an integer input needs imputed_value_int64s") }
-                guard integers.count == 1 || integers.count == columns else {
-                    throw c.invalid("imputed_value_int64s has \(integers.count) values; the input has \(columns) features")
-                }
-                var values = Cast.Int64Reader(tensor: x).visit(Int64.self)
-                for k in values.indices where values[k] == Int64(replacedInteger) {
-                    values[k] = Int64(integers[integers.count == 1 ? 0 : k % columns])
-                }
-                return [Cast.fromInt64(values, dtype: x.dtype, shape: x.shape)]
+            guard Cast.isInteger(x.dtype), x.dtype != .bool else { throw c.invalid("takes numeric input, got \(x.dtype.rawValue)") }
+            guard !integers.isEmpty else { throw c.invalid("an integer input needs imputed_value_int64s") }
+            guard integers.count == 1 || integers.count == columns else {
+                throw c.invalid("imputed_value_int64s has \(integers.count) values; the input has \(columns) features")
             }
+            var values = Cast.Int64Reader(tensor: x).visit(Int64.self)
+            for k in values.indices where values[k] == Int64(replacedInteger) {
+                values[k] = Int64(integers[integers.count == 1 ? 0 : k % columns])
+            }
+            return [Cast.fromInt64(values, dtype: x.dtype, shape: x.shape)]
         }
+    }
 
-        r.registerPrepared("OneHotEncoder", domain: mlDomain) { node in
-            let strings = node.attributes.strings("cats_strings") ?? [], integers = node.attributes.ints("cats_int64s") ?? []
-            guard strings.isEmpty != integers.isEmpty else { throw node.invalid("give exactly one of cats_strings and cats_int64s") }
-            let zeros = node.attributes.int("zeros", default: 1) == 1
-            let stringIndex = Dictionary(strings.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
-            let integerIndex = Dictionary(integers.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
-            let categories = max(strings.count, integers.count)
-            return { c, i in
-                let x = try c.input(i, 0)
-                let positions: [Int?]
-                if x.dtype == .string {
-                    guard !strings.isEmpty else { throw c.invalid("a string input needs cats_strings") }
-                    positions = x.strings.map { stringIndex[$0] }
-                } else {
-                    guard !integers.isEmpty else { throw c.invalid("a numeric input needs cats_int64s") }
-                    positions = x.doubles().map { $0.isFinite ? integerIndex[Int($0)] : nil }
+    static func oneHotEncoderKernel(_ node: Node) throws -> KernelFunction {
+        let strings = node.attributes.strings("cats_strings") ?? [], integers = node.attributes.ints("cats_int64s") ?? []
+        guard strings.isEmpty != integers.isEmpty else { throw node.invalid("give exactly one of cats_strings and cats_int64s") }
+        let zeros = node.attributes.int("zeros", default: 1) == 1
+        let stringIndex = Dictionary(strings.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        let integerIndex = Dictionary(integers.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        let categories = max(strings.count, integers.count)
+        return { c, i in
+            let x = try c.input(i, 0)
+            let positions: [Int?]
+            if x.dtype == .string {
+                guard !strings.isEmpty else { throw c.invalid("a string input needs cats_strings") }
+                positions = x.strings.map { stringIndex[$0] }
+            } else {
+                guard !integers.isEmpty else { throw c.invalid("a numeric input needs cats_int64s") }
+                positions = x.doubles().map { $0.isFinite ? integerIndex[Int($0)] : nil }
+            }
+            var values = [Float](repeating: 0, count: positions.count * categories)
+            for (k, position) in positions.enumerated() {
+                guard let position else {
+                    if zeros { continue }
+                    let shown = x.dtype == .string ? "`\(x.strings[k])`" : "\(x.doubles()[k])"
+                    throw c.invalid("value \(shown) is not among the categories and zeros=0")
                 }
-                var values = [Float](repeating: 0, count: positions.count * categories)
-                for (k, position) in positions.enumerated() {
-                    guard let position else {
-                        if zeros { continue }
-                        let shown = x.dtype == .string ? "`\(x.strings[k])`" : "\(x.doubles()[k])"
-                        throw c.invalid("value \(shown) is not among the categories and zeros=0")
-                    }
-                    values[k * categories + position] = 1
-                }
-                return [Tensor(values, shape: x.shape + [categories])]
+                values[k * categories + position] = 1
+            }
+            return [Tensor(values, shape: x.shape + [categories])]
+        }
+    }
+
+    static func labelEncoderKernel(_ node: Node) throws -> KernelFunction { try LabelEncoder(node: node).kernel }
+
+    static func categoryMapperKernel(_ node: Node) throws -> KernelFunction {
+        let strings = node.attributes.strings("cats_strings") ?? [], integers = (node.attributes.ints("cats_int64s") ?? []).map { Int64($0) }
+        guard strings.count == integers.count else {
+            throw node.invalid("cats_strings has \(strings.count) entries but cats_int64s has \(integers.count)")
+        }
+        let toInteger = Dictionary(zip(strings, integers), uniquingKeysWith: { first, _ in first })
+        let toString = Dictionary(zip(integers, strings), uniquingKeysWith: { first, _ in first })
+        let defaultInteger = Int64(node.attributes.int("default_int64", default: -1))
+        let defaultString = node.attributes.string("default_string", default: "_Unused")
+        return { c, i in
+            let x = try c.input(i, 0)
+            switch x.dtype {
+            case .string: return [Tensor(x.strings.map { toInteger[$0] ?? defaultInteger }, shape: x.shape)]
+            case .int64: return [Tensor(strings: x.scalars(as: Int64.self).map { toString[$0] ?? defaultString }, shape: x.shape)]
+            default: throw c.invalid("takes string or int64 input, got \(x.dtype.rawValue)")
             }
         }
+    }
 
-        r.registerPrepared("LabelEncoder", domain: mlDomain) { node in try LabelEncoder(node: node).kernel }
-
-        r.registerPrepared("CategoryMapper", domain: mlDomain) { node in
-            let strings = node.attributes.strings("cats_strings") ?? [], integers = (node.attributes.ints("cats_int64s") ?? []).map { Int64($0) }
-            guard strings.count == integers.count else {
-                throw node.invalid("cats_strings has \(strings.count) entries but cats_int64s has \(integers.count)")
-            }
-            let toInteger = Dictionary(zip(strings, integers), uniquingKeysWith: { first, _ in first })
-            let toString = Dictionary(zip(integers, strings), uniquingKeysWith: { first, _ in first })
-            let defaultInteger = Int64(node.attributes.int("default_int64", default: -1))
-            let defaultString = node.attributes.string("default_string", default: "_Unused")
-            return { c, i in
-                let x = try c.input(i, 0)
-                switch x.dtype {
-                case .string: return [Tensor(x.strings.map { toInteger[$0] ?? defaultInteger }, shape: x.shape)]
-                case .int64: return [Tensor(strings: x.scalars(as: Int64.self).map { toString[$0] ?? defaultString }, shape: x.shape)]
-                default: throw c.invalid("takes string or int64 input, got \(x.dtype.rawValue)")
-                }
-            }
+    static func arrayFeatureExtractorKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0), y = try c.input(i, 1)
+        guard x.rank >= 1 else { throw c.invalid("X must have at least one dimension") }
+        let columns = x.shape[x.rank - 1]
+        let indices = y.integers()
+        if let bad = indices.first(where: { $0 < 0 || $0 >= columns }) {
+            throw c.invalid("index \(bad) is out of range for the last dimension of size \(columns)")
         }
+        let rows = x.rank == 1 ? 1 : Tensor.count(of: Array(x.shape.dropLast()))
+        var offsets: [Int] = []
+        offsets.reserveCapacity(rows * indices.count)
+        for row in 0..<rows { for index in indices { offsets.append(row * columns + index) } }
+        let shape = x.rank == 1 ? [1, indices.count] : Array(x.shape.dropLast()) + [indices.count]
+        return [x.take(offsets, shape: shape)]
+    }
 
-        r.register("ArrayFeatureExtractor", domain: mlDomain) { c, i in
-            let x = try c.input(i, 0), y = try c.input(i, 1)
-            guard x.rank >= 1 else { throw c.invalid("X must have at least one dimension") }
-            let columns = x.shape[x.rank - 1]
-            let indices = y.integers()
-            if let bad = indices.first(where: { $0 < 0 || $0 >= columns }) {
-                throw c.invalid("index \(bad) is out of range for the last dimension of size \(columns)")
+    static func featureVectorizerKernel(_ node: Node) throws -> KernelFunction {
+        let dimensions = node.attributes.ints("inputdimensions") ?? []
+        return { c, i in
+            let inputs = i.compactMap { $0 }
+            guard !inputs.isEmpty else { throw c.invalid("needs at least one input") }
+            guard dimensions.count == inputs.count else {
+                throw c.invalid("inputdimensions has \(dimensions.count) entries for \(inputs.count) inputs")
             }
-            let rows = x.rank == 1 ? 1 : Tensor.count(of: Array(x.shape.dropLast()))
-            var offsets: [Int] = []
-            offsets.reserveCapacity(rows * indices.count)
-            for row in 0..<rows { for index in indices { offsets.append(row * columns + index) } }
-            let shape = x.rank == 1 ? [1, indices.count] : Array(x.shape.dropLast()) + [indices.count]
-            return [x.take(offsets, shape: shape)]
-        }
-
-        r.registerPrepared("FeatureVectorizer", domain: mlDomain) { node in
-            let dimensions = node.attributes.ints("inputdimensions") ?? []
-            return { c, i in
-                let inputs = i.compactMap { $0 }
-                guard !inputs.isEmpty else { throw c.invalid("needs at least one input") }
-                guard dimensions.count == inputs.count else {
-                    throw c.invalid("inputdimensions has \(dimensions.count) entries for \(inputs.count) inputs")
+            let rows = inputs[0].rank <= 1 ? 1 : inputs[0].shape[0]
+            let width = dimensions.reduce(0, +)
+            var values = [Float](repeating: 0, count: rows * width)
+            var start = 0
+            for (input, dimension) in zip(inputs, dimensions) {
+                let inputRows = input.rank <= 1 ? 1 : input.shape[0]
+                guard inputRows == rows else { throw c.invalid("inputs have \(rows) and \(inputRows) rows") }
+                let stride = rows == 0 ? 0 : input.count / rows
+                let data = try input.mlFloats(c)
+                for row in 0..<rows {
+                    for k in 0..<min(stride, dimension) { values[row * width + start + k] = data[row * stride + k] }
                 }
-                let rows = inputs[0].rank <= 1 ? 1 : inputs[0].shape[0]
-                let width = dimensions.reduce(0, +)
-                var values = [Float](repeating: 0, count: rows * width)
-                var start = 0
-                for (input, dimension) in zip(inputs, dimensions) {
-                    let inputRows = input.rank <= 1 ? 1 : input.shape[0]
-                    guard inputRows == rows else { throw c.invalid("inputs have \(rows) and \(inputRows) rows") }
-                    let stride = rows == 0 ? 0 : input.count / rows
-                    let data = try input.mlFloats(c)
-                    for row in 0..<rows {
-                        for k in 0..<min(stride, dimension) { values[row * width + start + k] = data[row * stride + k] }
-                    }
-                    start += dimension
-                }
-                return [Tensor(values, shape: [rows, width])]
+                start += dimension
             }
+            return [Tensor(values, shape: [rows, width])]
         }
     }
 }

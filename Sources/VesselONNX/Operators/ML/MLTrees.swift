@@ -10,37 +10,43 @@ import VesselTensor
 /// load; scores and labels follow onnxruntime's aggregators, binary special cases included.
 extension KernelRegistry {
     static func registerMLTrees(_ r: inout KernelRegistry) {
-        r.registerPrepared("TreeEnsembleRegressor", domain: mlDomain) { node in
-            let a = node.attributes
-            let forest = try Forest(legacy: node, prefix: "target")
-            let targets = a.int("n_targets", default: 1)
-            guard targets >= 1 else { throw node.invalid("n_targets must be at least 1") }
-            let regressor = try ForestRegressor(
-                forest: forest, targets: targets, aggregate: Aggregate(name: a.string("aggregate_function", default: "SUM"), node: node),
-                base: a.floatsOrTensor("base_values") ?? [], transform: PostTransform(name: a.string("post_transform", default: "NONE"), node: node),
-                outputType: .float32, node: node)
-            return { c, i in [try regressor.run(c.input(i, 0), c)] }
-        }
+        r.registerPrepared("TreeEnsembleRegressor", domain: mlDomain, treeEnsembleRegressorKernel)
 
-        r.registerPrepared("TreeEnsembleClassifier", domain: mlDomain) { node in
-            let classifier = try ForestClassifier(node: node)
-            return { c, i in try classifier.run(c.input(i, 0), c) }
-        }
+        r.registerPrepared("TreeEnsembleClassifier", domain: mlDomain, treeEnsembleClassifierKernel)
 
-        r.registerPrepared("TreeEnsemble", domain: mlDomain, since: 5) { node in
-            let a = node.attributes
-            let forest = try Forest(version5: node)
-            let targets = try a.required("n_targets", a.int)
-            guard targets >= 1, targets <= 1 << 24 else { throw node.invalid("n_targets \(targets) must be 1…16,777,216") }
-            let aggregateCodes = ["AVERAGE", "SUM", "MIN", "MAX"]
-            let aggregateCode = a.int("aggregate_function", default: 1)
-            guard aggregateCodes.indices.contains(aggregateCode) else { throw node.invalid("aggregate_function \(aggregateCode) is not 0…3") }
-            let outputType = try a.required("leaf_weights", a.tensor).dtype
-            let regressor = try ForestRegressor(
-                forest: forest, targets: targets, aggregate: Aggregate(name: aggregateCodes[aggregateCode], node: node), base: [],
-                transform: PostTransform(code: a.int("post_transform", default: 0), node: node), outputType: outputType, node: node)
-            return { c, i in [try regressor.run(c.input(i, 0), c)] }
-        }
+        r.registerPrepared("TreeEnsemble", domain: mlDomain, since: 5, treeEnsembleKernel)
+    }
+
+    static func treeEnsembleRegressorKernel(_ node: Node) throws -> KernelFunction {
+        let a = node.attributes
+        let forest = try Forest(legacy: node, prefix: "target")
+        let targets = a.int("n_targets", default: 1)
+        guard targets >= 1 else { throw node.invalid("n_targets must be at least 1") }
+        let regressor = try ForestRegressor(
+            forest: forest, targets: targets, aggregate: Aggregate(name: a.string("aggregate_function", default: "SUM"), node: node),
+            base: a.floatsOrTensor("base_values") ?? [], transform: PostTransform(name: a.string("post_transform", default: "NONE"), node: node),
+            outputType: .float32, node: node)
+        return { c, i in [try regressor.run(c.input(i, 0), c)] }
+    }
+
+    static func treeEnsembleClassifierKernel(_ node: Node) throws -> KernelFunction {
+        let classifier = try ForestClassifier(node: node)
+        return { c, i in try classifier.run(c.input(i, 0), c) }
+    }
+
+    static func treeEnsembleKernel(_ node: Node) throws -> KernelFunction {
+        let a = node.attributes
+        let forest = try Forest(version5: node)
+        let targets = try a.required("n_targets", a.int)
+        guard targets >= 1, targets <= 1 << 24 else { throw node.invalid("n_targets \(targets) must be 1…16,777,216") }
+        let aggregateCodes = ["AVERAGE", "SUM", "MIN", "MAX"]
+        let aggregateCode = a.int("aggregate_function", default: 1)
+        guard aggregateCodes.indices.contains(aggregateCode) else { throw node.invalid("aggregate_function \(aggregateCode) is not 0…3") }
+        let outputType = try a.required("leaf_weights", a.tensor).dtype
+        let regressor = try ForestRegressor(
+            forest: forest, targets: targets, aggregate: Aggregate(name: aggregateCodes[aggregateCode], node: node), base: [],
+            transform: PostTransform(code: a.int("post_transform", default: 0), node: node), outputType: outputType, node: node)
+        return { c, i in [try regressor.run(c.input(i, 0), c)] }
     }
 }
 

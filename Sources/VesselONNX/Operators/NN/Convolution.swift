@@ -72,30 +72,21 @@ struct WindowGeometry {
 
 extension KernelRegistry {
     static func registerConvolution(_ r: inout KernelRegistry) {
-        r.registerPrepared("Conv") { _ in
-            let cache = ConvolutionCache()
-            return { c, i in
-                let x = try c.input(i, 0), w = try c.input(i, 1)
-                return [try convolution(x, w, i.count > 2 ? i[2] : nil, c, cache: cache)]
-            }
-        }
-        r.register("ConvTranspose") { c, i in
+        r.registerPrepared("Conv", convKernel)
+        r.register("ConvTranspose", convTransposeKernel)
+    }
+
+    static func convKernel(_ _: Node) throws -> KernelFunction {
+        let cache = ConvolutionCache()
+        return { c, i in
             let x = try c.input(i, 0), w = try c.input(i, 1)
-            return [try convolutionTranspose(x, w, i.count > 2 ? i[2] : nil, c)]
+            return [try convolution(x, w, i.count > 2 ? i[2] : nil, c, cache: cache)]
         }
-        r.register("MaxPool") { c, i in try pool(try c.input(i, 0), c, kind: .max) }
-        r.register("AveragePool") { c, i in try pool(try c.input(i, 0), c, kind: .average) }
-        r.register("LpPool") { c, i in try pool(try c.input(i, 0), c, kind: .lp(Double(c.attributes.int("p", default: 2)))) }
-        r.register("GlobalAveragePool") { c, i in
-            let x = try c.input(i, 0)
-            if x.dtype == .float32, x.rank >= 3 { return [globalAverageFloat(x)] }
-            return [try globalPool(x) { $0.reduce(0, +) / Double($0.count) }]
-        }
-        r.register("GlobalMaxPool") { c, i in [try globalPool(try c.input(i, 0)) { $0.max() ?? 0 }] }
-        r.register("GlobalLpPool", since: 2) { c, i in
-            let p = Double(c.attributes.int("p", default: 2))
-            return [try globalPool(try c.input(i, 0)) { Libm.pow($0.reduce(0) { $0 + Libm.pow(Swift.abs($1), p) }, 1 / p) }]
-        }
+    }
+
+    static func convTransposeKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0), w = try c.input(i, 1)
+        return [try convolutionTranspose(x, w, i.count > 2 ? i[2] : nil, c)]
     }
 }
 

@@ -246,118 +246,174 @@ func variadic<Op: ArithmeticOp>(_ op: Op, _ inputs: [Tensor?], _ context: Kernel
 
 extension KernelRegistry {
     static func registerElementwise(_ r: inout KernelRegistry) {
-        func binary<Op: ArithmeticOp>(_ name: String, _ op: Op) {
-            r.register(name) { c, i in [try arithmetic(op, c.input(i, 0), c.input(i, 1), c)] }
-        }
-        binary("Add", AddOp())
-        binary("Sub", SubOp())
-        binary("Mul", MulOp())
-        binary("Div", DivOp())
-        r.register("Mod", since: 10) { c, i in
-            [try arithmetic(ModOp(fmod: c.attributes.int("fmod", default: 0) == 1), c.input(i, 0), c.input(i, 1), c)]
-        }
-        r.register("Sum") { c, i in [try variadic(AddOp(), i, c)] }
-        r.register("Min") { c, i in [try variadic(MinOp(), i, c)] }
-        r.register("Max") { c, i in [try variadic(MaxOp(), i, c)] }
-        r.register("Mean") { c, i in
-            let sum = try variadic(AddOp(), i, c)
-            let count = Cast.convert(Tensor(scalar: Float(i.compactMap { $0 }.count)), to: sum.dtype)
-            return [try arithmetic(DivOp(), sum, count, c)]
-        }
-        r.register("Pow") { c, i in
-            let base = try c.input(i, 0), exponent = try c.input(i, 1)
-            // The exponent may have another type (opset 12+): compute in double, keep the base type.
-            let shape = try Broadcast.shape(base.shape, exponent.shape)
-            let x = base.doubles(), y = exponent.doubles()
-            let ox = Broadcast.offsets(from: base.shape, to: shape), oy = Broadcast.offsets(from: exponent.shape, to: shape)
-            // Foundation's pow, not RealModule's exp∘log form: a negative base with an integral
-            // exponent is defined ((-2)^3 = -8).
-            let values = (0..<Tensor.count(of: shape)).map { Libm.pow(x[ox[$0]], y[oy[$0]]) }
-            return [Cast.fromDoubles(values, dtype: base.dtype, shape: shape)]
-        }
+        r.register("Add", arithmeticKernel(AddOp()))
+        r.register("Sub", arithmeticKernel(SubOp()))
+        r.register("Mul", arithmeticKernel(MulOp()))
+        r.register("Div", arithmeticKernel(DivOp()))
+        r.register("Mod", since: 10, modKernel)
+        r.register("Sum", sumKernel)
+        r.register("Min", minKernel)
+        r.register("Max", maxKernel)
+        r.register("Mean", meanKernel)
+        r.register("Pow", powKernel)
 
-        func compare<Op: CompareOp>(_ name: String, _ op: Op) {
-            r.register(name) { c, i in [try comparison(op, c.input(i, 0), c.input(i, 1), c)] }
-        }
-        compare("Equal", EqualOp())
-        compare("Less", LessOp())
-        compare("LessOrEqual", LessOrEqualOp())
-        compare("Greater", GreaterOp())
-        compare("GreaterOrEqual", GreaterOrEqualOp())
-        r.register("And") { c, i in [try logical(c.input(i, 0), c.input(i, 1), c) { $0 && $1 }] }
-        r.register("Or") { c, i in [try logical(c.input(i, 0), c.input(i, 1), c) { $0 || $1 }] }
-        r.register("Xor") { c, i in [try logical(c.input(i, 0), c.input(i, 1), c) { $0 != $1 }] }
-        r.register("Not") { c, i in
+        r.register("Equal", comparisonKernel(EqualOp()))
+        r.register("Less", comparisonKernel(LessOp()))
+        r.register("LessOrEqual", comparisonKernel(LessOrEqualOp()))
+        r.register("Greater", comparisonKernel(GreaterOp()))
+        r.register("GreaterOrEqual", comparisonKernel(GreaterOrEqualOp()))
+        r.register("And", andKernel)
+        r.register("Or", orKernel)
+        r.register("Xor", xorKernel)
+        r.register("Not", notKernel)
+
+        r.register("Exp", realUnaryKernel(Exp(), float32: { RowKernels.exp($0) }))
+        r.register("Log", realUnaryKernel(Log()))
+        r.register("Sqrt", realUnaryKernel(Sqrt()))
+        r.register("Sin", realUnaryKernel(Sin()))
+        r.register("Cos", realUnaryKernel(Cos()))
+        r.register("Tan", realUnaryKernel(Tan()))
+        r.register("Asin", realUnaryKernel(Asin()))
+        r.register("Acos", realUnaryKernel(Acos()))
+        r.register("Atan", realUnaryKernel(Atan()))
+        r.register("Sinh", realUnaryKernel(Sinh()))
+        r.register("Cosh", realUnaryKernel(Cosh()))
+        r.register("Asinh", realUnaryKernel(Asinh()))
+        r.register("Acosh", realUnaryKernel(Acosh()))
+        r.register("Atanh", realUnaryKernel(Atanh()))
+        r.register("Tanh", realUnaryKernel(Tanh()))
+        r.register("Erf", realUnaryKernel(Erf(), float32: { RowKernels.erf($0) }))
+        r.register("Reciprocal", realUnaryKernel(Reciprocal()))
+        r.register("Sigmoid", realUnaryKernel(Sigmoid(), float32: { RowKernels.sigmoid($0) }))
+        r.register("Floor", realUnaryKernel(Floor()))
+        r.register("Ceil", realUnaryKernel(Ceil()))
+        r.register("Round", realUnaryKernel(Round()))
+        r.register("Abs", absKernel)
+        r.register("Neg", negKernel)
+        r.register("Sign", signKernel)
+        r.register("IsNaN", isNaNKernel)
+        r.register("IsInf", isInfKernel)
+        r.register("Where", since: 9, whereKernel)
+        r.register("Clip", clipKernel)
+        r.register("Cast", castKernel)
+        r.register("CastLike", since: 15, castLikeKernel)
+    }
+
+    static func arithmeticKernel<Op: ArithmeticOp>(_ op: Op) -> KernelFunction {
+        { c, i in [try arithmetic(op, c.input(i, 0), c.input(i, 1), c)] }
+    }
+
+    static func comparisonKernel<Op: CompareOp>(_ op: Op) -> KernelFunction {
+        { c, i in [try comparison(op, c.input(i, 0), c.input(i, 1), c)] }
+    }
+
+    /// A real function of one input; float32 through `float32`'s vectorized, threaded kernel where there is one.
+    static func realUnaryKernel<F: RealFunction>(_ function: F, float32: (@Sendable (RowKernels.Lanes) -> RowKernels.Lanes)? = nil) -> KernelFunction {
+        { c, i in
             let x = try c.input(i, 0)
-            guard x.dtype == .bool else { throw c.invalid("Not takes a bool input") }
-            return [mapUnary(x, Bool.self, Bool.self) { !$0 }]
-        }
-
-        func unary<F: RealFunction>(_ name: String, _ function: F, float32: (@Sendable (RowKernels.Lanes) -> RowKernels.Lanes)? = nil) {
-            r.register(name) { c, i in
-                let x = try c.input(i, 0)
-                // Float32 through the vectorized, threaded kernel where there is one.
-                if let float32, x.dtype == .float32 {
-                    let out = Tensor(uninitialized: .float32, shape: x.shape)
-                    x.withUnsafeBufferPointer(as: Float.self) { input in
-                        out.withUnsafeMutableBufferPointer(as: Float.self) { output in
-                            if let source = input.baseAddress, let target = output.baseAddress {
-                                RowKernels.map(source, target, count: input.count, float32)
-                            }
+            if let float32, x.dtype == .float32 {
+                let out = Tensor(uninitialized: .float32, shape: x.shape)
+                x.withUnsafeBufferPointer(as: Float.self) { input in
+                    out.withUnsafeMutableBufferPointer(as: Float.self) { output in
+                        if let source = input.baseAddress, let target = output.baseAddress {
+                            RowKernels.map(source, target, count: input.count, float32)
                         }
                     }
-                    return [out]
                 }
-                return [try realUnary(function, x, c)]
+                return [out]
             }
+            return [try realUnary(function, x, c)]
         }
-        unary("Exp", Exp(), float32: { RowKernels.exp($0) }); unary("Log", Log()); unary("Sqrt", Sqrt())
-        unary("Sin", Sin()); unary("Cos", Cos()); unary("Tan", Tan())
-        unary("Asin", Asin()); unary("Acos", Acos()); unary("Atan", Atan())
-        unary("Sinh", Sinh()); unary("Cosh", Cosh()); unary("Asinh", Asinh()); unary("Acosh", Acosh()); unary("Atanh", Atanh())
-        unary("Tanh", Tanh()); unary("Erf", Erf(), float32: { RowKernels.erf($0) }); unary("Reciprocal", Reciprocal()); unary("Sigmoid", Sigmoid(), float32: { RowKernels.sigmoid($0) })
-        unary("Floor", Floor()); unary("Ceil", Ceil()); unary("Round", Round())
-        r.register("Abs") { c, i in [try signedUnary(c.input(i, 0), c, float: { Swift.abs($0) }, integer: { $0 == .min ? $0 : Swift.abs($0) })] }
-        r.register("Neg") { c, i in [try signedUnary(c.input(i, 0), c, float: { -$0 }, integer: { 0 &- $0 })] }
-        r.register("Sign") { c, i in
-            [try signedUnary(c.input(i, 0), c, float: { $0.isNaN ? .nan : ($0 > 0 ? 1 : ($0 < 0 ? -1 : 0)) }, integer: { $0.signum() })]
-        }
-        r.register("IsNaN") { c, i in
-            let x = try c.input(i, 0)
-            return [Tensor(x.doubles().map(\.isNaN), shape: x.shape)]
-        }
-        r.register("IsInf") { c, i in
-            let x = try c.input(i, 0)
-            let positive = c.attributes.int("detect_positive", default: 1) == 1, negative = c.attributes.int("detect_negative", default: 1) == 1
-            return [Tensor(x.doubles().map { $0.isInfinite && (($0 > 0 && positive) || ($0 < 0 && negative)) }, shape: x.shape)]
-        }
-        r.register("Where", since: 9) { c, i in
-            let condition = try c.input(i, 0), x = try c.input(i, 1), y = try c.input(i, 2)
-            guard condition.dtype == .bool else { throw c.invalid("condition must be bool") }
-            guard x.dtype == y.dtype else { throw c.invalid("X and Y types differ") }
-            return [try Select.where(condition, x, y)]
-        }
-        r.register("Clip") { c, i in
-            let x = try c.input(i, 0)
-            var low = -Double.infinity, high = Double.infinity
-            if c.opset < 11 {
-                low = Double(c.attributes.float("min", default: -.greatestFiniteMagnitude))
-                high = Double(c.attributes.float("max", default: .greatestFiniteMagnitude))
-            } else {
-                if i.count > 1, let minimum = i[1] { low = minimum.doubles()[0] }
-                if i.count > 2, let maximum = i[2] { high = maximum.doubles()[0] }
-            }
-            let values = x.doubles().map { $0.isNaN ? $0 : Swift.min(Swift.max($0, low), high) }
-            return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
-        }
-        r.register("Cast") { c, i in
-            let x = try c.input(i, 0)
-            let code = try c.attributes.required("to", c.attributes.int)
-            guard let dtype = ONNXDataType.dtype(Int32(clamping: code)) else { throw c.invalid("cannot cast to \(ONNXDataType.name(Int32(clamping: code)))") }
-            return [Cast.convert(x, to: dtype)]
-        }
-        r.register("CastLike", since: 15) { c, i in [Cast.convert(try c.input(i, 0), to: try c.input(i, 1).dtype)] }
     }
+
+    static func modKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        [try arithmetic(ModOp(fmod: c.attributes.int("fmod", default: 0) == 1), c.input(i, 0), c.input(i, 1), c)]
+    }
+
+    static func sumKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try variadic(AddOp(), i, c)] }
+
+    static func minKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try variadic(MinOp(), i, c)] }
+
+    static func maxKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try variadic(MaxOp(), i, c)] }
+
+    static func meanKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let sum = try variadic(AddOp(), i, c)
+        let count = Cast.convert(Tensor(scalar: Float(i.compactMap { $0 }.count)), to: sum.dtype)
+        return [try arithmetic(DivOp(), sum, count, c)]
+    }
+
+    static func powKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let base = try c.input(i, 0), exponent = try c.input(i, 1)
+        // The exponent may have another type (opset 12+): compute in double, keep the base type.
+        let shape = try Broadcast.shape(base.shape, exponent.shape)
+        let x = base.doubles(), y = exponent.doubles()
+        let ox = Broadcast.offsets(from: base.shape, to: shape), oy = Broadcast.offsets(from: exponent.shape, to: shape)
+        // Foundation's pow, not RealModule's exp∘log form: a negative base with an integral
+        // exponent is defined ((-2)^3 = -8).
+        let values = (0..<Tensor.count(of: shape)).map { Libm.pow(x[ox[$0]], y[oy[$0]]) }
+        return [Cast.fromDoubles(values, dtype: base.dtype, shape: shape)]
+    }
+
+    static func andKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try logical(c.input(i, 0), c.input(i, 1), c) { $0 && $1 }] }
+
+    static func orKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try logical(c.input(i, 0), c.input(i, 1), c) { $0 || $1 }] }
+
+    static func xorKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try logical(c.input(i, 0), c.input(i, 1), c) { $0 != $1 }] }
+
+    static func notKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0)
+        guard x.dtype == .bool else { throw c.invalid("Not takes a bool input") }
+        return [mapUnary(x, Bool.self, Bool.self) { !$0 }]
+    }
+
+    static func absKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try signedUnary(c.input(i, 0), c, float: { Swift.abs($0) }, integer: { $0 == .min ? $0 : Swift.abs($0) })] }
+
+    static func negKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try signedUnary(c.input(i, 0), c, float: { -$0 }, integer: { 0 &- $0 })] }
+
+    static func signKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        [try signedUnary(c.input(i, 0), c, float: { $0.isNaN ? .nan : ($0 > 0 ? 1 : ($0 < 0 ? -1 : 0)) }, integer: { $0.signum() })]
+    }
+
+    static func isNaNKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0)
+        return [Tensor(x.doubles().map(\.isNaN), shape: x.shape)]
+    }
+
+    static func isInfKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0)
+        let positive = c.attributes.int("detect_positive", default: 1) == 1, negative = c.attributes.int("detect_negative", default: 1) == 1
+        return [Tensor(x.doubles().map { $0.isInfinite && (($0 > 0 && positive) || ($0 < 0 && negative)) }, shape: x.shape)]
+    }
+
+    static func whereKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let condition = try c.input(i, 0), x = try c.input(i, 1), y = try c.input(i, 2)
+        guard condition.dtype == .bool else { throw c.invalid("condition must be bool") }
+        guard x.dtype == y.dtype else { throw c.invalid("X and Y types differ") }
+        return [try Select.where(condition, x, y)]
+    }
+
+    static func clipKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0)
+        var low = -Double.infinity, high = Double.infinity
+        if c.opset < 11 {
+            low = Double(c.attributes.float("min", default: -.greatestFiniteMagnitude))
+            high = Double(c.attributes.float("max", default: .greatestFiniteMagnitude))
+        } else {
+            if i.count > 1, let minimum = i[1] { low = minimum.doubles()[0] }
+            if i.count > 2, let maximum = i[2] { high = maximum.doubles()[0] }
+        }
+        let values = x.doubles().map { $0.isNaN ? $0 : Swift.min(Swift.max($0, low), high) }
+        return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
+    }
+
+    static func castKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0)
+        let code = try c.attributes.required("to", c.attributes.int)
+        guard let dtype = ONNXDataType.dtype(Int32(clamping: code)) else { throw c.invalid("cannot cast to \(ONNXDataType.name(Int32(clamping: code)))") }
+        return [Cast.convert(x, to: dtype)]
+    }
+
+    static func castLikeKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [Cast.convert(try c.input(i, 0), to: try c.input(i, 1).dtype)] }
 }
 
 /// The four float32 arithmetic operators on same-shape or scalar operands, as plain loops the

@@ -179,66 +179,72 @@ struct GateWeights {
 
 extension KernelRegistry {
     static func registerRecurrent(_ r: inout KernelRegistry) {
-        r.register("RNN") { c, i in
-            var frame = try RecurrentFrame(c, i, defaults: ["Tanh"])
-            frame.directionIsReverse = c.attributes.string("direction", default: "forward") == "reverse"
-            let weights = try GateWeights(c, i, gates: 1, hidden: frame.hidden, inputSize: frame.inputSize, directions: frame.directions)
-            let (y, states) = frame.run(stateCount: 1, initial: [frame.initialState(i, 5)]) { d, t, b, state in
-                let x = frame.x[((t * frame.batch) + b) * frame.inputSize..<((t * frame.batch) + b + 1) * frame.inputSize]
-                let previous = state[0]
-                for k in 0..<frame.hidden {
-                    state[0][k] = frame.activations[d](frame.clipped(weights.input(d, 0, k, x) + weights.recurrent(d, 0, k, previous)))
-                }
+        r.register("RNN", rnnKernel)
+        r.register("GRU", gruKernel)
+        r.register("LSTM", lstmKernel)
+    }
+
+    static func rnnKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        var frame = try RecurrentFrame(c, i, defaults: ["Tanh"])
+        frame.directionIsReverse = c.attributes.string("direction", default: "forward") == "reverse"
+        let weights = try GateWeights(c, i, gates: 1, hidden: frame.hidden, inputSize: frame.inputSize, directions: frame.directions)
+        let (y, states) = frame.run(stateCount: 1, initial: [frame.initialState(i, 5)]) { d, t, b, state in
+            let x = frame.x[((t * frame.batch) + b) * frame.inputSize..<((t * frame.batch) + b + 1) * frame.inputSize]
+            let previous = state[0]
+            for k in 0..<frame.hidden {
+                state[0][k] = frame.activations[d](frame.clipped(weights.input(d, 0, k, x) + weights.recurrent(d, 0, k, previous)))
             }
-            return frame.outputs(y, states, dtype: try c.input(i, 0).dtype)
         }
-        r.register("GRU") { c, i in
-            var frame = try RecurrentFrame(c, i, defaults: ["Sigmoid", "Tanh"])
-            frame.directionIsReverse = c.attributes.string("direction", default: "forward") == "reverse"
-            let weights = try GateWeights(c, i, gates: 3, hidden: frame.hidden, inputSize: frame.inputSize, directions: frame.directions)
-            let linearBeforeReset = c.attributes.int("linear_before_reset", default: 0) == 1
-            let (y, states) = frame.run(stateCount: 1, initial: [frame.initialState(i, 5)]) { d, t, b, state in
-                let f = frame.activations[2 * d], g = frame.activations[2 * d + 1]
-                let x = frame.x[((t * frame.batch) + b) * frame.inputSize..<((t * frame.batch) + b + 1) * frame.inputSize]
-                let h = state[0]
-                let z = (0..<frame.hidden).map { f(frame.clipped(weights.input(d, 0, $0, x) + weights.recurrent(d, 0, $0, h))) }
-                let reset = (0..<frame.hidden).map { f(frame.clipped(weights.input(d, 1, $0, x) + weights.recurrent(d, 1, $0, h))) }
-                let gated = zip(reset, h).map(*)
-                for k in 0..<frame.hidden {
-                    let candidate = linearBeforeReset
-                        ? weights.input(d, 2, k, x) + reset[k] * weights.recurrent(d, 2, k, h)
-                        : weights.input(d, 2, k, x) + weights.recurrent(d, 2, k, gated)
-                    let n = g(frame.clipped(candidate))
-                    state[0][k] = (1 - z[k]) * n + z[k] * h[k]
-                }
+        return frame.outputs(y, states, dtype: try c.input(i, 0).dtype)
+    }
+
+    static func gruKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        var frame = try RecurrentFrame(c, i, defaults: ["Sigmoid", "Tanh"])
+        frame.directionIsReverse = c.attributes.string("direction", default: "forward") == "reverse"
+        let weights = try GateWeights(c, i, gates: 3, hidden: frame.hidden, inputSize: frame.inputSize, directions: frame.directions)
+        let linearBeforeReset = c.attributes.int("linear_before_reset", default: 0) == 1
+        let (y, states) = frame.run(stateCount: 1, initial: [frame.initialState(i, 5)]) { d, t, b, state in
+            let f = frame.activations[2 * d], g = frame.activations[2 * d + 1]
+            let x = frame.x[((t * frame.batch) + b) * frame.inputSize..<((t * frame.batch) + b + 1) * frame.inputSize]
+            let h = state[0]
+            let z = (0..<frame.hidden).map { f(frame.clipped(weights.input(d, 0, $0, x) + weights.recurrent(d, 0, $0, h))) }
+            let reset = (0..<frame.hidden).map { f(frame.clipped(weights.input(d, 1, $0, x) + weights.recurrent(d, 1, $0, h))) }
+            let gated = zip(reset, h).map(*)
+            for k in 0..<frame.hidden {
+                let candidate = linearBeforeReset
+                    ? weights.input(d, 2, k, x) + reset[k] * weights.recurrent(d, 2, k, h)
+                    : weights.input(d, 2, k, x) + weights.recurrent(d, 2, k, gated)
+                let n = g(frame.clipped(candidate))
+                state[0][k] = (1 - z[k]) * n + z[k] * h[k]
             }
-            return frame.outputs(y, states, dtype: try c.input(i, 0).dtype)
         }
-        r.register("LSTM") { c, i in
-            var frame = try RecurrentFrame(c, i, defaults: ["Sigmoid", "Tanh", "Tanh"])
-            frame.directionIsReverse = c.attributes.string("direction", default: "forward") == "reverse"
-            let weights = try GateWeights(c, i, gates: 4, hidden: frame.hidden, inputSize: frame.inputSize, directions: frame.directions)
-            let peepholes = i.count > 7 ? i[7]?.doubles() : nil
-            let inputForget = c.attributes.int("input_forget", default: 0) == 1
-            let (y, states) = frame.run(stateCount: 2, initial: [frame.initialState(i, 5), frame.initialState(i, 6)]) { d, t, b, state in
-                let f = frame.activations[3 * d], g = frame.activations[3 * d + 1], h = frame.activations[3 * d + 2]
-                let x = frame.x[((t * frame.batch) + b) * frame.inputSize..<((t * frame.batch) + b + 1) * frame.inputSize]
-                let previousH = state[0], previousC = state[1]
-                let hidden = frame.hidden
-                func peephole(_ gate: Int, _ k: Int) -> Double { peepholes.map { $0[d * 3 * hidden + gate * hidden + k] } ?? 0 }
-                for k in 0..<hidden {
-                    // Gate order in W, R and B: input, output, forget, cell.
-                    let input = f(frame.clipped(weights.input(d, 0, k, x) + weights.recurrent(d, 0, k, previousH) + peephole(0, k) * previousC[k]))
-                    var forget = f(frame.clipped(weights.input(d, 2, k, x) + weights.recurrent(d, 2, k, previousH) + peephole(2, k) * previousC[k]))
-                    if inputForget { forget = 1 - input }
-                    let cell = g(frame.clipped(weights.input(d, 3, k, x) + weights.recurrent(d, 3, k, previousH)))
-                    let newC = forget * previousC[k] + input * cell
-                    let output = f(frame.clipped(weights.input(d, 1, k, x) + weights.recurrent(d, 1, k, previousH) + peephole(1, k) * newC))
-                    state[1][k] = newC
-                    state[0][k] = output * h(newC)
-                }
+        return frame.outputs(y, states, dtype: try c.input(i, 0).dtype)
+    }
+
+    static func lstmKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        var frame = try RecurrentFrame(c, i, defaults: ["Sigmoid", "Tanh", "Tanh"])
+        frame.directionIsReverse = c.attributes.string("direction", default: "forward") == "reverse"
+        let weights = try GateWeights(c, i, gates: 4, hidden: frame.hidden, inputSize: frame.inputSize, directions: frame.directions)
+        let peepholes = i.count > 7 ? i[7]?.doubles() : nil
+        let inputForget = c.attributes.int("input_forget", default: 0) == 1
+        let (y, states) = frame.run(stateCount: 2, initial: [frame.initialState(i, 5), frame.initialState(i, 6)]) { d, t, b, state in
+            let f = frame.activations[3 * d], g = frame.activations[3 * d + 1], h = frame.activations[3 * d + 2]
+            let x = frame.x[((t * frame.batch) + b) * frame.inputSize..<((t * frame.batch) + b + 1) * frame.inputSize]
+            let previousH = state[0], previousC = state[1]
+            let hidden = frame.hidden
+            func peephole(_ gate: Int, _ k: Int) -> Double { peepholes.map { $0[d * 3 * hidden + gate * hidden + k] } ?? 0 }
+            for k in 0..<hidden {
+                // Gate order in W, R and B: input, output, forget, cell.
+                let input = f(frame.clipped(weights.input(d, 0, k, x) + weights.recurrent(d, 0, k, previousH) + peephole(0, k) * previousC[k]))
+                var forget = f(frame.clipped(weights.input(d, 2, k, x) + weights.recurrent(d, 2, k, previousH) + peephole(2, k) * previousC[k]))
+                if inputForget { forget = 1 - input }
+                let cell = g(frame.clipped(weights.input(d, 3, k, x) + weights.recurrent(d, 3, k, previousH)))
+                let newC = forget * previousC[k] + input * cell
+                let output = f(frame.clipped(weights.input(d, 1, k, x) + weights.recurrent(d, 1, k, previousH) + peephole(1, k) * newC))
+                state[1][k] = newC
+                state[0][k] = output * h(newC)
             }
-            return frame.outputs(y, states, dtype: try c.input(i, 0).dtype)
         }
+        return frame.outputs(y, states, dtype: try c.input(i, 0).dtype)
     }
 }

@@ -53,7 +53,6 @@ enum GEMM {
     /// Present when the library found is OpenBLAS.
     private static let setThreadsFunction: SetThreads? = library.flatMap { dlsym($0, "openblas_set_num_threads") }.map { unsafeBitCast($0, to: SetThreads.self) }
 
-
     /// - Parameters: `a` is m×k (or k×m when `transA`), `b` is k×n (or n×k when `transB`), `c` is m×n.
     ///   `ldb` is the distance between B's rows (default: its row length); `b` without `transB`
     ///   only. `ldc` likewise for C.
@@ -178,48 +177,52 @@ enum GEMM {
 
 extension KernelRegistry {
     static func registerLinearAlgebra(_ r: inout KernelRegistry) {
-        r.register("MatMul") { c, i in [try matmul(c.input(i, 0), c.input(i, 1), c)] }
-        r.register("Gemm") { c, i in
-            var a = try c.input(i, 0), b = try c.input(i, 1)
-            let transA = c.attributes.int("transA", default: 0) == 1, transB = c.attributes.int("transB", default: 0) == 1
-            let alpha = c.attributes.float("alpha", default: 1), beta = c.attributes.float("beta", default: 1)
-            guard a.rank == 2, b.rank == 2 else { throw c.invalid("Gemm needs 2-D A and B, got \(a.shape) and \(b.shape)") }
-            let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
-            let n = transB ? b.shape[0] : b.shape[1]
-            guard k == (transB ? b.shape[1] : b.shape[0]) else { throw c.invalid("inner dimensions differ: \(a.shape) and \(b.shape)") }
-            let dtype = a.dtype
-            if dtype != .float32 {
-                a = Cast.convert(a, to: .float32)
-                b = Cast.convert(b, to: .float32)
-            }
-            var out = Tensor(zeros: .float32, shape: [m, n])
-            if i.count > 2, let bias = i[2], beta != 0 {
-                let shape = try Broadcast.shape(bias.shape, [m, n])
-                guard shape == [m, n], bias.rank <= 2 else { throw c.invalid("C of shape \(bias.shape) does not broadcast to [\(m), \(n)]") }
-                // C's rows and columns are each 1 or the output's: fill the output row by row
-                // (building a broadcast index per element cost a tenth of an MLP's time).
-                let rows = bias.rank == 2 ? bias.shape[0] : 1, columns = bias.rank >= 1 ? bias.shape[bias.rank - 1] : 1
-                out = Tensor(uninitialized: .float32, shape: [m, n])
-                Cast.convert(bias, to: .float32).withUnsafeBufferPointer(as: Float.self) { pb in
-                    out.withUnsafeMutableBufferPointer(as: Float.self) { po in
-                        for row in 0..<m {
-                            let target = po.baseAddress! + row * n
-                            let source = pb.baseAddress! + (rows == 1 ? 0 : row * columns)
-                            if columns == 1 { target.initialize(repeating: source[0], count: n) } else { target.initialize(from: source, count: n) }
-                        }
-                    }
-                }
-            }
-            a.withUnsafeBufferPointer(as: Float.self) { pa in
-                b.withUnsafeBufferPointer(as: Float.self) { pb in
-                    out.withUnsafeMutableBufferPointer(as: Float.self) { po in
-                        GEMM.multiply(m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, transA: transA, b: pb.baseAddress!, transB: transB,
-                                      beta: (i.count > 2 && i[2] != nil) ? beta : 0, c: po.baseAddress!)
-                    }
-                }
-            }
-            return [Cast.convert(out, to: dtype)]
+        r.register("MatMul", matMulKernel)
+        r.register("Gemm", gemmKernel)
+    }
+
+    static func matMulKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try matmul(c.input(i, 0), c.input(i, 1), c)] }
+
+    static func gemmKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        var a = try c.input(i, 0), b = try c.input(i, 1)
+        let transA = c.attributes.int("transA", default: 0) == 1, transB = c.attributes.int("transB", default: 0) == 1
+        let alpha = c.attributes.float("alpha", default: 1), beta = c.attributes.float("beta", default: 1)
+        guard a.rank == 2, b.rank == 2 else { throw c.invalid("Gemm needs 2-D A and B, got \(a.shape) and \(b.shape)") }
+        let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
+        let n = transB ? b.shape[0] : b.shape[1]
+        guard k == (transB ? b.shape[1] : b.shape[0]) else { throw c.invalid("inner dimensions differ: \(a.shape) and \(b.shape)") }
+        let dtype = a.dtype
+        if dtype != .float32 {
+            a = Cast.convert(a, to: .float32)
+            b = Cast.convert(b, to: .float32)
         }
+        var out = Tensor(zeros: .float32, shape: [m, n])
+        if i.count > 2, let bias = i[2], beta != 0 {
+            let shape = try Broadcast.shape(bias.shape, [m, n])
+            guard shape == [m, n], bias.rank <= 2 else { throw c.invalid("C of shape \(bias.shape) does not broadcast to [\(m), \(n)]") }
+            // C's rows and columns are each 1 or the output's: fill the output row by row
+            // (building a broadcast index per element cost a tenth of an MLP's time).
+            let rows = bias.rank == 2 ? bias.shape[0] : 1, columns = bias.rank >= 1 ? bias.shape[bias.rank - 1] : 1
+            out = Tensor(uninitialized: .float32, shape: [m, n])
+            Cast.convert(bias, to: .float32).withUnsafeBufferPointer(as: Float.self) { pb in
+                out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                    for row in 0..<m {
+                        let target = po.baseAddress! + row * n
+                        let source = pb.baseAddress! + (rows == 1 ? 0 : row * columns)
+                        if columns == 1 { target.initialize(repeating: source[0], count: n) } else { target.initialize(from: source, count: n) }
+                    }
+                }
+            }
+        }
+        a.withUnsafeBufferPointer(as: Float.self) { pa in
+            b.withUnsafeBufferPointer(as: Float.self) { pb in
+                out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                    GEMM.multiply(m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, transA: transA, b: pb.baseAddress!, transB: transB,
+                                  beta: (i.count > 2 && i[2] != nil) ? beta : 0, c: po.baseAddress!)
+                }
+            }
+        }
+        return [Cast.convert(out, to: dtype)]
     }
 }
 

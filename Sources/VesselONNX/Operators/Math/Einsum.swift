@@ -7,11 +7,13 @@ import VesselTensor
 
 extension KernelRegistry {
     static func registerEinsum(_ r: inout KernelRegistry) {
-        r.register("Einsum", since: 12) { c, i in
-            let operands = i.compactMap { $0 }
-            let equation = try c.attributes.required("equation", c.attributes.string).filter { $0 != " " }
-            return [try einsum(equation, operands, c)]
-        }
+        r.register("Einsum", since: 12, einsumKernel)
+    }
+
+    static func einsumKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let operands = i.compactMap { $0 }
+        let equation = try c.attributes.required("equation", c.attributes.string).filter { $0 != " " }
+        return [try einsum(equation, operands, c)]
     }
 }
 

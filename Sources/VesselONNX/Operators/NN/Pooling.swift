@@ -47,7 +47,6 @@ func globalPool(_ x: Tensor, _ f: (ArraySlice<Double>) -> Double) throws -> Tens
     return Cast.fromDoubles(result, dtype: x.dtype, shape: Array(x.shape[..<2]) + [Int](repeating: 1, count: x.rank - 2))
 }
 
-
 enum PoolKind { case max, average, lp(Double) }
 
 func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
@@ -170,7 +169,6 @@ func poolFloat(_ x: Tensor, taps: [Int], kernelSize: Int, planes: Int, inputSpat
     }
     return out
 }
-
 
 /// Max and average pooling of float32 images with unit dilation, done separably: first along
 /// the width into a buffer of (input rows × output columns), then along the height, so the inner
@@ -378,4 +376,34 @@ func containsNaN(_ values: UnsafePointer<Float>, count: Int) -> Bool {
         index += 1
     }
     return false
+}
+
+extension KernelRegistry {
+    static func registerPooling(_ r: inout KernelRegistry) {
+        r.register("MaxPool", maxPoolKernel)
+        r.register("AveragePool", averagePoolKernel)
+        r.register("LpPool", lpPoolKernel)
+        r.register("GlobalAveragePool", globalAveragePoolKernel)
+        r.register("GlobalMaxPool", globalMaxPoolKernel)
+        r.register("GlobalLpPool", since: 2, globalLpPoolKernel)
+    }
+
+    static func maxPoolKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { try pool(try c.input(i, 0), c, kind: .max) }
+
+    static func averagePoolKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { try pool(try c.input(i, 0), c, kind: .average) }
+
+    static func lpPoolKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { try pool(try c.input(i, 0), c, kind: .lp(Double(c.attributes.int("p", default: 2)))) }
+
+    static func globalAveragePoolKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0)
+        if x.dtype == .float32, x.rank >= 3 { return [globalAverageFloat(x)] }
+        return [try globalPool(x) { $0.reduce(0, +) / Double($0.count) }]
+    }
+
+    static func globalMaxPoolKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try globalPool(try c.input(i, 0)) { $0.max() ?? 0 }] }
+
+    static func globalLpPoolKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let p = Double(c.attributes.int("p", default: 2))
+        return [try globalPool(try c.input(i, 0)) { Libm.pow($0.reduce(0) { $0 + Libm.pow(Swift.abs($1), p) }, 1 / p) }]
+    }
 }

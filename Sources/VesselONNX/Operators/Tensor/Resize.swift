@@ -170,70 +170,74 @@ struct Resampler {
 
 extension KernelRegistry {
     static func registerResize(_ r: inout KernelRegistry) {
-        r.register("Upsample", since: 7) { c, i in
-            let x = try c.input(i, 0)
-            let scales = c.opset >= 9 ? try c.input(i, 1).doubles() : (try c.attributes.required("scales", c.attributes.floats)).map(Double.init)
-            return [try legacyResize(x, scales: scales, c)]
-        }
-        r.register("Resize", since: 10) { c, i in
-            let x = try c.input(i, 0)
-            if c.opset < 11 { return [try legacyResize(x, scales: try c.input(i, 1).doubles(), c)] }
-            let a = c.attributes
-            let rank = x.rank
-            let axes = try (a.ints("axes") ?? Array(0..<rank)).map { try normalizeAxis($0, rank: rank, c) }
-            var roi = [Double](repeating: 0, count: rank) + [Double](repeating: 1, count: rank)
-            if i.count > 1, let given = i[1], given.count > 0 {
-                let values = given.doubles()
-                guard values.allSatisfy({ $0.isFinite }) else { throw c.invalid("roi \(values.prefix(8)) must be finite") }
-                for (k, axis) in axes.enumerated() where values.count == 2 * axes.count {
-                    roi[axis] = values[k]
-                    roi[axis + rank] = values[k + axes.count]
-                }
+        r.register("Upsample", since: 7, upsampleKernel)
+        r.register("Resize", since: 10, resizeKernel)
+    }
+
+    static func upsampleKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0)
+        let scales = c.opset >= 9 ? try c.input(i, 1).doubles() : (try c.attributes.required("scales", c.attributes.floats)).map(Double.init)
+        return [try legacyResize(x, scales: scales, c)]
+    }
+
+    static func resizeKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0)
+        if c.opset < 11 { return [try legacyResize(x, scales: try c.input(i, 1).doubles(), c)] }
+        let a = c.attributes
+        let rank = x.rank
+        let axes = try (a.ints("axes") ?? Array(0..<rank)).map { try normalizeAxis($0, rank: rank, c) }
+        var roi = [Double](repeating: 0, count: rank) + [Double](repeating: 1, count: rank)
+        if i.count > 1, let given = i[1], given.count > 0 {
+            let values = given.doubles()
+            guard values.allSatisfy({ $0.isFinite }) else { throw c.invalid("roi \(values.prefix(8)) must be finite") }
+            for (k, axis) in axes.enumerated() where values.count == 2 * axes.count {
+                roi[axis] = values[k]
+                roi[axis + rank] = values[k + axes.count]
             }
-            var scales = [Double](repeating: 1, count: rank)
-            var outputShape = x.shape
-            if i.count > 3, let sizesTensor = i[3], sizesTensor.count > 0 {
-                let sizes = sizesTensor.integers()
-                guard sizes.count == axes.count else { throw c.invalid("sizes has \(sizes.count) values for \(axes.count) axes") }
-                for (k, axis) in axes.enumerated() where sizes[k] < 0 || x.shape[axis] == 0 && sizes[k] != 0 {
-                    throw c.invalid("size \(sizes[k]) for axis \(axis) of \(x.shape) is negative or samples an empty axis")
-                }
-                let policy = a.string("keep_aspect_ratio_policy", default: "stretch")
-                if policy == "stretch" {
-                    for (k, axis) in axes.enumerated() {
-                        outputShape[axis] = sizes[k]
-                        scales[axis] = Double(sizes[k]) / Double(x.shape[axis])
-                    }
-                } else {
-                    let ratios = axes.enumerated().map { Double(sizes[$0.offset]) / Double(x.shape[$0.element]) }
-                    let scale = policy == "not_larger" ? ratios.min()! : ratios.max()!
-                    for axis in axes {
-                        scales[axis] = scale
-                        guard scale.isFinite, scale > 0, scale * Double(x.shape[axis]) < 1e12 else { throw c.invalid("sizes \(sizes) do not fit input \(x.shape)") }
-                        outputShape[axis] = Int((scale * Double(x.shape[axis])).rounded(.toNearestOrAwayFromZero))
-                    }
-                }
-            } else if i.count > 2, let scalesTensor = i[2], scalesTensor.count > 0 {
-                let given = scalesTensor.doubles()
-                guard given.count == axes.count else { throw c.invalid("scales has \(given.count) values for \(axes.count) axes") }
+        }
+        var scales = [Double](repeating: 1, count: rank)
+        var outputShape = x.shape
+        if i.count > 3, let sizesTensor = i[3], sizesTensor.count > 0 {
+            let sizes = sizesTensor.integers()
+            guard sizes.count == axes.count else { throw c.invalid("sizes has \(sizes.count) values for \(axes.count) axes") }
+            for (k, axis) in axes.enumerated() where sizes[k] < 0 || x.shape[axis] == 0 && sizes[k] != 0 {
+                throw c.invalid("size \(sizes[k]) for axis \(axis) of \(x.shape) is negative or samples an empty axis")
+            }
+            let policy = a.string("keep_aspect_ratio_policy", default: "stretch")
+            if policy == "stretch" {
                 for (k, axis) in axes.enumerated() {
-                    scales[axis] = given[k]
-                    outputShape[axis] = try scaledSize(x.shape[axis], given[k], c)
+                    outputShape[axis] = sizes[k]
+                    scales[axis] = Double(sizes[k]) / Double(x.shape[axis])
                 }
             } else {
-                throw c.invalid("one of scales and sizes must be given")
+                let ratios = axes.enumerated().map { Double(sizes[$0.offset]) / Double(x.shape[$0.element]) }
+                let scale = policy == "not_larger" ? ratios.min()! : ratios.max()!
+                for axis in axes {
+                    scales[axis] = scale
+                    guard scale.isFinite, scale > 0, scale * Double(x.shape[axis]) < 1e12 else { throw c.invalid("sizes \(sizes) do not fit input \(x.shape)") }
+                    outputShape[axis] = Int((scale * Double(x.shape[axis])).rounded(.toNearestOrAwayFromZero))
+                }
             }
-            try c.checkAllocation(x.dtype, outputShape)
-            guard let mode = Resampler.Mode(rawValue: a.string("mode", default: "nearest")) else { throw c.invalid("unknown mode") }
-            var resampler = Resampler(
-                mode: mode, transform: a.string("coordinate_transformation_mode", default: "half_pixel"),
-                nearestMode: a.string("nearest_mode", default: "round_prefer_floor"),
-                cubicA: Double(a.float("cubic_coeff_a", default: -0.75)), excludeOutside: a.int("exclude_outside", default: 0) == 1,
-                extrapolation: Double(a.float("extrapolation_value", default: 0)), roi: roi
-            )
-            resampler.antialias = a.int("antialias", default: 0) == 1
-            return [resampler.resize(x, outputShape: outputShape, scales: scales)]
+        } else if i.count > 2, let scalesTensor = i[2], scalesTensor.count > 0 {
+            let given = scalesTensor.doubles()
+            guard given.count == axes.count else { throw c.invalid("scales has \(given.count) values for \(axes.count) axes") }
+            for (k, axis) in axes.enumerated() {
+                scales[axis] = given[k]
+                outputShape[axis] = try scaledSize(x.shape[axis], given[k], c)
+            }
+        } else {
+            throw c.invalid("one of scales and sizes must be given")
         }
+        try c.checkAllocation(x.dtype, outputShape)
+        guard let mode = Resampler.Mode(rawValue: a.string("mode", default: "nearest")) else { throw c.invalid("unknown mode") }
+        var resampler = Resampler(
+            mode: mode, transform: a.string("coordinate_transformation_mode", default: "half_pixel"),
+            nearestMode: a.string("nearest_mode", default: "round_prefer_floor"),
+            cubicA: Double(a.float("cubic_coeff_a", default: -0.75)), excludeOutside: a.int("exclude_outside", default: 0) == 1,
+            extrapolation: Double(a.float("extrapolation_value", default: 0)), roi: roi
+        )
+        resampler.antialias = a.int("antialias", default: 0) == 1
+        return [resampler.resize(x, outputShape: outputShape, scales: scales)]
     }
 }
 

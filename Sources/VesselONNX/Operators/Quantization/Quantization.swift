@@ -1,0 +1,101 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import VesselTensor
+
+/// For each element of `x`, the index of its scale/zero point: one for the tensor, one per
+/// position along `axis`, or (with `blockSize`) one per block of positions along `axis`.
+func quantizationIndex(_ x: Tensor, _ scale: Tensor, axis rawAxis: Int, blockSize: Int, _ c: KernelContext) throws -> [Int] {
+    if scale.count == 1 { return [Int](repeating: 0, count: x.count) }
+    let axis = try normalizeAxis(rawAxis, rank: x.rank, c)
+    let strides = Tensor.strides(of: x.shape)
+    if blockSize <= 0 {
+        guard scale.rank == 1, scale.count == x.shape[axis] else {
+            throw c.invalid("a per-axis scale needs \(x.shape[axis]) values along axis \(axis), got shape \(scale.shape)")
+        }
+        return (0..<x.count).map { ($0 / strides[axis]) % x.shape[axis] }
+    }
+    var expected = x.shape
+    expected[axis] = (x.shape[axis] + blockSize - 1) / blockSize
+    guard scale.shape == expected else { throw c.invalid("a blocked scale needs shape \(expected), got \(scale.shape)") }
+    let scaleStrides = Tensor.strides(of: scale.shape)
+    return (0..<x.count).map { position in
+        var rest = position, index = 0
+        for d in 0..<x.rank {
+            let coordinate = rest / strides[d]
+            rest %= strides[d]
+            index += (d == axis ? coordinate / blockSize : coordinate) * scaleStrides[d]
+        }
+        return index
+    }
+}
+
+/// The representable range of an integer quantization type.
+func quantizationRange(_ dtype: DType) -> (Double, Double)? {
+    switch dtype {
+    case .int8: (-128, 127)
+    case .uint8: (0, 255)
+    case .int16: (-32768, 32767)
+    case .uint16: (0, 65535)
+    case .int32: (Double(Int32.min), Double(Int32.max))
+    default: nil
+    }
+}
+
+extension KernelRegistry {
+    static func registerQuantization(_ r: inout KernelRegistry) {
+        r.register("DequantizeLinear", since: 10, dequantizeLinearKernel)
+        r.register("QuantizeLinear", since: 10, quantizeLinearKernel)
+        r.register("DynamicQuantizeLinear", since: 11, dynamicQuantizeLinearKernel)
+    }
+
+    static func dequantizeLinearKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0), scale = try c.input(i, 1)
+        let zeroPoint = i.count > 2 ? i[2] : nil
+        guard quantizationRange(x.dtype) != nil else { throw c.invalid("\(x.dtype.rawValue) inputs are not supported") }
+        let index = try quantizationIndex(x, scale, axis: c.attributes.int("axis", default: 1),
+                                          blockSize: c.attributes.int("block_size", default: 0), c)
+        let values = x.doubles(), scales = scale.doubles(), zeros = zeroPoint?.doubles()
+        let result = (0..<x.count).map { k in (values[k] - (zeros?[index[k]] ?? 0)) * scales[index[k]] }
+        let outputType = c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32(clamping: $0)) } ?? scale.dtype
+        return [Cast.fromDoubles(result, dtype: outputType, shape: x.shape)]
+    }
+
+    static func quantizeLinearKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0), scale = try c.input(i, 1)
+        let zeroPoint = i.count > 2 ? i[2] : nil
+        let outputType = zeroPoint?.dtype
+            ?? c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32(clamping: $0)) } ?? .uint8
+        guard let (low, high) = quantizationRange(outputType) else { throw c.invalid("quantizing to \(outputType.rawValue) is not supported") }
+        let index = try quantizationIndex(x, scale, axis: c.attributes.int("axis", default: 1),
+                                          blockSize: c.attributes.int("block_size", default: 0), c)
+        let values = x.doubles(), scales = scale.doubles(), zeros = zeroPoint?.doubles()
+        // The division happens in the input's precision (float32 for float32 inputs): it
+        // decides which way values near .5 round.
+        let single = x.dtype != .float64
+        let result = (0..<x.count).map { k -> Double in
+            let ratio = single ? Double(Float(values[k]) / Float(scales[index[k]])) : values[k] / scales[index[k]]
+            // Round half to even, then saturate to the type.
+            let quantized = ratio.rounded(.toNearestOrEven) + (zeros?[index[k]] ?? 0)
+            return Swift.min(Swift.max(quantized, low), high)
+        }
+        return [Cast.fromDoubles(result, dtype: outputType, shape: x.shape)]
+    }
+
+    static func dynamicQuantizeLinearKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0)
+        guard x.dtype == .float32 else { throw c.invalid("DynamicQuantizeLinear takes float32") }
+        let values = x.scalars(as: Float.self)
+        // In float32, as the spec computes. The range always includes 0, so 0 is exactly
+        // representable.
+        let low = Swift.min(values.min() ?? 0, 0), high = Swift.max(values.max() ?? 0, 0)
+        let scale = (high - low) / 255
+        let zeroPoint: Float = scale == 0 ? 0 : Swift.min(Swift.max((-low / scale).rounded(.toNearestOrEven), 0), 255)
+        let quantized = values.map { scale == 0 ? zeroPoint : Swift.min(Swift.max(($0 / scale).rounded(.toNearestOrEven) + zeroPoint, 0), 255) }
+        // NaN (from NaN or infinite inputs) has no byte: it becomes 0 rather than a trap.
+        func byte(_ value: Float) -> UInt8 { value.isNaN ? 0 : UInt8(Swift.min(Swift.max(value, 0), 255)) }
+        return [Tensor(quantized.map(byte), shape: x.shape), Tensor(scalar: scale), Tensor(scalar: byte(zeroPoint))]
+    }
+}
