@@ -241,12 +241,25 @@ public final class InferenceServer: Sendable {
     @discardableResult
     public func modelsLoaded() async -> Bool { await loadingFinished.wait() }
 
-    /// Every route of ``Route``, behind bearer auth when a token is set: what `run` serves, and
-    /// what tests drive in memory (HummingbirdTesting's `.router`).
+    /// Every route of ``Route``: what `run` serves, and what tests drive in memory
+    /// (HummingbirdTesting's `.router`). With a token, the routes that are not open form a group
+    /// behind ``BearerAuth``, and so does the catch-all for paths no route matches (a 401 before
+    /// the 404), so an unauthenticated client learns nothing of what is served.
     func buildRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        if let token = configuration.token { router.add(middleware: BearerAuth(token: Array(token.utf8))) }
-        addRoutes(router)
+        let protected: RouterGroup<BasicRequestContext>
+        if let token = configuration.token {
+            addRoutes(router, where: \.isOpen)
+            protected = router.group().add(middleware: BearerAuth(token: Array(token.utf8)))
+        } else {
+            protected = router.group()
+        }
+        addRoutes(protected, where: { configuration.token == nil || !$0.isOpen })
+        for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch, .head, .options] {
+            protected.on("**", method: method) { request, _ in
+                InferenceServer.error(404, "no route for \(request.method) \(request.uri.path)")
+            }
+        }
         return router
     }
 

@@ -78,6 +78,10 @@ struct RouterTests {
                 }
             }
             try await client.execute(uri: "/no/such/path", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/no/such/path", method: .post, headers: [.authorization: "Bearer s3cret"]) { response in
+                #expect(response.status == .notFound)
+                #expect(String(buffer: response.body) == #"{"error":"no route for POST /no/such/path"}"#)
+            }
             try await client.execute(uri: "/no/such/path", method: .get, headers: [.authorization: "Bearer s3cret"]) { #expect($0.status == .notFound) }
         }
     }

@@ -1,14 +1,14 @@
 import Hummingbird
 import HTTPTypes
 
-/// Optional bearer-token auth (`--token-file`): every path but the open routes of ``Route`` (the
-/// health checks, which orchestrators probe without credentials) needs
-/// `Authorization: Bearer <token>`, unknown paths included. Tokens are compared in constant time.
+/// Optional bearer-token auth (`--token-file`), the middleware of the route group that holds every
+/// route of ``Route`` but the open ones (the health checks, which orchestrators probe without
+/// credentials, and the page shells) and the catch-all for unknown paths: requests there need
+/// `Authorization: Bearer <token>`. Tokens are compared in constant time.
 struct BearerAuth<Context: RequestContext>: RouterMiddleware {
     let token: [UInt8]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if Route.isOpen(request.uri.path) { return try await next(request, context) }
         let header = request.headers[.authorization] ?? ""
         guard Tokens.bearer(header, matches: token) else {
             return InferenceServer.error(401, header.isEmpty ? "this server needs Authorization: Bearer <token>" : "the bearer token is not valid",

@@ -13,8 +13,8 @@ import VesselTensor
 
 extension InferenceServer {
     /// Registers every route of the ``Route`` table with its handler.
-    func addRoutes(_ router: Router<BasicRequestContext>) {
-        for route in Route.allCases where configuration.ui || !route.isUI {
+    func addRoutes<Routes: RouterMethods<BasicRequestContext>>(_ router: Routes, where include: (Route) -> Bool) {
+        for route in Route.allCases where (configuration.ui || !route.isUI) && include(route) {
             let handle = handler(route)
             router.on(RouterPath(route.path), method: route.method) { request, context in await handle(request, context) }
         }

@@ -69,15 +69,6 @@ enum Route: CaseIterable, Sendable {
         path.replacingParameter(":model", with: model).replacingParameter(":version", with: version ?? "")
     }
 
-    /// Whether a request path (no query) is one of the open routes.
-    static func isOpen(_ path: String) -> Bool {
-        allCases.contains { route in
-            guard route.isOpen else { return false }
-            if route == .modelPage { return path.hasPrefix("/ui/models/") && !path.dropFirst("/ui/models/".count).contains("/") && path.count > "/ui/models/".count }
-            return route.path == path
-        }
-    }
-
     /// The model and version an inference path names (`.infer` or `.versionInfer`), if it is one.
     static func matchInference(_ path: String) -> (model: Substring, version: Substring?)? {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
