@@ -3,55 +3,15 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-#if canImport(Glibc)
-import Glibc
-#endif
 import VesselTensor
-
-/// The shared libraries the runtime tries, in order, for matrix products. `vessel image` ships
-/// the first one found (it is loaded with dlopen, so the binary does not name it).
-public enum BLASLibrary {
-    public static let candidates = ["libopenblas.so.0", "libopenblas.so", "libcblas.so.3", "libblas.so.3"]
-}
 
 /// Single-precision matrix multiply, C = alpha·op(A)·op(B) + beta·C, row-major.
 ///
-/// OpenBLAS is used when its shared library can be loaded (it picks kernels for the CPU at run
-/// time and threads large products); otherwise a blocked Swift kernel computes the same result.
-/// Loading at run time means `swift build` needs no BLAS headers and a machine without OpenBLAS
-/// still runs every model. `VESSEL_BLAS=none` forces the built-in kernel (for testing).
+/// `BLASLibrary.sgemm` (OpenBLAS, loaded at run time) computes the blocks when it loaded;
+/// otherwise a blocked Swift kernel computes the same result.
 enum GEMM {
-    private typealias CblasSgemm = @convention(c) (
-        Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
-        UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
-    ) -> Void
-
-    /// The first BLAS library that loads and has `cblas_sgemm`, searched once.
-    /// (An opaque dlopen handle, set once and only read.)
-    nonisolated(unsafe) private static let library: UnsafeMutableRawPointer? = {
-        if ProcessInfo.processInfo.environment["VESSEL_BLAS"] == "none" { return nil }
-        for name in BLASLibrary.candidates {
-            guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else { continue }
-            if dlsym(handle, "cblas_sgemm") != nil { return handle }
-        }
-        return nil
-    }()
-
-    /// OpenBLAS's `cblas_sgemm`, with OpenBLAS's own threads turned off: large products are
-    /// split across the runtime's worker threads instead (`multiply`), the same threads every
-    /// other kernel uses, so two thread pools do not spin against each other on the same cores.
-    private static let sgemm: CblasSgemm? = {
-        guard let function = library.flatMap({ dlsym($0, "cblas_sgemm") }) else { return nil }
-        setThreadsFunction?(1)
-        return unsafeBitCast(function, to: CblasSgemm.self)
-    }()
-
     /// Which implementation runs: "openblas" or "builtin".
-    static var backend: String { sgemm == nil ? "builtin" : "openblas" }
-
-    private typealias SetThreads = @convention(c) (Int32) -> Void
-    /// Present when the library found is OpenBLAS.
-    private static let setThreadsFunction: SetThreads? = library.flatMap { dlsym($0, "openblas_set_num_threads") }.map { unsafeBitCast($0, to: SetThreads.self) }
+    static var backend: String { BLASLibrary.sgemm == nil ? "builtin" : "openblas" }
 
     /// - Parameters: `a` is m×k (or k×m when `transA`), `b` is k×n (or n×k when `transB`), `c` is m×n.
     ///   `ldb` is the distance between B's rows (default: its row length); `b` without `transB`
@@ -119,7 +79,7 @@ enum GEMM {
     /// 0.047 / 0.043, 64×27 by 12321 0.474 / 0.393; with 64×512 by 169 no gain, and
     /// 1000×512 by 169 went from 1.74 to 1.80.
     static func columnBlock(m: Int, k: Int) -> Int? {
-        sgemm != nil && m * k <= 16_384 ? 128 : nil
+        BLASLibrary.sgemm != nil && m * k <= 16_384 ? 128 : nil
     }
 
     /// One product on the calling thread.
@@ -127,7 +87,7 @@ enum GEMM {
         m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, transA: Bool,
         b: UnsafePointer<Float>, ldb: Int, transB: Bool, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        if let sgemm {
+        if let sgemm = BLASLibrary.sgemm {
             let block = columnBlock(m: m, k: k) ?? n
             var first = 0
             while first < n {
