@@ -186,15 +186,25 @@ let package = Package(
         ),
         .target(name: "VesselTestSupport", dependencies: ["VesselStore"], path: "Tests/VesselTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "VesselTensorTests", dependencies: ["VesselTensor", "VesselTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselSystemTests", dependencies: ["VesselSystem", "VesselTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselJSONTests", dependencies: ["VesselJSON", "VesselTensor"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselTrustTests", dependencies: ["VesselTrust", "VesselStore", "VesselTensor", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VesselONNXTests",
             dependencies: ["VesselONNX", "VesselTensor", "VesselTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Conformance", "Fixtures"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "VesselManifestTests", dependencies: ["VesselManifest"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "VesselManifestTests",
+            name: "VesselManifestYAMLTests",
             dependencies: ["VesselManifest", "VesselManifestYAML", "VesselTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "VesselPythonTests", dependencies: ["VesselPython", "VesselTensor", "VesselTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "VesselImportTests",
+            dependencies: ["VesselImport", "VesselManifest", "VesselManifestYAML", "VesselTensor", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -222,7 +232,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VesselServerTests",
-            dependencies: ["VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselJSON", "VesselTestSupport",
+            dependencies: ["VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselTestSupport",
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),

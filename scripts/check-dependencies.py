@@ -1,5 +1,6 @@
-"""Fails when a target of Package.swift declares a dependency its sources never import, or when
-the module graph drawn in docs/architecture.md is not the package's.
+"""Fails when a target of Package.swift declares a dependency its sources never import, when
+the module graph drawn in docs/architecture.md is not the package's, or when a library module
+has no test target of its own (`<Module>Tests`: tests mirror sources).
 
 An unused edge costs every build that compiles it (the registry client used to compile the ONNX
 runtime through an unused VesselImage dependency) and misstates the module graph in
@@ -38,6 +39,11 @@ for target in package["targets"]:
     unused = sorted(declared - imported - executables)
     if unused:
         problems.append(f"{target['name']} declares {', '.join(unused)} but no file of it imports them")
+# Tests mirror sources: every Swift library module has its own test target.
+tests = {t["name"] for t in package["targets"] if t["type"] == "test"}
+for target in package["targets"]:
+    if target["type"] == "regular" and target["name"] != "VesselTestSupport" and target["name"] + "Tests" not in tests:
+        problems.append(f"{target['name']} has no test target (Tests/{target['name']}Tests)")
 # The module graph: edges between the package's own non-test targets.
 own = {t["name"] for t in package["targets"] if t["type"] != "test" and t["name"] != "VesselTestSupport"}
 edges = set()

@@ -17,11 +17,14 @@ package enum Suggestion {
         closest(to: word, in: candidates).map { "did you mean `\($0)`?" }
     }
 
-    /// Levenshtein distance over Unicode scalars; keys are short, so the quadratic table is fine.
+    /// Edit distance over Unicode scalars counting an insertion, a deletion, a substitution or a
+    /// swap of two neighbours as one edit (optimal string alignment), so `modle` is one edit from
+    /// `model`. Keys are short, so the quadratic table is fine.
     package static func editDistance(_ a: String, _ b: String) -> Int {
         let a = Array(a.unicodeScalars), b = Array(b.unicodeScalars)
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
+        var beforePrevious = [Int](repeating: 0, count: b.count + 1)
         var previous = Array(0...b.count)
         var current = [Int](repeating: 0, count: b.count + 1)
         for i in 1...a.count {
@@ -29,8 +32,11 @@ package enum Suggestion {
             for j in 1...b.count {
                 let cost = a[i - 1] == b[j - 1] ? 0 : 1
                 current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    current[j] = min(current[j], beforePrevious[j - 2] + 1)
+                }
             }
-            swap(&previous, &current)
+            (beforePrevious, previous, current) = (previous, current, beforePrevious)
         }
         return previous[b.count]
     }

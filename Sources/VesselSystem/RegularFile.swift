@@ -29,7 +29,15 @@ public enum RegularFile {
     /// with fstat, then switched back to blocking.
     public static func open(_ path: String) throws(Problem) -> (fd: Int32, size: Int) {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        guard fd >= 0 else { throw Problem(path: path, kind: nil, errno: Glibc.errno, operation: "cannot open") }
+        guard fd >= 0 else {
+            let error = Glibc.errno
+            // A socket cannot be opened at all (ENXIO): name what it is, not the errno.
+            var info = stat()
+            if stat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
+                throw Problem(path: path, kind: kind(UInt32(info.st_mode)), errno: nil, operation: "cannot open")
+            }
+            throw Problem(path: path, kind: nil, errno: error, operation: "cannot open")
+        }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             let error = Glibc.errno
