@@ -230,10 +230,8 @@ struct PodmanTests {
         let run = try TestSupport.run("python3", ["-c", launcher, podman] + base + ["run", "-d", "--name", "iris", "--ulimit", "nofile=1024:1024",
                                                                                     "--ulimit", "nproc=1024:1024", "-p", "127.0.0.1:\(port):8080", "localhost/iris-image:docker"])
         #expect(run.status == 0, "\((try? String(contentsOfFile: home + "/podman-run.log", encoding: .utf8)) ?? "")")
-        var ready = false
-        for _ in 0..<300 where !ready {
-            ready = (try? LoopbackClient.request("GET", port: port, path: "/v2/health/ready", timeout: 2))?.status == 200
-            if !ready { usleep(50_000) }
+        let ready = TestSupport.waitUntil(timeout: 60, interval: 0.05) {
+            (try? LoopbackClient.request("GET", port: port, path: "/v2/health/ready", timeout: 2))?.status == 200
         }
         let logs = try TestSupport.run(podman, base + ["logs", "iris"])
         #expect(ready, "\(logs.standardError)")

@@ -23,11 +23,8 @@ final class BackgroundVessel {
 
     /// Waits until `condition` holds (polling every 2 ms), then SIGKILLs the process.
     func kill(when condition: () -> Bool) throws {
-        for _ in 0..<30_000 {
-            if condition() { break }
-            if !process.isRunning { throw TestFailure("finished before it could be interrupted: \(output)") }
-            usleep(2_000)
-        }
+        let reached = TestSupport.waitUntil(timeout: 60, interval: 0.002, gaveUp: { !process.isRunning }, condition)
+        if !reached, !process.isRunning { throw TestFailure("finished before it could be interrupted: \(output)") }
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }

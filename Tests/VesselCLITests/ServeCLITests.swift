@@ -35,16 +35,16 @@ final class ServeProcess: @unchecked Sendable {
 
     /// The bound port, once the server says it listens, after its models are ready.
     func waitForReady(_ pattern: String = "ready") throws -> Int {
-        for _ in 0..<3000 {
+        var port: Int?
+        TestSupport.waitUntil(timeout: 30, gaveUp: { !process.isRunning }) {
             let text = standardError
             if text.contains(pattern), let range = text.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                let port = text[range].split(separator: ":").last.map(String.init) ?? ""
-                if let value = Int(port) { return value }
+                port = text[range].split(separator: ":").last.flatMap { Int($0) }
             }
-            if !process.isRunning { break }
-            usleep(10_000)
+            return port != nil
         }
-        throw TestFailure("vessel serve did not become ready: \(standardError)")
+        guard let port else { throw TestFailure("vessel serve did not become ready: \(standardError)") }
+        return port
     }
 
     func waitForExit() -> Int32 {
@@ -85,7 +85,17 @@ struct ServeCLITests {
                 group.leave()
             }.start()
         }
-        usleep(400_000)
+        // SIGTERM once the server holds all three and is still working on one (its own gauges).
+        var seen = ""
+        let started = Date()
+        let queued = TestSupport.waitUntil(timeout: 30) {
+            guard let metrics = try? LoopbackClient.request("GET", port: port, path: "/metrics").text else { return false }
+            let inFlight = TestSupport.metric("vessel_inference_in_flight_requests", in: metrics)
+            let done = TestSupport.metric("vessel_inference_requests_total", in: metrics)
+            seen += String(format: "%.2f s: in flight %g, done %g\n", Date().timeIntervalSince(started), inFlight, done)
+            return inFlight >= 1 && inFlight + done == 3
+        }
+        #expect(queued, "the three requests were never all in: \(seen)")
         kill(server.process.processIdentifier, SIGTERM)
         group.wait()
         #expect(results.values == [200, 200, 200], "\(results.values) \(server.standardError)")

@@ -70,10 +70,11 @@ public final class LocalRegistry: @unchecked Sendable {
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
-        for _ in 0..<500 {
-            if let status = try? Self.status(port: port, path: "/v2/"), status == 200 || status == 401 { return }
-            usleep(10_000)
+        let answering = TestSupport.waitUntil(timeout: 5, gaveUp: { !process.isRunning }) {
+            guard let status = try? Self.status(port: port, path: "/v2/") else { return false }
+            return status == 200 || status == 401
         }
+        if answering { return }
         process.terminate()
         throw TestSupport.ToolMissing(tool: "a docker-registry answering on port \(port)")
     }

@@ -189,3 +189,28 @@ extension TestSupport {
         public var description: String { "python failed: \(message)" }
     }
 }
+
+extension TestSupport {
+    /// Polls `condition` every `interval` seconds until it holds (true) or `timeout` passes
+    /// (false): the one wait for another process to reach a state (a server to listen, a
+    /// container to turn healthy). In-process servers are awaited instead (`boundPort()`,
+    /// `modelsLoaded()`). `gaveUp` stops early, for a process that has exited.
+    @discardableResult
+    public static func waitUntil(timeout: Double, interval: Double = 0.01, gaveUp: () -> Bool = { false }, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if try condition() { return true }
+            if gaveUp() || Date() >= deadline { return false }
+            Thread.sleep(forTimeInterval: interval)
+        }
+    }
+
+    /// The sum of a Prometheus gauge or counter's samples in a `/metrics` text.
+    public static func metric(_ name: String, in text: String) -> Double {
+        text.split(separator: "\n").reduce(0) { sum, line in
+            guard line.hasPrefix(name + "{") || line.hasPrefix(name + " "), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { return sum }
+            return sum + value
+        }
+    }
+}
+
