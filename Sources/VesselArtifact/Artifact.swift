@@ -73,10 +73,11 @@ public struct Artifact: Sendable {
             throw LoadError.malformed(reference, "the config's modelfs.diffIds do not match the manifest's layers")
         }
 
-        guard let manifestIndex = imageManifest.layers.firstIndex(where: {
-            $0.digest.description == imageManifest.annotations?[VesselAnnotation.manifest]
-                && $0.annotations?[ModelPack.filepathAnnotation] == ManifestParser.fileName
-        }) ?? imageManifest.layers.firstIndex(where: { $0.annotations?[ModelPack.filepathAnnotation] == ManifestParser.fileName })
+        guard
+            let manifestIndex = imageManifest.layers.firstIndex(where: {
+                $0.digest.description == imageManifest.annotations?[VesselAnnotation.manifest]
+                    && $0.annotations?[ModelPack.filepathAnnotation] == ManifestParser.fileName
+            }) ?? imageManifest.layers.firstIndex(where: { $0.annotations?[ModelPack.filepathAnnotation] == ManifestParser.fileName })
         else {
             throw LoadError.malformed(reference, "no \(ManifestParser.fileName) layer")
         }
@@ -96,7 +97,8 @@ public struct Artifact: Sendable {
             }
             var executable = false
             if let json = layer.annotations?[ModelPack.fileMetadataAnnotation],
-               let metadata = try? JSONDecoder().decode(FileMetadata.self, from: Data(json.utf8)) {
+                let metadata = try? JSONDecoder().decode(FileMetadata.self, from: Data(json.utf8))
+            {
                 executable = metadata.mode & 0o111 != 0
             }
             files.append(PackedFile(path: path, role: role, packing: packing, descriptor: layer, executable: executable))

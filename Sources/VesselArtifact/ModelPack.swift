@@ -61,8 +61,10 @@ public struct ModelConfig: Codable, Hashable, Sendable {
         public var licenses: [String]?
         public var family: String?
 
-        public init(createdAt: String? = nil, authors: [String]? = nil, name: String? = nil, version: String? = nil,
-                    description: String? = nil, licenses: [String]? = nil, family: String? = nil) {
+        public init(
+            createdAt: String? = nil, authors: [String]? = nil, name: String? = nil, version: String? = nil,
+            description: String? = nil, licenses: [String]? = nil, family: String? = nil
+        ) {
             self.createdAt = createdAt
             self.authors = authors
             self.name = name
@@ -80,8 +82,10 @@ public struct ModelConfig: Codable, Hashable, Sendable {
         public var precision: String?
         public var quantization: String?
 
-        public init(architecture: String? = nil, format: String? = nil, paramSize: String? = nil,
-                    precision: String? = nil, quantization: String? = nil) {
+        public init(
+            architecture: String? = nil, format: String? = nil, paramSize: String? = nil,
+            precision: String? = nil, quantization: String? = nil
+        ) {
             self.architecture = architecture
             self.format = format
             self.paramSize = paramSize

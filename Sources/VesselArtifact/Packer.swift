@@ -65,7 +65,7 @@ public struct Packer {
                 OCIAnnotation.title: manifest.name,
                 OCIAnnotation.version: manifest.version,
                 VesselAnnotation.manifest: manifestLayer.digest.description,
-                VesselAnnotation.schemaVersion: String(manifest.schemaVersion),
+                VesselAnnotation.schemaVersion: String(manifest.schemaVersion)
             ]
             if let description = manifest.description { annotations[OCIAnnotation.description] = description }
             if !manifest.authors.isEmpty { annotations[OCIAnnotation.authors] = manifest.authors.joined(separator: ", ") }
@@ -113,11 +113,13 @@ public struct Packer {
     /// that share a wheel share its blob, in the store and in a registry.
     private func storeWheels(_ manifest: Manifest, directory: String) throws -> [Descriptor] {
         guard manifest.runtime.backend == .python, !manifest.runtime.requirements.isEmpty,
-              let lock = try PythonLock.read(directory: directory) else { return [] }
+            let lock = try PythonLock.read(directory: directory)
+        else { return [] }
         let cache = PythonEnvironment.wheelCache(environment: ProcessInfo.processInfo.environment)
         return try lock.entries.map { entry in
             guard let path = PythonEnvironment.verifiedWheel(entry, in: cache) else {
-                throw WorkerError.unavailable("the wheel \(entry.file) that vessel.lock names is not in \(cache) with its recorded sha256; `vessel pack` downloads it")
+                throw WorkerError.unavailable(
+                    "the wheel \(entry.file) that vessel.lock names is not in \(cache) with its recorded sha256; `vessel pack` downloads it")
             }
             return try storeSingleFile(path: path, name: PythonLock.wheelDirectory + "/" + entry.file, role: .code, executable: false)
         }
@@ -171,7 +173,7 @@ public struct Packer {
                     ModelPack.filepathAnnotation: name,
                     ModelPack.fileMetadataAnnotation: String(decoding: try CanonicalJSON.encode(metadata), as: UTF8.self),
                     ModelPack.untestedAnnotation: "false",
-                    OCIAnnotation.title: name,
+                    OCIAnnotation.title: name
                 ]
             )
         } catch {
@@ -216,7 +218,7 @@ public struct Packer {
                 annotations: [
                     ModelPack.filepathAnnotation: name,
                     ModelPack.untestedAnnotation: "false",
-                    OCIAnnotation.title: name,
+                    OCIAnnotation.title: name
                 ]
             )
         } catch {

@@ -50,8 +50,10 @@ public struct Unpacker {
     /// layer order then vessel.yaml, with a reader of its bytes: what a signature over the
     /// unpacked files (Model Signing) hashes. Each layer is checked against its digest first. A
     /// symbolic link is refused: such signatures cover regular files only.
-    public func forEachFile(_ artifact: Artifact,
-                            _ body: (_ path: String, _ read: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> Void) throws {
+    public func forEachFile(
+        _ artifact: Artifact,
+        _ body: (_ path: String, _ read: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> Void
+    ) throws {
         for file in artifact.files {
             let base = try Self.checked(file.path)
             switch file.packing {
@@ -251,8 +253,10 @@ public struct Unpacker {
     /// Each entry of a tar layer with its checked path, which must lie inside `base` (the file or
     /// directory the layer holds), and the reader positioned at its content. The layer's digest
     /// is the caller's to check.
-    private func forEachEntry(of file: Artifact.PackedFile, base: String,
-                              _ body: (TarReader.Entry, String, TarReader) throws -> Void) throws {
+    private func forEachEntry(
+        of file: Artifact.PackedFile, base: String,
+        _ body: (TarReader.Entry, String, TarReader) throws -> Void
+    ) throws {
         let fd = try FileSystem.openForReading(store.blobPath(file.descriptor.digest))
         defer { close(fd) }
         let reader = TarReader(fd: fd, path: file.path)

@@ -58,9 +58,11 @@ public final class ContainerProcess: @unchecked Sendable {
         case .bwrap:
             guard let bwrap = Self.executable("bwrap") else { throw LaunchError(description: "bwrap is not installed") }
             process.executableURL = URL(fileURLWithPath: bwrap)
-            var arguments = ["--bind", root, "/", "--proc", "/proc", "--dev", "/dev",
-                             "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                             "--uid", String(uid), "--gid", String(gid), "--die-with-parent", "--chdir", workingDirectory, "--clearenv"]
+            var arguments = [
+                "--bind", root, "/", "--proc", "/proc", "--dev", "/dev",
+                "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                "--uid", String(uid), "--gid", String(gid), "--die-with-parent", "--chdir", workingDirectory, "--clearenv"
+            ]
             for (key, value) in environment { arguments += ["--setenv", key, value] }
             process.arguments = arguments + ["--"] + command
             process.environment = [:]
@@ -73,7 +75,8 @@ public final class ContainerProcess: @unchecked Sendable {
             }
             for directory in ["proc", "dev"] { try FileSystem.makeDirectories(root + "/" + directory) }
             func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-            let script = "\(quoted(mount)) -t proc proc \(quoted(root + "/proc")) && \(quoted(mount)) --rbind /dev \(quoted(root + "/dev")) && cd \(quoted(root + workingDirectory)) && exec \(quoted(chroot)) --userspec=\(uid):\(gid) \(quoted(root)) "
+            let script =
+                "\(quoted(mount)) -t proc proc \(quoted(root + "/proc")) && \(quoted(mount)) --rbind /dev \(quoted(root + "/dev")) && cd \(quoted(root + workingDirectory)) && exec \(quoted(chroot)) --userspec=\(uid):\(gid) \(quoted(root)) "
                 + command.map(quoted).joined(separator: " ")
             process.executableURL = URL(fileURLWithPath: unshare)
             process.arguments = ["--pid", "--fork", "--mount", "--propagation", "private", "/bin/sh", "-c", script]
@@ -132,7 +135,8 @@ public final class ContainerProcess: @unchecked Sendable {
         var children: [Int32: [Int32]] = [:]
         for entry in FileSystem.listDirectory("/proc") {
             guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
+                let close = stat.lastIndex(of: ")")
+            else { continue }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             if fields.count > 1, let parent = Int32(fields[1]) { children[parent, default: []].append(child) }
         }

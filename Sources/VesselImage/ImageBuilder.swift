@@ -51,8 +51,10 @@ public struct ImageBuilder {
             return access(runtime, X_OK) == 0 ? runtime : running
         }
 
-        public init(binary: String = Options.defaultBinary, dlopened: [[String]] = [], port: Int = 8080, user: String = "65532:65532",
-                    revision: String? = nil, source: String? = nil, labels: [String: String] = [:], format: Format = .oci) {
+        public init(
+            binary: String = Options.defaultBinary, dlopened: [[String]] = [], port: Int = 8080, user: String = "65532:65532",
+            revision: String? = nil, source: String? = nil, labels: [String: String] = [:], format: Format = .oci
+        ) {
             self.format = format
             self.binary = binary
             self.dlopened = dlopened
@@ -139,7 +141,9 @@ public struct ImageBuilder {
                 var imageLayer = layer
                 if packing == .raw {
                     imageLayer = try wrapRawLayer(layer)
-                    warnings.append("\(layer.annotations?[ModelPack.filepathAnnotation] ?? layer.digest.description) is a raw layer; the image holds it as a new tar layer (re-pack with this vessel to share one blob)")
+                    warnings.append(
+                        "\(layer.annotations?[ModelPack.filepathAnnotation] ?? layer.digest.description) is a raw layer; the image holds it as a new tar layer (re-pack with this vessel to share one blob)"
+                    )
                 }
                 imageLayer.mediaType = options.format.layerTar
                 modelLayers.append(imageLayer)
@@ -153,7 +157,7 @@ public struct ImageBuilder {
                 OCIAnnotation.title: artifact.manifest.name,
                 OCIAnnotation.version: artifact.manifest.version,
                 OCIAnnotation.created: created,
-                "dev.vessel.artifact": artifact.descriptor.digest.description,
+                "dev.vessel.artifact": artifact.descriptor.digest.description
             ]
             if let description = artifact.manifest.description { labels[OCIAnnotation.description] = description }
             if let license = artifact.manifest.license { labels[OCIAnnotation.licenses] = license }
@@ -168,12 +172,18 @@ public struct ImageBuilder {
                     user: options.user, exposedPorts: ["\(options.port)/tcp": EmptyObject()],
                     env: ["PATH=/vessel/bin", "LD_LIBRARY_PATH=\(Layout.libraries)", "HOME=/tmp", "VESSEL_HOST=0.0.0.0", "VESSEL_PORT=\(options.port)"],
                     entrypoint: Layout.entrypoint, cmd: nil, workingDir: "/", labels: labels, stopSignal: "SIGTERM",
-                    healthcheck: .init(test: ["CMD", Layout.binary, "health"], interval: 10 * second, timeout: 3 * second,
-                                       startPeriod: 5 * second, retries: 3)
+                    healthcheck: .init(
+                        test: ["CMD", Layout.binary, "health"], interval: 10 * second, timeout: 3 * second,
+                        startPeriod: 5 * second, retries: 3)
                 ),
                 rootfs: .init(type: "layers", diffIDs: [runtime.diffID.description] + modelDiffIDs + [indexLayer.digest.description]),
-                history: [ImageConfig.History(created: created, createdBy: "vessel image: runtime (\(libraries.libraries.count) shared libraries)", comment: nil)]
-                    + modelLayers.map { ImageConfig.History(created: created, createdBy: "vessel image: model file \($0.annotations?[ModelPack.filepathAnnotation] ?? "?")", comment: nil) }
+                history: [
+                    ImageConfig.History(created: created, createdBy: "vessel image: runtime (\(libraries.libraries.count) shared libraries)", comment: nil)
+                ]
+                    + modelLayers.map {
+                        ImageConfig.History(
+                            created: created, createdBy: "vessel image: model file \($0.annotations?[ModelPack.filepathAnnotation] ?? "?")", comment: nil)
+                    }
                     + [ImageConfig.History(created: created, createdBy: "vessel image: \(UnpackedFileIndex.pathInImage)", comment: nil)]
             )
             let configDescriptor = try store.ingest(Array(CanonicalJSON.encode(config)), mediaType: options.format.config)
@@ -183,13 +193,15 @@ public struct ImageBuilder {
             runtimeLayer.mediaType = options.format.layerTarGzip
             var fileIndexLayer = indexLayer
             fileIndexLayer.mediaType = options.format.layerTar
-            var manifest = ImageManifest(artifactType: nil, config: configDescriptor, layers: [runtimeLayer] + modelLayers + [fileIndexLayer],
-                                         annotations: options.format == .oci ? manifestAnnotations : nil)
+            var manifest = ImageManifest(
+                artifactType: nil, config: configDescriptor, layers: [runtimeLayer] + modelLayers + [fileIndexLayer],
+                annotations: options.format == .oci ? manifestAnnotations : nil)
             manifest.mediaType = options.format.manifest
             let descriptor = try store.ingest(Array(CanonicalJSON.encode(manifest)), mediaType: options.format.manifest)
             if let tag { try store.tag(descriptor, as: tag) }
-            return Result(manifest: descriptor, config: config, runtimeLayer: runtimeLayer, runtimeUncompressedSize: runtime.uncompressedSize,
-                          libraries: libraries, modelLayers: modelLayers, warnings: warnings)
+            return Result(
+                manifest: descriptor, config: config, runtimeLayer: runtimeLayer, runtimeUncompressedSize: runtime.uncompressedSize,
+                libraries: libraries, modelLayers: modelLayers, warnings: warnings)
         }
     }
 
@@ -251,7 +263,7 @@ public struct ImageBuilder {
             "vessel": .directory(mode: 0o755),
             "vessel/bin": .directory(mode: 0o755),
             "vessel/lib": .directory(mode: 0o755),
-            "vessel/bin/vessel": .file(source: binary, executable: true),
+            "vessel/bin/vessel": .file(source: binary, executable: true)
         ]
         if let interpreter = libraries.interpreter {
             let path = String(interpreter.requested.drop(while: { $0 == "/" }))
@@ -331,8 +343,9 @@ public struct ImageBuilder {
             let (digest, size) = try ingest.commit()
             bar.finish()
             let layer = RuntimeLayer(
-                descriptor: Descriptor(mediaType: OCIMediaType.layerTarGzip, digest: digest, size: size,
-                                       annotations: [OCIAnnotation.title: "vessel runtime"]),
+                descriptor: Descriptor(
+                    mediaType: OCIMediaType.layerTarGzip, digest: digest, size: size,
+                    annotations: [OCIAnnotation.title: "vessel runtime"]),
                 diffID: VesselStore.Digest(bytes: uncompressed.finalize()), uncompressedSize: uncompressedSize)
             cache.save(key, layer)
             return layer

@@ -54,7 +54,7 @@ public enum KubernetesManifests {
         .map([
             ("httpGet", .map([("path", .string(path)), ("port", .string("http"))])),
             ("initialDelaySeconds", .int(initialDelay)), ("periodSeconds", .int(period)), ("timeoutSeconds", .int(3)),
-            ("failureThreshold", .int(failures)),
+            ("failureThreshold", .int(failures))
         ])
     }
 
@@ -70,13 +70,16 @@ public enum KubernetesManifests {
             ("startupProbe", probe("/v2/health/live", period: 2, failures: 150)),
             ("livenessProbe", probe("/v2/health/live", period: 10, failures: 3)),
             ("readinessProbe", probe("/v2/health/ready", period: 5, failures: 2)),
-            ("securityContext", .map([
-                ("runAsNonRoot", .bool(true)), ("runAsUser", .int(65532)), ("runAsGroup", .int(65532)),
-                ("allowPrivilegeEscalation", .bool(false)), ("readOnlyRootFilesystem", .bool(true)),
-                ("capabilities", .map([("drop", .list([.string("ALL")]))])),
-                ("seccompProfile", .map([("type", .string("RuntimeDefault"))])),
-            ])),
-            ("volumeMounts", .list([.map([("name", .string("tmp")), ("mountPath", .string("/tmp"))])])),
+            (
+                "securityContext",
+                .map([
+                    ("runAsNonRoot", .bool(true)), ("runAsUser", .int(65532)), ("runAsGroup", .int(65532)),
+                    ("allowPrivilegeEscalation", .bool(false)), ("readOnlyRootFilesystem", .bool(true)),
+                    ("capabilities", .map([("drop", .list([.string("ALL")]))])),
+                    ("seccompProfile", .map([("type", .string("RuntimeDefault"))]))
+                ])
+            ),
+            ("volumeMounts", .list([.map([("name", .string("tmp")), ("mountPath", .string("/tmp"))])]))
         ])
     }
 
@@ -86,7 +89,7 @@ public enum KubernetesManifests {
         let labels: YAML = .map([
             ("app.kubernetes.io/name", .string(name)),
             ("app.kubernetes.io/version", .string(input.manifest.version)),
-            ("app.kubernetes.io/managed-by", .string("vessel")),
+            ("app.kubernetes.io/managed-by", .string("vessel"))
         ])
         let selector: YAML = .map([("app.kubernetes.io/name", .string(name))])
         func metadata() -> YAML {
@@ -100,42 +103,61 @@ public enum KubernetesManifests {
             ("apiVersion", .string("apps/v1")),
             ("kind", .string("Deployment")),
             ("metadata", metadata()),
-            ("spec", .map([
-                ("replicas", .int(input.manifest.serving.replicas)),
-                ("selector", .map([("matchLabels", selector)])),
-                ("template", .map([
-                    ("metadata", .map([("labels", labels)])),
-                    ("spec", .map([
-                        // vessel serve drains requests in flight for up to 30 s after SIGTERM.
-                        ("terminationGracePeriodSeconds", .int(40)),
-                        ("containers", .list([container(input, name: name)])),
-                        ("volumes", tmpVolume),
-                    ])),
-                ])),
-            ])),
+            (
+                "spec",
+                .map([
+                    ("replicas", .int(input.manifest.serving.replicas)),
+                    ("selector", .map([("matchLabels", selector)])),
+                    (
+                        "template",
+                        .map([
+                            ("metadata", .map([("labels", labels)])),
+                            (
+                                "spec",
+                                .map([
+                                    // vessel serve drains requests in flight for up to 30 s after SIGTERM.
+                                    ("terminationGracePeriodSeconds", .int(40)),
+                                    ("containers", .list([container(input, name: name)])),
+                                    ("volumes", tmpVolume)
+                                ])
+                            )
+                        ])
+                    )
+                ])
+            )
         ])
         let service: YAML = .map([
             ("apiVersion", .string("v1")),
             ("kind", .string("Service")),
             ("metadata", metadata()),
-            ("spec", .map([
-                ("selector", selector),
-                ("ports", .list([.map([("name", .string("http")), ("port", .int(80)), ("targetPort", .string("http")), ("protocol", .string("TCP"))])])),
-            ])),
+            (
+                "spec",
+                .map([
+                    ("selector", selector),
+                    ("ports", .list([.map([("name", .string("http")), ("port", .int(80)), ("targetPort", .string("http")), ("protocol", .string("TCP"))])]))
+                ])
+            )
         ])
         let inferenceService: YAML = .map([
             ("apiVersion", .string("serving.kserve.io/v1beta1")),
             ("kind", .string("InferenceService")),
             ("metadata", metadata()),
-            ("spec", .map([
-                ("predictor", .map([
-                    ("minReplicas", .int(input.manifest.serving.replicas)),
-                    ("containers", .list([container(input, name: "kserve-container")])),
-                    ("volumes", tmpVolume),
-                ])),
-            ])),
+            (
+                "spec",
+                .map([
+                    (
+                        "predictor",
+                        .map([
+                            ("minReplicas", .int(input.manifest.serving.replicas)),
+                            ("containers", .list([container(input, name: "kserve-container")])),
+                            ("volumes", tmpVolume)
+                        ])
+                    )
+                ])
+            )
         ])
-        let header = "# \(input.manifest.name) \(input.manifest.version), generated by vessel deploy --kubernetes.\n"
+        let header =
+            "# \(input.manifest.name) \(input.manifest.version), generated by vessel deploy --kubernetes.\n"
             + "# Apply the Deployment and Service (plain Kubernetes), or the InferenceService (KServe), not both.\n"
         return header + [deployment, service, inferenceService].map { "---\n" + $0.render(indent: 0) }.joined()
     }
@@ -202,7 +224,8 @@ indirect enum YAML: Equatable {
 
     static func scalar(_ text: String) -> String {
         let reserved = ["", "~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"]
-        let special = text.contains(where: { ":#{}[],&*!|>'\"%@`\n\\".contains($0) }) || text.first == "-" || text.first == "?"
+        let special =
+            text.contains(where: { ":#{}[],&*!|>'\"%@`\n\\".contains($0) }) || text.first == "-" || text.first == "?"
             || text.first == " " || text.last == " "
         let numeric = Double(text) != nil || Int(text) != nil || text.hasPrefix("0x") || text.hasPrefix("0o") || text.hasPrefix(".")
         if reserved.contains(text.lowercased()) || special || numeric {

@@ -137,7 +137,9 @@ public struct RootFilesystem {
                 // never followed here, since no later entry is written through one.
                 try FileSystem.check(symlink(link, target), "cannot create symlink", target)
             case .hardlink(let link):
-                guard case .success(let source) = SafePath.normalize(link) else { throw UnpackError.unsafePath(entry.path, "a hard link to `\(link)`, outside the root") }
+                guard case .success(let source) = SafePath.normalize(link) else {
+                    throw UnpackError.unsafePath(entry.path, "a hard link to `\(link)`, outside the root")
+                }
                 try removeTree(target)
                 try FileSystem.check(Glibc.link(root + "/" + source, target), "cannot link", target)
             case .other(let type):

@@ -36,7 +36,9 @@ public struct SharedLibraries: Sendable {
 
     /// Resolves everything `binary` needs, plus `dlopened` libraries when present (each an
     /// alternative list: the first name found is taken, none found is not an error).
-    public static func resolve(binary: String, dlopened: [[String]] = [], environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SharedLibraries {
+    public static func resolve(
+        binary: String, dlopened: [[String]] = [], environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> SharedLibraries {
         let root = try ELFFile(path: binary)
         let searchDefaults = systemDirectories()
         let libraryPath = (environment["LD_LIBRARY_PATH"] ?? "").split(separator: ":").map(String.init)
@@ -62,7 +64,8 @@ public struct SharedLibraries: Sendable {
             if let interpreter, (name as NSString).lastPathComponent == (interpreter.0 as NSString).lastPathComponent { continue }
             guard let path = locate(name, requester: requester, libraryPath: libraryPath, defaults: searchDefaults) else {
                 if optional { continue }
-                throw NotFound(library: name, neededBy: requester.path, searched: directories(for: requester, libraryPath: libraryPath, defaults: searchDefaults))
+                throw NotFound(
+                    library: name, neededBy: requester.path, searched: directories(for: requester, libraryPath: libraryPath, defaults: searchDefaults))
             }
             let library = try ELFFile(path: path)
             found[name] = Library(name: name, path: try realPath(path))
@@ -102,7 +105,8 @@ public struct SharedLibraries: Sendable {
         func readConf(_ path: String, depth: Int) {
             guard depth < 8, let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
             for rawLine in text.split(separator: "\n") {
-                let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
+                let line =
+                    rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
                     .trimmingCharacters(in: .whitespaces) ?? ""
                 if line.isEmpty { continue }
                 if line.hasPrefix("include ") {
@@ -115,8 +119,10 @@ public struct SharedLibraries: Sendable {
             }
         }
         readConf("/etc/ld.so.conf", depth: 0)
-        for directory in ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-                          "/lib64", "/usr/lib64", "/lib", "/usr/lib"] where seen.insert(directory).inserted {
+        for directory in [
+            "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+            "/lib64", "/usr/lib64", "/lib", "/usr/lib"
+        ] where seen.insert(directory).inserted {
             result.append(directory)
         }
         return result

@@ -39,7 +39,8 @@ extension UnpackedFileIndex {
                 }
             }
         }
-        return UnpackedFileIndex(artifact: artifact.descriptor.digest.description, name: artifact.manifest.name,
-                                 version: artifact.manifest.version, files: files, manifest: artifact.manifest)
+        return UnpackedFileIndex(
+            artifact: artifact.descriptor.digest.description, name: artifact.manifest.name,
+            version: artifact.manifest.version, files: files, manifest: artifact.manifest)
     }
 }

@@ -28,8 +28,9 @@ public enum MLflowImporter {
             (source as NSString).appendingPathComponent("MLmodel"),
             what: "\(source) has no readable MLmodel file: is it an MLflow model directory (the one `mlflow.<flavor>.save_model` writes)?")
         let flavors = mlmodel["flavors"] as? [String: Any] ?? [:]
-        var writer = ModelDirectoryWriter(source: source, output: output,
-                                          name: name ?? ModelDirectoryWriter.artifactName(from: (source as NSString).lastPathComponent))
+        var writer = ModelDirectoryWriter(
+            source: source, output: output,
+            name: name ?? ModelDirectoryWriter.artifactName(from: (source as NSString).lastPathComponent))
         try writer.prepare()
         do {
             try translate(mlmodel, flavors: flavors, into: &writer)
@@ -50,8 +51,9 @@ public enum MLflowImporter {
         } else if let pyfunc = flavors["python_function"] as? [String: Any] {
             try importPyfunc(pyfunc, signature: signature, mlmodel: mlmodel, into: &writer)
         } else {
-            throw ImportError("the MLflow model's flavors are \(flavors.keys.sorted().joined(separator: ", ")); vessel imports `onnx`, `sklearn` "
-                              + "and any model with a `python_function` flavor")
+            throw ImportError(
+                "the MLflow model's flavors are \(flavors.keys.sorted().joined(separator: ", ")); vessel imports `onnx`, `sklearn` "
+                    + "and any model with a `python_function` flavor")
         }
     }
 
@@ -61,8 +63,12 @@ public enum MLflowImporter {
         // The graph's own signature is the truth for an ONNX model.
         let graph = try ONNXModel.signature(path: modelPath)
         writer.model(format: "onnx", file: data)
-        writer.inputs = graph.inputs.filter { $0.nonTensorType == nil }.map { TensorSpec(name: $0.name, dtype: $0.dtype ?? .float32, shape: $0.shape ?? [.dynamic(name: nil)]) }
-        writer.outputs = graph.outputs.filter { $0.nonTensorType == nil }.map { TensorSpec(name: $0.name, dtype: $0.dtype ?? .float32, shape: $0.shape ?? [.dynamic(name: nil)]) }
+        writer.inputs = graph.inputs.filter { $0.nonTensorType == nil }.map {
+            TensorSpec(name: $0.name, dtype: $0.dtype ?? .float32, shape: $0.shape ?? [.dynamic(name: nil)])
+        }
+        writer.outputs = graph.outputs.filter { $0.nonTensorType == nil }.map {
+            TensorSpec(name: $0.name, dtype: $0.dtype ?? .float32, shape: $0.shape ?? [.dynamic(name: nil)])
+        }
         writer.runtime = ["backend: onnx"]
         if let example = try writer.inputExample(mlmodel) {
             if let object = example as? [String: Any] {
@@ -76,8 +82,10 @@ public enum MLflowImporter {
         }
     }
 
-    static func importScikitLearn(_ flavor: [String: Any], pyfunc: [String: Any]?, signature: [String: Any]?, mlmodel: [String: Any],
-                                  into writer: inout ModelDirectoryWriter) throws {
+    static func importScikitLearn(
+        _ flavor: [String: Any], pyfunc: [String: Any]?, signature: [String: Any]?, mlmodel: [String: Any],
+        into writer: inout ModelDirectoryWriter
+    ) throws {
         guard let file = flavor["pickled_model"] as? String else { throw ImportError("the sklearn flavor names no `pickled_model` file") }
         let serialization = flavor["serialization_format"] as? String ?? "cloudpickle"
         let format: String
@@ -98,10 +106,14 @@ public enum MLflowImporter {
             // A DataFrame of numbers: the model gets one [rows, columns] matrix; clients still
             // send named columns (OIP tensors, dataframe_split/records, Cog inputs).
             if let text = inputs.first(where: { !$0.isNumeric }) {
-                throw ImportError("column `\(text.name ?? "?")` is \(text.type): columns of text or bytes need the DataFrame itself, which the ready-made loader does not build yet")
+                throw ImportError(
+                    "column `\(text.name ?? "?")` is \(text.type): columns of text or bytes need the DataFrame itself, which the ready-made loader does not build yet"
+                )
             }
             writer.inputs = [TensorSpec(name: "features", dtype: .float64, shape: [.dynamic(name: nil), .fixed(inputs.count)])]
-            writer.preprocess = ["  - type: columns\n    input: features\n    columns: [\(inputs.map { ModelDirectoryWriter.quoted($0.name ?? "") }.joined(separator: ", "))]"]
+            writer.preprocess = [
+                "  - type: columns\n    input: features\n    columns: [\(inputs.map { ModelDirectoryWriter.quoted($0.name ?? "") }.joined(separator: ", "))]"
+            ]
         } else if inputs.count == 1, let spec = inputs.first, !spec.isColumn {
             writer.inputs = [TensorSpec(name: spec.name ?? "features", dtype: spec.dtype, shape: spec.shape)]
         } else {
@@ -110,8 +122,11 @@ public enum MLflowImporter {
         guard outputs.count == 1, let output = outputs.first else {
             throw ImportError("the MLflow signature has \(outputs.count) outputs; vessel serves the sklearn flavor's predict() as one")
         }
-        writer.outputs = [TensorSpec(name: output.isColumn ? (output.name ?? "predictions") : (output.name ?? "predictions"), dtype: output.dtype,
-                                     shape: output.isColumn ? [.dynamic(name: nil)] : output.shape)]
+        writer.outputs = [
+            TensorSpec(
+                name: output.isColumn ? (output.name ?? "predictions") : (output.name ?? "predictions"), dtype: output.dtype,
+                shape: output.isColumn ? [.dynamic(name: nil)] : output.shape)
+        ]
         if output.dtype == .string { writer.notes.append("the model predicts strings: served as BYTES") }
 
         // MLflow itself is not needed to load a scikit-learn file.
@@ -137,7 +152,9 @@ public enum MLflowImporter {
         let outputs = try parseSpecs(signature["outputs"] as? String ?? "[]", what: "outputs")
         guard !inputs.isEmpty, !outputs.isEmpty else { throw ImportError("the MLflow signature has no inputs or no outputs") }
         writer.inputs = inputs.enumerated().map { k, spec in
-            TensorSpec(name: spec.name ?? (inputs.count == 1 ? "features" : "input_\(k)"), dtype: spec.dtype, shape: spec.isColumn ? [.dynamic(name: nil)] : spec.shape)
+            TensorSpec(
+                name: spec.name ?? (inputs.count == 1 ? "features" : "input_\(k)"), dtype: spec.dtype, shape: spec.isColumn ? [.dynamic(name: nil)] : spec.shape
+            )
         }
         let named = outputs.count > 1 && outputs.allSatisfy { $0.name != nil }
         guard outputs.count == 1 || named else { throw ImportError("the MLflow signature has \(outputs.count) unnamed outputs") }
@@ -214,8 +231,10 @@ public enum MLflowImporter {
                 let shape = (spec["shape"] as? [Int] ?? [-1]).map { $0 < 0 ? Dim.dynamic(name: nil) : Dim.fixed($0) }
                 return SpecEntry(name: name, type: type, dtype: dtype, shape: shape)
             }
-            let columnTypes: [String: DType] = ["double": .float64, "float": .float32, "long": .int64, "integer": .int32, "boolean": .bool,
-                                                "string": .string, "binary": .string, "datetime": .string]
+            let columnTypes: [String: DType] = [
+                "double": .float64, "float": .float32, "long": .int64, "integer": .int32, "boolean": .bool,
+                "string": .string, "binary": .string, "datetime": .string
+            ]
             guard let dtype = columnTypes[type] else { throw ImportError("the MLflow signature's column type `\(type)` has no Vessel dtype") }
             return SpecEntry(name: name, type: type, dtype: dtype, shape: [.dynamic(name: nil)])
         }

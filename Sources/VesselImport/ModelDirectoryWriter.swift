@@ -67,7 +67,8 @@ struct ModelDirectoryWriter {
     /// `skipping` says) with the role `role` gives it.
     mutating func copyTree(excluding: Set<String>, role: (String) -> String, skipping: (String) -> Bool) throws {
         for entry in try FileManager.default.contentsOfDirectory(atPath: source).sorted() where !excluding.contains(entry) && !entry.hasPrefix(".") {
-            try FileManager.default.copyItem(atPath: (source as NSString).appendingPathComponent(entry), toPath: (staging as NSString).appendingPathComponent(entry))
+            try FileManager.default.copyItem(
+                atPath: (source as NSString).appendingPathComponent(entry), toPath: (staging as NSString).appendingPathComponent(entry))
             if !skipping(entry) { files.append((entry, role(entry))) }
         }
     }
@@ -89,7 +90,8 @@ struct ModelDirectoryWriter {
     /// The input example MLflow saved (`saved_input_example_info.artifact_path`), as JSON.
     func inputExample(_ mlmodel: [String: Any]) throws -> Any? {
         guard let info = mlmodel["saved_input_example_info"] as? [String: Any], let path = info["artifact_path"] as? String,
-              let data = FileManager.default.contents(atPath: (source as NSString).appendingPathComponent(path)) else { return nil }
+            let data = FileManager.default.contents(atPath: (source as NSString).appendingPathComponent(path))
+        else { return nil }
         return try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
     }
 
@@ -103,7 +105,8 @@ struct ModelDirectoryWriter {
     /// `python_env.yaml`'s `python:` version.
     func pythonVersionFromEnv() -> String? {
         guard let text = try? String(contentsOfFile: (source as NSString).appendingPathComponent("python_env.yaml"), encoding: .utf8),
-              let env = try? Yams.load(yaml: text) as? [String: Any] else { return nil }
+            let env = try? Yams.load(yaml: text) as? [String: Any]
+        else { return nil }
         return (env["python"] as? String) ?? (env["python"] as? Double).map { String($0) }
     }
 

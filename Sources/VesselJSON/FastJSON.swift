@@ -301,8 +301,7 @@ public struct FastJSON {
         let start = offset
         var plain = true
         while offset < bytes.count, bytes[offset] != UInt8(ascii: "\"") {
-            if bytes[offset] == UInt8(ascii: "\\") { plain = false; offset += 1 }
-            else if bytes[offset] < 0x20 { throw fail("control character in a string") }
+            if bytes[offset] == UInt8(ascii: "\\") { plain = false; offset += 1 } else if bytes[offset] < 0x20 { throw fail("control character in a string") }
             offset += 1
         }
         guard offset < bytes.count else { throw fail("unterminated string") }

@@ -32,7 +32,11 @@ public struct Manifest: Sendable, Hashable, Codable {
     public var examples: [Example]
     public var runtime: RuntimeSpec
 
-    package init(schemaVersion: Int, name: String, version: String, description: String?, authors: [String], license: String?, tags: [String], annotations: [String: String], model: ModelSpec, files: [FileEntry], config: [String: Value], signature: Signature, preprocess: [ProcessingStep], postprocess: [ProcessingStep], serving: ServingSettings, examples: [Example], runtime: RuntimeSpec) {
+    package init(
+        schemaVersion: Int, name: String, version: String, description: String?, authors: [String], license: String?, tags: [String],
+        annotations: [String: String], model: ModelSpec, files: [FileEntry], config: [String: Value], signature: Signature, preprocess: [ProcessingStep],
+        postprocess: [ProcessingStep], serving: ServingSettings, examples: [Example], runtime: RuntimeSpec
+    ) {
         self.schemaVersion = schemaVersion
         self.name = name
         self.version = version
@@ -237,7 +241,9 @@ public enum ResourceQuantity {
         for suffix in suffixes where text.hasSuffix(suffix) {
             let number = text.dropLast(suffix.count)
             let parts = number.split(separator: ".", omittingEmptySubsequences: false)
-            guard !number.isEmpty, parts.count <= 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }) else { continue }
+            guard !number.isEmpty, parts.count <= 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }) else {
+                continue
+            }
             return true
         }
         return false
@@ -249,7 +255,7 @@ public enum ResourceQuantity {
         guard isValid(text) else { return nil }
         let multipliers: [(String, Double)] = [
             ("Ki", 0x1p10), ("Mi", 0x1p20), ("Gi", 0x1p30), ("Ti", 0x1p40), ("Pi", 0x1p50), ("Ei", 0x1p60),
-            ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15), ("E", 1e18),
+            ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15), ("E", 1e18)
         ]
         var number = Substring(text), multiplier = 1.0
         if text.hasSuffix("m") { return nil }

@@ -25,16 +25,18 @@ public enum ManifestParser {
         let start = SourceLocation(file: path, line: 1, column: 1)
         guard FileSystem.exists(path) else {
             throw ManifestValidationError(diagnostics: [
-                Diagnostic(.error, "cannot read \(fileName) in \(directory)", at: start,
-                           hint: "run `vessel init MODEL` to write one, or pass the directory that holds it"),
+                Diagnostic(
+                    .error, "cannot read \(fileName) in \(directory)", at: start,
+                    hint: "run `vessel init MODEL` to write one, or pass the directory that holds it")
             ])
         }
         // The manifest is packed as a file of the model directory: a symlink out of it would
         // pack something from elsewhere.
         if !ResolvedPath.isInside(path, directory: directory) {
             throw ManifestValidationError(diagnostics: [
-                Diagnostic(.error, "\(fileName) is a symbolic link to \(ResolvedPath.of(path) ?? path), outside the model directory", at: start,
-                           hint: "copy the file into the directory instead of linking it"),
+                Diagnostic(
+                    .error, "\(fileName) is a symbolic link to \(ResolvedPath.of(path) ?? path), outside the model directory", at: start,
+                    hint: "copy the file into the directory instead of linking it")
             ])
         }
         let bytes: [UInt8]
@@ -42,8 +44,9 @@ public enum ManifestParser {
             bytes = try FileSystem.readFile(path, limit: Int64(Manifest.maximumBytes))
         } catch StoreError.corrupt {
             throw ManifestValidationError(diagnostics: [
-                Diagnostic(.error, "\(fileName) is larger than \(Manifest.maximumBytes >> 10) KiB, the most vessel reads", at: start,
-                           hint: "keep large data (labels, vocabularies, example tensors) in files of their own and name them in `files`"),
+                Diagnostic(
+                    .error, "\(fileName) is larger than \(Manifest.maximumBytes >> 10) KiB, the most vessel reads", at: start,
+                    hint: "keep large data (labels, vocabularies, example tensors) in files of their own and name them in `files`")
             ])
         } catch {
             throw ManifestValidationError(diagnostics: [Diagnostic(.error, "cannot read \(fileName): \(error)", at: start)])
@@ -51,14 +54,13 @@ public enum ManifestParser {
         return try parse(data: Data(bytes), file: path, baseDirectory: directory)
     }
 
-
     /// Parses manifest bytes. With a `baseDirectory`, every referenced file must exist inside it;
     /// without one (a manifest read back from an artifact) paths are checked for shape only.
     public static func parse(data: Data, file: String, baseDirectory: String?) throws -> Result {
         try checkSize(data.count, file: file)
         guard let text = String(data: data, encoding: .utf8) else {
             throw ManifestValidationError(diagnostics: [
-                Diagnostic(.error, "the manifest is not valid UTF-8", at: SourceLocation(file: file, line: 1, column: 1)),
+                Diagnostic(.error, "the manifest is not valid UTF-8", at: SourceLocation(file: file, line: 1, column: 1))
             ])
         }
         return try parse(text: text, file: file, baseDirectory: baseDirectory)
@@ -67,8 +69,9 @@ public enum ManifestParser {
     static func checkSize(_ count: Int, file: String) throws {
         guard count <= Manifest.maximumBytes else {
             throw ManifestValidationError(diagnostics: [
-                Diagnostic(.error, "the manifest has \(count) bytes, more than the \(Manifest.maximumBytes >> 10) KiB vessel reads",
-                           at: SourceLocation(file: file, line: 1, column: 1)),
+                Diagnostic(
+                    .error, "the manifest has \(count) bytes, more than the \(Manifest.maximumBytes >> 10) KiB vessel reads",
+                    at: SourceLocation(file: file, line: 1, column: 1))
             ])
         }
     }
@@ -80,15 +83,17 @@ public enum ManifestParser {
         do {
             guard let node = try Yams.compose(yaml: text) else {
                 throw ManifestValidationError(diagnostics: [
-                    Diagnostic(.error, "the manifest is empty", at: SourceLocation(file: file, line: 1, column: 1),
-                               hint: "run `vessel init MODEL` for a starting point"),
+                    Diagnostic(
+                        .error, "the manifest is empty", at: SourceLocation(file: file, line: 1, column: 1),
+                        hint: "run `vessel init MODEL` for a starting point")
                 ])
             }
             root = node
             guard Self.countNodes(node, budget: Manifest.maximumNodes) else {
                 throw ManifestValidationError(diagnostics: [
-                    Diagnostic(.error, "the manifest expands to more than \(Manifest.maximumNodes) YAML nodes", at: SourceLocation(file: file, line: 1, column: 1),
-                               hint: "aliases (*name) that repeat anchors many times over are the usual cause; write the values out"),
+                    Diagnostic(
+                        .error, "the manifest expands to more than \(Manifest.maximumNodes) YAML nodes", at: SourceLocation(file: file, line: 1, column: 1),
+                        hint: "aliases (*name) that repeat anchors many times over are the usual cause; write the values out")
                 ])
             }
         } catch let error as YamlError {
@@ -129,14 +134,16 @@ public enum ManifestParser {
     static func syntaxDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
+            .composer(let context, let problem, let mark, _):
             let where_ = context.map { " (\($0.text))" } ?? ""
-            return Diagnostic(.error, "YAML syntax error: \(problem)\(where_)",
-                              at: SourceLocation(file: file, line: mark.line, column: mark.column))
+            return Diagnostic(
+                .error, "YAML syntax error: \(problem)\(where_)",
+                at: SourceLocation(file: file, line: mark.line, column: mark.column))
         case .duplicatedKeysInMapping(let duplicates, let context):
-            return Diagnostic(.error, "duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.map { "`\($0)`" }.joined(separator: ", "))",
-                              at: SourceLocation(file: file, line: context.mark.line, column: context.mark.column),
-                              hint: "remove one of them")
+            return Diagnostic(
+                .error, "duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.map { "`\($0)`" }.joined(separator: ", "))",
+                at: SourceLocation(file: file, line: context.mark.line, column: context.mark.column),
+                hint: "remove one of them")
         default:
             return Diagnostic(.error, "YAML syntax error: \(error)", at: SourceLocation(file: file, line: 1, column: 1))
         }
@@ -157,19 +164,22 @@ struct ManifestReader {
 
     static let topLevelKeys = [
         "schemaVersion", "name", "version", "description", "authors", "license", "tags", "annotations",
-        "model", "files", "config", "signature", "preprocess", "postprocess", "serving", "examples", "runtime",
+        "model", "files", "config", "signature", "preprocess", "postprocess", "serving", "examples", "runtime"
     ]
 
     mutating func read(_ root: Node) -> Manifest? {
-        guard let fields = walker.fields(root, in: "the manifest", allowed: Self.topLevelKeys,
-                                         required: ["name", "version", "model", "signature"])
+        guard
+            let fields = walker.fields(
+                root, in: "the manifest", allowed: Self.topLevelKeys,
+                required: ["name", "version", "model", "signature"])
         else { return nil }
 
         var schemaVersion = Manifest.currentSchemaVersion
         if let node = fields["schemaVersion"]?.value, let value = walker.int(node, "`schemaVersion`", minimum: 1) {
             if value > Manifest.currentSchemaVersion {
-                walker.error("`schemaVersion` \(value) is newer than this vessel understands (up to \(Manifest.currentSchemaVersion))",
-                             at: node, hint: "upgrade vessel to read this manifest")
+                walker.error(
+                    "`schemaVersion` \(value) is newer than this vessel understands (up to \(Manifest.currentSchemaVersion))",
+                    at: node, hint: "upgrade vessel to read this manifest")
             }
             schemaVersion = value
         }
@@ -177,8 +187,9 @@ struct ManifestReader {
         let name = fields["name"].flatMap { field -> String? in
             guard let name = walker.nonEmptyString(field.value, "`name`") else { return nil }
             if let problem = Reference.nameProblem(name) {
-                walker.error("`name` \"\(name)\" is not a valid artifact name: \(problem)", at: field.value,
-                             hint: "names look like `iris` or `team/iris-classifier`")
+                walker.error(
+                    "`name` \"\(name)\" is not a valid artifact name: \(problem)", at: field.value,
+                    hint: "names look like `iris` or `team/iris-classifier`")
                 return nil
             }
             return name
@@ -186,8 +197,9 @@ struct ManifestReader {
         let version = fields["version"].flatMap { field -> String? in
             guard let version = walker.nonEmptyString(field.value, "`version`") else { return nil }
             if !Reference.isValid(tag: version) {
-                walker.error("`version` \"\(version)\" cannot be used as a tag", at: field.value,
-                             hint: "up to 128 letters, digits, `_`, `.` and `-`, such as `1.0.2`")
+                walker.error(
+                    "`version` \"\(version)\" cannot be used as a tag", at: field.value,
+                    hint: "up to 128 letters, digits, `_`, `.` and `-`, such as `1.0.2`")
                 return nil
             }
             return version
@@ -221,7 +233,8 @@ struct ManifestReader {
             extraFiles.append(FileEntry(path: String(predictor[..<colon]), role: .code, description: "the Python predictor"))
         }
         if runtime.backend == .python, !runtime.requirements.isEmpty, let baseDirectory, !declared.contains(RuntimeSpec.lockFileName),
-           FileSystem.exists(FileSystem.join(baseDirectory, RuntimeSpec.lockFileName)) {
+            FileSystem.exists(FileSystem.join(baseDirectory, RuntimeSpec.lockFileName))
+        {
             // The requirements as `vessel pack` resolved them: serving installs exactly these.
             declared.insert(RuntimeSpec.lockFileName)
             extraFiles.append(FileEntry(path: RuntimeSpec.lockFileName, role: .code, description: "runtime.requirements resolved to wheels"))
@@ -301,8 +314,9 @@ struct ManifestReader {
             format = ModelFormat(rawValue: text.lowercased())
             if format == nil {
                 let names = ModelFormat.allCases.map(\.rawValue)
-                walker.error("unknown model format `\(text)`", at: field.value,
-                             hint: Suggestion.didYouMean(text, in: names) ?? "known formats: \(names.joined(separator: ", "))")
+                walker.error(
+                    "unknown model format `\(text)`", at: field.value,
+                    hint: Suggestion.didYouMean(text, in: names) ?? "known formats: \(names.joined(separator: ", "))")
             }
         }
         // An MLflow model and a SavedModel are directories; every other format a file.
@@ -313,8 +327,9 @@ struct ManifestReader {
         let architecture = optional("architecture"), family = optional("family"), precision = optional("precision")
         let quantization = optional("quantization"), paramSize = optional("paramSize")
         guard let format, let file else { return nil }
-        return ModelSpec(format: format, file: file, architecture: architecture, family: family,
-                         precision: precision, quantization: quantization, paramSize: paramSize)
+        return ModelSpec(
+            format: format, file: file, architecture: architecture, family: family,
+            precision: precision, quantization: quantization, paramSize: paramSize)
     }
 
     mutating func readFiles(_ node: Node, model: ModelSpec?) -> [FileEntry] {
@@ -327,7 +342,7 @@ struct ManifestReader {
         var result: [FileEntry] = []
         for item in sequence {
             guard let fields = walker.fields(item, in: "a `files` entry", allowed: ["path", "role", "description"], required: ["path", "role"]),
-                  let pathNode = fields["path"]?.value, let roleNode = fields["role"]?.value
+                let pathNode = fields["path"]?.value, let roleNode = fields["role"]?.value
             else { continue }
             let path = checkPath(pathNode, what: "`path`")
             var role: FileRole?
@@ -335,20 +350,23 @@ struct ManifestReader {
                 role = FileRole(rawValue: text) ?? (text == "config" ? .weightConfig : nil)
                 if role == nil {
                     let names = FileRole.allCases.map(\.rawValue)
-                    walker.error("unknown file role `\(text)`", at: roleNode,
-                                 hint: Suggestion.didYouMean(text, in: names) ?? "roles: \(names.joined(separator: ", "))")
+                    walker.error(
+                        "unknown file role `\(text)`", at: roleNode,
+                        hint: Suggestion.didYouMean(text, in: names) ?? "roles: \(names.joined(separator: ", "))")
                 }
             }
             let description = fields["description"].flatMap { walker.string($0.value, "`description`") }
             guard let path, let role else { continue }
             if let (other, _) = entries.first(where: { $0.0.path == path }) {
-                walker.error("`\(path)` is listed twice", at: pathNode,
-                             hint: other.path == model?.file ? "the model file is always packed; remove it from `files`" : "remove the duplicate entry")
+                walker.error(
+                    "`\(path)` is listed twice", at: pathNode,
+                    hint: other.path == model?.file ? "the model file is always packed; remove it from `files`" : "remove the duplicate entry")
                 continue
             }
             if let (parent, _) = entries.first(where: { path.hasPrefix($0.0.path + "/") || $0.0.path.hasPrefix(path + "/") }) {
-                walker.error("`\(path)` overlaps `\(parent.path)`: a file can be packed only once", at: pathNode,
-                             hint: "list either the directory or the files inside it")
+                walker.error(
+                    "`\(path)` overlaps `\(parent.path)`: a file can be packed only once", at: pathNode,
+                    hint: "list either the directory or the files inside it")
                 continue
             }
             let entry = FileEntry(path: path, role: role, description: description)
@@ -368,16 +386,19 @@ struct ManifestReader {
 
     mutating func readTensors(_ node: Node, what: String) -> [TensorSpec] {
         guard case .sequence(let sequence) = node, !sequence.isEmpty else {
-            walker.error("`signature.\(what)` must be a non-empty list of tensors", at: node,
-                         hint: "each entry: `{name: x, dtype: float32, shape: [-1, 4]}`")
+            walker.error(
+                "`signature.\(what)` must be a non-empty list of tensors", at: node,
+                hint: "each entry: `{name: x, dtype: float32, shape: [-1, 4]}`")
             return []
         }
         var result: [TensorSpec] = []
         var seen: Set<String> = []
         for item in sequence {
             let errorsBefore = walker.diagnostics.count
-            guard let fields = walker.fields(item, in: "a tensor in `signature.\(what)`", allowed: ["name", "dtype", "shape", "description", "optional"],
-                                             required: ["name", "dtype", "shape"])
+            guard
+                let fields = walker.fields(
+                    item, in: "a tensor in `signature.\(what)`", allowed: ["name", "dtype", "shape", "description", "optional"],
+                    required: ["name", "dtype", "shape"])
             else { continue }
             defer {
                 if walker.diagnostics.count > errorsBefore, case .scalar(let scalar)? = fields["name"]?.value {
@@ -409,15 +430,17 @@ struct ManifestReader {
         guard let text = walker.string(node, "`dtype`") else { return nil }
         if let dtype = DType(parsing: text) { return dtype }
         let names = DType.allCases.map(\.rawValue)
-        walker.error("unknown dtype `\(text)`", at: node,
-                     hint: Suggestion.didYouMean(text, in: names) ?? "dtypes: \(names.joined(separator: ", "))")
+        walker.error(
+            "unknown dtype `\(text)`", at: node,
+            hint: Suggestion.didYouMean(text, in: names) ?? "dtypes: \(names.joined(separator: ", "))")
         return nil
     }
 
     mutating func readShape(_ node: Node) -> [Dim]? {
         guard case .sequence(let sequence) = node else {
-            walker.error("`shape` must be a list of dimensions, found \(YAMLWalker.kind(of: node))", at: node,
-                         hint: "for example `[-1, 3, 224, 224]`; `[]` is a scalar")
+            walker.error(
+                "`shape` must be a list of dimensions, found \(YAMLWalker.kind(of: node))", at: node,
+                hint: "for example `[-1, 3, 224, 224]`; `[]` is a scalar")
             return nil
         }
         var dimensions: [Dim] = []
@@ -434,18 +457,21 @@ struct ManifestReader {
                 if size == -1 {
                     dimensions.append(.dynamic(name: nil))
                 } else if size < 0 {
-                    walker.error("negative dimension \(size) in `shape`", at: item,
-                                 hint: "use -1 or a name such as `batch` for a dimension of any size")
+                    walker.error(
+                        "negative dimension \(size) in `shape`", at: item,
+                        hint: "use -1 or a name such as `batch` for a dimension of any size")
                     valid = false
                 } else {
                     dimensions.append(.fixed(size))
                 }
             } else if scalar.string.first.map({ $0.isLetter || $0 == "_" }) == true,
-                      scalar.string.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+                scalar.string.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" })
+            {
                 dimensions.append(.dynamic(name: scalar.string))
             } else {
-                walker.error("`\(scalar.string)` is not a dimension", at: item,
-                             hint: "a dimension is a size (4), -1 or null for any size, or a name such as `batch`")
+                walker.error(
+                    "`\(scalar.string)` is not a dimension", at: item,
+                    hint: "a dimension is a size (4), -1 or null for any size, or a name such as `batch`")
                 valid = false
             }
         }
@@ -482,13 +508,15 @@ struct ManifestReader {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory) else {
             let siblings = (try? FileManager.default.contentsOfDirectory(atPath: ((full as NSString).deletingLastPathComponent))) ?? []
-            walker.error("\(what) `\(path)` does not exist in \(baseDirectory)", at: node,
-                         hint: Suggestion.didYouMean((path as NSString).lastPathComponent, in: siblings))
+            walker.error(
+                "\(what) `\(path)` does not exist in \(baseDirectory)", at: node,
+                hint: Suggestion.didYouMean((path as NSString).lastPathComponent, in: siblings))
             return nil
         }
         if !ResolvedPath.isInside(full, directory: baseDirectory, allowingItself: true) {
-            walker.error("\(what) `\(path)` is a symlink that leads outside the model directory", at: node,
-                         hint: "copy the file into the model directory")
+            walker.error(
+                "\(what) `\(path)` is a symlink that leads outside the model directory", at: node,
+                hint: "copy the file into the model directory")
             return nil
         }
         // Only regular files (and, where allowed, directories of them) are read: a FIFO would

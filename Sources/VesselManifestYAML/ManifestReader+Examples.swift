@@ -13,19 +13,23 @@ extension ManifestReader {
         var examples: [Example] = []
         var names: Set<String> = []
         for (index, item) in sequence.enumerated() {
-            guard let fields = walker.fields(item, in: "an example", allowed: ["name", "inputs", "outputs", "rtol", "atol"],
-                                             required: ["inputs"])
+            guard
+                let fields = walker.fields(
+                    item, in: "an example", allowed: ["name", "inputs", "outputs", "rtol", "atol"],
+                    required: ["inputs"])
             else { continue }
             let name = fields["name"].flatMap { walker.nonEmptyString($0.value, "the example `name`") } ?? "example-\(index + 1)"
             if let node = fields["name"]?.value, !names.insert(name).inserted {
                 walker.error("duplicate example name `\(name)`", at: node)
             }
-            let inputs = fields["inputs"].map {
-                readTensorData($0.value, specs: signature.inputs, extraNames: [], requireAll: true, example: name, files: &files, extra: &extra)
-            } ?? [:]
-            let outputs = fields["outputs"].map {
-                readTensorData($0.value, specs: signature.outputs, extraNames: extraOutputs, requireAll: false, example: name, files: &files, extra: &extra)
-            } ?? [:]
+            let inputs =
+                fields["inputs"].map {
+                    readTensorData($0.value, specs: signature.inputs, extraNames: [], requireAll: true, example: name, files: &files, extra: &extra)
+                } ?? [:]
+            let outputs =
+                fields["outputs"].map {
+                    readTensorData($0.value, specs: signature.outputs, extraNames: extraOutputs, requireAll: false, example: name, files: &files, extra: &extra)
+                } ?? [:]
             let rtol = fields["rtol"].flatMap { walker.number($0.value, "`rtol`", minimum: 0) } ?? 1e-5
             let atol = fields["atol"].flatMap { walker.number($0.value, "`atol`", minimum: 0) } ?? 1e-6
             examples.append(Example(name: name, inputs: inputs, outputs: outputs, rtol: rtol, atol: atol))
@@ -48,19 +52,21 @@ extension ManifestReader {
             guard let name = walker.string(key, "a tensor name") else { continue }
             if brokenTensorNames.contains(name) { continue }
             guard known.contains(name) else {
-                walker.error("example `\(example)` has \(what.dropLast()) `\(name)`, which the signature does not have", at: key,
-                             hint: Suggestion.didYouMean(name, in: known) ?? "\(what): \(known.joined(separator: ", "))")
+                walker.error(
+                    "example `\(example)` has \(what.dropLast()) `\(name)`, which the signature does not have", at: key,
+                    hint: Suggestion.didYouMean(name, in: known) ?? "\(what): \(known.joined(separator: ", "))")
                 continue
             }
             if case .mapping = valueNode {
                 guard let fields = walker.fields(valueNode, in: "example data", allowed: ["file"], required: ["file"]),
-                      let fileNode = fields["file"]?.value, let path = checkPath(fileNode, what: "`file`", allowDirectory: false)
+                    let fileNode = fields["file"]?.value, let path = checkPath(fileNode, what: "`file`", allowDirectory: false)
                 else { continue }
                 // A BYTES input (an image step's) takes any file as one element: its bytes.
                 let bytes = specs.first { $0.name == name }?.dtype == .string
                 if !(path.hasSuffix(".npy") || path.hasSuffix(".json") || bytes) {
-                    walker.error("example data file `\(path)` must be .npy or .json", at: fileNode,
-                                 hint: "any file (an image) works for a BYTES input, such as an `image` step's")
+                    walker.error(
+                        "example data file `\(path)` must be .npy or .json", at: fileNode,
+                        hint: "any file (an image) works for a BYTES input, such as an `image` step's")
                     continue
                 }
                 if !covers(files, path) {
@@ -117,7 +123,8 @@ extension ManifestReader {
         let count = shape.reduce(1, *)
         if spec.accepts(shape: shape) { return }
         if shape.count == 1, spec.shape.allSatisfy({ if case .fixed = $0 { true } else { false } }),
-           spec.shape.reduce(1, { $0 * (Int($1.description) ?? 1) }) == count {
+            spec.shape.reduce(1, { $0 * (Int($1.description) ?? 1) }) == count
+        {
             return
         }
         let declared = "[" + spec.shape.map(\.description).joined(separator: ", ") + "]"

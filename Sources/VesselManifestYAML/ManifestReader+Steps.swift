@@ -27,13 +27,19 @@ struct StepSchema: Sendable {
         StepSchema(type: "reshape", stages: [.pre], required: ["shape": .ints], optional: [:]),
         StepSchema(type: "transpose", stages: [.pre], required: ["perm": .ints], optional: [:]),
         StepSchema(type: "clip", stages: [.pre, .post], required: [:], optional: ["min": .number, "max": .number]),
-        StepSchema(type: "image", stages: [.pre], required: ["size": .ints],
-                   optional: ["layout": .oneOf(["NCHW", "NHWC"]), "color": .oneOf(["rgb", "bgr", "gray"]), "scale": .number,
-                              "resize": .oneOf(["stretch", "center_crop", "letterbox"]), "shorter_side": .int,
-                              "filter": .oneOf(["nearest", "bilinear", "bicubic", "lanczos"]), "pad": .int]),
-        StepSchema(type: "tokenize", stages: [.pre], required: ["file": .file],
-                   optional: ["text": .string, "pair": .string, "max_length": .int, "truncate": .bool, "padding": .oneOf(["longest", "tokenizer"]), "attention_mask": .string,
-                              "token_type_ids": .string]),
+        StepSchema(
+            type: "image", stages: [.pre], required: ["size": .ints],
+            optional: [
+                "layout": .oneOf(["NCHW", "NHWC"]), "color": .oneOf(["rgb", "bgr", "gray"]), "scale": .number,
+                "resize": .oneOf(["stretch", "center_crop", "letterbox"]), "shorter_side": .int,
+                "filter": .oneOf(["nearest", "bilinear", "bicubic", "lanczos"]), "pad": .int
+            ]),
+        StepSchema(
+            type: "tokenize", stages: [.pre], required: ["file": .file],
+            optional: [
+                "text": .string, "pair": .string, "max_length": .int, "truncate": .bool, "padding": .oneOf(["longest", "tokenizer"]), "attention_mask": .string,
+                "token_type_ids": .string
+            ]),
         StepSchema(type: "columns", stages: [.pre], required: ["columns": .columns], optional: [:]),
         StepSchema(type: "softmax", stages: [.post], required: [:], optional: ["axis": .int]),
         StepSchema(type: "sigmoid", stages: [.post], required: [:], optional: [:]),
@@ -41,12 +47,14 @@ struct StepSchema: Sendable {
         StepSchema(type: "topk", stages: [.post], required: ["k": .int], optional: ["axis": .int, "as": .string]),
         StepSchema(type: "labels", stages: [.post], required: ["file": .file], optional: ["as": .string]),
         StepSchema(type: "threshold", stages: [.post], required: ["value": .number], optional: ["as": .string]),
-        StepSchema(type: "detections", stages: [.post], required: ["format": .oneOf(["yolov8", "yolov5"])],
-                   optional: ["score_threshold": .number, "iou_threshold": .number, "max_detections": .int, "class_agnostic": .bool, "as": .string]),
+        StepSchema(
+            type: "detections", stages: [.post], required: ["format": .oneOf(["yolov8", "yolov5"])],
+            optional: ["score_threshold": .number, "iou_threshold": .number, "max_detections": .int, "class_agnostic": .bool, "as": .string]),
         StepSchema(type: "rename", stages: [.post], required: ["as": .string], optional: [:]),
         StepSchema(type: "drop", stages: [.post], required: [:], optional: [:]),
-        StepSchema(type: "pool", stages: [.post], required: [:],
-                   optional: ["mode": .oneOf(["mean", "cls", "max"]), "mask": .string, "normalize": .bool, "as": .string]),
+        StepSchema(
+            type: "pool", stages: [.post], required: [:],
+            optional: ["mode": .oneOf(["mean", "cls", "max"]), "mask": .string, "normalize": .bool, "as": .string])
     ]
 }
 
@@ -73,14 +81,17 @@ extension ManifestReader {
             }
             guard let schema = known.first(where: { $0.type == type }) else {
                 let elsewhere = StepSchema.all.contains { $0.type == type }
-                walker.error(elsewhere ? "step `\(type)` cannot be used in `\(stage.rawValue)`" : "unknown \(stage.rawValue) step `\(type)`",
-                             at: typeNode,
-                             hint: Suggestion.didYouMean(type, in: known.map(\.type)) ?? "steps here: \(known.map(\.type).joined(separator: ", "))")
+                walker.error(
+                    elsewhere ? "step `\(type)` cannot be used in `\(stage.rawValue)`" : "unknown \(stage.rawValue) step `\(type)`",
+                    at: typeNode,
+                    hint: Suggestion.didYouMean(type, in: known.map(\.type)) ?? "steps here: \(known.map(\.type).joined(separator: ", "))")
                 continue
             }
             let allowed = ["type", tensorKey] + schema.required.keys.sorted() + schema.optional.keys.sorted()
-            guard let fields = walker.fields(item, in: "the `\(type)` step", allowed: allowed,
-                                             required: [tensorKey] + schema.required.keys.sorted())
+            guard
+                let fields = walker.fields(
+                    item, in: "the `\(type)` step", allowed: allowed,
+                    required: [tensorKey] + schema.required.keys.sorted())
             else { continue }
             var parameters: [String: Value] = [:]
             var valid = true
@@ -91,8 +102,9 @@ extension ManifestReader {
                 } else if brokenTensorNames.contains(name) {
                     valid = false
                 } else {
-                    walker.error("the `\(type)` step names \(tensorKey) `\(name)`, which the signature does not have", at: field.value,
-                                 hint: Suggestion.didYouMean(name, in: names) ?? "\(tensorKey)s: \(names.joined(separator: ", "))")
+                    walker.error(
+                        "the `\(type)` step names \(tensorKey) `\(name)`, which the signature does not have", at: field.value,
+                        hint: Suggestion.didYouMean(name, in: names) ?? "\(tensorKey)s: \(names.joined(separator: ", "))")
                     valid = false
                 }
             }
@@ -128,8 +140,9 @@ extension ManifestReader {
         case .oneOf(let choices):
             guard let text = walker.string(node, what) else { return nil }
             guard choices.contains(text) else {
-                walker.error("\(what) must be one of \(choices.joined(separator: ", ")), found `\(text)`", at: node,
-                             hint: Suggestion.didYouMean(text, in: choices))
+                walker.error(
+                    "\(what) must be one of \(choices.joined(separator: ", ")), found `\(text)`", at: node,
+                    hint: Suggestion.didYouMean(text, in: choices))
                 return nil
             }
             return .string(text)
@@ -160,7 +173,8 @@ extension ManifestReader {
                     continue
                 }
                 guard let fields = walker.fields(item, in: "a column", allowed: ["name", "categories", "encode", "fill"], required: ["name"]),
-                      let nameNode = fields["name"]?.value, let name = walker.string(nameNode, "a column `name`") else { return nil }
+                    let nameNode = fields["name"]?.value, let name = walker.string(nameNode, "a column `name`")
+                else { return nil }
                 var column: [String: Value] = ["name": .string(name)]
                 if let node = fields["categories"]?.value {
                     guard case .sequence(let categories) = node, !categories.isEmpty else {

@@ -121,7 +121,7 @@ struct YAMLWalker {
 
     mutating func number(_ node: Node, _ what: String, minimum: Double? = nil) -> Double? {
         guard case .scalar(let scalar) = node, scalar.style == .plain,
-              case let parsed = Self.plainScalar(scalar.string), let value = parsed.number
+            case let parsed = Self.plainScalar(scalar.string), let value = parsed.number
         else {
             error("\(what) must be a number, found \(Self.kind(of: node))", at: node)
             return nil
@@ -135,7 +135,7 @@ struct YAMLWalker {
 
     mutating func bool(_ node: Node, _ what: String) -> Bool? {
         guard case .scalar(let scalar) = node, scalar.style == .plain,
-              case .bool(let value) = Self.plainScalar(scalar.string)
+            case .bool(let value) = Self.plainScalar(scalar.string)
         else {
             error("\(what) must be true or false, found \(Self.kind(of: node))", at: node)
             return nil
@@ -182,7 +182,8 @@ struct YAMLWalker {
         }
         if let int = Int(text) { return .int(int) }
         if text.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "." }) == true,
-           let double = Double(text), double.isFinite {
+            let double = Double(text), double.isFinite
+        {
             return .double(double)
         }
         return .string(text)

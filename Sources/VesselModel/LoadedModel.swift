@@ -39,8 +39,10 @@ public final class LoadedModel: Sendable {
     /// Files read where they lie (in their store blobs) rather than from `directory`, by path.
     public let inPlace: [String: FileRegion]
 
-    init(manifest: Manifest, backend: any Backend, plan: ProcessingPlan, directory: String, digest: String?, loadSeconds: Double,
-         pendingCheck: PendingCheck? = nil, inPlace: [String: FileRegion] = [:]) {
+    init(
+        manifest: Manifest, backend: any Backend, plan: ProcessingPlan, directory: String, digest: String?, loadSeconds: Double,
+        pendingCheck: PendingCheck? = nil, inPlace: [String: FileRegion] = [:]
+    ) {
         self.manifest = manifest
         self.inPlace = inPlace
         self.plan = plan
@@ -59,12 +61,15 @@ public final class LoadedModel: Sendable {
     /// - Parameter inPlace: files not in `directory` but read where they lie, by their normalized
     ///   path from the model's root (the model file and its external data, left in their blobs in
     ///   the store). Whoever passes them checks their digests.
-    public static func open(manifest: Manifest, directory: String, digest: String? = nil, started: Date = Date(),
-                            inPlace: [String: FileRegion] = [:], pendingCheck: PendingCheck? = nil) throws -> LoadedModel {
+    public static func open(
+        manifest: Manifest, directory: String, digest: String? = nil, started: Date = Date(),
+        inPlace: [String: FileRegion] = [:], pendingCheck: PendingCheck? = nil
+    ) throws -> LoadedModel {
         let plan = try processingPlan(manifest, directory: directory)
         let backend = try makeBackend(manifest, directory: directory, inPlace: inPlace)
-        return LoadedModel(manifest: manifest, backend: backend, plan: plan, directory: directory, digest: digest,
-                           loadSeconds: Date().timeIntervalSince(started), pendingCheck: pendingCheck, inPlace: inPlace)
+        return LoadedModel(
+            manifest: manifest, backend: backend, plan: plan, directory: directory, digest: digest,
+            loadSeconds: Date().timeIntervalSince(started), pendingCheck: pendingCheck, inPlace: inPlace)
     }
 
     /// A manifest's processing steps compiled, with the files they name read from `directory`.
@@ -78,7 +83,8 @@ public final class LoadedModel: Sendable {
     /// read from the directory. A backend that runs code would need every file there.
     public static func readsInPlace(_ manifest: Manifest) -> (_ path: String, _ role: FileRole) -> Bool {
         guard manifest.runtime.backend == .onnx, manifest.model.format == .onnx,
-              case .success(let modelFile) = SafePath.normalize(manifest.model.file) else { return { _, _ in false } }
+            case .success(let modelFile) = SafePath.normalize(manifest.model.file)
+        else { return { _, _ in false } }
         var named: [String] = []
         for example in manifest.examples {
             for case .file(let path) in Array(example.inputs.values) + Array(example.outputs.values) { named.append(path) }
@@ -132,8 +138,9 @@ public final class LoadedModel: Sendable {
                 }
                 return result
             }
-            return LoadedExample(name: example.name, inputs: try tensors(example.inputs, signature.inputs),
-                                 outputs: try tensors(example.outputs, signature.outputs), rtol: example.rtol, atol: example.atol)
+            return LoadedExample(
+                name: example.name, inputs: try tensors(example.inputs, signature.inputs),
+                outputs: try tensors(example.outputs, signature.outputs), rtol: example.rtol, atol: example.atol)
         }
     }
 }
@@ -209,10 +216,11 @@ public enum ExampleTensor {
         }
         try collect(value, 0)
         if dtype == .string {
-            return Tensor(strings: try leaves.map {
-                guard case .string(let text) = $0 else { throw ExampleError("\(what): \($0) is not a string") }
-                return text
-            }, shape: shape)
+            return Tensor(
+                strings: try leaves.map {
+                    guard case .string(let text) = $0 else { throw ExampleError("\(what): \($0) is not a string") }
+                    return text
+                }, shape: shape)
         }
         let numbers = try leaves.map { leaf -> Double in
             switch leaf {
@@ -232,7 +240,6 @@ public enum ExampleTensor {
         return Tensor(converting: numbers, to: dtype, shape: shape)
     }
 }
-
 
 public struct ExampleError: Error, Sendable, CustomStringConvertible {
     public var description: String

@@ -39,10 +39,12 @@ public struct PythonBackend: Backend {
         )
         configuration.assumeFinite = !manifest.serving.allowNaN
         configuration.inputs = manifest.signature.inputs.map(\.name)
-        let interpreter = try PythonEnvironment.interpreter(directory: directory, requirements: manifest.runtime.requirements,
-                                                            python: manifest.runtime.python, environment: environment)
-        pool = try PythonWorkerPool(model: configuration, size: manifest.serving.maxConcurrency, interpreter: interpreter, environment: environment,
-                                    maxWorkerMemory: manifest.runtime.maxWorkerMemory)
+        let interpreter = try PythonEnvironment.interpreter(
+            directory: directory, requirements: manifest.runtime.requirements,
+            python: manifest.runtime.python, environment: environment)
+        pool = try PythonWorkerPool(
+            model: configuration, size: manifest.serving.maxConcurrency, interpreter: interpreter, environment: environment,
+            maxWorkerMemory: manifest.runtime.maxWorkerMemory)
         declared = Dictionary(manifest.signature.outputs.map { ($0.name, $0.dtype) }, uniquingKeysWith: { first, _ in first })
     }
 

@@ -81,7 +81,9 @@ public struct UnpackedFileIndex: Codable, Sendable, Hashable {
             }
             let digest = VesselStore.Digest(bytes: hasher.finalize()).description
             guard size == file.size, digest == file.digest else {
-                throw Mismatch(path: file.path, reason: "does not match the artifact: \(size) bytes with \(digest), expected \(file.size) bytes with \(file.digest ?? "?")")
+                throw Mismatch(
+                    path: file.path, reason: "does not match the artifact: \(size) bytes with \(digest), expected \(file.size) bytes with \(file.digest ?? "?")"
+                )
             }
         }
     }

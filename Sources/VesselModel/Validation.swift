@@ -60,13 +60,15 @@ public struct OutputComparison: Sendable {
     public static func compare(_ name: String, actual: Tensor?, expected: Tensor, rtol: Double, atol: Double) -> OutputComparison {
         guard let actual else { return OutputComparison(name: name, maxAbsolute: .nan, maxRelative: .nan, passed: false, problem: "no output") }
         guard actual.count == expected.count, actual.shape == expected.shape || actual.count == 0 || expected.shape.isEmpty else {
-            return OutputComparison(name: name, maxAbsolute: .nan, maxRelative: .nan, passed: false,
-                                    problem: "shape \(actual.shape), expected \(expected.shape)")
+            return OutputComparison(
+                name: name, maxAbsolute: .nan, maxRelative: .nan, passed: false,
+                problem: "shape \(actual.shape), expected \(expected.shape)")
         }
         if actual.dtype == .string || expected.dtype == .string {
             let same = actual.dtype == expected.dtype && actual.strings == expected.strings
-            return OutputComparison(name: name, maxAbsolute: same ? 0 : .nan, maxRelative: same ? 0 : .nan, passed: same,
-                                    problem: same ? nil : "strings differ")
+            return OutputComparison(
+                name: name, maxAbsolute: same ? 0 : .nan, maxRelative: same ? 0 : .nan, passed: same,
+                problem: same ? nil : "strings differ")
         }
         var maxAbsolute = 0.0, maxRelative = 0.0
         var problem: String?

@@ -11,7 +11,7 @@ enum AttributeRules {
 
     /// Window operators: strides, dilations and kernel sizes are positive; pads non-negative.
     static let windowed: Set<String> = [
-        "Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv", "MaxPool", "AveragePool", "LpPool", "MaxUnpool", "Col2Im",
+        "Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv", "MaxPool", "AveragePool", "LpPool", "MaxUnpool", "Col2Im"
     ]
     static let grouped: Set<String> = ["Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv"]
 

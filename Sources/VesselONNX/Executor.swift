@@ -31,9 +31,11 @@ enum Executor {
         let scope = Scope(values: initial, parent: outer)
         for (index, node) in graph.nodes.enumerated() {
             try control?.check()
-            let context = KernelContext(node: node, runSubgraph: { subgraph, subfeeds in
-                try run(subgraph, feeds: subfeeds, outer: scope, control: control)
-            }, control: control)
+            let context = KernelContext(
+                node: node,
+                runSubgraph: { subgraph, subfeeds in
+                    try run(subgraph, feeds: subfeeds, outer: scope, control: control)
+                }, control: control)
             let started = Profiler.enabled ? DispatchTime.now().uptimeNanoseconds : 0
             let results: [ONNXValue]
             switch node.kernel {
@@ -44,8 +46,9 @@ enum Executor {
                         throw ONNXError.invalidNode(node: node.name, opType: node.opType, reason: "input `\(name)` has no value")
                     }
                     guard let tensor = value.tensor else {
-                        throw ONNXError.invalidNode(node: node.name, opType: node.opType,
-                                                    reason: "input `\(name)` is a \(value.typeDescription); this operator takes tensors")
+                        throw ONNXError.invalidNode(
+                            node: node.name, opType: node.opType,
+                            reason: "input `\(name)` is a \(value.typeDescription); this operator takes tensors")
                     }
                     return tensor
                 }
@@ -61,8 +64,9 @@ enum Executor {
                 results = try kernel(context, inputs)
             }
             if Profiler.enabled {
-                Profiler.record(node.opType, name: node.name.isEmpty ? "#\(index)" : node.name,
-                                seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+                Profiler.record(
+                    node.opType, name: node.name.isEmpty ? "#\(index)" : node.name,
+                    seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
             }
             for (output, value) in zip(node.outputs, results) where !output.isEmpty {
                 scope.values[output] = value

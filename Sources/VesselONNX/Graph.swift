@@ -52,8 +52,10 @@ public final class Graph: Sendable {
     /// Inputs that have an initializer (defaults a caller may override).
     let overridable: Set<String>
 
-    init(name: String, nodes: [Node], initializers: [String: Tensor], inputs: [ValueInfo], outputs: [ValueInfo],
-         outerNames: Set<String>, unfolded: Graph? = nil, overridable: Set<String> = []) throws {
+    init(
+        name: String, nodes: [Node], initializers: [String: Tensor], inputs: [ValueInfo], outputs: [ValueInfo],
+        outerNames: Set<String>, unfolded: Graph? = nil, overridable: Set<String> = []
+    ) throws {
         self.name = name
         self.unfolded = unfolded
         self.overridable = overridable
@@ -121,7 +123,8 @@ public final class Graph: Sendable {
                         pending[index] += 1
                     }
                 } else if !available.contains(input) {
-                    throw ONNXError.invalidNode(node: node.name, opType: node.opType, reason: "input `\(input)` is not produced by any node nor fed to the graph")
+                    throw ONNXError.invalidNode(
+                        node: node.name, opType: node.opType, reason: "input `\(input)` is not produced by any node nor fed to the graph")
                 }
             }
         }

@@ -34,8 +34,9 @@ struct GraphBuilder {
                 values[attribute.name] = try decode(attribute, node: name, outerNames: defined)
             }
             let attributes = Attributes(values: values, node: name, opType: nodeProto.opType)
-            var node = Node(name: name, opType: nodeProto.opType, domain: domain, inputs: nodeProto.input,
-                            outputs: nodeProto.output, attributes: attributes, opset: opset, kernel: .tensors { _, _ in [] })
+            var node = Node(
+                name: name, opType: nodeProto.opType, domain: domain, inputs: nodeProto.input,
+                outputs: nodeProto.output, attributes: attributes, opset: opset, kernel: .tensors { _, _ in [] })
             if let make = registry.maker(nodeProto.opType, domain: domain, opset: opset) {
                 try AttributeRules.check(node)
                 node.kernel = try make(node)
@@ -66,8 +67,9 @@ struct GraphBuilder {
             // Ordering would only fail on the missing kernels' outputs; report those instead.
             return try Graph(name: proto.name, nodes: [], initializers: initializers, inputs: inputs, outputs: [], outerNames: outerNames)
         }
-        return try Graph(name: proto.name, nodes: nodes, initializers: initializers, inputs: inputs, outputs: outputs,
-                         outerNames: outerNames, unfolded: unfolded, overridable: overridable)
+        return try Graph(
+            name: proto.name, nodes: nodes, initializers: initializers, inputs: inputs, outputs: outputs,
+            outerNames: outerNames, unfolded: unfolded, overridable: overridable)
     }
 
     /// Operators whose result is not a function of their inputs.

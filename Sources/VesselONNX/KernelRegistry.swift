@@ -80,14 +80,18 @@ public struct KernelRegistry: Sendable {
     /// Registers an operator that turns its attributes into a ready structure once per node at
     /// load time (a tree ensemble's node table), so a malformed model fails to load and runs
     /// pay nothing for it.
-    public mutating func registerPrepared(_ opType: String, domain: String = "", since: Int = 1,
-                                          _ prepare: @escaping @Sendable (Node) throws -> KernelFunction) {
+    public mutating func registerPrepared(
+        _ opType: String, domain: String = "", since: Int = 1,
+        _ prepare: @escaping @Sendable (Node) throws -> KernelFunction
+    ) {
         add(opType, domain: domain, since: since) { node in .tensors(try prepare(node)) }
     }
 
     /// Like `registerPrepared`, for operators taking or giving sequences or maps.
-    public mutating func registerPreparedValues(_ opType: String, domain: String = "", since: Int = 1,
-                                                _ prepare: @escaping @Sendable (Node) throws -> ValueKernelFunction) {
+    public mutating func registerPreparedValues(
+        _ opType: String, domain: String = "", since: Int = 1,
+        _ prepare: @escaping @Sendable (Node) throws -> ValueKernelFunction
+    ) {
         add(opType, domain: domain, since: since) { node in .values(try prepare(node)) }
     }
 
@@ -101,26 +105,26 @@ public struct KernelRegistry: Sendable {
     /// The runtime's built-in operators, one family (a folder under `Operators/`) per line.
     public static let standard: KernelRegistry = {
         var registry = KernelRegistry()
-        registerActivations(&registry)                 // Activation/
-        registerControlFlow(&registry)                 // ControlFlow/
-        registerElementwise(&registry)                 // Math/
+        registerActivations(&registry)  // Activation/
+        registerControlFlow(&registry)  // ControlFlow/
+        registerElementwise(&registry)  // Math/
         registerBitwise(&registry)
         registerLinearAlgebra(&registry)
         registerEinsum(&registry)
-        registerConvolution(&registry)                 // NN/
+        registerConvolution(&registry)  // NN/
         registerPooling(&registry)
         registerNormalization(&registry)
         registerLosses(&registry)
-        registerQuantization(&registry)                // Quantization/
-        registerReductions(&registry)                  // Reduction/
-        registerRecurrent(&registry)                   // RNN/
-        registerSequences(&registry)                   // Sequence/
-        registerShape(&registry)                       // Tensor/
+        registerQuantization(&registry)  // Quantization/
+        registerReductions(&registry)  // Reduction/
+        registerRecurrent(&registry)  // RNN/
+        registerSequences(&registry)  // Sequence/
+        registerShape(&registry)  // Tensor/
         registerGenerators(&registry)
         registerIndexing(&registry)
         registerResize(&registry)
-        registerStrings(&registry)                     // Text/
-        registerMLPreprocessing(&registry)             // ML/ (ai.onnx.ml)
+        registerStrings(&registry)  // Text/
+        registerMLPreprocessing(&registry)  // ML/ (ai.onnx.ml)
         registerMLLinear(&registry)
         registerMLTrees(&registry)
         registerMLMaps(&registry)

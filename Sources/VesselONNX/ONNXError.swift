@@ -20,7 +20,8 @@ public enum ONNXError: Error, Sendable, CustomStringConvertible {
 
         public var description: String {
             let name = domain.isEmpty || domain == "ai.onnx" ? opType : "\(domain).\(opType)"
-            return "\(name) (opset \(opset)) at \(nodes.prefix(3).map { "`\($0)`" }.joined(separator: ", "))\(nodes.count > 3 ? " and \(nodes.count - 3) more" : "")"
+            return
+                "\(name) (opset \(opset)) at \(nodes.prefix(3).map { "`\($0)`" }.joined(separator: ", "))\(nodes.count > 3 ? " and \(nodes.count - 3) more" : "")"
         }
     }
 

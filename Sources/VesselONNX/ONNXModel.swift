@@ -40,20 +40,25 @@ public final class ONNXModel: Sendable {
     /// Loads a model whose bytes are a region of a file: a file inside a layer in the store,
     /// read where it lies. External data is looked up in `externalData` first (by `location`,
     /// relative to the model's directory), then in `directory`.
-    public convenience init(region: FileRegion, directory: String, externalData: [String: FileRegion] = [:],
-                            registry: KernelRegistry = .standard) throws {
+    public convenience init(
+        region: FileRegion, directory: String, externalData: [String: FileRegion] = [:],
+        registry: KernelRegistry = .standard
+    ) throws {
         let file = try MappedFile(path: region.path)
         try self.init(file: file, range: try region.range(in: file), directory: directory, externalData: externalData, registry: registry)
     }
 
-    private convenience init(file: MappedFile, range: Range<Int>, directory: String, externalData: [String: FileRegion],
-                             registry: KernelRegistry) throws {
+    private convenience init(
+        file: MappedFile, range: Range<Int>, directory: String, externalData: [String: FileRegion],
+        registry: KernelRegistry
+    ) throws {
         let bytes = UnsafeRawBufferPointer(start: file.base + range.lowerBound, count: range.count)
         let mappedFiles = MappedFiles(regions: externalData)
         if let scan = RawDataScan(bytes) {
             let ranges = scan.payloads.mapValues { ($0.lowerBound + range.lowerBound)..<($0.upperBound + range.lowerBound) }
-            try self.init(data: Data(scan.stripped), directory: directory, registry: registry,
-                          payloads: RawPayloads(file: file, ranges: ranges), mappedFiles: mappedFiles)
+            try self.init(
+                data: Data(scan.stripped), directory: directory, registry: registry,
+                payloads: RawPayloads(file: file, ranges: ranges), mappedFiles: mappedFiles)
         } else {
             // swift-protobuf decodes (and copies what it keeps) straight from the mapping, which
             // the Data keeps alive.
@@ -92,7 +97,8 @@ public final class ONNXModel: Sendable {
         for (domain, version) in opsets {
             guard version >= 1 else { throw ONNXError.invalidModel("opset \(version) of domain `\(domain.isEmpty ? "ai.onnx" : domain)` is not a version") }
             if let newest = Self.maximumOpsets[domain], version > newest {
-                throw ONNXError.invalidModel("opset \(version) of domain `\(domain.isEmpty ? "ai.onnx" : domain)` is newer than this runtime implements (up to \(newest))")
+                throw ONNXError.invalidModel(
+                    "opset \(version) of domain `\(domain.isEmpty ? "ai.onnx" : domain)` is newer than this runtime implements (up to \(newest))")
             }
         }
         self.opsets = opsets
@@ -113,14 +119,21 @@ public final class ONNXModel: Sendable {
     /// kernel: for describing models this runtime may not be able to run.
     public static func signature(path: String) throws -> (inputs: [ValueInfo], outputs: [ValueInfo]) {
         let proto: Onnx_ModelProto
-        do { proto = try Onnx_ModelProto(serializedBytes: { let file = try MappedFile(path: path); return file.data(0..<file.length) }()) } catch let error as ONNXError {
+        do {
+            proto = try Onnx_ModelProto(
+                serializedBytes: {
+                    let file = try MappedFile(path: path); return file.data(0..<file.length)
+                }())
+        } catch let error as ONNXError {
             throw error
         } catch {
             throw ONNXError.invalidModel("not an ONNX model protobuf (\(error))")
         }
         let initialized = Set(proto.graph.initializer.map(\.name))
-        return (proto.graph.input.filter { !initialized.contains($0.name) }.map(GraphBuilder.valueInfo),
-                proto.graph.output.map(GraphBuilder.valueInfo))
+        return (
+            proto.graph.input.filter { !initialized.contains($0.name) }.map(GraphBuilder.valueInfo),
+            proto.graph.output.map(GraphBuilder.valueInfo)
+        )
     }
 
     /// Decodes a serialized ONNX `TensorProto` (the `.pb` files of ONNX test data).
@@ -173,7 +186,8 @@ public final class ONNXModel: Sendable {
             }
             if let shape = input.shape {
                 guard shape.count == tensor.rank, zip(shape, tensor.shape).allSatisfy({ $0.accepts($1) }) else {
-                    throw ONNXError.inputMismatch(name: input.name, reason: "expected shape [\(shape.map(\.description).joined(separator: ", "))], got \(tensor.shape)")
+                    throw ONNXError.inputMismatch(
+                        name: input.name, reason: "expected shape [\(shape.map(\.description).joined(separator: ", "))], got \(tensor.shape)")
                 }
             }
         }

@@ -39,7 +39,7 @@ extension Graph {
     static let sizeInputs: [String: [Int]] = [
         "Range": [0, 1, 2], "Expand": [1], "ConstantOfShape": [0], "Tile": [1], "Resize": [1, 2, 3], "Upsample": [1], "Pad": [1, 2],
         "OneHot": [1], "CenterCropPad": [1], "Col2Im": [1, 2], "MaxUnpool": [2], "STFT": [2, 3], "DFT": [2],
-        "BlackmanWindow": [0], "HannWindow": [0], "HammingWindow": [0], "MelWeightMatrix": [0, 1],
+        "BlackmanWindow": [0], "HannWindow": [0], "HammingWindow": [0], "MelWeightMatrix": [0, 1]
     ]
 
     func costIsBounded(constants: Set<String>) -> Bool {

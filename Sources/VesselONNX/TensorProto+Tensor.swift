@@ -52,8 +52,10 @@ enum ONNXDataType {
     }
 
     static func name(_ code: Int32) -> String {
-        let names = [0: "UNDEFINED", 14: "COMPLEX64", 15: "COMPLEX128", 17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ",
-                     19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1"]
+        let names = [
+            0: "UNDEFINED", 14: "COMPLEX64", 15: "COMPLEX128", 17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ",
+            19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1"
+        ]
         return dtype(code)?.rawValue ?? names[Int(code)] ?? "type \(code)"
     }
 }
@@ -70,8 +72,10 @@ final class MappedFile: @unchecked Sendable {
         do {
             (fd, length) = try RegularFile.open(path)
         } catch {
-            throw ONNXError.unreadable(path: path, reason: error.kind.map { "it is \($0), not a regular file" }
-                                       ?? String(cString: strerror(error.errno ?? 0)))
+            throw ONNXError.unreadable(
+                path: path,
+                reason: error.kind.map { "it is \($0), not a regular file" }
+                    ?? String(cString: strerror(error.errno ?? 0)))
         }
         defer { close(fd) }
         guard length > 0 else {
@@ -257,7 +261,8 @@ final class MappedFiles: Sendable {
         let offset = Int(entries["offset"] ?? "0") ?? -1
         let length = entries["length"].map { Int($0) ?? -1 } ?? byteCount
         guard offset >= 0, length == byteCount else {
-            throw ONNXError.externalData(tensor: name, reason: "offset \(entries["offset"] ?? "0") / length \(entries["length"] ?? "-") do not describe \(byteCount) bytes")
+            throw ONNXError.externalData(
+                tensor: name, reason: "offset \(entries["offset"] ?? "0") / length \(entries["length"] ?? "-") do not describe \(byteCount) bytes")
         }
         if let region = regions[components.filter { $0 != "." }.joined(separator: "/")] {
             let file = try mapped(region.path)
@@ -265,7 +270,9 @@ final class MappedFiles: Sendable {
             guard offset <= range.count - byteCount else {
                 throw ONNXError.externalData(tensor: name, reason: "\(location) has \(range.count) bytes, the tensor needs \(offset + byteCount)")
             }
-            return Tensor(dtype: dtype, shape: shape, storage: file.storage(range.lowerBound + offset..<range.lowerBound + offset + byteCount, elementSize: dtype.byteSize!))
+            return Tensor(
+                dtype: dtype, shape: shape,
+                storage: file.storage(range.lowerBound + offset..<range.lowerBound + offset + byteCount, elementSize: dtype.byteSize!))
         }
         let path = directory.isEmpty ? location : directory.hasSuffix("/") ? directory + location : directory + "/" + location
         // Every symlink followed; a file that resolves outside the directory is refused.

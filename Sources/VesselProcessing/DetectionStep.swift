@@ -98,8 +98,10 @@ struct DetectionSpec: Sendable {
                 candidates.append(((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), best, cls))
             }
             // Best first (equal scores keep anchor order), at most maxCandidates.
-            candidates = candidates.enumerated().sorted { $0.element.score > $1.element.score || ($0.element.score == $1.element.score && $0.offset < $1.offset) }
-                .prefix(Self.maxCandidates).map(\.element)
+            candidates = candidates.enumerated().sorted {
+                $0.element.score > $1.element.score || ($0.element.score == $1.element.score && $0.offset < $1.offset)
+            }
+            .prefix(Self.maxCandidates).map(\.element)
             var suppressed = [Bool](repeating: false, count: candidates.count)
             var result: [(box: (Double, Double, Double, Double), score: Double, cls: Int)] = []
             for i in candidates.indices where !suppressed[i] {
@@ -133,7 +135,9 @@ struct DetectionSpec: Sendable {
                 labels[at] = Int64(row.cls)
             }
         }
-        return (Tensor(converting: boxes, to: tensor.dtype, shape: [batch, n, 4]), Tensor(converting: scores, to: tensor.dtype, shape: [batch, n]),
-                Tensor(labels, shape: [batch, n]), Tensor(kept.map { Int64($0.count) }, shape: [batch]))
+        return (
+            Tensor(converting: boxes, to: tensor.dtype, shape: [batch, n, 4]), Tensor(converting: scores, to: tensor.dtype, shape: [batch, n]),
+            Tensor(labels, shape: [batch, n]), Tensor(kept.map { Int64($0.count) }, shape: [batch])
+        )
     }
 }

@@ -31,8 +31,10 @@ public struct ProcessingPlan: Sendable {
     /// Compiles the steps; throws the first step that does not fit (its stage and index name it).
     /// `maxImagePixels` bounds each image an `image` step decodes (`serving.max_image_pixels`),
     /// checked from the file's header before decoding.
-    public init(signature: Signature, preprocess: [ProcessingStep], postprocess: [ProcessingStep],
-                maxImagePixels: Int? = nil) throws(ProcessingError) {
+    public init(
+        signature: Signature, preprocess: [ProcessingStep], postprocess: [ProcessingStep],
+        maxImagePixels: Int? = nil
+    ) throws(ProcessingError) {
         model = signature
         var pre: [CompiledStep] = []
         for (index, step) in preprocess.enumerated() {
@@ -109,7 +111,8 @@ public struct ProcessingPlan: Sendable {
         }
         self.pre = pre
         self.post = post
-        filesLoaded = !post.contains { if case .labels = $0.operation { true } else { false } }
+        filesLoaded =
+            !post.contains { if case .labels = $0.operation { true } else { false } }
             && !pre.contains { if case .tokenize = $0.operation { true } else { false } }
         served = Signature(inputs: inputs, outputs: outputs)
     }
@@ -117,8 +120,9 @@ public struct ProcessingPlan: Sendable {
     /// A manifest's steps against its own signature, each image bounded by its
     /// `serving.max_image_pixels`.
     public init(manifest: Manifest) throws(ProcessingError) {
-        try self.init(signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess,
-                      maxImagePixels: manifest.serving.maxImagePixels)
+        try self.init(
+            signature: manifest.signature, preprocess: manifest.preprocess, postprocess: manifest.postprocess,
+            maxImagePixels: manifest.serving.maxImagePixels)
     }
 
     private init(copying plan: ProcessingPlan, pre: [CompiledStep], post: [CompiledStep]) {

@@ -225,8 +225,9 @@ struct CompiledStep: Sendable {
         }
         return columns.map { column in
             if let categories = column.categories {
-                return TensorSpec(name: column.name, dtype: .string, shape: [spec.shape[0]],
-                                  description: "one of \(categories.joined(separator: ", ")) (\(column.onehot ? "one-hot" : "index") into `\(spec.name)`)")
+                return TensorSpec(
+                    name: column.name, dtype: .string, shape: [spec.shape[0]],
+                    description: "one of \(categories.joined(separator: ", ")) (\(column.onehot ? "one-hot" : "index") into `\(spec.name)`)")
             }
             return TensorSpec(name: column.name, dtype: spec.dtype, shape: [spec.shape[0]], description: "a column of `\(spec.name)`")
         }
@@ -251,7 +252,8 @@ struct CompiledStep: Sendable {
                 for (row, raw) in tensor.strings.enumerated() {
                     let value = raw.isEmpty ? column.fillCategory ?? raw : raw
                     guard let index = categories.firstIndex(of: value) else {
-                        throw error("column `\(column.name)` row \(row): `\(value.prefix(40))` is not one of its categories (\(categories.joined(separator: ", ")))")
+                        throw error(
+                            "column `\(column.name)` row \(row): `\(value.prefix(40))` is not one of its categories (\(categories.joined(separator: ", ")))")
                     }
                     if column.onehot { out[row * width + offset + index] = 1 } else { out[row * width + offset] = Double(index) }
                 }
@@ -294,7 +296,8 @@ struct CompiledStep: Sendable {
             }
             let expected = image.shape(count: 1)
             guard spec.shape.count == 4 else {
-                throw error("writes a rank-4 batch of images \(image.channelsFirst ? "[N, C, H, W]" : "[N, H, W, C]"), but `\(spec.name)` has rank \(spec.shape.count)")
+                throw error(
+                    "writes a rank-4 batch of images \(image.channelsFirst ? "[N, C, H, W]" : "[N, H, W, C]"), but `\(spec.name)` has rank \(spec.shape.count)")
             }
             for axis in 1..<4 {
                 if case .fixed(let size) = spec.shape[axis], size != expected[axis] {
@@ -302,8 +305,9 @@ struct CompiledStep: Sendable {
                     throw error("writes images of shape \(expected.dropFirst().map(String.init)) per item (size, color, layout), but `\(spec.name)` is \(got)")
                 }
             }
-            served = TensorSpec(name: spec.name, dtype: .string, shape: [spec.shape[0]],
-                                description: "an encoded image per item (JPEG, PNG or WebP): base64 or a data: URI in JSON, raw bytes as binary BYTES")
+            served = TensorSpec(
+                name: spec.name, dtype: .string, shape: [spec.shape[0]],
+                description: "an encoded image per item (JPEG, PNG or WebP): base64 or a data: URI in JSON, raw bytes as binary BYTES")
         default:
             throw error("is not a preprocess step")
         }
@@ -344,7 +348,9 @@ struct CompiledStep: Sendable {
                 if case .fixed(let count) = last { classes = count }
                 out.shape.removeLast()
             } else {
-                guard spec.dtype != .string, spec.dtype != .bool else { throw error("takes class indices or class scores; `\(spec.name)` is \(spec.dtype.rawValue)") }
+                guard spec.dtype != .string, spec.dtype != .bool else {
+                    throw error("takes class indices or class scores; `\(spec.name)` is \(spec.dtype.rawValue)")
+                }
             }
             out.dtype = .string
         case .threshold:
@@ -356,10 +362,13 @@ struct CompiledStep: Sendable {
             // Checks the head's shape; the class count itself is not needed here.
             do { _ = try detections.classes(of: spec) } catch { throw self.error(error.message) }
             let batch = spec.shape[0], count = Dim.dynamic(name: "detections")
-            return [TensorSpec(name: result, dtype: spec.dtype, shape: [batch, count, .fixed(4)], description: "boxes x1, y1, x2, y2 after non-maximum suppression"),
-                    TensorSpec(name: result + "_scores", dtype: spec.dtype, shape: [batch, count], description: "each box's score"),
-                    TensorSpec(name: result + "_classes", dtype: .int64, shape: [batch, count], description: "each box's class (-1 past the count)"),
-                    TensorSpec(name: result + "_count", dtype: .int64, shape: [batch], description: "boxes kept per image")]
+            return [
+                TensorSpec(
+                    name: result, dtype: spec.dtype, shape: [batch, count, .fixed(4)], description: "boxes x1, y1, x2, y2 after non-maximum suppression"),
+                TensorSpec(name: result + "_scores", dtype: spec.dtype, shape: [batch, count], description: "each box's score"),
+                TensorSpec(name: result + "_classes", dtype: .int64, shape: [batch, count], description: "each box's class (-1 past the count)"),
+                TensorSpec(name: result + "_count", dtype: .int64, shape: [batch], description: "boxes kept per image")
+            ]
         case .pool:
             try requireFloat(spec)
             guard spec.shape.count == 3 else { throw error("pools [batch, sequence, hidden]; `\(spec.name)` has rank \(spec.shape.count)") }
@@ -401,28 +410,34 @@ struct CompiledStep: Sendable {
                 }
                 return (out, nil)
             }
-            return (map(tensor) { value, index in
-                let channel = channels == 0 ? 0 : (index / max(inner, 1)) % channels
-                return (value - mean[mean.count == 1 ? 0 : channel]) / std[std.count == 1 ? 0 : channel]
-            }, nil)
+            return (
+                map(tensor) { value, index in
+                    let channel = channels == 0 ? 0 : (index / max(inner, 1)) % channels
+                    return (value - mean[mean.count == 1 ? 0 : channel]) / std[std.count == 1 ? 0 : channel]
+                }, nil
+            )
         case .scale(let factor, let offset):
             return (map(tensor) { value, _ in value * factor + offset }, nil)
         case .clip(let low, let high):
-            return (map(tensor) { value, _ in
-                guard !value.isNaN else { return value }
-                return Swift.min(high ?? .infinity, Swift.max(low ?? -.infinity, value))
-            }, nil)
+            return (
+                map(tensor) { value, _ in
+                    guard !value.isNaN else { return value }
+                    return Swift.min(high ?? .infinity, Swift.max(low ?? -.infinity, value))
+                }, nil
+            )
         case .transpose(let perm):
             guard perm.count == tensor.rank else { throw error("`\(self.tensor)` has rank \(tensor.rank), `perm` \(perm.count) axes") }
             return (transposed(tensor, perm), nil)
         case .softmax(let axis):
             let resolved = try runtimeAxis(axis, tensor)
-            return (alongAxis(tensor, resolved) { row in
-                let top = row.max() ?? 0
-                let exps = row.map { Double.exp($0 - top) }
-                let total = exps.reduce(0, +)
-                return exps.map { $0 / total }
-            }, nil)
+            return (
+                alongAxis(tensor, resolved) { row in
+                    let top = row.max() ?? 0
+                    let exps = row.map { Double.exp($0 - top) }
+                    let total = exps.reduce(0, +)
+                    return exps.map { $0 / total }
+                }, nil
+            )
         case .sigmoid:
             return (map(tensor) { value, _ in 1 / (1 + Double.exp(-value)) }, nil)
         case .argmax(let axis):

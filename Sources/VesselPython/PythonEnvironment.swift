@@ -48,7 +48,7 @@ public struct PythonLock: Sendable, Equatable {
             "# vessel.lock: runtime.requirements resolved to exact wheels by `vessel pack`; do not edit.",
             "# Delete it (or change runtime.requirements) to resolve again.",
             "# python: \(python)",
-            "# requirements: \(requirements.joined(separator: " ; "))",
+            "# requirements: \(requirements.joined(separator: " ; "))"
         ]
         for entry in entries { lines.append("\(entry.name)==\(entry.version) --hash=sha256:\(entry.sha256)  # \(entry.file)") }
         return lines.joined(separator: "\n") + "\n"
@@ -72,8 +72,10 @@ public struct PythonLock: Sendable, Equatable {
                 // name==version --hash=sha256:HEX  # file.whl
                 let parts = line.split(separator: " ", omittingEmptySubsequences: true)
                 guard parts.count == 4, parts[2] == "#", parts[1].hasPrefix("--hash=sha256:"),
-                      let equals = Self.separator(in: parts[0]) else {
-                    throw .unavailable("\(path):\(number + 1): `\(line)` is not `name==version --hash=sha256:HEX  # file.whl`; delete the file to resolve again")
+                    let equals = Self.separator(in: parts[0])
+                else {
+                    throw .unavailable(
+                        "\(path):\(number + 1): `\(line)` is not `name==version --hash=sha256:HEX  # file.whl`; delete the file to resolve again")
                 }
                 let hex = String(parts[1].dropFirst("--hash=sha256:".count))
                 let file = String(parts[3])
@@ -129,8 +131,10 @@ public enum PythonEnvironment {
     }
 
     /// Runs a Python program (`python -c CODE ARGUMENTS…`); its status and combined output.
-    public static func runScript(_ code: String, arguments: [String], interpreter: String,
-                                 environment: [String: String]) throws(WorkerError) -> (status: Int32, output: String) {
+    public static func runScript(
+        _ code: String, arguments: [String], interpreter: String,
+        environment: [String: String]
+    ) throws(WorkerError) -> (status: Int32, output: String) {
         let result = try Subprocess.run([interpreter, "-c", code] + arguments, environment: environment)
         return (result.status, result.output)
     }
@@ -152,10 +156,14 @@ public enum PythonEnvironment {
         do { try FileSystem.writeAtomically(Array((requirements.joined(separator: "\n") + "\n").utf8), to: requirementsFile) } catch {
             throw .unavailable("cannot write \(requirementsFile): \(error)")
         }
-        let result = try Subprocess.run([interpreter, "-m", "pip", "download", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-                                         "--only-binary=:all:", "--dest", staging + "/wheels", "-r", requirementsFile], environment: environment)
+        let result = try Subprocess.run(
+            [
+                interpreter, "-m", "pip", "download", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+                "--only-binary=:all:", "--dest", staging + "/wheels", "-r", requirementsFile
+            ], environment: environment)
         guard result.status == 0 else {
-            throw .unavailable("""
+            throw .unavailable(
+                """
                 pip could not resolve runtime.requirements to wheels for Python \(python) on this platform:
                 \(result.tail)
                 (every requirement must have a wheel: an sdist needing a compiler, or a VCS URL, cannot be pinned and vendored)
@@ -189,9 +197,12 @@ public enum PythonEnvironment {
         do { try FileSystem.writeAtomically(Array(partial.text.utf8), to: staging + "/missing.lock") } catch {
             throw .unavailable("cannot write \(staging)/missing.lock: \(error)")
         }
-        let result = try Subprocess.run([interpreter, "-m", "pip", "download", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-                                         "--only-binary=:all:", "--no-deps", "--require-hashes", "--dest", staging + "/wheels",
-                                         "-r", staging + "/missing.lock"], environment: environment)
+        let result = try Subprocess.run(
+            [
+                interpreter, "-m", "pip", "download", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+                "--only-binary=:all:", "--no-deps", "--require-hashes", "--dest", staging + "/wheels",
+                "-r", staging + "/missing.lock"
+            ], environment: environment)
         guard result.status == 0 else { throw .unavailable("pip could not download the wheels vessel.lock names:\n\(result.tail)") }
         for entry in missing {
             let source = staging + "/wheels/" + entry.file
@@ -222,7 +233,8 @@ public enum PythonEnvironment {
         // 22.3+): seconds faster than bootstrapping pip into every environment. Without a pip of
         // its own, the venv gets one.
         let pipVersion = try Subprocess.run([interpreter, "-m", "pip", "--version"], environment: environment)
-        let ownPip = pipVersion.status == 0 && pipVersion.output.hasPrefix("pip ")
+        let ownPip =
+            pipVersion.status == 0 && pipVersion.output.hasPrefix("pip ")
             && pipVersion.output.dropFirst(4).split(separator: " ").first.map { version in
                 let parts = version.split(separator: ".").compactMap { Int($0) }
                 return parts.count >= 2 && (parts[0], parts[1]) >= (22, 3)
@@ -245,9 +257,12 @@ public enum PythonEnvironment {
         // No bytecode compiled here (most of an install's time, for files never imported):
         // workers compile what they import once, into the cache's pycache tree.
         let pip = ownPip ? [interpreter, "-m", "pip", "--python", staging + "/bin/python"] : [staging + "/bin/python", "-m", "pip"]
-        let install = try Subprocess.run(pip + ["install", "--disable-pip-version-check", "--no-input", "--no-compile",
-                                                "--no-index", "--no-deps", "--require-hashes", "--find-links", links,
-                                                "-r", staging + "/vessel.lock"], environment: quiet)
+        let install = try Subprocess.run(
+            pip + [
+                "install", "--disable-pip-version-check", "--no-input", "--no-compile",
+                "--no-index", "--no-deps", "--require-hashes", "--find-links", links,
+                "-r", staging + "/vessel.lock"
+            ], environment: quiet)
         guard install.status == 0 else { throw .unavailable("installing the vendored wheels failed:\n\(install.tail)") }
         try? FileManager.default.removeItem(atPath: links)
         do { try FileSystem.writeAtomically([], to: staging + "/.vessel-complete") } catch { throw .unavailable("cannot finish \(staging)") }
@@ -300,7 +315,9 @@ extension PythonEnvironment {
     /// What `vessel pack` does for a Python model with requirements: reuses `vessel.lock` while
     /// it was resolved from the same requirements for the same Python (fetching any wheel the
     /// cache lacks), else resolves them and writes it. Returns the lock and whether it is new.
-    public static func lock(directory: String, requirements: [String], python: String?, environment: [String: String]) throws(WorkerError) -> (PythonLock, resolved: Bool) {
+    public static func lock(
+        directory: String, requirements: [String], python: String?, environment: [String: String]
+    ) throws(WorkerError) -> (PythonLock, resolved: Bool) {
         let interpreter = try PythonInterpreter.find(version: python, environment: environment)
         let version = try version(of: interpreter, environment: environment)
         if let existing = try PythonLock.read(directory: directory), existing.requirements == requirements, existing.python == version {

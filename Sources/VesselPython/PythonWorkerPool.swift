@@ -55,8 +55,10 @@ public struct PythonModelConfiguration: Sendable, Encodable {
     /// The signature's input names (a SavedModel's are checked against them at load).
     public var inputs: [String] = []
 
-    public init(kind: Kind, directory: String, file: String, predictor: String?, requirements: [String], python: String?, outputs: [Output],
-                trusted: [String] = []) {
+    public init(
+        kind: Kind, directory: String, file: String, predictor: String?, requirements: [String], python: String?, outputs: [Output],
+        trusted: [String] = []
+    ) {
         self.trusted = trusted
         self.kind = kind
         self.directory = directory
@@ -94,8 +96,10 @@ public final class PythonWorkerPool: Sendable {
 
     /// Starts `size` workers and waits until every one has loaded the model; throws the first
     /// loading error (with the Python traceback's last line in the message).
-    public init(model: PythonModelConfiguration, size: Int, interpreter: String, environment: [String: String],
-                maxWorkerMemory: Int? = nil, loadTimeout: Duration = .seconds(600)) throws(WorkerError) {
+    public init(
+        model: PythonModelConfiguration, size: Int, interpreter: String, environment: [String: String],
+        maxWorkerMemory: Int? = nil, loadTimeout: Duration = .seconds(600)
+    ) throws(WorkerError) {
         self.maxWorkerMemory = maxWorkerMemory
         // A worker that dies mid-write must not take the server down with it.
         signal(SIGPIPE, SIG_IGN)
@@ -104,14 +108,14 @@ public final class PythonWorkerPool: Sendable {
         // Bytecode goes to the cache's own tree, so writing it is safe even where the caller's
         // environment turned it off for its own directories.
         var workerEnvironment = environment.merging([
-            "PYTHONUNBUFFERED": "1", "PYTHONPYCACHEPREFIX": PythonEnvironment.bytecodeCache(environment: environment),
+            "PYTHONUNBUFFERED": "1", "PYTHONPYCACHEPREFIX": PythonEnvironment.bytecodeCache(environment: environment)
         ]) { $1 }
         workerEnvironment["PYTHONDONTWRITEBYTECODE"] = nil
         self.environment = workerEnvironment
         self.loadTimeout = loadTimeout
         let encoded: [UInt8]
         let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase    // the worker script's spelling
+        encoder.keyEncodingStrategy = .convertToSnakeCase  // the worker script's spelling
         do { encoded = Array(try encoder.encode(model)) } catch { throw .unavailable("cannot encode the worker configuration") }
         configuration = String(decoding: encoded, as: UTF8.self)
         var started: [WorkerProcess] = []

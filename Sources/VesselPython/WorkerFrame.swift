@@ -73,7 +73,7 @@ struct WorkerFrame {
     func answer() throws(WorkerError) -> Answer {
         do {
             let decoder = JSONDecoder()
-            decoder.keyDecodingStrategy = .convertFromSnakeCase    // the worker script's spelling
+            decoder.keyDecodingStrategy = .convertFromSnakeCase  // the worker script's spelling
             return try decoder.decode(Answer.self, from: Data(header))
         } catch {
             throw .protocolViolation("its answer's header is not the expected JSON")
@@ -90,7 +90,8 @@ struct WorkerFrame {
                 throw .protocolViolation("it answered output `\(header.name)` as \(header.dtype), which was not asked for")
             }
             guard header.nbytes >= 0, offset <= payload.count - header.nbytes,
-                  let count = Tensor.checkedCount(of: header.shape), Tensor.allocationProblem(dtype, header.shape) == nil else {
+                let count = Tensor.checkedCount(of: header.shape), Tensor.allocationProblem(dtype, header.shape) == nil
+            else {
                 throw .protocolViolation("output `\(header.name)`'s shape \(header.shape) or size does not fit its payload")
             }
             let bytes = payload[offset..<(offset + header.nbytes)]

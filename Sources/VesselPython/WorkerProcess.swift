@@ -192,7 +192,8 @@ final class WorkerProcess: @unchecked Sendable {
         guard result == pid else { return "stopped" }
         let signal = status & 0x7f
         if signal == 0 { return "exited with status \((status >> 8) & 0xff)" }
-        let name = [SIGSEGV: "SIGSEGV", SIGKILL: "SIGKILL", SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGTERM: "SIGTERM", SIGFPE: "SIGFPE", SIGILL: "SIGILL"][signal]
+        let name = [SIGSEGV: "SIGSEGV", SIGKILL: "SIGKILL", SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGTERM: "SIGTERM", SIGFPE: "SIGFPE", SIGILL: "SIGILL"][
+            signal]
         return "was killed by signal \(signal)\(name.map { " (\($0))" } ?? "")"
     }
 }

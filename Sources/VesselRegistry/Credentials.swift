@@ -40,17 +40,20 @@ public struct Credentials: Sendable, Hashable {
 
     /// Credentials for `registry`, from the first file that has them.
     public static func find(registry: String, vesselHome: String) -> Credentials? {
-        let keys = registry == "docker.io"
+        let keys =
+            registry == "docker.io"
             ? ["https://index.docker.io/v1/", "docker.io", "index.docker.io", "registry-1.docker.io"]
             : [registry, "https://\(registry)", "http://\(registry)"]
         for path in configFiles(vesselHome: vesselHome) {
             guard let data = FileManager.default.contents(atPath: path),
-                  let config = try? JSONDecoder().decode(ConfigFile.self, from: data), let auths = config.auths else { continue }
+                let config = try? JSONDecoder().decode(ConfigFile.self, from: data), let auths = config.auths
+            else { continue }
             for key in keys {
                 guard let entry = auths[key] ?? auths[key + "/"] else { continue }
                 if let username = entry.username, let password = entry.password { return Credentials(username: username, password: password) }
                 if let auth = entry.auth, let decoded = Data(base64Encoded: auth).map({ String(decoding: $0, as: UTF8.self) }),
-                   let colon = decoded.firstIndex(of: ":") {
+                    let colon = decoded.firstIndex(of: ":")
+                {
                     return Credentials(username: String(decoded[..<colon]), password: String(decoded[decoded.index(after: colon)...]))
                 }
             }

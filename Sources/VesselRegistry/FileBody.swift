@@ -39,7 +39,9 @@ struct FileBody: AsyncSequence, Sendable {
                 while done < want {
                     let n = pread(fd, raw.baseAddress! + done, want - done, off_t(position + Int64(done)))
                     if n < 0, errno == EINTR { continue }
-                    guard n > 0 else { throw StoreError.io(operation: n == 0 ? "file ended early while reading" : "cannot read", path: path, errno: n == 0 ? 0 : errno) }
+                    guard n > 0 else {
+                        throw StoreError.io(operation: n == 0 ? "file ended early while reading" : "cannot read", path: path, errno: n == 0 ? 0 : errno)
+                    }
                     done += n
                 }
                 return done

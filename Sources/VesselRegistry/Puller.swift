@@ -20,8 +20,10 @@ public struct Puller: Sendable {
     public var progress: @Sendable (String, Int64) -> ProgressBar
     public var log: @Sendable (String) -> Void
 
-    public init(store: Store, client: RegistryClient, progress: @escaping @Sendable (String, Int64) -> ProgressBar = { _, _ in .silent() },
-                log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        store: Store, client: RegistryClient, progress: @escaping @Sendable (String, Int64) -> ProgressBar = { _, _ in .silent() },
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.store = store
         self.client = client
         self.progress = progress
@@ -55,8 +57,10 @@ public struct Puller: Sendable {
     /// Pulls `source` and tags it `local`, with the referrers of the given artifact types
     /// (signatures). `check` runs on the stored, still untagged manifest and its referrers; when
     /// it throws, the referrers are dropped and nothing is tagged.
-    public func pull(_ source: RegistryReference, as local: Reference, referrerTypes: Set<String> = [],
-                     check: ((Descriptor) throws -> Void)? = nil) async throws -> Report {
+    public func pull(
+        _ source: RegistryReference, as local: Reference, referrerTypes: Set<String> = [],
+        check: ((Descriptor) throws -> Void)? = nil
+    ) async throws -> Report {
         let scope = RegistryClient.pullScope(source.repository)
         var (descriptor, bytes) = try await fetchManifest(source.repository, reference: source.manifestReference, expected: source.digest, scope: scope)
         if descriptor.mediaType == OCIMediaType.imageIndex || descriptor.mediaType == OCIMediaType.dockerManifestList {
@@ -65,7 +69,8 @@ public struct Puller: Sendable {
                 throw PullError.unsupported("\(source) is an index with no manifest for linux/\(Self.architecture)")
             }
             log("index: taking \(child.digest.short) (linux/\(Self.architecture))")
-            (descriptor, bytes) = try await fetchManifest(source.repository, reference: child.digest.description, expected: child.digest.description, scope: scope)
+            (descriptor, bytes) = try await fetchManifest(
+                source.repository, reference: child.digest.description, expected: child.digest.description, scope: scope)
         }
         guard descriptor.mediaType == OCIMediaType.imageManifest || descriptor.mediaType == OCIMediaType.dockerManifest else {
             throw PullError.unsupported("\(source) has a manifest of type \(descriptor.mediaType)")
@@ -101,14 +106,17 @@ public struct Puller: Sendable {
     /// digest and its `subject`, its blobs pulled, then attached in the store.
     private func pullReferrers(of subject: Descriptor, repository: String, types: Set<String>, scope: String, report: inout Report) async throws {
         var listed: [Descriptor] = []
-        let api = try await client.send(.GET, "/v2/\(repository)/referrers/\(subject.digest)", headers: [("Accept", OCIMediaType.imageIndex)],
-                                        scopes: [scope], expect: [200, 404, 400, 405])
-        if api.status.code == 200, let index = try? JSONDecoder().decode(ImageIndex.self, from: Data(Array(buffer: try await api.body.collect(upTo: 4 << 20)))) {
+        let api = try await client.send(
+            .GET, "/v2/\(repository)/referrers/\(subject.digest)", headers: [("Accept", OCIMediaType.imageIndex)],
+            scopes: [scope], expect: [200, 404, 400, 405])
+        if api.status.code == 200, let index = try? JSONDecoder().decode(ImageIndex.self, from: Data(Array(buffer: try await api.body.collect(upTo: 4 << 20))))
+        {
             listed = index.manifests
         } else {
             _ = try? await api.body.collect(upTo: 1 << 20)
-            let tagged = try await client.send(.GET, "/v2/\(repository)/manifests/sha256-\(subject.digest.hex)", headers: [("Accept", OCIMediaType.imageIndex)],
-                                               scopes: [scope], expect: [200, 404])
+            let tagged = try await client.send(
+                .GET, "/v2/\(repository)/manifests/sha256-\(subject.digest.hex)", headers: [("Accept", OCIMediaType.imageIndex)],
+                scopes: [scope], expect: [200, 404])
             let body = try await tagged.body.collect(upTo: 4 << 20)
             if tagged.status.code == 200, let index = try? JSONDecoder().decode(ImageIndex.self, from: Data(Array(buffer: body))) { listed = index.manifests }
         }
@@ -142,8 +150,9 @@ public struct Puller: Sendable {
     }
 
     private func fetchManifest(_ repository: String, reference: String, expected: String?, scope: String) async throws -> (Descriptor, [UInt8]) {
-        let response = try await client.send(.GET, "/v2/\(repository)/manifests/\(reference)",
-                                             headers: [("Accept", Self.manifestTypes.joined(separator: ", "))], scopes: [scope], expect: [200])
+        let response = try await client.send(
+            .GET, "/v2/\(repository)/manifests/\(reference)",
+            headers: [("Accept", Self.manifestTypes.joined(separator: ", "))], scopes: [scope], expect: [200])
         let body = try await response.body.collect(upTo: 4 << 20)
         let bytes = Array(buffer: body)
         let digest = Digest(bytes: SHA256.hash(data: bytes)).description

@@ -22,9 +22,11 @@ public struct Pusher: Sendable {
     public var progress: @Sendable (String, Int64) -> ProgressBar
     public var log: @Sendable (String) -> Void
 
-    public init(store: Store, client: RegistryClient, chunkSize: Int64 = 64 << 20,
-                progress: @escaping @Sendable (String, Int64) -> ProgressBar = { _, _ in .silent() },
-                log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        store: Store, client: RegistryClient, chunkSize: Int64 = 64 << 20,
+        progress: @escaping @Sendable (String, Int64) -> ProgressBar = { _, _ in .silent() },
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.store = store
         self.client = client
         self.chunkSize = max(1 << 20, chunkSize)
@@ -73,24 +75,30 @@ public struct Pusher: Sendable {
         report.referrersByTag = true
         let tag = "sha256-" + descriptor.digest.hex
         let scope = RegistryClient.pushScope(target.repository)
-        let existing = try await client.send(.GET, "/v2/\(target.repository)/manifests/\(tag)", headers: [("Accept", OCIMediaType.imageIndex)],
-                                             scopes: [scope], expect: [200, 404])
+        let existing = try await client.send(
+            .GET, "/v2/\(target.repository)/manifests/\(tag)", headers: [("Accept", OCIMediaType.imageIndex)],
+            scopes: [scope], expect: [200, 404])
         var index = ImageIndex(manifests: [])
-        if existing.status.code == 200, let decoded = try? JSONDecoder().decode(ImageIndex.self, from: Data(Array(buffer: try await existing.body.collect(upTo: 4 << 20)))) {
+        if existing.status.code == 200,
+            let decoded = try? JSONDecoder().decode(ImageIndex.self, from: Data(Array(buffer: try await existing.body.collect(upTo: 4 << 20))))
+        {
             index = decoded
         }
         for referrer in referrers where !index.manifests.contains(where: { $0.digest == referrer.digest }) {
             index.manifests.append(Descriptor(mediaType: referrer.mediaType, digest: referrer.digest, size: referrer.size, artifactType: referrer.artifactType))
         }
         let body = ByteBuffer(bytes: Array(try CanonicalJSON.encode(index)))
-        let response = try await client.send(.PUT, "/v2/\(target.repository)/manifests/\(tag)", headers: [("Content-Type", OCIMediaType.imageIndex)],
-                                             scopes: [scope], expect: [200, 201], body: { .bytes(body) })
+        let response = try await client.send(
+            .PUT, "/v2/\(target.repository)/manifests/\(tag)", headers: [("Content-Type", OCIMediaType.imageIndex)],
+            scopes: [scope], expect: [200, 201], body: { .bytes(body) })
         _ = try? await response.body.collect(upTo: 1 << 20)
     }
 
     /// Returns whether the registry took the manifest's `subject` (the `OCI-Subject` header).
     @discardableResult
-    private func pushManifest(_ descriptor: Descriptor, to target: RegistryReference, reference: String, mountFrom: [String], report: inout Report) async throws -> Bool {
+    private func pushManifest(
+        _ descriptor: Descriptor, to target: RegistryReference, reference: String, mountFrom: [String], report: inout Report
+    ) async throws -> Bool {
         let bytes = try store.readBlob(descriptor, context: "manifest \(descriptor.digest)")
         let scope = RegistryClient.pushScope(target.repository)
         if descriptor.mediaType == OCIMediaType.imageIndex || descriptor.mediaType == OCIMediaType.dockerManifestList {
@@ -105,12 +113,14 @@ public struct Pusher: Sendable {
             }
         }
         let body = ByteBuffer(bytes: bytes)
-        let response = try await client.send(.PUT, "/v2/\(target.repository)/manifests/\(reference)",
-                                             headers: [("Content-Type", descriptor.mediaType)], scopes: [scope], expect: [200, 201],
-                                             body: { .bytes(body) })
+        let response = try await client.send(
+            .PUT, "/v2/\(target.repository)/manifests/\(reference)",
+            headers: [("Content-Type", descriptor.mediaType)], scopes: [scope], expect: [200, 201],
+            body: { .bytes(body) })
         if let echoed = response.headers.first(name: "Docker-Content-Digest"), echoed != descriptor.digest.description {
-            throw RegistryClient.RegistryError(method: "PUT", url: client.url("/v2/\(target.repository)/manifests/\(reference)"), status: 201,
-                                               message: "the registry stored the manifest as \(echoed), not \(descriptor.digest)")
+            throw RegistryClient.RegistryError(
+                method: "PUT", url: client.url("/v2/\(target.repository)/manifests/\(reference)"), status: 201,
+                message: "the registry stored the manifest as \(echoed), not \(descriptor.digest)")
         }
         _ = try? await response.body.collect(upTo: 1 << 20)
         return response.headers.first(name: "OCI-Subject") != nil
@@ -134,8 +144,9 @@ public struct Pusher: Sendable {
         let sources = RegistryCache.repositories(holding: blob.digest, registry: client.registry, store: store).filter { $0 != repository } + mountFrom
         var location: String?
         for source in Set(sources).sorted() where source != repository {
-            let response = try await client.send(.POST, "/v2/\(repository)/blobs/uploads/?mount=\(blob.digest)&from=\(source)",
-                                                 headers: [("Content-Length", "0")], scopes: [scope, RegistryClient.pullScope(source)], expect: [201, 202])
+            let response = try await client.send(
+                .POST, "/v2/\(repository)/blobs/uploads/?mount=\(blob.digest)&from=\(source)",
+                headers: [("Content-Length", "0")], scopes: [scope, RegistryClient.pullScope(source)], expect: [201, 202])
             if response.status.code == 201 {
                 report.mounted.append(blob)
                 log("\(label): mounted from \(source)")
@@ -153,7 +164,8 @@ public struct Pusher: Sendable {
         if location == nil, let saved = state.load() {
             // Where does the interrupted upload stand?
             if let response = try? await client.send(.GET, saved, scopes: [scope], expect: [204]),
-               let range = response.headers.first(name: "Range"), let end = range.split(separator: "-").last.flatMap({ Int64($0) }) {
+                let range = response.headers.first(name: "Range"), let end = range.split(separator: "-").last.flatMap({ Int64($0) })
+            {
                 location = response.headers.first(name: "Location") ?? saved
                 offset = end + 1
                 if offset > blob.size { offset = 0; location = nil }
@@ -170,7 +182,8 @@ public struct Pusher: Sendable {
         if location == nil {
             let response = try await client.send(.POST, "/v2/\(repository)/blobs/uploads/", headers: [("Content-Length", "0")], scopes: [scope], expect: [202])
             guard let value = response.headers.first(name: "Location") else {
-                throw RegistryClient.RegistryError(method: "POST", url: client.url("/v2/\(repository)/blobs/uploads/"), status: 202, message: "no Location for the upload")
+                throw RegistryClient.RegistryError(
+                    method: "POST", url: client.url("/v2/\(repository)/blobs/uploads/"), status: 202, message: "no Location for the upload")
             }
             location = value
         }
@@ -182,27 +195,32 @@ public struct Pusher: Sendable {
         if offset == 0, blob.size <= chunkSize {
             // Small: one PUT with the content (monolithic upload).
             let body = FileBody(path: path, offset: 0, length: blob.size, progress: bar)
-            let response = try await client.send(.PUT, Self.appending(digest: blob.digest, to: uploadURL),
-                                                 headers: [("Content-Type", "application/octet-stream"), ("Content-Length", String(blob.size))],
-                                                 scopes: [scope], expect: [201], body: { body.requestBody })
+            let response = try await client.send(
+                .PUT, Self.appending(digest: blob.digest, to: uploadURL),
+                headers: [("Content-Type", "application/octet-stream"), ("Content-Length", String(blob.size))],
+                scopes: [scope], expect: [201], body: { body.requestBody })
             _ = try? await response.body.collect(upTo: 1 << 16)
         } else {
             while offset < blob.size {
                 let length = min(chunkSize, blob.size - offset)
                 let body = FileBody(path: path, offset: offset, length: length, progress: bar)
-                let response = try await client.send(.PATCH, uploadURL, headers: [
-                    ("Content-Type", "application/octet-stream"), ("Content-Range", "\(offset)-\(offset + length - 1)"), ("Content-Length", String(length)),
-                ], scopes: [scope], expect: [202], body: { body.requestBody })
+                let response = try await client.send(
+                    .PATCH, uploadURL,
+                    headers: [
+                        ("Content-Type", "application/octet-stream"), ("Content-Range", "\(offset)-\(offset + length - 1)"), ("Content-Length", String(length))
+                    ], scopes: [scope], expect: [202], body: { body.requestBody })
                 _ = try? await response.body.collect(upTo: 1 << 16)
                 if let next = response.headers.first(name: "Location") { uploadURL = client.url(next) }
                 offset += length
                 if let range = response.headers.first(name: "Range"), let end = range.split(separator: "-").last.flatMap({ Int64($0) }), end + 1 != offset {
-                    throw RegistryClient.RegistryError(method: "PATCH", url: uploadURL, status: 202, message: "the registry holds \(end + 1) bytes, expected \(offset)")
+                    throw RegistryClient.RegistryError(
+                        method: "PATCH", url: uploadURL, status: 202, message: "the registry holds \(end + 1) bytes, expected \(offset)")
                 }
                 state.save(location: uploadURL)
             }
-            let response = try await client.send(.PUT, Self.appending(digest: blob.digest, to: uploadURL), headers: [("Content-Length", "0")],
-                                                 scopes: [scope], expect: [201])
+            let response = try await client.send(
+                .PUT, Self.appending(digest: blob.digest, to: uploadURL), headers: [("Content-Length", "0")],
+                scopes: [scope], expect: [201])
             _ = try? await response.body.collect(upTo: 1 << 16)
         }
         bar.finish()
@@ -229,7 +247,8 @@ struct UploadState {
 
     func load() -> String? {
         guard let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONDecoder().decode([String: String].self, from: data) else { return nil }
+            let object = try? JSONDecoder().decode([String: String].self, from: data)
+        else { return nil }
         return object["location"]
     }
 

@@ -143,7 +143,8 @@ public final class RegistryClient: Sendable {
         switch scheme.lowercased() {
         case "basic":
             guard let credentials else {
-                throw RegistryError(method: "AUTH", url: baseURL, status: 401, message: "the registry wants a user name and password (vessel login \(registry))")
+                throw RegistryError(
+                    method: "AUTH", url: baseURL, status: 401, message: "the registry wants a user name and password (vessel login \(registry))")
             }
             return credentials.basicAuthorization
         case "bearer":
@@ -164,8 +165,9 @@ public final class RegistryClient: Sendable {
             }
             let body = try await response.body.collect(upTo: 1 << 20)
             guard response.status.code == 200 else {
-                throw RegistryError(method: "GET", url: tokenURL, status: Int(response.status.code),
-                                    message: "no token: " + Self.errorMessage(String(buffer: body), status: Int(response.status.code)))
+                throw RegistryError(
+                    method: "GET", url: tokenURL, status: Int(response.status.code),
+                    message: "no token: " + Self.errorMessage(String(buffer: body), status: Int(response.status.code)))
             }
             struct Token: Decodable {
                 var token: String?

@@ -36,7 +36,8 @@ public struct RegistryReference: Sendable, Hashable, CustomStringConvertible {
         if let last = components.last, let colon = last.lastIndex(of: ":") {
             let tag = String(last[last.index(after: colon)...])
             guard !tag.isEmpty, tag.count <= 128, tag.first != "." && tag.first != "-",
-                  tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }) else {
+                tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) })
+            else {
                 throw ParseError(text: text, reason: "`\(tag)` is not a valid tag")
             }
             self.tag = tag
@@ -46,7 +47,8 @@ public struct RegistryReference: Sendable, Hashable, CustomStringConvertible {
         repository = components.joined(separator: "/")
         for component in components {
             guard !component.isEmpty, component.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || "._-".contains($0)) }),
-                  component.first?.isLetter == true || component.first?.isNumber == true else {
+                component.first?.isLetter == true || component.first?.isNumber == true
+            else {
                 throw ParseError(text: text, reason: "`\(component)` must be lowercase letters, digits and separators (. _ -)")
             }
         }

@@ -38,7 +38,8 @@ public struct ModelSource: Sendable {
     /// against `index` before the model loads; the manifest is the one the index carries.
     public static func unpacked(root: String, index: UnpackedFileIndex, alias: String? = nil) throws -> ModelSource {
         guard let manifest = index.manifest else {
-            throw RequestError(400, "the file index of \(index.name) \(index.version) carries no manifest (an image built by an older vessel); rebuild the image")
+            throw RequestError(
+                400, "the file index of \(index.name) \(index.version) carries no manifest (an image built by an older vessel); rebuild the image")
         }
         return ModelSource(name: alias ?? manifest.name) { _ in
             let started = Date()
@@ -94,9 +95,13 @@ public struct ServerConfiguration: Sendable {
         return Int(max(16, min(8192, limit.rlim_cur / 2)))
     }
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int? = nil, shutdownGrace: Duration = .seconds(30),
-                logInferences: Bool = true, announce: Bool = true, warmUpWithExamples: Bool = true, token: String? = nil,
-                workDirectory: String = FileSystem.join(ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp", "vessel-serve-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int? = nil, shutdownGrace: Duration = .seconds(30),
+        logInferences: Bool = true, announce: Bool = true, warmUpWithExamples: Bool = true, token: String? = nil,
+        workDirectory: String = FileSystem.join(
+            ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp",
+            "vessel-serve-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
+    ) {
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
@@ -204,11 +209,14 @@ public final class InferenceServer: Sendable {
         logger.logLevel = .warning
         let app = Application(
             responder: buildRouter().buildResponder(),
-            server: .vesselHTTP1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(server: self)],
-                idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.milliseconds * 1_000_000))),
+            server: .vesselHTTP1(
+                configuration: .init(
+                    additionalChannelHandlers: [ExpectContinueHandler(server: self)],
+                    idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.milliseconds * 1_000_000))),
                 fastLane: { self.configuration.fastLane ? FastInferHandler(server: self) : nil }),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vessel/\(Self.version)",
-                                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.connectionLimit)),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "vessel/\(Self.version)",
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.connectionLimit)),
             onServerRunning: { [listeningPort] channel in
                 let port = channel.localAddress?.port ?? 0
                 listeningPort.set(port)
@@ -217,12 +225,13 @@ public final class InferenceServer: Sendable {
             logger: logger
         )
         let loader = ModelLoader(server: self)
-        let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: app), .init(service: loader), .init(service: idleMemory)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            cancellationSignals: [],
-            logger: logger
-        ).withGrace(configuration.shutdownGrace))
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app), .init(service: loader), .init(service: idleMemory)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                cancellationSignals: [],
+                logger: logger
+            ).withGrace(configuration.shutdownGrace))
         group.withLock { $0 = serviceGroup }
         defer {
             try? FileManager.default.removeItem(atPath: configuration.workDirectory)
@@ -285,21 +294,26 @@ public final class InferenceServer: Sendable {
             }
             try loaded.pendingCheck?.wait()
             let serving = loaded.manifest.serving
-            let queue = InferenceQueue(maxConcurrent: serving.maxConcurrency, maxQueued: serving.maxQueue, label: model.name,
-                                       inlineElements: inlineElements)
+            let queue = InferenceQueue(
+                maxConcurrent: serving.maxConcurrency, maxQueued: serving.maxQueue, label: model.name,
+                inlineElements: inlineElements)
             var batcher: Batcher?
             if serving.maxBatchSize > 1 {
                 if Batcher.canBatch(loaded.signature) {
-                    batcher = Batcher(maxRows: serving.maxBatchSize, maxDelay: .microseconds(Int(serving.maxDelayMilliseconds * 1000)),
-                                      backend: loaded.backend, queue: queue, outputNames: loaded.signature.outputs.map(\.name),
-                                      timeout: .microseconds(Int(max(1, serving.timeoutMilliseconds) * 1000)))
+                    batcher = Batcher(
+                        maxRows: serving.maxBatchSize, maxDelay: .microseconds(Int(serving.maxDelayMilliseconds * 1000)),
+                        backend: loaded.backend, queue: queue, outputNames: loaded.signature.outputs.map(\.name),
+                        timeout: .microseconds(Int(max(1, serving.timeoutMilliseconds) * 1000)))
                 } else if configuration.announce {
-                    StandardStreams.error("vessel: model `\(model.name)`: dynamic batching is off, since not every input and output has a dynamic first dimension")
+                    StandardStreams.error(
+                        "vessel: model `\(model.name)`: dynamic batching is off, since not every input and output has a dynamic first dimension")
                 }
             }
             model.state.withLock { $0 = .ready(loaded, queue, batcher) }
             metrics.loaded(model: model.name, version: loaded.version, seconds: loaded.loadSeconds + Date().timeIntervalSince(started))
-            if configuration.announce { StandardStreams.error("vessel: model `\(model.name)` \(loaded.version) ready (\(loaded.manifest.examples.count) example(s) passed)") }
+            if configuration.announce {
+                StandardStreams.error("vessel: model `\(model.name)` \(loaded.version) ready (\(loaded.manifest.examples.count) example(s) passed)")
+            }
         } catch {
             model.state.withLock { $0 = .failed("\(error)") }
             if configuration.announce { StandardStreams.error("vessel: model `\(model.name)` failed to load: \(error)") }

@@ -32,15 +32,20 @@ public struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("token-file"), help: "Require Authorization: Bearer <the file's token> on all but the health checks.")
     public var tokenFile: String?
 
-    @Option(name: .customLong("verify-files"), help: ArgumentHelp(
-        "Check the model directory's files against this file-digest index before the model turns ready (what an image's entrypoint does).",
-        valueName: "index.json"))
+    @Option(
+        name: .customLong("verify-files"),
+        help: ArgumentHelp(
+            "Check the model directory's files against this file-digest index before the model turns ready (what an image's entrypoint does).",
+            valueName: "index.json"))
     public var verifyFiles: String?
 
-    @Option(name: .customLong("idle-timeout"), help: "Close a connection that sends nothing (no complete header, no body, no next request) for this many seconds.")
+    @Option(
+        name: .customLong("idle-timeout"), help: "Close a connection that sends nothing (no complete header, no body, no next request) for this many seconds.")
     public var idleTimeout: Double = 30
 
-    @Option(name: .customLong("max-connections"), help: "Most connections open at once (default: half the descriptor limit, at most 8192); others wait to be accepted.")
+    @Option(
+        name: .customLong("max-connections"),
+        help: "Most connections open at once (default: half the descriptor limit, at most 8192); others wait to be accepted.")
     public var maxConnections: Int?
 
     public init() {}

@@ -58,8 +58,10 @@ public final class BlobIngest: @unchecked Sendable {
     /// one is hashed and written, with two fixed buffers: memory stays flat for any file size.
     func appendFile(_ source: Int32, path: String, progress: ProgressBar) throws {
         let chunk = 4 << 20
-        let buffers = [UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096),
-                       UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)]
+        let buffers = [
+            UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096),
+            UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        ]
         defer { buffers.forEach { $0.deallocate() } }
         var current = 0
         var count = try FileSystem.readFull(source, buffers[0], path: path)
@@ -67,10 +69,12 @@ public final class BlobIngest: @unchecked Sendable {
             let filled = UnsafeRawBufferPointer(rebasing: buffers[current][..<count])
             let next = buffers[1 - current]
             var nextCount = 0
-            try bothAtOnce({ hasher.update(bufferPointer: filled) }, {
-                try write(filled)
-                nextCount = try FileSystem.readFull(source, next, path: path)
-            })
+            try bothAtOnce(
+                { hasher.update(bufferPointer: filled) },
+                {
+                    try write(filled)
+                    nextCount = try FileSystem.readFull(source, next, path: path)
+                })
             progress.advance(by: count)
             count = nextCount
             current = 1 - current

@@ -12,7 +12,7 @@ public struct Digest: Sendable, Hashable, Comparable, Codable, CustomStringConve
 
     public init?(hex: String) {
         guard hex.utf8.count == 64,
-              hex.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) })
+            hex.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) })
         else { return nil }
         self.hex = hex
     }

@@ -32,8 +32,11 @@ extension Store {
                     var RepoTags: [String]
                     var Layers: [String]
                 }
-                let docker = [DockerEntry(Config: "blobs/sha256/\(manifest.config.digest.hex)", RepoTags: [refName],
-                                          Layers: manifest.layers.map { "blobs/sha256/\($0.digest.hex)" })]
+                let docker = [
+                    DockerEntry(
+                        Config: "blobs/sha256/\(manifest.config.digest.hex)", RepoTags: [refName],
+                        Layers: manifest.layers.map { "blobs/sha256/\($0.digest.hex)" })
+                ]
                 extraFiles.append(("manifest.json", try Array(CanonicalJSON.encode(docker))))
             }
         }

@@ -123,8 +123,9 @@ extension Store {
         default:
             // A manifest of an unknown type could reference anything; treating it as a leaf
             // would let `gc` delete what it needs.
-            throw StoreError.corrupt(path: blobPath(descriptor.digest),
-                                     reason: "manifest media type \(descriptor.mediaType) is not one vessel can read")
+            throw StoreError.corrupt(
+                path: blobPath(descriptor.digest),
+                reason: "manifest media type \(descriptor.mediaType) is not one vessel can read")
         }
     }
 
@@ -132,7 +133,8 @@ extension Store {
     /// not match, naming it.
     /// `skipping`: blobs the caller has just checked another way (a signature check re-hashes
     /// every layer); they are listed but not read again.
-    public func verify(_ descriptor: Descriptor, skipping: Set<Digest> = [], progress: (Descriptor) -> ProgressBar = { _ in .silent() }) throws -> [Descriptor] {
+    public func verify(_ descriptor: Descriptor, skipping: Set<Digest> = [], progress: (Descriptor) -> ProgressBar = { _ in .silent() }) throws -> [Descriptor]
+    {
         let blobs = try closure(of: descriptor)
         for blob in blobs where !skipping.contains(blob.digest) {
             let context = blob.annotations?[OCIAnnotation.title] ?? blob.mediaType

@@ -209,8 +209,9 @@ public final class Store: Sendable {
             defer { close(fd) }
             var info = stat()
             guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-                  Int64(now.tv_sec - info.st_mtim.tv_sec) >= age.components.seconds,
-                  flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }
+                Int64(now.tv_sec - info.st_mtim.tv_sec) >= age.components.seconds,
+                flock(fd, LOCK_EX | LOCK_NB) == 0
+            else { continue }
             if unlink(path) == 0 {
                 files += 1
                 bytes += Int64(info.st_size)

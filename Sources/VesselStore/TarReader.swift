@@ -190,8 +190,8 @@ public final class TarReader {
         var index = 0
         while index < bytes.count {
             guard let space = bytes[index...].firstIndex(of: UInt8(ascii: " ")),
-                  let length = Int(String(decoding: bytes[index..<space], as: UTF8.self)), length > 0,
-                  index + length <= bytes.count
+                let length = Int(String(decoding: bytes[index..<space], as: UTF8.self)), length > 0,
+                index + length <= bytes.count
             else { throw StoreError.invalidArchive(archive: archive, reason: "malformed PAX header") }
             let record = bytes[(space + 1)..<(index + length - 1)]
             if let equals = record.firstIndex(of: UInt8(ascii: "=")) {

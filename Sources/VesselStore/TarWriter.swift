@@ -57,8 +57,9 @@ public struct TarWriter {
             try emit([UInt8](repeating: 0, count: Self.padding(Int64(records.count))))
         }
         let (prefix, shortName) = split ?? ("", String(decoding: name.utf8.suffix(100).filter { $0 < 0x80 }, as: UTF8.self))
-        let header = Self.header(name: shortName, prefix: prefix, size: size, typeflag: typeflag, mode: mode,
-                                 linkName: String(decoding: linkName.utf8.prefix(100), as: UTF8.self))
+        let header = Self.header(
+            name: shortName, prefix: prefix, size: size, typeflag: typeflag, mode: mode,
+            linkName: String(decoding: linkName.utf8.prefix(100), as: UTF8.self))
         try emit(header)
         pendingPadding = Self.padding(size)
     }
@@ -125,13 +126,13 @@ public struct TarWriter {
         octal(0, at: 108, width: 8)  // uid
         octal(0, at: 116, width: 8)  // gid
         octal(min(size, 0o77777777777), at: 124, width: 12)
-        octal(0, at: 136, width: 12) // mtime
+        octal(0, at: 136, width: 12)  // mtime
         block[156] = typeflag
         put(linkName, at: 157, width: 100)
         put("ustar", at: 257, width: 6)  // magic "ustar\0"
-        put("00", at: 263, width: 2)     // version
-        octal(0, at: 329, width: 8)      // devmajor
-        octal(0, at: 337, width: 8)      // devminor
+        put("00", at: 263, width: 2)  // version
+        octal(0, at: 329, width: 8)  // devmajor
+        octal(0, at: 337, width: 8)  // devminor
         put(prefix, at: 345, width: 155)
         // The checksum is computed with its own field as spaces.
         for index in 148..<156 { block[index] = UInt8(ascii: " ") }

@@ -56,7 +56,8 @@ extension Tensor {
                 var scalars: [Unicode.Scalar] = []
                 for k in 0..<width {
                     let o = (index * width + k) * 4
-                    let value = order == ">"
+                    let value =
+                        order == ">"
                         ? UInt32(data[o]) << 24 | UInt32(data[o + 1]) << 16 | UInt32(data[o + 2]) << 8 | UInt32(data[o + 3])
                         : UInt32(data[o]) | UInt32(data[o + 1]) << 8 | UInt32(data[o + 2]) << 16 | UInt32(data[o + 3]) << 24
                     if value == 0 { break }

@@ -29,8 +29,9 @@ public enum ArtifactSigning {
         let bytes = try bundle.encoded()
         let layer = try store.ingest(bytes, mediaType: artifactType, annotations: [OCIAnnotation.title: "model.sig"])
         let config = try store.ingest(Array("{}".utf8), mediaType: "application/vnd.oci.empty.v1+json")
-        var manifest = ImageManifest(artifactType: artifactType, config: config, layers: [layer],
-                                     annotations: ["dev.vessel.signature.format": "model-signing/v1.0"])
+        var manifest = ImageManifest(
+            artifactType: artifactType, config: config, layers: [layer],
+            annotations: ["dev.vessel.signature.format": "model-signing/v1.0"])
         manifest.subject = Descriptor(mediaType: artifact.descriptor.mediaType, digest: artifact.descriptor.digest, size: artifact.descriptor.size)
         return (bundle, try store.attach(manifest))
     }
@@ -39,8 +40,9 @@ public enum ArtifactSigning {
     public static func attachedBundles(of artifact: Artifact, store: Store) throws -> [(descriptor: Descriptor, bytes: [UInt8])] {
         var found: [(Descriptor, [UInt8])] = []
         for referrer in try store.referrers(of: artifact.descriptor.digest, artifactType: artifactType) {
-            let manifest = try CanonicalJSON.decode(ImageManifest.self, from: store.readBlob(referrer, context: "signature of \(artifact.reference)"),
-                                                    path: store.blobPath(referrer.digest))
+            let manifest = try CanonicalJSON.decode(
+                ImageManifest.self, from: store.readBlob(referrer, context: "signature of \(artifact.reference)"),
+                path: store.blobPath(referrer.digest))
             guard manifest.subject?.digest == artifact.descriptor.digest, let layer = manifest.layers.first else { continue }
             found.append((referrer, Array(try store.readBlob(layer, limit: 64 << 20, context: "signature bundle of \(artifact.reference)"))))
         }
@@ -50,8 +52,10 @@ public enum ArtifactSigning {
     /// Checks `bundle` with `key` against the artifact's files as stored: the signature, then
     /// every file's digest, none missing and none extra.
     /// `actual`: the artifact's statement when the caller has it (several bundles, one pass).
-    public static func verify(_ bundle: SigstoreBundle, source: String, key: VerifyingKey, artifact: Artifact, store: Store,
-                              actual: ModelSigningStatement? = nil) throws {
+    public static func verify(
+        _ bundle: SigstoreBundle, source: String, key: VerifyingKey, artifact: Artifact, store: Store,
+        actual: ModelSigningStatement? = nil
+    ) throws {
         let signed = try ModelSigningStatement.parse(try bundle.verifiedStatement(with: key, source: source), source: source)
         if let difference = signed.mismatch(with: try actual ?? statement(of: artifact, store: store)) {
             throw TrustError("\(source) does not match \(artifact.reference): \(difference)")

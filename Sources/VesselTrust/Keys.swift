@@ -79,7 +79,9 @@ public struct SigningKey: @unchecked Sendable {
         guard let (label, der) = PEM.decode(text) else { throw TrustError("\(source) is not a PEM private key") }
         switch label {
         case "ENCRYPTED PRIVATE KEY":
-            throw TrustError("\(source) is encrypted, which this build cannot read yet; decrypt it (`openssl pkcs8 -in \(source) -out plain.pem`) and keep that file private")
+            throw TrustError(
+                "\(source) is encrypted, which this build cannot read yet; decrypt it (`openssl pkcs8 -in \(source) -out plain.pem`) and keep that file private"
+            )
         case "EC PRIVATE KEY", "PRIVATE KEY":
             if label == "PRIVATE KEY", der.starts(with: Ed25519DER.privatePrefix), der.count == Ed25519DER.privatePrefix.count + 32 {
                 key = .ed25519(try Curve25519.Signing.PrivateKey(rawRepresentation: der.suffix(32)))

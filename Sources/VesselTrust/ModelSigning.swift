@@ -49,8 +49,9 @@ public struct SigstoreBundle: Codable, Sendable {
         return SigstoreBundle(
             mediaType: mediaTypeV03,
             verificationMaterial: VerificationMaterial(publicKey: PublicKeyIdentifier(hint: key.publicKey.hint), tlogEntries: []),
-            dsseEnvelope: Envelope(payload: Base64.encode(statement), payloadType: DSSE.inTotoPayloadType,
-                                   signatures: [Signature(sig: Base64.encode(signature), keyid: "")]))
+            dsseEnvelope: Envelope(
+                payload: Base64.encode(statement), payloadType: DSSE.inTotoPayloadType,
+                signatures: [Signature(sig: Base64.encode(signature), keyid: "")]))
     }
 
     public static func parse(_ bytes: [UInt8], source: String) throws -> SigstoreBundle {
@@ -131,9 +132,11 @@ public struct ModelSigningStatement: Sendable, Equatable {
             var predicateType: String
             var predicate: Predicate
         }
-        let body = Statement(subject: [Subject(name: modelName, digest: ["sha256": Digest(bytes: rootDigest).hex])], predicateType: Self.predicateType,
-                             predicate: Predicate(serialization: Serialization(),
-                                                  resources: resources.map { Resource(name: $0.name, algorithm: "sha256", digest: Digest(bytes: $0.sha256).hex) }))
+        let body = Statement(
+            subject: [Subject(name: modelName, digest: ["sha256": Digest(bytes: rootDigest).hex])], predicateType: Self.predicateType,
+            predicate: Predicate(
+                serialization: Serialization(),
+                resources: resources.map { Resource(name: $0.name, algorithm: "sha256", digest: Digest(bytes: $0.sha256).hex) }))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array(try encoder.encode(body))

@@ -29,7 +29,9 @@ struct ServeImageModel: AsyncParsableCommand {
 
     func run() async throws {
         guard let index = try options.fileIndex() else {
-            throw ValidationError("this runtime serves an image's model: give its file index with --verify-files (the full `vessel` serves vessel.yaml directories and artifacts)")
+            throw ValidationError(
+                "this runtime serves an image's model: give its file index with --verify-files (the full `vessel` serves vessel.yaml directories and artifacts)"
+            )
         }
         let (alias, root) = try ServeOptions.splitAlias(model)
         try await options.serve { [try ModelSource.unpacked(root: root, index: index, alias: alias)] }

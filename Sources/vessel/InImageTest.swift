@@ -46,11 +46,14 @@ enum InImageTest {
         let manifest = try ManifestParser.load(directory: root).manifest
         let examples = try LoadedModel.examples(of: manifest, directory: root)
         let port = try freePort()
-        print("in-image: \(runtime.rawValue), \(image.manifest.layers.count) layers unpacked, \(((settings.entrypoint ?? []) + (settings.cmd ?? [])).joined(separator: " ")) on 127.0.0.1:\(port)")
+        print(
+            "in-image: \(runtime.rawValue), \(image.manifest.layers.count) layers unpacked, \(((settings.entrypoint ?? []) + (settings.cmd ?? [])).joined(separator: " ")) on 127.0.0.1:\(port)"
+        )
 
         let started = Date()
-        let container = try ContainerProcess(root: root, config: settings, overrides: ["VESSEL_HOST": "127.0.0.1", "VESSEL_PORT": String(port)],
-                                             runtime: runtime, logPath: work + "/container.log")
+        let container = try ContainerProcess(
+            root: root, config: settings, overrides: ["VESSEL_HOST": "127.0.0.1", "VESSEL_PORT": String(port)],
+            runtime: runtime, logPath: work + "/container.log")
         defer { if container.isRunning { container.stop(grace: 2) } }
         // Ready within `readyTimeout`, or the reason it is not.
         var ready = false
@@ -78,19 +81,22 @@ enum InImageTest {
             let probeTimeout = max(30, Double(check.timeout) / 1e9)
             var failure = ""
             for attempt in 1...attempts {
-                let health = try ContainerProcess(root: root, config: probe, overrides: ["VESSEL_PORT": String(port)], runtime: runtime,
-                                                  logPath: work + "/healthcheck-\(attempt).log")
+                let health = try ContainerProcess(
+                    root: root, config: probe, overrides: ["VESSEL_PORT": String(port)], runtime: runtime,
+                    logPath: work + "/healthcheck-\(attempt).log")
                 let status = health.wait(timeout: probeTimeout)
                 if status == 0 { failure = ""; break }
-                failure = "the image's health check failed \(attempt) time(s) in a row (\(status.map { "exit \($0)" } ?? "no answer in \(Int(probeTimeout)) s")): \(health.logTail())"
+                failure =
+                    "the image's health check failed \(attempt) time(s) in a row (\(status.map { "exit \($0)" } ?? "no answer in \(Int(probeTimeout)) s")): \(health.logTail())"
                 if attempt < attempts { sleep(1) }
             }
             guard failure.isEmpty else { throw Failure(description: failure) }
             print("health check passed: \(check.test.dropFirst().joined(separator: " "))")
         }
 
-        let report = ExampleRun.over(port: port, model: manifest.name, version: manifest.version, examples: examples,
-                                     inputOrder: try ProcessingPlan(manifest: manifest).served.inputs.map(\.name))
+        let report = ExampleRun.over(
+            port: port, model: manifest.name, version: manifest.version, examples: examples,
+            inputOrder: try ProcessingPlan(manifest: manifest).served.inputs.map(\.name))
         printReport(report)
         let status = container.stop(grace: 30)
         guard status == 0 else {

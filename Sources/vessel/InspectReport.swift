@@ -66,7 +66,8 @@ struct InspectReport: Encodable {
             Tensor(name: spec.name, dtype: spec.dtype.rawValue, shape: spec.shape.map(\.description), description: spec.description)
         }
         // A packed manifest's steps compiled when it was packed; an older vessel may not have.
-        let served = (try? ProcessingPlan(manifest: manifest))?.served
+        let served =
+            (try? ProcessingPlan(manifest: manifest))?.served
             ?? manifest.signature
         inputs = served.inputs.map(tensor)
         outputs = served.outputs.map(tensor)
@@ -75,10 +76,16 @@ struct InspectReport: Encodable {
         preprocess = manifest.preprocess.map(\.type)
         postprocess = manifest.postprocess.map(\.type)
         examples = manifest.examples.map(\.name)
-        files = artifact.files.map {
-            File(path: $0.path, role: $0.role.rawValue, mediaType: $0.descriptor.mediaType, size: $0.descriptor.size, digest: $0.descriptor.digest.description)
-        } + [File(path: ManifestParser.fileName, role: "manifest", mediaType: artifact.manifestLayer.mediaType,
-                  size: artifact.manifestLayer.size, digest: artifact.manifestLayer.digest.description)]
+        files =
+            artifact.files.map {
+                File(
+                    path: $0.path, role: $0.role.rawValue, mediaType: $0.descriptor.mediaType, size: $0.descriptor.size,
+                    digest: $0.descriptor.digest.description)
+            } + [
+                File(
+                    path: ManifestParser.fileName, role: "manifest", mediaType: artifact.manifestLayer.mediaType,
+                    size: artifact.manifestLayer.size, digest: artifact.manifestLayer.digest.description)
+            ]
         totalSize = artifact.size
     }
 
@@ -93,7 +100,8 @@ struct InspectReport: Encodable {
         print("  model:       \(format) \(modelFile) (backend \(backend))")
         let processed = inputs != modelInputs || outputs != modelOutputs
         for (title, ins, outs) in [(processed ? "served signature (what clients send and get):" : "signature:", inputs, outputs)]
-            + (processed ? [("model signature (the graph's own, behind the processing steps):", modelInputs, modelOutputs)] : []) {
+            + (processed ? [("model signature (the graph's own, behind the processing steps):", modelInputs, modelOutputs)] : [])
+        {
             print("  \(title)")
             for (kind, tensors) in [("input ", ins), ("output", outs)] {
                 for tensor in tensors {
@@ -152,8 +160,9 @@ struct ImageReport: Encodable {
         healthcheck = settings?.healthcheck?.test
         labels = settings?.labels ?? [:]
         layers = image.manifest.layers.map {
-            Layer(mediaType: $0.mediaType, size: $0.size, digest: $0.digest.description,
-                  title: $0.annotations?[ModelPack.filepathAnnotation] ?? $0.annotations?[OCIAnnotation.title])
+            Layer(
+                mediaType: $0.mediaType, size: $0.size, digest: $0.digest.description,
+                title: $0.annotations?[ModelPack.filepathAnnotation] ?? $0.annotations?[OCIAnnotation.title])
         }
     }
 

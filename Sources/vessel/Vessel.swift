@@ -14,7 +14,8 @@ struct Vessel: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Init.self, Validate.self, Pack.self, List.self, Inspect.self, Verify.self, Export.self, Import.self,
-            Unpack.self, Tag.self, Remove.self, Keygen.self, Sign.self, GC.self, Run.self, Predict.self, Bench.self, Serve.self, Test.self, Image.self, Health.self, Deploy.self, Push.self, Pull.self, Login.self, Logout.self,
+            Unpack.self, Tag.self, Remove.self, Keygen.self, Sign.self, GC.self, Run.self, Predict.self, Bench.self, Serve.self, Test.self, Image.self,
+            Health.self, Deploy.self, Push.self, Pull.self, Login.self, Logout.self
         ]
     )
 }

@@ -28,7 +28,8 @@ final class Workspace {
         chmod(path + "/src/bin/run.sh", 0o755)
         try FileManager.default.createSymbolicLink(atPath: path + "/src/current.py", withDestinationPath: "predict.py")
         var yaml = try String(contentsOfFile: path + "/vessel.yaml", encoding: .utf8)
-        yaml = yaml.replacingOccurrences(of: "  - path: README.md\n    role: doc\n", with: "  - path: README.md\n    role: doc\n  - path: src\n    role: code\n")
+        yaml = yaml.replacingOccurrences(
+            of: "  - path: README.md\n    role: doc\n", with: "  - path: README.md\n    role: doc\n  - path: src\n    role: code\n")
         try TestSupport.write(yaml, to: path + "/vessel.yaml")
         return path
     }
@@ -82,13 +83,14 @@ struct PackTests {
         #expect(manifest.config.mediaType == "application/vnd.cncf.model.config.v1+json")
         let layers = manifest.layers.map { ($0.annotations?["org.cncf.model.filepath"] ?? "?", $0.mediaType) }
         #expect(layers.map(\.0) == ["model.onnx", "labels.txt", "README.md", "src", "vessel.yaml"])
-        #expect(layers.map(\.1) == [
-            "application/vnd.cncf.model.weight.v1.tar",
-            "application/vnd.cncf.model.weight.config.v1.tar",
-            "application/vnd.cncf.model.doc.v1.tar",
-            "application/vnd.cncf.model.code.v1.tar",
-            "application/vnd.cncf.model.weight.config.v1.tar",
-        ])
+        #expect(
+            layers.map(\.1) == [
+                "application/vnd.cncf.model.weight.v1.tar",
+                "application/vnd.cncf.model.weight.config.v1.tar",
+                "application/vnd.cncf.model.doc.v1.tar",
+                "application/vnd.cncf.model.code.v1.tar",
+                "application/vnd.cncf.model.weight.config.v1.tar"
+            ])
         #expect(manifest.annotations?["dev.vessel.manifest"] == manifest.layers.last?.digest.description)
         #expect(manifest.annotations?["org.opencontainers.image.created"] == nil)
         let config = try JSONDecoder().decode(ModelConfig.self, from: workspace.store.readBlob(manifest.config, context: "config"))
@@ -206,7 +208,8 @@ struct LoadTests {
         let manifest = ImageManifest(artifactType: nil, config: config, layers: [], annotations: nil)
         let descriptor = try workspace.store.ingest(Array(CanonicalJSON.encode(manifest)), mediaType: OCIMediaType.imageManifest)
         try workspace.store.tag(descriptor, as: Reference(parsing: "image:1"))
-        #expect(performing: { _ = try Artifact.load(try Reference(parsing: "image:1"), from: workspace.store) },
-                throws: { "\($0)".contains("is not a model artifact") })
+        #expect(
+            performing: { _ = try Artifact.load(try Reference(parsing: "image:1"), from: workspace.store) },
+            throws: { "\($0)".contains("is not a model artifact") })
     }
 }

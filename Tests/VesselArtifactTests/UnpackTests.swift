@@ -35,37 +35,45 @@ struct UnpackTests {
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: target + "/src", withDestinationPath: outside)
-        #expect(performing: { try Unpacker(store: workspace.store, overwrite: true).unpack(artifact, into: target) },
-                throws: { "\($0)".contains("symlink") })
+        #expect(
+            performing: { try Unpacker(store: workspace.store, overwrite: true).unpack(artifact, into: target) },
+            throws: { "\($0)".contains("symlink") })
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
     }
 
     /// An artifact built by hand, as a hostile producer would, with the given layers.
     static func forged(_ workspace: Workspace, layers: [(path: String, mediaType: String, content: [UInt8])]) throws -> Artifact {
         let yaml = """
-        name: forged
-        version: "1"
-        model: {format: onnx, file: model.onnx}
-        signature:
-          inputs: [{name: x, dtype: float32, shape: [1]}]
-          outputs: [{name: y, dtype: float32, shape: [1]}]
+            name: forged
+            version: "1"
+            model: {format: onnx, file: model.onnx}
+            signature:
+              inputs: [{name: x, dtype: float32, shape: [1]}]
+              outputs: [{name: y, dtype: float32, shape: [1]}]
 
-        """
+            """
         var descriptors: [Descriptor] = []
         for layer in layers {
-            descriptors.append(try workspace.store.ingest(layer.content, mediaType: layer.mediaType,
-                                                          annotations: ["org.cncf.model.filepath": layer.path]))
+            descriptors.append(
+                try workspace.store.ingest(
+                    layer.content, mediaType: layer.mediaType,
+                    annotations: ["org.cncf.model.filepath": layer.path]))
         }
-        descriptors.append(try workspace.store.ingest(Array("model".utf8), mediaType: "application/vnd.cncf.model.weight.v1.raw",
-                                                      annotations: ["org.cncf.model.filepath": "model.onnx"]))
-        let manifestLayer = try workspace.store.ingest(Array(yaml.utf8), mediaType: "application/vnd.cncf.model.weight.config.v1.raw",
-                                                       annotations: ["org.cncf.model.filepath": "vessel.yaml"])
+        descriptors.append(
+            try workspace.store.ingest(
+                Array("model".utf8), mediaType: "application/vnd.cncf.model.weight.v1.raw",
+                annotations: ["org.cncf.model.filepath": "model.onnx"]))
+        let manifestLayer = try workspace.store.ingest(
+            Array(yaml.utf8), mediaType: "application/vnd.cncf.model.weight.config.v1.raw",
+            annotations: ["org.cncf.model.filepath": "vessel.yaml"])
         descriptors.append(manifestLayer)
-        let config = ModelConfig(descriptor: .init(), config: .init(),
-                                 modelfs: .init(type: "layers", diffIds: descriptors.map(\.digest.description)))
+        let config = ModelConfig(
+            descriptor: .init(), config: .init(),
+            modelfs: .init(type: "layers", diffIds: descriptors.map(\.digest.description)))
         let configDescriptor = try workspace.store.ingest(Array(CanonicalJSON.encode(config)), mediaType: ModelPack.configMediaType)
-        let manifest = ImageManifest(artifactType: ModelPack.artifactType, config: configDescriptor, layers: descriptors,
-                                     annotations: ["dev.vessel.manifest": manifestLayer.digest.description])
+        let manifest = ImageManifest(
+            artifactType: ModelPack.artifactType, config: configDescriptor, layers: descriptors,
+            annotations: ["dev.vessel.manifest": manifestLayer.digest.description])
         let descriptor = try workspace.store.ingest(Array(CanonicalJSON.encode(manifest)), mediaType: OCIMediaType.imageManifest)
         let reference = try Reference(parsing: "forged:\(UUID().uuidString.prefix(8).lowercased())")
         try workspace.store.tag(descriptor, as: reference)
@@ -76,22 +84,25 @@ struct UnpackTests {
         try TestSupport.tarBytes(entries)
     }
 
-    @Test("hostile paths in an artifact are refused and nothing lands outside", arguments: [
-        "raw-parent", "raw-absolute", "tar-parent", "tar-outside-layer", "tar-symlink-escape", "tar-hardlink",
-    ])
+    @Test(
+        "hostile paths in an artifact are refused and nothing lands outside",
+        arguments: [
+            "raw-parent", "raw-absolute", "tar-parent", "tar-outside-layer", "tar-symlink-escape", "tar-hardlink"
+        ])
     func hostile(_ kind: String) throws {
         let workspace = try Workspace()
         let raw = "application/vnd.cncf.model.doc.v1.raw", tarType = "application/vnd.cncf.model.code.v1.tar"
         let evil = Array("evil".utf8)
         let file = TarWriter.EntryKind.file(size: 4, executable: false)
-        let layer: (path: String, mediaType: String, content: [UInt8]) = switch kind {
-        case "raw-parent": ("../escape.txt", raw, evil)
-        case "raw-absolute": (workspace.directory + "/escape.txt", raw, evil)
-        case "tar-parent": ("code", tarType, try Self.tar([("code/../../escape.txt", file, evil)]))
-        case "tar-outside-layer": ("code", tarType, try Self.tar([("other/escape.txt", file, evil)]))
-        case "tar-symlink-escape": ("code", tarType, try Self.tar([("code/link", .symlink(target: "../../escape.txt"), [])]))
-        default: ("code", tarType, try Self.tar([("code/hard", .file(size: 0, executable: false), [])].map { $0 } + []))
-        }
+        let layer: (path: String, mediaType: String, content: [UInt8]) =
+            switch kind {
+            case "raw-parent": ("../escape.txt", raw, evil)
+            case "raw-absolute": (workspace.directory + "/escape.txt", raw, evil)
+            case "tar-parent": ("code", tarType, try Self.tar([("code/../../escape.txt", file, evil)]))
+            case "tar-outside-layer": ("code", tarType, try Self.tar([("other/escape.txt", file, evil)]))
+            case "tar-symlink-escape": ("code", tarType, try Self.tar([("code/link", .symlink(target: "../../escape.txt"), [])]))
+            default: ("code", tarType, try Self.tar([("code/hard", .file(size: 0, executable: false), [])].map { $0 } + []))
+            }
         var artifact = try Self.forged(workspace, layers: [layer])
         if kind == "tar-hardlink" {
             // A hard link entry written by hand: typeflag 1.
@@ -120,8 +131,9 @@ struct UnpackTests {
         let labels = try #require(artifact.files.first { $0.path == "labels.txt" })
         try TestSupport.flipByte(in: workspace.store.blobPath(labels.descriptor.digest), at: 2)
         let target = workspace.directory + "/out"
-        #expect(performing: { try Unpacker(store: workspace.store).unpack(artifact, into: target) },
-                throws: { "\($0)".contains(labels.descriptor.digest.description) })
+        #expect(
+            performing: { try Unpacker(store: workspace.store).unpack(artifact, into: target) },
+            throws: { "\($0)".contains(labels.descriptor.digest.description) })
         #expect(!FileManager.default.fileExists(atPath: target + "/labels.txt"))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: target).filter { $0.hasPrefix(".vessel-unpack") }
         #expect(leftovers.isEmpty)
@@ -160,8 +172,9 @@ struct UnpackTests {
         let other = workspace.directory + "/other"
         let shortened = unpacker.inPlaceFiles(artifact) { _, path in picked.contains(path) }
         #expect(Set(shortened.keys) == ["model.onnx"])
-        #expect(performing: { try unpacker.unpack(artifact, into: other, except: shortened) },
-                throws: { "\($0)".contains(labels.descriptor.digest.description) })
+        #expect(
+            performing: { try unpacker.unpack(artifact, into: other, except: shortened) },
+            throws: { "\($0)".contains(labels.descriptor.digest.description) })
         #expect(!FileManager.default.fileExists(atPath: other + "/labels.txt"))
     }
 }

@@ -135,20 +135,23 @@ struct CLITests {
         for command in ["validate", "pack"] {
             let result = try scratch.vessel(command, model)
             #expect(result.status == 1)
-            #expect(result.standardError.contains("vessel.yaml:\(line):5: error: postprocess step 1 (`softmax`): takes a floating-point tensor; `label` is int64"),
-                    "\(result.standardError)")
+            #expect(
+                result.standardError.contains("vessel.yaml:\(line):5: error: postprocess step 1 (`softmax`): takes a floating-point tensor; `label` is int64"),
+                "\(result.standardError)")
         }
         #expect(try scratch.vessel("list").standardOutput.contains("no artifacts"))
     }
 
-    @Test("errors name what and where and exit non-zero", arguments: [
-        (["inspect", "nothing:here"], "no artifact `nothing:here`"),
-        (["verify", "Bad:Name"], "names are lowercase"),
-        (["rm", "nothing:here"], "no artifact"),
-        (["import", "/nonexistent.tar"], "/nonexistent.tar"),
-        (["pack", "/nonexistent-dir"], "cannot read vessel.yaml"),
-        (["export", "nothing:here", "-o", "/tmp/x.tar"], "no artifact"),
-    ])
+    @Test(
+        "errors name what and where and exit non-zero",
+        arguments: [
+            (["inspect", "nothing:here"], "no artifact `nothing:here`"),
+            (["verify", "Bad:Name"], "names are lowercase"),
+            (["rm", "nothing:here"], "no artifact"),
+            (["import", "/nonexistent.tar"], "/nonexistent.tar"),
+            (["pack", "/nonexistent-dir"], "cannot read vessel.yaml"),
+            (["export", "nothing:here", "-o", "/tmp/x.tar"], "no artifact")
+        ])
     func errors(_ arguments: [String], _ message: String) throws {
         let scratch = try Scratch()
         let result = try TestSupport.vessel(arguments, home: scratch.home)

@@ -18,7 +18,9 @@ struct ImageCLITests {
         #expect(tested.standardOutput.contains("9 output(s) of the examples passed"), "\(tested.standardOutput)")
     }
 
-    @Test("the minilm image tokenizes text inside the container: its examples (served text in, the model's three inputs made there) pass in the image as outside it")
+    @Test(
+        "the minilm image tokenizes text inside the container: its examples (served text in, the model's three inputs made there) pass in the image as outside it"
+    )
     func textModelInImage() throws {
         let home = try TestSupport.makeTemporaryDirectory("minilm-image-home")
         defer { TestSupport.remove(home) }
@@ -32,9 +34,11 @@ struct ImageCLITests {
         #expect(predicted.status == 0, "\(predicted.standardError)")
         let object = try JSONSerialization.jsonObject(with: Data(predicted.standardOutput.utf8)) as? [String: Any]
         let vector = ((object?["outputs"] as? [[String: Any]])?.first?["data"] as? [Double]) ?? []
-        let expected = try TestSupport.python("""
-        import numpy as np; print(" ".join(str(x) for x in np.load("\(TestSupport.packageRoot)/Examples/minilm/examples/sentences.npy")[0]))
-        """).split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let expected = try TestSupport.python(
+            """
+            import numpy as np; print(" ".join(str(x) for x in np.load("\(TestSupport.packageRoot)/Examples/minilm/examples/sentences.npy")[0]))
+            """
+        ).split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         #expect(vector.count == 384 && expected.count == 384 && zip(vector, expected).allSatisfy { abs($0 - $1) < 1e-4 })
     }
 
@@ -83,9 +87,9 @@ struct ImageCLITests {
         defer { TestSupport.remove(home) }
         let model = try TestSupport.copyExample(to: home + "/model")
         let index = """
-        {"artifact":"sha256:0000000000000000000000000000000000000000000000000000000000000000","name":"iris","version":"1.0.0",
-         "files":[{"path":"labels.txt","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":3}]}
-        """
+            {"artifact":"sha256:0000000000000000000000000000000000000000000000000000000000000000","name":"iris","version":"1.0.0",
+             "files":[{"path":"labels.txt","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":3}]}
+            """
         try TestSupport.write(index, to: home + "/index.json")
         let server = try ServeProcess([model, "--verify-files", home + "/index.json"], home: home)
         defer { kill(server.process.processIdentifier, SIGTERM); _ = server.waitForExit() }
@@ -135,14 +139,16 @@ struct DeployCLITests {
         defer { TestSupport.remove(home) }
         let model = try TestSupport.copyExample(to: home + "/model")
         var yaml = try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8)
-        yaml = yaml.replacingOccurrences(of: "\nserving:\n", with: "\nserving:\n  replicas: 3\n  resources:\n    cpu: 500m\n    memory: 1Gi\n    cpu_limit: 2\n")
+        yaml = yaml.replacingOccurrences(
+            of: "\nserving:\n", with: "\nserving:\n  replicas: 3\n  resources:\n    cpu: 500m\n    memory: 1Gi\n    cpu_limit: 2\n")
         try TestSupport.write(yaml, to: model + "/vessel.yaml")
         #expect(try TestSupport.vessel(["pack", model, "--no-test"], home: home).status == 0)
         let built = try TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:1.0.0", "--binary", "/usr/bin/true"], home: home)
         #expect(built.status == 0, "\(built.standardError)")
         let digest = try #require(built.standardOutput.split(separator: " ").first { $0.hasPrefix("sha256:") }.map { String($0.prefix(71)) })
 
-        let result = try TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes", "--image", "registry.example.com/ml/iris", "--namespace", "ml"], home: home)
+        let result = try TestSupport.vessel(
+            ["deploy", "iris:1.0.0", "--kubernetes", "--image", "registry.example.com/ml/iris", "--namespace", "ml"], home: home)
         #expect(result.status == 0, "\(result.standardError)")
         let documents = try Yams.load_all(yaml: result.standardOutput).compactMap { $0 as? [String: Any] }
         #expect(documents.map { $0["kind"] as? String } == ["Deployment", "Service", "InferenceService"])
@@ -211,8 +217,10 @@ struct PodmanTests {
         // Podman refuses a runroot path over 50 characters.
         let runroot = "/tmp/vp-\(UInt32.random(in: 0...UInt32.max))"
         defer { TestSupport.remove(runroot) }
-        let base = ["--root", home + "/podman-root", "--runroot", runroot, "--runtime", "runc", "--events-backend", "file",
-                    "--cgroup-manager", "cgroupfs"]
+        let base = [
+            "--root", home + "/podman-root", "--runroot", runroot, "--runtime", "runc", "--events-backend", "file",
+            "--cgroup-manager", "cgroupfs"
+        ]
         defer {
             // Containers, images and podman's own mount of its storage go before the directories do.
             _ = try? TestSupport.run(podman, base + ["rm", "-f", "iris"])
@@ -226,9 +234,14 @@ struct PodmanTests {
         // Started through Python's subprocess, which closes inherited descriptors: the container's
         // monitor outlives podman, and Foundation's Process waits until every holder of its
         // descriptor for the child has exited.
-        let launcher = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=open('\(home)/podman-run.log', 'w'), stderr=subprocess.STDOUT, close_fds=True))"
-        let run = try TestSupport.run("python3", ["-c", launcher, podman] + base + ["run", "-d", "--name", "iris", "--ulimit", "nofile=1024:1024",
-                                                                                    "--ulimit", "nproc=1024:1024", "-p", "127.0.0.1:\(port):8080", "localhost/iris-image:docker"])
+        let launcher =
+            "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=open('\(home)/podman-run.log', 'w'), stderr=subprocess.STDOUT, close_fds=True))"
+        let run = try TestSupport.run(
+            "python3",
+            ["-c", launcher, podman] + base + [
+                "run", "-d", "--name", "iris", "--ulimit", "nofile=1024:1024",
+                "--ulimit", "nproc=1024:1024", "-p", "127.0.0.1:\(port):8080", "localhost/iris-image:docker"
+            ])
         #expect(run.status == 0, "\((try? String(contentsOfFile: home + "/podman-run.log", encoding: .utf8)) ?? "")")
         let ready = TestSupport.waitUntil(timeout: 60, interval: 0.05) {
             (try? LoopbackClient.request("GET", port: port, path: "/v2/health/ready", timeout: 2))?.status == 200

@@ -5,11 +5,14 @@ import VesselTestSupport
 /// `vessel import mlflow` on model directories MLflow itself wrote.
 @Suite("vessel import mlflow")
 struct ImportMLflowCLITests {
-    @Test("sklearn (skops, from a DataFrame; cloudpickle, from an array), onnx and custom pyfunc models import, validate and predict what the model predicts in Python")
+    @Test(
+        "sklearn (skops, from a DataFrame; cloudpickle, from an array), onnx and custom pyfunc models import, validate and predict what the model predicts in Python"
+    )
     func flavors() throws {
         let scratch = try TestSupport.makeTemporaryDirectory("mlflow-import")
         defer { TestSupport.remove(scratch) }
-        let expected = try TestSupport.python("""
+        let expected = try TestSupport.python(
+            """
             import json, warnings, numpy as np, onnx
             warnings.filterwarnings("ignore")
             import mlflow.sklearn, mlflow.onnx
@@ -54,8 +57,10 @@ struct ImportMLflowCLITests {
         }
         var predicted = try vessel(arguments)
         #expect(predicted.status == 0, "\(predicted.standardError)")
-        #expect(predicted.standardOutput.contains(#""name":"predictions","datatype":"INT64","shape":[3],"data":\#(predictions)"#.replacingOccurrences(of: " ", with: "")),
-                "\(predicted.standardOutput)")
+        #expect(
+            predicted.standardOutput.contains(
+                #""name":"predictions","datatype":"INT64","shape":[3],"data":\#(predictions)"#.replacingOccurrences(of: " ", with: "")),
+            "\(predicted.standardOutput)")
         let tested = try vessel(["test", "frame-vessel"])
         #expect(tested.status == 0, "the input example runs: \(tested.standardOutput) \(tested.standardError)")
 
@@ -73,7 +78,9 @@ struct ImportMLflowCLITests {
         let onnxYAML = try String(contentsOfFile: scratch + "/onnx-vessel/vessel.yaml", encoding: .utf8)
         #expect(onnxYAML.contains("backend: onnx") && onnxYAML.contains(#"name: "probabilities""#), "\(onnxYAML)")
         predicted = try vessel(["predict", "onnx-vessel", "-i", "X=[[6.3,3.3,6.0,2.5]]", "--json"])
-        #expect(predicted.status == 0 && predicted.standardOutput.contains(#""name":"label","datatype":"INT64","shape":[1],"data":[2]"#), "\(predicted.standardOutput)")
+        #expect(
+            predicted.status == 0 && predicted.standardOutput.contains(#""name":"label","datatype":"INT64","shape":[1],"data":[2]"#),
+            "\(predicted.standardOutput)")
 
         // Any python_function model: the MLflow directory itself, loaded by MLflow's pyfunc, with
         // its column signature kept as columns (text as well as numbers).
@@ -82,8 +89,9 @@ struct ImportMLflowCLITests {
         let pyfuncYAML = try String(contentsOfFile: scratch + "/pyfunc-vessel/vessel.yaml", encoding: .utf8)
         #expect(pyfuncYAML.contains(#"model: {format: mlflow, file: "mlflow_model"}"#) && pyfuncYAML.contains(#""mlflow-skinny==3.17.2""#), "\(pyfuncYAML)")
         predicted = try vessel(["predict", "pyfunc-vessel", "--json", "-i", #"name=["ann","bartholomew","x"]"#, "-i", "amount=[1.5,4.0,10]"])
-        #expect(predicted.status == 0 && predicted.standardOutput.contains(#""name":"predictions","datatype":"FP64","shape":[3],"data":[6.0,19.0,21.0]"#),
-                "\(predicted.standardOutput) \(predicted.standardError)")
+        #expect(
+            predicted.status == 0 && predicted.standardOutput.contains(#""name":"predictions","datatype":"FP64","shape":[3],"data":[6.0,19.0,21.0]"#),
+            "\(predicted.standardOutput) \(predicted.standardError)")
         #expect(try vessel(["test", "pyfunc-vessel"]).status == 0)
 
         // Refusals name the problem and leave nothing behind.

@@ -8,12 +8,15 @@ import VesselTestSupport
 struct PythonPackCLITests {
     static let wheelhouse = TestSupport.packageRoot + "/.build/wheelhouse"
 
-    @Test("pack resolves runtime.requirements into vessel.lock and carries each wheel as a layer; a second pack reuses the lock; with an empty cache and no index, serving builds the environment from the artifact's wheels")
+    @Test(
+        "pack resolves runtime.requirements into vessel.lock and carries each wheel as a layer; a second pack reuses the lock; with an empty cache and no index, serving builds the environment from the artifact's wheels"
+    )
     func vendored() throws {
         let scratch = try TestSupport.makeTemporaryDirectory("python-pack")
         defer { TestSupport.remove(scratch) }
         let directory = scratch + "/model", home = scratch + "/home"
-        try TestSupport.write("""
+        try TestSupport.write(
+            """
             import numpy as np
 
             class Predictor:
@@ -46,8 +49,10 @@ struct PythonPackCLITests {
             """
         try TestSupport.write(yaml, to: directory + "/vessel.yaml")
         // Pack resolves from a local wheelhouse as it would from an index (pip's own settings).
-        let packing = ["VESSEL_HOME": home, "VESSEL_PYTHON": TestSupport.python, "VESSEL_CACHE": scratch + "/cache-pack",
-                       "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": Self.wheelhouse]
+        let packing = [
+            "VESSEL_HOME": home, "VESSEL_PYTHON": TestSupport.python, "VESSEL_CACHE": scratch + "/cache-pack",
+            "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": Self.wheelhouse
+        ]
         let packed = try TestSupport.run(TestSupport.vesselBinary, ["pack", directory], environment: packing)
         #expect(packed.status == 0, "\(packed.standardError)")
         #expect(packed.standardError.contains("resolved runtime.requirements to 1 wheel(s)"), "\(packed.standardError)")
@@ -65,21 +70,26 @@ struct PythonPackCLITests {
         #expect(try String(contentsOfFile: directory + "/vessel.lock", encoding: .utf8) == lock)
 
         // Serving elsewhere: an empty cache and an index that refuses connections.
-        let serving = ["VESSEL_HOME": home, "VESSEL_PYTHON": TestSupport.python, "VESSEL_CACHE": scratch + "/cache-serve",
-                       "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_FIND_LINKS": ""]
+        let serving = [
+            "VESSEL_HOME": home, "VESSEL_PYTHON": TestSupport.python, "VESSEL_CACHE": scratch + "/cache-serve",
+            "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_FIND_LINKS": ""
+        ]
         let predicted = try TestSupport.run(TestSupport.vesselBinary, ["predict", "scaler:1", "-i", "x=[[1,2],[3,4]]", "--json"], environment: serving)
         #expect(predicted.status == 0, "\(predicted.standardError)")
-        #expect(predicted.standardOutput.contains(#""data":[3.0,6.0,9.0,12.0]"#) && predicted.standardOutput.contains(#""data":["2.4.6"]"#),
-                "\(predicted.standardOutput)")
+        #expect(
+            predicted.standardOutput.contains(#""data":[3.0,6.0,9.0,12.0]"#) && predicted.standardOutput.contains(#""data":["2.4.6"]"#),
+            "\(predicted.standardOutput)")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: scratch + "/cache-serve/envs").filter { !$0.hasPrefix(".") }.count) == 1)
 
         // Images do not carry Python yet: refused up front, not built and then failing to load.
         let image = try TestSupport.run(TestSupport.vesselBinary, ["image", "scaler:1", "-t", "scaler-image:1"], environment: packing)
-        #expect(image.status != 0 && image.standardError.contains("runs on the python backend, and images do not carry a Python interpreter"),
-                "\(image.standardError)")
+        #expect(
+            image.status != 0 && image.standardError.contains("runs on the python backend, and images do not carry a Python interpreter"),
+            "\(image.standardError)")
 
         // A requirement no wheel satisfies stops pack with pip's reason, and the lock stays.
-        try TestSupport.write(yaml.replacingOccurrences(of: "[numpy==2.4.6]", with: "[numpy==2.4.6, no-such-package-vessel==1.0]"), to: directory + "/vessel.yaml")
+        try TestSupport.write(
+            yaml.replacingOccurrences(of: "[numpy==2.4.6]", with: "[numpy==2.4.6, no-such-package-vessel==1.0]"), to: directory + "/vessel.yaml")
         let refused = try TestSupport.run(TestSupport.vesselBinary, ["pack", directory], environment: packing)
         #expect(refused.status != 0 && refused.standardError.contains("pip could not resolve runtime.requirements to wheels"), "\(refused.standardError)")
         #expect(try String(contentsOfFile: directory + "/vessel.lock", encoding: .utf8) == lock)

@@ -157,7 +157,9 @@ struct RegistryCLITests {
         #expect(try TestSupport.vessel(["verify", "big:1"], home: empty).status == 0)
     }
 
-    @Test("a signature travels with its artifact: pushed under the tag-schema fallback (skopeo lists it), pulled with it, and --verify-key tags nothing unsigned or signed by another key")
+    @Test(
+        "a signature travels with its artifact: pushed under the tag-schema fallback (skopeo lists it), pulled with it, and --verify-key tags nothing unsigned or signed by another key"
+    )
     func signatures() throws {
         let registry = try LocalRegistry()
         let home = try TestSupport.makeTemporaryDirectory("signed-push")
@@ -169,7 +171,8 @@ struct RegistryCLITests {
         #expect(try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/unsigned", "--insecure"], home: home).status == 0)
         let empty = try TestSupport.makeTemporaryDirectory("signed-pull")
         defer { TestSupport.remove(empty) }
-        let unsigned = try TestSupport.vessel(["pull", "\(registry.host)/models/unsigned:1.0.0", "--insecure", "--verify-key", home + "/key.pem.pub"], home: empty)
+        let unsigned = try TestSupport.vessel(
+            ["pull", "\(registry.host)/models/unsigned:1.0.0", "--insecure", "--verify-key", home + "/key.pem.pub"], home: empty)
         #expect(unsigned.status != 0 && unsigned.standardError.contains("no signature"), "\(unsigned.standardError)")
         #expect(!(try TestSupport.vessel(["list"], home: empty).standardOutput.contains("models/unsigned:")))
 
@@ -177,8 +180,11 @@ struct RegistryCLITests {
         let pushed = try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/signed", "--insecure"], home: home)
         #expect(pushed.status == 0 && pushed.standardOutput.contains("1 signature(s) pushed"), "\(pushed.standardOutput) \(pushed.standardError)")
         let digest = try #require(pushed.standardOutput.split(separator: " ").first { $0.hasPrefix("sha256:") }.map { String($0.prefix(71)) })
-        let listed = try TestSupport.run("skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(registry.host)/models/signed:sha256-\(digest.dropFirst(7))"])
-        #expect(listed.status == 0 && listed.standardOutput.contains("application/vnd.dev.sigstore.bundle.v0.3+json"), "\(listed.standardOutput) \(listed.standardError)")
+        let listed = try TestSupport.run(
+            "skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(registry.host)/models/signed:sha256-\(digest.dropFirst(7))"])
+        #expect(
+            listed.status == 0 && listed.standardOutput.contains("application/vnd.dev.sigstore.bundle.v0.3+json"),
+            "\(listed.standardOutput) \(listed.standardError)")
 
         let wrong = try TestSupport.vessel(["pull", "\(registry.host)/models/signed:1.0.0", "--insecure", "--verify-key", home + "/other.pem.pub"], home: empty)
         #expect(wrong.status != 0 && wrong.standardError.contains("another key"), "\(wrong.standardError)")
@@ -200,7 +206,8 @@ struct RegistryCLITests {
         #expect(anonymous.status != 0)
         #expect(anonymous.standardError.contains("401 no token"), "\(anonymous.standardError)")
 
-        let login = try TestSupport.run("sh", ["-c", "printf hunter2 | '\(TestSupport.vesselBinary)' login \(registry.host) -u bob"], environment: ["VESSEL_HOME": home])
+        let login = try TestSupport.run(
+            "sh", ["-c", "printf hunter2 | '\(TestSupport.vesselBinary)' login \(registry.host) -u bob"], environment: ["VESSEL_HOME": home])
         #expect(login.status == 0, "\(login.standardError)")
         let pushed = try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/iris", "--insecure"], home: home)
         #expect(pushed.status == 0, "\(pushed.standardError)")
@@ -211,11 +218,17 @@ struct RegistryCLITests {
         let pulled = try TestSupport.vessel(["pull", "\(registry.host)/models/copy:1.0.0", "--insecure", "--as", "copy:1"], home: home)
         #expect(pulled.status == 0, "\(pulled.standardError)")
         // skopeo, given the same credentials, reads what was pushed.
-        let inspect = try TestSupport.run("skopeo", ["inspect", "--raw", "--tls-verify=false", "--creds", "bob:hunter2", "docker://\(registry.host)/models/iris:1.0.0"])
+        let inspect = try TestSupport.run(
+            "skopeo", ["inspect", "--raw", "--tls-verify=false", "--creds", "bob:hunter2", "docker://\(registry.host)/models/iris:1.0.0"])
         #expect(inspect.status == 0, "\(inspect.standardError)")
 
-        let wrong = try TestSupport.run("sh", ["-c", "printf nope | '\(TestSupport.vesselBinary)' login \(registry.host) -u bob && '\(TestSupport.vesselBinary)' pull \(registry.host)/models/iris:1.0.0 --insecure"],
-                                        environment: ["VESSEL_HOME": home])
+        let wrong = try TestSupport.run(
+            "sh",
+            [
+                "-c",
+                "printf nope | '\(TestSupport.vesselBinary)' login \(registry.host) -u bob && '\(TestSupport.vesselBinary)' pull \(registry.host)/models/iris:1.0.0 --insecure"
+            ],
+            environment: ["VESSEL_HOME": home])
         #expect(wrong.status != 0)
         #expect(wrong.standardError.contains("401 no token"), "\(wrong.standardError)")
     }
@@ -230,7 +243,8 @@ struct RegistryCLITests {
         #expect(refused.status != 0)
         #expect(refused.standardError.contains("vessel login"), "\(refused.standardError)")
 
-        let login = try TestSupport.run("sh", ["-c", "printf s3cret | '\(TestSupport.vesselBinary)' login \(registry.host) -u alice"], environment: ["VESSEL_HOME": home])
+        let login = try TestSupport.run(
+            "sh", ["-c", "printf s3cret | '\(TestSupport.vesselBinary)' login \(registry.host) -u alice"], environment: ["VESSEL_HOME": home])
         #expect(login.status == 0, "\(login.standardError)")
         var info = stat()
         stat(home + "/auth.json", &info)
@@ -243,11 +257,17 @@ struct RegistryCLITests {
         defer { TestSupport.remove(other) }
         let auth = Data("alice:s3cret".utf8).base64EncodedString()
         try TestSupport.write("{\"auths\":{\"\(registry.host)\":{\"auth\":\"\(auth)\"}}}", to: other + "/config.json")
-        let pulled = try TestSupport.run(TestSupport.vesselBinary, ["pull", "\(registry.host)/models/iris:1.0.0", "--insecure"],
-                                         environment: ["VESSEL_HOME": other + "/store", "DOCKER_CONFIG": other])
+        let pulled = try TestSupport.run(
+            TestSupport.vesselBinary, ["pull", "\(registry.host)/models/iris:1.0.0", "--insecure"],
+            environment: ["VESSEL_HOME": other + "/store", "DOCKER_CONFIG": other])
         #expect(pulled.status == 0, "\(pulled.standardError)")
-        let wrong = try TestSupport.run("sh", ["-c", "printf nope | '\(TestSupport.vesselBinary)' login \(registry.host) -u alice && '\(TestSupport.vesselBinary)' pull \(registry.host)/models/iris:1.0.0 --insecure"],
-                                        environment: ["VESSEL_HOME": home])
+        let wrong = try TestSupport.run(
+            "sh",
+            [
+                "-c",
+                "printf nope | '\(TestSupport.vesselBinary)' login \(registry.host) -u alice && '\(TestSupport.vesselBinary)' pull \(registry.host)/models/iris:1.0.0 --insecure"
+            ],
+            environment: ["VESSEL_HOME": home])
         #expect(wrong.status != 0)
         #expect(wrong.standardError.contains("401"), "\(wrong.standardError)")
     }

@@ -29,19 +29,24 @@ struct RuntimeCLITests {
         let model = Self.nodeCases + "/test_add/model.onnx"
         let data = Self.nodeCases + "/test_add/test_data_set_0"
         try TestSupport.python("import numpy as np; np.save('\(directory)/y.npy', np.ones((3, 4, 5), dtype=np.float32))")
-        let result = try TestSupport.vessel(["run", model, "--input", "x=\(data)/input_0.pb", "--input", "y=\(directory)/y.npy",
-                                             "--output-dir", directory + "/out"], home: directory + "/home")
+        let result = try TestSupport.vessel(
+            [
+                "run", model, "--input", "x=\(data)/input_0.pb", "--input", "y=\(directory)/y.npy",
+                "--output-dir", directory + "/out"
+            ], home: directory + "/home")
         #expect(result.status == 0, "\(result.standardError)")
-        let check = try TestSupport.python("""
-        import numpy as np, onnx
-        from onnx import numpy_helper
-        x = numpy_helper.to_array(onnx.load_tensor('\(data)/input_0.pb'))
-        out = np.load('\(directory)/out/sum.npy')
-        print(np.allclose(out, x + 1), out.dtype, out.shape)
-        """)
+        let check = try TestSupport.python(
+            """
+            import numpy as np, onnx
+            from onnx import numpy_helper
+            x = numpy_helper.to_array(onnx.load_tensor('\(data)/input_0.pb'))
+            out = np.load('\(directory)/out/sum.npy')
+            print(np.allclose(out, x + 1), out.dtype, out.shape)
+            """)
         #expect(check.hasPrefix("True float32 (3, 4, 5)"), "\(check)")
         // Inline JSON, printed back.
-        let relu = try TestSupport.vessel(["run", Self.nodeCases + "/test_relu/model.onnx", "--input", "x=\(Self.nodeCases)/test_relu/test_data_set_0/input_0.pb"], home: directory)
+        let relu = try TestSupport.vessel(
+            ["run", Self.nodeCases + "/test_relu/model.onnx", "--input", "x=\(Self.nodeCases)/test_relu/test_data_set_0/input_0.pb"], home: directory)
         #expect(relu.status == 0)
         #expect(relu.standardOutput.hasPrefix("y  float32[3, 4, 5]"))
         let wrong = try TestSupport.vessel(["run", model, "--input", "x=[[1, 2]]", "--input", "y=[[1, 2]]"], home: directory)
@@ -55,8 +60,11 @@ struct RuntimeCLITests {
     func irisExample() throws {
         let home = try TestSupport.makeTemporaryDirectory("iris-run")
         defer { TestSupport.remove(home) }
-        let result = try TestSupport.vessel(["run", TestSupport.exampleDirectory + "/model.onnx",
-                                             "--input", "X=[[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]"], home: home)
+        let result = try TestSupport.vessel(
+            [
+                "run", TestSupport.exampleDirectory + "/model.onnx",
+                "--input", "X=[[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]"
+            ], home: home)
         #expect(result.status == 0, "\(result.standardError)")
         let lines = result.standardOutput.split(separator: "\n").map(String.init)
         #expect(lines.first == "label  int64[3]")
@@ -69,7 +77,8 @@ struct RuntimeCLITests {
         let directory = try TestSupport.makeTemporaryDirectory("maps")
         defer { TestSupport.remove(directory) }
         let fixtures = TestSupport.packageRoot + "/Tests/VesselONNXTests/Fixtures/ml"
-        let vectorized = try TestSupport.vessel(["run", fixtures + "/dict_vectorizer/model.onnx", "--input", #"features={"a": 0.5, "c": -1.25}"#], home: directory)
+        let vectorized = try TestSupport.vessel(
+            ["run", fixtures + "/dict_vectorizer/model.onnx", "--input", #"features={"a": 0.5, "c": -1.25}"#], home: directory)
         #expect(vectorized.status == 0, "\(vectorized.standardError)")
         #expect(vectorized.standardOutput.hasPrefix("variable  float32[1, 1]"), "\(vectorized.standardOutput)")
         let notAMap = try TestSupport.vessel(["run", fixtures + "/dict_vectorizer/model.onnx", "--input", "features=[1, 2]"], home: directory)
@@ -77,10 +86,14 @@ struct RuntimeCLITests {
         #expect(notAMap.standardError.contains("input `features` is a map(string,tensor(float))"), "\(notAMap.standardError)")
 
         let forest = fixtures + "/random_forest_binary"
-        let zipped = try TestSupport.vessel(["run", forest + "/model.onnx", "--input", "X=\(forest)/test_data_set_0/input_0.pb",
-                                             "--output-dir", directory + "/out"], home: directory)
+        let zipped = try TestSupport.vessel(
+            [
+                "run", forest + "/model.onnx", "--input", "X=\(forest)/test_data_set_0/input_0.pb",
+                "--output-dir", directory + "/out"
+            ], home: directory)
         #expect(zipped.status == 0, "\(zipped.standardError)")
-        let rows = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/out/output_probability.json"))) as? [[String: Double]]
+        let rows =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/out/output_probability.json"))) as? [[String: Double]]
         #expect(rows?.count == 50)
         #expect(rows?.allSatisfy { Set($0.keys) == ["0", "1"] && abs($0.values.reduce(0, +) - 1) < 1e-5 } == true)
         #expect(FileManager.default.fileExists(atPath: directory + "/out/output_label.npy"))
@@ -96,7 +109,8 @@ struct RuntimeCLITests {
 
     @Test("bench reports latency percentiles and throughput as JSON")
     func bench() throws {
-        let result = try TestSupport.vessel(["bench", Self.nodeCases + "/test_matmul_2d/model.onnx", "--iterations", "20", "--threads", "1", "--json"], home: NSTemporaryDirectory())
+        let result = try TestSupport.vessel(
+            ["bench", Self.nodeCases + "/test_matmul_2d/model.onnx", "--iterations", "20", "--threads", "1", "--json"], home: NSTemporaryDirectory())
         #expect(result.status == 0, "\(result.standardError)")
         let report = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any]
         for key in ["p50_ms", "p90_ms", "p99_ms", "throughput_per_s", "load_ms"] { #expect(report?[key] is Double, "\(key)") }

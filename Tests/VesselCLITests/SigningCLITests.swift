@@ -10,10 +10,14 @@ struct SigningCLITests {
     static let modelSigning = TestSupport.packageRoot + "/.build/venv-signing/bin/model_signing"
 
     func requireTool() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.modelSigning) else { throw TestFailure(".build/venv-signing (scripts/onnx-test-data.sh) is missing") }
+        guard FileManager.default.isExecutableFile(atPath: Self.modelSigning) else {
+            throw TestFailure(".build/venv-signing (scripts/onnx-test-data.sh) is missing")
+        }
     }
 
-    @Test("vessel's signature verifies with model_signing on the unpacked files, and model_signing's with vessel; another key, a changed file or a flipped blob byte are refused, naming what failed")
+    @Test(
+        "vessel's signature verifies with model_signing on the unpacked files, and model_signing's with vessel; another key, a changed file or a flipped blob byte are refused, naming what failed"
+    )
     func interop() throws {
         try requireTool()
         let home = try TestSupport.makeTemporaryDirectory("sign-home")
@@ -33,13 +37,15 @@ struct SigningCLITests {
 
         // model_signing accepts the files `vessel unpack` writes.
         #expect(try TestSupport.vessel(["unpack", "iris:1.0.0", home + "/files"], home: home).status == 0)
-        let theirVerify = try TestSupport.run(Self.modelSigning, ["verify", "key", home + "/files", "--signature", home + "/iris.sig", "--public_key", home + "/key.pem.pub"])
+        let theirVerify = try TestSupport.run(
+            Self.modelSigning, ["verify", "key", home + "/files", "--signature", home + "/iris.sig", "--public_key", home + "/key.pem.pub"])
         #expect(theirVerify.status == 0, "\(theirVerify.standardOutput) \(theirVerify.standardError)")
 
         // And vessel accepts a bundle model_signing made over them, with their key (an OpenSSL one).
         _ = try TestSupport.run("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", home + "/theirs.pem"])
         _ = try TestSupport.run("openssl", ["ec", "-in", home + "/theirs.pem", "-pubout", "-out", home + "/theirs.pub"])
-        let theirSign = try TestSupport.run(Self.modelSigning, ["sign", "key", home + "/files", "--private_key", home + "/theirs.pem", "--signature", home + "/theirs.sig"])
+        let theirSign = try TestSupport.run(
+            Self.modelSigning, ["sign", "key", home + "/files", "--private_key", home + "/theirs.pem", "--signature", home + "/theirs.sig"])
         #expect(theirSign.status == 0, "\(theirSign.standardError)")
         let accepted = try TestSupport.vessel(["verify", "iris:1.0.0", "--key", home + "/theirs.pub", "--signature", home + "/theirs.sig"], home: home)
         #expect(accepted.status == 0, "\(accepted.standardError)")
@@ -48,16 +54,19 @@ struct SigningCLITests {
         let otherKey = try TestSupport.vessel(["verify", "iris:1.0.0", "--key", home + "/theirs.pub"], home: home)
         #expect(otherKey.status != 0 && otherKey.standardError.contains("another key"), "\(otherKey.standardError)")
         try "changed\n".write(toFile: home + "/files/labels.txt", atomically: true, encoding: .utf8)
-        _ = try TestSupport.run(Self.modelSigning, ["sign", "key", home + "/files", "--private_key", home + "/theirs.pem", "--signature", home + "/changed.sig"])
+        _ = try TestSupport.run(
+            Self.modelSigning, ["sign", "key", home + "/files", "--private_key", home + "/theirs.pem", "--signature", home + "/changed.sig"])
         let changed = try TestSupport.vessel(["verify", "iris:1.0.0", "--key", home + "/theirs.pub", "--signature", home + "/changed.sig"], home: home)
         #expect(changed.status != 0 && changed.standardError.contains("labels.txt"), "\(changed.standardError)")
-        let theirsOnChanged = try TestSupport.run(Self.modelSigning, ["verify", "key", home + "/files", "--signature", home + "/iris.sig", "--public_key", home + "/key.pem.pub"])
+        let theirsOnChanged = try TestSupport.run(
+            Self.modelSigning, ["verify", "key", home + "/files", "--signature", home + "/iris.sig", "--public_key", home + "/key.pem.pub"])
         #expect(theirsOnChanged.status != 0, "model_signing refuses the changed file too")
 
         // A flipped byte in a stored blob: the signature check re-hashes every layer.
         let blobs = home + "/blobs/sha256"
         let largest = try FileManager.default.contentsOfDirectory(atPath: blobs).max { a, b in
-            ((try? FileManager.default.attributesOfItem(atPath: "\(blobs)/\(a)")[.size] as? Int) ?? 0) < ((try? FileManager.default.attributesOfItem(atPath: "\(blobs)/\(b)")[.size] as? Int) ?? 0)
+            ((try? FileManager.default.attributesOfItem(atPath: "\(blobs)/\(a)")[.size] as? Int) ?? 0)
+                < ((try? FileManager.default.attributesOfItem(atPath: "\(blobs)/\(b)")[.size] as? Int) ?? 0)
         }!
         var bytes = try Data(contentsOf: URL(fileURLWithPath: "\(blobs)/\(largest)"))
         bytes[bytes.count / 2] ^= 0xFF
@@ -76,7 +85,8 @@ struct SigningCLITests {
         #expect(try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/ed.pem"], home: home).status == 0)
         #expect(try TestSupport.vessel(["verify", "iris:1.0.0", "--key", home + "/ed.pem.pub"], home: home).status == 0)
 
-        try "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n".write(toFile: home + "/enc.pem", atomically: true, encoding: .utf8)
+        try "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n".write(
+            toFile: home + "/enc.pem", atomically: true, encoding: .utf8)
         let encrypted = try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/enc.pem"], home: home)
         #expect(encrypted.status != 0 && encrypted.standardError.contains("encrypted"), "\(encrypted.standardError)")
         try "not a key".write(toFile: home + "/junk.pem", atomically: true, encoding: .utf8)

@@ -169,7 +169,8 @@ struct ImageBuildTests {
         #expect(modelDigests == workspace.artifact.imageManifest.layers.map(\.digest.description))
         #expect(layers.dropFirst().allSatisfy { $0["mediaType"] as? String == "application/vnd.oci.image.layer.v1.tar" })
 
-        let config = try workspace.json(try #require(try JSONDecoder().decode(ImageManifest.self, from: workspace.store.readBlob(first.manifest, context: "m")).config as Descriptor?))
+        let config = try workspace.json(
+            try #require(try JSONDecoder().decode(ImageManifest.self, from: workspace.store.readBlob(first.manifest, context: "m")).config as Descriptor?))
         #expect(config["architecture"] as? String == "amd64")
         #expect(config["os"] as? String == "linux")
         #expect(config["created"] as? String == "1970-01-01T00:00:00Z")
@@ -211,7 +212,8 @@ struct ImageBuildTests {
         let theirFiles = try FileManager.default.subpathsOfDirectory(atPath: theirs).sorted()
         let ourFiles = try FileManager.default.subpathsOfDirectory(atPath: ours).sorted()
         #expect(ourFiles == theirFiles)
-        for path in ["model.onnx", "vessel.yaml", "vessel/bin/vessel", "vessel/model.json", "vessel/lib/libc.so.6", "lib64/ld-linux-x86-64.so.2", "etc/passwd"] {
+        for path in ["model.onnx", "vessel.yaml", "vessel/bin/vessel", "vessel/model.json", "vessel/lib/libc.so.6", "lib64/ld-linux-x86-64.so.2", "etc/passwd"]
+        {
             #expect(ourFiles.contains(path), "\(path)")
             #expect(try TestSupport.opensslDigest(ours + "/" + path) == (try TestSupport.opensslDigest(theirs + "/" + path)), "\(path)")
         }
@@ -236,7 +238,8 @@ struct ImageBuildTests {
         let model = try TestSupport.copyExample(to: directory + "/m")
         try TestSupport.write("x", to: model + "/vessel/notes.txt")
         var yaml = try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8)
-        yaml = yaml.replacingOccurrences(of: "  - path: README.md\n    role: doc\n", with: "  - path: README.md\n    role: doc\n  - path: vessel/notes.txt\n    role: doc\n")
+        yaml = yaml.replacingOccurrences(
+            of: "  - path: README.md\n    role: doc\n", with: "  - path: README.md\n    role: doc\n  - path: vessel/notes.txt\n    role: doc\n")
         try TestSupport.write(yaml, to: model + "/vessel.yaml")
         let store = try Store(root: directory + "/home")
         let packed = try Packer(store: store).pack(directory: model)
@@ -255,11 +258,13 @@ struct RootFilesystemTests {
         for entries in layers {
             descriptors.append(try store.ingest(try TestSupport.tarBytes(entries), mediaType: OCIMediaType.layerTar))
         }
-        let config = ImageConfig(created: nil, architecture: "amd64", os: "linux", config: nil,
-                                 rootfs: .init(type: "layers", diffIDs: descriptors.map(\.digest.description)), history: nil)
+        let config = ImageConfig(
+            created: nil, architecture: "amd64", os: "linux", config: nil,
+            rootfs: .init(type: "layers", diffIDs: descriptors.map(\.digest.description)), history: nil)
         let configDescriptor = try store.ingest(Array(CanonicalJSON.encode(config)), mediaType: OCIMediaType.imageConfig)
-        return try store.ingest(Array(CanonicalJSON.encode(ImageManifest(artifactType: nil, config: configDescriptor, layers: descriptors, annotations: nil))),
-                                mediaType: OCIMediaType.imageManifest)
+        return try store.ingest(
+            Array(CanonicalJSON.encode(ImageManifest(artifactType: nil, config: configDescriptor, layers: descriptors, annotations: nil))),
+            mediaType: OCIMediaType.imageManifest)
     }
 
     @Test("whiteouts and opaque directories hide what lower layers put there")
@@ -267,12 +272,17 @@ struct RootFilesystemTests {
         let directory = try TestSupport.makeTemporaryDirectory("rootfs")
         defer { TestSupport.remove(directory) }
         let store = try Store(root: directory + "/home")
-        let manifest = try image([
-            [("a", .directory, []), ("a/keep", .file(size: 1, executable: false), [1]), ("a/drop", .file(size: 1, executable: false), [2]),
-             ("b", .directory, []), ("b/old", .file(size: 1, executable: false), [3])],
-            [("./a/.wh.drop", .file(size: 0, executable: false), []), ("b/.wh..wh..opq", .file(size: 0, executable: false), []),
-             ("b/new", .file(size: 1, executable: false), [4]), ("a/keep", .file(size: 2, executable: true), [5, 6])],
-        ], store: store)
+        let manifest = try image(
+            [
+                [
+                    ("a", .directory, []), ("a/keep", .file(size: 1, executable: false), [1]), ("a/drop", .file(size: 1, executable: false), [2]),
+                    ("b", .directory, []), ("b/old", .file(size: 1, executable: false), [3])
+                ],
+                [
+                    ("./a/.wh.drop", .file(size: 0, executable: false), []), ("b/.wh..wh..opq", .file(size: 0, executable: false), []),
+                    ("b/new", .file(size: 1, executable: false), [4]), ("a/keep", .file(size: 2, executable: true), [5, 6])
+                ]
+            ], store: store)
         let root = directory + "/root"
         try RootFilesystem.load(manifest, from: store).unpack(from: store, into: root)
         #expect(try FileManager.default.subpathsOfDirectory(atPath: root).sorted() == ["a", "a/keep", "b", "b/new"])

@@ -23,30 +23,32 @@ struct CogImportTests {
 
     @Test("typed inputs, defaults and optionals become the signature; the directory validates")
     func signature() throws {
-        let source = try project(predictor: """
-            from typing import Optional
-            from cog import BasePredictor, Input, Path
+        let source = try project(
+            predictor: """
+                from typing import Optional
+                from cog import BasePredictor, Input, Path
 
-            class Predictor(BasePredictor):
-                def setup(self):
-                    pass
+                class Predictor(BasePredictor):
+                    def setup(self):
+                        pass
 
-                def predict(self,
-                            text: str = Input(description="what to say"),
-                            count: int = Input(default=3, ge=1, le=10),
-                            scale: float = 1.5,
-                            flags: list[bool] = Input(default=None),
-                            image: Path = Input(description="a picture"),
-                            note: Optional[str] = None) -> list[float]:
-                    return [0.0]
-            """, cogYAML: """
-            build:
-              python_version: "3.11.4"
-              python_packages: ["numpy==2.4.6"]
-              system_packages: ["libgl1"]
-              gpu: true
-            predict: "predict.py:Predictor"
-            """)
+                    def predict(self,
+                                text: str = Input(description="what to say"),
+                                count: int = Input(default=3, ge=1, le=10),
+                                scale: float = 1.5,
+                                flags: list[bool] = Input(default=None),
+                                image: Path = Input(description="a picture"),
+                                note: Optional[str] = None) -> list[float]:
+                        return [0.0]
+                """,
+            cogYAML: """
+                build:
+                  python_version: "3.11.4"
+                  python_packages: ["numpy==2.4.6"]
+                  system_packages: ["libgl1"]
+                  gpu: true
+                predict: "predict.py:Predictor"
+                """)
         defer { TestSupport.remove(source) }
         let output = source + "-imported"
         defer { TestSupport.remove(output) }
@@ -71,32 +73,40 @@ struct CogImportTests {
 
     @Test("what cannot be imported is refused with the reason, and nothing is left behind")
     func refusals() throws {
-        let source = try project(predictor: """
-            from cog import BasePredictor
+        let source = try project(
+            predictor: """
+                from cog import BasePredictor
 
-            class Predictor(BasePredictor):
-                def predict(self, table: dict) -> str:
-                    return ""
-            """, cogYAML: "predict: predict.py:Predictor\n")
+                class Predictor(BasePredictor):
+                    def predict(self, table: dict) -> str:
+                        return ""
+                """, cogYAML: "predict: predict.py:Predictor\n")
         defer { TestSupport.remove(source) }
         let output = source + "-imported"
         func refusal(_ body: () throws -> Void) -> String {
             do { try body(); return "accepted" } catch { return "\(error)" }
         }
-        #expect(refusal { _ = try CogImporter.run(source: source, output: output, name: nil, environment: environment) }
-            == "input `table` is a `dict`, which vessel cannot carry as a tensor yet (str, int, float, bool, Path, File and lists of them)")
+        #expect(
+            refusal { _ = try CogImporter.run(source: source, output: output, name: nil, environment: environment) }
+                == "input `table` is a `dict`, which vessel cannot carry as a tensor yet (str, int, float, bool, Path, File and lists of them)")
         #expect(!FileManager.default.fileExists(atPath: output), "a failed import leaves no directory")
 
         try TestSupport.write("build:\n  python_version: '3.11'\n", to: source + "/cog.yaml")
-        #expect(refusal { _ = try CogImporter.run(source: source, output: output, name: nil, environment: environment) }.contains("cog.yaml has no `predict: file.py:Predictor`"))
-        #expect(refusal { _ = try CogImporter.run(source: source + "/weights", output: output, name: nil, environment: environment) }
-            .contains("has no readable cog.yaml"))
+        #expect(
+            refusal { _ = try CogImporter.run(source: source, output: output, name: nil, environment: environment) }.contains(
+                "cog.yaml has no `predict: file.py:Predictor`"))
+        #expect(
+            refusal { _ = try CogImporter.run(source: source + "/weights", output: output, name: nil, environment: environment) }
+                .contains("has no readable cog.yaml"))
 
         try TestSupport.write("predict: predict.py:Missing\n", to: source + "/cog.yaml")
-        #expect(refusal { _ = try CogImporter.run(source: source, output: output, name: nil, environment: environment) }.contains("reading the predictor's inputs"))
+        #expect(
+            refusal { _ = try CogImporter.run(source: source, output: output, name: nil, environment: environment) }.contains("reading the predictor's inputs"))
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         defer { TestSupport.remove(output) }
         try TestSupport.write("predict: predict.py:Predictor\n", to: source + "/cog.yaml")
-        #expect(refusal { _ = try CogImporter.run(source: source, output: output, name: nil, environment: environment) } == "\(output) already exists; choose another directory with -o")
+        #expect(
+            refusal { _ = try CogImporter.run(source: source, output: output, name: nil, environment: environment) }
+                == "\(output) already exists; choose another directory with -o")
     }
 }

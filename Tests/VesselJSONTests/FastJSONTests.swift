@@ -34,9 +34,11 @@ struct FastJSONTests {
     @Test("the short-number fast path gives strtod's double, digit for digit, and hands it the rest")
     func shortNumbers() throws {
         var generator = SystemRandomNumberGenerator()
-        var texts = ["0", "-0", "0.0", "1e22", "1e23", "9007199254740992", "9007199254740993", "-9007199254740993.5",
-                     "0.1", "0.30000001192092896", "123456789012345678901234567890", "1.7976931348623157e308", "4.9e-324",
-                     "1e-400", "1e400", "0.000000000000000000000000001", "12345678901234567890e-30", "1E+2", "2.5e-0"]
+        var texts = [
+            "0", "-0", "0.0", "1e22", "1e23", "9007199254740992", "9007199254740993", "-9007199254740993.5",
+            "0.1", "0.30000001192092896", "123456789012345678901234567890", "1.7976931348623157e308", "4.9e-324",
+            "1e-400", "1e400", "0.000000000000000000000000001", "12345678901234567890e-30", "1E+2", "2.5e-0"
+        ]
         for _ in 0..<3000 {
             // Float32 values printed as Python does (up to 17 significant digits), short decimals,
             // integers, and values with exponents.
@@ -49,9 +51,10 @@ struct FastJSONTests {
             texts.append(Bool.random(using: &generator) ? "-" + text : text)
             texts.append("\(Double(Float.random(in: -1...1, using: &generator)))")
             // 16 to 19 digits with exponents up to ±19: the integer-arithmetic path, ties included.
-            let long = String((0..<Int.random(in: 16...19, using: &generator)).map { index in
-                Character(String(Int.random(in: index == 0 ? 1...9 : 0...9, using: &generator)))
-            })
+            let long = String(
+                (0..<Int.random(in: 16...19, using: &generator)).map { index in
+                    Character(String(Int.random(in: index == 0 ? 1...9 : 0...9, using: &generator)))
+                })
             texts.append(long + "e" + String(Int.random(in: -19...19, using: &generator)))
         }
         // Exact halfway cases between doubles: 2^53 + 1 (ties to even, down) and 2^53 + 3 (up).
@@ -63,12 +66,13 @@ struct FastJSONTests {
         }
     }
 
-    @Test("invalid JSON is refused with where", arguments: [
-        "01", "1.", "-", "1e", "[1,]", "[1 2]", #"{"a":1,}"#, #"{"a" 1}"#, #"{a:1}"#, "\"abc", "\"a\u{01}b\"", "[1] x", "tru", "nul", "+1", "",
-        String(repeating: "[", count: 200) + String(repeating: "]", count: 200),
-    ])
+    @Test(
+        "invalid JSON is refused with where",
+        arguments: [
+            "01", "1.", "-", "1e", "[1,]", "[1 2]", #"{"a":1,}"#, #"{"a" 1}"#, #"{a:1}"#, "\"abc", "\"a\u{01}b\"", "[1] x", "tru", "nul", "+1", "",
+            String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        ])
     func invalid(_ text: String) {
         #expect(throws: FastJSON.Failure.self) { try parse(text) }
     }
 }
-

@@ -3,10 +3,12 @@ import Testing
 
 @Suite("manifest types, diagnostics and suggestions")
 struct ManifestTypesTests {
-    @Test("a typo gets the closest candidate, a different word none", arguments: [
-        ("sigature", "signature"), ("SERVING", "serving"), ("postprocesss", "postprocess"), ("modle", "model"),
-        ("weights", nil), ("x", nil), ("", nil),
-    ] as [(String, String?)])
+    @Test(
+        "a typo gets the closest candidate, a different word none",
+        arguments: [
+            ("sigature", "signature"), ("SERVING", "serving"), ("postprocesss", "postprocess"), ("modle", "model"),
+            ("weights", nil), ("x", nil), ("", nil)
+        ] as [(String, String?)])
     func suggestions(word: String, expected: String?) {
         let keys = ["schemaVersion", "name", "version", "model", "files", "signature", "serving", "preprocess", "postprocess", "runtime"]
         #expect(Suggestion.closest(to: word, in: keys) == expected)
@@ -32,23 +34,26 @@ struct ManifestTypesTests {
         #expect(error.description == "m/vessel.yaml:7:3: error: unknown key `sigature`\n    hint: did you mean `signature`?")
         let thrown = ManifestValidationError(diagnostics: [warning, error])
         #expect(thrown.errors == [error])
-        #expect(thrown.description == """
-            1 error in the manifest:
-            m/vessel.yaml:1:1: warning: no examples
-            m/vessel.yaml:7:3: error: unknown key `sigature`
-                hint: did you mean `signature`?
-            """)
+        #expect(
+            thrown.description == """
+                1 error in the manifest:
+                m/vessel.yaml:1:1: warning: no examples
+                m/vessel.yaml:7:3: error: unknown key `sigature`
+                    hint: did you mean `signature`?
+                """)
         #expect(ManifestValidationError(diagnostics: [error, error]).description.hasPrefix("2 errors in the manifest:"))
     }
 
     @Test("file roles name ModelPack's layer media types; formats pick their backend")
     func rolesAndFormats() {
         // The ModelPack spec's layer types: application/vnd.cncf.model.{weight,weight.config,doc,code,dataset}.v1.tar
-        #expect(FileRole.allCases.map { "application/vnd.cncf.model.\($0.mediaTypeStem).v1.tar" } == [
-            "application/vnd.cncf.model.weight.v1.tar", "application/vnd.cncf.model.weight.config.v1.tar",
-            "application/vnd.cncf.model.code.v1.tar", "application/vnd.cncf.model.doc.v1.tar", "application/vnd.cncf.model.dataset.v1.tar",
-        ])
+        #expect(
+            FileRole.allCases.map { "application/vnd.cncf.model.\($0.mediaTypeStem).v1.tar" } == [
+                "application/vnd.cncf.model.weight.v1.tar", "application/vnd.cncf.model.weight.config.v1.tar",
+                "application/vnd.cncf.model.code.v1.tar", "application/vnd.cncf.model.doc.v1.tar", "application/vnd.cncf.model.dataset.v1.tar"
+            ])
         #expect(ModelFormat.allCases.filter { $0.defaultBackend == .onnx } == [.onnx])
-        #expect(ModelFormat.allCases.filter(\.hasReadyMadePythonLoader).map(\.rawValue).sorted() == ["joblib", "keras", "mlflow", "pickle", "savedmodel", "skops"])
+        #expect(
+            ModelFormat.allCases.filter(\.hasReadyMadePythonLoader).map(\.rawValue).sorted() == ["joblib", "keras", "mlflow", "pickle", "savedmodel", "skops"])
     }
 }

@@ -7,23 +7,23 @@ import VesselTestSupport
 
 /// A valid manifest; each case below changes one thing and expects one diagnostic at a line.
 let baseManifest = """
-schemaVersion: 1
-name: demo
-version: "1.0"
-model:
-  format: onnx
-  file: model.onnx
-signature:
-  inputs:
-    - name: x
-      dtype: float32
-      shape: [-1, 4]
-  outputs:
-    - name: y
-      dtype: float32
-      shape: [-1]
+    schemaVersion: 1
+    name: demo
+    version: "1.0"
+    model:
+      format: onnx
+      file: model.onnx
+    signature:
+      inputs:
+        - name: x
+          dtype: float32
+          shape: [-1, 4]
+      outputs:
+        - name: y
+          dtype: float32
+          shape: [-1]
 
-"""
+    """
 
 /// One manifest mistake: what to change, and what the diagnostic must say and where.
 struct Mistake: CustomTestStringConvertible, Sendable {
@@ -36,8 +36,10 @@ struct Mistake: CustomTestStringConvertible, Sendable {
 
     var testDescription: String { label }
 
-    init(_ label: String, replacing old: String? = nil, with new: String = "", append: String = "",
-         message: String, line: Int, column: Int? = nil, hint: String? = nil) {
+    init(
+        _ label: String, replacing old: String? = nil, with new: String = "", append: String = "",
+        message: String, line: Int, column: Int? = nil, hint: String? = nil
+    ) {
         var text = baseManifest
         if let old {
             precondition(text.contains(old), "base manifest lacks \(old)")
@@ -61,89 +63,131 @@ struct Mistake: CustomTestStringConvertible, Sendable {
 }
 
 let mistakes: [Mistake] = [
-    Mistake("misspelled key", replacing: "      shape: [-1, 4]", with: "      shapes: [-1, 4]",
-            message: "unknown key `shapes`", line: 11, column: 7, hint: "did you mean `shape`?"),
-    Mistake("unknown dtype", replacing: "      dtype: float32\n      shape: [-1, 4]", with: "      dtype: flaot32\n      shape: [-1, 4]",
-            message: "unknown dtype `flaot32`", line: 10, column: 14, hint: "did you mean `float32`?"),
-    Mistake("negative dimension", replacing: "shape: [-1, 4]", with: "shape: [-3, 4]",
-            message: "negative dimension -3", line: 11, column: 15, hint: "use -1"),
-    Mistake("not a dimension", replacing: "shape: [-1, 4]", with: "shape: [-1, 4.5]",
-            message: "`4.5` is not a dimension", line: 11),
-    Mistake("missing model file", replacing: "file: model.onnx", with: "file: modle.onnx",
-            message: "`modle.onnx` does not exist", line: 6, column: 9, hint: "did you mean `model.onnx`?"),
-    Mistake("duplicate input", replacing: "  outputs:", with: "    - name: x\n      dtype: int64\n      shape: [2]\n  outputs:",
-            message: "duplicate input name `x`", line: 12),
-    Mistake("newer schema", replacing: "schemaVersion: 1", with: "schemaVersion: 2",
-            message: "newer than this vessel understands", line: 1, hint: "upgrade vessel"),
-    Mistake("uppercase name", replacing: "name: demo", with: "name: Demo",
-            message: "names are lowercase; use `demo`", line: 2),
-    Mistake("version not a tag", replacing: "version: \"1.0\"", with: "version: \"1.0 beta\"",
-            message: "cannot be used as a tag", line: 3),
-    Mistake("unknown format", replacing: "format: onnx", with: "format: onxx",
-            message: "unknown model format `onxx`", line: 5, hint: "did you mean `onnx`?"),
-    Mistake("unknown top-level key", append: "signatures: {}\n",
-            message: "unknown key `signatures` in the manifest", line: 16, hint: "did you mean `signature`?"),
-    Mistake("missing version", replacing: "version: \"1.0\"\n", with: "",
-            message: "missing required key `version`", line: 1),
-    Mistake("unknown role", append: "files:\n  - path: model.onnx2\n    role: wieghts\n",
-            message: "unknown file role `wieghts`", line: 18, hint: "did you mean `weights`?"),
-    Mistake("file listed twice", append: "files:\n  - {path: notes.md, role: doc}\n  - {path: notes.md, role: doc}\n",
-            message: "`notes.md` is listed twice", line: 18),
-    Mistake("model file listed again", append: "files:\n  - {path: model.onnx, role: weights}\n",
-            message: "`model.onnx` is listed twice", line: 17, hint: "the model file is always packed"),
-    Mistake("path leaves directory", append: "files:\n  - {path: ../secret.txt, role: doc}\n",
-            message: "leaves the model directory", line: 17),
-    Mistake("absolute path", append: "files:\n  - {path: /etc/passwd, role: doc}\n",
-            message: "is absolute", line: 17),
-    Mistake("unknown step", append: "postprocess:\n  - {type: softmaxx, output: y}\n",
-            message: "unknown postprocess step `softmaxx`", line: 17, hint: "did you mean `softmax`?"),
-    Mistake("step in wrong stage", append: "preprocess:\n  - {type: softmax, input: x}\n",
-            message: "step `softmax` cannot be used in `preprocess`", line: 17),
-    Mistake("step names unknown output", append: "postprocess:\n  - {type: softmax, output: z}\n",
-            message: "names output `z`, which the signature does not have", line: 17),
-    Mistake("step missing parameter", append: "postprocess:\n  - {type: topk, output: y}\n",
-            message: "missing required key `k`", line: 17),
-    Mistake("step file missing", append: "postprocess:\n  - {type: labels, output: y, file: labels.txt}\n",
-            message: "`labels.txt` does not exist", line: 17),
-    Mistake("example missing input", append: "examples:\n  - name: one\n    inputs: {}\n",
-            message: "example `one` is missing input `x`", line: 18),
-    Mistake("example unknown input", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3, 4]], w: [1]}\n",
-            message: "has input `w`, which the signature does not have", line: 18),
-    Mistake("example ragged", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3, 4], [1, 2]]}\n",
-            message: "is ragged", line: 18),
-    Mistake("example shape", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3]]}\n",
-            message: "has shape [1, 3], which does not fit [-1, 4]", line: 18),
-    Mistake("example dtype", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3, \"a\"]]}\n",
-            message: "which is not a float32", line: 18),
-    Mistake("backend cannot run format", replacing: "format: onnx", with: "format: torchscript",
-            append: "runtime: {backend: onnx}\n", message: "the onnx backend cannot run a `torchscript` model", line: 16),
-    Mistake("python backend without a loader", replacing: "format: onnx", with: "format: torchscript",
-            append: "runtime: {backend: python}\n", message: "no ready-made loader for `torchscript` models", line: 5, hint: "runtime.predictor"),
-    Mistake("predictor not file:class", append: "runtime: {backend: python, predictor: predict.py}\n",
-            message: "`runtime.predictor` `predict.py` is not `file.py:ClassName`", line: 16),
-    Mistake("predictor file missing", append: "runtime: {backend: python, predictor: \"predict.py:Predictor\"}\n",
-            message: "`runtime.predictor` `predict.py` does not exist", line: 16),
-    Mistake("predictor on the onnx backend", append: "runtime: {predictor: \"predict.py:Predictor\"}\n",
-            message: "`runtime.predictor` needs `backend: python`", line: 16),
-    Mistake("python version", replacing: "format: onnx", with: "format: joblib", append: "runtime: {backend: python, python: three}\n",
-            message: "`runtime.python` `three` is not a Python version", line: 16),
-    Mistake("ready-made loader signature", replacing: "format: onnx", with: "format: joblib",
-            append: "runtime: {backend: python}\n", message: "takes one input (the feature matrix) and gives one or two outputs", line: 5)
-        .replacingInYAML("  outputs:\n", with: "    - {name: w, dtype: float32, shape: [-1]}\n  outputs:\n"),
-    Mistake("worker memory", replacing: "format: onnx", with: "format: joblib", append: "runtime: {backend: python, max_worker_memory: lots}\n",
-            message: "`runtime.max_worker_memory` `lots` is not a memory quantity", line: 16, hint: "512Mi"),
-    Mistake("optional input without a predictor", replacing: "      shape: [-1, 4]\n", with: "      shape: [-1, 4]\n      optional: true\n",
-            message: "optional inputs need a python predictor", line: 12),
-    Mistake("optional output", replacing: "      shape: [-1]\n", with: "      shape: [-1]\n      optional: true\n",
-            message: "an output cannot be `optional`", line: 16),
-    Mistake("system packages", append: "runtime: {system: [libgomp1]}\n",
-            message: "`runtime.system` is not supported yet", line: 16),
-    Mistake("serving value", append: "serving: {max_batch_size: 0}\n",
-            message: "`serving.max_batch_size` must be at least 1", line: 16),
-    Mistake("wrong type", append: "serving: {allow_nan: maybe}\n",
-            message: "`serving.allow_nan` must be true or false", line: 16),
-    Mistake("yaml syntax", replacing: "  outputs:", with: "  outputs: [",
-            message: "YAML syntax error", line: 13, column: 5),
+    Mistake(
+        "misspelled key", replacing: "      shape: [-1, 4]", with: "      shapes: [-1, 4]",
+        message: "unknown key `shapes`", line: 11, column: 7, hint: "did you mean `shape`?"),
+    Mistake(
+        "unknown dtype", replacing: "      dtype: float32\n      shape: [-1, 4]", with: "      dtype: flaot32\n      shape: [-1, 4]",
+        message: "unknown dtype `flaot32`", line: 10, column: 14, hint: "did you mean `float32`?"),
+    Mistake(
+        "negative dimension", replacing: "shape: [-1, 4]", with: "shape: [-3, 4]",
+        message: "negative dimension -3", line: 11, column: 15, hint: "use -1"),
+    Mistake(
+        "not a dimension", replacing: "shape: [-1, 4]", with: "shape: [-1, 4.5]",
+        message: "`4.5` is not a dimension", line: 11),
+    Mistake(
+        "missing model file", replacing: "file: model.onnx", with: "file: modle.onnx",
+        message: "`modle.onnx` does not exist", line: 6, column: 9, hint: "did you mean `model.onnx`?"),
+    Mistake(
+        "duplicate input", replacing: "  outputs:", with: "    - name: x\n      dtype: int64\n      shape: [2]\n  outputs:",
+        message: "duplicate input name `x`", line: 12),
+    Mistake(
+        "newer schema", replacing: "schemaVersion: 1", with: "schemaVersion: 2",
+        message: "newer than this vessel understands", line: 1, hint: "upgrade vessel"),
+    Mistake(
+        "uppercase name", replacing: "name: demo", with: "name: Demo",
+        message: "names are lowercase; use `demo`", line: 2),
+    Mistake(
+        "version not a tag", replacing: "version: \"1.0\"", with: "version: \"1.0 beta\"",
+        message: "cannot be used as a tag", line: 3),
+    Mistake(
+        "unknown format", replacing: "format: onnx", with: "format: onxx",
+        message: "unknown model format `onxx`", line: 5, hint: "did you mean `onnx`?"),
+    Mistake(
+        "unknown top-level key", append: "signatures: {}\n",
+        message: "unknown key `signatures` in the manifest", line: 16, hint: "did you mean `signature`?"),
+    Mistake(
+        "missing version", replacing: "version: \"1.0\"\n", with: "",
+        message: "missing required key `version`", line: 1),
+    Mistake(
+        "unknown role", append: "files:\n  - path: model.onnx2\n    role: wieghts\n",
+        message: "unknown file role `wieghts`", line: 18, hint: "did you mean `weights`?"),
+    Mistake(
+        "file listed twice", append: "files:\n  - {path: notes.md, role: doc}\n  - {path: notes.md, role: doc}\n",
+        message: "`notes.md` is listed twice", line: 18),
+    Mistake(
+        "model file listed again", append: "files:\n  - {path: model.onnx, role: weights}\n",
+        message: "`model.onnx` is listed twice", line: 17, hint: "the model file is always packed"),
+    Mistake(
+        "path leaves directory", append: "files:\n  - {path: ../secret.txt, role: doc}\n",
+        message: "leaves the model directory", line: 17),
+    Mistake(
+        "absolute path", append: "files:\n  - {path: /etc/passwd, role: doc}\n",
+        message: "is absolute", line: 17),
+    Mistake(
+        "unknown step", append: "postprocess:\n  - {type: softmaxx, output: y}\n",
+        message: "unknown postprocess step `softmaxx`", line: 17, hint: "did you mean `softmax`?"),
+    Mistake(
+        "step in wrong stage", append: "preprocess:\n  - {type: softmax, input: x}\n",
+        message: "step `softmax` cannot be used in `preprocess`", line: 17),
+    Mistake(
+        "step names unknown output", append: "postprocess:\n  - {type: softmax, output: z}\n",
+        message: "names output `z`, which the signature does not have", line: 17),
+    Mistake(
+        "step missing parameter", append: "postprocess:\n  - {type: topk, output: y}\n",
+        message: "missing required key `k`", line: 17),
+    Mistake(
+        "step file missing", append: "postprocess:\n  - {type: labels, output: y, file: labels.txt}\n",
+        message: "`labels.txt` does not exist", line: 17),
+    Mistake(
+        "example missing input", append: "examples:\n  - name: one\n    inputs: {}\n",
+        message: "example `one` is missing input `x`", line: 18),
+    Mistake(
+        "example unknown input", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3, 4]], w: [1]}\n",
+        message: "has input `w`, which the signature does not have", line: 18),
+    Mistake(
+        "example ragged", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3, 4], [1, 2]]}\n",
+        message: "is ragged", line: 18),
+    Mistake(
+        "example shape", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3]]}\n",
+        message: "has shape [1, 3], which does not fit [-1, 4]", line: 18),
+    Mistake(
+        "example dtype", append: "examples:\n  - name: one\n    inputs: {x: [[1, 2, 3, \"a\"]]}\n",
+        message: "which is not a float32", line: 18),
+    Mistake(
+        "backend cannot run format", replacing: "format: onnx", with: "format: torchscript",
+        append: "runtime: {backend: onnx}\n", message: "the onnx backend cannot run a `torchscript` model", line: 16),
+    Mistake(
+        "python backend without a loader", replacing: "format: onnx", with: "format: torchscript",
+        append: "runtime: {backend: python}\n", message: "no ready-made loader for `torchscript` models", line: 5, hint: "runtime.predictor"),
+    Mistake(
+        "predictor not file:class", append: "runtime: {backend: python, predictor: predict.py}\n",
+        message: "`runtime.predictor` `predict.py` is not `file.py:ClassName`", line: 16),
+    Mistake(
+        "predictor file missing", append: "runtime: {backend: python, predictor: \"predict.py:Predictor\"}\n",
+        message: "`runtime.predictor` `predict.py` does not exist", line: 16),
+    Mistake(
+        "predictor on the onnx backend", append: "runtime: {predictor: \"predict.py:Predictor\"}\n",
+        message: "`runtime.predictor` needs `backend: python`", line: 16),
+    Mistake(
+        "python version", replacing: "format: onnx", with: "format: joblib", append: "runtime: {backend: python, python: three}\n",
+        message: "`runtime.python` `three` is not a Python version", line: 16),
+    Mistake(
+        "ready-made loader signature", replacing: "format: onnx", with: "format: joblib",
+        append: "runtime: {backend: python}\n", message: "takes one input (the feature matrix) and gives one or two outputs", line: 5
+    )
+    .replacingInYAML("  outputs:\n", with: "    - {name: w, dtype: float32, shape: [-1]}\n  outputs:\n"),
+    Mistake(
+        "worker memory", replacing: "format: onnx", with: "format: joblib", append: "runtime: {backend: python, max_worker_memory: lots}\n",
+        message: "`runtime.max_worker_memory` `lots` is not a memory quantity", line: 16, hint: "512Mi"),
+    Mistake(
+        "optional input without a predictor", replacing: "      shape: [-1, 4]\n", with: "      shape: [-1, 4]\n      optional: true\n",
+        message: "optional inputs need a python predictor", line: 12),
+    Mistake(
+        "optional output", replacing: "      shape: [-1]\n", with: "      shape: [-1]\n      optional: true\n",
+        message: "an output cannot be `optional`", line: 16),
+    Mistake(
+        "system packages", append: "runtime: {system: [libgomp1]}\n",
+        message: "`runtime.system` is not supported yet", line: 16),
+    Mistake(
+        "serving value", append: "serving: {max_batch_size: 0}\n",
+        message: "`serving.max_batch_size` must be at least 1", line: 16),
+    Mistake(
+        "wrong type", append: "serving: {allow_nan: maybe}\n",
+        message: "`serving.allow_nan` must be true or false", line: 16),
+    Mistake(
+        "yaml syntax", replacing: "  outputs:", with: "  outputs: [",
+        message: "YAML syntax error", line: 13, column: 5)
 ]
 
 @Suite("vessel.yaml validation")
@@ -199,15 +243,17 @@ struct ManifestValidationTests {
 
     @Test("a broken tensor is reported once, not again by the examples and steps that use it")
     func noCascade() throws {
-        let yaml = baseManifest.replacingOccurrences(of: "dtype: float32\n      shape: [-1, 4]", with: "dtype: flaot32\n      shapes: [-1, 4]")
+        let yaml =
+            baseManifest.replacingOccurrences(of: "dtype: float32\n      shape: [-1, 4]", with: "dtype: flaot32\n      shapes: [-1, 4]")
             + "examples:\n  - {name: one, inputs: {x: [[1, 2, 3, 4]]}}\n"
         let directory = try Self.directory(with: yaml)
         defer { TestSupport.remove(directory) }
         let error = try #require(throws: ManifestValidationError.self) { try ManifestParser.load(directory: directory) }
-        #expect(error.errors.map(\.message) == [
-            "unknown dtype `flaot32`",
-            "unknown key `shapes` in a tensor in `signature.inputs`",
-        ])
+        #expect(
+            error.errors.map(\.message) == [
+                "unknown dtype `flaot32`",
+                "unknown key `shapes` in a tensor in `signature.inputs`"
+            ])
     }
 
     @Test("a symlink that leads outside the model directory is refused")
@@ -229,7 +275,8 @@ struct ManifestValidationTests {
 
     @Test("unpinned requirements are warnings, not errors")
     func unpinnedWarning() throws {
-        let yaml = baseManifest.replacingOccurrences(of: "format: onnx", with: "format: joblib")
+        let yaml =
+            baseManifest.replacingOccurrences(of: "format: onnx", with: "format: joblib")
             + "runtime:\n  backend: python\n  requirements: [torch==2.3.1, numpy]\n"
         let directory = try Self.directory(with: yaml)
         defer { TestSupport.remove(directory) }
@@ -279,15 +326,16 @@ struct ManifestValidationTests {
 
     @Test("files named by steps and examples are packed even when not listed")
     func implicitFiles() throws {
-        let yaml = baseManifest + """
-        postprocess:
-          - {type: labels, output: y, file: notes.md, as: name}
-        examples:
-          - name: from-file
-            inputs: {x: {file: data/x.npy}}
-            outputs: {name: ["a"]}
+        let yaml =
+            baseManifest + """
+                postprocess:
+                  - {type: labels, output: y, file: notes.md, as: name}
+                examples:
+                  - name: from-file
+                    inputs: {x: {file: data/x.npy}}
+                    outputs: {name: ["a"]}
 
-        """
+                """
         let directory = try Self.directory(with: yaml)
         defer { TestSupport.remove(directory) }
         try TestSupport.write("npy", to: directory + "/data/x.npy")
@@ -300,10 +348,12 @@ struct ManifestValidationTests {
 
 @Suite("dtypes")
 struct DTypeTests {
-    @Test("canonical, OIP and alias spellings parse", arguments: [
-        ("float32", DType.float32), ("FP32", .float32), ("fp16", .float16), ("BYTES", .string),
-        ("int64", .int64), ("INT8", .int8), ("bool", .bool), ("BOOL", .bool), ("double", .float64), ("BF16", .bfloat16),
-    ])
+    @Test(
+        "canonical, OIP and alias spellings parse",
+        arguments: [
+            ("float32", DType.float32), ("FP32", .float32), ("fp16", .float16), ("BYTES", .string),
+            ("int64", .int64), ("INT8", .int8), ("bool", .bool), ("BOOL", .bool), ("double", .float64), ("BF16", .bfloat16)
+        ])
     func parse(_ text: String, _ expected: DType) {
         #expect(DType(parsing: text) == expected)
     }

@@ -32,12 +32,13 @@ struct BroadcastKernelTests {
 struct MaxPoolPathTests {
     @Test("planes without NaN take the fast path; a NaN still propagates into every window holding it")
     func nanPlanes() throws {
-        let directory = try LoaderTests.make("""
-        node = helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
-        g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 5, 5])],
-                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
-        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 12)]), d + '/model.onnx')
-        """)
+        let directory = try LoaderTests.make(
+            """
+            node = helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+            g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 5, 5])],
+                                  [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 12)]), d + '/model.onnx')
+            """)
         defer { TestSupport.remove(directory) }
         var values = (0..<50).map { Float(($0 * 37) % 23) - 11 }
         values[25 + 12] = .nan  // the centre of the second plane
@@ -56,25 +57,28 @@ struct MaxPoolPathTests {
         }
         // Second plane: windows over the centre (all but the corners' neighbours) are NaN.
         let nanWindows = (0..<9).filter { out[9 + $0].isNaN }
-        #expect(nanWindows == [0, 1, 2, 3, 4, 5, 6, 7, 8].filter { k in
-            let (oh, ow) = (k / 3, k % 3)
-            return (oh * 2 - 1...oh * 2 + 1).contains(2) && (ow * 2 - 1...ow * 2 + 1).contains(2)
-        })
+        #expect(
+            nanWindows
+                == [0, 1, 2, 3, 4, 5, 6, 7, 8].filter { k in
+                    let (oh, ow) = (k / 3, k % 3)
+                    return (oh * 2 - 1...oh * 2 + 1).contains(2) && (ow * 2 - 1...ow * 2 + 1).contains(2)
+                })
     }
 
     @Test("in a wide plane, a NaN reaches every window holding it and one in a row no window reads changes nothing")
     func nanWidePlanes() throws {
-        let directory = try LoaderTests.make("""
-        for name, kernel in [('wide', [3, 3]), ('skipping', [1, 1])]:
-            node = helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=kernel, strides=[2, 2])
-            g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 1, 9, 40])],
-                                  [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
-            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 12)]), d + f'/{name}.onnx')
-        """)
+        let directory = try LoaderTests.make(
+            """
+            for name, kernel in [('wide', [3, 3]), ('skipping', [1, 1])]:
+                node = helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=kernel, strides=[2, 2])
+                g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 1, 9, 40])],
+                                      [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+                onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 12)]), d + f'/{name}.onnx')
+            """)
         defer { TestSupport.remove(directory) }
         var values = (0..<360).map { Float(($0 * 37) % 23) - 11 }
         values[4 * 40 + 20] = .nan  // row 4, column 20: in the vector part of the row
-        values[1 * 40 + 3] = .nan   // row 1: read by the 3×3 windows of output row 0, by no 1×1 window
+        values[1 * 40 + 3] = .nan  // row 1: read by the 3×3 windows of output row 0, by no 1×1 window
         let wide = try #require(try ONNXModel(path: directory + "/wide.onnx").run(["x": Tensor(values, shape: [1, 1, 9, 40])])["y"])
         #expect(wide.shape == [1, 1, 4, 19])
         let out = wide.scalars(as: Float.self)
@@ -109,19 +113,20 @@ struct MaxPoolPathTests {
             ([3, 3], [2, 2], [0, 0, 0, 0], 0), ([3, 3], [2, 2], [1, 1, 1, 1], 0), ([3, 3], [2, 2], [0, 0, 0, 0], 1),
             ([2, 2], [2, 2], [0, 0, 0, 0], 0), ([3, 3], [1, 1], [1, 1, 1, 1], 0), ([5, 4], [1, 2], [2, 1, 2, 2], 0),
             ([1, 1], [2, 2], [0, 0, 0, 0], 0), ([4, 5], [3, 2], [1, 2, 0, 1], 1), ([3, 2], [2, 3], [0, 1, 1, 0], 0),
-            ([2, 5], [1, 1], [0, 0, 0, 0], 0),
+            ([2, 5], [1, 1], [0, 0, 0, 0], 0)
         ]
         let lines = configurations.enumerated().map { index, c in
             "save(\(index), \(c.kernel), \(c.strides), \(c.pads), \(c.ceil))"
         }.joined(separator: "\n")
-        let directory = try LoaderTests.make("""
-        def save(i, kernel, strides, pads, ceil):
-            node = helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=kernel, strides=strides, pads=pads, ceil_mode=ceil)
-            g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 'h', 'w'])],
-                                  [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
-            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 12)]), d + f'/pool{i}.onnx')
-        \(lines)
-        """)
+        let directory = try LoaderTests.make(
+            """
+            def save(i, kernel, strides, pads, ceil):
+                node = helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=kernel, strides=strides, pads=pads, ceil_mode=ceil)
+                g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 'h', 'w'])],
+                                      [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+                onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 12)]), d + f'/pool{i}.onnx')
+            \(lines)
+            """)
         defer { TestSupport.remove(directory) }
         var generator = SplitMix64(seed: 5)
         for (index, c) in configurations.enumerated() {

@@ -19,9 +19,11 @@ struct ClassicMLTests {
 
     @Test("the fixture set covers what the issue names")
     func coverage() {
-        let required = ["linear_regression", "logistic_binary", "scaler_logistic_pipeline", "random_forest_classifier",
-                        "random_forest_regressor", "gradient_boosting_500_trees", "gradient_boosting_regressor", "svc_probabilities",
-                        "mlp_classifier", "column_transformer_onehot", "xgboost_classifier", "lightgbm_binary", "dict_vectorizer"]
+        let required = [
+            "linear_regression", "logistic_binary", "scaler_logistic_pipeline", "random_forest_classifier",
+            "random_forest_regressor", "gradient_boosting_500_trees", "gradient_boosting_regressor", "svc_probabilities",
+            "mlp_classifier", "column_transformer_onehot", "xgboost_classifier", "lightgbm_binary", "dict_vectorizer"
+        ]
         #expect(Set(required).isSubset(of: Set(Self.names)), "missing: \(Set(required).subtracting(Self.names).sorted())")
     }
 
@@ -109,19 +111,20 @@ struct ClassicMLTests {
 struct ClassicMLErrorTests {
     /// A one-tree regressor (feature 1 ≤ 0.5 → 10 else 20) with `change` applied to its attributes.
     static func tree(_ change: String = "", input: String = "[None, 3]") throws -> String {
-        try LoaderTests.make("""
-        attrs = dict(n_targets=1, nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[1, 0, 0],
-                     nodes_modes=['BRANCH_LEQ', 'LEAF', 'LEAF'], nodes_values=[0.5, 0.0, 0.0],
-                     nodes_truenodeids=[1, 0, 0], nodes_falsenodeids=[2, 0, 0],
-                     target_treeids=[0, 0], target_nodeids=[1, 2], target_ids=[0, 0], target_weights=[10.0, 20.0],
-                     post_transform='NONE')
-        \(change)
-        node = helper.make_node('TreeEnsembleRegressor', ['x'], ['y'], name='forest', domain='ai.onnx.ml', **attrs)
-        g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, \(input))],
-                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17), helper.make_opsetid('ai.onnx.ml', 3)])
-        onnx.save(m, d + '/model.onnx')
-        """)
+        try LoaderTests.make(
+            """
+            attrs = dict(n_targets=1, nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[1, 0, 0],
+                         nodes_modes=['BRANCH_LEQ', 'LEAF', 'LEAF'], nodes_values=[0.5, 0.0, 0.0],
+                         nodes_truenodeids=[1, 0, 0], nodes_falsenodeids=[2, 0, 0],
+                         target_treeids=[0, 0], target_nodeids=[1, 2], target_ids=[0, 0], target_weights=[10.0, 20.0],
+                         post_transform='NONE')
+            \(change)
+            node = helper.make_node('TreeEnsembleRegressor', ['x'], ['y'], name='forest', domain='ai.onnx.ml', **attrs)
+            g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, \(input))],
+                                  [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+            m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17), helper.make_opsetid('ai.onnx.ml', 3)])
+            onnx.save(m, d + '/model.onnx')
+            """)
     }
 
     @Test("a sound tree runs, NaN follows the false branch, and too few features is an error")
@@ -143,15 +146,17 @@ struct ClassicMLErrorTests {
         }
     }
 
-    @Test("malformed tree attributes fail at load, naming the node and the fault", arguments: [
-        ("attrs['nodes_truenodeids'] = [9, 0, 0]", "node 0 of tree 0 points to node 9, which does not exist"),
-        ("attrs['nodes_truenodeids'] = [0, 0, 0]", "is reached twice"),
-        ("attrs['nodes_modes'] = ['BRANCH_SOMETIMES', 'LEAF', 'LEAF']", "unknown node mode `BRANCH_SOMETIMES`"),
-        ("attrs['post_transform'] = 'SQUASH'", "unknown post_transform `SQUASH`"),
-        ("attrs['nodes_values'] = [0.5]", "nodes_values has 1 entries but nodes_treeids has 3"),
-        ("attrs['target_ids'] = [0, 3]", "a leaf weight names target 3 of 1"),
-        ("attrs['target_nodeids'] = [1, 7]", "a weight names node 7 of tree 0, which does not exist"),
-    ])
+    @Test(
+        "malformed tree attributes fail at load, naming the node and the fault",
+        arguments: [
+            ("attrs['nodes_truenodeids'] = [9, 0, 0]", "node 0 of tree 0 points to node 9, which does not exist"),
+            ("attrs['nodes_truenodeids'] = [0, 0, 0]", "is reached twice"),
+            ("attrs['nodes_modes'] = ['BRANCH_SOMETIMES', 'LEAF', 'LEAF']", "unknown node mode `BRANCH_SOMETIMES`"),
+            ("attrs['post_transform'] = 'SQUASH'", "unknown post_transform `SQUASH`"),
+            ("attrs['nodes_values'] = [0.5]", "nodes_values has 1 entries but nodes_treeids has 3"),
+            ("attrs['target_ids'] = [0, 3]", "a leaf weight names target 3 of 1"),
+            ("attrs['target_nodeids'] = [1, 7]", "a weight names node 7 of tree 0, which does not exist")
+        ])
     func malformedTree(change: String, message: String) throws {
         let directory = try Self.tree(change)
         defer { TestSupport.remove(directory) }
@@ -163,19 +168,20 @@ struct ClassicMLErrorTests {
 
     @Test("linear models and ZipMap check their inputs against their attributes")
     func linearAndZipMap() throws {
-        let directory = try LoaderTests.make("""
-        nodes = [helper.make_node('LinearClassifier', ['x'], ['label', 'scores'], name='linear', domain='ai.onnx.ml',
-                                  coefficients=[1.0, 0.0, 0.0, 1.0, -1.0, -1.0], intercepts=[0.0, 0.0, 0.5],
-                                  classlabels_strings=['a', 'b', 'c'], post_transform='SOFTMAX'),
-                 helper.make_node('ZipMap', ['scores'], ['probabilities'], name='zip', domain='ai.onnx.ml',
-                                  classlabels_strings=['a', 'b', 'c'])]
-        g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [None, None])],
-                              [helper.make_tensor_value_info('label', TensorProto.STRING, None),
-                               helper.make_value_info('probabilities', helper.make_sequence_type_proto(
-                                   helper.make_map_type_proto(TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, None))))])
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17), helper.make_opsetid('ai.onnx.ml', 1)])
-        onnx.save(m, d + '/model.onnx')
-        """)
+        let directory = try LoaderTests.make(
+            """
+            nodes = [helper.make_node('LinearClassifier', ['x'], ['label', 'scores'], name='linear', domain='ai.onnx.ml',
+                                      coefficients=[1.0, 0.0, 0.0, 1.0, -1.0, -1.0], intercepts=[0.0, 0.0, 0.5],
+                                      classlabels_strings=['a', 'b', 'c'], post_transform='SOFTMAX'),
+                     helper.make_node('ZipMap', ['scores'], ['probabilities'], name='zip', domain='ai.onnx.ml',
+                                      classlabels_strings=['a', 'b', 'c'])]
+            g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [None, None])],
+                                  [helper.make_tensor_value_info('label', TensorProto.STRING, None),
+                                   helper.make_value_info('probabilities', helper.make_sequence_type_proto(
+                                       helper.make_map_type_proto(TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, None))))])
+            m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17), helper.make_opsetid('ai.onnx.ml', 1)])
+            onnx.save(m, d + '/model.onnx')
+            """)
         defer { TestSupport.remove(directory) }
         let model = try ONNXModel(path: directory + "/model.onnx")
         #expect(model.outputs[1].nonTensorType == "seq(map(string,tensor(float)))")

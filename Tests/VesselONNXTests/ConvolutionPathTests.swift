@@ -32,17 +32,21 @@ struct ConvolutionPathTests {
         Case(channels: 9, filters: 16, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [0, 0, 0, 0], autoPad: nil, bias: false, relu: true),
         // As many filters as channels or more, small weights: im2col in column blocks.
         Case(channels: 4, filters: 8, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true),
-        Case(channels: 3, filters: 16, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [0, 0, 0, 0], autoPad: nil, bias: true, relu: true,
-             strides: [2, 2]),
-        Case(channels: 3, filters: 8, group: 1, kernel: [7, 7], dilations: [1, 1], pads: [3, 3, 3, 3], autoPad: nil, bias: false, relu: false,
-             strides: [2, 2]),
-        Case(channels: 2, filters: 6, group: 1, kernel: [3, 2], dilations: [2, 1], pads: [1, 0, 2, 1], autoPad: nil, bias: true, relu: false,
-             strides: [1, 3]),
+        Case(
+            channels: 3, filters: 16, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [0, 0, 0, 0], autoPad: nil, bias: true, relu: true,
+            strides: [2, 2]),
+        Case(
+            channels: 3, filters: 8, group: 1, kernel: [7, 7], dilations: [1, 1], pads: [3, 3, 3, 3], autoPad: nil, bias: false, relu: false,
+            strides: [2, 2]),
+        Case(
+            channels: 2, filters: 6, group: 1, kernel: [3, 2], dilations: [2, 1], pads: [1, 0, 2, 1], autoPad: nil, bias: true, relu: false,
+            strides: [1, 3]),
         // Pointwise, in column blocks.
         Case(channels: 6, filters: 10, group: 1, kernel: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], autoPad: nil, bias: true, relu: true),
         // Large weights (over 16K values): one im2col matrix and one product.
-        Case(channels: 64, filters: 48, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: false,
-             strides: [2, 2]),
+        Case(
+            channels: 64, filters: 48, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: false,
+            strides: [2, 2])
     ]
 
     @Test("shifted GEMMs, Winograd, blocked and whole im2col match a plain loop: strides, pads, auto_pad, dilations, groups, bias, fused Relu")
@@ -50,21 +54,22 @@ struct ConvolutionPathTests {
         let lines = Self.cases.enumerated().map { index, c in
             "save(\(index), \(c.channels), \(c.filters), \(c.group), \(c.kernel), \(c.dilations), \(c.pads), \(c.autoPad.map { "'\($0)'" } ?? "None"), \(c.bias ? "True" : "False"), \(c.relu ? "True" : "False"), \(c.strides))"
         }.joined(separator: "\n")
-        let directory = try LoaderTests.make("""
-        def save(i, channels, filters, group, kernel, dilations, pads, auto_pad, bias, relu, strides):
-            inputs = ['x', 'w'] + (['b'] if bias else [])
-            attributes = dict(kernel_shape=kernel, dilations=dilations, group=group, strides=strides)
-            if auto_pad: attributes['auto_pad'] = auto_pad
-            else: attributes['pads'] = pads
-            nodes = [helper.make_node('Conv', inputs, ['c' if relu else 'y'], **attributes)]
-            if relu: nodes.append(helper.make_node('Relu', ['c'], ['y']))
-            declared = [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, channels, 'h', 'w']),
-                        helper.make_tensor_value_info('w', TensorProto.FLOAT, [filters, channels // group] + kernel)]
-            if bias: declared.append(helper.make_tensor_value_info('b', TensorProto.FLOAT, [filters]))
-            g = helper.make_graph(nodes, 'g', declared, [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
-            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), d + f'/conv{i}.onnx')
-        \(lines)
-        """)
+        let directory = try LoaderTests.make(
+            """
+            def save(i, channels, filters, group, kernel, dilations, pads, auto_pad, bias, relu, strides):
+                inputs = ['x', 'w'] + (['b'] if bias else [])
+                attributes = dict(kernel_shape=kernel, dilations=dilations, group=group, strides=strides)
+                if auto_pad: attributes['auto_pad'] = auto_pad
+                else: attributes['pads'] = pads
+                nodes = [helper.make_node('Conv', inputs, ['c' if relu else 'y'], **attributes)]
+                if relu: nodes.append(helper.make_node('Relu', ['c'], ['y']))
+                declared = [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, channels, 'h', 'w']),
+                            helper.make_tensor_value_info('w', TensorProto.FLOAT, [filters, channels // group] + kernel)]
+                if bias: declared.append(helper.make_tensor_value_info('b', TensorProto.FLOAT, [filters]))
+                g = helper.make_graph(nodes, 'g', declared, [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+                onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), d + f'/conv{i}.onnx')
+            \(lines)
+            """)
         defer { TestSupport.remove(directory) }
         var generator = SplitMix64(seed: 17)
         func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) } }
@@ -90,10 +95,13 @@ struct ConvolutionPathTests {
                             for channel in 0..<perGroup {
                                 for i in 0..<kh {
                                     for j in 0..<kw {
-                                        let (ih, iw) = (oh * c.strides[0] - c.padBegin[0] + i * c.dilations[0],
-                                                        ow * c.strides[1] - c.padBegin[1] + j * c.dilations[1])
+                                        let (ih, iw) = (
+                                            oh * c.strides[0] - c.padBegin[0] + i * c.dilations[0],
+                                            ow * c.strides[1] - c.padBegin[1] + j * c.dilations[1]
+                                        )
                                         guard ih >= 0, ih < height, iw >= 0, iw < width else { continue }
-                                        sum += Double(x[((group * perGroup + channel) * height + ih) * width + iw])
+                                        sum +=
+                                            Double(x[((group * perGroup + channel) * height + ih) * width + iw])
                                             * Double(w[((f * perGroup + channel) * kh + i) * kw + j])
                                     }
                                 }
@@ -111,18 +119,19 @@ struct ConvolutionPathTests {
     @Test("Winograd with initializer weights: chunks of tiles, the transform kept across runs and sizes, same bits every run")
     func winogradInitializer() throws {
         let (channels, filters) = (32, 48)
-        let directory = try LoaderTests.make("""
-        rng = np.random.default_rng(5)
-        w = rng.uniform(-1, 1, (\(filters), \(channels), 3, 3)).astype(np.float32)
-        b = rng.uniform(-1, 1, \(filters)).astype(np.float32)
-        np.save(d + '/w.npy', w)
-        np.save(d + '/b.npy', b)
-        nodes = [helper.make_node('Conv', ['x', 'w', 'b'], ['c'], pads=[1, 1, 1, 1]), helper.make_node('Relu', ['c'], ['y'])]
-        g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, \(channels), 'h', 'w'])],
-                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(w, 'w'), numpy_helper.from_array(b, 'b')])
-        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), d + '/conv.onnx')
-        """)
+        let directory = try LoaderTests.make(
+            """
+            rng = np.random.default_rng(5)
+            w = rng.uniform(-1, 1, (\(filters), \(channels), 3, 3)).astype(np.float32)
+            b = rng.uniform(-1, 1, \(filters)).astype(np.float32)
+            np.save(d + '/w.npy', w)
+            np.save(d + '/b.npy', b)
+            nodes = [helper.make_node('Conv', ['x', 'w', 'b'], ['c'], pads=[1, 1, 1, 1]), helper.make_node('Relu', ['c'], ['y'])]
+            g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, \(channels), 'h', 'w'])],
+                                  [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)],
+                                  [numpy_helper.from_array(w, 'w'), numpy_helper.from_array(b, 'b')])
+            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), d + '/conv.onnx')
+            """)
         defer { TestSupport.remove(directory) }
         func npy(_ name: String) throws -> [Float] {
             try Tensor(npy: [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))).scalars(as: Float.self)

@@ -13,44 +13,45 @@ struct HostileModelTests {
     static let directory: String? = {
         guard let directory = try? TestSupport.makeTemporaryDirectory("hostile") else { return nil }
         do {
-            try TestSupport.python("""
-            import numpy as np, onnx
-            from onnx import helper, numpy_helper, TensorProto as T
-            d = '\(directory)'
-            def save(name, nodes, inputs, outputs, inits=(), opset=18, ir=8, domain_opsets=()):
-                g = helper.make_graph(nodes, name, inputs, outputs, list(inits))
-                m = helper.make_model(g, opset_imports=[helper.make_opsetid('', opset)] + [helper.make_opsetid(k, v) for k, v in domain_opsets])
-                m.ir_version = ir
-                onnx.save(m, f'{d}/{name}.onnx')
-            x = lambda name='x', shape=None, t=T.FLOAT: helper.make_tensor_value_info(name, t, shape)
-            y = lambda: helper.make_tensor_value_info('y', T.FLOAT, None)
-            yi = lambda: helper.make_tensor_value_info('y', T.INT64, None)
-            i64 = lambda name, values: numpy_helper.from_array(np.array(values, np.int64), name)
-            big = 1 << 62
-            save('reshape_overflow', [helper.make_node('Reshape', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [big, 4])])
-            save('reshape_product_overflow', [helper.make_node('Reshape', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [0, 1 << 40, 1 << 40])])
-            save('reshape_two_inferred', [helper.make_node('Reshape', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [-1, -1])])
-            w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), 'w')
-            save('conv_stride_0', [helper.make_node('Conv', ['x', 'w'], ['y'], strides=[0, 0])], [x()], [y()], [w])
-            save('conv_dilation_negative', [helper.make_node('Conv', ['x', 'w'], ['y'], dilations=[-1, 1])], [x()], [y()], [w])
-            save('conv_group_0', [helper.make_node('Conv', ['x', 'w'], ['y'], group=0)], [x()], [y()], [w])
-            save('conv_kernel_mismatch', [helper.make_node('Conv', ['x', 'w'], ['y'], kernel_shape=[5, 5])], [x()], [y()], [w])
-            save('conv_transpose_group_0', [helper.make_node('ConvTranspose', ['x', 'w'], ['y'], group=0)], [x()], [y()], [w])
-            save('argmax_empty_axis', [helper.make_node('ArgMax', ['x'], ['y'], axis=1)], [x()], [yi()])
-            save('depth_to_space_0', [helper.make_node('DepthToSpace', ['x'], ['y'], blocksize=0)], [x()], [y()])
-            save('depth_to_space_rank_2', [helper.make_node('DepthToSpace', ['x'], ['y'], blocksize=2)], [x()], [y()])
-            save('space_to_depth_0', [helper.make_node('SpaceToDepth', ['x'], ['y'], blocksize=0)], [x()], [y()])
-            save('max_pool_kernel_0', [helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=[0, 0])], [x()], [y()])
-            save('max_pool_rank_2', [helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=[1, 1])], [x()], [y()])
-            save('opset_999', [helper.make_node('Relu', ['x'], ['y'])], [x()], [y()], opset=999)
-            save('ir_version_999', [helper.make_node('Relu', ['x'], ['y'])], [x()], [y()], ir=999)
-            # A Loop whose trip count is data: only a deadline stops it.
-            \(TestSupport.loopModelScript(saveTo: directory + "/loop_forever.onnx"))
-            \(TestSupport.loopModelScript(saveTo: directory + "/loop_empty_trip_count.onnx", tripShape: "[0]"))
-            save('expand_overflow', [helper.make_node('Expand', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [big, big])])
-            save('tile_overflow', [helper.make_node('Tile', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [big, big])])
-            save('constant_of_shape_overflow', [helper.make_node('ConstantOfShape', ['s'], ['y'])], [], [y()], [i64('s', [big, big])])
-            """)
+            try TestSupport.python(
+                """
+                import numpy as np, onnx
+                from onnx import helper, numpy_helper, TensorProto as T
+                d = '\(directory)'
+                def save(name, nodes, inputs, outputs, inits=(), opset=18, ir=8, domain_opsets=()):
+                    g = helper.make_graph(nodes, name, inputs, outputs, list(inits))
+                    m = helper.make_model(g, opset_imports=[helper.make_opsetid('', opset)] + [helper.make_opsetid(k, v) for k, v in domain_opsets])
+                    m.ir_version = ir
+                    onnx.save(m, f'{d}/{name}.onnx')
+                x = lambda name='x', shape=None, t=T.FLOAT: helper.make_tensor_value_info(name, t, shape)
+                y = lambda: helper.make_tensor_value_info('y', T.FLOAT, None)
+                yi = lambda: helper.make_tensor_value_info('y', T.INT64, None)
+                i64 = lambda name, values: numpy_helper.from_array(np.array(values, np.int64), name)
+                big = 1 << 62
+                save('reshape_overflow', [helper.make_node('Reshape', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [big, 4])])
+                save('reshape_product_overflow', [helper.make_node('Reshape', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [0, 1 << 40, 1 << 40])])
+                save('reshape_two_inferred', [helper.make_node('Reshape', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [-1, -1])])
+                w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), 'w')
+                save('conv_stride_0', [helper.make_node('Conv', ['x', 'w'], ['y'], strides=[0, 0])], [x()], [y()], [w])
+                save('conv_dilation_negative', [helper.make_node('Conv', ['x', 'w'], ['y'], dilations=[-1, 1])], [x()], [y()], [w])
+                save('conv_group_0', [helper.make_node('Conv', ['x', 'w'], ['y'], group=0)], [x()], [y()], [w])
+                save('conv_kernel_mismatch', [helper.make_node('Conv', ['x', 'w'], ['y'], kernel_shape=[5, 5])], [x()], [y()], [w])
+                save('conv_transpose_group_0', [helper.make_node('ConvTranspose', ['x', 'w'], ['y'], group=0)], [x()], [y()], [w])
+                save('argmax_empty_axis', [helper.make_node('ArgMax', ['x'], ['y'], axis=1)], [x()], [yi()])
+                save('depth_to_space_0', [helper.make_node('DepthToSpace', ['x'], ['y'], blocksize=0)], [x()], [y()])
+                save('depth_to_space_rank_2', [helper.make_node('DepthToSpace', ['x'], ['y'], blocksize=2)], [x()], [y()])
+                save('space_to_depth_0', [helper.make_node('SpaceToDepth', ['x'], ['y'], blocksize=0)], [x()], [y()])
+                save('max_pool_kernel_0', [helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=[0, 0])], [x()], [y()])
+                save('max_pool_rank_2', [helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=[1, 1])], [x()], [y()])
+                save('opset_999', [helper.make_node('Relu', ['x'], ['y'])], [x()], [y()], opset=999)
+                save('ir_version_999', [helper.make_node('Relu', ['x'], ['y'])], [x()], [y()], ir=999)
+                # A Loop whose trip count is data: only a deadline stops it.
+                \(TestSupport.loopModelScript(saveTo: directory + "/loop_forever.onnx"))
+                \(TestSupport.loopModelScript(saveTo: directory + "/loop_empty_trip_count.onnx", tripShape: "[0]"))
+                save('expand_overflow', [helper.make_node('Expand', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [big, big])])
+                save('tile_overflow', [helper.make_node('Tile', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [big, big])])
+                save('constant_of_shape_overflow', [helper.make_node('ConstantOfShape', ['s'], ['y'])], [], [y()], [i64('s', [big, big])])
+                """)
         } catch {
             return nil
         }
@@ -63,17 +64,19 @@ struct HostileModelTests {
     }
 
     /// Loading fails with a message that contains `expected`.
-    @Test("refused at load", arguments: [
-        ("conv_stride_0", "strides [0, 0] must be positive"),
-        ("conv_dilation_negative", "dilations [-1, 1] must be positive"),
-        ("conv_group_0", "group 0 must be positive"),
-        ("conv_transpose_group_0", "group 0 must be positive"),
-        ("depth_to_space_0", "blocksize 0 must be positive"),
-        ("space_to_depth_0", "blocksize 0 must be positive"),
-        ("max_pool_kernel_0", "kernel_shape [0, 0] must be positive"),
-        ("opset_999", "opset 999 of domain `ai.onnx` is newer than this runtime implements"),
-        ("ir_version_999", "IR version 999 is newer than this runtime reads"),
-    ])
+    @Test(
+        "refused at load",
+        arguments: [
+            ("conv_stride_0", "strides [0, 0] must be positive"),
+            ("conv_dilation_negative", "dilations [-1, 1] must be positive"),
+            ("conv_group_0", "group 0 must be positive"),
+            ("conv_transpose_group_0", "group 0 must be positive"),
+            ("depth_to_space_0", "blocksize 0 must be positive"),
+            ("space_to_depth_0", "blocksize 0 must be positive"),
+            ("max_pool_kernel_0", "kernel_shape [0, 0] must be positive"),
+            ("opset_999", "opset 999 of domain `ai.onnx` is newer than this runtime implements"),
+            ("ir_version_999", "IR version 999 is newer than this runtime reads")
+        ])
     func refusedAtLoad(_ name: String, _ expected: String) throws {
         let path = try Self.model(name)
         #expect {
@@ -84,18 +87,20 @@ struct HostileModelTests {
     }
 
     /// Loading works; running on `shape` fails with a message that contains `expected`.
-    @Test("refused at run", arguments: [
-        ("reshape_overflow", [2, 4], "cannot reshape"),
-        ("reshape_product_overflow", [0, 4], "cannot reshape"),
-        ("reshape_two_inferred", [2, 4], "one -1"),
-        ("conv_kernel_mismatch", [1, 1, 8, 8], "kernel_shape [5, 5] differs"),
-        ("argmax_empty_axis", [3, 0], "axis 1 of shape [3, 0] is empty"),
-        ("depth_to_space_rank_2", [4, 4], "rank 4"),
-        ("max_pool_rank_2", [4, 4], "rank ≥ 3"),
-        ("expand_overflow", [1, 1], "Expand"),
-        ("tile_overflow", [1, 1], "Tile"),
-        ("constant_of_shape_overflow", [], "ConstantOfShape"),
-    ])
+    @Test(
+        "refused at run",
+        arguments: [
+            ("reshape_overflow", [2, 4], "cannot reshape"),
+            ("reshape_product_overflow", [0, 4], "cannot reshape"),
+            ("reshape_two_inferred", [2, 4], "one -1"),
+            ("conv_kernel_mismatch", [1, 1, 8, 8], "kernel_shape [5, 5] differs"),
+            ("argmax_empty_axis", [3, 0], "axis 1 of shape [3, 0] is empty"),
+            ("depth_to_space_rank_2", [4, 4], "rank 4"),
+            ("max_pool_rank_2", [4, 4], "rank ≥ 3"),
+            ("expand_overflow", [1, 1], "Expand"),
+            ("tile_overflow", [1, 1], "Tile"),
+            ("constant_of_shape_overflow", [], "ConstantOfShape")
+        ])
     func refusedAtRun(_ name: String, _ shape: [Int], _ expected: String) throws {
         let model = try ONNXModel(path: try Self.model(name))
         let input = Tensor([Float](repeating: 1, count: Tensor.count(of: shape)), shape: shape)
@@ -114,8 +119,9 @@ struct HostileModelTests {
         let clock = ContinuousClock()
         let started = clock.now
         #expect {
-            try model.run(["m": Tensor([Int64(1) << 62], shape: []), "x": Tensor([Float(0)], shape: [1])],
-                          control: RunControl(timeout: .milliseconds(200)))
+            try model.run(
+                ["m": Tensor([Int64(1) << 62], shape: []), "x": Tensor([Float(0)], shape: [1])],
+                control: RunControl(timeout: .milliseconds(200)))
         } throws: { error in
             guard case ONNXError.stopped = error else { return false }
             return true

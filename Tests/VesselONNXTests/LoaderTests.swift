@@ -9,27 +9,29 @@ struct LoaderTests {
     /// Builds a model with the onnx wheel in the test venv; returns its directory.
     static func make(_ script: String) throws -> String {
         let directory = try TestSupport.makeTemporaryDirectory("onnx")
-        try TestSupport.python("""
-        import numpy as np, onnx
-        from onnx import helper, numpy_helper, TensorProto
-        d = '\(directory)'
-        \(script)
-        """)
+        try TestSupport.python(
+            """
+            import numpy as np, onnx
+            from onnx import helper, numpy_helper, TensorProto
+            d = '\(directory)'
+            \(script)
+            """)
         return directory
     }
 
     @Test("a model with unknown operators fails at load, listing each with its nodes and opset")
     func unsupportedOperators() throws {
-        let directory = try Self.make("""
-        nodes = [helper.make_node('Relu', ['x'], ['a']),
-                 helper.make_node('FancyOp', ['a'], ['b'], name='first_fancy', domain='com.example'),
-                 helper.make_node('FancyOp', ['b'], ['c'], name='second_fancy', domain='com.example'),
-                 helper.make_node('Attention', ['c', 'c', 'c'], ['y'], name='attn')]
-        g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 3, 4])],
-                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 23), helper.make_opsetid('com.example', 2)])
-        onnx.save(m, d + '/model.onnx')
-        """)
+        let directory = try Self.make(
+            """
+            nodes = [helper.make_node('Relu', ['x'], ['a']),
+                     helper.make_node('FancyOp', ['a'], ['b'], name='first_fancy', domain='com.example'),
+                     helper.make_node('FancyOp', ['b'], ['c'], name='second_fancy', domain='com.example'),
+                     helper.make_node('Attention', ['c', 'c', 'c'], ['y'], name='attn')]
+            g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 3, 4])],
+                                  [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+            m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 23), helper.make_opsetid('com.example', 2)])
+            onnx.save(m, d + '/model.onnx')
+            """)
         defer { TestSupport.remove(directory) }
         #expect {
             try ONNXModel(path: directory + "/model.onnx")
@@ -44,20 +46,21 @@ struct LoaderTests {
 
     @Test("external data is memory-mapped, and refused when its location leaves the model directory")
     func externalData() throws {
-        let directory = try Self.make("""
-        w = np.arange(4096, dtype=np.float32).reshape(64, 64) / 4096
-        g = helper.make_graph([helper.make_node('MatMul', ['x', 'w'], ['y'])], 'g',
-                              [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 64])],
-                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 64])], [numpy_helper.from_array(w, 'w')])
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)])
-        onnx.save_model(m, d + '/model.onnx', save_as_external_data=True, location='weights.bin', size_threshold=0)
-        for location in ['../outside.bin', '/etc/hostname']:
-            bad = onnx.load(d + '/model.onnx', load_external_data=False)
-            for t in bad.graph.initializer:
-                for e in t.external_data:
-                    if e.key == 'location': e.value = location
-            onnx.save(bad, d + '/bad_' + ('parent' if location.startswith('..') else 'absolute') + '.onnx')
-        """)
+        let directory = try Self.make(
+            """
+            w = np.arange(4096, dtype=np.float32).reshape(64, 64) / 4096
+            g = helper.make_graph([helper.make_node('MatMul', ['x', 'w'], ['y'])], 'g',
+                                  [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 64])],
+                                  [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 64])], [numpy_helper.from_array(w, 'w')])
+            m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)])
+            onnx.save_model(m, d + '/model.onnx', save_as_external_data=True, location='weights.bin', size_threshold=0)
+            for location in ['../outside.bin', '/etc/hostname']:
+                bad = onnx.load(d + '/model.onnx', load_external_data=False)
+                for t in bad.graph.initializer:
+                    for e in t.external_data:
+                        if e.key == 'location': e.value = location
+                onnx.save(bad, d + '/bad_' + ('parent' if location.startswith('..') else 'absolute') + '.onnx')
+            """)
         defer { TestSupport.remove(directory) }
         let model = try ONNXModel(path: directory + "/model.onnx")
         let weights = try #require(model.graph.initializers["w"])
@@ -81,28 +84,29 @@ struct LoaderTests {
 
     @Test("large raw_data initializers are views over the mapped file, equal to what decoding the whole file gives")
     func rawDataViews() throws {
-        let directory = try Self.make("""
-        rng = np.random.default_rng(3)
-        w = rng.standard_normal((64, 64)).astype(np.float32)
-        b = rng.standard_normal(64).astype(np.float32)
-        g = helper.make_graph([helper.make_node('MatMul', ['x', 'w'], ['h']), helper.make_node('Add', ['h', 'b'], ['y'])], 'g',
-                              [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 64])],
-                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 64])],
-                              [numpy_helper.from_array(w, 'w'), numpy_helper.from_array(b, 'b')])
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)])
-        onnx.save(m, d + '/model.onnx')
-        # Two encodings one after the other decode as one merged message: the second graph field's
-        # initializers (a 2 KiB one, then an int64 one) follow the first's.
-        extra = onnx.ModelProto()
-        extra.graph.initializer.extend([numpy_helper.from_array(rng.standard_normal((8, 64)).astype(np.float32), 'small'),
-                                        numpy_helper.from_array(np.arange(1024, dtype=np.int64), 'ids')])
-        open(d + '/merged.onnx', 'wb').write(m.SerializeToString() + extra.SerializeToString())
-        bad = onnx.load(d + '/model.onnx')
-        bad.graph.initializer[0].raw_data = bad.graph.initializer[0].raw_data + b'1234'
-        onnx.save(bad, d + '/long.onnx')
-        data = open(d + '/model.onnx', 'rb').read()
-        open(d + '/truncated.onnx', 'wb').write(data[:len(data) - 100])
-        """)
+        let directory = try Self.make(
+            """
+            rng = np.random.default_rng(3)
+            w = rng.standard_normal((64, 64)).astype(np.float32)
+            b = rng.standard_normal(64).astype(np.float32)
+            g = helper.make_graph([helper.make_node('MatMul', ['x', 'w'], ['h']), helper.make_node('Add', ['h', 'b'], ['y'])], 'g',
+                                  [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 64])],
+                                  [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 64])],
+                                  [numpy_helper.from_array(w, 'w'), numpy_helper.from_array(b, 'b')])
+            m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)])
+            onnx.save(m, d + '/model.onnx')
+            # Two encodings one after the other decode as one merged message: the second graph field's
+            # initializers (a 2 KiB one, then an int64 one) follow the first's.
+            extra = onnx.ModelProto()
+            extra.graph.initializer.extend([numpy_helper.from_array(rng.standard_normal((8, 64)).astype(np.float32), 'small'),
+                                            numpy_helper.from_array(np.arange(1024, dtype=np.int64), 'ids')])
+            open(d + '/merged.onnx', 'wb').write(m.SerializeToString() + extra.SerializeToString())
+            bad = onnx.load(d + '/model.onnx')
+            bad.graph.initializer[0].raw_data = bad.graph.initializer[0].raw_data + b'1234'
+            onnx.save(bad, d + '/long.onnx')
+            data = open(d + '/model.onnx', 'rb').read()
+            open(d + '/truncated.onnx', 'wb').write(data[:len(data) - 100])
+            """)
         defer { TestSupport.remove(directory) }
         for file in ["model", "merged"] {
             let path = directory + "/\(file).onnx"
@@ -120,7 +124,9 @@ struct LoaderTests {
             #expect(try mapped.run(["x": x])["y"]!.bytesEqual(try decoded.run(["x": x])["y"]!))
         }
         #expect(try ONNXModel(path: directory + "/merged.onnx").graph.initializers["ids"]?.scalars(as: Int64.self) == (0..<1024).map { Int64($0) })
-        #expect { try ONNXModel(path: directory + "/long.onnx") } throws: { "\($0)".contains("tensor `w` has 16388 bytes of raw data, shape [64, 64] of float32 needs 16384") }
+        #expect { try ONNXModel(path: directory + "/long.onnx") } throws: {
+            "\($0)".contains("tensor `w` has 16388 bytes of raw data, shape [64, 64] of float32 needs 16384")
+        }
         #expect { try ONNXModel(path: directory + "/truncated.onnx") } throws: { "\($0)".contains("not an ONNX model protobuf") }
     }
 

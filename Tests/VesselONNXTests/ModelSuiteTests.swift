@@ -10,8 +10,9 @@ import VesselTestSupport
 struct ModelSuiteTests {
     static var dataDirectory: String { TestSupport.packageRoot + "/.build/onnx-backend-data" }
 
-    @Test("pytorch-converted, pytorch-operator and simple: every case passes or is skipped with a reason",
-          arguments: ["pytorch-converted", "pytorch-operator", "simple"])
+    @Test(
+        "pytorch-converted, pytorch-operator and simple: every case passes or is skipped with a reason",
+        arguments: ["pytorch-converted", "pytorch-operator", "simple"])
     func suite(_ name: String) throws {
         let root = Self.dataDirectory + "/" + name
         let cases = try FileManager.default.contentsOfDirectory(atPath: root).filter { $0.hasPrefix("test_") }.sorted()
@@ -32,9 +33,11 @@ struct ModelSuiteTests {
         #expect(failures.isEmpty, "\(failures.count) cases fail:\n\(failures.joined(separator: "\n"))")
     }
 
-    @Test("the light models run and match their recorded outputs", arguments: [
-        "bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet", "vgg19", "zfnet512",
-    ])
+    @Test(
+        "the light models run and match their recorded outputs",
+        arguments: [
+            "bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet", "vgg19", "zfnet512"
+        ])
     func light(_ name: String) throws {
         let path = Self.dataDirectory + "/light/light_\(name).onnx"
         let model = try ONNXModel(path: path)

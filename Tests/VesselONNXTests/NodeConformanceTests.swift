@@ -62,7 +62,9 @@ struct NodeConformanceTests {
             }
         }
         try? report.write(toFile: TestSupport.packageRoot + "/.build/onnx-node-report.tsv", atomically: true, encoding: .utf8)
-        print("ONNX node cases: \(passed) passed, \(failed) failed (\(Self.skipList.count) listed in node-skips.txt), \(unsupported) use unsupported operators, of \(names.count)")
+        print(
+            "ONNX node cases: \(passed) passed, \(failed) failed (\(Self.skipList.count) listed in node-skips.txt), \(unsupported) use unsupported operators, of \(names.count)"
+        )
         #expect(passed >= Self.minimumPassing, "pass count fell to \(passed)")
     }
 

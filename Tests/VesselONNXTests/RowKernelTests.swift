@@ -38,8 +38,9 @@ struct RowKernelTests {
                     RowKernels.softmax(x.baseAddress!, $0.baseAddress!, rows: rows, size: size, log: false, threads: threads)
                 }
                 normalized.withUnsafeMutableBufferPointer {
-                    RowKernels.layerNorm(x.baseAddress!, $0.baseAddress!, rows: rows, size: size, epsilon: 1e-5, scale: scale, bias: bias,
-                                         means: nil, inverseStd: nil, threads: threads)
+                    RowKernels.layerNorm(
+                        x.baseAddress!, $0.baseAddress!, rows: rows, size: size, epsilon: 1e-5, scale: scale, bias: bias,
+                        means: nil, inverseStd: nil, threads: threads)
                 }
             }
             return (softmax, normalized)
@@ -85,7 +86,7 @@ struct RowKernelTests {
         }
         for (x, y) in zip(input, output) where x.isFinite {
             let expected = Foundation.erf(Double(x))
-            #expect(abs(Double(y) - expected) <= 3e-7 * max(abs(expected), 1e-3) , "erf(\(x)) = \(y), expected \(expected)")
+            #expect(abs(Double(y) - expected) <= 3e-7 * max(abs(expected), 1e-3), "erf(\(x)) = \(y), expected \(expected)")
         }
         let n = input.count
         #expect(output[n - 3].isNaN && output[n - 2] == 1 && output[n - 1] == -1)

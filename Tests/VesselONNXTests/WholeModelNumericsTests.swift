@@ -11,9 +11,11 @@ import VesselTestSupport
 struct WholeModelNumericsTests {
     static var fixtures: String { TestSupport.packageRoot + "/Tests/VesselONNXTests/Fixtures/models" }
 
-    @Test("outputs match onnxruntime within 1e-4 relative", arguments: [
-        "resnet_block", "transformer_layer", "gelu_layer", "lstm_tagger", "upsampling_decoder",
-    ])
+    @Test(
+        "outputs match onnxruntime within 1e-4 relative",
+        arguments: [
+            "resnet_block", "transformer_layer", "gelu_layer", "lstm_tagger", "upsampling_decoder"
+        ])
     func matches(_ name: String) {
         let outcome = NodeConformanceTests.run(case: Self.fixtures + "/" + name, tolerance: (1e-4, 1e-6))
         #expect(outcome == .passed, "\(name): \(outcome)")
@@ -37,25 +39,26 @@ struct WholeModelNumericsTests {
         defer { TestSupport.remove(directory) }
         // Two cases written by the onnx package, expected outputs computed by numpy in float32:
         // a [2, 8, 5, 7] input (fused), and a [8, 5, 7] one whose channel axis is 0 (fallback).
-        _ = try TestSupport.python("""
-        import numpy as np, onnx, os
-        from onnx import helper, numpy_helper, TensorProto
-        rng = np.random.default_rng(7)
-        s = rng.standard_normal((8, 1, 1)).astype(np.float32)
-        b = rng.standard_normal((1, 8, 1, 1)).astype(np.float32)
-        for name, shape, bias in [("fused", [2, 8, 5, 7], b), ("fallback", [8, 5, 7], b.reshape(8, 1, 1))]:
-            nodes = [helper.make_node("Mul", ["x", "s"], ["t"]), helper.make_node("Add", ["b", "t"], ["u"]), helper.make_node("Relu", ["u"], ["y"])]
-            graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                                      [numpy_helper.from_array(s, "s"), numpy_helper.from_array(bias, "b")])
-            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-            os.makedirs(f"\(directory)/{name}/test_data_set_0")
-            onnx.save(model, f"\(directory)/{name}/model.onnx")
-            x = rng.standard_normal(shape).astype(np.float32)
-            y = np.maximum(bias + x * s, np.float32(0)).astype(np.float32)
-            open(f"\(directory)/{name}/test_data_set_0/input_0.pb", "wb").write(numpy_helper.from_array(x, "x").SerializeToString())
-            open(f"\(directory)/{name}/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y, "y").SerializeToString())
-        """)
+        _ = try TestSupport.python(
+            """
+            import numpy as np, onnx, os
+            from onnx import helper, numpy_helper, TensorProto
+            rng = np.random.default_rng(7)
+            s = rng.standard_normal((8, 1, 1)).astype(np.float32)
+            b = rng.standard_normal((1, 8, 1, 1)).astype(np.float32)
+            for name, shape, bias in [("fused", [2, 8, 5, 7], b), ("fallback", [8, 5, 7], b.reshape(8, 1, 1))]:
+                nodes = [helper.make_node("Mul", ["x", "s"], ["t"]), helper.make_node("Add", ["b", "t"], ["u"]), helper.make_node("Relu", ["u"], ["y"])]
+                graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                          [numpy_helper.from_array(s, "s"), numpy_helper.from_array(bias, "b")])
+                model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                os.makedirs(f"\(directory)/{name}/test_data_set_0")
+                onnx.save(model, f"\(directory)/{name}/model.onnx")
+                x = rng.standard_normal(shape).astype(np.float32)
+                y = np.maximum(bias + x * s, np.float32(0)).astype(np.float32)
+                open(f"\(directory)/{name}/test_data_set_0/input_0.pb", "wb").write(numpy_helper.from_array(x, "x").SerializeToString())
+                open(f"\(directory)/{name}/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y, "y").SerializeToString())
+            """)
         let model = try ONNXModel(path: directory + "/fused/model.onnx")
         #expect(model.graph.nodes.map(\.name).count == 1)
         #expect(model.graph.nodes.first?.name.hasSuffix("+Add+Relu") == true)
@@ -70,43 +73,45 @@ struct WholeModelNumericsTests {
         // DenseNet's shape: Concat → BatchNormalization → Mul → Add → Relu. The expected output
         // rounds as the kernels do: the normalization's factor and offset in double, then
         // float32 multiply-adds, one rounding per operation (numpy float32 does the same).
-        _ = try TestSupport.python("""
-        import numpy as np, onnx, os
-        from onnx import helper, numpy_helper, TensorProto
-        rng = np.random.default_rng(11)
-        C = 6
-        g, beta, mean = (rng.standard_normal(C).astype(np.float32) for _ in range(3))
-        var = rng.uniform(0.5, 2.0, C).astype(np.float32)
-        s = rng.standard_normal((C, 1, 1)).astype(np.float32)
-        b = rng.standard_normal((1, C, 1, 1)).astype(np.float32)
-        inits = [numpy_helper.from_array(a, n) for a, n in [(g, "g"), (beta, "beta"), (mean, "mean"), (var, "var"), (s, "s"), (b, "b")]]
-        nodes = [helper.make_node("Concat", ["x1", "x2"], ["x"], axis=1),
-                 helper.make_node("BatchNormalization", ["x", "g", "beta", "mean", "var"], ["n"], epsilon=1e-3),
-                 helper.make_node("Mul", ["n", "s"], ["t"]), helper.make_node("Add", ["t", "b"], ["u"]), helper.make_node("Relu", ["u"], ["y"])]
-        graph = helper.make_graph(nodes, "bn_affine", [helper.make_tensor_value_info("x1", TensorProto.FLOAT, [2, 2, 5, 7]),
-                                                       helper.make_tensor_value_info("x2", TensorProto.FLOAT, [2, 4, 5, 7])],
-                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
-        os.makedirs(f"\(directory)/case/test_data_set_0")
-        onnx.save(model, f"\(directory)/case/model.onnx")
-        x1 = rng.standard_normal((2, 2, 5, 7)).astype(np.float32)
-        x2 = rng.standard_normal((2, 4, 5, 7)).astype(np.float32)
-        x = np.concatenate([x1, x2], axis=1)
-        eps = float(np.float32(1e-3))
-        factor = g.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
-        offset = beta.astype(np.float64) - mean.astype(np.float64) * factor
-        f = factor.astype(np.float32).reshape(1, C, 1, 1)
-        o = offset.astype(np.float32).reshape(1, C, 1, 1)
-        y = np.maximum((x * f + o) * s + b, np.float32(0)).astype(np.float32)
-        for k, a in enumerate([x1, x2]):
-            open(f"\(directory)/case/test_data_set_0/input_{k}.pb", "wb").write(numpy_helper.from_array(a, f"x{k + 1}").SerializeToString())
-        open(f"\(directory)/case/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y, "y").SerializeToString())
-        """)
+        _ = try TestSupport.python(
+            """
+            import numpy as np, onnx, os
+            from onnx import helper, numpy_helper, TensorProto
+            rng = np.random.default_rng(11)
+            C = 6
+            g, beta, mean = (rng.standard_normal(C).astype(np.float32) for _ in range(3))
+            var = rng.uniform(0.5, 2.0, C).astype(np.float32)
+            s = rng.standard_normal((C, 1, 1)).astype(np.float32)
+            b = rng.standard_normal((1, C, 1, 1)).astype(np.float32)
+            inits = [numpy_helper.from_array(a, n) for a, n in [(g, "g"), (beta, "beta"), (mean, "mean"), (var, "var"), (s, "s"), (b, "b")]]
+            nodes = [helper.make_node("Concat", ["x1", "x2"], ["x"], axis=1),
+                     helper.make_node("BatchNormalization", ["x", "g", "beta", "mean", "var"], ["n"], epsilon=1e-3),
+                     helper.make_node("Mul", ["n", "s"], ["t"]), helper.make_node("Add", ["t", "b"], ["u"]), helper.make_node("Relu", ["u"], ["y"])]
+            graph = helper.make_graph(nodes, "bn_affine", [helper.make_tensor_value_info("x1", TensorProto.FLOAT, [2, 2, 5, 7]),
+                                                           helper.make_tensor_value_info("x2", TensorProto.FLOAT, [2, 4, 5, 7])],
+                                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+            os.makedirs(f"\(directory)/case/test_data_set_0")
+            onnx.save(model, f"\(directory)/case/model.onnx")
+            x1 = rng.standard_normal((2, 2, 5, 7)).astype(np.float32)
+            x2 = rng.standard_normal((2, 4, 5, 7)).astype(np.float32)
+            x = np.concatenate([x1, x2], axis=1)
+            eps = float(np.float32(1e-3))
+            factor = g.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
+            offset = beta.astype(np.float64) - mean.astype(np.float64) * factor
+            f = factor.astype(np.float32).reshape(1, C, 1, 1)
+            o = offset.astype(np.float32).reshape(1, C, 1, 1)
+            y = np.maximum((x * f + o) * s + b, np.float32(0)).astype(np.float32)
+            for k, a in enumerate([x1, x2]):
+                open(f"\(directory)/case/test_data_set_0/input_{k}.pb", "wb").write(numpy_helper.from_array(a, f"x{k + 1}").SerializeToString())
+            open(f"\(directory)/case/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y, "y").SerializeToString())
+            """)
         let model = try ONNXModel(path: directory + "/case/model.onnx")
         let names = model.graph.nodes.map(\.name)
         #expect(names.count == 2, "\(names)")
-        #expect(names.contains { $0.contains("+Add+Relu") } && !model.graph.nodes.contains { $0.opType == "BatchNormalization" && !$0.name.contains("+") },
-                "\(names)")
+        #expect(
+            names.contains { $0.contains("+Add+Relu") } && !model.graph.nodes.contains { $0.opType == "BatchNormalization" && !$0.name.contains("+") },
+            "\(names)")
         #expect(NodeConformanceTests.run(case: directory + "/case", tolerance: (0, 0)) == .passed)
     }
 
@@ -123,8 +128,9 @@ struct WholeModelNumericsTests {
             var blas = strided ? start : [Float](repeating: 0, count: m * n), builtin = blas
             let (ldb, ldc, beta): (Int?, Int, Float) = strided ? (n + 7, n + 3, 1) : (nil, n, 0)
             GEMM.multiply(m: m, n: n, k: k, a: a, b: b, transB: transB, ldb: ldb, beta: beta, c: &blas, ldc: ldc)
-            GEMM.builtin(m: m, n: n, k: k, alpha: 1, a: a, transA: false, b: b, transB: transB, ldb: ldb ?? (transB ? k : n),
-                         beta: beta, c: &builtin, ldc: ldc)
+            GEMM.builtin(
+                m: m, n: n, k: k, alpha: 1, a: a, transA: false, b: b, transB: transB, ldb: ldb ?? (transB ? k : n),
+                beta: beta, c: &builtin, ldc: ldc)
             var worst: Float = 0
             for index in 0..<blas.count { worst = max(worst, abs(blas[index] - builtin[index]) / (1 + abs(blas[index]))) }
             #expect(worst <= 1e-4, "transB \(transB), strided \(strided)")

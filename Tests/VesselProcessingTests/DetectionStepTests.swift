@@ -26,13 +26,16 @@ struct DetectionStepTests {
         let images = try #require(json["images"] as? [[String: Any]])
         let v5 = setup["v5"] as? Bool == true
         let shape: [Dim] = [.dynamic(name: "batch")] + head.shape.dropFirst().map { Dim.fixed($0) }
-        let signature = Signature(inputs: [TensorSpec(name: "images", dtype: .float32, shape: [.dynamic(name: "batch"), .fixed(3), .fixed(640), .fixed(640)])],
-                                  outputs: [TensorSpec(name: "output0", dtype: .float32, shape: shape)])
-        let step = ProcessingStep(type: "detections", parameters: [
-            "output": .string("output0"), "format": .string(v5 ? "yolov5" : "yolov8"), "as": .string("boxes"),
-            "score_threshold": .double(setup["conf"] as! Double), "iou_threshold": .double(setup["iou"] as! Double),
-            "max_detections": .int(setup["max_det"] as! Int), "class_agnostic": .bool(setup["agnostic"] as! Bool),
-        ])
+        let signature = Signature(
+            inputs: [TensorSpec(name: "images", dtype: .float32, shape: [.dynamic(name: "batch"), .fixed(3), .fixed(640), .fixed(640)])],
+            outputs: [TensorSpec(name: "output0", dtype: .float32, shape: shape)])
+        let step = ProcessingStep(
+            type: "detections",
+            parameters: [
+                "output": .string("output0"), "format": .string(v5 ? "yolov5" : "yolov8"), "as": .string("boxes"),
+                "score_threshold": .double(setup["conf"] as! Double), "iou_threshold": .double(setup["iou"] as! Double),
+                "max_detections": .int(setup["max_det"] as! Int), "class_agnostic": .bool(setup["agnostic"] as! Bool)
+            ])
         let plan = try ProcessingPlan(signature: signature, preprocess: [], postprocess: [step])
         #expect(plan.served.outputs.map(\.name) == ["output0", "boxes", "boxes_scores", "boxes_classes", "boxes_count"])
         let out = try plan.postprocess(["output0": head])
@@ -55,17 +58,21 @@ struct DetectionStepTests {
 
     @Test("a head that is not YOLO-shaped, or a format the step does not know, is refused when the plan compiles")
     func refused() {
-        let signature = Signature(inputs: [TensorSpec(name: "x", dtype: .float32, shape: [.dynamic(name: "batch"), .fixed(4)])],
-                                  outputs: [TensorSpec(name: "y", dtype: .float32, shape: [.dynamic(name: "batch"), .fixed(4), .fixed(100)]),
-                                            TensorSpec(name: "z", dtype: .float32, shape: [.dynamic(name: "batch"), .fixed(10)])])
+        let signature = Signature(
+            inputs: [TensorSpec(name: "x", dtype: .float32, shape: [.dynamic(name: "batch"), .fixed(4)])],
+            outputs: [
+                TensorSpec(name: "y", dtype: .float32, shape: [.dynamic(name: "batch"), .fixed(4), .fixed(100)]),
+                TensorSpec(name: "z", dtype: .float32, shape: [.dynamic(name: "batch"), .fixed(10)])
+            ])
         for (parameters, message) in [
             (["output": Value.string("y"), "format": .string("yolov8")], "4 + classes"),
             (["output": .string("z"), "format": .string("yolov8")], "rank-3"),
             (["output": .string("y"), "format": .string("detr")], "needs `format`"),
-            (["output": .string("y"), "format": .string("yolov5"), "iou_threshold": .double(2)], "from 0 to 1"),
+            (["output": .string("y"), "format": .string("yolov5"), "iou_threshold": .double(2)], "from 0 to 1")
         ] {
-            #expect { _ = try ProcessingPlan(signature: signature, preprocess: [], postprocess: [ProcessingStep(type: "detections", parameters: parameters)]) }
-                throws: { "\($0)".contains(message) }
+            #expect {
+                _ = try ProcessingPlan(signature: signature, preprocess: [], postprocess: [ProcessingStep(type: "detections", parameters: parameters)])
+            } throws: { "\($0)".contains(message) }
         }
     }
 }

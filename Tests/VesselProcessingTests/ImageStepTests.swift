@@ -22,21 +22,27 @@ struct ImageStepTests {
 
     struct ReferenceFailed: Error { var message: String }
 
-    static func plan(size: (Int, Int), resize: String, filter: String, color: String, shorter: Int, layout: String, scale: Double,
-                     pad: Int, maxPixels: Int? = nil) throws -> ProcessingPlan {
+    static func plan(
+        size: (Int, Int), resize: String, filter: String, color: String, shorter: Int, layout: String, scale: Double,
+        pad: Int, maxPixels: Int? = nil
+    ) throws -> ProcessingPlan {
         let channels = color == "gray" ? 1 : 3
-        let shape: [Dim] = layout == "NCHW" ? [.dynamic(name: "batch"), .fixed(channels), .fixed(size.0), .fixed(size.1)]
+        let shape: [Dim] =
+            layout == "NCHW"
+            ? [.dynamic(name: "batch"), .fixed(channels), .fixed(size.0), .fixed(size.1)]
             : [.dynamic(name: "batch"), .fixed(size.0), .fixed(size.1), .fixed(channels)]
         var parameters: [String: Value] = [
             "input": .string("image"), "size": .array([.int(size.0), .int(size.1)]), "resize": .string(resize),
-            "filter": .string(filter), "color": .string(color), "layout": .string(layout), "scale": .double(scale),
+            "filter": .string(filter), "color": .string(color), "layout": .string(layout), "scale": .double(scale)
         ]
         if resize == "center_crop", shorter > 0 { parameters["shorter_side"] = .int(shorter) }
         if resize == "letterbox" { parameters["pad"] = .int(pad) }
-        let signature = Signature(inputs: [TensorSpec(name: "image", dtype: .float32, shape: shape)],
-                                  outputs: [TensorSpec(name: "y", dtype: .float32, shape: [.dynamic(name: "batch")])])
-        return try ProcessingPlan(signature: signature, preprocess: [ProcessingStep(type: "image", parameters: parameters)], postprocess: [],
-                                  maxImagePixels: maxPixels)
+        let signature = Signature(
+            inputs: [TensorSpec(name: "image", dtype: .float32, shape: shape)],
+            outputs: [TensorSpec(name: "y", dtype: .float32, shape: [.dynamic(name: "batch")])])
+        return try ProcessingPlan(
+            signature: signature, preprocess: [ProcessingStep(type: "image", parameters: parameters)], postprocess: [],
+            maxImagePixels: maxPixels)
     }
 
     static func cases() throws -> [[String]] {
@@ -52,8 +58,9 @@ struct ImageStepTests {
         var exact = 0
         for row in cases {
             let (index, file) = (row[0], row[1])
-            let plan = try Self.plan(size: (Int(row[2])!, Int(row[3])!), resize: row[4], filter: row[5], color: row[6], shorter: Int(row[7])!,
-                                     layout: row[8], scale: Double(row[9])!, pad: Int(row[10])!)
+            let plan = try Self.plan(
+                size: (Int(row[2])!, Int(row[3])!), resize: row[4], filter: row[5], color: row[6], shorter: Int(row[7])!,
+                layout: row[8], scale: Double(row[9])!, pad: Int(row[10])!)
             let bytes = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + file))
             // Sent as a client would: a data URI in JSON.
             let sent = Tensor(strings: [BytesElement.dataURI(Array(bytes), mediaType: "image/*")], shape: [1])
@@ -84,13 +91,15 @@ struct ImageStepTests {
         #expect(Array(batch.scalars(as: Float.self)[192...]) == one.scalars(as: Float.self))
     }
 
-    @Test("hostile images are refused with a message naming the input and element, before decoding a bomb", arguments: [
-        ("bomb.png", "30000×30000 pixels, over serving.max_image_pixels"),
-        ("half.jpg", "is not a complete JPEG"),
-        ("half.png", "PNG"),
-        ("empty.png", "PNG"),
-        ("text.txt", "is not a JPEG, PNG or WebP image"),
-    ])
+    @Test(
+        "hostile images are refused with a message naming the input and element, before decoding a bomb",
+        arguments: [
+            ("bomb.png", "30000×30000 pixels, over serving.max_image_pixels"),
+            ("half.jpg", "is not a complete JPEG"),
+            ("half.png", "PNG"),
+            ("empty.png", "PNG"),
+            ("text.txt", "is not a JPEG, PNG or WebP image")
+        ])
     func hostile(file: String, message: String) throws {
         let directory = try Self.reference.get()
         let plan = try Self.plan(size: (8, 8), resize: "stretch", filter: "bilinear", color: "rgb", shorter: 0, layout: "NCHW", scale: 1, pad: 0)
@@ -108,11 +117,13 @@ struct ImageStepTests {
     func pixelBound() throws {
         let directory = try Self.reference.get()
         let png = Array(try Data(contentsOf: URL(fileURLWithPath: directory + "/rgb.png")))  // 97×64
-        let tight = try Self.plan(size: (8, 8), resize: "stretch", filter: "bilinear", color: "rgb", shorter: 0, layout: "NCHW", scale: 1, pad: 0,
-                                  maxPixels: 97 * 64 - 1)
+        let tight = try Self.plan(
+            size: (8, 8), resize: "stretch", filter: "bilinear", color: "rgb", shorter: 0, layout: "NCHW", scale: 1, pad: 0,
+            maxPixels: 97 * 64 - 1)
         #expect(throws: ProcessingError.self) { try tight.preprocess(["image": Tensor(strings: [BytesElement.string(png)], shape: [1])]) }
-        let exact = try Self.plan(size: (8, 8), resize: "stretch", filter: "bilinear", color: "rgb", shorter: 0, layout: "NCHW", scale: 1, pad: 0,
-                                  maxPixels: 97 * 64)
+        let exact = try Self.plan(
+            size: (8, 8), resize: "stretch", filter: "bilinear", color: "rgb", shorter: 0, layout: "NCHW", scale: 1, pad: 0,
+            maxPixels: 97 * 64)
         _ = try exact.preprocess(["image": Tensor(strings: [BytesElement.string(png)], shape: [1])])
     }
 
@@ -120,12 +131,19 @@ struct ImageStepTests {
     func servedSignature() throws {
         let plan = try Self.plan(size: (8, 8), resize: "stretch", filter: "bilinear", color: "rgb", shorter: 0, layout: "NCHW", scale: 1, pad: 0)
         #expect(plan.served.inputs[0].dtype == .string && plan.served.inputs[0].shape == [.dynamic(name: "batch")])
-        let wrong = Signature(inputs: [TensorSpec(name: "image", dtype: .float32, shape: [.dynamic(name: "batch"), .fixed(3), .fixed(224), .fixed(224)])],
-                              outputs: [])
+        let wrong = Signature(
+            inputs: [TensorSpec(name: "image", dtype: .float32, shape: [.dynamic(name: "batch"), .fixed(3), .fixed(224), .fixed(224)])],
+            outputs: [])
         #expect {
-            _ = try ProcessingPlan(signature: wrong, preprocess: [ProcessingStep(type: "image", parameters: [
-                "input": .string("image"), "size": .array([.int(8), .int(8)]),
-            ])], postprocess: [])
+            _ = try ProcessingPlan(
+                signature: wrong,
+                preprocess: [
+                    ProcessingStep(
+                        type: "image",
+                        parameters: [
+                            "input": .string("image"), "size": .array([.int(8), .int(8)])
+                        ])
+                ], postprocess: [])
         } throws: { "\($0)".contains("writes images of shape") }
     }
 }

@@ -9,8 +9,9 @@ private let batch = Dim.dynamic(name: "batch")
 private func step(_ type: String, _ parameters: [String: Value]) -> ProcessingStep { ProcessingStep(type: type, parameters: parameters) }
 
 /// iris's graph signature: X [batch, 4] → label [batch] int64, probabilities [batch, 3].
-private let iris = Signature(inputs: [spec("X", .float32, [batch, .fixed(4)])],
-                             outputs: [spec("label", .int64, [batch]), spec("probabilities", .float32, [batch, .fixed(3)])])
+private let iris = Signature(
+    inputs: [spec("X", .float32, [batch, .fixed(4)])],
+    outputs: [spec("label", .int64, [batch]), spec("probabilities", .float32, [batch, .fixed(3)])])
 
 private func floats(_ tensor: Tensor) -> [Float] { tensor.scalars(as: Float.self) }
 
@@ -18,9 +19,12 @@ private func floats(_ tensor: Tensor) -> [Float] { tensor.scalars(as: Float.self
 struct ProcessingPlanTests {
     @Test("labels with `as` adds a string output and keeps the one it read; the served signature shows both")
     func labelsServedSignature() throws {
-        let plan = try ProcessingPlan(signature: iris, preprocess: [], postprocess: [
-            step("labels", ["output": .string("label"), "file": .string("labels.txt"), "as": .string("species")]),
-        ]).loadingFiles { _ in Array("setosa\nversicolor\nvirginica\n".utf8) }
+        let plan = try ProcessingPlan(
+            signature: iris, preprocess: [],
+            postprocess: [
+                step("labels", ["output": .string("label"), "file": .string("labels.txt"), "as": .string("species")])
+            ]
+        ).loadingFiles { _ in Array("setosa\nversicolor\nvirginica\n".utf8) }
         #expect(plan.served.inputs == iris.inputs)
         #expect(plan.served.outputs.map(\.name) == ["label", "probabilities", "species"])
         #expect(plan.served.output(named: "species")?.dtype == .string)
@@ -33,9 +37,11 @@ struct ProcessingPlanTests {
 
     @Test("labels on class scores take the argmax of the last axis; a label file of the wrong length is refused at load")
     func labelsOnScores() throws {
-        let plan = try ProcessingPlan(signature: iris, preprocess: [], postprocess: [
-            step("labels", ["output": .string("probabilities"), "file": .string("l.txt"), "as": .string("name")]),
-        ])
+        let plan = try ProcessingPlan(
+            signature: iris, preprocess: [],
+            postprocess: [
+                step("labels", ["output": .string("probabilities"), "file": .string("l.txt"), "as": .string("name")])
+            ])
         #expect(plan.served.output(named: "name")?.shape == [batch])
         let loaded = try plan.loadingFiles { _ in Array("a\r\nb\r\nc".utf8) }
         let out = try loaded.postprocess(["probabilities": Tensor([Float(0.1), 0.7, 0.2, 0.5, 0.5, 0], shape: [2, 3])])
@@ -64,8 +70,10 @@ struct ProcessingPlanTests {
         #expect(top["top_scores"].map(floats) == [3, 3, 1, 0])
         let over = try run([step("threshold", ["output": .string("logits"), "value": .double(1), "as": .string("hot")])])
         #expect(over["hot"]?.scalars(as: Bool.self) == [false, true, true, true, false, false, false, false])
-        let scaled = try run([step("scale", ["output": .string("logits"), "factor": .double(2), "offset": .double(1)]),
-                              step("clip", ["output": .string("logits"), "min": .double(0), "max": .double(5)])])
+        let scaled = try run([
+            step("scale", ["output": .string("logits"), "factor": .double(2), "offset": .double(1)]),
+            step("clip", ["output": .string("logits"), "min": .double(0), "max": .double(5)])
+        ])
         #expect(floats(scaled["logits"]!) == [3, 5, 5, 5, 0, 1, 1, 3])
         let cast = try run([step("cast", ["output": .string("logits"), "dtype": .string("int64"), "as": .string("whole")])])
         #expect(cast["whole"]?.dtype == .int64 && cast["whole"]?.integers() == [1, 2, 3, 3, -1, 0, 0, 1])
@@ -74,11 +82,13 @@ struct ProcessingPlanTests {
     @Test("normalize per channel (NCHW axis 1, NHWC axis -1), transpose, and cast turn what clients send into what the model takes")
     func preKernels() throws {
         let image = Signature(inputs: [spec("pixels", .float16, [batch, .fixed(2), .fixed(1), .fixed(2)])], outputs: iris.outputs)
-        let plan = try ProcessingPlan(signature: image, preprocess: [
-            step("transpose", ["input": .string("pixels"), "perm": .array([.int(0), .int(3), .int(1), .int(2)])]),
-            step("normalize", ["input": .string("pixels"), "mean": .array([.double(1), .double(2)]), "std": .array([.double(2), .double(4)])]),
-            step("cast", ["input": .string("pixels"), "dtype": .string("float16")]),
-        ], postprocess: [])
+        let plan = try ProcessingPlan(
+            signature: image,
+            preprocess: [
+                step("transpose", ["input": .string("pixels"), "perm": .array([.int(0), .int(3), .int(1), .int(2)])]),
+                step("normalize", ["input": .string("pixels"), "mean": .array([.double(1), .double(2)]), "std": .array([.double(2), .double(4)])]),
+                step("cast", ["input": .string("pixels"), "dtype": .string("float16")])
+            ], postprocess: [])
         // Clients send NHWC float32: [batch, 1, 2, 2]; the model takes NCHW float16.
         #expect(plan.served.inputs[0].dtype == .float32)
         #expect(plan.served.inputs[0].shape == [batch, .fixed(1), .fixed(2), .fixed(2)])
@@ -89,20 +99,22 @@ struct ProcessingPlanTests {
         #expect(model.doubles() == [1, 2, 1, 2])
     }
 
-    @Test("steps that do not fit are refused at compile time, naming the step", arguments: [
-        ([], [step("softmax", ["output": .string("label")])], "floating-point"),
-        ([], [step("argmax", ["output": .string("probabilities"), "axis": .int(0)])], "batch dimension"),
-        ([], [step("topk", ["output": .string("probabilities"), "k": .int(4)])], "has 3 entries"),
-        ([], [step("argmax", ["output": .string("probabilities"), "as": .string("label")])], "already an output"),
-        ([], [step("labels", ["output": .string("nope"), "file": .string("x")])], "neither the model"),
-        ([step("normalize", ["input": .string("X"), "mean": .array([.double(0), .double(0), .double(0)]), "std": .double(1)])], [], "axis 1 of `X` has 4"),
-        ([step("cast", ["input": .string("X"), "dtype": .string("int64")])], [], "takes float32"),
-        ([step("reshape", ["input": .string("X"), "shape": .array([.int(4)])])], [], "not supported yet"),
-        ([step("image", ["input": .string("X"), "size": .array([.int(224), .int(224)])])], [], "writes a rank-4 batch of images"),
-        ([step("tokenize", ["input": .string("X"), "file": .string("tokenizer.json")])], [], "writes integer token ids, but `X` is float32"),
-        ([], [step("pool", ["output": .string("probabilities")])], "pools [batch, sequence, hidden]"),
-        ([step("transpose", ["input": .string("X"), "perm": .array([.int(0), .int(0)])])], [], "each axis"),
-    ] as [([ProcessingStep], [ProcessingStep], String)])
+    @Test(
+        "steps that do not fit are refused at compile time, naming the step",
+        arguments: [
+            ([], [step("softmax", ["output": .string("label")])], "floating-point"),
+            ([], [step("argmax", ["output": .string("probabilities"), "axis": .int(0)])], "batch dimension"),
+            ([], [step("topk", ["output": .string("probabilities"), "k": .int(4)])], "has 3 entries"),
+            ([], [step("argmax", ["output": .string("probabilities"), "as": .string("label")])], "already an output"),
+            ([], [step("labels", ["output": .string("nope"), "file": .string("x")])], "neither the model"),
+            ([step("normalize", ["input": .string("X"), "mean": .array([.double(0), .double(0), .double(0)]), "std": .double(1)])], [], "axis 1 of `X` has 4"),
+            ([step("cast", ["input": .string("X"), "dtype": .string("int64")])], [], "takes float32"),
+            ([step("reshape", ["input": .string("X"), "shape": .array([.int(4)])])], [], "not supported yet"),
+            ([step("image", ["input": .string("X"), "size": .array([.int(224), .int(224)])])], [], "writes a rank-4 batch of images"),
+            ([step("tokenize", ["input": .string("X"), "file": .string("tokenizer.json")])], [], "writes integer token ids, but `X` is float32"),
+            ([], [step("pool", ["output": .string("probabilities")])], "pools [batch, sequence, hidden]"),
+            ([step("transpose", ["input": .string("X"), "perm": .array([.int(0), .int(0)])])], [], "each axis")
+        ] as [([ProcessingStep], [ProcessingStep], String)])
     func refused(pre: [ProcessingStep], post: [ProcessingStep], message: String) {
         #expect {
             _ = try ProcessingPlan(signature: iris, preprocess: pre, postprocess: post)
@@ -114,9 +126,11 @@ struct ProcessingPlanTests {
     @Test("a client tensor a preprocess step cannot take is the client's error, named")
     func runtimeMismatch() throws {
         let dynamic = Signature(inputs: [spec("X", .float32, [batch, .dynamic(name: nil)])], outputs: iris.outputs)
-        let plan = try ProcessingPlan(signature: dynamic, preprocess: [
-            step("normalize", ["input": .string("X"), "mean": .array([.double(0), .double(1)]), "std": .double(1)]),
-        ], postprocess: [])
+        let plan = try ProcessingPlan(
+            signature: dynamic,
+            preprocess: [
+                step("normalize", ["input": .string("X"), "mean": .array([.double(0), .double(1)]), "std": .double(1)])
+            ], postprocess: [])
         #expect {
             _ = try plan.preprocess(["X": Tensor([Float](repeating: 1, count: 6), shape: [2, 3])])
         } throws: { error in
@@ -128,32 +142,44 @@ struct ProcessingPlanTests {
     @Test("columns: named inputs (numbers, one-hot and index categories, fills) assemble the model's feature tensor in order")
     func columns() throws {
         let table = Signature(inputs: [spec("X", .float32, [batch, .fixed(6)])], outputs: iris.outputs)
-        let plan = try ProcessingPlan(signature: table, preprocess: [
-            step("columns", ["input": .string("X"), "columns": .array([
-                .string("age"),
-                .object(["name": .string("color"), "categories": .array([.string("red"), .string("green"), .string("blue")]), "fill": .string("green")]),
-                .object(["name": .string("size"), "categories": .array([.string("S"), .string("M"), .string("L")]), "encode": .string("index")]),
-                .object(["name": .string("height"), "fill": .double(1.5)]),
-            ])]),
-            step("scale", ["input": .string("X"), "factor": .double(2)]),
-        ], postprocess: [])
+        let plan = try ProcessingPlan(
+            signature: table,
+            preprocess: [
+                step(
+                    "columns",
+                    [
+                        "input": .string("X"),
+                        "columns": .array([
+                            .string("age"),
+                            .object([
+                                "name": .string("color"), "categories": .array([.string("red"), .string("green"), .string("blue")]), "fill": .string("green")
+                            ]),
+                            .object(["name": .string("size"), "categories": .array([.string("S"), .string("M"), .string("L")]), "encode": .string("index")]),
+                            .object(["name": .string("height"), "fill": .double(1.5)])
+                        ])
+                    ]),
+                step("scale", ["input": .string("X"), "factor": .double(2)])
+            ], postprocess: [])
         #expect(plan.served.inputs.map(\.name) == ["age", "color", "size", "height"])
         #expect(plan.served.inputs.map(\.dtype) == [.float32, .string, .string, .float32])
         #expect(plan.served.inputs.allSatisfy { $0.shape == [batch] })
         let x = try plan.preprocess([
             "age": Tensor([Float(30), 41], shape: [2]), "color": Tensor(strings: ["blue", ""], shape: [2]),
-            "size": Tensor(strings: ["L", "S"], shape: [2]), "height": Tensor([Float.nan, 1.8], shape: [2]),
+            "size": Tensor(strings: ["L", "S"], shape: [2]), "height": Tensor([Float.nan, 1.8], shape: [2])
         ])
         #expect(x.count == 1 && x["X"]?.shape == [2, 6])
         // Then scaled by 2: [age, red, green, blue, size index, height].
         #expect(x["X"].map(floats) == [60, 0, 0, 2, 4, 3, 82, 0, 2, 0, 0, 3.6])
         #expect {
-            _ = try plan.preprocess(["age": Tensor([Float(1)], shape: [1]), "color": Tensor(strings: ["purple"], shape: [1]),
-                                     "size": Tensor(strings: ["S"], shape: [1]), "height": Tensor([Float(1)], shape: [1])])
+            _ = try plan.preprocess([
+                "age": Tensor([Float(1)], shape: [1]), "color": Tensor(strings: ["purple"], shape: [1]),
+                "size": Tensor(strings: ["S"], shape: [1]), "height": Tensor([Float(1)], shape: [1])
+            ])
         } throws: { "\($0)".contains("column `color` row 0: `purple` is not one of its categories (red, green, blue)") }
         #expect {
-            _ = try ProcessingPlan(signature: iris, preprocess: [step("columns", ["input": .string("X"), "columns": .array([.string("a"), .string("b")])])],
-                                   postprocess: [])
+            _ = try ProcessingPlan(
+                signature: iris, preprocess: [step("columns", ["input": .string("X"), "columns": .array([.string("a"), .string("b")])])],
+                postprocess: [])
         } throws: { "\($0)".contains("the columns make 2 features, but `X` takes 4") }
     }
 }

@@ -25,8 +25,9 @@ struct TokenizerTests {
         let result = try TestSupport.run(TestSupport.python, [script, directory])
         guard result.status == 0 else { throw ReferenceFailed(message: result.standardError) }
         let corpus = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/corpus.json")))
-        let expected = try JSONDecoder().decode([String: [String: [[Int]]]].self,
-                                                from: Data(contentsOf: URL(fileURLWithPath: directory + "/expected.json")))
+        let expected = try JSONDecoder().decode(
+            [String: [String: [[Int]]]].self,
+            from: Data(contentsOf: URL(fileURLWithPath: directory + "/expected.json")))
         return Reference(directory: directory, corpus: corpus, expected: expected)
     }
 
@@ -54,7 +55,8 @@ struct TokenizerTests {
             let encoding = try tokenizer.encode(corpus[index], pair: corpus[60 + index])
             check("pair", index, encoding.ids, expected["pairs"]![index])
             check("pair type ids", index, encoding.typeIDs, expected["pair_types"]![index])
-            check("truncated pair", index, try tokenizer.encode(corpus[index], pair: corpus[60 + index], maxLength: 16).ids, expected["truncated_pairs"]![index])
+            check(
+                "truncated pair", index, try tokenizer.encode(corpus[index], pair: corpus[60 + index], maxLength: 16).ids, expected["truncated_pairs"]![index])
         }
         let batch = tokenizer.pad(try corpus.prefix(20).map { try tokenizer.encode($0) }, id: 0)
         for index in 0..<20 {
@@ -73,11 +75,14 @@ struct TokenizerTests {
         let cases: [(String, String)] = [
             (#"{"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}"#, "Unigram"),
             (#"{"normalizer": {"type": "NFKC"}, "model": {"type": "WordLevel", "vocab": {"a": 0}, "unk_token": "a"}}"#, "NFKC"),
-            (#"{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Removed", "invert": false}, "model": {"type": "WordLevel", "vocab": {"a": 0}}}"#, "regular expression"),
+            (
+                #"{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Removed", "invert": false}, "model": {"type": "WordLevel", "vocab": {"a": 0}}}"#,
+                "regular expression"
+            ),
             (#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"], "dropout": 0.1}}"#, "dropout"),
             (#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}"#, "merge 0"),
             (#"{"vocab": {}}"#, "not a tokenizer.json"),
-            ("[1, 2", "not JSON"),
+            ("[1, 2", "not JSON")
         ]
         for (json, words) in cases {
             do {
@@ -94,13 +99,17 @@ struct TokenizerTests {
 /// what they refuse.
 @Suite("text steps")
 struct TextStepTests {
-    static func plan(sequence: Dim = .dynamic(name: "sequence"), idsType: DType = .int64, parameters: [String: Value] = [:],
-                     post: [ProcessingStep] = []) throws -> ProcessingPlan {
+    static func plan(
+        sequence: Dim = .dynamic(name: "sequence"), idsType: DType = .int64, parameters: [String: Value] = [:],
+        post: [ProcessingStep] = []
+    ) throws -> ProcessingPlan {
         let reference = try TokenizerTests.reference.get()
         let signature = Signature(
-            inputs: [TensorSpec(name: "input_ids", dtype: idsType, shape: [.dynamic(name: "batch"), sequence]),
-                     TensorSpec(name: "attention_mask", dtype: .int64, shape: [.dynamic(name: "batch"), sequence]),
-                     TensorSpec(name: "token_type_ids", dtype: .int32, shape: [.dynamic(name: "batch"), sequence])],
+            inputs: [
+                TensorSpec(name: "input_ids", dtype: idsType, shape: [.dynamic(name: "batch"), sequence]),
+                TensorSpec(name: "attention_mask", dtype: .int64, shape: [.dynamic(name: "batch"), sequence]),
+                TensorSpec(name: "token_type_ids", dtype: .int32, shape: [.dynamic(name: "batch"), sequence])
+            ],
             outputs: [TensorSpec(name: "hidden", dtype: .float32, shape: [.dynamic(name: "batch"), sequence, .fixed(2)])])
         var step: [String: Value] = ["input": .string("input_ids"), "file": .string("bert-uncased.json")]
         step.merge(parameters) { $1 }
@@ -151,13 +160,15 @@ struct TextStepTests {
         #expect(throws: ProcessingError.self) { try cut.preprocess([:]) }
     }
 
-    @Test("a step that cannot fit is refused when the plan compiles", arguments: [
-        ("float ids", "integer token ids"),
-        ("max_length over the fixed length", "takes sequences of 16"),
-        ("truncate without a length", "needs `max_length`"),
-        ("text names a model input", "already a model input"),
-        ("unknown padding", "`padding` must be"),
-    ])
+    @Test(
+        "a step that cannot fit is refused when the plan compiles",
+        arguments: [
+            ("float ids", "integer token ids"),
+            ("max_length over the fixed length", "takes sequences of 16"),
+            ("truncate without a length", "needs `max_length`"),
+            ("text names a model input", "already a model input"),
+            ("unknown padding", "`padding` must be")
+        ])
     func refusedAtCompile(what: String, message: String) throws {
         do {
             switch what {
@@ -175,9 +186,11 @@ struct TextStepTests {
 
     @Test("pool: the masked mean (sentence-transformers'), cls and max, scaled to unit length when asked")
     func pool() throws {
-        let post = [ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "normalize": .bool(true), "as": .string("embedding")]),
-                    ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "mode": .string("max"), "as": .string("peak")]),
-                    ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "mode": .string("cls"), "as": .string("first")])]
+        let post = [
+            ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "normalize": .bool(true), "as": .string("embedding")]),
+            ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "mode": .string("max"), "as": .string("peak")]),
+            ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "mode": .string("cls"), "as": .string("first")])
+        ]
         let plan = try Self.plan(post: post)
         #expect(plan.served.outputs.map(\.name) == ["hidden", "embedding", "peak", "first"])
         #expect(plan.served.outputs[1].shape.count == 2)
@@ -192,19 +205,24 @@ struct TextStepTests {
 
     @Test("rename and drop decide which outputs clients get, under which names")
     func renameAndDrop() throws {
-        let post = [ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "as": .string("pooled")]),
-                    ProcessingStep(type: "drop", parameters: ["output": .string("hidden")]),
-                    ProcessingStep(type: "rename", parameters: ["output": .string("pooled"), "as": .string("vector")])]
+        let post = [
+            ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "as": .string("pooled")]),
+            ProcessingStep(type: "drop", parameters: ["output": .string("hidden")]),
+            ProcessingStep(type: "rename", parameters: ["output": .string("pooled"), "as": .string("vector")])
+        ]
         let plan = try Self.plan(post: post)
         #expect(plan.served.outputs.map(\.name) == ["vector"])
-        let out = try plan.postprocess(["hidden": Tensor([1, 2, 3, 4] as [Float], shape: [1, 2, 2])],
-                                       inputs: ["attention_mask": Tensor([1, 1] as [Int64], shape: [1, 2])])
+        let out = try plan.postprocess(
+            ["hidden": Tensor([1, 2, 3, 4] as [Float], shape: [1, 2, 2])],
+            inputs: ["attention_mask": Tensor([1, 1] as [Int64], shape: [1, 2])])
         #expect(Array(out.keys) == ["vector"])
         #expect(out["vector"]?.doubles() == [2, 3])
         #expect(throws: ProcessingError.self) { try Self.plan(post: [ProcessingStep(type: "drop", parameters: ["output": .string("hidden")])]) }
         #expect(throws: ProcessingError.self) {
-            try Self.plan(post: [ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "as": .string("p")]),
-                                 ProcessingStep(type: "rename", parameters: ["output": .string("hidden"), "as": .string("p")])])
+            try Self.plan(post: [
+                ProcessingStep(type: "pool", parameters: ["output": .string("hidden"), "as": .string("p")]),
+                ProcessingStep(type: "rename", parameters: ["output": .string("hidden"), "as": .string("p")])
+            ])
         }
     }
 }

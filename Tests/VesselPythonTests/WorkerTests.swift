@@ -17,7 +17,7 @@ struct WorkerTests {
         let inputs: [String: Tensor] = [
             "b": Tensor([1.5, -2, 3.25, 0] as [Float], shape: [2, 2]),
             "a": Tensor([Int64.max, -1, 0], shape: [3]),
-            "c": Tensor(strings: ["héllo", "", BytesElement.string([0, 255, 10])], shape: [3]),
+            "c": Tensor(strings: ["héllo", "", BytesElement.string([0, 255, 10])], shape: [3])
         ]
         let request = try WorkerFrame.request(inputs)
         struct Sent: Decodable { var tensors: [WorkerFrame.TensorHeader] }
@@ -59,10 +59,12 @@ struct WorkerTests {
         #expect(refusal([.init(name: "y", dtype: "float32", shape: [2], nbytes: 8)], four).contains("bytes past its tensors"))
         let text = WorkerFrame.TensorHeader(name: "t", dtype: "string", shape: [2], nbytes: 7)
         #expect(refusal([text], [0, 2, 0, 0, 0, 0x68, 0x69], declared: ["t": .string]).contains("output `t` ends early"))
-        #expect(refusal([.init(name: "t", dtype: "string", shape: [1], nbytes: 7)], [0, 9, 0, 0, 0, 0x68, 0x69], declared: ["t": .string])
-            .contains("output `t` ends early"))
-        #expect(refusal([.init(name: "t", dtype: "string", shape: [1], nbytes: 8)], [0, 2, 0, 0, 0, 0x68, 0x69, 0], declared: ["t": .string])
-            .contains("bytes past its elements"))
+        #expect(
+            refusal([.init(name: "t", dtype: "string", shape: [1], nbytes: 7)], [0, 9, 0, 0, 0, 0x68, 0x69], declared: ["t": .string])
+                .contains("output `t` ends early"))
+        #expect(
+            refusal([.init(name: "t", dtype: "string", shape: [1], nbytes: 8)], [0, 2, 0, 0, 0, 0x68, 0x69, 0], declared: ["t": .string])
+                .contains("bytes past its elements"))
         #expect(throws: WorkerError.self) { try WorkerFrame(header: Array("not json".utf8), payload: []).answer() }
     }
 
@@ -70,7 +72,8 @@ struct WorkerTests {
     func pool() throws {
         let directory = try TestSupport.makeTemporaryDirectory("python-pool")
         defer { TestSupport.remove(directory) }
-        try TestSupport.write("""
+        try TestSupport.write(
+            """
             import os
             import numpy as np
 
@@ -86,10 +89,12 @@ struct WorkerTests {
                     return {"y": x * self.scale}
             """, to: directory + "/predict.py")
         let numpy = try TestSupport.python("import numpy; print(numpy.__version__)").trimmingCharacters(in: .whitespacesAndNewlines)
-        let model = PythonModelConfiguration(kind: .predictor, directory: directory, file: "predict.py", predictor: "predict.py:Predictor",
-                                             requirements: ["numpy==\(numpy)"], python: nil, outputs: [.init(name: "y", dtype: .float32)])
-        let pool = try PythonWorkerPool(model: model, size: 1, interpreter: TestSupport.python, environment: ProcessInfo.processInfo.environment,
-                                        loadTimeout: .seconds(120))
+        let model = PythonModelConfiguration(
+            kind: .predictor, directory: directory, file: "predict.py", predictor: "predict.py:Predictor",
+            requirements: ["numpy==\(numpy)"], python: nil, outputs: [.init(name: "y", dtype: .float32)])
+        let pool = try PythonWorkerPool(
+            model: model, size: 1, interpreter: TestSupport.python, environment: ProcessInfo.processInfo.environment,
+            loadTimeout: .seconds(120))
         defer { pool.close() }
         func predict(_ values: [Float]) throws(WorkerError) -> [Float]? {
             try pool.predict(["x": Tensor(values, shape: [values.count])], declared: ["y": .float32], stop: { nil })["y"]?.scalars(as: Float.self)

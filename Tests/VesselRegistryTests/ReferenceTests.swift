@@ -12,7 +12,10 @@ struct RegistryReferenceTests {
             ("127.0.0.1:5000/models/iris:1.0.0", "127.0.0.1:5000", "models/iris", "1.0.0", nil),
             ("localhost/iris", "localhost", "iris", "latest", nil),
             ("team/iris", "docker.io", "team/iris", "latest", nil),
-            ("reg.example.com:443/a/b/c@sha256:" + String(repeating: "ab", count: 32), "reg.example.com:443", "a/b/c", nil, "sha256:" + String(repeating: "ab", count: 32)),
+            (
+                "reg.example.com:443/a/b/c@sha256:" + String(repeating: "ab", count: 32), "reg.example.com:443", "a/b/c", nil,
+                "sha256:" + String(repeating: "ab", count: 32)
+            )
         ]
         for (text, registry, repository, tag, digest) in cases {
             let reference = try RegistryReference(parsing: text)
@@ -29,7 +32,8 @@ struct RegistryReferenceTests {
 
     @Test("WWW-Authenticate challenges, quoted and not")
     func challenges() {
-        let (scheme, parameters) = RegistryClient.parseChallenge(#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull""#)
+        let (scheme, parameters) = RegistryClient.parseChallenge(
+            #"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull""#)
         #expect(scheme == "Bearer")
         #expect(parameters["realm"] == "https://auth.docker.io/token")
         #expect(parameters["service"] == "registry.docker.io")
@@ -47,7 +51,8 @@ struct RegistryReferenceTests {
         let text = #"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#
         #expect(RegistryClient.errorMessage(text, status: 404) == "MANIFEST_UNKNOWN: manifest unknown")
         #expect(RegistryClient.errorMessage("", status: 404) == "Not Found")
-        #expect(Pusher.appending(digest: .init(parsing: "sha256:" + String(repeating: "0", count: 64))!, to: "http://h/v2/x/blobs/uploads/u?_state=abc")
-            == "http://h/v2/x/blobs/uploads/u?_state=abc&digest=sha256%3A" + String(repeating: "0", count: 64))
+        #expect(
+            Pusher.appending(digest: .init(parsing: "sha256:" + String(repeating: "0", count: 64))!, to: "http://h/v2/x/blobs/uploads/u?_state=abc")
+                == "http://h/v2/x/blobs/uploads/u?_state=abc&digest=sha256%3A" + String(repeating: "0", count: 64))
     }
 }

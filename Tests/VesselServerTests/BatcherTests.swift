@@ -32,8 +32,9 @@ private final class Echo: Backend {
 @Suite("Batcher")
 struct BatcherTests {
     private func batcher(_ backend: Echo, maxRows: Int, maxDelay: Duration, slots: Int = 1) -> Batcher {
-        Batcher(maxRows: maxRows, maxDelay: maxDelay, backend: backend,
-                queue: InferenceQueue(maxConcurrent: slots, maxQueued: 16, label: "batcher-test"), outputNames: ["Y"])
+        Batcher(
+            maxRows: maxRows, maxDelay: maxDelay, backend: backend,
+            queue: InferenceQueue(maxConcurrent: slots, maxQueued: 16, label: "batcher-test"), outputNames: ["Y"])
     }
 
     private func row(_ value: Float) -> [String: Tensor] { ["X": Tensor([Float]([value, value + 0.5]), shape: [1, 2])] }

@@ -22,7 +22,9 @@ struct BrowserPageTests {
         let profile = try TestSupport.makeTemporaryDirectory("chromium-profile")
         defer { TestSupport.remove(profile) }
         let arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile)", "--virtual-time-budget=8000"] + extra + [url]
-        return try await offThePool { Result { try TestSupport.run(chromium, arguments + (extra.contains { $0.hasPrefix("--screenshot") } ? [] : ["--dump-dom"])).standardOutput } }.get()
+        return try await offThePool {
+            Result { try TestSupport.run(chromium, arguments + (extra.contains { $0.hasPrefix("--screenshot") } ? [] : ["--dump-dom"])).standardOutput }
+        }.get()
     }
 
     static func answer(_ dom: String, output: String) -> String? {
@@ -46,7 +48,8 @@ struct BrowserPageTests {
 
         // An image the page reads as a picked file would be (Blob → data URI → BYTES input).
         let png = try Data(contentsOf: URL(fileURLWithPath: ImageRequestTests.digits + "/examples/3.png")).base64EncodedString()
-        let uploaded = try await Self.dom(base + "/ui/models/digits?load.image=" + "data:image/png;base64,\(png)".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+        let uploaded = try await Self.dom(
+            base + "/ui/models/digits?load.image=" + "data:image/png;base64,\(png)".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
         #expect(Self.answer(uploaded, output: "digit") == "three", "\(uploaded.suffix(3000))")
 
         let text = try await Self.dom(base + "/ui/models/minilm?example=sentences")
@@ -55,15 +58,22 @@ struct BrowserPageTests {
 
         // The contract lists each file with its SHA-256.
         let contract = try await running.request("GET", "/ui/api/models/minilm")
-        let tokenizerDigest = try TestSupport.python("import hashlib; print(hashlib.sha256(open('\(TextRequestTests.minilm)/tokenizer.json','rb').read()).hexdigest())")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let tokenizerDigest = try TestSupport.python(
+            "import hashlib; print(hashlib.sha256(open('\(TextRequestTests.minilm)/tokenizer.json','rb').read()).hexdigest())"
+        )
+        .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(contract.text.contains(tokenizerDigest), "\(contract.text.prefix(600))")
         #expect(text.contains("sha256:" + tokenizerDigest.prefix(16)), "the page shows it")
 
         // The page's Python snippet for that request runs as it is, with the real tritonclient.
-        let snippet = try #require(text.range(of: "data-testid=\"snippet\">").flatMap { start in text[start.upperBound...].range(of: "</pre>").map { String(text[start.upperBound..<$0.lowerBound]) } })
-        let python = snippet.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&lt;", with: "<")
-            .replacingOccurrences(of: "&amp;", with: "&").components(separatedBy: "# Python").last?.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().joined(separator: "\n") ?? ""
+        let snippet = try #require(
+            text.range(of: "data-testid=\"snippet\">").flatMap { start in
+                text[start.upperBound...].range(of: "</pre>").map { String(text[start.upperBound..<$0.lowerBound]) }
+            })
+        let python =
+            snippet.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&lt;", with: "<")
+            .replacingOccurrences(of: "&amp;", with: "&").components(separatedBy: "# Python").last?.split(separator: "\n", omittingEmptySubsequences: false)
+            .dropFirst().joined(separator: "\n") ?? ""
         let ran = try TestSupport.python(python)
         #expect(ran.contains("'embedding': array("), "\(python)\n→ \(ran)")
     }
@@ -81,11 +91,13 @@ struct BrowserPageTests {
 
         let shot = try TestSupport.makeTemporaryDirectory("page-shot") + "/phone.png"
         _ = try await Self.dom(base + "/ui/models/digits?example=digit-7#token=s3cret", extra: ["--window-size=390,844", "--screenshot=\(shot)"])
-        let spread = try TestSupport.python("""
-        from PIL import Image, ImageStat
-        im = Image.open("\(shot)").convert("L")
-        print(im.size[0], im.size[1], round(ImageStat.Stat(im).stddev[0], 1))
-        """).split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let spread = try TestSupport.python(
+            """
+            from PIL import Image, ImageStat
+            im = Image.open("\(shot)").convert("L")
+            print(im.size[0], im.size[1], round(ImageStat.Stat(im).stddev[0], 1))
+            """
+        ).split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         #expect(spread.count == 3 && spread[0] == 390 && spread[2] > 10, "screenshot \(shot): \(spread)")
     }
 

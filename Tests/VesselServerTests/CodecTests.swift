@@ -6,7 +6,9 @@ import VesselTensor
 struct BinaryTensorTests {
     @Test("BOOL bytes other than 0 and 1 read as true; BYTES elements are length-prefixed")
     func boolsAndBytes() throws {
-        let header = Array(#"{"inputs":[{"name":"b","shape":[4],"datatype":"BOOL","parameters":{"binary_data_size":4}},{"name":"s","shape":[2],"datatype":"BYTES","parameters":{"binary_data_size":13}}]}"#.utf8)
+        let header = Array(
+            #"{"inputs":[{"name":"b","shape":[4],"datatype":"BOOL","parameters":{"binary_data_size":4}},{"name":"s","shape":[2],"datatype":"BYTES","parameters":{"binary_data_size":13}}]}"#
+                .utf8)
         let strings: [UInt8] = [2, 0, 0, 0] + Array("hi".utf8) + [3, 0, 0, 0] + Array("abc".utf8)
         let request = try OIPCodec.decodeRequest(header + [0, 1, 7, 255] + strings, headerLength: header.count)
         #expect(request.inputs["b"]?.scalars(as: Bool.self) == [false, true, true, true])

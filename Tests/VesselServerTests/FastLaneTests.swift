@@ -24,7 +24,11 @@ struct FastLaneTests {
         let one = #"{"id":"r1","inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#
         let cases: [(path: String, headers: [String: String], body: String, fastLane: Bool)] = [
             ("/v2/models/iris/infer", json, one, true),
-            ("/v2/models/iris/infer", [:], #"{"inputs":[{"name":"X","shape":[3,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2],[7,3.2,4.7,1.4],[6.3,3.3,6,2.5]]}],"outputs":[{"name":"probabilities"}]}"#, true),
+            (
+                "/v2/models/iris/infer", [:],
+                #"{"inputs":[{"name":"X","shape":[3,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2],[7,3.2,4.7,1.4],[6.3,3.3,6,2.5]]}],"outputs":[{"name":"probabilities"}]}"#,
+                true
+            ),
             ("/v2/models/iris/versions/1.0.0/infer", json, one, true),
             ("/v2/models/iris/infer", json.merging(["X-Request-ID": "trace-7"]) { $1 }, one, true),
             // Everything below is the router's to answer.
@@ -33,12 +37,21 @@ struct FastLaneTests {
             ("/v2/models/iris/infer", json, #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"INT64","data":[5,3,1,0]}]}"#, false),
             ("/v2/models/iris/infer", json, #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,"NaN",1.4,0.2]}]}"#, false),
             ("/v2/models/iris/infer", json, #"{"inputs":[{"name":"X","shape":[1,3],"datatype":"FP32","data":[5.1,3.5,1.4]}]}"#, false),
-            ("/v2/models/iris/infer", json, #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}],"outputs":[{"name":"nope"}]}"#, false),
-            ("/v2/models/iris/infer", json, #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}],"parameters":{"binary_data_output":true}}"#, false),
+            (
+                "/v2/models/iris/infer", json,
+                #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}],"outputs":[{"name":"nope"}]}"#, false
+            ),
+            (
+                "/v2/models/iris/infer", json,
+                #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}],"parameters":{"binary_data_output":true}}"#, false
+            ),
             ("/v2/models/iris/infer", ["Content-Type": "text/plain"], one, false),
             ("/v2/models/iris/infer", json, "{not json", false),
             // 64 rows is past four times an example's size: the worker path.
-            ("/v2/models/iris/infer", json, #"{"inputs":[{"name":"X","shape":[64,4],"datatype":"FP32","data":[\#((0..<256).map { _ in "1.5" }.joined(separator: ","))]}]}"#, false),
+            (
+                "/v2/models/iris/infer", json,
+                #"{"inputs":[{"name":"X","shape":[64,4],"datatype":"FP32","data":[\#((0..<256).map { _ in "1.5" }.joined(separator: ","))]}]}"#, false
+            )
         ]
         var expectedFast = 0
         for (index, item) in cases.enumerated() {
@@ -95,11 +108,13 @@ struct FastLaneTests {
     func token() async throws {
         let copy = try TestSupport.makeTemporaryDirectory("fast-lane-token")
         defer { TestSupport.remove(copy) }
-        let running = try await RunningServer.start([try irisCopy(in: copy, maxBatchSize: 1, maxDelayMilliseconds: 0)], token: "s3cret",
-                                                    inlineBudget: .seconds(10))
+        let running = try await RunningServer.start(
+            [try irisCopy(in: copy, maxBatchSize: 1, maxDelayMilliseconds: 0)], token: "s3cret",
+            inlineBudget: .seconds(10))
         defer { Task { await running.stop() } }
         let body = #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#
-        for (header, status, taken) in [(nil, 401, 0), ("Bearer s3cre", 401, 0), ("Bearer s3cret", 200, 1), ("bearer s3cret", 200, 2), ("Basic s3cret", 401, 2)] {
+        for (header, status, taken) in [(nil, 401, 0), ("Bearer s3cre", 401, 0), ("Bearer s3cret", 200, 1), ("bearer s3cret", 200, 2), ("Basic s3cret", 401, 2)]
+        {
             var headers = ["Content-Type": "application/json"]
             headers["Authorization"] = header
             let response = try await running.infer(body, headers: headers)

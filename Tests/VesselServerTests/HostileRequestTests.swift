@@ -18,7 +18,7 @@ struct HostileRequestTests {
         #"{"inputs":[{"name":"X","shape":[0,1099511627776,1099511627776],"datatype":"FP32","data":[]}]}"#,
         #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":9223372036854775808}}]}"#,
         #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":1e300}}]}"#,
-        #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"INT64","data":[1e300,-1e300,1,2]}]}"#,
+        #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"INT64","data":[1e300,-1e300,1,2]}]}"#
     ]
 
     @Test("hostile shapes and sizes are a 400, not a trap", arguments: hostileBodies)
@@ -43,7 +43,9 @@ struct HostileRequestTests {
         #expect(!Tokens.bearer("", matches: token))
     }
 
-    @Test("a live server answers each hostile request with 400 and keeps serving; unknown names share one metric label; an oversized Expect: 100-continue gets 413 at once")
+    @Test(
+        "a live server answers each hostile request with 400 and keeps serving; unknown names share one metric label; an oversized Expect: 100-continue gets 413 at once"
+    )
     func liveServer() async throws {
         let parent = try TestSupport.makeTemporaryDirectory("hostile-serve")
         defer { TestSupport.remove(parent) }
@@ -60,8 +62,9 @@ struct HostileRequestTests {
         let metrics = try await server.request("GET", "/metrics").text
         #expect(!metrics.contains("no-such-model"))
         #expect(metrics.contains("model=\"_unknown\""))
-        let big = try await server.request("POST", "/v2/models/iris/infer",
-                                           headers: ["Content-Type": "application/json", "Expect": "100-continue", "Content-Length": "1073741824"])
+        let big = try await server.request(
+            "POST", "/v2/models/iris/infer",
+            headers: ["Content-Type": "application/json", "Expect": "100-continue", "Content-Length": "1073741824"])
         #expect(big.status == 413)
         #expect(big.interim.isEmpty)
         #expect(try await server.request("GET", "/v2/health/live").status == 200)
@@ -86,8 +89,9 @@ struct HostileRequestTests {
     func idleTimeout() async throws {
         let parent = try TestSupport.makeTemporaryDirectory("idle")
         defer { TestSupport.remove(parent) }
-        let server = try await RunningServer.start([try irisCopy(in: parent, maxBatchSize: 1, maxDelayMilliseconds: 2)],
-                                                   inlineBudget: .seconds(10), idleTimeout: .seconds(2))
+        let server = try await RunningServer.start(
+            [try irisCopy(in: parent, maxBatchSize: 1, maxDelayMilliseconds: 2)],
+            inlineBudget: .seconds(10), idleTimeout: .seconds(2))
         defer { Task { await server.stop() } }
         let port = server.port
         // 30 requests 100 ms apart on one connection: three seconds of traffic, never two idle.
@@ -110,11 +114,15 @@ struct HostileRequestTests {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        guard withUnsafePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 else {
+        guard
+            withUnsafePointer(
+                to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0
+        else {
             throw TestFailure("cannot connect")
         }
         let body = #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#
-        let request = Array("POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        let request = Array(
+            "POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
         var statuses: [Int] = []
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -125,8 +133,9 @@ struct HostileRequestTests {
             while true {
                 let text = String(decoding: buffer, as: UTF8.self)
                 if let headEnd = text.range(of: "\r\n\r\n"),
-                   let length = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") })
-                    .flatMap({ Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }) {
+                    let length = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") })
+                        .flatMap({ Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) })
+                {
                     let headBytes = text[..<headEnd.upperBound].utf8.count
                     if buffer.count >= headBytes + length {
                         statuses.append(Int(text.split(separator: " ")[1]) ?? 0)
@@ -146,11 +155,12 @@ struct HostileRequestTests {
     func slowLoopRequest() async throws {
         let directory = try TestSupport.makeTemporaryDirectory("loop-model")
         defer { TestSupport.remove(directory) }
-        try TestSupport.python("""
-        import numpy as np, onnx
-        from onnx import helper, numpy_helper, TensorProto as T
-        \(TestSupport.loopModelScript(saveTo: directory + "/model.onnx"))
-        """)
+        try TestSupport.python(
+            """
+            import numpy as np, onnx
+            from onnx import helper, numpy_helper, TensorProto as T
+            \(TestSupport.loopModelScript(saveTo: directory + "/model.onnx"))
+            """)
         try """
         schemaVersion: 1
         name: loop
@@ -173,7 +183,8 @@ struct HostileRequestTests {
         }
         // Its example ran in microseconds, but its cost is data: never inline.
         #expect(queue.inlineElements == 0)
-        let body = #"{"inputs":[{"name":"m","shape":[],"datatype":"INT64","data":[4611686018427387904]},{"name":"x","shape":[1],"datatype":"FP32","data":[0]}]}"#
+        let body =
+            #"{"inputs":[{"name":"m","shape":[],"datatype":"INT64","data":[4611686018427387904]},{"name":"x","shape":[1],"datatype":"FP32","data":[0]}]}"#
         let finished = Mutex(false)
         async let slow = { () async throws -> LoopbackClient.Response in
             let response = try await server.infer(body, model: "loop")

@@ -12,16 +12,19 @@ struct PythonBackendTests {
         // scripts/test.sh exports (the test venv, with numpy, scikit-learn and joblib). Setting it
         // here with setenv would race every thread reading the environment.
         let chosen = ProcessInfo.processInfo.environment["VESSEL_PYTHON"]
-        try #require(chosen != nil && FileManager.default.isExecutableFile(atPath: chosen!),
-                     "run the tests through scripts/test.sh, or with VESSEL_PYTHON=\(TestSupport.python)")
+        try #require(
+            chosen != nil && FileManager.default.isExecutableFile(atPath: chosen!),
+            "run the tests through scripts/test.sh, or with VESSEL_PYTHON=\(TestSupport.python)")
     }
 
-    @Test("a scikit-learn model saved with joblib, and with pickle, answers over OIP v2 and MLflow exactly as it does in Python", arguments: ["joblib", "pickle"])
+    @Test(
+        "a scikit-learn model saved with joblib, and with pickle, answers over OIP v2 and MLflow exactly as it does in Python", arguments: ["joblib", "pickle"])
     func scikitLearn(format: String) async throws {
         let directory = try TestSupport.makeTemporaryDirectory("python-\(format)")
         defer { TestSupport.remove(directory) }
         // A real model trained on a dataset scikit-learn ships; the expected answers come from it.
-        let expected = try TestSupport.python("""
+        let expected = try TestSupport.python(
+            """
             import json, pickle, joblib, numpy as np, sklearn
             from sklearn.datasets import load_wine
             from sklearn.ensemble import RandomForestClassifier
@@ -38,7 +41,8 @@ struct PythonBackendTests {
         let reference = try #require(try JSONSerialization.jsonObject(with: Data(expected.utf8)) as? [String: Any])
         let rows = try #require(reference["rows"] as? [[Double]])
         let version = try #require(reference["version"] as? String)
-        try TestSupport.write("""
+        try TestSupport.write(
+            """
             name: wine
             version: "1"
             model: {format: \(format), file: model.\(format == "joblib" ? "joblib" : "pkl")}
@@ -71,8 +75,9 @@ struct PythonBackendTests {
         #expect(served.count == 9 && zip(served, proba).allSatisfy { abs($0 - $1) <= 1e-7 }, "\(served) vs \(proba)")
         #expect(outputs.last?["datatype"] as? String == "FP32")
 
-        let mlflow = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"],
-                                               body: Array(#"{"inputs":[[\#(rows[2].map { String($0) }.joined(separator: ","))]]}"#.utf8))
+        let mlflow = try await running.request(
+            "POST", "/invocations", headers: ["Content-Type": "application/json"],
+            body: Array(#"{"inputs":[[\#(rows[2].map { String($0) }.joined(separator: ","))]]}"#.utf8))
         let predictions = jsonObject(mlflow)["predictions"] as? [String: Any]
         #expect(mlflow.status == 200 && predictions?["label"] as? [Int] == [(reference["label"] as? [Int])?[2] ?? -1], "\(mlflow.text)")
 
@@ -95,10 +100,13 @@ struct PythonBackendTests {
         #expect(outputs.first { $0["name"] as? String == "setups" }?["data"] as? [Int] == [1])
         // Text that is not ASCII survives both ways.
         let text = try await running.infer(Self.request(mode: "grüße"), model: "faulty")
-        #expect((jsonObject(text)["outputs"] as? [[String: Any]])?.first { $0["name"] as? String == "echo" }?["data"] as? [String] == ["GRÜSSE"], "\(text.text)")
+        #expect(
+            (jsonObject(text)["outputs"] as? [[String: Any]])?.first { $0["name"] as? String == "echo" }?["data"] as? [String] == ["GRÜSSE"], "\(text.text)")
     }
 
-    @Test("a predictor that raises gets a 500 with its error and keeps its worker; one that segfaults, hangs past the timeout, writes garbage on the protocol or grows past max_worker_memory is replaced; every other request is answered; restarts are counted")
+    @Test(
+        "a predictor that raises gets a 500 with its error and keeps its worker; one that segfaults, hangs past the timeout, writes garbage on the protocol or grows past max_worker_memory is replaced; every other request is answered; restarts are counted"
+    )
     func failures() async throws {
         let directory = try Self.writePredictor()
         defer { TestSupport.remove(directory) }
@@ -191,19 +199,23 @@ struct PythonBackendTests {
         #expect(result.status != 0 && result.standardError.contains("RuntimeError: setup was told to fail"), "\(result.standardError)")
     }
 
-    @Test("a Cog project imported with `vessel import cog` answers Cog's /predictions as Cog does: a file in, defaults for what is left out, 422 for a constraint; OIP v2 too")
+    @Test(
+        "a Cog project imported with `vessel import cog` answers Cog's /predictions as Cog does: a file in, defaults for what is left out, 422 for a constraint; OIP v2 too"
+    )
     func cogProject() async throws {
         let scratch = try TestSupport.makeTemporaryDirectory("cog-project")
         defer { TestSupport.remove(scratch) }
         let project = scratch + "/resize"
-        try TestSupport.write("""
+        try TestSupport.write(
+            """
             build:
               python_version: "3.11"
               python_packages: ["numpy==2.4.6", "pillow==12.3.0"]
             predict: "predict.py:Predictor"
 
             """, to: project + "/cog.yaml")
-        try TestSupport.write("""
+        try TestSupport.write(
+            """
             import numpy as np
             from PIL import Image
             from cog import BasePredictor, Input, Path
@@ -225,7 +237,8 @@ struct PythonBackendTests {
 
             """, to: project + "/predict.py")
         let png = TestSupport.packageRoot + "/Examples/digits/examples/7.png"
-        let expected = try TestSupport.python("""
+        let expected = try TestSupport.python(
+            """
             import numpy as np
             from PIL import Image
             np.save("\(project)/weights.npy", np.array([2.0]))
@@ -233,7 +246,8 @@ struct PythonBackendTests {
                 p = Image.open("\(png)").convert(mode)
                 r = p.resize((max(1, int(p.size[0] * scale)), max(1, int(p.size[1] * scale))))
                 print(f"{r.size[0]}x{r.size[1]} {mode} {float(np.asarray(r, dtype=np.float64).mean() * 2.0):.3f}")
-            """).split(separator: "\n").map(String.init)
+            """
+        ).split(separator: "\n").map(String.init)
         let imported = try TestSupport.run(TestSupport.vesselBinary, ["import", "cog", project, "-o", scratch + "/model"])
         #expect(imported.status == 0, "\(imported.standardError)")
         let yaml = try String(contentsOfFile: scratch + "/model/vessel.yaml", encoding: .utf8)
@@ -264,7 +278,8 @@ struct PythonBackendTests {
     static func writePredictor() throws -> String {
         let directory = try TestSupport.makeTemporaryDirectory("python-predictor")
         let numpyVersion = try TestSupport.python("import numpy; print(numpy.__version__)").trimmingCharacters(in: .whitespacesAndNewlines)
-        try TestSupport.write("""
+        try TestSupport.write(
+            """
             import ctypes, os, time
             import numpy as np
 
@@ -299,7 +314,8 @@ struct PythonBackendTests {
             """, to: directory + "/predict.py")
         try TestSupport.write("FAIL_SETUP = False\n", to: directory + "/settings.py")
         try TestSupport.python("import numpy; numpy.savez('\(directory)/weights.npz', scale=numpy.float32(2))")
-        try TestSupport.write("""
+        try TestSupport.write(
+            """
             name: faulty
             version: "1"
             model: {format: numpy, file: weights.npz}

@@ -72,8 +72,10 @@ struct RouterTests {
                     #expect((response.status == .unauthorized) == !route.isOpen, "\(route): \(response.status)")
                     if !route.isOpen { #expect(response.headers[.wwwAuthenticate] == "Bearer") }
                 }
-                try await client.execute(uri: path, method: route.method, headers: [.contentType: "application/json", .authorization: "Bearer s3cret"],
-                                         body: Self.body(route)) { response in
+                try await client.execute(
+                    uri: path, method: route.method, headers: [.contentType: "application/json", .authorization: "Bearer s3cret"],
+                    body: Self.body(route)
+                ) { response in
                     #expect(response.status == .ok, "\(route) with the token: \(response.status)")
                 }
             }
@@ -96,16 +98,18 @@ struct RouterTests {
         #expect(paths == Set(expected.map { $0.path(model: "iris") }))
     }
 
-    @Test("the fast lane's path match agrees with the router's patterns", arguments: [
-        ("/v2/models/iris/infer", "iris", nil),
-        ("/v2/models/iris/versions/1.0.0/infer", "iris", "1.0.0"),
-        ("/v2/models//infer", nil, nil),
-        ("/v2/models/iris/versions//infer", nil, nil),
-        ("/v2/models/iris", nil, nil),
-        ("/v2/models/iris/infer/", nil, nil),
-        ("/v3/models/iris/infer", nil, nil),
-        ("v2/models/iris/infer", nil, nil),
-    ] as [(String, String?, String?)])
+    @Test(
+        "the fast lane's path match agrees with the router's patterns",
+        arguments: [
+            ("/v2/models/iris/infer", "iris", nil),
+            ("/v2/models/iris/versions/1.0.0/infer", "iris", "1.0.0"),
+            ("/v2/models//infer", nil, nil),
+            ("/v2/models/iris/versions//infer", nil, nil),
+            ("/v2/models/iris", nil, nil),
+            ("/v2/models/iris/infer/", nil, nil),
+            ("/v3/models/iris/infer", nil, nil),
+            ("v2/models/iris/infer", nil, nil)
+        ] as [(String, String?, String?)])
     func inferenceMatch(path: String, model: String?, version: String?) {
         let match = Route.matchInference(path)
         #expect(match.map { String($0.model) } == model)
@@ -117,15 +121,20 @@ struct RouterTests {
         let server = try Self.loaded()
         let app = Application(router: server.buildRouter())
         try await app.test(.router) { client in
-            for (body, message) in [(#"{"input":{}}"#, "missing input `X`"), (#"{"input":{"Y":1,"X":[1,2,3,4]}}"#, "unknown input `Y`"),
-                                    (#"{"input":{"X":[1,2,3]}}"#, "expected shape"), (#"{"inputs":[]}"#, "the request body must be"), ("not json", "not valid JSON")] {
-                try await client.execute(uri: "/predictions", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body)) { response in
+            for (body, message) in [
+                (#"{"input":{}}"#, "missing input `X`"), (#"{"input":{"Y":1,"X":[1,2,3,4]}}"#, "unknown input `Y`"),
+                (#"{"input":{"X":[1,2,3]}}"#, "expected shape"), (#"{"inputs":[]}"#, "the request body must be"), ("not json", "not valid JSON")
+            ] {
+                try await client.execute(uri: "/predictions", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body)) {
+                    response in
                     let text = String(buffer: response.body)
                     #expect(response.status.code == 422 && text.hasPrefix(#"{"detail":[{"loc":["body","input"]"#) && text.contains(message), "\(body): \(text)")
                 }
             }
-            try await client.execute(uri: "/predictions", method: .post, headers: [.contentType: "application/json", HTTPField.Name("Prefer")!: "respond-async"],
-                                     body: ByteBuffer(string: #"{"input":{"X":[1,2,3,4]}}"#)) { response in
+            try await client.execute(
+                uri: "/predictions", method: .post, headers: [.contentType: "application/json", HTTPField.Name("Prefer")!: "respond-async"],
+                body: ByteBuffer(string: #"{"input":{"X":[1,2,3,4]}}"#)
+            ) { response in
                 #expect(response.status == .badRequest && String(buffer: response.body).contains("\"status\":\"failed\""))
             }
         }

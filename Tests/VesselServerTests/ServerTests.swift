@@ -13,9 +13,11 @@ struct RunningServer {
     let port: Int
     let task: Task<Void, any Error>
 
-    static func start(_ directories: [String], maxBodyBytes: Int? = nil, token: String? = nil,
-                      inlineBudget: Duration = .microseconds(100), fastLane: Bool = true,
-                      idleTimeout: Duration = .seconds(30)) async throws -> RunningServer {
+    static func start(
+        _ directories: [String], maxBodyBytes: Int? = nil, token: String? = nil,
+        inlineBudget: Duration = .microseconds(100), fastLane: Bool = true,
+        idleTimeout: Duration = .seconds(30)
+    ) async throws -> RunningServer {
         let sources = try directories.map { try ModelSource.directory($0) }
         var configuration = ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, logInferences: false, announce: false, token: token)
         configuration.inlineBudget = inlineBudget
@@ -34,7 +36,8 @@ struct RunningServer {
         return try await offThePool { Result { try LoopbackClient.request(method, port: port, path: path, headers: headers, body: body) } }.get()
     }
 
-    func infer(_ json: String, model: String = "iris", headers: [String: String] = ["Content-Type": "application/json"]) async throws -> LoopbackClient.Response {
+    func infer(_ json: String, model: String = "iris", headers: [String: String] = ["Content-Type": "application/json"]) async throws -> LoopbackClient.Response
+    {
         try await request("POST", "/v2/models/\(model)/infer", headers: headers, body: Array(json.utf8))
     }
 
@@ -97,8 +100,9 @@ struct ServerTests {
         #expect(try await running.request("GET", "/v2/models/iris/ready").status == 200)
 
         // Nested and flat data, the request id echoed.
-        let response = try await running.infer(#"{"id":"r1","inputs":[{"name":"X","shape":[2,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}]}"#,
-                                               headers: ["Content-Type": "application/json", "X-Request-ID": "abc-123"])
+        let response = try await running.infer(
+            #"{"id":"r1","inputs":[{"name":"X","shape":[2,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}]}"#,
+            headers: ["Content-Type": "application/json", "X-Request-ID": "abc-123"])
         #expect(response.status == 200, "\(response.text)")
         #expect(response.headers["x-request-id"] == "abc-123")
         let body = jsonObject(response)
@@ -115,8 +119,9 @@ struct ServerTests {
         #expect(flat.headers["x-request-id"]?.count == 36)
 
         // Clients that ask before sending a body (curl past 1 MiB) get 100 Continue, then the answer.
-        let asked = try await running.request("POST", "/v2/models/iris/infer", headers: ["Content-Type": "application/json", "Expect": "100-continue"],
-                                              body: Array(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[7.0,3.2,4.7,1.4]}]}"#.utf8))
+        let asked = try await running.request(
+            "POST", "/v2/models/iris/infer", headers: ["Content-Type": "application/json", "Expect": "100-continue"],
+            body: Array(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[7.0,3.2,4.7,1.4]}]}"#.utf8))
         #expect(asked.interim == [100] && asked.status == 200, "\(asked.interim) \(asked.status)")
 
         let metrics = try await running.request("GET", "/metrics").text
@@ -131,10 +136,13 @@ struct ServerTests {
         defer { Task { await running.stop() } }
         let values: [Float] = [5.1, 3.5, 1.4, 0.2, 6.3, 3.3, 6.0, 2.5]
         let raw = values.withUnsafeBytes { Array($0) }
-        let header = Array(#"{"inputs":[{"name":"X","shape":[2,4],"datatype":"FP32","parameters":{"binary_data_size":32}}],"outputs":[{"name":"probabilities","parameters":{"binary_data":true}},{"name":"label"}]}"#.utf8)
-        let response = try await running.request("POST", "/v2/models/iris/infer",
-                                                  headers: ["Inference-Header-Content-Length": String(header.count), "Content-Type": "application/octet-stream"],
-                                                  body: header + raw)
+        let header = Array(
+            #"{"inputs":[{"name":"X","shape":[2,4],"datatype":"FP32","parameters":{"binary_data_size":32}}],"outputs":[{"name":"probabilities","parameters":{"binary_data":true}},{"name":"label"}]}"#
+                .utf8)
+        let response = try await running.request(
+            "POST", "/v2/models/iris/infer",
+            headers: ["Inference-Header-Content-Length": String(header.count), "Content-Type": "application/octet-stream"],
+            body: header + raw)
         #expect(response.status == 200, "\(response.text)")
         let jsonLength = try #require(Int(response.headers["inference-header-content-length"] ?? ""))
         let json = try JSONSerialization.jsonObject(with: Data(response.body[0..<jsonLength])) as? [String: Any]
@@ -145,20 +153,25 @@ struct ServerTests {
         #expect(probabilities.count == 6 && abs(probabilities[0] - 0.9847031) < 1e-5 && abs(probabilities[5] - 0.99378246) < 1e-5)
     }
 
-    @Test("every bad request gets its 4xx and an error naming the input", arguments: [
-        (#"{"inputs":[{"name":"Y","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#, 400, "unknown input `Y`; the model's inputs are X"),
-        (#"{"inputs":[]}"#, 400, "missing input `X`"),
-        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}"#, 400, "input `X`: expected datatype FP32, got FP64"),
-        (#"{"inputs":[{"name":"X","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}"#, 400, "input `X`: expected shape [batch, 4], got [1, 3]"),
-        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3]}]}"#, 400, "input `X`: shape [1, 4] holds 4 elements but `data` has 3"),
-        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,"two",3,4]}]}"#, 400, "input `X`: element 1 is \"two\", not a number"),
-        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,"NaN",3,4]}]}"#, 400, "input `X`: element 1 is nan; NaN and infinity are not allowed"),
-        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP99","data":[1,2,3,4]}]}"#, 400, "input `X`: unknown datatype `FP99`"),
-        (#"{"inputs":[{"name":"X","shape":[1,-4],"datatype":"FP32","data":[1,2,3,4]}]}"#, 400, "must hold non-negative integers"),
-        (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"nope"}]}"#, 400, "unknown output `nope`"),
-        (#"{"inputs": [{"name": "X""#, 400, "not valid JSON"),
-        (#"[1, 2]"#, 400, "must be a JSON object"),
-    ])
+    @Test(
+        "every bad request gets its 4xx and an error naming the input",
+        arguments: [
+            (#"{"inputs":[{"name":"Y","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#, 400, "unknown input `Y`; the model's inputs are X"),
+            (#"{"inputs":[]}"#, 400, "missing input `X`"),
+            (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}"#, 400, "input `X`: expected datatype FP32, got FP64"),
+            (#"{"inputs":[{"name":"X","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}"#, 400, "input `X`: expected shape [batch, 4], got [1, 3]"),
+            (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3]}]}"#, 400, "input `X`: shape [1, 4] holds 4 elements but `data` has 3"),
+            (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,"two",3,4]}]}"#, 400, "input `X`: element 1 is \"two\", not a number"),
+            (
+                #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,"NaN",3,4]}]}"#, 400,
+                "input `X`: element 1 is nan; NaN and infinity are not allowed"
+            ),
+            (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP99","data":[1,2,3,4]}]}"#, 400, "input `X`: unknown datatype `FP99`"),
+            (#"{"inputs":[{"name":"X","shape":[1,-4],"datatype":"FP32","data":[1,2,3,4]}]}"#, 400, "must hold non-negative integers"),
+            (#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"nope"}]}"#, 400, "unknown output `nope`"),
+            (#"{"inputs": [{"name": "X""#, 400, "not valid JSON"),
+            (#"[1, 2]"#, 400, "must be a JSON object")
+        ])
     func badRequests(body: String, status: Int, message: String) async throws {
         let running = try await RunningServer.start([TestSupport.exampleDirectory])
         defer { Task { await running.stop() } }
@@ -180,7 +193,8 @@ struct ServerTests {
         #expect((jsonObject(unknown)["error"] as? String)?.contains("unknown model `nope`; this server serves iris") == true)
         let form = try await running.infer(body, headers: ["Content-Type": "application/x-www-form-urlencoded"])
         #expect(form.status == 415, "\(form.text)")
-        let large = try await running.infer(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"pad":""# + String(repeating: " ", count: 300) + "\"}")
+        let large = try await running.infer(
+            #"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"pad":""# + String(repeating: " ", count: 300) + "\"}")
         #expect(large.status == 413, "\(large.text)")
         #expect((jsonObject(large)["error"] as? String)?.contains("larger than 200 bytes") == true)
         #expect(try await running.infer(body).status == 200)
@@ -226,7 +240,7 @@ struct AdapterTests {
             #"{"dataframe_records":[{"a":5.1,"b":3.5,"c":1.4,"d":0.2},{"a":6.3,"b":3.3,"c":6.0,"d":2.5}]}"#,
             #"{"instances":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}"#,
             #"{"inputs":{"X":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}}"#,
-            #"{"inputs":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}"#,
+            #"{"inputs":[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]}"#
         ]
         for body in bodies {
             let response = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"], body: Array(body.utf8))
@@ -239,7 +253,7 @@ struct AdapterTests {
             (#"{"instances":[[1,2,3]]}"#, "input `X`: expected shape [batch, 4], got [1, 3]"),
             (#"{"instances":[[1,2,3,4]],"inputs":[[1,2,3,4]]}"#, "give exactly one of"),
             (#"{"dataframe_split":{"columns":["a","b","c"],"data":[[1,2,3]]}}"#, "takes 4 features per row, the dataframe has 3 columns"),
-            (#"{"inputs":{"Y":[[1,2,3,4]]}}"#, "unknown input `Y`"),
+            (#"{"inputs":{"Y":[[1,2,3,4]]}}"#, "unknown input `Y`")
         ] {
             let response = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"], body: Array(body.utf8))
             #expect(response.status == 400, "\(body): \(response.text)")
@@ -261,8 +275,9 @@ struct AdapterTests {
     func mlflowStrings() async throws {
         let directory = try TestSupport.makeTemporaryDirectory("onehot")
         defer { TestSupport.remove(directory) }
-        try FileManager.default.copyItem(atPath: TestSupport.packageRoot + "/Tests/VesselONNXTests/Fixtures/ml/column_transformer_onehot/model.onnx",
-                                         toPath: directory + "/model.onnx")
+        try FileManager.default.copyItem(
+            atPath: TestSupport.packageRoot + "/Tests/VesselONNXTests/Fixtures/ml/column_transformer_onehot/model.onnx",
+            toPath: directory + "/model.onnx")
         try """
         schemaVersion: 1
         name: colors

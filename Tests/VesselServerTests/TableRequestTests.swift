@@ -13,20 +13,28 @@ struct TableRequestTests {
         defer { TestSupport.remove(parent) }
         let directory = try TestSupport.copyExample(to: parent + "/iris")
         var yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8)
-        yaml = yaml.replacingOccurrences(of: "postprocess:\n", with: """
-            preprocess:
-              - type: columns
-                input: X
-                columns: [sepal_length, sepal_width, petal_length, petal_width]
+        yaml = yaml.replacingOccurrences(
+            of: "postprocess:\n",
+            with: """
+                preprocess:
+                  - type: columns
+                    input: X
+                    columns: [sepal_length, sepal_width, petal_length, petal_width]
 
-            postprocess:
+                postprocess:
 
-            """)
+                """)
         // Examples are written in the served signature: one value per column.
-        yaml = yaml.replacingOccurrences(of: "      X: [[5.1, 3.5, 1.4, 0.2]]", with: "      {sepal_length: [5.1], sepal_width: [3.5], petal_length: [1.4], petal_width: [0.2]}")
-            .replacingOccurrences(of: "      X: [[7.0, 3.2, 4.7, 1.4]]", with: "      {sepal_length: [7.0], sepal_width: [3.2], petal_length: [4.7], petal_width: [1.4]}")
-            .replacingOccurrences(of: "      X: [[6.3, 3.3, 6.0, 2.5]]", with: "      {sepal_length: [6.3], sepal_width: [3.3], petal_length: [6.0], petal_width: [2.5]}")
-            .replacingOccurrences(of: "    inputs:\n      {", with: "    inputs: {").replacingOccurrences(of: "[2.5]}\n", with: "[2.5]}\n")
+        yaml = yaml.replacingOccurrences(
+            of: "      X: [[5.1, 3.5, 1.4, 0.2]]", with: "      {sepal_length: [5.1], sepal_width: [3.5], petal_length: [1.4], petal_width: [0.2]}"
+        )
+        .replacingOccurrences(
+            of: "      X: [[7.0, 3.2, 4.7, 1.4]]", with: "      {sepal_length: [7.0], sepal_width: [3.2], petal_length: [4.7], petal_width: [1.4]}"
+        )
+        .replacingOccurrences(
+            of: "      X: [[6.3, 3.3, 6.0, 2.5]]", with: "      {sepal_length: [6.3], sepal_width: [3.3], petal_length: [6.0], petal_width: [2.5]}"
+        )
+        .replacingOccurrences(of: "    inputs:\n      {", with: "    inputs: {").replacingOccurrences(of: "[2.5]}\n", with: "[2.5]}\n")
         try TestSupport.write(yaml, to: directory + "/vessel.yaml")
         let running = try await RunningServer.start([directory])
         defer { Task { await running.stop() } }
@@ -41,17 +49,20 @@ struct TableRequestTests {
         #expect(oip.status == 200 && outputs.last?["data"] as? [String] == ["setosa", "virginica"], "\(oip.text)")
 
         let records = rows.map { row in "{" + columns.enumerated().map { #""\#($1)":\#(row[$0])"# }.joined(separator: ",") + "}" }.joined(separator: ",")
-        let mlflow = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"],
-                                               body: Array(#"{"dataframe_records":[\#(records)]}"#.utf8))
+        let mlflow = try await running.request(
+            "POST", "/invocations", headers: ["Content-Type": "application/json"],
+            body: Array(#"{"dataframe_records":[\#(records)]}"#.utf8))
         let predictions = jsonObject(mlflow)["predictions"] as? [String: Any]
         #expect(mlflow.status == 200 && predictions?["species"] as? [String] == ["setosa", "virginica"], "\(mlflow.text)")
 
-        let split = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"],
-                                              body: Array(#"{"dataframe_split":{"columns":["petal_width","petal_length","sepal_width","sepal_length"],"data":[[0.2,1.4,3.5,5.1]]}}"#.utf8))
+        let split = try await running.request(
+            "POST", "/invocations", headers: ["Content-Type": "application/json"],
+            body: Array(#"{"dataframe_split":{"columns":["petal_width","petal_length","sepal_width","sepal_length"],"data":[[0.2,1.4,3.5,5.1]]}}"#.utf8))
         #expect(split.status == 200 && (jsonObject(split)["predictions"] as? [String: Any])?["species"] as? [String] == ["setosa"], "\(split.text)")
 
-        let cog = try await running.request("POST", "/predictions", headers: ["Content-Type": "application/json"],
-                                            body: Array(#"{"input":{"sepal_length":6.3,"sepal_width":3.3,"petal_length":6.0,"petal_width":2.5}}"#.utf8))
+        let cog = try await running.request(
+            "POST", "/predictions", headers: ["Content-Type": "application/json"],
+            body: Array(#"{"input":{"sepal_length":6.3,"sepal_width":3.3,"petal_length":6.0,"petal_width":2.5}}"#.utf8))
         #expect(cog.status == 200 && (jsonObject(cog)["output"] as? [String: Any])?["species"] as? String == "virginica", "\(cog.text)")
 
         let missing = try await running.infer(#"{"inputs":[{"name":"sepal_length","shape":[1],"datatype":"FP32","data":[5.1]}]}"#)

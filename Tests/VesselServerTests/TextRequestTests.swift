@@ -33,7 +33,8 @@ struct TextRequestTests {
         a.count == b.count && zip(a, b).allSatisfy { x, y in x.count == y.count && zip(x, y).allSatisfy { abs($0 - $1) < 1e-4 } }
     }
 
-    @Test("UTF-8 strings in OIP JSON, base64 with content_type, binary BYTES, Cog's /predictions and MLflow's /invocations give the Python pipeline's embeddings")
+    @Test(
+        "UTF-8 strings in OIP JSON, base64 with content_type, binary BYTES, Cog's /predictions and MLflow's /invocations give the Python pipeline's embeddings")
     func everyEntry() async throws {
         let expected = try Self.expected()
         let running = try await RunningServer.start([Self.minilm])
@@ -45,24 +46,29 @@ struct TextRequestTests {
         #expect(!plain.text.contains("last_hidden_state"), "the token vectors are dropped")
 
         let encoded = Self.sentences.map { "\"\(Base64.encode(Array($0.utf8)))\"" }.joined(separator: ",")
-        let base64 = try await running.infer(#"{"inputs":[{"name":"text","shape":[3],"datatype":"BYTES","parameters":{"content_type":"base64"},"data":[\#(encoded)]}]}"#, model: "minilm")
+        let base64 = try await running.infer(
+            #"{"inputs":[{"name":"text","shape":[3],"datatype":"BYTES","parameters":{"content_type":"base64"},"data":[\#(encoded)]}]}"#, model: "minilm")
         #expect(base64.status == 200 && close(embeddings(base64), expected), "\(base64.text.prefix(300))")
 
         var tail: [UInt8] = []
         for sentence in Self.sentences { tail += withUnsafeBytes(of: UInt32(sentence.utf8.count).littleEndian, Array.init) + Array(sentence.utf8) }
-        let header = #"{"inputs":[{"name":"text","shape":[3],"datatype":"BYTES","parameters":{"binary_data_size":\#(tail.count)}}],"outputs":[{"name":"embedding"}]}"#
-        let binary = try await running.request("POST", "/v2/models/minilm/infer", headers: ["Inference-Header-Content-Length": String(header.utf8.count)],
-                                               body: Array(header.utf8) + tail)
+        let header =
+            #"{"inputs":[{"name":"text","shape":[3],"datatype":"BYTES","parameters":{"binary_data_size":\#(tail.count)}}],"outputs":[{"name":"embedding"}]}"#
+        let binary = try await running.request(
+            "POST", "/v2/models/minilm/infer", headers: ["Inference-Header-Content-Length": String(header.utf8.count)],
+            body: Array(header.utf8) + tail)
         #expect(binary.status == 200 && close(embeddings(binary), expected), "\(binary.text.prefix(300))")
 
-        let cog = try await running.request("POST", "/predictions", headers: ["Content-Type": "application/json"],
-                                            body: Array(#"{"input":{"text":"\#(Self.sentences[1])"}}"#.utf8))
+        let cog = try await running.request(
+            "POST", "/predictions", headers: ["Content-Type": "application/json"],
+            body: Array(#"{"input":{"text":"\#(Self.sentences[1])"}}"#.utf8))
         // One output: Cog's `output` is the value itself, MLflow's `predictions` the rows.
         let cogEmbedding = (jsonObject(cog)["output"] as? [Any])?.compactMap { ($0 as? NSNumber)?.doubleValue } ?? []
         #expect(cog.status == 200 && close([cogEmbedding], [expected[1]]), "\(cog.text.prefix(300))")
 
-        let mlflow = try await running.request("POST", "/invocations", headers: ["Content-Type": "application/json"],
-                                               body: Array(#"{"inputs":{"text":[\#(quoted)]}}"#.utf8))
+        let mlflow = try await running.request(
+            "POST", "/invocations", headers: ["Content-Type": "application/json"],
+            body: Array(#"{"inputs":{"text":[\#(quoted)]}}"#.utf8))
         let rows = (jsonObject(mlflow)["predictions"] as? [[Any]])?.map { $0.compactMap { ($0 as? NSNumber)?.doubleValue } } ?? []
         #expect(mlflow.status == 200 && close(rows, expected), "\(mlflow.text.prefix(300))")
 
@@ -72,21 +78,25 @@ struct TextRequestTests {
         #expect(input?["name"] as? String == "text" && input?["datatype"] as? String == "BYTES", "\(metadata)")
     }
 
-    @Test("text longer than the tokenizer's 128 tokens is cut as its file declares; numbers, non-UTF-8 bytes and a missing input are a 400; the server keeps answering")
+    @Test(
+        "text longer than the tokenizer's 128 tokens is cut as its file declares; numbers, non-UTF-8 bytes and a missing input are a 400; the server keeps answering"
+    )
     func badText() async throws {
         _ = try Self.expected()
         let running = try await RunningServer.start([Self.minilm])
         defer { Task { await running.stop() } }
         let long = String(repeating: "very long text ", count: 400)
-        let truncated = try await running.infer(#"{"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["\#(long)"]}],"outputs":[{"name":"embedding"}]}"#, model: "minilm")
+        let truncated = try await running.infer(
+            #"{"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["\#(long)"]}],"outputs":[{"name":"embedding"}]}"#, model: "minilm")
         #expect(truncated.status == 200, "\(truncated.text.prefix(300))")
         let numbers = try await running.infer(#"{"inputs":[{"name":"text","shape":[1],"datatype":"FP32","data":[1.5]}]}"#, model: "minilm")
         #expect(numbers.status == 400 && numbers.text.contains("text"), "\(numbers.text)")
         let bytes: [UInt8] = [0xFF, 0xFE, 0x00, 0x41]
         let tail = withUnsafeBytes(of: UInt32(bytes.count).littleEndian, Array.init) + bytes
         let header = #"{"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":\#(tail.count)}}]}"#
-        let binary = try await running.request("POST", "/v2/models/minilm/infer", headers: ["Inference-Header-Content-Length": String(header.utf8.count)],
-                                               body: Array(header.utf8) + tail)
+        let binary = try await running.request(
+            "POST", "/v2/models/minilm/infer", headers: ["Inference-Header-Content-Length": String(header.utf8.count)],
+            body: Array(header.utf8) + tail)
         #expect(binary.status == 400 && binary.text.contains("not UTF-8"), "\(binary.text)")
         let missing = try await running.infer(#"{"inputs":[]}"#, model: "minilm")
         #expect(missing.status == 400, "\(missing.text)")

@@ -34,13 +34,15 @@ struct ServeOptionsTests {
         #expect { try options(["--token-file", directory + "/missing"]).configuration(environment: [:]) } throws: { "\($0)".contains("cannot read") }
     }
 
-    @Test("out-of-range settings are refused, naming the option", arguments: [
-        (["--port", "70000"], "the port must be 0…65535"),
-        (["--idle-timeout", "0"], "--idle-timeout must be above 0"),
-        (["--max-connections", "0"], "--max-connections must be at least 1"),
-        (["--grace-seconds=-1"], "--grace-seconds must be 0…86400"),
-        (["--max-body-bytes", "0"], "--max-body-bytes must be at least 1"),
-    ])
+    @Test(
+        "out-of-range settings are refused, naming the option",
+        arguments: [
+            (["--port", "70000"], "the port must be 0…65535"),
+            (["--idle-timeout", "0"], "--idle-timeout must be above 0"),
+            (["--max-connections", "0"], "--max-connections must be at least 1"),
+            (["--grace-seconds=-1"], "--grace-seconds must be 0…86400"),
+            (["--max-body-bytes", "0"], "--max-body-bytes must be at least 1")
+        ])
     func ranges(arguments: [String], message: String) throws {
         #expect { try options(arguments).configuration(environment: [:]) } throws: { "\($0)".contains(message) }
         #expect { try options([]).configuration(environment: ["VESSEL_PORT": "not-a-port"]) } throws: { "\($0)".contains("the port must be") }

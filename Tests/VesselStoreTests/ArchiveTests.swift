@@ -15,13 +15,15 @@ struct TarTests {
         defer { TestSupport.remove(directory) }
         let longName = "code/" + String(repeating: "deep/", count: 40) + "module.py"
         let unicode = "docs/résumé-模型.md"
-        try writeTar(directory + "/t.tar", [
-            ("code", .directory, []),
-            (longName, .file(size: 5, executable: false), Array("print".utf8)),
-            ("code/run.sh", .file(size: 2, executable: true), Array("#!".utf8)),
-            ("code/link", .symlink(target: "run.sh"), []),
-            (unicode, .file(size: 1, executable: false), Array("x".utf8)),
-        ])
+        try writeTar(
+            directory + "/t.tar",
+            [
+                ("code", .directory, []),
+                (longName, .file(size: 5, executable: false), Array("print".utf8)),
+                ("code/run.sh", .file(size: 2, executable: true), Array("#!".utf8)),
+                ("code/link", .symlink(target: "run.sh"), []),
+                (unicode, .file(size: 1, executable: false), Array("x".utf8))
+            ])
         for tool in ["tar", "bsdtar"] {
             let listing = try TestSupport.run(tool, ["-tvf", directory + "/t.tar"])
             #expect(listing.status == 0, "\(tool): \(listing.standardError)")
@@ -135,15 +137,17 @@ struct ArchiveTests {
         return path
     }
 
-    @Test("hostile archives are refused and change nothing", arguments: [
-        ("../escape", "climbs out with `..`"),
-        ("/tmp/absolute", "is an absolute path"),
-        ("blobs/sha256/../../../escape", "climbs out with `..`"),
-        ("symlink", "is a link"),
-        ("mismatch", "is corrupt"),
-        ("not-a-digest", "is not named by a sha256 digest"),
-        ("missing-blob", "is missing from the store"),
-    ])
+    @Test(
+        "hostile archives are refused and change nothing",
+        arguments: [
+            ("../escape", "climbs out with `..`"),
+            ("/tmp/absolute", "is an absolute path"),
+            ("blobs/sha256/../../../escape", "climbs out with `..`"),
+            ("symlink", "is a link"),
+            ("mismatch", "is corrupt"),
+            ("not-a-digest", "is not named by a sha256 digest"),
+            ("missing-blob", "is missing from the store")
+        ])
     func hostile(_ kind: String, _ reason: String) throws {
         let scratch = try ScratchStore()
         let payload = Array("evil".utf8)
@@ -154,8 +158,9 @@ struct ArchiveTests {
         case "mismatch": entries = [("blobs/sha256/" + String(repeating: "a", count: 64), file, payload)]
         case "not-a-digest": entries = [("blobs/sha256/evil", file, payload)]
         case "missing-blob":
-            let missing = Descriptor(mediaType: OCIMediaType.imageManifest, digest: Digest(hex: String(repeating: "b", count: 64))!, size: 10,
-                                     annotations: [OCIAnnotation.refName: "evil:1"])
+            let missing = Descriptor(
+                mediaType: OCIMediaType.imageManifest, digest: Digest(hex: String(repeating: "b", count: 64))!, size: 10,
+                annotations: [OCIAnnotation.refName: "evil:1"])
             let index = try Array(CanonicalJSON.encode(ImageIndex(manifests: [missing])))
             entries = [("index.json", .file(size: Int64(index.count), executable: false), index)]
         default: entries = [(kind, file, payload)]

@@ -44,7 +44,9 @@ struct StoreTests {
         // A real writer, then a real kill -9: a process holding its temporary's lock.
         let writer = Process()
         writer.executableURL = URL(fileURLWithPath: TestSupport.python)
-        writer.arguments = ["-c", """
+        writer.arguments = [
+            "-c",
+            """
             import fcntl, os, sys, time
             fd = os.open('\(tmp)/blob-killed', os.O_WRONLY | os.O_CREAT)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -52,7 +54,8 @@ struct StoreTests {
             os.utime('\(tmp)/blob-killed', (0, 0))
             print('locked', flush=True)
             time.sleep(600)
-            """]
+            """
+        ]
         let out = Pipe()
         writer.standardOutput = out
         try writer.run()

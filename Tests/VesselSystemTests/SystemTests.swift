@@ -53,7 +53,9 @@ struct SystemTests {
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (k, byte) in socketPath.utf8.enumerated() where k < raw.count - 1 { raw[k] = byte }
         }
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
         #expect(bound == 0)
         #expect(problem(socketPath) == "\(socketPath) is a socket, not a regular file")
     }

@@ -15,7 +15,7 @@ struct NPYTests {
         ("bool", Tensor([true, false, true], shape: [3])),
         ("scalar", Tensor(scalar: Int32(-7))),
         ("empty", Tensor([Float](), shape: [0, 3])),
-        ("string", Tensor(strings: ["héllo", "", "模型"], shape: [3])),
+        ("string", Tensor(strings: ["héllo", "", "模型"], shape: [3]))
     ]
 
     @Test("tensors survive a round trip, and numpy reads what we write", arguments: cases.map(\.0))
@@ -25,7 +25,11 @@ struct NPYTests {
         let back = try Tensor(npy: bytes)
         #expect(back.dtype == tensor.dtype)
         #expect(back.shape == tensor.shape)
-        if tensor.dtype == .string { #expect(back.strings == tensor.strings) } else { #expect(back.doubles().elementsEqual(tensor.doubles()) { $0 == $1 || ($0.isNaN && $1.isNaN) }) }
+        if tensor.dtype == .string {
+            #expect(back.strings == tensor.strings)
+        } else {
+            #expect(back.doubles().elementsEqual(tensor.doubles()) { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        }
         let path = NSTemporaryDirectory() + "npy-\(UUID().uuidString).npy"
         defer { TestSupport.remove(path) }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
@@ -33,13 +37,15 @@ struct NPYTests {
         #expect(described.contains(tensor.shape.description), "\(described)")
     }
 
-    @Test("numpy's files read back: C and Fortran order, big-endian, unicode", arguments: [
-        ("np.arange(6, dtype='<f4').reshape(2, 3)", "float32", [2, 3], [0.0, 1, 2, 3, 4, 5]),
-        ("np.asfortranarray(np.arange(6, dtype='<i8').reshape(2, 3))", "int64", [2, 3], [0.0, 1, 2, 3, 4, 5]),
-        ("np.arange(4, dtype='>i4')", "int32", [4], [0.0, 1, 2, 3]),
-        ("np.array([1.5, -2], dtype='>f8')", "float64", [2], [1.5, -2]),
-        ("np.array([[True, False]])", "bool", [1, 2], [1.0, 0]),
-    ])
+    @Test(
+        "numpy's files read back: C and Fortran order, big-endian, unicode",
+        arguments: [
+            ("np.arange(6, dtype='<f4').reshape(2, 3)", "float32", [2, 3], [0.0, 1, 2, 3, 4, 5]),
+            ("np.asfortranarray(np.arange(6, dtype='<i8').reshape(2, 3))", "int64", [2, 3], [0.0, 1, 2, 3, 4, 5]),
+            ("np.arange(4, dtype='>i4')", "int32", [4], [0.0, 1, 2, 3]),
+            ("np.array([1.5, -2], dtype='>f8')", "float64", [2], [1.5, -2]),
+            ("np.array([[True, False]])", "bool", [1, 2], [1.0, 0])
+        ])
     func numpyFiles(_ expression: String, _ dtype: String, _ shape: [Int], _ values: [Double]) throws {
         let path = NSTemporaryDirectory() + "npy-\(UUID().uuidString).npy"
         defer { TestSupport.remove(path) }
@@ -59,11 +65,13 @@ struct NPYTests {
         #expect(tensor.strings == ["a", "héllo", "模型"])
     }
 
-    @Test("malformed files get clear errors", arguments: [
-        ([UInt8]("not numpy".utf8), "no \\x93NUMPY magic"),
-        ([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 9, 0, 0, 0], "version 9"),
-        ([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, 200, 0] + Array("{'descr'".utf8), "header runs past the end"),
-    ])
+    @Test(
+        "malformed files get clear errors",
+        arguments: [
+            ([UInt8]("not numpy".utf8), "no \\x93NUMPY magic"),
+            ([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 9, 0, 0, 0], "version 9"),
+            ([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, 200, 0] + Array("{'descr'".utf8), "header runs past the end")
+        ])
     func malformed(_ bytes: [UInt8], _ message: String) {
         #expect { try Tensor(npy: bytes) } throws: { "\($0)".contains(message) }
     }

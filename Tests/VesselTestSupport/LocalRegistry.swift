@@ -28,9 +28,13 @@ public final class LocalRegistry: @unchecked Sendable {
         let mode = mode ?? (username == nil ? .none : .basic)
         if mode == .token, let username, let password {
             let tokenPort = try Self.freePort()
-            let made = try TestSupport.run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                                                       "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem", "-days", "2",
-                                                       "-subj", "/CN=vessel-token"])
+            let made = try TestSupport.run(
+                "openssl",
+                [
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem", "-days", "2",
+                    "-subj", "/CN=vessel-token"
+                ])
             guard made.status == 0 else { throw TestSupport.ToolMissing(tool: "openssl (\(made.standardError))") }
             try TestSupport.write(Self.tokenServerScript, to: directory + "/token-server.py")
             let server = Process()
@@ -40,7 +44,8 @@ public final class LocalRegistry: @unchecked Sendable {
             server.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try server.run()
             tokenServer = server
-            auth = "auth:\n  token:\n    realm: http://127.0.0.1:\(tokenPort)/token\n    service: vessel-test\n    issuer: vessel-test-issuer\n    rootcertbundle: \(directory)/cert.pem\n"
+            auth =
+                "auth:\n  token:\n    realm: http://127.0.0.1:\(tokenPort)/token\n    service: vessel-test\n    issuer: vessel-test-issuer\n    rootcertbundle: \(directory)/cert.pem\n"
         } else if let username, let password {
             let hashed = try TestSupport.run("htpasswd", ["-Bbn", username, password])
             guard hashed.status == 0 else { throw TestSupport.ToolMissing(tool: "htpasswd") }
@@ -50,20 +55,20 @@ public final class LocalRegistry: @unchecked Sendable {
         // Bind, read the port, release it: the registry takes it a moment later.
         port = try Self.freePort()
         let config = """
-        version: 0.1
-        log:
-          level: error
-          accesslog:
-            disabled: true
-        storage:
-          filesystem:
-            rootdirectory: \(directory)/data
-          delete:
-            enabled: true
-        http:
-          addr: 127.0.0.1:\(port)
-        \(auth)
-        """
+            version: 0.1
+            log:
+              level: error
+              accesslog:
+                disabled: true
+            storage:
+              filesystem:
+                rootdirectory: \(directory)/data
+              delete:
+                enabled: true
+            http:
+              addr: 127.0.0.1:\(port)
+            \(auth)
+            """
         try TestSupport.write(config, to: directory + "/config.yml")
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", directory + "/config.yml"]
@@ -102,58 +107,58 @@ public final class LocalRegistry: @unchecked Sendable {
     }
 
     static let tokenServerScript = #"""
-import base64, json, subprocess, sys, time, http.server, urllib.parse
+        import base64, json, subprocess, sys, time, http.server, urllib.parse
 
-key, cert, port, user, password = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"], capture_output=True, check=True).stdout
+        key, cert, port, user, password = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+        der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"], capture_output=True, check=True).stdout
 
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+        def b64(data):
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
-def raw_signature(der_sig):
-    # ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } -> r||s, 32 bytes each
-    assert der_sig[0] == 0x30
-    i = 2 if der_sig[1] < 0x80 else 2 + (der_sig[1] & 0x7f)
-    out = b""
-    for _ in range(2):
-        assert der_sig[i] == 0x02
-        n = der_sig[i + 1]
-        value = der_sig[i + 2:i + 2 + n].lstrip(b"\0")
-        out += value.rjust(32, b"\0")
-        i += 2 + n
-    return out
+        def raw_signature(der_sig):
+            # ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } -> r||s, 32 bytes each
+            assert der_sig[0] == 0x30
+            i = 2 if der_sig[1] < 0x80 else 2 + (der_sig[1] & 0x7f)
+            out = b""
+            for _ in range(2):
+                assert der_sig[i] == 0x02
+                n = der_sig[i + 1]
+                value = der_sig[i + 2:i + 2 + n].lstrip(b"\0")
+                out += value.rjust(32, b"\0")
+                i += 2 + n
+            return out
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
 
-    def do_GET(self):
-        query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
-        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        if self.headers.get("Authorization") != expected:
-            self.send_response(401)
-            self.end_headers()
-            return
-        access = []
-        for scope in query.get("scope", []):
-            kind, name, actions = scope.split(":")
-            access.append({"type": kind, "name": name, "actions": actions.split(",")})
-        now = int(time.time())
-        header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(der).decode()]}
-        claims = {"iss": "vessel-test-issuer", "sub": user, "aud": query.get("service", [""])[0], "exp": now + 300,
-                  "nbf": now - 10, "iat": now, "jti": str(now) + str(id(self)), "access": access}
-        signing_input = (b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())).encode()
-        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing_input, capture_output=True, check=True).stdout
-        token = signing_input.decode() + "." + b64(raw_signature(signature))
-        body = json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            def do_GET(self):
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                access = []
+                for scope in query.get("scope", []):
+                    kind, name, actions = scope.split(":")
+                    access.append({"type": kind, "name": name, "actions": actions.split(",")})
+                now = int(time.time())
+                header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(der).decode()]}
+                claims = {"iss": "vessel-test-issuer", "sub": user, "aud": query.get("service", [""])[0], "exp": now + 300,
+                          "nbf": now - 10, "iat": now, "jti": str(now) + str(id(self)), "access": access}
+                signing_input = (b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())).encode()
+                signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing_input, capture_output=True, check=True).stdout
+                token = signing_input.decode() + "." + b64(raw_signature(signature))
+                body = json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
-"""#
+        http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+        """#
 
     static func status(port: Int, path: String) throws -> Int {
         let result = try TestSupport.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"])

@@ -48,7 +48,9 @@ public enum TestSupport {
 
     /// Runs a program to completion and captures its output.
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil) throws -> ProcessResult {
+    public static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil
+    ) throws -> ProcessResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : try which(executable))
         process.arguments = arguments
@@ -115,7 +117,6 @@ public enum TestSupport {
     }
 }
 
-
 extension TestSupport {
     /// The test venv's Python (numpy, onnx), made by scripts/onnx-test-data.sh.
     public static var python: String { packageRoot + "/.build/venv/bin/python" }
@@ -133,18 +134,19 @@ extension TestSupport {
     /// with `serving` limits, for overload and shutdown tests.
     public static func makeSlowModel(maxConcurrency: Int, maxQueue: Int, timeoutMilliseconds: Int = 30_000) throws -> String {
         let directory = try makeTemporaryDirectory("slow-model")
-        _ = try python("""
-        import numpy as np, onnx
-        from onnx import helper, numpy_helper, TensorProto
-        w = numpy_helper.from_array(np.full((1024, 1024), 0.001, np.float32), 'w')
-        g = helper.make_graph([helper.make_node('MatMul', ['X', 'w'], ['m']), helper.make_node('Sin', ['m'], ['s']),
-                               helper.make_node('MatMul', ['s', 'w'], ['Y'])], 'slow',
-                              [helper.make_tensor_value_info('X', TensorProto.FLOAT, ['N', 1024])],
-                              [helper.make_tensor_value_info('Y', TensorProto.FLOAT, ['N', 1024])], [w])
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)])
-        m.ir_version = 8
-        onnx.save(m, '\(directory)/model.onnx')
-        """)
+        _ = try python(
+            """
+            import numpy as np, onnx
+            from onnx import helper, numpy_helper, TensorProto
+            w = numpy_helper.from_array(np.full((1024, 1024), 0.001, np.float32), 'w')
+            g = helper.make_graph([helper.make_node('MatMul', ['X', 'w'], ['m']), helper.make_node('Sin', ['m'], ['s']),
+                                   helper.make_node('MatMul', ['s', 'w'], ['Y'])], 'slow',
+                                  [helper.make_tensor_value_info('X', TensorProto.FLOAT, ['N', 1024])],
+                                  [helper.make_tensor_value_info('Y', TensorProto.FLOAT, ['N', 1024])], [w])
+            m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)])
+            m.ir_version = 8
+            onnx.save(m, '\(directory)/model.onnx')
+            """)
         try """
         schemaVersion: 1
         name: slow
@@ -179,7 +181,9 @@ extension TestSupport {
 
     /// A binary OIP request for the slow model: `rows` rows of ones.
     public static func slowModelRequest(rows: Int) -> (headers: [String: String], body: [UInt8]) {
-        let header = Array(#"{"inputs":[{"name":"X","shape":[\#(rows),1024],"datatype":"FP32","parameters":{"binary_data_size":\#(rows * 4096)}}],"outputs":[{"name":"Y","parameters":{"binary_data":true}}]}"#.utf8)
+        let header = Array(
+            #"{"inputs":[{"name":"X","shape":[\#(rows),1024],"datatype":"FP32","parameters":{"binary_data_size":\#(rows * 4096)}}],"outputs":[{"name":"Y","parameters":{"binary_data":true}}]}"#
+                .utf8)
         let data = [Float](repeating: 1, count: rows * 1024).withUnsafeBytes { Array($0) }
         return (["Inference-Header-Content-Length": String(header.count), "Content-Type": "application/octet-stream"], header + data)
     }
@@ -208,9 +212,10 @@ extension TestSupport {
     /// The sum of a Prometheus gauge or counter's samples in a `/metrics` text.
     public static func metric(_ name: String, in text: String) -> Double {
         text.split(separator: "\n").reduce(0) { sum, line in
-            guard line.hasPrefix(name + "{") || line.hasPrefix(name + " "), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { return sum }
+            guard line.hasPrefix(name + "{") || line.hasPrefix(name + " "), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else {
+                return sum
+            }
             return sum + value
         }
     }
 }
-

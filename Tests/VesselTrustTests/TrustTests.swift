@@ -18,11 +18,13 @@ struct TrustTests {
         #expect(String(decoding: DSSE.pae(type: "t", payload: Array("é".utf8)), as: UTF8.self) == "DSSEv1 1 t 2 é")
     }
 
-    @Test("keys OpenSSL makes are read, and what Vessel signs verifies with OpenSSL", arguments: [
-        ("ecdsa-p256", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]),
-        ("ecdsa-p384", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"]),
-        ("ed25519", ["-algorithm", "ed25519"]),
-    ])
+    @Test(
+        "keys OpenSSL makes are read, and what Vessel signs verifies with OpenSSL",
+        arguments: [
+            ("ecdsa-p256", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]),
+            ("ecdsa-p384", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"]),
+            ("ed25519", ["-algorithm", "ed25519"])
+        ])
     func openSSLInterop(type: String, options: [String]) throws {
         let directory = try TestSupport.makeTemporaryDirectory()
         defer { TestSupport.remove(directory) }
@@ -41,14 +43,19 @@ struct TrustTests {
         let message = Array("DSSEv1 28 application/vnd.in-toto+json 2 {}".utf8)
         try Data(message).write(to: URL(fileURLWithPath: directory + "/message"))
         try Data(key.sign(message)).write(to: URL(fileURLWithPath: directory + "/signature"))
-        let arguments = type == "ed25519"
+        let arguments =
+            type == "ed25519"
             ? ["pkeyutl", "-verify", "-pubin", "-inkey", directory + "/pub.pem", "-rawin", "-in", directory + "/message", "-sigfile", directory + "/signature"]
-            : ["dgst", type == "ecdsa-p256" ? "-sha256" : "-sha384", "-verify", directory + "/pub.pem", "-signature", directory + "/signature", directory + "/message"]
+            : [
+                "dgst", type == "ecdsa-p256" ? "-sha256" : "-sha384", "-verify", directory + "/pub.pem", "-signature", directory + "/signature",
+                directory + "/message"
+            ]
         let verified = try TestSupport.run(openssl, arguments)
         #expect(verified.status == 0, "\(verified.standardOutput)\(verified.standardError)")
 
         // And the other way: OpenSSL's signature verifies with Vessel's reader of its public key.
-        let signArguments = type == "ed25519"
+        let signArguments =
+            type == "ed25519"
             ? ["pkeyutl", "-sign", "-inkey", directory + "/key.pem", "-rawin", "-in", directory + "/message", "-out", directory + "/theirs"]
             : ["dgst", type == "ecdsa-p256" ? "-sha256" : "-sha384", "-sign", directory + "/key.pem", "-out", directory + "/theirs", directory + "/message"]
         #expect(try TestSupport.run(openssl, signArguments).status == 0)
@@ -63,7 +70,9 @@ struct TrustTests {
         let secret = SigningKey.generate(.ecdsaP256).pem
         #expect(throws: TrustError.self) { try SigningKey(pem: "not a key", source: "k.pem") }
         #expect(throws: TrustError.self) { try VerifyingKey(pem: secret, source: "k.pem") }
-        #expect(throws: TrustError.self) { try SigningKey(pem: "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n", source: "k.pem") }
+        #expect(throws: TrustError.self) {
+            try SigningKey(pem: "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n", source: "k.pem")
+        }
         do {
             _ = try SigningKey(pem: secret.replacingOccurrences(of: "PRIVATE KEY", with: "CERTIFICATE"), source: "k.pem")
             Issue.record("a certificate was taken as a key")
@@ -75,9 +84,11 @@ struct TrustTests {
     @Test("a bundle verifies with its key, and every tampering is refused with what failed", arguments: KeyType.allCases)
     func bundles(type: KeyType) throws {
         let key = SigningKey.generate(type), other = SigningKey.generate(type)
-        let statement = ModelSigningStatement(modelName: "iris", resources: [
-            .init(name: "model.onnx", sha256: Array(repeating: 1, count: 32)), .init(name: "labels.txt", sha256: Array(repeating: 2, count: 32)),
-        ])
+        let statement = ModelSigningStatement(
+            modelName: "iris",
+            resources: [
+                .init(name: "model.onnx", sha256: Array(repeating: 1, count: 32)), .init(name: "labels.txt", sha256: Array(repeating: 2, count: 32))
+            ])
         let bundle = try SigstoreBundle.signing(statement: statement.encoded(), with: key)
         let bytes = try bundle.encoded()
         let parsed = try SigstoreBundle.parse(bytes, source: "b.json")
@@ -91,7 +102,8 @@ struct TrustTests {
         #expect(refusal { _ = try parsed.verifiedStatement(with: other.publicKey, source: "b.json") }.contains("signed with another key"))
         var unhinted = parsed
         unhinted.verificationMaterial.publicKey = nil
-        #expect(refusal { _ = try unhinted.verifiedStatement(with: other.publicKey, source: "b.json") } == "b.json: the signature does not verify with this key")
+        #expect(
+            refusal { _ = try unhinted.verifiedStatement(with: other.publicKey, source: "b.json") } == "b.json: the signature does not verify with this key")
 
         // Another statement under the original signature.
         var swapped = parsed
@@ -103,14 +115,17 @@ struct TrustTests {
         retyped.dsseEnvelope!.payloadType = "text/plain"
         #expect(refusal { _ = try retyped.verifiedStatement(with: key.publicKey, source: "b.json") }.contains("not an in-toto statement"))
 
-        #expect(refusal { _ = try SigstoreBundle.parse(Array(#"{"mediaType": "application/json", "verificationMaterial": {}}"#.utf8), source: "b.json") }
-            .contains("not a Sigstore bundle"))
+        #expect(
+            refusal { _ = try SigstoreBundle.parse(Array(#"{"mediaType": "application/json", "verificationMaterial": {}}"#.utf8), source: "b.json") }
+                .contains("not a Sigstore bundle"))
 
         // A statement whose subject digest disagrees with its resources.
         let text = String(decoding: try statement.encoded(), as: UTF8.self)
         let root = Digest(bytes: statement.rootDigest).hex
         let lying = text.replacingOccurrences(of: root, with: String(repeating: "0", count: 64))
-        #expect(refusal { _ = try ModelSigningStatement.parse(Array(lying.utf8), source: "s") } == "s: the statement's subject digest is not what its resources hash to")
+        #expect(
+            refusal { _ = try ModelSigningStatement.parse(Array(lying.utf8), source: "s") }
+                == "s: the statement's subject digest is not what its resources hash to")
     }
 
     @Test("a statement says which file differs from the artifact, and how")
@@ -119,6 +134,8 @@ struct TrustTests {
         #expect(a.mismatch(with: a) == nil)
         #expect(a.mismatch(with: .init(modelName: "m", resources: [.init(name: "a", sha256: [1])])) == "`b` is signed but not in the artifact")
         #expect(a.mismatch(with: .init(modelName: "m", resources: a.resources + [.init(name: "c", sha256: [3])])) == "`c` is in the artifact but not signed")
-        #expect(a.mismatch(with: .init(modelName: "m", resources: [.init(name: "a", sha256: [1]), .init(name: "b", sha256: [7])])) == "`b` does not have the signed digest")
+        #expect(
+            a.mismatch(with: .init(modelName: "m", resources: [.init(name: "a", sha256: [1]), .init(name: "b", sha256: [7])]))
+                == "`b` does not have the signed digest")
     }
 }

@@ -12,8 +12,10 @@ extension GraphBuilder {
     /// bias carry the normalization: W′ = W·s, B′ = (B − mean)·s + β with s = γ/√(var + ε),
     /// per output channel. The BatchNormalization pass disappears, and a Relu after it can then
     /// fuse into the Conv.
-    static func foldBatchNormIntoConv(_ nodes: inout [Node], _ initializers: inout [String: Tensor], protected: Set<String>,
-                                      overridable: Set<String>) {
+    static func foldBatchNormIntoConv(
+        _ nodes: inout [Node], _ initializers: inout [String: Tensor], protected: Set<String>,
+        overridable: Set<String>
+    ) {
         let readers = readerCounts(nodes)
         var producer: [String: Int] = [:]
         for (index, node) in nodes.enumerated() where node.opType == "Conv" && node.domain.isEmpty && node.outputs.count == 1 {
@@ -27,13 +29,15 @@ extension GraphBuilder {
         var replaced: Set<String> = []
         for (index, bn) in nodes.enumerated() where bn.opType == "BatchNormalization" && bn.domain.isEmpty {
             guard bn.inputs.count == 5, bn.outputs.first.map({ !$0.isEmpty }) == true, bn.outputs.dropFirst().allSatisfy(\.isEmpty),
-                  bn.attributes.int("training_mode", default: 0) == 0, bn.attributes.int("spatial", default: 1) == 1,
-                  let source = producer[bn.inputs[0]], readers[bn.inputs[0]] == 1, !protected.contains(bn.inputs[0]),
-                  !removed.contains(source) else { continue }
+                bn.attributes.int("training_mode", default: 0) == 0, bn.attributes.int("spatial", default: 1) == 1,
+                let source = producer[bn.inputs[0]], readers[bn.inputs[0]] == 1, !protected.contains(bn.inputs[0]),
+                !removed.contains(source)
+            else { continue }
             let conv = nodes[source]
             guard conv.inputs.count >= 2, let weights = constant(conv.inputs[1]), weights.dtype == .float32, weights.rank >= 3,
-                  let gamma = constant(bn.inputs[1]), let beta = constant(bn.inputs[2]),
-                  let mean = constant(bn.inputs[3]), let variance = constant(bn.inputs[4]) else { continue }
+                let gamma = constant(bn.inputs[1]), let beta = constant(bn.inputs[2]),
+                let mean = constant(bn.inputs[3]), let variance = constant(bn.inputs[4])
+            else { continue }
             let filters = weights.shape[0]
             let convBias = conv.inputs.count > 2 && !conv.inputs[2].isEmpty ? constant(conv.inputs[2]) : nil
             if conv.inputs.count > 2, !conv.inputs[2].isEmpty, convBias == nil { continue }
@@ -70,6 +74,6 @@ extension GraphBuilder {
     }
 
     static let nondeterministic: Set<String> = [
-        "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout",
+        "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout"
     ]
 }

@@ -18,7 +18,8 @@ extension GraphBuilder {
                 kept.append(node)
                 continue
             }
-            let foldable = !hasSubgraph && !Self.nondeterministic.contains(node.opType) && node.domain.isEmpty
+            let foldable =
+                !hasSubgraph && !Self.nondeterministic.contains(node.opType) && node.domain.isEmpty
                 && node.inputs.allSatisfy { $0.isEmpty || constants[$0] != nil }
                 && !node.outputs.contains(where: protected.contains)
             guard foldable else {
@@ -28,7 +29,7 @@ extension GraphBuilder {
             let context = KernelContext(node: node) { _, _ in [] }
             // A node that fails here is left to fail (or not) at run time, with its real inputs.
             guard let results = try? kernel(context, node.inputs.map { $0.isEmpty ? nil : constants[$0] }),
-                  results.count >= node.outputs.filter({ !$0.isEmpty }).count
+                results.count >= node.outputs.filter({ !$0.isEmpty }).count
             else {
                 kept.append(node)
                 continue

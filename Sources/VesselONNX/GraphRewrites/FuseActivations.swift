@@ -18,7 +18,8 @@ extension GraphBuilder {
         var removed: Set<Int> = []
         for (index, node) in nodes.enumerated() where node.opType == "Relu" && node.domain.isEmpty {
             guard let input = node.inputs.first, let source = producer[input], readers[input] == 1, !protected.contains(input),
-                  nodes[source].outputs.count == 1, case .tensors(let kernel) = nodes[source].kernel else { continue }
+                nodes[source].outputs.count == 1, case .tensors(let kernel) = nodes[source].kernel
+            else { continue }
             var fused = nodes[source]
             if fused.opType == "Conv" {
                 // Conv applies its bias and the Relu in one pass.

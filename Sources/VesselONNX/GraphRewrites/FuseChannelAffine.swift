@@ -19,7 +19,8 @@ extension GraphBuilder {
         /// A float32 constant shaped [C, 1, 1] or [1, C, 1, 1]: its channel count.
         func channelConstant(_ name: String) -> (Tensor, Int)? {
             guard !overridable.contains(name), let tensor = initializers[name], tensor.dtype == .float32,
-                  (3...4).contains(tensor.rank), tensor.shape.enumerated().allSatisfy({ $0.offset == tensor.rank - 3 || $0.element == 1 }) else { return nil }
+                (3...4).contains(tensor.rank), tensor.shape.enumerated().allSatisfy({ $0.offset == tensor.rank - 3 || $0.element == 1 })
+            else { return nil }
             return (tensor, tensor.shape[tensor.rank - 3])
         }
         func single(_ name: String) -> Node? {
@@ -35,8 +36,9 @@ extension GraphBuilder {
             guard readers[name] == 1, !protected.contains(name), let index = producer[name] else { return nil }
             let bn = nodes[index]
             guard bn.opType == "BatchNormalization", bn.domain.isEmpty, bn.inputs.count == 5, bn.outputs.first == name,
-                  bn.outputs.dropFirst().allSatisfy(\.isEmpty), bn.attributes.int("training_mode", default: 0) == 0,
-                  bn.attributes.int("spatial", default: 1) == 1, case .tensors = bn.kernel else { return nil }
+                bn.outputs.dropFirst().allSatisfy(\.isEmpty), bn.attributes.int("training_mode", default: 0) == 0,
+                bn.attributes.int("spatial", default: 1) == 1, case .tensors = bn.kernel
+            else { return nil }
             let parameters = bn.inputs.dropFirst().compactMap { name -> Tensor? in
                 guard !overridable.contains(name), let tensor = initializers[name], tensor.dtype.isFloatingPoint, tensor.count == channels else { return nil }
                 return tensor
@@ -53,15 +55,17 @@ extension GraphBuilder {
             let scaleFirst = channelConstant(mul.inputs[0]) != nil && channelConstant(mul.inputs[1]) == nil
             let (dataName, scaleName) = scaleFirst ? (mul.inputs[1], mul.inputs[0]) : (mul.inputs[0], mul.inputs[1])
             guard let (scale, channels) = channelConstant(scaleName), initializers[dataName] == nil,
-                  let add = single(mul.outputs[0]), add.opType == "Add", add.domain.isEmpty, add.inputs.count == 2, add.outputs.count == 1,
-                  let addIndex = reader[mul.outputs[0]], case .tensors(let addKernel) = add.kernel else { continue }
+                let add = single(mul.outputs[0]), add.opType == "Add", add.domain.isEmpty, add.inputs.count == 2, add.outputs.count == 1,
+                let addIndex = reader[mul.outputs[0]], case .tensors(let addKernel) = add.kernel
+            else { continue }
             let shiftName = add.inputs[0] == mul.outputs[0] ? add.inputs[1] : add.inputs[0]
             guard shiftName != mul.outputs[0], let (shift, shiftChannels) = channelConstant(shiftName), shiftChannels == channels else { continue }
             var outputs = add.outputs
             var reluKernel: KernelFunction?
             var reluNode: Node?
             if let relu = single(add.outputs[0]), relu.opType == "Relu", relu.domain.isEmpty, let reluIndex = reader[add.outputs[0]],
-               case .tensors(let kernel) = relu.kernel {
+                case .tensors(let kernel) = relu.kernel
+            {
                 reluKernel = kernel
                 reluNode = relu
                 outputs = relu.outputs
@@ -78,7 +82,8 @@ extension GraphBuilder {
             // its multiply-add per element comes first, rounded as its kernel rounds it.
             var normalizer: (node: Node, kernel: KernelFunction, parameters: [Tensor], factors: [Float], offsets: [Float])?
             if let (bnIndex, parameters, factors, offsets) = normalization(producing: dataName, channels: channels),
-               case .tensors(let bnKernel) = nodes[bnIndex].kernel {
+                case .tensors(let bnKernel) = nodes[bnIndex].kernel
+            {
                 normalizer = (nodes[bnIndex], bnKernel, parameters, factors, offsets)
                 fused.inputs = [nodes[bnIndex].inputs[0]]
                 fused.name = nodes[bnIndex].name + "+" + fused.name

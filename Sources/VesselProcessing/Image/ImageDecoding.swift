@@ -161,16 +161,17 @@ enum ExifOrientation {
         for y in 0..<outH {
             for x in 0..<outW {
                 // The source pixel of output (x, y).
-                let (sx, sy): (Int, Int) = switch orientation {
-                case 2: (w - 1 - x, y)
-                case 3: (w - 1 - x, h - 1 - y)
-                case 4: (x, h - 1 - y)
-                case 5: (y, x)
-                case 6: (y, h - 1 - x)
-                case 7: (w - 1 - y, h - 1 - x)
-                case 8: (w - 1 - y, x)
-                default: (x, y)
-                }
+                let (sx, sy): (Int, Int) =
+                    switch orientation {
+                    case 2: (w - 1 - x, y)
+                    case 3: (w - 1 - x, h - 1 - y)
+                    case 4: (x, h - 1 - y)
+                    case 5: (y, x)
+                    case 6: (y, h - 1 - x)
+                    case 7: (w - 1 - y, h - 1 - x)
+                    case 8: (w - 1 - y, x)
+                    default: (x, y)
+                    }
                 for channel in 0..<c { out[(y * outW + x) * c + channel] = image.data[(sy * w + sx) * c + channel] }
             }
         }

@@ -32,7 +32,8 @@ struct ImageSpec: Sendable {
 
     init(_ parameters: [String: Value]) throws(ImageProblem) {
         guard case .array(let size)? = parameters["size"], size.count == 2, case .int(let h) = size[0], case .int(let w) = size[1],
-              (1...16384).contains(h), (1...16384).contains(w) else {
+            (1...16384).contains(h), (1...16384).contains(w)
+        else {
             throw ImageProblem("needs `size: [height, width]`, each from 1 to 16384")
         }
         (height, width) = (h, w)

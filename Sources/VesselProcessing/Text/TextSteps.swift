@@ -47,7 +47,9 @@ struct TokenizeSpec: Sendable {
     /// Checks the model inputs the step writes, and what clients send in their place.
     mutating func served(ids: TensorSpec, inputs: [TensorSpec]) throws(StepFailure) -> [TensorSpec] {
         func check(_ spec: TensorSpec, _ role: String) throws(StepFailure) -> DType {
-            guard !spec.dtype.isFloatingPoint, spec.dtype != .string, spec.dtype != .bool else { throw StepFailure("writes integer \(role), but `\(spec.name)` is \(spec.dtype.rawValue)") }
+            guard !spec.dtype.isFloatingPoint, spec.dtype != .string, spec.dtype != .bool else {
+                throw StepFailure("writes integer \(role), but `\(spec.name)` is \(spec.dtype.rawValue)")
+            }
             guard spec.shape.count == 2 else { throw StepFailure("writes \(role) as [batch, sequence], but `\(spec.name)` has rank \(spec.shape.count)") }
             if case .fixed(let length) = spec.shape[1] {
                 if let fixedLength, fixedLength != length { throw StepFailure("`\(spec.name)` has sequence length \(length), `\(ids.name)` \(fixedLength)") }
@@ -58,7 +60,9 @@ struct TokenizeSpec: Sendable {
         dtypes.ids = try check(ids, "token ids")
         for (name, role) in [(attentionMask, "an attention mask"), (tokenTypeIDs, "token type ids")] {
             guard let name else { continue }
-            guard let spec = inputs.first(where: { $0.name == name }) else { throw StepFailure("names `\(name)` for \(role), which the signature does not have") }
+            guard let spec = inputs.first(where: { $0.name == name }) else {
+                throw StepFailure("names `\(name)` for \(role), which the signature does not have")
+            }
             let dtype = try check(spec, role)
             if name == attentionMask { dtypes.mask = dtype } else { dtypes.types = dtype }
         }
@@ -71,7 +75,9 @@ struct TokenizeSpec: Sendable {
         }
         let batch = ids.shape[0]
         var served = [TensorSpec(name: text, dtype: .string, shape: [batch], description: "text, tokenized with \(file)")]
-        if let pair { served.append(TensorSpec(name: pair, dtype: .string, shape: [batch], description: "the second text of each pair, tokenized with \(file)")) }
+        if let pair {
+            served.append(TensorSpec(name: pair, dtype: .string, shape: [batch], description: "the second text of each pair, tokenized with \(file)"))
+        }
         return served
     }
 
@@ -100,7 +106,8 @@ struct TokenizeSpec: Sendable {
             do {
                 encodings.append(try tokenizer.encode(item, pair: second?[index], maxLength: limit, truncate: cut))
             } catch let error as Tokenizer.TooLong {
-                throw StepFailure("`\(text)` item \(index) is \(error.tokens) tokens, over max_length \(error.maxLength); shorten it, or declare `truncate: true` to cut it")
+                throw StepFailure(
+                    "`\(text)` item \(index) is \(error.tokens) tokens, over max_length \(error.maxLength); shorten it, or declare `truncate: true` to cut it")
             } catch {
                 throw StepFailure("`\(text)` item \(index): \(error)")
             }

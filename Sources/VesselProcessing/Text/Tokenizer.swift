@@ -76,9 +76,10 @@ public struct Tokenizer: Sendable {
                 throw TokenizerFileError(description: "an added token needs `content` and `id`")
             }
             let special = item["special"]?.bool ?? false
-            var token = AddedToken(content: Array(content.unicodeScalars), id: id, singleWord: item["single_word"]?.bool ?? false,
-                                   lstrip: item["lstrip"]?.bool ?? false, rstrip: item["rstrip"]?.bool ?? false,
-                                   normalized: item["normalized"]?.bool ?? !special)
+            var token = AddedToken(
+                content: Array(content.unicodeScalars), id: id, singleWord: item["single_word"]?.bool ?? false,
+                lstrip: item["lstrip"]?.bool ?? false, rstrip: item["rstrip"]?.bool ?? false,
+                normalized: item["normalized"]?.bool ?? !special)
             if token.normalized {
                 if let normalizer { token.content = normalizer.apply(token.content) }
                 if !token.content.isEmpty { normalized.append(token) }
@@ -91,16 +92,20 @@ public struct Tokenizer: Sendable {
         if let item = json["truncation"], !item.isNull {
             guard let maxLength = item["max_length"]?.int, maxLength >= 0 else { throw TokenizerFileError(description: "truncation needs max_length") }
             let strategy = item["strategy"]?.string ?? "LongestFirst"
-            guard ["LongestFirst", "OnlyFirst", "OnlySecond"].contains(strategy) else { throw TokenizerFileError(description: "unknown truncation strategy `\(strategy)`") }
-            truncation = Truncation(maxLength: maxLength, strategy: strategy,
-                                    direction: Direction(rawValue: item["direction"]?.string ?? "Right") ?? .right)
+            guard ["LongestFirst", "OnlyFirst", "OnlySecond"].contains(strategy) else {
+                throw TokenizerFileError(description: "unknown truncation strategy `\(strategy)`")
+            }
+            truncation = Truncation(
+                maxLength: maxLength, strategy: strategy,
+                direction: Direction(rawValue: item["direction"]?.string ?? "Right") ?? .right)
         } else {
             truncation = nil
         }
         if let item = json["padding"], !item.isNull {
-            padding = Padding(fixed: item["strategy"]?["Fixed"]?.int, multipleOf: item["pad_to_multiple_of"]?.int,
-                              id: item["pad_id"]?.int ?? 0, typeID: item["pad_type_id"]?.int ?? 0,
-                              direction: Direction(rawValue: item["direction"]?.string ?? "Right") ?? .right)
+            padding = Padding(
+                fixed: item["strategy"]?["Fixed"]?.int, multipleOf: item["pad_to_multiple_of"]?.int,
+                id: item["pad_id"]?.int ?? 0, typeID: item["pad_type_id"]?.int ?? 0,
+                direction: Direction(rawValue: item["direction"]?.string ?? "Right") ?? .right)
         } else {
             padding = nil
         }
@@ -175,7 +180,8 @@ public struct Tokenizer: Sendable {
             let missing = target - encoding.ids.count
             guard missing > 0 else { return encoding }
             let ids = Array(repeating: id, count: missing), types = Array(repeating: typeID, count: missing), zeros = Array(repeating: 0, count: missing)
-            return left ? Encoding(ids: ids + encoding.ids, typeIDs: types + encoding.typeIDs, attentionMask: zeros + encoding.attentionMask)
+            return left
+                ? Encoding(ids: ids + encoding.ids, typeIDs: types + encoding.typeIDs, attentionMask: zeros + encoding.attentionMask)
                 : Encoding(ids: encoding.ids + ids, typeIDs: encoding.typeIDs + types, attentionMask: encoding.attentionMask + zeros)
         }
     }
@@ -208,7 +214,8 @@ public struct Tokenizer: Sendable {
         var i = text.startIndex
         while i < text.endIndex {
             var best: AddedToken?
-            for token in tokens where token.content.count <= text.endIndex - i && token.content.first == text[i] && (best == nil || token.content.count > best!.content.count) {
+            for token in tokens
+            where token.content.count <= text.endIndex - i && token.content.first == text[i] && (best == nil || token.content.count > best!.content.count) {
                 if text[i..<i + token.content.count].elementsEqual(token.content) { best = token }
             }
             guard let token = best else { i += 1; continue }
@@ -229,4 +236,3 @@ public struct Tokenizer: Sendable {
         return out
     }
 }
-

@@ -83,7 +83,11 @@ struct WordLevelModel: Sendable {
 
     func tokenize(_ word: ArraySlice<Unicode.Scalar>, into ids: inout [Int]) throws(TokenizerFileError) {
         let text = makeString("", word)
-        if let id = vocab[Token(text)] ?? unk { ids.append(id) } else { throw TokenizerFileError(description: "`\(text)` is not in the vocabulary and the model has no unk_token") }
+        if let id = vocab[Token(text)] ?? unk {
+            ids.append(id)
+        } else {
+            throw TokenizerFileError(description: "`\(text)` is not in the vocabulary and the model has no unk_token")
+        }
     }
 }
 
@@ -126,7 +130,8 @@ struct BPEModel: Sendable {
             }
             // The merged token drops the right side's continuing prefix (compared by bytes: a
             // prefix's last character can join the next into one Character).
-            let right = !prefix.isEmpty && pair.1.utf8.starts(with: prefix.utf8) ? String(decoding: pair.1.utf8.dropFirst(prefix.utf8.count), as: UTF8.self) : pair.1
+            let right =
+                !prefix.isEmpty && pair.1.utf8.starts(with: prefix.utf8) ? String(decoding: pair.1.utf8.dropFirst(prefix.utf8.count), as: UTF8.self) : pair.1
             guard let a = vocab[Token(pair.0)], let b = vocab[Token(pair.1)], let merged = vocab[Token(pair.0 + right)] else {
                 throw TokenizerFileError(description: "merge \(rank) (`\(pair.0)` `\(pair.1)`) names a token missing from the vocabulary")
             }
@@ -149,8 +154,9 @@ struct BPEModel: Sendable {
         symbols.reserveCapacity(word.count)
         var lastWasUnk = false
         for (offset, c) in word.enumerated() {
-            let text = makeString(offset > 0 ? prefix : "", word[(word.startIndex + offset)...(word.startIndex + offset)],
-                                  offset == word.count - 1 ? suffix : "")
+            let text = makeString(
+                offset > 0 ? prefix : "", word[(word.startIndex + offset)...(word.startIndex + offset)],
+                offset == word.count - 1 ? suffix : "")
             if let id = vocab[Token(text)] {
                 symbols.append(id)
                 lastWasUnk = false
@@ -216,9 +222,13 @@ enum TokenizerModel: Sendable {
         switch type {
         case "WordPiece":
             let unkToken = json["unk_token"]?.string ?? "[UNK]"
-            guard let unk = vocab[Token(unkToken)] else { throw TokenizerFileError(description: "the WordPiece unk_token `\(unkToken)` is not in its vocabulary") }
-            self = .wordPiece(WordPieceModel(vocab: vocab, unk: unk, prefix: json["continuing_subword_prefix"]?.string ?? "##",
-                                             maxInputCharsPerWord: json["max_input_chars_per_word"]?.int ?? 100))
+            guard let unk = vocab[Token(unkToken)] else {
+                throw TokenizerFileError(description: "the WordPiece unk_token `\(unkToken)` is not in its vocabulary")
+            }
+            self = .wordPiece(
+                WordPieceModel(
+                    vocab: vocab, unk: unk, prefix: json["continuing_subword_prefix"]?.string ?? "##",
+                    maxInputCharsPerWord: json["max_input_chars_per_word"]?.int ?? 100))
         case "BPE": self = .bpe(try BPEModel(json, vocab: vocab))
         case "WordLevel": self = .wordLevel(WordLevelModel(vocab: vocab, unk: json["unk_token"]?.string.flatMap { vocab[Token($0)] }))
         case "Unigram": throw TokenizerFileError(description: "Unigram (SentencePiece) tokenizers are not supported yet; WordPiece, BPE and WordLevel are")
@@ -287,7 +297,9 @@ struct Template: Sendable {
                 for item in value?.elements ?? [] {
                     if let special = item["SpecialToken"] {
                         let name = special["id"]?.string ?? ""
-                        guard let ids = specials[name] else { throw TokenizerFileError(description: "the template names special token `\(name)`, which special_tokens does not define") }
+                        guard let ids = specials[name] else {
+                            throw TokenizerFileError(description: "the template names special token `\(name)`, which special_tokens does not define")
+                        }
                         out.append(.special(ids: ids, typeID: special["type_id"]?.int ?? 0))
                     } else if let sequence = item["Sequence"] {
                         out.append(.sequence(first: sequence["id"]?.string != "B", typeID: sequence["type_id"]?.int ?? 0))

@@ -54,16 +54,18 @@ indirect enum Normalizer: Sendable {
         case "BertNormalizer":
             let lowercase = json["lowercase"]?.bool ?? true
             let strip = json["strip_accents"].flatMap { $0.isNull ? nil : $0.bool } ?? lowercase
-            self = .bert(cleanText: json["clean_text"]?.bool ?? true, chinese: json["handle_chinese_chars"]?.bool ?? true,
-                         stripAccents: strip, lowercase: lowercase)
+            self = .bert(
+                cleanText: json["clean_text"]?.bool ?? true, chinese: json["handle_chinese_chars"]?.bool ?? true,
+                stripAccents: strip, lowercase: lowercase)
         case "Lowercase": self = .lowercase
         case "NFD": self = .nfd
         case "NFC": self = .nfc
         case "StripAccents": self = .stripAccents
         case "Strip": self = .strip(left: json["strip_left"]?.bool ?? true, right: json["strip_right"]?.bool ?? true)
         case "Replace":
-            self = .replace(pattern: try literalPattern(json["pattern"], in: "the Replace normalizer"),
-                            content: Array((json["content"]?.string ?? "").unicodeScalars))
+            self = .replace(
+                pattern: try literalPattern(json["pattern"], in: "the Replace normalizer"),
+                content: Array((json["content"]?.string ?? "").unicodeScalars))
         case "Prepend": self = .prepend(Array((json["prepend"]?.string ?? "").unicodeScalars))
         case "Sequence":
             var parts: [Normalizer] = []
@@ -149,7 +151,7 @@ indirect enum Normalizer: Sendable {
 /// How a split keeps the delimiters it found (the library's `SplitDelimiterBehavior`).
 enum SplitBehavior: String, Sendable {
     case removed = "Removed", isolated = "Isolated", mergedWithPrevious = "MergedWithPrevious",
-         mergedWithNext = "MergedWithNext", contiguous = "Contiguous"
+        mergedWithNext = "MergedWithNext", contiguous = "Contiguous"
 }
 
 /// `piece` cut where `isDelimiter` holds, the delimiters kept as `behavior` says.
@@ -223,8 +225,9 @@ indirect enum PreTokenizer: Sendable {
             guard ["always", "first", "never"].contains(prepend) else { throw fail("unknown Metaspace prepend_scheme `\(prepend)`") }
             self = .metaspace(replacement: replacement, prepend: prepend, split: json["split"]?.bool ?? true)
         case "Split":
-            self = .split(pattern: try literalPattern(json["pattern"], in: "the Split pre-tokenizer"), behavior: try behavior(.removed),
-                          invert: json["invert"]?.bool ?? false)
+            self = .split(
+                pattern: try literalPattern(json["pattern"], in: "the Split pre-tokenizer"), behavior: try behavior(.removed),
+                invert: json["invert"]?.bool ?? false)
         case "Sequence":
             var parts: [PreTokenizer] = []
             for item in json["pretokenizers"]?.elements ?? [] { parts.append(try PreTokenizer(item)) }
@@ -242,7 +245,9 @@ indirect enum PreTokenizer: Sendable {
         switch self {
         case .bert:
             return pieces.flatMap { piece in
-                splitPiece(piece, behavior: .removed, where: TextClass.isWhitespace).flatMap { splitPiece($0, behavior: .isolated, where: TextClass.isPunctuation) }
+                splitPiece(piece, behavior: .removed, where: TextClass.isWhitespace).flatMap {
+                    splitPiece($0, behavior: .isolated, where: TextClass.isPunctuation)
+                }
             }
         case .whitespace:
             // `\w+|[^\w\s]+`: runs of word characters, runs of other non-space characters.
@@ -287,7 +292,9 @@ indirect enum PreTokenizer: Sendable {
     }
 
     /// A split on a literal pattern: its matches are the delimiters (with `invert`, the words).
-    private static func splitLiteral(_ piece: ArraySlice<Unicode.Scalar>, pattern: Scalars, behavior: SplitBehavior, invert: Bool) -> [ArraySlice<Unicode.Scalar>] {
+    private static func splitLiteral(
+        _ piece: ArraySlice<Unicode.Scalar>, pattern: Scalars, behavior: SplitBehavior, invert: Bool
+    ) -> [ArraySlice<Unicode.Scalar>] {
         guard !pattern.isEmpty else { return [piece] }
         // (range, isMatch) segments covering the piece.
         var segments: [(Range<Int>, Bool)] = []

@@ -11,8 +11,9 @@ struct BearerAuth<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let header = request.headers[.authorization] ?? ""
         guard Tokens.bearer(header, matches: token) else {
-            return InferenceServer.error(401, header.isEmpty ? "this server needs Authorization: Bearer <token>" : "the bearer token is not valid",
-                                         extra: [.wwwAuthenticate: "Bearer"])
+            return InferenceServer.error(
+                401, header.isEmpty ? "this server needs Authorization: Bearer <token>" : "the bearer token is not valid",
+                extra: [.wwwAuthenticate: "Bearer"])
         }
         return try await next(request, context)
     }
@@ -26,7 +27,8 @@ enum Tokens {
         let bytes = Array(header.utf8)
         let scheme = Array("bearer".utf8)
         guard bytes.count > scheme.count, bytes[scheme.count] == UInt8(ascii: " "),
-              zip(bytes, scheme).allSatisfy({ $0 | 0x20 == $1 }) else {
+            zip(bytes, scheme).allSatisfy({ $0 | 0x20 == $1 })
+        else {
             return constantTimeEqual([], token)
         }
         let presented = Array(bytes[scheme.count...].drop(while: { $0 == UInt8(ascii: " ") }))

@@ -81,15 +81,17 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// holds back (past that the router answers, 413 past the model's limit).
     private func candidate(_ request: HTTPRequest) -> (ServedModel, String?, Int)? {
         guard request.method == .post, let path = request.path, !path.contains("?"), !server.shuttingDown.load(ordering: .relaxed),
-              request.headerFields[.inferenceHeaderContentLength] == nil,
-              request.headerFields[.contentType].map({ $0.lowercased().hasPrefix("application/json") }) ?? true,
-              let (name, version) = Route.matchInference(path) else { return nil }
+            request.headerFields[.inferenceHeaderContentLength] == nil,
+            request.headerFields[.contentType].map({ $0.lowercased().hasPrefix("application/json") }) ?? true,
+            let (name, version) = Route.matchInference(path)
+        else { return nil }
         if let token = server.configuration.token, !Tokens.bearer(request.headerFields[.authorization] ?? "", matches: Array(token.utf8)) {
             return nil
         }
         guard let model = server.models.first(where: { $0.name == name }),
-              case .ready(let loaded, let queue, _) = model.current, queue.inlineElements > 0,
-              version.map({ $0 == loaded.version }) ?? true else { return nil }
+            case .ready(let loaded, let queue, _) = model.current, queue.inlineElements > 0,
+            version.map({ $0 == loaded.version }) ?? true
+        else { return nil }
         return (model, version.map(String.init), min(Self.maxBody, server.configuration.maxBodyBytes ?? loaded.manifest.serving.maxBodyBytes))
     }
 
@@ -99,9 +101,10 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// answers and the fast lane never holds up an error.
     private func answer(_ request: (head: HTTPRequest, model: ServedModel, version: String?, limit: Int), context: ChannelHandlerContext) -> Bool {
         guard case .ready(let loaded, let queue, let batcher) = request.model.current, !server.shuttingDown.load(ordering: .relaxed),
-              let oip = try? OIPCodec.decodeRequest(Array(buffer: body), headerLength: nil),
-              !oip.allOutputsBinary, oip.binaryOutputs.isEmpty, !oip.raw,
-              InferenceQueue.elements(oip.inputs) <= queue.inlineElements else { return false }
+            let oip = try? OIPCodec.decodeRequest(Array(buffer: body), headerLength: nil),
+            !oip.allOutputsBinary, oip.binaryOutputs.isEmpty, !oip.raw,
+            InferenceQueue.elements(oip.inputs) <= queue.inlineElements
+        else { return false }
         let model = ReadyModel(served: request.model, loaded: loaded, queue: queue, batcher: batcher)
         let decoded = DecodedInference(inputs: oip.inputs, order: oip.inputOrder, requestedOutputs: oip.requestedOutputs)
         guard (try? InferenceServer.check(decoded, against: model)) != nil, InferenceServer.claimInline(queue, batcher) else { return false }
@@ -119,8 +122,9 @@ final class FastInferHandler: ChannelDuplexHandler, RemovableChannelHandler {
             respond(.ok, json, requestID: call.requestID, close: close, context: context)
             call.record(200)
         } catch {
-            respond(HTTPResponse.Status(code: error.status), Array(OIPCodec.errorBody(error.description).utf8), requestID: call.requestID,
-                    close: close, context: context)
+            respond(
+                HTTPResponse.Status(code: error.status), Array(OIPCodec.errorBody(error.description).utf8), requestID: call.requestID,
+                close: close, context: context)
             call.record(error.status, error: error.description)
         }
         return true

@@ -23,7 +23,9 @@ extension InferenceServer {
     func handler(_ route: Route) -> @Sendable (Request, BasicRequestContext) async -> Response {
         switch route {
         case .server:
-            return { _, _ in Self.json(.ok, "{\"name\":\"vessel\",\"version\":\"\(Self.version)\",\"extensions\":[\"binary_tensor_data\",\"model_metadata\",\"metrics\"]}") }
+            return { _, _ in
+                Self.json(.ok, "{\"name\":\"vessel\",\"version\":\"\(Self.version)\",\"extensions\":[\"binary_tensor_data\",\"model_metadata\",\"metrics\"]}")
+            }
         case .live: return { _, _ in Self.json(.ok, "{\"live\":true}") }
         case .ready:
             return { [self] _, _ in isReady ? Self.json(.ok, "{\"ready\":true}") : Self.json(.serviceUnavailable, "{\"ready\":false}") }
@@ -55,8 +57,9 @@ extension InferenceServer {
                     if case .ready(let loaded, _, _) = model.current { return (model.name, loaded) }
                     return nil
                 }
-                return Response(status: .ok, headers: [.contentType: "application/json"],
-                                body: .init(byteBuffer: ByteBuffer(bytes: OpenAPI.document(models: ready, version: Self.version))))
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: OpenAPI.document(models: ready, version: Self.version))))
             }
         case .metrics:
             return { [self] _, _ in
@@ -84,8 +87,9 @@ extension InferenceServer {
     /// A failure's response: `{"error": …}`, or the transport's own `body`, with `Retry-After`
     /// when the failure gives one.
     static func error(_ failure: RequestError, body: String? = nil) -> Response {
-        json(HTTPResponse.Status(code: failure.status), body ?? OIPCodec.errorBody(failure.description),
-             extra: failure.retryAfterSeconds.map { [.retryAfter: String($0)] } ?? [:])
+        json(
+            HTTPResponse.Status(code: failure.status), body ?? OIPCodec.errorBody(failure.description),
+            extra: failure.retryAfterSeconds.map { [.retryAfter: String($0)] } ?? [:])
     }
 
     /// The served model a path names, or the 404 to answer.
@@ -152,7 +156,8 @@ extension InferenceServer {
             let model = try ready(call, lookup(context, version: version).get())
             let headerLength = request.headers[.inferenceHeaderContentLength]
             if headerLength == nil, let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
-                throw RequestError(415, "send the request as Content-Type: application/json (or with Inference-Header-Content-Length for binary tensors), not \(type)")
+                throw RequestError(
+                    415, "send the request as Content-Type: application/json (or with Inference-Header-Content-Length for binary tensors), not \(type)")
             }
             let body = try await readBody(request, limit: configuration.maxBodyBytes ?? model.loaded.manifest.serving.maxBodyBytes)
             var jsonLength: Int?
@@ -186,7 +191,9 @@ extension InferenceServer {
         var id: String?
         do throws(RequestError) {
             guard models.count == 1 else {
-                throw RequestError(400, "/predictions needs a server with one model; this one serves \(models.map(\.name).joined(separator: ", ")) (use /v2/models/{name}/infer)")
+                throw RequestError(
+                    400,
+                    "/predictions needs a server with one model; this one serves \(models.map(\.name).joined(separator: ", ")) (use /v2/models/{name}/infer)")
             }
             if let prefer = request.headers[HTTPField.Name("Prefer")!], prefer.lowercased().contains("respond-async") {
                 throw RequestError(400, "asynchronous predictions (Prefer: respond-async, webhooks) are not supported; send the request without it")
@@ -209,12 +216,16 @@ extension InferenceServer {
                 throw error.status == 400 ? RequestError(422, error.description) : error
             }
             let selected = try Self.select(outputs, decoded, of: model)
-            let text = CogAdapter.response(id: id, outputs: selected, signature: model.loaded.signature,
-                                           seconds: (ContinuousClock.now - started).milliseconds / 1000)
+            let text = CogAdapter.response(
+                id: id, outputs: selected, signature: model.loaded.signature,
+                seconds: (ContinuousClock.now - started).milliseconds / 1000)
             return call.finish(Self.json(.ok, text))
         } catch {
-            return call.fail(error, body: error.status == 422 ? CogAdapter.validationError(error.description, input: nil)
-                                                               : CogAdapter.failed(id: id, error.description))
+            return call.fail(
+                error,
+                body: error.status == 422
+                    ? CogAdapter.validationError(error.description, input: nil)
+                    : CogAdapter.failed(id: id, error.description))
         }
     }
 
@@ -224,7 +235,9 @@ extension InferenceServer {
         let call = InferenceCall(self, headers: request.headers, model: models.count == 1 ? models[0].name : "", version: nil)
         do throws(RequestError) {
             guard models.count == 1 else {
-                throw RequestError(400, "/invocations needs a server with one model; this one serves \(models.map(\.name).joined(separator: ", ")) (use /v2/models/{name}/infer)")
+                throw RequestError(
+                    400,
+                    "/invocations needs a server with one model; this one serves \(models.map(\.name).joined(separator: ", ")) (use /v2/models/{name}/infer)")
             }
             let model = try ready(call, models[0])
             if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {

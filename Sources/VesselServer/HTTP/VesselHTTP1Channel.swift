@@ -44,7 +44,8 @@ final class HTTP10CloseHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head(var head) = unwrapInboundIn(data), head.version.major == 1, head.version.minor == 0,
-           !head.headers["connection"].contains(where: { $0.lowercased().contains("keep-alive") }) {
+            !head.headers["connection"].contains(where: { $0.lowercased().contains("keep-alive") })
+        {
             head.headers.replaceOrAdd(name: "connection", value: "close")
             context.fireChannelRead(wrapInboundOut(.head(head)))
             return

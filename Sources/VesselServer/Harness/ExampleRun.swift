@@ -35,9 +35,11 @@ public enum ExampleRun {
         do { names = try InferenceServer.servedNames([source]) } catch {
             return Report(model: "?", version: "?", rows: [], failure: "\(error)")
         }
-        let server = InferenceServer(sources: [source], names: names,
-                                     configuration: ServerConfiguration(host: "127.0.0.1", port: 0, shutdownGrace: .seconds(5), logInferences: false, announce: false,
-                                                                        warmUpWithExamples: false))
+        let server = InferenceServer(
+            sources: [source], names: names,
+            configuration: ServerConfiguration(
+                host: "127.0.0.1", port: 0, shutdownGrace: .seconds(5), logInferences: false, announce: false,
+                warmUpWithExamples: false))
         let serving = Task { try await server.run() }
         defer { serving.cancel() }
         // The server loads the model after it listens; wait for it to be ready or failed.
@@ -51,8 +53,9 @@ public enum ExampleRun {
                 return Report(model: model.name, version: "?", rows: [], failure: "not ready")
             }
             do {
-                return over(port: port, model: model.name, version: loaded.version, examples: try loaded.examples(),
-                            inputOrder: loaded.signature.inputs.map(\.name))
+                return over(
+                    port: port, model: model.name, version: loaded.version, examples: try loaded.examples(),
+                    inputOrder: loaded.signature.inputs.map(\.name))
             } catch {
                 return Report(model: model.name, version: loaded.version, rows: [], failure: "\(error)")
             }
@@ -69,15 +72,18 @@ public enum ExampleRun {
         do {
             for example in examples {
                 let body = requestBody(example.inputs, order: inputOrder)
-                let response = try LoopbackClient.request("POST", port: port, path: "/v2/models/\(model)/infer",
-                                                          headers: ["Content-Type": "application/json"], body: body)
+                let response = try LoopbackClient.request(
+                    "POST", port: port, path: "/v2/models/\(model)/infer",
+                    headers: ["Content-Type": "application/json"], body: body)
                 guard response.status == 200 else {
                     return Report(model: model, version: version, rows: rows, failure: "example `\(example.name)`: HTTP \(response.status): \(response.text)")
                 }
                 let outputs = try decodeOutputs(response.body)
                 for (name, expected) in example.outputs.sorted(by: { $0.key < $1.key }) {
-                    rows.append(Row(example: example.name, output: name,
-                                    comparison: .compare(name, actual: outputs[name], expected: expected, rtol: example.rtol, atol: example.atol)))
+                    rows.append(
+                        Row(
+                            example: example.name, output: name,
+                            comparison: .compare(name, actual: outputs[name], expected: expected, rtol: example.rtol, atol: example.atol)))
                 }
             }
         } catch {
@@ -89,18 +95,21 @@ public enum ExampleRun {
     static func requestBody(_ inputs: [String: Tensor], order: [String]) -> [UInt8] {
         let items = order.compactMap { name -> String? in
             guard let tensor = inputs[name] else { return nil }
-            return "{\"name\":\(OIPCodec.quote(name)),\"datatype\":\"\(tensor.dtype.oipName)\",\"shape\":[\(tensor.shape.map(String.init).joined(separator: ","))],\"data\":[\(OIPCodec.jsonElements(tensor))]}"
+            return
+                "{\"name\":\(OIPCodec.quote(name)),\"datatype\":\"\(tensor.dtype.oipName)\",\"shape\":[\(tensor.shape.map(String.init).joined(separator: ","))],\"data\":[\(OIPCodec.jsonElements(tensor))]}"
         }
         return Array("{\"inputs\":[\(items.joined(separator: ","))]}".utf8)
     }
 
     static func decodeOutputs(_ body: [UInt8]) throws -> [String: Tensor] {
         guard let object = try FastJSON.parse(body[...]).foundation as? [String: Any],
-              let outputs = object["outputs"] as? [[String: Any]] else { throw RequestError(500, "the response has no outputs") }
+            let outputs = object["outputs"] as? [[String: Any]]
+        else { throw RequestError(500, "the response has no outputs") }
         var result: [String: Tensor] = [:]
         for output in outputs {
             guard let name = output["name"] as? String, let datatype = output["datatype"] as? String, let dtype = DType.oip(datatype),
-                  let dims = output["shape"] as? [Any], let data = output["data"] else { continue }
+                let dims = output["shape"] as? [Any], let data = output["data"]
+            else { continue }
             let shape = dims.compactMap { ($0 as? Double).map { Int($0) } }
             result[name] = try OIPCodec.jsonTensor(data, dtype: dtype, shape: shape, count: shape.reduce(1, *), name: name)
         }
@@ -116,4 +125,3 @@ public func offThePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -
         DetachedThread.start { continuation.resume(returning: work()) }
     }
 }
-

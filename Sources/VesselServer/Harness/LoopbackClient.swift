@@ -26,8 +26,10 @@ public enum LoopbackClient {
 
     /// - Parameter timeout: seconds each send or receive may block; a server that accepts and
     ///   never answers (a port forwarder before its container listens) fails instead of hanging.
-    public static func request(_ method: String, host: String = "127.0.0.1", port: Int, path: String,
-                               headers: [String: String] = [:], body: [UInt8] = [], timeout: Double = 600) throws -> Response {
+    public static func request(
+        _ method: String, host: String = "127.0.0.1", port: Int, path: String,
+        headers: [String: String] = [:], body: [UInt8] = [], timeout: Double = 600
+    ) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -92,7 +94,8 @@ public enum LoopbackClient {
             var offset = 0
             while offset < body.count {
                 guard let lineEnd = body[offset...].indices.dropLast().first(where: { body[$0] == 13 && body[$0 + 1] == 10 }),
-                      let size = Int(String(decoding: body[offset..<lineEnd], as: UTF8.self).split(separator: ";")[0], radix: 16) else { break }
+                    let size = Int(String(decoding: body[offset..<lineEnd], as: UTF8.self).split(separator: ";")[0], radix: 16)
+                else { break }
                 if size == 0 { break }
                 let start = lineEnd + 2
                 guard start + size <= body.count else { throw Failure(description: "truncated chunk") }

@@ -16,7 +16,7 @@ final class ServerMetrics: Sendable {
     private let latencyBuckets: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5),
         .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
-        .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)
     ]
 
     /// One model version's metrics.
@@ -46,27 +46,34 @@ final class ServerMetrics: Sendable {
         if let found = models.withLock({ $0[key] }) { return found }
         let labels = [("model", model), ("version", version)]
         func latency(_ stage: String) -> DurationHistogram {
-            registry.makeDurationHistogram(descriptor: descriptor("inference_\(stage)_duration", "seconds", "Inference \(stage) time"),
-                                           labels: labels, buckets: latencyBuckets)
+            registry.makeDurationHistogram(
+                descriptor: descriptor("inference_\(stage)_duration", "seconds", "Inference \(stage) time"),
+                labels: labels, buckets: latencyBuckets)
         }
         let made = ModelMetrics(
             queue: latency("queue"), compute: latency("compute"), total: latency("total"),
-            batch: registry.makeValueHistogram(descriptor: descriptor("inference_batch_size", "rows", "Rows per inference run"),
-                                               labels: labels, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024]),
+            batch: registry.makeValueHistogram(
+                descriptor: descriptor("inference_batch_size", "rows", "Rows per inference run"),
+                labels: labels, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024]),
             inFlight: registry.makeGauge(descriptor: descriptor("inference_in_flight", "requests", "Requests running or queued"), labels: labels),
-            queued: registry.makeGauge(descriptor: descriptor("inference_queued", "requests", "Requests waiting for a free slot (in flight beyond serving.max_concurrency)"), labels: labels))
+            queued: registry.makeGauge(
+                descriptor: descriptor("inference_queued", "requests", "Requests waiting for a free slot (in flight beyond serving.max_concurrency)"),
+                labels: labels))
         models.withLock { $0[key] = made }
         return made
     }
 
     func request(model: String, version: String, status: Int) {
         let key = Key(model: model, version: version)
-        let counter = requests.withLock { $0[key]?[status] } ?? {
-            let made = registry.makeCounter(descriptor: descriptor("inference_requests", "total", "Inference requests by model, version and HTTP status"),
-                                            labels: [("model", model), ("version", version), ("status", String(status))])
-            requests.withLock { $0[key, default: [:]][status] = made }
-            return made
-        }()
+        let counter =
+            requests.withLock { $0[key]?[status] }
+            ?? {
+                let made = registry.makeCounter(
+                    descriptor: descriptor("inference_requests", "total", "Inference requests by model, version and HTTP status"),
+                    labels: [("model", model), ("version", version), ("status", String(status))])
+                requests.withLock { $0[key, default: [:]][status] = made }
+                return made
+            }()
         counter.increment()
     }
 
@@ -89,8 +96,10 @@ final class ServerMetrics: Sendable {
     }
 
     func loaded(model: String, version: String, seconds: Double) {
-        registry.makeGauge(descriptor: descriptor("model_load_duration", "seconds", "Time to load, verify and warm up the model"),
-                           labels: [("model", model), ("version", version)]).set(seconds)
+        registry.makeGauge(
+            descriptor: descriptor("model_load_duration", "seconds", "Time to load, verify and warm up the model"),
+            labels: [("model", model), ("version", version)]
+        ).set(seconds)
     }
 
     private let restartsSeen = Mutex<[Key: Int]>([:])
@@ -100,17 +109,22 @@ final class ServerMetrics: Sendable {
         let labels = [("model", model), ("version", version)]
         registry.makeGauge(descriptor: descriptor("backend_workers", "", "Worker processes loaded and answering"), labels: labels)
             .set(Double(status.running))
-        registry.makeGauge(descriptor: descriptor("backend_workers_configured", "", "Worker processes the model runs with (serving.max_concurrency)"),
-                           labels: labels).set(Double(status.configured))
-        registry.makeGauge(descriptor: descriptor("backend_worker_resident_memory", "bytes", "Resident memory of the model's worker processes"),
-                           labels: labels).set(Double(status.residentBytes))
+        registry.makeGauge(
+            descriptor: descriptor("backend_workers_configured", "", "Worker processes the model runs with (serving.max_concurrency)"),
+            labels: labels
+        ).set(Double(status.configured))
+        registry.makeGauge(
+            descriptor: descriptor("backend_worker_resident_memory", "bytes", "Resident memory of the model's worker processes"),
+            labels: labels
+        ).set(Double(status.residentBytes))
         let key = Key(model: model, version: version)
         let added = restartsSeen.withLock { seen -> Int in
             defer { seen[key] = status.restarts }
             return status.restarts - (seen[key] ?? 0)
         }
-        let counter = registry.makeCounter(descriptor: descriptor("backend_worker_restarts", "total", "Worker processes replaced after a crash, hang, protocol error or memory limit"),
-                                           labels: labels)
+        let counter = registry.makeCounter(
+            descriptor: descriptor("backend_worker_restarts", "total", "Worker processes replaced after a crash, hang, protocol error or memory limit"),
+            labels: labels)
         if added > 0 { counter.increment(by: Int64(added)) }
     }
 
@@ -138,7 +152,9 @@ enum InferenceLog {
         line += ",\"request_id\":\(OIPCodec.quote(entry.requestID)),\"model\":\(OIPCodec.quote(entry.model))"
         line += ",\"version\":\(OIPCodec.quote(entry.version))"
         line += ",\"digest\":\(entry.digest.map(OIPCodec.quote) ?? "null")"
-        line += ",\"input_shapes\":{" + entry.inputShapes.map { "\(OIPCodec.quote($0.0)):[\($0.1.map(String.init).joined(separator: ","))]" }
+        line +=
+            ",\"input_shapes\":{"
+            + entry.inputShapes.map { "\(OIPCodec.quote($0.0)):[\($0.1.map(String.init).joined(separator: ","))]" }
             .joined(separator: ",") + "}"
         line += ",\"batch_size\":\(entry.batchSize)"
         line += ",\"queue_ms\":\(fixed(entry.queueMilliseconds)),\"compute_ms\":\(fixed(entry.computeMilliseconds))"

@@ -20,8 +20,9 @@ final class InferenceCall {
     init(_ server: InferenceServer, headers: HTTPFields, model: String, version: String?) {
         self.server = server
         requestID = headers[.requestID].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? Self.randomID()
-        entry = InferenceLog.Entry(requestID: requestID, model: model, version: version ?? "", digest: nil, inputShapes: [], batchSize: 0,
-                                   queueMilliseconds: 0, computeMilliseconds: 0, status: 200, error: nil)
+        entry = InferenceLog.Entry(
+            requestID: requestID, model: model, version: version ?? "", digest: nil, inputShapes: [], batchSize: 0,
+            queueMilliseconds: 0, computeMilliseconds: 0, status: 200, error: nil)
         server.idleMemory.began()
     }
 

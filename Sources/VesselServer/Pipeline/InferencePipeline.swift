@@ -84,7 +84,8 @@ extension InferenceServer {
     func run(_ call: InferenceCall, _ request: DecodedInference, on model: ReadyModel) async throws(RequestError) -> [String: Tensor] {
         let queue = model.queue
         if !request.raw, queue.inlineElements > 0, InferenceQueue.elements(request.inputs) <= queue.inlineElements,
-           Self.claimInline(queue, model.batcher) {
+            Self.claimInline(queue, model.batcher)
+        {
             return try runClaimed(call, request, on: model)
         }
         metrics.inFlight(model: model.name, version: model.loaded.version, queue.inFlight + 1, slots: queue.maxConcurrent)
@@ -173,8 +174,9 @@ extension InferenceServer {
         case ONNXError.stopped:
             return RequestError(504, timeoutMessage(model.timeoutMilliseconds, stopped: true))
         case is InferenceQueue.Overloaded:
-            return RequestError(503, "model `\(model.name)` is at capacity (\(model.queue.maxConcurrent) running, \(model.queue.maxQueued) queued); retry later",
-                                retryAfterSeconds: 1)
+            return RequestError(
+                503, "model `\(model.name)` is at capacity (\(model.queue.maxConcurrent) running, \(model.queue.maxQueued) queued); retry later",
+                retryAfterSeconds: 1)
         case let error as RequestError:
             return error
         case BackendError.invalidInput(let message):

@@ -75,7 +75,9 @@ enum CogAdapter {
             }
             return OIPCodec.nestedJSON(item)
         }
-        let output = outputs.count == 1 ? value(outputs[0].0, outputs[0].1)
+        let output =
+            outputs.count == 1
+            ? value(outputs[0].0, outputs[0].1)
             : "{" + outputs.map { "\(OIPCodec.quote($0.0)):\(value($0.0, $0.1))" }.joined(separator: ",") + "}"
         return "{\"id\":\(id.map(OIPCodec.quote) ?? "null"),\"status\":\"succeeded\",\"output\":\(output),\"error\":null,\"logs\":\"\","
             + "\"metrics\":{\"predict_time\":\(OIPCodec.number(seconds))}}"

@@ -24,7 +24,10 @@ enum MLflowAdapter {
         }
         let formats = ["dataframe_split", "dataframe_records", "instances", "inputs"].filter { object[$0] != nil }
         guard formats.count == 1, let format = formats.first else {
-            throw RequestError(400, "give exactly one of dataframe_split, dataframe_records, instances and inputs (got \(formats.isEmpty ? "none" : formats.joined(separator: ", ")))")
+            throw RequestError(
+                400,
+                "give exactly one of dataframe_split, dataframe_records, instances and inputs (got \(formats.isEmpty ? "none" : formats.joined(separator: ", ")))"
+            )
         }
         switch format {
         case "dataframe_split":
@@ -82,8 +85,11 @@ enum MLflowAdapter {
         if case .fixed(let width) = spec.shape[1], width != columns.count {
             throw RequestError(400, "input `\(spec.name)` takes \(width) features per row, the dataframe has \(columns.count) columns")
         }
-        return [spec.name: try OIPCodec.jsonTensor(rows as [Any], dtype: spec.dtype, shape: [rows.count, columns.count],
-                                                   count: rows.count * columns.count, name: spec.name)]
+        return [
+            spec.name: try OIPCodec.jsonTensor(
+                rows as [Any], dtype: spec.dtype, shape: [rows.count, columns.count],
+                count: rows.count * columns.count, name: spec.name)
+        ]
     }
 
     /// Named (or, for a single-input model, unnamed) nested arrays as tensors.
@@ -93,7 +99,8 @@ enum MLflowAdapter {
             let spec: TensorSpec
             if key == "_" {
                 guard signature.inputs.count == 1 else {
-                    throw RequestError(400, "the model has \(signature.inputs.count) inputs; name them: {\"inputs\": {\"\(signature.inputs.first?.name ?? "x")\": …}}")
+                    throw RequestError(
+                        400, "the model has \(signature.inputs.count) inputs; name them: {\"inputs\": {\"\(signature.inputs.first?.name ?? "x")\": …}}")
                 }
                 spec = signature.inputs[0]
             } else {

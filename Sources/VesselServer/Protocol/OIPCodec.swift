@@ -66,7 +66,8 @@ public enum OIPCodec {
             // Every number is checked as a Double before it becomes an Int: converting 1e300,
             // -1e19 or 2^63 traps, and so would formatting them for the message.
             guard dims.allSatisfy({ $0 >= 0 && $0.rounded() == $0 && $0 < 1e15 }) else {
-                throw RequestError(400, "input `\(name)`: shape [\(dims.map(Self.describeNumber).joined(separator: ", "))] must hold non-negative integers below 10^15")
+                throw RequestError(
+                    400, "input `\(name)`: shape [\(dims.map(Self.describeNumber).joined(separator: ", "))] must hold non-negative integers below 10^15")
             }
             let shape = dims.map { Int($0) }
             guard let count = Tensor.checkedCount(of: shape), Tensor.allocationProblem(dtype, shape) == nil else {
@@ -74,7 +75,10 @@ public enum OIPCodec {
             }
             if let size = input["parameters"]?["binary_data_size"]?.number {
                 guard size >= 0, size.rounded() == size, size <= Double(body.count - binaryOffset) else {
-                    throw RequestError(400, "input `\(name)`: binary_data_size \(Self.describeNumber(size)) runs past the end of the body (\(body.count - binaryOffset) bytes left)")
+                    throw RequestError(
+                        400,
+                        "input `\(name)`: binary_data_size \(Self.describeNumber(size)) runs past the end of the body (\(body.count - binaryOffset) bytes left)"
+                    )
                 }
                 let bytes = body[binaryOffset..<binaryOffset + Int(size)]
                 binaryOffset += Int(size)
@@ -103,8 +107,9 @@ public enum OIPCodec {
                 if output["parameters"]?["binary_data"]?.bool == true { binary.insert(name) }
             }
         }
-        var request = InferenceRequest(id: object["id"]?.string, inputs: inputs, inputOrder: order, requestedOutputs: requested,
-                                       binaryOutputs: binary, allOutputsBinary: allBinary)
+        var request = InferenceRequest(
+            id: object["id"]?.string, inputs: inputs, inputOrder: order, requestedOutputs: requested,
+            binaryOutputs: binary, allOutputsBinary: allBinary)
         if let raw = object["parameters"]?["raw"] {
             guard let flag = raw.bool else { throw RequestError(400, "parameters.raw must be true or false") }
             request.raw = flag
@@ -276,8 +281,10 @@ public enum OIPCodec {
     }
 
     /// The JSON response (and the binary section, when any output is binary).
-    public static func encodeResponse(model: String, version: String, id: String?, outputs: [(String, Tensor)],
-                                      binary: (String) -> Bool) -> (json: [UInt8], binary: [UInt8]) {
+    public static func encodeResponse(
+        model: String, version: String, id: String?, outputs: [(String, Tensor)],
+        binary: (String) -> Bool
+    ) -> (json: [UInt8], binary: [UInt8]) {
         var json = "{\"model_name\":\(quote(model)),\"model_version\":\(quote(version))"
         if let id { json += ",\"id\":\(quote(id))" }
         json += ",\"outputs\":["
@@ -363,7 +370,6 @@ public enum OIPCodec {
         return out + "\""
     }
 }
-
 
 extension DType {
     /// The values an integer dtype holds, as Doubles (the bounds JSON numbers are checked

@@ -75,8 +75,10 @@ final class Batcher: Sendable {
     let timeout: Duration
     private let state = Mutex(State())
 
-    init(maxRows: Int, maxDelay: Duration, backend: any Backend, queue: InferenceQueue, outputNames: [String],
-         timeout: Duration = .seconds(3600)) {
+    init(
+        maxRows: Int, maxDelay: Duration, backend: any Backend, queue: InferenceQueue, outputNames: [String],
+        timeout: Duration = .seconds(3600)
+    ) {
         self.timeout = timeout
         self.maxRows = maxRows
         self.maxDelay = maxDelay
@@ -189,7 +191,9 @@ final class Batcher: Sendable {
                     var own: [String: Tensor] = [:]
                     for (name, tensor) in outputs {
                         guard tensor.shape.first == total else {
-                            throw RequestError(500, "output `\(name)` has \(tensor.shape.first ?? 0) rows for a batch of \(total); set serving.max_batch_size to 1 for this model")
+                            throw RequestError(
+                                500,
+                                "output `\(name)` has \(tensor.shape.first ?? 0) rows for a batch of \(total); set serving.max_batch_size to 1 for this model")
                         }
                         own[name] = Self.rows(tensor, offset, request.rows)
                     }

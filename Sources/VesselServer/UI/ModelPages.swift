@@ -24,15 +24,17 @@ import Glibc
 /// `/v2/models/{m}/infer` any client uses. `--no-ui` leaves all four unregistered.
 extension InferenceServer {
     func homePage() -> Response {
-        Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
-                 body: .init(byteBuffer: ByteBuffer(string: PageAssets.page(title: "Vessel", script: "home"))))
+        Response(
+            status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+            body: .init(byteBuffer: ByteBuffer(string: PageAssets.page(title: "Vessel", script: "home"))))
     }
 
     func modelPage(_ context: BasicRequestContext) -> Response {
         let name = context.parameters.get("model") ?? ""
         guard models.contains(where: { $0.name == name }) else { return Self.error(404, "unknown model `\(name)`") }
-        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
-                        body: .init(byteBuffer: ByteBuffer(string: PageAssets.page(title: name + " · Vessel", script: "model"))))
+        return Response(
+            status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+            body: .init(byteBuffer: ByteBuffer(string: PageAssets.page(title: name + " · Vessel", script: "model"))))
     }
 
     /// `GET /ui/api/models`: each served model's name, state, version, digest and backend.
@@ -76,19 +78,23 @@ extension InferenceServer {
         fields["postprocess"] = .array(manifest.postprocess.map(Self.step))
         let digests = await FileDigests.of(loaded)
         let files = [(manifest.model.file, "model")] + manifest.files.map { ($0.path, $0.role.rawValue) }
-        fields["files"] = .array(files.map { path, role in
-            var entry: [String: JSONValue] = ["path": .string(path), "role": .string(role)]
-            if let digest = digests[path] { entry["sha256"] = .string(digest) }
-            return .object(entry)
-        })
+        fields["files"] = .array(
+            files.map { path, role in
+                var entry: [String: JSONValue] = ["path": .string(path), "role": .string(role)]
+                if let digest = digests[path] { entry["sha256"] = .string(digest) }
+                return .object(entry)
+            })
         var examples: [JSONValue] = []
         for example in (try? LoadedModel.examples(of: manifest, directory: loaded.directory)) ?? [] {
             func tensors(_ values: [String: Tensor]) -> JSONValue {
-                .object(values.mapValues { tensor in
-                    let data: JSONValue = tensor.dtype == .string ? .array(tensor.strings.map { .string(Self.displayable($0)) })
-                        : tensor.dtype == .bool ? .array(tensor.integers().map { .bool($0 != 0) }) : .numbers(tensor.doubles())
-                    return .object(["datatype": .string(tensor.dtype.oipName), "shape": .numbers(tensor.shape.map(Double.init)), "data": data])
-                })
+                .object(
+                    values.mapValues { tensor in
+                        let data: JSONValue =
+                            tensor.dtype == .string
+                            ? .array(tensor.strings.map { .string(Self.displayable($0)) })
+                            : tensor.dtype == .bool ? .array(tensor.integers().map { .bool($0 != 0) }) : .numbers(tensor.doubles())
+                        return .object(["datatype": .string(tensor.dtype.oipName), "shape": .numbers(tensor.shape.map(Double.init)), "data": data])
+                    })
             }
             examples.append(.object(["name": .string(example.name), "inputs": tensors(example.inputs), "outputs": tensors(example.outputs)]))
         }
@@ -99,7 +105,7 @@ extension InferenceServer {
     static func summary(_ loaded: LoadedModel) -> [String: JSONValue] {
         var fields: [String: JSONValue] = [
             "version": .string(loaded.version), "platform": .string(loaded.backend.platform),
-            "format": .string(loaded.manifest.model.format.rawValue),
+            "format": .string(loaded.manifest.model.format.rawValue)
         ]
         if let digest = loaded.digest { fields["digest"] = .string(digest) }
         if let description = loaded.manifest.description { fields["description"] = .string(description) }
@@ -116,7 +122,7 @@ extension InferenceServer {
             var fields: [String: JSONValue] = [
                 "name": .string(spec.name), "datatype": .string(spec.dtype.oipName),
                 "shape": .array(spec.shape.map { if case .fixed(let size) = $0 { .number(Double(size)) } else { .number(-1) } }),
-                "kind": .string(spec.dtype != .string ? "tensor" : images.contains(spec.name) ? "image" : "text"),
+                "kind": .string(spec.dtype != .string ? "tensor" : images.contains(spec.name) ? "image" : "text")
             ]
             if let description = spec.description { fields["description"] = .string(description) }
             return .object(fields)
@@ -144,8 +150,12 @@ extension InferenceServer {
     static func displayable(_ element: String) -> String {
         guard BytesElement.isBinary(element) else { return element }
         let bytes = BytesElement.bytes(element)
-        let type: String? = bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) ? "image/png" : bytes.starts(with: [0xFF, 0xD8, 0xFF]) ? "image/jpeg"
-            : bytes.count > 12 && bytes[8..<12].elementsEqual(Array("WEBP".utf8)) ? "image/webp" : nil
+        let type: String? =
+            bytes.starts(with: [0x89, 0x50, 0x4E, 0x47])
+            ? "image/png"
+            : bytes.starts(with: [0xFF, 0xD8, 0xFF])
+                ? "image/jpeg"
+                : bytes.count > 12 && bytes[8..<12].elementsEqual(Array("WEBP".utf8)) ? "image/webp" : nil
         return type.map { BytesElement.dataURI(bytes, mediaType: $0) } ?? element
     }
 

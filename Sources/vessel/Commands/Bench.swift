@@ -47,7 +47,7 @@ struct Bench: ParsableCommand {
             for argument in shapes {
                 let parts = argument.split(separator: "=", maxSplits: 1)
                 guard parts.count == 2, let dims = Optional(parts[1].split(separator: "x").compactMap { Int($0) }),
-                      dims.count == parts[1].split(separator: "x").count
+                    dims.count == parts[1].split(separator: "x").count
                 else { throw ValidationError("--shape `\(argument)` is not NAME=D1xD2x…") }
                 if let problem = Tensor.allocationProblem(.float64, dims) {
                     throw ValidationError("--shape `\(argument)`: \(dims.contains { $0 < 0 } ? "sizes must not be negative" : problem)")
@@ -64,10 +64,12 @@ struct Bench: ParsableCommand {
             }
             for input in feedableInputs(loaded) where feeds[input.name] == nil {
                 let declared = input.shape ?? []
-                let shape = try requested[input.name] ?? declared.map { dimension -> Int in
-                    if case .fixed(let size) = dimension { return size }
-                    throw ValidationError("input `\(input.name)` has dynamic dimensions; pass --shape \(input.name)=…")
-                }
+                let shape =
+                    try requested[input.name]
+                    ?? declared.map { dimension -> Int in
+                        if case .fixed(let size) = dimension { return size }
+                        throw ValidationError("input `\(input.name)` has dynamic dimensions; pass --shape \(input.name)=…")
+                    }
                 let count = shape.reduce(1, *)
                 let values = (0..<count).map { _ in generator.nextUnit() }
                 feeds[input.name] = Tensor(converting: values, to: input.dtype ?? .float32, shape: shape)
@@ -92,15 +94,19 @@ struct Bench: ParsableCommand {
                 "model": model, "threads": threads, "iterations": iterations, "blas": Runtime.blasBackend,
                 "load_ms": loadSeconds * 1000, "p50_ms": percentile(50), "p90_ms": percentile(90), "p99_ms": percentile(99),
                 "mean_ms": latencies.reduce(0, +) / Double(latencies.count), "min_ms": sorted[0],
-                "throughput_per_s": Double(iterations) / total,
+                "throughput_per_s": Double(iterations) / total
             ]
             if json {
                 let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .prettyPrinted])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print("\(model): \(iterations) runs, \(threads) thread(s), BLAS \(Runtime.blasBackend), loaded in \(String(format: "%.1f", loadSeconds * 1000)) ms")
-                print(String(format: "latency ms  p50 %.3f  p90 %.3f  p99 %.3f  mean %.3f  min %.3f", percentile(50), percentile(90), percentile(99),
-                             report["mean_ms"] as! Double, sorted[0]))
+                print(
+                    "\(model): \(iterations) runs, \(threads) thread(s), BLAS \(Runtime.blasBackend), loaded in \(String(format: "%.1f", loadSeconds * 1000)) ms"
+                )
+                print(
+                    String(
+                        format: "latency ms  p50 %.3f  p90 %.3f  p99 %.3f  mean %.3f  min %.3f", percentile(50), percentile(90), percentile(99),
+                        report["mean_ms"] as! Double, sorted[0]))
                 print(String(format: "throughput  %.1f inferences/s", report["throughput_per_s"] as! Double))
                 if Profiler.isEnabled {
                     let runs = Double(iterations + warmup)

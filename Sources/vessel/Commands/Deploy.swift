@@ -12,10 +12,10 @@ struct Deploy: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print manifests that run a model's image on a cluster.",
         discussion: """
-        --kubernetes prints a Deployment and a Service (probes on /v2/health/live and /v2/health/ready, resources from \
-        serving.resources in vessel.yaml), and a KServe InferenceService for the same image. The image is pinned by \
-        digest; REF may be an image or an artifact (whose image is built if the store has none).
-        """
+            --kubernetes prints a Deployment and a Service (probes on /v2/health/live and /v2/health/ready, resources from \
+            serving.resources in vessel.yaml), and a KServe InferenceService for the same image. The image is pinned by \
+            digest; REF may be an image or an artifact (whose image is built if the store has none).
+            """
     )
 
     @Argument(help: "An image or a model artifact: NAME[:TAG] or NAME@sha256:DIGEST.")
@@ -24,7 +24,9 @@ struct Deploy: ParsableCommand {
     @Flag(help: "Kubernetes and KServe manifests.")
     var kubernetes = false
 
-    @Option(help: ArgumentHelp("Where the cluster pulls the image from, e.g. registry.example.com/team/iris (push it there with `vessel push`).", valueName: "repository"))
+    @Option(
+        help: ArgumentHelp(
+            "Where the cluster pulls the image from, e.g. registry.example.com/team/iris (push it there with `vessel push`).", valueName: "repository"))
     var image: String?
 
     @Option(help: "Namespace to put in the manifests.")
@@ -43,7 +45,8 @@ struct Deploy: ParsableCommand {
                 let artifact = try Artifact.load(reference, from: store)
                 if let existing = try store.list().first(where: { entry in
                     guard entry.descriptor.artifactType == nil, let data = try? store.readBlob(entry.descriptor, context: "manifest"),
-                          let manifest = try? JSONDecoder().decode(ImageManifest.self, from: data) else { return false }
+                        let manifest = try? JSONDecoder().decode(ImageManifest.self, from: data)
+                    else { return false }
                     return manifest.annotations?["dev.vessel.artifact"] == artifact.descriptor.digest.description
                 }) {
                     descriptor = existing.descriptor
@@ -65,8 +68,11 @@ struct Deploy: ParsableCommand {
             let port = built.config.config?.exposedPorts?.keys.compactMap { Int($0.split(separator: "/").first ?? "") }.first ?? 8080
             let repository = self.image ?? localName
             let pinned = repository.contains("@") ? repository : "\(repository)@\(descriptor.digest)"
-            if self.image == nil { printError("note: the manifests name the local tag \(localName); push the image with `vessel push` and pass --image REPOSITORY") }
-            print(KubernetesManifests.render(.init(image: pinned, manifest: manifest, modelBytes: modelBytes, port: port, namespace: namespace)), terminator: "")
+            if self.image == nil {
+                printError("note: the manifests name the local tag \(localName); push the image with `vessel push` and pass --image REPOSITORY")
+            }
+            print(
+                KubernetesManifests.render(.init(image: pinned, manifest: manifest, modelBytes: modelBytes, port: port, namespace: namespace)), terminator: "")
         }
     }
 }

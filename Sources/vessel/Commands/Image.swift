@@ -12,12 +12,12 @@ struct Image: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build a runnable OCI image of a model artifact, with no container daemon.",
         discussion: """
-        The image holds the runtime binary (vessel-runtime: serve and health only) and exactly the shared libraries \
-        it needs, then the artifact's own layers \
-        (the same blobs, so a registry stores the weights once). Its entrypoint serves the model on 0.0.0.0:8080 as a \
-        non-root user, checks every model file against the artifact before turning ready, and has a health check on \
-        /v2/health/ready. The same artifact and binary always give the same image digest.
-        """
+            The image holds the runtime binary (vessel-runtime: serve and health only) and exactly the shared libraries \
+            it needs, then the artifact's own layers \
+            (the same blobs, so a registry stores the weights once). Its entrypoint serves the model on 0.0.0.0:8080 as a \
+            non-root user, checks every model file against the artifact before turning ready, and has a health check on \
+            /v2/health/ready. The same artifact and binary always give the same image digest.
+            """
     )
 
     @Argument(help: "The model artifact: NAME[:TAG] or NAME@sha256:DIGEST.")
@@ -57,19 +57,24 @@ struct Image: ParsableCommand {
             guard let format = ImageBuilder.Format(rawValue: format) else { throw ValidationError("--format must be oci or docker") }
             let builder = ImageBuilder(store: store, progress: { progressBar(label: $0, total: $1) })
             let shipped = binary ?? ImageBuilder.Options.defaultBinary
-            let result = try builder.build(artifact, tag: target, options: .init(
-                binary: shipped, dlopened: [BLASLibrary.candidates], port: port, revision: revision, source: source,
-                format: format))
+            let result = try builder.build(
+                artifact, tag: target,
+                options: .init(
+                    binary: shipped, dlopened: [BLASLibrary.candidates], port: port, revision: revision, source: source,
+                    format: format))
             for warning in result.warnings { printError("warning: \(warning)") }
             print("built \(target) \(result.manifest.digest)")
-            print("  runtime layer: \(ProgressBar.bytes(result.runtimeLayer.size)) gzip (\(ProgressBar.bytes(result.runtimeUncompressedSize)) uncompressed), \(result.libraries.libraries.count) shared libraries")
+            print(
+                "  runtime layer: \(ProgressBar.bytes(result.runtimeLayer.size)) gzip (\(ProgressBar.bytes(result.runtimeUncompressedSize)) uncompressed), \(result.libraries.libraries.count) shared libraries"
+            )
             print("  binary:        \(shipped) (\(ProgressBar.bytes((try? FileSystem.size(of: shipped)) ?? 0)))")
             let modelBytes = result.modelLayers.reduce(Int64(0)) { $0 + $1.size }
             print("  model layers:  \(result.modelLayers.count), \(ProgressBar.bytes(modelBytes)), shared with \(artifactReference)")
             if let output {
                 let total = try store.closure(of: result.manifest).reduce(Int64(0)) { $0 + $1.size }
-                try store.exportArchive(result.manifest, refName: target.refName ?? target.description, to: output,
-                                        progress: progressBar(label: "export", total: total))
+                try store.exportArchive(
+                    result.manifest, refName: target.refName ?? target.description, to: output,
+                    progress: progressBar(label: "export", total: total))
                 print("wrote \(output)")
             }
         }

@@ -36,7 +36,9 @@ struct Init: ParsableCommand {
             // has no place in it yet, so it is left out, and said so.
             for info in signature.inputs + signature.outputs {
                 if let type = info.nonTensorType {
-                    printError("note: `\(info.name)` is a \(type), not a tensor; it is left out of the signature (skl2onnx: convert with options={'zipmap': False} for a [N, classes] tensor)")
+                    printError(
+                        "note: `\(info.name)` is a \(type), not a tensor; it is left out of the signature (skl2onnx: convert with options={'zipmap': False} for a [N, classes] tensor)"
+                    )
                 }
             }
             let text = StarterManifest.yaml(
@@ -47,7 +49,9 @@ struct Init: ParsableCommand {
             // What init writes must itself be a valid manifest.
             _ = try ManifestParser.parse(text: text, file: target, baseDirectory: directory.isEmpty ? "." : directory)
             try Data(text.utf8).write(to: URL(fileURLWithPath: target), options: .atomic)
-            print("wrote \(target): \(signature.inputs.filter { $0.nonTensorType == nil }.count) input(s), \(signature.outputs.filter { $0.nonTensorType == nil }.count) output(s)")
+            print(
+                "wrote \(target): \(signature.inputs.filter { $0.nonTensorType == nil }.count) input(s), \(signature.outputs.filter { $0.nonTensorType == nil }.count) output(s)"
+            )
         }
     }
 }

@@ -18,7 +18,9 @@ struct Keygen: ParsableCommand {
 
     func run() throws {
         try vessel.run {
-            guard let type = KeyType(rawValue: type) else { throw ValidationError("--type must be one of \(KeyType.allCases.map(\.rawValue).joined(separator: ", "))") }
+            guard let type = KeyType(rawValue: type) else {
+                throw ValidationError("--type must be one of \(KeyType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
             let publicPath = path + ".pub"
             for existing in [path, publicPath] where FileManager.default.fileExists(atPath: existing) {
                 throw ValidationError("\(existing) already exists; vessel keygen does not overwrite keys")
@@ -62,9 +64,9 @@ struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sign a model artifact's files (OpenSSF Model Signing v1.0 in a Sigstore bundle) and attach the signature to it in the store.",
         discussion: """
-        The signature lists every file `vessel unpack` writes with its SHA-256, so `model_signing verify key` accepts the unpacked \
-        directory, and `vessel verify REF --key PUB` checks it against the stored artifact.
-        """
+            The signature lists every file `vessel unpack` writes with its SHA-256, so `model_signing verify key` accepts the unpacked \
+            directory, and `vessel verify REF --key PUB` checks it against the stored artifact.
+            """
     )
 
     @Argument(help: "NAME[:TAG] or NAME@sha256:DIGEST of a model artifact")
@@ -73,7 +75,9 @@ struct Sign: ParsableCommand {
     @Option(help: ArgumentHelp("The private key: a PEM file, or env:NAME for an environment variable.", valueName: "key"))
     var key: String
 
-    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Also write the bundle to this file (for model_signing, or to ship beside the files).", valueName: "file"))
+    @Option(
+        name: [.customShort("o"), .long],
+        help: ArgumentHelp("Also write the bundle to this file (for model_signing, or to ship beside the files).", valueName: "file"))
     var output: String?
 
     @OptionGroup var store: StoreOptions
@@ -85,7 +89,9 @@ struct Sign: ParsableCommand {
             let artifact = try Artifact.load(reference, from: store, verifyLayers: false)  // the signing pass checks every layer
             let (bundle, referrer) = try ArtifactSigning.sign(artifact, store: store, key: signingKey)
             if let output { try Data(try bundle.encoded()).write(to: URL(fileURLWithPath: output)) }
-            print("signed \(reference) \(artifact.descriptor.digest) with \(signingKey.type.rawValue) key \(signingKey.publicKey.hint.prefix(12))…: signature \(referrer.digest)")
+            print(
+                "signed \(reference) \(artifact.descriptor.digest) with \(signingKey.type.rawValue) key \(signingKey.publicKey.hint.prefix(12))…: signature \(referrer.digest)"
+            )
         }
     }
 }

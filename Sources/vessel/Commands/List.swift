@@ -18,7 +18,8 @@ struct List: ParsableCommand {
             for entry in entries {
                 var size: Int64 = entry.descriptor.size
                 if let data = try? store.readBlob(entry.descriptor, context: "manifest"),
-                   let manifest = try? JSONDecoder().decode(ImageManifest.self, from: data) {
+                    let manifest = try? JSONDecoder().decode(ImageManifest.self, from: data)
+                {
                     size = manifest.layers.reduce(0) { $0 + $1.size }
                 }
                 let type = entry.descriptor.artifactType == ModelPack.artifactType ? "model" : (entry.descriptor.artifactType ?? "image")

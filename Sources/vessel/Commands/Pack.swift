@@ -33,9 +33,12 @@ struct Pack: AsyncParsableCommand {
             let manifest = try ManifestParser.load(directory: directory).manifest
             let runtime = manifest.runtime
             guard runtime.backend == .python, !runtime.requirements.isEmpty else { return }
-            let (lock, resolved) = try PythonEnvironment.lock(directory: directory, requirements: runtime.requirements, python: runtime.python,
-                                                              environment: ProcessInfo.processInfo.environment)
-            if resolved { printError("resolved runtime.requirements to \(lock.entries.count) wheel(s) for Python \(lock.python); wrote \(RuntimeSpec.lockFileName)") }
+            let (lock, resolved) = try PythonEnvironment.lock(
+                directory: directory, requirements: runtime.requirements, python: runtime.python,
+                environment: ProcessInfo.processInfo.environment)
+            if resolved {
+                printError("resolved runtime.requirements to \(lock.entries.count) wheel(s) for Python \(lock.python); wrote \(RuntimeSpec.lockFileName)")
+            }
         }
         if !noTest {
             // Nothing is stored unless the examples pass, served exactly as `vessel serve` would.

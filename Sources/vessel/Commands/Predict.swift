@@ -10,10 +10,10 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one prediction through a model's whole pipeline — its processing steps and the model — and print the answer.",
         discussion: """
-        Inputs follow the served signature (`vessel inspect` shows it): what a client of `vessel serve` sends. \
-        NAME=FILE.npy, NAME=FILE.json, NAME=<inline JSON>, or for a BYTES input (an image step's) NAME=@FILE \
-        (its bytes, one element) or plain text.
-        """
+            Inputs follow the served signature (`vessel inspect` shows it): what a client of `vessel serve` sends. \
+            NAME=FILE.npy, NAME=FILE.json, NAME=<inline JSON>, or for a BYTES input (an image step's) NAME=@FILE \
+            (its bytes, one element) or plain text.
+            """
     )
 
     @Argument(help: ArgumentHelp("An artifact (NAME[:TAG], NAME@DIGEST) or a model directory.", valueName: "ref-or-dir"))
@@ -28,7 +28,9 @@ struct Predict: ParsableCommand {
     @Option(help: "Stop the inference after this many seconds (checked between operators and loop iterations).")
     var timeout: Double?
 
-    @Option(name: .customLong("repeat"), help: "Run the prediction this many times more and print its latency (p50, p90, min) on standard error: the whole pipeline, processing included.")
+    @Option(
+        name: .customLong("repeat"),
+        help: "Run the prediction this many times more and print its latency (p50, p90, min) on standard error: the whole pipeline, processing included.")
     var repetitions: Int = 0
 
     @OptionGroup var store: StoreOptions
@@ -56,7 +58,8 @@ struct Predict: ParsableCommand {
                     // A file for a BYTES input (an image): one element, its bytes.
                     feeds[name] = Tensor(strings: [BytesElement.string(Array(try inputFile(value, name: name)))], shape: [1])
                 } else if spec.dtype == .string, !value.hasSuffix(".json"), !value.hasSuffix(".npy"),
-                   (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])) == nil {
+                    (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])) == nil
+                {
                     // Plain text: one string, shaped as the input's rank asks.
                     feeds[name] = Tensor(strings: [value], shape: Array(repeating: 1, count: spec.shape.count))
                 } else {

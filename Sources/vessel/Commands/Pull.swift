@@ -17,7 +17,10 @@ struct Pull: AsyncParsableCommand {
     @Option(name: .customLong("as"), help: "NAME[:TAG] to store it as (default: the repository path and tag).")
     var rename: String?
 
-    @Option(name: .customLong("verify-key"), help: ArgumentHelp("A public key (PEM): refuse the artifact unless a signature pulled with it verifies with this key; nothing is tagged otherwise.", valueName: "pub"))
+    @Option(
+        name: .customLong("verify-key"),
+        help: ArgumentHelp(
+            "A public key (PEM): refuse the artifact unless a signature pulled with it verifies with this key; nothing is tagged otherwise.", valueName: "pub"))
     var verifyKey: String?
 
     @OptionGroup var registry: RegistryOptions
@@ -27,7 +30,8 @@ struct Pull: AsyncParsableCommand {
         try await runAsync {
             let store = try store.open()
             let source = try parseRegistryReference(source)
-            let local = try rename.map(parseReference)
+            let local =
+                try rename.map(parseReference)
                 ?? Reference(name: source.repository, tag: source.tag ?? "pulled-" + String(source.digest?.dropFirst(7).prefix(12) ?? "latest"))
             let started = Date()
             let key = try verifyKey.map(loadVerifyingKey)
@@ -49,7 +53,9 @@ struct Pull: AsyncParsableCommand {
             let seconds = Date().timeIntervalSince(started)
             print("pulled \(source) as \(local) \(report.manifest.digest)")
             if !report.referrers.isEmpty { print("  \(report.referrers.count) signature(s) pulled with it") }
-            print("  \(report.downloaded.count) downloaded (\(ProgressBar.bytes(report.bytesReceived)) in \(String(format: "%.1f", seconds)) s), \(report.present.count) already in the store, \(report.resumed.count) resumed")
+            print(
+                "  \(report.downloaded.count) downloaded (\(ProgressBar.bytes(report.bytesReceived)) in \(String(format: "%.1f", seconds)) s), \(report.present.count) already in the store, \(report.resumed.count) resumed"
+            )
         }
     }
 }

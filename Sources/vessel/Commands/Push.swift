@@ -7,10 +7,10 @@ struct Push: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Push an artifact or image to an OCI registry.",
         discussion: """
-        Blobs the registry has are skipped; blobs known to be in another repository of the registry are mounted; the rest \
-        upload in chunks, streamed from the store, and an interrupted push resumes. Credentials come from `vessel login` \
-        or ~/.docker/config.json.
-        """
+            Blobs the registry has are skipped; blobs known to be in another repository of the registry are mounted; the rest \
+            upload in chunks, streamed from the store, and an interrupted push resumes. Credentials come from `vessel login` \
+            or ~/.docker/config.json.
+            """
     )
 
     @Argument(help: "NAME[:TAG] or NAME@sha256:DIGEST in the store.")
@@ -38,16 +38,22 @@ struct Push: AsyncParsableCommand {
             guard chunkSize >= 1 else { throw ValidationError("--chunk-size must be at least 1 (MiB)") }
             let started = Date()
             let report = try await registry.withClient(for: target, store: store) { client in
-                try await Pusher(store: store, client: client, chunkSize: Int64(chunkSize) << 20,
-                                 progress: { progressBar(label: $0, total: $1) }, log: { print($0) })
-                    .push(descriptor, to: target, mountFrom: mountFrom)
+                try await Pusher(
+                    store: store, client: client, chunkSize: Int64(chunkSize) << 20,
+                    progress: { progressBar(label: $0, total: $1) }, log: { print($0) }
+                )
+                .push(descriptor, to: target, mountFrom: mountFrom)
             }
             let seconds = Date().timeIntervalSince(started)
             print("pushed \(local) to \(target) \(descriptor.digest)")
             if !report.referrers.isEmpty {
-                print("  \(report.referrers.count) signature(s) pushed with it\(report.referrersByTag ? " (listed under the tag sha256-\(descriptor.digest.hex.prefix(12))…: the registry has no referrers API)" : "")")
+                print(
+                    "  \(report.referrers.count) signature(s) pushed with it\(report.referrersByTag ? " (listed under the tag sha256-\(descriptor.digest.hex.prefix(12))…: the registry has no referrers API)" : "")"
+                )
             }
-            print("  \(report.uploaded.count) uploaded (\(ProgressBar.bytes(report.bytesSent)) sent in \(String(format: "%.1f", seconds)) s), \(report.existing.count) already there, \(report.mounted.count) mounted, \(report.resumed.count) resumed")
+            print(
+                "  \(report.uploaded.count) uploaded (\(ProgressBar.bytes(report.bytesSent)) sent in \(String(format: "%.1f", seconds)) s), \(report.existing.count) already there, \(report.mounted.count) mounted, \(report.resumed.count) resumed"
+            )
         }
     }
 }

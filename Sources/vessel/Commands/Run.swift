@@ -12,7 +12,9 @@ struct Run: ParsableCommand {
     @Argument(help: "The .onnx model.")
     var model: String
 
-    @Option(name: .customLong("input"), help: ArgumentHelp("NAME=FILE.npy, NAME=FILE.pb (ONNX TensorProto), NAME=FILE.json or NAME=<inline JSON>.", valueName: "name=value"))
+    @Option(
+        name: .customLong("input"),
+        help: ArgumentHelp("NAME=FILE.npy, NAME=FILE.pb (ONNX TensorProto), NAME=FILE.json or NAME=<inline JSON>.", valueName: "name=value"))
     var inputs: [String] = []
 
     @Option(name: .customLong("output-dir"), help: "Write each output as DIR/<name>.npy instead of printing it.")

@@ -14,10 +14,10 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve models over the Open Inference Protocol v2 (KServe/Triton REST), with health, metrics and logs.",
         discussion: """
-        Each model is served under the name in its vessel.yaml (ALIAS=REF to rename). Settings also come from \
-        VESSEL_HOST and VESSEL_PORT. SIGTERM or SIGINT stops accepting, turns readiness off, and lets requests \
-        in flight finish.
-        """
+            Each model is served under the name in its vessel.yaml (ALIAS=REF to rename). Settings also come from \
+            VESSEL_HOST and VESSEL_PORT. SIGTERM or SIGINT stops accepting, turns readiness off, and lets requests \
+            in flight finish.
+            """
     )
 
     @Argument(help: ArgumentHelp("Artifacts (NAME[:TAG], NAME@DIGEST) or model directories, optionally ALIAS=….", valueName: "ref-or-dir"))
@@ -25,7 +25,11 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ServeOptions
 
-    @Option(name: .customLong("require-signature"), help: ArgumentHelp("A public key (PEM): serve only artifacts in the store with a signature that verifies with it (`vessel sign`); anything else stops the server before it listens.", valueName: "pub"))
+    @Option(
+        name: .customLong("require-signature"),
+        help: ArgumentHelp(
+            "A public key (PEM): serve only artifacts in the store with a signature that verifies with it (`vessel sign`); anything else stops the server before it listens.",
+            valueName: "pub"))
     var requireSignature: String?
 
     @OptionGroup var store: StoreOptions

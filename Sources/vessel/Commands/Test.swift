@@ -12,16 +12,23 @@ struct Test: AsyncParsableCommand {
         abstract: "Run a model's bundled examples through a real server on a loopback port, and compare the outputs."
     )
 
-    @Argument(help: ArgumentHelp("An artifact (NAME[:TAG], NAME@DIGEST) or a model directory; with --in-image, an artifact or an image.", valueName: "ref-or-dir"))
+    @Argument(
+        help: ArgumentHelp("An artifact (NAME[:TAG], NAME@DIGEST) or a model directory; with --in-image, an artifact or an image.", valueName: "ref-or-dir"))
     var model: String
 
-    @Flag(name: .customLong("in-image"), help: "Test in the image as it ships: unpack its layers into a root filesystem, start its entrypoint isolated there, run its health check and the examples over HTTP, stop it with SIGTERM.")
+    @Flag(
+        name: .customLong("in-image"),
+        help:
+            "Test in the image as it ships: unpack its layers into a root filesystem, start its entrypoint isolated there, run its health check and the examples over HTTP, stop it with SIGTERM."
+    )
     var inImage = false
 
     @Option(help: ArgumentHelp("Runtime for --in-image: bwrap or chroot (default: the first that works here).", valueName: "name"))
     var runtime: String?
 
-    @Option(name: .customLong("ready-timeout"), help: ArgumentHelp("With --in-image, seconds the container may take to answer /v2/health/ready.", valueName: "seconds"))
+    @Option(
+        name: .customLong("ready-timeout"),
+        help: ArgumentHelp("With --in-image, seconds the container may take to answer /v2/health/ready.", valueName: "seconds"))
     var readyTimeout: Double = 300
 
     @OptionGroup var store: StoreOptions

@@ -10,8 +10,8 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Re-hash every blob of an artifact; fail naming the first that does not match. With --key, first check its signature.",
         discussion: """
-        With --key PUB, a signature attached by `vessel sign` (or the bundle given with --signature, such as one         `model_signing sign key` wrote over the unpacked files) must verify with that key and list exactly the artifact's files.
-        """
+            With --key PUB, a signature attached by `vessel sign` (or the bundle given with --signature, such as one         `model_signing sign key` wrote over the unpacked files) must verify with that key and list exactly the artifact's files.
+            """
     )
 
     @Argument(help: "NAME[:TAG] or NAME@sha256:DIGEST")
@@ -31,7 +31,9 @@ struct Verify: ParsableCommand {
             if signature != nil, key == nil { throw ValidationError("--signature needs --key, the public key to check it with") }
             var checked: Set<Digest> = []
             if let key {
-                guard descriptor.artifactType == ModelPack.artifactType else { throw ValidationError("\(reference) is not a model artifact; only those are signed") }
+                guard descriptor.artifactType == ModelPack.artifactType else {
+                    throw ValidationError("\(reference) is not a model artifact; only those are signed")
+                }
                 let publicKey = try loadVerifyingKey(key)
                 let artifact = try Artifact.load(reference, from: store, verifyLayers: false)  // the signature check re-hashes the files' layers
                 let verified: String

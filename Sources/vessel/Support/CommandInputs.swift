@@ -30,20 +30,28 @@ func readMapInput(_ value: String, type: String, name: String) throws -> ONNXVal
     let keys = object.keys.sorted()
     let keyTensor: Tensor
     if type.hasPrefix("map(int64,") {
-        keyTensor = Tensor(try keys.map { key -> Int64 in
-            guard let number = Int64(key) else { throw ValidationError("input `\(name)`: key `\(key)` is not an integer") }
-            return number
-        }, shape: [keys.count])
+        keyTensor = Tensor(
+            try keys.map { key -> Int64 in
+                guard let number = Int64(key) else { throw ValidationError("input `\(name)`: key `\(key)` is not an integer") }
+                return number
+            }, shape: [keys.count])
     } else {
         keyTensor = Tensor(strings: keys, shape: [keys.count])
     }
-    let valueType = type.contains("tensor(string)") ? DType.string : type.contains("tensor(double)") ? .float64
-        : type.contains("tensor(int64)") ? .int64 : .float32
+    let valueType =
+        type.contains("tensor(string)")
+        ? DType.string
+        : type.contains("tensor(double)")
+            ? .float64
+            : type.contains("tensor(int64)") ? .int64 : .float32
     if valueType == .string {
-        return .map(keys: keyTensor, values: Tensor(strings: try keys.map { key in
-            guard let text = object[key] as? String else { throw ValidationError("input `\(name)`: the value of `\(key)` is not a string") }
-            return text
-        }, shape: [keys.count]))
+        return .map(
+            keys: keyTensor,
+            values: Tensor(
+                strings: try keys.map { key in
+                    guard let text = object[key] as? String else { throw ValidationError("input `\(name)`: the value of `\(key)` is not a string") }
+                    return text
+                }, shape: [keys.count]))
     }
     let numbers = try keys.map { key -> Double in
         guard let number = object[key] as? NSNumber else { throw ValidationError("input `\(name)`: the value of `\(key)` is not a number") }
@@ -61,7 +69,8 @@ func jsonText(_ value: ONNXValue) -> String {
         let keyStrings = (keys.dtype == .string ? keys.strings : keys.integers().map(String.init)).map {
             jsonText(Tensor(strings: [$0], shape: []))
         }
-        let valueStrings = values.dtype == .string
+        let valueStrings =
+            values.dtype == .string
             ? values.strings.map { jsonText(Tensor(strings: [$0], shape: [])) }
             : values.doubles().map { jsonText(Tensor(converting: [$0], to: values.dtype, shape: [])) }
         return "{" + zip(keyStrings, valueStrings).map { "\($0): \($1)" }.joined(separator: ", ") + "}"
@@ -116,10 +125,11 @@ func readInput(_ value: String, dtype: DType, name: String) throws -> Tensor {
     }
     try collect(json, depth: 0)
     if dtype == .string {
-        return Tensor(strings: try flat.map { item in
-            guard let text = item as? String else { throw ValidationError("input `\(name)` holds \(item), not a string") }
-            return text
-        }, shape: shape)
+        return Tensor(
+            strings: try flat.map { item in
+                guard let text = item as? String else { throw ValidationError("input `\(name)` holds \(item), not a string") }
+                return text
+            }, shape: shape)
     }
     let numbers = try flat.map { item -> Double in
         if let number = item as? NSNumber { return number.doubleValue }
@@ -130,14 +140,16 @@ func readInput(_ value: String, dtype: DType, name: String) throws -> Tensor {
 
 /// A tensor as nested JSON arrays.
 func jsonText(_ tensor: Tensor) -> String {
-    let elements: [String] = tensor.dtype == .string
+    let elements: [String] =
+        tensor.dtype == .string
         ? tensor.strings.map { "\"\($0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"" }
-        : tensor.dtype == .bool ? tensor.scalars(as: Bool.self).map { $0 ? "true" : "false" }
-        : tensor.doubles().map { value in
-            if value.isNaN { return "NaN" }
-            if value.isInfinite { return value > 0 ? "Infinity" : "-Infinity" }
-            return value == value.rounded() && abs(value) < 1e15 && !tensor.dtype.isFloatingPoint ? String(Int64(value)) : "\(Float(value))"
-        }
+        : tensor.dtype == .bool
+            ? tensor.scalars(as: Bool.self).map { $0 ? "true" : "false" }
+            : tensor.doubles().map { value in
+                if value.isNaN { return "NaN" }
+                if value.isInfinite { return value > 0 ? "Infinity" : "-Infinity" }
+                return value == value.rounded() && abs(value) < 1e15 && !tensor.dtype.isFloatingPoint ? String(Int64(value)) : "\(Float(value))"
+            }
     func nest(_ start: Int, _ depth: Int) -> String {
         if depth == tensor.shape.count { return elements[start] }
         let stride = tensor.shape[(depth + 1)...].reduce(1, *)

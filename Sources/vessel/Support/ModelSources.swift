@@ -24,8 +24,10 @@ func printReport(_ report: ExampleRun.Report) {
         let header = ["example", "output", "max abs err", "max rel err", "result"]
         let rows = report.rows.map { row -> [String] in
             let c = row.comparison
-            return [row.example, row.output, String(format: "%.3g", c.maxAbsolute), String(format: "%.3g", c.maxRelative),
-                    c.passed ? "pass" : "FAIL: \(c.problem ?? "")"]
+            return [
+                row.example, row.output, String(format: "%.3g", c.maxAbsolute), String(format: "%.3g", c.maxRelative),
+                c.passed ? "pass" : "FAIL: \(c.problem ?? "")"
+            ]
         }
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
         for line in [header] + rows {

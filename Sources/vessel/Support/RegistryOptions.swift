@@ -10,8 +10,9 @@ struct RegistryOptions: ParsableArguments {
 
     /// Runs `body` with a client for `reference`'s registry, shut down afterwards whatever happens.
     func withClient<T>(for reference: RegistryReference, store: Store, _ body: (RegistryClient) async throws -> T) async throws -> T {
-        let client = RegistryClient(registry: reference.registry, apiHost: reference.apiHost, insecure: insecure,
-                                    credentials: Credentials.find(registry: reference.registry, vesselHome: store.root))
+        let client = RegistryClient(
+            registry: reference.registry, apiHost: reference.apiHost, insecure: insecure,
+            credentials: Credentials.find(registry: reference.registry, vesselHome: store.root))
         do {
             let result = try await body(client)
             await client.shutdown()

@@ -36,7 +36,6 @@ extension KernelRegistry {
         return [try activation(c.input(i, 0), c) { $0 / (1 + Libm.exp(-alpha * $0)) }]
     }
 
-
     static func reluKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
         let x = try c.input(i, 0)
         if x.dtype == .float32 {
@@ -103,10 +102,13 @@ extension KernelRegistry {
 
     static func geluKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
         let tanh = c.attributes.string("approximate", default: "none") == "tanh"
-        return [try activation(c.input(i, 0), c) { x in
-            tanh ? 0.5 * x * (1 + Double.tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
-                 : 0.5 * x * (1 + Double.erf(x / 2.0.squareRoot()))
-        }]
+        return [
+            try activation(c.input(i, 0), c) { x in
+                tanh
+                    ? 0.5 * x * (1 + Double.tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
+                    : 0.5 * x * (1 + Double.erf(x / 2.0.squareRoot()))
+            }
+        ]
     }
 
     static func mishKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {

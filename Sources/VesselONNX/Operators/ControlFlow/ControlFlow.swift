@@ -79,7 +79,8 @@ extension KernelRegistry {
         let outputAxesList = c.attributes.ints("scan_output_axes") ?? Array(repeating: 0, count: scanOutputCount)
         let outputDirections = c.attributes.ints("scan_output_directions") ?? Array(repeating: 0, count: scanOutputCount)
         guard inputAxes.count == scanCount, inputDirections.count == scanCount,
-              outputAxesList.count == scanOutputCount, outputDirections.count == scanOutputCount else {
+            outputAxesList.count == scanOutputCount, outputDirections.count == scanOutputCount
+        else {
             throw c.invalid("scan_input_*/scan_output_* attributes must have one entry per scan input/output")
         }
         let length = scans[0].shape[inputAxes[0]]

@@ -114,8 +114,9 @@ func linearScores(_ x: UnsafeBufferPointer<Float>, rows: Int, features: Int, wei
     }
     weights.withUnsafeBufferPointer { w in
         scores.withUnsafeMutableBufferPointer { s in
-            GEMM.multiply(m: rows, n: targets, k: features, a: x.baseAddress!, b: w.baseAddress!, transB: true,
-                          beta: bias.isEmpty ? 0 : 1, c: s.baseAddress!)
+            GEMM.multiply(
+                m: rows, n: targets, k: features, a: x.baseAddress!, b: w.baseAddress!, transB: true,
+                beta: bias.isEmpty ? 0 : 1, c: s.baseAddress!)
         }
     }
     return scores
@@ -159,8 +160,9 @@ struct SVMKernel: Sendable {
         x.withUnsafeBufferPointer { x in
             vectors.withUnsafeBufferPointer { v in
                 out.withUnsafeMutableBufferPointer { o in
-                    GEMM.multiply(m: rows, n: count, k: features, alpha: alpha, a: x.baseAddress!, b: v.baseAddress!, transB: true,
-                                  beta: c != 0 ? 1 : 0, c: o.baseAddress!)
+                    GEMM.multiply(
+                        m: rows, n: count, k: features, alpha: alpha, a: x.baseAddress!, b: v.baseAddress!, transB: true,
+                        beta: c != 0 ? 1 : 0, c: o.baseAddress!)
                 }
             }
         }

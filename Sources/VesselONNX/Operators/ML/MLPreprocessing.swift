@@ -323,7 +323,9 @@ struct LabelEncoder {
                 switch x.dtype {
                 case .string: break
                 case .int64:
-                    return [Tensor(strings: x.scalars(as: Int64.self).map { classes.indices.contains(Int($0)) ? classes[Int($0)] : defaultString }, shape: x.shape)]
+                    return [
+                        Tensor(strings: x.scalars(as: Int64.self).map { classes.indices.contains(Int($0)) ? classes[Int($0)] : defaultString }, shape: x.shape)
+                    ]
                 default: throw c.invalid("takes string or int64 input, got \(x.dtype.rawValue)")
                 }
             }

@@ -114,12 +114,16 @@ struct Forest: Sendable {
         let trueIds = a.ints("nodes_truenodeids") ?? [], falseIds = a.ints("nodes_falsenodeids") ?? []
         let thresholds = a.floatsOrTensor("nodes_values") ?? []
         let missing = a.ints("nodes_missing_value_tracks_true") ?? []
-        for (name, list) in [("nodes_nodeids", nodeIds.count), ("nodes_featureids", features.count), ("nodes_modes", modes.count),
-                             ("nodes_truenodeids", trueIds.count), ("nodes_falsenodeids", falseIds.count), ("nodes_values", thresholds.count)]
+        for (name, list) in [
+            ("nodes_nodeids", nodeIds.count), ("nodes_featureids", features.count), ("nodes_modes", modes.count),
+            ("nodes_truenodeids", trueIds.count), ("nodes_falsenodeids", falseIds.count), ("nodes_values", thresholds.count)
+        ]
         where list != count {
             throw node.invalid("\(name) has \(list) entries but nodes_treeids has \(count)")
         }
-        guard missing.isEmpty || missing.count == count else { throw node.invalid("nodes_missing_value_tracks_true has \(missing.count) entries for \(count) nodes") }
+        guard missing.isEmpty || missing.count == count else {
+            throw node.invalid("nodes_missing_value_tracks_true has \(missing.count) entries for \(count) nodes")
+        }
         var index: [Int64: Int] = [:]
         func key(_ tree: Int, _ id: Int) -> Int64 { Int64(tree) << 32 | Int64(UInt32(truncatingIfNeeded: id)) }
         for k in 0..<count {
@@ -179,8 +183,10 @@ struct Forest: Sendable {
         let leafWeightTensor = try a.required("leaf_weights", a.tensor)
         let leafWeights = leafWeightTensor.doubles()
         let roots = try a.required("tree_roots", a.ints)
-        for (name, list) in [("nodes_splits", splits.count), ("nodes_modes", modes.count), ("nodes_truenodeids", trueIds.count),
-                             ("nodes_falsenodeids", falseIds.count)] where list != count {
+        for (name, list) in [
+            ("nodes_splits", splits.count), ("nodes_modes", modes.count), ("nodes_truenodeids", trueIds.count),
+            ("nodes_falsenodeids", falseIds.count)
+        ] where list != count {
             throw node.invalid("\(name) has \(list) entries but nodes_featureids has \(count)")
         }
         for (name, list) in [("nodes_trueleafs", trueLeafs.count), ("nodes_falseleafs", falseLeafs.count), ("nodes_missing_value_tracks_true", missing.count)]
@@ -210,17 +216,23 @@ struct Forest: Sendable {
                 member = nextSet
                 nextSet += 1
             }
-            sources.append(Source(feature: features[k], threshold: splits[k], mode: UInt8(modes[k]),
-                                  missingTrue: !missing.isEmpty && missing[k] == 1, member: member))
+            sources.append(
+                Source(
+                    feature: features[k], threshold: splits[k], mode: UInt8(modes[k]),
+                    missingTrue: !missing.isEmpty && missing[k] == 1, member: member))
         }
         // Leaves become nodes of their own after the branches.
         for k in leafWeights.indices {
-            sources.append(Source(feature: 0, threshold: 0, mode: Self.leafMode, missingTrue: false, member: -1,
-                                  weights: [Weight(target: leafTargets[k], value: leafWeights[k])]))
+            sources.append(
+                Source(
+                    feature: 0, threshold: 0, mode: Self.leafMode, missingTrue: false, member: -1,
+                    weights: [Weight(target: leafTargets[k], value: leafWeights[k])]))
         }
         for k in 0..<count {
-            for (child, id, isLeaf) in [(\Source.trueChild, trueIds[k], !trueLeafs.isEmpty && trueLeafs[k] == 1),
-                                        (\Source.falseChild, falseIds[k], !falseLeafs.isEmpty && falseLeafs[k] == 1)] {
+            for (child, id, isLeaf) in [
+                (\Source.trueChild, trueIds[k], !trueLeafs.isEmpty && trueLeafs[k] == 1),
+                (\Source.falseChild, falseIds[k], !falseLeafs.isEmpty && falseLeafs[k] == 1)
+            ] {
                 let limit = isLeaf ? leafWeights.count : count
                 guard id >= 0, id < limit else { throw node.invalid("node \(k) points to \(isLeaf ? "leaf" : "node") \(id), which does not exist") }
                 sources[k][keyPath: child] = isLeaf ? count + id : id
@@ -261,15 +273,19 @@ struct Forest: Sendable {
                 if isTrue { nodes[parent].next = Int32(position) }
                 let s = sources[source]
                 if s.mode == Self.leafMode {
-                    nodes.append(TreeNode(threshold: 0, feature: Int32(s.weights.count), next: Int32(weights.count), member: -1,
-                                          mode: Self.leafMode, missingTracksTrue: false))
+                    nodes.append(
+                        TreeNode(
+                            threshold: 0, feature: Int32(s.weights.count), next: Int32(weights.count), member: -1,
+                            mode: Self.leafMode, missingTracksTrue: false))
                     weights += s.weights
                     continue
                 }
                 guard s.feature >= 0 else { throw node.invalid("node \(source) (in list order) compares feature \(s.feature)") }
                 maximumFeature = max(maximumFeature, s.feature)
-                nodes.append(TreeNode(threshold: s.threshold, feature: Int32(s.feature), next: -1, member: Int32(s.member),
-                                      mode: s.mode, missingTracksTrue: s.missingTrue))
+                nodes.append(
+                    TreeNode(
+                        threshold: s.threshold, feature: Int32(s.feature), next: -1, member: Int32(s.member),
+                        mode: s.mode, missingTracksTrue: s.missingTrue))
                 stack.append((s.trueChild!, position, true))
                 stack.append((s.falseChild!, position, false))
             }

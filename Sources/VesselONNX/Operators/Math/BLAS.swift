@@ -15,10 +15,11 @@ import Glibc
 public enum BLASLibrary {
     public static let candidates = ["libopenblas.so.0", "libopenblas.so", "libcblas.so.3", "libblas.so.3"]
 
-    typealias CblasSgemm = @convention(c) (
-        Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
-        UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
-    ) -> Void
+    typealias CblasSgemm =
+        @convention(c) (
+            Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+            UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
+        ) -> Void
 
     /// The library's dlopen handle, searched once. (Opaque, set once and only read.)
     nonisolated(unsafe) private static let library: UnsafeMutableRawPointer? = {

@@ -366,7 +366,9 @@ extension KernelRegistry {
         return [mapUnary(x, Bool.self, Bool.self) { !$0 }]
     }
 
-    static func absKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try signedUnary(c.input(i, 0), c, float: { Swift.abs($0) }, integer: { $0 == .min ? $0 : Swift.abs($0) })] }
+    static func absKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        [try signedUnary(c.input(i, 0), c, float: { Swift.abs($0) }, integer: { $0 == .min ? $0 : Swift.abs($0) })]
+    }
 
     static func negKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try signedUnary(c.input(i, 0), c, float: { -$0 }, integer: { 0 &- $0 })] }
 
@@ -437,34 +439,34 @@ func floatArithmetic<Op: ArithmeticOp>(_ op: Op, _ a: Tensor, _ b: Tensor) throw
         b.withUnsafeBufferPointer(as: Float.self) { pb in
             out.withUnsafeMutableBufferPointer(as: Float.self) { po in
                 Parallel.chunks(count, minimum: 65_536) { range in
-                let x = pa.baseAddress! + (a.count == 1 ? 0 : range.lowerBound)
-                let y = pb.baseAddress! + (b.count == 1 ? 0 : range.lowerBound)
-                let z = po.baseAddress! + range.lowerBound
-                let count = range.count
-                if sameShape {
-                    switch kind {
-                    case 0: for i in 0..<count { z[i] = x[i] + y[i] }
-                    case 1: for i in 0..<count { z[i] = x[i] - y[i] }
-                    case 2: for i in 0..<count { z[i] = x[i] * y[i] }
-                    default: for i in 0..<count { z[i] = x[i] / y[i] }
+                    let x = pa.baseAddress! + (a.count == 1 ? 0 : range.lowerBound)
+                    let y = pb.baseAddress! + (b.count == 1 ? 0 : range.lowerBound)
+                    let z = po.baseAddress! + range.lowerBound
+                    let count = range.count
+                    if sameShape {
+                        switch kind {
+                        case 0: for i in 0..<count { z[i] = x[i] + y[i] }
+                        case 1: for i in 0..<count { z[i] = x[i] - y[i] }
+                        case 2: for i in 0..<count { z[i] = x[i] * y[i] }
+                        default: for i in 0..<count { z[i] = x[i] / y[i] }
+                        }
+                    } else if b.count == 1 {
+                        let s = y[0]
+                        switch kind {
+                        case 0: for i in 0..<count { z[i] = x[i] + s }
+                        case 1: for i in 0..<count { z[i] = x[i] - s }
+                        case 2: for i in 0..<count { z[i] = x[i] * s }
+                        default: for i in 0..<count { z[i] = x[i] / s }
+                        }
+                    } else {
+                        let s = x[0]
+                        switch kind {
+                        case 0: for i in 0..<count { z[i] = s + y[i] }
+                        case 1: for i in 0..<count { z[i] = s - y[i] }
+                        case 2: for i in 0..<count { z[i] = s * y[i] }
+                        default: for i in 0..<count { z[i] = s / y[i] }
+                        }
                     }
-                } else if b.count == 1 {
-                    let s = y[0]
-                    switch kind {
-                    case 0: for i in 0..<count { z[i] = x[i] + s }
-                    case 1: for i in 0..<count { z[i] = x[i] - s }
-                    case 2: for i in 0..<count { z[i] = x[i] * s }
-                    default: for i in 0..<count { z[i] = x[i] / s }
-                    }
-                } else {
-                    let s = x[0]
-                    switch kind {
-                    case 0: for i in 0..<count { z[i] = s + y[i] }
-                    case 1: for i in 0..<count { z[i] = s - y[i] }
-                    case 2: for i in 0..<count { z[i] = s * y[i] }
-                    default: for i in 0..<count { z[i] = s / y[i] }
-                    }
-                }
                 }
             }
         }
@@ -527,7 +529,13 @@ func floatBroadcast(_ kind: Int, _ a: Tensor, _ b: Tensor) throws -> Tensor {
                     case (3, 0, 1): let c = x[0]; for i in 0..<inner { z[i] = c / y[i] }
                     default:
                         // Both operands constant along the inner axis.
-                        let v: Float = switch kind { case 0: x[0] + y[0]; case 1: x[0] - y[0]; case 2: x[0] * y[0]; default: x[0] / y[0] }
+                        let v: Float =
+                            switch kind {
+                            case 0: x[0] + y[0];
+                            case 1: x[0] - y[0];
+                            case 2: x[0] * y[0];
+                            default: x[0] / y[0]
+                            }
                         for i in 0..<inner { z[i] = v }
                     }
                     z += inner

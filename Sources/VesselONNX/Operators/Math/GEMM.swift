@@ -51,11 +51,13 @@ enum GEMM {
         Parallel.each(blocks, threads: threads) { part in
             let first = extent * part / blocks / unit * unit, end = part == blocks - 1 ? extent : extent * (part + 1) / blocks / unit * unit
             if byColumns {
-                product(m: m, n: end - first, k: k, alpha: alpha, a: a, lda: lda, transA: transA,
-                        b: transB ? b + first * ldb : b + first, ldb: ldb, transB: transB, beta: beta, c: c + first, ldc: ldc)
+                product(
+                    m: m, n: end - first, k: k, alpha: alpha, a: a, lda: lda, transA: transA,
+                    b: transB ? b + first * ldb : b + first, ldb: ldb, transB: transB, beta: beta, c: c + first, ldc: ldc)
             } else {
-                product(m: end - first, n: n, k: k, alpha: alpha, a: transA ? a + first : a + first * lda, lda: lda, transA: transA,
-                        b: b, ldb: ldb, transB: transB, beta: beta, c: c + first * ldc, ldc: ldc)
+                product(
+                    m: end - first, n: n, k: k, alpha: alpha, a: transA ? a + first : a + first * lda, lda: lda, transA: transA,
+                    b: b, ldb: ldb, transB: transB, beta: beta, c: c + first * ldc, ldc: ldc)
             }
         }
     }
@@ -92,8 +94,9 @@ enum GEMM {
             var first = 0
             while first < n {
                 let width = Swift.min(block, n - first)
-                sgemm(101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(width), Int32(k), alpha,
-                      a, Int32(lda), transB ? b + first * ldb : b + first, Int32(ldb), beta, c + first, Int32(ldc))
+                sgemm(
+                    101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(width), Int32(k), alpha,
+                    a, Int32(lda), transB ? b + first * ldb : b + first, Int32(ldb), beta, c + first, Int32(ldc))
                 first += width
             }
             return
@@ -177,8 +180,9 @@ extension KernelRegistry {
         a.withUnsafeBufferPointer(as: Float.self) { pa in
             b.withUnsafeBufferPointer(as: Float.self) { pb in
                 out.withUnsafeMutableBufferPointer(as: Float.self) { po in
-                    GEMM.multiply(m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, transA: transA, b: pb.baseAddress!, transB: transB,
-                                  beta: (i.count > 2 && i[2] != nil) ? beta : 0, c: po.baseAddress!)
+                    GEMM.multiply(
+                        m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, transA: transA, b: pb.baseAddress!, transB: transB,
+                        beta: (i.count > 2 && i[2] != nil) ? beta : 0, c: po.baseAddress!)
                 }
             }
         }
@@ -208,8 +212,9 @@ func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext) throws -> Tensor
             fb.withUnsafeBufferPointer(as: Float.self) { pb in
                 out.withUnsafeMutableBufferPointer(as: Float.self) { po in
                     for index in 0..<batchCount {
-                        GEMM.multiply(m: m, n: n, k: k, a: pa.baseAddress! + aOffsets[index] * m * k,
-                                      b: pb.baseAddress! + bOffsets[index] * k * n, c: po.baseAddress! + index * m * n)
+                        GEMM.multiply(
+                            m: m, n: n, k: k, a: pa.baseAddress! + aOffsets[index] * m * k,
+                            b: pb.baseAddress! + bOffsets[index] * k * n, c: po.baseAddress! + index * m * n)
                     }
                 }
             }

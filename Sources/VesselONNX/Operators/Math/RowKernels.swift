@@ -48,8 +48,10 @@ enum RowKernels {
     }
 
     /// Softmax (or LogSoftmax) of each `size`-long row of `input` into `output`.
-    static func softmax(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, size: Int, log: Bool,
-                        threads: Int = Parallel.threads) {
+    static func softmax(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, size: Int, log: Bool,
+        threads: Int = Parallel.threads
+    ) {
         guard size > 0 else { return }
         Parallel.chunks(rows, minimum: max(1, 16_384 / size), threads: threads) { range in
             for row in range {
@@ -105,9 +107,11 @@ enum RowKernels {
     /// LayerNormalization of each `size`-long row: (x − mean) / sqrt(var + ε) · scale + bias,
     /// mean and variance in two passes (eight Float lanes, then summed); each row's mean and
     /// 1/sqrt(var + ε) into `means` / `inverseStd` when given.
-    static func layerNorm(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, size: Int, epsilon: Float,
-                          scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                          means: UnsafeMutablePointer<Float>?, inverseStd: UnsafeMutablePointer<Float>?, threads: Int = Parallel.threads) {
+    static func layerNorm(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, size: Int, epsilon: Float,
+        scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        means: UnsafeMutablePointer<Float>?, inverseStd: UnsafeMutablePointer<Float>?, threads: Int = Parallel.threads
+    ) {
         guard size > 0 else { return }
         Parallel.chunks(rows, minimum: max(1, 16_384 / size), threads: threads) { range in
             for row in range {
@@ -132,7 +136,8 @@ enum RowKernels {
                 let inverse = 1 / (squares / Float(size) + epsilon).squareRoot()
                 k = 0
                 while k < whole {
-                    var v = (load(x + k) - center) * inverse
+                    var v =
+                        (load(x + k) - center) * inverse
                         * load(scale + k)
                     if let bias { v += load(bias + k) }
                     storeLanes(v, y + k)
@@ -147,8 +152,10 @@ enum RowKernels {
 
     /// An elementwise function over float32 values, eight lanes at a time (the tail padded into
     /// one more group), split across the intra-op threads.
-    static func map(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, threads: Int = Parallel.threads,
-                    _ f: (Lanes) -> Lanes) {
+    static func map(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, threads: Int = Parallel.threads,
+        _ f: (Lanes) -> Lanes
+    ) {
         Parallel.chunks((count + 7) / 8, minimum: 8_192, threads: threads) { groups in
             for group in groups {
                 let k = group * 8

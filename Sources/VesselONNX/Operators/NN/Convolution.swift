@@ -55,17 +55,22 @@ struct WindowGeometry {
     /// arithmetic forms fits an Int. `AttributeRules` says the same for attributes at load; this
     /// also covers kernels taken from weight shapes and the input's own sizes. Conv, the pools and
     /// ConvTranspose all check here.
-    static func check(input: [Int], kernel: [Int], strides: [Int], dilations: [Int], pads: [Int], outputPadding: [Int]? = nil,
-                      context: KernelContext) throws {
+    static func check(
+        input: [Int], kernel: [Int], strides: [Int], dilations: [Int], pads: [Int], outputPadding: [Int]? = nil,
+        context: KernelContext
+    ) throws {
         let n = input.count
         guard kernel.count == n, strides.count == n, dilations.count == n, pads.count == 2 * n, (outputPadding?.count ?? n) == n else {
             throw context.invalid("kernel_shape, strides, dilations\(outputPadding == nil ? "" : ", output_padding") and pads must match \(n) spatial axes")
         }
         let limit = 1 << 31
         guard strides.allSatisfy({ (1...limit).contains($0) }), dilations.allSatisfy({ (1...limit).contains($0) }),
-              kernel.allSatisfy({ (1...limit).contains($0) }), pads.allSatisfy({ (0...limit).contains($0) }),
-              (outputPadding ?? []).allSatisfy({ (0...limit).contains($0) }), input.allSatisfy({ $0 <= limit }) else {
-            throw context.invalid("kernel \(kernel), strides \(strides) and dilations \(dilations) must be positive and pads \(pads)\(outputPadding.map { " and output_padding \($0)" } ?? "") non-negative, all at most 2^31")
+            kernel.allSatisfy({ (1...limit).contains($0) }), pads.allSatisfy({ (0...limit).contains($0) }),
+            (outputPadding ?? []).allSatisfy({ (0...limit).contains($0) }), input.allSatisfy({ $0 <= limit })
+        else {
+            throw context.invalid(
+                "kernel \(kernel), strides \(strides) and dilations \(dilations) must be positive and pads \(pads)\(outputPadding.map { " and output_padding \($0)" } ?? "") non-negative, all at most 2^31"
+            )
         }
     }
 }
@@ -95,8 +100,10 @@ extension KernelRegistry {
 /// With `relu` (a Conv whose only reader was a Relu, fused at load), the bias and the Relu are
 /// one pass over each image's output, with the same arithmetic as two.
 /// `cache` keeps a node's weights in the form a path prepares them in (Winograd's transform).
-func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false,
-                 cache: ConvolutionCache? = nil) throws -> Tensor {
+func convolution(
+    _ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false,
+    cache: ConvolutionCache? = nil
+) throws -> Tensor {
     guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("Conv needs X and W of the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
     let group = c.attributes.int("group", default: 1)
     let (batch, channels) = (x.shape[0], x.shape[1])
@@ -120,7 +127,8 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
     let out = Tensor(uninitialized: .float32, shape: [batch, filters] + g.output)
     // A 1×1 kernel with unit strides and no padding reads each input plane as it is: the
     // channel-by-pixel matrix is the GEMM operand, with no im2col copy.
-    let pointwise = kernelSize == 1 && g.strides.allSatisfy { $0 == 1 } && g.padBegin.allSatisfy { $0 == 0 }
+    let pointwise =
+        kernelSize == 1 && g.strides.allSatisfy { $0 == 1 } && g.padBegin.allSatisfy { $0 == 0 }
         && g.padEnd.allSatisfy { $0 == 0 } && spatial == inputSpatial
     // A 2-D kernel with unit strides reads the zero-padded image at a fixed offset per kernel
     // position, so each position can be a GEMM over a strided view of it (shiftedConvolution2D):
@@ -130,7 +138,8 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
     // the whole model); with as many filters as channels im2col is faster.
     // 3×3 with unit strides: Winograd's F(2×2, 3×3), 2.25× fewer multiply-adds (Winograd.swift).
     let winograd = Winograd.applies(g, channelsPerGroup: channelsPerGroup, filtersPerGroup: filtersPerGroup)
-    let shifted = !pointwise && !winograd && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
+    let shifted =
+        !pointwise && !winograd && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
         && filtersPerGroup * 2 <= channelsPerGroup
     // Small weights (GEMM.columnBlock): the output in column blocks, each block's im2col columns,
     // product, bias and Relu done while the block is in cache (blockedConvolution).
@@ -146,14 +155,16 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
         guard b.count == filters else { throw c.invalid("B has \(b.count) values for \(filters) filters") }
         return Cast.convert(b, to: .float32).scalars(as: Float.self)
     }
-    let transformed: Tensor? = winograd ? {
-        let make = {
-            fw.withUnsafeBufferPointer(as: Float.self) {
-                Winograd.transformWeights($0.baseAddress!, groups: group, filtersPerGroup: filtersPerGroup, channelsPerGroup: channelsPerGroup)
+    let transformed: Tensor? =
+        winograd
+        ? {
+            let make = {
+                fw.withUnsafeBufferPointer(as: Float.self) {
+                    Winograd.transformWeights($0.baseAddress!, groups: group, filtersPerGroup: filtersPerGroup, channelsPerGroup: channelsPerGroup)
+                }
             }
-        }
-        return cache?.transformed(for: w, make: make) ?? make()
-    }() : nil
+            return cache?.transformed(for: w, make: make) ?? make()
+        }() : nil
     /// `body` with group gi's biases, or nil without a bias.
     func withGroupBias(_ gi: Int, _ body: (UnsafePointer<Float>?) -> Void) {
         guard let biasValues else { return body(nil) }
@@ -169,8 +180,9 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
                         let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
                         if let block = blockWidth {
                             withGroupBias(gi) { bias in
-                                blockedConvolution(image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
-                                                   pointwise: pointwise, block: block, bias: bias, relu: relu, into: destination)
+                                blockedConvolution(
+                                    image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
+                                    pointwise: pointwise, block: block, bias: bias, relu: relu, into: destination)
                             }
                             continue
                         }
@@ -181,17 +193,19 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
                         if let transformed {
                             transformed.withUnsafeBufferPointer(as: Float.self) { v in
                                 withGroupBias(gi) { bias in
-                                    Winograd.convolve(image, transformed: v.baseAddress! + gi * 16 * filtersPerGroup * channelsPerGroup, g,
-                                                      channels: channelsPerGroup, filters: filtersPerGroup, bias: bias, relu: relu,
-                                                      into: destination)
+                                    Winograd.convolve(
+                                        image, transformed: v.baseAddress! + gi * 16 * filtersPerGroup * channelsPerGroup, g,
+                                        channels: channelsPerGroup, filters: filtersPerGroup, bias: bias, relu: relu,
+                                        into: destination)
                                 }
                             }
                             continue
                         }
                         if shifted {
                             withGroupBias(gi) { bias in
-                                shiftedConvolution2D(image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
-                                                     bias: bias, relu: relu, into: destination)
+                                shiftedConvolution2D(
+                                    image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
+                                    bias: bias, relu: relu, into: destination)
                             }
                             continue
                         }
@@ -238,9 +252,11 @@ func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, 
 /// convolution (3×3, stride 2, 64 filters over 3 channels) took 1.35 ms that way inside the model
 /// against 0.6 ms alone. Each block is one product of the same width over the same columns
 /// whatever the thread count, so results do not depend on it.
-func blockedConvolution(_ image: UnsafePointer<Float>, weights: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
-                        pointwise: Bool, block: Int, bias: UnsafePointer<Float>?, relu: Bool,
-                        into destination: UnsafeMutablePointer<Float>) {
+func blockedConvolution(
+    _ image: UnsafePointer<Float>, weights: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
+    pointwise: Bool, block: Int, bias: UnsafePointer<Float>?, relu: Bool,
+    into destination: UnsafeMutablePointer<Float>
+) {
     let spatial = g.output.reduce(1, *)
     let rows = channels * g.kernel.reduce(1, *)
     let blocks = (spatial + block - 1) / block
@@ -275,8 +291,10 @@ func blockedConvolution(_ image: UnsafePointer<Float>, weights: UnsafePointer<Fl
 /// outWidth in each row are discarded when the wide output is copied down to the result, with the
 /// bias and Relu applied on the way. Against im2col it saves writing and re-reading a matrix
 /// kernel-size times the image, and costs kernel-size passes over the output.
-func shiftedConvolution2D(_ image: UnsafePointer<Float>, weights: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
-                          bias: UnsafePointer<Float>?, relu: Bool, into destination: UnsafeMutablePointer<Float>) {
+func shiftedConvolution2D(
+    _ image: UnsafePointer<Float>, weights: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
+    bias: UnsafePointer<Float>?, relu: Bool, into destination: UnsafeMutablePointer<Float>
+) {
     let (height, width) = (g.input[0], g.input[1])
     let (outHeight, outWidth) = (g.output[0], g.output[1])
     let (kernelHeight, kernelWidth) = (g.kernel[0], g.kernel[1])
@@ -299,8 +317,9 @@ func shiftedConvolution2D(_ image: UnsafePointer<Float>, weights: UnsafePointer<
         (padded + channels * plane).initialize(repeating: 0, count: (kernelWidth - 1) * dilationW)
         Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / Swift.max(plane, 1))) { range in
             for channel in range {
-                padPlane(image + channel * height * width, height: height, width: width, top: padTop, left: padLeft,
-                         into: padded + channel * plane, rows: paddedHeight, columns: paddedWidth)
+                padPlane(
+                    image + channel * height * width, height: height, width: width, top: padTop, left: padLeft,
+                    into: padded + channel * plane, rows: paddedHeight, columns: paddedWidth)
             }
         }
         // Weights by position: tapWeights[position] is filters × channels.
@@ -313,9 +332,10 @@ func shiftedConvolution2D(_ image: UnsafePointer<Float>, weights: UnsafePointer<
         for kh in 0..<kernelHeight {
             for kw in 0..<kernelWidth {
                 let position = kh * kernelWidth + kw
-                GEMM.multiply(m: filters, n: outHeight * paddedWidth, k: channels, a: tapWeights + position * filters * channels,
-                              b: padded + kh * dilationH * paddedWidth + kw * dilationW, ldb: plane,
-                              beta: position == 0 ? 0 : 1, c: wide)
+                GEMM.multiply(
+                    m: filters, n: outHeight * paddedWidth, k: channels, a: tapWeights + position * filters * channels,
+                    b: padded + kh * dilationH * paddedWidth + kw * dilationW, ldb: plane,
+                    beta: position == 0 ? 0 : 1, c: wide)
             }
         }
         Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(outHeight * outWidth, 1))) { range in
@@ -332,8 +352,10 @@ func shiftedConvolution2D(_ image: UnsafePointer<Float>, weights: UnsafePointer<
 
 /// One channel into its zero-padded plane (`rows` × `columns`): input row r, column c at
 /// (r + top, c + left), zeros around it; input beyond the plane's right or bottom edge is left out.
-func padPlane(_ source: UnsafePointer<Float>, height: Int, width: Int, top: Int, left: Int,
-              into target: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+func padPlane(
+    _ source: UnsafePointer<Float>, height: Int, width: Int, top: Int, left: Int,
+    into target: UnsafeMutablePointer<Float>, rows: Int, columns: Int
+) {
     for row in 0..<rows {
         let line = target + row * columns
         let inputRow = row - top
@@ -396,8 +418,10 @@ func im2colOffsets(_ g: WindowGeometry) -> [Int] {
 /// positions.lowerBound, the input under position p at that kernel offset (0 in the padding).
 /// Rows are `rowLength` apart from `columns`. Within one output row the entries are a contiguous
 /// copy (stride 1) or every stride-th input value (sixteen at a time for stride 2).
-func im2col2D(_ image: UnsafePointer<Float>, _ g: WindowGeometry, channels: Range<Int>, positions: Range<Int>,
-              into columns: UnsafeMutablePointer<Float>, rowLength: Int) {
+func im2col2D(
+    _ image: UnsafePointer<Float>, _ g: WindowGeometry, channels: Range<Int>, positions: Range<Int>,
+    into columns: UnsafeMutablePointer<Float>, rowLength: Int
+) {
     let (height, width) = (g.input[0], g.input[1])
     let outWidth = g.output[1]
     let (kernelHeight, kernelWidth) = (g.kernel[0], g.kernel[1])

@@ -7,8 +7,10 @@ import VesselTensor
 
 /// Negative log-likelihood over log-probabilities `[N, C, d1…]` with targets `[N, d1…]`.
 /// Returns the reduced (or per-element) loss tensor.
-func negativeLogLikelihood(_ logProbabilities: [Double], shape: [Int], dtype: DType, target: Tensor, weight: Tensor?,
-                           reduction: String, ignoreIndex: Int?, _ c: KernelContext) throws -> Tensor {
+func negativeLogLikelihood(
+    _ logProbabilities: [Double], shape: [Int], dtype: DType, target: Tensor, weight: Tensor?,
+    reduction: String, ignoreIndex: Int?, _ c: KernelContext
+) throws -> Tensor {
     guard shape.count >= 2 else { throw c.invalid("input must be [N, C, …], got \(shape)") }
     let (batch, classes) = (shape[0], shape[1])
     let inner = shape[2...].reduce(1, *)
@@ -44,9 +46,12 @@ extension KernelRegistry {
 
     static func negativeLogLikelihoodLossKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
         let input = try c.input(i, 0), target = try c.input(i, 1)
-        return [try negativeLogLikelihood(input.doubles(), shape: input.shape, dtype: input.dtype, target: target,
-                                          weight: i.count > 2 ? i[2] : nil, reduction: c.attributes.string("reduction", default: "mean"),
-                                          ignoreIndex: c.attributes.int("ignore_index"), c)]
+        return [
+            try negativeLogLikelihood(
+                input.doubles(), shape: input.shape, dtype: input.dtype, target: target,
+                weight: i.count > 2 ? i[2] : nil, reduction: c.attributes.string("reduction", default: "mean"),
+                ignoreIndex: c.attributes.int("ignore_index"), c)
+        ]
     }
 
     static func softmaxCrossEntropyLossKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
@@ -64,9 +69,10 @@ extension KernelRegistry {
                 for offset in offsets { logProbabilities[offset] = logProbabilities[offset] - peak - log }
             }
         }
-        let loss = try negativeLogLikelihood(logProbabilities, shape: scores.shape, dtype: scores.dtype, target: target,
-                                             weight: i.count > 2 ? i[2] : nil, reduction: c.attributes.string("reduction", default: "mean"),
-                                             ignoreIndex: c.attributes.int("ignore_index"), c)
+        let loss = try negativeLogLikelihood(
+            logProbabilities, shape: scores.shape, dtype: scores.dtype, target: target,
+            weight: i.count > 2 ? i[2] : nil, reduction: c.attributes.string("reduction", default: "mean"),
+            ignoreIndex: c.attributes.int("ignore_index"), c)
         return c.node.outputs.count > 1 ? [loss, Cast.fromDoubles(logProbabilities, dtype: scores.dtype, shape: scores.shape)] : [loss]
     }
 }

@@ -52,7 +52,6 @@ extension KernelRegistry {
         return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
     }
 
-
     static func batchNormalizationKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
         let x = try c.input(i, 0)
         if c.attributes.int("training_mode", default: 0) == 1 { throw c.invalid("training mode is not supported") }
@@ -69,12 +68,12 @@ extension KernelRegistry {
             x.withUnsafeBufferPointer(as: Float.self) { source in
                 out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
                     Parallel.chunks(x.count / Swift.max(inner, 1), minimum: Swift.max(1, 16_384 / Swift.max(inner, 1))) { range in
-                    for plane in range {
-                        let channel = plane % channels
-                        let f = Float(factors[channel]), o = Float(offsets[channel])
-                        let base = plane * inner
-                        for k in base..<(base + inner) { destination[k] = source[k] * f + o }
-                    }
+                        for plane in range {
+                            let channel = plane % channels
+                            let f = Float(factors[channel]), o = Float(offsets[channel])
+                            let base = plane * inner
+                            for k in base..<(base + inner) { destination[k] = source[k] * f + o }
+                        }
                     }
                 }
             }
@@ -95,8 +94,9 @@ extension KernelRegistry {
         let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
         var values = x.doubles()
         for group in 0..<(x.count / Swift.max(inner, 1)) {
-            normalize(&values[(group * inner)..<((group + 1) * inner)], epsilon: epsilon,
-                      scale: { _ in scale[group % channels] }, bias: { _ in bias[group % channels] })
+            normalize(
+                &values[(group * inner)..<((group + 1) * inner)], epsilon: epsilon,
+                scale: { _ in scale[group % channels] }, bias: { _ in bias[group % channels] })
         }
         return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
     }
@@ -122,16 +122,19 @@ extension KernelRegistry {
         var values = x.doubles()
         var means: [Double] = [], inverse: [Double] = []
         for row in 0..<(x.count / Swift.max(inner, 1)) {
-            let (mean, invStd) = normalize(&values[(row * inner)..<((row + 1) * inner)], epsilon: epsilon,
-                                           scale: { scale[$0] }, bias: { bias[$0] })
+            let (mean, invStd) = normalize(
+                &values[(row * inner)..<((row + 1) * inner)], epsilon: epsilon,
+                scale: { scale[$0] }, bias: { bias[$0] })
             means.append(mean)
             inverse.append(invStd)
         }
         let statsShape = Array(x.shape[..<axis]) + [Int](repeating: 1, count: x.rank - axis)
         let statsType: DType = DType(rawValue: "float32")!
-        return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape),
-                Cast.fromDoubles(means, dtype: statsType, shape: statsShape),
-                Cast.fromDoubles(inverse, dtype: statsType, shape: statsShape)]
+        return [
+            Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape),
+            Cast.fromDoubles(means, dtype: statsType, shape: statsShape),
+            Cast.fromDoubles(inverse, dtype: statsType, shape: statsShape)
+        ]
     }
 
     static func groupNormalizationKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
@@ -148,9 +151,10 @@ extension KernelRegistry {
         let size = perGroup * inner
         for block in 0..<(x.count / Swift.max(size, 1)) {
             let group = block % groups
-            normalize(&values[(block * size)..<((block + 1) * size)], epsilon: epsilon,
-                      scale: { perChannel ? scale[group * perGroup + $0 / inner] : scale[group] },
-                      bias: { perChannel ? bias[group * perGroup + $0 / inner] : bias[group] })
+            normalize(
+                &values[(block * size)..<((block + 1) * size)], epsilon: epsilon,
+                scale: { perChannel ? scale[group * perGroup + $0 / inner] : scale[group] },
+                bias: { perChannel ? bias[group * perGroup + $0 / inner] : bias[group] })
         }
         return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
     }
@@ -163,8 +167,11 @@ extension KernelRegistry {
         let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
         let before = (size - 1) / 2, after = size - 1 - before
         if x.dtype == .float32 {
-            return [lrnFloat(x, channels: channels, inner: inner, before: before, after: after,
-                             scale: alpha / Double(size), beta: beta, bias: bias)]
+            return [
+                lrnFloat(
+                    x, channels: channels, inner: inner, before: before, after: after,
+                    scale: alpha / Double(size), beta: beta, bias: bias)
+            ]
         }
         let values = x.doubles()
         var out = values
@@ -247,12 +254,14 @@ func layerNormFloat(_ x: Tensor, _ scale: Tensor, _ bias: Tensor?, axis: Int, ep
                         inverse.withUnsafeMutableBufferPointer { v in
                             if let biasFull {
                                 biasFull.withUnsafeBufferPointer(as: Float.self) { b in
-                                    RowKernels.layerNorm(input.baseAddress!, output.baseAddress!, rows: rows, size: inner, epsilon: epsilon,
-                                                         scale: s.baseAddress!, bias: b.baseAddress, means: m.baseAddress, inverseStd: v.baseAddress)
+                                    RowKernels.layerNorm(
+                                        input.baseAddress!, output.baseAddress!, rows: rows, size: inner, epsilon: epsilon,
+                                        scale: s.baseAddress!, bias: b.baseAddress, means: m.baseAddress, inverseStd: v.baseAddress)
                                 }
                             } else {
-                                RowKernels.layerNorm(input.baseAddress!, output.baseAddress!, rows: rows, size: inner, epsilon: epsilon,
-                                                     scale: s.baseAddress!, bias: nil, means: m.baseAddress, inverseStd: v.baseAddress)
+                                RowKernels.layerNorm(
+                                    input.baseAddress!, output.baseAddress!, rows: rows, size: inner, epsilon: epsilon,
+                                    scale: s.baseAddress!, bias: nil, means: m.baseAddress, inverseStd: v.baseAddress)
                             }
                         }
                     }
@@ -261,6 +270,8 @@ func layerNormFloat(_ x: Tensor, _ scale: Tensor, _ bias: Tensor?, axis: Int, ep
         }
     }
     let statsShape = Array(x.shape[..<axis]) + [Int](repeating: 1, count: x.rank - axis)
-    return [out, Cast.fromDoubles(means.map(Double.init), dtype: statsType, shape: statsShape),
-            Cast.fromDoubles(inverse.map(Double.init), dtype: statsType, shape: statsShape)]
+    return [
+        out, Cast.fromDoubles(means.map(Double.init), dtype: statsType, shape: statsShape),
+        Cast.fromDoubles(inverse.map(Double.init), dtype: statsType, shape: statsShape)
+    ]
 }

@@ -85,10 +85,14 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
         }
     }
     if x.dtype == .float32, c.node.outputs.count == 1 {
-        if case .lp = kind {} else {
-            return [poolFloat(x, taps: taps, kernelSize: kernelSize, planes: planes, inputSpatial: inputSpatial, spatial: spatial,
-                              shape: Array(x.shape[..<2]) + g.output, isMax: { if case .max = kind { true } else { false } }(),
-                              divisors: includePad ? paddedCounts : nil)]
+        if case .lp = kind {
+        } else {
+            return [
+                poolFloat(
+                    x, taps: taps, kernelSize: kernelSize, planes: planes, inputSpatial: inputSpatial, spatial: spatial,
+                    shape: Array(x.shape[..<2]) + g.output, isMax: { if case .max = kind { true } else { false } }(),
+                    divisors: includePad ? paddedCounts : nil)
+            ]
         }
     }
     // The general path: any dtype, rank and dilation, and MaxPool's Indices output.
@@ -137,8 +141,10 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
 }
 
 /// Max and average pooling of float32 planes, reading the input in place.
-func poolFloat(_ x: Tensor, taps: [Int], kernelSize: Int, planes: Int, inputSpatial: Int, spatial: Int, shape: [Int],
-               isMax: Bool, divisors: [Int]?) -> Tensor {
+func poolFloat(
+    _ x: Tensor, taps: [Int], kernelSize: Int, planes: Int, inputSpatial: Int, spatial: Int, shape: [Int],
+    isMax: Bool, divisors: [Int]?
+) -> Tensor {
     let out = Tensor(uninitialized: .float32, shape: shape)
     x.withUnsafeBufferPointer(as: Float.self) { source in
         out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
@@ -249,8 +255,9 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                                 // Windows wholly inside the row (most of them): sixteen outputs
                                 // at a time for strides 1 and 2, then a fixed-width max with no
                                 // per-column lookups.
-                                ow = windowMax(columnsMax, from: ow, to: insideEnd, first: ow < insideEnd ? columns[ow].0 : 0,
-                                               stride: strideW, kernel: kernelW, into: target)
+                                ow = windowMax(
+                                    columnsMax, from: ow, to: insideEnd, first: ow < insideEnd ? columns[ow].0 : 0,
+                                    stride: strideW, kernel: kernelW, into: target)
                                 while ow < insideEnd {
                                     let window = columnsMax + columns[ow].0
                                     var value = window[0]
@@ -311,8 +318,10 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
 /// is nearly every CNN's pooling. Returns the first output it did not write (`from` for other
 /// strides; up to fifteen are left for the caller). A stride-2 load reads up to 32 values from a
 /// window's start, one past the last window's end at most, so `values` needs that much room.
-func windowMax(_ values: UnsafePointer<Float>, from: Int, to: Int, first: Int, stride: Int, kernel: Int,
-               into target: UnsafeMutablePointer<Float>) -> Int {
+func windowMax(
+    _ values: UnsafePointer<Float>, from: Int, to: Int, first: Int, stride: Int, kernel: Int,
+    into target: UnsafeMutablePointer<Float>
+) -> Int {
     guard stride == 1 || stride == 2, kernel >= 1 else { return from }
     let raw = UnsafeRawPointer(values)
     var ow = from
@@ -392,7 +401,9 @@ extension KernelRegistry {
 
     static func averagePoolKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { try pool(try c.input(i, 0), c, kind: .average) }
 
-    static func lpPoolKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { try pool(try c.input(i, 0), c, kind: .lp(Double(c.attributes.int("p", default: 2)))) }
+    static func lpPoolKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        try pool(try c.input(i, 0), c, kind: .lp(Double(c.attributes.int("p", default: 2))))
+    }
 
     static func globalAveragePoolKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
         let x = try c.input(i, 0)

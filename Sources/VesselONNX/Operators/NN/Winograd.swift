@@ -57,9 +57,11 @@ enum Winograd {
     /// Convolves one image (channels × height × width) with one group's transformed weights
     /// (16 × filters × channels) into `destination` (filters × outHeight × outWidth), adding the
     /// bias and applying Relu on the way out.
-    static func convolve(_ image: UnsafePointer<Float>, transformed v: UnsafePointer<Float>, _ g: WindowGeometry,
-                         channels: Int, filters: Int, bias: UnsafePointer<Float>?, relu: Bool,
-                         into destination: UnsafeMutablePointer<Float>) {
+    static func convolve(
+        _ image: UnsafePointer<Float>, transformed v: UnsafePointer<Float>, _ g: WindowGeometry,
+        channels: Int, filters: Int, bias: UnsafePointer<Float>?, relu: Bool,
+        into destination: UnsafeMutablePointer<Float>
+    ) {
         let (height, width) = (g.input[0], g.input[1])
         let (outHeight, outWidth) = (g.output[0], g.output[1])
         let (padTop, padLeft) = (g.padBegin[0], g.padBegin[1])
@@ -94,8 +96,9 @@ enum Winograd {
             let padded = paddedStorage.storage.pointer.bindMemory(to: Float.self, capacity: paddedStorage.count)
             Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / plane)) { range in
                 for channel in range {
-                    padPlane(image + channel * height * width, height: height, width: width, top: padTop, left: padLeft,
-                             into: padded + channel * plane, rows: paddedHeight, columns: paddedWidth)
+                    padPlane(
+                        image + channel * height * width, height: height, width: width, top: padTop, left: padLeft,
+                        into: padded + channel * plane, rows: paddedHeight, columns: paddedWidth)
                 }
             }
             /// Chunks `chunks`, one after another, in buffers of their own; each step split across
@@ -113,20 +116,23 @@ enum Winograd {
                         let first = index * chunk, end = Swift.min(first + chunk, tiles)
                         loop(channels, minimum: Swift.max(1, 4096 / (end - first))) { range in
                             for channel in range {
-                                transformInput(padded + channel * plane, paddedWidth: paddedWidth, tileColumns: tileColumns,
-                                               tiles: first..<end, into: u + channel * rowLength, step: channels * rowLength)
+                                transformInput(
+                                    padded + channel * plane, paddedWidth: paddedWidth, tileColumns: tileColumns,
+                                    tiles: first..<end, into: u + channel * rowLength, step: channels * rowLength)
                             }
                         }
                         func product(_ xi: Int) {
-                            GEMM.multiply(m: filters, n: end - first, k: channels, a: v + xi * filters * channels,
-                                          b: u + xi * channels * rowLength, ldb: rowLength, c: m + xi * filters * rowLength, ldc: rowLength)
+                            GEMM.multiply(
+                                m: filters, n: end - first, k: channels, a: v + xi * filters * channels,
+                                b: u + xi * channels * rowLength, ldb: rowLength, c: m + xi * filters * rowLength, ldc: rowLength)
                         }
                         if split { Parallel.each(16, product) } else { for xi in 0..<16 { product(xi) } }
                         loop(filters, minimum: Swift.max(1, 4096 / (end - first))) { range in
                             for filter in range {
-                                transformOutput(m + filter * rowLength, step: filters * rowLength, tileColumns: tileColumns, tiles: first..<end,
-                                                bias: bias?[filter] ?? 0, relu: relu, outHeight: outHeight, outWidth: outWidth,
-                                                into: destination + filter * outHeight * outWidth)
+                                transformOutput(
+                                    m + filter * rowLength, step: filters * rowLength, tileColumns: tileColumns, tiles: first..<end,
+                                    bias: bias?[filter] ?? 0, relu: relu, outHeight: outHeight, outWidth: outWidth,
+                                    into: destination + filter * outHeight * outWidth)
                             }
                         }
                     }
@@ -144,8 +150,10 @@ enum Winograd {
     /// `target[ξ · step + (t - tiles.lowerBound)]`. A block is written whole: past the end of a
     /// row of tiles its extra values land on the next row's tiles (written again right after) or in
     /// the slack after the chunk.
-    static func transformInput(_ plane: UnsafePointer<Float>, paddedWidth: Int, tileColumns: Int, tiles: Range<Int>,
-                               into target: UnsafeMutablePointer<Float>, step: Int) {
+    static func transformInput(
+        _ plane: UnsafePointer<Float>, paddedWidth: Int, tileColumns: Int, tiles: Range<Int>,
+        into target: UnsafeMutablePointer<Float>, step: Int
+    ) {
         let raw = UnsafeRawPointer(plane)
         blocks(tiles, tileColumns: tileColumns) { t, ty, tx, _ in
             // Row 2ty + i of four tiles' patches, as its four columns 2tx + j.
@@ -174,9 +182,11 @@ enum Winograd {
     /// Aᵀ m A (+ bias, Relu) for the tiles `tiles` of one filter: four tiles' 2×2 outputs at a
     /// time from `products[ξ · step + (t - tiles.lowerBound)]`, written where they fall inside the
     /// output.
-    static func transformOutput(_ products: UnsafePointer<Float>, step: Int, tileColumns: Int, tiles: Range<Int>,
-                                bias: Float, relu: Bool, outHeight: Int, outWidth: Int,
-                                into output: UnsafeMutablePointer<Float>) {
+    static func transformOutput(
+        _ products: UnsafePointer<Float>, step: Int, tileColumns: Int, tiles: Range<Int>,
+        bias: Float, relu: Bool, outHeight: Int, outWidth: Int,
+        into output: UnsafeMutablePointer<Float>
+    ) {
         let raw = UnsafeRawPointer(products)
         blocks(tiles, tileColumns: tileColumns) { t, ty, tx, blockTiles in
             let base = (t - tiles.lowerBound) * 4

@@ -55,8 +55,9 @@ extension KernelRegistry {
         let x = try c.input(i, 0), scale = try c.input(i, 1)
         let zeroPoint = i.count > 2 ? i[2] : nil
         guard quantizationRange(x.dtype) != nil else { throw c.invalid("\(x.dtype.rawValue) inputs are not supported") }
-        let index = try quantizationIndex(x, scale, axis: c.attributes.int("axis", default: 1),
-                                          blockSize: c.attributes.int("block_size", default: 0), c)
+        let index = try quantizationIndex(
+            x, scale, axis: c.attributes.int("axis", default: 1),
+            blockSize: c.attributes.int("block_size", default: 0), c)
         let values = x.doubles(), scales = scale.doubles(), zeros = zeroPoint?.doubles()
         let result = (0..<x.count).map { k in (values[k] - (zeros?[index[k]] ?? 0)) * scales[index[k]] }
         let outputType = c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32(clamping: $0)) } ?? scale.dtype
@@ -66,11 +67,13 @@ extension KernelRegistry {
     static func quantizeLinearKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
         let x = try c.input(i, 0), scale = try c.input(i, 1)
         let zeroPoint = i.count > 2 ? i[2] : nil
-        let outputType = zeroPoint?.dtype
+        let outputType =
+            zeroPoint?.dtype
             ?? c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32(clamping: $0)) } ?? .uint8
         guard let (low, high) = quantizationRange(outputType) else { throw c.invalid("quantizing to \(outputType.rawValue) is not supported") }
-        let index = try quantizationIndex(x, scale, axis: c.attributes.int("axis", default: 1),
-                                          blockSize: c.attributes.int("block_size", default: 0), c)
+        let index = try quantizationIndex(
+            x, scale, axis: c.attributes.int("axis", default: 1),
+            blockSize: c.attributes.int("block_size", default: 0), c)
         let values = x.doubles(), scales = scale.doubles(), zeros = zeroPoint?.doubles()
         // The division happens in the input's precision (float32 for float32 inputs): it
         // decides which way values near .5 round.

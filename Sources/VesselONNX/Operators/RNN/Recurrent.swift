@@ -33,11 +33,13 @@ struct RecurrentFrame {
             (1, "W", [directions, gates * hidden, inputSize]), (2, "R", [directions, gates * hidden, hidden]),
             (3, "B", [directions, 2 * gates * hidden]), (4, "sequence_lens", [batch]),
             (5, "initial_h", layout == 0 ? [directions, batch, hidden] : [batch, directions, hidden]),
-            (6, "initial_c", layout == 0 ? [directions, batch, hidden] : [batch, directions, hidden]), (7, "P", [directions, 3 * hidden]),
+            (6, "initial_c", layout == 0 ? [directions, batch, hidden] : [batch, directions, hidden]), (7, "P", [directions, 3 * hidden])
         ]
         for (index, name, shape) in expected where index < i.count && (index <= 2 || i[index] != nil) && (index != 6 && index != 7 || gates == 4) {
             let tensor = try c.input(i, index)
-            guard tensor.shape == shape else { throw c.invalid("\(name) has shape \(tensor.shape); hidden_size \(hidden) and X \(xTensor.shape) need \(shape)") }
+            guard tensor.shape == shape else {
+                throw c.invalid("\(name) has shape \(tensor.shape); hidden_size \(hidden) and X \(xTensor.shape) need \(shape)")
+            }
         }
         if i.count > 4, let lengths = i[4], lengths.integers().contains(where: { $0 < 0 || $0 > sequence }) {
             throw c.invalid("sequence_lens \(lengths.integers().prefix(8)) must be within 0…\(sequence)")
@@ -154,7 +156,9 @@ struct GateWeights {
         let bias = i.count > 3 ? i[3]?.doubles() : nil
         let size = gates * hidden
         wb = bias.map { b in (0..<directions).flatMap { d in b[(d * 2 * size)..<(d * 2 * size + size)] } } ?? [Double](repeating: 0, count: directions * size)
-        rb = bias.map { b in (0..<directions).flatMap { d in b[(d * 2 * size + size)..<((d + 1) * 2 * size)] } } ?? [Double](repeating: 0, count: directions * size)
+        rb =
+            bias.map { b in (0..<directions).flatMap { d in b[(d * 2 * size + size)..<((d + 1) * 2 * size)] } }
+            ?? [Double](repeating: 0, count: directions * size)
         self.gates = gates
         self.hidden = hidden
         self.inputSize = inputSize
@@ -211,7 +215,8 @@ extension KernelRegistry {
             let reset = (0..<frame.hidden).map { f(frame.clipped(weights.input(d, 1, $0, x) + weights.recurrent(d, 1, $0, h))) }
             let gated = zip(reset, h).map(*)
             for k in 0..<frame.hidden {
-                let candidate = linearBeforeReset
+                let candidate =
+                    linearBeforeReset
                     ? weights.input(d, 2, k, x) + reset[k] * weights.recurrent(d, 2, k, h)
                     : weights.input(d, 2, k, x) + weights.recurrent(d, 2, k, gated)
                 let n = g(frame.clipped(candidate))

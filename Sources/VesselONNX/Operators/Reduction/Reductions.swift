@@ -54,10 +54,11 @@ extension KernelRegistry {
 
     static func cumProdKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try cumulative(c, i, identity: 1, *)] }
 
-
     /// A reduction over `axes` (an attribute before opset `inputSince`, an input from it on), in Double.
-    static func reductionKernel(inputSince: Int, initial: Double, finish: @escaping @Sendable (Double, Int) -> Double = { v, _ in v },
-                          _ combine: @escaping @Sendable (Double, Double) -> Double) -> KernelFunction {
+    static func reductionKernel(
+        inputSince: Int, initial: Double, finish: @escaping @Sendable (Double, Int) -> Double = { v, _ in v },
+        _ combine: @escaping @Sendable (Double, Double) -> Double
+    ) -> KernelFunction {
         return { c, i in
             let x = try c.input(i, 0)
             guard let axes = try reductionAxes(c, i, rank: x.rank, inputSince: inputSince) else { return [x] }
@@ -91,8 +92,9 @@ extension KernelRegistry {
                 if x.count > 0 {
                     x.withUnsafeBufferPointer(as: Float.self) { input in
                         out.withUnsafeMutableBufferPointer(as: Float.self) { output in
-                            RowKernels.softmax(input.baseAddress!, output.baseAddress!, rows: x.count / Swift.max(size, 1), size: size,
-                                               log: name == "LogSoftmax")
+                            RowKernels.softmax(
+                                input.baseAddress!, output.baseAddress!, rows: x.count / Swift.max(size, 1), size: size,
+                                log: name == "LogSoftmax")
                         }
                     }
                 }
@@ -194,8 +196,10 @@ extension KernelRegistry {
         }
         // Results were produced with `axis` last; move it back.
         let back = transposeFromLast(outShape, axis: axis)
-        return [Cast.fromDoubles(back.map { topValues[$0] }, dtype: x.dtype, shape: outShape),
-                Tensor(back.map { topIndices[$0] }, shape: outShape)]
+        return [
+            Cast.fromDoubles(back.map { topValues[$0] }, dtype: x.dtype, shape: outShape),
+            Tensor(back.map { topIndices[$0] }, shape: outShape)
+        ]
     }
 
     static func cumSumKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try cumulative(c, i, identity: 0, +)] }

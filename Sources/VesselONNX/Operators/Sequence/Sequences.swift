@@ -94,7 +94,8 @@ extension KernelRegistry {
         let axis = try normalizeAxis(c.attributes.int("axis", default: 0), rank: x.rank, c)
         let length = x.shape[axis]
         if i.count > 1, let split = i[1]?.tensor {
-            let sizes = split.rank == 0
+            let sizes =
+                split.rank == 0
                 ? Array(repeating: split.integers()[0], count: max(1, (length + max(split.integers()[0], 1) - 1) / max(split.integers()[0], 1)))
                 : split.integers()
             guard sizes.allSatisfy({ $0 >= 0 }) else { throw c.invalid("split sizes must not be negative") }
@@ -111,13 +112,16 @@ extension KernelRegistry {
             return [.sequence(parts)]
         }
         let keep = c.attributes.int("keepdims", default: 1) == 1
-        return [.sequence((0..<length).map { k in
-            let part = slice(x, axis: axis, start: k, count: 1)
-            if keep { return .tensor(part) }
-            var shape = part.shape
-            shape.remove(at: axis)
-            return .tensor(part.reshaped(shape))
-        })]
+        return [
+            .sequence(
+                (0..<length).map { k in
+                    let part = slice(x, axis: axis, start: k, count: 1)
+                    if keep { return .tensor(part) }
+                    var shape = part.shape
+                    shape.remove(at: axis)
+                    return .tensor(part.reshaped(shape))
+                })
+        ]
     }
 
     static func concatFromSequenceKernel(_ c: KernelContext, _ i: [ONNXValue?]) throws -> [ONNXValue] {
@@ -125,13 +129,17 @@ extension KernelRegistry {
         guard let first = parts.first else { throw c.invalid("cannot concatenate an empty sequence") }
         let newAxis = c.attributes.int("new_axis", default: 0) == 1
         let axis = try normalizeAxis(try c.attributes.required("axis", c.attributes.int), rank: first.rank + (newAxis ? 1 : 0), c)
-        let inputs = newAxis ? parts.map { part -> Tensor in
-            var shape = part.shape
-            shape.insert(1, at: axis)
-            return part.reshaped(shape)
-        } : parts
-        for part in inputs where part.dtype != inputs[0].dtype || part.rank != inputs[0].rank
-            || part.shape.enumerated().contains(where: { $0.offset != axis && $0.element != inputs[0].shape[$0.offset] }) {
+        let inputs =
+            newAxis
+            ? parts.map { part -> Tensor in
+                var shape = part.shape
+                shape.insert(1, at: axis)
+                return part.reshaped(shape)
+            } : parts
+        for part in inputs
+        where part.dtype != inputs[0].dtype || part.rank != inputs[0].rank
+            || part.shape.enumerated().contains(where: { $0.offset != axis && $0.element != inputs[0].shape[$0.offset] })
+        {
             throw c.invalid("cannot concatenate \(inputs[0].shape) and \(part.shape) on axis \(axis)")
         }
         return [.tensor(Tensor.concatenate(inputs, axis: axis))]

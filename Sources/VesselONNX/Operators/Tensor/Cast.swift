@@ -128,7 +128,10 @@ enum Select {
     static func gather(_ a: Tensor, _ b: Tensor, shape: [Int], _ pick: (Int) -> (Bool, Int)) -> Tensor {
         let count = Tensor.count(of: shape)
         if a.dtype == .string {
-            return Tensor(strings: (0..<count).map { let (first, offset) = pick($0); return first ? a.strings[offset] : b.strings[offset] }, shape: shape)
+            return Tensor(
+                strings: (0..<count).map {
+                    let (first, offset) = pick($0); return first ? a.strings[offset] : b.strings[offset]
+                }, shape: shape)
         }
         let size = a.dtype.byteSize!
         let out = Tensor(uninitialized: a.dtype, shape: shape)

@@ -54,7 +54,8 @@ extension KernelRegistry {
     static func oneHotKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
         let indices = try c.input(i, 0), depthTensor = try c.input(i, 1), values = try c.input(i, 2)
         guard depthTensor.count == 1, let depthValue = depthTensor.doubles().first, depthValue.isFinite,
-              depthValue >= 1, depthValue < Double(Tensor.maximumBytes) else {
+            depthValue >= 1, depthValue < Double(Tensor.maximumBytes)
+        else {
             throw c.invalid("depth must be one positive number, not \(depthTensor.doubles().prefix(4))")
         }
         let depth = Int(depthValue)
@@ -65,14 +66,16 @@ extension KernelRegistry {
         let inner = indices.shape[axis...].reduce(1, *)
         let flat = indices.doubles()
         let offValue = values.take([0], shape: [1]), onValue = values.take([1], shape: [1])
-        return [Select.gather(onValue, offValue, shape: shape) { position in
-            let outer = position / (depth * inner), d = (position / inner) % depth, rest = position % inner
-            let raw = flat[outer * inner + rest]
-            guard raw.isFinite, abs(raw) < 9.2e18 else { return (false, 0) }
-            var index = Int(raw)
-            if index < 0 { index += depth }
-            return (index == d, 0)
-        }]
+        return [
+            Select.gather(onValue, offValue, shape: shape) { position in
+                let outer = position / (depth * inner), d = (position / inner) % depth, rest = position % inner
+                let raw = flat[outer * inner + rest]
+                guard raw.isFinite, abs(raw) < 9.2e18 else { return (false, 0) }
+                var index = Int(raw)
+                if index < 0 { index += depth }
+                return (index == d, 0)
+            }
+        ]
     }
 
     static func eyeLikeKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {

@@ -28,8 +28,10 @@ extension KernelRegistry {
         guard let first = inputs.first else { throw c.invalid("no inputs") }
         let axis = try normalizeAxis(try c.attributes.required("axis", c.attributes.int), rank: first.rank, c)
         let parts = inputs.filter { $0.count > 0 || inputs.allSatisfy { $0.count == 0 } }
-        for part in parts where part.rank != first.rank || part.dtype != first.dtype
-            || part.shape.enumerated().contains(where: { $0.offset != axis && $0.element != first.shape[$0.offset] }) {
+        for part in parts
+        where part.rank != first.rank || part.dtype != first.dtype
+            || part.shape.enumerated().contains(where: { $0.offset != axis && $0.element != first.shape[$0.offset] })
+        {
             throw c.invalid("cannot concatenate \(first.shape) and \(part.shape) on axis \(axis)")
         }
         return [concatenate(parts.isEmpty ? [first] : parts, axis: axis)]
@@ -142,7 +144,8 @@ extension KernelRegistry {
         let batchDims = c.attributes.int("batch_dims", default: 0)
         let depth = indices.shape.last ?? 0
         guard indices.rank >= 1, batchDims >= 0, batchDims < Swift.min(x.rank, indices.rank), batchDims + depth <= x.rank,
-              Array(x.shape[..<batchDims]) == Array(indices.shape[..<batchDims]) else {
+            Array(x.shape[..<batchDims]) == Array(indices.shape[..<batchDims])
+        else {
             throw c.invalid("batch_dims \(batchDims) and index depth \(depth) do not fit data \(x.shape) and indices \(indices.shape)")
         }
         let strides = Tensor.strides(of: x.shape)
@@ -177,8 +180,9 @@ extension KernelRegistry {
         var values = x.doubles()
         let updateValues = updates.doubles()
         for (position, raw) in indices.integers().enumerated() {
-            let offset = try elementOffset(position: position, index: raw, axis: axis, size: x.shape[axis],
-                                           indexStrides: indexStrides, strides: strides, c)
+            let offset = try elementOffset(
+                position: position, index: raw, axis: axis, size: x.shape[axis],
+                indexStrides: indexStrides, strides: strides, c)
             values[offset] = scatterReduce(values[offset], updateValues[position], reduction)
         }
         return [Cast.fromDoubles(values, dtype: x.dtype, shape: x.shape)]
@@ -202,7 +206,9 @@ extension KernelRegistry {
             for d in 0..<depth {
                 var index = tuples[t * depth + d]
                 if index < 0 { index += x.shape[d] }
-                guard index >= 0, index < x.shape[d] else { throw c.invalid("index \(tuples[t * depth + d]) is out of range for axis \(d) of size \(x.shape[d])") }
+                guard index >= 0, index < x.shape[d] else {
+                    throw c.invalid("index \(tuples[t * depth + d]) is out of range for axis \(d) of size \(x.shape[d])")
+                }
                 offset += index * strides[d]
             }
             for k in 0..<sliceSize {
@@ -252,11 +258,13 @@ extension KernelRegistry {
         let upper = c.attributes.int("upper", default: 1) == 1
         let rows = x.shape[x.rank - 2], columns = x.shape[x.rank - 1]
         let zero = Tensor(zeros: x.dtype, shape: [1])
-        return [Select.gather(x, zero, shape: x.shape) { position in
-            let column = position % columns, row = (position / columns) % rows
-            let keep = upper ? column - row >= k : column - row <= k
-            return keep ? (true, position) : (false, 0)
-        }]
+        return [
+            Select.gather(x, zero, shape: x.shape) { position in
+                let column = position % columns, row = (position / columns) % rows
+                let keep = upper ? column - row >= k : column - row <= k
+                return keep ? (true, position) : (false, 0)
+            }
+        ]
     }
 
     static func reverseSequenceKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
@@ -310,29 +318,33 @@ extension KernelRegistry {
         }
         try c.checkAllocation(x.dtype, shape)
         let strides = Tensor.strides(of: x.shape), outStrides = Tensor.strides(of: shape)
-        return [Select.gather(x, constant, shape: shape) { position in
-            var rest = position, offset = 0
-            for d in 0..<x.rank {
-                var index = rest / outStrides[d] - pads[d]
-                rest %= outStrides[d]
-                let size = x.shape[d]
-                if index < 0 || index >= size {
-                    switch mode {
-                    case "edge": index = Swift.min(Swift.max(index, 0), size - 1)
-                    case "reflect":
-                        if size == 1 { index = 0 } else {
-                            let period = 2 * (size - 1)
-                            index = ((index % period) + period) % period
-                            if index >= size { index = period - index }
+        return [
+            Select.gather(x, constant, shape: shape) { position in
+                var rest = position, offset = 0
+                for d in 0..<x.rank {
+                    var index = rest / outStrides[d] - pads[d]
+                    rest %= outStrides[d]
+                    let size = x.shape[d]
+                    if index < 0 || index >= size {
+                        switch mode {
+                        case "edge": index = Swift.min(Swift.max(index, 0), size - 1)
+                        case "reflect":
+                            if size == 1 {
+                                index = 0
+                            } else {
+                                let period = 2 * (size - 1)
+                                index = ((index % period) + period) % period
+                                if index >= size { index = period - index }
+                            }
+                        case "wrap": index = ((index % size) + size) % size
+                        default: return (false, 0)
                         }
-                    case "wrap": index = ((index % size) + size) % size
-                    default: return (false, 0)
                     }
+                    offset += index * strides[d]
                 }
-                offset += index * strides[d]
+                return (true, offset)
             }
-            return (true, offset)
-        }]
+        ]
     }
 }
 

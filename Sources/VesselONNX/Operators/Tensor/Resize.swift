@@ -36,7 +36,8 @@ struct Resampler {
         case "tf_crop_and_resize":
             let rank = roi.count / 2
             let start = roi[axis], end = roi[axis + rank]
-            original = outputSize > 1
+            original =
+                outputSize > 1
                 ? start * Double(inputSize - 1) + xResized * (end - start) * Double(inputSize - 1) / Double(outputSize - 1)
                 : 0.5 * (start + end) * Double(inputSize - 1)
             if original < 0 || original > Double(inputSize - 1) { return nil }
@@ -245,7 +246,9 @@ extension KernelRegistry {
 /// are not positive and finite, and sizes no tensor could have.
 func scaledSize(_ size: Int, _ scale: Double, _ c: KernelContext) throws -> Int {
     let scaled = (Double(size) * scale).rounded(.down)
-    guard scale.isFinite, scale > 0, scaled < 1e12 else { throw c.invalid("scale \(scale) must be positive and finite, and keep the axis of \(size) below 10^12") }
+    guard scale.isFinite, scale > 0, scaled < 1e12 else {
+        throw c.invalid("scale \(scale) must be positive and finite, and keep the axis of \(size) below 10^12")
+    }
     return Int(scaled)
 }
 
@@ -256,7 +259,8 @@ func legacyResize(_ x: Tensor, scales: [Double], _ c: KernelContext) throws -> T
     try c.checkAllocation(x.dtype, outputShape)
     let modeName = c.attributes.string("mode", default: "nearest")
     let mode: Resampler.Mode = modeName == "nearest" ? .nearest : .linear
-    let resampler = Resampler(mode: mode, transform: "asymmetric", nearestMode: "floor", cubicA: -0.75,
-                              excludeOutside: false, extrapolation: 0, roi: [])
+    let resampler = Resampler(
+        mode: mode, transform: "asymmetric", nearestMode: "floor", cubicA: -0.75,
+        excludeOutside: false, extrapolation: 0, roi: [])
     return resampler.resize(x, outputShape: outputShape, scales: scales)
 }
