@@ -10,6 +10,7 @@ final class ServeProcess: @unchecked Sendable {
     private let errors = Pipe(), output = Pipe()
     private let lock = NSLock()
     private var errorText = ""
+    private var errorsClosed = false
 
     init(_ arguments: [String], home: String) throws {
         process.executableURL = URL(fileURLWithPath: TestSupport.vesselBinary)
@@ -18,9 +19,15 @@ final class ServeProcess: @unchecked Sendable {
         process.standardOutput = output
         errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
+            guard let self else { return }
             self.lock.lock()
-            self.errorText += String(decoding: data, as: UTF8.self)
+            if data.isEmpty {
+                // End of file: the process and everything it started closed standard error.
+                self.errorsClosed = true
+                handle.readabilityHandler = nil
+            } else {
+                self.errorText += String(decoding: data, as: UTF8.self)
+            }
             self.lock.unlock()
         }
         output.fileHandleForReading.readabilityHandler = { handle in _ = handle.availableData }
@@ -47,8 +54,15 @@ final class ServeProcess: @unchecked Sendable {
         return port
     }
 
+    /// The exit status, once standard error has been read to its end (the last lines can still
+    /// be in the pipe when the process is reaped).
     func waitForExit() -> Int32 {
         process.waitUntilExit()
+        TestSupport.waitUntil(timeout: 10) {
+            lock.lock()
+            defer { lock.unlock() }
+            return errorsClosed
+        }
         return process.terminationStatus
     }
 }
