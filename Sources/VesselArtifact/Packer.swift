@@ -29,6 +29,18 @@ public struct Packer {
         public var manifest: Descriptor
         public var layers: [Descriptor]
         public var warnings: [Diagnostic]
+        /// Every file packed (the model's, the wheels, vessel.yaml), by its path in the artifact,
+        /// with the SHA-256 of its bytes (not of the layer around it), in the order stored.
+        public var files: [PackedFile]
+    }
+
+    public struct PackedFile: Sendable, Equatable {
+        public var path: String
+        public var sha256: Digest
+        public var size: Int64
+        /// The layer that carries it.
+        public var layer: Digest
+        public var role: FileRole
     }
 
     public enum PackError: Error, Sendable, CustomStringConvertible {
@@ -51,12 +63,14 @@ public struct Packer {
         let target = reference ?? Reference(name: manifest.name, tag: manifest.version)
         return try store.withWriterLock {
             var layers: [Descriptor] = []
+            var files: [PackedFile] = []
             for entry in manifest.allFiles {
-                layers.append(try storeFile(entry, directory: directory))
+                layers.append(try storeFile(entry, directory: directory, files: &files))
             }
-            layers += try storeWheels(manifest, directory: directory)
+            layers += try storeWheels(manifest, directory: directory, files: &files)
             let manifestPath = (directory as NSString).appendingPathComponent(ManifestParser.fileName)
-            let manifestLayer = try storeSingleFile(path: manifestPath, name: ManifestParser.fileName, role: .weightConfig, executable: false)
+            let manifestLayer = try storeSingleFile(
+                path: manifestPath, name: ManifestParser.fileName, role: .weightConfig, executable: false, files: &files)
             layers.append(manifestLayer)
 
             let config = Self.config(for: manifest, layers: layers)
@@ -77,7 +91,7 @@ public struct Packer {
             var manifestDescriptor = try store.ingest(Array(CanonicalJSON.encode(imageManifest)), mediaType: OCIMediaType.imageManifest)
             manifestDescriptor.artifactType = ModelPack.artifactType
             try store.tag(manifestDescriptor, as: target)
-            return Result(reference: target, manifest: manifestDescriptor, layers: layers, warnings: parsed.warnings)
+            return Result(reference: target, manifest: manifestDescriptor, layers: layers, warnings: parsed.warnings, files: files)
         }
     }
 
@@ -111,7 +125,7 @@ public struct Packer {
 
     /// A Python model's wheels, as `vessel.lock` names them, each a layer of its own: models
     /// that share a wheel share its blob, in the store and in a registry.
-    private func storeWheels(_ manifest: Manifest, directory: String) throws -> [Descriptor] {
+    private func storeWheels(_ manifest: Manifest, directory: String, files: inout [PackedFile]) throws -> [Descriptor] {
         guard manifest.runtime.backend == .python, !manifest.runtime.requirements.isEmpty,
             let lock = try PythonLock.read(directory: directory)
         else { return [] }
@@ -121,19 +135,19 @@ public struct Packer {
                 throw WorkerError.unavailable(
                     "the wheel \(entry.file) that vessel.lock names is not in \(cache) with its recorded sha256; `vessel pack` downloads it")
             }
-            return try storeSingleFile(path: path, name: PythonLock.wheelDirectory + "/" + entry.file, role: .code, executable: false)
+            return try storeSingleFile(path: path, name: PythonLock.wheelDirectory + "/" + entry.file, role: .code, executable: false, files: &files)
         }
     }
 
-    private func storeFile(_ entry: FileEntry, directory: String) throws -> Descriptor {
+    private func storeFile(_ entry: FileEntry, directory: String, files: inout [PackedFile]) throws -> Descriptor {
         let full = (directory as NSString).appendingPathComponent(entry.path)
         var info = stat()
         guard stat(full, &info) == 0 else { throw StoreError.io(operation: "cannot stat", path: full, errno: errno) }
         switch info.st_mode & S_IFMT {
         case S_IFREG:
-            return try storeSingleFile(path: full, name: entry.path, role: entry.role, executable: info.st_mode & 0o111 != 0)
+            return try storeSingleFile(path: full, name: entry.path, role: entry.role, executable: info.st_mode & 0o111 != 0, files: &files)
         case S_IFDIR:
-            return try storeTree(path: full, name: entry.path, role: entry.role)
+            return try storeTree(path: full, name: entry.path, role: entry.role, files: &files)
         default:
             throw PackError.unsupportedFile(path: full, reason: "only regular files and directories can be packed")
         }
@@ -143,7 +157,7 @@ public struct Packer {
     /// (not the raw bytes) so the same blob can also be a layer of a runnable image: a container
     /// runtime unpacks it into the root filesystem, and a registry stores the weights once for
     /// both the artifact and the image.
-    private func storeSingleFile(path: String, name: String, role: FileRole, executable: Bool) throws -> Descriptor {
+    private func storeSingleFile(path: String, name: String, role: FileRole, executable: Bool, files: inout [PackedFile]) throws -> Descriptor {
         let fd = try FileSystem.openForReading(path)
         defer { close(fd) }
         var info = stat()
@@ -155,16 +169,18 @@ public struct Packer {
             var tar = TarWriter { try ingest.append($0) }
             try tar.writeHeader(path: name, kind: .file(size: size, executable: executable))
             var written: Int64 = 0
+            var content = ContentDigest()
             try FileSystem.forEachChunk(fd, path: path) { chunk in
                 written += Int64(chunk.count)
                 guard written <= size else { throw PackError.unsupportedFile(path: path, reason: "it grew while being packed") }
-                try tar.writeContent(chunk)
+                try ingest.append(chunk, alsoHashing: &content)
                 bar.advance(by: chunk.count)
             }
             guard written == size else { throw PackError.unsupportedFile(path: path, reason: "it shrank while being packed") }
             try tar.finishEntry()
             try tar.finish()
             let (digest, stored) = try ingest.commit()
+            files.append(PackedFile(path: name, sha256: content.finalize(), size: size, layer: digest, role: role))
             bar.finish()
             let metadata = FileMetadata(name: name, mode: executable ? 0o755 : 0o644, size: size, typeflag: Int(UInt8(ascii: "0")))
             return Descriptor(
@@ -183,35 +199,39 @@ public struct Packer {
     }
 
     /// A directory becomes one tar layer whose entries carry their path from the model root.
-    private func storeTree(path: String, name: String, role: FileRole) throws -> Descriptor {
+    private func storeTree(path: String, name: String, role: FileRole, files: inout [PackedFile]) throws -> Descriptor {
         let entries = try TreeWalker.entries(root: path, prefix: name)
         let total = entries.reduce(Int64(0)) { $0 + $1.size }
         let bar = progress(name + "/", total)
         let ingest = try store.beginIngest()
         do {
             var tar = TarWriter { try ingest.append($0) }
+            var treeFiles: [(path: String, sha256: Digest, size: Int64)] = []
             for entry in entries {
                 try tar.writeHeader(path: entry.archivePath, kind: entry.kind)
                 if case .file = entry.kind {
                     let fd = try FileSystem.openForReading(entry.fullPath)
                     defer { close(fd) }
                     var written: Int64 = 0
+                    var content = ContentDigest()
                     try FileSystem.forEachChunk(fd, path: entry.fullPath) { chunk in
                         written += Int64(chunk.count)
                         guard written <= entry.size else {
                             throw PackError.unsupportedFile(path: entry.fullPath, reason: "it grew while being packed")
                         }
-                        try tar.writeContent(chunk)
+                        try ingest.append(chunk, alsoHashing: &content)
                         bar.advance(by: chunk.count)
                     }
                     guard written == entry.size else {
                         throw PackError.unsupportedFile(path: entry.fullPath, reason: "it shrank while being packed")
                     }
                     try tar.finishEntry()
+                    treeFiles.append((entry.archivePath, content.finalize(), entry.size))
                 }
             }
             try tar.finish()
             let (digest, size) = try ingest.commit()
+            files += treeFiles.map { PackedFile(path: $0.path, sha256: $0.sha256, size: $0.size, layer: digest, role: role) }
             bar.finish()
             return Descriptor(
                 mediaType: ModelPack.layerMediaType(role: role, packing: .tar), digest: digest, size: size,
