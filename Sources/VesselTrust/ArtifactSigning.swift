@@ -26,27 +26,147 @@ public enum ArtifactSigning {
     /// referrer's descriptor.
     public static func sign(_ artifact: Artifact, store: Store, key: SigningKey) throws -> (bundle: SigstoreBundle, referrer: Descriptor) {
         let bundle = try SigstoreBundle.signing(statement: try statement(of: artifact, store: store).encoded(), with: key)
-        let bytes = try bundle.encoded()
-        let layer = try store.ingest(bytes, mediaType: artifactType, annotations: [OCIAnnotation.title: "model.sig"])
-        let config = try store.ingest(Array("{}".utf8), mediaType: "application/vnd.oci.empty.v1+json")
-        var manifest = ImageManifest(
-            artifactType: artifactType, config: config, layers: [layer],
-            annotations: ["dev.vessel.signature.format": "model-signing/v1.0"])
-        manifest.subject = Descriptor(mediaType: artifact.descriptor.mediaType, digest: artifact.descriptor.digest, size: artifact.descriptor.size)
-        return (bundle, try store.attach(manifest))
+        let referrer = try attach(bundle, to: artifact, store: store, title: "model.sig", annotations: [formatAnnotation: modelSigningFormat])
+        return (bundle, referrer)
     }
 
-    /// The bundles attached to `artifact`, newest last.
+    /// On a signature referrer: what its bundle signs.
+    static let formatAnnotation = "dev.vessel.signature.format"
+    /// The bundle signs the artifact's files (Model Signing).
+    static let modelSigningFormat = "model-signing/v1.0"
+    /// The bundle signs an attached document (provenance, SBOM) as an in-toto statement.
+    static let attestationFormat = "in-toto"
+
+    @discardableResult
+    private static func attach(
+        _ bundle: SigstoreBundle, to artifact: Artifact, store: Store, title: String, annotations: [String: String]
+    ) throws
+        -> Descriptor
+    {
+        let layer = try store.ingest(try bundle.encoded(), mediaType: artifactType, annotations: [OCIAnnotation.title: title])
+        let config = try store.ingest(Array("{}".utf8), mediaType: "application/vnd.oci.empty.v1+json")
+        var manifest = ImageManifest(artifactType: artifactType, config: config, layers: [layer], annotations: annotations)
+        manifest.subject = Descriptor(mediaType: artifact.descriptor.mediaType, digest: artifact.descriptor.digest, size: artifact.descriptor.size)
+        return try store.attach(manifest)
+    }
+
+    /// Signs each document attached to `artifact` (its provenance and SBOM, `Attestations`) as an
+    /// in-toto statement about the artifact in a Sigstore bundle, attached beside it: the
+    /// provenance is a statement already; the SBOM becomes the predicate of one
+    /// (`https://cyclonedx.org/bom`), as cosign attests SBOMs. Earlier signatures of the same
+    /// documents by the same key are replaced.
+    public static func signAttestations(_ artifact: Artifact, store: Store, key: SigningKey) throws -> [Attestations.Attachment.Kind] {
+        var signed: [Attestations.Attachment.Kind] = []
+        var attached: Set<VesselStore.Digest> = []
+        let earlier = try attestationBundles(of: artifact, store: store)
+        for attachment in try Attestations.attached(to: artifact.descriptor.digest, store: store) {
+            let document = try Attestations.read(attachment, store: store)
+            let statement =
+                attachment.kind == .provenance
+                ? document
+                : try Attestations.statement(
+                    subjectName: artifact.manifest.name, digest: artifact.descriptor.digest, predicateType: attachment.kind.predicateType,
+                    predicate: document)
+            let bundle = try SigstoreBundle.signing(statement: statement, with: key)
+            attached.insert(
+                try attach(
+                    bundle, to: artifact, store: store, title: attachment.kind.rawValue + ".sig",
+                    annotations: [formatAnnotation: attestationFormat, Attestations.predicateTypeAnnotation: attachment.kind.predicateType]
+                ).digest)
+            signed.append(attachment.kind)
+        }
+        let hint = key.publicKey.hint
+        // Ed25519 signs deterministically: the same document signed again is the same referrer.
+        try store.detach(
+            earlier.filter {
+                !attached.contains($0.descriptor.digest) && (try? SigstoreBundle.parse($0.bytes, source: ""))?.verificationMaterial.publicKey?.hint == hint
+            }.map(\.descriptor))
+        return signed
+    }
+
+    /// Every signature attached to `artifact`, described for `vessel inspect`: what it signs and
+    /// the key's hint (not checked: `vessel verify --key` checks).
+    public static func signatures(of artifact: Artifact, store: Store) throws -> [(descriptor: Descriptor, detail: String)] {
+        try bundles(of: artifact, store: store).map { bundle in
+            let hint = (try? SigstoreBundle.parse(bundle.bytes, source: ""))?.verificationMaterial.publicKey?.hint ?? ""
+            let what = bundle.format == attestationFormat ? "signs \(bundle.predicateType ?? "an attestation")" : "signs the files (Model Signing v1.0)"
+            return (bundle.descriptor, what + (hint.isEmpty ? "" : ", key \(hint.prefix(12))…"))
+        }
+    }
+
+    /// The bundles attached to `artifact` that sign its files (not its attestations), newest last.
     public static func attachedBundles(of artifact: Artifact, store: Store) throws -> [(descriptor: Descriptor, bytes: [UInt8])] {
-        var found: [(Descriptor, [UInt8])] = []
+        try bundles(of: artifact, store: store).filter { $0.format != attestationFormat }.map { ($0.descriptor, $0.bytes) }
+    }
+
+    /// The bundles attached to `artifact` that sign its attestations, with the predicate type each names.
+    static func attestationBundles(of artifact: Artifact, store: Store) throws -> [(descriptor: Descriptor, bytes: [UInt8], predicateType: String)] {
+        try bundles(of: artifact, store: store).filter { $0.format == attestationFormat }.map { ($0.descriptor, $0.bytes, $0.predicateType ?? "") }
+    }
+
+    private static func bundles(
+        of artifact: Artifact, store: Store
+    ) throws -> [(
+        descriptor: Descriptor, bytes: [UInt8], format: String?, predicateType: String?
+    )] {
+        var found: [(Descriptor, [UInt8], String?, String?)] = []
         for referrer in try store.referrers(of: artifact.descriptor.digest, artifactType: artifactType) {
             let manifest = try CanonicalJSON.decode(
                 ImageManifest.self, from: store.readBlob(referrer, context: "signature of \(artifact.reference)"),
                 path: store.blobPath(referrer.digest))
             guard manifest.subject?.digest == artifact.descriptor.digest, let layer = manifest.layers.first else { continue }
-            found.append((referrer, Array(try store.readBlob(layer, limit: 64 << 20, context: "signature bundle of \(artifact.reference)"))))
+            found.append(
+                (
+                    referrer, Array(try store.readBlob(layer, limit: 64 << 20, context: "signature bundle of \(artifact.reference)")),
+                    manifest.annotations?[formatAnnotation], manifest.annotations?[Attestations.predicateTypeAnnotation]
+                ))
         }
         return found
+    }
+
+    /// Checks every signed attestation of `artifact` with `key`: the signature, that the statement
+    /// is about this artifact's manifest, and that it is the document attached beside it (when
+    /// one is). Returns the predicate types verified; throws naming the first that fails. A
+    /// bundle signed by another key is not this key's to judge and is skipped.
+    public static func verifyAttestations(_ artifact: Artifact, store: Store, key: VerifyingKey) throws -> [String] {
+        struct Statement: Decodable {
+            struct Subject: Decodable { var digest: [String: String] }
+            var subject: [Subject]
+            var predicateType: String
+        }
+        let attached = try Attestations.attached(to: artifact.descriptor.digest, store: store)
+        var verified: [String] = []
+        for bundle in try attestationBundles(of: artifact, store: store) {
+            let source = "the signed attestation \(bundle.descriptor.digest.short)"
+            let parsed = try SigstoreBundle.parse(bundle.bytes, source: source)
+            if let hint = parsed.verificationMaterial.publicKey?.hint, !hint.isEmpty, hint != key.hint { continue }
+            let payload = try parsed.verifiedStatement(with: key, source: source)
+            let statement: Statement
+            do { statement = try JSONDecoder().decode(Statement.self, from: Data(payload)) } catch {
+                throw TrustError("\(source) is not an in-toto statement: \(error)")
+            }
+            guard statement.subject.contains(where: { $0.digest["sha256"] == artifact.descriptor.digest.hex }) else {
+                throw TrustError("\(source) is about another artifact, not \(artifact.reference) (\(artifact.descriptor.digest))")
+            }
+            guard statement.predicateType == bundle.predicateType else {
+                throw TrustError("\(source) signs a `\(statement.predicateType)` statement, but is labelled `\(bundle.predicateType)`")
+            }
+            if let kind = Attestations.Attachment.Kind.allCases.first(where: { $0.predicateType == statement.predicateType }) {
+                let documents = try attached.filter { $0.kind == kind }.map { try Attestations.read($0, store: store) }
+                let expected = try documents.map { document in
+                    kind == .provenance
+                        ? document
+                        : try Attestations.statement(
+                            subjectName: artifact.manifest.name, digest: artifact.descriptor.digest, predicateType: kind.predicateType,
+                            predicate: document)
+                }
+                if !documents.isEmpty, !expected.contains(payload) {
+                    throw TrustError("the attached \(kind.rawValue) of \(artifact.reference) is not the one \(source) signs")
+                }
+            }
+            verified.append(statement.predicateType)
+        }
+        return verified
     }
 
     /// Checks `bundle` with `key` against the artifact's files as stored: the signature, then

@@ -47,6 +47,14 @@ struct InspectReport: Encodable {
     var examples: [String]
     var files: [File]
     var totalSize: Int64
+    /// Referrers in the store: signatures, provenance, SBOM.
+    var attached: [Attached] = []
+
+    struct Attached: Encodable {
+        var kind: String
+        var digest: String
+        var detail: String
+    }
 
     init(_ artifact: Artifact) {
         let manifest = artifact.manifest
@@ -119,6 +127,12 @@ struct InspectReport: Encodable {
         }
         printTable(rows)
         print("  total:       \(ProgressBar.bytes(totalSize))")
+        if !attached.isEmpty {
+            print("  attached:")
+            var rows = [["    KIND", "DIGEST", "WHAT"]]
+            for item in attached { rows.append(["    " + item.kind, String(item.digest.dropFirst(7).prefix(12)), item.detail]) }
+            printTable(rows)
+        }
     }
 }
 

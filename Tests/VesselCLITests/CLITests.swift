@@ -36,7 +36,8 @@ struct CLITests {
         #expect(result.standardError.isEmpty, "progress leaked onto a pipe: \(result.standardError)")
         let lines = result.standardOutput.split(separator: "\n")
         #expect(lines.first == "packed iris:1.0.0")
-        #expect(lines.last?.hasPrefix("digest sha256:") == true)
+        #expect(lines.count == 3 && lines[1].hasPrefix("digest sha256:"), "\(lines)")
+        #expect(lines.last?.hasPrefix("attached SLSA provenance and a CycloneDX SBOM") == true)
         let list = try scratch.vessel("list")
         #expect(list.standardOutput.contains("iris:1.0.0"))
         let verify = try scratch.vessel("verify", "iris:1.0.0")
@@ -196,7 +197,9 @@ struct CLITests {
         #expect(try scratch.vessel("rm", "iris:1.0.0").standardOutput == "removed iris:1.0.0\n")
         #expect(try scratch.vessel("gc").standardOutput.hasPrefix("removed 0 blob(s)"))
         #expect(try scratch.vessel("rm", "iris:prod").status == 0)
-        #expect(try scratch.vessel("gc").standardOutput.hasPrefix("removed 6 blob(s)"))
+        // The artifact's 6 blobs, and what pack attached: the provenance and the SBOM, their two
+        // referrer manifests and the empty config those share.
+        #expect(try scratch.vessel("gc").standardOutput.hasPrefix("removed 11 blob(s)"))
     }
 
     @Test("kill -9 at any moment of a pack leaves no partial blob or tag, and the next pack works")

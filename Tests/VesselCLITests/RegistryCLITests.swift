@@ -121,8 +121,9 @@ struct RegistryCLITests {
         #expect(second.standardOutput.contains("weights.bin: already there"), "\(second.standardOutput)")
         #expect(second.standardOutput.contains("model.onnx: already there"))
         #expect(second.standardOutput.contains("labels.txt: pushed"))
-        // labels.txt, vessel.yaml and the config: 3 uploads, well under the 8 MiB of weights.
-        #expect(second.standardOutput.contains("3 uploaded"), "\(second.standardOutput)")
+        // labels.txt, vessel.yaml and the config, then the new version's provenance and SBOM: 5
+        // uploads, well under the 8 MiB of weights.
+        #expect(second.standardOutput.contains("5 uploaded"), "\(second.standardOutput)")
     }
 
     @Test("a push killed half-way resumes: finished blobs are not sent again; a killed pull resumes with Range and shows nothing until done")
@@ -178,7 +179,10 @@ struct RegistryCLITests {
 
         #expect(try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/key.pem"], home: home).status == 0)
         let pushed = try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/signed", "--insecure"], home: home)
-        #expect(pushed.status == 0 && pushed.standardOutput.contains("1 signature(s) pushed"), "\(pushed.standardOutput) \(pushed.standardError)")
+        // The model's signature, and the provenance and SBOM `pack` attached with the signature of each.
+        #expect(
+            pushed.status == 0 && pushed.standardOutput.contains("5 referrer(s) (signatures, provenance, SBOM) pushed"),
+            "\(pushed.standardOutput) \(pushed.standardError)")
         let digest = try #require(pushed.standardOutput.split(separator: " ").first { $0.hasPrefix("sha256:") }.map { String($0.prefix(71)) })
         let listed = try TestSupport.run(
             "skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(registry.host)/models/signed:sha256-\(digest.dropFirst(7))"])
@@ -194,6 +198,12 @@ struct RegistryCLITests {
         // The signature came with it: verify finds it in the pulling store.
         let verified = try TestSupport.vessel(["verify", "models/signed:1.0.0", "--key", home + "/key.pem.pub"], home: empty)
         #expect(verified.status == 0, "\(verified.standardError)")
+        // So did the provenance and the SBOM, with their signatures.
+        #expect(verified.standardOutput.contains("signed attestation verified: https://slsa.dev/provenance/v1"), "\(verified.standardOutput)")
+        #expect(verified.standardOutput.contains("signed attestation verified: https://cyclonedx.org/bom"), "\(verified.standardOutput)")
+        let provenance = try TestSupport.vessel(["inspect", "models/signed:1.0.0", "--attached", "provenance"], home: empty)
+        #expect(
+            provenance.status == 0 && provenance.standardOutput.contains(#""predicateType":"https://slsa.dev/provenance/v1""#), "\(provenance.standardError)")
     }
 
     @Test("token auth: the Bearer realm flow against a token server, refused without or with wrong credentials")

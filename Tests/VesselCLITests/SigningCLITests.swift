@@ -76,6 +76,123 @@ struct SigningCLITests {
         #expect(flipped.status != 0, "\(flipped.standardOutput)")
     }
 
+    /// Checks what `vessel pack` and `vessel sign` attached, with the ecosystem's own libraries:
+    /// the SBOM against CycloneDX 1.5's strict schema (cyclonedx-python-lib), the provenance as
+    /// an in-toto v1 statement with an SLSA v1 predicate (in-toto-attestation's protos), every
+    /// Sigstore bundle in the OCI layout through sigstore-protobuf-specs, and each attestation's
+    /// DSSE signature through the in-toto package's `Envelope.verify`.
+    static let attestationCheck = #"""
+        import base64, json, sys
+        from cyclonedx.schema import SchemaVersion
+        from cyclonedx.validation.json import JsonStrictValidator
+        from google.protobuf import json_format
+        from in_toto_attestation.v1 import statement, statement_pb2
+        from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+
+        home, provenance_path, sbom_path, digest = sys.argv[1:5]
+        public_key = sys.argv[5] if len(sys.argv) > 5 else None
+        errors = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sbom_path).read())
+        assert errors is None, f"the SBOM is not CycloneDX 1.5: {errors}"
+        text = open(provenance_path).read()
+        parsed = json_format.Parse(text, statement_pb2.Statement())
+        statement.Statement.copy_from_pb(parsed).validate()
+        assert parsed.subject[0].digest["sha256"] == digest.removeprefix("sha256:"), parsed.subject
+        predicate = json_format.Parse(json.dumps(json.loads(text)["predicate"]), provenance_pb2.Provenance())
+        assert predicate.build_definition.build_type == "https://vessel.dev/pack/v1"
+        print("resolved", " ".join(f"{d.name}={d.digest['sha256']}" for d in predicate.build_definition.resolved_dependencies))
+        if public_key is None:
+            sys.exit(0)
+        import sigstore_protobuf_specs.dev.sigstore.bundle.v1 as sigstore_bundle
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+        from in_toto.models.metadata import Envelope
+        from securesystemslib.signer import SSlibKey
+        key = SSlibKey.from_crypto(load_pem_public_key(open(public_key, "rb").read()))
+        verified = []
+        for entry in json.load(open(f"{home}/index.json"))["manifests"]:
+            if entry.get("artifactType") != "application/vnd.dev.sigstore.bundle.v0.3+json":
+                continue
+            manifest = json.load(open(f"{home}/blobs/sha256/{entry['digest'][7:]}"))
+            assert manifest["subject"]["digest"] == digest
+            body = open(f"{home}/blobs/sha256/{manifest['layers'][0]['digest'][7:]}").read()
+            sigstore_bundle.Bundle.from_dict(json.loads(body))
+            predicate_type = manifest.get("annotations", {}).get("in-toto.io/predicate-type")
+            if predicate_type is None:
+                continue
+            envelope = json.loads(body)["dsseEnvelope"]
+            # DSSE's keyid is an unsigned hint; securesystemslib matches signatures to keys by it.
+            for signature in envelope["signatures"]:
+                signature["keyid"] = key.keyid
+            signed = Envelope.from_dict(envelope)
+            signed.verify([key], 1)
+            payload = json.loads(signed.payload)
+            assert payload["predicateType"] == predicate_type and payload["subject"][0]["digest"]["sha256"] == digest[7:]
+            verified.append(predicate_type)
+        print("verified", " ".join(sorted(verified)))
+        """#
+
+    @Test(
+        "pack attaches SLSA provenance and a CycloneDX SBOM that the ecosystem's validators accept; sign signs both and in-toto verifies them; a re-pack's new provenance is refused until signed again"
+    )
+    func attestations() throws {
+        try requireTool()
+        let home = try TestSupport.makeTemporaryDirectory("attest-home")
+        defer { TestSupport.remove(home) }
+        let model = try TestSupport.copyExample(to: home + "/iris")
+        let packed = try TestSupport.vessel(["pack", model], home: home)
+        #expect(packed.status == 0 && packed.standardOutput.contains("attached SLSA provenance and a CycloneDX SBOM"), "\(packed.standardError)")
+        let digest = try #require(packed.standardOutput.split(separator: "\n").first { $0.hasPrefix("digest ") }.map { String($0.dropFirst(7)) })
+        let inspect = try TestSupport.vessel(["inspect", "iris:1.0.0"], home: home)
+        #expect(inspect.standardOutput.contains("provenance") && inspect.standardOutput.contains("https://cyclonedx.org/bom"), "\(inspect.standardOutput)")
+        for kind in ["provenance", "sbom"] {
+            let document = try TestSupport.vessel(["inspect", "iris:1.0.0", "--attached", kind], home: home)
+            #expect(document.status == 0, "\(document.standardError)")
+            try TestSupport.write(document.standardOutput, to: "\(home)/\(kind).json")
+        }
+        let python = TestSupport.packageRoot + "/.build/venv-signing/bin/python"
+        try TestSupport.write(Self.attestationCheck, to: home + "/check.py")
+        let unsigned = try TestSupport.run(python, [home + "/check.py", home, home + "/provenance.json", home + "/sbom.json", digest])
+        #expect(unsigned.status == 0, "\(unsigned.standardError)")
+        // The provenance names each file by the digest of its bytes, as openssl computes it.
+        for file in ["model.onnx", "labels.txt", "vessel.yaml"] {
+            let expected = try TestSupport.opensslDigest(model + "/" + file).dropFirst(7)
+            #expect(unsigned.standardOutput.contains("\(file)=\(expected)"), "\(file): \(unsigned.standardOutput)")
+        }
+        let provenance = try String(contentsOfFile: home + "/provenance.json", encoding: .utf8)
+        #expect(provenance.contains(#""examples":{"count":9,"result":"passed"}"#), "\(provenance)")
+
+        #expect(try TestSupport.vessel(["keygen", home + "/key.pem"], home: home).status == 0)
+        let signed = try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/key.pem"], home: home)
+        #expect(signed.status == 0 && signed.standardOutput.contains("signed its attached provenance and sbom"), "\(signed.standardError)")
+        let checked = try TestSupport.run(python, [home + "/check.py", home, home + "/provenance.json", home + "/sbom.json", digest, home + "/key.pem.pub"])
+        #expect(checked.status == 0, "\(checked.standardError)")
+        #expect(checked.standardOutput.contains("verified https://cyclonedx.org/bom https://slsa.dev/provenance/v1"), "\(checked.standardOutput)")
+        let verified = try TestSupport.vessel(["verify", "iris:1.0.0", "--key", home + "/key.pem.pub"], home: home)
+        #expect(
+            verified.status == 0 && verified.standardOutput.contains("signed attestation verified: https://slsa.dev/provenance/v1"), "\(verified.standardError)"
+        )
+
+        // Packing the same directory again gives the same artifact and a new provenance: its
+        // signature no longer covers what is attached, and verify says so.
+        let again = try TestSupport.vessel(["pack", model], home: home)
+        #expect(again.status == 0 && again.standardOutput.contains("digest \(digest)"), "the same artifact: \(again.standardOutput)")
+        let repacked = try TestSupport.vessel(["verify", "iris:1.0.0", "--key", home + "/key.pem.pub"], home: home)
+        #expect(
+            repacked.status != 0 && repacked.standardError.contains(" of iris:1.0.0 is not the one the signed attestation"), "\(repacked.standardError)")
+        // Signing again covers the new one.
+        #expect(try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/key.pem"], home: home).status == 0)
+        #expect(try TestSupport.vessel(["verify", "iris:1.0.0", "--key", home + "/key.pem.pub"], home: home).status == 0)
+
+        // --no-attestations attaches nothing, and asking for a document says so.
+        try TestSupport.write(
+            try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8).replacingOccurrences(of: "version: 1.0.0", with: "version: 1.0.1"),
+            to: model + "/vessel.yaml")
+        #expect(try TestSupport.vessel(["pack", model, "--no-test", "--no-attestations"], home: home).status == 0)
+        let none = try TestSupport.vessel(["inspect", "iris:1.0.1", "--attached", "sbom"], home: home)
+        #expect(none.status != 0 && none.standardError.contains("iris:1.0.1 has no sbom attached"), "\(none.standardError)")
+        let wrongKind = try TestSupport.vessel(["inspect", "iris:1.0.0", "--attached", "spdx"], home: home)
+        #expect(wrongKind.status != 0 && wrongKind.standardError.contains("--attached takes provenance or sbom"), "\(wrongKind.standardError)")
+    }
+
     @Test("an Ed25519 key signs and verifies; an encrypted or malformed key is refused; gc drops a signature with its artifact")
     func keysAndGarbage() throws {
         let home = try TestSupport.makeTemporaryDirectory("sign-keys")

@@ -4,15 +4,20 @@ import VesselArtifact
 import VesselImage
 import VesselManifest
 import VesselStore
+import VesselTrust
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show an artifact's metadata, signature and files.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show an artifact's metadata, signature, files and what is attached to it (signatures, provenance, SBOM).")
 
     @Argument(help: "NAME[:TAG] or NAME@sha256:DIGEST")
     var reference: String
 
     @Flag(help: "Print JSON.")
     var json = false
+
+    @Option(help: ArgumentHelp("Print an attached document instead: provenance (SLSA, in-toto) or sbom (CycloneDX).", valueName: "kind"))
+    var attached: String?
 
     @OptionGroup var store: StoreOptions
 
@@ -26,7 +31,22 @@ struct Inspect: ParsableCommand {
                 return
             }
             let artifact = try Artifact.load(reference, from: store, verifyLayers: false)
-            let report = InspectReport(artifact)
+            let attachments = try Attestations.attached(to: artifact.descriptor.digest, store: store)
+            if let attached {
+                guard let kind = Attestations.Attachment.Kind(rawValue: attached) else {
+                    throw ValidationError("--attached takes provenance or sbom, not \(attached)")
+                }
+                guard let attachment = attachments.last(where: { $0.kind == kind }) else {
+                    throw ValidationError("\(reference) has no \(attached) attached (vessel pack attaches one unless --no-attestations)")
+                }
+                print(String(decoding: try Attestations.read(attachment, store: store), as: UTF8.self))
+                return
+            }
+            var report = InspectReport(artifact)
+            report.attached = attachments.map { .init(kind: $0.kind.rawValue, digest: $0.referrer.digest.description, detail: $0.kind.predicateType) }
+            for bundle in try ArtifactSigning.signatures(of: artifact, store: store) {
+                report.attached.append(.init(kind: "signature", digest: bundle.descriptor.digest.description, detail: bundle.detail))
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -62,7 +62,8 @@ func loadVerifyingKey(_ path: String) throws -> VerifyingKey {
 
 struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Sign a model artifact's files (OpenSSF Model Signing v1.0 in a Sigstore bundle) and attach the signature to it in the store.",
+        abstract:
+            "Sign a model artifact's files (OpenSSF Model Signing v1.0 in a Sigstore bundle) and its attached provenance and SBOM, and attach the signatures to it in the store.",
         discussion: """
             The signature lists every file `vessel unpack` writes with its SHA-256, so `model_signing verify key` accepts the unpacked \
             directory, and `vessel verify REF --key PUB` checks it against the stored artifact.
@@ -92,6 +93,8 @@ struct Sign: ParsableCommand {
             print(
                 "signed \(reference) \(artifact.descriptor.digest) with \(signingKey.type.rawValue) key \(signingKey.publicKey.hint.prefix(12))…: signature \(referrer.digest)"
             )
+            let attestations = try ArtifactSigning.signAttestations(artifact, store: store, key: signingKey)
+            if !attestations.isEmpty { print("signed its attached \(attestations.map(\.rawValue).joined(separator: " and "))") }
         }
     }
 }

@@ -7,6 +7,7 @@ import VesselPython
 import VesselSources
 import VesselServer
 import VesselStore
+import VesselTrust
 
 struct Pack: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,10 +23,15 @@ struct Pack: AsyncParsableCommand {
     @Flag(name: .customLong("no-test"), help: "Do not run the examples first (recorded in the artifact).")
     var noTest = false
 
+    @Flag(name: .customLong("no-attestations"), help: "Do not attach SLSA provenance and a CycloneDX SBOM to the artifact.")
+    var noAttestations = false
+
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
+        let started = Date()
         var examples = "skipped"
+        var exampleCount = 0
         // Manifest problems first, each with file:line:column. Then a Python model's requirements
         // are resolved once, recorded in vessel.lock and their wheels fetched before its examples
         // run: those run on the environment built from them.
@@ -49,14 +55,30 @@ struct Pack: AsyncParsableCommand {
                 throw ExitCode.failure
             }
             examples = report.rows.isEmpty ? "none" : "passed"
+            exampleCount = report.rows.count
         }
         try vessel.run {
             let reference = try tag.map(parseReference)
-            let packer = Packer(store: try store.open(), progress: { label, total in progressBar(label: label, total: total) })
+            let store = try store.open()
+            let packer = Packer(store: store, progress: { label, total in progressBar(label: label, total: total) })
             let result = try packer.pack(directory: directory, reference: reference, annotations: [VesselAnnotation.examples: examples])
             for warning in result.warnings { printError(warning.description) }
             print("packed \(result.reference)")
             print("digest \(result.manifest.digest)")
+            guard !noAttestations else { return }
+            let manifest = try ManifestParser.load(directory: directory).manifest
+            let wheels =
+                manifest.runtime.backend == .python
+                ? (try PythonLock.read(directory: directory))?.entries.map {
+                    Attestations.Wheel(name: $0.name, version: $0.version, sha256: $0.sha256, file: $0.file)
+                } ?? [] : []
+            let record = Attestations.PackRecord(
+                reference: result.reference.description, manifest: result.manifest, modelName: manifest.name, modelVersion: manifest.version,
+                files: result.files, wheels: wheels, directory: directory, examples: examples, exampleCount: exampleCount,
+                vesselVersion: InferenceServer.version, started: started, finished: Date())
+            try Attestations.attach(Attestations.provenance(record), kind: .provenance, to: result.manifest, store: store)
+            try Attestations.attach(Attestations.sbom(record), kind: .sbom, to: result.manifest, store: store)
+            print("attached SLSA provenance and a CycloneDX SBOM (vessel inspect \(result.reference) --attached provenance|sbom)")
         }
     }
 }

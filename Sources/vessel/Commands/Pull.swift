@@ -41,6 +41,9 @@ struct Pull: AsyncParsableCommand {
                     do {
                         let label = try ArtifactSigning.verifyAttached(artifact, store: store, key: key)
                         print("signature verified: \(label), key \(key.hint.prefix(12))…")
+                        for predicateType in try ArtifactSigning.verifyAttestations(artifact, store: store, key: key) {
+                            print("signed attestation verified: \(predicateType)")
+                        }
                     } catch {
                         throw VerifyFailure(description: "\(error); nothing was tagged")
                     }
@@ -48,11 +51,13 @@ struct Pull: AsyncParsableCommand {
             }
             let report = try await registry.withClient(for: source, store: store) { client in
                 try await Puller(store: store, client: client, progress: { progressBar(label: $0, total: $1) }, log: { print($0) })
-                    .pull(source, as: local, referrerTypes: [ArtifactSigning.artifactType], check: check)
+                    .pull(
+                        source, as: local,
+                        referrerTypes: Set([ArtifactSigning.artifactType] + Attestations.Attachment.Kind.allCases.map(\.artifactType)), check: check)
             }
             let seconds = Date().timeIntervalSince(started)
             print("pulled \(source) as \(local) \(report.manifest.digest)")
-            if !report.referrers.isEmpty { print("  \(report.referrers.count) signature(s) pulled with it") }
+            if !report.referrers.isEmpty { print("  \(report.referrers.count) signature(s) and attestation(s) pulled with it") }
             print(
                 "  \(report.downloaded.count) downloaded (\(ProgressBar.bytes(report.bytesReceived)) in \(String(format: "%.1f", seconds)) s), \(report.present.count) already in the store, \(report.resumed.count) resumed"
             )

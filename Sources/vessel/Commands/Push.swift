@@ -48,7 +48,7 @@ struct Push: AsyncParsableCommand {
             print("pushed \(local) to \(target) \(descriptor.digest)")
             if !report.referrers.isEmpty {
                 print(
-                    "  \(report.referrers.count) signature(s) pushed with it\(report.referrersByTag ? " (listed under the tag sha256-\(descriptor.digest.hex.prefix(12))…: the registry has no referrers API)" : "")"
+                    "  \(report.referrers.count) referrer(s) (signatures, provenance, SBOM) pushed with it\(report.referrersByTag ? " (listed under the tag sha256-\(descriptor.digest.hex.prefix(12))…: the registry has no referrers API)" : "")"
                 )
             }
             print(

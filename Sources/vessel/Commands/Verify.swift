@@ -44,6 +44,9 @@ struct Verify: ParsableCommand {
                     verified = try ArtifactSigning.verifyAttached(artifact, store: store, key: publicKey)
                 }
                 print("signature verified: \(verified), key \(publicKey.hint.prefix(12))…, \(artifact.files.count + 1) files")
+                for predicateType in try ArtifactSigning.verifyAttestations(artifact, store: store, key: publicKey) {
+                    print("signed attestation verified: \(predicateType)")
+                }
                 checked = Set(artifact.files.map(\.descriptor.digest))
             }
             let blobs = try store.verify(descriptor, skipping: checked) { blob in
