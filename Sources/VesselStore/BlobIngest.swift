@@ -54,9 +54,11 @@ public final class BlobIngest: @unchecked Sendable {
         try bothAtOnce({ hasher.update(bufferPointer: buffer) }, { try write(buffer) })
     }
 
-    /// Like ``append(_:)``, and also feeds `content` the same bytes on the writing thread, where
-    /// it overlaps the blob's own hash: the digest of a file's bytes apart from the tar framing
-    /// around them (provenance and SBOMs name files by it), at little extra time.
+    /// Like ``append(_:)``, and also feeds `content` the same bytes: the digest of a file's bytes
+    /// apart from the tar framing around them (provenance and SBOMs name files by it). The second
+    /// hash goes on whichever of the two threads had less to do on the previous chunk — the
+    /// writing thread when the disk is fast, the hashing thread when writes are slow — so it
+    /// costs what the slack of the busier side cannot hide, not a pass of its own.
     public func append(_ buffer: UnsafeRawBufferPointer, alsoHashing content: inout ContentDigest) throws {
         guard !buffer.isEmpty else { return }
         if buffer.count < Self.parallelThreshold {
@@ -65,14 +67,25 @@ public final class BlobIngest: @unchecked Sendable {
             try write(buffer)
             return
         }
+        let clock = ContinuousClock()
+        let onWriter = content.writeWasFaster
+        var hashTime = Duration.zero, writeTime = Duration.zero
         try withUnsafeMutablePointer(to: &content.hasher) { contentHasher in
             try bothAtOnce(
-                { hasher.update(bufferPointer: buffer) },
                 {
+                    let start = clock.now
+                    hasher.update(bufferPointer: buffer)
+                    hashTime = clock.now - start
+                    if !onWriter { contentHasher.pointee.update(bufferPointer: buffer) }
+                },
+                {
+                    let start = clock.now
                     try write(buffer)
-                    contentHasher.pointee.update(bufferPointer: buffer)
+                    writeTime = clock.now - start
+                    if onWriter { contentHasher.pointee.update(bufferPointer: buffer) }
                 })
         }
+        content.writeWasFaster = writeTime < hashTime
     }
 
     /// Copies the rest of an open file into the blob, reading the next chunk while the current
@@ -205,6 +218,9 @@ enum Writeback {
 /// the hash library.
 public struct ContentDigest {
     var hasher = SHA256()
+    /// Whether the last chunk's write took less time than its hash (where the next chunk's
+    /// content hash goes).
+    var writeWasFaster = true
 
     public init() {}
 
