@@ -25,8 +25,8 @@ let package = Package(
         .library(name: "VesselPython", targets: ["VesselPython"]),
         .library(name: "VesselImport", targets: ["VesselImport"]),
         .library(name: "VesselServer", targets: ["VesselServer"]),
-        .library(name: "VesselServing", targets: ["VesselServing"]),
-        .library(name: "VesselSources", targets: ["VesselSources"]),
+        .library(name: "VesselServeCommand", targets: ["VesselServeCommand"]),
+        .library(name: "VesselModelSources", targets: ["VesselModelSources"]),
         .library(name: "VesselImage", targets: ["VesselImage"]),
         .library(name: "VesselRegistry", targets: ["VesselRegistry"]),
         .library(name: "VesselTrust", targets: ["VesselTrust"])
@@ -54,8 +54,12 @@ let package = Package(
         .target(name: "VesselSystem", swiftSettings: swiftSettings),
         // The runtime binary (`vessel-runtime`, what images ship) links only FoundationEssentials:
         // VesselTensor, VesselManifest, VesselStore, VesselONNX, VesselModel, VesselServer and
-        // VesselServing import nothing that needs full Foundation, and nothing that needs Yams.
-        .target(name: "VesselManifest", dependencies: ["VesselTensor"], swiftSettings: swiftSettings),
+        // VesselServeCommand import nothing that needs full Foundation, and nothing that needs Yams.
+        // The vessel.yaml schema, and an image's file index (`UnpackedFileIndex`: each unpacked file's
+        // digest, checked with VesselStore's file helpers).
+        .target(
+            name: "VesselManifest", dependencies: ["VesselTensor", "VesselStore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings),
         // JPEG, PNG and WebP decoding for the `image` step: Debian's libturbojpeg0-dev, libpng-dev and libwebp-dev
         // (scripts/install-deps.sh installs them; images carry the shared libraries).
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
@@ -118,7 +122,7 @@ let package = Package(
         .target(
             name: "VesselImage",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselModel", "VesselSystem", "CZlib", .product(name: "Crypto", package: "swift-crypto")
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselSystem", "CZlib", .product(name: "Crypto", package: "swift-crypto")
             ],
             swiftSettings: swiftSettings
         ),
@@ -130,8 +134,7 @@ let package = Package(
         .target(
             name: "VesselModel",
             dependencies: [
-                "VesselStore", "VesselManifest", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselPython",
-                .product(name: "Crypto", package: "swift-crypto")
+                "VesselStore", "VesselManifest", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselPython"
             ],
             swiftSettings: swiftSettings
         ),
@@ -152,9 +155,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "VesselServing",
+            name: "VesselServeCommand",
             dependencies: [
-                "VesselServer", "VesselModel", "VesselSystem",
+                "VesselServer", "VesselManifest", "VesselSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ],
             swiftSettings: swiftSettings
@@ -166,7 +169,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "VesselSources",
+            name: "VesselModelSources",
             dependencies: ["VesselServer", "VesselModel", "VesselArtifact", "VesselManifest", "VesselManifestYAML", "VesselStore", "VesselONNX"],
             swiftSettings: swiftSettings
         ),
@@ -175,14 +178,14 @@ let package = Package(
             dependencies: [
                 "VesselArtifact", "VesselStore", "VesselManifest", "VesselManifestYAML", "VesselProcessing", "VesselPython", "VesselImport", "VesselTensor",
                 "VesselONNX", "VesselModel",
-                "VesselServer", "VesselServing", "VesselSources", "VesselImage", "VesselRegistry", "VesselSystem", "VesselTrust",
+                "VesselServer", "VesselServeCommand", "VesselModelSources", "VesselImage", "VesselRegistry", "VesselSystem", "VesselTrust",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "vessel-runtime",
-            dependencies: ["VesselServing", "VesselServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VesselServeCommand", "VesselServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings,
             // What images ship: in release, the Swift runtime linked in (no libswiftCore,
             // libFoundationEssentials … beside it) and the symbol tables stripped — the runtime
@@ -223,13 +226,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "VesselServingTests",
-            dependencies: ["VesselServing", "VesselServer", "VesselTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            name: "VesselServeCommandTests",
+            dependencies: ["VesselServeCommand", "VesselServer", "VesselTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "VesselSourcesTests",
-            dependencies: ["VesselSources", "VesselArtifact", "VesselModel", "VesselONNX", "VesselStore", "VesselTensor", "VesselTestSupport"],
+            name: "VesselModelSourcesTests",
+            dependencies: ["VesselModelSources", "VesselArtifact", "VesselModel", "VesselONNX", "VesselStore", "VesselTensor", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VesselStoreTests", dependencies: ["VesselStore", "VesselTestSupport"], swiftSettings: swiftSettings),
@@ -242,7 +245,7 @@ let package = Package(
         .testTarget(
             name: "VesselServerTests",
             dependencies: [
-                "VesselServer", "VesselSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselTestSupport",
+                "VesselServer", "VesselModelSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird")
             ],
             swiftSettings: swiftSettings

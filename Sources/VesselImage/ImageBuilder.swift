@@ -2,7 +2,6 @@ import Crypto
 import Foundation
 import VesselManifest
 public import VesselArtifact
-import VesselModel
 public import VesselStore
 #if canImport(Glibc)
 import Glibc

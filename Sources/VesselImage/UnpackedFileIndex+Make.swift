@@ -2,7 +2,6 @@ import Crypto
 import Foundation
 import VesselArtifact
 import VesselManifest
-import VesselModel
 import VesselStore
 #if canImport(Glibc)
 import Glibc

@@ -4,7 +4,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-public import VesselManifest
+
 import VesselStore
 #if canImport(Glibc)
 import Glibc

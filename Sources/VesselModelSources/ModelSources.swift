@@ -1,6 +1,6 @@
 public import Foundation
 import VesselArtifact
-import VesselManifest
+public import VesselManifest
 import VesselManifestYAML
 public import VesselModel
 public import VesselServer

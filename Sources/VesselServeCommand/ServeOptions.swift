@@ -4,7 +4,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-public import VesselModel
+public import VesselManifest
 public import VesselServer
 import VesselSystem
 

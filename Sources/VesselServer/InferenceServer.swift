@@ -13,7 +13,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
-import VesselManifest
+public import VesselManifest
 public import VesselModel
 public import VesselStore
 import VesselSystem

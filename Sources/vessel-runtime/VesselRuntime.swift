@@ -1,6 +1,6 @@
 import ArgumentParser
 import VesselServer
-import VesselServing
+import VesselServeCommand
 
 /// The binary an image ships as `/vessel/bin/vessel`: `serve` for the image's model and `health`
 /// for its health check, and nothing else. It links FoundationEssentials only — no YAML parser,

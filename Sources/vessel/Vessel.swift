@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import VesselArtifact
 import VesselManifest
-import VesselServing
+import VesselServeCommand
 import VesselStore
 import VesselSystem
 

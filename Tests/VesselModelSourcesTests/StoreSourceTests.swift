@@ -3,7 +3,7 @@ import Testing
 import VesselArtifact
 import VesselModel
 import VesselONNX
-import VesselSources
+import VesselModelSources
 import VesselStore
 import VesselTensor
 import VesselTestSupport

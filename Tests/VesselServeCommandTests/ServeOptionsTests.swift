@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Testing
 import VesselServer
-import VesselServing
+import VesselServeCommand
 import VesselTestSupport
 
 /// What `vessel serve` and the image's runtime make of their options and environment.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 @testable import VesselServer
-import VesselSources
+import VesselModelSources
 import VesselTensor
 import VesselTestSupport
 

@@ -5,7 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 @testable import VesselServer
-import VesselSources
+import VesselModelSources
 import VesselTestSupport
 
 /// The router driven in memory (no socket): every route of the table, auth, and the documents.

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 @testable import VesselServer
 import VesselModel
-import VesselSources
+import VesselModelSources
 import VesselTensor
 import VesselTestSupport
 

@@ -4,7 +4,7 @@ import VesselArtifact
 import VesselManifest
 import VesselManifestYAML
 import VesselPython
-import VesselSources
+import VesselModelSources
 import VesselServer
 import VesselStore
 import VesselTrust

@@ -4,8 +4,8 @@ import VesselImage
 import VesselManifest
 import VesselModel
 import VesselServer
-import VesselServing
-import VesselSources
+import VesselServeCommand
+import VesselModelSources
 import VesselArtifact
 import VesselStore
 import VesselTrust

@@ -3,8 +3,8 @@ import Foundation
 import VesselImage
 import VesselModel
 import VesselServer
-import VesselServing
-import VesselSources
+import VesselServeCommand
+import VesselModelSources
 import VesselStore
 
 struct Test: AsyncParsableCommand {

@@ -3,7 +3,7 @@ import Foundation
 import VesselArtifact
 import VesselManifest
 import VesselManifestYAML
-import VesselSources
+import VesselModelSources
 import VesselServer
 import VesselStore
 

@@ -3,8 +3,8 @@ import Foundation
 import VesselImage
 import VesselModel
 import VesselServer
-import VesselServing
-import VesselSources
+import VesselServeCommand
+import VesselModelSources
 import VesselStore
 
 /// `REF_OR_DIR` or `ALIAS=REF_OR_DIR` → a model source: an existing directory with a
