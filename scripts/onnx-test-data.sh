@@ -14,10 +14,12 @@ fi
 # docs/manifest.md); scikit-learn, joblib and skops for the Python backend's models; MLflow (the
 # skinny distribution, with pandas) to write the model directories `vessel import mlflow` reads;
 # cog, whose BasePredictor, Input and Path the imported Cog projects use; onnxruntime, which
-# mlflow.onnx.save_model needs.
-if ! "$venv/bin/python" -c "import onnx, numpy, tritonclient.http, PIL, sklearn, joblib, skops, mlflow, pandas, cog, onnxruntime, tokenizers; assert PIL.__version__ == '12.3.0'" 2>/dev/null; then
+# mlflow.onnx.save_model needs; kubernetes-validate, which checks `vessel deploy`'s manifests
+# against Kubernetes' own schemas.
+if ! "$venv/bin/python" -c "import onnx, numpy, tritonclient.http, PIL, sklearn, joblib, skops, mlflow, pandas, cog, onnxruntime, tokenizers, kubernetes_validate; assert PIL.__version__ == '12.3.0'" 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check onnx==1.23.2 numpy==2.4.6 "tritonclient[http]==2.73.0" pillow==12.3.0 \
-    scikit-learn==1.9.1 joblib==1.6.0 skops==0.16.0 mlflow-skinny==3.17.2 pandas==3.1.1 cog==0.23.1 onnxruntime==1.32.0 tokenizers==0.23.3
+    scikit-learn==1.9.1 joblib==1.6.0 skops==0.16.0 mlflow-skinny==3.17.2 pandas==3.1.1 cog==0.23.1 onnxruntime==1.32.0 tokenizers==0.23.3 \
+    kubernetes-validate==1.37.0
 fi
 # A local wheelhouse the Python backend's tests resolve and vendor requirements from, so the
 # tests themselves never reach a package index.

@@ -14,15 +14,48 @@ public enum KubernetesManifests {
         public var modelBytes: Int64
         public var port: Int
         public var namespace: String?
+        public var autoscaling: Autoscaling?
+        /// A PodDisruptionBudget keeping at least this many pods through voluntary disruptions.
+        public var minAvailable: Int?
+        /// A Prometheus-operator `ServiceMonitor` scraping `/metrics`.
+        public var serviceMonitor: Bool
 
-        public init(image: String, manifest: Manifest, modelBytes: Int64, port: Int = 8080, namespace: String? = nil) {
+        public init(
+            image: String, manifest: Manifest, modelBytes: Int64, port: Int = 8080, namespace: String? = nil, autoscaling: Autoscaling? = nil,
+            minAvailable: Int? = nil, serviceMonitor: Bool = false
+        ) {
             self.image = image
             self.manifest = manifest
             self.modelBytes = modelBytes
             self.port = port
             self.namespace = namespace
+            self.autoscaling = autoscaling
+            self.minAvailable = minAvailable
+            self.serviceMonitor = serviceMonitor
         }
     }
+
+    /// A HorizontalPodAutoscaler (autoscaling/v2) for the Deployment: on CPU, and on requests
+    /// waiting per pod (`vessel_inference_queued_requests`, a pods metric as the Prometheus
+    /// adapter serves it from the scrape).
+    public struct Autoscaling: Sendable {
+        public var minReplicas: Int
+        public var maxReplicas: Int
+        /// Average CPU utilization, percent of the request.
+        public var cpuPercent: Int
+        /// Average requests waiting per pod; nil for CPU alone.
+        public var queuedPerPod: Int?
+
+        public init(minReplicas: Int, maxReplicas: Int, cpuPercent: Int = 70, queuedPerPod: Int? = nil) {
+            self.minReplicas = minReplicas
+            self.maxReplicas = maxReplicas
+            self.cpuPercent = cpuPercent
+            self.queuedPerPod = queuedPerPod
+        }
+    }
+
+    /// The metric the autoscaler reads per pod: the server's gauge of requests waiting for a slot.
+    public static let queueMetric = "vessel_inference_queued_requests"
 
     /// A DNS-1035 label from the model name: lowercase letters, digits and `-`, at most 63.
     public static func resourceName(_ name: String) -> String {
@@ -105,25 +138,27 @@ public enum KubernetesManifests {
             ("metadata", metadata()),
             (
                 "spec",
-                .map([
-                    ("replicas", .int(input.manifest.serving.replicas)),
-                    ("selector", .map([("matchLabels", selector)])),
-                    (
-                        "template",
-                        .map([
-                            ("metadata", .map([("labels", labels)])),
-                            (
-                                "spec",
-                                .map([
-                                    // vessel serve drains requests in flight for up to 30 s after SIGTERM.
-                                    ("terminationGracePeriodSeconds", .int(40)),
-                                    ("containers", .list([container(input, name: name)])),
-                                    ("volumes", tmpVolume)
-                                ])
-                            )
-                        ])
-                    )
-                ])
+                .map(
+                    // With an autoscaler the Deployment names no replica count, so applying it
+                    // again does not undo what the autoscaler chose.
+                    (input.autoscaling == nil ? [("replicas", .int(input.manifest.serving.replicas))] : []) + [
+                        ("selector", .map([("matchLabels", selector)])),
+                        (
+                            "template",
+                            .map([
+                                ("metadata", .map([("labels", labels)])),
+                                (
+                                    "spec",
+                                    .map([
+                                        // vessel serve drains requests in flight for up to 30 s after SIGTERM.
+                                        ("terminationGracePeriodSeconds", .int(40)),
+                                        ("containers", .list([container(input, name: name)])),
+                                        ("volumes", tmpVolume)
+                                    ])
+                                )
+                            ])
+                        )
+                    ])
             )
         ])
         let service: YAML = .map([
@@ -156,10 +191,81 @@ public enum KubernetesManifests {
                 ])
             )
         ])
+        var extras: [YAML] = []
+        if let scaling = input.autoscaling {
+            var metrics: [YAML] = [
+                .map([
+                    ("type", .string("Resource")),
+                    (
+                        "resource",
+                        .map([
+                            ("name", .string("cpu")),
+                            ("target", .map([("type", .string("Utilization")), ("averageUtilization", .int(scaling.cpuPercent))]))
+                        ])
+                    )
+                ])
+            ]
+            if let queued = scaling.queuedPerPod {
+                metrics.append(
+                    .map([
+                        ("type", .string("Pods")),
+                        (
+                            "pods",
+                            .map([
+                                ("metric", .map([("name", .string(queueMetric))])),
+                                ("target", .map([("type", .string("AverageValue")), ("averageValue", .string(String(queued)))]))
+                            ])
+                        )
+                    ]))
+            }
+            extras.append(
+                .map([
+                    ("apiVersion", .string("autoscaling/v2")),
+                    ("kind", .string("HorizontalPodAutoscaler")),
+                    ("metadata", metadata()),
+                    (
+                        "spec",
+                        .map([
+                            (
+                                "scaleTargetRef",
+                                .map([("apiVersion", .string("apps/v1")), ("kind", .string("Deployment")), ("name", .string(name))])
+                            ),
+                            ("minReplicas", .int(scaling.minReplicas)),
+                            ("maxReplicas", .int(scaling.maxReplicas)),
+                            ("metrics", .list(metrics))
+                        ])
+                    )
+                ]))
+        }
+        if let minAvailable = input.minAvailable {
+            extras.append(
+                .map([
+                    ("apiVersion", .string("policy/v1")),
+                    ("kind", .string("PodDisruptionBudget")),
+                    ("metadata", metadata()),
+                    ("spec", .map([("minAvailable", .int(minAvailable)), ("selector", .map([("matchLabels", selector)]))]))
+                ]))
+        }
+        if input.serviceMonitor {
+            extras.append(
+                .map([
+                    ("apiVersion", .string("monitoring.coreos.com/v1")),
+                    ("kind", .string("ServiceMonitor")),
+                    ("metadata", metadata()),
+                    (
+                        "spec",
+                        .map([
+                            ("selector", .map([("matchLabels", selector)])),
+                            ("endpoints", .list([.map([("port", .string("http")), ("path", .string("/metrics")), ("interval", .string("15s"))])]))
+                        ])
+                    )
+                ]))
+        }
         let header =
             "# \(input.manifest.name) \(input.manifest.version), generated by vessel deploy --kubernetes.\n"
             + "# Apply the Deployment and Service (plain Kubernetes), or the InferenceService (KServe), not both.\n"
-        return header + [deployment, service, inferenceService].map { "---\n" + $0.render(indent: 0) }.joined()
+            + (extras.isEmpty ? "" : "# The autoscaler, disruption budget and ServiceMonitor go with the Deployment.\n")
+        return header + ([deployment, service, inferenceService] + extras).map { "---\n" + $0.render(indent: 0) }.joined()
     }
 }
 

@@ -201,6 +201,64 @@ struct DeployCLITests {
         #expect(noTarget.status != 0)
         #expect(noTarget.standardError.contains("--kubernetes"))
     }
+
+    @Test(
+        "--autoscale, --min-available and --service-monitor add an HPA on CPU and queued requests, a PDB and a ServiceMonitor; kubernetes-validate --strict accepts every core kind"
+    )
+    func scaling() throws {
+        let home = try TestSupport.makeTemporaryDirectory("deploy-scale")
+        defer { TestSupport.remove(home) }
+        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        #expect(try TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:1.0.0", "--binary", "/usr/bin/true"], home: home).status == 0)
+        let validator = TestSupport.packageRoot + "/.build/venv/bin/kubernetes-validate"
+        for extra in [[], ["--autoscale", "2:8", "--queue-target", "4", "--cpu-target", "60", "--min-available", "1", "--service-monitor"]] {
+            let result = try TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes", "--image", "registry.example.com/ml/iris"] + extra, home: home)
+            #expect(result.status == 0, "\(result.standardError)")
+            try TestSupport.write(result.standardOutput, to: home + "/manifests.yaml")
+            // Kubernetes' own OpenAPI schemas (1.37), unknown fields refused; the KServe and
+            // Prometheus-operator kinds have no schema there and are only warned about.
+            let validated = try TestSupport.run(validator, ["--strict", home + "/manifests.yaml"])
+            #expect(validated.status == 0, "\(validated.standardOutput) \(validated.standardError)")
+            let kinds = extra.isEmpty ? ["deployment", "service"] : ["deployment", "service", "horizontalpodautoscaler", "poddisruptionbudget"]
+            for kind in kinds {
+                #expect(validated.standardOutput.contains("passed for resource \(kind)/iris"), "\(kind): \(validated.standardOutput)")
+            }
+        }
+        let documents = try Yams.load_all(yaml: try String(contentsOfFile: home + "/manifests.yaml", encoding: .utf8)).compactMap { $0 as? [String: Any] }
+        #expect(
+            documents.map { $0["kind"] as? String }
+                == ["Deployment", "Service", "InferenceService", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor"])
+        let deploymentSpec = try #require(documents[0]["spec"] as? [String: Any])
+        #expect(deploymentSpec["replicas"] == nil, "with an autoscaler the Deployment leaves the count to it")
+        let hpa = try #require(documents[3]["spec"] as? [String: Any])
+        #expect(hpa["minReplicas"] as? Int == 2 && hpa["maxReplicas"] as? Int == 8)
+        #expect((hpa["scaleTargetRef"] as? [String: String])?["name"] == "iris")
+        let metrics = try #require(hpa["metrics"] as? [[String: Any]])
+        #expect((((metrics[0]["resource"] as? [String: Any])?["target"]) as? [String: Any])?["averageUtilization"] as? Int == 60)
+        let pods = try #require(metrics[1]["pods"] as? [String: Any])
+        #expect((pods["metric"] as? [String: String])?["name"] == "vessel_inference_queued_requests")
+        #expect((pods["target"] as? [String: String])?["averageValue"] == "4")
+        let pdb = try #require(documents[4]["spec"] as? [String: Any])
+        #expect(pdb["minAvailable"] as? Int == 1)
+        #expect((pdb["selector"] as? [String: Any])?["matchLabels"] as? [String: String] == ["app.kubernetes.io/name": "iris"])
+        let monitor = try #require(documents[5]["spec"] as? [String: Any])
+        let endpoint = try #require((monitor["endpoints"] as? [[String: Any]])?.first)
+        #expect(endpoint["port"] as? String == "http" && endpoint["path"] as? String == "/metrics")
+        // The gauge the autoscaler reads is one the server exports.
+        #expect(
+            try String(contentsOfFile: TestSupport.packageRoot + "/Sources/VesselServer/Observability/ServerMetrics.swift", encoding: .utf8)
+                .contains(#"descriptor("inference_queued", "requests""#))
+
+        for (arguments, message) in [
+            (["--autoscale", "5:2"], "--autoscale takes MIN:MAX replicas with 1 ≤ MIN ≤ MAX, not 5:2"),
+            (["--autoscale", "2:8", "--cpu-target", "0"], "--cpu-target is a percentage from 1 to 100"),
+            (["--queue-target", "4"], "--cpu-target and --queue-target go with --autoscale MIN:MAX"),
+            (["--min-available", "0"], "--min-available must be at least 1")
+        ] {
+            let refused = try TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes"] + arguments, home: home)
+            #expect(refused.status != 0 && refused.standardError.contains(message), "\(arguments): \(refused.standardError)")
+        }
+    }
 }
 
 @Suite("the image in Podman")

@@ -13,8 +13,9 @@ struct Deploy: ParsableCommand {
         abstract: "Print manifests that run a model's image on a cluster.",
         discussion: """
             --kubernetes prints a Deployment and a Service (probes on /v2/health/live and /v2/health/ready, resources from \
-            serving.resources in vessel.yaml), and a KServe InferenceService for the same image. The image is pinned by \
-            digest; REF may be an image or an artifact (whose image is built if the store has none).
+            serving.resources in vessel.yaml), and a KServe InferenceService for the same image; --autoscale, --min-available \
+            and --service-monitor add a HorizontalPodAutoscaler, a PodDisruptionBudget and a ServiceMonitor. The image is \
+            pinned by digest; REF may be an image or an artifact (whose image is built if the store has none).
             """
     )
 
@@ -32,11 +33,41 @@ struct Deploy: ParsableCommand {
     @Option(help: "Namespace to put in the manifests.")
     var namespace: String?
 
+    @Option(help: ArgumentHelp("Add a HorizontalPodAutoscaler for the Deployment, between MIN and MAX replicas.", valueName: "min:max"))
+    var autoscale: String?
+
+    @Option(help: ArgumentHelp("With --autoscale: the average CPU utilization to hold, percent of the request (default 70).", valueName: "percent"))
+    var cpuTarget: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "With --autoscale: also scale on requests waiting per pod (vessel_inference_queued_requests, served to the autoscaler by the Prometheus adapter).",
+            valueName: "requests"))
+    var queueTarget: Int?
+
+    @Option(help: ArgumentHelp("Add a PodDisruptionBudget keeping at least N pods through voluntary disruptions.", valueName: "n"))
+    var minAvailable: Int?
+
+    @Flag(help: "Add a Prometheus-operator ServiceMonitor scraping /metrics every 15 s.")
+    var serviceMonitor = false
+
     @OptionGroup var store: StoreOptions
 
     func run() throws {
         try vessel.run {
             guard kubernetes else { throw ValidationError("choose a target: --kubernetes") }
+            let autoscaling = try autoscale.map { text -> KubernetesManifests.Autoscaling in
+                let parts = text.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+                guard parts.count == 2, let low = parts[0], let high = parts[1], low >= 1, high >= low else {
+                    throw ValidationError("--autoscale takes MIN:MAX replicas with 1 ≤ MIN ≤ MAX, not \(text)")
+                }
+                let cpu = cpuTarget ?? 70
+                guard (1...100).contains(cpu) else { throw ValidationError("--cpu-target is a percentage from 1 to 100, not \(cpu)") }
+                if let queueTarget, queueTarget < 1 { throw ValidationError("--queue-target must be at least 1, not \(queueTarget)") }
+                return .init(minReplicas: low, maxReplicas: high, cpuPercent: cpu, queuedPerPod: queueTarget)
+            }
+            if autoscale == nil, queueTarget != nil || cpuTarget != nil { throw ValidationError("--cpu-target and --queue-target go with --autoscale MIN:MAX") }
+            if let minAvailable, minAvailable < 1 { throw ValidationError("--min-available must be at least 1, not \(minAvailable)") }
             let store = try store.open()
             let reference = try parseReference(reference)
             var descriptor = try store.resolve(reference)
@@ -72,7 +103,10 @@ struct Deploy: ParsableCommand {
                 printError("note: the manifests name the local tag \(localName); push the image with `vessel push` and pass --image REPOSITORY")
             }
             print(
-                KubernetesManifests.render(.init(image: pinned, manifest: manifest, modelBytes: modelBytes, port: port, namespace: namespace)), terminator: "")
+                KubernetesManifests.render(
+                    .init(
+                        image: pinned, manifest: manifest, modelBytes: modelBytes, port: port, namespace: namespace, autoscaling: autoscaling,
+                        minAvailable: minAvailable, serviceMonitor: serviceMonitor)), terminator: "")
         }
     }
 }
