@@ -35,12 +35,12 @@ if ! .build/venv-tf/bin/python -c "import tensorflow" 2>/dev/null; then
 fi
 # OpenSSF Model Signing's own tool, which verifies what `vessel sign` writes and signs what
 # `vessel verify` checks (its dependencies, sigstore's, kept apart from the test venv's).
-# model-signing (and with it in-toto), plus the validators the attestation tests use:
+# model-signing, plus what the attestation tests check with: the in-toto package (DSSE),
 # cyclonedx-python-lib's strict CycloneDX schema and sigstore-protobuf-specs' bundle parser.
 if ! .build/venv-signing/bin/python -c "import model_signing, in_toto, cyclonedx.validation.json, sigstore_protobuf_specs" 2>/dev/null; then
   python3 -m venv .build/venv-signing
   .build/venv-signing/bin/pip install -q --disable-pip-version-check model-signing==1.1.1 pyopenssl \
-    "cyclonedx-python-lib[json-validation]==11.12.0" sigstore-protobuf-specs==0.5.2
+    "cyclonedx-python-lib[json-validation]==11.12.0" sigstore-protobuf-specs==0.5.2 in-toto==3.1.0
 fi
 cases=".build/onnx-node-cases"
 if [ ! -f "$cases/tolerances.tsv" ]; then
