@@ -36,6 +36,33 @@ extension Store {
         }
     }
 
+    /// A referrer whose one layer is a document (a signature bundle, an attestation), as OCI 1.1
+    /// artifacts carry one: `document` is stored with `mediaType` and `title`, under a manifest of
+    /// `artifactType` with an empty config, `annotations`, and `subject` as its subject.
+    @discardableResult
+    public func attach(
+        document: [UInt8], mediaType: String, title: String, artifactType: String, annotations: [String: String], to subject: Descriptor
+    ) throws -> Descriptor {
+        let layer = try ingest(document, mediaType: mediaType, annotations: [OCIAnnotation.title: title])
+        let config = try ingest(Array("{}".utf8), mediaType: OCIMediaType.empty)
+        var manifest = ImageManifest(artifactType: artifactType, config: config, layers: [layer], annotations: annotations)
+        manifest.subject = Descriptor(mediaType: subject.mediaType, digest: subject.digest, size: subject.size)
+        return try attach(manifest)
+    }
+
+    /// The referrers of `subject` of `artifactType` whose manifest names that subject, each with its
+    /// manifest and first layer (the document), newest last.
+    public func attachedDocuments(of subject: Digest, artifactType: String) throws -> [(referrer: Descriptor, manifest: ImageManifest, layer: Descriptor)] {
+        var found: [(referrer: Descriptor, manifest: ImageManifest, layer: Descriptor)] = []
+        for referrer in try referrers(of: subject, artifactType: artifactType) {
+            let manifest = try CanonicalJSON.decode(
+                ImageManifest.self, from: readBlob(referrer, context: "a referrer of \(subject.short)"), path: blobPath(referrer.digest))
+            guard manifest.subject?.digest == subject, let layer = manifest.layers.first else { continue }
+            found.append((referrer, manifest, layer))
+        }
+        return found
+    }
+
     /// Removes referrer entries (their blobs stay until `gc`).
     public func detach(_ referrers: [Descriptor]) throws {
         let digests = Set(referrers.map(\.digest))

@@ -43,11 +43,9 @@ public enum ArtifactSigning {
     ) throws
         -> Descriptor
     {
-        let layer = try store.ingest(try bundle.encoded(), mediaType: artifactType, annotations: [OCIAnnotation.title: title])
-        let config = try store.ingest(Array("{}".utf8), mediaType: "application/vnd.oci.empty.v1+json")
-        var manifest = ImageManifest(artifactType: artifactType, config: config, layers: [layer], annotations: annotations)
-        manifest.subject = Descriptor(mediaType: artifact.descriptor.mediaType, digest: artifact.descriptor.digest, size: artifact.descriptor.size)
-        return try store.attach(manifest)
+        try store.attach(
+            document: try bundle.encoded(), mediaType: artifactType, title: title, artifactType: artifactType, annotations: annotations,
+            to: artifact.descriptor)
     }
 
     /// Signs each document attached to `artifact` (its provenance and SBOM, `Attestations`) as an
@@ -60,14 +58,7 @@ public enum ArtifactSigning {
         var attached: Set<VesselStore.Digest> = []
         let earlier = try attestationBundles(of: artifact, store: store)
         for attachment in try Attestations.attached(to: artifact.descriptor.digest, store: store) {
-            let document = try Attestations.read(attachment, store: store)
-            let statement =
-                attachment.kind == .provenance
-                ? document
-                : try Attestations.statement(
-                    subjectName: artifact.manifest.name, digest: artifact.descriptor.digest, predicateType: attachment.kind.predicateType,
-                    predicate: document)
-            let bundle = try SigstoreBundle.signing(statement: statement, with: key)
+            let bundle = try SigstoreBundle.signing(statement: try signedStatement(attachment, of: artifact, store: store), with: key)
             attached.insert(
                 try attach(
                     bundle, to: artifact, store: store, title: attachment.kind.rawValue + ".sig",
@@ -109,19 +100,22 @@ public enum ArtifactSigning {
     ) throws -> [(
         descriptor: Descriptor, bytes: [UInt8], format: String?, predicateType: String?
     )] {
-        var found: [(Descriptor, [UInt8], String?, String?)] = []
-        for referrer in try store.referrers(of: artifact.descriptor.digest, artifactType: artifactType) {
-            let manifest = try CanonicalJSON.decode(
-                ImageManifest.self, from: store.readBlob(referrer, context: "signature of \(artifact.reference)"),
-                path: store.blobPath(referrer.digest))
-            guard manifest.subject?.digest == artifact.descriptor.digest, let layer = manifest.layers.first else { continue }
-            found.append(
-                (
-                    referrer, Array(try store.readBlob(layer, limit: 64 << 20, context: "signature bundle of \(artifact.reference)")),
-                    manifest.annotations?[formatAnnotation], manifest.annotations?[Attestations.predicateTypeAnnotation]
-                ))
+        try store.attachedDocuments(of: artifact.descriptor.digest, artifactType: artifactType).map { referrer, manifest, layer in
+            (
+                referrer, Array(try store.readBlob(layer, limit: 64 << 20, context: "signature bundle of \(artifact.reference)")),
+                manifest.annotations?[formatAnnotation], manifest.annotations?[Attestations.predicateTypeAnnotation]
+            )
         }
-        return found
+    }
+
+    /// The in-toto statement a signature of `attachment` covers: the provenance is one already;
+    /// the SBOM becomes the predicate of one about the artifact (named by its model, so it reads
+    /// the same under any tag or registry path).
+    private static func signedStatement(_ attachment: Attestations.Attachment, of artifact: Artifact, store: Store) throws -> [UInt8] {
+        let document = try Attestations.read(attachment, store: store)
+        guard attachment.kind != .provenance else { return document }
+        return try Attestations.statement(
+            subjectName: artifact.manifest.name, digest: artifact.descriptor.digest, predicateType: attachment.kind.predicateType, predicate: document)
     }
 
     /// Checks every signed attestation of `artifact` with `key`: the signature, that the statement
@@ -134,7 +128,11 @@ public enum ArtifactSigning {
             var subject: [Subject]
             var predicateType: String
         }
-        let attached = try Attestations.attached(to: artifact.descriptor.digest, store: store)
+        // What a signature of each kind must sign: the statement of each document attached now.
+        var expected: [Attestations.Attachment.Kind: [[UInt8]]] = [:]
+        for attachment in try Attestations.attached(to: artifact.descriptor.digest, store: store) {
+            expected[attachment.kind, default: []].append(try signedStatement(attachment, of: artifact, store: store))
+        }
         var verified: [String] = []
         for bundle in try attestationBundles(of: artifact, store: store) {
             let source = "the signed attestation \(bundle.descriptor.digest.short)"
@@ -151,18 +149,10 @@ public enum ArtifactSigning {
             guard statement.predicateType == bundle.predicateType else {
                 throw TrustError("\(source) signs a `\(statement.predicateType)` statement, but is labelled `\(bundle.predicateType)`")
             }
-            if let kind = Attestations.Attachment.Kind.allCases.first(where: { $0.predicateType == statement.predicateType }) {
-                let documents = try attached.filter { $0.kind == kind }.map { try Attestations.read($0, store: store) }
-                let expected = try documents.map { document in
-                    kind == .provenance
-                        ? document
-                        : try Attestations.statement(
-                            subjectName: artifact.manifest.name, digest: artifact.descriptor.digest, predicateType: kind.predicateType,
-                            predicate: document)
-                }
-                if !documents.isEmpty, !expected.contains(payload) {
-                    throw TrustError("the attached \(kind.rawValue) of \(artifact.reference) is not the one \(source) signs")
-                }
+            if let kind = Attestations.Attachment.Kind.allCases.first(where: { $0.predicateType == statement.predicateType }),
+                let statements = expected[kind], !statements.contains(payload)
+            {
+                throw TrustError("the attached \(kind.rawValue) of \(artifact.reference) is not the one \(source) signs")
             }
             verified.append(statement.predicateType)
         }

@@ -247,30 +247,21 @@ public enum Attestations {
     @discardableResult
     public static func attach(_ document: [UInt8], kind: Attachment.Kind, to subject: Descriptor, store: Store) throws -> Descriptor {
         let fileName = kind == .provenance ? "provenance.intoto.json" : "sbom.cdx.json"
-        let layer = try store.ingest(document, mediaType: kind.artifactType, annotations: [OCIAnnotation.title: fileName])
-        let config = try store.ingest(Array("{}".utf8), mediaType: "application/vnd.oci.empty.v1+json")
-        var manifest = ImageManifest(
-            artifactType: kind.artifactType, config: config, layers: [layer], annotations: [predicateTypeAnnotation: kind.predicateType])
-        manifest.subject = Descriptor(mediaType: subject.mediaType, digest: subject.digest, size: subject.size)
         let earlier = try store.referrers(of: subject.digest, artifactType: kind.artifactType)
-        let attached = try store.attach(manifest)
+        let attached = try store.attach(
+            document: document, mediaType: kind.artifactType, title: fileName, artifactType: kind.artifactType,
+            annotations: [predicateTypeAnnotation: kind.predicateType], to: subject)
         try store.detach(earlier.filter { $0.digest != attached.digest })
         return attached
     }
 
     /// The documents attached to the artifact whose manifest digest is `subject`, newest last.
     public static func attached(to subject: Digest, store: Store) throws -> [Attachment] {
-        var found: [Attachment] = []
-        for kind in Attachment.Kind.allCases {
-            for referrer in try store.referrers(of: subject, artifactType: kind.artifactType) {
-                let manifest = try CanonicalJSON.decode(
-                    ImageManifest.self, from: store.readBlob(referrer, context: "\(kind.rawValue) of \(subject.short)"),
-                    path: store.blobPath(referrer.digest))
-                guard manifest.subject?.digest == subject, let layer = manifest.layers.first else { continue }
-                found.append(Attachment(kind: kind, referrer: referrer, layer: layer))
+        try Attachment.Kind.allCases.flatMap { kind in
+            try store.attachedDocuments(of: subject, artifactType: kind.artifactType).map {
+                Attachment(kind: kind, referrer: $0.referrer, layer: $0.layer)
             }
         }
-        return found
     }
 
     /// An attachment's document.
