@@ -1,7 +1,7 @@
 import Foundation
 public import VesselManifest
 import VesselManifestYAML
-import VesselPython
+public import VesselPython
 public import VesselStore
 #if canImport(Glibc)
 import Glibc
@@ -32,6 +32,10 @@ public struct Packer {
         /// Every file packed (the model's, the wheels, vessel.yaml), by its path in the artifact,
         /// with the SHA-256 of its bytes (not of the layer around it), in the order stored.
         public var files: [PackedFile]
+        /// The vessel.yaml packed, as parsed.
+        public var packedManifest: Manifest
+        /// The wheels packed, as vessel.lock pins them (none for other backends).
+        public var wheels: [PythonLock.Entry]
     }
 
     public struct PackedFile: Sendable, Equatable {
@@ -67,7 +71,8 @@ public struct Packer {
             for entry in manifest.allFiles {
                 layers.append(try storeFile(entry, directory: directory, files: &files))
             }
-            layers += try storeWheels(manifest, directory: directory, files: &files)
+            let wheels = try wheelsToPack(manifest, directory: directory)
+            layers += try storeWheels(wheels, files: &files)
             let manifestPath = (directory as NSString).appendingPathComponent(ManifestParser.fileName)
             let manifestLayer = try storeSingleFile(
                 path: manifestPath, name: ManifestParser.fileName, role: .weightConfig, executable: false, files: &files)
@@ -91,7 +96,9 @@ public struct Packer {
             var manifestDescriptor = try store.ingest(Array(CanonicalJSON.encode(imageManifest)), mediaType: OCIMediaType.imageManifest)
             manifestDescriptor.artifactType = ModelPack.artifactType
             try store.tag(manifestDescriptor, as: target)
-            return Result(reference: target, manifest: manifestDescriptor, layers: layers, warnings: parsed.warnings, files: files)
+            return Result(
+                reference: target, manifest: manifestDescriptor, layers: layers, warnings: parsed.warnings, files: files, packedManifest: manifest,
+                wheels: wheels)
         }
     }
 
@@ -123,14 +130,19 @@ public struct Packer {
 
     // MARK: Layers
 
-    /// A Python model's wheels, as `vessel.lock` names them, each a layer of its own: models
-    /// that share a wheel share its blob, in the store and in a registry.
-    private func storeWheels(_ manifest: Manifest, directory: String, files: inout [PackedFile]) throws -> [Descriptor] {
+    /// The wheels `vessel.lock` pins, for a Python model with requirements.
+    private func wheelsToPack(_ manifest: Manifest, directory: String) throws -> [PythonLock.Entry] {
         guard manifest.runtime.backend == .python, !manifest.runtime.requirements.isEmpty,
             let lock = try PythonLock.read(directory: directory)
         else { return [] }
+        return lock.entries
+    }
+
+    /// A Python model's wheels, each a layer of its own: models that share a wheel share its blob,
+    /// in the store and in a registry.
+    private func storeWheels(_ wheels: [PythonLock.Entry], files: inout [PackedFile]) throws -> [Descriptor] {
         let cache = PythonEnvironment.wheelCache(environment: ProcessInfo.processInfo.environment)
-        return try lock.entries.map { entry in
+        return try wheels.map { entry in
             guard let path = PythonEnvironment.verifiedWheel(entry, in: cache) else {
                 throw WorkerError.unavailable(
                     "the wheel \(entry.file) that vessel.lock names is not in \(cache) with its recorded sha256; `vessel pack` downloads it")
@@ -168,19 +180,11 @@ public struct Packer {
         do {
             var tar = TarWriter { try ingest.append($0) }
             try tar.writeHeader(path: name, kind: .file(size: size, executable: executable))
-            var written: Int64 = 0
-            var content = ContentDigest()
-            try FileSystem.forEachChunk(fd, path: path) { chunk in
-                written += Int64(chunk.count)
-                guard written <= size else { throw PackError.unsupportedFile(path: path, reason: "it grew while being packed") }
-                try ingest.append(chunk, alsoHashing: &content)
-                bar.advance(by: chunk.count)
-            }
-            guard written == size else { throw PackError.unsupportedFile(path: path, reason: "it shrank while being packed") }
+            let content = try copyContent(fd, path: path, size: size, into: ingest, progress: bar)
             try tar.finishEntry()
             try tar.finish()
             let (digest, stored) = try ingest.commit()
-            files.append(PackedFile(path: name, sha256: content.finalize(), size: size, layer: digest, role: role))
+            files.append(PackedFile(path: name, sha256: content, size: size, layer: digest, role: role))
             bar.finish()
             let metadata = FileMetadata(name: name, mode: executable ? 0o755 : 0o644, size: size, typeflag: Int(UInt8(ascii: "0")))
             return Descriptor(
@@ -198,6 +202,23 @@ public struct Packer {
         }
     }
 
+    /// Copies a file's `size` bytes into a layer as its tar entry's content (the entry's header
+    /// written before, its padding after) and returns their SHA-256. The bytes go to the blob
+    /// directly — `TarWriter.writeContent` only forwards them — so the file's own digest is taken
+    /// beside the layer's. A file that grows or shrinks meanwhile is refused.
+    private func copyContent(_ fd: Int32, path: String, size: Int64, into ingest: BlobIngest, progress bar: ProgressBar) throws -> Digest {
+        var written: Int64 = 0
+        var content = ContentDigest()
+        try FileSystem.forEachChunk(fd, path: path) { chunk in
+            written += Int64(chunk.count)
+            guard written <= size else { throw PackError.unsupportedFile(path: path, reason: "it grew while being packed") }
+            try ingest.append(chunk, alsoHashing: &content)
+            bar.advance(by: chunk.count)
+        }
+        guard written == size else { throw PackError.unsupportedFile(path: path, reason: "it shrank while being packed") }
+        return content.finalize()
+    }
+
     /// A directory becomes one tar layer whose entries carry their path from the model root.
     private func storeTree(path: String, name: String, role: FileRole, files: inout [PackedFile]) throws -> Descriptor {
         let entries = try TreeWalker.entries(root: path, prefix: name)
@@ -212,21 +233,9 @@ public struct Packer {
                 if case .file = entry.kind {
                     let fd = try FileSystem.openForReading(entry.fullPath)
                     defer { close(fd) }
-                    var written: Int64 = 0
-                    var content = ContentDigest()
-                    try FileSystem.forEachChunk(fd, path: entry.fullPath) { chunk in
-                        written += Int64(chunk.count)
-                        guard written <= entry.size else {
-                            throw PackError.unsupportedFile(path: entry.fullPath, reason: "it grew while being packed")
-                        }
-                        try ingest.append(chunk, alsoHashing: &content)
-                        bar.advance(by: chunk.count)
-                    }
-                    guard written == entry.size else {
-                        throw PackError.unsupportedFile(path: entry.fullPath, reason: "it shrank while being packed")
-                    }
+                    let content = try copyContent(fd, path: entry.fullPath, size: entry.size, into: ingest, progress: bar)
                     try tar.finishEntry()
-                    treeFiles.append((entry.archivePath, content.finalize(), entry.size))
+                    treeFiles.append((entry.archivePath, content, entry.size))
                 }
             }
             try tar.finish()

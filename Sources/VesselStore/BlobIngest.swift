@@ -214,8 +214,8 @@ enum Writeback {
     }
 }
 
-/// The SHA-256 of bytes fed piece by piece (a file inside a layer), without the caller naming
-/// the hash library.
+/// The SHA-256 of a file's bytes inside a layer, fed by ``BlobIngest/append(_:alsoHashing:)``,
+/// without the caller naming the hash library.
 public struct ContentDigest {
     var hasher = SHA256()
     /// Whether the last chunk's write took less time than its hash (where the next chunk's
@@ -223,8 +223,6 @@ public struct ContentDigest {
     var writeWasFaster = true
 
     public init() {}
-
-    public mutating func update(_ buffer: UnsafeRawBufferPointer) { hasher.update(bufferPointer: buffer) }
 
     public func finalize() -> Digest { Digest(bytes: hasher.finalize()) }
 }

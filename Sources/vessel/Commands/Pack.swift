@@ -66,12 +66,8 @@ struct Pack: AsyncParsableCommand {
             print("packed \(result.reference)")
             print("digest \(result.manifest.digest)")
             guard !noAttestations else { return }
-            let manifest = try ManifestParser.load(directory: directory).manifest
-            let wheels =
-                manifest.runtime.backend == .python
-                ? (try PythonLock.read(directory: directory))?.entries.map {
-                    Attestations.Wheel(name: $0.name, version: $0.version, sha256: $0.sha256, file: $0.file)
-                } ?? [] : []
+            let manifest = result.packedManifest
+            let wheels = result.wheels.map { Attestations.Wheel(name: $0.name, version: $0.version, sha256: $0.sha256, file: $0.file) }
             let record = Attestations.PackRecord(
                 reference: result.reference.description, manifest: result.manifest, modelName: manifest.name, modelVersion: manifest.version,
                 files: result.files, wheels: wheels, directory: directory, examples: examples, exampleCount: exampleCount,
