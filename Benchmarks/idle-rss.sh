@@ -11,26 +11,7 @@ vessel="${1:-$PWD/.build/release/vessel}"
 scripts/onnx-test-data.sh >/dev/null   # the venv with numpy and onnx
 work="$PWD/Benchmarks/work/idle-rss"
 mkdir -p "$work"
-.build/venv/bin/python - "$work" <<'PY'
-import sys, numpy as np, onnx
-from onnx import helper, numpy_helper, TensorProto as T
-d = sys.argv[1]
-w = numpy_helper.from_array(np.full((1024, 1024), 0.001, np.float32), 'w')
-g = helper.make_graph([helper.make_node('MatMul', ['X', 'w'], ['m']), helper.make_node('Sin', ['m'], ['s']),
-                       helper.make_node('MatMul', ['s', 'w'], ['Y'])], 'slow',
-                      [helper.make_tensor_value_info('X', T.FLOAT, ['N', 1024])], [helper.make_tensor_value_info('Y', T.FLOAT, ['N', 1024])], [w])
-m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)]); m.ir_version = 8
-onnx.save(m, d + '/model.onnx')
-open(d + '/vessel.yaml', 'w').write('''schemaVersion: 1
-name: slow
-version: "1"
-model: {format: onnx, file: model.onnx}
-signature:
-  inputs: [{name: X, dtype: float32, shape: [batch, 1024]}]
-  outputs: [{name: Y, dtype: float32, shape: [batch, 1024]}]
-serving: {max_concurrency: 2, max_queue: 64, max_body_bytes: 268435456}
-''')
-PY
+.build/venv/bin/python scripts/matmul_model.py "$work" slow 1024 0.001 Sin '{max_concurrency: 2, max_queue: 64, max_body_bytes: 268435456}'
 "$vessel" serve "$work" --port 18097 --no-log > "$work/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT

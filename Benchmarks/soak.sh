@@ -16,26 +16,7 @@ vessel="${2:-$PWD/.build/release/vessel}"
 scripts/onnx-test-data.sh >/dev/null   # the venv with numpy and onnx
 work="$PWD/Benchmarks/work/soak"
 rm -rf "$work" && mkdir -p "$work/model"
-.build/venv/bin/python - "$work/model" <<'PY'
-import sys, numpy as np, onnx
-from onnx import helper, numpy_helper, TensorProto as T
-d = sys.argv[1]
-w = numpy_helper.from_array(np.full((256, 256), 0.01, np.float32), 'w')
-g = helper.make_graph([helper.make_node('MatMul', ['X', 'w'], ['m']), helper.make_node('Tanh', ['m'], ['t']),
-                       helper.make_node('MatMul', ['t', 'w'], ['Y'])], 'soak',
-                      [helper.make_tensor_value_info('X', T.FLOAT, ['N', 256])], [helper.make_tensor_value_info('Y', T.FLOAT, ['N', 256])], [w])
-m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)]); m.ir_version = 8
-onnx.save(m, d + '/model.onnx')
-open(d + '/vessel.yaml', 'w').write('''schemaVersion: 1
-name: soak
-version: "1"
-model: {format: onnx, file: model.onnx}
-signature:
-  inputs: [{name: X, dtype: float32, shape: [batch, 256]}]
-  outputs: [{name: Y, dtype: float32, shape: [batch, 256]}]
-serving: {max_concurrency: 2, max_queue: 64, timeout_ms: 5000}
-''')
-PY
+.build/venv/bin/python scripts/matmul_model.py "$work/model" soak 256 0.01 Tanh '{max_concurrency: 2, max_queue: 64, timeout_ms: 5000}'
 ulimit -n 8192
 "$vessel" serve "$work/model" --port 18099 --no-log > "$work/serve.log" 2>&1 &
 pid=$!

@@ -205,28 +205,13 @@ struct CLITests {
     @Test("kill -9 at any moment of a pack leaves no partial blob or tag, and the next pack works")
     func crashSafety() throws {
         let scratch = try Scratch()
-        let model = scratch.directory + "/big"
-        try TestSupport.copyExample(to: model)
         // 256 MiB of weights, so a pack takes long enough to be interrupted in every phase.
-        let head = try TestSupport.run("sh", ["-c", "head -c 268435456 /dev/urandom > '\(model)/weights.bin'"])
-        #expect(head.status == 0)
-        var yaml = try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8)
-        yaml = yaml.replacingOccurrences(of: "  - path: README.md\n", with: "  - path: weights.bin\n    role: weights\n  - path: README.md\n")
-        try TestSupport.write(yaml, to: model + "/vessel.yaml")
+        let model = try FaultTests.bigModel(in: scratch.directory, megabytes: 256)
         // A tag that exists before the crashes must survive them.
         try scratch.vessel("pack", TestSupport.exampleDirectory, "-t", "iris:before")
 
         for delay in [0.005, 0.05, 0.15, 0.3, 0.5, 0.8, 1.2] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: TestSupport.vesselBinary)
-            process.arguments = ["pack", model, "-t", "big:1"]
-            process.environment = ["VESSEL_HOME": scratch.home]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            Thread.sleep(forTimeInterval: delay)
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try FaultTests.killed(["pack", model, "-t", "big:1"], home: scratch.home, after: delay)
             try Self.checkInvariants(home: scratch.home, after: delay)
         }
         let store = try Store(root: scratch.home)

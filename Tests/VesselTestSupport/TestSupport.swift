@@ -134,29 +134,14 @@ extension TestSupport {
     /// with `serving` limits, for overload and shutdown tests.
     public static func makeSlowModel(maxConcurrency: Int, maxQueue: Int, timeoutMilliseconds: Int = 30_000) throws -> String {
         let directory = try makeTemporaryDirectory("slow-model")
-        _ = try python(
-            """
-            import numpy as np, onnx
-            from onnx import helper, numpy_helper, TensorProto
-            w = numpy_helper.from_array(np.full((1024, 1024), 0.001, np.float32), 'w')
-            g = helper.make_graph([helper.make_node('MatMul', ['X', 'w'], ['m']), helper.make_node('Sin', ['m'], ['s']),
-                                   helper.make_node('MatMul', ['s', 'w'], ['Y'])], 'slow',
-                                  [helper.make_tensor_value_info('X', TensorProto.FLOAT, ['N', 1024])],
-                                  [helper.make_tensor_value_info('Y', TensorProto.FLOAT, ['N', 1024])], [w])
-            m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)])
-            m.ir_version = 8
-            onnx.save(m, '\(directory)/model.onnx')
-            """)
-        try """
-        schemaVersion: 1
-        name: slow
-        version: "1"
-        model: {format: onnx, file: model.onnx}
-        signature:
-          inputs: [{name: X, dtype: float32, shape: [batch, 1024]}]
-          outputs: [{name: Y, dtype: float32, shape: [batch, 1024]}]
-        serving: {max_concurrency: \(maxConcurrency), max_queue: \(maxQueue), timeout_ms: \(timeoutMilliseconds)}
-        """.write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
+        guard FileManager.default.isExecutableFile(atPath: python) else { throw ToolMissing(tool: ".build/venv (scripts/onnx-test-data.sh)") }
+        let written = try run(
+            python,
+            [
+                packageRoot + "/scripts/matmul_model.py", directory, "slow", "1024", "0.001", "Sin",
+                "{max_concurrency: \(maxConcurrency), max_queue: \(maxQueue), timeout_ms: \(timeoutMilliseconds)}"
+            ])
+        guard written.status == 0 else { throw PythonFailed(message: written.standardError) }
         return directory
     }
 
