@@ -103,7 +103,7 @@ let package = Package(
         ),
         .target(
             name: "VesselArtifact",
-            dependencies: ["VesselStore", "VesselManifest", "VesselManifestYAML", "VesselPython"],
+            dependencies: ["VesselStore", "VesselManifest", "VesselManifestYAML", "VesselPython", "VesselSystem"],
             swiftSettings: swiftSettings
         ),
         // zlib for gzip image layers: Debian's zlib1g-dev (scripts/install-deps.sh installs it).
@@ -128,13 +128,14 @@ let package = Package(
         ),
         // The Python backend's worker processes and their framed protocol; FoundationEssentials only.
         .target(
-            name: "VesselPython", dependencies: ["VesselTensor", "VesselManifest", "VesselStore", .product(name: "Crypto", package: "swift-crypto")],
+            name: "VesselPython",
+            dependencies: ["VesselTensor", "VesselManifest", "VesselStore", "VesselSystem", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "VesselModel",
             dependencies: [
-                "VesselStore", "VesselManifest", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselPython"
+                "VesselStore", "VesselManifest", "VesselProcessing", "VesselTensor", "VesselONNX", "VesselPython", "VesselSystem"
             ],
             swiftSettings: swiftSettings
         ),
@@ -245,7 +246,7 @@ let package = Package(
         .testTarget(
             name: "VesselServerTests",
             dependencies: [
-                "VesselServer", "VesselModelSources", "VesselModel", "VesselTensor", "VesselONNX", "VesselTestSupport",
+                "VesselServer", "VesselModelSources", "VesselModel", "VesselSystem", "VesselTensor", "VesselONNX", "VesselTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird")
             ],
             swiftSettings: swiftSettings

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 public import VesselStore
+import VesselSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -276,7 +277,8 @@ private final class BlobCheck: @unchecked Sendable {
     private var failure: (any Error)?
 
     init(store: Store, blob: Descriptor, context: String) {
-        DispatchQueue.global().async { [self] in
+        // Hashing gigabytes takes seconds: not on the threads a server's tasks need.
+        DetachedThread.start { [self] in
             do { try store.verifyBlob(blob, context: context) } catch { failure = error }
             done.signal()
         }

@@ -9,6 +9,7 @@ public import VesselProcessing
 public import VesselTensor
 public import VesselONNX
 import VesselStore
+import VesselSystem
 
 /// A model ready to serve: its manifest (name, version, signature, examples, serving settings),
 /// the backend that runs it, and where it came from.

@@ -7,6 +7,7 @@ import Foundation
 import Glibc
 #endif
 import Synchronization
+import VesselSystem
 import VesselTensor
 
 /// Splits an operator's loop across the intra-op threads (`vessel bench --threads`,

@@ -8,6 +8,7 @@ import Foundation
 #endif
 import Dispatch
 import Synchronization
+import VesselSystem
 public import VesselTensor
 
 /// What a Python worker loads and how it answers: the model's directory, which loader, the

@@ -295,7 +295,7 @@ public final class InferenceServer: Sendable {
             try loaded.pendingCheck?.wait()
             let serving = loaded.manifest.serving
             let queue = InferenceQueue(
-                maxConcurrent: serving.maxConcurrency, maxQueued: serving.maxQueue, label: model.name,
+                maxConcurrent: serving.maxConcurrency, maxQueued: serving.maxQueue,
                 inlineElements: inlineElements)
             var batcher: Batcher?
             if serving.maxBatchSize > 1 {
@@ -368,12 +368,13 @@ struct ModelLoader: Service {
     let server: InferenceServer
 
     func run() async throws {
-        let loading = Task.detached { [server] in
-            for model in server.models { server.load(model) }
+        // Loading blocks for as long as models take (imports, checks, examples): on a thread of
+        // its own, so the server answers health probes and metadata meanwhile.
+        BlockingThreads.shared.submit { [server] in
+            for model in server.models where !server.shuttingDown.load(ordering: .relaxed) { server.load(model) }
             server.loadingFinished.set(true)
         }
         try? await gracefulShutdown()
         server.shuttingDown.store(true, ordering: .relaxed)
-        loading.cancel()
     }
 }

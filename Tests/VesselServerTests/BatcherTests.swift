@@ -6,6 +6,7 @@ import Testing
 import VesselModel
 import VesselONNX
 import VesselTensor
+import VesselSystem
 
 /// Returns its input as `Y`, so each request can check it got its own rows back. While `gate` is
 /// closed, the first run blocks in `predict` (the model is busy), so tests decide what arrives
@@ -34,19 +35,19 @@ struct BatcherTests {
     private func batcher(_ backend: Echo, maxRows: Int, maxDelay: Duration, slots: Int = 1) -> Batcher {
         Batcher(
             maxRows: maxRows, maxDelay: maxDelay, backend: backend,
-            queue: InferenceQueue(maxConcurrent: slots, maxQueued: 16, label: "batcher-test"), outputNames: ["Y"])
+            queue: InferenceQueue(maxConcurrent: slots, maxQueued: 16), outputNames: ["Y"])
     }
 
     private func row(_ value: Float) -> [String: Tensor] { ["X": Tensor([Float]([value, value + 0.5]), shape: [1, 2])] }
 
     /// Waits (on a thread of its own) until the gated backend's first run has begun.
     private func waitUntilBusy(_ echo: Echo) async {
-        await offThePool { while echo.runs.withLock({ $0.count }) == 0 { usleep(1000) } }
+        await BlockingThreads.shared.run { while echo.runs.withLock({ $0.count }) == 0 { usleep(1000) } }
     }
 
     /// Waits (on a thread of its own) until `count` requests wait in the batcher.
     private func waitUntilWaiting(_ batcher: Batcher, _ count: Int) async {
-        await offThePool { while batcher.waitingRequests != count { usleep(1000) } }
+        await BlockingThreads.shared.run { while batcher.waitingRequests != count { usleep(1000) } }
     }
 
     @Test("a lone request on an idle model runs at once, alone, without waiting for max_delay")

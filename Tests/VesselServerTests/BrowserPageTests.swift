@@ -4,6 +4,7 @@ import Testing
 import VesselModelSources
 import VesselTensor
 import VesselTestSupport
+import VesselSystem
 
 /// The browser pages driven by headless Chromium (Debian's package): the model list, an example
 /// run from the page, an image put in through the page's file path, text, a bearer token, a
@@ -22,7 +23,7 @@ struct BrowserPageTests {
         let profile = try TestSupport.makeTemporaryDirectory("chromium-profile")
         defer { TestSupport.remove(profile) }
         let arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile)", "--virtual-time-budget=8000"] + extra + [url]
-        return try await offThePool {
+        return try await BlockingThreads.shared.run {
             Result { try TestSupport.run(chromium, arguments + (extra.contains { $0.hasPrefix("--screenshot") } ? [] : ["--dump-dom"])).standardOutput }
         }.get()
     }
@@ -107,12 +108,12 @@ struct BrowserPageTests {
         configuration.ui = false
         let sources = try [ModelSource.directory(ImageRequestTests.digits)]
         let server = InferenceServer(sources: sources, names: try InferenceServer.servedNames(sources), configuration: configuration)
-        let task = Task { try await server.run() }
+        let task = Task(executorPreference: ServerThreads.shared) { try await server.run() }
         let port = await server.boundPort()
         await server.modelsLoaded()
         defer { Task { await RunningServer(server: server, port: port, task: task).stop() } }
         for path in ["/", "/ui/models/digits", "/ui/api/models"] {
-            let response = try await offThePool { Result { try LoopbackClient.request("GET", port: port, path: path) } }.get()
+            let response = try await BlockingThreads.shared.run { Result { try LoopbackClient.request("GET", port: port, path: path) } }.get()
             #expect(response.status == 404, "\(path): \(response.status)")
         }
     }

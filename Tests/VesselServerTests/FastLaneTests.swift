@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 @testable import VesselServer
 import VesselTestSupport
+import VesselSystem
 
 @Suite("fast lane")
 struct FastLaneTests {
@@ -92,7 +93,7 @@ struct FastLaneTests {
         // the router, and the inference behind it must not overtake it.
         let requests = infer("") + "GET /v2/models/iris HTTP/1.1\r\nHost: localhost\r\n\r\n" + infer("Connection: close\r\n")
         let port = running.port
-        let received = try await offThePool { Result { try Self.exchange(port: port, Array(requests.utf8)) } }.get()
+        let received = try await BlockingThreads.shared.run { Result { try Self.exchange(port: port, Array(requests.utf8)) } }.get()
         let text = String(decoding: received, as: UTF8.self)
         let starts = text.ranges(of: "HTTP/1.1 200").map(\.lowerBound) + [text.endIndex]
         #expect(starts.count == 4, "\(text)")

@@ -4,6 +4,7 @@ import Testing
 @testable import VesselServer
 import VesselTensor
 import VesselTestSupport
+import VesselSystem
 
 /// Requests that once took the server down or held it: each is now a 4xx (or a 504 that frees
 /// its slot), and the server answers the next request.
@@ -78,7 +79,7 @@ struct HostileRequestTests {
         defer { Task { await server.stop() } }
         let port = server.port
         // Past 10 s the connection counts as left open (the server's idle timeout is 30 s).
-        let received = await offThePool {
+        let received = await BlockingThreads.shared.run {
             Result { try FastLaneTests.exchange(port: port, Array("GET /v2 HTTP/1.0\r\nHost: localhost\r\n\r\n".utf8), seconds: 10) }
         }
         let text = String(decoding: try received.get(), as: UTF8.self)
@@ -95,11 +96,13 @@ struct HostileRequestTests {
         defer { Task { await server.stop() } }
         let port = server.port
         // 30 requests 100 ms apart on one connection: three seconds of traffic, never two idle.
-        let statuses = await offThePool { Result { try Self.keepAlive(port: port, requests: 30, pauseMicroseconds: 100_000) } }
+        let statuses = await BlockingThreads.shared.run { Result { try Self.keepAlive(port: port, requests: 30, pauseMicroseconds: 100_000) } }
         #expect(try statuses.get() == [Int](repeating: 200, count: 30))
         #expect(server.server.fastLaneAnswers.load(ordering: .relaxed) == 30)
         // A connection that never completes a header is closed (within 20 s, far past the 2 s).
-        let idle = await offThePool { Result { try FastLaneTests.exchange(port: port, Array("POST /v2/models/iris/infer HTTP/1.1\r\nHost: x".utf8)) } }
+        let idle = await BlockingThreads.shared.run {
+            Result { try FastLaneTests.exchange(port: port, Array("POST /v2/models/iris/infer HTTP/1.1\r\nHost: x".utf8)) }
+        }
         #expect(throws: Never.self) { try idle.get() }
     }
 
@@ -153,28 +156,8 @@ struct HostileRequestTests {
 
     @Test("a small request to a Loop model runs off the event loop and stops at serving.timeout_ms; health answers meanwhile")
     func slowLoopRequest() async throws {
-        let directory = try TestSupport.makeTemporaryDirectory("loop-model")
+        let directory = try TestSupport.makeLoopModel(serving: "{timeout_ms: 3000, max_concurrency: 1}")
         defer { TestSupport.remove(directory) }
-        try TestSupport.python(
-            """
-            import numpy as np, onnx
-            from onnx import helper, numpy_helper, TensorProto as T
-            \(TestSupport.loopModelScript(saveTo: directory + "/model.onnx"))
-            """)
-        try """
-        schemaVersion: 1
-        name: loop
-        version: "1"
-        model: {format: onnx, file: model.onnx}
-        signature:
-          inputs: [{name: m, dtype: int64, shape: []}, {name: x, dtype: float32, shape: [1]}]
-          outputs: [{name: y, dtype: float32, shape: [1]}]
-        serving: {timeout_ms: 3000, max_concurrency: 1}
-        examples:
-          - name: three
-            inputs: {m: 3, x: [0]}
-            outputs: {y: [3]}
-        """.write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
         let server = try await RunningServer.start([directory])
         defer { Task { await server.stop() } }
         guard case .ready(_, let queue, _) = server.server.models[0].current else {
@@ -183,8 +166,7 @@ struct HostileRequestTests {
         }
         // Its example ran in microseconds, but its cost is data: never inline.
         #expect(queue.inlineElements == 0)
-        let body =
-            #"{"inputs":[{"name":"m","shape":[],"datatype":"INT64","data":[4611686018427387904]},{"name":"x","shape":[1],"datatype":"FP32","data":[0]}]}"#
+        let body = TestSupport.endlessLoopRequest
         let finished = Mutex(false)
         async let slow = { () async throws -> LoopbackClient.Response in
             let response = try await server.infer(body, model: "loop")

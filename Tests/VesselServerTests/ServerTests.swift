@@ -6,8 +6,25 @@ import VesselModel
 import VesselModelSources
 import VesselTensor
 import VesselTestSupport
+import VesselSystem
 
-/// A server on a loopback ephemeral port, in this process.
+/// The threads an in-process test server's tasks run on. Swift Testing runs synchronous tests
+/// (every one that waits for a `vessel` subprocess) on the cooperative pool, one thread per
+/// core, so two of them at once would leave a server in this process no thread to answer on:
+/// with its own threads it answers as a server in its own process does.
+final class ServerThreads: TaskExecutor {
+    static let shared = ServerThreads()
+    /// Jobs are many and short; a thread that finished one sleeps at once rather than spin.
+    private let threads = BlockingThreads(spin: .zero)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        threads.submit { job.runSynchronously(on: executor) }
+    }
+}
+
+/// A server on a loopback ephemeral port, in this process, its tasks on ``ServerThreads``.
 struct RunningServer {
     let server: InferenceServer
     let port: Int
@@ -24,7 +41,7 @@ struct RunningServer {
         configuration.fastLane = fastLane
         configuration.idleTimeout = idleTimeout
         let server = InferenceServer(sources: sources, names: try InferenceServer.servedNames(sources), configuration: configuration)
-        let task = Task { try await server.run() }
+        let task = Task(executorPreference: ServerThreads.shared) { try await server.run() }
         let bound = await server.boundPort()
         // Ready once every model has loaded and passed its examples (or failed).
         await server.modelsLoaded()
@@ -33,7 +50,8 @@ struct RunningServer {
 
     func request(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8] = []) async throws -> LoopbackClient.Response {
         let port = port
-        return try await offThePool { Result { try LoopbackClient.request(method, port: port, path: path, headers: headers, body: body) } }.get()
+        return try await BlockingThreads.shared.run { Result { try LoopbackClient.request(method, port: port, path: path, headers: headers, body: body) } }
+            .get()
     }
 
     func infer(_ json: String, model: String = "iris", headers: [String: String] = ["Content-Type": "application/json"]) async throws -> LoopbackClient.Response

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import VesselServer
 import VesselTestSupport
+import VesselSystem
 
 /// The official Triton HTTP client (`tritonclient[http]` from PyPI) against `vessel serve`:
 /// what a KServe/Triton user's code does, unchanged.
@@ -12,7 +13,7 @@ struct TritonClientTests {
         let running = try await RunningServer.start([TestSupport.exampleDirectory])
         defer { Task { await running.stop() } }
         let port = running.port
-        let output = try await offThePool {
+        let output = try await BlockingThreads.shared.run {
             Result {
                 try TestSupport.python(
                     """

@@ -51,29 +51,45 @@ public enum TestSupport {
     public static func run(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil
     ) throws -> ProcessResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : try which(executable))
-        process.arguments = arguments
+        let path = executable.hasPrefix("/") ? executable : try which(executable)
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         // Output goes to files, not pipes: a chatty child can never block on a full pipe.
         let outPath = NSTemporaryDirectory() + "out-\(UUID().uuidString)", errPath = outPath + ".err"
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         defer { remove(outPath); remove(errPath) }
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        process.waitUntilExit()
-        try? out.close()
-        try? err.close()
+        // posix_spawn and waitpid, not Foundation's Process: its waitUntilExit learns of the exit
+        // from a Dispatch source, which needs a thread of the cooperative pool, and synchronous
+        // tests (this call among them) can hold every one of those; two did, and the suite hung.
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // env(1) changes directory for the child (Glibc's addchdir is not visible to Swift).
+        let command = currentDirectory.map { ["/usr/bin/env", "-C", $0, path] } ?? [path]
+        let argv: [UnsafeMutablePointer<CChar>?] = (command + arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+        guard spawned == 0 else { throw SpawnFailed(executable: path, error: spawned) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        // An exit code, or 128 + the signal that ended it, as a shell reports it.
+        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + status & 0x7f
         let stdout = String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self)
         let stderr = String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self)
-        return ProcessResult(status: process.terminationStatus, standardOutput: stdout, standardError: stderr)
+        return ProcessResult(status: code, standardOutput: stdout, standardError: stderr)
+    }
+
+    public struct SpawnFailed: Error, CustomStringConvertible {
+        public var executable: String
+        public var error: Int32
+        public var description: String { "cannot start \(executable): \(String(cString: strerror(error)))" }
     }
 
     /// Runs `vessel` with a store at `home`.
@@ -163,6 +179,36 @@ extension TestSupport {
         onnx.save(m, '\(path)')
         """
     }
+
+    /// A model directory named `loop` whose cost is data (``loopModelScript``: `y = x + m`),
+    /// with `serving` settings (a YAML flow mapping) and an example of three trips.
+    public static func makeLoopModel(serving: String) throws -> String {
+        let directory = try makeTemporaryDirectory("loop-model")
+        try python(
+            """
+            import numpy as np, onnx
+            from onnx import helper, numpy_helper, TensorProto as T
+            \(loopModelScript(saveTo: directory + "/model.onnx"))
+            """)
+        try write(
+            """
+            name: loop
+            version: "1"
+            model: {format: onnx, file: model.onnx}
+            signature:
+              inputs: [{name: m, dtype: int64, shape: []}, {name: x, dtype: float32, shape: [1]}]
+              outputs: [{name: y, dtype: float32, shape: [1]}]
+            serving: \(serving)
+            examples:
+              - {name: three, inputs: {m: 3, x: [0]}, outputs: {y: [3]}}
+
+            """, to: directory + "/vessel.yaml")
+        return directory
+    }
+
+    /// A request that runs the loop model until its deadline stops it.
+    public static let endlessLoopRequest =
+        #"{"inputs":[{"name":"m","shape":[],"datatype":"INT64","data":[4611686018427387904]},{"name":"x","shape":[1],"datatype":"FP32","data":[0]}]}"#
 
     /// A binary OIP request for the slow model: `rows` rows of ones.
     public static func slowModelRequest(rows: Int) -> (headers: [String: String], body: [UInt8]) {

@@ -10,6 +10,7 @@ import Glibc
 import VesselManifest
 public import VesselModel
 import VesselTensor
+import VesselSystem
 
 /// Runs a model's bundled examples the way clients reach it: a real server on a loopback
 /// ephemeral port, one OIP v2 JSON request per example, outputs compared with the example's
@@ -45,7 +46,7 @@ public enum ExampleRun {
         // The server loads the model after it listens; wait for it to be ready or failed.
         let port = await server.boundPort()
         await server.modelsLoaded()
-        let report = await offThePool { () -> Report in
+        let report = await BlockingThreads.shared.run { () -> Report in
             let model = server.models[0]
             guard port != 0 else { return Report(model: model.name, version: "?", rows: [], failure: "the server did not start") }
             guard case .ready(let loaded, _, _) = model.current else {
@@ -114,14 +115,5 @@ public enum ExampleRun {
             result[name] = try OIPCodec.jsonTensor(data, dtype: dtype, shape: shape, count: shape.reduce(1, *), name: name)
         }
         return result
-    }
-}
-
-/// Runs blocking work (sockets, sleeps) on a thread of its own: never on the cooperative pool
-/// the server's handlers need, nor on Dispatch's global queue, which adds threads only slowly
-/// when its few are blocked.
-public func offThePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        DetachedThread.start { continuation.resume(returning: work()) }
     }
 }

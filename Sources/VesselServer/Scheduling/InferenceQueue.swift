@@ -1,10 +1,12 @@
-import Dispatch
 import Synchronization
+import VesselSystem
 import VesselTensor
 
-/// Admission control for one model: at most `maxConcurrent` inferences run (each on a thread of
-/// its own, off the event loops), at most `maxQueued` wait; one more is refused at once, so an
-/// overloaded server answers 503 instead of letting latency grow without bound.
+/// Admission control for one model: at most `maxConcurrent` inferences run, at most
+/// `maxQueued` wait; one more is refused at once, so an overloaded server answers 503 instead
+/// of letting latency grow without bound. Runs go to ``BlockingThreads``, off the event loops
+/// and off the cooperative pool, so a model computing (or a Python worker thinking) never
+/// stalls HTTP handling, timers or health probes.
 final class InferenceQueue: Sendable {
     struct Overloaded: Error {}
 
@@ -20,13 +22,11 @@ final class InferenceQueue: Sendable {
     /// a worker thread (``tryAcquire()``): 0 unless the model's examples showed it is that cheap.
     let inlineElements: Int
     private let state = Mutex(State())
-    private let workers: DispatchQueue
 
-    init(maxConcurrent: Int, maxQueued: Int, label: String, inlineElements: Int = 0) {
+    init(maxConcurrent: Int, maxQueued: Int, inlineElements: Int = 0) {
         self.maxConcurrent = max(1, maxConcurrent)
         self.maxQueued = max(0, maxQueued)
         self.inlineElements = inlineElements
-        workers = DispatchQueue(label: "vessel.inference.\(label)", attributes: .concurrent)
     }
 
     /// The measure `inlineElements` is in: every input's element count, summed.
@@ -54,9 +54,7 @@ final class InferenceQueue: Sendable {
         try await acquire()
         let waited = clock.now - start
         defer { release() }
-        let result: T = try await withCheckedThrowingContinuation { continuation in
-            workers.async { continuation.resume(with: Result { try work() }) }
-        }
+        let result = try await BlockingThreads.shared.run(work)
         return (waited, result)
     }
 

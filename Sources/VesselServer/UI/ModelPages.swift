@@ -16,6 +16,7 @@ import VesselStore
 import VesselTensor
 #if canImport(Glibc)
 import Glibc
+import VesselSystem
 #endif
 
 /// The browser pages (`GET /`, `/ui/models/{m}`): static shells with their CSS and JavaScript
@@ -175,7 +176,7 @@ enum FileDigests {
     static func of(_ loaded: LoadedModel) async -> [String: String] {
         let key = "\(loaded.name)@\(loaded.version)@\(loaded.digest ?? loaded.directory)"
         if let known = cache.withLock({ $0[key] }) { return known }
-        let computed = await offThePool { () -> [String: String] in
+        let computed = await BlockingThreads.shared.run { () -> [String: String] in
             var out: [String: String] = [:]
             for path in [loaded.manifest.model.file] + loaded.manifest.files.map(\.path) {
                 if let region = loaded.inPlace[path] {

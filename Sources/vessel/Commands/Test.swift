@@ -6,6 +6,7 @@ import VesselServer
 import VesselServeCommand
 import VesselModelSources
 import VesselStore
+import VesselSystem
 
 struct Test: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,7 +43,7 @@ struct Test: AsyncParsableCommand {
             }
             guard readyTimeout > 0, readyTimeout.isFinite else { throw ValidationError("--ready-timeout must be a positive number of seconds") }
             let chosen = requested, model = model, store = store, readyTimeout = readyTimeout
-            let passed = try await offThePool { () -> Result<Bool, any Error> in
+            let passed = try await BlockingThreads.shared.run { () -> Result<Bool, any Error> in
                 Result { try InImageTest.run(reference: model, store: try store.open(), runtime: chosen, readyTimeout: readyTimeout) }
             }.get()
             if !passed { throw ExitCode.failure }
