@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
         // No default traits: `FullFoundation` would link all of Foundation (and its 34 MB of ICU
@@ -76,7 +77,10 @@ let package = Package(
         // Keys, Sigstore bundles, Model Signing statements; signatures attached to artifacts.
         .target(
             name: "VesselTrust",
-            dependencies: ["VesselArtifact", "VesselManifest", "VesselStore", "VesselTensor", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "VesselArtifact", "VesselManifest", "VesselStore", "VesselTensor", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1")
+            ],
             swiftSettings: swiftSettings
         ),
         // A strict JSON parser over bytes: requests, tokenizer.json.

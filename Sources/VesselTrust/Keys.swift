@@ -74,14 +74,19 @@ public struct SigningKey: @unchecked Sendable {
         }
     }
 
-    /// - Parameter source: where the text came from, for messages (never the key itself).
-    public init(pem text: String, source: String) throws {
-        guard let (label, der) = PEM.decode(text) else { throw TrustError("\(source) is not a PEM private key") }
+    /// - Parameters:
+    ///   - source: where the text came from, for messages (never the key itself).
+    ///   - password: for an `ENCRYPTED PRIVATE KEY` (see ``EncryptedPrivateKey``).
+    public init(pem text: String, source: String, password: String? = nil) throws {
+        if text.contains("Proc-Type: 4,ENCRYPTED") {
+            throw TrustError("\(source) is encrypted the legacy OpenSSL way; convert it (`openssl pkcs8 -topk8 -v2 aes-256-cbc -in \(source)`)")
+        }
+        guard var (label, der) = PEM.decode(text) else { throw TrustError("\(source) is not a PEM private key") }
+        if label == "ENCRYPTED PRIVATE KEY" {
+            guard let password else { throw TrustError("\(source) is encrypted; set VESSEL_KEY_PASSWORD to its password") }
+            (label, der) = ("PRIVATE KEY", try EncryptedPrivateKey.decrypt(der, password: password, source: source))
+        }
         switch label {
-        case "ENCRYPTED PRIVATE KEY":
-            throw TrustError(
-                "\(source) is encrypted, which this build cannot read yet; decrypt it (`openssl pkcs8 -in \(source) -out plain.pem`) and keep that file private"
-            )
         case "EC PRIVATE KEY", "PRIVATE KEY":
             if label == "PRIVATE KEY", der.starts(with: Ed25519DER.privatePrefix), der.count == Ed25519DER.privatePrefix.count + 32 {
                 key = .ed25519(try Curve25519.Signing.PrivateKey(rawRepresentation: der.suffix(32)))
@@ -95,6 +100,12 @@ public struct SigningKey: @unchecked Sendable {
         default:
             throw TrustError("\(source) holds a PEM `\(label)`, not a private key")
         }
+    }
+
+    /// PKCS #8 PEM, encrypted under `password` (PBES2: PBKDF2-HMAC-SHA-256, AES-256-CBC).
+    public func encryptedPEM(password: String) throws -> String {
+        guard let (_, der) = PEM.decode(pem) else { throw TrustError("cannot encode the key") }
+        return PEM.encode(try EncryptedPrivateKey.encrypt(der, password: password), label: "ENCRYPTED PRIVATE KEY")
     }
 
     /// PKCS #8 PEM.

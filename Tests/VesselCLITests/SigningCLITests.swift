@@ -193,7 +193,9 @@ struct SigningCLITests {
         #expect(wrongKind.status != 0 && wrongKind.standardError.contains("--attached takes provenance or sbom"), "\(wrongKind.standardError)")
     }
 
-    @Test("an Ed25519 key signs and verifies; an encrypted or malformed key is refused; gc drops a signature with its artifact")
+    @Test(
+        "an Ed25519 key signs and verifies; an encrypted key (keygen --encrypt) signs with VESSEL_KEY_PASSWORD and is refused without it or with another; a malformed key is refused; gc drops the signatures with their artifact"
+    )
     func keysAndGarbage() throws {
         let home = try TestSupport.makeTemporaryDirectory("sign-keys")
         defer { TestSupport.remove(home) }
@@ -202,10 +204,21 @@ struct SigningCLITests {
         #expect(try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/ed.pem"], home: home).status == 0)
         #expect(try TestSupport.vessel(["verify", "iris:1.0.0", "--key", home + "/ed.pem.pub"], home: home).status == 0)
 
-        try "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n".write(
-            toFile: home + "/enc.pem", atomically: true, encoding: .utf8)
-        let encrypted = try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/enc.pem"], home: home)
-        #expect(encrypted.status != 0 && encrypted.standardError.contains("encrypted"), "\(encrypted.standardError)")
+        // An encrypted key: written with --encrypt under VESSEL_KEY_PASSWORD, refused without it
+        // or with another, and it signs with it.
+        func withPassword(_ password: String?, _ arguments: [String]) throws -> TestSupport.ProcessResult {
+            try TestSupport.run(TestSupport.vesselBinary, arguments, environment: ["VESSEL_HOME": home, "VESSEL_KEY_PASSWORD": password ?? ""])
+        }
+        #expect(try withPassword(nil, ["keygen", home + "/enc.pem", "--encrypt"]).standardError.contains("VESSEL_KEY_PASSWORD, which is not set"))
+        let made = try withPassword("s3cret", ["keygen", home + "/enc.pem", "--encrypt"])
+        #expect(made.status == 0 && made.standardOutput.contains("encrypted"), "\(made.standardError)")
+        #expect(try String(contentsOfFile: home + "/enc.pem", encoding: .utf8).hasPrefix("-----BEGIN ENCRYPTED PRIVATE KEY-----"))
+        let locked = try withPassword(nil, ["sign", "iris:1.0.0", "--key", home + "/enc.pem"])
+        #expect(locked.status != 0 && locked.standardError.contains("is encrypted; set VESSEL_KEY_PASSWORD"), "\(locked.standardError)")
+        let wrong = try withPassword("guess", ["sign", "iris:1.0.0", "--key", home + "/enc.pem"])
+        #expect(wrong.status != 0 && wrong.standardError.contains("wrong password"), "\(wrong.standardError)")
+        #expect(try withPassword("s3cret", ["sign", "iris:1.0.0", "--key", home + "/enc.pem"]).status == 0)
+        #expect(try TestSupport.vessel(["verify", "iris:1.0.0", "--key", home + "/enc.pem.pub"], home: home).status == 0)
         try "not a key".write(toFile: home + "/junk.pem", atomically: true, encoding: .utf8)
         #expect(try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/junk.pem"], home: home).status != 0)
         let unsigned = try TestSupport.vessel(["verify", "iris:1.0.0", "--key", home + "/ed.pem.pub", "--signature", home + "/junk.pem"], home: home)

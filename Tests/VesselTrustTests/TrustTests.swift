@@ -65,13 +65,86 @@ struct TrustTests {
         #expect(!publicKey.isValid(theirs, for: message + [0]))
     }
 
+    @Test(
+        "encrypted PKCS #8 keys: what OpenSSL encrypts (each PBKDF2 hash and AES size) opens with the password; what Vessel encrypts opens in OpenSSL; a wrong or missing password, scrypt and the legacy format are refused by name",
+        arguments: [
+            ("ecdsa-p256", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes256"]),
+            ("ecdsa-p384", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-aes128"]),
+            ("ed25519", ["-algorithm", "ed25519", "-aes-192-cbc"])
+        ])
+    func encryptedKeys(type: String, options: [String]) throws {
+        let directory = try TestSupport.makeTemporaryDirectory()
+        defer { TestSupport.remove(directory) }
+        let openssl = try TestSupport.which("openssl")
+        let password = "correct horse ☃ battery"
+        let made = try TestSupport.run(openssl, ["genpkey"] + options + ["-pass", "pass:" + password, "-out", directory + "/key.pem"])
+        #expect(made.status == 0, "\(made.standardError)")
+        #expect(
+            try TestSupport.run(openssl, ["pkey", "-in", directory + "/key.pem", "-passin", "pass:" + password, "-pubout", "-out", directory + "/pub.pem"])
+                .status == 0)
+        let pem = try String(contentsOfFile: directory + "/key.pem", encoding: .utf8)
+        #expect(pem.hasPrefix("-----BEGIN ENCRYPTED PRIVATE KEY-----"))
+        let key = try SigningKey(pem: pem, source: "key.pem", password: password)
+        #expect(key.type.rawValue == type)
+        #expect(key.publicKey.pem == (try String(contentsOfFile: directory + "/pub.pem", encoding: .utf8)))
+
+        // PBKDF2 with HMAC-SHA-1 (the default when a file names no PRF) and with SHA-512.
+        for prf in ["hmacWithSHA1", "hmacWithSHA512"] {
+            let converted = try TestSupport.run(
+                openssl,
+                [
+                    "pkcs8", "-topk8", "-in", directory + "/key.pem", "-passin", "pass:" + password, "-v2", "aes-256-cbc", "-v2prf", prf, "-iter", "1000",
+                    "-passout", "pass:" + password, "-out", directory + "/\(prf).pem"
+                ])
+            #expect(converted.status == 0, "\(converted.standardError)")
+            let again = try SigningKey(pem: String(contentsOfFile: directory + "/\(prf).pem", encoding: .utf8), source: "\(prf).pem", password: password)
+            #expect(again.publicKey.pem == key.publicKey.pem, "\(prf)")
+        }
+
+        // Vessel's encrypted PEM opens in OpenSSL with the password, and is the same key.
+        try TestSupport.write(try key.encryptedPEM(password: password), to: directory + "/ours.pem")
+        let opened = try TestSupport.run(openssl, ["pkey", "-in", directory + "/ours.pem", "-passin", "pass:" + password, "-pubout"])
+        #expect(opened.status == 0 && opened.standardOutput == key.publicKey.pem, "\(opened.standardError)")
+        #expect(try TestSupport.run(openssl, ["pkey", "-in", directory + "/ours.pem", "-passin", "pass:wrong", "-noout"]).status != 0)
+
+        func refusal(_ text: String, _ password: String?) -> String {
+            do {
+                _ = try SigningKey(pem: text, source: "k.pem", password: password)
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal(pem, nil) == "k.pem is encrypted; set VESSEL_KEY_PASSWORD to its password")
+        #expect(refusal(pem, "wrong") == "cannot decrypt k.pem: wrong password (VESSEL_KEY_PASSWORD)")
+        #expect(!refusal(pem, "wrong").contains(password))
+        let scrypt = try TestSupport.run(
+            openssl,
+            [
+                "pkcs8", "-topk8", "-in", directory + "/key.pem", "-passin", "pass:" + password, "-scrypt", "-passout", "pass:" + password, "-out",
+                directory + "/scrypt.pem"
+            ])
+        #expect(scrypt.status == 0, "\(scrypt.standardError)")
+        #expect(refusal(try String(contentsOfFile: directory + "/scrypt.pem", encoding: .utf8), password).contains("derives its key with scrypt"))
+        if type != "ed25519" {
+            let legacy = try TestSupport.run(
+                openssl,
+                [
+                    "pkey", "-in", directory + "/key.pem", "-passin", "pass:" + password, "-traditional", "-aes256", "-passout", "pass:" + password, "-out",
+                    directory + "/legacy.pem"
+                ])
+            #expect(legacy.status == 0, "\(legacy.standardError)")
+            #expect(refusal(try String(contentsOfFile: directory + "/legacy.pem", encoding: .utf8), password).contains("legacy OpenSSL way"))
+        }
+    }
+
     @Test("what is not a usable key is refused with the file named, never echoing the key")
     func badKeys() throws {
         let secret = SigningKey.generate(.ecdsaP256).pem
         #expect(throws: TrustError.self) { try SigningKey(pem: "not a key", source: "k.pem") }
         #expect(throws: TrustError.self) { try VerifyingKey(pem: secret, source: "k.pem") }
         #expect(throws: TrustError.self) {
-            try SigningKey(pem: "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n", source: "k.pem")
+            try SigningKey(pem: "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n", source: "k.pem", password: "x")
         }
         do {
             _ = try SigningKey(pem: secret.replacingOccurrences(of: "PRIVATE KEY", with: "CERTIFICATE"), source: "k.pem")

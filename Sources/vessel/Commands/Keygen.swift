@@ -7,7 +7,11 @@ import VesselTrust
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make a signing key pair: PATH (the private key, PKCS #8 PEM, mode 0600) and PATH.pub (the public key).",
-        discussion: "ecdsa-p256 (the default) is what `model_signing sign key` and cosign take; ecdsa-p384 and ed25519 sign and verify in vessel."
+        discussion: """
+            ecdsa-p256 (the default) is what `model_signing sign key` and cosign take; ecdsa-p384 and ed25519 sign and verify in vessel. \
+            With --encrypt the private key is an encrypted PKCS #8 PEM (PBKDF2-HMAC-SHA-256, AES-256-CBC, as OpenSSL reads) under the \
+            password in VESSEL_KEY_PASSWORD, which `vessel sign` then reads from the same variable.
+            """
     )
 
     @Argument(help: ArgumentHelp("Where to write the private key; the public key goes to PATH.pub. Neither may exist.", valueName: "path"))
@@ -15,6 +19,9 @@ struct Keygen: ParsableCommand {
 
     @Option(help: ArgumentHelp("Key type: \(KeyType.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "type"))
     var type = KeyType.ecdsaP256.rawValue
+
+    @Flag(help: "Encrypt the private key under the password in VESSEL_KEY_PASSWORD.")
+    var encrypt = false
 
     func run() throws {
         try vessel.run {
@@ -25,11 +32,17 @@ struct Keygen: ParsableCommand {
             for existing in [path, publicPath] where FileManager.default.fileExists(atPath: existing) {
                 throw ValidationError("\(existing) already exists; vessel keygen does not overwrite keys")
             }
+            var password: String?
+            if encrypt {
+                guard let given = keyPassword() else { throw ValidationError("--encrypt takes the password from VESSEL_KEY_PASSWORD, which is not set") }
+                password = given
+            }
             let key = SigningKey.generate(type)
+            let pem = try password.map { try key.encryptedPEM(password: $0) } ?? key.pem
             // Created 0600 and exclusively: the private key is never readable by others, not even briefly.
-            try writeNew(path, Array(key.pem.utf8), mode: 0o600)
+            try writeNew(path, Array(pem.utf8), mode: 0o600)
             try writeNew(publicPath, Array(key.publicKey.pem.utf8), mode: 0o644)
-            print("wrote \(path) (private, \(type.rawValue), mode 0600) and \(publicPath)")
+            print("wrote \(path) (private, \(type.rawValue)\(encrypt ? ", encrypted" : ""), mode 0600) and \(publicPath)")
         }
     }
 
@@ -43,16 +56,22 @@ struct Keygen: ParsableCommand {
     }
 }
 
+/// The password for encrypted private keys: VESSEL_KEY_PASSWORD, never an argument (arguments
+/// show in `ps` and shell history).
+func keyPassword() -> String? {
+    ProcessInfo.processInfo.environment["VESSEL_KEY_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+}
+
 /// A private key from `--key FILE` or, with `--key env:NAME`, an environment variable; the key
-/// is never printed.
+/// is never printed. An encrypted one is opened with ``keyPassword()``.
 func loadSigningKey(_ argument: String) throws -> SigningKey {
     if argument.hasPrefix("env:") {
         let name = String(argument.dropFirst(4))
         guard let text = ProcessInfo.processInfo.environment[name], !text.isEmpty else { throw ValidationError("the environment variable \(name) is not set") }
-        return try SigningKey(pem: text, source: "$\(name)")
+        return try SigningKey(pem: text, source: "$\(name)", password: keyPassword())
     }
     guard let data = FileManager.default.contents(atPath: argument) else { throw ValidationError("cannot read the key \(argument)") }
-    return try SigningKey(pem: String(decoding: data, as: UTF8.self), source: argument)
+    return try SigningKey(pem: String(decoding: data, as: UTF8.self), source: argument, password: keyPassword())
 }
 
 func loadVerifyingKey(_ path: String) throws -> VerifyingKey {
