@@ -11,6 +11,11 @@ extension Store {
     /// Stores `manifest` (which must have a `subject`) and lists it as a referrer of its subject.
     @discardableResult
     public func attach(_ manifest: ImageManifest) throws -> Descriptor {
+        // A writer: gc must not sweep the manifest's temporary, or its blobs before it is listed.
+        try withWriterLock { try attachHoldingWriterLock(manifest) }
+    }
+
+    private func attachHoldingWriterLock(_ manifest: ImageManifest) throws -> Descriptor {
         guard let subject = manifest.subject else { throw StoreError.notFound("the subject of a referrer") }
         guard hasBlob(subject.digest) else { throw StoreError.blobMissing(subject.digest, context: "subject of a referrer") }
         for blob in [manifest.config] + manifest.layers where !hasBlob(blob.digest) {
@@ -43,11 +48,15 @@ extension Store {
     public func attach(
         document: [UInt8], mediaType: String, title: String, artifactType: String, annotations: [String: String], to subject: Descriptor
     ) throws -> Descriptor {
-        let layer = try ingest(document, mediaType: mediaType, annotations: [OCIAnnotation.title: title])
-        let config = try ingest(Array("{}".utf8), mediaType: OCIMediaType.empty)
-        var manifest = ImageManifest(artifactType: artifactType, config: config, layers: [layer], annotations: annotations)
-        manifest.subject = Descriptor(mediaType: subject.mediaType, digest: subject.digest, size: subject.size)
-        return try attach(manifest)
+        // One writer from the document's blob to the index entry that keeps it: a gc in between
+        // took the blob's temporary (seen in CI: three packs and a gc at once).
+        try withWriterLock {
+            let layer = try ingest(document, mediaType: mediaType, annotations: [OCIAnnotation.title: title])
+            let config = try ingest(Array("{}".utf8), mediaType: OCIMediaType.empty)
+            var manifest = ImageManifest(artifactType: artifactType, config: config, layers: [layer], annotations: annotations)
+            manifest.subject = Descriptor(mediaType: subject.mediaType, digest: subject.digest, size: subject.size)
+            return try attachHoldingWriterLock(manifest)
+        }
     }
 
     /// The referrers of `subject` of `artifactType` whose manifest names that subject, each with its

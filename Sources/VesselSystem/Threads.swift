@@ -51,7 +51,9 @@ public final class BlockingThreads: @unchecked Sendable {
     private let spin: Duration
     // Guarded by `lock`. A submit claims a spinning thread, else a sleeping one, else starts
     // one; any thread may take the work, and a claimed thread that finds none idles again.
-    private var pending: [@Sendable () -> Void] = []
+    /// Work, and what to do once its thread is free for more (resume the caller): done after
+    /// the thread counts as free, so a caller that submits again at once finds it.
+    private var pending: [@Sendable () -> (@Sendable () -> Void)?] = []
     private var spinning = 0
     private var spinClaims = 0
     private var sleeping = 0
@@ -73,6 +75,14 @@ public final class BlockingThreads: @unchecked Sendable {
         pthread_condattr_destroy(&attributes)
     }
 
+    /// Once no thread is left (each holds the pool while it lives).
+    deinit {
+        pthread_cond_destroy(wake)
+        pthread_mutex_destroy(lock)
+        wake.deallocate()
+        lock.deallocate()
+    }
+
     /// Threads alive now, idle or working.
     public var count: Int {
         pthread_mutex_lock(lock)
@@ -82,8 +92,15 @@ public final class BlockingThreads: @unchecked Sendable {
 
     /// Starts `work` at once on a thread of the pool.
     public func submit(_ work: @escaping @Sendable () -> Void) {
+        enqueue {
+            work()
+            return nil
+        }
+    }
+
+    private func enqueue(_ job: @escaping @Sendable () -> (@Sendable () -> Void)?) {
         pthread_mutex_lock(lock)
-        pending.append(work)
+        pending.append(job)
         publish()
         var spawn = false
         if spinning > 0 {
@@ -104,14 +121,20 @@ public final class BlockingThreads: @unchecked Sendable {
     /// Runs `work` on a thread of the pool and returns what it returned or threw.
     public func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            submit { continuation.resume(with: Result { try work() }) }
+            enqueue {
+                let result = Result { try work() }
+                return { continuation.resume(with: result) }
+            }
         }
     }
 
     /// Runs `work`, which cannot fail, on a thread of the pool.
     public func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            submit { continuation.resume(returning: work()) }
+            enqueue {
+                let result = work()
+                return { continuation.resume(returning: result) }
+            }
         }
     }
 
@@ -124,14 +147,22 @@ public final class BlockingThreads: @unchecked Sendable {
         pthread_mutex_lock(lock)
         while true {
             if !pending.isEmpty {
-                let work = pending.removeFirst()
+                let job = pending.removeFirst()
                 publish()
                 pthread_mutex_unlock(lock)
-                work()
+                guard let then = job() else {
+                    pthread_mutex_lock(lock)
+                    continue
+                }
+                // Free before the caller hears back: its next run comes here.
                 pthread_mutex_lock(lock)
+                spinning += 1
+                pthread_mutex_unlock(lock)
+                then()
+                if spinFor(counted: true) { continue }
+            } else if spinFor(counted: false) {
                 continue
             }
-            if spinFor() { continue }
             if !sleep() {
                 threads -= 1
                 pthread_mutex_unlock(lock)
@@ -141,10 +172,13 @@ public final class BlockingThreads: @unchecked Sendable {
     }
 
     /// Spins, without the lock, until work is claimed for it (true) or `spin` passes (false);
-    /// returns holding the lock.
-    private func spinFor() -> Bool {
-        spinning += 1
-        pthread_mutex_unlock(lock)
+    /// returns holding the lock. `counted`: already counted as spinning, and not holding the
+    /// lock; otherwise holding it.
+    private func spinFor(counted: Bool) -> Bool {
+        if !counted {
+            spinning += 1
+            pthread_mutex_unlock(lock)
+        }
         let clock = ContinuousClock()
         let until = clock.now + spin
         while clock.now < until {
