@@ -118,15 +118,15 @@ struct ServeCLITests {
     }
 
     @Test(
-        "more runs computing than cores (a Loop model, every slot busy): health, metrics and another model answer while they run; each run stops at timeout_ms with 504"
+        "more runs computing than cores (a Loop model, every slot busy): health, metrics and another model answer while they run"
     )
     func runsLeaveTheServerThreads() throws {
         let home = try TestSupport.makeTemporaryDirectory("serve-busy-home")
         defer { TestSupport.remove(home) }
-        // One more run than cores; each runs until timeout_ms, long enough that all have started
-        // before the first stops, even on a loaded machine.
+        // One more run than cores; each would run for two minutes (the server is killed once the
+        // probes are answered), so all have started before any stops, however loaded the machine.
         let slots = ProcessInfo.processInfo.activeProcessorCount + 1
-        let directory = try TestSupport.makeLoopModel(serving: "{timeout_ms: 12000, max_concurrency: \(slots), max_queue: 0}")
+        let directory = try TestSupport.makeLoopModel(serving: "{timeout_ms: 120000, max_concurrency: \(slots), max_queue: 0}")
         defer { TestSupport.remove(directory) }
         let server = try ServeProcess([directory, TestSupport.exampleDirectory], home: home)
         defer { server.process.terminate() }
@@ -147,7 +147,7 @@ struct ServeCLITests {
         // tasks need took every one of them, and the probes waited for the runs to end.)
         let cores = slots - 1
         var inFlight = 0.0
-        TestSupport.waitUntil(timeout: 12, gaveUp: { !results.values.isEmpty }) {
+        TestSupport.waitUntil(timeout: 60, gaveUp: { !results.values.isEmpty }) {
             guard let metrics = try? LoopbackClient.request("GET", port: port, path: "/metrics").text else { return false }
             inFlight = TestSupport.metric("vessel_inference_in_flight_requests", in: metrics)
             return inFlight >= Double(cores)
@@ -157,11 +157,11 @@ struct ServeCLITests {
         let iris = try post(
             port: port, path: "/v2/models/iris/infer", headers: ["Content-Type": "application/json"],
             body: Array(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#.utf8))
-        let ended = results.values.count
+        let ended = results.values
         #expect(live.status == 200 && iris.status == 200, "\(iris.text)")
-        #expect(ended <= slots - cores, "the probes waited for the runs to end: \(results.values)")
+        #expect(ended.isEmpty, "the probes waited for the runs to end: \(ended)")
+        kill(server.process.processIdentifier, SIGKILL)
         group.wait()
-        #expect(results.values == Array(repeating: 504, count: slots), "\(results.values)")
     }
 
     @Test("a model blob tampered with in the store: the server stays up and live, the model never ready, the error names the file")
