@@ -13,10 +13,10 @@ import VesselJSON
 import VesselManifest
 import VesselModel
 import VesselStore
+import VesselSystem
 import VesselTensor
 #if canImport(Glibc)
 import Glibc
-import VesselSystem
 #endif
 
 /// The browser pages (`GET /`, `/ui/models/{m}`): static shells with their CSS and JavaScript
