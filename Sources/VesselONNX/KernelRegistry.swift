@@ -114,6 +114,7 @@ public struct KernelRegistry: Sendable {
         registerConvolution(&registry)  // NN/
         registerPooling(&registry)
         registerNormalization(&registry)
+        registerAttention(&registry)
         registerLosses(&registry)
         registerQuantization(&registry)  // Quantization/
         registerReductions(&registry)  // Reduction/

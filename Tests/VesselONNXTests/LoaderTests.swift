@@ -26,7 +26,7 @@ struct LoaderTests {
             nodes = [helper.make_node('Relu', ['x'], ['a']),
                      helper.make_node('FancyOp', ['a'], ['b'], name='first_fancy', domain='com.example'),
                      helper.make_node('FancyOp', ['b'], ['c'], name='second_fancy', domain='com.example'),
-                     helper.make_node('Attention', ['c', 'c', 'c'], ['y'], name='attn')]
+                     helper.make_node('DeformConv', ['c', 'c', 'c'], ['y'], name='deform')]
             g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 3, 4])],
                                   [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
             m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 23), helper.make_opsetid('com.example', 2)])
@@ -39,7 +39,7 @@ struct LoaderTests {
             guard case ONNXError.unsupportedOperators(let operators) = error else { return false }
             let text = "\(error)"
             return operators.count == 2 && text.contains("2 operators this runtime does not implement")
-                && text.contains("Attention (opset 23) at `attn`")
+                && text.contains("DeformConv (opset 23) at `deform`")
                 && text.contains("com.example.FancyOp (opset 2) at `first_fancy`, `second_fancy`")
         }
     }

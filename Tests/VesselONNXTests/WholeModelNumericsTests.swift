@@ -6,7 +6,8 @@ import VesselTestSupport
 
 /// Whole models with random weights (Fixtures/make_models.py) against the outputs onnxruntime
 /// computed for them: a ResNet block with BatchNorm, a transformer encoder layer with a padding
-/// mask, Gelu (opset 20), a bidirectional LSTM tagger, and a ConvTranspose + Resize decoder.
+/// mask, Gelu (opset 20), a bidirectional LSTM tagger, a ConvTranspose + Resize decoder, and an
+/// opset-23 Attention decoder step (grouped-query heads, a KV cache, causal and padding masks).
 @Suite("whole models against onnxruntime")
 struct WholeModelNumericsTests {
     static var fixtures: String { TestSupport.packageRoot + "/Tests/VesselONNXTests/Fixtures/models" }
@@ -14,7 +15,7 @@ struct WholeModelNumericsTests {
     @Test(
         "outputs match onnxruntime within 1e-4 relative",
         arguments: [
-            "resnet_block", "transformer_layer", "gelu_layer", "lstm_tagger", "upsampling_decoder"
+            "resnet_block", "transformer_layer", "gelu_layer", "lstm_tagger", "upsampling_decoder", "attention_cache"
         ])
     func matches(_ name: String) {
         let outcome = NodeConformanceTests.run(case: Self.fixtures + "/" + name, tolerance: (1e-4, 1e-6))

@@ -153,9 +153,36 @@ def upsampling_decoder():
     save("upsampling_decoder", graph, {"x": rng.standard_normal((1, 8, 5, 5)).astype(np.float32)})
 
 
+def attention_cache():
+    """Opset-23 Attention as a decoder step runs it: 3-D inputs, grouped-query heads (8 query,
+    2 key/value), a 24-token past in the cache, causal with an additive padding mask, head size
+    64. Its own generator, so adding it left the other fixtures' weights as they were."""
+    local = np.random.default_rng(20261205)
+    b, sq, past, hq, hkv, d = 2, 7, 24, 8, 2, 64
+    node = helper.make_node("Attention", ["q", "k", "v", "mask", "past_key", "past_value"],
+                            ["y", "present_key", "present_value"], q_num_heads=hq, kv_num_heads=hkv, is_causal=1)
+    f = TensorProto.FLOAT
+    graph = helper.make_graph([node], "attention_cache", [
+        helper.make_tensor_value_info("q", f, [b, sq, hq * d]), helper.make_tensor_value_info("k", f, [b, sq, hkv * d]),
+        helper.make_tensor_value_info("v", f, [b, sq, hkv * d]), helper.make_tensor_value_info("mask", f, [b, 1, sq, past + sq]),
+        helper.make_tensor_value_info("past_key", f, [b, hkv, past, d]), helper.make_tensor_value_info("past_value", f, [b, hkv, past, d])],
+        [helper.make_tensor_value_info("y", f, [b, sq, hq * d]), helper.make_tensor_value_info("present_key", f, [b, hkv, past + sq, d]),
+         helper.make_tensor_value_info("present_value", f, [b, hkv, past + sq, d])])
+    mask = np.zeros((b, 1, sq, past + sq), np.float32)
+    mask[1, :, :, :5] = -np.inf  # the second sequence is left-padded by five tokens
+    mask += local.standard_normal(mask.shape).astype(np.float32) * 0.1  # and a small additive bias
+    inputs = {name: local.standard_normal(shape).astype(np.float32) for name, shape in
+              [("q", (b, sq, hq * d)), ("k", (b, sq, hkv * d)), ("v", (b, sq, hkv * d))]}
+    inputs["mask"] = mask
+    inputs["past_key"] = local.standard_normal((b, hkv, past, d)).astype(np.float32)
+    inputs["past_value"] = local.standard_normal((b, hkv, past, d)).astype(np.float32)
+    save("attention_cache", graph, inputs, opset=23)
+
+
 if __name__ == "__main__":
     resnet_block()
     transformer_layer()
     gelu_layer()
     lstm_tagger()
     upsampling_decoder()
+    attention_cache()
