@@ -117,6 +117,7 @@ public struct KernelRegistry: Sendable {
         registerAttention(&registry)
         registerLosses(&registry)
         registerQuantization(&registry)  // Quantization/
+        registerIntegerProducts(&registry)
         registerReductions(&registry)  // Reduction/
         registerRecurrent(&registry)  // RNN/
         registerSequences(&registry)  // Sequence/

@@ -22,6 +22,11 @@ def save(name, graph, inputs, opset=17):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="vessel-fixtures")
     model.ir_version = 8
     onnx.checker.check_model(model)
+    record(name, model, inputs)
+
+
+def record(name, model, inputs):
+    """Writes the model, its inputs and onnxruntime's outputs for them."""
     directory = os.path.join("models", name)
     os.makedirs(os.path.join(directory, "test_data_set_0"), exist_ok=True)
     onnx.save(model, os.path.join(directory, "model.onnx"))
@@ -179,6 +184,53 @@ def attention_cache():
     save("attention_cache", graph, inputs, opset=23)
 
 
+def quantized():
+    """The transformer layer quantized the dynamic way (DynamicQuantizeLinear + MatMulInteger,
+    onnxruntime's quantize_dynamic) and the ResNet block quantized the static way in operator
+    form (QuantizeLinear, QLinearConv, QLinearAdd is left out by asking for Conv only), each
+    with onnxruntime's outputs for the float model's recorded inputs (and, for the first, the
+    onnx reference evaluator's: it cannot run the second's DequantizeLinear-10)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    def recorded(name):
+        directory = os.path.join("models", name, "test_data_set_0")
+        model = onnx.load(os.path.join("models", name, "model.onnx"))
+        names = [i.name for i in model.graph.input]
+        return {n: numpy_helper.to_array(onnx.load_tensor(os.path.join(directory, f"input_{k}.pb"))) for k, n in enumerate(names)}
+
+    def finish(name, path, inputs):
+        model = onnx.load(path)
+        record(name, model, inputs)
+        print(name, sorted({n.op_type for n in model.graph.node}))
+
+    import tempfile
+    with tempfile.TemporaryDirectory() as scratch:
+        out = os.path.join(scratch, "dynamic.onnx")
+        quantize_dynamic(os.path.join("models", "transformer_layer", "model.onnx"), out, weight_type=QuantType.QInt8)
+        finish("transformer_layer_int8", out, recorded("transformer_layer"))
+        # onnx's reference evaluator computes the operators as the spec writes them; onnxruntime
+        # without VNNI multiplies u8×s8 pairs into saturating int16 and lands elsewhere.
+        from onnx.reference import ReferenceEvaluator
+        reference = ReferenceEvaluator(onnx.load(out)).run(None, recorded("transformer_layer"))[0]
+        onnx.save_tensor(numpy_helper.from_array(reference, "y"),
+                         os.path.join("models", "transformer_layer_int8", "test_data_set_0", "reference_output_0.pb"))
+
+        inputs = recorded("resnet_block")
+        local = np.random.default_rng(20261206)
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.batches = iter([{"x": local.standard_normal(inputs["x"].shape).astype(np.float32)} for _ in range(8)])
+
+            def get_next(self):
+                return next(self.batches, None)
+
+        out = os.path.join(scratch, "static.onnx")
+        quantize_static(os.path.join("models", "resnet_block", "model.onnx"), out, Reader(), quant_format=QuantFormat.QOperator,
+                        op_types_to_quantize=["Conv", "MatMul"], activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        finish("resnet_block_qoperator", out, inputs)
+
+
 if __name__ == "__main__":
     resnet_block()
     transformer_layer()
@@ -186,3 +238,4 @@ if __name__ == "__main__":
     lstm_tagger()
     upsampling_decoder()
     attention_cache()
+    quantized()

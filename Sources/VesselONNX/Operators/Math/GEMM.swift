@@ -190,24 +190,49 @@ extension KernelRegistry {
     }
 }
 
+/// numpy `matmul`'s shapes: 1-D operands are promoted (and the added axis dropped from the
+/// result), batch axes broadcast; for each of the `batchCount` products, the index of its A
+/// and B matrix.
+struct MatMulShape {
+    let m: Int, k: Int, n: Int
+    let batchCount: Int
+    let aOffsets: [Int], bOffsets: [Int]
+    /// The result's shape, with the axes of promoted 1-D operands dropped.
+    let outShape: [Int]
+    /// The result's shape before they are dropped: batch + [m, n].
+    let fullShape: [Int]
+
+    init(_ a: [Int], _ b: [Int], _ context: KernelContext) throws {
+        guard a.count >= 1, b.count >= 1 else { throw context.invalid("MatMul needs tensors of rank ≥ 1") }
+        let aShape = a.count == 1 ? [1, a[0]] : a
+        let bShape = b.count == 1 ? [b[0], 1] : b
+        m = aShape[aShape.count - 2]
+        k = aShape[aShape.count - 1]
+        n = bShape[bShape.count - 1]
+        guard bShape[bShape.count - 2] == k else { throw context.invalid("inner dimensions differ: \(a) and \(b)") }
+        let batch = try Broadcast.shape(Array(aShape.dropLast(2)), Array(bShape.dropLast(2)))
+        fullShape = batch + [m, n]
+        batchCount = Tensor.count(of: batch)
+        aOffsets = Broadcast.offsets(from: Array(aShape.dropLast(2)), to: batch)
+        bOffsets = Broadcast.offsets(from: Array(bShape.dropLast(2)), to: batch)
+        var out = fullShape
+        if a.count == 1 { out.remove(at: out.count - 2) }
+        if b.count == 1 { out.removeLast() }
+        outShape = out
+    }
+}
+
 /// numpy `matmul`: 1-D operands are promoted and the added axis dropped; batch axes broadcast.
 func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext) throws -> Tensor {
-    guard a.rank >= 1, b.rank >= 1 else { throw context.invalid("MatMul needs tensors of rank ≥ 1") }
-    let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
-    let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
-    let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1], n = bShape[bShape.count - 1]
-    guard bShape[bShape.count - 2] == k else { throw context.invalid("inner dimensions differ: \(a.shape) and \(b.shape)") }
-    let batch = try Broadcast.shape(Array(aShape.dropLast(2)), Array(bShape.dropLast(2)))
-    var outShape = batch + [m, n]
-    let batchCount = Tensor.count(of: batch)
-    let aOffsets = Broadcast.offsets(from: Array(aShape.dropLast(2)), to: batch)
-    let bOffsets = Broadcast.offsets(from: Array(bShape.dropLast(2)), to: batch)
+    let shape = try MatMulShape(a.shape, b.shape, context)
+    let (m, k, n, batchCount) = (shape.m, shape.k, shape.n, shape.batchCount)
+    let (aOffsets, bOffsets) = (shape.aOffsets, shape.bOffsets)
     let dtype = a.dtype
     let fa = dtype == .float32 ? a : Cast.convert(a, to: dtype == .float64 || Cast.isInteger(dtype) ? .float64 : .float32)
     let fb = dtype == .float32 ? b : Cast.convert(b, to: fa.dtype)
     let out: Tensor
     if fa.dtype == .float32 {
-        out = Tensor(uninitialized: .float32, shape: outShape)
+        out = Tensor(uninitialized: .float32, shape: shape.fullShape)
         fa.withUnsafeBufferPointer(as: Float.self) { pa in
             fb.withUnsafeBufferPointer(as: Float.self) { pb in
                 out.withUnsafeMutableBufferPointer(as: Float.self) { po in
@@ -232,9 +257,7 @@ func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext) throws -> Tensor
                 }
             }
         }
-        out = Cast.fromDoubles(values, dtype: dtype, shape: outShape)
+        out = Cast.fromDoubles(values, dtype: dtype, shape: shape.fullShape)
     }
-    if a.rank == 1 { outShape.remove(at: outShape.count - 2) }
-    if b.rank == 1 { outShape.removeLast() }
-    return Cast.convert(out, to: dtype).reshaped(outShape)
+    return Cast.convert(out, to: dtype).reshaped(shape.outShape)
 }

@@ -1,0 +1,248 @@
+import VesselTensor
+
+/// The integer products quantized models are made of: `MatMulInteger` and `ConvInteger` (what
+/// `onnxruntime.quantization.quantize_dynamic` emits beside `DynamicQuantizeLinear`), and
+/// `QLinearMatMul` and `QLinearConv` (the operator form of `quantize_static`).
+///
+/// Operands are widened to Int32 with their zero points subtracted, products accumulate in
+/// Int32 (wrapping, as onnxruntime's do), and the QLinear forms requantize each sum once:
+/// `round_half_even(sum · a_scale·b_scale / y_scale) + y_zero_point`, saturated to the output
+/// type. Integer sums do not depend on their order, so results are the same at any thread count.
+extension KernelRegistry {
+    static func registerIntegerProducts(_ r: inout KernelRegistry) {
+        r.register("MatMulInteger", since: 10, matMulIntegerKernel)
+        r.register("QLinearMatMul", since: 10, qLinearMatMulKernel)
+        r.register("ConvInteger", since: 10, convIntegerKernel)
+        r.register("QLinearConv", since: 10, qLinearConvKernel)
+    }
+
+    static func matMulIntegerKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let a = try c.input(i, 0), b = try c.input(i, 1)
+        let product = try IntegerProducts.matmul(a, b, aZero: i.count > 2 ? i[2] : nil, bZero: i.count > 3 ? i[3] : nil, c)
+        return [Tensor(product.sums, shape: product.shape)]
+    }
+
+    static func qLinearMatMulKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let a = try c.input(i, 0), aScale = try c.input(i, 1), aZero = try c.input(i, 2)
+        let b = try c.input(i, 3), bScale = try c.input(i, 4), bZero = try c.input(i, 5)
+        let yScale = try c.input(i, 6), yZero = try c.input(i, 7)
+        let product = try IntegerProducts.matmul(a, b, aZero: aZero, bZero: bZero, c)
+        let n = product.shape.last ?? 1
+        let multipliers = try IntegerProducts.multipliers(
+            aScale, bScale, yScale, columns: n, bName: "b_scale", what: "columns of B", c)
+        let zero = try IntegerProducts.scalar(yZero, "y_zero_point", c)
+        let values = IntegerProducts.requantize(product.sums, multiplier: { multipliers[multipliers.count == 1 ? 0 : $0 % n] }, zero: zero)
+        return [try IntegerProducts.output(values, dtype: yZero.dtype, shape: product.shape, c)]
+    }
+
+    static func convIntegerKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0), w = try c.input(i, 1)
+        let result = try IntegerProducts.convolution(x, w, xZero: i.count > 2 ? i[2] : nil, wZero: i.count > 3 ? i[3] : nil, bias: nil, c)
+        return [Tensor(result.sums, shape: result.shape)]
+    }
+
+    static func qLinearConvKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        let x = try c.input(i, 0), xScale = try c.input(i, 1), xZero = try c.input(i, 2)
+        let w = try c.input(i, 3), wScale = try c.input(i, 4), wZero = try c.input(i, 5)
+        let yScale = try c.input(i, 6), yZero = try c.input(i, 7)
+        let bias = i.count > 8 ? i[8] : nil
+        let result = try IntegerProducts.convolution(x, w, xZero: xZero, wZero: wZero, bias: bias, c)
+        let filters = w.shape[0], spatial = result.shape.count > 2 ? result.shape[2...].reduce(1, *) : 1
+        let multipliers = try IntegerProducts.multipliers(
+            xScale, wScale, yScale, columns: filters, bName: "w_scale", what: "output channels", c)
+        let zero = try IntegerProducts.scalar(yZero, "y_zero_point", c)
+        let values = IntegerProducts.requantize(
+            result.sums, multiplier: { multipliers[multipliers.count == 1 ? 0 : ($0 / spatial) % filters] }, zero: zero)
+        return [try IntegerProducts.output(values, dtype: yZero.dtype, shape: result.shape, c)]
+    }
+}
+
+enum IntegerProducts {
+    /// The 8-bit types the integer products take.
+    static func checkEightBit(_ t: Tensor, _ name: String, _ c: KernelContext) throws {
+        guard t.dtype == .int8 || t.dtype == .uint8 else { throw c.invalid("\(name) must be int8 or uint8, got \(t.dtype)") }
+    }
+
+    /// A tensor's values as Int32.
+    static func widened(_ t: Tensor) -> [Int32] {
+        switch t.dtype {
+        case .int8: t.scalars(as: Int8.self).map(Int32.init)
+        case .uint8: t.scalars(as: UInt8.self).map(Int32.init)
+        default: t.integers().map { Int32(truncatingIfNeeded: $0) }
+        }
+    }
+
+    /// A zero point or scale that must hold one value.
+    static func scalar(_ t: Tensor, _ name: String, _ c: KernelContext) throws -> Double {
+        guard t.count == 1 else { throw c.invalid("\(name) must hold one value (per-tensor), got shape \(t.shape)") }
+        return t.doubles()[0]
+    }
+
+    /// Zero points for `count` rows or columns: one value for all, or one each.
+    static func zeroPoints(_ t: Tensor?, _ name: String, like operand: Tensor, count: Int, what: String, _ c: KernelContext) throws -> [Int32] {
+        guard let t else { return [0] }
+        guard t.dtype == operand.dtype else { throw c.invalid("\(name) must have its operand's type \(operand.dtype), got \(t.dtype)") }
+        guard t.count == 1 || (t.rank == 1 && t.count == count) else {
+            throw c.invalid("\(name) must hold one value or one per \(what) (\(count)), got shape \(t.shape)")
+        }
+        return widened(t)
+    }
+
+    /// C = A·B for int32 rows: `a` m×k, `b` k×n, `c` m×n, rows of C split across the threads.
+    static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Int32>, b: UnsafePointer<Int32>, c: UnsafeMutablePointer<Int32>) {
+        Parallel.chunks(m, minimum: max(1, 65_536 / max(n * k, 1))) { rows in
+            for i in rows {
+                let out = c + i * n
+                out.initialize(repeating: 0, count: n)
+                for p in 0..<k {
+                    let scale = a[i * k + p]
+                    if scale == 0 { continue }
+                    let row = b + p * n
+                    for j in 0..<n { out[j] &+= scale &* row[j] }
+                }
+            }
+        }
+    }
+
+    /// numpy-style batched matmul of two 8-bit tensors less their zero points (a's per row, b's
+    /// per column), as Int32 sums.
+    static func matmul(_ a: Tensor, _ b: Tensor, aZero: Tensor?, bZero: Tensor?, _ c: KernelContext) throws -> (sums: [Int32], shape: [Int]) {
+        try checkEightBit(a, "A", c)
+        try checkEightBit(b, "B", c)
+        let shape = try MatMulShape(a.shape, b.shape, c)
+        let (m, k, n) = (shape.m, shape.k, shape.n)
+        try c.checkAllocation(.int32, shape.fullShape)
+        let aZeros = try zeroPoints(aZero, "a_zero_point", like: a, count: m, what: "row of A", c)
+        let bZeros = try zeroPoints(bZero, "b_zero_point", like: b, count: n, what: "column of B", c)
+        var left = widened(a), right = widened(b)
+        for index in left.indices { left[index] -= aZeros[aZeros.count == 1 ? 0 : (index / k) % m] }
+        for index in right.indices { right[index] -= bZeros[bZeros.count == 1 ? 0 : index % n] }
+        let (aOffsets, bOffsets, batchCount) = (shape.aOffsets, shape.bOffsets, shape.batchCount)
+        var sums = [Int32](repeating: 0, count: batchCount * m * n)
+        left.withUnsafeBufferPointer { pa in
+            right.withUnsafeBufferPointer { pb in
+                sums.withUnsafeMutableBufferPointer { pc in
+                    for index in 0..<batchCount where m * n > 0 {
+                        multiply(
+                            m: m, n: n, k: k, a: pa.baseAddress! + aOffsets[index] * m * k, b: pb.baseAddress! + bOffsets[index] * k * n,
+                            c: pc.baseAddress! + index * m * n)
+                    }
+                }
+            }
+        }
+        return (sums, shape.outShape)
+    }
+
+    /// Convolution of 8-bit x and w less their zero points (x's per tensor, w's per tensor or
+    /// per output channel), plus an int32 bias, as Int32 sums: im2col in Int32 (padding reads
+    /// zero, which is the zero point once subtracted), then one integer product per image and
+    /// group. Attributes as Conv's.
+    static func convolution(
+        _ x: Tensor, _ w: Tensor, xZero: Tensor?, wZero: Tensor?, bias: Tensor?, _ c: KernelContext
+    ) throws -> (
+        sums: [Int32], shape: [Int]
+    ) {
+        try checkEightBit(x, "x", c)
+        try checkEightBit(w, "w", c)
+        guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("x and w must have the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
+        let group = c.attributes.int("group", default: 1)
+        let (batch, channels, filters, channelsPerGroup) = (x.shape[0], x.shape[1], w.shape[0], w.shape[1])
+        guard group >= 1, channels == channelsPerGroup * group, filters % group == 0 else {
+            throw c.invalid("x has \(channels) channels, w expects \(channelsPerGroup) × group \(group) and \(filters) filters")
+        }
+        let kernel = c.attributes.ints("kernel_shape") ?? Array(w.shape[2...])
+        guard kernel == Array(w.shape[2...]) else { throw c.invalid("kernel_shape \(kernel) differs from the weights' shape \(w.shape)") }
+        let g = try WindowGeometry(input: Array(x.shape[2...]), kernel: kernel, attributes: c.attributes, context: c)
+        let outShape = [batch, filters] + g.output
+        try c.checkAllocation(.int32, outShape)
+        let spatial = g.output.reduce(1, *), inputSpatial = g.input.reduce(1, *), kernelSize = kernel.reduce(1, *)
+        let rows = channelsPerGroup * kernelSize, filtersPerGroup = filters / group
+        try c.checkAllocation(.int32, [rows, spatial])
+        let xZeros = try zeroPoints(xZero, "x_zero_point", like: x, count: 1, what: "tensor", c)
+        let wZeros = try zeroPoints(wZero, "w_zero_point", like: w, count: filters, what: "output channel", c)
+        let biases: [Int32]?
+        if let bias {
+            guard bias.dtype == .int32, bias.shape == [filters] else {
+                throw c.invalid("B must be int32 of shape [\(filters)], got \(bias.dtype) \(bias.shape)")
+            }
+            biases = bias.scalars(as: Int32.self)
+        } else {
+            biases = nil
+        }
+        var image = widened(x), weights = widened(w)
+        for index in image.indices { image[index] -= xZeros[0] }
+        for index in weights.indices { weights[index] -= wZeros[wZeros.count == 1 ? 0 : index / rows] }
+        let taps = im2colOffsets(g)
+        var sums = [Int32](repeating: 0, count: batch * filters * spatial)
+        var columns = [Int32](repeating: 0, count: rows * spatial)
+        image.withUnsafeBufferPointer { px in
+            weights.withUnsafeBufferPointer { pw in
+                sums.withUnsafeMutableBufferPointer { po in
+                    columns.withUnsafeMutableBufferPointer { pc in
+                        for n in 0..<batch {
+                            for gi in 0..<group {
+                                let source = px.baseAddress! + (n * channels + gi * channelsPerGroup) * inputSpatial
+                                for channel in 0..<channelsPerGroup {
+                                    for tap in 0..<kernelSize {
+                                        let row = pc.baseAddress! + (channel * kernelSize + tap) * spatial
+                                        let plane = source + channel * inputSpatial
+                                        for s in 0..<spatial {
+                                            let offset = taps[tap * spatial + s]
+                                            row[s] = offset < 0 ? 0 : plane[offset]
+                                        }
+                                    }
+                                }
+                                let target = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
+                                if spatial > 0 {
+                                    multiply(
+                                        m: filtersPerGroup, n: spatial, k: rows, a: pw.baseAddress! + gi * filtersPerGroup * rows,
+                                        b: pc.baseAddress!, c: target)
+                                }
+                                if let biases {
+                                    for f in 0..<filtersPerGroup {
+                                        let add = biases[gi * filtersPerGroup + f]
+                                        for s in 0..<spatial { target[f * spatial + s] &+= add }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (sums, outShape)
+    }
+
+    /// The requantization multipliers a_scale · b_scale / y_scale, computed in the scales' type
+    /// (float32, or float16 rounded at each step) as the reference does: one, or one per column
+    /// (per output channel) when b's scale is per column.
+    static func multipliers(
+        _ aScale: Tensor, _ bScale: Tensor, _ yScale: Tensor, columns: Int, bName: String, what: String, _ c: KernelContext
+    ) throws -> [Double] {
+        let a = try scalar(aScale, "the first operand's scale", c), y = try scalar(yScale, "y_scale", c)
+        guard bScale.count == 1 || (bScale.rank == 1 && bScale.count == columns) else {
+            throw c.invalid("\(bName) must hold one value or one per \(what) (\(columns)), got shape \(bScale.shape)")
+        }
+        let half = aScale.dtype == .float16
+        return bScale.doubles().map { b in
+            if half {
+                let product = Float(Float16(Float(a) * Float(b)))
+                return Double(Float(Float16(product / Float(y))))
+            }
+            return Double(Float(a) * Float(b) / Float(y))
+        }
+    }
+
+    /// Each sum times its multiplier, rounded half to even, plus the zero point.
+    static func requantize(_ sums: [Int32], multiplier: (Int) -> Double, zero: Double) -> [Double] {
+        sums.indices.map { index in (Double(sums[index]) * multiplier(index)).rounded(.toNearestOrEven) + zero }
+    }
+
+    /// Values saturated to the 8-bit output type.
+    static func output(_ values: [Double], dtype: DType, shape: [Int], _ c: KernelContext) throws -> Tensor {
+        guard let (low, high) = quantizationRange(dtype), dtype == .int8 || dtype == .uint8 else {
+            throw c.invalid("y_zero_point must be int8 or uint8, got \(dtype)")
+        }
+        return Cast.fromDoubles(values.map { Swift.min(Swift.max($0, low), high) }, dtype: dtype, shape: shape)
+    }
+}
