@@ -429,7 +429,7 @@ struct ManifestReader {
     mutating func readDType(_ node: Node) -> DType? {
         guard let text = walker.string(node, "`dtype`") else { return nil }
         if let dtype = DType(parsing: text) { return dtype }
-        let names = DType.allCases.map(\.rawValue)
+        let names = DType.allCases.filter(\.travels).map(\.rawValue)
         walker.error(
             "unknown dtype `\(text)`", at: node,
             hint: Suggestion.didYouMean(text, in: names) ?? "dtypes: \(names.joined(separator: ", "))")

@@ -28,6 +28,16 @@ enum ONNXDataType {
         case 12: .uint32
         case 13: .uint64
         case 16: .bfloat16
+        case 17: .float8e4m3fn
+        case 18: .float8e4m3fnuz
+        case 19: .float8e5m2
+        case 20: .float8e5m2fnuz
+        case 21: .uint4
+        case 22: .int4
+        case 23: .float4e2m1
+        case 24: .float8e8m0
+        case 25: .uint2
+        case 26: .int2
         default: nil
         }
     }
@@ -48,13 +58,22 @@ enum ONNXDataType {
         case .uint32: 12
         case .uint64: 13
         case .bfloat16: 16
+        case .float8e4m3fn: 17
+        case .float8e4m3fnuz: 18
+        case .float8e5m2: 19
+        case .float8e5m2fnuz: 20
+        case .uint4: 21
+        case .int4: 22
+        case .float4e2m1: 23
+        case .float8e8m0: 24
+        case .uint2: 25
+        case .int2: 26
         }
     }
 
     static func name(_ code: Int32) -> String {
         let names = [
-            0: "UNDEFINED", 14: "COMPLEX64", 15: "COMPLEX128", 17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ",
-            19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1"
+            0: "UNDEFINED", 14: "COMPLEX64", 15: "COMPLEX128", 27: "FLOAT6E2M3", 28: "FLOAT6E3M2"
         ]
         return dtype(code)?.rawValue ?? names[Int(code)] ?? "type \(code)"
     }
@@ -140,17 +159,31 @@ extension Tensor {
             self.init(strings: proto.stringData.map { String(decoding: $0, as: UTF8.self) }, shape: shape)
             return
         }
-        let byteCount = count * dtype.byteSize!
+        // The serialized size: the 4- and 2-bit types are packed two or four to a byte.
+        let perByte = dtype.elementsPerByte
+        let byteCount = perByte > 1 ? (count + perByte - 1) / perByte : count * dtype.byteSize!
         if proto.dataLocation == .external {
             guard let directory else { throw ONNXError.externalData(tensor: name, reason: "no model directory to look in") }
             let files = mappedFiles ?? MappedFiles()
-            self = try files.tensor(proto: proto, dtype: dtype, shape: shape, byteCount: byteCount, directory: directory)
+            let stored = try files.tensor(
+                proto: proto, dtype: perByte > 1 ? .uint8 : dtype, shape: perByte > 1 ? [byteCount] : shape, byteCount: byteCount, directory: directory)
+            self =
+                perByte > 1
+                ? stored.withUnsafeBufferPointer(as: UInt8.self) { Tensor.unpacking(dtype, shape: shape, bytes: UnsafeRawBufferPointer($0)) } : stored
             return
         }
         if rawData != nil || proto.hasRawData {
             let rawCount = rawData?.range.count ?? proto.rawData.count
             guard rawCount == byteCount else {
                 throw ONNXError.invalidModel("tensor `\(name)` has \(rawCount) bytes of raw data, shape \(shape) of \(dtype.rawValue) needs \(byteCount)")
+            }
+            if perByte > 1 {
+                if let (file, range) = rawData {
+                    self = Tensor.unpacking(dtype, shape: shape, bytes: UnsafeRawBufferPointer(start: file.base + range.lowerBound, count: range.count))
+                } else {
+                    self = proto.rawData.withUnsafeBytes { Tensor.unpacking(dtype, shape: shape, bytes: $0) }
+                }
+                return
             }
             if let (file, range) = rawData {
                 self.init(dtype: dtype, shape: shape, storage: file.storage(range, elementSize: dtype.byteSize!))
@@ -170,8 +203,14 @@ extension Tensor {
         case .uint32, .uint64: provided = proto.uint64Data.count
         default: provided = proto.int32Data.count
         }
-        guard provided == count else {
+        // int32_data holds one element each, or two (4-bit) or four (2-bit) packed ones.
+        guard provided == (perByte > 1 ? byteCount : count) else {
             throw ONNXError.invalidModel("tensor `\(name)` has \(provided) values for shape \(shape)")
+        }
+        if perByte > 1 {
+            let bytes = proto.int32Data.map { UInt8(truncatingIfNeeded: $0) }
+            self = bytes.withUnsafeBytes { Tensor.unpacking(dtype, shape: shape, bytes: $0) }
+            return
         }
         self.init(uninitialized: dtype, shape: shape)
         func fill<T: TensorElement, S>(_ source: [S], _ convert: (S) -> T) throws {
@@ -194,7 +233,13 @@ extension Tensor {
         case .bfloat16: try fill(proto.int32Data) { BFloat16(bits: UInt16(truncatingIfNeeded: $0)) }
         case .uint32: try fill(proto.uint64Data) { UInt32(truncatingIfNeeded: $0) }
         case .uint64: try fill(proto.uint64Data) { $0 as UInt64 }
-        case .string: break
+        // float8 travels as its bit pattern, one to an int32.
+        case .float8e4m3fn: try fill(proto.int32Data) { Float8E4M3FN(bits: UInt8(truncatingIfNeeded: $0)) }
+        case .float8e4m3fnuz: try fill(proto.int32Data) { Float8E4M3FNUZ(bits: UInt8(truncatingIfNeeded: $0)) }
+        case .float8e5m2: try fill(proto.int32Data) { Float8E5M2(bits: UInt8(truncatingIfNeeded: $0)) }
+        case .float8e5m2fnuz: try fill(proto.int32Data) { Float8E5M2FNUZ(bits: UInt8(truncatingIfNeeded: $0)) }
+        case .float8e8m0: try fill(proto.int32Data) { Float8E8M0(bits: UInt8(truncatingIfNeeded: $0)) }
+        case .string, .float4e2m1, .int4, .uint4, .int2, .uint2: break
         }
     }
 
@@ -207,7 +252,7 @@ extension Tensor {
         if dtype == .string {
             proto.stringData = strings.map { Data($0.utf8) }
         } else {
-            proto.rawData = Data(bytes: storage.pointer, count: count * dtype.byteSize!)
+            proto.rawData = dtype.elementsPerByte > 1 ? Data(packedBytes()) : Data(bytes: storage.pointer, count: count * dtype.byteSize!)
         }
         return proto
     }

@@ -8,11 +8,18 @@ public enum DType: String, CaseIterable, Sendable, Hashable, Codable {
     case int8, int16, int32, int64
     case uint8, uint16, uint32, uint64
     case bool, string
+    /// ONNX's narrow types (`NarrowTypes.swift`): models may compute with them inside, but the
+    /// Open Inference Protocol has no datatype for them, so they never cross the wire
+    /// (`travels`).
+    case float8e4m3fn, float8e4m3fnuz, float8e5m2, float8e5m2fnuz, float8e8m0, float4e2m1
+    case int4, uint4, int2, uint2
 
     /// Bytes per element, or `nil` for variable-length strings.
     public var byteSize: Int? {
         switch self {
         case .bool, .int8, .uint8: 1
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1: 1
+        case .int4, .uint4, .int2, .uint2: 1
         case .float16, .bfloat16, .int16, .uint16: 2
         case .float32, .int32, .uint32: 4
         case .float64, .int64, .uint64: 8
@@ -23,7 +30,28 @@ public enum DType: String, CaseIterable, Sendable, Hashable, Codable {
     public var isFloatingPoint: Bool {
         switch self {
         case .float16, .bfloat16, .float32, .float64: true
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1: true
         default: false
+        }
+    }
+
+    /// How many elements ONNX packs into a byte: 2 for the 4-bit types, 4 for the 2-bit ones,
+    /// 1 for the rest (which take `byteSize` bytes each).
+    public var elementsPerByte: Int {
+        switch self {
+        case .int4, .uint4, .float4e2m1: 2
+        case .int2, .uint2: 4
+        default: 1
+        }
+    }
+
+    /// Whether tensors of this type can be sent and received over the Open Inference Protocol
+    /// and declared in `vessel.yaml`: every type but ONNX's narrow ones.
+    public var travels: Bool {
+        switch self {
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1: false
+        case .int4, .uint4, .int2, .uint2: false
+        default: true
         }
     }
 
@@ -46,6 +74,17 @@ public enum DType: String, CaseIterable, Sendable, Hashable, Codable {
         case .uint64: "UINT64"
         case .bool: "BOOL"
         case .string: "BYTES"
+        // Not OIP datatypes (`travels` is false): ONNX's names, for messages.
+        case .float8e4m3fn: "FLOAT8E4M3FN"
+        case .float8e4m3fnuz: "FLOAT8E4M3FNUZ"
+        case .float8e5m2: "FLOAT8E5M2"
+        case .float8e5m2fnuz: "FLOAT8E5M2FNUZ"
+        case .float8e8m0: "FLOAT8E8M0"
+        case .float4e2m1: "FLOAT4E2M1"
+        case .int4: "INT4"
+        case .uint4: "UINT4"
+        case .int2: "INT2"
+        case .uint2: "UINT2"
         }
     }
 
@@ -53,11 +92,11 @@ public enum DType: String, CaseIterable, Sendable, Hashable, Codable {
     /// `long`, `str`, `bytes`), ignoring case.
     public init?(parsing text: String) {
         let lowered = text.lowercased()
-        if let exact = DType(rawValue: lowered) {
+        if let exact = DType(rawValue: lowered), exact.travels {
             self = exact
             return
         }
-        if let oip = DType.allCases.first(where: { $0.oipName.lowercased() == lowered }) {
+        if let oip = DType.allCases.first(where: { $0.travels && $0.oipName.lowercased() == lowered }) {
             self = oip
             return
         }

@@ -98,12 +98,14 @@ extension Tensor {
         self = tensor
     }
 
-    /// The `.npy` (version 1.0) bytes of this tensor. bfloat16 is written as float32, which
-    /// numpy has no type for.
+    /// The `.npy` (version 1.0) bytes of this tensor. Types numpy has none for are widened:
+    /// bfloat16 and the float8/float4 types to float32, the 4- and 2-bit integers to int8.
     public func npy() -> [UInt8] {
-        if dtype == .bfloat16 {
-            let widened = Tensor(scalars(as: BFloat16.self).map(\.floatValue), shape: shape)
-            return widened.npy()
+        if dtype == .bfloat16 || (!dtype.travels && dtype.isFloatingPoint) {
+            return Tensor(doubles().map { Float($0) }, shape: shape).npy()
+        }
+        if !dtype.travels {
+            return Tensor(doubles().map { Int8($0) }, shape: shape).npy()
         }
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var descr: String
@@ -187,6 +189,8 @@ extension Tensor {
         case .uint64: "<u8"
         case .bool: "|b1"
         case .bfloat16, .string: ""
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1: ""
+        case .int4, .uint4, .int2, .uint2: ""
         }
     }
 }

@@ -178,6 +178,16 @@ public struct Tensor: Sendable {
         case .uint64: visitor.visit(UInt64.self)
         case .bool: visitor.visit(Bool.self)
         case .string: visitor.visitString()
+        case .float8e4m3fn: visitor.visit(Float8E4M3FN.self)
+        case .float8e4m3fnuz: visitor.visit(Float8E4M3FNUZ.self)
+        case .float8e5m2: visitor.visit(Float8E5M2.self)
+        case .float8e5m2fnuz: visitor.visit(Float8E5M2FNUZ.self)
+        case .float8e8m0: visitor.visit(Float8E8M0.self)
+        case .float4e2m1: visitor.visit(Float4E2M1.self)
+        case .int4: visitor.visit(Int4.self)
+        case .uint4: visitor.visit(UInt4.self)
+        case .int2: visitor.visit(Int2.self)
+        case .uint2: visitor.visit(UInt2.self)
         }
     }
 }

@@ -391,6 +391,6 @@ extension DType {
 
     /// A datatype as OIP v2 names it (`FP32`, `INT64`, `BYTES`).
     public static func oip(_ name: String) -> DType? {
-        DType.allCases.first { $0.oipName == name.uppercased() }
+        DType.allCases.first { $0.travels && $0.oipName == name.uppercased() }
     }
 }

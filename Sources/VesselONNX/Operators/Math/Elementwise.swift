@@ -76,6 +76,7 @@ func arithmetic<Op: ArithmeticOp>(_ op: Op, _ a: Tensor, _ b: Tensor, _ context:
     case .uint32: return try mapBinary(a, b, UInt32.self, UInt32.self, op.integer)
     case .uint64: return try mapBinary(a, b, UInt64.self, UInt64.self, op.integer)
     case .bool, .string: throw context.invalid("\(a.dtype.rawValue) is not a numeric type")
+    default: throw context.invalid("\(a.dtype.rawValue) is not a type this operator takes (ONNX computes with it only in Cast and (De)QuantizeLinear)")
     }
 }
 
@@ -159,6 +160,7 @@ func comparison<Op: CompareOp>(_ op: Op, _ a: Tensor, _ b: Tensor, _ context: Ke
         let oa = Broadcast.offsets(from: a.shape, to: shape), ob = Broadcast.offsets(from: b.shape, to: shape)
         let values = (0..<Tensor.count(of: shape)).map { op.compare(a.strings[oa[$0]], b.strings[ob[$0]]) }
         return Tensor(values, shape: shape)
+    default: throw context.invalid("\(a.dtype.rawValue) is not a type this operator takes (ONNX computes with it only in Cast and (De)QuantizeLinear)")
     }
 }
 
@@ -412,10 +414,21 @@ extension KernelRegistry {
         let x = try c.input(i, 0)
         let code = try c.attributes.required("to", c.attributes.int)
         guard let dtype = ONNXDataType.dtype(Int32(clamping: code)) else { throw c.invalid("cannot cast to \(ONNXDataType.name(Int32(clamping: code)))") }
-        return [Cast.convert(x, to: dtype)]
+        return [try castWithOptions(x, to: dtype, c)]
     }
 
-    static func castLikeKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [Cast.convert(try c.input(i, 0), to: try c.input(i, 1).dtype)] }
+    static func castLikeKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+        [try castWithOptions(try c.input(i, 0), to: try c.input(i, 1).dtype, c)]
+    }
+
+    /// Cast with the node's `saturate` (opset 19: float8 targets) and `round_mode` (opset 24:
+    /// the E8M0 target) attributes.
+    static func castWithOptions(_ x: Tensor, to dtype: DType, _ c: KernelContext) throws -> Tensor {
+        let saturate = c.attributes.int("saturate", default: 1) != 0
+        let mode = c.attributes.string("round_mode", default: "up")
+        guard let rounding = Float8E8M0.Rounding(rawValue: mode) else { throw c.invalid("round_mode `\(mode)` is not up, down or nearest") }
+        return Cast.convert(x, to: dtype, saturate: saturate, rounding: rounding)
+    }
 }
 
 /// The four float32 arithmetic operators on same-shape or scalar operands, as plain loops the

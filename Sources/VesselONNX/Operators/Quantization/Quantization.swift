@@ -40,8 +40,17 @@ func quantizationRange(_ dtype: DType) -> (Double, Double)? {
     case .int16: (-32768, 32767)
     case .uint16: (0, 65535)
     case .int32: (Double(Int32.min), Double(Int32.max))
+    case .int4: (-8, 7)
+    case .uint4: (0, 15)
+    case .int2: (-2, 1)
+    case .uint2: (0, 3)
     default: nil
     }
+}
+
+/// The float8 and float4 types, which quantize by rounding to the type rather than to integers.
+func isNarrowFloat(_ dtype: DType) -> Bool {
+    dtype.isFloatingPoint && !dtype.travels
 }
 
 extension KernelRegistry {
@@ -54,7 +63,7 @@ extension KernelRegistry {
     static func dequantizeLinearKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
         let x = try c.input(i, 0), scale = try c.input(i, 1)
         let zeroPoint = i.count > 2 ? i[2] : nil
-        guard quantizationRange(x.dtype) != nil else { throw c.invalid("\(x.dtype.rawValue) inputs are not supported") }
+        guard quantizationRange(x.dtype) != nil || isNarrowFloat(x.dtype) else { throw c.invalid("\(x.dtype.rawValue) inputs are not supported") }
         let index = try quantizationIndex(
             x, scale, axis: c.attributes.int("axis", default: 1),
             blockSize: c.attributes.int("block_size", default: 0), c)
@@ -70,11 +79,18 @@ extension KernelRegistry {
         let outputType =
             zeroPoint?.dtype
             ?? c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32(clamping: $0)) } ?? .uint8
-        guard let (low, high) = quantizationRange(outputType) else { throw c.invalid("quantizing to \(outputType.rawValue) is not supported") }
         let index = try quantizationIndex(
             x, scale, axis: c.attributes.int("axis", default: 1),
             blockSize: c.attributes.int("block_size", default: 0), c)
         let values = x.doubles(), scales = scale.doubles(), zeros = zeroPoint?.doubles()
+        // To float8 or float4: x / scale + zero point, rounded to the type (to nearest, ties to
+        // even), saturated unless `saturate` is 0.
+        if isNarrowFloat(outputType) {
+            let ratios = (0..<x.count).map { k in Float(values[k]) / Float(scales[index[k]]) + Float(zeros?[index[k]] ?? 0) }
+            let saturate = c.attributes.int("saturate", default: 1) != 0
+            return [Cast.convert(Tensor(ratios, shape: x.shape), to: outputType, saturate: saturate, rounding: .nearest)]
+        }
+        guard let (low, high) = quantizationRange(outputType) else { throw c.invalid("quantizing to \(outputType.rawValue) is not supported") }
         // The division happens in the input's precision (float32 for float32 inputs): it
         // decides which way values near .5 round.
         let single = x.dtype != .float64

@@ -51,6 +51,24 @@ enum Cast {
         return fromDoubles(x.doubles(), dtype: dtype, shape: x.shape)
     }
 
+    /// `convert`, with Cast's options for the float8 targets: without `saturate` a value beyond
+    /// the type's range becomes infinity or NaN instead of its largest value; E8M0 takes the
+    /// exponent rounded by `rounding`.
+    static func convert(_ x: Tensor, to dtype: DType, saturate: Bool, rounding: Float8E8M0.Rounding) -> Tensor {
+        guard x.dtype != dtype, dtype.isFloatingPoint, !dtype.travels, x.dtype != .string else { return convert(x, to: dtype) }
+        let floats = convert(x, to: .float32).scalars(as: Float.self)
+        func encode<T: MiniFloatElement>(_ type: T.Type) -> Tensor { Tensor(floats.map { T($0, saturate: saturate) }, shape: x.shape) }
+        switch dtype {
+        case .float8e4m3fn: return encode(Float8E4M3FN.self)
+        case .float8e4m3fnuz: return encode(Float8E4M3FNUZ.self)
+        case .float8e5m2: return encode(Float8E5M2.self)
+        case .float8e5m2fnuz: return encode(Float8E5M2FNUZ.self)
+        case .float4e2m1: return encode(Float4E2M1.self)
+        case .float8e8m0: return Tensor(floats.map { Float8E8M0($0, saturate: saturate, rounding: rounding) }, shape: x.shape)
+        default: return convert(x, to: dtype)
+        }
+    }
+
     static func isInteger(_ dtype: DType) -> Bool {
         switch dtype {
         case .int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64, .bool: true
