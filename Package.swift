@@ -8,6 +8,14 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility")
 ]
 
+/// Code generation for Haswell and later (AVX2, FMA): only for the kernel copy that VesselONNX
+/// calls after checking the CPU. Other architectures build the copy plain and never pick it.
+#if arch(x86_64)
+let haswell: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let haswell: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "Vessel",
     platforms: [.macOS(.v15)],
@@ -90,10 +98,16 @@ let package = Package(
             dependencies: ["VesselManifest", "VesselProcessing", "VesselTensor", "VesselStore", "VesselSystem", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // The runtime's float32 row kernels, one source compiled twice: for baseline x86-64, and
+        // (a symlink to the same file) for Haswell's AVX2 + FMA; VesselONNX picks one at run time.
+        .target(name: "VesselKernels", dependencies: [.product(name: "RealModule", package: "swift-numerics")], swiftSettings: swiftSettings),
+        .target(
+            name: "VesselKernelsHaswell", dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            swiftSettings: swiftSettings + haswell),
         .target(
             name: "VesselONNX",
             dependencies: [
-                "VesselTensor", "VesselSystem",
+                "VesselTensor", "VesselSystem", "VesselKernels", "VesselKernelsHaswell",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "RealModule", package: "swift-numerics")
             ],
@@ -208,11 +222,16 @@ let package = Package(
         .testTarget(name: "VesselTrustTests", dependencies: ["VesselTrust", "VesselStore", "VesselTensor", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VesselONNXTests",
-            dependencies: ["VesselONNX", "VesselTensor", "VesselTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: [
+                "VesselONNX", "VesselKernels", "VesselTensor", "VesselTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")
+            ],
             exclude: ["Conformance", "Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VesselManifestTests", dependencies: ["VesselManifest"], swiftSettings: swiftSettings),
+        // One test file (a symlink in the second) run against each copy of the kernels.
+        .testTarget(name: "VesselKernelsTests", dependencies: ["VesselKernels"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselKernelsHaswellTests", dependencies: ["VesselKernelsHaswell"], swiftSettings: swiftSettings + [.define("HASWELL")]),
         .testTarget(
             name: "VesselManifestYAMLTests",
             dependencies: ["VesselManifest", "VesselManifestYAML", "VesselTestSupport"],

@@ -91,7 +91,7 @@ struct Bench: ParsableCommand {
                 return sorted[min(max(rank - 1, 0), sorted.count - 1)]
             }
             let report: [String: Any] = [
-                "model": model, "threads": threads, "iterations": iterations, "blas": Runtime.blasBackend,
+                "model": model, "threads": threads, "iterations": iterations, "blas": Runtime.blasBackend, "kernels": Runtime.kernels,
                 "load_ms": loadSeconds * 1000, "p50_ms": percentile(50), "p90_ms": percentile(90), "p99_ms": percentile(99),
                 "mean_ms": latencies.reduce(0, +) / Double(latencies.count), "min_ms": sorted[0],
                 "throughput_per_s": Double(iterations) / total
@@ -101,7 +101,7 @@ struct Bench: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print(
-                    "\(model): \(iterations) runs, \(threads) thread(s), BLAS \(Runtime.blasBackend), loaded in \(String(format: "%.1f", loadSeconds * 1000)) ms"
+                    "\(model): \(iterations) runs, \(threads) thread(s), BLAS \(Runtime.blasBackend), kernels \(Runtime.kernels), loaded in \(String(format: "%.1f", loadSeconds * 1000)) ms"
                 )
                 print(
                     String(

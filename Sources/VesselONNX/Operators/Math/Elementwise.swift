@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import RealModule
+import VesselKernels
 import VesselTensor
 
 // MARK: Drivers
@@ -269,7 +270,7 @@ extension KernelRegistry {
         r.register("Xor", xorKernel)
         r.register("Not", notKernel)
 
-        r.register("Exp", realUnaryKernel(Exp(), float32: { RowKernels.exp($0) }))
+        r.register("Exp", realUnaryKernel(Exp(), float32: .exp))
         r.register("Log", realUnaryKernel(Log()))
         r.register("Sqrt", realUnaryKernel(Sqrt()))
         r.register("Sin", realUnaryKernel(Sin()))
@@ -284,9 +285,9 @@ extension KernelRegistry {
         r.register("Acosh", realUnaryKernel(Acosh()))
         r.register("Atanh", realUnaryKernel(Atanh()))
         r.register("Tanh", realUnaryKernel(Tanh()))
-        r.register("Erf", realUnaryKernel(Erf(), float32: { RowKernels.erf($0) }))
+        r.register("Erf", realUnaryKernel(Erf(), float32: .erf))
         r.register("Reciprocal", realUnaryKernel(Reciprocal()))
-        r.register("Sigmoid", realUnaryKernel(Sigmoid(), float32: { RowKernels.sigmoid($0) }))
+        r.register("Sigmoid", realUnaryKernel(Sigmoid(), float32: .sigmoid))
         r.register("Floor", realUnaryKernel(Floor()))
         r.register("Ceil", realUnaryKernel(Ceil()))
         r.register("Round", realUnaryKernel(Round()))
@@ -310,7 +311,7 @@ extension KernelRegistry {
     }
 
     /// A real function of one input; float32 through `float32`'s vectorized, threaded kernel where there is one.
-    static func realUnaryKernel<F: RealFunction>(_ function: F, float32: (@Sendable (RowKernels.Lanes) -> RowKernels.Lanes)? = nil) -> KernelFunction {
+    static func realUnaryKernel<F: RealFunction>(_ function: F, float32: VesselKernels.RowKernels.Unary? = nil) -> KernelFunction {
         { c, i in
             let x = try c.input(i, 0)
             if let float32, x.dtype == .float32 {
@@ -318,7 +319,7 @@ extension KernelRegistry {
                 x.withUnsafeBufferPointer(as: Float.self) { input in
                     out.withUnsafeMutableBufferPointer(as: Float.self) { output in
                         if let source = input.baseAddress, let target = output.baseAddress {
-                            RowKernels.map(source, target, count: input.count, float32)
+                            RowKernels.map(float32, source, target, count: input.count)
                         }
                     }
                 }

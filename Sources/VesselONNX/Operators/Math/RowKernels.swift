@@ -1,51 +1,42 @@
-import RealModule
-import VesselTensor
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import VesselKernels
+import VesselKernelsHaswell
 
 /// Float32 kernels for what transformers spend their non-MatMul time on — Softmax, LogSoftmax
-/// and LayerNormalization over the last axis — in SIMD lanes of eight, rows split across the
-/// intra-op threads. Each row is computed by one thread in a fixed order, so results do not
-/// depend on the thread count.
+/// and LayerNormalization over the last axis, exp/erf/sigmoid elementwise — split across the
+/// intra-op threads. The arithmetic lives in `VesselKernels`, compiled twice (baseline x86-64,
+/// and Haswell's AVX2 + FMA); this picks the copy once per process. Each row (or eight-lane
+/// group) is computed by one thread in a fixed order, so results do not depend on the thread
+/// count; they can differ in the last bit between the two copies (FMA rounds once).
 enum RowKernels {
     typealias Lanes = SIMD8<Float>
 
-    /// e^x for eight lanes: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 split in two for
-    /// precision), e^r by its degree-7 Taylor polynomial (truncation below 1e-8 relative on that
-    /// range), 2^n put in the exponent bits. Within 2 ulp of the exact value for x in
-    /// [−87.3, 88.7] (checked against Double's exp in the tests); below, 0; above, +inf; NaN
-    /// stays NaN.
-    @inline(__always)
-    static func exp(_ x: Lanes) -> Lanes {
-        let high = Lanes(repeating: 88.72283), low = Lanes(repeating: -87.33654)
-        var clamped = x
-        clamped.replace(with: low, where: x .< low)
-        clamped.replace(with: high, where: x .> high)
-        // Round to nearest (even) and to an integer without the generic conversions, which
-        // were most of the time: adding 1.5·2^23 leaves n in the low mantissa bits.
-        let magic = Lanes(repeating: 12_582_912)
-        let shifted = clamped * 1.442695041 + magic
-        let n = shifted - magic
-        let whole = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
-        var r = clamped - n * 0.693359375
-        r = r - n * -2.12194440e-4
-        var p = Lanes(repeating: 1.0 / 5040)
-        p = p * r + 1.0 / 720
-        p = p * r + 1.0 / 120
-        p = p * r + 1.0 / 24
-        p = p * r + 1.0 / 6
-        p = p * r + 0.5
-        p = p * r + 1
-        p = p * r + 1
-        // 2^n as 2^(n/2) · 2^(n − n/2): each half's exponent is a normal float's for every n
-        // the clamp allows (−126…128), so neither the top nor the bottom of the range is lost.
-        let first = whole &>> 1, second = whole &- first
-        var result = p * unsafeBitCast((first &+ 127) &<< 23, to: Lanes.self)
-        result *= unsafeBitCast((second &+ 127) &<< 23, to: Lanes.self)
-        // Exact edges: far below underflows to 0, far above overflows to inf, NaN passes.
-        result.replace(with: Lanes(repeating: 0), where: x .< low)
-        result.replace(with: Lanes(repeating: .infinity), where: x .> high)
-        result.replace(with: x, where: x .!= x)
-        return result
+    enum Variant: String, Sendable {
+        case baseline, haswell
     }
+
+    /// Haswell's when the CPU has AVX2 and FMA (the kernel lists them in /proc/cpuinfo only when
+    /// it also saves the AVX registers), unless `VESSEL_KERNELS=baseline` asks for the other.
+    static let variant: Variant = {
+        #if arch(x86_64)
+        if ProcessInfo.processInfo.environment["VESSEL_KERNELS"] == "baseline" { return .baseline }
+        return cpuHasAVX2FMA ? .haswell : .baseline
+        #else
+        return .baseline
+        #endif
+    }()
+
+    static let cpuHasAVX2FMA: Bool = {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+            let flags = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return false }
+        let names = Set(flags.split(separator: " ").map(String.init))
+        return names.contains("avx2") && names.contains("fma")
+    }()
 
     /// Softmax (or LogSoftmax) of each `size`-long row of `input` into `output`.
     static func softmax(
@@ -53,174 +44,64 @@ enum RowKernels {
         threads: Int = Parallel.threads
     ) {
         guard size > 0 else { return }
+        let haswell = variant == .haswell
         Parallel.chunks(rows, minimum: max(1, 16_384 / size), threads: threads) { range in
-            for row in range {
-                softmaxRow(input + row * size, output + row * size, size, log: log)
+            if haswell {
+                VesselKernelsHaswell.RowKernels.softmaxRows(input, output, rows: range, size: size, log: log)
+            } else {
+                VesselKernels.RowKernels.softmaxRows(input, output, rows: range, size: size, log: log)
             }
         }
     }
 
-    @inline(__always)
+    /// One row's softmax on the calling thread (a row of −inf gives NaN: callers with a rule
+    /// for it apply it first).
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, log: Bool) {
-        let whole = n / 8 * 8
-        var peak = -Float.infinity
-        var lanes = Lanes(repeating: -.infinity)
-        var k = 0
-        while k < whole {
-            let v = load(x + k)
-            lanes.replace(with: v, where: v .> lanes)
-            k += 8
-        }
-        peak = lanes.max()
-        for j in whole..<n { peak = max(peak, x[j]) }
-        // A NaN anywhere makes its exp NaN, the sum NaN and so the whole row NaN; a row of −inf
-        // (fully masked) has no defined softmax and gives NaN as well.
-        let shift = Lanes(repeating: peak)
-        var sums = Lanes(repeating: 0)
-        k = 0
-        while k < whole {
-            let e = exp(load(x + k) - shift)
-            if !log { storeLanes(e, y + k) }
-            sums += e
-            k += 8
-        }
-        var sum = sums.sum()
-        for j in whole..<n {
-            let e = Float.exp(x[j] - peak)
-            if !log { y[j] = e }
-            sum += e
-        }
-        if log {
-            let offset = peak + Float.log(sum)
-            for j in 0..<n { y[j] = x[j] - offset }
+        if variant == .haswell {
+            VesselKernelsHaswell.RowKernels.softmaxRow(x, y, n, log: log)
         } else {
-            let inverse = 1 / sum
-            k = 0
-            while k < whole {
-                storeLanes(load(y + k) * inverse, y + k)
-                k += 8
-            }
-            for j in whole..<n { y[j] *= inverse }
+            VesselKernels.RowKernels.softmaxRow(x, y, n, log: log)
         }
     }
 
-    /// LayerNormalization of each `size`-long row: (x − mean) / sqrt(var + ε) · scale + bias,
-    /// mean and variance in two passes (eight Float lanes, then summed); each row's mean and
-    /// 1/sqrt(var + ε) into `means` / `inverseStd` when given.
+    /// LayerNormalization of each `size`-long row (see `VesselKernels.RowKernels.layerNormRows`).
     static func layerNorm(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, size: Int, epsilon: Float,
         scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         means: UnsafeMutablePointer<Float>?, inverseStd: UnsafeMutablePointer<Float>?, threads: Int = Parallel.threads
     ) {
         guard size > 0 else { return }
+        let haswell = variant == .haswell
         Parallel.chunks(rows, minimum: max(1, 16_384 / size), threads: threads) { range in
-            for row in range {
-                let x = input + row * size, y = output + row * size
-                let whole = size / 8 * 8
-                var lanes = Lanes(repeating: 0)
-                var k = 0
-                while k < whole { lanes += load(x + k); k += 8 }
-                var total = lanes.sum()
-                for j in whole..<size { total += x[j] }
-                let mean = total / Float(size)
-                let center = Lanes(repeating: mean)
-                lanes = Lanes(repeating: 0)
-                k = 0
-                while k < whole {
-                    let d = load(x + k) - center
-                    lanes += d * d
-                    k += 8
-                }
-                var squares = lanes.sum()
-                for j in whole..<size { squares += (x[j] - mean) * (x[j] - mean) }
-                let inverse = 1 / (squares / Float(size) + epsilon).squareRoot()
-                k = 0
-                while k < whole {
-                    var v =
-                        (load(x + k) - center) * inverse
-                        * load(scale + k)
-                    if let bias { v += load(bias + k) }
-                    storeLanes(v, y + k)
-                    k += 8
-                }
-                for j in whole..<size { y[j] = (x[j] - mean) * inverse * scale[j] + (bias?[j] ?? 0) }
-                means?[row] = mean
-                inverseStd?[row] = inverse
+            if haswell {
+                VesselKernelsHaswell.RowKernels.layerNormRows(
+                    input, output, rows: range, size: size, epsilon: epsilon, scale: scale, bias: bias, means: means, inverseStd: inverseStd)
+            } else {
+                VesselKernels.RowKernels.layerNormRows(
+                    input, output, rows: range, size: size, epsilon: epsilon, scale: scale, bias: bias, means: means, inverseStd: inverseStd)
             }
         }
     }
 
-    /// An elementwise function over float32 values, eight lanes at a time (the tail padded into
-    /// one more group), split across the intra-op threads.
+    /// An elementwise function over float32 values, eight lanes at a time, split across the
+    /// intra-op threads.
     static func map(
-        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, threads: Int = Parallel.threads,
-        _ f: (Lanes) -> Lanes
+        _ function: VesselKernels.RowKernels.Unary, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int,
+        threads: Int = Parallel.threads
     ) {
+        let haswell = variant == .haswell
+        let fast: VesselKernelsHaswell.RowKernels.Unary =
+            switch function {
+            case .exp: .exp
+            case .erf: .erf
+            case .sigmoid: .sigmoid
+            }
         Parallel.chunks((count + 7) / 8, minimum: 8_192, threads: threads) { groups in
-            for group in groups {
-                let k = group * 8
-                if k + 8 <= count {
-                    storeLanes(f(load(input + k)), output + k)
-                } else {
-                    var lanes = Lanes(repeating: 0)
-                    for j in k..<count { lanes[j - k] = input[j] }
-                    let result = f(lanes)
-                    for j in k..<count { output[j] = result[j - k] }
-                }
+            if haswell {
+                VesselKernelsHaswell.RowKernels.map(fast, input, output, groups: groups, count: count)
+            } else {
+                VesselKernels.RowKernels.map(function, input, output, groups: groups, count: count)
             }
         }
-    }
-
-    /// 1 / (1 + e^−x), split by sign so the exp never overflows: e^x / (1 + e^x) below zero.
-    @inline(__always)
-    /// erf, within 2e-7 of libm's: below 1 in magnitude its Maclaurin series through x¹⁹
-    /// (relative accuracy near 0, where a fit of 1 − erf would lose it), above it Abramowitz &
-    /// Stegun 7.1.26 (absolute error 1.5e-7 on values ≥ 0.84), 1 past 4; odd in x.
-    static func erf(_ x: Lanes) -> Lanes {
-        let a = x.replacing(with: -x, where: x .< 0)
-        let z = a * a
-        // 2/√π · x · Σ (−1)ⁿ x²ⁿ / (n! (2n + 1)), n = 0…9.
-        var series = Lanes(repeating: -1.0 / 6_894_720)
-        series = series * z + 1.0 / 685_440
-        series = series * z - 1.0 / 75_600
-        series = series * z + 1.0 / 9_360
-        series = series * z - 1.0 / 1_320
-        series = series * z + 1.0 / 216
-        series = series * z - 1.0 / 42
-        series = series * z + 1.0 / 10
-        series = series * z - 1.0 / 3
-        series = series * z + 1
-        series = series * a * 1.1283791670955126
-        let t = Lanes(repeating: 1) / (a * 0.3275911 + 1)
-        var poly = t * 1.061405429 - 1.453152027
-        poly = poly * t + 1.421413741
-        poly = poly * t - 0.284496736
-        poly = poly * t + 0.254829592
-        poly *= t
-        var result = Lanes(repeating: 1) - poly * exp(-z)
-        result.replace(with: series, where: a .< 1)
-        result.replace(with: Lanes(repeating: 1), where: a .> 4)
-        result.replace(with: -result, where: x .< 0)
-        result.replace(with: x, where: x .!= x)  // NaN stays NaN
-        return result
-    }
-
-    static func sigmoid(_ x: Lanes) -> Lanes {
-        let negative = x .< 0
-        let e = exp(x.replacing(with: -x, where: .!negative) as Lanes)
-        let one = Lanes(repeating: 1)
-        var result: Lanes = one / (one + e)
-        result.replace(with: e / (one + e), where: negative)
-        return result
-    }
-
-    @inline(__always)
-    static func load(_ p: UnsafePointer<Float>) -> Lanes {
-        UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
-    }
-
-    @inline(__always)
-    static func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
     }
 }
