@@ -103,7 +103,7 @@ let package = Package(
         .target(name: "VesselKernels", dependencies: [.product(name: "RealModule", package: "swift-numerics")], swiftSettings: swiftSettings),
         .target(
             name: "VesselKernelsHaswell", dependencies: [.product(name: "RealModule", package: "swift-numerics")],
-            swiftSettings: swiftSettings + haswell),
+            swiftSettings: swiftSettings + haswell + [.define("VESSEL_HASWELL")]),
         .target(
             name: "VesselONNX",
             dependencies: [

@@ -116,3 +116,51 @@ struct RowKernelTests {
         #expect(output[n - 3].isNaN && output[n - 2] == 1 && output[n - 1] == -1)
     }
 }
+
+/// The packed-weights product against a Double product, for every remainder of rows (6, 4, 2,
+/// 1) and a partial last panel; the same result however rows and panels are split.
+@Suite("packed GEMM", .enabled(if: KernelCPU.runnable))
+struct PackedGEMMTests {
+    @Test("C = A·B for packed B, plain or transposed, any split of rows and panels giving the same bits")
+    func products() {
+        for (m, n, k, transposed) in [(13, 37, 29, false), (6, 16, 8, true), (1, 5, 384, false), (17, 48, 1, true), (29, 33, 70, false)] {
+            let a = (0..<(m * k)).map { Float(($0 * 37 % 101) - 50) / 25 }
+            let b = (0..<(k * n)).map { Float(($0 * 53 % 97) - 48) / 24 }
+            var packed = [Float](repeating: .nan, count: PackedGEMM.packedCount(k: k, n: n))
+            b.withUnsafeBufferPointer { pb in
+                packed.withUnsafeMutableBufferPointer {
+                    PackedGEMM.pack(pb.baseAddress!, k: k, n: n, ldb: transposed ? k : n, transposed: transposed, into: $0.baseAddress!)
+                }
+            }
+            let panels = (n + 15) / 16
+            func product(_ cuts: [(Range<Int>, Range<Int>)]) -> [Float] {
+                var c = [Float](repeating: .nan, count: m * n)
+                a.withUnsafeBufferPointer { pa in
+                    packed.withUnsafeBufferPointer { pp in
+                        c.withUnsafeMutableBufferPointer { pc in
+                            for (rows, panelRange) in cuts {
+                                PackedGEMM.multiply(
+                                    a: pa.baseAddress!, lda: k, packed: pp.baseAddress!, k: k, n: n, c: pc.baseAddress!, ldc: n, rows: rows,
+                                    panels: panelRange)
+                            }
+                        }
+                    }
+                }
+                return c
+            }
+            let whole = product([(0..<m, 0..<panels)])
+            let label = "\(m)×\(n)×\(k) transposed \(transposed)"
+            for i in 0..<m {
+                for j in 0..<n {
+                    var expected = 0.0
+                    for p in 0..<k { expected += Double(a[i * k + p]) * Double(transposed ? b[j * k + p] : b[p * n + j]) }
+                    #expect(abs(Double(whole[i * n + j]) - expected) <= 1e-5 * max(1, abs(expected)), "\(label) [\(i), \(j)]")
+                }
+            }
+            let byRows = product([(0..<(m / 2), 0..<panels), ((m / 2)..<m, 0..<panels)])
+            let byPanels = product([(0..<m, 0..<(panels / 2)), (0..<m, (panels / 2)..<panels)])
+            let singles = product((0..<m).map { ($0..<($0 + 1), 0..<panels) })
+            #expect(byRows == whole && byPanels == whole && singles == whole, "\(label): a split changed the bits")
+        }
+    }
+}

@@ -57,6 +57,27 @@ struct WholeModelNumericsTests {
         }
     }
 
+    @Test(
+        "MatMul and Gemm weights packed from the second run on give onnxruntime's outputs, as the first run does",
+        arguments: ["transformer_layer", "mlp_gemm"])
+    func packedWeights(_ fixture: String) throws {
+        let directory = Self.fixtures + "/" + fixture
+        let model = try ONNXModel(path: directory + "/model.onnx")
+        var feeds: [String: Tensor] = [:]
+        for (index, input) in model.graph.inputs.enumerated() {
+            feeds[input.name] = try NodeConformanceTests.readTensor(directory + "/test_data_set_0/input_\(index).pb")
+        }
+        let name = model.graph.outputs[0].name
+        let expected = try NodeConformanceTests.readTensor(directory + "/test_data_set_0/output_0.pb").doubles()
+        // The first run remembers each B; the second packs the ones it sees again; the third
+        // uses the packed ones (on a CPU without AVX2, all three take OpenBLAS's path).
+        for run in 1...3 {
+            let got = try #require(try model.run(feeds)[name]).doubles()
+            let outside = zip(got, expected).filter { abs($0 - $1) > 1e-4 * abs($1) + 1e-6 }.count
+            #expect(outside == 0, "\(fixture) run \(run): \(outside) values beyond 1e-4 relative + 1e-6")
+        }
+    }
+
     @Test("Conv + BatchNormalization (+ Relu) become one node at load, and still match onnxruntime")
     func batchNormFolded() throws {
         let model = try ONNXModel(path: Self.fixtures + "/resnet_block/model.onnx")

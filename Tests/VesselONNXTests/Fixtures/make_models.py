@@ -184,6 +184,22 @@ def attention_cache():
     save("attention_cache", graph, inputs, opset=23)
 
 
+def mlp_gemm():
+    """Two Gemm layers as PyTorch's Linear exports them (transB=1), one with alpha and beta, and
+    one with B as it is (transB=0): the packed-weights path's other operator."""
+    local = np.random.default_rng(20261207)
+    w1 = numpy_helper.from_array((local.standard_normal((64, 100)) * 0.1).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array((local.standard_normal(64) * 0.1).astype(np.float32), "b1")
+    w2 = numpy_helper.from_array((local.standard_normal((64, 10)) * 0.1).astype(np.float32), "w2")
+    b2 = numpy_helper.from_array((local.standard_normal((1, 10)) * 0.1).astype(np.float32), "b2")
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1, alpha=0.5, beta=2.0),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["y"])]
+    graph = helper.make_graph(nodes, "mlp_gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [7, 100])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [7, 10])], [w1, b1, w2, b2])
+    save("mlp_gemm", graph, {"x": local.standard_normal((7, 100)).astype(np.float32)})
+
+
 def quantized():
     """The transformer layer quantized the dynamic way (DynamicQuantizeLinear + MatMulInteger,
     onnxruntime's quantize_dynamic) and the ResNet block quantized the static way in operator
@@ -239,3 +255,4 @@ if __name__ == "__main__":
     upsampling_decoder()
     attention_cache()
     quantized()
+    mlp_gemm()

@@ -3,6 +3,8 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Synchronization
+import VesselKernelsHaswell
 import VesselTensor
 
 /// Single-precision matrix multiply, C = alpha·op(A)·op(B) + beta·C, row-major.
@@ -155,13 +157,17 @@ enum GEMM {
 
 extension KernelRegistry {
     static func registerLinearAlgebra(_ r: inout KernelRegistry) {
-        r.register("MatMul", matMulKernel)
-        r.register("Gemm", gemmKernel)
+        r.registerPrepared("MatMul") { _ in
+            let weights = PackedWeights()
+            return { c, i in [try matmul(c.input(i, 0), c.input(i, 1), c, weights: weights)] }
+        }
+        r.registerPrepared("Gemm") { _ in
+            let weights = PackedWeights()
+            return { c, i in try gemmKernel(c, i, weights: weights) }
+        }
     }
 
-    static func matMulKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] { [try matmul(c.input(i, 0), c.input(i, 1), c)] }
-
-    static func gemmKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
+    static func gemmKernel(_ c: KernelContext, _ i: [Tensor?], weights: PackedWeights? = nil) throws -> [Tensor] {
         var a = try c.input(i, 0), b = try c.input(i, 1)
         let transA = c.attributes.int("transA", default: 0) == 1, transB = c.attributes.int("transB", default: 0) == 1
         let alpha = c.attributes.float("alpha", default: 1), beta = c.attributes.float("beta", default: 1)
@@ -191,6 +197,26 @@ extension KernelRegistry {
                     }
                 }
             }
+        }
+        let hasBias = i.count > 2 && i[2] != nil
+        // B seen again (weights), A not transposed: the packed Haswell product, then alpha and
+        // the bias in one pass.
+        if RowKernels.variant == .haswell, !transA, k > 0, let packed = weights?.packed(for: b, k: k, n: n, transposed: transB) {
+            let product = Tensor(uninitialized: .float32, shape: [m, n])
+            a.withUnsafeBufferPointer(as: Float.self) { pa in
+                packed.withUnsafeBufferPointer(as: Float.self) { pb in
+                    product.withUnsafeMutableBufferPointer(as: Float.self) { pc in
+                        PackedWeights.multiply(pa.baseAddress!, rows: m, k: k, n: n, packed: pb.baseAddress!, c: pc.baseAddress!)
+                        out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                            let useBias = hasBias && beta != 0
+                            for index in 0..<(m * n) {
+                                po[index] = alpha * pc[index] + (useBias ? beta * po[index] : 0)
+                            }
+                        }
+                    }
+                }
+            }
+            return [Cast.convert(out, to: dtype)]
         }
         a.withUnsafeBufferPointer(as: Float.self) { pa in
             b.withUnsafeBufferPointer(as: Float.self) { pb in
@@ -238,8 +264,23 @@ struct MatMulShape {
 }
 
 /// numpy `matmul`: 1-D operands are promoted and the added axis dropped; batch axes broadcast.
-func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext) throws -> Tensor {
+func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext, weights: PackedWeights? = nil) throws -> Tensor {
     let shape = try MatMulShape(a.shape, b.shape, context)
+    // A 2-D float32 B seen again (weights): packed once, multiplied by the Haswell kernels.
+    if a.dtype == .float32, b.dtype == .float32, b.rank == 2, a.rank >= 2, RowKernels.variant == .haswell, shape.k > 0,
+        let packed = weights?.packed(for: b, k: shape.k, n: shape.n)
+    {
+        let out = Tensor(uninitialized: .float32, shape: shape.fullShape)
+        a.withUnsafeBufferPointer(as: Float.self) { pa in
+            packed.withUnsafeBufferPointer(as: Float.self) { pb in
+                out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                    PackedWeights.multiply(
+                        pa.baseAddress!, rows: shape.batchCount * shape.m, k: shape.k, n: shape.n, packed: pb.baseAddress!, c: po.baseAddress!)
+                }
+            }
+        }
+        return out.reshaped(shape.outShape)
+    }
     let (m, k, n, batchCount) = (shape.m, shape.k, shape.n, shape.batchCount)
     let (aOffsets, bOffsets) = (shape.aOffsets, shape.bOffsets)
     let dtype = a.dtype
@@ -275,4 +316,60 @@ func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext) throws -> Tensor
         out = Cast.fromDoubles(values, dtype: dtype, shape: shape.fullShape)
     }
     return Cast.convert(out, to: dtype).reshaped(shape.outShape)
+}
+
+/// A MatMul node's B packed for `PackedGEMM` (VesselKernels), kept while the same tensor
+/// storage comes back. A B seen for the first time is only remembered (weakly): a weight comes
+/// back on the next run, an intermediate is freed and never matches, so only weights are packed.
+final class PackedWeights: Sendable {
+    private struct State: @unchecked Sendable {
+        weak var seen: TensorStorage?
+        var source: TensorStorage?
+        var packed: Tensor?
+    }
+
+    private let state = Mutex(State())
+
+    /// B packed, or nil the first time this B is seen.
+    func packed(for b: Tensor, k: Int, n: Int, transposed: Bool = false) -> Tensor? {
+        let storage = b.storage
+        let known: Tensor?? = state.withLock { state in
+            if let packed = state.packed, state.source === storage { return .some(packed) }
+            if state.seen === storage { return .some(nil) }
+            state.seen = storage
+            return nil
+        }
+        guard case .some = known else { return nil }
+        if let packed = known! { return packed }
+        let packed = Tensor(uninitialized: .float32, shape: [PackedGEMM.packedCount(k: k, n: n)])
+        b.withUnsafeBufferPointer(as: Float.self) { pb in
+            packed.withUnsafeMutableBufferPointer(as: Float.self) { pp in
+                PackedGEMM.pack(pb.baseAddress!, k: k, n: n, ldb: transposed ? k : n, transposed: transposed, into: pp.baseAddress!)
+            }
+        }
+        state.withLock { state in
+            state.source = storage
+            state.packed = packed
+        }
+        return packed
+    }
+
+    /// C (rows×n) = A (rows×k) · packed B, split across the intra-op threads by blocks of six
+    /// rows, or by 16-column panels when there are few rows. Every element is summed in the same
+    /// order whatever the split, so the result does not depend on the thread count.
+    static func multiply(_ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        let panels = (n + PackedGEMM.panelWidth - 1) / PackedGEMM.panelWidth
+        let rowBlocks = (rows + 5) / 6
+        if rowBlocks >= 2 * Parallel.threads {
+            Parallel.chunks(rowBlocks, minimum: max(1, GEMM.splitWork / max(6 * k * n, 1))) { blocks in
+                PackedGEMM.multiply(
+                    a: a, lda: k, packed: packed, k: k, n: n, c: c, ldc: n, rows: blocks.lowerBound * 6..<min(rows, blocks.upperBound * 6),
+                    panels: 0..<panels)
+            }
+        } else {
+            Parallel.chunks(panels, minimum: max(1, GEMM.splitWork / max(rows * k * PackedGEMM.panelWidth, 1))) { range in
+                PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: c, ldc: n, rows: 0..<rows, panels: range)
+            }
+        }
+    }
 }
