@@ -45,15 +45,22 @@ enum GEMM {
         // Column blocks of a product with a large A are at least `minimumWidth` wide: each block
         // packs all of A again and runs on a narrower panel (a BERT layer's 128×384 by 384×384
         // product in eight 48-column blocks took 30 % longer than whole, in two 3 %). When that
-        // leaves one block, the rows are cut instead, if there are enough of them.
+        // leaves one block, the rows are cut instead, if there are enough of them, else the
+        // columns in narrow blocks after all.
         let small = columnBlock(m: m, k: k)
         var byColumns = n >= m
         var blocks = 1
         if m * n * k >= splitWork {
             blocks = byColumns ? min(Self.gridBlocks, n / (small ?? Self.minimumWidth)) : min(Self.gridBlocks, m / Self.rowUnit)
-            if byColumns, blocks < 2, m / Self.rowUnit >= 2 {
-                byColumns = false
-                blocks = min(Self.gridBlocks, m / Self.rowUnit)
+            if byColumns, blocks < 2 {
+                if m / Self.rowUnit >= 2 {
+                    byColumns = false
+                    blocks = min(Self.gridBlocks, m / Self.rowUnit)
+                } else {
+                    // Neither cut is wide enough (SqueezeNet's 64×512 by 13×13 products): narrow
+                    // columns still let a second thread help.
+                    blocks = min(Self.gridBlocks, n / 16)
+                }
             }
         }
         let unit = byColumns ? small ?? 16 : Self.rowUnit
