@@ -214,6 +214,18 @@ enum WorkerScript {
         class InputError(ValueError):
             """A request input the predictor's declared type or constraints refuse: the client's to fix."""
 
+        input_files = []
+
+        def remove_input_files():
+            while input_files:
+                try:
+                    os.unlink(input_files.pop())
+                except OSError:
+                    pass
+
+        import atexit
+        atexit.register(remove_input_files)
+
         def typed_call(method):
             """Calls predict() as Cog does: each parameter annotated float, int, bool, str, a Path or a
             File gets one Python value of that type (a Path: the bytes in a temporary file), a list
@@ -251,6 +263,7 @@ enum WorkerScript {
                     handle = tempfile.NamedTemporaryFile(delete=False, prefix="vessel-input-")
                     handle.write(data)
                     handle.close()
+                    input_files.append(handle.name)
                     return annotation(handle.name)
                 if annotation is bool or annotation is int or annotation is float:
                     item = scalar(name, value) if hasattr(value, "reshape") else value
@@ -279,6 +292,9 @@ enum WorkerScript {
                         raise InputError(f"input `{name}` must match {spec.regex}")
 
             def call(inputs):
+                # The files the last request's path inputs were written to: kept until now, in
+                # case its outputs pointed at them, then deleted, so requests do not fill /tmp.
+                remove_input_files()
                 arguments = {}
                 for name, param in parameters.items():
                     if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):

@@ -216,6 +216,7 @@ struct PythonBackendTests {
             """, to: project + "/cog.yaml")
         try TestSupport.write(
             """
+            import os
             import numpy as np
             from PIL import Image
             from cog import BasePredictor, Input, Path
@@ -230,6 +231,8 @@ struct PythonBackendTests {
                     scale: float = Input(description="Resize factor", default=0.5, ge=0.1, le=2.0),
                     mode: str = Input(default="L", choices=["L", "RGB"]),
                 ) -> str:
+                    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "seen.txt"), "a") as seen:
+                        seen.write(str(image) + "\\n")
                     picture = Image.open(image).convert(mode)
                     resized = picture.resize((max(1, int(picture.size[0] * scale)), max(1, int(picture.size[1] * scale))))
                     mean = float(np.asarray(resized, dtype=np.float64).mean() * self.weights[0])
@@ -272,6 +275,10 @@ struct PythonBackendTests {
         #expect(missing.status == 422 && missing.text.contains("missing input `image`"), "\(missing.text)")
         let oip = try await running.infer(#"{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["\#(image)"]}]}"#, model: "resize")
         #expect(oip.status == 200 && (jsonObject(oip)["outputs"] as? [[String: Any]])?.first?["data"] as? [String] == [expected[0]], "\(oip.text)")
+        // Each request's image went to a file of its own; every one but the last is gone.
+        let seen = ((try? String(contentsOfFile: scratch + "/model/seen.txt", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        #expect(Set(seen).count >= 3, "\(seen)")
+        #expect(seen.dropLast().allSatisfy { !FileManager.default.fileExists(atPath: $0) }, "input files left behind: \(seen)")
     }
 
     /// A predictor that does what its `mode` input says.
