@@ -16,6 +16,9 @@ let haswell: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 let haswell: [SwiftSetting] = []
 #endif
 
+/// The kernel modules are compiled with -O whatever the configuration.
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "Vessel",
     platforms: [.macOS(.v15)],
@@ -100,10 +103,14 @@ let package = Package(
         ),
         // The runtime's float32 row kernels, one source compiled twice: for baseline x86-64, and
         // (a symlink to the same file) for Haswell's AVX2 + FMA; VesselONNX picks one at run time.
-        .target(name: "VesselKernels", dependencies: [.product(name: "RealModule", package: "swift-numerics")], swiftSettings: swiftSettings),
+        // Both are optimized in debug builds too: unoptimized SIMD code is hundreds of times
+        // slower, which turned a test's BERT run into a 30-second timeout.
+        .target(
+            name: "VesselKernels", dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            swiftSettings: swiftSettings + optimized),
         .target(
             name: "VesselKernelsHaswell", dependencies: [.product(name: "RealModule", package: "swift-numerics")],
-            swiftSettings: swiftSettings + haswell + [.define("VESSEL_HASWELL")]),
+            swiftSettings: swiftSettings + optimized + haswell + [.define("VESSEL_HASWELL")]),
         .target(
             name: "VesselONNX",
             dependencies: [
