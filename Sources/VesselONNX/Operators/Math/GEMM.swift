@@ -206,8 +206,8 @@ extension KernelRegistry {
             }
         }
         let hasBias = i.count > 2 && i[2] != nil
-        // B seen again (weights), A not transposed: the packed Haswell product, then alpha and
-        // the bias in one pass.
+        // On a Haswell CPU with A not transposed: the packed product (B kept packed when it is a
+        // weight), then alpha and the bias in one pass.
         if RowKernels.variant == .haswell, !transA, k > 0, let packed = weights?.packed(for: b, k: k, n: n, transposed: transB) {
             let product = Tensor(uninitialized: .float32, shape: [m, n])
             a.withUnsafeBufferPointer(as: Float.self) { pa in
@@ -273,7 +273,8 @@ struct MatMulShape {
 /// numpy `matmul`: 1-D operands are promoted and the added axis dropped; batch axes broadcast.
 func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext, weights: PackedWeights? = nil) throws -> Tensor {
     let shape = try MatMulShape(a.shape, b.shape, context)
-    // A 2-D float32 B seen again (weights): packed once, multiplied by the Haswell kernels.
+    // A 2-D float32 B on a Haswell CPU: packed (kept packed when it is a weight), multiplied by
+    // the Haswell kernels.
     if a.dtype == .float32, b.dtype == .float32, b.rank == 2, a.rank >= 2, RowKernels.variant == .haswell, shape.k > 0,
         let packed = weights?.packed(for: b, k: shape.k, n: shape.n)
     {
@@ -325,38 +326,42 @@ func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext, weights: PackedW
     return Cast.convert(out, to: dtype).reshaped(shape.outShape)
 }
 
-/// A MatMul node's B packed for `PackedGEMM` (VesselKernels), kept while the same tensor
-/// storage comes back. A B seen for the first time is only remembered (weakly): a weight comes
-/// back on the next run, an intermediate is freed and never matches, so only weights are packed.
+/// A MatMul or Gemm node's B packed for `PackedGEMM` (VesselKernels). Every B is packed, so a
+/// node's results are the same on its first run as on later ones; a B that comes back on the
+/// next run (a weight) is kept packed. The first time a B is seen it is only remembered, weakly:
+/// an intermediate is freed after its run and never matches, so only weights are kept.
 final class PackedWeights: Sendable {
     private struct State: @unchecked Sendable {
         weak var seen: TensorStorage?
         var source: TensorStorage?
+        var key: [Int] = []
         var packed: Tensor?
     }
 
     private let state = Mutex(State())
 
-    /// B packed, or nil the first time this B is seen.
-    func packed(for b: Tensor, k: Int, n: Int, transposed: Bool = false) -> Tensor? {
-        let storage = b.storage
-        let known: Tensor?? = state.withLock { state in
-            if let packed = state.packed, state.source === storage { return .some(packed) }
-            if state.seen === storage { return .some(nil) }
+    /// op(B) — k×n, or n×k when `transposed` — packed.
+    func packed(for b: Tensor, k: Int, n: Int, transposed: Bool = false) -> Tensor {
+        let storage = b.storage, key = [k, n, transposed ? 1 : 0]
+        let (cached, keep): (Tensor?, Bool) = state.withLock { state in
+            if let packed = state.packed, state.source === storage, state.key == key { return (packed, false) }
+            if state.seen === storage { return (nil, true) }
             state.seen = storage
-            return nil
+            return (nil, false)
         }
-        guard case .some = known else { return nil }
-        if let packed = known! { return packed }
+        if let cached { return cached }
         let packed = Tensor(uninitialized: .float32, shape: [PackedGEMM.packedCount(k: k, n: n)])
         b.withUnsafeBufferPointer(as: Float.self) { pb in
             packed.withUnsafeMutableBufferPointer(as: Float.self) { pp in
                 PackedGEMM.pack(pb.baseAddress!, k: k, n: n, ldb: transposed ? k : n, transposed: transposed, into: pp.baseAddress!)
             }
         }
-        state.withLock { state in
-            state.source = storage
-            state.packed = packed
+        if keep {
+            state.withLock { state in
+                state.source = storage
+                state.key = key
+                state.packed = packed
+            }
         }
         return packed
     }
