@@ -107,7 +107,7 @@ struct RuntimeCLITests {
         #expect(yaml.contains("name: output_label") && !yaml.contains("name: output_probability"))
     }
 
-    @Test("bench reports latency percentiles and throughput as JSON")
+    @Test("bench reports latency percentiles, throughput and peak RSS as JSON")
     func bench() throws {
         let result = try TestSupport.vessel(
             ["bench", Self.nodeCases + "/test_matmul_2d/model.onnx", "--iterations", "20", "--threads", "1", "--json"], home: NSTemporaryDirectory())
@@ -117,5 +117,10 @@ struct RuntimeCLITests {
         #expect(report?["iterations"] as? Int == 20)
         let p50 = report?["p50_ms"] as? Double ?? 0, p99 = report?["p99_ms"] as? Double ?? 0
         #expect(p50 <= p99)
+        // The peak resident set of the process that loaded and ran the model: at least what the
+        // runtime's own binary takes, far below the machine.
+        let peak = report?["peak_rss_mib"] as? Double ?? 0
+        #expect(peak > 5 && peak < 4096, "\(peak)")
+        #expect(report?["kernels"] as? String == "haswell" || report?["kernels"] as? String == "baseline")
     }
 }

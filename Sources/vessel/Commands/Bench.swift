@@ -7,6 +7,16 @@ import VesselStore
 import VesselTensor
 
 struct Bench: ParsableCommand {
+    /// The process's peak resident set size (VmHWM in /proc/self/status), MiB; nil without /proc.
+    static func peakResidentMiB() -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if fields.count >= 2, let kibibytes = Double(fields[1]) { return kibibytes / 1024 }
+        }
+        return nil
+    }
+
     static let configuration = CommandConfiguration(abstract: "Measure inference latency of an ONNX model on generated inputs.")
 
     @Argument(help: "The .onnx model.")
@@ -96,8 +106,11 @@ struct Bench: ParsableCommand {
                 "mean_ms": latencies.reduce(0, +) / Double(latencies.count), "min_ms": sorted[0],
                 "throughput_per_s": Double(iterations) / total
             ]
+            var reported = report
+            let peak = Self.peakResidentMiB()
+            if let peak { reported["peak_rss_mib"] = peak }
             if json {
-                let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .prettyPrinted])
+                let data = try JSONSerialization.data(withJSONObject: reported, options: [.sortedKeys, .prettyPrinted])
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print(
@@ -108,6 +121,7 @@ struct Bench: ParsableCommand {
                         format: "latency ms  p50 %.3f  p90 %.3f  p99 %.3f  mean %.3f  min %.3f", percentile(50), percentile(90), percentile(99),
                         report["mean_ms"] as! Double, sorted[0]))
                 print(String(format: "throughput  %.1f inferences/s", report["throughput_per_s"] as! Double))
+                if let peak { print(String(format: "memory      peak RSS %.1f MiB (the whole process: model, inputs, runs)", peak)) }
                 if Profiler.isEnabled {
                     let runs = Double(iterations + warmup)
                     print(Profiler.perNode ? "per node (VESSEL_PROFILE=nodes), ms per inference:" : "per operator (VESSEL_PROFILE=1), ms per inference:")
