@@ -249,17 +249,13 @@ public struct UInt2: NarrowInteger, Hashable {
 }
 
 extension Tensor {
-    /// A tensor of a 4- or 2-bit type from ONNX's packed bytes (first element in the low
-    /// bits); any other type from its bytes as they are.
+    /// A tensor of a 4- or 2-bit type from ONNX's packed bytes (first element in the low bits).
     public static func unpacking(_ dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) -> Tensor {
+        let perByte = dtype.elementsPerByte
+        precondition(perByte > 1, "\(dtype) is not packed")
         let tensor = Tensor(uninitialized: dtype, shape: shape)
         let count = tensor.count
-        let perByte = dtype.elementsPerByte
         let destination = tensor.storage.pointer.assumingMemoryBound(to: UInt8.self)
-        guard perByte > 1 else {
-            if count > 0 { tensor.storage.pointer.copyMemory(from: bytes.baseAddress!, byteCount: count * dtype.byteSize!) }
-            return tensor
-        }
         let width = 8 / perByte
         for index in 0..<count {
             let pattern = Int(bytes[index / perByte] >> UInt8((index % perByte) * width)) & ((1 << width) - 1)
@@ -274,11 +270,11 @@ extension Tensor {
         return tensor
     }
 
-    /// The elements packed as ONNX stores 4- and 2-bit types; other types' bytes as they are.
+    /// The elements of a 4- or 2-bit type packed as ONNX stores them.
     public func packedBytes() -> [UInt8] {
         let perByte = dtype.elementsPerByte
+        precondition(perByte > 1, "\(dtype) is not packed")
         let source = storage.pointer.assumingMemoryBound(to: UInt8.self)
-        guard perByte > 1 else { return Array(UnsafeBufferPointer(start: source, count: count * (dtype.byteSize ?? 0))) }
         let width = 8 / perByte
         var bytes = [UInt8](repeating: 0, count: (count + perByte - 1) / perByte)
         for index in 0..<count {

@@ -155,10 +155,9 @@ struct Attention: Sendable {
         let bias = try mask.map { try MaskBias($0, sizes: s, dtype: dtype, c) }
 
         // Q, K and V in [batch, heads, sequence, head size] float32; K and V after the past.
-        let query = Self.heads(q, sizes: s, heads: s.queryHeads, sequence: s.querySequence)
-        let key = Self.present(past: pastKey, Self.heads(k, sizes: s, heads: s.kvHeads, sequence: s.kvSequence), sizes: s, width: s.headSize)
-        let value = Self.present(
-            past: pastValue, Self.heads(v, sizes: s, heads: s.kvHeads, sequence: s.kvSequence), sizes: s, width: s.valueHeadSize)
+        let query = Self.heads(q, heads: s.queryHeads)
+        let key = Self.present(past: pastKey, Self.heads(k, heads: s.kvHeads))
+        let value = Self.present(past: pastValue, Self.heads(v, heads: s.kvHeads))
 
         // The scale, as the spec computes it: √scale in Q's type, applied to Q and to K.
         let root = Self.rounded((scale ?? 1 / Float(s.headSize).squareRoot()).squareRoot(), to: dtype)
@@ -296,43 +295,16 @@ struct Attention: Sendable {
 
     /// Q, K or V as float32 [batch, heads, sequence, head size]: a 4-D input as it is, a 3-D one
     /// ([batch, sequence, heads × head size]) with its heads split out and moved ahead.
-    static func heads(_ x: Tensor, sizes s: Sizes, heads: Int, sequence: Int) -> Tensor {
+    static func heads(_ x: Tensor, heads: Int) -> Tensor {
         let source = Cast.convert(x, to: .float32)
         guard x.rank == 3 else { return source }
-        let width = heads == 0 ? 0 : x.shape[2] / heads
-        let out = Tensor(uninitialized: .float32, shape: [s.batch, heads, sequence, width])
-        source.withUnsafeBufferPointer(as: Float.self) { from in
-            out.withUnsafeMutableBufferPointer(as: Float.self) { to in
-                for b in 0..<s.batch {
-                    for position in 0..<sequence {
-                        for h in 0..<heads {
-                            let source = from.baseAddress! + ((b * sequence + position) * heads + h) * width
-                            (to.baseAddress! + ((b * heads + h) * sequence + position) * width).update(from: source, count: width)
-                        }
-                    }
-                }
-            }
-        }
-        return out
+        return transpose(source.reshaped([x.shape[0], x.shape[1], heads, x.shape[2] / heads]), [0, 2, 1, 3])
     }
 
     /// The past (if any) and the new keys or values joined along the sequence axis, float32.
-    static func present(past: Tensor?, _ current: Tensor, sizes s: Sizes, width: Int) -> Tensor {
-        guard let past, s.past > 0 else { return current }
-        let out = Tensor(uninitialized: .float32, shape: [s.batch, s.kvHeads, s.total, width])
-        let earlier = Cast.convert(past, to: .float32)
-        earlier.withUnsafeBufferPointer(as: Float.self) { pp in
-            current.withUnsafeBufferPointer(as: Float.self) { cp in
-                out.withUnsafeMutableBufferPointer(as: Float.self) { op in
-                    for head in 0..<(s.batch * s.kvHeads) {
-                        let target = op.baseAddress! + head * s.total * width
-                        target.update(from: pp.baseAddress! + head * s.past * width, count: s.past * width)
-                        (target + s.past * width).update(from: cp.baseAddress! + head * s.kvSequence * width, count: s.kvSequence * width)
-                    }
-                }
-            }
-        }
-        return out
+    static func present(past: Tensor?, _ current: Tensor) -> Tensor {
+        guard let past, past.shape[2] > 0 else { return current }
+        return concatenate([Cast.convert(past, to: .float32), current], axis: 2)
     }
 }
 

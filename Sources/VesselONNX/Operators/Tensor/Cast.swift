@@ -55,7 +55,7 @@ enum Cast {
     /// the type's range becomes infinity or NaN instead of its largest value; E8M0 takes the
     /// exponent rounded by `rounding`.
     static func convert(_ x: Tensor, to dtype: DType, saturate: Bool, rounding: Float8E8M0.Rounding) -> Tensor {
-        guard x.dtype != dtype, dtype.isFloatingPoint, !dtype.travels, x.dtype != .string else { return convert(x, to: dtype) }
+        guard x.dtype != dtype, isNarrowFloat(dtype), x.dtype != .string else { return convert(x, to: dtype) }
         let floats = convert(x, to: .float32).scalars(as: Float.self)
         func encode<T: MiniFloatElement>(_ type: T.Type) -> Tensor { Tensor(floats.map { T($0, saturate: saturate) }, shape: x.shape) }
         switch dtype {
