@@ -166,18 +166,31 @@ struct HostileRequestTests {
         }
         // Its example ran in microseconds, but its cost is data: never inline.
         #expect(queue.inlineElements == 0)
-        let body = TestSupport.endlessLoopRequest
+        let body = Array(TestSupport.endlessLoopRequest.utf8)
+        let port = server.port
         let finished = Mutex(false)
-        async let slow = { () async throws -> LoopbackClient.Response in
-            let response = try await server.infer(body, model: "loop")
-            finished.withLock { $0 = true }
-            return response
-        }()
-        try await Task.sleep(for: .milliseconds(100))
-        let live = try await server.request("GET", "/v2/health/live")
+        // Each request is sent and read on a thread of its own, and the ordering is recorded
+        // there: a test task on a busy cooperative pool may resume late, but that thread sees
+        // the answers in the order the server gave them.
+        async let slow = BlockingThreads.shared.run {
+            Result {
+                let response = try LoopbackClient.request(
+                    "POST", port: port, path: "/v2/models/loop/infer", headers: ["Content-Type": "application/json"], body: body)
+                finished.withLock { $0 = true }
+                return response
+            }
+        }.get()
+        // Wait for the loop to hold its slot (not for a time), then ask for health.
+        while queue.inFlight == 0 && !finished.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        let (live, loopStillRunning) = try await BlockingThreads.shared.run {
+            Result {
+                let response = try LoopbackClient.request("GET", port: port, path: "/v2/health/live")
+                return (response, !finished.withLock { $0 })
+            }
+        }.get()
         #expect(live.status == 200)
         // An ordering, not a time: health was answered while the loop still held its slot.
-        #expect(!finished.withLock { $0 }, "health waited for the loop to stop")
+        #expect(loopStillRunning, "health waited for the loop to stop")
         let answer = try await slow
         #expect(answer.status == 504)
         // The run stopped, so the one slot is free again: a quick request gets its answer.
