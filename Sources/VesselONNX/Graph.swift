@@ -62,6 +62,12 @@ public final class Graph: Sendable {
         self.initializers = initializers
         self.inputs = inputs
         self.outputs = outputs
+        // Two inputs of one name would bind one value two ways. (Two outputs of one name are
+        // one value listed twice, which a caller gets once.)
+        var declared: Set<String> = []
+        for input in inputs where !declared.insert(input.name).inserted {
+            throw ONNXError.invalidModel("graph `\(name)` declares input `\(input.name)` twice")
+        }
         let ordered = try Self.topologicalOrder(nodes, available: Set(inputs.map(\.name)).union(initializers.keys).union(outerNames))
         self.nodes = ordered
         // Last use of each value produced or fed here (outer values belong to the outer graph).

@@ -194,6 +194,7 @@ public final class ONNXModel: Sendable {
         // Overriding a folded default needs the plan that computes from it.
         let plan = feeds.keys.contains(where: graph.overridable.contains) ? (graph.unfolded ?? graph) : graph
         let results = try Executor.run(plan, feeds: feeds, outer: nil, control: control)
-        return Dictionary(uniqueKeysWithValues: zip(graph.outputs.map(\.name), results))
+        // A graph may list one output twice: one value, returned once.
+        return Dictionary(zip(graph.outputs.map(\.name), results)) { first, _ in first }
     }
 }

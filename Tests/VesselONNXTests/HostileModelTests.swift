@@ -50,6 +50,14 @@ struct HostileModelTests {
                 \(TestSupport.loopModelScript(saveTo: directory + "/loop_empty_trip_count.onnx", tripShape: "[0]"))
                 save('expand_overflow', [helper.make_node('Expand', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [big, big])])
                 save('tile_overflow', [helper.make_node('Tile', ['x', 's'], ['y'])], [x()], [y()], [i64('s', [big, big])])
+                # Found by the onnx fuzz target: a graph output listed twice trapped at run.
+                save('duplicate_outputs', [helper.make_node('Relu', ['x'], ['y'])], [x()], [y(), y()])
+                save('lp_normalization_scalar', [helper.make_node('LpNormalization', ['x'], ['y'])], [x()], [y()])
+                u = numpy_helper.from_array(np.ones((1, 2), np.float32), 'u')
+                save('scatter_elements_short_updates', [helper.make_node('ScatterElements', ['x', 'i', 'u'], ['y'])], [x()], [y()], [i64('i', [[0, 1], [1, 0]]), u])
+                save('gather_elements_rank', [helper.make_node('GatherElements', ['x', 'i'], ['y'])], [x()], [y()], [i64('i', [[[0]]])])
+                save('gather_elements_wide', [helper.make_node('GatherElements', ['x', 'i'], ['y'])], [x()], [y()], [i64('i', [[0, 0, 0]])])
+                save('duplicate_inputs', [helper.make_node('Add', ['x', 'x'], ['y'])], [x(), x()], [y()])
                 save('constant_of_shape_overflow', [helper.make_node('ConstantOfShape', ['s'], ['y'])], [], [y()], [i64('s', [big, big])])
                 """)
         } catch {
@@ -75,7 +83,8 @@ struct HostileModelTests {
             ("space_to_depth_0", "blocksize 0 must be positive"),
             ("max_pool_kernel_0", "kernel_shape [0, 0] must be positive"),
             ("opset_999", "opset 999 of domain `ai.onnx` is newer than this runtime implements"),
-            ("ir_version_999", "IR version 999 is newer than this runtime reads")
+            ("ir_version_999", "IR version 999 is newer than this runtime reads"),
+            ("duplicate_inputs", "declares input `x` twice")
         ])
     func refusedAtLoad(_ name: String, _ expected: String) throws {
         let path = try Self.model(name)
@@ -99,7 +108,12 @@ struct HostileModelTests {
             ("max_pool_rank_2", [4, 4], "rank ≥ 3"),
             ("expand_overflow", [1, 1], "Expand"),
             ("tile_overflow", [1, 1], "Tile"),
-            ("constant_of_shape_overflow", [], "ConstantOfShape")
+            ("constant_of_shape_overflow", [], "ConstantOfShape"),
+            // Found by the onnx fuzz target: an axis of a scalar was taken as axis 0 of nothing.
+            ("lp_normalization_scalar", [], "axis -1 is out of range for rank 0"),
+            ("scatter_elements_short_updates", [2, 2], "updates [1, 2] must have the shape of indices [2, 2]"),
+            ("gather_elements_rank", [2, 2], "indices [1, 1, 1] do not fit data [2, 2]"),
+            ("gather_elements_wide", [2, 2], "indices [1, 3] do not fit data [2, 2]")
         ])
     func refusedAtRun(_ name: String, _ shape: [Int], _ expected: String) throws {
         let model = try ONNXModel(path: try Self.model(name))
@@ -110,6 +124,14 @@ struct HostileModelTests {
         } throws: { error in
             "\(error)".contains(expected)
         }
+    }
+
+    @Test("a graph that lists one output twice returns it once")
+    func duplicateOutputs() throws {
+        let model = try ONNXModel(path: try Self.model("duplicate_outputs"))
+        let outputs = try model.run(["x": Tensor([Float(-1), 2], shape: [2])])
+        #expect(outputs.count == 1)
+        #expect(outputs["y"]?.scalars(as: Float.self) == [0, 2])
     }
 
     @Test("a Loop with a trip count of 2^62 stops at its deadline, and a Loop without a trip count value is refused")

@@ -131,6 +131,7 @@ extension KernelRegistry {
     static func gatherElementsKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
         let x = try c.input(i, 0), indices = try c.input(i, 1)
         let axis = try normalizeAxis(c.attributes.int("axis", default: 0), rank: x.rank, c)
+        try checkElementIndices(indices.shape, data: x.shape, axis: axis, c)
         let strides = Tensor.strides(of: x.shape), indexStrides = Tensor.strides(of: indices.shape)
         let values = indices.integers()
         let offsets = try values.enumerated().map { position, raw in
@@ -176,6 +177,8 @@ extension KernelRegistry {
         let x = try c.input(i, 0), indices = try c.input(i, 1), updates = try c.input(i, 2)
         let axis = try normalizeAxis(c.attributes.int("axis", default: 0), rank: x.rank, c)
         let reduction = c.attributes.string("reduction", default: "none")
+        try checkElementIndices(indices.shape, data: x.shape, axis: axis, c)
+        guard updates.shape == indices.shape else { throw c.invalid("updates \(updates.shape) must have the shape of indices \(indices.shape)") }
         let strides = Tensor.strides(of: x.shape), indexStrides = Tensor.strides(of: indices.shape)
         var values = x.doubles()
         let updateValues = updates.doubles()
@@ -368,6 +371,14 @@ func slice(_ x: Tensor, axis: Int, start: Int, count: Int) -> Tensor {
 
 /// GatherElements/ScatterElements addressing: the data offset for the element at `position` of
 /// the indices tensor, whose coordinate on `axis` is replaced by `index` (negative counts back).
+/// GatherElements' and ScatterElements' indices: data's rank, and no longer than data on any
+/// other axis (each index addresses the element at its own coordinates but `axis`).
+func checkElementIndices(_ indices: [Int], data: [Int], axis: Int, _ c: KernelContext) throws {
+    guard indices.count == data.count, indices.indices.allSatisfy({ $0 == axis || indices[$0] <= data[$0] }) else {
+        throw c.invalid("indices \(indices) do not fit data \(data) off axis \(axis)")
+    }
+}
+
 func elementOffset(position: Int, index raw: Int, axis: Int, size: Int, indexStrides: [Int], strides: [Int], _ c: KernelContext) throws -> Int {
     let index = raw < 0 ? raw + size : raw
     guard index >= 0, index < size else { throw c.invalid("index \(raw) is out of range on axis \(axis) of size \(size)") }

@@ -33,7 +33,7 @@ extension Tensor {
 /// Normalizes a possibly negative axis against a rank, or fails naming it.
 func normalizeAxis(_ axis: Int, rank: Int, _ context: KernelContext) throws -> Int {
     let value = axis < 0 ? axis + rank : axis
-    guard value >= 0, value < max(rank, 1) || (rank == 0 && value == 0) else {
+    guard value >= 0, value < rank else {
         throw context.invalid("axis \(axis) is out of range for rank \(rank)")
     }
     return value
