@@ -57,6 +57,8 @@ struct HostileModelTests {
                 save('scatter_elements_short_updates', [helper.make_node('ScatterElements', ['x', 'i', 'u'], ['y'])], [x()], [y()], [i64('i', [[0, 1], [1, 0]]), u])
                 save('gather_elements_rank', [helper.make_node('GatherElements', ['x', 'i'], ['y'])], [x()], [y()], [i64('i', [[[0]]])])
                 save('gather_elements_wide', [helper.make_node('GatherElements', ['x', 'i'], ['y'])], [x()], [y()], [i64('i', [[0, 0, 0]])])
+                save('einsum_ellipsis_rank', [helper.make_node('Einsum', ['x', 'x'], ['y'], equation='...ij,jk->ik')], [x()], [y()])
+                save('einsum_label_space', [helper.make_node('Einsum', ['x', 'x', 'x', 'x'], ['y'], equation='ab,cd,ef,gh->')], [x()], [y()])
                 save('duplicate_inputs', [helper.make_node('Add', ['x', 'x'], ['y'])], [x(), x()], [y()])
                 save('constant_of_shape_overflow', [helper.make_node('ConstantOfShape', ['s'], ['y'])], [], [y()], [i64('s', [big, big])])
                 """)
@@ -113,7 +115,9 @@ struct HostileModelTests {
             ("lp_normalization_scalar", [], "axis -1 is out of range for rank 0"),
             ("scatter_elements_short_updates", [2, 2], "updates [1, 2] must have the shape of indices [2, 2]"),
             ("gather_elements_rank", [2, 2], "indices [1, 1, 1] do not fit data [2, 2]"),
-            ("gather_elements_wide", [2, 2], "indices [1, 3] do not fit data [2, 2]")
+            ("gather_elements_wide", [2, 2], "indices [1, 3] do not fit data [2, 2]"),
+            ("einsum_ellipsis_rank", [2], "term `...ij` of `...ij,jk->ik` does not match an operand of rank 1"),
+            ("einsum_label_space", [64, 64], "too many to sum")
         ])
     func refusedAtRun(_ name: String, _ shape: [Int], _ expected: String) throws {
         let model = try ONNXModel(path: try Self.model(name))

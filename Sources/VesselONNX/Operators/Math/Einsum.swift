@@ -21,12 +21,32 @@ extension KernelRegistry {
 /// leading dimensions an operand has beyond its labels, and broadcast across operands.
 func einsum(_ equation: String, _ operands: [Tensor], _ c: KernelContext) throws -> Tensor {
     let parts = equation.components(separatedBy: "->")
+    guard parts.count <= 2 else { throw c.invalid("equation `\(equation)` has more than one `->`") }
     let inputSpecs = parts[0].components(separatedBy: ",")
     guard inputSpecs.count == operands.count else { throw c.invalid("equation `\(equation)` names \(inputSpecs.count) operands, got \(operands.count)") }
+    // A term is letters and at most one "...".
+    func letters(_ spec: String) throws -> Int {
+        let pieces = spec.components(separatedBy: "...")
+        guard pieces.count <= 2, pieces.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isLetter } }) else {
+            throw c.invalid("term `\(spec)` of `\(equation)` must be letters with at most one `...`")
+        }
+        return pieces.joined().count
+    }
     // Expand each "..." into placeholder labels (Unicode scalars past the letters).
     var ellipsisRank = 0
-    for (spec, operand) in zip(inputSpecs, operands) where spec.contains("...") {
-        ellipsisRank = Swift.max(ellipsisRank, operand.rank - (spec.count - 3))
+    for (spec, operand) in zip(inputSpecs, operands) {
+        let named = try letters(spec)
+        guard spec.contains("...") ? named <= operand.rank : named == operand.rank else {
+            throw c.invalid("term `\(spec)` of `\(equation)` does not match an operand of rank \(operand.rank)")
+        }
+        if spec.contains("...") { ellipsisRank = Swift.max(ellipsisRank, operand.rank - named) }
+    }
+    if parts.count > 1 {
+        let named = try letters(parts[1])
+        guard Set(parts[1].filter(\.isLetter)).count == named else { throw c.invalid("output `\(parts[1])` of `\(equation)` repeats a label") }
+        guard parts[1].filter(\.isLetter).allSatisfy(parts[0].contains) else {
+            throw c.invalid("output `\(parts[1])` of `\(equation)` names a label no input has")
+        }
     }
     let placeholders = (0..<ellipsisRank).map { Character(UnicodeScalar(0x100 + $0)!) }
     func expand(_ spec: String, rank: Int?) -> [Character] {
@@ -69,10 +89,16 @@ func einsum(_ equation: String, _ operands: [Tensor], _ c: KernelContext) throws
     let outputShape = outputLabels.map { sizes[$0] ?? 1 }
     let outputCount = Tensor.count(of: outputShape)
     let inner = allSizes[outputLabels.count...].reduce(1, *)
+    // One step per point of the label space: bounded, like any kernel's output, by what a run
+    // may allocate; a deadline or cancel stops it between output elements.
+    guard let steps = Tensor.checkedCount(of: allSizes), Tensor.allocationProblem(.float64, [steps]) == nil else {
+        throw c.invalid("`\(equation)` spans \(allSizes) label values, too many to sum")
+    }
     var result = [Double](repeating: 0, count: outputCount)
     var index = [Int](repeating: 0, count: all.count)
     var offsets = [Int](repeating: 0, count: operands.count)
     for position in 0..<(outputCount * inner) {
+        if position % 65536 == 0 { try c.checkStop() }
         var product = 1.0
         for k in 0..<operands.count { product *= values[k][offsets[k]] }
         result[position / Swift.max(inner, 1)] += product
