@@ -59,6 +59,13 @@ struct HostileModelTests {
                 save('gather_elements_wide', [helper.make_node('GatherElements', ['x', 'i'], ['y'])], [x()], [y()], [i64('i', [[0, 0, 0]])])
                 save('einsum_ellipsis_rank', [helper.make_node('Einsum', ['x', 'x'], ['y'], equation='...ij,jk->ik')], [x()], [y()])
                 save('einsum_label_space', [helper.make_node('Einsum', ['x', 'x', 'x', 'x'], ['y'], equation='ab,cd,ef,gh->')], [x()], [y()])
+                f32 = lambda name, values: numpy_helper.from_array(np.array(values, np.float32), name)
+                save('batch_norm_short_parameters', [helper.make_node('BatchNormalization', ['x', 'g', 'b', 'm', 'v'], ['y'])], [x()], [y()],
+                     [f32('g', [1]), f32('b', [0]), f32('m', [0]), f32('v', [1])])
+                save('instance_norm_rank_1', [helper.make_node('InstanceNormalization', ['x', 'g', 'b'], ['y'])], [x()], [y()], [f32('g', [1]), f32('b', [0])])
+                save('group_norm_short_scale', [helper.make_node('GroupNormalization', ['x', 'g', 'b'], ['y'], num_groups=2)], [x()], [y()],
+                     [f32('g', [1]), f32('b', [0])], opset=21)
+                save('lrn_size_0', [helper.make_node('LRN', ['x'], ['y'], size=0)], [x()], [y()])
                 save('duplicate_inputs', [helper.make_node('Add', ['x', 'x'], ['y'])], [x(), x()], [y()])
                 save('constant_of_shape_overflow', [helper.make_node('ConstantOfShape', ['s'], ['y'])], [], [y()], [i64('s', [big, big])])
                 """)
@@ -86,7 +93,8 @@ struct HostileModelTests {
             ("max_pool_kernel_0", "kernel_shape [0, 0] must be positive"),
             ("opset_999", "opset 999 of domain `ai.onnx` is newer than this runtime implements"),
             ("ir_version_999", "IR version 999 is newer than this runtime reads"),
-            ("duplicate_inputs", "declares input `x` twice")
+            ("duplicate_inputs", "declares input `x` twice"),
+            ("lrn_size_0", "size")
         ])
     func refusedAtLoad(_ name: String, _ expected: String) throws {
         let path = try Self.model(name)
@@ -117,7 +125,10 @@ struct HostileModelTests {
             ("gather_elements_rank", [2, 2], "indices [1, 1, 1] do not fit data [2, 2]"),
             ("gather_elements_wide", [2, 2], "indices [1, 3] do not fit data [2, 2]"),
             ("einsum_ellipsis_rank", [2], "term `...ij` of `...ij,jk->ik` does not match an operand of rank 1"),
-            ("einsum_label_space", [64, 64], "too many to sum")
+            ("einsum_label_space", [64, 64], "too many to sum"),
+            ("batch_norm_short_parameters", [1, 3, 2, 2], "scale has 1 values for 3 channels"),
+            ("instance_norm_rank_1", [4], "has no channel axis"),
+            ("group_norm_short_scale", [1, 4, 2], "scale has 1 values for 4 channels")
         ])
     func refusedAtRun(_ name: String, _ shape: [Int], _ expected: String) throws {
         let model = try ONNXModel(path: try Self.model(name))
