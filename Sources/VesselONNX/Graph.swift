@@ -29,6 +29,8 @@ public struct Node: Sendable {
     /// The opset version of the node's domain the model imports.
     public var opset: Int
     var kernel: NodeKernel
+    /// ``InputRanks``' entry for this operator, checked before each run of the kernel.
+    var minimumRanks: [Int] = []
 
     /// The node's own error, for prepared kernels checking attributes at load.
     public func invalid(_ reason: String) -> ONNXError {

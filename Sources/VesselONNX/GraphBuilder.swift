@@ -36,7 +36,8 @@ struct GraphBuilder {
             let attributes = Attributes(values: values, node: name, opType: nodeProto.opType)
             var node = Node(
                 name: name, opType: nodeProto.opType, domain: domain, inputs: nodeProto.input,
-                outputs: nodeProto.output, attributes: attributes, opset: opset, kernel: .tensors { _, _ in [] })
+                outputs: nodeProto.output, attributes: attributes, opset: opset, kernel: .tensors { _, _ in [] },
+                minimumRanks: domain.isEmpty ? InputRanks.minimum[nodeProto.opType] ?? [] : [])
             if let make = registry.maker(nodeProto.opType, domain: domain, opset: opset) {
                 try AttributeRules.check(node)
                 node.kernel = try make(node)

@@ -66,6 +66,8 @@ struct HostileModelTests {
                 save('group_norm_short_scale', [helper.make_node('GroupNormalization', ['x', 'g', 'b'], ['y'], num_groups=2)], [x()], [y()],
                      [f32('g', [1]), f32('b', [0])], opset=21)
                 save('lrn_size_0', [helper.make_node('LRN', ['x'], ['y'], size=0)], [x()], [y()])
+                save('trilu_rank_1', [helper.make_node('Trilu', ['x'], ['y'])], [x()], [y()])
+                save('gemm_rank_1', [helper.make_node('Gemm', ['x', 'x'], ['y'])], [x()], [y()])
                 save('duplicate_inputs', [helper.make_node('Add', ['x', 'x'], ['y'])], [x(), x()], [y()])
                 save('constant_of_shape_overflow', [helper.make_node('ConstantOfShape', ['s'], ['y'])], [], [y()], [i64('s', [big, big])])
                 """)
@@ -127,8 +129,11 @@ struct HostileModelTests {
             ("einsum_ellipsis_rank", [2], "term `...ij` of `...ij,jk->ik` does not match an operand of rank 1"),
             ("einsum_label_space", [64, 64], "too many to sum"),
             ("batch_norm_short_parameters", [1, 3, 2, 2], "scale has 1 values for 3 channels"),
-            ("instance_norm_rank_1", [4], "has no channel axis"),
-            ("group_norm_short_scale", [1, 4, 2], "scale has 1 values for 4 channels")
+            ("instance_norm_rank_1", [4], "InstanceNormalization needs rank ≥ 2"),
+            ("group_norm_short_scale", [1, 4, 2], "scale has 1 values for 4 channels"),
+            // The executor's rank check (InputRanks), for every operator that reads inputs by axis.
+            ("trilu_rank_1", [3], "input 0 (`x`) has shape [3]; Trilu needs rank ≥ 2"),
+            ("gemm_rank_1", [3], "Gemm needs rank ≥ 2")
         ])
     func refusedAtRun(_ name: String, _ shape: [Int], _ expected: String) throws {
         let model = try ONNXModel(path: try Self.model(name))

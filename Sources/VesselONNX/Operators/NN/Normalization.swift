@@ -92,7 +92,7 @@ extension KernelRegistry {
         let x = try c.input(i, 0)
         let scale = try c.input(i, 1).doubles(), bias = try c.input(i, 2).doubles()
         let epsilon = Double(c.attributes.float("epsilon", default: 1e-5))
-        let channels = try channelAxis(x, c), inner = x.shape[2...].reduce(1, *)
+        let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
         try checkPerChannel([("scale", scale), ("B", bias)], channels: channels, c)
         var values = x.doubles()
         for group in 0..<(x.count / Swift.max(inner, 1)) {
@@ -144,7 +144,7 @@ extension KernelRegistry {
         let groups = try c.attributes.required("num_groups", c.attributes.int)
         let epsilon = Double(c.attributes.float("epsilon", default: 1e-5))
         let scale = try c.input(i, 1).doubles(), bias = try c.input(i, 2).doubles()
-        let channels = try channelAxis(x, c), inner = x.shape[2...].reduce(1, *)
+        let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
         guard groups > 0, channels % groups == 0 else { throw c.invalid("\(channels) channels do not split into \(groups) groups") }
         let perGroup = channels / groups
         // Opset 18 gives scale and bias per group; 21 per channel.
@@ -173,7 +173,7 @@ extension KernelRegistry {
         let size = try c.attributes.required("size", c.attributes.int)
         let alpha = Double(c.attributes.float("alpha", default: 1e-4)), beta = Double(c.attributes.float("beta", default: 0.75))
         let bias = Double(c.attributes.float("bias", default: 1))
-        let channels = try channelAxis(x, c), inner = x.shape[2...].reduce(1, *)
+        let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
         let before = (size - 1) / 2, after = size - 1 - before
         if x.dtype == .float32 {
             return [
@@ -195,12 +195,6 @@ extension KernelRegistry {
         }
         return [Cast.fromDoubles(out, dtype: x.dtype, shape: x.shape)]
     }
-}
-
-/// The size of `x`'s channel axis (axis 1: N × C × D1 …).
-func channelAxis(_ x: Tensor, _ c: KernelContext) throws -> Int {
-    guard x.rank >= 2 else { throw c.invalid("input of shape \(x.shape) has no channel axis (N × C × …)") }
-    return x.shape[1]
 }
 
 /// Per-channel parameters: exactly one value per channel each.
