@@ -68,6 +68,8 @@ struct HostileModelTests {
                 save('lrn_size_0', [helper.make_node('LRN', ['x'], ['y'], size=0)], [x()], [y()])
                 save('trilu_rank_1', [helper.make_node('Trilu', ['x'], ['y'])], [x()], [y()])
                 save('gemm_rank_1', [helper.make_node('Gemm', ['x', 'x'], ['y'])], [x()], [y()])
+                save('nll_short_weight', [helper.make_node('NegativeLogLikelihoodLoss', ['x', 't', 'w'], ['y'])], [x()], [y()],
+                     [i64('t', [[2, 2]]), f32('w', [1])])
                 save('duplicate_inputs', [helper.make_node('Add', ['x', 'x'], ['y'])], [x(), x()], [y()])
                 save('constant_of_shape_overflow', [helper.make_node('ConstantOfShape', ['s'], ['y'])], [], [y()], [i64('s', [big, big])])
                 """)
@@ -133,7 +135,8 @@ struct HostileModelTests {
             ("group_norm_short_scale", [1, 4, 2], "scale has 1 values for 4 channels"),
             // The executor's rank check (InputRanks), for every operator that reads inputs by axis.
             ("trilu_rank_1", [3], "input 0 (`x`) has shape [3]; Trilu needs rank ≥ 2"),
-            ("gemm_rank_1", [3], "Gemm needs rank ≥ 2")
+            ("gemm_rank_1", [3], "Gemm needs rank ≥ 2"),
+            ("nll_short_weight", [1, 3, 2], "weight has 1 values for 3 classes")
         ])
     func refusedAtRun(_ name: String, _ shape: [Int], _ expected: String) throws {
         let model = try ONNXModel(path: try Self.model(name))

@@ -17,6 +17,7 @@ func negativeLogLikelihood(
     guard target.shape == [batch] + Array(shape[2...]) else { throw c.invalid("target shape \(target.shape) does not match input \(shape)") }
     let targets = target.integers()
     let weights = weight?.doubles()
+    if let weights, weights.count != classes { throw c.invalid("weight has \(weights.count) values for \(classes) classes") }
     var losses = [Double](repeating: 0, count: batch * inner)
     var weightSum = 0.0
     for n in 0..<batch {
