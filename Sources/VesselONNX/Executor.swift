@@ -53,6 +53,7 @@ enum Executor {
                     return tensor
                 }
                 if !node.minimumRanks.isEmpty { try InputRanks.check(node, inputs) }
+                if !node.inputTypes.isEmpty { try node.inputTypes.check(node, inputs) }
                 results = try kernel(context, inputs).map { .tensor($0) }
             case .values(let kernel):
                 let inputs: [ONNXValue?] = try node.inputs.map { name in

@@ -31,6 +31,8 @@ public struct Node: Sendable {
     var kernel: NodeKernel
     /// ``InputRanks``' entry for this operator, checked before each run of the kernel.
     var minimumRanks: [Int] = []
+    /// The spec's dtype ties between inputs, checked before each run of the kernel.
+    var inputTypes = InputTypes()
 
     /// The node's own error, for prepared kernels checking attributes at load.
     public func invalid(_ reason: String) -> ONNXError {

@@ -37,7 +37,8 @@ struct GraphBuilder {
             var node = Node(
                 name: name, opType: nodeProto.opType, domain: domain, inputs: nodeProto.input,
                 outputs: nodeProto.output, attributes: attributes, opset: opset, kernel: .tensors { _, _ in [] },
-                minimumRanks: domain.isEmpty ? InputRanks.minimum[nodeProto.opType] ?? [] : [])
+                minimumRanks: domain.isEmpty ? InputRanks.minimum[nodeProto.opType] ?? [] : [],
+                inputTypes: InputTypes(opType: nodeProto.opType, domain: domain, opset: opset, count: nodeProto.input.count))
             if let make = registry.maker(nodeProto.opType, domain: domain, opset: opset) {
                 try AttributeRules.check(node)
                 node.kernel = try make(node)

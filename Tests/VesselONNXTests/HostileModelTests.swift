@@ -70,6 +70,8 @@ struct HostileModelTests {
                 save('gemm_rank_1', [helper.make_node('Gemm', ['x', 'x'], ['y'])], [x()], [y()])
                 save('nll_short_weight', [helper.make_node('NegativeLogLikelihoodLoss', ['x', 't', 'w'], ['y'])], [x()], [y()],
                      [i64('t', [[2, 2]]), f32('w', [1])])
+                save('matmul_mixed_types', [helper.make_node('MatMul', ['x', 'w'], ['y'])], [x()], [y()],
+                     [numpy_helper.from_array(np.ones((2, 2), np.float64), 'w')])
                 save('duplicate_inputs', [helper.make_node('Add', ['x', 'x'], ['y'])], [x(), x()], [y()])
                 save('constant_of_shape_overflow', [helper.make_node('ConstantOfShape', ['s'], ['y'])], [], [y()], [i64('s', [big, big])])
                 """)
@@ -136,7 +138,9 @@ struct HostileModelTests {
             // The executor's rank check (InputRanks), for every operator that reads inputs by axis.
             ("trilu_rank_1", [3], "input 0 (`x`) has shape [3]; Trilu needs rank ≥ 2"),
             ("gemm_rank_1", [3], "Gemm needs rank ≥ 2"),
-            ("nll_short_weight", [1, 3, 2], "weight has 1 values for 3 classes")
+            ("nll_short_weight", [1, 3, 2], "weight has 1 values for 3 classes"),
+            // The executor's dtype check (InputTypes, from the onnx schemas).
+            ("matmul_mixed_types", [2, 2], "input 1 (`w`) is float64 but input 0 (`x`) is float32; MatMul takes one type for both")
         ])
     func refusedAtRun(_ name: String, _ shape: [Int], _ expected: String) throws {
         let model = try ONNXModel(path: try Self.model(name))
