@@ -283,7 +283,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VesselRegistryTests",
-            dependencies: ["VesselRegistry", "VesselStore"],
+            dependencies: ["VesselRegistry", "VesselStore", "VesselTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

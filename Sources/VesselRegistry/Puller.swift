@@ -76,29 +76,33 @@ public struct Puller: Sendable {
             throw PullError.unsupported("\(source) has a manifest of type \(descriptor.mediaType)")
         }
         let manifest = try CanonicalJSON.decode(ImageManifest.self, from: Data(bytes), path: source.description)
-        var report = Report(manifest: descriptor)
-        for blob in [manifest.config] + manifest.layers {
-            try await pullBlob(blob, repository: source.repository, scope: scope, report: &report)
-        }
-        // The manifest last, then the tag: a reader never finds a manifest whose blobs are missing.
-        let stored = try store.ingest(bytes, mediaType: descriptor.mediaType)
-        guard stored.digest == descriptor.digest else {
-            throw PullError.digestMismatch(what: "manifest", expected: descriptor.digest.description, actual: stored.digest.description)
-        }
-        var tagged = descriptor
-        tagged.artifactType = manifest.artifactType
-        if !referrerTypes.isEmpty {
-            try await pullReferrers(of: tagged, repository: source.repository, types: referrerTypes, scope: scope, report: &report)
-        }
-        if let check {
-            do { try check(tagged) } catch {
-                try? store.detach(report.referrers)
-                throw error
+        // The writer lock from the first blob to the tag: a `gc` meanwhile would see the blobs
+        // as unreferenced and delete them under the manifest about to be tagged.
+        return try await store.withWriterLock {
+            var report = Report(manifest: descriptor)
+            for blob in [manifest.config] + manifest.layers {
+                try await pullBlob(blob, repository: source.repository, scope: scope, report: &report)
             }
+            // The manifest last, then the tag: a reader never finds a manifest whose blobs are missing.
+            let stored = try store.ingest(bytes, mediaType: descriptor.mediaType)
+            guard stored.digest == descriptor.digest else {
+                throw PullError.digestMismatch(what: "manifest", expected: descriptor.digest.description, actual: stored.digest.description)
+            }
+            var tagged = descriptor
+            tagged.artifactType = manifest.artifactType
+            if !referrerTypes.isEmpty {
+                try await pullReferrers(of: tagged, repository: source.repository, types: referrerTypes, scope: scope, report: &report)
+            }
+            if let check {
+                do { try check(tagged) } catch {
+                    try? store.detach(report.referrers)
+                    throw error
+                }
+            }
+            try store.tag(tagged, as: local)
+            report.manifest = tagged
+            return report
         }
-        try store.tag(tagged, as: local)
-        report.manifest = tagged
-        return report
     }
 
     /// The referrers of `subject` of the given artifact types: from the referrers API, else from

@@ -192,6 +192,15 @@ public final class Store: Sendable {
         return try body()
     }
 
+    /// The same, around async work (`vessel pull`: from its first blob to its tag). Taking
+    /// the lock waits only while a `gc` holds it exclusively.
+    public func withWriterLock<T>(_ body: () async throws -> T) async throws -> T {
+        let lock = try FileLock(path: FileSystem.join(root, ".lock"), exclusive: false)
+        defer { withExtendedLifetime(lock) {} }
+        _ = reclaimAbandonedTemporaries()
+        return try await body()
+    }
+
     /// Removes temporaries (`tmp/blob-*`, `tmp/.tmp-*`) whose writer is gone: a live writer
     /// holds an exclusive `flock` on its temporary from the moment it creates it until it is
     /// renamed into place, so a temporary that can be locked, and has not changed for
