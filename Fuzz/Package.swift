@@ -26,6 +26,7 @@ let package = Package(
                 .product(name: "VesselArtifact", package: vessel),
                 .product(name: "VesselManifest", package: vessel),
                 .product(name: "VesselManifestYAML", package: vessel),
+                .product(name: "VesselModel", package: vessel),
                 .product(name: "VesselProcessing", package: vessel),
                 .product(name: "VesselServer", package: vessel),
                 .product(name: "VesselTensor", package: vessel)

@@ -1,6 +1,7 @@
 import Foundation
 import VesselArtifact
 import VesselManifestYAML
+import VesselModel
 import VesselONNX
 @testable import VesselProcessing
 @testable import VesselServer
@@ -23,8 +24,8 @@ enum FuzzTarget: String, CaseIterable {
     case oci
     /// A `vessel.yaml`, on its own and inside the bundled iris example's directory.
     case manifest
-    /// An OIP v2 inference body (JSON, or JSON then binary tensors), decoded and encoded back;
-    /// also read as MLflow's and Cog's request bodies.
+    /// An OIP v2 inference body (JSON, or JSON then binary tensors), decoded, checked against a
+    /// signature and encoded back; also read as MLflow's and Cog's request bodies.
     case oip
     /// An image element of a request (JPEG, PNG, WebP), decoded and turned upright.
     case image
@@ -131,13 +132,15 @@ enum FuzzTarget: String, CaseIterable {
             body.removeFirst(2)
         }
         if let request = try? OIPCodec.decodeRequest(body, headerLength: header) {
+            // As the server checks a request against the served model's signature.
+            try? signature.validate(request.inputs, allowNaN: false)
             let outputs = request.inputOrder.compactMap { name in request.inputs[name].map { (name, $0) } }
             _ = OIPCodec.encodeResponse(model: "m", version: "1", id: request.id, outputs: outputs) { request.binaryOutputs.contains($0) }
             _ = OIPCodec.encodeResponse(model: "m", version: "1", id: request.id, outputs: outputs) { _ in true }
         }
         if header == nil {
-            _ = try? MLflowAdapter.inputs(body, signature: signature)
-            _ = try? CogAdapter.inputs(body, signature: signature)
+            if let inputs = try? MLflowAdapter.inputs(body, signature: signature) { try? signature.validate(inputs, allowNaN: false) }
+            if let inputs = try? CogAdapter.inputs(body, signature: signature).inputs { try? signature.validate(inputs, allowNaN: false) }
         }
     }
 
