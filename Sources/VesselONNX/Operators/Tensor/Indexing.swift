@@ -155,7 +155,9 @@ extension KernelRegistry {
         let sliceSize = sliceShape.reduce(1, *)
         let batchSize = x.shape[batchDims...].reduce(1, *)
         let tuples = indices.integers()
-        let tupleCount = indices.count / Swift.max(depth, 1)
+        // One tuple per position of indices but its last axis (of length 0, a tuple picks a
+        // whole slice).
+        let tupleCount = indices.shape.dropLast().reduce(1, *)
         let perBatch = tupleCount / Swift.max(batch, 1)
         var offsets: [Int] = []
         for t in 0..<tupleCount {
