@@ -74,6 +74,7 @@ struct HostileModelTests {
                      [numpy_helper.from_array(np.ones((2, 2), np.float64), 'w')])
                 save('gather_nd_empty_tuples', [helper.make_node('GatherND', ['x', 'i'], ['y'])], [x()], [y()],
                      [numpy_helper.from_array(np.zeros((2, 0), np.int64), 'i')])
+                save('neg_int4', [helper.make_node('Neg', ['x'], ['y'])], [x('x', None, T.INT4)], [helper.make_tensor_value_info('y', T.INT4, None)])
                 save('duplicate_inputs', [helper.make_node('Add', ['x', 'x'], ['y'])], [x(), x()], [y()])
                 save('constant_of_shape_overflow', [helper.make_node('ConstantOfShape', ['s'], ['y'])], [], [y()], [i64('s', [big, big])])
                 """)
@@ -161,6 +162,16 @@ struct HostileModelTests {
         let outputs = try model.run(["x": Tensor([Float(1), 2, 3], shape: [3])])
         #expect(outputs["y"]?.shape == [2, 3])
         #expect(outputs["y"]?.scalars(as: Float.self) == [1, 2, 3, 1, 2, 3])
+    }
+
+    @Test("Neg of an int4 tensor is refused: the narrow integers have no arithmetic")
+    func negOfInt4() throws {
+        let model = try ONNXModel(path: try Self.model("neg_int4"))
+        #expect {
+            try model.run(["x": Tensor(converting: [1, -2], to: .int4, shape: [2])])
+        } throws: { error in
+            "\(error)".contains("int4 is not a type Neg takes")
+        }
     }
 
     @Test("a graph that lists one output twice returns it once")

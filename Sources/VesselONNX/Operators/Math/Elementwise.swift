@@ -227,7 +227,9 @@ func signedUnary(_ x: Tensor, _ context: KernelContext, float: @escaping @Sendab
     case .uint8: return mapUnary(x, UInt8.self, UInt8.self) { UInt8(truncatingIfNeeded: integer(Int64($0))) }
     case .uint16: return mapUnary(x, UInt16.self, UInt16.self) { UInt16(truncatingIfNeeded: integer(Int64($0))) }
     case .uint32: return mapUnary(x, UInt32.self, UInt32.self) { UInt32(truncatingIfNeeded: integer(Int64($0))) }
-    default: return mapUnary(x, UInt64.self, UInt64.self) { UInt64(truncatingIfNeeded: integer(Int64(bitPattern: $0))) }
+    case .uint64: return mapUnary(x, UInt64.self, UInt64.self) { UInt64(truncatingIfNeeded: integer(Int64(bitPattern: $0))) }
+    // The 4- and 2-bit integers are storage types: the spec gives them no arithmetic.
+    default: throw context.invalid("\(x.dtype.rawValue) is not a type \(context.node.opType) takes")
     }
 }
 
