@@ -64,7 +64,9 @@ extension InferenceServer {
         case .metrics:
             return { [self] _, _ in
                 for model in models {
-                    if case .ready(let loaded, _, _) = model.current, let workers = loaded.backend.workers {
+                    guard case .ready(let loaded, let queue, _) = model.current else { continue }
+                    metrics.inFlight(model: model.name, version: loaded.version, queue.inFlight, queued: queue.queued)
+                    if let workers = loaded.backend.workers {
                         metrics.workers(model: model.name, version: loaded.version, workers)
                     }
                 }

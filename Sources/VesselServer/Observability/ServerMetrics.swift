@@ -88,11 +88,13 @@ final class ServerMetrics: Sendable {
         metrics(model, version).batch.record(Double(size))
     }
 
-    /// `count` requests in flight (running or waiting) with `slots` running at most.
-    func inFlight(model: String, version: String, _ count: Int, slots: Int) {
+    /// `count` requests in flight (running or waiting), `queued` of them waiting: read from the
+    /// model's queue when /metrics is asked for, so the gauges are what the queue holds then.
+    /// (Set by each request as it came and went, concurrent requests could leave a stale count.)
+    func inFlight(model: String, version: String, _ count: Int, queued: Int) {
         let gauges = metrics(model, version)
         gauges.inFlight.set(Double(count))
-        gauges.queued.set(Double(max(0, count - slots)))
+        gauges.queued.set(Double(queued))
     }
 
     func loaded(model: String, version: String, seconds: Double) {

@@ -88,8 +88,6 @@ extension InferenceServer {
         {
             return try runClaimed(call, request, on: model)
         }
-        metrics.inFlight(model: model.name, version: model.loaded.version, queue.inFlight + 1, slots: queue.maxConcurrent)
-        defer { metrics.inFlight(model: model.name, version: model.loaded.version, queue.inFlight, slots: queue.maxConcurrent) }
         let timeout = Duration.microseconds(Int(model.timeoutMilliseconds * 1000))
         let deadline = ContinuousClock.now + timeout
         // The run itself stops at the deadline (between nodes and loop iterations), so a slow
@@ -135,8 +133,6 @@ extension InferenceServer {
     /// `warmUp`); the deadline still stops one that a loaded machine makes slow.
     func runClaimed(_ call: InferenceCall, _ request: DecodedInference, on model: ReadyModel) throws(RequestError) -> [String: Tensor] {
         let queue = model.queue
-        metrics.inFlight(model: model.name, version: model.loaded.version, queue.inFlight, slots: queue.maxConcurrent)
-        defer { metrics.inFlight(model: model.name, version: model.loaded.version, queue.inFlight, slots: queue.maxConcurrent) }
         let control = RunControl(deadline: call.started + .microseconds(Int(model.timeoutMilliseconds * 1000)))
         let outputs: [String: Tensor]
         let start = ContinuousClock.now

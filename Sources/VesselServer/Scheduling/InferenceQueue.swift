@@ -47,6 +47,9 @@ final class InferenceQueue: Sendable {
     /// Requests running plus waiting.
     var inFlight: Int { state.withLock { $0.running + $0.waiting.count } }
 
+    /// Requests waiting for a slot.
+    var queued: Int { state.withLock { $0.waiting.count } }
+
     /// Runs `work` when a slot is free; returns how long it waited and what it computed.
     func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> (waited: Duration, result: T) {
         let clock = ContinuousClock()
