@@ -1,18 +1,20 @@
 import VesselTensor
 
-/// The dtypes the ONNX spec ties together: inputs that share a type variable (MatMul's A and B,
-/// Concat's inputs, Where's X and Y) hold one dtype, and a few inputs have a fixed one (int64
-/// shapes, float scales). The executor checks them before a kernel runs, so a kernel that reads
-/// its second input as the first one's type never meets another; which types each variable
-/// allows stays with the kernel. The schemas are generated from the onnx wheel
-/// (`Generated/InputTypes+Schemas.swift`).
+/// The dtypes the ONNX spec allows each input: a type variable's list (Neg takes signed numbers,
+/// MatMul no bool), and ties — inputs that share a type variable (MatMul's A and B, Concat's
+/// inputs, Where's X and Y) hold one dtype, and a few inputs have a fixed one (int64 shapes,
+/// float scales). The executor checks them before a kernel runs, so no kernel meets a type the
+/// spec does not give it, or reads its second input as the first one's type. The schemas are
+/// generated from the onnx wheel (`Generated/InputTypes+Schemas.swift`).
 struct InputTypes: Sendable {
     /// Input positions that must hold one dtype.
     var groups: [[Int]] = []
     /// Input positions and the dtype each must hold.
     var fixed: [(index: Int, dtype: DType)] = []
+    /// Input positions and the dtypes their type variable allows.
+    var allowed: [(index: Int, dtypes: Set<DType>)] = []
 
-    var isEmpty: Bool { groups.isEmpty && fixed.isEmpty }
+    var isEmpty: Bool { groups.isEmpty && fixed.isEmpty && allowed.isEmpty }
 
     /// No ties (an operator of another domain, or one whose inputs are independent).
     init() {}
@@ -32,13 +34,24 @@ struct InputTypes: Sendable {
             if label.hasPrefix("="), let dtype = DType(rawValue: String(label.dropFirst())) {
                 fixed.append((index, dtype))
             } else if !label.hasPrefix("=") {
-                byLabel[label, default: []].append(index)
+                let parts = label.split(separator: "#")
+                byLabel[String(parts[0]), default: []].append(index)
+                if parts.count == 2, let set = Int(parts[1]) {
+                    allowed.append((index, Set(Self.typeSets[set].compactMap(DType.init(rawValue:)))))
+                }
             }
         }
         groups = byLabel.values.filter { $0.count > 1 }.map { $0.sorted() }.sorted { $0[0] < $1[0] }
     }
 
     func check(_ node: Node, _ inputs: [Tensor?]) throws {
+        for (index, dtypes) in allowed where index < inputs.count {
+            if let input = inputs[index], !dtypes.contains(input.dtype) {
+                throw node.invalid(
+                    "input \(index) (`\(node.inputs[index])`) is \(input.dtype.rawValue); opset \(node.opset) of \(node.opType) takes \(dtypes.map(\.rawValue).sorted().joined(separator: ", ")) there"
+                )
+            }
+        }
         for (index, dtype) in fixed where index < inputs.count {
             if let input = inputs[index], input.dtype != dtype {
                 throw node.invalid("input \(index) (`\(node.inputs[index])`) is \(input.dtype.rawValue); \(node.opType) takes \(dtype.rawValue) there")
