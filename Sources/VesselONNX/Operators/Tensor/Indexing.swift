@@ -371,8 +371,6 @@ func slice(_ x: Tensor, axis: Int, start: Int, count: Int) -> Tensor {
     return x.take(stridedOffsets(shape: shape, base: start * strides[axis], steps: strides), shape: shape)
 }
 
-/// GatherElements/ScatterElements addressing: the data offset for the element at `position` of
-/// the indices tensor, whose coordinate on `axis` is replaced by `index` (negative counts back).
 /// GatherElements' and ScatterElements' indices: data's rank, and no longer than data on any
 /// other axis (each index addresses the element at its own coordinates but `axis`).
 func checkElementIndices(_ indices: [Int], data: [Int], axis: Int, _ c: KernelContext) throws {
@@ -381,6 +379,8 @@ func checkElementIndices(_ indices: [Int], data: [Int], axis: Int, _ c: KernelCo
     }
 }
 
+/// GatherElements/ScatterElements addressing: the data offset for the element at `position` of
+/// the indices tensor, whose coordinate on `axis` is replaced by `index` (negative counts back).
 func elementOffset(position: Int, index raw: Int, axis: Int, size: Int, indexStrides: [Int], strides: [Int], _ c: KernelContext) throws -> Int {
     let index = raw < 0 ? raw + size : raw
     guard index >= 0, index < size else { throw c.invalid("index \(raw) is out of range on axis \(axis) of size \(size)") }
