@@ -186,19 +186,25 @@ public final class Store: Sendable {
     /// Every writer first reclaims the temporaries of writers that died (a `kill -9` mid-pack
     /// left its partial blob behind, and without this they piled up until `vessel gc`).
     public func withWriterLock<T>(_ body: () throws -> T) throws -> T {
-        let lock = try FileLock(path: FileSystem.join(root, ".lock"), exclusive: false)
+        let lock = try beginWriting()
         defer { withExtendedLifetime(lock) {} }
-        _ = reclaimAbandonedTemporaries()
         return try body()
     }
 
     /// The same, around async work (`vessel pull`: from its first blob to its tag). Taking
     /// the lock waits only while a `gc` holds it exclusively.
     public func withWriterLock<T>(_ body: () async throws -> T) async throws -> T {
-        let lock = try FileLock(path: FileSystem.join(root, ".lock"), exclusive: false)
+        let lock = try beginWriting()
         defer { withExtendedLifetime(lock) {} }
-        _ = reclaimAbandonedTemporaries()
         return try await body()
+    }
+
+    /// The shared writer lock, held until the result is released, with dead writers'
+    /// temporaries reclaimed.
+    private func beginWriting() throws -> FileLock {
+        let lock = try FileLock(path: FileSystem.join(root, ".lock"), exclusive: false)
+        _ = reclaimAbandonedTemporaries()
+        return lock
     }
 
     /// Removes temporaries (`tmp/blob-*`, `tmp/.tmp-*`) whose writer is gone: a live writer
