@@ -100,17 +100,16 @@ struct Bench: ParsableCommand {
                 let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
                 return sorted[min(max(rank - 1, 0), sorted.count - 1)]
             }
-            let report: [String: Any] = [
+            var report: [String: Any] = [
                 "model": model, "threads": threads, "iterations": iterations, "blas": Runtime.blasBackend, "kernels": Runtime.kernels,
                 "load_ms": loadSeconds * 1000, "p50_ms": percentile(50), "p90_ms": percentile(90), "p99_ms": percentile(99),
                 "mean_ms": latencies.reduce(0, +) / Double(latencies.count), "min_ms": sorted[0],
                 "throughput_per_s": Double(iterations) / total
             ]
-            var reported = report
             let peak = Self.peakResidentMiB()
-            if let peak { reported["peak_rss_mib"] = peak }
+            if let peak { report["peak_rss_mib"] = peak }
             if json {
-                let data = try JSONSerialization.data(withJSONObject: reported, options: [.sortedKeys, .prettyPrinted])
+                let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .prettyPrinted])
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print(
