@@ -203,7 +203,7 @@ struct DeployCLITests {
     }
 
     @Test(
-        "--autoscale, --min-available and --service-monitor add an HPA on CPU and queued requests, a PDB and a ServiceMonitor; kubernetes-validate --strict accepts every core kind"
+        "--autoscale, --min-available and --service-monitor add an HPA on CPU and queued requests, a PDB and a ServiceMonitor; kubernetes-validate --strict accepts every core kind, and the published CRD schemas the KServe and Prometheus-operator kinds"
     )
     func scaling() throws {
         let home = try TestSupport.makeTemporaryDirectory("deploy-scale")
@@ -216,12 +216,18 @@ struct DeployCLITests {
             #expect(result.status == 0, "\(result.standardError)")
             try TestSupport.write(result.standardOutput, to: home + "/manifests.yaml")
             // Kubernetes' own OpenAPI schemas (1.37), unknown fields refused; the KServe and
-            // Prometheus-operator kinds have no schema there and are only warned about.
+            // Prometheus-operator kinds have no schema there: their published CRDs' schemas check them.
             let validated = try TestSupport.run(validator, ["--strict", home + "/manifests.yaml"])
             #expect(validated.status == 0, "\(validated.standardOutput) \(validated.standardError)")
             let kinds = extra.isEmpty ? ["deployment", "service"] : ["deployment", "service", "horizontalpodautoscaler", "poddisruptionbudget"]
             for kind in kinds {
                 #expect(validated.standardOutput.contains("passed for resource \(kind)/iris"), "\(kind): \(validated.standardOutput)")
+            }
+            let custom = try TestSupport.run(
+                TestSupport.packageRoot + "/.build/venv/bin/python", [TestSupport.packageRoot + "/Tests/Fixtures/crds/validate.py", home + "/manifests.yaml"])
+            #expect(custom.status == 0, "\(custom.standardOutput) \(custom.standardError)")
+            for resource in extra.isEmpty ? ["inferenceservice/iris"] : ["inferenceservice/iris", "servicemonitor/iris"] {
+                #expect(custom.standardOutput.contains("passed for \(resource)"), "\(resource): \(custom.standardOutput)")
             }
         }
         let documents = try Yams.load_all(yaml: try String(contentsOfFile: home + "/manifests.yaml", encoding: .utf8)).compactMap { $0 as? [String: Any] }
@@ -267,57 +273,35 @@ struct PodmanTests {
     func podman() throws {
         let home = try TestSupport.makeTemporaryDirectory("podman-home")
         defer { TestSupport.remove(home) }
-        let podman = try TestSupport.which("podman")
         #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
         let archive = home + "/iris-docker.tar"
         let built = try TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:docker", "--format", "docker", "-o", archive], home: home)
         #expect(built.status == 0, "\(built.standardError)")
-        // Podman refuses a runroot path over 50 characters.
-        let runroot = "/tmp/vp-\(UInt32.random(in: 0...UInt32.max))"
-        defer { TestSupport.remove(runroot) }
-        let base = [
-            "--root", home + "/podman-root", "--runroot", runroot, "--runtime", "runc", "--events-backend", "file",
-            "--cgroup-manager", "cgroupfs"
-        ]
-        defer {
-            // Containers, images and podman's own mount of its storage go before the directories do.
-            _ = try? TestSupport.run(podman, base + ["rm", "-f", "iris"])
-            _ = try? TestSupport.run(podman, base + ["system", "reset", "--force"])
-            _ = try? TestSupport.run("umount", ["-l", home + "/podman-root/overlay"])
-        }
-        let load = try TestSupport.run(podman, base + ["load", "-i", archive])
+        let podman = try Podman(home: home)
+        defer { podman.tearDown() }
+        let load = try podman(["load", "-i", archive])
         #expect(load.status == 0, "\(load.standardError)")
         #expect(load.standardOutput.contains("iris-image:docker"), "\(load.standardOutput)")
         let port = try LocalRegistry.freePort()
-        // Started through Python's subprocess, which closes inherited descriptors: the container's
-        // monitor outlives podman, and Foundation's Process waits until every holder of its
-        // descriptor for the child has exited.
-        let launcher =
-            "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=open('\(home)/podman-run.log', 'w'), stderr=subprocess.STDOUT, close_fds=True))"
-        let run = try TestSupport.run(
-            "python3",
-            ["-c", launcher, podman] + base + [
-                "run", "-d", "--name", "iris", "--ulimit", "nofile=1024:1024",
-                "--ulimit", "nproc=1024:1024", "-p", "127.0.0.1:\(port):8080", "localhost/iris-image:docker"
-            ])
+        let run = try podman.start(["--name", "iris", "-p", "127.0.0.1:\(port):8080", "localhost/iris-image:docker"])
         #expect(run.status == 0, "\((try? String(contentsOfFile: home + "/podman-run.log", encoding: .utf8)) ?? "")")
         let ready = TestSupport.waitUntil(timeout: 60, interval: 0.05) {
             (try? LoopbackClient.request("GET", port: port, path: "/v2/health/ready", timeout: 2))?.status == 200
         }
-        let logs = try TestSupport.run(podman, base + ["logs", "iris"])
+        let logs = try podman(["logs", "iris"])
         #expect(ready, "\(logs.standardError)")
         let body = Array(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2]]}]}"#.utf8)
         let answer = try LoopbackClient.request("POST", port: port, path: "/v2/models/iris/infer", headers: ["Content-Type": "application/json"], body: body)
         #expect(answer.status == 200)
         #expect(answer.text.contains(#""name":"label","datatype":"INT64","shape":[1],"data":[0]"#), "\(answer.text)")
-        let health = try TestSupport.run(podman, base + ["healthcheck", "run", "iris"])
+        let health = try podman(["healthcheck", "run", "iris"])
         #expect(health.status == 0, "\(health.standardOutput) \(health.standardError)")
-        let user = try TestSupport.run(podman, base + ["exec", "iris", "/vessel/bin/vessel", "health"])
+        let user = try podman(["exec", "iris", "/vessel/bin/vessel", "health"])
         #expect(user.status == 0, "\(user.standardError)")
-        #expect(try TestSupport.run(podman, base + ["stop", "-t", "20", "iris"]).status == 0)
-        let exit = try TestSupport.run(podman, base + ["inspect", "iris", "--format", "{{.State.ExitCode}}"])
+        #expect(try podman(["stop", "-t", "20", "iris"]).status == 0)
+        let exit = try podman(["inspect", "iris", "--format", "{{.State.ExitCode}}"])
         #expect(exit.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "SIGTERM ends the server cleanly: \(exit.standardOutput)")
-        let inspect = try TestSupport.run(podman, base + ["image", "inspect", "localhost/iris-image:docker", "--format", "{{.Config.User}}"])
+        let inspect = try podman(["image", "inspect", "localhost/iris-image:docker", "--format", "{{.Config.User}}"])
         #expect(inspect.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "65532:65532")
     }
 }
