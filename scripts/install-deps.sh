@@ -7,7 +7,8 @@
 # loopback for push/pull tests), umoci (a second image unpacker), bubblewrap (runs an image's
 # root filesystem for `vessel test --in-image`), apache2-utils (htpasswd, for the registry's basic
 # auth in tests), podman and runc (the image loaded and run by a real container engine), chromium
-# (the browser pages, driven headless in tests).
+# (the browser pages, driven headless in tests), busybox-static (the shell `vessel image --modelcar`
+# ships for KServe's sidecar command).
 # Debian packages only; idempotent.
 set -euo pipefail
 need=()
@@ -28,6 +29,7 @@ command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
 command -v chromium >/dev/null || need+=(chromium)
+[ -x /bin/busybox ] || need+=(busybox-static)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 # The runtime finds OpenBLAS by itself when present (and has a built-in GEMM when not); the
 # tests run the large light models with it.

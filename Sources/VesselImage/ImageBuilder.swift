@@ -88,14 +88,16 @@ public struct ImageBuilder {
     }
 
     public enum BuildError: Error, Sendable, CustomStringConvertible {
-        case reservedPath(String)
+        case reservedPath(String, reserved: [String])
+        case shell(String)
         case unsupportedMachine(UInt16)
         case pythonBackend(String)
 
         public var description: String {
             switch self {
-            case .reservedPath(let path):
-                "model file `\(path)` would land on the image's own files (/vessel, /etc, /tmp, /proc, /dev, /sys and the loader's directory are reserved); move or rename it"
+            case .reservedPath(let path, let reserved):
+                "model file `\(path)` would land on the image's own files (\(reserved.map { "/" + $0 }.joined(separator: ", ")) are reserved); move or rename it"
+            case .shell(let reason): reason
             case .unsupportedMachine(let machine): "the binary is for ELF machine \(machine), which has no OCI architecture name here"
             case .pythonBackend(let name):
                 "`\(name)` runs on the python backend, and images do not carry a Python interpreter and environment yet; serve it with `vessel serve`"
@@ -116,92 +118,67 @@ public struct ImageBuilder {
         // Refused before any work: an image without Python would be built, then fail to load.
         if artifact.manifest.runtime.backend == .python { throw BuildError.pythonBackend(artifact.manifest.name) }
         let binary = try SharedLibraries.realPath(options.binary)
-        let elf = try ELFFile(path: binary)
-        let architecture: String
-        switch elf.machine {
-        case 62: architecture = "amd64"
-        case 183: architecture = "arm64"
-        default: throw BuildError.unsupportedMachine(elf.machine)
-        }
+        let architecture = try Self.architecture(of: binary)
         let libraries = try SharedLibraries.resolve(binary: binary, dlopened: options.dlopened)
         let index = try UnpackedFileIndex.make(artifact, store: store)
-        let reserved = Self.reservedPrefixes(interpreter: libraries.interpreter?.requested)
-        for file in index.files {
-            if reserved.contains(where: { file.path == $0 || file.path.hasPrefix($0 + "/") }) { throw BuildError.reservedPath(file.path) }
-        }
+        try Self.checkReserved(index, Self.reservedPrefixes(interpreter: libraries.interpreter?.requested))
 
         return try store.withWriterLock {
-            var warnings: [String] = []
             let runtime = try buildRuntimeLayer(binary: binary, libraries: libraries)
-            var modelLayers: [Descriptor] = []
-            var modelDiffIDs: [String] = []
-            for layer in artifact.imageManifest.layers {
-                guard let (_, packing) = ModelPack.parseLayerMediaType(layer.mediaType) else { continue }
-                var imageLayer = layer
-                if packing == .raw {
-                    imageLayer = try wrapRawLayer(layer)
-                    warnings.append(
-                        "\(layer.annotations?[ModelPack.filepathAnnotation] ?? layer.digest.description) is a raw layer; the image holds it as a new tar layer (re-pack with this vessel to share one blob)"
-                    )
-                }
-                imageLayer.mediaType = options.format.layerTar
-                modelLayers.append(imageLayer)
-                modelDiffIDs.append(imageLayer.digest.description)
-            }
+            let (modelLayers, warnings) = try imageLayers(of: artifact, format: options.format)
             let indexLayer = try buildIndexLayer(index)
-
             let created = Self.createdTime()
-            let annotations = artifact.imageManifest.annotations ?? [:]
-            var labels: [String: String] = [
-                OCIAnnotation.title: artifact.manifest.name,
-                OCIAnnotation.version: artifact.manifest.version,
-                OCIAnnotation.created: created,
-                "dev.vessel.artifact": artifact.descriptor.digest.description
-            ]
-            if let description = artifact.manifest.description { labels[OCIAnnotation.description] = description }
-            if let license = artifact.manifest.license { labels[OCIAnnotation.licenses] = license }
-            if let revision = options.revision ?? annotations["org.opencontainers.image.revision"] { labels["org.opencontainers.image.revision"] = revision }
-            if let source = options.source ?? annotations["org.opencontainers.image.source"] { labels["org.opencontainers.image.source"] = source }
-            for (key, value) in options.labels { labels[key] = value }
-
-            let second: Int64 = 1_000_000_000
+            let labels = Self.labels(of: artifact, role: .server, created: created, options: options)
             let config = ImageConfig(
                 created: created, architecture: architecture, os: "linux",
-                config: .init(
-                    user: options.user, exposedPorts: ["\(options.port)/tcp": EmptyObject()],
-                    env: ["PATH=/vessel/bin", "LD_LIBRARY_PATH=\(Layout.libraries)", "HOME=/tmp", "VESSEL_HOST=0.0.0.0", "VESSEL_PORT=\(options.port)"],
-                    entrypoint: Layout.entrypoint, cmd: nil, workingDir: "/", labels: labels, stopSignal: "SIGTERM",
-                    healthcheck: .init(
-                        test: ["CMD", Layout.binary, "health"], interval: 10 * second, timeout: 3 * second,
-                        startPeriod: 5 * second, retries: 3)
-                ),
-                rootfs: .init(type: "layers", diffIDs: [runtime.diffID.description] + modelDiffIDs + [indexLayer.digest.description]),
-                history: [
-                    ImageConfig.History(created: created, createdBy: "vessel image: runtime (\(libraries.libraries.count) shared libraries)", comment: nil)
-                ]
-                    + modelLayers.map {
-                        ImageConfig.History(
-                            created: created, createdBy: "vessel image: model file \($0.annotations?[ModelPack.filepathAnnotation] ?? "?")", comment: nil)
-                    }
-                    + [ImageConfig.History(created: created, createdBy: "vessel image: \(UnpackedFileIndex.pathInImage)", comment: nil)]
+                config: Self.runtimeSettings(options: options, entrypoint: Layout.entrypoint, cmd: nil, labels: labels),
+                rootfs: .init(type: "layers", diffIDs: [runtime.diffID.description] + modelLayers.map(\.digest.description) + [indexLayer.digest.description]),
+                history: [Self.history(created, "runtime (\(libraries.libraries.count) shared libraries)")]
+                    + modelLayers.map { Self.history(created, "model file \($0.annotations?[ModelPack.filepathAnnotation] ?? "?")") }
+                    + [Self.history(created, UnpackedFileIndex.pathInImage)]
             )
-            let configDescriptor = try store.ingest(Array(CanonicalJSON.encode(config)), mediaType: options.format.config)
-            var manifestAnnotations = labels
-            manifestAnnotations.removeValue(forKey: OCIAnnotation.description)
             var runtimeLayer = runtime.descriptor
             runtimeLayer.mediaType = options.format.layerTarGzip
             var fileIndexLayer = indexLayer
             fileIndexLayer.mediaType = options.format.layerTar
-            var manifest = ImageManifest(
-                artifactType: nil, config: configDescriptor, layers: [runtimeLayer] + modelLayers + [fileIndexLayer],
-                annotations: options.format == .oci ? manifestAnnotations : nil)
-            manifest.mediaType = options.format.manifest
-            let descriptor = try store.ingest(Array(CanonicalJSON.encode(manifest)), mediaType: options.format.manifest)
-            if let tag { try store.tag(descriptor, as: tag) }
+            let descriptor = try storeImage(
+                config: config, layers: [runtimeLayer] + modelLayers + [fileIndexLayer], labels: labels, format: options.format, tag: tag)
             return Result(
                 manifest: descriptor, config: config, runtimeLayer: runtimeLayer, runtimeUncompressedSize: runtime.uncompressedSize,
                 libraries: libraries, modelLayers: modelLayers, warnings: warnings)
         }
+    }
+
+    /// The OCI architecture of an ELF executable.
+    static func architecture(of binary: String) throws -> String {
+        let elf = try ELFFile(path: binary)
+        switch elf.machine {
+        case 62: return "amd64"
+        case 183: return "arm64"
+        default: throw BuildError.unsupportedMachine(elf.machine)
+        }
+    }
+
+    static func checkReserved(_ index: UnpackedFileIndex, _ reserved: [String]) throws {
+        for file in index.files where reserved.contains(where: { file.path == $0 || file.path.hasPrefix($0 + "/") }) {
+            throw BuildError.reservedPath(file.path, reserved: reserved)
+        }
+    }
+
+    static func history(_ created: String, _ what: String) -> ImageConfig.History {
+        ImageConfig.History(created: created, createdBy: "vessel image: \(what)", comment: nil)
+    }
+
+    /// The runtime's process settings: non-root, its port, its libraries, SIGTERM to drain and a
+    /// health check the engine runs.
+    static func runtimeSettings(options: Options, entrypoint: [String], cmd: [String]?, labels: [String: String]) -> ImageConfig.Settings {
+        let second: Int64 = 1_000_000_000
+        return .init(
+            user: options.user, exposedPorts: ["\(options.port)/tcp": EmptyObject()],
+            env: ["PATH=/vessel/bin", "LD_LIBRARY_PATH=\(Layout.libraries)", "HOME=/tmp", "VESSEL_HOST=0.0.0.0", "VESSEL_PORT=\(options.port)"],
+            entrypoint: entrypoint, cmd: cmd, workingDir: "/", labels: labels, stopSignal: "SIGTERM",
+            healthcheck: .init(test: ["CMD", Layout.binary, "health"], interval: 10 * second, timeout: 3 * second, startPeriod: 5 * second, retries: 3)
+        )
     }
 
     static func reservedPrefixes(interpreter: String?) -> [String] {
@@ -216,6 +193,69 @@ public struct ImageBuilder {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
         return formatter.string(from: Date(timeIntervalSince1970: seconds))
+    }
+
+    /// What an image built here is for: its `dev.vessel.image` label.
+    public enum Role: String, Sendable {
+        /// The runtime and a model: `vessel image REF`.
+        case server
+        /// A model only, at `/models` for KServe's ModelCar sidecar: `vessel image REF --modelcar`.
+        case modelCar = "modelcar"
+        /// The runtime only, serving a model mounted at `/mnt/models`: `vessel image --runtime`.
+        case runtime
+    }
+
+    public static let roleLabel = "dev.vessel.image"
+    public static let artifactLabel = "dev.vessel.artifact"
+
+    /// The image's labels for an artifact: its name, version, licence and source, and which
+    /// artifact (and role) it was built from.
+    static func labels(of artifact: Artifact?, role: Role, created: String, options: Options) -> [String: String] {
+        var labels: [String: String] = [OCIAnnotation.created: created, roleLabel: role.rawValue]
+        if let artifact {
+            labels[OCIAnnotation.title] = artifact.manifest.name
+            labels[OCIAnnotation.version] = artifact.manifest.version
+            labels[artifactLabel] = artifact.descriptor.digest.description
+            if let description = artifact.manifest.description { labels[OCIAnnotation.description] = description }
+            if let license = artifact.manifest.license { labels[OCIAnnotation.licenses] = license }
+        }
+        let annotations = artifact?.imageManifest.annotations ?? [:]
+        if let revision = options.revision ?? annotations["org.opencontainers.image.revision"] { labels["org.opencontainers.image.revision"] = revision }
+        if let source = options.source ?? annotations["org.opencontainers.image.source"] { labels["org.opencontainers.image.source"] = source }
+        for (key, value) in options.labels { labels[key] = value }
+        return labels
+    }
+
+    /// The artifact's layers as image layers: the same blobs (a raw layer becomes a new
+    /// one-entry tar, with a warning), with the image format's layer media type.
+    func imageLayers(of artifact: Artifact, format: Format) throws -> (layers: [Descriptor], warnings: [String]) {
+        var layers: [Descriptor] = []
+        var warnings: [String] = []
+        for layer in artifact.imageManifest.layers {
+            guard let (_, packing) = ModelPack.parseLayerMediaType(layer.mediaType) else { continue }
+            var imageLayer = layer
+            if packing == .raw {
+                imageLayer = try wrapRawLayer(layer)
+                warnings.append(
+                    "\(layer.annotations?[ModelPack.filepathAnnotation] ?? layer.digest.description) is a raw layer; the image holds it as a new tar layer (re-pack with this vessel to share one blob)"
+                )
+            }
+            imageLayer.mediaType = format.layerTar
+            layers.append(imageLayer)
+        }
+        return (layers, warnings)
+    }
+
+    /// Stores the config and the manifest, and tags the manifest.
+    func storeImage(config: ImageConfig, layers: [Descriptor], labels: [String: String], format: Format, tag: Reference?) throws -> Descriptor {
+        let configDescriptor = try store.ingest(Array(CanonicalJSON.encode(config)), mediaType: format.config)
+        var manifestAnnotations = labels
+        manifestAnnotations.removeValue(forKey: OCIAnnotation.description)
+        var manifest = ImageManifest(artifactType: nil, config: configDescriptor, layers: layers, annotations: format == .oci ? manifestAnnotations : nil)
+        manifest.mediaType = format.manifest
+        let descriptor = try store.ingest(Array(CanonicalJSON.encode(manifest)), mediaType: format.manifest)
+        if let tag { try store.tag(descriptor, as: tag) }
+        return descriptor
     }
 
     // MARK: Layers
@@ -247,13 +287,14 @@ public struct ImageBuilder {
         }
     }
 
-    private enum Content {
+    enum Content {
         case directory(mode: Int)
         case file(source: String, executable: Bool)
         case bytes([UInt8])
+        case symlink(String)
     }
 
-    private func buildRuntimeLayer(binary: String, libraries: SharedLibraries) throws -> RuntimeLayer {
+    func buildRuntimeLayer(binary: String, libraries: SharedLibraries) throws -> RuntimeLayer {
         var entries: [String: Content] = [
             "etc": .directory(mode: 0o755),
             "etc/passwd": .bytes(Array("root:x:0:0:root:/root:/sbin/nologin\nvessel:x:65532:65532:vessel:/tmp:/sbin/nologin\n".utf8)),
@@ -276,16 +317,22 @@ public struct ImageBuilder {
         for library in libraries.libraries {
             entries["vessel/lib/\(library.name)"] = .file(source: library.path, executable: true)
         }
+        return try buildFilesLayer(entries, kind: "vessel-runtime-layer-v1", title: "vessel runtime")
+    }
+
+    /// A gzip layer of `entries` (path in the image → content), in path order. Layers built
+    /// before are found again by a digest of every entry's content (hashing ~100 MB takes a tenth
+    /// of a second; compressing it takes seconds).
+    func buildFilesLayer(_ entries: [String: Content], kind: String, title: String) throws -> RuntimeLayer {
         let sortedPaths = entries.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-        // The same files make the same layer: a digest of every entry's content finds it again
-        // (hashing ~100 MB takes a tenth of a second; compressing it takes seconds).
         var keyHasher = SHA256()
-        keyHasher.update(data: Array("vessel-runtime-layer-v1".utf8))
+        keyHasher.update(data: Array(kind.utf8))
         for path in sortedPaths {
             keyHasher.update(data: Array((path + "\0").utf8))
             switch entries[path]! {
             case .directory(let mode): keyHasher.update(data: Array("dir \(mode)\0".utf8))
             case .bytes(let bytes): keyHasher.update(data: bytes)
+            case .symlink(let target): keyHasher.update(data: Array("link \(target)\0".utf8))
             case .file(let source, let executable):
                 keyHasher.update(data: Array("file \(executable)\0".utf8))
                 let fd = try FileSystem.openForReading(source)
@@ -300,7 +347,7 @@ public struct ImageBuilder {
             if case .file(let source, _) = entries[path]! { return sum + ((try? FileSystem.size(of: source)) ?? 0) }
             return sum
         }
-        let bar = progress("runtime layer", total)
+        let bar = progress(title, total)
         let ingest = try store.beginIngest()
         do {
             var uncompressed = SHA256()
@@ -319,6 +366,8 @@ public struct ImageBuilder {
                     try tar.writeHeader(path: path, kind: .file(size: Int64(bytes.count), executable: false))
                     try bytes.withUnsafeBytes { try tar.writeContent($0) }
                     try tar.finishEntry()
+                case .symlink(let target):
+                    try tar.writeHeader(path: path, kind: .symlink(target: target))
                 case .file(let source, let executable):
                     let fd = try FileSystem.openForReading(source)
                     defer { close(fd) }
@@ -344,7 +393,7 @@ public struct ImageBuilder {
             let layer = RuntimeLayer(
                 descriptor: Descriptor(
                     mediaType: OCIMediaType.layerTarGzip, digest: digest, size: size,
-                    annotations: [OCIAnnotation.title: "vessel runtime"]),
+                    annotations: [OCIAnnotation.title: title]),
                 diffID: VesselStore.Digest(bytes: uncompressed.finalize()), uncompressedSize: uncompressedSize)
             cache.save(key, layer)
             return layer
@@ -354,7 +403,7 @@ public struct ImageBuilder {
         }
     }
 
-    private func buildIndexLayer(_ index: UnpackedFileIndex) throws -> Descriptor {
+    func buildIndexLayer(_ index: UnpackedFileIndex) throws -> Descriptor {
         let json = try Array(CanonicalJSON.encode(index))
         let ingest = try store.beginIngest()
         do {

@@ -19,11 +19,14 @@ public enum KubernetesManifests {
         public var minAvailable: Int?
         /// A Prometheus-operator `ServiceMonitor` scraping `/metrics`.
         public var serviceMonitor: Bool
+        /// The model in its own image, mounted into the runtime image (`image`).
+        public var mounted: Mounted?
 
         public init(
             image: String, manifest: Manifest, modelBytes: Int64, port: Int = 8080, namespace: String? = nil, autoscaling: Autoscaling? = nil,
-            minAvailable: Int? = nil, serviceMonitor: Bool = false
+            minAvailable: Int? = nil, serviceMonitor: Bool = false, mounted: Mounted? = nil
         ) {
+            self.mounted = mounted
             self.image = image
             self.manifest = manifest
             self.modelBytes = modelBytes
@@ -32,6 +35,21 @@ public enum KubernetesManifests {
             self.autoscaling = autoscaling
             self.minAvailable = minAvailable
             self.serviceMonitor = serviceMonitor
+        }
+    }
+
+    /// The model in a ModelCar image (`vessel image --modelcar`), served by the runtime image:
+    /// KServe mounts it through its ModelCar sidecar (`storageUri: oci://…`), a Deployment as an
+    /// image volume (Kubernetes 1.33+, ImageVolume).
+    public struct Mounted: Sendable {
+        /// A pullable reference to the ModelCar image, best pinned by digest.
+        public var modelImage: String
+        /// The ClusterServingRuntime's name.
+        public var runtimeName: String
+
+        public init(modelImage: String, runtimeName: String = "vessel") {
+            self.modelImage = modelImage
+            self.runtimeName = runtimeName
         }
     }
 
@@ -91,30 +109,73 @@ public enum KubernetesManifests {
         ])
     }
 
-    static func container(_ input: Input, name: String) -> YAML {
-        .map([
-            ("name", .string(name)),
-            ("image", .string(input.image)),
-            ("ports", .list([.map([("name", .string("http")), ("containerPort", .int(input.port)), ("protocol", .string("TCP"))])])),
-            ("env", .list([.map([("name", .string("VESSEL_PORT")), ("value", .string(String(input.port)))])])),
-            ("resources", resources(input)),
-            // Loading (and checking every file) can take a while for a large model: the startup
-            // probe holds liveness off until the server answers at all.
-            ("startupProbe", probe("/v2/health/live", period: 2, failures: 150)),
-            ("livenessProbe", probe("/v2/health/live", period: 10, failures: 3)),
-            ("readinessProbe", probe("/v2/health/ready", period: 5, failures: 2)),
-            (
-                "securityContext",
-                .map([
-                    ("runAsNonRoot", .bool(true)), ("runAsUser", .int(65532)), ("runAsGroup", .int(65532)),
-                    ("allowPrivilegeEscalation", .bool(false)), ("readOnlyRootFilesystem", .bool(true)),
-                    ("capabilities", .map([("drop", .list([.string("ALL")]))])),
-                    ("seccompProfile", .map([("type", .string("RuntimeDefault"))]))
+    /// The server's container; `arguments` replace the image's command (the runtime image's
+    /// `serve` for a mounted model).
+    static func container(_ input: Input, name: String, arguments: [String]? = nil, modelVolume: Bool = false) -> YAML {
+        var mounts: [YAML] = [.map([("name", .string("tmp")), ("mountPath", .string("/tmp"))])]
+        if modelVolume {
+            mounts.append(.map([("name", .string("model")), ("mountPath", .string(ImageBuilder.Mounted.path)), ("readOnly", .bool(true))]))
+        }
+        return .map(
+            [
+                ("name", .string(name)),
+                ("image", .string(input.image))
+            ]
+                + (arguments.map { [("args", .list($0.map { .string($0) }))] } ?? []) + [
+                    ("ports", .list([.map([("name", .string("http")), ("containerPort", .int(input.port)), ("protocol", .string("TCP"))])])),
+                    ("env", .list([.map([("name", .string("VESSEL_PORT")), ("value", .string(String(input.port)))])])),
+                    ("resources", resources(input)),
+                    // Loading (and checking every file) can take a while for a large model: the startup
+                    // probe holds liveness off until the server answers at all.
+                    ("startupProbe", probe("/v2/health/live", period: 2, failures: 150)),
+                    ("livenessProbe", probe("/v2/health/live", period: 10, failures: 3)),
+                    ("readinessProbe", probe("/v2/health/ready", period: 5, failures: 2)),
+                    (
+                        "securityContext",
+                        .map([
+                            ("runAsNonRoot", .bool(true)), ("runAsUser", .int(65532)), ("runAsGroup", .int(65532)),
+                            ("allowPrivilegeEscalation", .bool(false)), ("readOnlyRootFilesystem", .bool(true)),
+                            ("capabilities", .map([("drop", .list([.string("ALL")]))])),
+                            ("seccompProfile", .map([("type", .string("RuntimeDefault"))]))
+                        ])
+                    ),
+                    ("volumeMounts", .list(mounts))
                 ])
-            ),
-            ("volumeMounts", .list([.map([("name", .string("tmp")), ("mountPath", .string("/tmp"))])]))
+    }
+
+    /// A KServe ClusterServingRuntime for the runtime image: ONNX models over the Open Inference
+    /// Protocol v2, served from /mnt/models under the InferenceService's name.
+    static func servingRuntime(_ input: Input, mounted: Mounted) -> YAML {
+        var runtimeContainer = container(input, name: "kserve-container", arguments: ImageBuilder.Mounted.serveArguments(name: "{{.Name}}"))
+        // KServe mounts the model (and the resources of each InferenceService) itself.
+        if case .map(var fields) = runtimeContainer {
+            fields.removeAll { $0.0 == "resources" }
+            runtimeContainer = .map(fields)
+        }
+        return .map([
+            ("apiVersion", .string("serving.kserve.io/v1alpha1")),
+            ("kind", .string("ClusterServingRuntime")),
+            ("metadata", .map([("name", .string(mounted.runtimeName)), ("labels", .map([("app.kubernetes.io/managed-by", .string("vessel"))]))])),
+            (
+                "spec",
+                .map([
+                    (
+                        "annotations",
+                        .map([("prometheus.kserve.io/port", .string(String(input.port))), ("prometheus.kserve.io/path", .string("/metrics"))])
+                    ),
+                    (
+                        "supportedModelFormats",
+                        .list([.map([("name", .string("onnx")), ("version", .string("1")), ("autoSelect", .bool(true)), ("priority", .int(1))])])
+                    ),
+                    ("protocolVersions", .list([.string("v2")])),
+                    ("containers", .list([runtimeContainer])),
+                    ("volumes", .list([tmpVolume]))
+                ])
+            )
         ])
     }
+
+    static let tmpVolume: YAML = .map([("name", .string("tmp")), ("emptyDir", .map([("medium", .string("Memory")), ("sizeLimit", .string("64Mi"))]))])
 
     /// Deployment, Service and InferenceService, as one multi-document YAML stream.
     public static func render(_ input: Input) -> String {
@@ -131,7 +192,20 @@ public enum KubernetesManifests {
             fields.append(("labels", labels))
             return .map(fields)
         }
-        let tmpVolume: YAML = .list([.map([("name", .string("tmp")), ("emptyDir", .map([("medium", .string("Memory")), ("sizeLimit", .string("64Mi"))]))])])
+        let tmp = Self.tmpVolume
+        let tmpVolumes: YAML = .list([tmp])
+        // A mounted model: the runtime serves what is at /mnt/models, under the model's name.
+        let serveArguments = input.mounted.map { _ in ImageBuilder.Mounted.serveArguments(name: input.manifest.name) }
+        let podVolumes: YAML =
+            if let mounted = input.mounted {
+                .list([
+                    tmp,
+                    .map([
+                        ("name", .string("model")),
+                        ("image", .map([("reference", .string(mounted.modelImage)), ("pullPolicy", .string("IfNotPresent"))]))
+                    ])
+                ])
+            } else { tmpVolumes }
         let deployment: YAML = .map([
             ("apiVersion", .string("apps/v1")),
             ("kind", .string("Deployment")),
@@ -152,8 +226,8 @@ public enum KubernetesManifests {
                                     .map([
                                         // vessel serve drains requests in flight for up to 30 s after SIGTERM.
                                         ("terminationGracePeriodSeconds", .int(40)),
-                                        ("containers", .list([container(input, name: name)])),
-                                        ("volumes", tmpVolume)
+                                        ("containers", .list([container(input, name: name, arguments: serveArguments, modelVolume: input.mounted != nil)])),
+                                        ("volumes", podVolumes)
                                     ])
                                 )
                             ])
@@ -173,23 +247,34 @@ public enum KubernetesManifests {
                 ])
             )
         ])
+        let predictor: YAML =
+            if let mounted = input.mounted {
+                // KServe's ModelCar: the model image runs as a sidecar sharing the pod's process
+                // namespace, and /mnt/models in the runtime's container leads into it.
+                .map([
+                    ("minReplicas", .int(input.manifest.serving.replicas)),
+                    (
+                        "model",
+                        .map([
+                            ("modelFormat", .map([("name", .string("onnx"))])),
+                            ("runtime", .string(mounted.runtimeName)),
+                            ("storageUri", .string("oci://" + mounted.modelImage)),
+                            ("resources", resources(input))
+                        ])
+                    )
+                ])
+            } else {
+                .map([
+                    ("minReplicas", .int(input.manifest.serving.replicas)),
+                    ("containers", .list([container(input, name: "kserve-container")])),
+                    ("volumes", tmpVolumes)
+                ])
+            }
         let inferenceService: YAML = .map([
             ("apiVersion", .string("serving.kserve.io/v1beta1")),
             ("kind", .string("InferenceService")),
             ("metadata", metadata()),
-            (
-                "spec",
-                .map([
-                    (
-                        "predictor",
-                        .map([
-                            ("minReplicas", .int(input.manifest.serving.replicas)),
-                            ("containers", .list([container(input, name: "kserve-container")])),
-                            ("volumes", tmpVolume)
-                        ])
-                    )
-                ])
-            )
+            ("spec", .map([("predictor", predictor)]))
         ])
         var extras: [YAML] = []
         if let scaling = input.autoscaling {
@@ -261,11 +346,21 @@ public enum KubernetesManifests {
                     )
                 ]))
         }
-        let header =
+        var header =
             "# \(input.manifest.name) \(input.manifest.version), generated by vessel deploy --kubernetes.\n"
             + "# Apply the Deployment and Service (plain Kubernetes), or the InferenceService (KServe), not both.\n"
             + (extras.isEmpty ? "" : "# The autoscaler, disruption budget and ServiceMonitor go with the Deployment.\n")
-        return header + ([deployment, service, inferenceService] + extras).map { "---\n" + $0.render(indent: 0) }.joined()
+        var documents = [deployment, service, inferenceService]
+        if let mounted = input.mounted {
+            header +=
+                "# The model is the ModelCar image \(mounted.modelImage), served by the runtime image \(input.image):\n"
+                + "# the Deployment mounts it as an image volume (Kubernetes 1.33+ with ImageVolume, containerd 2.1+ or CRI-O);\n"
+                + "# the InferenceService names it as storageUri, served by the ClusterServingRuntime `\(mounted.runtimeName)` (KServe with\n"
+                + "# enableModelcar: true; uidModelcar: 65532 if your configuration sets one, as the runtime runs as 65532).\n"
+                + "# The runtime turns ready only once every model file matches the image's file index.\n"
+            documents.insert(servingRuntime(input, mounted: mounted), at: 2)
+        }
+        return header + (documents + extras).map { "---\n" + $0.render(indent: 0) }.joined()
     }
 }
 

@@ -16,6 +16,12 @@ struct Deploy: ParsableCommand {
             serving.resources in vessel.yaml), and a KServe InferenceService for the same image; --autoscale, --min-available \
             and --service-monitor add a HorizontalPodAutoscaler, a PodDisruptionBudget and a ServiceMonitor. The image is \
             pinned by digest; REF may be an image or an artifact (whose image is built if the store has none).
+
+            --mounted keeps the model out of the runtime's image: it names the artifact's ModelCar image (vessel image \
+            --modelcar) and the runtime image (vessel image --runtime), building either if the store has none, and prints a \
+            KServe ClusterServingRuntime for the runtime, an InferenceService whose storageUri is the ModelCar image, and a \
+            Deployment that mounts the same image as an image volume. The runtime checks every mounted file against the \
+            artifact's digests before it turns ready.
             """
     )
 
@@ -29,6 +35,15 @@ struct Deploy: ParsableCommand {
         help: ArgumentHelp(
             "Where the cluster pulls the image from, e.g. registry.example.com/team/iris (push it there with `vessel push`).", valueName: "repository"))
     var image: String?
+
+    @Flag(help: "Mount the model from its ModelCar image into the runtime image, for KServe (storageUri: oci://…) and image volumes.")
+    var mounted = false
+
+    @Option(
+        help: ArgumentHelp(
+            "With --mounted: where the cluster pulls the runtime image from (push vessel-runtime:VERSION there); --image is then the ModelCar image's.",
+            valueName: "repository"))
+    var runtimeImage: String?
 
     @Option(help: "Namespace to put in the manifests.")
     var namespace: String?
@@ -70,18 +85,18 @@ struct Deploy: ParsableCommand {
             if let minAvailable, minAvailable < 1 { throw ValidationError("--min-available must be at least 1, not \(minAvailable)") }
             let store = try store.open()
             let reference = try parseReference(reference)
+            if runtimeImage != nil, !mounted { throw ValidationError("--runtime-image goes with --mounted") }
+            if mounted {
+                try printMounted(reference, store: store, autoscaling: autoscaling)
+                return
+            }
             var descriptor = try store.resolve(reference)
             var localName = reference.description
             if descriptor.artifactType == ModelPack.artifactType {
                 let artifact = try Artifact.load(reference, from: store)
-                if let existing = try store.list().first(where: { entry in
-                    guard entry.descriptor.artifactType == nil, let data = try? store.readBlob(entry.descriptor, context: "manifest"),
-                        let manifest = try? JSONDecoder().decode(ImageManifest.self, from: data)
-                    else { return false }
-                    return manifest.annotations?["dev.vessel.artifact"] == artifact.descriptor.digest.description
-                }) {
+                if let existing = try Self.image(of: artifact, role: .server, in: store) {
                     descriptor = existing.descriptor
-                    localName = existing.refName
+                    localName = existing.name
                 } else {
                     let tag = Reference(name: artifact.manifest.name + "-image", tag: artifact.manifest.version)
                     descriptor = try ImageBuilder(store: store).build(artifact, tag: tag, options: .init(dlopened: [BLASLibrary.candidates])).manifest
@@ -108,5 +123,59 @@ struct Deploy: ParsableCommand {
                         image: pinned, manifest: manifest, modelBytes: modelBytes, port: port, namespace: namespace, autoscaling: autoscaling,
                         minAvailable: minAvailable, serviceMonitor: serviceMonitor)), terminator: "")
         }
+    }
+
+    /// The model's ModelCar image and the runtime image, built if the store has none, and the
+    /// manifests that mount one into the other.
+    private func printMounted(_ reference: Reference, store: Store, autoscaling: KubernetesManifests.Autoscaling?) throws {
+        let artifact = try Artifact.load(reference, from: store)
+        let builder = ImageBuilder(store: store)
+        let options = ImageBuilder.Options(dlopened: [BLASLibrary.candidates])
+        let modelCar: (descriptor: Descriptor, name: String)
+        if let existing = try Self.image(of: artifact, role: .modelCar, in: store) {
+            modelCar = existing
+        } else {
+            let tag = Reference(name: artifact.manifest.name + "-modelcar", tag: artifact.manifest.version)
+            modelCar = (try builder.buildModelCar(artifact, tag: tag, options: options).manifest, tag.description)
+            printError("built ModelCar image \(tag) \(modelCar.descriptor.digest)")
+        }
+        let runtimeTag = Reference(name: "vessel-runtime", tag: Vessel.configuration.version)
+        let runtime: Descriptor
+        if let existing = try? store.resolve(runtimeTag) {
+            runtime = existing
+        } else {
+            runtime = try builder.buildRuntime(tag: runtimeTag, options: options).manifest
+            printError("built runtime image \(runtimeTag) \(runtime.digest)")
+        }
+        func pinned(_ repository: String?, local: String, digest: VesselStore.Digest) -> String {
+            guard let repository else { return "\(local)@\(digest)" }
+            return repository.contains("@") ? repository : "\(repository)@\(digest)"
+        }
+        if image == nil || runtimeImage == nil {
+            printError(
+                "note: the manifests name local tags; push \(modelCar.name) and \(runtimeTag) with `vessel push` and pass --image and --runtime-image")
+        }
+        let modelBytes = artifact.imageManifest.layers.reduce(Int64(0)) { $0 + $1.size }
+        print(
+            KubernetesManifests.render(
+                .init(
+                    image: pinned(runtimeImage, local: runtimeTag.description, digest: runtime.digest), manifest: artifact.manifest,
+                    modelBytes: modelBytes, namespace: namespace, autoscaling: autoscaling, minAvailable: minAvailable, serviceMonitor: serviceMonitor,
+                    mounted: .init(modelImage: pinned(image, local: modelCar.name, digest: modelCar.descriptor.digest)))), terminator: "")
+    }
+
+    /// An image in the store built from `artifact` for `role` (images built before roles were
+    /// labelled are server images).
+    static func image(of artifact: Artifact, role: ImageBuilder.Role, in store: Store) throws -> (descriptor: Descriptor, name: String)? {
+        for entry in try store.list() where entry.descriptor.artifactType == nil {
+            guard let data = try? store.readBlob(entry.descriptor, context: "manifest"),
+                let manifest = try? JSONDecoder().decode(ImageManifest.self, from: data),
+                let annotations = manifest.annotations,
+                annotations[ImageBuilder.artifactLabel] == artifact.descriptor.digest.description,
+                (annotations[ImageBuilder.roleLabel] ?? ImageBuilder.Role.server.rawValue) == role.rawValue
+            else { continue }
+            return (entry.descriptor, entry.refName)
+        }
+        return nil
     }
 }

@@ -17,11 +17,25 @@ struct Image: ParsableCommand {
             (the same blobs, so a registry stores the weights once). Its entrypoint serves the model on 0.0.0.0:8080 as a \
             non-root user, checks every model file against the artifact before turning ready, and has a health check on \
             /v2/health/ready. The same artifact and binary always give the same image digest.
+
+            --modelcar builds the model without the runtime instead, for KServe's ModelCar (storageUri: oci://…) or a \
+            Kubernetes image volume: the artifact's layers and file index, /models linking to the image's root, and a static \
+            busybox for the sidecar's shell command. --runtime builds the runtime without a model, serving the model mounted \
+            at /mnt/models once every file matches its index. `vessel deploy --mounted` writes the manifests for the pair.
             """
     )
 
-    @Argument(help: "The model artifact: NAME[:TAG] or NAME@sha256:DIGEST.")
-    var reference: String
+    @Argument(help: "The model artifact: NAME[:TAG] or NAME@sha256:DIGEST (none with --runtime).")
+    var reference: String?
+
+    @Flag(help: "Build a ModelCar image: the model alone, at /models, for KServe's oci:// storageUri or an image volume.")
+    var modelcar = false
+
+    @Flag(help: "Build the runtime alone, serving a model mounted at /mnt/models (default tag vessel-runtime:VERSION).")
+    var runtime = false
+
+    @Option(help: ArgumentHelp("With --modelcar: the static busybox to ship for the sidecar's sh, ln and sleep.", valueName: "path"))
+    var shell: String = ImageBuilder.Mounted.defaultShell
 
     @Option(name: .shortAndLong, help: "Tag for the image in the store, NAME[:TAG] (default: NAME:TAG of the artifact with `-image` added to the name).")
     var tag: String?
@@ -49,19 +63,44 @@ struct Image: ParsableCommand {
     func run() throws {
         try vessel.run {
             let store = try store.open()
-            let artifactReference = try parseReference(reference)
-            let artifact = try Artifact.load(artifactReference, from: store)
-            let target = try tag.map(parseReference) ?? Reference(name: artifact.manifest.name + "-image", tag: artifact.manifest.version)
-            guard target.digest == nil else { throw ValidationError("-t needs NAME[:TAG], not a digest") }
             guard (1...65535).contains(port) else { throw ValidationError("--port must be 1…65535") }
             guard let format = ImageBuilder.Format(rawValue: format) else { throw ValidationError("--format must be oci or docker") }
+            if modelcar, runtime { throw ValidationError("--modelcar (the model alone) and --runtime (the runtime alone) are two images: build each") }
+            if shell != ImageBuilder.Mounted.defaultShell, !modelcar { throw ValidationError("--shell goes with --modelcar") }
             let builder = ImageBuilder(store: store, progress: { progressBar(label: $0, total: $1) })
             let shipped = binary ?? ImageBuilder.Options.defaultBinary
-            let result = try builder.build(
-                artifact, tag: target,
-                options: .init(
-                    binary: shipped, dlopened: [BLASLibrary.candidates], port: port, revision: revision, source: source,
-                    format: format))
+            let options = ImageBuilder.Options(
+                binary: shipped, dlopened: [BLASLibrary.candidates], port: port, revision: revision, source: source, format: format)
+            if runtime {
+                guard reference == nil else { throw ValidationError("--runtime builds the runtime without a model: give no artifact") }
+                let target = try tag.map(parseReference) ?? Reference(name: "vessel-runtime", tag: Vessel.configuration.version)
+                guard target.digest == nil else { throw ValidationError("-t needs NAME[:TAG], not a digest") }
+                let result = try builder.buildRuntime(tag: target, options: options)
+                print("built \(target) \(result.manifest.digest)")
+                print("  runtime layer: \(ProgressBar.bytes(result.baseLayer.size)) gzip (\(ProgressBar.bytes(result.baseUncompressedSize)) uncompressed)")
+                print(
+                    "  serves:        the model mounted at \(ImageBuilder.Mounted.path) (\(ImageBuilder.Mounted.serveArguments(name: "model").joined(separator: " ")))"
+                )
+                try export(result.manifest, target, store)
+                return
+            }
+            guard let reference else { throw ValidationError("give the model artifact to build an image of (or --runtime for the runtime alone)") }
+            let artifactReference = try parseReference(reference)
+            let artifact = try Artifact.load(artifactReference, from: store)
+            let suffix = modelcar ? "-modelcar" : "-image"
+            let target = try tag.map(parseReference) ?? Reference(name: artifact.manifest.name + suffix, tag: artifact.manifest.version)
+            guard target.digest == nil else { throw ValidationError("-t needs NAME[:TAG], not a digest") }
+            if modelcar {
+                let result = try builder.buildModelCar(artifact, tag: target, shell: shell, options: options)
+                for warning in result.warnings { printError("warning: \(warning)") }
+                print("built \(target) \(result.manifest.digest)")
+                print("  shell layer:   \(ProgressBar.bytes(result.baseLayer.size)) gzip (\(shell))")
+                let modelBytes = result.modelLayers.reduce(Int64(0)) { $0 + $1.size }
+                print("  model layers:  \(result.modelLayers.count), \(ProgressBar.bytes(modelBytes)), shared with \(artifactReference)")
+                try export(result.manifest, target, store)
+                return
+            }
+            let result = try builder.build(artifact, tag: target, options: options)
             for warning in result.warnings { printError("warning: \(warning)") }
             print("built \(target) \(result.manifest.digest)")
             print(
@@ -70,13 +109,15 @@ struct Image: ParsableCommand {
             print("  binary:        \(shipped) (\(ProgressBar.bytes((try? FileSystem.size(of: shipped)) ?? 0)))")
             let modelBytes = result.modelLayers.reduce(Int64(0)) { $0 + $1.size }
             print("  model layers:  \(result.modelLayers.count), \(ProgressBar.bytes(modelBytes)), shared with \(artifactReference)")
-            if let output {
-                let total = try store.closure(of: result.manifest).reduce(Int64(0)) { $0 + $1.size }
-                try store.exportArchive(
-                    result.manifest, refName: target.refName ?? target.description, to: output,
-                    progress: progressBar(label: "export", total: total))
-                print("wrote \(output)")
-            }
+            try export(result.manifest, target, store)
         }
+    }
+
+    /// With -o: the image as an OCI archive too.
+    private func export(_ manifest: Descriptor, _ target: Reference, _ store: Store) throws {
+        guard let output else { return }
+        let total = try store.closure(of: manifest).reduce(Int64(0)) { $0 + $1.size }
+        try store.exportArchive(manifest, refName: target.refName ?? target.description, to: output, progress: progressBar(label: "export", total: total))
+        print("wrote \(output)")
     }
 }
