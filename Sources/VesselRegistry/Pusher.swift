@@ -60,6 +60,8 @@ public struct Pusher: Sendable {
     /// The store's referrers of `descriptor` (its signatures), after it: by digest, found through
     /// the registry's referrers API when it answers one (it says so with `OCI-Subject` on the
     /// PUT), else listed in the index tagged `sha256-<hex>` (OCI distribution 1.1's fallback).
+    /// cosign's tag-form signature manifest also goes under the tag `sha256-<hex>.sig`, where
+    /// cosign and sigstore's policy-controller look for it.
     private func pushReferrers(of descriptor: Descriptor, to target: RegistryReference, mountFrom: [String], report: inout Report) async throws {
         let referrers = try store.referrers(of: descriptor.digest)
         guard !referrers.isEmpty else { return }
@@ -70,6 +72,10 @@ public struct Pusher: Sendable {
             let supported = try await pushManifest(entry, to: target, reference: referrer.digest.description, mountFrom: mountFrom, report: &report)
             indexed = indexed && supported
             report.referrers.append(referrer)
+            if referrer.artifactType == OCIMediaType.cosignSimpleSigning {
+                try await pushManifest(
+                    entry, to: target, reference: OCIMediaType.cosignSignatureTag(of: descriptor.digest), mountFrom: mountFrom, report: &report)
+            }
         }
         guard !indexed else { return }
         report.referrersByTag = true

@@ -11,6 +11,12 @@ public enum OCIMediaType {
     public static let imageManifest = "application/vnd.oci.image.manifest.v1+json"
     public static let imageIndex = "application/vnd.oci.image.index.v1+json"
     public static let imageConfig = "application/vnd.oci.image.config.v1+json"
+    /// cosign's tag-form signature layer (a "simple signing" payload); Vessel also lists the
+    /// manifest holding them under this artifact type.
+    public static let cosignSimpleSigning = "application/vnd.dev.cosign.simplesigning.v1+json"
+
+    /// The tag cosign looks under for `digest`'s tag-form signatures.
+    public static func cosignSignatureTag(of digest: Digest) -> String { "sha256-\(digest.hex).sig" }
     public static let layerTar = "application/vnd.oci.image.layer.v1.tar"
     public static let layerTarGzip = "application/vnd.oci.image.layer.v1.tar+gzip"
     public static let empty = "application/vnd.oci.empty.v1+json"

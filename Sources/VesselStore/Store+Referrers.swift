@@ -43,16 +43,18 @@ extension Store {
 
     /// A referrer whose one layer is a document (a signature bundle, an attestation), as OCI 1.1
     /// artifacts carry one: `document` is stored with `mediaType` and `title`, under a manifest of
-    /// `artifactType` with an empty config, `annotations`, and `subject` as its subject.
+    /// `artifactType` with an empty config (unless one is given), `annotations`, and `subject` as
+    /// its subject.
     @discardableResult
     public func attach(
-        document: [UInt8], mediaType: String, title: String, artifactType: String, annotations: [String: String], to subject: Descriptor
+        document: [UInt8], mediaType: String, title: String, artifactType: String, annotations: [String: String], to subject: Descriptor,
+        layerAnnotations: [String: String] = [:], config configBlob: (bytes: [UInt8], mediaType: String)? = nil
     ) throws -> Descriptor {
         // One writer from the document's blob to the index entry that keeps it: a gc in between
         // took the blob's temporary (seen in CI: three packs and a gc at once).
         try withWriterLock {
-            let layer = try ingest(document, mediaType: mediaType, annotations: [OCIAnnotation.title: title])
-            let config = try ingest(Array("{}".utf8), mediaType: OCIMediaType.empty)
+            let layer = try ingest(document, mediaType: mediaType, annotations: layerAnnotations.merging([OCIAnnotation.title: title]) { $1 })
+            let config = try ingest(configBlob?.bytes ?? Array("{}".utf8), mediaType: configBlob?.mediaType ?? OCIMediaType.empty)
             var manifest = ImageManifest(artifactType: artifactType, config: config, layers: [layer], annotations: annotations)
             manifest.subject = Descriptor(mediaType: subject.mediaType, digest: subject.digest, size: subject.size)
             return try attachHoldingWriterLock(manifest)

@@ -36,6 +36,8 @@ public enum ArtifactSigning {
     static let modelSigningFormat = "model-signing/v1.0"
     /// The bundle signs an attached document (provenance, SBOM) as an in-toto statement.
     static let attestationFormat = "in-toto"
+    /// The bundle signs the manifest's digest, as cosign does (`ManifestSigning`).
+    static let cosignFormat = "cosign"
 
     @discardableResult
     private static func attach(
@@ -80,14 +82,19 @@ public enum ArtifactSigning {
     public static func signatures(of artifact: Artifact, store: Store) throws -> [(descriptor: Descriptor, detail: String)] {
         try bundles(of: artifact, store: store).map { bundle in
             let hint = (try? SigstoreBundle.parse(bundle.bytes, source: ""))?.verificationMaterial.publicKey?.hint ?? ""
-            let what = bundle.format == attestationFormat ? "signs \(bundle.predicateType ?? "an attestation")" : "signs the files (Model Signing v1.0)"
+            let what =
+                switch bundle.format {
+                case attestationFormat: "signs \(bundle.predicateType ?? "an attestation")"
+                case cosignFormat: "signs the manifest digest (cosign)"
+                default: "signs the files (Model Signing v1.0)"
+                }
             return (bundle.descriptor, what + (hint.isEmpty ? "" : ", key \(hint.prefix(12))…"))
         }
     }
 
     /// The bundles attached to `artifact` that sign its files (not its attestations), newest last.
     public static func attachedBundles(of artifact: Artifact, store: Store) throws -> [(descriptor: Descriptor, bytes: [UInt8])] {
-        try bundles(of: artifact, store: store).filter { $0.format != attestationFormat }.map { ($0.descriptor, $0.bytes) }
+        try bundles(of: artifact, store: store).filter { $0.format != attestationFormat && $0.format != cosignFormat }.map { ($0.descriptor, $0.bytes) }
     }
 
     /// The bundles attached to `artifact` that sign its attestations, with the predicate type each names.

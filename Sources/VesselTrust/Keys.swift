@@ -159,6 +159,14 @@ public struct VerifyingKey: @unchecked Sendable {
 
     init(key: Key) { self.key = key }
 
+    public var type: KeyType {
+        switch key {
+        case .p256: .ecdsaP256
+        case .p384: .ecdsaP384
+        case .ed25519: .ed25519
+        }
+    }
+
     var der: [UInt8] {
         switch key {
         case .p256(let key): Array(key.derRepresentation)

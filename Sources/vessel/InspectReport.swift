@@ -158,6 +158,8 @@ struct ImageReport: Encodable {
     var healthcheck: [String]?
     var labels: [String: String]
     var layers: [Layer]
+    /// Referrers in the store: signatures.
+    var attached: [InspectReport.Attached] = []
 
     init(reference: Reference, descriptor: Descriptor, image: RootFilesystem) {
         let settings = image.config.config
@@ -200,5 +202,10 @@ struct ImageReport: Encodable {
         }
         printTable(rows)
         Swift.print("total       \(ProgressBar.bytes(layers.reduce(0) { $0 + $1.size }))")
+        if !attached.isEmpty {
+            var rows = [["ATTACHED", "DIGEST", "WHAT"]]
+            for item in attached { rows.append([item.kind, String(item.digest.dropFirst(7).prefix(12)), item.detail]) }
+            printTable(rows)
+        }
     }
 }

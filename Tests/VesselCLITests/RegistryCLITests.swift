@@ -179,9 +179,10 @@ struct RegistryCLITests {
 
         #expect(try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/key.pem"], home: home).status == 0)
         let pushed = try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/signed", "--insecure"], home: home)
-        // The model's signature, and the provenance and SBOM `pack` attached with the signature of each.
+        // The files signature, the manifest signature (bundle and tag form), and the provenance and
+        // SBOM `pack` attached with the signature of each.
         #expect(
-            pushed.status == 0 && pushed.standardOutput.contains("5 referrer(s) (signatures, provenance, SBOM) pushed"),
+            pushed.status == 0 && pushed.standardOutput.contains("7 referrer(s) (signatures, provenance, SBOM) pushed"),
             "\(pushed.standardOutput) \(pushed.standardError)")
         let digest = try #require(pushed.standardOutput.split(separator: " ").first { $0.hasPrefix("sha256:") }.map { String($0.prefix(71)) })
         let listed = try TestSupport.run(

@@ -7,6 +7,7 @@ import VesselManifestYAML
 import VesselONNX
 import VesselServer
 import VesselStore
+import VesselTrust
 
 struct Deploy: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,7 +15,8 @@ struct Deploy: ParsableCommand {
         discussion: """
             --kubernetes prints a Deployment and a Service (probes on /v2/health/live and /v2/health/ready, resources from \
             serving.resources in vessel.yaml), and a KServe InferenceService for the same image; --autoscale, --min-available \
-            and --service-monitor add a HorizontalPodAutoscaler, a PodDisruptionBudget and a ServiceMonitor. The image is \
+            and --service-monitor add a HorizontalPodAutoscaler, a PodDisruptionBudget and a ServiceMonitor; --signed-by PUB a \
+            sigstore policy-controller ClusterImagePolicy requiring the images' signatures by that key. The image is \
             pinned by digest; REF may be an image or an artifact (whose image is built if the store has none).
 
             --mounted keeps the model out of the runtime's image: it names the artifact's ModelCar image (vessel image \
@@ -65,6 +67,12 @@ struct Deploy: ParsableCommand {
 
     @Flag(help: "Add a Prometheus-operator ServiceMonitor scraping /metrics every 15 s.")
     var serviceMonitor = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Add a sigstore policy-controller ClusterImagePolicy admitting the images only when signed by this public key (PEM); they must be signed by it already (vessel sign).",
+            valueName: "pub"))
+    var signedBy: String?
 
     @OptionGroup var store: StoreOptions
 
@@ -121,7 +129,9 @@ struct Deploy: ParsableCommand {
                 KubernetesManifests.render(
                     .init(
                         image: pinned, manifest: manifest, modelBytes: modelBytes, port: port, namespace: namespace, autoscaling: autoscaling,
-                        minAvailable: minAvailable, serviceMonitor: serviceMonitor)), terminator: "")
+                        minAvailable: minAvailable, serviceMonitor: serviceMonitor,
+                        signaturePolicy: try signaturePolicy([(descriptor, localName)], store: store))),
+                terminator: "")
         }
     }
 
@@ -161,7 +171,21 @@ struct Deploy: ParsableCommand {
                 .init(
                     image: pinned(runtimeImage, local: runtimeTag.description, digest: runtime.digest), manifest: artifact.manifest,
                     modelBytes: modelBytes, namespace: namespace, autoscaling: autoscaling, minAvailable: minAvailable, serviceMonitor: serviceMonitor,
-                    mounted: .init(modelImage: pinned(image, local: modelCar.name, digest: modelCar.descriptor.digest)))), terminator: "")
+                    mounted: .init(modelImage: pinned(image, local: modelCar.name, digest: modelCar.descriptor.digest)),
+                    signaturePolicy: try signaturePolicy([(runtime, runtimeTag.description), modelCar], store: store))), terminator: "")
+    }
+
+    /// With --signed-by: the policy for that key, once every image is signed by it in the store
+    /// (a policy over unsigned images would turn every pod away).
+    private func signaturePolicy(_ images: [(descriptor: Descriptor, name: String)], store: Store) throws -> KubernetesManifests.SignaturePolicy? {
+        guard let signedBy else { return nil }
+        let key = try loadVerifyingKey(signedBy)
+        for (descriptor, name) in images {
+            do { try ManifestSigning.verifyAttached(descriptor, name: name, store: store, key: key) } catch {
+                throw ValidationError("--signed-by: \(error); sign it first (vessel sign \(name) --key PRIVATE-KEY) and push it again")
+            }
+        }
+        return .init(publicKey: key.pem, hashAlgorithm: key.type == .ecdsaP384 ? "sha384" : "sha256")
     }
 
     /// An image in the store built from `artifact` for `role` (images built before roles were

@@ -27,7 +27,9 @@ struct Inspect: ParsableCommand {
             let reference = try parseReference(reference)
             let descriptor = try store.resolve(reference)
             if descriptor.artifactType != ModelPack.artifactType, let image = try? RootFilesystem.load(descriptor, from: store) {
-                try ImageReport(reference: reference, descriptor: descriptor, image: image).print(json: json)
+                var report = ImageReport(reference: reference, descriptor: descriptor, image: image)
+                report.attached = try manifestSignatures(descriptor, store: store)
+                try report.print(json: json)
                 return
             }
             let artifact = try Artifact.load(reference, from: store, verifyLayers: false)
@@ -47,6 +49,7 @@ struct Inspect: ParsableCommand {
             for bundle in try ArtifactSigning.signatures(of: artifact, store: store) {
                 report.attached.append(.init(kind: "signature", digest: bundle.descriptor.digest.description, detail: bundle.detail))
             }
+            report.attached += try manifestSignatures(descriptor, store: store).filter { $0.detail.hasPrefix("cosign tag form") }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -55,5 +58,21 @@ struct Inspect: ParsableCommand {
                 report.printText()
             }
         }
+    }
+
+    /// The signatures of `descriptor`'s manifest digest: cosign's bundles and tag-form layers.
+    private func manifestSignatures(_ descriptor: Descriptor, store: Store) throws -> [InspectReport.Attached] {
+        func key(_ hint: String?) -> String { hint.map { ", key \($0.prefix(12))…" } ?? "" }
+        let bundles = try ManifestSigning.bundles(of: descriptor, store: store).map { bundle in
+            InspectReport.Attached(
+                kind: "signature", digest: bundle.descriptor.digest.description,
+                detail: "signs the manifest digest (cosign)" + key((try? SigstoreBundle.parse(bundle.bytes, source: ""))?.verificationMaterial.publicKey?.hint))
+        }
+        let tagForm = try ManifestSigning.simpleSignatures(of: descriptor, store: store).map { signature in
+            InspectReport.Attached(
+                kind: "signature", digest: signature.descriptor.digest.description,
+                detail: "cosign tag form (\(OCIMediaType.cosignSignatureTag(of: descriptor.digest).prefix(19))….sig)" + key(signature.keyHint))
+        }
+        return bundles + tagForm
     }
 }

@@ -82,22 +82,32 @@ func loadVerifyingKey(_ path: String) throws -> VerifyingKey {
 struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Sign a model artifact's files (OpenSSF Model Signing v1.0 in a Sigstore bundle) and its attached provenance and SBOM, and attach the signatures to it in the store.",
+            "Sign a model artifact or an image, and attach the signatures to it in the store: its manifest digest as cosign does, and an artifact's files (OpenSSF Model Signing v1.0) and attached provenance and SBOM.",
         discussion: """
-            The signature lists every file `vessel unpack` writes with its SHA-256, so `model_signing verify key` accepts the unpacked \
-            directory, and `vessel verify REF --key PUB` checks it against the stored artifact.
+            The manifest signature is cosign 3's Sigstore bundle (an in-toto statement of predicate type \
+            https://sigstore.dev/cosign/sign/v1 over the manifest digest, DSSE-signed), attached as an OCI 1.1 referrer the way \
+            cosign attaches it, which is what sigstore's policy-controller checks (see `vessel deploy --kubernetes --signed-by`). \
+            The files signature lists every file `vessel unpack` writes with its SHA-256, so `model_signing verify key` accepts the \
+            unpacked directory. `vessel verify REF --key PUB` checks both against the store.
             """
     )
 
-    @Argument(help: "NAME[:TAG] or NAME@sha256:DIGEST of a model artifact")
+    @Argument(help: "NAME[:TAG] or NAME@sha256:DIGEST of a model artifact or an image")
     var reference: String
 
     @Option(help: ArgumentHelp("The private key: a PEM file, or env:NAME for an environment variable.", valueName: "key"))
     var key: String
 
     @Option(
+        help: ArgumentHelp(
+            "What to sign: cosign (the manifest digest), oms (an artifact's files, Model Signing), or both (the default for an artifact; an image takes cosign).",
+            valueName: "format"))
+    var format: String?
+
+    @Option(
         name: [.customShort("o"), .long],
-        help: ArgumentHelp("Also write the bundle to this file (for model_signing, or to ship beside the files).", valueName: "file"))
+        help: ArgumentHelp(
+            "Also write the bundle to this file (the files signature for an artifact, for model_signing; else the manifest's).", valueName: "file"))
     var output: String?
 
     @OptionGroup var store: StoreOptions
@@ -105,15 +115,34 @@ struct Sign: ParsableCommand {
     func run() throws {
         try vessel.run {
             let signingKey = try loadSigningKey(key)
-            let (store, reference, _) = try store.resolve(reference)
-            let artifact = try Artifact.load(reference, from: store, verifyLayers: false)  // the signing pass checks every layer
-            let (bundle, referrer) = try ArtifactSigning.sign(artifact, store: store, key: signingKey)
-            if let output { try Data(try bundle.encoded()).write(to: URL(fileURLWithPath: output)) }
-            print(
-                "signed \(reference) \(artifact.descriptor.digest) with \(signingKey.type.rawValue) key \(signingKey.publicKey.hint.prefix(12))…: signature \(referrer.digest)"
-            )
-            let attestations = try ArtifactSigning.signAttestations(artifact, store: store, key: signingKey)
-            if !attestations.isEmpty { print("signed its attached \(attestations.map(\.rawValue).joined(separator: " and "))") }
+            let (store, reference, descriptor) = try store.resolve(reference)
+            let keyText = "\(signingKey.type.rawValue) key \(signingKey.publicKey.hint.prefix(12))…"
+            let isArtifact = descriptor.artifactType == ModelPack.artifactType
+            guard ["cosign", "oms", "both", nil].contains(format) else { throw ValidationError("--format takes cosign, oms or both, not \(format ?? "")") }
+            if !isArtifact, format == "oms" || format == "both" {
+                throw ValidationError(
+                    "\(reference) is an image: Model Signing covers a model artifact's files; an image's manifest is signed with --format cosign")
+            }
+            var written = false
+            if isArtifact, format != "cosign" {
+                let artifact = try Artifact.load(reference, from: store, verifyLayers: false)  // the signing pass checks every layer
+                let (bundle, referrer) = try ArtifactSigning.sign(artifact, store: store, key: signingKey)
+                if let output {
+                    try Data(try bundle.encoded()).write(to: URL(fileURLWithPath: output))
+                    written = true
+                }
+                print("signed the files of \(reference) \(artifact.descriptor.digest) with \(keyText): signature \(referrer.digest)")
+                let attestations = try ArtifactSigning.signAttestations(artifact, store: store, key: signingKey)
+                if !attestations.isEmpty { print("signed its attached \(attestations.map(\.rawValue).joined(separator: " and "))") }
+            }
+            if format != "oms" {
+                // The blobs are checked before their manifest's digest is vouched for (by the
+                // files signature's pass just above, for an artifact signed both ways).
+                if !isArtifact || format == "cosign" { _ = try store.verify(descriptor) }
+                let (bundle, referrer) = try ManifestSigning.sign(descriptor, reference: reference.description, store: store, key: signingKey)
+                if let output, !written { try Data(try bundle.encoded()).write(to: URL(fileURLWithPath: output)) }
+                print("signed the manifest of \(reference) \(descriptor.digest) with \(keyText) (cosign): signature \(referrer.digest)")
+            }
         }
     }
 }

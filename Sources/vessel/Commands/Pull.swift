@@ -37,13 +37,8 @@ struct Pull: AsyncParsableCommand {
             let key = try verifyKey.map(loadVerifyingKey)
             let check: ((Descriptor) throws -> Void)? = key.map { key in
                 { descriptor in
-                    let artifact = try Artifact.load(descriptor: descriptor, as: local, from: store, verifyLayers: false)
                     do {
-                        let label = try ArtifactSigning.verifyAttached(artifact, store: store, key: key)
-                        print("signature verified: \(label), key \(key.hint.prefix(12))…")
-                        for predicateType in try ArtifactSigning.verifyAttestations(artifact, store: store, key: key) {
-                            print("signed attestation verified: \(predicateType)")
-                        }
+                        for line in try SignatureCheck.attached(to: descriptor, as: local, store: store, key: key).report { print(line) }
                     } catch {
                         throw VerifyFailure(description: "\(error); nothing was tagged")
                     }

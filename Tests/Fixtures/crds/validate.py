@@ -35,7 +35,12 @@ def main(paths):
     schemas = {}
     for path in HERE.glob("*.json"):
         crd = json.loads(path.read_text())
-        schemas[(f"{crd['group']}/{crd['version']}", crd["kind"])] = strict(crd["schema"])
+        schema = strict(crd["schema"])
+        # Every custom resource has these at its root, declared in its CRD or not.
+        for field in ("apiVersion", "kind"):
+            schema.setdefault("properties", {}).setdefault(field, {"type": "string"})
+        schema["properties"].setdefault("metadata", {"type": "object"})
+        schemas[(f"{crd['group']}/{crd['version']}", crd["kind"])] = schema
     failed = False
     for path in paths:
         for document in yaml.safe_load_all(pathlib.Path(path).read_text()):

@@ -1,0 +1,174 @@
+import Foundation
+import Testing
+import Yams
+import VesselTestSupport
+
+/// `vessel sign` over a manifest digest in cosign's two forms — the Sigstore bundle cosign 3
+/// writes, and the tag-form signature sigstore's policy-controller reads for a key — checked by
+/// outside tools (sigstore-protobuf-specs and in-toto for the bundle, OpenSSL for the tag form),
+/// carried by push and pull, and required by `deploy --signed-by`'s ClusterImagePolicy.
+@Suite("signing an image's manifest")
+struct ManifestSigningCLITests {
+    static let python = TestSupport.packageRoot + "/.build/venv-signing/bin/python"
+
+    /// Reads the store's OCI layout: the cosign bundle (parsed by sigstore-protobuf-specs, its
+    /// DSSE signature checked by in-toto's `Envelope.verify`, its statement cosign's over the
+    /// digest) and the tag-form layers (payload and base64 signature written out for OpenSSL).
+    static let check = #"""
+        import base64, json, sys
+        import sigstore_protobuf_specs.dev.sigstore.bundle.v1 as sigstore_bundle
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+        from in_toto.models.metadata import Envelope
+        from securesystemslib.signer import SSlibKey
+
+        home, digest, public_key, out = sys.argv[1:5]
+        key = SSlibKey.from_crypto(load_pem_public_key(open(public_key, "rb").read()))
+        bundles = others = tag_form = 0
+        for entry in json.load(open(f"{home}/index.json"))["manifests"]:
+            if entry.get("annotations", {}).get("dev.vessel.referrer.subject") != digest:
+                continue
+            manifest = json.load(open(f"{home}/blobs/sha256/{entry['digest'][7:]}"))
+            assert manifest["subject"]["digest"] == digest
+            if manifest.get("annotations", {}).get("dev.sigstore.bundle.predicateType") == "https://sigstore.dev/cosign/sign/v1":
+                assert manifest["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+                assert manifest["annotations"]["dev.sigstore.bundle.content"] == "dsse-envelope"
+                body = json.loads(open(f"{home}/blobs/sha256/{manifest['layers'][0]['digest'][7:]}").read())
+                sigstore_bundle.Bundle.from_dict(body)
+                envelope = body["dsseEnvelope"]
+                for signature in envelope["signatures"]:
+                    signature["keyid"] = key.keyid
+                signed = Envelope.from_dict(envelope)
+                try:
+                    signed.verify([key], 1)
+                except Exception:
+                    others += 1  # the other key's
+                    continue
+                statement = json.loads(signed.payload)
+                assert statement["_type"] == "https://in-toto.io/Statement/v1", statement
+                assert statement["predicateType"] == "https://sigstore.dev/cosign/sign/v1", statement
+                assert statement["subject"] == [{"digest": {"sha256": digest[7:]}}], statement
+                bundles += 1
+            for layer in manifest["layers"]:
+                if layer["mediaType"] != "application/vnd.dev.cosign.simplesigning.v1+json":
+                    continue
+                payload = open(f"{home}/blobs/sha256/{layer['digest'][7:]}", "rb").read()
+                claim = json.loads(payload)["critical"]
+                assert claim["image"]["docker-manifest-digest"] == digest, claim
+                assert claim["type"] == "cosign container image signature", claim
+                open(f"{out}/payload.{tag_form}", "wb").write(payload)
+                open(f"{out}/signature.{tag_form}", "wb").write(base64.b64decode(layer["annotations"]["dev.cosignproject.cosign/signature"]))
+                tag_form += 1
+        print("bundles", bundles, "others", others, "tag-form", tag_form)
+        """#
+
+    @Test(
+        "an image's manifest signed both ways: in-toto, sigstore-protobuf-specs and OpenSSL verify them; other keys, other digests and a re-pointed tag are refused; push and pull carry them; deploy --signed-by writes a ClusterImagePolicy"
+    )
+    func imageSignatures() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
+            throw TestFailure(".build/venv-signing (scripts/onnx-test-data.sh) is missing")
+        }
+        let home = try TestSupport.makeTemporaryDirectory("sign-image")
+        defer { TestSupport.remove(home) }
+        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        #expect(try TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:1.0.0", "--binary", "/usr/bin/true"], home: home).status == 0)
+        #expect(try TestSupport.vessel(["image", "iris:1.0.0", "--modelcar"], home: home).status == 0)
+        for name in ["key", "other"] { #expect(try TestSupport.vessel(["keygen", home + "/\(name).pem"], home: home).status == 0) }
+
+        let unsigned = try TestSupport.vessel(["verify", "iris-image:1.0.0", "--key", home + "/key.pem.pub"], home: home)
+        #expect(unsigned.status != 0 && unsigned.standardError.contains("has no signature of its manifest by this key"), "\(unsigned.standardError)")
+        let oms = try TestSupport.vessel(["sign", "iris-image:1.0.0", "--key", home + "/key.pem", "--format", "oms"], home: home)
+        #expect(oms.status != 0 && oms.standardError.contains("is an image: Model Signing covers a model artifact's files"), "\(oms.standardError)")
+        // Signed twice by one key and once by another: one signature per key and form stays.
+        for key in ["key", "other", "key"] {
+            let signed = try TestSupport.vessel(
+                ["sign", "iris-image:1.0.0", "--key", home + "/\(key).pem", "-o", home + "/\(key).sigstore.json"], home: home)
+            #expect(signed.status == 0 && signed.standardOutput.contains("(cosign): signature sha256:"), "\(signed.standardError)")
+        }
+        let inspected = try TestSupport.vessel(["inspect", "iris-image:1.0.0"], home: home).standardOutput
+        #expect(inspected.components(separatedBy: "signs the manifest digest (cosign)").count == 3, "\(inspected)")
+        #expect(inspected.components(separatedBy: "cosign tag form").count == 3, "\(inspected)")
+        let verified = try TestSupport.vessel(["verify", "iris-image:1.0.0", "--key", home + "/key.pem.pub"], home: home)
+        #expect(verified.status == 0, "\(verified.standardError)")
+        #expect(verified.standardOutput.contains("(cosign, 2 signatures)"), "the bundle and the tag form: \(verified.standardOutput)")
+        let digest = try #require(
+            verified.standardOutput.split(separator: " ").first { $0.hasPrefix("sha256:") }.map { String($0.prefix(71)) }, "\(verified.standardOutput)")
+
+        // Outside tools on the store's own layout.
+        try TestSupport.write(Self.check, to: home + "/check.py")
+        let out = home + "/out"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let checked = try TestSupport.run(Self.python, [home + "/check.py", home, digest, home + "/key.pem.pub", out])
+        #expect(checked.status == 0, "\(checked.standardError)")
+        #expect(checked.standardOutput.contains("bundles 1 others 1 tag-form 2"), "\(checked.standardOutput)")
+        var opensslAccepted = 0
+        for index in 0..<2 {
+            let result = try TestSupport.run(
+                "openssl", ["dgst", "-sha256", "-verify", home + "/key.pem.pub", "-signature", "\(out)/signature.\(index)", "\(out)/payload.\(index)"])
+            if result.standardOutput.contains("Verified OK") { opensslAccepted += 1 }
+        }
+        #expect(opensslAccepted == 1, "one tag-form layer is this key's, the other the other key's")
+
+        // Refused: a bundle for another digest, a tag pointed at another (unsigned) image, a
+        // byte flipped in a blob.
+        let otherDigest = try TestSupport.vessel(
+            ["verify", "iris-modelcar:1.0.0", "--key", home + "/key.pem.pub", "--signature", home + "/key.sigstore.json"], home: home)
+        #expect(
+            otherDigest.status != 0 && otherDigest.standardError.contains("signs sha256:\(digest.dropFirst(7).prefix(12))…, not sha256:"),
+            "\(otherDigest.standardError)")
+        #expect(try TestSupport.vessel(["tag", "iris-modelcar:1.0.0", "moved:1"], home: home).status == 0)
+        let moved = try TestSupport.vessel(["verify", "moved:1", "--key", home + "/key.pem.pub"], home: home)
+        #expect(moved.status != 0 && moved.standardError.contains("moved:1 has no signature of its manifest by this key"), "\(moved.standardError)")
+
+        // Carried by push (the tag form also under cosign's sha256-<hex>.sig tag) and pull.
+        let registry = try LocalRegistry()
+        let pushed = try TestSupport.vessel(["push", "iris-image:1.0.0", "\(registry.host)/ml/iris", "--insecure"], home: home)
+        #expect(pushed.status == 0, "\(pushed.standardError)")
+        let tagged = try TestSupport.run(
+            "skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(registry.host)/ml/iris:sha256-\(digest.dropFirst(7)).sig"])
+        #expect(tagged.status == 0, "\(tagged.standardError)")
+        #expect(tagged.standardOutput.contains("application/vnd.dev.cosign.simplesigning.v1+json"), "\(tagged.standardOutput)")
+        #expect(tagged.standardOutput.contains("dev.cosignproject.cosign/signature"), "\(tagged.standardOutput)")
+        let empty = try TestSupport.makeTemporaryDirectory("sign-image-pull")
+        defer { TestSupport.remove(empty) }
+        let third = try TestSupport.makeTemporaryDirectory("sign-image-key")
+        defer { TestSupport.remove(third) }
+        #expect(try TestSupport.vessel(["keygen", third + "/third.pem"], home: third).status == 0)
+        let refusedPull = try TestSupport.vessel(
+            ["pull", "\(registry.host)/ml/iris:1.0.0", "--insecure", "--verify-key", third + "/third.pem.pub"], home: empty)
+        #expect(refusedPull.status != 0 && refusedPull.standardError.contains("nothing was tagged"), "\(refusedPull.standardError)")
+        #expect(!(try TestSupport.vessel(["list"], home: empty).standardOutput.contains("ml/iris:")))
+        let pulled = try TestSupport.vessel(["pull", "\(registry.host)/ml/iris:1.0.0", "--insecure", "--verify-key", home + "/key.pem.pub"], home: empty)
+        #expect(
+            pulled.status == 0 && pulled.standardOutput.contains("signature verified: the manifest \(digest)"),
+            "\(pulled.standardOutput) \(pulled.standardError)")
+
+        // deploy --signed-by: a ClusterImagePolicy the published CRD schema accepts, naming the
+        // key; refused while an image is not signed by it.
+        let deployed = try TestSupport.vessel(
+            ["deploy", "iris-image:1.0.0", "--kubernetes", "--image", "registry.example.com/ml/iris", "--signed-by", home + "/key.pem.pub"], home: home)
+        #expect(deployed.status == 0, "\(deployed.standardError)")
+        try TestSupport.write(deployed.standardOutput, to: home + "/manifests.yaml")
+        let validated = try TestSupport.run(
+            TestSupport.packageRoot + "/.build/venv/bin/python", [TestSupport.packageRoot + "/Tests/Fixtures/crds/validate.py", home + "/manifests.yaml"])
+        #expect(validated.status == 0 && validated.standardOutput.contains("passed for clusterimagepolicy/iris-signed"), "\(validated.standardOutput)")
+        let documents = try Yams.load_all(yaml: deployed.standardOutput).compactMap { $0 as? [String: Any] }
+        let policy = try #require(documents.first { $0["kind"] as? String == "ClusterImagePolicy" }?["spec"] as? [String: Any])
+        #expect((policy["images"] as? [[String: String]])?.map { $0["glob"] ?? "" } == ["registry.example.com/ml/iris:**", "registry.example.com/ml/iris@**"])
+        let authority = try #require((policy["authorities"] as? [[String: Any]])?.first?["key"] as? [String: String])
+        #expect(authority["data"] == (try String(contentsOfFile: home + "/key.pem.pub", encoding: .utf8)))
+        #expect(authority["hashAlgorithm"] == "sha256")
+        let notSigned = try TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes", "--mounted", "--signed-by", home + "/key.pem.pub"], home: home)
+        #expect(notSigned.status != 0 && notSigned.standardError.contains("sign it first (vessel sign"), "\(notSigned.standardError)")
+
+        // A byte flipped in the image's own layer: the signature still names the manifest, and
+        // verify refuses the blob.
+        let layers = try #require(
+            (try JSONSerialization.jsonObject(with: Data(try TestSupport.vessel(["inspect", "iris-image:1.0.0", "--json"], home: home).standardOutput.utf8))
+                as? [String: Any])?["layers"] as? [[String: Any]])
+        let runtimeLayer = try #require(layers.first?["digest"] as? String)
+        try TestSupport.flipByte(in: home + "/blobs/sha256/" + runtimeLayer.dropFirst(7), at: 100)
+        let flipped = try TestSupport.vessel(["verify", "iris-image:1.0.0", "--key", home + "/key.pem.pub"], home: home)
+        #expect(flipped.status != 0 && flipped.standardError.contains(String(runtimeLayer.dropFirst(7).prefix(12))), "\(flipped.standardError)")
+    }
+}
