@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "VesselTrust",
             dependencies: [
-                "VesselArtifact", "VesselManifest", "VesselStore", "VesselTensor", .product(name: "Crypto", package: "swift-crypto"),
+                "VesselArtifact", "VesselImage", "VesselManifest", "VesselStore", "VesselTensor", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1")
             ],
             swiftSettings: swiftSettings
@@ -149,8 +149,11 @@ let package = Package(
             dependencies: [
                 "VesselArtifact", "VesselStore", "VesselManifest", "VesselSystem", "CZlib", .product(name: "Crypto", package: "swift-crypto")
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            // The runtime's Swift packages and versions, for the image's SBOM.
+            plugins: ["SwiftPackageList"]
         ),
+        .plugin(name: "SwiftPackageList", capability: .buildTool()),
         // The Python backend's worker processes and their framed protocol; FoundationEssentials only.
         .target(
             name: "VesselPython",

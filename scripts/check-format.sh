@@ -4,7 +4,7 @@
 # nothing installed. To fix: scripts/check-format.sh --fix
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(find Sources Tests Fuzz/Sources -name '*.swift' ! -path '*/Generated/*' | sort; echo Package.swift; echo Fuzz/Package.swift)
+mapfile -t files < <(find Sources Tests Plugins Fuzz/Sources -name '*.swift' ! -path '*/Generated/*' | sort; echo Package.swift; echo Fuzz/Package.swift)
 if [[ "${1:-}" == "--fix" ]]; then
     swift format format --in-place "${files[@]}"
     exit 0

@@ -40,6 +40,8 @@ extension ImageBuilder {
         public var baseUncompressedSize: Int64
         public var modelLayers: [Descriptor]
         public var warnings: [String]
+        /// What the image holds, for its SBOM and provenance.
+        public var contents: ImageContents
     }
 
     /// A ModelCar image of `artifact`: the model at `/`, `/models` linking to it, busybox's `sh`,
@@ -96,7 +98,7 @@ extension ImageBuilder {
             let descriptor = try storeImage(config: config, layers: [base] + modelLayers + [indexLayer], labels: labels, format: options.format, tag: tag)
             return MountedResult(
                 manifest: descriptor, config: config, baseLayer: base, baseUncompressedSize: shellLayer.uncompressedSize, modelLayers: modelLayers,
-                warnings: warnings)
+                warnings: warnings, contents: try ImageContents.modelCar(shell: busybox, model: index))
         }
     }
 
@@ -121,7 +123,8 @@ extension ImageBuilder {
             base.mediaType = options.format.layerTarGzip
             let descriptor = try storeImage(config: config, layers: [base], labels: labels, format: options.format, tag: tag)
             return MountedResult(
-                manifest: descriptor, config: config, baseLayer: base, baseUncompressedSize: runtime.uncompressedSize, modelLayers: [], warnings: [])
+                manifest: descriptor, config: config, baseLayer: base, baseUncompressedSize: runtime.uncompressedSize, modelLayers: [], warnings: [],
+                contents: try ImageContents.runtime(binary: binary, libraries: libraries, model: nil))
         }
     }
 }

@@ -85,6 +85,8 @@ public struct ImageBuilder {
         public var libraries: SharedLibraries
         public var modelLayers: [Descriptor]
         public var warnings: [String]
+        /// What the image holds, for its SBOM and provenance.
+        public var contents: ImageContents
     }
 
     public enum BuildError: Error, Sendable, CustomStringConvertible {
@@ -145,7 +147,8 @@ public struct ImageBuilder {
                 config: config, layers: [runtimeLayer] + modelLayers + [fileIndexLayer], labels: labels, format: options.format, tag: tag)
             return Result(
                 manifest: descriptor, config: config, runtimeLayer: runtimeLayer, runtimeUncompressedSize: runtime.uncompressedSize,
-                libraries: libraries, modelLayers: modelLayers, warnings: warnings)
+                libraries: libraries, modelLayers: modelLayers, warnings: warnings,
+                contents: try ImageContents.runtime(binary: binary, libraries: libraries, model: index))
         }
     }
 

@@ -56,15 +56,25 @@ public enum ArtifactSigning {
     /// (`https://cyclonedx.org/bom`), as cosign attests SBOMs. Earlier signatures of the same
     /// documents by the same key are replaced.
     public static func signAttestations(_ artifact: Artifact, store: Store, key: SigningKey) throws -> [Attestations.Attachment.Kind] {
+        try signAttestations(of: artifact.descriptor, named: artifact.manifest.name, store: store, key: key)
+    }
+
+    /// The name an image's signed statements give their subject: its digest, the one name that
+    /// stays the same under every tag and registry path it is pushed and pulled as.
+    public static func imageSubjectName(_ image: Descriptor) -> String { image.digest.description }
+
+    /// The same for any manifest (an image's): `name` names the statements' subject.
+    public static func signAttestations(of subject: Descriptor, named name: String, store: Store, key: SigningKey) throws -> [Attestations.Attachment.Kind] {
         var signed: [Attestations.Attachment.Kind] = []
         var attached: Set<VesselStore.Digest> = []
-        let earlier = try attestationBundles(of: artifact, store: store)
-        for attachment in try Attestations.attached(to: artifact.descriptor.digest, store: store) {
-            let bundle = try SigstoreBundle.signing(statement: try signedStatement(attachment, of: artifact, store: store), with: key)
+        let earlier = try attestationBundles(of: subject, store: store)
+        for attachment in try Attestations.attached(to: subject.digest, store: store) {
+            let bundle = try SigstoreBundle.signing(statement: try signedStatement(attachment, of: subject, named: name, store: store), with: key)
             attached.insert(
-                try attach(
-                    bundle, to: artifact, store: store, title: attachment.kind.rawValue + ".sig",
-                    annotations: [formatAnnotation: attestationFormat, Attestations.predicateTypeAnnotation: attachment.kind.predicateType]
+                try store.attach(
+                    document: try bundle.encoded(), mediaType: artifactType, title: attachment.kind.rawValue + ".sig", artifactType: artifactType,
+                    annotations: [formatAnnotation: attestationFormat, Attestations.predicateTypeAnnotation: attachment.kind.predicateType],
+                    to: subject
                 ).digest)
             signed.append(attachment.kind)
         }
@@ -92,14 +102,23 @@ public enum ArtifactSigning {
         }
     }
 
+    /// The signatures of the attestations attached to any manifest (an image's), described as
+    /// `signatures(of:)` describes them.
+    public static func attestationSignatures(of subject: Descriptor, store: Store) throws -> [(descriptor: Descriptor, detail: String)] {
+        try attestationBundles(of: subject, store: store).map { bundle in
+            let hint = (try? SigstoreBundle.parse(bundle.bytes, source: ""))?.verificationMaterial.publicKey?.hint ?? ""
+            return (bundle.descriptor, "signs \(bundle.predicateType)" + (hint.isEmpty ? "" : ", key \(hint.prefix(12))…"))
+        }
+    }
+
     /// The bundles attached to `artifact` that sign its files (not its attestations), newest last.
     public static func attachedBundles(of artifact: Artifact, store: Store) throws -> [(descriptor: Descriptor, bytes: [UInt8])] {
         try bundles(of: artifact, store: store).filter { $0.format != attestationFormat && $0.format != cosignFormat }.map { ($0.descriptor, $0.bytes) }
     }
 
     /// The bundles attached to `artifact` that sign its attestations, with the predicate type each names.
-    static func attestationBundles(of artifact: Artifact, store: Store) throws -> [(descriptor: Descriptor, bytes: [UInt8], predicateType: String)] {
-        try bundles(of: artifact, store: store).filter { $0.format == attestationFormat }.map { ($0.descriptor, $0.bytes, $0.predicateType ?? "") }
+    static func attestationBundles(of subject: Descriptor, store: Store) throws -> [(descriptor: Descriptor, bytes: [UInt8], predicateType: String)] {
+        try bundles(of: subject, store: store).filter { $0.format == attestationFormat }.map { ($0.descriptor, $0.bytes, $0.predicateType ?? "") }
     }
 
     private static func bundles(
@@ -107,9 +126,17 @@ public enum ArtifactSigning {
     ) throws -> [(
         descriptor: Descriptor, bytes: [UInt8], format: String?, predicateType: String?
     )] {
-        try store.attachedDocuments(of: artifact.descriptor.digest, artifactType: artifactType).map { referrer, manifest, layer in
+        try bundles(of: artifact.descriptor, store: store)
+    }
+
+    private static func bundles(
+        of subject: Descriptor, store: Store
+    ) throws -> [(
+        descriptor: Descriptor, bytes: [UInt8], format: String?, predicateType: String?
+    )] {
+        try store.attachedDocuments(of: subject.digest, artifactType: artifactType).map { referrer, manifest, layer in
             (
-                referrer, Array(try store.readBlob(layer, limit: 64 << 20, context: "signature bundle of \(artifact.reference)")),
+                referrer, Array(try store.readBlob(layer, limit: 64 << 20, context: "signature bundle of \(subject.digest.short)")),
                 manifest.annotations?[formatAnnotation], manifest.annotations?[Attestations.predicateTypeAnnotation]
             )
         }
@@ -118,11 +145,11 @@ public enum ArtifactSigning {
     /// The in-toto statement a signature of `attachment` covers: the provenance is one already;
     /// the SBOM becomes the predicate of one about the artifact (named by its model, so it reads
     /// the same under any tag or registry path).
-    private static func signedStatement(_ attachment: Attestations.Attachment, of artifact: Artifact, store: Store) throws -> [UInt8] {
+    private static func signedStatement(_ attachment: Attestations.Attachment, of subject: Descriptor, named name: String, store: Store) throws -> [UInt8] {
         let document = try Attestations.read(attachment, store: store)
         guard attachment.kind != .provenance else { return document }
         return try Attestations.statement(
-            subjectName: artifact.manifest.name, digest: artifact.descriptor.digest, predicateType: attachment.kind.predicateType, predicate: document)
+            subjectName: name, digest: subject.digest, predicateType: attachment.kind.predicateType, predicate: document)
     }
 
     /// Checks every signed attestation of `artifact` with `key`: the signature, that the statement
@@ -130,6 +157,11 @@ public enum ArtifactSigning {
     /// one is). Returns the predicate types verified; throws naming the first that fails. A
     /// bundle signed by another key is not this key's to judge and is skipped.
     public static func verifyAttestations(_ artifact: Artifact, store: Store, key: VerifyingKey) throws -> [String] {
+        try verifyAttestations(of: artifact.descriptor, named: artifact.manifest.name, label: artifact.reference.description, store: store, key: key)
+    }
+
+    /// The same for any manifest (an image's); `label` names it in messages.
+    public static func verifyAttestations(of subject: Descriptor, named name: String, label: String, store: Store, key: VerifyingKey) throws -> [String] {
         struct Statement: Decodable {
             struct Subject: Decodable { var digest: [String: String] }
             var subject: [Subject]
@@ -137,11 +169,11 @@ public enum ArtifactSigning {
         }
         // What a signature of each kind must sign: the statement of each document attached now.
         var expected: [Attestations.Attachment.Kind: [[UInt8]]] = [:]
-        for attachment in try Attestations.attached(to: artifact.descriptor.digest, store: store) {
-            expected[attachment.kind, default: []].append(try signedStatement(attachment, of: artifact, store: store))
+        for attachment in try Attestations.attached(to: subject.digest, store: store) {
+            expected[attachment.kind, default: []].append(try signedStatement(attachment, of: subject, named: name, store: store))
         }
         var verified: [String] = []
-        for bundle in try attestationBundles(of: artifact, store: store) {
+        for bundle in try attestationBundles(of: subject, store: store) {
             let source = "the signed attestation \(bundle.descriptor.digest.short)"
             let parsed = try SigstoreBundle.parse(bundle.bytes, source: source)
             if let hint = parsed.verificationMaterial.publicKey?.hint, !hint.isEmpty, hint != key.hint { continue }
@@ -150,8 +182,8 @@ public enum ArtifactSigning {
             do { statement = try JSONDecoder().decode(Statement.self, from: Data(payload)) } catch {
                 throw TrustError("\(source) is not an in-toto statement: \(error)")
             }
-            guard statement.subject.contains(where: { $0.digest["sha256"] == artifact.descriptor.digest.hex }) else {
-                throw TrustError("\(source) is about another artifact, not \(artifact.reference) (\(artifact.descriptor.digest))")
+            guard statement.subject.contains(where: { $0.digest["sha256"] == subject.digest.hex }) else {
+                throw TrustError("\(source) is about another manifest, not \(label) (\(subject.digest))")
             }
             guard statement.predicateType == bundle.predicateType else {
                 throw TrustError("\(source) signs a `\(statement.predicateType)` statement, but is labelled `\(bundle.predicateType)`")
@@ -159,7 +191,7 @@ public enum ArtifactSigning {
             if let kind = Attestations.Attachment.Kind.allCases.first(where: { $0.predicateType == statement.predicateType }),
                 let statements = expected[kind], !statements.contains(payload)
             {
-                throw TrustError("the attached \(kind.rawValue) of \(artifact.reference) is not the one \(source) signs")
+                throw TrustError("the attached \(kind.rawValue) of \(label) is not the one \(source) signs")
             }
             verified.append(statement.predicateType)
         }

@@ -106,22 +106,9 @@ public enum Attestations {
             var internalParameters: InternalParameters
             var resolvedDependencies: [ResourceDescriptor]
         }
-        struct Builder: Encodable {
-            var id: String
-            var version: [String: String]
-        }
-        struct Metadata: Encodable {
-            var invocationId: String
-            var startedOn: String
-            var finishedOn: String
-        }
-        struct RunDetails: Encodable {
-            var builder: Builder
-            var metadata: Metadata
-        }
         struct Predicate: Encodable {
             var buildDefinition: BuildDefinition
-            var runDetails: RunDetails
+            var runDetails: SLSA.RunDetails
         }
         let predicate = Predicate(
             buildDefinition: BuildDefinition(
@@ -133,56 +120,15 @@ public enum Attestations {
                         name: $0.path, digest: ["sha256": $0.sha256.hex],
                         annotations: .init(role: $0.role.rawValue, size: $0.size, layer: $0.layer.description))
                 }),
-            runDetails: RunDetails(
-                builder: Builder(id: builderID, version: ["vessel": record.vesselVersion]),
-                metadata: Metadata(
-                    invocationId: "urn:uuid:" + UUID().uuidString.lowercased(), startedOn: timestamp(record.started),
-                    finishedOn: timestamp(record.finished))))
+            runDetails: SLSA.runDetails(vesselVersion: record.vesselVersion, started: record.started, finished: record.finished))
         return try statement(subject: record, predicateType: provenancePredicateType, predicate: encode(predicate))
     }
 
     /// The CycloneDX 1.5 SBOM.
     public static func sbom(_ record: PackRecord) throws -> [UInt8] {
-        struct Hash: Encodable {
-            var alg = "SHA-256"
-            var content: String
-        }
-        struct Property: Encodable {
-            var name: String
-            var value: String
-        }
-        struct Component: Encodable {
-            var type: String
-            var bomRef: String
-            var name: String
-            var version: String?
-            var purl: String?
-            var hashes: [Hash]?
-            var properties: [Property]?
-            enum CodingKeys: String, CodingKey {
-                case type, name, version, purl, hashes, properties
-                case bomRef = "bom-ref"
-            }
-        }
-        struct Tools: Encodable { var components: [Component] }
-        struct Metadata: Encodable {
-            var timestamp: String
-            var tools: Tools
-            var component: Component
-        }
-        struct Dependency: Encodable {
-            var ref: String
-            var dependsOn: [String]
-        }
-        struct BOM: Encodable {
-            var bomFormat = "CycloneDX"
-            var specVersion = "1.5"
-            var serialNumber: String
-            var version = 1
-            var metadata: Metadata
-            var components: [Component]
-            var dependencies: [Dependency]
-        }
+        typealias Component = CycloneDX.Component
+        typealias Hash = CycloneDX.Hash
+        typealias Property = CycloneDX.Property
         let model = Component(
             type: "machine-learning-model", bomRef: "model", name: record.modelName, version: record.modelVersion,
             purl: ociPurl(name: record.modelName, digest: record.manifest.digest), hashes: nil,
@@ -199,17 +145,9 @@ public enum Attestations {
                 type: "library", bomRef: purl, name: wheel.name, version: wheel.version, purl: purl, hashes: [Hash(content: wheel.sha256)],
                 properties: [Property(name: "vessel:wheel", value: wheel.file)])
         }
-        let bom = BOM(
-            serialNumber: "urn:uuid:" + UUID().uuidString.lowercased(),
-            metadata: Metadata(
-                timestamp: timestamp(record.finished),
-                tools: Tools(components: [
-                    Component(type: "application", bomRef: "vessel", name: "vessel", version: record.vesselVersion, purl: nil, hashes: nil, properties: nil)
-                ]),
-                component: model),
-            components: components,
-            dependencies: [Dependency(ref: "model", dependsOn: components.map(\.bomRef))])
-        return try encode(bom)
+        return try CycloneDX.document(
+            vesselVersion: record.vesselVersion, finished: record.finished, subject: model, components: components,
+            dependencies: [.init(ref: "model", dependsOn: components.map(\.bomRef))])
     }
 
     /// An in-toto v1 statement about the artifact: `predicate` is JSON bytes, placed as they are.
@@ -270,6 +208,93 @@ public enum Attestations {
     }
 
     // MARK: Helpers
+
+    /// The parts of a CycloneDX 1.5 document both SBOMs use.
+    enum CycloneDX {
+        struct Hash: Encodable {
+            var alg = "SHA-256"
+            var content: String
+        }
+        struct Property: Encodable {
+            var name: String
+            var value: String
+        }
+        struct ExternalReference: Encodable {
+            var type: String
+            var url: String
+        }
+        struct Component: Encodable {
+            var type: String
+            var bomRef: String
+            var name: String
+            var version: String?
+            var purl: String?
+            var hashes: [Hash]?
+            var properties: [Property]?
+            var externalReferences: [ExternalReference]? = nil
+            enum CodingKeys: String, CodingKey {
+                case type, name, version, purl, hashes, properties, externalReferences
+                case bomRef = "bom-ref"
+            }
+        }
+        struct Dependency: Encodable {
+            var ref: String
+            var dependsOn: [String]
+        }
+
+        /// The document: `subject` (the model, the image) in its metadata, Vessel as the tool.
+        static func document(
+            vesselVersion: String, finished: Date, subject: Component, components: [Component], dependencies: [Dependency]
+        ) throws
+            -> [UInt8]
+        {
+            struct Tools: Encodable { var components: [Component] }
+            struct Metadata: Encodable {
+                var timestamp: String
+                var tools: Tools
+                var component: Component
+            }
+            struct BOM: Encodable {
+                var bomFormat = "CycloneDX"
+                var specVersion = "1.5"
+                var serialNumber: String
+                var version = 1
+                var metadata: Metadata
+                var components: [Component]
+                var dependencies: [Dependency]
+            }
+            let vessel = Component(type: "application", bomRef: "vessel", name: "vessel", version: vesselVersion, purl: nil, hashes: nil, properties: nil)
+            return try encode(
+                BOM(
+                    serialNumber: "urn:uuid:" + UUID().uuidString.lowercased(),
+                    metadata: Metadata(timestamp: timestamp(finished), tools: Tools(components: [vessel]), component: subject),
+                    components: components, dependencies: dependencies))
+        }
+    }
+
+    /// SLSA v1 provenance's run details, the same for every build Vessel does.
+    enum SLSA {
+        struct Builder: Encodable {
+            var id: String
+            var version: [String: String]
+        }
+        struct Metadata: Encodable {
+            var invocationId: String
+            var startedOn: String
+            var finishedOn: String
+        }
+        struct RunDetails: Encodable {
+            var builder: Builder
+            var metadata: Metadata
+        }
+
+        static func runDetails(vesselVersion: String, started: Date, finished: Date) -> RunDetails {
+            RunDetails(
+                builder: Builder(id: builderID, version: ["vessel": vesselVersion]),
+                metadata: Metadata(
+                    invocationId: "urn:uuid:" + UUID().uuidString.lowercased(), startedOn: timestamp(started), finishedOn: timestamp(finished)))
+        }
+    }
 
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         let encoder = JSONEncoder()

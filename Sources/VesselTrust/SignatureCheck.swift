@@ -28,7 +28,14 @@ public enum SignatureCheck {
             report.append(
                 "signature verified: the manifest \(descriptor.digest) (cosign, \(count) signature\(count == 1 ? "" : "s")), key \(key.hint.prefix(12))…")
         }
-        guard isArtifact else { return (report, []) }
+        guard isArtifact else {
+            for predicateType in try ArtifactSigning.verifyAttestations(
+                of: descriptor, named: ArtifactSigning.imageSubjectName(descriptor), label: reference.description, store: store, key: key)
+            {
+                report.append("signed attestation verified: \(predicateType)")
+            }
+            return (report, [])
+        }
         // The files signature's check re-hashes every file's layer.
         let artifact = try Artifact.load(descriptor: descriptor, as: reference, from: store, verifyLayers: false)
         var checked: Set<Digest> = []

@@ -172,3 +172,89 @@ struct ManifestSigningCLITests {
         #expect(flipped.status != 0 && flipped.standardError.contains(String(runtimeLayer.dropFirst(7).prefix(12))), "\(flipped.standardError)")
     }
 }
+
+@Suite("an image's provenance and SBOM")
+struct ImageAttestationCLITests {
+    /// CycloneDX 1.5's strict schema (cyclonedx-python-lib) on the SBOM, in-toto-attestation's
+    /// protos on the provenance; prints what they list.
+    static let check = #"""
+        import json, sys
+        from cyclonedx.schema import SchemaVersion
+        from cyclonedx.validation.json import JsonStrictValidator
+        from google.protobuf import json_format
+        from in_toto_attestation.v1 import statement, statement_pb2
+        from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+
+        provenance_path, sbom_path, digest = sys.argv[1:4]
+        text = open(sbom_path).read()
+        errors = JsonStrictValidator(SchemaVersion.V1_5).validate_str(text)
+        assert errors is None, f"the SBOM is not CycloneDX 1.5: {errors}"
+        bom = json.loads(text)
+        assert bom["metadata"]["component"]["type"] == "container"
+        for component in bom["components"]:
+            print("component", component["type"], component.get("purl") or component["name"], (component.get("hashes") or [{}])[0].get("content", "-"))
+        text = open(provenance_path).read()
+        parsed = json_format.Parse(text, statement_pb2.Statement())
+        statement.Statement.copy_from_pb(parsed).validate()
+        assert parsed.subject[0].digest["sha256"] == digest.removeprefix("sha256:"), parsed.subject
+        predicate = json_format.Parse(json.dumps(json.loads(text)["predicate"]), provenance_pb2.Provenance())
+        assert predicate.build_definition.build_type == "https://vessel.dev/image/v1"
+        for dependency in predicate.build_definition.resolved_dependencies:
+            print("resolved", dependency.name, dependency.digest["sha256"])
+        """#
+
+    @Test(
+        "vessel image attaches SLSA provenance and a CycloneDX SBOM (binary, libraries with their Debian packages, Swift packages, model files) that the validators accept; sign signs them and verify checks them"
+    )
+    func imageAttestations() throws {
+        let python = ManifestSigningCLITests.python
+        guard FileManager.default.isExecutableFile(atPath: python) else { throw TestFailure(".build/venv-signing (scripts/onnx-test-data.sh) is missing") }
+        let home = try TestSupport.makeTemporaryDirectory("image-attest")
+        defer { TestSupport.remove(home) }
+        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        let built = try TestSupport.vessel(["image", "iris:1.0.0"], home: home)
+        #expect(built.status == 0 && built.standardOutput.contains("attached:      SLSA provenance and a CycloneDX SBOM"), "\(built.standardError)")
+        let digest = try #require(built.standardOutput.split(separator: " ").first { $0.hasPrefix("sha256:") }.map { String($0.prefix(71)) })
+        for kind in ["provenance", "sbom"] {
+            let document = try TestSupport.vessel(["inspect", "iris-image:1.0.0", "--attached", kind], home: home)
+            #expect(document.status == 0, "\(document.standardError)")
+            try TestSupport.write(document.standardOutput, to: "\(home)/\(kind).json")
+        }
+        try TestSupport.write(Self.check, to: home + "/check.py")
+        let checked = try TestSupport.run(python, [home + "/check.py", home + "/provenance.json", home + "/sbom.json", digest])
+        #expect(checked.status == 0, "\(checked.standardError)")
+        let listed = checked.standardOutput
+        // The runtime binary and zlib (which it links for gzip) by the digest of their bytes, as
+        // openssl computes it, zlib under its Debian package.
+        let runtime = TestSupport.packageRoot + "/.build/debug/vessel-runtime"
+        let runtimeDigest = try TestSupport.opensslDigest(runtime).dropFirst(7)
+        #expect(listed.contains("component application vessel \(runtimeDigest)"), "\(listed)")
+        #expect(listed.contains("resolved vessel \(runtimeDigest)"), "\(listed)")
+        let zlib = try #require(listed.split(separator: "\n").first { $0.hasPrefix("component library pkg:deb/debian/zlib1g@") }, "\(listed)")
+        let dpkg = try TestSupport.run("dpkg-query", ["-W", "-f=${Version}", "zlib1g"]).standardOutput
+        #expect(zlib.contains("zlib1g@\(dpkg)?arch="), "\(zlib) vs dpkg's \(dpkg)")
+        // Swift packages the runtime is built from, and the model's files.
+        #expect(listed.contains("component library pkg:swift/github.com/apple/swift-nio@"), "\(listed)")
+        #expect(listed.contains("component library pkg:swift/github.com/hummingbird-project/hummingbird@"), "\(listed)")
+        let onnx = try TestSupport.opensslDigest(TestSupport.exampleDirectory + "/model.onnx").dropFirst(7)
+        #expect(listed.contains("component file model.onnx \(onnx)"), "\(listed)")
+
+        // Signed with the image, and checked by verify.
+        #expect(try TestSupport.vessel(["keygen", home + "/key.pem"], home: home).status == 0)
+        let signed = try TestSupport.vessel(["sign", "iris-image:1.0.0", "--key", home + "/key.pem"], home: home)
+        #expect(signed.status == 0 && signed.standardOutput.contains("signed its attached provenance and sbom"), "\(signed.standardOutput)")
+        let verified = try TestSupport.vessel(["verify", "iris-image:1.0.0", "--key", home + "/key.pem.pub"], home: home)
+        #expect(verified.status == 0, "\(verified.standardError)")
+        #expect(verified.standardOutput.contains("signed attestation verified: https://cyclonedx.org/bom"), "\(verified.standardOutput)")
+        #expect(verified.standardOutput.contains("signed attestation verified: https://slsa.dev/provenance/v1"), "\(verified.standardOutput)")
+        // Built again, the image gets new documents: the old signatures no longer cover them.
+        #expect(try TestSupport.vessel(["image", "iris:1.0.0"], home: home).status == 0)
+        let stale = try TestSupport.vessel(["verify", "iris-image:1.0.0", "--key", home + "/key.pem.pub"], home: home)
+        #expect(stale.status != 0 && stale.standardError.contains("is not the one the signed attestation"), "\(stale.standardError)")
+        // --no-attestations attaches nothing (to another image: one with the same digest shares
+        // what is attached to it).
+        #expect(try TestSupport.vessel(["image", "iris:1.0.0", "-t", "bare:1", "--port", "9090", "--no-attestations"], home: home).status == 0)
+        let none = try TestSupport.vessel(["inspect", "bare:1", "--attached", "sbom"], home: home)
+        #expect(none.status != 0 && none.standardError.contains("bare:1 has no sbom attached"), "\(none.standardError)")
+    }
+}

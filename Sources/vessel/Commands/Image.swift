@@ -7,6 +7,7 @@ import VesselManifestYAML
 import VesselONNX
 import VesselServer
 import VesselStore
+import VesselTrust
 
 struct Image: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,6 +38,9 @@ struct Image: ParsableCommand {
     @Option(help: ArgumentHelp("With --modelcar: the static busybox to ship for the sidecar's sh, ln and sleep.", valueName: "path"))
     var shell: String = ImageBuilder.Mounted.defaultShell
 
+    @Flag(help: "Attach no SLSA provenance and CycloneDX SBOM to the image.")
+    var noAttestations = false
+
     @Option(name: .shortAndLong, help: "Tag for the image in the store, NAME[:TAG] (default: NAME:TAG of the artifact with `-image` added to the name).")
     var tag: String?
 
@@ -62,6 +66,7 @@ struct Image: ParsableCommand {
 
     func run() throws {
         try vessel.run {
+            let started = Date()
             let store = try store.open()
             guard (1...65535).contains(port) else { throw ValidationError("--port must be 1…65535") }
             guard let format = ImageBuilder.Format(rawValue: format) else { throw ValidationError("--format must be oci or docker") }
@@ -97,6 +102,7 @@ struct Image: ParsableCommand {
                 print("  shell layer:   \(ProgressBar.bytes(result.baseLayer.size)) gzip (\(shell))")
                 let modelBytes = result.modelLayers.reduce(Int64(0)) { $0 + $1.size }
                 print("  model layers:  \(result.modelLayers.count), \(ProgressBar.bytes(modelBytes)), shared with \(artifactReference)")
+                try attest(result.manifest, target, role: .modelCar, artifact: artifact, contents: result.contents, started: started, store: store)
                 try export(result.manifest, target, store)
                 return
             }
@@ -109,8 +115,30 @@ struct Image: ParsableCommand {
             print("  binary:        \(shipped) (\(ProgressBar.bytes((try? FileSystem.size(of: shipped)) ?? 0)))")
             let modelBytes = result.modelLayers.reduce(Int64(0)) { $0 + $1.size }
             print("  model layers:  \(result.modelLayers.count), \(ProgressBar.bytes(modelBytes)), shared with \(artifactReference)")
+            try attest(result.manifest, target, role: .server, artifact: artifact, contents: result.contents, started: started, store: store)
             try export(result.manifest, target, store)
         }
+    }
+
+    /// Unless --no-attestations: the image's SLSA provenance and CycloneDX SBOM, attached to it.
+    private func attest(
+        _ manifest: Descriptor, _ target: Reference, role: ImageBuilder.Role, artifact: Artifact?, contents: ImageContents, started: Date, store: Store
+    ) throws {
+        guard !noAttestations else { return }
+        var parameters = ["port": String(port), "format": format]
+        if role != .modelCar { parameters["binary"] = binary ?? ImageBuilder.Options.defaultBinary }
+        if role == .modelCar { parameters["shell"] = shell }
+        let record = Attestations.ImageRecord(
+            reference: target.description, manifest: manifest, role: role.rawValue, artifactReference: artifact?.reference.description,
+            artifactDigest: artifact?.descriptor.digest, modelName: artifact?.manifest.name, modelVersion: artifact?.manifest.version,
+            contents: contents, parameters: parameters, vesselVersion: Vessel.configuration.version, started: started, finished: Date())
+        try Attestations.attach(try Attestations.imageProvenance(record), kind: .provenance, to: manifest, store: store)
+        try Attestations.attach(try Attestations.imageSBOM(record), kind: .sbom, to: manifest, store: store)
+        let binaries = contents.executables + contents.libraries
+        let packaged = binaries.compactMap { $0.package?.name }
+        print(
+            "  attached:      SLSA provenance and a CycloneDX SBOM (\(binaries.count) binaries, \(packaged.count) of them from \(Set(packaged).count) Debian packages; \(contents.swiftPackages.count) Swift packages)"
+        )
     }
 
     /// With -o: the image as an OCI archive too.

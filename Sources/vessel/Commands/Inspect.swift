@@ -26,24 +26,29 @@ struct Inspect: ParsableCommand {
             let store = try store.open()
             let reference = try parseReference(reference)
             let descriptor = try store.resolve(reference)
-            if descriptor.artifactType != ModelPack.artifactType, let image = try? RootFilesystem.load(descriptor, from: store) {
-                var report = ImageReport(reference: reference, descriptor: descriptor, image: image)
-                report.attached = try manifestSignatures(descriptor, store: store)
-                try report.print(json: json)
-                return
-            }
-            let artifact = try Artifact.load(reference, from: store, verifyLayers: false)
-            let attachments = try Attestations.attached(to: artifact.descriptor.digest, store: store)
+            let attachments = try Attestations.attached(to: descriptor.digest, store: store)
             if let attached {
                 guard let kind = Attestations.Attachment.Kind(rawValue: attached) else {
                     throw ValidationError("--attached takes provenance or sbom, not \(attached)")
                 }
                 guard let attachment = attachments.last(where: { $0.kind == kind }) else {
-                    throw ValidationError("\(reference) has no \(attached) attached (vessel pack attaches one unless --no-attestations)")
+                    throw ValidationError("\(reference) has no \(attached) attached (vessel pack and vessel image attach one unless --no-attestations)")
                 }
                 print(String(decoding: try Attestations.read(attachment, store: store), as: UTF8.self))
                 return
             }
+            if descriptor.artifactType != ModelPack.artifactType, let image = try? RootFilesystem.load(descriptor, from: store) {
+                var report = ImageReport(reference: reference, descriptor: descriptor, image: image)
+                report.attached =
+                    attachments.map { .init(kind: $0.kind.rawValue, digest: $0.referrer.digest.description, detail: $0.kind.predicateType) }
+                    + (try ArtifactSigning.attestationSignatures(of: descriptor, store: store).map {
+                        .init(kind: "signature", digest: $0.descriptor.digest.description, detail: $0.detail)
+                    })
+                    + (try manifestSignatures(descriptor, store: store))
+                try report.print(json: json)
+                return
+            }
+            let artifact = try Artifact.load(reference, from: store, verifyLayers: false)
             var report = InspectReport(artifact)
             report.attached = attachments.map { .init(kind: $0.kind.rawValue, digest: $0.referrer.digest.description, detail: $0.kind.predicateType) }
             for bundle in try ArtifactSigning.signatures(of: artifact, store: store) {

@@ -142,6 +142,11 @@ struct Sign: ParsableCommand {
                 let (bundle, referrer) = try ManifestSigning.sign(descriptor, reference: reference.description, store: store, key: signingKey)
                 if let output, !written { try Data(try bundle.encoded()).write(to: URL(fileURLWithPath: output)) }
                 print("signed the manifest of \(reference) \(descriptor.digest) with \(keyText) (cosign): signature \(referrer.digest)")
+                if !isArtifact {
+                    let attestations = try ArtifactSigning.signAttestations(
+                        of: descriptor, named: ArtifactSigning.imageSubjectName(descriptor), store: store, key: signingKey)
+                    if !attestations.isEmpty { print("signed its attached \(attestations.map(\.rawValue).joined(separator: " and "))") }
+                }
             }
         }
     }
