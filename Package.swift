@@ -40,7 +40,8 @@ let package = Package(
         .library(name: "VesselModelSources", targets: ["VesselModelSources"]),
         .library(name: "VesselImage", targets: ["VesselImage"]),
         .library(name: "VesselRegistry", targets: ["VesselRegistry"]),
-        .library(name: "VesselTrust", targets: ["VesselTrust"])
+        .library(name: "VesselTrust", targets: ["VesselTrust"]),
+        .library(name: "VesselSignature", targets: ["VesselSignature"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -86,10 +87,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Keys, Sigstore bundles, Model Signing statements; signatures attached to artifacts.
+        // Checking a signature: keys, DSSE, Sigstore bundles, Model Signing statements.
+        // FoundationEssentials only: the image runtime checks signatures too.
+        .target(
+            name: "VesselSignature",
+            dependencies: ["VesselStore", "VesselTensor", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "VesselTrust",
             dependencies: [
-                "VesselArtifact", "VesselImage", "VesselManifest", "VesselStore", "VesselTensor", .product(name: "Crypto", package: "swift-crypto"),
+                "VesselArtifact", "VesselImage", "VesselManifest", "VesselSignature", "VesselStore", "VesselTensor",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1")
             ],
             swiftSettings: swiftSettings
@@ -186,7 +195,7 @@ let package = Package(
         .target(
             name: "VesselServeCommand",
             dependencies: [
-                "VesselServer", "VesselManifest", "VesselSystem",
+                "VesselServer", "VesselManifest", "VesselSignature", "VesselSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ],
             swiftSettings: swiftSettings
@@ -229,6 +238,7 @@ let package = Package(
         .testTarget(name: "VesselTensorTests", dependencies: ["VesselTensor", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "VesselSystemTests", dependencies: ["VesselSystem", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "VesselJSONTests", dependencies: ["VesselJSON", "VesselTensor"], swiftSettings: swiftSettings),
+        .testTarget(name: "VesselSignatureTests", dependencies: ["VesselSignature"], swiftSettings: swiftSettings),
         .testTarget(name: "VesselTrustTests", dependencies: ["VesselTrust", "VesselStore", "VesselTensor", "VesselTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VesselONNXTests",

@@ -38,8 +38,18 @@ extension UnpackedFileIndex {
                 }
             }
         }
+        // The signatures of the files, so that the runtime can require one (`vessel sign` before
+        // `vessel image`).
+        let signatures = try store.attachedDocuments(of: artifact.descriptor.digest, artifactType: OCIMediaType.sigstoreBundle).compactMap {
+            _, manifest, layer -> String? in
+            // Unlabelled: a files signature from before the label.
+            guard (manifest.annotations?[OCIAnnotation.signatureFormat] ?? OCIAnnotation.modelSigningFormat) == OCIAnnotation.modelSigningFormat else {
+                return nil
+            }
+            return String(decoding: try store.readBlob(layer, limit: 1 << 20, context: "a signature of \(artifact.reference)"), as: UTF8.self)
+        }
         return UnpackedFileIndex(
             artifact: artifact.descriptor.digest.description, name: artifact.manifest.name,
-            version: artifact.manifest.version, files: files, manifest: artifact.manifest)
+            version: artifact.manifest.version, files: files, manifest: artifact.manifest, signatures: signatures.isEmpty ? nil : signatures)
     }
 }

@@ -43,13 +43,17 @@ public struct UnpackedFileIndex: Codable, Sendable, Hashable {
     /// The artifact's vessel.yaml as read when the image was built, so that the runtime binary
     /// serves it without a YAML parser (absent in images built before it was added).
     public var manifest: Manifest?
+    /// The artifact's Model Signing bundles (Sigstore bundle JSON) when the image was built, for
+    /// the runtime's `--require-signature`.
+    public var signatures: [String]?
 
-    public init(artifact: String, name: String, version: String, files: [File], manifest: Manifest?) {
+    public init(artifact: String, name: String, version: String, files: [File], manifest: Manifest?, signatures: [String]? = nil) {
         self.artifact = artifact
         self.name = name
         self.version = version
         self.files = files
         self.manifest = manifest
+        self.signatures = signatures
     }
 
     public struct Mismatch: Error, Sendable, CustomStringConvertible {

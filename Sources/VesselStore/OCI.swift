@@ -11,6 +11,8 @@ public enum OCIMediaType {
     public static let imageManifest = "application/vnd.oci.image.manifest.v1+json"
     public static let imageIndex = "application/vnd.oci.image.index.v1+json"
     public static let imageConfig = "application/vnd.oci.image.config.v1+json"
+    /// A Sigstore bundle, v0.3 JSON: a signature's layer, and the artifact type of its referrer.
+    public static let sigstoreBundle = "application/vnd.dev.sigstore.bundle.v0.3+json"
     /// cosign's tag-form signature layer (a "simple signing" payload); Vessel also lists the
     /// manifest holding them under this artifact type.
     public static let cosignSimpleSigning = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -32,6 +34,11 @@ public enum OCIAnnotation {
     public static let created = "org.opencontainers.image.created"
     public static let authors = "org.opencontainers.image.authors"
     public static let licenses = "org.opencontainers.image.licenses"
+    /// On a signature referrer (artifact type ``OCIMediaType/sigstoreBundle``): what its bundle
+    /// signs — ``modelSigningFormat`` (the files), `in-toto` (an attestation), `cosign` (the
+    /// manifest digest).
+    public static let signatureFormat = "dev.vessel.signature.format"
+    public static let modelSigningFormat = "model-signing/v1.0"
 }
 
 /// A content descriptor. See https://github.com/opencontainers/image-spec/blob/main/descriptor.md

@@ -3,6 +3,7 @@ import Foundation
 public import VesselArtifact
 import VesselManifest
 public import VesselStore
+public import VesselSignature
 
 /// Signatures over a model artifact's files in the Model Signing format, kept beside it in the
 /// store as OCI 1.1 referrers: a manifest of artifact type `application/vnd.dev.sigstore.bundle.v0.3+json`
@@ -31,9 +32,9 @@ public enum ArtifactSigning {
     }
 
     /// On a signature referrer: what its bundle signs.
-    static let formatAnnotation = "dev.vessel.signature.format"
+    static let formatAnnotation = OCIAnnotation.signatureFormat
     /// The bundle signs the artifact's files (Model Signing).
-    static let modelSigningFormat = "model-signing/v1.0"
+    static let modelSigningFormat = OCIAnnotation.modelSigningFormat
     /// The bundle signs an attached document (provenance, SBOM) as an in-toto statement.
     static let attestationFormat = "in-toto"
     /// The bundle signs the manifest's digest, as cosign does (`ManifestSigning`).

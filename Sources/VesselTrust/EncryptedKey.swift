@@ -1,4 +1,5 @@
 import Crypto
+import VesselSignature
 import SwiftASN1
 import _CryptoExtras
 

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 public import VesselStore
+public import VesselSignature
 import VesselTensor
 
 /// Signatures over a manifest's digest — an image's or an artifact's — in the form cosign 3

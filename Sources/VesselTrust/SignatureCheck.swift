@@ -1,5 +1,6 @@
 import VesselArtifact
 public import VesselStore
+public import VesselSignature
 
 /// What `vessel verify --key` and `vessel pull --verify-key` check: every signature by the key
 /// attached to an image or a model artifact.

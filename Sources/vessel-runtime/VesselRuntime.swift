@@ -19,13 +19,23 @@ struct ServeImageModel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve an image's model over the Open Inference Protocol v2, once its files match the file index.",
-        discussion: "The image's entrypoint: serve --verify-files /vessel/model.json /. VESSEL_HOST and VESSEL_PORT set the address."
+        discussion: """
+            The image's entrypoint: serve --verify-files /vessel/model.json /. VESSEL_HOST and VESSEL_PORT set the address. \
+            With --require-signature PUB (or VESSEL_REQUIRE_SIGNATURE=PUB, a mounted key), one of the artifact's signatures the \
+            image carries must verify with that key and list exactly the files, or the server stops before it listens.
+            """
     )
 
     @Argument(help: ArgumentHelp("The directory holding the model's files (an image's root), optionally ALIAS=….", valueName: "dir"))
     var model: String
 
     @OptionGroup var options: ServeOptions
+
+    @Option(
+        name: .customLong("require-signature"),
+        help: ArgumentHelp("A public key (PEM): serve only if a signature of the files verifies with it (default $VESSEL_REQUIRE_SIGNATURE).", valueName: "pub")
+    )
+    var requireSignature: String?
 
     func run() async throws {
         guard let index = try options.fileIndex() else {
@@ -34,6 +44,7 @@ struct ServeImageModel: AsyncParsableCommand {
             )
         }
         let (alias, root) = try ServeOptions.splitAlias(model)
-        try await options.serve { [try ModelSource.unpacked(root: root, index: index, alias: alias)] }
+        let signatures = try FileIndexSignature.require(index, keyPath: requireSignature, servedAs: alias)
+        try await options.serve(signatures: signatures) { [try ModelSource.unpacked(root: root, index: index, alias: alias)] }
     }
 }

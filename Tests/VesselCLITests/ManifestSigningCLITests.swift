@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VesselServer
 import Yams
 import VesselTestSupport
 
@@ -256,5 +257,72 @@ struct ImageAttestationCLITests {
         #expect(try TestSupport.vessel(["image", "iris:1.0.0", "-t", "bare:1", "--port", "9090", "--no-attestations"], home: home).status == 0)
         let none = try TestSupport.vessel(["inspect", "bare:1", "--attached", "sbom"], home: home)
         #expect(none.status != 0 && none.standardError.contains("bare:1 has no sbom attached"), "\(none.standardError)")
+    }
+}
+
+@Suite("the image runtime's own signature check")
+struct RuntimeSignatureCLITests {
+    /// The root filesystem of `artifact`'s image, unpacked by skopeo and umoci as a runtime would.
+    func rootFilesystem(_ artifact: String, home: String, into directory: String) throws -> String {
+        let archive = directory + ".tar"
+        let built = try TestSupport.vessel(["image", artifact, "-o", archive], home: home)
+        #expect(built.status == 0, "\(built.standardError)")
+        let copy = try TestSupport.run("skopeo", ["copy", "oci-archive:" + archive, "oci:" + directory + "-layout:image"])
+        #expect(copy.status == 0, "\(copy.standardError)")
+        let unpacked = try TestSupport.run("umoci", ["unpack", "--rootless", "--image", directory + "-layout:image", directory])
+        #expect(unpacked.status == 0, "\(unpacked.standardError)")
+        return directory + "/rootfs"
+    }
+
+    @Test(
+        "VESSEL_REQUIRE_SIGNATURE: the runtime serves an image whose files a signature by the key lists, and stops before listening for another key, an unsigned artifact's image, or files and index rewritten together"
+    )
+    func runtimeRequiresSignature() throws {
+        let home = try TestSupport.makeTemporaryDirectory("runtime-signature")
+        defer { TestSupport.remove(home) }
+        let model = try TestSupport.copyExample(to: home + "/iris")
+        #expect(try TestSupport.vessel(["pack", model, "--no-test"], home: home).status == 0)
+        for name in ["key", "other"] { #expect(try TestSupport.vessel(["keygen", home + "/\(name).pem"], home: home).status == 0) }
+        #expect(try TestSupport.vessel(["sign", "iris:1.0.0", "--key", home + "/key.pem"], home: home).status == 0)
+        let root = try rootFilesystem("iris:1.0.0", home: home, into: home + "/signed")
+        let arguments = ["--verify-files", root + "/vessel/model.json", "iris=" + root]
+
+        let server = try ServeProcess(runtime: arguments, environment: ["VESSEL_REQUIRE_SIGNATURE": home + "/key.pem.pub"])
+        defer { kill(server.process.processIdentifier, SIGTERM); _ = server.waitForExit() }
+        let port = try server.waitForReady()
+        #expect(server.standardError.contains("signature 1 of iris 1.0.0 verified with key"), "\(server.standardError)")
+        #expect(try LoopbackClient.request("GET", port: port, path: "/v2/health/ready").status == 200)
+
+        func refused(_ arguments: [String], key: String) throws -> String {
+            let result = try TestSupport.run(TestSupport.vesselBinary + "-runtime", ["serve", "--port", "0"] + arguments + ["--require-signature", key])
+            #expect(result.status != 0, "\(result.standardError)")
+            #expect(!result.standardError.contains("listening on"), "\(result.standardError)")
+            return result.standardError
+        }
+        let other = try refused(arguments, key: home + "/other.pem.pub")
+        #expect(other.contains("no signature of iris's files verifies with this key") && other.contains("another key"), "\(other)")
+
+        // An attacker who rewrites a file and its digest in the index: the index still matches
+        // the files, but no longer what was signed.
+        let index = root + "/vessel/model.json"
+        let labels = root + "/labels.txt"
+        try TestSupport.write("setosa\nversicolor\nvirginica-changed\n", to: labels)
+        let changed = try TestSupport.opensslDigest(labels)
+        var json = try String(contentsOfFile: index, encoding: .utf8)
+        let entry = try #require(json.range(of: #""digest":"sha256:[0-9a-f]{64}","path":"labels.txt","size":\d+"#, options: .regularExpression), "\(json)")
+        let size = try FileManager.default.attributesOfItem(atPath: labels)[.size] as? Int ?? 0
+        json.replaceSubrange(entry, with: #""digest":"\#(changed)","path":"labels.txt","size":\#(size)"#)
+        try TestSupport.write(json, to: index)
+        let rewritten = try refused(arguments, key: home + "/key.pem.pub")
+        #expect(rewritten.contains("does not match the files") && rewritten.contains("labels.txt"), "\(rewritten)")
+
+        // An image of an unsigned artifact carries nothing to check.
+        try TestSupport.write(
+            try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8).replacingOccurrences(of: "version: 1.0.0", with: "version: 1.0.1"),
+            to: model + "/vessel.yaml")
+        #expect(try TestSupport.vessel(["pack", model, "--no-test"], home: home).status == 0)
+        let bare = try rootFilesystem("iris:1.0.1", home: home, into: home + "/unsigned")
+        let unsigned = try refused(["--verify-files", bare + "/vessel/model.json", "iris=" + bare], key: home + "/key.pem.pub")
+        #expect(unsigned.contains("carries no signature of its files: sign the artifact (vessel sign) before building the image"), "\(unsigned)")
     }
 }

@@ -13,8 +13,18 @@ final class ServeProcess: @unchecked Sendable {
     private var errorsClosed = false
 
     init(_ arguments: [String], home: String) throws {
-        process.executableURL = URL(fileURLWithPath: TestSupport.vesselBinary)
-        process.arguments = ["serve", "--port", "0", "--home", home] + arguments
+        try start(binary: TestSupport.vesselBinary, ["serve", "--port", "0", "--home", home] + arguments, environment: [:])
+    }
+
+    /// The image runtime (`vessel-runtime serve`), with `environment` added to this one.
+    init(runtime arguments: [String], environment: [String: String]) throws {
+        try start(binary: TestSupport.vesselBinary + "-runtime", ["serve", "--port", "0"] + arguments, environment: environment)
+    }
+
+    private func start(binary: String, _ arguments: [String], environment: [String: String]) throws {
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = errors
         process.standardOutput = output
         errors.fileHandleForReading.readabilityHandler = { [weak self] handle in

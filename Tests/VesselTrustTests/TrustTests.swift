@@ -9,15 +9,6 @@ import VesselTestSupport
 /// makes verify with `openssl pkeyutl`/`dgst`, and every tampering is refused with its reason.
 @Suite("keys, DSSE envelopes and Sigstore bundles")
 struct TrustTests {
-    @Test("DSSE's pre-authentication encoding is the spec's, byte for byte")
-    func pae() {
-        // The DSSE v1 protocol document's example: type "http://example.com/HelloWorld", body "hello world".
-        let encoded = DSSE.pae(type: "http://example.com/HelloWorld", payload: Array("hello world".utf8))
-        #expect(String(decoding: encoded, as: UTF8.self) == "DSSEv1 29 http://example.com/HelloWorld 11 hello world")
-        // Lengths are bytes, not characters.
-        #expect(String(decoding: DSSE.pae(type: "t", payload: Array("é".utf8)), as: UTF8.self) == "DSSEv1 1 t 2 é")
-    }
-
     @Test(
         "keys OpenSSL makes are read, and what Vessel signs verifies with OpenSSL",
         arguments: [
@@ -199,16 +190,5 @@ struct TrustTests {
         #expect(
             refusal { _ = try ModelSigningStatement.parse(Array(lying.utf8), source: "s") }
                 == "s: the statement's subject digest is not what its resources hash to")
-    }
-
-    @Test("a statement says which file differs from the artifact, and how")
-    func mismatch() {
-        let a = ModelSigningStatement(modelName: "m", resources: [.init(name: "a", sha256: [1]), .init(name: "b", sha256: [2])])
-        #expect(a.mismatch(with: a) == nil)
-        #expect(a.mismatch(with: .init(modelName: "m", resources: [.init(name: "a", sha256: [1])])) == "`b` is signed but not in the artifact")
-        #expect(a.mismatch(with: .init(modelName: "m", resources: a.resources + [.init(name: "c", sha256: [3])])) == "`c` is in the artifact but not signed")
-        #expect(
-            a.mismatch(with: .init(modelName: "m", resources: [.init(name: "a", sha256: [1]), .init(name: "b", sha256: [7])]))
-                == "`b` does not have the signed digest")
     }
 }

@@ -28,15 +28,21 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .customLong("require-signature"),
         help: ArgumentHelp(
-            "A public key (PEM): serve only artifacts in the store with a signature that verifies with it (`vessel sign`); anything else stops the server before it listens.",
+            "A public key (PEM): serve only artifacts in the store with a signature that verifies with it (`vessel sign`), or with --verify-files an image's files whose signature it carries; anything else stops the server before it listens.",
             valueName: "pub"))
     var requireSignature: String?
 
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let signatures = try requireSignature.map(checkSignatures) ?? [:]
         let index = try options.fileIndex()
+        // An image's files carry their signatures in the index; artifacts in the store beside them.
+        let signatures =
+            if let index {
+                try FileIndexSignature.require(index, keyPath: requireSignature, servedAs: try ServeOptions.splitAlias(models.first ?? "").alias)
+            } else {
+                try requireSignature.map(checkSignatures) ?? [:]
+            }
         try await options.serve(signatures: signatures) {
             guard let index else { return try models.map { try modelSource($0, store: store) } }
             guard models.count == 1, case let (alias, root) = try ServeOptions.splitAlias(models[0]), FileSystem.isDirectory(root) else {

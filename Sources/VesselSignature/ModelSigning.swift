@@ -1,5 +1,9 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import VesselStore
 import VesselTensor
 
@@ -16,42 +20,53 @@ public enum DSSE {
 /// A Sigstore bundle (v0.3, JSON) carrying a DSSE envelope and, for a key signature, the
 /// public key's hint — the shape `model_signing sign key` writes and `cosign` 3 reads.
 public struct SigstoreBundle: Codable, Sendable {
-    public static let mediaTypeV03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    public static let mediaTypeV03 = OCIMediaType.sigstoreBundle
 
-    public struct PublicKeyIdentifier: Codable, Sendable { public var hint: String? }
+    public struct PublicKeyIdentifier: Codable, Sendable {
+        public var hint: String?
+        package init(hint: String?) { self.hint = hint }
+    }
     public struct VerificationMaterial: Codable, Sendable {
         public var publicKey: PublicKeyIdentifier?
         public var tlogEntries: [JSONAny]?
+        package init(publicKey: PublicKeyIdentifier?, tlogEntries: [JSONAny]?) {
+            self.publicKey = publicKey
+            self.tlogEntries = tlogEntries
+        }
     }
     public struct Signature: Codable, Sendable {
         public var sig: String
         public var keyid: String?
+        package init(sig: String, keyid: String?) {
+            self.sig = sig
+            self.keyid = keyid
+        }
     }
     public struct Envelope: Codable, Sendable {
         public var payload: String
         public var payloadType: String
         public var signatures: [Signature]
+        package init(payload: String, payloadType: String, signatures: [Signature]) {
+            self.payload = payload
+            self.payloadType = payloadType
+            self.signatures = signatures
+        }
     }
 
     public var mediaType: String
     public var verificationMaterial: VerificationMaterial
     public var dsseEnvelope: Envelope?
 
+    package init(mediaType: String, verificationMaterial: VerificationMaterial, dsseEnvelope: Envelope?) {
+        self.mediaType = mediaType
+        self.verificationMaterial = verificationMaterial
+        self.dsseEnvelope = dsseEnvelope
+    }
+
     /// Any JSON value, kept opaque (transparency-log entries this build does not check).
     public struct JSONAny: Codable, Sendable {
         public init(from decoder: any Decoder) throws {}
         public func encode(to encoder: any Encoder) throws { var container = encoder.singleValueContainer(); try container.encodeNil() }
-    }
-
-    /// `statement` signed with `key` into a bundle.
-    public static func signing(statement: [UInt8], with key: SigningKey) throws -> SigstoreBundle {
-        let signature = try key.sign(DSSE.pae(type: DSSE.inTotoPayloadType, payload: statement))
-        return SigstoreBundle(
-            mediaType: mediaTypeV03,
-            verificationMaterial: VerificationMaterial(publicKey: PublicKeyIdentifier(hint: key.publicKey.hint), tlogEntries: []),
-            dsseEnvelope: Envelope(
-                payload: Base64.encode(statement), payloadType: DSSE.inTotoPayloadType,
-                signatures: [Signature(sig: Base64.encode(signature), keyid: "")]))
     }
 
     public static func parse(_ bytes: [UInt8], source: String) throws -> SigstoreBundle {
@@ -99,6 +114,10 @@ public struct ModelSigningStatement: Sendable, Equatable {
     public struct Resource: Sendable, Equatable {
         public var name: String
         public var sha256: [UInt8]
+        public init(name: String, sha256: [UInt8]) {
+            self.name = name
+            self.sha256 = sha256
+        }
     }
 
     public var modelName: String
@@ -177,7 +196,7 @@ public struct ModelSigningStatement: Sendable, Equatable {
         return parsed
     }
 
-    static func unhex(_ text: String) -> [UInt8]? {
+    package static func unhex(_ text: String) -> [UInt8]? {
         var out: [UInt8] = []
         var iterator = text.utf8.makeIterator()
         func nibble(_ c: UInt8) -> UInt8? {
