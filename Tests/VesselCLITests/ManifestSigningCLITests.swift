@@ -171,6 +171,18 @@ struct ManifestSigningCLITests {
         try TestSupport.flipByte(in: home + "/blobs/sha256/" + runtimeLayer.dropFirst(7), at: 100)
         let flipped = try TestSupport.vessel(["verify", "iris-image:1.0.0", "--key", home + "/key.pem.pub"], home: home)
         #expect(flipped.status != 0 && flipped.standardError.contains(String(runtimeLayer.dropFirst(7).prefix(12))), "\(flipped.standardError)")
+
+        // A manifest swapped for another image's under the same digest's name: refused before
+        // any signature is looked at, naming the manifest.
+        let modelCar = try #require(
+            (try JSONSerialization.jsonObject(
+                with: Data(try TestSupport.vessel(["inspect", "iris-modelcar:1.0.0", "--json"], home: home).standardOutput.utf8)) as? [String: Any])?[
+                    "digest"] as? String)
+        let manifestPath = home + "/blobs/sha256/" + digest.dropFirst(7)
+        try FileManager.default.removeItem(atPath: manifestPath)
+        try FileManager.default.copyItem(atPath: home + "/blobs/sha256/" + modelCar.dropFirst(7), toPath: manifestPath)
+        let swapped = try TestSupport.vessel(["verify", "iris-image:1.0.0", "--key", home + "/key.pem.pub"], home: home)
+        #expect(swapped.status != 0 && swapped.standardError.contains(String(digest.dropFirst(7).prefix(12))), "\(swapped.standardError)")
     }
 }
 
