@@ -129,8 +129,9 @@ public enum KubernetesManifests {
     }
 
     /// The server's container; `arguments` replace the image's command (the runtime image's
-    /// `serve` for a mounted model).
-    static func container(_ input: Input, name: String, arguments: [String]? = nil, modelVolume: Bool = false) -> YAML {
+    /// `serve` for a mounted model). A serving runtime's container names no resources: KServe
+    /// takes each InferenceService's.
+    static func container(_ input: Input, name: String, arguments: [String]? = nil, modelVolume: Bool = false, withResources: Bool = true) -> YAML {
         var mounts: [YAML] = [.map([("name", .string("tmp")), ("mountPath", .string("/tmp"))])]
         if modelVolume {
             mounts.append(.map([("name", .string("model")), ("mountPath", .string(ImageBuilder.Mounted.path)), ("readOnly", .bool(true))]))
@@ -142,8 +143,8 @@ public enum KubernetesManifests {
             ]
                 + (arguments.map { [("args", .list($0.map { .string($0) }))] } ?? []) + [
                     ("ports", .list([.map([("name", .string("http")), ("containerPort", .int(input.port)), ("protocol", .string("TCP"))])])),
-                    ("env", .list([.map([("name", .string("VESSEL_PORT")), ("value", .string(String(input.port)))])])),
-                    ("resources", resources(input)),
+                    ("env", .list([.map([("name", .string("VESSEL_PORT")), ("value", .string(String(input.port)))])]))
+                ] + (withResources ? [("resources", resources(input))] : []) + [
                     // Loading (and checking every file) can take a while for a large model: the startup
                     // probe holds liveness off until the server answers at all.
                     ("startupProbe", probe("/v2/health/live", period: 2, failures: 150)),
@@ -165,12 +166,8 @@ public enum KubernetesManifests {
     /// A KServe ClusterServingRuntime for the runtime image: ONNX models over the Open Inference
     /// Protocol v2, served from /mnt/models under the InferenceService's name.
     static func servingRuntime(_ input: Input, mounted: Mounted) -> YAML {
-        var runtimeContainer = container(input, name: "kserve-container", arguments: ImageBuilder.Mounted.serveArguments(name: "{{.Name}}"))
-        // KServe mounts the model (and the resources of each InferenceService) itself.
-        if case .map(var fields) = runtimeContainer {
-            fields.removeAll { $0.0 == "resources" }
-            runtimeContainer = .map(fields)
-        }
+        let runtimeContainer = container(
+            input, name: "kserve-container", arguments: ImageBuilder.Mounted.serveArguments(name: "{{.Name}}"), withResources: false)
         return .map([
             ("apiVersion", .string("serving.kserve.io/v1alpha1")),
             ("kind", .string("ClusterServingRuntime")),

@@ -17,7 +17,11 @@ struct Image: ParsableCommand {
             it needs, then the artifact's own layers \
             (the same blobs, so a registry stores the weights once). Its entrypoint serves the model on 0.0.0.0:8080 as a \
             non-root user, checks every model file against the artifact before turning ready, and has a health check on \
-            /v2/health/ready. The same artifact and binary always give the same image digest.
+            /v2/health/ready. The same artifact and binary always give the same image digest. The artifact's files \
+            signatures (vessel sign, before this) go into the image's file index, for the runtime's --require-signature \
+            (or VESSEL_REQUIRE_SIGNATURE). SLSA provenance and a CycloneDX SBOM (the binary and each library with its \
+            Debian package, the runtime's Swift packages, the model's files) are attached to the image unless \
+            --no-attestations.
 
             --modelcar builds the model without the runtime instead, for KServe's ModelCar (storageUri: oci://…) or a \
             Kubernetes image volume: the artifact's layers and file index, /models linking to the image's root, and a static \

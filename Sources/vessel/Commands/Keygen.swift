@@ -82,13 +82,15 @@ func loadVerifyingKey(_ path: String) throws -> VerifyingKey {
 struct Sign: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Sign a model artifact or an image, and attach the signatures to it in the store: its manifest digest as cosign does, and an artifact's files (OpenSSF Model Signing v1.0) and attached provenance and SBOM.",
+            "Sign a model artifact or an image, and attach the signatures to it in the store: its manifest digest as cosign does, an artifact's files (OpenSSF Model Signing v1.0), and the provenance and SBOM attached to either.",
         discussion: """
-            The manifest signature is cosign 3's Sigstore bundle (an in-toto statement of predicate type \
-            https://sigstore.dev/cosign/sign/v1 over the manifest digest, DSSE-signed), attached as an OCI 1.1 referrer the way \
-            cosign attaches it, which is what sigstore's policy-controller checks (see `vessel deploy --kubernetes --signed-by`). \
-            The files signature lists every file `vessel unpack` writes with its SHA-256, so `model_signing verify key` accepts the \
-            unpacked directory. `vessel verify REF --key PUB` checks both against the store.
+            The manifest digest is signed twice, as cosign signs it: cosign 3's Sigstore bundle (an in-toto statement of \
+            predicate type https://sigstore.dev/cosign/sign/v1, DSSE-signed, attached as an OCI 1.1 referrer with cosign's \
+            annotations), and cosign's tag form (a simple-signing payload, which `vessel push` also puts under the tag \
+            sha256-<hex>.sig), the one sigstore's policy-controller checks for a key (see `vessel deploy --kubernetes \
+            --signed-by`). The files signature lists every file `vessel unpack` writes with its SHA-256, so `model_signing \
+            verify key` accepts the unpacked directory; sign before `vessel image`, and the image carries it for its runtime's \
+            own check. `vessel verify REF --key PUB` checks them all against the store.
             """
     )
 
