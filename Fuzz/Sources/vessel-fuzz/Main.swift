@@ -18,7 +18,10 @@ func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<C
     // inputs are files: libFuzzer then runs just those, to reproduce a crash.
     let inputs = arguments.dropFirst().compactMap { $0.map { String(cString: $0) } }.filter { !$0.hasPrefix("-") }
     let seeds = target.prepare()
-    if !inputs.contains(where: { RegularFileCheck.isRegularFile($0) }) {
+    if !inputs.contains(where: { path in
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+    }) {
         for directory in seeds { arguments.append(strdup(directory)) }
     }
     arguments.append(nil)
@@ -35,11 +38,4 @@ func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<C
 func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     FuzzTarget.selected.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
     return 0
-}
-
-enum RegularFileCheck {
-    static func isRegularFile(_ path: String) -> Bool {
-        var status = stat()
-        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
-    }
 }
