@@ -14,10 +14,6 @@ import onnx.defs as defs
 from onnx.defs import OpSchema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXED = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64", "tensor(int32)": "int32",
-         "tensor(string)": "string", "tensor(bool)": "bool", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
-
-
 DTYPES = {"float": "float32", "double": "float64"}
 TYPE_SETS = []
 
@@ -50,8 +46,8 @@ def labels(schema):
     result = []
     for formal in schema.inputs:
         type_str = formal.type_str
-        if type_str in FIXED:
-            label = "=" + FIXED[type_str]
+        if dtype(type_str):
+            label = "=" + dtype(type_str)
         elif type_str.startswith("tensor(") or type_str.startswith("seq(") or type_str.startswith("map("):
             label = ""
         else:

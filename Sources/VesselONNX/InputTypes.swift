@@ -9,12 +9,10 @@ import VesselTensor
 struct InputTypes: Sendable {
     /// Input positions that must hold one dtype.
     var groups: [[Int]] = []
-    /// Input positions and the dtype each must hold.
-    var fixed: [(index: Int, dtype: DType)] = []
-    /// Input positions and the dtypes their type variable allows.
+    /// Input positions and the dtypes their type variable allows (one, for a fixed type).
     var allowed: [(index: Int, dtypes: Set<DType>)] = []
 
-    var isEmpty: Bool { groups.isEmpty && fixed.isEmpty && allowed.isEmpty }
+    var isEmpty: Bool { groups.isEmpty && allowed.isEmpty }
 
     /// No ties (an operator of another domain, or one whose inputs are independent).
     init() {}
@@ -32,7 +30,7 @@ struct InputTypes: Sendable {
             if label.hasSuffix("...") { label.removeLast(3) }
             if label.isEmpty { continue }
             if label.hasPrefix("="), let dtype = DType(rawValue: String(label.dropFirst())) {
-                fixed.append((index, dtype))
+                allowed.append((index, [dtype]))
             } else if !label.hasPrefix("=") {
                 let parts = label.split(separator: "#")
                 byLabel[String(parts[0]), default: []].append(index)
@@ -50,11 +48,6 @@ struct InputTypes: Sendable {
                 throw node.invalid(
                     "input \(index) (`\(node.inputs[index])`) is \(input.dtype.rawValue); opset \(node.opset) of \(node.opType) takes \(dtypes.map(\.rawValue).sorted().joined(separator: ", ")) there"
                 )
-            }
-        }
-        for (index, dtype) in fixed where index < inputs.count {
-            if let input = inputs[index], input.dtype != dtype {
-                throw node.invalid("input \(index) (`\(node.inputs[index])`) is \(input.dtype.rawValue); \(node.opType) takes \(dtype.rawValue) there")
             }
         }
         for group in groups {

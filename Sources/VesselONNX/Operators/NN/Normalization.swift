@@ -60,7 +60,7 @@ extension KernelRegistry {
         let epsilon = Double(c.attributes.float("epsilon", default: 1e-5))
         let channels = x.rank > 1 ? x.shape[1] : 1
         let inner = x.rank > 2 ? x.shape[2...].reduce(1, *) : 1
-        try checkPerChannel([("scale", scale), ("B", bias), ("input_mean", mean), ("input_var", variance)], channels: channels, c)
+        try checkPerChannel([("scale", scale), ("B", bias), ("input_mean", mean), ("input_var", variance)], count: channels, c)
         let factors = (0..<channels).map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
         let offsets = (0..<channels).map { bias[$0] - mean[$0] * factors[$0] }
         if x.dtype == .float32 {
@@ -93,7 +93,7 @@ extension KernelRegistry {
         let scale = try c.input(i, 1).doubles(), bias = try c.input(i, 2).doubles()
         let epsilon = Double(c.attributes.float("epsilon", default: 1e-5))
         let channels = x.shape[1], inner = x.shape[2...].reduce(1, *)
-        try checkPerChannel([("scale", scale), ("B", bias)], channels: channels, c)
+        try checkPerChannel([("scale", scale), ("B", bias)], count: channels, c)
         var values = x.doubles()
         for group in 0..<(x.count / Swift.max(inner, 1)) {
             normalize(
@@ -149,13 +149,9 @@ extension KernelRegistry {
         let perGroup = channels / groups
         // Opset 18 gives scale and bias per group; 21 per channel.
         let perChannel = c.opset >= 21
-        if perChannel {
-            try checkPerChannel([("scale", scale), ("bias", bias)], channels: channels, c)
-        } else {
-            for (name, values) in [("scale", scale), ("bias", bias)] where values.count != groups {
-                throw c.invalid("\(name) has \(values.count) values for \(groups) groups (one per group before opset 21)")
-            }
-        }
+        try checkPerChannel(
+            [("scale", scale), ("bias", bias)], count: perChannel ? channels : groups,
+            unit: perChannel ? "channels" : "groups (one per group before opset 21)", c)
         var values = x.doubles()
         let size = perGroup * inner
         for block in 0..<(x.count / Swift.max(size, 1)) {
@@ -197,10 +193,11 @@ extension KernelRegistry {
     }
 }
 
-/// Per-channel parameters: exactly one value per channel each.
-func checkPerChannel(_ parameters: [(name: String, values: [Double])], channels: Int, _ c: KernelContext) throws {
-    for (name, values) in parameters where values.count != channels {
-        throw c.invalid("\(name) has \(values.count) values for \(channels) channels")
+/// Per-channel parameters: exactly `count` values each, one per channel (or per `unit`, such as
+/// groups).
+func checkPerChannel(_ parameters: [(name: String, values: [Double])], count: Int, unit: String = "channels", _ c: KernelContext) throws {
+    for (name, values) in parameters where values.count != count {
+        throw c.invalid("\(name) has \(values.count) values for \(count) \(unit)")
     }
 }
 
