@@ -14,8 +14,8 @@ struct CLITests {
         deinit { TestSupport.remove(directory) }
 
         @discardableResult
-        func vessel(_ arguments: String...) throws -> TestSupport.ProcessResult {
-            try TestSupport.vessel(arguments, home: home)
+        func vessel(_ arguments: String...) async throws -> TestSupport.ProcessResult {
+            try await TestSupport.vessel(arguments, home: home)
         }
 
         /// A copy of the bundled example in `model/`, its vessel.yaml passed through `edit`.
@@ -29,28 +29,28 @@ struct CLITests {
     }
 
     @Test("pack prints the reference and digest, and stays quiet on a pipe")
-    func packQuiet() throws {
+    func packQuiet() async throws {
         let scratch = try Scratch()
-        let result = try scratch.vessel("pack", TestSupport.exampleDirectory)
+        let result = try await scratch.vessel("pack", TestSupport.exampleDirectory)
         #expect(result.status == 0, "\(result.standardError)")
         #expect(result.standardError.isEmpty, "progress leaked onto a pipe: \(result.standardError)")
         let lines = result.standardOutput.split(separator: "\n")
         #expect(lines.first == "packed iris:1.0.0")
         #expect(lines.count == 3 && lines[1].hasPrefix("digest sha256:"), "\(lines)")
         #expect(lines.last?.hasPrefix("attached SLSA provenance and a CycloneDX SBOM") == true)
-        let list = try scratch.vessel("list")
+        let list = try await scratch.vessel("list")
         #expect(list.standardOutput.contains("iris:1.0.0"))
-        let verify = try scratch.vessel("verify", "iris:1.0.0")
+        let verify = try await scratch.vessel("verify", "iris:1.0.0")
         #expect(verify.status == 0)
         #expect(verify.standardOutput.contains("all digests match"))
     }
 
     @Test("on a terminal, pack draws progress with bytes, rate and completion")
-    func progressOnTerminal() throws {
+    func progressOnTerminal() async throws {
         let scratch = try Scratch()
         // `script` runs the command on a pseudo-terminal and records what it printed.
         let command = "VESSEL_HOME='\(scratch.home)' '\(TestSupport.vesselBinary)' pack '\(TestSupport.exampleDirectory)'"
-        let result = try TestSupport.run("script", ["-qec", command, "/dev/null"])
+        let result = try await TestSupport.run("script", ["-qec", command, "/dev/null"])
         #expect(result.status == 0, "\(result.standardOutput)")
         #expect(result.standardOutput.contains("model.onnx  617 B / 617 B"), "\(result.standardOutput)")
         #expect(result.standardOutput.contains("/s"))
@@ -59,14 +59,14 @@ struct CLITests {
     }
 
     @Test("a bad manifest prints every problem with file:line:column and exits non-zero")
-    func badManifest() throws {
+    func badManifest() async throws {
         let scratch = try Scratch()
         let (model, _) = try scratch.example {
             $0.replacingOccurrences(of: "      dtype: float32\n      shape: [batch, 4]", with: "      dtype: flaot32\n      shapes: [batch, 4]")
                 .replacingOccurrences(of: "file: labels.txt", with: "file: label.txt")
         }
         for command in ["validate", "pack"] {
-            let result = try scratch.vessel(command, model)
+            let result = try await scratch.vessel(command, model)
             #expect(result.status == 1)
             #expect(result.standardOutput.isEmpty)
             #expect(result.standardError.contains("errors in the manifest"))
@@ -78,14 +78,14 @@ struct CLITests {
             #expect(result.standardError.hasPrefix("3 errors in the manifest:"), "\(result.standardError)")
             #expect(!result.standardError.contains("which the signature does not have"))
         }
-        #expect(try scratch.vessel("list").standardOutput.contains("no artifacts"))
+        #expect(try await scratch.vessel("list").standardOutput.contains("no artifacts"))
     }
 
     @Test("inspect shows the signature and files, as text and JSON")
-    func inspect() throws {
+    func inspect() async throws {
         let scratch = try Scratch()
-        try scratch.vessel("pack", TestSupport.exampleDirectory, "-t", "team/iris:prod")
-        let text = try scratch.vessel("inspect", "team/iris:prod")
+        try await scratch.vessel("pack", TestSupport.exampleDirectory, "-t", "team/iris:prod")
+        let text = try await scratch.vessel("inspect", "team/iris:prod")
         #expect(text.status == 0)
         #expect(text.standardOutput.contains("input  X  float32[batch, 4]"))
         #expect(text.standardOutput.contains("model.onnx"))
@@ -93,7 +93,7 @@ struct CLITests {
         #expect(text.standardOutput.contains("served signature (what clients send and get):"), "\(text.standardOutput)")
         #expect(text.standardOutput.contains("output species  string[batch]"))
         #expect(text.standardOutput.contains("model signature (the graph's own"))
-        let json = try scratch.vessel("inspect", "team/iris:prod", "--json")
+        let json = try await scratch.vessel("inspect", "team/iris:prod", "--json")
         let report = try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any]
         #expect(report?["name"] as? String == "iris")
         #expect(report?["reference"] as? String == "team/iris:prod")
@@ -104,43 +104,43 @@ struct CLITests {
     }
 
     @Test("predict runs the whole pipeline on a directory and on a packed artifact, and names a bad input")
-    func predict() throws {
+    func predict() async throws {
         let scratch = try Scratch()
-        try scratch.vessel("pack", TestSupport.exampleDirectory, "-t", "iris:1")
+        try await scratch.vessel("pack", TestSupport.exampleDirectory, "-t", "iris:1")
         for target in [TestSupport.exampleDirectory, "iris:1"] {
-            let text = try scratch.vessel("predict", target, "-i", "X=[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]")
+            let text = try await scratch.vessel("predict", target, "-i", "X=[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]")
             #expect(text.status == 0, "\(text.standardError)")
             #expect(text.standardOutput.contains("species  string[2]\n[\"setosa\", \"virginica\"]"), "\(text.standardOutput)")
-            let json = try scratch.vessel("predict", target, "--input", "X=[[7.0,3.2,4.7,1.4]]", "--json")
+            let json = try await scratch.vessel("predict", target, "--input", "X=[[7.0,3.2,4.7,1.4]]", "--json")
             let body = try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any]
             let outputs = body?["outputs"] as? [[String: Any]]
             #expect(outputs?.last?["data"] as? [String] == ["versicolor"], "\(json.standardOutput)")
         }
-        let timed = try scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "X=[[5.1,3.5,1.4,0.2]]", "--repeat", "3")
+        let timed = try await scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "X=[[5.1,3.5,1.4,0.2]]", "--repeat", "3")
         #expect(timed.status == 0 && timed.standardError.contains("predict: 3 runs, p50 "), "\(timed.standardError)")
         // A picture for the digits example, as a file.
         let digits = TestSupport.packageRoot + "/Examples/digits"
-        let picture = try scratch.vessel("predict", digits, "-i", "image=@\(digits)/examples/9.jpg")
+        let picture = try await scratch.vessel("predict", digits, "-i", "image=@\(digits)/examples/9.jpg")
         #expect(picture.status == 0 && picture.standardOutput.contains("[\"nine\"]"), "\(picture.standardOutput) \(picture.standardError)")
-        let wrong = try scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "X=[[5.1,3.5,1.4]]")
+        let wrong = try await scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "X=[[5.1,3.5,1.4]]")
         #expect(wrong.status == 1 && wrong.standardError.contains("input `X`: expected shape [batch, 4], got [1, 3]"), "\(wrong.standardError)")
-        let unknown = try scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "Y=1")
+        let unknown = try await scratch.vessel("predict", TestSupport.exampleDirectory, "-i", "Y=1")
         #expect(unknown.status == 1 && unknown.standardError.contains("has no input `Y`; its inputs are X"))
     }
 
     @Test("a processing step that does not fit the model is an error at its line and column, and nothing is packed")
-    func stepDoesNotFit() throws {
+    func stepDoesNotFit() async throws {
         let scratch = try Scratch()
         let (model, yaml) = try scratch.example { $0.replacingOccurrences(of: "postprocess:\n", with: "postprocess:\n  - {type: softmax, output: label}\n") }
         let line = yaml.components(separatedBy: "\n").firstIndex { $0.contains("type: softmax") }! + 1
         for command in ["validate", "pack"] {
-            let result = try scratch.vessel(command, model)
+            let result = try await scratch.vessel(command, model)
             #expect(result.status == 1)
             #expect(
                 result.standardError.contains("vessel.yaml:\(line):5: error: postprocess step 1 (`softmax`): takes a floating-point tensor; `label` is int64"),
                 "\(result.standardError)")
         }
-        #expect(try scratch.vessel("list").standardOutput.contains("no artifacts"))
+        #expect(try await scratch.vessel("list").standardOutput.contains("no artifacts"))
     }
 
     @Test(
@@ -153,62 +153,62 @@ struct CLITests {
             (["pack", "/nonexistent-dir"], "cannot read vessel.yaml"),
             (["export", "nothing:here", "-o", "/tmp/x.tar"], "no artifact")
         ])
-    func errors(_ arguments: [String], _ message: String) throws {
+    func errors(_ arguments: [String], _ message: String) async throws {
         let scratch = try Scratch()
-        let result = try TestSupport.vessel(arguments, home: scratch.home)
+        let result = try await TestSupport.vessel(arguments, home: scratch.home)
         #expect(result.status != 0)
         #expect(result.standardError.contains(message), "\(result.standardError)")
     }
 
     @Test("verify fails on a tampered blob and names it")
-    func verifyTampered() throws {
+    func verifyTampered() async throws {
         let scratch = try Scratch()
-        try scratch.vessel("pack", TestSupport.exampleDirectory)
+        try await scratch.vessel("pack", TestSupport.exampleDirectory)
         let store = try Store(root: scratch.home)
         let descriptor = try store.resolve(Reference(parsing: "iris:1.0.0"))
         let model = try store.closure(of: descriptor).first { $0.annotations?[OCIAnnotation.title] == "model.onnx" }!
         try TestSupport.flipByte(in: store.blobPath(model.digest), at: 100)
-        let result = try scratch.vessel("verify", "iris:1.0.0")
+        let result = try await scratch.vessel("verify", "iris:1.0.0")
         #expect(result.status == 1)
         #expect(result.standardError.contains(model.digest.description))
         #expect(result.standardError.contains("model.onnx"))
-        #expect(try scratch.vessel("unpack", "iris:1.0.0", scratch.directory + "/out").status == 1)
+        #expect(try await scratch.vessel("unpack", "iris:1.0.0", scratch.directory + "/out").status == 1)
     }
 
     @Test("export, import into an empty store, unpack, tag, rm and gc")
-    func lifecycle() throws {
+    func lifecycle() async throws {
         let scratch = try Scratch()
-        try scratch.vessel("pack", TestSupport.exampleDirectory)
+        try await scratch.vessel("pack", TestSupport.exampleDirectory)
         let archive = scratch.directory + "/iris.tar"
-        #expect(try scratch.vessel("export", "iris:1.0.0", "-o", archive).status == 0)
-        #expect(try TestSupport.run("skopeo", ["inspect", "--raw", "oci-archive:\(archive)"]).status == 0)
+        #expect(try await scratch.vessel("export", "iris:1.0.0", "-o", archive).status == 0)
+        #expect(try await TestSupport.run("skopeo", ["inspect", "--raw", "oci-archive:\(archive)"]).status == 0)
         let other = scratch.directory + "/other"
-        let imported = try TestSupport.vessel(["import", archive], home: other)
+        let imported = try await TestSupport.vessel(["import", archive], home: other)
         #expect(imported.status == 0, "\(imported.standardError)")
         #expect(imported.standardOutput.hasPrefix("imported iris:1.0.0"))
-        #expect(try TestSupport.vessel(["verify", "iris:1.0.0"], home: other).status == 0)
+        #expect(try await TestSupport.vessel(["verify", "iris:1.0.0"], home: other).status == 0)
         let out = scratch.directory + "/unpacked"
-        #expect(try TestSupport.vessel(["unpack", "iris:1.0.0", out], home: other).status == 0)
-        #expect(try TestSupport.run("diff", ["-r", TestSupport.exampleDirectory, out, "-x", "make_model.py"]).status == 0)
-        let again = try TestSupport.vessel(["unpack", "iris:1.0.0", out], home: other)
+        #expect(try await TestSupport.vessel(["unpack", "iris:1.0.0", out], home: other).status == 0)
+        #expect(try await TestSupport.run("diff", ["-r", TestSupport.exampleDirectory, out, "-x", "make_model.py"]).status == 0)
+        let again = try await TestSupport.vessel(["unpack", "iris:1.0.0", out], home: other)
         #expect(again.status == 1)
         #expect(again.standardError.contains("--force"))
-        #expect(try scratch.vessel("tag", "iris:1.0.0", "iris:prod").status == 0)
-        #expect(try scratch.vessel("rm", "iris:1.0.0").standardOutput == "removed iris:1.0.0\n")
-        #expect(try scratch.vessel("gc").standardOutput.hasPrefix("removed 0 blob(s)"))
-        #expect(try scratch.vessel("rm", "iris:prod").status == 0)
+        #expect(try await scratch.vessel("tag", "iris:1.0.0", "iris:prod").status == 0)
+        #expect(try await scratch.vessel("rm", "iris:1.0.0").standardOutput == "removed iris:1.0.0\n")
+        #expect(try await scratch.vessel("gc").standardOutput.hasPrefix("removed 0 blob(s)"))
+        #expect(try await scratch.vessel("rm", "iris:prod").status == 0)
         // The artifact's 6 blobs, and what pack attached: the provenance and the SBOM, their two
         // referrer manifests and the empty config those share.
-        #expect(try scratch.vessel("gc").standardOutput.hasPrefix("removed 11 blob(s)"))
+        #expect(try await scratch.vessel("gc").standardOutput.hasPrefix("removed 11 blob(s)"))
     }
 
     @Test("kill -9 at any moment of a pack leaves no partial blob or tag, and the next pack works")
-    func crashSafety() throws {
+    func crashSafety() async throws {
         let scratch = try Scratch()
         // 256 MiB of weights, so a pack takes long enough to be interrupted in every phase.
-        let model = try FaultTests.bigModel(in: scratch.directory, megabytes: 256)
+        let model = try await FaultTests.bigModel(in: scratch.directory, megabytes: 256)
         // A tag that exists before the crashes must survive them.
-        try scratch.vessel("pack", TestSupport.exampleDirectory, "-t", "iris:before")
+        try await scratch.vessel("pack", TestSupport.exampleDirectory, "-t", "iris:before")
 
         for delay in [0.005, 0.05, 0.15, 0.3, 0.5, 0.8, 1.2] {
             try FaultTests.killed(["pack", model, "-t", "big:1"], home: scratch.home, after: delay)
@@ -216,13 +216,13 @@ struct CLITests {
         }
         let store = try Store(root: scratch.home)
         _ = try store.verify(store.resolve(Reference(parsing: "iris:before")))
-        let pack = try scratch.vessel("pack", model, "-t", "big:1")
+        let pack = try await scratch.vessel("pack", model, "-t", "big:1")
         #expect(pack.status == 0, "\(pack.standardError)")
-        #expect(try scratch.vessel("verify", "big:1").status == 0)
-        let gc = try scratch.vessel("gc")
+        #expect(try await scratch.vessel("verify", "big:1").status == 0)
+        let gc = try await scratch.vessel("gc")
         #expect(gc.status == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.home + "/tmp").isEmpty)
-        #expect(try scratch.vessel("verify", "big:1").status == 0)
+        #expect(try await scratch.vessel("verify", "big:1").status == 0)
     }
 
     /// Every visible blob is complete (its content hashes to its name) and every tag resolves to

@@ -9,10 +9,10 @@ import VesselTestSupport
 @Suite("faults")
 struct FaultTests {
     /// A copy of the bundled example with `megabytes` of random weights added.
-    static func bigModel(in directory: String, megabytes: Int, name: String = "big") throws -> String {
+    static func bigModel(in directory: String, megabytes: Int, name: String = "big") async throws -> String {
         let model = directory + "/" + name
         try TestSupport.copyExample(to: model)
-        let head = try TestSupport.run("sh", ["-c", "head -c \(megabytes << 20) /dev/urandom > '\(model)/weights.bin'"])
+        let head = try await TestSupport.run("sh", ["-c", "head -c \(megabytes << 20) /dev/urandom > '\(model)/weights.bin'"])
         #expect(head.status == 0)
         var yaml = try String(contentsOfFile: model + "/vessel.yaml", encoding: .utf8)
         yaml = yaml.replacingOccurrences(of: "  - path: README.md\n", with: "  - path: weights.bin\n    role: weights\n  - path: README.md\n")
@@ -36,10 +36,10 @@ struct FaultTests {
     }
 
     @Test("a disk that fills up mid-pack: a clear error naming it, nothing partial kept, and the store still verifies and takes the next pack")
-    func diskFull() throws {
+    func diskFull() async throws {
         let directory = try TestSupport.makeTemporaryDirectory("disk-full")
         defer { TestSupport.remove(directory) }
-        let model = try Self.bigModel(in: directory, megabytes: 48)
+        let model = try await Self.bigModel(in: directory, megabytes: 48)
         let home = directory + "/home"
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         // A 32 MiB filesystem of its own for the store, in a private mount namespace (root here;
@@ -59,7 +59,7 @@ struct FaultTests {
             rm '\(model)/weights.bin' && head -c 1048576 /dev/urandom > '\(model)/weights.bin'
             '\(vessel)' pack '\(model)' --no-test -t big:1 > /dev/null && '\(vessel)' verify big:1 > /dev/null && echo "smaller pack verifies"
             """
-        let run = try TestSupport.run("unshare", ["-rm", "sh", "-c", script])
+        let run = try await TestSupport.run("unshare", ["-rm", "sh", "-c", script])
         if run.status == 90 || run.standardError.contains("unshare failed") {
             Issue.record("cannot mount a small filesystem here (unshare -rm + mount tmpfs): \(run.standardError)")
             return
@@ -74,16 +74,16 @@ struct FaultTests {
     }
 
     @Test("kill -9 at any moment of an import or a gc leaves nothing partial, and everything listed verifies")
-    func killedImportAndGC() throws {
+    func killedImportAndGC() async throws {
         let directory = try TestSupport.makeTemporaryDirectory("kill-import")
         defer { TestSupport.remove(directory) }
         let source = directory + "/source"
-        let model = try Self.bigModel(in: directory, megabytes: 96)
-        #expect(try TestSupport.vessel(["pack", model, "--no-test", "-t", "big:1"], home: source).status == 0)
-        #expect(try TestSupport.vessel(["export", "big:1", "-o", directory + "/big.tar"], home: source).status == 0)
+        let model = try await Self.bigModel(in: directory, megabytes: 96)
+        #expect(try await TestSupport.vessel(["pack", model, "--no-test", "-t", "big:1"], home: source).status == 0)
+        #expect(try await TestSupport.vessel(["export", "big:1", "-o", directory + "/big.tar"], home: source).status == 0)
 
         let home = directory + "/home"
-        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
         var generator = SplitMix(seed: 20261205)
         var kills = 0
         for _ in 0..<20 {
@@ -92,35 +92,36 @@ struct FaultTests {
             try CLITests.checkInvariants(home: home, after: delay)
             kills += 1
         }
-        #expect(try TestSupport.vessel(["import", directory + "/big.tar"], home: home).status == 0)
-        #expect(try TestSupport.vessel(["verify", "big:1"], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["import", directory + "/big.tar"], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["verify", "big:1"], home: home).status == 0)
         // gc with work to do: the big artifact's blobs, untagged.
         for _ in 0..<20 {
-            #expect(try TestSupport.vessel(["tag", "big:1", "big:kept"], home: home).status == 0 || kills > 0)
-            _ = try TestSupport.vessel(["rm", "big:kept"], home: home)
-            _ = try TestSupport.vessel(["rm", "big:1"], home: home)
+            #expect(try await TestSupport.vessel(["tag", "big:1", "big:kept"], home: home).status == 0 || kills > 0)
+            _ = try await TestSupport.vessel(["rm", "big:kept"], home: home)
+            _ = try await TestSupport.vessel(["rm", "big:1"], home: home)
             let delay = Double(generator.next() % 60) / 1000
             try Self.killed(["gc"], home: home, after: delay)
             try CLITests.checkInvariants(home: home, after: delay)
             kills += 1
-            _ = try TestSupport.vessel(["import", directory + "/big.tar"], home: home)
+            _ = try await TestSupport.vessel(["import", directory + "/big.tar"], home: home)
         }
         #expect(kills == 40)
-        #expect(try TestSupport.vessel(["verify", "iris:1.0.0"], home: home).status == 0)
-        #expect(try TestSupport.vessel(["verify", "big:1"], home: home).status == 0)
-        let gc = try TestSupport.vessel(["gc"], home: home)
+        #expect(try await TestSupport.vessel(["verify", "iris:1.0.0"], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["verify", "big:1"], home: home).status == 0)
+        let gc = try await TestSupport.vessel(["gc"], home: home)
         #expect(gc.status == 0, "\(gc.standardError)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: home + "/tmp").isEmpty, "temporaries of killed writers are reclaimed")
     }
 
     @Test("three packs and a gc into one store at once all finish, and every artifact verifies")
-    func concurrentWriters() throws {
+    func concurrentWriters() async throws {
         let directory = try TestSupport.makeTemporaryDirectory("concurrent")
         defer { TestSupport.remove(directory) }
         let home = directory + "/home"
-        let models = try (1...3).map { try Self.bigModel(in: directory, megabytes: 24, name: "model\($0)") }
-        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test", "-t", "old:1"], home: home).status == 0)
-        #expect(try TestSupport.vessel(["rm", "old:1"], home: home).status == 0)
+        var models: [String] = []
+        for number in 1...3 { models.append(try await Self.bigModel(in: directory, megabytes: 24, name: "model\(number)")) }
+        #expect(try await TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test", "-t", "old:1"], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["rm", "old:1"], home: home).status == 0)
         var processes: [(Process, Pipe)] = []
         for arguments in models.map({ ["pack", $0, "--no-test"] }) + [["gc"]] {
             let process = Process(), errors = Pipe()
@@ -138,7 +139,7 @@ struct FaultTests {
             #expect(process.terminationStatus == 0, "\(process.arguments ?? []): \(text)")
         }
         for index in 1...3 {
-            #expect(try TestSupport.vessel(["verify", "model\(index):1.0.0"], home: home).status == 0)
+            #expect(try await TestSupport.vessel(["verify", "model\(index):1.0.0"], home: home).status == 0)
         }
         try CLITests.checkInvariants(home: home, after: 0)
     }

@@ -7,13 +7,13 @@ import VesselTestSupport
 @Suite("vessel image and vessel test --in-image")
 struct ImageCLITests {
     @Test("the digits image decodes pictures inside the container: its examples (a PNG, a JPEG) pass in the image as outside it")
-    func imageModelInImage() throws {
+    func imageModelInImage() async throws {
         let home = try TestSupport.makeTemporaryDirectory("digits-image-home")
         defer { TestSupport.remove(home) }
-        let packed = try TestSupport.vessel(["pack", TestSupport.packageRoot + "/Examples/digits"], home: home)
+        let packed = try await TestSupport.vessel(["pack", TestSupport.packageRoot + "/Examples/digits"], home: home)
         #expect(packed.status == 0, "\(packed.standardError)")
         // The image carries the decoders' shared libraries (libturbojpeg, libpng16, libwebp).
-        let tested = try TestSupport.vessel(["test", "digits:1.0.0", "--in-image"], home: home)
+        let tested = try await TestSupport.vessel(["test", "digits:1.0.0", "--in-image"], home: home)
         #expect(tested.status == 0, "\(tested.standardOutput) \(tested.standardError)")
         #expect(tested.standardOutput.contains("9 output(s) of the examples passed"), "\(tested.standardOutput)")
     }
@@ -21,16 +21,16 @@ struct ImageCLITests {
     @Test(
         "the minilm image tokenizes text inside the container: its examples (served text in, the model's three inputs made there) pass in the image as outside it"
     )
-    func textModelInImage() throws {
+    func textModelInImage() async throws {
         let home = try TestSupport.makeTemporaryDirectory("minilm-image-home")
         defer { TestSupport.remove(home) }
-        let packed = try TestSupport.vessel(["pack", TestSupport.packageRoot + "/Examples/minilm"], home: home)
+        let packed = try await TestSupport.vessel(["pack", TestSupport.packageRoot + "/Examples/minilm"], home: home)
         #expect(packed.status == 0, "\(packed.standardError)")
-        let tested = try TestSupport.vessel(["test", "minilm:1.0.0", "--in-image"], home: home)
+        let tested = try await TestSupport.vessel(["test", "minilm:1.0.0", "--in-image"], home: home)
         #expect(tested.status == 0, "\(tested.standardOutput) \(tested.standardError)")
         #expect(tested.standardOutput.contains("2 output(s) of the examples passed"), "\(tested.standardOutput)")
         // vessel predict, the other entry: text in, the same vector as examples/sentences.npy's first row.
-        let predicted = try TestSupport.vessel(["predict", "minilm:1.0.0", "-i", #"text=["A man is eating food."]"#, "--json"], home: home)
+        let predicted = try await TestSupport.vessel(["predict", "minilm:1.0.0", "-i", #"text=["A man is eating food."]"#, "--json"], home: home)
         #expect(predicted.status == 0, "\(predicted.standardError)")
         let object = try JSONSerialization.jsonObject(with: Data(predicted.standardOutput.utf8)) as? [String: Any]
         let vector = ((object?["outputs"] as? [[String: Any]])?.first?["data"] as? [Double]) ?? []
@@ -43,32 +43,32 @@ struct ImageCLITests {
     }
 
     @Test("the image of the bundled example runs its examples inside bubblewrap and chroot, and stops cleanly")
-    func inImage() throws {
+    func inImage() async throws {
         let home = try TestSupport.makeTemporaryDirectory("image-home")
         defer { TestSupport.remove(home) }
-        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["pack", TestSupport.exampleDirectory], home: home).status == 0)
         let archive = home + "/iris-image.tar"
-        let built = try TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:1.0.0", "-o", archive], home: home)
+        let built = try await TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:1.0.0", "-o", archive], home: home)
         #expect(built.status == 0, "\(built.standardError)")
         #expect(built.standardOutput.contains("built iris-image:1.0.0 sha256:"))
         #expect(built.standardOutput.contains("shared with iris:1.0.0"))
         // The image ships the serve-only runtime binary built beside vessel.
         #expect(built.standardOutput.contains("binary:        \(TestSupport.vesselBinary)-runtime"), "\(built.standardOutput)")
         // The archive loads as an image in skopeo.
-        let inspect = try TestSupport.run("skopeo", ["inspect", "oci-archive:\(archive)"])
+        let inspect = try await TestSupport.run("skopeo", ["inspect", "oci-archive:\(archive)"])
         #expect(inspect.status == 0, "\(inspect.standardError)")
         #expect(inspect.standardOutput.contains("\"Architecture\": \"amd64\""))
         // The image verifies like an artifact, and lists as an image.
-        #expect(try TestSupport.vessel(["verify", "iris-image:1.0.0"], home: home).status == 0)
-        #expect(try TestSupport.vessel(["list"], home: home).standardOutput.contains("iris-image:1.0.0"))
-        let inspected = try TestSupport.vessel(["inspect", "iris-image:1.0.0"], home: home)
+        #expect(try await TestSupport.vessel(["verify", "iris-image:1.0.0"], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["list"], home: home).standardOutput.contains("iris-image:1.0.0"))
+        let inspected = try await TestSupport.vessel(["inspect", "iris-image:1.0.0"], home: home)
         #expect(inspected.status == 0, "\(inspected.standardError)")
         #expect(inspected.standardOutput.contains("entrypoint  /vessel/bin/vessel serve --verify-files /vessel/model.json /"))
         #expect(inspected.standardOutput.contains("user        65532:65532    ports 8080/tcp"))
         #expect(inspected.standardOutput.contains("model.onnx"))
 
         for runtime in ["bwrap", "chroot"] {
-            let tested = try TestSupport.vessel(["test", "iris-image:1.0.0", "--in-image", "--runtime", runtime], home: home)
+            let tested = try await TestSupport.vessel(["test", "iris-image:1.0.0", "--in-image", "--runtime", runtime], home: home)
             #expect(tested.status == 0, "\(runtime): \(tested.standardOutput) \(tested.standardError)")
             #expect(tested.standardOutput.contains("in-image: \(runtime)"))
             #expect(tested.standardOutput.contains("health check passed"))
@@ -76,13 +76,13 @@ struct ImageCLITests {
             #expect(tested.standardOutput.contains("stopped with SIGTERM, exit 0"))
         }
         // Asking for an artifact builds its image on the way.
-        let fromArtifact = try TestSupport.vessel(["test", "iris:1.0.0", "--in-image"], home: home)
+        let fromArtifact = try await TestSupport.vessel(["test", "iris:1.0.0", "--in-image"], home: home)
         #expect(fromArtifact.status == 0, "\(fromArtifact.standardError)")
         #expect(fromArtifact.standardOutput.contains("built image sha256:"))
     }
 
     @Test("--verify-files: a model file that differs from the artifact keeps the model from turning ready")
-    func verifyFiles() throws {
+    func verifyFiles() async throws {
         let home = try TestSupport.makeTemporaryDirectory("verify-home")
         defer { TestSupport.remove(home) }
         let model = try TestSupport.copyExample(to: home + "/model")
@@ -98,33 +98,33 @@ struct ImageCLITests {
         #expect(try LoopbackClient.request("GET", port: port, path: "/v2/health/ready").status == 503)
         #expect(try LoopbackClient.request("GET", port: port, path: "/v2/health/live").status == 200)
 
-        let bad = try TestSupport.vessel(["serve", "--verify-files", home + "/missing.json", model], home: home)
+        let bad = try await TestSupport.vessel(["serve", "--verify-files", home + "/missing.json", model], home: home)
         #expect(bad.status != 0)
         #expect(bad.standardError.contains("cannot read --verify-files"))
 
         // The runtime binary has no YAML parser: an index without the manifest (an image built
         // before it carried one) is refused at once, naming what to do; no index at all too.
         let runtime = TestSupport.vesselBinary + "-runtime"
-        let old = try TestSupport.run(runtime, ["serve", "--verify-files", home + "/index.json", model])
+        let old = try await TestSupport.run(runtime, ["serve", "--verify-files", home + "/index.json", model])
         #expect(old.status != 0)
         #expect(old.standardError.contains("carries no manifest"), "\(old.standardError)")
-        let none = try TestSupport.run(runtime, ["serve", model])
+        let none = try await TestSupport.run(runtime, ["serve", model])
         #expect(none.status != 0)
         #expect(none.standardError.contains("--verify-files"), "\(none.standardError)")
     }
 
     @Test("the runtime binary references nothing from full Foundation (so no ICU data in a static build)")
-    func runtimeLinksFoundationEssentialsOnly() throws {
-        func undefined(_ binary: String) throws -> [Substring] {
-            let result = try TestSupport.run("nm", ["-D", "--undefined-only", binary])
+    func runtimeLinksFoundationEssentialsOnly() async throws {
+        func undefined(_ binary: String) async throws -> [Substring] {
+            let result = try await TestSupport.run("nm", ["-D", "--undefined-only", binary])
             #expect(result.status == 0, "\(result.standardError)")
             return result.standardOutput.split(separator: "\n")
         }
         // Swift symbols of the module `Foundation` are mangled `$s10Foundation…`; FoundationEssentials'
         // are `$s20FoundationEssentials…`. The full vessel uses Foundation, which shows the check can fail.
-        let full = try undefined(TestSupport.vesselBinary)
+        let full = try await undefined(TestSupport.vesselBinary)
         #expect(full.contains { $0.contains("$s10Foundation") })
-        let runtime = try undefined(TestSupport.vesselBinary + "-runtime")
+        let runtime = try await undefined(TestSupport.vesselBinary + "-runtime")
         #expect(!runtime.isEmpty)
         let foundation = runtime.filter { $0.contains("$s10Foundation") || $0.lowercased().contains("icu") }
         #expect(foundation.isEmpty, "\(foundation.prefix(10))")
@@ -134,7 +134,7 @@ struct ImageCLITests {
 @Suite("vessel deploy --kubernetes")
 struct DeployCLITests {
     @Test("Deployment, Service and InferenceService parse, pin the image by digest, probe the OIP health endpoints, and carry the resources")
-    func kubernetes() throws {
+    func kubernetes() async throws {
         let home = try TestSupport.makeTemporaryDirectory("deploy-home")
         defer { TestSupport.remove(home) }
         let model = try TestSupport.copyExample(to: home + "/model")
@@ -142,12 +142,12 @@ struct DeployCLITests {
         yaml = yaml.replacingOccurrences(
             of: "\nserving:\n", with: "\nserving:\n  replicas: 3\n  resources:\n    cpu: 500m\n    memory: 1Gi\n    cpu_limit: 2\n")
         try TestSupport.write(yaml, to: model + "/vessel.yaml")
-        #expect(try TestSupport.vessel(["pack", model, "--no-test"], home: home).status == 0)
-        let built = try TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:1.0.0", "--binary", "/usr/bin/true"], home: home)
+        #expect(try await TestSupport.vessel(["pack", model, "--no-test"], home: home).status == 0)
+        let built = try await TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:1.0.0", "--binary", "/usr/bin/true"], home: home)
         #expect(built.status == 0, "\(built.standardError)")
         let digest = try #require(built.standardOutput.split(separator: " ").first { $0.hasPrefix("sha256:") }.map { String($0.prefix(71)) })
 
-        let result = try TestSupport.vessel(
+        let result = try await TestSupport.vessel(
             ["deploy", "iris:1.0.0", "--kubernetes", "--image", "registry.example.com/ml/iris", "--namespace", "ml"], home: home)
         #expect(result.status == 0, "\(result.standardError)")
         let documents = try Yams.load_all(yaml: result.standardOutput).compactMap { $0 as? [String: Any] }
@@ -194,10 +194,10 @@ struct DeployCLITests {
 
         // A bad quantity is a manifest error with its place.
         try TestSupport.write(yaml.replacingOccurrences(of: "memory: 1Gi", with: "memory: lots"), to: model + "/vessel.yaml")
-        let invalid = try TestSupport.vessel(["validate", model], home: home)
+        let invalid = try await TestSupport.vessel(["validate", model], home: home)
         #expect(invalid.status != 0)
         #expect(invalid.standardError.contains("`serving.resources.memory` `lots` is not a Kubernetes quantity"), "\(invalid.standardError)")
-        let noTarget = try TestSupport.vessel(["deploy", "iris:1.0.0"], home: home)
+        let noTarget = try await TestSupport.vessel(["deploy", "iris:1.0.0"], home: home)
         #expect(noTarget.status != 0)
         #expect(noTarget.standardError.contains("--kubernetes"))
     }
@@ -205,25 +205,25 @@ struct DeployCLITests {
     @Test(
         "--autoscale, --min-available and --service-monitor add an HPA on CPU and queued requests, a PDB and a ServiceMonitor; kubernetes-validate --strict accepts every core kind, and the published CRD schemas the KServe and Prometheus-operator kinds"
     )
-    func scaling() throws {
+    func scaling() async throws {
         let home = try TestSupport.makeTemporaryDirectory("deploy-scale")
         defer { TestSupport.remove(home) }
-        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
-        #expect(try TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:1.0.0", "--binary", "/usr/bin/true"], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:1.0.0", "--binary", "/usr/bin/true"], home: home).status == 0)
         let validator = TestSupport.packageRoot + "/.build/venv/bin/kubernetes-validate"
         for extra in [[], ["--autoscale", "2:8", "--queue-target", "4", "--cpu-target", "60", "--min-available", "1", "--service-monitor"]] {
-            let result = try TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes", "--image", "registry.example.com/ml/iris"] + extra, home: home)
+            let result = try await TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes", "--image", "registry.example.com/ml/iris"] + extra, home: home)
             #expect(result.status == 0, "\(result.standardError)")
             try TestSupport.write(result.standardOutput, to: home + "/manifests.yaml")
             // Kubernetes' own OpenAPI schemas (1.37), unknown fields refused; the KServe and
             // Prometheus-operator kinds have no schema there: their published CRDs' schemas check them.
-            let validated = try TestSupport.run(validator, ["--strict", home + "/manifests.yaml"])
+            let validated = try await TestSupport.run(validator, ["--strict", home + "/manifests.yaml"])
             #expect(validated.status == 0, "\(validated.standardOutput) \(validated.standardError)")
             let kinds = extra.isEmpty ? ["deployment", "service"] : ["deployment", "service", "horizontalpodautoscaler", "poddisruptionbudget"]
             for kind in kinds {
                 #expect(validated.standardOutput.contains("passed for resource \(kind)/iris"), "\(kind): \(validated.standardOutput)")
             }
-            let custom = try TestSupport.run(
+            let custom = try await TestSupport.run(
                 TestSupport.packageRoot + "/.build/venv/bin/python", [TestSupport.packageRoot + "/Tests/Fixtures/crds/validate.py", home + "/manifests.yaml"])
             #expect(custom.status == 0, "\(custom.standardOutput) \(custom.standardError)")
             for resource in extra.isEmpty ? ["inferenceservice/iris"] : ["inferenceservice/iris", "servicemonitor/iris"] {
@@ -261,7 +261,7 @@ struct DeployCLITests {
             (["--queue-target", "4"], "--cpu-target and --queue-target go with --autoscale MIN:MAX"),
             (["--min-available", "0"], "--min-available must be at least 1")
         ] {
-            let refused = try TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes"] + arguments, home: home)
+            let refused = try await TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes"] + arguments, home: home)
             #expect(refused.status != 0 && refused.standardError.contains(message), "\(arguments): \(refused.standardError)")
         }
     }
@@ -270,38 +270,38 @@ struct DeployCLITests {
 @Suite("the image in Podman")
 struct PodmanTests {
     @Test("podman loads the archive and runs it with runc: prediction, Docker health check, clean stop")
-    func podman() throws {
+    func podman() async throws {
         let home = try TestSupport.makeTemporaryDirectory("podman-home")
         defer { TestSupport.remove(home) }
-        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
         let archive = home + "/iris-docker.tar"
-        let built = try TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:docker", "--format", "docker", "-o", archive], home: home)
+        let built = try await TestSupport.vessel(["image", "iris:1.0.0", "-t", "iris-image:docker", "--format", "docker", "-o", archive], home: home)
         #expect(built.status == 0, "\(built.standardError)")
         let podman = try Podman(home: home)
         defer { podman.tearDown() }
-        let load = try podman(["load", "-i", archive])
+        let load = try await podman(["load", "-i", archive])
         #expect(load.status == 0, "\(load.standardError)")
         #expect(load.standardOutput.contains("iris-image:docker"), "\(load.standardOutput)")
         let port = try LocalRegistry.freePort()
-        let run = try podman.start(["--name", "iris", "-p", "127.0.0.1:\(port):8080", "localhost/iris-image:docker"])
+        let run = try await podman.start(["--name", "iris", "-p", "127.0.0.1:\(port):8080", "localhost/iris-image:docker"])
         #expect(run.status == 0, "\((try? String(contentsOfFile: home + "/podman-run.log", encoding: .utf8)) ?? "")")
-        let ready = TestSupport.waitUntil(timeout: 60, interval: 0.05) {
+        let ready = await TestSupport.poll(timeout: 60) {
             (try? LoopbackClient.request("GET", port: port, path: "/v2/health/ready", timeout: 2))?.status == 200
         }
-        let logs = try podman(["logs", "iris"])
+        let logs = try await podman(["logs", "iris"])
         #expect(ready, "\(logs.standardError)")
         let body = Array(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2]]}]}"#.utf8)
         let answer = try LoopbackClient.request("POST", port: port, path: "/v2/models/iris/infer", headers: ["Content-Type": "application/json"], body: body)
         #expect(answer.status == 200)
         #expect(answer.text.contains(#""name":"label","datatype":"INT64","shape":[1],"data":[0]"#), "\(answer.text)")
-        let health = try podman(["healthcheck", "run", "iris"])
+        let health = try await podman(["healthcheck", "run", "iris"])
         #expect(health.status == 0, "\(health.standardOutput) \(health.standardError)")
-        let user = try podman(["exec", "iris", "/vessel/bin/vessel", "health"])
+        let user = try await podman(["exec", "iris", "/vessel/bin/vessel", "health"])
         #expect(user.status == 0, "\(user.standardError)")
-        #expect(try podman(["stop", "-t", "20", "iris"]).status == 0)
-        let exit = try podman(["inspect", "iris", "--format", "{{.State.ExitCode}}"])
+        #expect(try await podman(["stop", "-t", "20", "iris"]).status == 0)
+        let exit = try await podman(["inspect", "iris", "--format", "{{.State.ExitCode}}"])
         #expect(exit.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "SIGTERM ends the server cleanly: \(exit.standardOutput)")
-        let inspect = try podman(["image", "inspect", "localhost/iris-image:docker", "--format", "{{.Config.User}}"])
+        let inspect = try await podman(["image", "inspect", "localhost/iris-image:docker", "--format", "{{.Config.User}}"])
         #expect(inspect.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "65532:65532")
     }
 }

@@ -10,11 +10,12 @@ import VesselTestSupport
 struct MountedModelCLITests {
     static let request = Array(#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2]]}]}"#.utf8)
 
-    func servesIris(port: Int, logs: () -> String) throws {
-        let ready = TestSupport.waitUntil(timeout: 60, interval: 0.05) {
+    func servesIris(port: Int, logs: () async -> String) async throws {
+        let ready = await TestSupport.poll(timeout: 60, interval: 0.05) {
             (try? LoopbackClient.request("GET", port: port, path: "/v2/health/ready", timeout: 2))?.status == 200
         }
-        #expect(ready, "\(logs())")
+        let log = ready ? "" : await logs()
+        #expect(ready, "\(log)")
         let answer = try LoopbackClient.request(
             "POST", port: port, path: "/v2/models/iris/infer", headers: ["Content-Type": "application/json"], body: Self.request)
         #expect(answer.status == 200)
@@ -24,74 +25,74 @@ struct MountedModelCLITests {
     @Test(
         "podman runs the runtime image on the ModelCar image: through KServe's own sidecar command in a pod, through an image volume, and never on a changed file"
     )
-    func modelCarUnderPodman() throws {
+    func modelCarUnderPodman() async throws {
         let home = try TestSupport.makeTemporaryDirectory("modelcar-home")
         defer { TestSupport.remove(home) }
-        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
-        let modelCar = try TestSupport.vessel(["image", "iris:1.0.0", "--modelcar", "-o", home + "/modelcar.tar"], home: home)
+        #expect(try await TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        let modelCar = try await TestSupport.vessel(["image", "iris:1.0.0", "--modelcar", "-o", home + "/modelcar.tar"], home: home)
         #expect(modelCar.status == 0, "\(modelCar.standardError)")
         #expect(modelCar.standardOutput.contains("built iris-modelcar:1.0.0"), "\(modelCar.standardOutput)")
-        let runtime = try TestSupport.vessel(["image", "--runtime", "-o", home + "/runtime.tar"], home: home)
+        let runtime = try await TestSupport.vessel(["image", "--runtime", "-o", home + "/runtime.tar"], home: home)
         #expect(runtime.status == 0, "\(runtime.standardError)")
         #expect(runtime.standardOutput.contains("built vessel-runtime:"), "\(runtime.standardOutput)")
 
         let podman = try Podman(home: home)
         defer { podman.tearDown() }
         for archive in ["modelcar.tar", "runtime.tar"] {
-            let load = try podman(["load", "-i", home + "/" + archive])
+            let load = try await podman(["load", "-i", home + "/" + archive])
             #expect(load.status == 0, "\(load.standardError)")
         }
         let runtimeImage = try #require(
-            try podman(["images", "--format", "{{.Repository}}:{{.Tag}}"]).standardOutput.split(separator: "\n").first { $0.contains("vessel-runtime") }
+            try await podman(["images", "--format", "{{.Repository}}:{{.Tag}}"]).standardOutput.split(separator: "\n").first { $0.contains("vessel-runtime") }
         ).description
         let serve = ["serve", "--verify-files", "/mnt/models/vessel/model.json", "iris=/mnt/models"]
 
         // KServe's ModelCar: the model image runs its sidecar command as KServe writes it, in a
         // pod sharing the process namespace, and the runtime reaches the model through /proc.
         let port = try LocalRegistry.freePort()
-        #expect(try podman(["pod", "create", "--name", "isvc", "--share", "pid,net,ipc,uts", "-p", "127.0.0.1:\(port):8080"]).status == 0)
-        #expect(try podman(["volume", "create", "provision"]).status == 0)
-        let sidecar = try podman.start([
+        #expect(try await podman(["pod", "create", "--name", "isvc", "--share", "pid,net,ipc,uts", "-p", "127.0.0.1:\(port):8080"]).status == 0)
+        #expect(try await podman(["volume", "create", "provision"]).status == 0)
+        let sidecar = try await podman.start([
             "--pod", "isvc", "--name", "modelcar", "-v", "provision:/mnt", "localhost/iris-modelcar:1.0.0",
             "sh", "-c", "ln -sf /proc/$$/root/models /mnt/models && sleep infinity"
         ])
-        #expect(sidecar.status == 0, "\(sidecar.standardOutput) \(sidecar.standardError)")
-        let server = try podman.start(["--pod", "isvc", "--name", "kserve-container", "-v", "provision:/mnt", runtimeImage] + serve)
-        #expect(server.status == 0, "\(server.standardOutput) \(server.standardError)")
-        try servesIris(port: port) { (try? podman(["logs", "kserve-container"]).standardError) ?? "" }
-        let user = try podman(["inspect", "modelcar", "--format", "{{.Config.User}}"])
+        #expect(sidecar.status == 0, "\(sidecar.standardOutput) \(sidecar.standardError) \(podman.log)")
+        let server = try await podman.start(["--pod", "isvc", "--name", "kserve-container", "-v", "provision:/mnt", runtimeImage] + serve)
+        #expect(server.status == 0, "\(server.standardOutput) \(server.standardError) \(podman.log)")
+        try await servesIris(port: port) { (try? await podman(["logs", "kserve-container"]).standardError) ?? "" }
+        let user = try await podman(["inspect", "modelcar", "--format", "{{.Config.User}}"])
         #expect(user.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "65532:65532", "the sidecar runs as the runtime's user")
 
         // An image volume: the same image's root mounted read-only at /mnt/models.
         let volumePort = try LocalRegistry.freePort()
-        let mounted = try podman.start(
+        let mounted = try await podman.start(
             [
                 "--name", "image-volume", "-p", "127.0.0.1:\(volumePort):8080",
                 "--mount", "type=image,source=localhost/iris-modelcar:1.0.0,destination=/mnt/models", runtimeImage
             ] + serve)
-        #expect(mounted.status == 0, "\(mounted.standardOutput) \(mounted.standardError)")
-        try servesIris(port: volumePort) { (try? podman(["logs", "image-volume"]).standardError) ?? "" }
+        #expect(mounted.status == 0, "\(mounted.standardOutput) \(mounted.standardError) \(podman.log)")
+        try await servesIris(port: volumePort) { (try? await podman(["logs", "image-volume"]).standardError) ?? "" }
         // With no arguments the runtime image serves /mnt/models as `model`.
-        let defaults = try podman(["image", "inspect", runtimeImage, "--format", "{{json .Config.Cmd}}"])
+        let defaults = try await podman(["image", "inspect", runtimeImage, "--format", "{{json .Config.Cmd}}"])
         #expect(defaults.standardOutput.contains(#"["serve","--verify-files","/mnt/models/vessel/model.json","model=/mnt/models"]"#))
 
         // The same files with one byte changed: the runtime never turns ready, and says which.
-        let mountPoint = try podman(["image", "mount", "localhost/iris-modelcar:1.0.0"]).standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(try TestSupport.run("cp", ["-a", mountPoint, home + "/changed"]).status == 0)
-        _ = try? podman(["image", "unmount", "localhost/iris-modelcar:1.0.0"])
+        let mountPoint = try await podman(["image", "mount", "localhost/iris-modelcar:1.0.0"]).standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try await TestSupport.run("cp", ["-a", mountPoint, home + "/changed"]).status == 0)
+        _ = try? await podman(["image", "unmount", "localhost/iris-modelcar:1.0.0"])
         let model = home + "/changed/model.onnx"
         var bytes = try #require(FileManager.default.contents(atPath: model))
         bytes[bytes.count - 1] ^= 1
         try bytes.write(to: URL(fileURLWithPath: model))
         let changedPort = try LocalRegistry.freePort()
-        let changed = try podman.start(
+        let changed = try await podman.start(
             [
                 "--name", "changed", "-p", "127.0.0.1:\(changedPort):8080", "-v", home + "/changed:/mnt/models:ro", runtimeImage
             ] + serve)
-        #expect(changed.status == 0, "\(changed.standardOutput) \(changed.standardError)")
+        #expect(changed.status == 0, "\(changed.standardOutput) \(changed.standardError) \(podman.log)")
         var logs = ""
-        let refused = TestSupport.waitUntil(timeout: 60, interval: 0.1) {
-            logs = (try? podman(["logs", "changed"]).standardError) ?? ""
+        let refused = await TestSupport.poll(timeout: 60, interval: 0.1) {
+            logs = (try? await podman(["logs", "changed"]).standardError) ?? ""
             return logs.contains("model.onnx does not match the artifact")
         }
         #expect(refused, "\(logs)")
@@ -100,15 +101,15 @@ struct MountedModelCLITests {
     }
 
     @Test("the ModelCar image shares the artifact's blobs, links /models to its root, ships a static busybox and refuses what it cannot hold")
-    func modelCarLayout() throws {
+    func modelCarLayout() async throws {
         let home = try TestSupport.makeTemporaryDirectory("modelcar-layout")
         defer { TestSupport.remove(home) }
-        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
-        #expect(try TestSupport.vessel(["image", "iris:1.0.0", "--modelcar", "-o", home + "/mc.tar"], home: home).status == 0)
-        let copy = try TestSupport.run("skopeo", ["copy", "oci-archive:" + home + "/mc.tar", "oci:" + home + "/layout:mc"])
+        #expect(try await TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        #expect(try await TestSupport.vessel(["image", "iris:1.0.0", "--modelcar", "-o", home + "/mc.tar"], home: home).status == 0)
+        let copy = try await TestSupport.run("skopeo", ["copy", "oci-archive:" + home + "/mc.tar", "oci:" + home + "/layout:mc"])
         #expect(copy.status == 0, "\(copy.standardError)")
         let bundle = home + "/bundle"
-        let unpacked = try TestSupport.run("umoci", ["unpack", "--rootless", "--image", home + "/layout:mc", bundle])
+        let unpacked = try await TestSupport.run("umoci", ["unpack", "--rootless", "--image", home + "/layout:mc", bundle])
         #expect(unpacked.status == 0, "\(unpacked.standardError)")
         let root = bundle + "/rootfs"
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/models")) == ".")
@@ -117,12 +118,12 @@ struct MountedModelCLITests {
         #expect(FileManager.default.fileExists(atPath: root + "/model.onnx"))
         // The tools KServe's command uses, on the unpacked root (the podman test runs the command
         // itself): `sh`, `ln` and `sleep`, and /models leading to the model.
-        let shell = try TestSupport.run("chroot", [root, "/bin/sh", "-c", "ln -sf /models /link && test -f /link/model.onnx && sleep 0 && echo ok"])
+        let shell = try await TestSupport.run("chroot", [root, "/bin/sh", "-c", "ln -sf /models /link && test -f /link/model.onnx && sleep 0 && echo ok"])
         #expect(shell.standardOutput.contains("ok"), "\(shell.standardError)")
 
         // Each of the artifact's layers is a layer of the image, the same blob.
-        let artifactLayers = try layerDigests(home: home, reference: "iris:1.0.0")
-        let imageLayers = try layerDigests(home: home, reference: "iris-modelcar:1.0.0")
+        let artifactLayers = try await layerDigests(home: home, reference: "iris:1.0.0")
+        let imageLayers = try await layerDigests(home: home, reference: "iris-modelcar:1.0.0")
         #expect(Set(artifactLayers).isSubset(of: Set(imageLayers)))
         #expect(imageLayers.count == artifactLayers.count + 2, "busybox below, the file index above")
 
@@ -134,14 +135,14 @@ struct MountedModelCLITests {
             (["image", "iris:1.0.0", "--shell", "/usr/bin/true"], "--shell goes with --modelcar"),
             (["image"], "give the model artifact")
         ] {
-            let refused = try TestSupport.vessel(arguments, home: home)
+            let refused = try await TestSupport.vessel(arguments, home: home)
             #expect(refused.status != 0 && refused.standardError.contains(message), "\(arguments): \(refused.standardError)")
         }
     }
 
     /// The layers of an image, or the files of an artifact, as `vessel inspect --json` lists them.
-    func layerDigests(home: String, reference: String) throws -> [String] {
-        let inspected = try TestSupport.vessel(["inspect", reference, "--json"], home: home)
+    func layerDigests(home: String, reference: String) async throws -> [String] {
+        let inspected = try await TestSupport.vessel(["inspect", reference, "--json"], home: home)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(inspected.standardOutput.utf8)) as? [String: Any], "\(inspected.standardError)")
         return (json["layers"] as? [[String: Any]] ?? json["files"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String }
     }
@@ -149,11 +150,11 @@ struct MountedModelCLITests {
     @Test(
         "deploy --mounted: a ClusterServingRuntime, an InferenceService naming the ModelCar image and a Deployment mounting it; Kubernetes', KServe's and the Prometheus operator's schemas accept them"
     )
-    func deployMounted() throws {
+    func deployMounted() async throws {
         let home = try TestSupport.makeTemporaryDirectory("deploy-mounted")
         defer { TestSupport.remove(home) }
-        #expect(try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
-        let result = try TestSupport.vessel(
+        #expect(try await TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home).status == 0)
+        let result = try await TestSupport.vessel(
             [
                 "deploy", "iris:1.0.0", "--kubernetes", "--mounted", "--image", "registry.example.com/ml/iris-modelcar", "--runtime-image",
                 "registry.example.com/ml/vessel-runtime", "--autoscale", "1:4", "--min-available", "1", "--service-monitor"
@@ -163,12 +164,12 @@ struct MountedModelCLITests {
         #expect(result.standardError.contains("built runtime image vessel-runtime:"), "\(result.standardError)")
         let manifests = home + "/manifests.yaml"
         try TestSupport.write(result.standardOutput, to: manifests)
-        let core = try TestSupport.run(TestSupport.packageRoot + "/.build/venv/bin/kubernetes-validate", ["--strict", manifests])
+        let core = try await TestSupport.run(TestSupport.packageRoot + "/.build/venv/bin/kubernetes-validate", ["--strict", manifests])
         #expect(core.status == 0, "\(core.standardOutput) \(core.standardError)")
         for kind in ["deployment", "service", "horizontalpodautoscaler", "poddisruptionbudget"] {
             #expect(core.standardOutput.contains("passed for resource \(kind)/iris"), "\(kind): \(core.standardOutput)")
         }
-        let custom = try TestSupport.run(
+        let custom = try await TestSupport.run(
             TestSupport.packageRoot + "/.build/venv/bin/python", [TestSupport.packageRoot + "/Tests/Fixtures/crds/validate.py", manifests])
         #expect(custom.status == 0, "\(custom.standardOutput) \(custom.standardError)")
         for resource in ["clusterservingruntime/vessel", "inferenceservice/iris", "servicemonitor/iris"] {
@@ -179,7 +180,7 @@ struct MountedModelCLITests {
         let broken = result.standardOutput.replacingOccurrences(
             of: "      runtime: vessel\n", with: "      runtime: vessel\n      runtimeVersion: 1\n      bogus: true\n")
         try TestSupport.write(broken, to: home + "/broken.yaml")
-        let refusedSchema = try TestSupport.run(
+        let refusedSchema = try await TestSupport.run(
             TestSupport.packageRoot + "/.build/venv/bin/python", [TestSupport.packageRoot + "/Tests/Fixtures/crds/validate.py", home + "/broken.yaml"])
         #expect(refusedSchema.status == 1)
         #expect(
@@ -192,13 +193,13 @@ struct MountedModelCLITests {
         #expect(
             documents.map { $0["kind"] as? String }
                 == ["Deployment", "Service", "ClusterServingRuntime", "InferenceService", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor"])
-        func digest(_ name: String) throws -> String {
-            let inspected = try TestSupport.vessel(["inspect", name, "--json"], home: home)
+        func digest(_ name: String) async throws -> String {
+            let inspected = try await TestSupport.vessel(["inspect", name, "--json"], home: home)
             let json = try #require(try JSONSerialization.jsonObject(with: Data(inspected.standardOutput.utf8)) as? [String: Any])
             return try #require(json["digest"] as? String, "\(name): \(inspected.standardError)")
         }
-        let modelCar = "registry.example.com/ml/iris-modelcar@" + (try digest("iris-modelcar:1.0.0"))
-        let runtime = "registry.example.com/ml/vessel-runtime@" + (try digest("vessel-runtime:0.1.0"))
+        let modelCar = "registry.example.com/ml/iris-modelcar@" + (try await digest("iris-modelcar:1.0.0"))
+        let runtime = "registry.example.com/ml/vessel-runtime@" + (try await digest("vessel-runtime:0.1.0"))
 
         let pod = try #require(((documents[0]["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
         let container = try #require((pod["containers"] as? [[String: Any]])?.first)
@@ -221,11 +222,11 @@ struct MountedModelCLITests {
         #expect(model["runtime"] as? String == "vessel")
 
         // A second deploy finds both images in the store instead of building them again.
-        let again = try TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes", "--mounted"], home: home)
+        let again = try await TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes", "--mounted"], home: home)
         #expect(again.status == 0, "\(again.standardError)")
         #expect(!again.standardError.contains("built"), "\(again.standardError)")
         #expect(again.standardOutput.contains("storageUri: \"oci://iris-modelcar:1.0.0@"), "\(again.standardOutput)")
-        let refused = try TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes", "--runtime-image", "r.example/rt"], home: home)
+        let refused = try await TestSupport.vessel(["deploy", "iris:1.0.0", "--kubernetes", "--runtime-image", "r.example/rt"], home: home)
         #expect(refused.status != 0 && refused.standardError.contains("--runtime-image goes with --mounted"), "\(refused.standardError)")
     }
 }

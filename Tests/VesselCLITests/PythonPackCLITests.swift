@@ -11,7 +11,7 @@ struct PythonPackCLITests {
     @Test(
         "pack resolves runtime.requirements into vessel.lock and carries each wheel as a layer; a second pack reuses the lock; with an empty cache and no index, serving builds the environment from the artifact's wheels"
     )
-    func vendored() throws {
+    func vendored() async throws {
         let scratch = try TestSupport.makeTemporaryDirectory("python-pack")
         defer { TestSupport.remove(scratch) }
         let directory = scratch + "/model", home = scratch + "/home"
@@ -53,7 +53,7 @@ struct PythonPackCLITests {
             "VESSEL_HOME": home, "VESSEL_PYTHON": TestSupport.python, "VESSEL_CACHE": scratch + "/cache-pack",
             "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": Self.wheelhouse
         ]
-        let packed = try TestSupport.run(TestSupport.vesselBinary, ["pack", directory], environment: packing)
+        let packed = try await TestSupport.run(TestSupport.vesselBinary, ["pack", directory], environment: packing)
         #expect(packed.status == 0, "\(packed.standardError)")
         #expect(packed.standardError.contains("resolved runtime.requirements to 1 wheel(s)"), "\(packed.standardError)")
         let wheel = try #require(FileManager.default.contentsOfDirectory(atPath: Self.wheelhouse).first { $0.hasPrefix("numpy-2.4.6-") })
@@ -61,11 +61,11 @@ struct PythonPackCLITests {
         let lock = try String(contentsOfFile: directory + "/vessel.lock", encoding: .utf8)
         #expect(lock.contains("numpy==2.4.6 --hash=\(digest)  # \(wheel)"), "\(lock)")
 
-        let inspect = try TestSupport.run(TestSupport.vesselBinary, ["inspect", "scaler:1"], environment: packing)
+        let inspect = try await TestSupport.run(TestSupport.vesselBinary, ["inspect", "scaler:1"], environment: packing)
         #expect(inspect.standardOutput.contains(".vessel/wheels/\(wheel)") && inspect.standardOutput.contains("vessel.lock"), "\(inspect.standardOutput)")
 
         // Packed again: the lock is reused as it is, not resolved again.
-        let again = try TestSupport.run(TestSupport.vesselBinary, ["pack", directory], environment: packing)
+        let again = try await TestSupport.run(TestSupport.vesselBinary, ["pack", directory], environment: packing)
         #expect(again.status == 0 && !again.standardError.contains("resolved"), "\(again.standardError)")
         #expect(try String(contentsOfFile: directory + "/vessel.lock", encoding: .utf8) == lock)
 
@@ -74,7 +74,7 @@ struct PythonPackCLITests {
             "VESSEL_HOME": home, "VESSEL_PYTHON": TestSupport.python, "VESSEL_CACHE": scratch + "/cache-serve",
             "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_FIND_LINKS": ""
         ]
-        let predicted = try TestSupport.run(TestSupport.vesselBinary, ["predict", "scaler:1", "-i", "x=[[1,2],[3,4]]", "--json"], environment: serving)
+        let predicted = try await TestSupport.run(TestSupport.vesselBinary, ["predict", "scaler:1", "-i", "x=[[1,2],[3,4]]", "--json"], environment: serving)
         #expect(predicted.status == 0, "\(predicted.standardError)")
         #expect(
             predicted.standardOutput.contains(#""data":[3.0,6.0,9.0,12.0]"#) && predicted.standardOutput.contains(#""data":["2.4.6"]"#),
@@ -82,7 +82,7 @@ struct PythonPackCLITests {
         #expect((try? FileManager.default.contentsOfDirectory(atPath: scratch + "/cache-serve/envs").filter { !$0.hasPrefix(".") }.count) == 1)
 
         // Images do not carry Python yet: refused up front, not built and then failing to load.
-        let image = try TestSupport.run(TestSupport.vesselBinary, ["image", "scaler:1", "-t", "scaler-image:1"], environment: packing)
+        let image = try await TestSupport.run(TestSupport.vesselBinary, ["image", "scaler:1", "-t", "scaler-image:1"], environment: packing)
         #expect(
             image.status != 0 && image.standardError.contains("runs on the python backend, and images do not carry a Python interpreter"),
             "\(image.standardError)")
@@ -90,7 +90,7 @@ struct PythonPackCLITests {
         // A requirement no wheel satisfies stops pack with pip's reason, and the lock stays.
         try TestSupport.write(
             yaml.replacingOccurrences(of: "[numpy==2.4.6]", with: "[numpy==2.4.6, no-such-package-vessel==1.0]"), to: directory + "/vessel.yaml")
-        let refused = try TestSupport.run(TestSupport.vesselBinary, ["pack", directory], environment: packing)
+        let refused = try await TestSupport.run(TestSupport.vesselBinary, ["pack", directory], environment: packing)
         #expect(refused.status != 0 && refused.standardError.contains("pip could not resolve runtime.requirements to wheels"), "\(refused.standardError)")
         #expect(try String(contentsOfFile: directory + "/vessel.lock", encoding: .utf8) == lock)
     }

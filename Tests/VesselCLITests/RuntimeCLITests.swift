@@ -7,29 +7,29 @@ struct RuntimeCLITests {
     static var nodeCases: String { TestSupport.packageRoot + "/.build/onnx-node-cases" }
 
     @Test("init writes a valid starter manifest from a model it need not be able to run")
-    func initManifest() throws {
+    func initManifest() async throws {
         let directory = try TestSupport.makeTemporaryDirectory("init")
         defer { TestSupport.remove(directory) }
         try FileManager.default.copyItem(atPath: TestSupport.exampleDirectory + "/model.onnx", toPath: directory + "/Iris Model.onnx")
-        let result = try TestSupport.vessel(["init", directory + "/Iris Model.onnx"], home: directory + "/home")
+        let result = try await TestSupport.vessel(["init", directory + "/Iris Model.onnx"], home: directory + "/home")
         #expect(result.status == 0, "\(result.standardError)")
         let yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8)
         #expect(yaml.contains("name: iris-model"))
         #expect(yaml.contains("shape: [-1, 4]"))
-        #expect(try TestSupport.vessel(["validate", directory], home: directory + "/home").status == 0)
-        let again = try TestSupport.vessel(["init", directory + "/Iris Model.onnx"], home: directory + "/home")
+        #expect(try await TestSupport.vessel(["validate", directory], home: directory + "/home").status == 0)
+        let again = try await TestSupport.vessel(["init", directory + "/Iris Model.onnx"], home: directory + "/home")
         #expect(again.status != 0)
         #expect(again.standardError.contains("--force"))
     }
 
     @Test("run takes .pb, .npy and JSON inputs and writes .npy outputs numpy reads")
-    func run() throws {
+    func run() async throws {
         let directory = try TestSupport.makeTemporaryDirectory("run")
         defer { TestSupport.remove(directory) }
         let model = Self.nodeCases + "/test_add/model.onnx"
         let data = Self.nodeCases + "/test_add/test_data_set_0"
         try TestSupport.python("import numpy as np; np.save('\(directory)/y.npy', np.ones((3, 4, 5), dtype=np.float32))")
-        let result = try TestSupport.vessel(
+        let result = try await TestSupport.vessel(
             [
                 "run", model, "--input", "x=\(data)/input_0.pb", "--input", "y=\(directory)/y.npy",
                 "--output-dir", directory + "/out"
@@ -45,22 +45,22 @@ struct RuntimeCLITests {
             """)
         #expect(check.hasPrefix("True float32 (3, 4, 5)"), "\(check)")
         // Inline JSON, printed back.
-        let relu = try TestSupport.vessel(
+        let relu = try await TestSupport.vessel(
             ["run", Self.nodeCases + "/test_relu/model.onnx", "--input", "x=\(Self.nodeCases)/test_relu/test_data_set_0/input_0.pb"], home: directory)
         #expect(relu.status == 0)
         #expect(relu.standardOutput.hasPrefix("y  float32[3, 4, 5]"))
-        let wrong = try TestSupport.vessel(["run", model, "--input", "x=[[1, 2]]", "--input", "y=[[1, 2]]"], home: directory)
+        let wrong = try await TestSupport.vessel(["run", model, "--input", "x=[[1, 2]]", "--input", "y=[[1, 2]]"], home: directory)
         #expect(wrong.status != 0)
         #expect(wrong.standardError.contains("input `x`: expected shape [3, 4, 5]"), "\(wrong.standardError)")
-        let unknown = try TestSupport.vessel(["run", model, "--input", "z=[1]"], home: directory)
+        let unknown = try await TestSupport.vessel(["run", model, "--input", "z=[1]"], home: directory)
         #expect(unknown.standardError.contains("no input `z`"))
     }
 
     @Test("the bundled iris example runs natively and gives its examples' outputs")
-    func irisExample() throws {
+    func irisExample() async throws {
         let home = try TestSupport.makeTemporaryDirectory("iris-run")
         defer { TestSupport.remove(home) }
-        let result = try TestSupport.vessel(
+        let result = try await TestSupport.vessel(
             [
                 "run", TestSupport.exampleDirectory + "/model.onnx",
                 "--input", "X=[[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]"
@@ -73,20 +73,20 @@ struct RuntimeCLITests {
     }
 
     @Test("maps go in as JSON objects and ZipMap's sequences of maps come out as JSON")
-    func mapsAndSequences() throws {
+    func mapsAndSequences() async throws {
         let directory = try TestSupport.makeTemporaryDirectory("maps")
         defer { TestSupport.remove(directory) }
         let fixtures = TestSupport.packageRoot + "/Tests/VesselONNXTests/Fixtures/ml"
-        let vectorized = try TestSupport.vessel(
+        let vectorized = try await TestSupport.vessel(
             ["run", fixtures + "/dict_vectorizer/model.onnx", "--input", #"features={"a": 0.5, "c": -1.25}"#], home: directory)
         #expect(vectorized.status == 0, "\(vectorized.standardError)")
         #expect(vectorized.standardOutput.hasPrefix("variable  float32[1, 1]"), "\(vectorized.standardOutput)")
-        let notAMap = try TestSupport.vessel(["run", fixtures + "/dict_vectorizer/model.onnx", "--input", "features=[1, 2]"], home: directory)
+        let notAMap = try await TestSupport.vessel(["run", fixtures + "/dict_vectorizer/model.onnx", "--input", "features=[1, 2]"], home: directory)
         #expect(notAMap.status != 0)
         #expect(notAMap.standardError.contains("input `features` is a map(string,tensor(float))"), "\(notAMap.standardError)")
 
         let forest = fixtures + "/random_forest_binary"
-        let zipped = try TestSupport.vessel(
+        let zipped = try await TestSupport.vessel(
             [
                 "run", forest + "/model.onnx", "--input", "X=\(forest)/test_data_set_0/input_0.pb",
                 "--output-dir", directory + "/out"
@@ -100,7 +100,7 @@ struct RuntimeCLITests {
 
         // init leaves the sequence of maps out of the tensor signature and says why.
         try FileManager.default.copyItem(atPath: forest + "/model.onnx", toPath: directory + "/forest.onnx")
-        let initialized = try TestSupport.vessel(["init", directory + "/forest.onnx"], home: directory)
+        let initialized = try await TestSupport.vessel(["init", directory + "/forest.onnx"], home: directory)
         #expect(initialized.status == 0, "\(initialized.standardError)")
         #expect(initialized.standardError.contains("`output_probability` is a seq(map(int64,tensor(float)))"))
         let yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8)
@@ -108,8 +108,8 @@ struct RuntimeCLITests {
     }
 
     @Test("bench reports latency percentiles, throughput and peak RSS as JSON")
-    func bench() throws {
-        let result = try TestSupport.vessel(
+    func bench() async throws {
+        let result = try await TestSupport.vessel(
             ["bench", Self.nodeCases + "/test_matmul_2d/model.onnx", "--iterations", "20", "--threads", "1", "--json"], home: NSTemporaryDirectory())
         #expect(result.status == 0, "\(result.standardError)")
         let report = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any]

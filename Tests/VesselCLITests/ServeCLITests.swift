@@ -91,7 +91,7 @@ func post(port: Int, path: String, headers: [String: String], body: [UInt8]) thr
 @Suite("vessel serve, test and pack --no-test")
 struct ServeCLITests {
     @Test("SIGTERM: readiness turns false, requests in flight all finish, exit 0")
-    func gracefulShutdown() throws {
+    func gracefulShutdown() async throws {
         let home = try TestSupport.makeTemporaryDirectory("serve-home")
         defer { TestSupport.remove(home) }
         let model = try TestSupport.makeSlowModel(maxConcurrency: 1, maxQueue: 16)
@@ -130,7 +130,7 @@ struct ServeCLITests {
     @Test(
         "more runs computing than cores (a Loop model, every slot busy): health, metrics and another model answer while they run"
     )
-    func runsLeaveTheServerThreads() throws {
+    func runsLeaveTheServerThreads() async throws {
         let home = try TestSupport.makeTemporaryDirectory("serve-busy-home")
         defer { TestSupport.remove(home) }
         // One more run than cores; each would run for two minutes (the server is killed once the
@@ -175,10 +175,10 @@ struct ServeCLITests {
     }
 
     @Test("a model blob tampered with in the store: the server stays up and live, the model never ready, the error names the file")
-    func tamperedStoreBlob() throws {
+    func tamperedStoreBlob() async throws {
         let home = try TestSupport.makeTemporaryDirectory("tampered-home")
         defer { TestSupport.remove(home) }
-        let packed = try TestSupport.vessel(["pack", TestSupport.exampleDirectory], home: home)
+        let packed = try await TestSupport.vessel(["pack", TestSupport.exampleDirectory], home: home)
         #expect(packed.status == 0, "\(packed.standardError)")
         let store = try Store(root: home)
         let descriptor = try store.resolve(Reference(parsing: "iris:1.0.0"))
@@ -198,10 +198,10 @@ struct ServeCLITests {
     }
 
     @Test("vessel test runs the examples through a server and prints the table; pack refuses failing examples")
-    func testAndPack() throws {
+    func testAndPack() async throws {
         let home = try TestSupport.makeTemporaryDirectory("test-home")
         defer { TestSupport.remove(home) }
-        let tested = try TestSupport.vessel(["test", TestSupport.exampleDirectory], home: home)
+        let tested = try await TestSupport.vessel(["test", TestSupport.exampleDirectory], home: home)
         #expect(tested.status == 0, "\(tested.standardError)")
         #expect(tested.standardOutput.contains("virginica   probabilities"))
         #expect(tested.standardOutput.contains("9 output(s) of the examples passed"))
@@ -212,25 +212,25 @@ struct ServeCLITests {
         let directory = try TestSupport.copyExample(to: copy)
         let yaml = try String(contentsOfFile: directory + "/vessel.yaml", encoding: .utf8)
         try yaml.replacingOccurrences(of: "label: [2]", with: "label: [1]").write(toFile: directory + "/vessel.yaml", atomically: true, encoding: .utf8)
-        let failing = try TestSupport.vessel(["test", directory], home: home)
+        let failing = try await TestSupport.vessel(["test", directory], home: home)
         #expect(failing.status != 0)
         #expect(failing.standardOutput.contains("FAIL: element 0: 2.0, expected 1.0"), "\(failing.standardOutput)")
-        let refused = try TestSupport.vessel(["pack", directory], home: home)
+        let refused = try await TestSupport.vessel(["pack", directory], home: home)
         #expect(refused.status != 0)
         #expect(refused.standardError.contains("the examples failed, so nothing was stored"))
-        #expect(try TestSupport.vessel(["list"], home: home).standardOutput.contains("iris") == false)
+        #expect(try await TestSupport.vessel(["list"], home: home).standardOutput.contains("iris") == false)
         // --no-test stores it, and says so in the artifact.
-        let skipped = try TestSupport.vessel(["pack", directory, "--no-test"], home: home)
+        let skipped = try await TestSupport.vessel(["pack", directory, "--no-test"], home: home)
         #expect(skipped.status == 0, "\(skipped.standardError)")
-        let raw = try TestSupport.run("skopeo", ["inspect", "--raw", "oci:\(home):iris:1.0.0"])
+        let raw = try await TestSupport.run("skopeo", ["inspect", "--raw", "oci:\(home):iris:1.0.0"])
         #expect(raw.standardOutput.contains(#""dev.vessel.examples":"skipped""#), "\(raw.standardOutput)")
-        let packed = try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "-t", "iris:good"], home: home)
+        let packed = try await TestSupport.vessel(["pack", TestSupport.exampleDirectory, "-t", "iris:good"], home: home)
         #expect(packed.status == 0, "\(packed.standardError)")
-        let good = try TestSupport.run("skopeo", ["inspect", "--raw", "oci:\(home):iris:good"])
+        let good = try await TestSupport.run("skopeo", ["inspect", "--raw", "oci:\(home):iris:good"])
         #expect(good.standardOutput.contains(#""dev.vessel.examples":"passed""#))
         // The stored artifact serves and passes too, under its vessel.yaml name whatever its tag.
-        #expect(try TestSupport.vessel(["tag", "iris:good", "team/classifier:v2"], home: home).status == 0)
-        let retagged = try TestSupport.vessel(["test", "team/classifier:v2"], home: home)
+        #expect(try await TestSupport.vessel(["tag", "iris:good", "team/classifier:v2"], home: home).status == 0)
+        let retagged = try await TestSupport.vessel(["test", "team/classifier:v2"], home: home)
         #expect(retagged.status == 0, "\(retagged.standardError)")
         #expect(retagged.standardOutput.hasPrefix("iris 1.0.0"), "\(retagged.standardOutput)")
     }

@@ -10,11 +10,11 @@ struct TensorFlowCLITests {
     static let python = TestSupport.packageRoot + "/.build/venv-tf/bin/python"
 
     @Test("a SavedModel and a .keras file load without code and give what TensorFlow gives")
-    func savedModelAndKeras() throws {
+    func savedModelAndKeras() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.python), "scripts/onnx-test-data.sh makes .build/venv-tf")
         let scratch = try TestSupport.makeTemporaryDirectory("tensorflow")
         defer { TestSupport.remove(scratch) }
-        let made = try TestSupport.run(
+        let made = try await TestSupport.run(
             Self.python,
             [
                 "-c",
@@ -62,7 +62,7 @@ struct TensorFlowCLITests {
                   outputs: [{name: \(output), dtype: float32, shape: [-1, 3]}]
 
                 """, to: "\(scratch)/\(directory)/vessel.yaml")
-            let predicted = try TestSupport.run(
+            let predicted = try await TestSupport.run(
                 TestSupport.vesselBinary, ["predict", "\(scratch)/\(directory)", "--json", "-i", "\(input)=\(rows)"],
                 environment: ["VESSEL_PYTHON": Self.python, "VESSEL_HOME": scratch + "/home", "TF_CPP_MIN_LOG_LEVEL": "3"])
             #expect(predicted.status == 0, "\(format): \(predicted.standardError)")
@@ -74,7 +74,7 @@ struct TensorFlowCLITests {
         // A SavedModel whose serving signature wants an input the manifest does not name is refused at load.
         let yaml = try String(contentsOfFile: scratch + "/savedmodel/vessel.yaml", encoding: .utf8)
         try TestSupport.write(yaml.replacingOccurrences(of: "{name: \(savedInput),", with: "{name: wrong,"), to: scratch + "/savedmodel/vessel.yaml")
-        let refused = try TestSupport.run(
+        let refused = try await TestSupport.run(
             TestSupport.vesselBinary, ["predict", scratch + "/savedmodel", "-i", "wrong=\(rows)"],
             environment: ["VESSEL_PYTHON": Self.python, "VESSEL_HOME": scratch + "/home", "TF_CPP_MIN_LOG_LEVEL": "3"])
         #expect(refused.status != 0 && refused.standardError.contains("the signature lacks \(savedInput)"), "\(refused.standardError)")

@@ -15,9 +15,9 @@ struct PullLockTests {
         let registry = try LocalRegistry()
         let home = try TestSupport.makeTemporaryDirectory("pull-lock")
         defer { TestSupport.remove(home) }
-        let packed = try TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home + "/source")
+        let packed = try await TestSupport.vessel(["pack", TestSupport.exampleDirectory, "--no-test"], home: home + "/source")
         #expect(packed.status == 0, "\(packed.standardError)")
-        let pushed = try TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/iris", "--insecure"], home: home + "/source")
+        let pushed = try await TestSupport.vessel(["push", "iris:1.0.0", "\(registry.host)/models/iris", "--insecure"], home: home + "/source")
         #expect(pushed.status == 0, "\(pushed.standardError)")
 
         let store = try Store(root: home + "/pulled")

@@ -251,7 +251,7 @@ struct PythonBackendTests {
                 print(f"{r.size[0]}x{r.size[1]} {mode} {float(np.asarray(r, dtype=np.float64).mean() * 2.0):.3f}")
             """
         ).split(separator: "\n").map(String.init)
-        let imported = try TestSupport.run(TestSupport.vesselBinary, ["import", "cog", project, "-o", scratch + "/model"])
+        let imported = try await TestSupport.run(TestSupport.vesselBinary, ["import", "cog", project, "-o", scratch + "/model"])
         #expect(imported.status == 0, "\(imported.standardError)")
         let yaml = try String(contentsOfFile: scratch + "/model/vessel.yaml", encoding: .utf8)
         #expect(yaml.contains(#"{name: "scale", dtype: float64, shape: [-1], optional: true, description: "Resize factor"}"#), "\(yaml)")

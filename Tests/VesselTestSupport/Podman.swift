@@ -1,7 +1,9 @@
 import Foundation
 
 /// Podman with its own storage, running containers with runc (crun fails on this kind of
-/// machine) and the ulimits runc may set here, its pods' infra containers included.
+/// machine) and the ulimits runc may set here, its pods' infra containers included. Its locks
+/// and state are its own too (file locks under its runroot): two instances sharing the default
+/// shared-memory locks and /run/libpod take each other's locks.
 public struct Podman {
     public let path: String
     public let home: String
@@ -22,6 +24,8 @@ public struct Podman {
             runtime = "runc"
             events_logger = "file"
             cgroup_manager = "cgroupfs"
+            lock_type = "file"
+            tmp_dir = "\(runroot)/libpod"
 
             """, to: home + "/containers.conf")
         environment = ["CONTAINERS_CONF": home + "/containers.conf"]
@@ -35,11 +39,18 @@ public struct Podman {
     /// `podman run -d ARGUMENTS`, through Python's subprocess, which closes inherited descriptors
     /// (the container's monitor outlives podman); podman's output goes to `podman-run.log`.
     public func start(_ arguments: [String]) throws -> TestSupport.ProcessResult {
-        let log = home + "/podman-run.log"
-        let script =
-            "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=open('\(log)', 'a'), stderr=subprocess.STDOUT, close_fds=True))"
-        return try TestSupport.run("python3", ["-c", script, path] + base + ["run", "-d"] + arguments, environment: environment)
+        try TestSupport.run("python3", launcher(arguments), environment: environment)
     }
+
+    /// python3's arguments that start `podman run -d ARGUMENTS` so.
+    func launcher(_ arguments: [String]) -> [String] {
+        let script =
+            "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=open('\(home)/podman-run.log', 'a'), stderr=subprocess.STDOUT, close_fds=True))"
+        return ["-c", script, path] + base + ["run", "-d"] + arguments
+    }
+
+    /// What `start` runs have printed.
+    public var log: String { (try? String(contentsOfFile: home + "/podman-run.log", encoding: .utf8)) ?? "" }
 
     public func tearDown() {
         _ = try? callAsFunction(["pod", "rm", "-f", "-a"])
