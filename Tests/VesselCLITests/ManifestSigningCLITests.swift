@@ -143,6 +143,8 @@ struct ManifestSigningCLITests {
         #expect(
             pulled.status == 0 && pulled.standardOutput.contains("signature verified: the manifest \(digest)"),
             "\(pulled.standardOutput) \(pulled.standardError)")
+        // The tag form came too (pushing this store on would carry it): both signatures verify.
+        #expect(pulled.standardOutput.contains("(cosign, 2 signatures)"), "\(pulled.standardOutput)")
 
         // deploy --signed-by: a ClusterImagePolicy the published CRD schema accepts, naming the
         // key; refused while an image is not signed by it.

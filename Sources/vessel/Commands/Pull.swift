@@ -48,7 +48,9 @@ struct Pull: AsyncParsableCommand {
                 try await Puller(store: store, client: client, progress: { progressBar(label: $0, total: $1) }, log: { print($0) })
                     .pull(
                         source, as: local,
-                        referrerTypes: Set([ArtifactSigning.artifactType] + Attestations.Attachment.Kind.allCases.map(\.artifactType)), check: check)
+                        referrerTypes: Set(
+                            [ArtifactSigning.artifactType, OCIMediaType.cosignSimpleSigning] + Attestations.Attachment.Kind.allCases.map(\.artifactType)),
+                        check: check)
             }
             let seconds = Date().timeIntervalSince(started)
             print("pulled \(source) as \(local) \(report.manifest.digest)")
