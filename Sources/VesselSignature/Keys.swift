@@ -96,6 +96,10 @@ public struct VerifyingKey: @unchecked Sendable {
     /// Model Signing's key hint: the SHA-256 of the canonical PEM, hex.
     public var hint: String { Digest(bytes: SHA256.hash(data: Array(pem.utf8))).hex }
 
+    /// Whether a signature naming `keyHint` can be this key's: one naming no key can, one naming
+    /// another key is not this key's to judge.
+    public func mayHaveSigned(keyHint: String?) -> Bool { keyHint.map { $0.isEmpty || $0 == hint } ?? true }
+
     public func isValid(_ signature: [UInt8], for message: [UInt8]) -> Bool {
         switch key {
         case .p256(let key):

@@ -86,13 +86,19 @@ public struct SigstoreBundle: Codable, Sendable {
         return Array(try encoder.encode(self))
     }
 
+    /// The hint of the key that signed it, if it names one.
+    public var keyHint: String? { verificationMaterial.publicKey?.hint.flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// The key hint of the bundle in `bytes`; nil when it names none or does not parse.
+    public static func keyHint(_ bytes: [UInt8]) -> String? { (try? parse(bytes, source: ""))?.keyHint }
+
     /// The in-toto statement, once the signature over it checks out with `key`.
     public func verifiedStatement(with key: VerifyingKey, source: String) throws -> [UInt8] {
         guard let envelope = dsseEnvelope else { throw TrustError("\(source) carries no DSSE envelope (a message signature is not supported)") }
         guard envelope.payloadType == DSSE.inTotoPayloadType else {
             throw TrustError("\(source) signs a `\(envelope.payloadType)` payload, not an in-toto statement")
         }
-        if let hint = verificationMaterial.publicKey?.hint, !hint.isEmpty, hint != key.hint {
+        if let hint = keyHint, !key.mayHaveSigned(keyHint: hint) {
             throw TrustError("\(source) was signed with another key (its key hint \(hint.prefix(12))… is not this key's \(key.hint.prefix(12))…)")
         }
         guard let payload = Base64.decode(Array(envelope.payload.utf8)[...]) else { throw TrustError("\(source): the envelope's payload is not base64") }

@@ -83,51 +83,37 @@ public enum ArtifactSigning {
         // Ed25519 signs deterministically: the same document signed again is the same referrer.
         try store.detach(
             earlier.filter {
-                !attached.contains($0.descriptor.digest) && (try? SigstoreBundle.parse($0.bytes, source: ""))?.verificationMaterial.publicKey?.hint == hint
+                !attached.contains($0.descriptor.digest) && SigstoreBundle.keyHint($0.bytes) == hint
             }.map(\.descriptor))
         return signed
     }
 
-    /// Every signature attached to `artifact`, described for `vessel inspect`: what it signs and
-    /// the key's hint (not checked: `vessel verify --key` checks).
-    public static func signatures(of artifact: Artifact, store: Store) throws -> [(descriptor: Descriptor, detail: String)] {
-        try bundles(of: artifact, store: store).map { bundle in
-            let hint = (try? SigstoreBundle.parse(bundle.bytes, source: ""))?.verificationMaterial.publicKey?.hint ?? ""
+    /// Every signature bundle attached to a manifest (an artifact's or an image's), described for
+    /// `vessel inspect`: what it signs and the key's hint (not checked: `vessel verify --key`
+    /// checks).
+    public static func signatures(of subject: Descriptor, store: Store) throws -> [(descriptor: Descriptor, detail: String)] {
+        try bundles(of: subject, store: store).map { bundle in
+            let hint = SigstoreBundle.keyHint(bundle.bytes)
             let what =
                 switch bundle.format {
                 case attestationFormat: "signs \(bundle.predicateType ?? "an attestation")"
                 case cosignFormat: "signs the manifest digest (cosign)"
                 default: "signs the files (Model Signing v1.0)"
                 }
-            return (bundle.descriptor, what + (hint.isEmpty ? "" : ", key \(hint.prefix(12))…"))
-        }
-    }
-
-    /// The signatures of the attestations attached to any manifest (an image's), described as
-    /// `signatures(of:)` describes them.
-    public static func attestationSignatures(of subject: Descriptor, store: Store) throws -> [(descriptor: Descriptor, detail: String)] {
-        try attestationBundles(of: subject, store: store).map { bundle in
-            let hint = (try? SigstoreBundle.parse(bundle.bytes, source: ""))?.verificationMaterial.publicKey?.hint ?? ""
-            return (bundle.descriptor, "signs \(bundle.predicateType)" + (hint.isEmpty ? "" : ", key \(hint.prefix(12))…"))
+            return (bundle.descriptor, what + (hint.map { ", key \($0.prefix(12))…" } ?? ""))
         }
     }
 
     /// The bundles attached to `artifact` that sign its files (not its attestations), newest last.
     public static func attachedBundles(of artifact: Artifact, store: Store) throws -> [(descriptor: Descriptor, bytes: [UInt8])] {
-        try bundles(of: artifact, store: store).filter { $0.format != attestationFormat && $0.format != cosignFormat }.map { ($0.descriptor, $0.bytes) }
+        try bundles(of: artifact.descriptor, store: store).filter { $0.format != attestationFormat && $0.format != cosignFormat }.map {
+            ($0.descriptor, $0.bytes)
+        }
     }
 
     /// The bundles attached to `artifact` that sign its attestations, with the predicate type each names.
     static func attestationBundles(of subject: Descriptor, store: Store) throws -> [(descriptor: Descriptor, bytes: [UInt8], predicateType: String)] {
         try bundles(of: subject, store: store).filter { $0.format == attestationFormat }.map { ($0.descriptor, $0.bytes, $0.predicateType ?? "") }
-    }
-
-    private static func bundles(
-        of artifact: Artifact, store: Store
-    ) throws -> [(
-        descriptor: Descriptor, bytes: [UInt8], format: String?, predicateType: String?
-    )] {
-        try bundles(of: artifact.descriptor, store: store)
     }
 
     private static func bundles(
@@ -177,7 +163,7 @@ public enum ArtifactSigning {
         for bundle in try attestationBundles(of: subject, store: store) {
             let source = "the signed attestation \(bundle.descriptor.digest.short)"
             let parsed = try SigstoreBundle.parse(bundle.bytes, source: source)
-            if let hint = parsed.verificationMaterial.publicKey?.hint, !hint.isEmpty, hint != key.hint { continue }
+            guard key.mayHaveSigned(keyHint: parsed.keyHint) else { continue }
             let payload = try parsed.verifiedStatement(with: key, source: source)
             let statement: Statement
             do { statement = try JSONDecoder().decode(Statement.self, from: Data(payload)) } catch {

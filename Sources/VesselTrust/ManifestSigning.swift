@@ -54,7 +54,7 @@ public enum ManifestSigning {
     ) {
         let hint = key.publicKey.hint
         let earlier =
-            try bundles(of: subject, store: store).filter { (try? SigstoreBundle.parse($0.bytes, source: ""))?.verificationMaterial.publicKey?.hint == hint }
+            try bundles(of: subject, store: store).filter { SigstoreBundle.keyHint($0.bytes) == hint }
             .map(\.descriptor)
             // The tag-form manifest is rebuilt with the other keys' layers kept.
             + (try store.referrers(of: subject.digest, artifactType: simpleSigningMediaType))
@@ -106,10 +106,7 @@ public enum ManifestSigning {
         descriptor: Descriptor, layer: Descriptor, payload: [UInt8], signature: String, keyHint: String?
     )] {
         var found: [(descriptor: Descriptor, layer: Descriptor, payload: [UInt8], signature: String, keyHint: String?)] = []
-        for referrer in try store.referrers(of: subject.digest, artifactType: simpleSigningMediaType) {
-            let manifest = try CanonicalJSON.decode(
-                ImageManifest.self, from: store.readBlob(referrer, context: "a signature of \(subject.digest.short)"), path: store.blobPath(referrer.digest))
-            guard manifest.subject?.digest == subject.digest else { continue }
+        for (referrer, manifest, _) in try store.attachedDocuments(of: subject.digest, artifactType: simpleSigningMediaType) {
             for layer in manifest.layers where layer.mediaType == simpleSigningMediaType {
                 let payload = Array(try store.readBlob(layer, limit: 1 << 20, context: "signature of \(subject.digest.short)"))
                 found.append((referrer, layer, payload, layer.annotations?[simpleSigningSignatureAnnotation] ?? "", layer.annotations?[keyHintAnnotation]))
@@ -181,8 +178,7 @@ public enum ManifestSigning {
         var verified = 0
         var failures: [String] = []
         func check(_ source: String, hint: String?, _ body: () throws -> Void) {
-            // Another key's signature is not this key's to judge.
-            if let hint, !hint.isEmpty, hint != key.hint { return }
+            guard key.mayHaveSigned(keyHint: hint) else { return }
             do {
                 try body()
                 verified += 1
@@ -192,7 +188,7 @@ public enum ManifestSigning {
         }
         for bundle in try bundles(of: subject, store: store) {
             let source = "signature \(bundle.descriptor.digest.short)"
-            check(source, hint: (try? SigstoreBundle.parse(bundle.bytes, source: source))?.verificationMaterial.publicKey?.hint) {
+            check(source, hint: SigstoreBundle.keyHint(bundle.bytes)) {
                 try verify(bundle.bytes, source: source, digest: subject.digest, key: key)
             }
         }

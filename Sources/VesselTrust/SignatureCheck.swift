@@ -18,10 +18,7 @@ public enum SignatureCheck {
         var report: [String] = []
         let isArtifact = descriptor.artifactType == ModelPack.artifactType
         func byThisKey(_ bundles: [(descriptor: Descriptor, bytes: [UInt8])]) -> Bool {
-            bundles.contains {
-                let hint = (try? SigstoreBundle.parse($0.bytes, source: ""))?.verificationMaterial.publicKey?.hint ?? ""
-                return hint.isEmpty || hint == key.hint
-            }
+            bundles.contains { key.mayHaveSigned(keyHint: SigstoreBundle.keyHint($0.bytes)) }
         }
         let manifestSigned = byThisKey(try ManifestSigning.bundles(of: descriptor, store: store))
         if !isArtifact || manifestSigned {

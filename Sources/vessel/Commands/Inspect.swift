@@ -37,24 +37,18 @@ struct Inspect: ParsableCommand {
                 print(String(decoding: try Attestations.read(attachment, store: store), as: UTF8.self))
                 return
             }
+            let listed =
+                attachments.map { InspectReport.Attached(kind: $0.kind.rawValue, digest: $0.referrer.digest.description, detail: $0.kind.predicateType) }
+                + (try signatures(of: descriptor, store: store))
             if descriptor.artifactType != ModelPack.artifactType, let image = try? RootFilesystem.load(descriptor, from: store) {
                 var report = ImageReport(reference: reference, descriptor: descriptor, image: image)
-                report.attached =
-                    attachments.map { .init(kind: $0.kind.rawValue, digest: $0.referrer.digest.description, detail: $0.kind.predicateType) }
-                    + (try ArtifactSigning.attestationSignatures(of: descriptor, store: store).map {
-                        .init(kind: "signature", digest: $0.descriptor.digest.description, detail: $0.detail)
-                    })
-                    + (try manifestSignatures(descriptor, store: store))
+                report.attached = listed
                 try report.print(json: json)
                 return
             }
             let artifact = try Artifact.load(reference, from: store, verifyLayers: false)
             var report = InspectReport(artifact)
-            report.attached = attachments.map { .init(kind: $0.kind.rawValue, digest: $0.referrer.digest.description, detail: $0.kind.predicateType) }
-            for bundle in try ArtifactSigning.signatures(of: artifact, store: store) {
-                report.attached.append(.init(kind: "signature", digest: bundle.descriptor.digest.description, detail: bundle.detail))
-            }
-            report.attached += try manifestSignatures(descriptor, store: store).filter { $0.detail.hasPrefix("cosign tag form") }
+            report.attached = listed
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -65,18 +59,16 @@ struct Inspect: ParsableCommand {
         }
     }
 
-    /// The signatures of `descriptor`'s manifest digest: cosign's bundles and tag-form layers.
-    private func manifestSignatures(_ descriptor: Descriptor, store: Store) throws -> [InspectReport.Attached] {
-        func key(_ hint: String?) -> String { hint.map { ", key \($0.prefix(12))…" } ?? "" }
-        let bundles = try ManifestSigning.bundles(of: descriptor, store: store).map { bundle in
-            InspectReport.Attached(
-                kind: "signature", digest: bundle.descriptor.digest.description,
-                detail: "signs the manifest digest (cosign)" + key((try? SigstoreBundle.parse(bundle.bytes, source: ""))?.verificationMaterial.publicKey?.hint))
+    /// Every signature attached to `descriptor`: the bundles, then cosign's tag-form layers.
+    private func signatures(of descriptor: Descriptor, store: Store) throws -> [InspectReport.Attached] {
+        let bundles = try ArtifactSigning.signatures(of: descriptor, store: store).map {
+            InspectReport.Attached(kind: "signature", digest: $0.descriptor.digest.description, detail: $0.detail)
         }
         let tagForm = try ManifestSigning.simpleSignatures(of: descriptor, store: store).map { signature in
             InspectReport.Attached(
                 kind: "signature", digest: signature.descriptor.digest.description,
-                detail: "cosign tag form (\(OCIMediaType.cosignSignatureTag(of: descriptor.digest).prefix(19))….sig)" + key(signature.keyHint))
+                detail: "cosign tag form (\(OCIMediaType.cosignSignatureTag(of: descriptor.digest).prefix(19))….sig)"
+                    + (signature.keyHint.map { ", key \($0.prefix(12))…" } ?? ""))
         }
         return bundles + tagForm
     }
