@@ -40,8 +40,8 @@ extension ImageBuilder {
         public var baseUncompressedSize: Int64
         public var modelLayers: [Descriptor]
         public var warnings: [String]
-        /// What the image holds, for its SBOM and provenance.
-        public var contents: ImageContents
+        /// What the image holds, for its SBOM and provenance (read when asked for).
+        public var contents: ImageContents.Source
     }
 
     /// A ModelCar image of `artifact`: the model at `/`, `/models` linking to it, busybox's `sh`,
@@ -98,7 +98,7 @@ extension ImageBuilder {
             let descriptor = try storeImage(config: config, layers: [base] + modelLayers + [indexLayer], labels: labels, format: options.format, tag: tag)
             return MountedResult(
                 manifest: descriptor, config: config, baseLayer: base, baseUncompressedSize: shellLayer.uncompressedSize, modelLayers: modelLayers,
-                warnings: warnings, contents: try ImageContents.modelCar(shell: busybox, model: index))
+                warnings: warnings, contents: .modelCar(shell: busybox, model: index))
         }
     }
 
@@ -124,7 +124,7 @@ extension ImageBuilder {
             let descriptor = try storeImage(config: config, layers: [base], labels: labels, format: options.format, tag: tag)
             return MountedResult(
                 manifest: descriptor, config: config, baseLayer: base, baseUncompressedSize: runtime.uncompressedSize, modelLayers: [], warnings: [],
-                contents: try ImageContents.runtime(binary: binary, libraries: libraries, model: nil))
+                contents: .runtime(binary: binary, libraries: libraries, model: nil))
         }
     }
 }

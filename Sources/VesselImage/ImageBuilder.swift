@@ -85,8 +85,9 @@ public struct ImageBuilder {
         public var libraries: SharedLibraries
         public var modelLayers: [Descriptor]
         public var warnings: [String]
-        /// What the image holds, for its SBOM and provenance.
-        public var contents: ImageContents
+        /// What the image holds, for its SBOM and provenance (read when asked for: it hashes
+        /// every binary and library).
+        public var contents: ImageContents.Source
     }
 
     public enum BuildError: Error, Sendable, CustomStringConvertible {
@@ -148,7 +149,7 @@ public struct ImageBuilder {
             return Result(
                 manifest: descriptor, config: config, runtimeLayer: runtimeLayer, runtimeUncompressedSize: runtime.uncompressedSize,
                 libraries: libraries, modelLayers: modelLayers, warnings: warnings,
-                contents: try ImageContents.runtime(binary: binary, libraries: libraries, model: index))
+                contents: .runtime(binary: binary, libraries: libraries, model: index))
         }
     }
 

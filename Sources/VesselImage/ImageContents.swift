@@ -40,6 +40,23 @@ public struct ImageContents: Sendable {
         return Part(name: name, pathInImage: pathInImage, source: source, sha256: hex, package: packages.owner(of: source))
     }
 
+    /// What a build takes stock of, kept so that the hashing is done only when the contents are
+    /// wanted (`vessel image` attaching its SBOM; not `--no-attestations` or `vessel deploy`).
+    public enum Source: Sendable {
+        /// The runtime binary at `/vessel/bin/vessel` and what it loads, and the model if any.
+        case runtime(binary: String, libraries: SharedLibraries, model: UnpackedFileIndex?)
+        /// A ModelCar's busybox and the model.
+        case modelCar(shell: String, model: UnpackedFileIndex)
+
+        /// Hashes every executable and library, and finds their Debian packages.
+        public func read() throws -> ImageContents {
+            switch self {
+            case .runtime(let binary, let libraries, let model): try ImageContents.runtime(binary: binary, libraries: libraries, model: model)
+            case .modelCar(let shell, let model): try ImageContents.modelCar(shell: shell, model: model)
+            }
+        }
+    }
+
     /// The runtime binary at `/vessel/bin/vessel` and what it loads.
     static func runtime(binary: String, libraries: SharedLibraries, model: UnpackedFileIndex?) throws -> ImageContents {
         let packages = DebianPackages()

@@ -35,6 +35,7 @@ struct MountedModelCLITests {
         let runtime = try await TestSupport.vessel(["image", "--runtime", "-o", home + "/runtime.tar"], home: home)
         #expect(runtime.status == 0, "\(runtime.standardError)")
         #expect(runtime.standardOutput.contains("built vessel-runtime:"), "\(runtime.standardOutput)")
+        #expect(runtime.standardOutput.contains("attached:      SLSA provenance and a CycloneDX SBOM"), "\(runtime.standardOutput)")
 
         let podman = try Podman(home: home)
         defer { podman.tearDown() }

@@ -90,6 +90,8 @@ struct Image: ParsableCommand {
                 print(
                     "  serves:        the model mounted at \(ImageBuilder.Mounted.path) (\(ImageBuilder.Mounted.serveArguments(name: "model").joined(separator: " ")))"
                 )
+                try attest(
+                    result.manifest, target, role: .runtime, artifact: nil, contents: result.contents, executable: shipped, started: started, store: store)
                 try export(result.manifest, target, store)
                 return
             }
@@ -106,7 +108,8 @@ struct Image: ParsableCommand {
                 print("  shell layer:   \(ProgressBar.bytes(result.baseLayer.size)) gzip (\(shell))")
                 let modelBytes = result.modelLayers.reduce(Int64(0)) { $0 + $1.size }
                 print("  model layers:  \(result.modelLayers.count), \(ProgressBar.bytes(modelBytes)), shared with \(artifactReference)")
-                try attest(result.manifest, target, role: .modelCar, artifact: artifact, contents: result.contents, started: started, store: store)
+                try attest(
+                    result.manifest, target, role: .modelCar, artifact: artifact, contents: result.contents, executable: shell, started: started, store: store)
                 try export(result.manifest, target, store)
                 return
             }
@@ -119,19 +122,20 @@ struct Image: ParsableCommand {
             print("  binary:        \(shipped) (\(ProgressBar.bytes((try? FileSystem.size(of: shipped)) ?? 0)))")
             let modelBytes = result.modelLayers.reduce(Int64(0)) { $0 + $1.size }
             print("  model layers:  \(result.modelLayers.count), \(ProgressBar.bytes(modelBytes)), shared with \(artifactReference)")
-            try attest(result.manifest, target, role: .server, artifact: artifact, contents: result.contents, started: started, store: store)
+            try attest(
+                result.manifest, target, role: .server, artifact: artifact, contents: result.contents, executable: shipped, started: started, store: store)
             try export(result.manifest, target, store)
         }
     }
 
     /// Unless --no-attestations: the image's SLSA provenance and CycloneDX SBOM, attached to it.
     private func attest(
-        _ manifest: Descriptor, _ target: Reference, role: ImageBuilder.Role, artifact: Artifact?, contents: ImageContents, started: Date, store: Store
+        _ manifest: Descriptor, _ target: Reference, role: ImageBuilder.Role, artifact: Artifact?, contents source: ImageContents.Source,
+        executable: String, started: Date, store: Store
     ) throws {
         guard !noAttestations else { return }
-        var parameters = ["port": String(port), "format": format]
-        if role != .modelCar { parameters["binary"] = binary ?? ImageBuilder.Options.defaultBinary }
-        if role == .modelCar { parameters["shell"] = shell }
+        let contents = try source.read()
+        let parameters = ["port": String(port), "format": format, role == .modelCar ? "shell" : "binary": executable]
         let record = Attestations.ImageRecord(
             reference: target.description, manifest: manifest, role: role.rawValue, artifactReference: artifact?.reference.description,
             artifactDigest: artifact?.descriptor.digest, modelName: artifact?.manifest.name, modelVersion: artifact?.manifest.version,
