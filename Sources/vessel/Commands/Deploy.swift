@@ -120,8 +120,7 @@ struct Deploy: ParsableCommand {
             let manifest = try ManifestParser.parse(data: Data(text), file: "\(reference)/vessel.yaml", baseDirectory: nil).manifest
             let modelBytes = built.manifest.layers.dropFirst().reduce(Int64(0)) { $0 + $1.size }
             let port = built.config.config?.exposedPorts?.keys.compactMap { Int($0.split(separator: "/").first ?? "") }.first ?? 8080
-            let repository = self.image ?? localName
-            let pinned = repository.contains("@") ? repository : "\(repository)@\(descriptor.digest)"
+            let pinned = Self.pinned(self.image, local: localName, digest: descriptor.digest)
             if self.image == nil {
                 printError("note: the manifests name the local tag \(localName); push the image with `vessel push` and pass --image REPOSITORY")
             }
@@ -157,10 +156,6 @@ struct Deploy: ParsableCommand {
             runtime = try builder.buildRuntime(tag: runtimeTag, options: options).manifest
             printError("built runtime image \(runtimeTag) \(runtime.digest)")
         }
-        func pinned(_ repository: String?, local: String, digest: VesselStore.Digest) -> String {
-            guard let repository else { return "\(local)@\(digest)" }
-            return repository.contains("@") ? repository : "\(repository)@\(digest)"
-        }
         if image == nil || runtimeImage == nil {
             printError(
                 "note: the manifests name local tags; push \(modelCar.name) and \(runtimeTag) with `vessel push` and pass --image and --runtime-image")
@@ -169,10 +164,17 @@ struct Deploy: ParsableCommand {
         print(
             KubernetesManifests.render(
                 .init(
-                    image: pinned(runtimeImage, local: runtimeTag.description, digest: runtime.digest), manifest: artifact.manifest,
+                    image: Self.pinned(runtimeImage, local: runtimeTag.description, digest: runtime.digest), manifest: artifact.manifest,
                     modelBytes: modelBytes, namespace: namespace, autoscaling: autoscaling, minAvailable: minAvailable, serviceMonitor: serviceMonitor,
-                    mounted: .init(modelImage: pinned(image, local: modelCar.name, digest: modelCar.descriptor.digest)),
+                    mounted: .init(modelImage: Self.pinned(image, local: modelCar.name, digest: modelCar.descriptor.digest)),
                     signaturePolicy: try signaturePolicy([(runtime, runtimeTag.description), modelCar], store: store))), terminator: "")
+    }
+
+    /// Where the cluster pulls an image from, by digest: `repository` (the local name when none
+    /// is given) at `digest`, unless it names a digest already.
+    static func pinned(_ repository: String?, local: String, digest: VesselStore.Digest) -> String {
+        let repository = repository ?? local
+        return repository.contains("@") ? repository : "\(repository)@\(digest)"
     }
 
     /// With --signed-by: the policy for that key, once every image is signed by it in the store
