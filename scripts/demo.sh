@@ -20,14 +20,18 @@ echo "== store: $VESSEL_HOME"
 "$vessel" verify iris:1.0.0
 "$vessel" export iris:1.0.0 -o .build/iris.tar
 echo "== skopeo reads the store and the archive:"
-skopeo inspect --raw "oci:$VESSEL_HOME:iris:1.0.0" | head -c 300; echo " …"
+raw=$(skopeo inspect --raw "oci:$VESSEL_HOME:iris:1.0.0")
+echo "${raw:0:300} …"
 skopeo inspect --raw oci-archive:.build/iris.tar >/dev/null && echo "oci-archive:.build/iris.tar ok"
 echo "== the stored artifact's examples, through a real server:"
 "$vessel" predict iris:1.0.0 -i 'X=[[5.1,3.5,1.4,0.2],[6.3,3.3,6.0,2.5]]'
 "$vessel" test Examples/digits
 "$vessel" predict Examples/digits -i image=@Examples/digits/examples/7.png
 "$vessel" test Examples/minilm
-"$vessel" predict Examples/minilm -i 'text=["A man is eating food.", "A man is eating a piece of bread."]' --json | head -c 400; echo " …"
+# Captured, then cut: `| head -c` would close the pipe early, and under pipefail the writer's
+# SIGPIPE (exit 141) ended the demo whenever it was still writing.
+embedding=$("$vessel" predict Examples/minilm -i 'text=["A man is eating food.", "A man is eating a piece of bread."]' --json)
+echo "${embedding:0:400} …"
 "$vessel" test iris:1.0.0
 port="${VESSEL_PORT:-8080}"
 echo "== vessel serve iris:1.0.0 on 127.0.0.1:$port"
