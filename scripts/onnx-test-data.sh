@@ -33,6 +33,12 @@ if ! .build/venv-tf/bin/python -c "import tensorflow" 2>/dev/null; then
   python3 -m venv .build/venv-tf
   .build/venv-tf/bin/pip install -q --disable-pip-version-check tensorflow-cpu==2.21.0
 fi
+# PyTorch in a venv of its own, for the TorchScript loader's tests. PyPI's Linux wheel brings its
+# CUDA libraries (some GB); torch imports none of them on a CPU, but refuses to import without.
+if ! .build/venv-torch/bin/python -c "import torch, numpy" 2>/dev/null; then
+  python3 -m venv .build/venv-torch
+  .build/venv-torch/bin/pip install -q --disable-pip-version-check torch==2.15.0 numpy==2.4.6
+fi
 # OpenSSF Model Signing's own tool, which verifies what `vessel sign` writes and signs what
 # `vessel verify` checks (its dependencies, sigstore's, kept apart from the test venv's).
 # model-signing, plus what the attestation tests check with: the in-toto package (DSSE),

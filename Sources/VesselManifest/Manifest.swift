@@ -96,7 +96,7 @@ public enum ModelFormat: String, Sendable, Hashable, CaseIterable, Codable {
     /// Whether the python backend loads this format without the model's own code (its worker
     /// has a loader of the same name).
     public var hasReadyMadePythonLoader: Bool {
-        [.joblib, .pickle, .skops, .mlflow, .savedmodel, .keras].contains(self)
+        [.joblib, .pickle, .skops, .mlflow, .savedmodel, .keras, .torchscript].contains(self)
     }
 
     /// The backend that runs this format when the manifest names none.

@@ -146,7 +146,7 @@ extension ManifestReader {
             walker.error(
                 "the python backend has no ready-made loader for `\(model.format.rawValue)` models yet", at: node,
                 hint: "name your own loading code with `runtime.predictor: predict.py:Predictor` (a class with setup() and predict()); "
-                    + "joblib, pickle, skops and Keras files, SavedModel and MLflow model directories load without code")
+                    + "joblib, pickle, skops, Keras and TorchScript files, SavedModel and MLflow model directories load without code")
             return
         }
         // MLflow, SavedModel and Keras models take and give their own named tensors.

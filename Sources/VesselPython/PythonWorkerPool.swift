@@ -26,6 +26,9 @@ public struct PythonModelConfiguration: Sendable, Encodable {
         case savedmodel
         /// A Keras model file (`.keras`, `.h5`): called on its inputs, in the model's order.
         case keras
+        /// A TorchScript module (`torch.jit.save`): `forward` on the declared inputs, by
+        /// parameter name when they match, else in the declared order.
+        case torchscript
     }
 
     public struct Output: Sendable, Encodable {

@@ -89,7 +89,8 @@ enum WorkerScript {
                     found = metadata.version(name)
                 except metadata.PackageNotFoundError:
                     raise RuntimeError(f"requirement {requirement} is not installed in the environment of {sys.executable}")
-                if found != wanted:
+                # PEP 440: `==1.2` leaves the local label open (1.2+cpu matches), `==1.2+cpu` does not.
+                if (found if "+" in wanted else found.split("+")[0]).lower() != wanted.lower():
                     raise RuntimeError(f"requirement {requirement}, but the environment of {sys.executable} has {name} {found}")
 
         def load(config):
@@ -171,6 +172,8 @@ enum WorkerScript {
                         return arrange(tuple(value.numpy() if hasattr(value, "numpy") else value for value in result), names)
                     return arrange(result.numpy() if hasattr(result, "numpy") else result, names)
                 return run
+            if config["kind"] == "torchscript":
+                return load_torchscript(path, config["inputs"], names)
             if config["kind"] == "joblib":
                 import joblib
                 model = joblib.load(path)
@@ -197,6 +200,44 @@ enum WorkerScript {
             def run(inputs):
                 (features,) = inputs.values()
                 return {name: getattr(model, method)(features) for name, method in zip(names, methods)}
+            return run
+
+        def load_torchscript(path, declared, names):
+            """A TorchScript module (torch.jit.save): forward() called under inference mode on the
+            declared inputs — by keyword when they are forward's parameter names, else in the
+            declared order — and its tensor, tuple/list or dict of tensors named by the outputs."""
+            import numpy, torch
+            model = torch.jit.load(path, map_location="cpu")
+            model.eval()
+            parameters = [argument.name for argument in model.forward.schema.arguments[1:]]
+            required = [argument.name for argument in model.forward.schema.arguments[1:] if not argument.has_default_value()]
+            by_name = all(name in parameters for name in declared)
+            if by_name:
+                missing = [name for name in required if name not in declared]
+                if missing:
+                    raise RuntimeError(f"the TorchScript forward() takes {', '.join(parameters)}; the signature lacks {', '.join(missing)}")
+            elif not len(required) <= len(declared) <= len(parameters):
+                raise RuntimeError(f"the TorchScript forward() takes {len(parameters)} inputs ({', '.join(parameters)}) "
+                                   f"and the signature declares {len(declared)} ({', '.join(declared)})")
+            def plain(value):
+                if isinstance(value, torch.Tensor):
+                    value = value.detach()
+                    # NumPy has no bfloat16: widen it, the output's declared dtype then applies.
+                    return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+                if isinstance(value, dict):
+                    return {key: plain(item) for key, item in value.items()}
+                if isinstance(value, (list, tuple)):
+                    return tuple(plain(item) for item in value)
+                return value
+            def run(inputs):
+                # Request tensors are read-only views of the frame: torch wants writable memory.
+                tensors = {name: torch.from_numpy(numpy.array(inputs[name])) for name in declared}
+                with torch.inference_mode():
+                    result = model(**tensors) if by_name else model(*(tensors[name] for name in declared))
+                result = plain(result)
+                if isinstance(result, tuple) and len(result) == 1 and len(names) == 1:
+                    result = result[0]
+                return arrange(result, names)
             return run
 
         def mlflow_outputs(result, names):

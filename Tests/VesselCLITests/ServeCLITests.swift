@@ -12,8 +12,8 @@ final class ServeProcess: @unchecked Sendable {
     private var errorText = ""
     private var errorsClosed = false
 
-    init(_ arguments: [String], home: String) throws {
-        try start(binary: TestSupport.vesselBinary, ["serve", "--port", "0", "--home", home] + arguments, environment: [:])
+    init(_ arguments: [String], home: String, environment: [String: String] = [:]) throws {
+        try start(binary: TestSupport.vesselBinary, ["serve", "--port", "0", "--home", home] + arguments, environment: environment)
     }
 
     /// The image runtime (`vessel-runtime serve`), with `environment` added to this one.
