@@ -156,7 +156,8 @@ let package = Package(
         .target(
             name: "VesselImage",
             dependencies: [
-                "VesselArtifact", "VesselStore", "VesselManifest", "VesselSystem", "CZlib", .product(name: "Crypto", package: "swift-crypto")
+                "VesselArtifact", "VesselStore", "VesselManifest", "VesselPython", "VesselSystem", "CZlib",
+                .product(name: "Crypto", package: "swift-crypto")
             ],
             swiftSettings: swiftSettings,
             // The runtime's Swift packages and versions, for the image's SBOM.

@@ -116,6 +116,12 @@ public struct Unpacker {
         try unpack(artifact, into: directory, leave: { inPlace[$0] != nil })
     }
 
+    /// Unpacks only the layers whose checked path `pick` selects, and vessel.yaml.
+    @discardableResult
+    public func unpack(_ artifact: Artifact, into directory: String, only pick: (String) -> Bool) throws -> [String] {
+        try unpack(artifact, into: directory, leave: { !pick($0) })
+    }
+
     /// `leave`: the checked paths of files not to write.
     private func unpack(_ artifact: Artifact, into directory: String, leave: (String) -> Bool) throws -> [String] {
         try FileSystem.makeDirectories(directory)

@@ -49,7 +49,11 @@ extension ImageBuilder {
     /// needs to reach the model through `/proc`.
     public func buildModelCar(_ artifact: Artifact, tag: Reference?, shell: String = Mounted.defaultShell, options: Options) throws -> MountedResult {
         // The runtime image serves ONNX models only; a Python model's files would never load.
-        if artifact.manifest.runtime.backend == .python { throw BuildError.pythonBackend(artifact.manifest.name) }
+        if artifact.manifest.runtime.backend == .python {
+            throw BuildError.python(
+                "the runtime image a ModelCar is mounted into carries no Python; build `vessel image \(artifact.reference)` (the model with its interpreter and environment) instead"
+            )
+        }
         guard FileSystem.exists(shell) else {
             throw BuildError.shell(
                 "a ModelCar image needs a static busybox for the sidecar's `sh -c \"ln … && sleep infinity\"`, and \(shell) does not exist: install busybox-static, or give --shell PATH"

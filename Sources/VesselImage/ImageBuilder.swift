@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import VesselManifest
+import VesselPython
 public import VesselArtifact
 public import VesselStore
 #if canImport(Glibc)
@@ -14,7 +15,8 @@ import Glibc
 ///    needs in `/vessel/lib` (its ELF dependencies, and the BLAS it loads at run time), the
 ///    dynamic loader at the path the binary names, `/etc/passwd` and `/etc/group` with the
 ///    non-root `vessel` user, and `/tmp` (gzip; the same for every model built by one binary);
-/// 2. the artifact's own layers, the same blobs with the same digests (uncompressed tars, each
+/// 1½. for a Python model, its interpreter and its locked environment (``PythonImageParts``);
+/// 2. the artifact's own layers (a Python model's wheels left out: they are installed), the same blobs with the same digests (uncompressed tars, each
 ///    file at its path from the model root, so the model lies at `/`);
 /// 3. `/vessel/model.json`: every model file's content digest, which the entrypoint checks
 ///    before the model turns ready.
@@ -84,6 +86,8 @@ public struct ImageBuilder {
         public var runtimeUncompressedSize: Int64
         public var libraries: SharedLibraries
         public var modelLayers: [Descriptor]
+        /// A Python model's interpreter and environment layers.
+        public var pythonLayers: [Descriptor] = []
         public var warnings: [String]
         /// What the image holds, for its SBOM and provenance (read when asked for: it hashes
         /// every binary and library).
@@ -94,7 +98,7 @@ public struct ImageBuilder {
         case reservedPath(String, reserved: [String])
         case shell(String)
         case unsupportedMachine(UInt16)
-        case pythonBackend(String)
+        case python(String)
 
         public var description: String {
             switch self {
@@ -102,8 +106,7 @@ public struct ImageBuilder {
                 "model file `\(path)` would land on the image's own files (\(reserved.map { "/" + $0 }.joined(separator: ", ")) are reserved); move or rename it"
             case .shell(let reason): reason
             case .unsupportedMachine(let machine): "the binary is for ELF machine \(machine), which has no OCI architecture name here"
-            case .pythonBackend(let name):
-                "`\(name)` runs on the python backend, and images do not carry a Python interpreter and environment yet; serve it with `vessel serve`"
+            case .python(let reason): "a Python model's image: \(reason)"
             }
         }
     }
@@ -118,39 +121,82 @@ public struct ImageBuilder {
 
     /// Builds the image, stores every blob and, if `tag` is given, tags it.
     public func build(_ artifact: Artifact, tag: Reference?, options: Options) throws -> Result {
-        // Refused before any work: an image without Python would be built, then fail to load.
-        if artifact.manifest.runtime.backend == .python { throw BuildError.pythonBackend(artifact.manifest.name) }
         let binary = try SharedLibraries.realPath(options.binary)
         let architecture = try Self.architecture(of: binary)
         let libraries = try SharedLibraries.resolve(binary: binary, dlopened: options.dlopened)
-        let index = try UnpackedFileIndex.make(artifact, store: store)
+        var index = try UnpackedFileIndex.make(artifact, store: store)
         try Self.checkReserved(index, Self.reservedPrefixes(interpreter: libraries.interpreter?.requested))
+        // A Python model: its interpreter and environment, collected and built before the lock.
+        let python = artifact.manifest.runtime.backend == .python ? try pythonParts(artifact, runtimeLibraries: libraries) : nil
+        if python != nil { index.markInstalled(under: PythonLock.wheelDirectory) }
 
         return try store.withWriterLock {
             let runtime = try buildRuntimeLayer(binary: binary, libraries: libraries)
-            let (modelLayers, warnings) = try imageLayers(of: artifact, format: options.format)
+            var pythonLayers: [(layer: RuntimeLayer, what: String)] = []
+            if let python {
+                let interpreter = try buildFilesLayer(python.interpreterLayer.entries, kind: "vessel-python-layer-v1", title: "python \(python.version)")
+                pythonLayers.append((interpreter, "python \(python.version) (\(python.libraries.count) shared libraries)"))
+                if let environment = python.environmentLayer {
+                    let layer = try buildFilesLayer(environment.entries, kind: "vessel-python-environment-v1", title: "python environment")
+                    pythonLayers.append((layer, "python environment (\(python.packages.count) packages from vessel.lock)"))
+                }
+            }
+            // The wheels are installed in the environment layer: not carried again as files.
+            let (modelLayers, warnings) = try imageLayers(of: artifact, format: options.format, leavingWheels: python != nil)
             let indexLayer = try buildIndexLayer(index)
             let created = Self.createdTime()
             let labels = Self.labels(of: artifact, role: .server, created: created, options: options)
             let config = ImageConfig(
                 created: created, architecture: architecture, os: "linux",
-                config: Self.runtimeSettings(options: options, entrypoint: Layout.entrypoint, cmd: nil, labels: labels),
-                rootfs: .init(type: "layers", diffIDs: [runtime.diffID.description] + modelLayers.map(\.digest.description) + [indexLayer.digest.description]),
+                config: Self.runtimeSettings(options: options, entrypoint: Layout.entrypoint, cmd: nil, labels: labels, python: python),
+                rootfs: .init(
+                    type: "layers",
+                    diffIDs: [runtime.diffID.description] + pythonLayers.map(\.layer.diffID.description) + modelLayers.map(\.digest.description)
+                        + [indexLayer.digest.description]),
                 history: [Self.history(created, "runtime (\(libraries.libraries.count) shared libraries)")]
+                    + pythonLayers.map { Self.history(created, $0.what) }
                     + modelLayers.map { Self.history(created, "model file \($0.annotations?[ModelPack.filepathAnnotation] ?? "?")") }
                     + [Self.history(created, UnpackedFileIndex.pathInImage)]
             )
             var runtimeLayer = runtime.descriptor
             runtimeLayer.mediaType = options.format.layerTarGzip
+            let pythonDescriptors = pythonLayers.map { part in
+                var descriptor = part.layer.descriptor
+                descriptor.mediaType = options.format.layerTarGzip
+                return descriptor
+            }
             var fileIndexLayer = indexLayer
             fileIndexLayer.mediaType = options.format.layerTar
             let descriptor = try storeImage(
-                config: config, layers: [runtimeLayer] + modelLayers + [fileIndexLayer], labels: labels, format: options.format, tag: tag)
+                config: config, layers: [runtimeLayer] + pythonDescriptors + modelLayers + [fileIndexLayer], labels: labels, format: options.format,
+                tag: tag)
             return Result(
                 manifest: descriptor, config: config, runtimeLayer: runtimeLayer, runtimeUncompressedSize: runtime.uncompressedSize,
-                libraries: libraries, modelLayers: modelLayers, warnings: warnings,
-                contents: .runtime(binary: binary, libraries: libraries, model: index))
+                libraries: libraries, modelLayers: modelLayers, pythonLayers: pythonDescriptors, warnings: warnings + (python?.warnings ?? []),
+                contents: .runtime(binary: binary, libraries: libraries, model: index, python: python.map(ImageContents.PythonParts.init)))
         }
+    }
+
+    /// A Python model's interpreter and environment (``PythonImageParts``), the environment
+    /// installed from the artifact's own `vessel.lock` and wheels, unpacked to a scratch
+    /// directory for the purpose.
+    func pythonParts(_ artifact: Artifact, runtimeLibraries: SharedLibraries) throws -> PythonImageParts {
+        let environment = ProcessInfo.processInfo.environment
+        guard !artifact.manifest.runtime.requirements.isEmpty else {
+            return try PythonImageParts.collect(manifest: artifact.manifest, unpacked: nil, runtimeLibraries: runtimeLibraries, environment: environment)
+        }
+        let parent = PythonEnvironment.cacheDirectory(environment: environment)
+        try FileSystem.makeDirectories(parent)
+        var template = Array("\(parent)/.image-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw StoreError.io(operation: "cannot create a directory in", path: parent, errno: errno)
+        }
+        let scratch = String(cString: made)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try Unpacker(store: store, durable: false).unpack(artifact, into: scratch) { path in
+            path == PythonLock.fileName || path.hasPrefix(PythonLock.wheelDirectory + "/")
+        }
+        return try PythonImageParts.collect(manifest: artifact.manifest, unpacked: scratch, runtimeLibraries: runtimeLibraries, environment: environment)
     }
 
     /// The OCI architecture of an ELF executable.
@@ -175,11 +221,15 @@ public struct ImageBuilder {
 
     /// The runtime's process settings: non-root, its port, its libraries, SIGTERM to drain and a
     /// health check the engine runs.
-    static func runtimeSettings(options: Options, entrypoint: [String], cmd: [String]?, labels: [String: String]) -> ImageConfig.Settings {
+    static func runtimeSettings(
+        options: Options, entrypoint: [String], cmd: [String]?, labels: [String: String], python: PythonImageParts? = nil
+    ) -> ImageConfig.Settings {
         let second: Int64 = 1_000_000_000
+        let libraryPath = ([Layout.libraries] + (python?.libraryPath ?? [])).joined(separator: ":")
         return .init(
             user: options.user, exposedPorts: ["\(options.port)/tcp": EmptyObject()],
-            env: ["PATH=/vessel/bin", "LD_LIBRARY_PATH=\(Layout.libraries)", "HOME=/tmp", "VESSEL_HOST=0.0.0.0", "VESSEL_PORT=\(options.port)"],
+            env: ["PATH=/vessel/bin", "LD_LIBRARY_PATH=\(libraryPath)", "HOME=/tmp", "VESSEL_HOST=0.0.0.0", "VESSEL_PORT=\(options.port)"]
+                + (python?.env ?? []),
             entrypoint: entrypoint, cmd: cmd, workingDir: "/", labels: labels, stopSignal: "SIGTERM",
             healthcheck: .init(test: ["CMD", Layout.binary, "health"], interval: 10 * second, timeout: 3 * second, startPeriod: 5 * second, retries: 3)
         )
@@ -232,11 +282,12 @@ public struct ImageBuilder {
 
     /// The artifact's layers as image layers: the same blobs (a raw layer becomes a new
     /// one-entry tar, with a warning), with the image format's layer media type.
-    func imageLayers(of artifact: Artifact, format: Format) throws -> (layers: [Descriptor], warnings: [String]) {
+    func imageLayers(of artifact: Artifact, format: Format, leavingWheels: Bool = false) throws -> (layers: [Descriptor], warnings: [String]) {
         var layers: [Descriptor] = []
         var warnings: [String] = []
         for layer in artifact.imageManifest.layers {
             guard let (_, packing) = ModelPack.parseLayerMediaType(layer.mediaType) else { continue }
+            if leavingWheels, layer.annotations?[ModelPack.filepathAnnotation]?.hasPrefix(PythonLock.wheelDirectory + "/") == true { continue }
             var imageLayer = layer
             if packing == .raw {
                 imageLayer = try wrapRawLayer(layer)
@@ -296,6 +347,26 @@ public struct ImageBuilder {
         case file(source: String, executable: Bool)
         case bytes([UInt8])
         case symlink(String)
+
+        /// Entries by their path in the image (relative), with every parent directory.
+        struct Tree {
+            var entries: [String: Content] = [:]
+
+            mutating func add(_ path: String, _ content: Content) {
+                addDirectories(leadingTo: path)
+                entries[path] = content
+            }
+
+            mutating func addDirectories(leadingTo path: String) {
+                var parts = path.split(separator: "/").map(String.init)
+                parts.removeLast()
+                var current = ""
+                for part in parts where part != "." {
+                    current = current.isEmpty ? part : current + "/" + part
+                    if entries[current] == nil { entries[current] = .directory(mode: 0o755) }
+                }
+            }
+        }
     }
 
     func buildRuntimeLayer(binary: String, libraries: SharedLibraries) throws -> RuntimeLayer {

@@ -26,6 +26,9 @@ public struct UnpackedFileIndex: Codable, Sendable, Hashable {
         public var size: Int64
         /// A symlink's target.
         public var link: String?
+        /// Installed into the image's Python environment rather than carried as this file (a
+        /// wheel): listed, for the artifact's signature, but not looked for.
+        public var installed: Bool?
 
         public init(path: String, digest: String?, size: Int64, link: String? = nil) {
             self.path = path
@@ -62,9 +65,14 @@ public struct UnpackedFileIndex: Codable, Sendable, Hashable {
         public var description: String { "model file \(path) \(reason)" }
     }
 
+    /// Marks the files under `directory` (a relative path) as installed, not carried.
+    public mutating func markInstalled(under directory: String) {
+        for k in files.indices where files[k].path.hasPrefix(directory + "/") { files[k].installed = true }
+    }
+
     /// Re-hashes every file under `root`; throws naming the first that is missing or differs.
     public func verify(root: String) throws {
-        for file in files {
+        for file in files where file.installed != true {
             let full = FileSystem.join(root, file.path)
             if let link = file.link {
                 var buffer = [CChar](repeating: 0, count: 4097)

@@ -213,13 +213,27 @@ public enum PythonEnvironment {
         }
     }
 
-    /// The Python of an environment holding exactly `lock`'s wheels from `wheels`, built once
-    /// per (lock, interpreter) with the index off and every hash checked, then reused.
-    public static func prepare(_ lock: PythonLock, wheels: String, interpreter: String, environment: [String: String]) throws(WorkerError) -> String {
+    /// Where an image keeps the environments built for it (`/vessel/python/envs`), each under
+    /// its ``environmentKey(_:interpreter:)``: found there, an environment is used as it is.
+    public static let builtEnvironmentsVariable = "VESSEL_PYTHON_ENVS"
+
+    /// The name of the environment holding `lock`'s wheels for `interpreter` (its path as the
+    /// workers will run it): the lock's text and the path, hashed.
+    public static func environmentKey(_ lock: PythonLock, interpreter: String) -> String {
         var hasher = SHA256()
         hasher.update(data: Array(lock.text.utf8))
         hasher.update(data: Array(("\n" + interpreter).utf8))
-        let key = Digest(bytes: hasher.finalize()).hex.prefix(32)
+        return String(Digest(bytes: hasher.finalize()).hex.prefix(32))
+    }
+
+    /// The Python of an environment holding exactly `lock`'s wheels from `wheels`, built once
+    /// per (lock, interpreter) with the index off and every hash checked, then reused.
+    public static func prepare(_ lock: PythonLock, wheels: String, interpreter: String, environment: [String: String]) throws(WorkerError) -> String {
+        let key = environmentKey(lock, interpreter: interpreter)
+        // An image's environment, built with the image (read-only, never written here).
+        if let built = environment[builtEnvironmentsVariable], !built.isEmpty, FileSystem.exists(built + "/" + key + "/.vessel-complete") {
+            return built + "/" + key + "/bin/python"
+        }
         let root = cacheDirectory(environment: environment) + "/envs"
         let target = root + "/" + key
         if FileSystem.exists(target + "/.vessel-complete") { return target + "/bin/python" }

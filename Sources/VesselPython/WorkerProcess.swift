@@ -71,7 +71,12 @@ final class WorkerProcess: @unchecked Sendable {
         let answer = try frame.answer()
         if !answer.ok {
             kill()
-            throw .raised(message: answer.error ?? "an unknown error", traceback: answer.traceback ?? "")
+            // Where it raised (the traceback's innermost frame): the server has no other place
+            // to show it, and a loading error is the operator's to fix.
+            let traceback = answer.traceback ?? ""
+            let place = traceback.split(separator: "\n").map(\.trimmed).last { $0.hasPrefix("File \"") }
+            let message = (answer.error ?? "an unknown error") + (place.map { " (\($0))" } ?? "")
+            throw .raised(message: message, traceback: traceback)
         }
     }
 

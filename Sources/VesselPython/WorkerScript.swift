@@ -95,6 +95,10 @@ enum WorkerScript {
 
         def load(config):
             directory = config["directory"]
+            if directory == "/":
+                # An image's model lies at the root, and CPython's cache_from_source indexes the
+                # directory's second character when a pycache prefix is set (IndexError for "/").
+                directory = "/."
             os.chdir(directory)
             sys.path.insert(0, directory)
             wanted = config.get("python")

@@ -9,7 +9,8 @@ public import VesselStore
 /// - **SBOM** (CycloneDX 1.5): the image as a `container`; the runtime binary (or a ModelCar's
 ///   busybox) and every shared library with its SHA-256, its path in the image and the Debian
 ///   package and version that installed it (a `pkg:deb` purl); the Swift packages the runtime is
-///   built from (`pkg:swift` purls, as this build resolved them); the model and its files.
+///   built from (`pkg:swift` purls, as this build resolved them); a Python model's locked
+///   packages (`pkg:pypi` purls, each with its wheel's SHA-256); the model and its files.
 /// - **Provenance** (SLSA v1): what `vessel image` was asked, and every input by digest — the
 ///   artifact's manifest, the binary, each library.
 extension Attestations {
@@ -80,6 +81,13 @@ extension Attestations {
                 properties: package.revision.isEmpty ? nil : [Property(name: "vessel:revision", value: package.revision)],
                 externalReferences: [CycloneDX.ExternalReference(type: "vcs", url: package.url)])
         }
+        // A Python model's locked packages, each with its wheel's hash.
+        components += record.contents.pythonPackages.map { package in
+            let purl = "pkg:pypi/\(pypiName(package.name))@\(package.version)"
+            return Component(
+                type: "library", bomRef: purl, name: package.name, version: package.version, purl: purl,
+                hashes: [Hash(content: package.sha256)], properties: [Property(name: "vessel:wheel", value: package.wheel)])
+        }
         var dependencies: [Dependency] = []
         if let model = record.contents.model {
             let files = model.files.filter { $0.digest != nil }.map { file in
@@ -122,6 +130,11 @@ extension Attestations {
         if let digest = record.artifactDigest {
             dependencies.append(
                 ResourceDescriptor(name: record.artifactReference ?? "artifact", digest: ["sha256": digest.hex], annotations: ["role": "artifact"]))
+        }
+        for package in record.contents.pythonPackages {
+            dependencies.append(
+                ResourceDescriptor(
+                    name: package.wheel, digest: ["sha256": package.sha256], annotations: ["package": "pkg:pypi/\(pypiName(package.name))@\(package.version)"]))
         }
         for part in record.contents.executables + record.contents.libraries {
             var annotations = ["path": part.pathInImage, "source": part.source]

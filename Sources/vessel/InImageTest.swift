@@ -65,6 +65,12 @@ enum InImageTest {
                 ready = true
                 break
             }
+            // A model that failed to load stays failed: no use waiting out the timeout.
+            if let response = try? LoopbackClient.request("GET", port: port, path: "/v2/models/\(manifest.name)", timeout: 2),
+                response.status == 503, response.text.contains("failed to load")
+            {
+                throw Failure(description: "the model failed to load in the image:\n\(container.logTail())")
+            }
             usleep(50_000)
         }
         guard ready else { throw Failure(description: "not ready after \(Int(readyTimeout)) s (--ready-timeout):\n\(container.logTail())") }
