@@ -39,6 +39,17 @@ if ! .build/venv-torch/bin/python -c "import torch, numpy" 2>/dev/null; then
   python3 -m venv .build/venv-torch
   .build/venv-torch/bin/pip install -q --disable-pip-version-check torch==2.15.0 numpy==2.4.6
 fi
+# BentoML in a venv of its own (its pins are not the test venv's), to build the Bentos `vessel import
+# bento` reads; and a wheelhouse of what those Bentos require, which their imports pack from.
+if ! .build/venv-bento/bin/python -c "import bentoml, sklearn" 2>/dev/null; then
+  python3 -m venv .build/venv-bento
+  .build/venv-bento/bin/pip install -q --disable-pip-version-check bentoml==1.4.40 scikit-learn==1.9.1 numpy==2.4.6
+fi
+if [ ! -f .build/wheelhouse-bento/.complete ]; then
+  .build/venv-bento/bin/pip download -q --disable-pip-version-check --only-binary=:all: --dest .build/wheelhouse-bento \
+    bentoml==1.4.40 scikit-learn==1.9.1 numpy==2.4.6
+  touch .build/wheelhouse-bento/.complete
+fi
 # OpenSSF Model Signing's own tool, which verifies what `vessel sign` writes and signs what
 # `vessel verify` checks (its dependencies, sigstore's, kept apart from the test venv's).
 # model-signing, plus what the attestation tests check with: the in-toto package (DSSE),

@@ -10,6 +10,14 @@ import Yams
 public struct ImportResult: Sendable {
     public var directory: String
     public var notes: [String]
+    /// Every model directory written (one, but for a Bento with several APIs).
+    public var directories: [String]
+
+    init(directory: String, notes: [String], directories: [String]? = nil) {
+        self.directory = directory
+        self.notes = notes
+        self.directories = directories ?? [directory]
+    }
 }
 
 public struct ImportError: Error, Sendable, CustomStringConvertible {

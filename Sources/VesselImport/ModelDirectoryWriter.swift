@@ -73,6 +73,23 @@ struct ModelDirectoryWriter {
         }
     }
 
+    /// Copies `from` (a file or a directory, anywhere) to `path` inside the output, listed with
+    /// `role` unless `role` is nil.
+    mutating func copy(from: String, to path: String, role: String?) throws {
+        let to = (staging as NSString).appendingPathComponent(path)
+        try FileManager.default.createDirectory(atPath: (to as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: from, toPath: to)
+        if let role, !files.contains(where: { $0.path == path }) { files.append((path, role)) }
+    }
+
+    /// Writes `text` to `path` inside the output, listed with `role` unless `role` is nil.
+    mutating func write(_ text: String, to path: String, role: String?) throws {
+        let to = (staging as NSString).appendingPathComponent(path)
+        try FileManager.default.createDirectory(atPath: (to as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: to))
+        if let role, !files.contains(where: { $0.path == path }) { files.append((path, role)) }
+    }
+
     /// Copies the whole source directory to `directory` inside the output.
     func copyAll(into directory: String) throws {
         try FileManager.default.copyItem(atPath: source, toPath: (staging as NSString).appendingPathComponent(directory))
@@ -112,7 +129,9 @@ struct ModelDirectoryWriter {
 
     static func quoted(_ text: String) -> String {
         // JSON strings are YAML flow scalars.
-        String(decoding: (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        return String(decoding: (try? encoder.encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
     }
 
     static func json(_ value: Any) -> String {

@@ -10,8 +10,8 @@ import VesselStore
 /// (another tool's model directory as a Vessel model directory).
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Read an OCI image-layout tar into the store, or turn an MLflow model or a Cog project into a Vessel model directory.",
-        subcommands: [ImportArchive.self, ImportMLflow.self, ImportCog.self],
+        abstract: "Read an OCI image-layout tar into the store, or turn an MLflow model, a Cog project or a Bento into a Vessel model directory.",
+        subcommands: [ImportArchive.self, ImportMLflow.self, ImportCog.self, ImportBento.self],
         defaultSubcommand: ImportArchive.self
     )
 }
@@ -83,6 +83,35 @@ struct ImportCog: ParsableCommand {
     }
 }
 
+struct ImportBento: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bento",
+        abstract: "Write Vessel model directories from a built Bento (bentoml build), one per API.",
+        discussion: """
+            SOURCE is a Bento directory (in the Bento store, or an exported Bento unpacked) or a NAME[:VERSION] \
+            tag in $BENTOML_HOME/bentos (default ~/bentoml). Each @bentoml.api method becomes a model on the python \
+            backend — OUT itself for one API, OUT/API for several — carrying the Bento's src/, the models its \
+            service names, and a predictor that instantiates the service and calls the method. The API's input \
+            schema becomes the signature (annotate numpy arrays with DType and Shape, or edit vessel.yaml); the \
+            Bento's Python version and locked requirements become the runtime. Then `vessel pack OUT[/API]`.
+            """
+    )
+
+    @Argument(help: "The Bento directory (holding bento.yaml), or NAME[:VERSION] in the Bento store.")
+    var source: String
+
+    @Option(help: "Import only this API (a method name).")
+    var api: String?
+
+    @OptionGroup var destination: ImportDestination
+
+    func run() throws {
+        try destination.write(from: source.replacingOccurrences(of: ":", with: "-")) {
+            try BentoImporter.run(source: source, output: $0, name: $1, api: api, environment: ProcessInfo.processInfo.environment)
+        }
+    }
+}
+
 /// Where an importer writes, and what it tells the user after.
 struct ImportDestination: ParsableArguments {
     @Option(name: .shortAndLong, help: "The directory to write (must not exist; default: NAME-vessel).")
@@ -96,7 +125,7 @@ struct ImportDestination: ParsableArguments {
             let trimmed = source.hasSuffix("/") ? String(source.dropLast()) : source
             let result = try importer(output ?? (name ?? (trimmed as NSString).lastPathComponent) + "-vessel", name)
             for note in result.notes { printError("note: \(note)") }
-            print("wrote \(result.directory)/vessel.yaml; next: vessel pack \(result.directory)")
+            for directory in result.directories { print("wrote \(directory)/vessel.yaml; next: vessel pack \(directory)") }
         }
     }
 }
