@@ -83,7 +83,9 @@ struct TorchScriptCLITests {
         let expected = report["logits"] as? [Double] ?? []
         #expect(logits.count == 8 && zip(logits, expected).allSatisfy { abs($0 - $1) <= 1e-5 }, "\(logits) vs \(expected)")
 
-        // Scripted: the signature names forward's parameters in another order; `scale` keeps its default.
+        // Scripted: the signature names forward's parameters in another order; `scale` keeps its
+        // default. Packed without requirements (a lock would vendor PyPI torch's GBs of CUDA
+        // wheels), served from the store on the torch venv.
         try TestSupport.write(
             """
             name: mixer
@@ -91,7 +93,6 @@ struct TorchScriptCLITests {
             model: {format: torchscript, file: model.pt}
             runtime:
               backend: python
-              requirements: [torch==\(version)]
             signature:
               inputs:
                 - {name: b, dtype: int64, shape: [-1]}
@@ -102,7 +103,9 @@ struct TorchScriptCLITests {
                 - {name: mixed, dtype: float32, shape: [-1, 2]}
 
             """, to: scratch + "/mixer/vessel.yaml")
-        let server = try ServeProcess([scratch + "/mixer"], home: scratch + "/home", environment: environment)
+        let packed = try await TestSupport.run(TestSupport.vesselBinary, ["pack", scratch + "/mixer", "--no-test"], environment: environment)
+        #expect(packed.status == 0, "\(packed.standardError)")
+        let server = try ServeProcess(["mixer:1"], home: scratch + "/home", environment: environment)
         defer { server.process.terminate() }
         let port = try server.waitForReady()
         let body = #"""
