@@ -46,6 +46,11 @@ export VESSEL_PYTHON="$venv/bin/python" VESSEL_HOME="$work/home" VESSEL_CACHE="$
 "$vessel" import mlflow "$work/mlflow" -o "$work/vessel" --name iris >/dev/null
 sed -i 's/^runtime:/serving: {max_concurrency: 2}\nruntime:/' "$work/vessel/vessel.yaml"
 "$vessel" pack "$work/vessel" >/dev/null 2>&1    # resolves the requirements into vessel.lock (needs the index once)
+# The same model with dynamic batching: queued requests merge into one predict call (a lone
+# request never waits), as `serving.max_batch_size` lets any Vessel model do.
+cp -r "$work/vessel" "$work/vessel-batched"
+sed -i 's/^name: .*/name: "iris-batched"/; s/^serving: {max_concurrency: 2}/serving: {max_concurrency: 1, max_batch_size: 16, max_delay_ms: 2}/' "$work/vessel-batched/vessel.yaml"
+"$vessel" pack "$work/vessel-batched" >/dev/null 2>&1
 
 source Benchmarks/common.sh
 # Start to ready from the store: the environment built from the artifact's wheels, then reused.
@@ -54,6 +59,8 @@ start=$(now); "$vessel" serve iris:1 --port 18190 --no-log > "$work/vessel-cold.
 cold=$(wait_ready "$start" http://127.0.0.1:18190/v2/health/ready); kill $pid; wait $pid 2>/dev/null || true
 start=$(now); "$vessel" serve iris:1 --port 18190 --no-log > "$work/vessel.log" 2>&1 & vessel_pid=$!
 warm=$(wait_ready "$start" http://127.0.0.1:18190/v2/health/ready)
+"$vessel" serve iris-batched:1 --port 18196 --no-log > "$work/vessel-batched.log" 2>&1 & batched_pid=$!
+wait_ready "$(now)" http://127.0.0.1:18196/v2/health/ready >/dev/null
 start=$(now)
 (cd "$work" && PATH="$venv/bin:$PATH" exec "$venv/bin/mlflow" models serve -m "$work/mlflow" --env-manager local -p 18194 -w 2 > "$work/mlflow.log" 2>&1) &
 mlflow_pid=$!
@@ -62,7 +69,7 @@ start=$(now)
 (cd "$work/mlserver" && exec "$venv/bin/mlserver" start . > "$work/mlserver.log" 2>&1) &
 mlserver_pid=$!
 mlserver_ready=$(wait_ready "$start" http://127.0.0.1:18191/v2/models/iris/ready)
-trap 'kill $vessel_pid $mlflow_pid $mlserver_pid 2>/dev/null || true; pkill -f "uvicorn --host 127.0.0.1 --port 18194" || true' EXIT
+trap 'kill $vessel_pid $batched_pid $mlflow_pid $mlserver_pid 2>/dev/null || true; pkill -f "uvicorn --host 127.0.0.1 --port 18194" || true' EXIT
 
 cat > "$work/invocations.lua" <<'LUA'
 wrk.method = "POST"
@@ -86,5 +93,11 @@ for connections in 1 8; do
   read -r vr vp50 vp99 ve <<<"$(wrk_best http://127.0.0.1:18190/v2/models/iris/infer "$work/oip.lua" $connections "$seconds")"
   read -r sr sp50 sp99 se <<<"$(wrk_best http://127.0.0.1:18191/v2/models/iris/infer "$work/oip-mlserver.lua" $connections "$seconds")"
   echo "| OIP v2 | $connections | $vr | $vp50 | $vp99 | MLServer (sklearn) | $sr | $sp50 | $sp99 | $(python3 -c "print(f'{$vr / max($sr, 1e-9):.1f}')")x | $ve / $se |"
+  # Batched: against the better of the two others at this concurrency.
+  read -r br bp50 bp99 be <<<"$(wrk_best http://127.0.0.1:18196/invocations "$work/invocations.lua" $connections "$seconds")"
+  best=$(python3 -c "print(max($mr, $sr))")
+  echo "| MLflow /invocations, batched | $connections | $br | $bp50 | $bp99 | the better of the two | $best | | | $(python3 -c "print(f'{$br / max($best, 1e-9):.1f}')")x | $be |"
+  read -r br bp50 bp99 be <<<"$(wrk_best http://127.0.0.1:18196/v2/models/iris-batched/infer "$work/oip.lua" $connections "$seconds")"
+  echo "| OIP v2, batched | $connections | $br | $bp50 | $bp99 | the better of the two | $best | | | $(python3 -c "print(f'{$br / max($best, 1e-9):.1f}')")x | $be |"
 done
 "$venv/bin/python" -c "import mlflow, mlserver, sklearn; print('mlflow', mlflow.__version__, 'mlserver', mlserver.__version__, 'scikit-learn', sklearn.__version__)"
