@@ -54,6 +54,8 @@ struct ManifestTypesTests {
             ])
         #expect(ModelFormat.allCases.filter { $0.defaultBackend == .onnx } == [.onnx])
         #expect(
-            ModelFormat.allCases.filter(\.hasReadyMadePythonLoader).map(\.rawValue).sorted() == ["joblib", "keras", "mlflow", "pickle", "savedmodel", "skops"])
+            ModelFormat.allCases.filter(\.hasReadyMadePythonLoader).map(\.rawValue).sorted() == [
+                "joblib", "keras", "mlflow", "pickle", "savedmodel", "skops", "torchscript"
+            ])
     }
 }

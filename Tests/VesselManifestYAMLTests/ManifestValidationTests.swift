@@ -148,8 +148,8 @@ let mistakes: [Mistake] = [
         "backend cannot run format", replacing: "format: onnx", with: "format: torchscript",
         append: "runtime: {backend: onnx}\n", message: "the onnx backend cannot run a `torchscript` model", line: 16),
     Mistake(
-        "python backend without a loader", replacing: "format: onnx", with: "format: torchscript",
-        append: "runtime: {backend: python}\n", message: "no ready-made loader for `torchscript` models", line: 5, hint: "runtime.predictor"),
+        "python backend without a loader", replacing: "format: onnx", with: "format: tflite",
+        append: "runtime: {backend: python}\n", message: "no ready-made loader for `tflite` models", line: 5, hint: "runtime.predictor"),
     Mistake(
         "predictor not file:class", append: "runtime: {backend: python, predictor: predict.py}\n",
         message: "`runtime.predictor` `predict.py` is not `file.py:ClassName`", line: 16),
