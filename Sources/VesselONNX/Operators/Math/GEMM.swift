@@ -342,7 +342,20 @@ final class PackedWeights: Sendable {
 
     /// op(B) — k×n, or n×k when `transposed` — packed.
     func packed(for b: Tensor, k: Int, n: Int, transposed: Bool = false) -> Tensor {
-        let storage = b.storage, key = [k, n, transposed ? 1 : 0]
+        packed(for: b, key: [k, n, transposed ? 1 : 0]) {
+            let packed = Tensor(uninitialized: .float32, shape: [PackedGEMM.packedCount(k: k, n: n)])
+            b.withUnsafeBufferPointer(as: Float.self) { pb in
+                packed.withUnsafeMutableBufferPointer(as: Float.self) { pp in
+                    PackedGEMM.pack(pb.baseAddress!, k: k, n: n, ldb: transposed ? k : n, transposed: transposed, into: pp.baseAddress!)
+                }
+            }
+            return packed
+        }
+    }
+
+    /// What `pack` makes of `b` (and whatever else `key` says), kept while `b` comes back.
+    func packed(for b: Tensor, key: [Int], pack: () -> Tensor) -> Tensor {
+        let storage = b.storage
         let (cached, keep): (Tensor?, Bool) = state.withLock { state in
             if let packed = state.packed, state.source === storage, state.key == key { return (packed, false) }
             if state.seen === storage { return (nil, true) }
@@ -350,12 +363,7 @@ final class PackedWeights: Sendable {
             return (nil, false)
         }
         if let cached { return cached }
-        let packed = Tensor(uninitialized: .float32, shape: [PackedGEMM.packedCount(k: k, n: n)])
-        b.withUnsafeBufferPointer(as: Float.self) { pb in
-            packed.withUnsafeMutableBufferPointer(as: Float.self) { pp in
-                PackedGEMM.pack(pb.baseAddress!, k: k, n: n, ldb: transposed ? k : n, transposed: transposed, into: pp.baseAddress!)
-            }
-        }
+        let packed = pack()
         if keep {
             state.withLock { state in
                 state.source = storage

@@ -1,3 +1,5 @@
+import VesselKernels
+import VesselKernelsHaswell
 import VesselTensor
 
 /// The integer products quantized models are made of: `MatMulInteger` and `ConvInteger` (what
@@ -10,16 +12,17 @@ import VesselTensor
 /// type. Integer sums do not depend on their order, so results are the same at any thread count.
 extension KernelRegistry {
     static func registerIntegerProducts(_ r: inout KernelRegistry) {
-        r.register("MatMulInteger", since: 10, matMulIntegerKernel)
+        r.registerPrepared("MatMulInteger", since: 10) { _ in
+            let weights = PackedWeights()
+            return { c, i in
+                let a = try c.input(i, 0), b = try c.input(i, 1)
+                let product = try IntegerProducts.matmul(a, b, aZero: i.count > 2 ? i[2] : nil, bZero: i.count > 3 ? i[3] : nil, c, weights: weights)
+                return [Tensor(product.sums, shape: product.shape)]
+            }
+        }
         r.register("QLinearMatMul", since: 10, qLinearMatMulKernel)
         r.register("ConvInteger", since: 10, convIntegerKernel)
         r.register("QLinearConv", since: 10, qLinearConvKernel)
-    }
-
-    static func matMulIntegerKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
-        let a = try c.input(i, 0), b = try c.input(i, 1)
-        let product = try IntegerProducts.matmul(a, b, aZero: i.count > 2 ? i[2] : nil, bZero: i.count > 3 ? i[3] : nil, c)
-        return [Tensor(product.sums, shape: product.shape)]
     }
 
     static func qLinearMatMulKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
@@ -106,7 +109,9 @@ enum IntegerProducts {
 
     /// numpy-style batched matmul of two 8-bit tensors less their zero points (a's per row, b's
     /// per column), as Int32 sums.
-    static func matmul(_ a: Tensor, _ b: Tensor, aZero: Tensor?, bZero: Tensor?, _ c: KernelContext) throws -> (sums: [Int32], shape: [Int]) {
+    static func matmul(
+        _ a: Tensor, _ b: Tensor, aZero: Tensor?, bZero: Tensor?, _ c: KernelContext, weights: PackedWeights? = nil
+    ) throws -> (sums: [Int32], shape: [Int]) {
         try checkEightBit(a, "A", c)
         try checkEightBit(b, "B", c)
         let shape = try MatMulShape(a.shape, b.shape, c)
@@ -114,6 +119,10 @@ enum IntegerProducts {
         try c.checkAllocation(.int32, shape.fullShape)
         let aZeros = try zeroPoints(aZero, "a_zero_point", like: a, count: m, what: "row of A", c)
         let bZeros = try zeroPoints(bZero, "b_zero_point", like: b, count: n, what: "column of B", c)
+        // A 2-D B (a weight, as quantize_dynamic writes them): the packed Int16 product.
+        if b.rank == 2, a.rank >= 2, k > 0, n > 0 {
+            return (packedProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: shape.batchCount * m, m: m, k: k, n: n, weights: weights), shape.outShape)
+        }
         var left = widened(a), right = widened(b)
         for index in left.indices { left[index] -= aZeros[aZeros.count == 1 ? 0 : (index / k) % m] }
         for index in right.indices { right[index] -= bZeros[bZeros.count == 1 ? 0 : index % n] }
@@ -131,6 +140,67 @@ enum IntegerProducts {
             }
         }
         return (sums, shape.outShape)
+    }
+
+    /// A (rows×k, rows in batches of m) · B (k×n, packed once per weight) through
+    /// `IntegerGEMM`: both less their zero points as Int16, sums in Int32.
+    static func packedProduct(
+        _ a: Tensor, _ b: Tensor, aZeros: [Int32], bZeros: [Int32], rows: Int, m: Int, k: Int, n: Int, weights: PackedWeights?
+    ) -> [Int32] {
+        let pack = {
+            let right = widened(b)
+            var shifted = [Int16](repeating: 0, count: k * n)
+            for p in 0..<k {
+                for j in 0..<n { shifted[p * n + j] = Int16(truncatingIfNeeded: right[p * n + j] - bZeros[bZeros.count == 1 ? 0 : j]) }
+            }
+            let packed = Tensor(uninitialized: .int16, shape: [VesselKernels.IntegerGEMM.packedCount(k: k, n: n)])
+            shifted.withUnsafeBufferPointer { pb in
+                packed.withUnsafeMutableBufferPointer(as: Int16.self) { pp in
+                    VesselKernels.IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!)
+                }
+            }
+            return packed
+        }
+        // The key holds the zero points too: a packed B is B less them.
+        let packed = weights?.packed(for: b, key: [k, n, b.dtype == .int8 ? 1 : 0] + bZeros.map(Int.init), pack: pack) ?? pack()
+        let depth = VesselKernels.IntegerGEMM.pairedDepth(k)
+        var left = [Int16](repeating: 0, count: rows * depth)
+        let widenedA = widened(a)
+        for row in 0..<rows {
+            let zero = aZeros[aZeros.count == 1 ? 0 : row % m]
+            for p in 0..<k { left[row * depth + p] = Int16(truncatingIfNeeded: widenedA[row * k + p] - zero) }
+        }
+        var sums = [Int32](repeating: 0, count: rows * n)
+        let panels = (n + VesselKernels.IntegerGEMM.panelWidth - 1) / VesselKernels.IntegerGEMM.panelWidth
+        let haswell = RowKernels.variant == .haswell
+        left.withUnsafeBufferPointer { pa in
+            packed.withUnsafeBufferPointer(as: Int16.self) { pb in
+                sums.withUnsafeMutableBufferPointer { pc in
+                    let (a, b, c) = (pa.baseAddress!, pb.baseAddress!, pc.baseAddress!)
+                    func run(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
+                        if haswell {
+                            VesselKernelsHaswell.IntegerGEMM.multiply(a: a, packed: b, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
+                        } else {
+                            VesselKernels.IntegerGEMM.multiply(a: a, packed: b, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
+                        }
+                    }
+                    // Few rows (one sentence): the threads take panels; else blocks of four rows.
+                    let work = max(1, 65_536 / max(depth * VesselKernels.IntegerGEMM.panelWidth, 1))
+                    if rows < 16 {
+                        Parallel.chunks(panels / 2, minimum: max(1, work / max(rows, 1))) { pairs in
+                            let upper = pairs.upperBound * 2 >= panels - 1 ? panels : pairs.upperBound * 2
+                            run(0..<rows, (pairs.lowerBound * 2)..<upper)
+                        }
+                    } else {
+                        Parallel.chunks(rows / 4, minimum: max(1, work / max(panels * 4, 1))) { blocks in
+                            let upper = blocks.upperBound * 4 >= rows - 3 ? rows : blocks.upperBound * 4
+                            run((blocks.lowerBound * 4)..<upper, 0..<panels)
+                        }
+                    }
+                }
+            }
+        }
+        return sums
     }
 
     /// Convolution of 8-bit x and w less their zero points (x's per tensor, w's per tensor or
