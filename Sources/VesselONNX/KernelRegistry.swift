@@ -96,7 +96,13 @@ public struct KernelRegistry: Sendable {
     }
 
     func maker(_ opType: String, domain: String, opset: Int) -> Maker? {
-        entries[Self.key(domain, opType)]?.last { $0.since <= opset }?.make
+        guard let make = entries[Self.key(domain, opType)]?.last(where: { $0.since <= opset })?.make else { return nil }
+        // Half-precision arithmetic runs in float32 (`HalfPrecision`).
+        guard domain.isEmpty || domain == "ai.onnx", let narrowed = HalfPrecision.computedInFloat32[opType] else { return make }
+        return { node in
+            guard case .tensors(let kernel) = try make(node) else { return try make(node) }
+            return .tensors(HalfPrecision.wrap(kernel, node: node, narrowed: narrowed))
+        }
     }
 
     /// Every operator with at least one kernel, as `domain|op`.

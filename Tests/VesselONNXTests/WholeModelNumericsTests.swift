@@ -57,6 +57,71 @@ struct WholeModelNumericsTests {
         }
     }
 
+    /// A float16 model (onnxruntime's own `convert_float_to_float16` of the transformer layer,
+    /// inputs and outputs kept float32), run by onnxruntime, by onnx's reference evaluator and by
+    /// Vessel, which computes its arithmetic in float32 and rounds each result to float16 once:
+    /// Vessel's output must be as close to the float32 model's as one of the other two, nearer
+    /// the reference evaluator's than onnxruntime is, on the first run and on the later ones
+    /// (weights widened once and kept), with the same bits every time.
+    @Test("a float16 model computes in float32: as close to the float32 original as onnxruntime or onnx's reference, nearer the reference")
+    func halfPrecision() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("fp16-model")
+        defer { TestSupport.remove(directory) }
+        let original = Self.fixtures + "/transformer_layer"
+        _ = try TestSupport.python(
+            """
+            import onnx, numpy as np, onnxruntime as ort
+            from onnx import numpy_helper
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+            model = convert_float_to_float16(onnx.load("\(original)/model.onnx"), keep_io_types=True)
+            assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+            # The converter appends its input casts last; onnx's reference evaluator wants order.
+            known = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
+            pending, ordered = list(model.graph.node), []
+            while pending:
+                ready = next(n for n in pending if all(x in known for x in n.input))
+                ordered.append(ready); known.update(ready.output); pending.remove(ready)
+            del model.graph.node[:]
+            model.graph.node.extend(ordered)
+            onnx.save(model, "\(directory)/model.onnx")
+            names = [i.name for i in model.graph.input]
+            feeds = {n: numpy_helper.to_array(onnx.load_tensor(f"\(original)/test_data_set_0/input_{k}.pb")) for k, n in enumerate(names)}
+            out = ort.InferenceSession("\(directory)/model.onnx", providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+            onnx.save_tensor(numpy_helper.from_array(out, "y"), "\(directory)/output_0.pb")
+            from onnx.reference import ReferenceEvaluator
+            reference = ReferenceEvaluator(model).run(None, feeds)[0]
+            onnx.save_tensor(numpy_helper.from_array(reference, "y"), "\(directory)/reference_0.pb")
+            """)
+        let model = try ONNXModel(path: directory + "/model.onnx")
+        var feeds: [String: Tensor] = [:]
+        for (index, input) in model.graph.inputs.enumerated() {
+            feeds[input.name] = try NodeConformanceTests.readTensor(original + "/test_data_set_0/input_\(index).pb")
+        }
+        let theirs = try NodeConformanceTests.readTensor(directory + "/output_0.pb").doubles()
+        let float = try NodeConformanceTests.readTensor(original + "/test_data_set_0/output_0.pb").doubles()
+        func meanDistance(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).map { abs($0 - $1) }.reduce(0, +) / Double(a.count) }
+        let reference = try NodeConformanceTests.readTensor(directory + "/reference_0.pb").doubles()
+        let theirError = meanDistance(theirs, float)
+        #expect(theirError > 0, "the float16 model's output equals the float32 one's: no half arithmetic happened")
+        let referenceError = meanDistance(reference, float), theirDistance = meanDistance(theirs, reference)
+        var first: [Double] = []
+        for run in 1...3 {
+            let ours = try #require(try model.run(feeds)[model.graph.outputs[0].name]).doubles()
+            #expect(ours.count == float.count)
+            let ourError = meanDistance(ours, float)
+            // onnxruntime keeps float32 between the nodes it casts around (fewer roundings than
+            // the spec's), onnx's reference evaluator rounds in float16 as numpy does: Vessel
+            // rounds once per node, so it lands between them, and nearer the spec's.
+            #expect(
+                ourError <= max(theirError, referenceError),
+                "run \(run): error from the float32 model \(ourError); onnxruntime's \(theirError), the reference evaluator's \(referenceError)")
+            #expect(
+                meanDistance(ours, reference) <= theirDistance,
+                "run \(run): \(meanDistance(ours, reference)) from the reference evaluator; onnxruntime is \(theirDistance) from it")
+            if run == 1 { first = ours } else { #expect(ours == first, "run \(run) differs from the first") }
+        }
+    }
+
     @Test(
         "MatMul and Gemm weights, packed and kept from the second run on, give onnxruntime's outputs and the first run's bits",
         arguments: ["transformer_layer", "mlp_gemm"])

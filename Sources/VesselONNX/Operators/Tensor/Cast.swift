@@ -3,6 +3,8 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import VesselKernels
+import VesselKernelsHaswell
 import VesselTensor
 
 /// Conversions between element types, used by `Cast` and by every kernel that computes in a
@@ -37,7 +39,7 @@ enum Cast {
             return fromInt64(x.visit(Int64Reader(tensor: x)), dtype: dtype, shape: x.shape)
         }
         if x.dtype == .float32, dtype == .float16 {
-            return mapUnary(x, Float.self, Float16.self) { Float16($0) }
+            return halves(x, to: .float16)
         }
         if x.dtype == .float32, dtype == .bfloat16 {
             return mapUnary(x, Float.self, BFloat16.self) { BFloat16($0) }
@@ -46,9 +48,44 @@ enum Cast {
             return mapUnary(x, BFloat16.self, Float.self) { $0.floatValue }
         }
         if x.dtype == .float16, dtype == .float32 {
-            return mapUnary(x, Float16.self, Float.self) { Float($0) }
+            return halves(x, to: .float32)
+        }
+        // What quantized models cast on every run (the integer products' sums), converted once
+        // rounding to nearest, without the trip through Double.
+        if dtype == .float32 {
+            switch x.dtype {
+            case .int32: return mapUnary(x, Int32.self, Float.self) { Float($0) }
+            case .int64: return mapUnary(x, Int64.self, Float.self) { Float($0) }
+            case .uint8: return mapUnary(x, UInt8.self, Float.self) { Float($0) }
+            case .int8: return mapUnary(x, Int8.self, Float.self) { Float($0) }
+            case .float64: return mapUnary(x, Double.self, Float.self) { Float($0) }
+            default: break
+            }
         }
         return fromDoubles(x.doubles(), dtype: dtype, shape: x.shape)
+    }
+
+    /// float16 ↔ float32 through the kernels of this CPU (F16C on Haswell and later), split
+    /// across the intra-op threads.
+    static func halves(_ x: Tensor, to dtype: DType) -> Tensor {
+        let haswell = RowKernels.variant == .haswell
+        if dtype == .float32 {
+            return converted(x, haswell ? VesselKernelsHaswell.HalfConversion.widen : VesselKernels.HalfConversion.widen)
+        }
+        return converted(x, haswell ? VesselKernelsHaswell.HalfConversion.narrow : VesselKernels.HalfConversion.narrow)
+    }
+
+    /// `x` converted element by element by `kernel`, the elements split across the threads.
+    static func converted<S: TensorElement, T: TensorElement>(_ x: Tensor, _ kernel: (UnsafePointer<S>, UnsafeMutablePointer<T>, Int) -> Void) -> Tensor {
+        let out = Tensor(uninitialized: T.dtype, shape: x.shape)
+        x.withUnsafeBufferPointer(as: S.self) { px in
+            out.withUnsafeMutableBufferPointer(as: T.self) { po in
+                Parallel.chunks(px.count, minimum: 65_536) { range in
+                    kernel(px.baseAddress! + range.lowerBound, po.baseAddress! + range.lowerBound, range.count)
+                }
+            }
+        }
+        return out
     }
 
     /// `convert`, with Cast's options for the float8 targets: without `saturate` a value beyond

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+
+#if HASWELL
+import VesselKernelsHaswell
+#else
+import VesselKernels
+#endif
+
+/// The half conversions against Swift's own `Float(Float16)` / `Float16(Float)`, bit for bit,
+/// and the integer product against a plain triple loop.
+@Suite("half conversions and the integer product")
+struct IntegerAndHalfKernelTests {
+    @Test("every float16 widens to the float Swift gives")
+    func widenEveryHalf() throws {
+        try #require(KernelCPU.runnable)
+        let halves = (0...UInt16.max).map { Float16(bitPattern: $0) }
+        var floats = [Float](repeating: 0, count: halves.count)
+        halves.withUnsafeBufferPointer { h in
+            floats.withUnsafeMutableBufferPointer { f in
+                HalfConversion.widen(h.baseAddress!, f.baseAddress!, count: h.count)
+            }
+        }
+        let mismatches = zip(halves, floats).filter { half, float in
+            half.isNaN ? !float.isNaN : Float(half).bitPattern != float.bitPattern
+        }
+        #expect(mismatches.count == 0, "\(mismatches.prefix(5).map { ($0.0.bitPattern, $0.1) })")
+    }
+
+    @Test("floats narrow to the float16 Swift gives: every half, the midpoints between neighbours (ties to even), overflow, specials, random")
+    func narrowRoundsToNearestEven() throws {
+        try #require(KernelCPU.runnable)
+        var inputs: [Float] = [0, -0, .infinity, -.infinity, .nan, 65504, 65519.99, 65520, 65536, 1e10, -1e10, 1e-10, .leastNonzeroMagnitude]
+        for bits in 0..<UInt16(0x7c00) {
+            let value = Float(Float16(bitPattern: bits)), next = Float(Float16(bitPattern: bits + 1))
+            inputs += [value, -value, (value + next) / 2, -(value + next) / 2, value.nextUp, value.nextDown]
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<100_000 { inputs.append(Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &generator))) }
+        var halves = [Float16](repeating: 0, count: inputs.count)
+        inputs.withUnsafeBufferPointer { f in
+            halves.withUnsafeMutableBufferPointer { h in
+                HalfConversion.narrow(f.baseAddress!, h.baseAddress!, count: f.count)
+            }
+        }
+        let mismatches = zip(inputs, halves).filter { float, half in
+            float.isNaN ? !half.isNaN : Float16(float).bitPattern != half.bitPattern
+        }
+        #expect(mismatches.count == 0, "\(mismatches.prefix(5).map { ($0.0, $0.0.bitPattern, $0.1.bitPattern, Float16($0.0).bitPattern) })")
+    }
+
+    @Test("the packed Int16 product equals a plain loop, at odd depths, ragged panels and row remainders")
+    func integerProduct() throws {
+        try #require(KernelCPU.runnable)
+        for (m, k, n) in [(1, 1, 1), (3, 7, 5), (4, 384, 16), (9, 33, 23), (17, 64, 40)] {
+            let a = (0..<(m * k)).map { _ in Int16.random(in: -255...255) }
+            let b = (0..<(k * n)).map { _ in Int16.random(in: -255...255) }
+            let depth = IntegerGEMM.pairedDepth(k)
+            var paddedA = [Int16](repeating: 0, count: m * depth)
+            for i in 0..<m { for p in 0..<k { paddedA[i * depth + p] = a[i * k + p] } }
+            var packed = [Int16](repeating: 0, count: IntegerGEMM.packedCount(k: k, n: n))
+            b.withUnsafeBufferPointer { pb in
+                packed.withUnsafeMutableBufferPointer { pp in IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!) }
+            }
+            var c = [Int32](repeating: -1, count: m * n)
+            let panels = (n + IntegerGEMM.panelWidth - 1) / IntegerGEMM.panelWidth
+            paddedA.withUnsafeBufferPointer { pa in
+                packed.withUnsafeBufferPointer { pp in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        IntegerGEMM.multiply(a: pa.baseAddress!, packed: pp.baseAddress!, k: k, n: n, c: pc.baseAddress!, rows: 0..<m, panels: 0..<panels)
+                    }
+                }
+            }
+            var expected = [Int32](repeating: 0, count: m * n)
+            for i in 0..<m { for j in 0..<n { for p in 0..<k { expected[i * n + j] &+= Int32(a[i * k + p]) * Int32(b[p * n + j]) } } }
+            #expect(c == expected, "\(m)×\(k)×\(n)")
+        }
+    }
+}
