@@ -232,6 +232,9 @@ struct ManifestReader {
             declared.insert(String(predictor[..<colon]))
             extraFiles.append(FileEntry(path: String(predictor[..<colon]), role: .code, description: "the Python predictor"))
         }
+        if let predictor = runtime.predictor, let colon = predictor.lastIndex(of: ":"), let baseDirectory {
+            warnUnpackedModules(besides: String(predictor[..<colon]), declared: declared, in: baseDirectory, at: fields["runtime"]?.value)
+        }
         if runtime.backend == .python, !runtime.requirements.isEmpty, let baseDirectory, !declared.contains(RuntimeSpec.lockFileName),
             FileSystem.exists(FileSystem.join(baseDirectory, RuntimeSpec.lockFileName))
         {
@@ -483,6 +486,26 @@ struct ManifestReader {
     /// Checks a relative path's shape and, with a base directory, that it exists inside it.
     /// - Parameter allowDirectory: whether a directory may be named (a `files` entry packs a
     ///   whole tree; a model file or an example must be a file).
+    /// Python modules beside the predictor (files, and packages with an `__init__.py`) that
+    /// nothing packs: `vessel serve DIR` imports them, the packed artifact would not have them.
+    mutating func warnUnpackedModules(besides predictor: String, declared: Set<String>, in baseDirectory: String, at node: Node?) {
+        let folder = predictor.contains("/") ? String(predictor[..<predictor.lastIndex(of: "/")!]) : ""
+        let directory = folder.isEmpty ? baseDirectory : FileSystem.join(baseDirectory, folder)
+        let covered = { (path: String) in declared.contains { path == $0 || path.hasPrefix($0 + "/") || $0 == "." } }
+        var missing: [String] = []
+        for name in FileSystem.listDirectory(directory).sorted() where !name.hasPrefix(".") {
+            let path = folder.isEmpty ? name : folder + "/" + name
+            let isModule = name.hasSuffix(".py") || FileSystem.exists(FileSystem.join(FileSystem.join(directory, name), "__init__.py"))
+            if isModule, path != predictor, !covered(path) { missing.append(path) }
+        }
+        guard !missing.isEmpty else { return }
+        walker.warning(
+            "\(missing.map { "`\($0)`" }.joined(separator: ", ")) beside the predictor \(missing.count == 1 ? "is" : "are") not packed", at: node,
+            hint:
+                "list \(missing.count == 1 ? "it" : "them") under `files:` (role: code) if the predictor imports \(missing.count == 1 ? "it" : "them"): the packed model has only what is listed"
+        )
+    }
+
     mutating func checkPath(_ node: Node, what: String, allowDirectory: Bool = true, text: String? = nil) -> String? {
         guard let raw = text ?? walker.nonEmptyString(node, what) else { return nil }
         if raw.hasPrefix("/") {

@@ -288,6 +288,24 @@ struct ManifestValidationTests {
         #expect(warning.location.line == 18)
     }
 
+    @Test("modules beside a predictor that nothing packs are a warning naming them; listed ones are not")
+    func unpackedModules() throws {
+        let yaml =
+            baseManifest.replacingOccurrences(of: "format: onnx", with: "format: numpy")
+            + "runtime:\n  backend: python\n  predictor: \"predict.py:Predictor\"\n"
+        let directory = try Self.directory(with: yaml)
+        defer { TestSupport.remove(directory) }
+        try TestSupport.write("class Predictor: pass\n", to: directory + "/predict.py")
+        try TestSupport.write("X = 1\n", to: directory + "/helper.py")
+        try TestSupport.write("", to: directory + "/tools/__init__.py")
+        try TestSupport.write("not python", to: directory + "/notes.txt")
+        let result = try ManifestParser.load(directory: directory)
+        let warning = try #require(result.warnings.first { $0.message.contains("beside the predictor") })
+        #expect(warning.message.contains("`helper.py`, `tools` beside the predictor are not packed"), "\(warning.message)")
+        try TestSupport.write(yaml + "files: [{path: helper.py, role: code}, {path: tools, role: code}]\n", to: directory + "/vessel.yaml")
+        #expect(try ManifestParser.load(directory: directory).warnings.allSatisfy { !$0.message.contains("beside the predictor") })
+    }
+
     @Test("an empty or non-UTF-8 manifest gets a clear error")
     func emptyAndBinary() throws {
         let empty = try #require(throws: ManifestValidationError.self) {
