@@ -4,10 +4,10 @@
 ///
 /// B is packed once into panels of 8 columns: for each pair of rows (2p, 2p+1) of B, the panel
 /// holds each column's two values side by side — 16 Int16s. A is read as Int16 pairs along k
-/// (its rows padded to an even length). One step takes a panel row as eight Int32 lanes, splits
-/// each into its two sign-extended halves (rows 2p and 2p+1 of the column), and adds a[2p] times
-/// the one and a[2p+1] times the other: 16 multiply-adds in two 8-lane multiplies, the halves
-/// shared by four rows of A. Integer sums are exact and wrap as Int32, so results do not depend
+/// (its rows padded to an even length). One step takes a panel row as eight Int32 lanes and A's
+/// pair broadcast the same way, sign-extends the halves of both by shifts, and adds the two
+/// products of each lane: 16 multiply-adds in two 8-lane multiplies (`vpmaddwd`'s arithmetic,
+/// which LLVM does not yet make of it). Integer sums are exact and wrap as Int32, so results do not depend
 /// on how rows and panels are split.
 public enum IntegerGEMM {
     public typealias Sums = SIMD8<Int32>
@@ -68,19 +68,19 @@ public enum IntegerGEMM {
     @inline(__always)
     static func load(_ p: UnsafePointer<Int16>) -> Sums { UnsafeRawPointer(p).loadUnaligned(as: Sums.self) }
 
-    /// The two halves of each lane, sign-extended: row 2p's values and row 2p+1's. (Widening a
-    /// SIMD16<Int16> with `init(truncatingIfNeeded:)` is not inlined: a call per element.)
+    /// `sums` plus, in each lane, a[2p]·b[2p] + a[2p+1]·b[2p+1]: `pair` holds A's two Int16 in
+    /// every lane and `b` a column's two, as they lie; the halves are sign-extended by shifts.
+    /// (`SIMD16<Int32>(truncatingIfNeeded:)` would be a call per element.)
     @inline(__always)
-    static func halves(_ b: Sums) -> (low: Sums, high: Sums) { ((b &<< 16) &>> 16, b &>> 16) }
-
-    @inline(__always)
-    static func madd(_ sums: Sums, _ a0: Int32, _ a1: Int32, _ b: (low: Sums, high: Sums)) -> Sums {
-        sums &+ Sums(repeating: a0) &* b.low &+ Sums(repeating: a1) &* b.high
+    static func madd(_ sums: Sums, _ pair: Sums, _ b: Sums) -> Sums {
+        sums &+ (((pair &<< 16) &>> 16) &* ((b &<< 16) &>> 16) &+ (pair &>> 16) &* (b &>> 16))
     }
 
-    /// A's pair at `index`, sign-extended.
+    /// A's pair at `index` as it lies (two Int16 in one lane), in every lane.
     @inline(__always)
-    static func pair(_ a: UnsafePointer<Int16>, _ index: Int) -> (Int32, Int32) { (Int32(a[2 * index]), Int32(a[2 * index + 1])) }
+    static func pair(_ a: UnsafePointer<Int16>, _ index: Int) -> Sums {
+        Sums(repeating: UnsafeRawPointer(a + 2 * index).loadUnaligned(as: Int32.self))
+    }
 
     /// Stores `count` panels' worth of columns (8 or 16, fewer at the right edge) of one row.
     @inline(__always)
@@ -102,16 +102,16 @@ public enum IntegerGEMM {
     ) {
         var c00 = Sums(), c01 = Sums(), c10 = Sums(), c11 = Sums(), c20 = Sums(), c21 = Sums(), c30 = Sums(), c31 = Sums()
         for p in 0..<pairs {
-            let x0 = halves(load(b0 + p * 2 * panelWidth)), x1 = halves(load(b1 + p * 2 * panelWidth))
+            let x0 = load(b0 + p * 2 * panelWidth), x1 = load(b1 + p * 2 * panelWidth)
             let a0 = pair(a, p), a1 = pair(a + lda, p), a2 = pair(a + 2 * lda, p), a3 = pair(a + 3 * lda, p)
-            c00 = madd(c00, a0.0, a0.1, x0)
-            c01 = madd(c01, a0.0, a0.1, x1)
-            c10 = madd(c10, a1.0, a1.1, x0)
-            c11 = madd(c11, a1.0, a1.1, x1)
-            c20 = madd(c20, a2.0, a2.1, x0)
-            c21 = madd(c21, a2.0, a2.1, x1)
-            c30 = madd(c30, a3.0, a3.1, x0)
-            c31 = madd(c31, a3.0, a3.1, x1)
+            c00 = madd(c00, a0, x0)
+            c01 = madd(c01, a0, x1)
+            c10 = madd(c10, a1, x0)
+            c11 = madd(c11, a1, x1)
+            c20 = madd(c20, a2, x0)
+            c21 = madd(c21, a2, x1)
+            c30 = madd(c30, a3, x0)
+            c31 = madd(c31, a3, x1)
         }
         store(c00, c01, c, n: n, first: first, panels: panels)
         store(c10, c11, c + n, n: n, first: first, panels: panels)
@@ -127,8 +127,8 @@ public enum IntegerGEMM {
         var c0 = Sums(), c1 = Sums()
         for p in 0..<pairs {
             let a0 = pair(a, p)
-            c0 = madd(c0, a0.0, a0.1, halves(load(b0 + p * 2 * panelWidth)))
-            c1 = madd(c1, a0.0, a0.1, halves(load(b1 + p * 2 * panelWidth)))
+            c0 = madd(c0, a0, load(b0 + p * 2 * panelWidth))
+            c1 = madd(c1, a0, load(b1 + p * 2 * panelWidth))
         }
         store(c0, c1, c, n: n, first: first, panels: panels)
     }
