@@ -100,7 +100,8 @@ public struct KernelRegistry: Sendable {
         // Half-precision arithmetic runs in float32 (`HalfPrecision`).
         guard domain.isEmpty || domain == "ai.onnx", let narrowed = HalfPrecision.computedInFloat32[opType] else { return make }
         return { node in
-            guard case .tensors(let kernel) = try make(node) else { return try make(node) }
+            let made = try make(node)
+            guard case .tensors(let kernel) = made else { return made }
             return .tensors(HalfPrecision.wrap(kernel, node: node, narrowed: narrowed))
         }
     }
