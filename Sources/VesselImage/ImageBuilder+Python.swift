@@ -29,16 +29,28 @@ struct PythonImageParts {
 
     var interpreterLayer: ImageBuilder.Content.Tree
     var environmentLayer: ImageBuilder.Content.Tree?
-    /// The image's settings for the runtime to find them.
-    var env: [String]
-    var libraryPath: [String]
     /// `major.minor.micro` of the interpreter.
     var version: String
+    /// The interpreter on this machine, and where the image has it.
     var executable: String
+    var executableInImage: String
+    /// The environment's directory under ``environments``, when the model has requirements.
+    var environmentKey: String?
     var libraries: [SharedLibraries.Library]
     var environmentLibraries: [SharedLibraries.Library]
     var packages: [PythonLock.Entry]
     var warnings: [String]
+
+    /// Where the environment's outside libraries lie in the image.
+    var nativeDirectory: String? { environmentKey.map { "\(Self.environments)/\($0)/native" } }
+
+    /// The image's settings for the runtime to find the interpreter and the environment.
+    var env: [String] {
+        ["VESSEL_PYTHON=\(executableInImage)"] + (environmentKey == nil ? [] : ["\(PythonEnvironment.builtEnvironmentsVariable)=\(Self.environments)"])
+    }
+
+    /// `LD_LIBRARY_PATH` entries after the runtime's.
+    var libraryPath: [String] { ["\(Self.prefix)/lib"] + (nativeDirectory.map { [$0] } ?? []) }
 
     /// What `python -c` tells of itself: its real executable (a venv's base), version and
     /// library directories.
@@ -115,25 +127,16 @@ struct PythonImageParts {
                 probe.dynload + "/" + $0
             }
         }
-        var libraries: [String: SharedLibraries.Library] = [:]
-        for root in roots {
-            do {
-                for library in try SharedLibraries.resolve(binary: root, environment: [:]).libraries
-                where !skipLibrary.contains(library.name) && libraries[library.name] == nil {
-                    libraries[library.name] = library
-                }
-            } catch {
-                // The module could not load here either; it is carried, and fails as it would.
-                warnings.append("\(FileSystem.basename(root)): \(error)")
-            }
-        }
+        let (libraries, failures) = neededLibraries(of: roots) { !skipLibrary.contains($0.name) }
+        // A module whose libraries are missing could not load here either; it is carried, and
+        // fails as it would.
+        warnings += failures.map { "\(FileSystem.basename($0.root)): \($0.error)" }
         let interpreterLibraries = libraries.values.sorted { $0.name < $1.name }
         for library in interpreterLibraries {
             tree.add(relativePrefix + "/lib/" + library.name, .file(source: library.path, executable: true))
         }
 
-        var env = ["VESSEL_PYTHON=\(imageExecutable)"]
-        var libraryPath = ["\(prefix)/lib"]
+        var environmentKey: String?
         var environmentTree: ImageBuilder.Content.Tree?
         var environmentLibraries: [SharedLibraries.Library] = []
         var packages: [PythonLock.Entry] = []
@@ -175,20 +178,14 @@ struct PythonImageParts {
             layer.add(target + "/.vessel-complete", .bytes([]))
             // What the wheels' extension modules load from outside the environment (libstdc++,
             // libgomp, …): the wheels' own bundled libraries resolve inside it.
-            var needed: [String: SharedLibraries.Library] = [:]
+            let (needed, failures) = neededLibraries(of: extensions.sorted().filter { (try? ELFFile(path: $0)) != nil }) { library in
+                !ResolvedPath.isInside(library.path, directory: hostEnvironment) && !skipLibrary.contains(library.name)
+                    && libraries[library.name] == nil
+            }
             var missing: Set<String> = []
-            for path in extensions.sorted() {
-                guard (try? ELFFile(path: path)) != nil else { continue }
-                do {
-                    for library in try SharedLibraries.resolve(binary: path, environment: [:]).libraries
-                    where !ResolvedPath.isInside(library.path, directory: hostEnvironment) && !skipLibrary.contains(library.name)
-                        && libraries[library.name] == nil && needed[library.name] == nil
-                    {
-                        needed[library.name] = library
-                    }
-                } catch let error as SharedLibraries.NotFound {
-                    missing.insert(error.library)
-                }
+            for failure in failures {
+                guard let notFound = failure.error as? SharedLibraries.NotFound else { throw failure.error }
+                missing.insert(notFound.library)
             }
             if !missing.isEmpty {
                 warnings.append(
@@ -200,13 +197,32 @@ struct PythonImageParts {
                 layer.add(target + "/native/" + library.name, .file(source: library.path, executable: true))
             }
             environmentTree = layer
-            env.append("\(PythonEnvironment.builtEnvironmentsVariable)=\(environments)")
-            libraryPath.append("\(environments)/\(key)/native")
+            environmentKey = key
         }
         return PythonImageParts(
-            interpreterLayer: tree, environmentLayer: environmentTree, env: env, libraryPath: libraryPath, version: probe.micro,
-            executable: probe.executable, libraries: interpreterLibraries, environmentLibraries: environmentLibraries, packages: packages,
+            interpreterLayer: tree, environmentLayer: environmentTree, version: probe.micro, executable: probe.executable,
+            executableInImage: imageExecutable, environmentKey: environmentKey, libraries: interpreterLibraries, environmentLibraries: environmentLibraries,
+            packages: packages,
             warnings: warnings)
+    }
+
+    /// The libraries `roots` load that `wanted` accepts, each name once (the first root's), and
+    /// the roots whose libraries could not be resolved, with why.
+    static func neededLibraries(
+        of roots: [String], wanted: (SharedLibraries.Library) -> Bool
+    ) -> (libraries: [String: SharedLibraries.Library], failures: [(root: String, error: any Error)]) {
+        var libraries: [String: SharedLibraries.Library] = [:]
+        var failures: [(root: String, error: any Error)] = []
+        for root in roots {
+            do {
+                for library in try SharedLibraries.resolve(binary: root, environment: [:]).libraries where libraries[library.name] == nil && wanted(library) {
+                    libraries[library.name] = library
+                }
+            } catch {
+                failures.append((root, error))
+            }
+        }
+        return (libraries, failures)
     }
 
     /// Adds every regular file and symlink under `source` at `target` (relative paths in the

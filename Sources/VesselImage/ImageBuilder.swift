@@ -86,8 +86,6 @@ public struct ImageBuilder {
         public var runtimeUncompressedSize: Int64
         public var libraries: SharedLibraries
         public var modelLayers: [Descriptor]
-        /// A Python model's interpreter and environment layers.
-        public var pythonLayers: [Descriptor] = []
         public var warnings: [String]
         /// What the image holds, for its SBOM and provenance (read when asked for: it hashes
         /// every binary and library).
@@ -172,7 +170,7 @@ public struct ImageBuilder {
                 tag: tag)
             return Result(
                 manifest: descriptor, config: config, runtimeLayer: runtimeLayer, runtimeUncompressedSize: runtime.uncompressedSize,
-                libraries: libraries, modelLayers: modelLayers, pythonLayers: pythonDescriptors, warnings: warnings + (python?.warnings ?? []),
+                libraries: libraries, modelLayers: modelLayers, warnings: warnings + (python?.warnings ?? []),
                 contents: .runtime(binary: binary, libraries: libraries, model: index, python: python.map(ImageContents.PythonParts.init)))
         }
     }
@@ -185,13 +183,7 @@ public struct ImageBuilder {
         guard !artifact.manifest.runtime.requirements.isEmpty else {
             return try PythonImageParts.collect(manifest: artifact.manifest, unpacked: nil, runtimeLibraries: runtimeLibraries, environment: environment)
         }
-        let parent = PythonEnvironment.cacheDirectory(environment: environment)
-        try FileSystem.makeDirectories(parent)
-        var template = Array("\(parent)/.image-XXXXXX".utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw StoreError.io(operation: "cannot create a directory in", path: parent, errno: errno)
-        }
-        let scratch = String(cString: made)
+        let scratch = try PythonEnvironment.temporaryDirectory(in: PythonEnvironment.cacheDirectory(environment: environment), label: "image")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         try Unpacker(store: store, durable: false).unpack(artifact, into: scratch) { path in
             path == PythonLock.fileName || path.hasPrefix(PythonLock.wheelDirectory + "/")
@@ -370,7 +362,7 @@ public struct ImageBuilder {
     }
 
     func buildRuntimeLayer(binary: String, libraries: SharedLibraries) throws -> RuntimeLayer {
-        var entries: [String: Content] = [
+        var tree = Content.Tree(entries: [
             "etc": .directory(mode: 0o755),
             "etc/passwd": .bytes(Array("root:x:0:0:root:/root:/sbin/nologin\nvessel:x:65532:65532:vessel:/tmp:/sbin/nologin\n".utf8)),
             "etc/group": .bytes(Array("root:x:0:\nvessel:x:65532:\n".utf8)),
@@ -379,20 +371,14 @@ public struct ImageBuilder {
             "vessel/bin": .directory(mode: 0o755),
             "vessel/lib": .directory(mode: 0o755),
             "vessel/bin/vessel": .file(source: binary, executable: true)
-        ]
+        ])
         if let interpreter = libraries.interpreter {
-            let path = String(interpreter.requested.drop(while: { $0 == "/" }))
-            var parent = (path as NSString).deletingLastPathComponent
-            while !parent.isEmpty, parent != "/" {
-                entries[parent] = .directory(mode: 0o755)
-                parent = (parent as NSString).deletingLastPathComponent
-            }
-            entries[path] = .file(source: interpreter.path, executable: true)
+            tree.add(String(interpreter.requested.drop(while: { $0 == "/" })), .file(source: interpreter.path, executable: true))
         }
         for library in libraries.libraries {
-            entries["vessel/lib/\(library.name)"] = .file(source: library.path, executable: true)
+            tree.add("vessel/lib/\(library.name)", .file(source: library.path, executable: true))
         }
-        return try buildFilesLayer(entries, kind: "vessel-runtime-layer-v1", title: "vessel runtime")
+        return try buildFilesLayer(tree.entries, kind: "vessel-runtime-layer-v1", title: "vessel runtime")
     }
 
     /// A gzip layer of `entries` (path in the image → content), in path order. Layers built

@@ -53,8 +53,8 @@ public struct ImageContents: Sendable {
 
         init(_ parts: PythonImageParts) {
             executable = parts.executable
-            executableInImage = parts.env.first { $0.hasPrefix("VESSEL_PYTHON=") }.map { String($0.dropFirst("VESSEL_PYTHON=".count)) } ?? ""
-            let native = parts.libraryPath.last ?? ""
+            executableInImage = parts.executableInImage
+            let native = parts.nativeDirectory ?? ""
             libraries =
                 parts.libraries.map { ($0.name, $0.path, PythonImageParts.prefix + "/lib/" + $0.name) }
                 + parts.environmentLibraries.map { ($0.name, $0.path, native + "/" + $0.name) }

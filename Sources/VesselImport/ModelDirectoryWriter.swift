@@ -76,17 +76,19 @@ struct ModelDirectoryWriter {
     /// Copies `from` (a file or a directory, anywhere) to `path` inside the output, listed with
     /// `role` unless `role` is nil.
     mutating func copy(from: String, to path: String, role: String?) throws {
-        let to = (staging as NSString).appendingPathComponent(path)
-        try FileManager.default.createDirectory(atPath: (to as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: from, toPath: to)
-        if let role, !files.contains(where: { $0.path == path }) { files.append((path, role)) }
+        try place(path, role: role) { try FileManager.default.copyItem(atPath: from, toPath: $0) }
     }
 
     /// Writes `text` to `path` inside the output, listed with `role` unless `role` is nil.
     mutating func write(_ text: String, to path: String, role: String?) throws {
+        try place(path, role: role) { try Data(text.utf8).write(to: URL(fileURLWithPath: $0)) }
+    }
+
+    /// `make`s `path` inside the output (its parent created), listing it with `role` if given.
+    private mutating func place(_ path: String, role: String?, make: (String) throws -> Void) throws {
         let to = (staging as NSString).appendingPathComponent(path)
         try FileManager.default.createDirectory(atPath: (to as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: to))
+        try make(to)
         if let role, !files.contains(where: { $0.path == path }) { files.append((path, role)) }
     }
 

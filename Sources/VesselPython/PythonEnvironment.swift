@@ -306,7 +306,8 @@ public enum PythonEnvironment {
         return Digest(bytes: hasher.finalize()).hex
     }
 
-    static func temporaryDirectory(in parent: String, label: String) throws(WorkerError) -> String {
+    /// A new directory `parent/.LABEL-XXXXXX` (parent created if needed).
+    public static func temporaryDirectory(in parent: String, label: String) throws(WorkerError) -> String {
         do { try FileSystem.makeDirectories(parent) } catch { throw .unavailable("cannot create \(parent): \(error)") }
         var template = Array("\(parent)/.\(label)-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
