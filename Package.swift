@@ -10,10 +10,15 @@ let swiftSettings: [SwiftSetting] = [
 
 /// Code generation for Haswell and later (AVX2, FMA): only for the kernel copy that VesselONNX
 /// calls after checking the CPU. Other architectures build the copy plain and never pick it.
+/// And for AVX-512 with VNNI (Cascade Lake, Ice Lake, Sapphire Rapids, Zen 4 and 5): the GEMM
+/// copy with 16-lane floats and `vpdpbusd`. Cascade Lake is the smallest set of features that
+/// has VNNI; other CPU names would let LLVM use instructions some of those CPUs lack.
 #if arch(x86_64)
 let haswell: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+let avx512: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "cascadelake"])]
 #else
 let haswell: [SwiftSetting] = []
+let avx512: [SwiftSetting] = []
 #endif
 
 /// The kernel modules are compiled with -O whatever the configuration.
@@ -120,10 +125,15 @@ let package = Package(
         .target(
             name: "VesselKernelsHaswell", dependencies: [.product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: swiftSettings + optimized + haswell + [.define("VESSEL_HASWELL")]),
+        // The GEMMs again (PackedGEMM.swift is a symlink; QuadGEMM.swift, the u8·s8 product, is
+        // its own) for AVX-512 with VNNI; VesselONNX picks them when the CPU has them.
+        .target(
+            name: "VesselKernelsAVX512",
+            swiftSettings: swiftSettings + optimized + avx512 + [.define("VESSEL_HASWELL"), .define("VESSEL_AVX512")]),
         .target(
             name: "VesselONNX",
             dependencies: [
-                "VesselTensor", "VesselSystem", "VesselKernels", "VesselKernelsHaswell",
+                "VesselTensor", "VesselSystem", "VesselKernels", "VesselKernelsHaswell", "VesselKernelsAVX512",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "RealModule", package: "swift-numerics")
             ],
@@ -253,6 +263,10 @@ let package = Package(
         // One test file (a symlink in the second) run against each copy of the kernels.
         .testTarget(name: "VesselKernelsTests", dependencies: ["VesselKernels"], swiftSettings: swiftSettings),
         .testTarget(name: "VesselKernelsHaswellTests", dependencies: ["VesselKernelsHaswell"], swiftSettings: swiftSettings + [.define("HASWELL")]),
+        // The AVX-512 GEMMs against the Haswell copy's (bit for bit) and exact integer sums.
+        .testTarget(
+            name: "VesselKernelsAVX512Tests", dependencies: ["VesselKernelsAVX512", "VesselKernelsHaswell"],
+            swiftSettings: swiftSettings + optimized),
         .testTarget(
             name: "VesselManifestYAMLTests",
             dependencies: ["VesselManifest", "VesselManifestYAML", "VesselTestSupport"],

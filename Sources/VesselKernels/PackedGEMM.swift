@@ -6,7 +6,9 @@
 /// A 6×16 register block: twelve eight-lane accumulators, A broadcast one value at a time.
 /// Each element of C is one sum over k in order, whichever block, remainder path or thread
 /// computes it, so results do not depend on how rows and panels are split. In the Haswell copy
-/// (`VESSEL_HASWELL`) the multiply-adds are fused.
+/// (`VESSEL_HASWELL`) the multiply-adds are fused. The AVX-512 copy (`VESSEL_AVX512`) takes two
+/// panels at once in 8×32 blocks of sixteen-lane accumulators — the same fused sums in the same
+/// order, so its results are bit for bit the Haswell copy's.
 public enum PackedGEMM {
     public typealias Lanes = SIMD8<Float>
     public static let panelWidth = 16
@@ -30,6 +32,7 @@ public enum PackedGEMM {
     }
 
     /// C's rows `rows` and column panels `panels` (of 16) from A (rows `lda` apart) and packed B.
+    @inline(never)
     public static func multiply(
         a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>, k: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
         rows: Range<Int>, panels: Range<Int>
@@ -39,6 +42,28 @@ public enum PackedGEMM {
         var tile = rows.lowerBound
         while tile < rows.upperBound {
             let tileEnd = min(tile + rowTile, rows.upperBound)
+            var panels = panels
+            #if VESSEL_AVX512
+            // Pairs of panels 32 columns at a time; an odd last one goes the eight-lane way.
+            while panels.count >= 2 {
+                let first = panels.lowerBound * panelWidth, width = min(2 * panelWidth, n - first)
+                let b0 = packed + panels.lowerBound * panelWidth * k, b1 = b0 + panelWidth * k
+                var row = tile
+                while row + 8 <= tileEnd {
+                    Wide.block8(a + row * lda, lda, b0, b1, k, c + row * ldc + first, ldc, width)
+                    row += 8
+                }
+                if row + 4 <= tileEnd {
+                    Wide.block4(a + row * lda, lda, b0, b1, k, c + row * ldc + first, ldc, width)
+                    row += 4
+                }
+                while row < tileEnd {
+                    Wide.block1(a + row * lda, b0, b1, k, c + row * ldc + first, width)
+                    row += 1
+                }
+                panels = (panels.lowerBound + 2)..<panels.upperBound
+            }
+            #endif
             for panel in panels {
                 let first = panel * panelWidth, width = min(panelWidth, n - first)
                 let b = packed + panel * panelWidth * k
@@ -186,3 +211,112 @@ public enum PackedGEMM {
         store(c0, c1, c, width)
     }
 }
+
+#if VESSEL_AVX512
+extension PackedGEMM {
+    /// The AVX-512 blocks: rows of two adjacent panels (`b0`, `b1`, each k rows of 16) in
+    /// sixteen-lane accumulators, A broadcast one value at a time.
+    enum Wide {
+        typealias Lanes = SIMD16<Float>
+
+        @inline(__always)
+        static func load(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
+
+        /// Stores a row's 32 columns, or its first `width`.
+        @inline(__always)
+        static func store(_ low: Lanes, _ high: Lanes, _ c: UnsafeMutablePointer<Float>, _ width: Int) {
+            if width == 2 * panelWidth {
+                UnsafeMutableRawPointer(c).storeBytes(of: low, as: Lanes.self)
+                UnsafeMutableRawPointer(c + 16).storeBytes(of: high, as: Lanes.self)
+                return
+            }
+            for j in 0..<width { c[j] = j < 16 ? low[j] : high[j - 16] }
+        }
+
+        static func block8(
+            _ a: UnsafePointer<Float>, _ lda: Int, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ k: Int,
+            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int
+        ) {
+            var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes(), c30 = Lanes(), c31 = Lanes()
+            var c40 = Lanes(), c41 = Lanes(), c50 = Lanes(), c51 = Lanes(), c60 = Lanes(), c61 = Lanes(), c70 = Lanes(), c71 = Lanes()
+            let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda, a6 = a + 6 * lda
+            let a7 = a + 7 * lda
+            for p in 0..<k {
+                let x0 = load(b0 + p * panelWidth), x1 = load(b1 + p * panelWidth)
+                var y = Lanes(repeating: a0[p])
+                c00 = c00.addingProduct(y, x0)
+                c01 = c01.addingProduct(y, x1)
+                y = Lanes(repeating: a1[p])
+                c10 = c10.addingProduct(y, x0)
+                c11 = c11.addingProduct(y, x1)
+                y = Lanes(repeating: a2[p])
+                c20 = c20.addingProduct(y, x0)
+                c21 = c21.addingProduct(y, x1)
+                y = Lanes(repeating: a3[p])
+                c30 = c30.addingProduct(y, x0)
+                c31 = c31.addingProduct(y, x1)
+                y = Lanes(repeating: a4[p])
+                c40 = c40.addingProduct(y, x0)
+                c41 = c41.addingProduct(y, x1)
+                y = Lanes(repeating: a5[p])
+                c50 = c50.addingProduct(y, x0)
+                c51 = c51.addingProduct(y, x1)
+                y = Lanes(repeating: a6[p])
+                c60 = c60.addingProduct(y, x0)
+                c61 = c61.addingProduct(y, x1)
+                y = Lanes(repeating: a7[p])
+                c70 = c70.addingProduct(y, x0)
+                c71 = c71.addingProduct(y, x1)
+            }
+            store(c00, c01, c, width)
+            store(c10, c11, c + ldc, width)
+            store(c20, c21, c + 2 * ldc, width)
+            store(c30, c31, c + 3 * ldc, width)
+            store(c40, c41, c + 4 * ldc, width)
+            store(c50, c51, c + 5 * ldc, width)
+            store(c60, c61, c + 6 * ldc, width)
+            store(c70, c71, c + 7 * ldc, width)
+        }
+
+        static func block4(
+            _ a: UnsafePointer<Float>, _ lda: Int, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ k: Int,
+            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int
+        ) {
+            var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes(), c30 = Lanes(), c31 = Lanes()
+            let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda
+            for p in 0..<k {
+                let x0 = load(b0 + p * panelWidth), x1 = load(b1 + p * panelWidth)
+                var y = Lanes(repeating: a0[p])
+                c00 = c00.addingProduct(y, x0)
+                c01 = c01.addingProduct(y, x1)
+                y = Lanes(repeating: a1[p])
+                c10 = c10.addingProduct(y, x0)
+                c11 = c11.addingProduct(y, x1)
+                y = Lanes(repeating: a2[p])
+                c20 = c20.addingProduct(y, x0)
+                c21 = c21.addingProduct(y, x1)
+                y = Lanes(repeating: a3[p])
+                c30 = c30.addingProduct(y, x0)
+                c31 = c31.addingProduct(y, x1)
+            }
+            store(c00, c01, c, width)
+            store(c10, c11, c + ldc, width)
+            store(c20, c21, c + 2 * ldc, width)
+            store(c30, c31, c + 3 * ldc, width)
+        }
+
+        static func block1(
+            _ a: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>,
+            _ width: Int
+        ) {
+            var c0 = Lanes(), c1 = Lanes()
+            for p in 0..<k {
+                let y = Lanes(repeating: a[p])
+                c0 = c0.addingProduct(y, load(b0 + p * panelWidth))
+                c1 = c1.addingProduct(y, load(b1 + p * panelWidth))
+            }
+            store(c0, c1, c, width)
+        }
+    }
+}
+#endif

@@ -76,4 +76,29 @@ struct IntegerAndHalfKernelTests {
             #expect(c == expected, "\(m)×\(k)×\(n)")
         }
     }
+
+    @Test("DynamicQuantizeLinear's range and bytes equal the scalar arithmetic: halves to even, saturation, NaN, ragged tails")
+    func quantize() {
+        var values: [Float] = [0, 0.5, 1.5, 2.5, -0.5, 127.5, 300, -300, .nan, .infinity, -.infinity, 1e-8]
+        var state: UInt64 = 1
+        for _ in 0..<1_000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            values.append(Float(Int(state >> 40) % 20_001 - 10_000) / 37)
+        }
+        for count in [0, 1, 15, 16, 17, 33, values.count] {
+            let slice = Array(values.prefix(count))
+            let finite = slice.filter { !$0.isNaN }
+            let (low, high) = QuantizeKernels.range(slice, count: count)
+            #expect(low == (finite.min() ?? .infinity) && high == (finite.max() ?? -.infinity), "\(count) values")
+            for (scale, zero) in [(Float(0.5), Float(0)), (Float(1), Float(128)), (Float(0.37), Float(3))] {
+                var bytes = [UInt8](repeating: 77, count: count)
+                QuantizeKernels.quantize(slice, &bytes, count: count, scale: scale, zeroPoint: zero)
+                let expected = slice.map { x -> UInt8 in
+                    let q = (x / scale).rounded(.toNearestOrEven) + zero
+                    return q.isNaN ? 0 : UInt8(Swift.min(Swift.max(q, 0), 255))
+                }
+                #expect(bytes == expected, "\(count) values, scale \(scale), zero point \(zero)")
+            }
+        }
+    }
 }

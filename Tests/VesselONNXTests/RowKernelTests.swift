@@ -3,14 +3,29 @@ import Testing
 import VesselKernels
 @testable import VesselONNX
 
-/// The choice between the two copies of the row kernels, and their split across threads (the
-/// arithmetic of each copy is tested in VesselKernelsTests and VesselKernelsHaswellTests).
+/// The choice between the copies of the kernels, and their split across threads (the arithmetic
+/// of each copy is tested in VesselKernelsTests, VesselKernelsHaswellTests and
+/// VesselKernelsAVX512Tests).
 @Suite("row kernels")
 struct RowKernelTests {
-    @Test("the process picks Haswell's copy exactly when the CPU has AVX2 and FMA and VESSEL_KERNELS does not say baseline")
+    typealias Variant = VesselONNX.RowKernels.Variant
+
+    @Test("the process picks the best copy the CPU's flags allow, or the lesser one VESSEL_KERNELS names")
     func variant() {
-        let forced = ProcessInfo.processInfo.environment["VESSEL_KERNELS"] == "baseline"
-        #expect(RowKernels.variant == (RowKernels.cpuHasAVX2FMA && !forced ? .haswell : .baseline))
+        let best = Variant.supported(VesselONNX.RowKernels.cpuFlags)
+        let expected: Variant =
+            switch ProcessInfo.processInfo.environment["VESSEL_KERNELS"] {
+            case "baseline": .baseline
+            case "haswell": best == .baseline ? .baseline : .haswell
+            default: best
+            }
+        #expect(VesselONNX.RowKernels.variant == expected)
+        let haswell = Variant.haswellFlags
+        #expect(Variant.supported([]) == .baseline)
+        #expect(Variant.supported(["avx2", "fma"]) == .baseline, "BMI2, F16C and the rest are Haswell's too")
+        #expect(Variant.supported(haswell) == .haswell)
+        #expect(Variant.supported(haswell.union(["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"])) == .haswell, "no VNNI")
+        #expect(Variant.supported(Variant.avx512Flags) == .avx512)
     }
 
     @Test("softmax, layer normalization and elementwise maps are bit-identical at any thread count")

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Synchronization
+import VesselKernelsAVX512
 import VesselKernelsHaswell
 import VesselTensor
 
@@ -206,9 +207,9 @@ extension KernelRegistry {
             }
         }
         let hasBias = i.count > 2 && i[2] != nil
-        // On a Haswell CPU with A not transposed: the packed product (B kept packed when it is a
+        // On a Haswell (or later) CPU with A not transposed: the packed product (B kept packed when it is a
         // weight), then alpha and the bias in one pass.
-        if RowKernels.variant == .haswell, !transA, k > 0, let packed = weights?.packed(for: b, k: k, n: n, transposed: transB) {
+        if RowKernels.variant.hasAVX2, !transA, k > 0, let packed = weights?.packed(for: b, k: k, n: n, transposed: transB) {
             let product = Tensor(uninitialized: .float32, shape: [m, n])
             a.withUnsafeBufferPointer(as: Float.self) { pa in
                 packed.withUnsafeBufferPointer(as: Float.self) { pb in
@@ -273,9 +274,9 @@ struct MatMulShape {
 /// numpy `matmul`: 1-D operands are promoted and the added axis dropped; batch axes broadcast.
 func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext, weights: PackedWeights? = nil) throws -> Tensor {
     let shape = try MatMulShape(a.shape, b.shape, context)
-    // A 2-D float32 B on a Haswell CPU: packed (kept packed when it is a weight), multiplied by
-    // the Haswell kernels.
-    if a.dtype == .float32, b.dtype == .float32, b.rank == 2, a.rank >= 2, RowKernels.variant == .haswell, shape.k > 0,
+    // A 2-D float32 B on a Haswell (or later) CPU: packed (kept packed when it is a weight),
+    // multiplied by the Haswell or AVX-512 kernels.
+    if a.dtype == .float32, b.dtype == .float32, b.rank == 2, a.rank >= 2, RowKernels.variant.hasAVX2, shape.k > 0,
         let packed = weights?.packed(for: b, k: shape.k, n: shape.n)
     {
         let out = Tensor(uninitialized: .float32, shape: shape.fullShape)
@@ -343,10 +344,10 @@ final class PackedWeights: Sendable {
     /// op(B) — k×n, or n×k when `transposed` — packed.
     func packed(for b: Tensor, k: Int, n: Int, transposed: Bool = false) -> Tensor {
         packed(for: b, key: [k, n, transposed ? 1 : 0]) {
-            let packed = Tensor(uninitialized: .float32, shape: [PackedGEMM.packedCount(k: k, n: n)])
+            let packed = Tensor(uninitialized: .float32, shape: [VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n)])
             b.withUnsafeBufferPointer(as: Float.self) { pb in
                 packed.withUnsafeMutableBufferPointer(as: Float.self) { pp in
-                    PackedGEMM.pack(pb.baseAddress!, k: k, n: n, ldb: transposed ? k : n, transposed: transposed, into: pp.baseAddress!)
+                    VesselKernelsHaswell.PackedGEMM.pack(pb.baseAddress!, k: k, n: n, ldb: transposed ? k : n, transposed: transposed, into: pp.baseAddress!)
                 }
             }
             return packed
@@ -374,21 +375,30 @@ final class PackedWeights: Sendable {
         return packed
     }
 
-    /// C (rows×n) = A (rows×k) · packed B, split across the intra-op threads by blocks of six
-    /// rows, or by 16-column panels when there are few rows. Every element is summed in the same
-    /// order whatever the split, so the result does not depend on the thread count.
+    /// C (rows×n) = A (rows×k) · packed B, split across the intra-op threads by blocks of rows
+    /// (six, or eight for the AVX-512 copy), or by 16-column panels (pairs for AVX-512) when
+    /// there are few rows. Every element is summed in the same order whatever the split and
+    /// whichever copy, so the result does not depend on the thread count or the CPU's AVX-512.
     static func multiply(_ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
-        let panels = (n + PackedGEMM.panelWidth - 1) / PackedGEMM.panelWidth
-        let rowBlocks = (rows + 5) / 6
+        let wide = RowKernels.variant == .avx512
+        let width = VesselKernelsHaswell.PackedGEMM.panelWidth, panels = (n + width - 1) / width
+        let rowUnit = wide ? 8 : 6, panelUnit = wide ? 2 : 1
+        func run(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
+            if wide {
+                VesselKernelsAVX512.PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: c, ldc: n, rows: rowRange, panels: panelRange)
+            } else {
+                VesselKernelsHaswell.PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: c, ldc: n, rows: rowRange, panels: panelRange)
+            }
+        }
+        let rowBlocks = (rows + rowUnit - 1) / rowUnit
         if rowBlocks >= 2 * Parallel.threads {
-            Parallel.chunks(rowBlocks, minimum: max(1, GEMM.splitWork / max(6 * k * n, 1))) { blocks in
-                PackedGEMM.multiply(
-                    a: a, lda: k, packed: packed, k: k, n: n, c: c, ldc: n, rows: blocks.lowerBound * 6..<min(rows, blocks.upperBound * 6),
-                    panels: 0..<panels)
+            Parallel.chunks(rowBlocks, minimum: max(1, GEMM.splitWork / max(rowUnit * k * n, 1))) { blocks in
+                run(blocks.lowerBound * rowUnit..<min(rows, blocks.upperBound * rowUnit), 0..<panels)
             }
         } else {
-            Parallel.chunks(panels, minimum: max(1, GEMM.splitWork / max(rows * k * PackedGEMM.panelWidth, 1))) { range in
-                PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: c, ldc: n, rows: 0..<rows, panels: range)
+            let units = (panels + panelUnit - 1) / panelUnit
+            Parallel.chunks(units, minimum: max(1, GEMM.splitWork / max(rows * k * width * panelUnit, 1))) { range in
+                run(0..<rows, range.lowerBound * panelUnit..<min(panels, range.upperBound * panelUnit))
             }
         }
     }

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import VesselKernels
+import VesselKernelsAVX512
 import VesselKernelsHaswell
 
 /// Float32 kernels for what transformers spend their non-MatMul time on — Softmax, LogSoftmax
@@ -15,36 +16,43 @@ import VesselKernelsHaswell
 enum RowKernels {
     typealias Lanes = SIMD8<Float>
 
+    /// The kernel copies: baseline x86-64; Haswell's AVX2 + FMA; and AVX-512 with VNNI, whose
+    /// own copy holds the GEMMs (`VesselKernelsAVX512`) and which takes Haswell's row kernels.
     enum Variant: String, Sendable {
-        case baseline, haswell
+        case baseline, haswell, avx512
+
+        /// Whether the Haswell copy (row kernels, half conversion) may run.
+        var hasAVX2: Bool { self != .baseline }
     }
 
-    /// Haswell's when the CPU has AVX2 and FMA (the kernel lists them in /proc/cpuinfo only when
-    /// it also saves the AVX registers), unless `VESSEL_KERNELS=baseline` asks for the other.
+    /// The best copy this CPU runs (the kernel lists a feature in /proc/cpuinfo only when it also
+    /// saves its registers), unless `VESSEL_KERNELS` names a lesser one (`baseline`, `haswell`).
     static let variant: Variant = {
         #if arch(x86_64)
-        if ProcessInfo.processInfo.environment["VESSEL_KERNELS"] == "baseline" { return .baseline }
-        return cpuHasAVX2FMA ? .haswell : .baseline
+        let best = Variant.supported(cpuFlags)
+        guard let asked = ProcessInfo.processInfo.environment["VESSEL_KERNELS"].flatMap(Variant.init(rawValue:)) else { return best }
+        return asked == .baseline || best == .baseline ? .baseline : asked == .haswell ? .haswell : best
         #else
         return .baseline
         #endif
     }()
 
-    static let cpuHasAVX2FMA: Bool = {
+    /// The CPU's feature flags, from /proc/cpuinfo (none where it cannot be read).
+    static let cpuFlags: Set<String> = {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
             let flags = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-        else { return false }
-        let names = Set(flags.split(separator: " ").map(String.init))
-        return names.contains("avx2") && names.contains("fma")
+        else { return [] }
+        return Set(flags.split(separator: " ").map(String.init))
     }()
 
+    static var cpuHasAVX2FMA: Bool { Variant.supported(cpuFlags) != .baseline }
     /// Softmax (or LogSoftmax) of each `size`-long row of `input` into `output`.
     static func softmax(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, size: Int, log: Bool,
         threads: Int = Parallel.threads
     ) {
         guard size > 0 else { return }
-        let haswell = variant == .haswell
+        let haswell = variant.hasAVX2
         Parallel.chunks(rows, minimum: max(1, 16_384 / size), threads: threads) { range in
             if haswell {
                 VesselKernelsHaswell.RowKernels.softmaxRows(input, output, rows: range, size: size, log: log)
@@ -57,7 +65,7 @@ enum RowKernels {
     /// One row's softmax on the calling thread (a row of −inf gives NaN: callers with a rule
     /// for it apply it first).
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, log: Bool) {
-        if variant == .haswell {
+        if variant.hasAVX2 {
             VesselKernelsHaswell.RowKernels.softmaxRow(x, y, n, log: log)
         } else {
             VesselKernels.RowKernels.softmaxRow(x, y, n, log: log)
@@ -71,7 +79,7 @@ enum RowKernels {
         means: UnsafeMutablePointer<Float>?, inverseStd: UnsafeMutablePointer<Float>?, threads: Int = Parallel.threads
     ) {
         guard size > 0 else { return }
-        let haswell = variant == .haswell
+        let haswell = variant.hasAVX2
         Parallel.chunks(rows, minimum: max(1, 16_384 / size), threads: threads) { range in
             if haswell {
                 VesselKernelsHaswell.RowKernels.layerNormRows(
@@ -83,13 +91,38 @@ enum RowKernels {
         }
     }
 
+    /// The least and greatest of `count` floats, NaN ignored ((+∞, −∞) when none).
+    static func range(_ x: UnsafePointer<Float>, count: Int) -> (low: Float, high: Float) {
+        switch variant {
+        case .avx512: VesselKernelsAVX512.QuantizeKernels.range(x, count: count)
+        case .haswell: VesselKernelsHaswell.QuantizeKernels.range(x, count: count)
+        case .baseline: VesselKernels.QuantizeKernels.range(x, count: count)
+        }
+    }
+
+    /// Floats to bytes as `DynamicQuantizeLinear` makes them (see `QuantizeKernels.quantize`),
+    /// split across the intra-op threads.
+    static func quantize(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, count: Int, scale: Float, zeroPoint: Float, threads: Int = Parallel.threads
+    ) {
+        let variant = variant
+        Parallel.chunks((count + 15) / 16, minimum: 4_096, threads: threads) { groups in
+            let first = groups.lowerBound * 16, n = min(count, groups.upperBound * 16) - first
+            switch variant {
+            case .avx512: VesselKernelsAVX512.QuantizeKernels.quantize(x + first, y + first, count: n, scale: scale, zeroPoint: zeroPoint)
+            case .haswell: VesselKernelsHaswell.QuantizeKernels.quantize(x + first, y + first, count: n, scale: scale, zeroPoint: zeroPoint)
+            case .baseline: VesselKernels.QuantizeKernels.quantize(x + first, y + first, count: n, scale: scale, zeroPoint: zeroPoint)
+            }
+        }
+    }
+
     /// An elementwise function over float32 values, eight lanes at a time, split across the
     /// intra-op threads.
     static func map(
         _ function: VesselKernels.RowKernels.Unary, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int,
         threads: Int = Parallel.threads
     ) {
-        let haswell = variant == .haswell
+        let haswell = variant.hasAVX2
         let fast: VesselKernelsHaswell.RowKernels.Unary =
             switch function {
             case .exp: .exp
@@ -103,5 +136,16 @@ enum RowKernels {
                 VesselKernels.RowKernels.map(function, input, output, groups: groups, count: count)
             }
         }
+    }
+}
+
+extension RowKernels.Variant {
+    /// What each copy's code may use: Haswell's `-target-cpu` (AVX2, FMA, BMI, F16C, …), and
+    /// Cascade Lake's, which adds AVX-512 F/CD/BW/DQ/VL and VNNI.
+    static let haswellFlags: Set<String> = ["avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "popcnt", "abm"]
+    static let avx512Flags: Set<String> = haswellFlags.union(["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"])
+
+    static func supported(_ flags: Set<String>) -> Self {
+        flags.isSuperset(of: avx512Flags) ? .avx512 : flags.isSuperset(of: haswellFlags) ? .haswell : .baseline
     }
 }

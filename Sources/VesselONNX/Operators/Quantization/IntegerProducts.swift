@@ -1,4 +1,5 @@
 import VesselKernels
+import VesselKernelsAVX512
 import VesselKernelsHaswell
 import VesselTensor
 
@@ -119,7 +120,12 @@ enum IntegerProducts {
         try c.checkAllocation(.int32, shape.fullShape)
         let aZeros = try zeroPoints(aZero, "a_zero_point", like: a, count: m, what: "row of A", c)
         let bZeros = try zeroPoints(bZero, "b_zero_point", like: b, count: n, what: "column of B", c)
-        // A 2-D B (a weight, as quantize_dynamic writes them): the packed Int16 product.
+        // A 2-D B (a weight, as quantize_dynamic writes them): the packed byte product on a CPU
+        // with AVX-512 VNNI, else the packed Int16 product — the same sums either way.
+        if b.rank == 2, a.rank >= 2, k > 0, n > 0, RowKernels.variant == .avx512 {
+            let rows = shape.batchCount * m
+            return (quadProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: rows, m: m, k: k, n: n, weights: weights), shape.outShape)
+        }
         if b.rank == 2, a.rank >= 2, k > 0, n > 0 {
             return (packedProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: shape.batchCount * m, m: m, k: k, n: n, weights: weights), shape.outShape)
         }
@@ -172,7 +178,7 @@ enum IntegerProducts {
         }
         var sums = [Int32](repeating: 0, count: rows * n)
         let panels = (n + VesselKernels.IntegerGEMM.panelWidth - 1) / VesselKernels.IntegerGEMM.panelWidth
-        let haswell = RowKernels.variant == .haswell
+        let haswell = RowKernels.variant.hasAVX2
         left.withUnsafeBufferPointer { pa in
             packed.withUnsafeBufferPointer(as: Int16.self) { pb in
                 sums.withUnsafeMutableBufferPointer { pc in
@@ -201,6 +207,101 @@ enum IntegerProducts {
             }
         }
         return sums
+    }
+
+    /// A (rows×k, rows in batches of m) · B (k×n, packed once per weight) through `QuadGEMM`
+    /// (AVX-512 VNNI): A as unsigned and B as signed bytes, the zero points applied to the sums.
+    static func quadProduct(
+        _ a: Tensor, _ b: Tensor, aZeros: [Int32], bZeros: [Int32], rows: Int, m: Int, k: Int, n: Int, weights: PackedWeights?
+    ) -> [Int32] {
+        guard rows > 0 else { return [] }
+        let columns = QuadGEMM.paddedColumns(n), packedBytes = QuadGEMM.packedCount(k: k, n: n)
+        // B′ = B as signed bytes (a uint8 B less 128, its zero points with it), packed; after the
+        // bytes, per column u = Σ B′ − k·zb′, then zb′ (Int32s, padded to whole panels).
+        let bShift: Int32 = b.dtype == .uint8 ? 128 : 0
+        let pack = {
+            let packed = Tensor(uninitialized: .int8, shape: [packedBytes + 8 * columns])
+            var signed = [Int8](repeating: 0, count: k * n)
+            var u = [Int32](repeating: 0, count: columns), zb = u
+            if b.dtype == .uint8 {
+                b.withUnsafeBufferPointer(as: UInt8.self) { pb in
+                    for index in 0..<(k * n) { signed[index] = Int8(bitPattern: pb[index] ^ 0x80) }
+                }
+            } else {
+                b.withUnsafeBufferPointer(as: Int8.self) { pb in signed = Array(pb) }
+            }
+            for j in 0..<n {
+                var sum: Int32 = 0
+                for p in 0..<k { sum &+= Int32(signed[p * n + j]) }
+                zb[j] = bZeros[bZeros.count == 1 ? 0 : j] &- bShift
+                u[j] = sum &- Int32(truncatingIfNeeded: k) &* zb[j]
+            }
+            packed.withUnsafeMutableBufferPointer(as: Int8.self) { pp in
+                QuadGEMM.pack(signed, k: k, n: n, into: pp.baseAddress!)
+                let terms = UnsafeMutableRawPointer(pp.baseAddress! + packedBytes)
+                u.withUnsafeBytes { terms.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                zb.withUnsafeBytes { (terms + 4 * columns).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+            return packed
+        }
+        let packed = weights?.packed(for: b, key: [k, n, b.dtype == .int8 ? 1 : 0, 4] + bZeros.map(Int.init), pack: pack) ?? pack()
+        // A′ = A as unsigned bytes (an int8 A plus 128, its zero points with it), rows zero-padded
+        // to whole quads; a uint8 A whose rows are whole quads is read where it lies.
+        let depth = QuadGEMM.quadDepth(k), aShift: Int32 = a.dtype == .int8 ? 128 : 0
+        var copy: [UInt8] = []
+        if a.dtype == .int8 || depth != k {
+            copy = [UInt8](repeating: 0, count: rows * depth)
+            bytes(of: a) { pa in
+                let flip: UInt8 = a.dtype == .int8 ? 0x80 : 0
+                for row in 0..<rows {
+                    for p in 0..<k { copy[row * depth + p] = pa[row * k + p] ^ flip }
+                }
+            }
+        }
+        let za = (0..<rows).map { aZeros[aZeros.count == 1 ? 0 : $0 % m] &+ aShift }
+        var rowSums = [Int32](repeating: 0, count: rows), sums = [Int32](repeating: 0, count: rows * n)
+        let panels = columns / QuadGEMM.panelWidth
+        func run(_ a: UnsafePointer<UInt8>) {
+            packed.withUnsafeBufferPointer(as: Int8.self) { pb in
+                let terms = UnsafeRawPointer(pb.baseAddress! + packedBytes).assumingMemoryBound(to: Int32.self)
+                za.withUnsafeBufferPointer { pz in
+                    rowSums.withUnsafeMutableBufferPointer { pr in
+                        sums.withUnsafeMutableBufferPointer { pc in
+                            let (b, c, zas, sumsOfA) = (pb.baseAddress!, pc.baseAddress!, pz.baseAddress!, pr.baseAddress!)
+                            QuadGEMM.rowSums(a, lda: depth, depth: depth, rows: 0..<rows, into: sumsOfA)
+                            func block(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
+                                QuadGEMM.multiply(
+                                    a: a, lda: depth, packed: b, k: k, n: n, c: c, za: zas, rowSum: sumsOfA, u: terms, zb: terms + columns,
+                                    rows: rowRange, panels: panelRange)
+                            }
+                            // Few rows (one sentence): the threads take pairs of panels; else blocks of eight rows.
+                            let work = max(1, 65_536 / max(depth * QuadGEMM.panelWidth, 1))
+                            if rows < 16 {
+                                Parallel.chunks((panels + 1) / 2, minimum: max(1, work / max(rows, 1))) { pairs in
+                                    block(0..<rows, (pairs.lowerBound * 2)..<min(panels, pairs.upperBound * 2))
+                                }
+                            } else {
+                                Parallel.chunks((rows + 7) / 8, minimum: max(1, work / max(panels * 8, 1))) { blocks in
+                                    block((blocks.lowerBound * 8)..<min(rows, blocks.upperBound * 8), 0..<panels)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if copy.isEmpty {
+            bytes(of: a) { run($0) }
+        } else {
+            copy.withUnsafeBufferPointer { run($0.baseAddress!) }
+        }
+        return sums
+    }
+
+    /// An 8-bit tensor's bytes as they lie.
+    static func bytes<R>(of t: Tensor, _ body: (UnsafePointer<UInt8>) -> R) -> R {
+        if t.dtype == .uint8 { return t.withUnsafeBufferPointer(as: UInt8.self) { body($0.baseAddress!) } }
+        return t.withUnsafeBufferPointer(as: Int8.self) { body(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self)) }
     }
 
     /// Convolution of 8-bit x and w less their zero points (x's per tensor, w's per tensor or

@@ -64,12 +64,29 @@ extension KernelRegistry {
         let x = try c.input(i, 0), scale = try c.input(i, 1)
         let zeroPoint = i.count > 2 ? i[2] : nil
         guard quantizationRange(x.dtype) != nil || isNarrowFloat(x.dtype) else { throw c.invalid("\(x.dtype.rawValue) inputs are not supported") }
+        let outputType = c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32(clamping: $0)) } ?? scale.dtype
+        // Bytes with one float32 scale and zero point (what quantize_dynamic's Gather of
+        // embeddings feeds it on every run): (x − zero point) · scale in float32, which is the
+        // exact product rounded once, as the general path's Double arithmetic gives.
+        if x.dtype == .uint8 || x.dtype == .int8, scale.dtype == .float32, outputType == .float32, scale.rank == 0,
+            (zeroPoint?.rank ?? 0) == 0, zeroPoint.map({ $0.dtype == x.dtype }) ?? true, c.attributes.int("block_size", default: 0) == 0
+        {
+            let factor = scale.scalars(as: Float.self)[0], zero = Float(zeroPoint?.integers().first ?? 0)
+            if x.dtype == .uint8 {
+                return [
+                    Cast.converted(x) { (s: UnsafePointer<UInt8>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = (Float(s[i]) - zero) * factor }
+                    }
+                ]
+            }
+            return [
+                Cast.converted(x) { (s: UnsafePointer<Int8>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = (Float(s[i]) - zero) * factor } }
+            ]
+        }
         let index = try quantizationIndex(
             x, scale, axis: c.attributes.int("axis", default: 1),
             blockSize: c.attributes.int("block_size", default: 0), c)
         let values = x.doubles(), scales = scale.doubles(), zeros = zeroPoint?.doubles()
         let result = (0..<x.count).map { k in (values[k] - (zeros?[index[k]] ?? 0)) * scales[index[k]] }
-        let outputType = c.attributes.int("output_dtype").flatMap { $0 == 0 ? nil : ONNXDataType.dtype(Int32(clamping: $0)) } ?? scale.dtype
         return [Cast.fromDoubles(result, dtype: outputType, shape: x.shape)]
     }
 
@@ -106,15 +123,22 @@ extension KernelRegistry {
     static func dynamicQuantizeLinearKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
         let x = try c.input(i, 0)
         guard x.dtype == .float32 else { throw c.invalid("DynamicQuantizeLinear takes float32") }
-        let values = x.scalars(as: Float.self)
+        let y = Tensor(uninitialized: .uint8, shape: x.shape)
         // In float32, as the spec computes. The range always includes 0, so 0 is exactly
-        // representable.
-        let low = Swift.min(values.min() ?? 0, 0), high = Swift.max(values.max() ?? 0, 0)
-        let scale = (high - low) / 255
-        let zeroPoint: Float = scale == 0 ? 0 : Swift.min(Swift.max((-low / scale).rounded(.toNearestOrEven), 0), 255)
-        let quantized = values.map { scale == 0 ? zeroPoint : Swift.min(Swift.max(($0 / scale).rounded(.toNearestOrEven) + zeroPoint, 0), 255) }
-        // NaN (from NaN or infinite inputs) has no byte: it becomes 0 rather than a trap.
-        func byte(_ value: Float) -> UInt8 { value.isNaN ? 0 : UInt8(Swift.min(Swift.max(value, 0), 255)) }
-        return [Tensor(quantized.map(byte), shape: x.shape), Tensor(scalar: scale), Tensor(scalar: byte(zeroPoint))]
+        // representable; NaN is left out of it, and quantizes to 0.
+        let (scale, zeroPoint) = x.withUnsafeBufferPointer(as: Float.self) { px -> (Float, Float) in
+            let (low, high) = RowKernels.range(px.baseAddress!, count: px.count)
+            let scale = (Swift.max(high, 0) - Swift.min(low, 0)) / 255
+            let zeroPoint: Float = scale == 0 || !scale.isFinite ? 0 : Swift.min(Swift.max((-Swift.min(low, 0) / scale).rounded(.toNearestOrEven), 0), 255)
+            y.withUnsafeMutableBufferPointer(as: UInt8.self) { py in
+                if scale == 0 {
+                    py.initialize(repeating: UInt8(zeroPoint))
+                } else {
+                    RowKernels.quantize(px.baseAddress!, py.baseAddress!, count: px.count, scale: scale, zeroPoint: zeroPoint)
+                }
+            }
+            return (scale, zeroPoint)
+        }
+        return [y, Tensor(scalar: scale), Tensor(scalar: UInt8(zeroPoint))]
     }
 }

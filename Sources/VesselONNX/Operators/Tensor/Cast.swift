@@ -54,11 +54,12 @@ enum Cast {
         // rounding to nearest, without the trip through Double.
         if dtype == .float32 {
             switch x.dtype {
-            case .int32: return mapUnary(x, Int32.self, Float.self) { Float($0) }
-            case .int64: return mapUnary(x, Int64.self, Float.self) { Float($0) }
-            case .uint8: return mapUnary(x, UInt8.self, Float.self) { Float($0) }
-            case .int8: return mapUnary(x, Int8.self, Float.self) { Float($0) }
-            case .float64: return mapUnary(x, Double.self, Float.self) { Float($0) }
+            // A loop per chunk, not a closure per element: the compiler vectorizes it.
+            case .int32: return converted(x) { (s: UnsafePointer<Int32>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
+            case .int64: return converted(x) { (s: UnsafePointer<Int64>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
+            case .uint8: return converted(x) { (s: UnsafePointer<UInt8>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
+            case .int8: return converted(x) { (s: UnsafePointer<Int8>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
+            case .float64: return converted(x) { (s: UnsafePointer<Double>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
             default: break
             }
         }
@@ -68,7 +69,7 @@ enum Cast {
     /// float16 ↔ float32 through the kernels of this CPU (F16C on Haswell and later), split
     /// across the intra-op threads.
     static func halves(_ x: Tensor, to dtype: DType) -> Tensor {
-        let haswell = RowKernels.variant == .haswell
+        let haswell = RowKernels.variant.hasAVX2
         if dtype == .float32 {
             return converted(x, haswell ? VesselKernelsHaswell.HalfConversion.widen : VesselKernels.HalfConversion.widen)
         }

@@ -176,8 +176,54 @@ extension KernelRegistry {
     }
 }
 
+/// `x` with its axes in the order `perm` gives. Axes of extent 1 are dropped and output axes
+/// that stay adjacent in the source merged; the innermost run is then copied whole when it is
+/// contiguous in the source and gathered at its stride when not — no offset per element.
 func transpose(_ x: Tensor, _ perm: [Int]) -> Tensor {
     let strides = Tensor.strides(of: x.shape)
     let shape = perm.map { x.shape[$0] }
-    return x.take(stridedOffsets(shape: shape, base: 0, steps: perm.map { strides[$0] }), shape: shape)
+    let steps = perm.map { strides[$0] }
+    guard let width = x.dtype.byteSize, x.dtype.elementsPerByte == 1, x.count > 0 else {
+        return x.take(stridedOffsets(shape: shape, base: 0, steps: steps), shape: shape)
+    }
+    var axes: [(extent: Int, step: Int)] = []
+    for (extent, step) in zip(shape, steps) where extent != 1 {
+        if let last = axes.last, last.step == step * extent {
+            axes[axes.count - 1] = (last.extent * extent, step)
+        } else {
+            axes.append((extent, step))
+        }
+    }
+    let inner = axes.popLast() ?? (1, 1)
+    let out = Tensor(uninitialized: x.dtype, shape: shape)
+    func copy<W>(_: W.Type) {
+        let source = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: W.self))
+        let destination = out.storage.pointer.assumingMemoryBound(to: W.self)
+        var index = [Int](repeating: 0, count: axes.count)
+        var offset = 0, position = 0
+        for _ in 0..<(x.count / inner.extent) {
+            if inner.step == 1 {
+                (destination + position).initialize(from: source + offset, count: inner.extent)
+            } else {
+                for j in 0..<inner.extent { destination[position + j] = source[offset + j * inner.step] }
+            }
+            position += inner.extent
+            var axis = axes.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                offset += axes[axis].step
+                if index[axis] < axes[axis].extent { break }
+                offset -= axes[axis].step * axes[axis].extent
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+    switch width {
+    case 1: copy(UInt8.self)
+    case 2: copy(UInt16.self)
+    case 4: copy(UInt32.self)
+    default: copy(UInt64.self)
+    }
+    return out
 }

@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+import VesselKernelsAVX512
+import VesselKernelsHaswell
+
+/// Whether this CPU runs the AVX-512 copy: the flags VesselONNX asks for before picking it.
+enum WideCPU {
+    static var runnable: Bool {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+            let flags = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return false }
+        let names = Set(flags.split(separator: " ").map(String.init))
+        return ["avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"].allSatisfy(names.contains)
+    }
+}
+
+/// A small deterministic generator, so a failure names a reproducible case.
+struct Lcg {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return state >> 33
+    }
+}
+
+/// The AVX-512 GEMMs: the float product bit for bit against the Haswell copy's, the byte product
+/// against plain integer sums. Runs only on a CPU with AVX-512 VNNI.
+@Suite("AVX-512 GEMM kernels", .enabled(if: WideCPU.runnable))
+struct WideGEMMTests {
+    @Test("the 8×32 float blocks give the Haswell copy's bits, at row remainders, odd panels, ragged edges and split ranges")
+    func floatProductMatchesHaswell() {
+        var random = Lcg(state: 7)
+        for (rows, k, n) in [(1, 1, 1), (3, 5, 17), (8, 64, 32), (13, 37, 33), (17, 300, 100), (50, 384, 48), (9, 16, 31), (64, 7, 64)] {
+            let a = (0..<(rows * k)).map { _ in Float(Int(random.next() % 2001) - 1000) / 997 }
+            let b = (0..<(k * n)).map { _ in Float(Int(random.next() % 2001) - 1000) / 1009 }
+            var packed = [Float](repeating: .nan, count: VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n))
+            VesselKernelsHaswell.PackedGEMM.pack(b, k: k, n: n, ldb: n, transposed: false, into: &packed)
+            let panels = (n + 15) / 16
+            var narrow = [Float](repeating: .nan, count: rows * n), wide = narrow, split = narrow
+            VesselKernelsHaswell.PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: &narrow, ldc: n, rows: 0..<rows, panels: 0..<panels)
+            VesselKernelsAVX512.PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: &wide, ldc: n, rows: 0..<rows, panels: 0..<panels)
+            // Ranges that start on odd rows and odd panels, as thread splits may.
+            let rowCut = rows / 3, panelCut = panels / 2 | 1
+            for (r, p) in [(0..<rowCut, 0..<min(panelCut, panels)), (rowCut..<rows, 0..<min(panelCut, panels))] + [
+                (0..<rows, min(panelCut, panels)..<panels)
+            ] {
+                split.withUnsafeMutableBufferPointer {
+                    VesselKernelsAVX512.PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: $0.baseAddress!, ldc: n, rows: r, panels: p)
+                }
+            }
+            #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern), "\(rows)×\(k)·\(k)×\(n)")
+            #expect(split.map(\.bitPattern) == narrow.map(\.bitPattern), "\(rows)×\(k)·\(k)×\(n) split")
+            // And both are the product: against Double sums.
+            var worst: Double = 0
+            for i in 0..<rows {
+                for j in 0..<n {
+                    var sum = 0.0
+                    for p in 0..<k { sum += Double(a[i * k + p]) * Double(b[p * n + j]) }
+                    worst = max(worst, abs(Double(wide[i * n + j]) - sum))
+                }
+            }
+            #expect(worst < 1e-4 * Double(k), "\(rows)×\(k)·\(k)×\(n): off by \(worst)")
+        }
+    }
+
+    @Test("byte sums of rows of any depth, through whole and masked loads")
+    func rowSums() {
+        var random = Lcg(state: 11)
+        for depth in [4, 8, 60, 64, 68, 128, 200, 1536] {
+            let rows = 3
+            let a = (0..<(rows * depth)).map { _ in UInt8(random.next() % 256) }
+            var sums = [Int32](repeating: -1, count: rows)
+            QuadGEMM.rowSums(a, lda: depth, depth: depth, rows: 0..<rows, into: &sums)
+            let expected = (0..<rows).map { r in a[(r * depth)..<((r + 1) * depth)].reduce(Int32(0)) { $0 + Int32($1) } }
+            #expect(sums == expected, "depth \(depth)")
+        }
+    }
+
+    @Test("the u8·s8 product less per-row and per-column zero points equals plain integer sums")
+    func byteProduct() {
+        var random = Lcg(state: 3)
+        for (rows, k, n) in [(1, 1, 1), (1, 4, 16), (3, 5, 17), (8, 64, 32), (13, 37, 33), (17, 300, 100), (9, 384, 48), (20, 1536, 40)] {
+            let depth = QuadGEMM.quadDepth(k), columns = QuadGEMM.paddedColumns(n)
+            let a = (0..<(rows * k)).map { _ in UInt8(random.next() % 256) }
+            let b = (0..<(k * n)).map { _ in Int8(truncatingIfNeeded: random.next()) }
+            let za = (0..<rows).map { _ in Int32(random.next() % 256) }
+            var zb = [Int32](repeating: 0, count: columns)
+            for j in 0..<n { zb[j] = Int32(random.next() % 256) - 128 }
+            var padded = [UInt8](repeating: 0, count: rows * depth)
+            for r in 0..<rows { for p in 0..<k { padded[r * depth + p] = a[r * k + p] } }
+            var packed = [Int8](repeating: 99, count: QuadGEMM.packedCount(k: k, n: n))
+            QuadGEMM.pack(b, k: k, n: n, into: &packed)
+            var u = [Int32](repeating: 0, count: columns)
+            for j in 0..<n { u[j] = (0..<k).reduce(Int32(0)) { $0 + Int32(b[$1 * n + j]) } - Int32(k) * zb[j] }
+            var rowSum = [Int32](repeating: 0, count: rows)
+            QuadGEMM.rowSums(padded, lda: depth, depth: depth, rows: 0..<rows, into: &rowSum)
+            var c = [Int32](repeating: -7, count: rows * n)
+            let panels = columns / 16
+            // In pieces, as the threads split it: rows at an odd cut, panels at an odd one.
+            for (r, p) in [(0..<(rows / 2), 0..<panels), ((rows / 2)..<rows, 0..<(panels / 2 | 1)), ((rows / 2)..<rows, (panels / 2 | 1)..<panels)] {
+                c.withUnsafeMutableBufferPointer {
+                    QuadGEMM.multiply(
+                        a: padded, lda: depth, packed: packed, k: k, n: n, c: $0.baseAddress!, za: za, rowSum: rowSum, u: u, zb: zb,
+                        rows: r, panels: p.clamped(to: 0..<panels))
+                }
+            }
+            var expected = [Int32](repeating: 0, count: rows * n)
+            for i in 0..<rows {
+                for j in 0..<n {
+                    var sum: Int32 = 0
+                    for p in 0..<k { sum += (Int32(a[i * k + p]) - za[i]) * (Int32(b[p * n + j]) - zb[j]) }
+                    expected[i * n + j] = sum
+                }
+            }
+            #expect(c == expected, "\(rows)×\(k)·\(k)×\(n)")
+        }
+    }
+}
