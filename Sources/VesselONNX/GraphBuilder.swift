@@ -63,6 +63,7 @@ struct GraphBuilder {
             try foldConstants(&nodes, &initializers, fed: [], protected: Set(outputs.map(\.name)))
             Self.foldBatchNormIntoConv(&nodes, &initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseChannelAffine(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
+            Self.fuseIntegerProducts(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseActivations(&nodes, protected: Set(outputs.map(\.name)))
         }
         if !unsupported.isEmpty {

@@ -240,6 +240,62 @@ struct WholeModelNumericsTests {
         #expect(NodeConformanceTests.run(case: directory + "/case", tolerance: (0, 0)) == .passed)
     }
 
+    @Test("quantize_dynamic's MatMulInteger, Cast, Mul and bias Add run as one node, bit-identical; other scale shapes fall back")
+    func integerProductFused() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("int-product")
+        defer { TestSupport.remove(directory) }
+        // The chain quantize_dynamic writes, with the quantized activation as graph inputs; the
+        // expected output rounds as the separate kernels do: Int32 sums to float32, then a float32
+        // product and sum (numpy float32 does the same). Cases: a per-tensor scale with a bias,
+        // per-column scales (per_channel) without one, a uint8 weight, and a [1, N] scale that
+        // the fused pass does not take.
+        _ = try TestSupport.python(
+            """
+            import numpy as np, onnx, os
+            from onnx import helper, numpy_helper, TensorProto
+            rng = np.random.default_rng(5)
+            K, N = 37, 20
+            for name, wtype, scale_shape, with_bias in [("tensor", np.int8, [], True), ("column", np.int8, [N], False),
+                                                         ("unsigned", np.uint8, [], True), ("fallback", np.int8, [1, N], True)]:
+                lo, hi = (-128, 128) if wtype == np.int8 else (0, 256)
+                w = rng.integers(lo, hi, (K, N)).astype(wtype)
+                wz = np.array(rng.integers(lo, hi), dtype=wtype)
+                ws = rng.uniform(0.001, 0.01, scale_shape).astype(np.float32)
+                bias = rng.standard_normal(N).astype(np.float32)
+                nodes = [helper.make_node("Mul", ["xs", "ws"], ["s"]),
+                         helper.make_node("MatMulInteger", ["xq", "w", "xz", "wz"], ["sums"]),
+                         helper.make_node("Cast", ["sums"], ["f"], to=TensorProto.FLOAT),
+                         helper.make_node("Mul", ["f", "s"], ["p" if with_bias else "y"])]
+                if with_bias:
+                    nodes.append(helper.make_node("Add", ["p", "bias"], ["y"]))
+                inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(wz, "wz"), numpy_helper.from_array(ws, "ws"),
+                         numpy_helper.from_array(bias, "bias")]
+                graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("xq", TensorProto.UINT8, [2, 9, K]),
+                                                         helper.make_tensor_value_info("xz", TensorProto.UINT8, []),
+                                                         helper.make_tensor_value_info("xs", TensorProto.FLOAT, [])],
+                                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+                model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                os.makedirs(f"\(directory)/{name}/test_data_set_0")
+                onnx.save(model, f"\(directory)/{name}/model.onnx")
+                xq = rng.integers(0, 256, (2, 9, K)).astype(np.uint8)
+                xz = np.array(rng.integers(0, 256), dtype=np.uint8)
+                xs = np.array(rng.uniform(0.01, 0.1), dtype=np.float32)
+                sums = (xq.astype(np.int64) - int(xz)) @ (w.astype(np.int64) - int(wz))
+                y = sums.astype(np.float32) * (xs * ws)
+                if with_bias:
+                    y = y + bias
+                for k, (a, n) in enumerate([(xq, "xq"), (xz, "xz"), (xs, "xs")]):
+                    open(f"\(directory)/{name}/test_data_set_0/input_{k}.pb", "wb").write(numpy_helper.from_array(a, n).SerializeToString())
+                open(f"\(directory)/{name}/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y.astype(np.float32), "y").SerializeToString())
+            """)
+        for (name, suffix) in [("tensor", "+Cast+Mul+Add"), ("column", "+Cast+Mul"), ("unsigned", "+Cast+Mul+Add"), ("fallback", "+Cast+Mul+Add")] {
+            let model = try ONNXModel(path: directory + "/\(name)/model.onnx")
+            let names = model.graph.nodes.map(\.name)
+            #expect(names.count == 2 && names.contains { $0.hasSuffix(suffix) }, "\(name): \(names)")
+            #expect(NodeConformanceTests.run(case: directory + "/\(name)", tolerance: (0, 0)) == .passed, "\(name)")
+        }
+    }
+
     @Test("without OpenBLAS the built-in GEMM gives the same results, with row distances and accumulation too")
     func builtinGEMM() throws {
         // A product large enough for blocking to matter, compared with the BLAS path.

@@ -1,0 +1,99 @@
+import VesselTensor
+
+// A graph rewrite run at load (see `GraphBuilder.build` for the order).
+extension GraphBuilder {
+    /// What `quantize_dynamic` writes for every weight product — `MatMulInteger` by a constant
+    /// 2-D B, `Cast` of the Int32 sums to float, `Mul` by the two scales' product, and often `Add`
+    /// of a constant bias — becomes one node when each output is read only by the next: the sums
+    /// go to float, are scaled and biased in one pass, with no Int32 or intermediate float tensor
+    /// and three fewer nodes. The arithmetic is the same (the sum rounded to float, a rounded
+    /// product, a rounded sum), so results are bit-identical. A scale that is neither one value
+    /// nor one per column runs the original kernels in turn.
+    static func fuseIntegerProducts(_ nodes: inout [Node], _ initializers: [String: Tensor], protected: Set<String>, overridable: Set<String>) {
+        let readers = readerCounts(nodes)
+        var reader: [String: Int] = [:]
+        for (index, node) in nodes.enumerated() { for input in node.inputs where !input.isEmpty { reader[input] = index } }
+        /// The node that alone reads `name` (which no graph output is), with its index.
+        func single(_ name: String, _ opType: String) -> (Int, Node, KernelFunction)? {
+            guard readers[name] == 1, !protected.contains(name), let index = reader[name] else { return nil }
+            let node = nodes[index]
+            guard node.opType == opType, node.domain.isEmpty, node.outputs.count == 1, case .tensors(let kernel) = node.kernel else { return nil }
+            return (index, node, kernel)
+        }
+        func constant(_ name: String) -> Tensor? { overridable.contains(name) ? nil : initializers[name] }
+        var replaced: [Int: Node] = [:]
+        var removed: Set<Int> = []
+        for (index, product) in nodes.enumerated() where product.opType == "MatMulInteger" && product.domain.isEmpty && product.outputs.count == 1 {
+            guard product.inputs.count >= 2, product.inputs.count <= 4, let weight = constant(product.inputs[1]), weight.rank == 2,
+                let (castIndex, cast, castKernel) = single(product.outputs[0], "Cast"),
+                ONNXDataType.dtype(Int32(clamping: cast.attributes.int("to", default: 0))) == .float32,
+                let (mulIndex, mul, mulKernel) = single(cast.outputs[0], "Mul"), mul.inputs.count == 2
+            else { continue }
+            let castFirst = mul.inputs[0] == cast.outputs[0]
+            let scaleName = castFirst ? mul.inputs[1] : mul.inputs[0]
+            guard scaleName != cast.outputs[0] else { continue }
+            let n = weight.shape[1]
+            var last = (mulIndex, mul)
+            // A constant float32 bias, one per column, after the Mul.
+            var biasStep: (node: Node, kernel: KernelFunction, bias: Tensor, first: Bool)?
+            if let (addIndex, add, addKernel) = single(mul.outputs[0], "Add"), add.inputs.count == 2 {
+                let first = add.inputs[1] == mul.outputs[0]
+                let name = first ? add.inputs[0] : add.inputs[1]
+                if name != mul.outputs[0], let bias = constant(name), bias.dtype == .float32, bias.shape == [n] {
+                    biasStep = (add, addKernel, bias, first)
+                    last = (addIndex, add)
+                }
+            }
+            var fused = product
+            fused.inputs = product.inputs + Array(repeating: "", count: 4 - product.inputs.count) + [scaleName]
+            fused.outputs = last.1.outputs
+            fused.name += "+Cast+Mul" + (biasStep == nil ? "" : "+Add")
+            let weights = PackedWeights()
+            let original = (cast, castKernel, mul, mulKernel, castFirst)
+            let biasValues = biasStep?.bias.scalars(as: Float.self)
+            let biasFallback = biasStep
+            fused.kernel = .tensors { c, inputs in
+                let a = try c.input(inputs, 0), b = try c.input(inputs, 1), scale = try c.input(inputs, 4)
+                let sums = try IntegerProducts.matmul(a, b, aZero: inputs[2], bZero: inputs[3], c, weights: weights)
+                let columns = sums.shape.last ?? 1
+                guard scale.dtype == .float32, scale.rank <= sums.shape.count, scale.count == 1 || (scale.rank == 1 && scale.count == columns),
+                    biasValues == nil || columns == n
+                else {
+                    // Scales this pass does not cover: the original nodes, one after another.
+                    func context(_ node: Node) -> KernelContext { KernelContext(node: node) { _, _ in [] } }
+                    let floats = try original.1(context(original.0), [Tensor(sums.sums, shape: sums.shape)])[0]
+                    let scaled = try original.3(context(original.2), original.4 ? [floats, scale] : [scale, floats])[0]
+                    guard let step = biasFallback else { return [scaled] }
+                    return try step.kernel(context(step.node), step.first ? [step.bias, scaled] : [scaled, step.bias])
+                }
+                let y = Tensor(uninitialized: .float32, shape: sums.shape)
+                let factors = scale.scalars(as: Float.self)
+                y.withUnsafeMutableBufferPointer(as: Float.self) { py in
+                    sums.sums.withUnsafeBufferPointer { ps in
+                        let rows = columns == 0 ? 0 : ps.count / columns
+                        for row in 0..<rows {
+                            let source = ps.baseAddress! + row * columns, target = py.baseAddress! + row * columns
+                            switch (factors.count == 1, biasValues) {
+                            case (true, nil):
+                                let s = factors[0]
+                                for j in 0..<columns { target[j] = Float(source[j]) * s }
+                            case (true, let bias?):
+                                let s = factors[0]
+                                for j in 0..<columns { target[j] = Float(source[j]) * s + bias[j] }
+                            case (false, nil):
+                                for j in 0..<columns { target[j] = Float(source[j]) * factors[j] }
+                            case (false, let bias?):
+                                for j in 0..<columns { target[j] = Float(source[j]) * factors[j] + bias[j] }
+                            }
+                        }
+                    }
+                }
+                return [y]
+            }
+            replaced[last.0] = fused
+            removed.formUnion([index, castIndex, mulIndex])
+        }
+        // The fused node takes the place of the chain's last node: every input is ready there.
+        nodes = nodes.enumerated().compactMap { replaced[$0.offset] ?? (removed.contains($0.offset) ? nil : $0.element) }
+    }
+}
