@@ -125,10 +125,10 @@ let package = Package(
         .target(
             name: "VesselKernelsHaswell", dependencies: [.product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: swiftSettings + optimized + haswell + [.define("VESSEL_HASWELL")]),
-        // The GEMMs again (PackedGEMM.swift is a symlink; QuadGEMM.swift, the u8·s8 product, is
-        // its own) for AVX-512 with VNNI; VesselONNX picks them when the CPU has them.
+        // The kernels again for AVX-512 with VNNI (symlinks, but for QuadGEMM.swift, the u8·s8
+        // product, which is its own); VesselONNX picks them when the CPU has them.
         .target(
-            name: "VesselKernelsAVX512",
+            name: "VesselKernelsAVX512", dependencies: [.product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: swiftSettings + optimized + avx512 + [.define("VESSEL_HASWELL"), .define("VESSEL_AVX512")]),
         .target(
             name: "VesselONNX",

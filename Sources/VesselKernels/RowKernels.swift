@@ -1,27 +1,39 @@
 import RealModule
 
-/// The float32 row kernels of the runtime — exp, erf and sigmoid in SIMD8 lanes, Softmax and
-/// LogSoftmax rows, LayerNormalization rows — compiled twice from this one file: as
-/// `VesselKernels` for the baseline x86-64 every machine runs (SSE2), and, through a symlink,
-/// as `VesselKernelsHaswell` with `-target-cpu haswell` (AVX2 and FMA: eight lanes in one
-/// register, multiply-adds fused). VesselONNX picks one per process from the CPU's flags
-/// (`RowKernels.variant` there). Nothing here is `@inlinable`, so the code of each copy is
-/// compiled for its CPU only; the caller splits the rows across threads.
+/// The float32 row kernels of the runtime — exp, erf and sigmoid in SIMD lanes, Softmax and
+/// LogSoftmax rows, LayerNormalization rows — compiled three times from this one file: as
+/// `VesselKernels` for the baseline x86-64 every machine runs (SSE2), and, through symlinks, as
+/// `VesselKernelsHaswell` with `-target-cpu haswell` (AVX2 and FMA: eight lanes in one
+/// register) and as `VesselKernelsAVX512` (`VESSEL_AVX512`: sixteen lanes). Elementwise results
+/// are the same in every copy; a row's sums are taken in lanes, so Softmax and
+/// LayerNormalization can differ in the last bit between eight and sixteen. VesselONNX picks one
+/// per process from the CPU's flags (`RowKernels.variant` there). Nothing here is
+/// `@inlinable`, so the code of each copy is compiled for its CPU only; the caller splits the
+/// rows across threads.
 public enum RowKernels {
+    #if VESSEL_AVX512
+    public typealias Lanes = SIMD16<Float>
+    typealias Ints = SIMD16<Int32>
+    #else
     public typealias Lanes = SIMD8<Float>
+    typealias Ints = SIMD8<Int32>
+    #endif
+
+    /// Values per lane group.
+    public static var width: Int { Lanes.scalarCount }
 
     /// The elementwise functions `map` applies.
     public enum Unary: Sendable {
         case exp, erf, sigmoid
     }
 
-    /// e^x for eight lanes: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 split in two for
+    /// e^x lane by lane: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 split in two for
     /// precision), e^r by its degree-7 Taylor polynomial (truncation below 1e-8 relative on that
     /// range), 2^n put in the exponent bits. Within 2 ulp of the exact value for x in
     /// [−87.3, 88.7] (checked against Double's exp in the tests); below, 0; above, +inf; NaN
     /// stays NaN.
-    @inline(__always)
-    public static func exp(_ x: Lanes) -> Lanes {
+    @_transparent
+    static func expLanes(_ x: Lanes) -> Lanes {
         let high = Lanes(repeating: 88.72283), low = Lanes(repeating: -87.33654)
         var clamped = x
         clamped.replace(with: low, where: x .< low)
@@ -31,7 +43,7 @@ public enum RowKernels {
         let magic = Lanes(repeating: 12_582_912)
         let shifted = clamped * 1.442695041 + magic
         let n = shifted - magic
-        let whole = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let whole = unsafeBitCast(shifted, to: Ints.self) &- 0x4B40_0000
         var r = clamped - n * 0.693359375
         r = r - n * -2.12194440e-4
         var p = Lanes(repeating: 1.0 / 5040)
@@ -55,21 +67,23 @@ public enum RowKernels {
     }
 
     /// Softmax (or LogSoftmax) of the rows `rows` of `size` values each.
+    @inline(never)
     public static func softmaxRows(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Range<Int>, size: Int, log: Bool) {
         for row in rows {
             softmaxRow(input + row * size, output + row * size, size, log: log)
         }
     }
 
+    @inline(never)
     public static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, log: Bool) {
-        let whole = n / 8 * 8
+        let whole = n / width * width
         var peak = -Float.infinity
         var lanes = Lanes(repeating: -.infinity)
         var k = 0
         while k < whole {
             let v = load(x + k)
             lanes.replace(with: v, where: v .> lanes)
-            k += 8
+            k += width
         }
         peak = lanes.max()
         for j in whole..<n { peak = max(peak, x[j]) }
@@ -79,10 +93,10 @@ public enum RowKernels {
         var sums = Lanes(repeating: 0)
         k = 0
         while k < whole {
-            let e = exp(load(x + k) - shift)
+            let e = expLanes(load(x + k) - shift)
             if !log { storeLanes(e, y + k) }
             sums += e
-            k += 8
+            k += width
         }
         var sum = sums.sum()
         for j in whole..<n {
@@ -98,15 +112,16 @@ public enum RowKernels {
             k = 0
             while k < whole {
                 storeLanes(load(y + k) * inverse, y + k)
-                k += 8
+                k += width
             }
             for j in whole..<n { y[j] *= inverse }
         }
     }
 
     /// LayerNormalization of the rows `rows` of `size` values: (x − mean) / sqrt(var + ε) · scale
-    /// + bias, mean and variance in two passes (eight Float lanes, then summed); each row's mean
+    /// + bias, mean and variance in two passes (in lanes, then summed); each row's mean
     /// and 1/sqrt(var + ε) into `means` / `inverseStd` when given.
+    @inline(never)
     public static func layerNormRows(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Range<Int>, size: Int, epsilon: Float,
         scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
@@ -114,10 +129,10 @@ public enum RowKernels {
     ) {
         for row in rows {
             let x = input + row * size, y = output + row * size
-            let whole = size / 8 * 8
+            let whole = size / width * width
             var lanes = Lanes(repeating: 0)
             var k = 0
-            while k < whole { lanes += load(x + k); k += 8 }
+            while k < whole { lanes += load(x + k); k += width }
             var total = lanes.sum()
             for j in whole..<size { total += x[j] }
             let mean = total / Float(size)
@@ -127,7 +142,7 @@ public enum RowKernels {
             while k < whole {
                 let d = load(x + k) - center
                 lanes += d * d
-                k += 8
+                k += width
             }
             var squares = lanes.sum()
             for j in whole..<size { squares += (x[j] - mean) * (x[j] - mean) }
@@ -139,7 +154,7 @@ public enum RowKernels {
                     * load(scale + k)
                 if let bias { v += load(bias + k) }
                 storeLanes(v, y + k)
-                k += 8
+                k += width
             }
             for j in whole..<size { y[j] = (x[j] - mean) * inverse * scale[j] + (bias?[j] ?? 0) }
             means?[row] = mean
@@ -147,38 +162,45 @@ public enum RowKernels {
         }
     }
 
-    /// `function` over the eight-lane groups `groups` of `count` values (the tail padded into
-    /// one more group).
-    public static func map(_ function: Unary, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, groups: Range<Int>, count: Int) {
+    /// `function` over the values `range` of `input` (its lower bound a multiple of `width`; a
+    /// ragged end padded into one more group). One loop per function, the function inlined.
+    @inline(never)
+    public static func map(_ function: Unary, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        var k = range.lowerBound
         switch function {
-        case .exp: map(input, output, groups: groups, count: count) { exp($0) }
-        case .erf: map(input, output, groups: groups, count: count) { erf($0) }
-        case .sigmoid: map(input, output, groups: groups, count: count) { sigmoid($0) }
-        }
-    }
-
-    @inline(__always)
-    static func map(
-        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, groups: Range<Int>, count: Int, _ f: (Lanes) -> Lanes
-    ) {
-        for group in groups {
-            let k = group * 8
-            if k + 8 <= count {
-                storeLanes(f(load(input + k)), output + k)
-            } else {
-                var lanes = Lanes(repeating: 0)
-                for j in k..<count { lanes[j - k] = input[j] }
-                let result = f(lanes)
-                for j in k..<count { output[j] = result[j - k] }
+        case .exp:
+            while k + width <= range.upperBound {
+                storeLanes(expLanes(load(input + k)), output + k)
+                k += width
+            }
+        case .erf:
+            while k + width <= range.upperBound {
+                storeLanes(erfLanes(load(input + k)), output + k)
+                k += width
+            }
+        case .sigmoid:
+            while k + width <= range.upperBound {
+                storeLanes(sigmoidLanes(load(input + k)), output + k)
+                k += width
             }
         }
+        guard k < range.upperBound else { return }
+        var lanes = Lanes(repeating: 0)
+        for j in k..<range.upperBound { lanes[j - k] = input[j] }
+        let result: Lanes =
+            switch function {
+            case .exp: expLanes(lanes)
+            case .erf: erfLanes(lanes)
+            case .sigmoid: sigmoidLanes(lanes)
+            }
+        for j in k..<range.upperBound { output[j] = result[j - k] }
     }
 
     /// erf, within 2e-7 of libm's: below 1 in magnitude its Maclaurin series through x¹⁹
     /// (relative accuracy near 0, where a fit of 1 − erf would lose it), above it Abramowitz &
     /// Stegun 7.1.26 (absolute error 1.5e-7 on values ≥ 0.84), 1 past 4; odd in x.
-    @inline(__always)
-    public static func erf(_ x: Lanes) -> Lanes {
+    @_transparent
+    static func erfLanes(_ x: Lanes) -> Lanes {
         let a = x.replacing(with: -x, where: x .< 0)
         let z = a * a
         // 2/√π · x · Σ (−1)ⁿ x²ⁿ / (n! (2n + 1)), n = 0…9.
@@ -199,7 +221,7 @@ public enum RowKernels {
         poly = poly * t - 0.284496736
         poly = poly * t + 0.254829592
         poly *= t
-        var result = Lanes(repeating: 1) - poly * exp(-z)
+        var result = Lanes(repeating: 1) - poly * expLanes(-z)
         result.replace(with: series, where: a .< 1)
         result.replace(with: Lanes(repeating: 1), where: a .> 4)
         result.replace(with: -result, where: x .< 0)
@@ -208,15 +230,27 @@ public enum RowKernels {
     }
 
     /// 1 / (1 + e^−x), split by sign so the exp never overflows: e^x / (1 + e^x) below zero.
-    @inline(__always)
-    public static func sigmoid(_ x: Lanes) -> Lanes {
+    @_transparent
+    static func sigmoidLanes(_ x: Lanes) -> Lanes {
         let negative = x .< 0
-        let e = exp(x.replacing(with: -x, where: .!negative) as Lanes)
+        let e = expLanes(x.replacing(with: -x, where: .!negative) as Lanes)
         let one = Lanes(repeating: 1)
         var result: Lanes = one / (one + e)
         result.replace(with: e / (one + e), where: negative)
         return result
     }
+
+    /// `expLanes`, `erfLanes` and `sigmoidLanes` for callers outside (the tests). Inside, the
+    /// loops call those directly: a call with sixteen lanes takes them as four 128-bit pieces,
+    /// and its body then computed in those (erf ran at half the speed of eight lanes).
+    @inline(never)
+    public static func exp(_ x: Lanes) -> Lanes { expLanes(x) }
+
+    @inline(never)
+    public static func erf(_ x: Lanes) -> Lanes { erfLanes(x) }
+
+    @inline(never)
+    public static func sigmoid(_ x: Lanes) -> Lanes { sigmoidLanes(x) }
 
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>) -> Lanes {

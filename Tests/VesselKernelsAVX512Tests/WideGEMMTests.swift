@@ -116,3 +116,47 @@ struct WideGEMMTests {
         }
     }
 }
+
+/// The sixteen-lane row kernels against the Haswell copy's eight.
+@Suite("AVX-512 row kernels", .enabled(if: WideCPU.runnable))
+struct WideRowKernelTests {
+    static let input: [Float] =
+        [0, -0, 1, -1, 0.5, 3.99, 4.01, -87.4, 88.8, 1000, -1000, .nan, .infinity, -.infinity, 1e-30, -1e-30]
+        + (0..<4_099).map { Float(($0 * 7_919) % 20_011) / 500 - 20 }
+
+    @Test("exp, erf and sigmoid give the Haswell copy's bits, ragged ends and ranges that start mid-tensor included")
+    func elementwise() {
+        let x = Self.input
+        for (wide, narrow) in [
+            (VesselKernelsAVX512.RowKernels.Unary.exp, VesselKernelsHaswell.RowKernels.Unary.exp), (.erf, .erf), (.sigmoid, .sigmoid)
+        ] {
+            var a = [Float](repeating: 7, count: x.count), b = a
+            VesselKernelsAVX512.RowKernels.map(wide, x, &a, range: 0..<32)
+            a.withUnsafeMutableBufferPointer { VesselKernelsAVX512.RowKernels.map(wide, x, $0.baseAddress!, range: 32..<x.count) }
+            VesselKernelsHaswell.RowKernels.map(narrow, x, &b, range: 0..<x.count)
+            #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "\(wide)")
+        }
+    }
+
+    @Test("softmax and layer normalization rows agree with the Haswell copy's within rounding, at sizes off the lane width")
+    func rows() {
+        for size in [1, 7, 16, 33, 384] {
+            let rows = 5, x = Array(Self.input.dropFirst(16).prefix(rows * size))
+            let scale = (0..<size).map { Float($0 % 7) * 0.25 + 0.5 }, bias = (0..<size).map { Float($0 % 5) - 2 }
+            for log in [false, true] {
+                var a = [Float](repeating: 0, count: x.count), b = a
+                VesselKernelsAVX512.RowKernels.softmaxRows(x, &a, rows: 0..<rows, size: size, log: log)
+                VesselKernelsHaswell.RowKernels.softmaxRows(x, &b, rows: 0..<rows, size: size, log: log)
+                let worst = zip(a, b).map { abs($0 - $1) / max(abs($1), 1e-3) }.max() ?? 0
+                #expect(worst < 1e-5, "softmax size \(size) log \(log): \(worst)")
+            }
+            var a = [Float](repeating: 0, count: x.count), b = a
+            VesselKernelsAVX512.RowKernels.layerNormRows(
+                x, &a, rows: 0..<rows, size: size, epsilon: 1e-5, scale: scale, bias: bias, means: nil, inverseStd: nil)
+            VesselKernelsHaswell.RowKernels.layerNormRows(
+                x, &b, rows: 0..<rows, size: size, epsilon: 1e-5, scale: scale, bias: bias, means: nil, inverseStd: nil)
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst < 1e-4, "layer norm size \(size): \(worst)")
+        }
+    }
+}

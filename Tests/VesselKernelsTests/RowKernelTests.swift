@@ -33,7 +33,7 @@ struct RowKernelTests {
         var output = [Float](repeating: 0, count: input.count)
         input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer {
-                RowKernels.map(function, x.baseAddress!, $0.baseAddress!, groups: 0..<((x.count + 7) / 8), count: x.count)
+                RowKernels.map(function, x.baseAddress!, $0.baseAddress!, range: 0..<x.count)
             }
         }
         return output

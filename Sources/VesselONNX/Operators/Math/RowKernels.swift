@@ -9,19 +9,17 @@ import VesselKernelsHaswell
 
 /// Float32 kernels for what transformers spend their non-MatMul time on — Softmax, LogSoftmax
 /// and LayerNormalization over the last axis, exp/erf/sigmoid elementwise — split across the
-/// intra-op threads. The arithmetic lives in `VesselKernels`, compiled twice (baseline x86-64,
-/// and Haswell's AVX2 + FMA); this picks the copy once per process. Each row (or eight-lane
-/// group) is computed by one thread in a fixed order, so results do not depend on the thread
-/// count; they can differ in the last bit between the two copies (FMA rounds once).
+/// intra-op threads. The arithmetic lives in `VesselKernels`, compiled three times (baseline
+/// x86-64, Haswell's AVX2 + FMA, AVX-512); this picks the copy once per process. Each row (or
+/// sixteen-value group) is computed by one thread in a fixed order, so results do not depend on
+/// the thread count; rows' sums can differ in the last bit between copies.
 enum RowKernels {
-    typealias Lanes = SIMD8<Float>
-
-    /// The kernel copies: baseline x86-64; Haswell's AVX2 + FMA; and AVX-512 with VNNI, whose
-    /// own copy holds the GEMMs (`VesselKernelsAVX512`) and which takes Haswell's row kernels.
+    /// The kernel copies: baseline x86-64; Haswell's AVX2 + FMA; and AVX-512 with VNNI
+    /// (`VesselKernelsAVX512`), which also holds the byte product `QuadGEMM`.
     enum Variant: String, Sendable {
         case baseline, haswell, avx512
 
-        /// Whether the Haswell copy (row kernels, half conversion) may run.
+        /// Whether the Haswell copy (half conversion, the Int16-pair product) may run.
         var hasAVX2: Bool { self != .baseline }
     }
 
@@ -52,12 +50,12 @@ enum RowKernels {
         threads: Int = Parallel.threads
     ) {
         guard size > 0 else { return }
-        let haswell = variant.hasAVX2
+        let variant = variant
         Parallel.chunks(rows, minimum: max(1, 16_384 / size), threads: threads) { range in
-            if haswell {
-                VesselKernelsHaswell.RowKernels.softmaxRows(input, output, rows: range, size: size, log: log)
-            } else {
-                VesselKernels.RowKernels.softmaxRows(input, output, rows: range, size: size, log: log)
+            switch variant {
+            case .avx512: VesselKernelsAVX512.RowKernels.softmaxRows(input, output, rows: range, size: size, log: log)
+            case .haswell: VesselKernelsHaswell.RowKernels.softmaxRows(input, output, rows: range, size: size, log: log)
+            case .baseline: VesselKernels.RowKernels.softmaxRows(input, output, rows: range, size: size, log: log)
             }
         }
     }
@@ -65,10 +63,10 @@ enum RowKernels {
     /// One row's softmax on the calling thread (a row of −inf gives NaN: callers with a rule
     /// for it apply it first).
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, log: Bool) {
-        if variant.hasAVX2 {
-            VesselKernelsHaswell.RowKernels.softmaxRow(x, y, n, log: log)
-        } else {
-            VesselKernels.RowKernels.softmaxRow(x, y, n, log: log)
+        switch variant {
+        case .avx512: VesselKernelsAVX512.RowKernels.softmaxRow(x, y, n, log: log)
+        case .haswell: VesselKernelsHaswell.RowKernels.softmaxRow(x, y, n, log: log)
+        case .baseline: VesselKernels.RowKernels.softmaxRow(x, y, n, log: log)
         }
     }
 
@@ -79,14 +77,40 @@ enum RowKernels {
         means: UnsafeMutablePointer<Float>?, inverseStd: UnsafeMutablePointer<Float>?, threads: Int = Parallel.threads
     ) {
         guard size > 0 else { return }
-        let haswell = variant.hasAVX2
+        let variant = variant
         Parallel.chunks(rows, minimum: max(1, 16_384 / size), threads: threads) { range in
-            if haswell {
+            switch variant {
+            case .avx512:
+                VesselKernelsAVX512.RowKernels.layerNormRows(
+                    input, output, rows: range, size: size, epsilon: epsilon, scale: scale, bias: bias, means: means, inverseStd: inverseStd)
+            case .haswell:
                 VesselKernelsHaswell.RowKernels.layerNormRows(
                     input, output, rows: range, size: size, epsilon: epsilon, scale: scale, bias: bias, means: means, inverseStd: inverseStd)
-            } else {
+            case .baseline:
                 VesselKernels.RowKernels.layerNormRows(
                     input, output, rows: range, size: size, epsilon: epsilon, scale: scale, bias: bias, means: means, inverseStd: inverseStd)
+            }
+        }
+    }
+
+    /// An elementwise function over float32 values, split across the intra-op threads in
+    /// sixteen-value groups (whole lane groups of every copy), so results do not depend on the
+    /// thread count.
+    static func map(
+        _ function: VesselKernels.RowKernels.Unary, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int,
+        threads: Int = Parallel.threads
+    ) {
+        let variant = variant
+        Parallel.chunks((count + 15) / 16, minimum: 4_096, threads: threads) { groups in
+            let range = (groups.lowerBound * 16)..<min(count, groups.upperBound * 16)
+            switch variant {
+            case .avx512:
+                let f: VesselKernelsAVX512.RowKernels.Unary = function == .exp ? .exp : function == .erf ? .erf : .sigmoid
+                VesselKernelsAVX512.RowKernels.map(f, input, output, range: range)
+            case .haswell:
+                let f: VesselKernelsHaswell.RowKernels.Unary = function == .exp ? .exp : function == .erf ? .erf : .sigmoid
+                VesselKernelsHaswell.RowKernels.map(f, input, output, range: range)
+            case .baseline: VesselKernels.RowKernels.map(function, input, output, range: range)
             }
         }
     }
@@ -112,28 +136,6 @@ enum RowKernels {
             case .avx512: VesselKernelsAVX512.QuantizeKernels.quantize(x + first, y + first, count: n, scale: scale, zeroPoint: zeroPoint)
             case .haswell: VesselKernelsHaswell.QuantizeKernels.quantize(x + first, y + first, count: n, scale: scale, zeroPoint: zeroPoint)
             case .baseline: VesselKernels.QuantizeKernels.quantize(x + first, y + first, count: n, scale: scale, zeroPoint: zeroPoint)
-            }
-        }
-    }
-
-    /// An elementwise function over float32 values, eight lanes at a time, split across the
-    /// intra-op threads.
-    static func map(
-        _ function: VesselKernels.RowKernels.Unary, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int,
-        threads: Int = Parallel.threads
-    ) {
-        let haswell = variant.hasAVX2
-        let fast: VesselKernelsHaswell.RowKernels.Unary =
-            switch function {
-            case .exp: .exp
-            case .erf: .erf
-            case .sigmoid: .sigmoid
-            }
-        Parallel.chunks((count + 7) / 8, minimum: 8_192, threads: threads) { groups in
-            if haswell {
-                VesselKernelsHaswell.RowKernels.map(fast, input, output, groups: groups, count: count)
-            } else {
-                VesselKernels.RowKernels.map(function, input, output, groups: groups, count: count)
             }
         }
     }
