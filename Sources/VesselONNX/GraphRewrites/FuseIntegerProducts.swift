@@ -54,41 +54,22 @@ extension GraphBuilder {
             let biasFallback = biasStep
             fused.kernel = .tensors { c, inputs in
                 let a = try c.input(inputs, 0), b = try c.input(inputs, 1), scale = try c.input(inputs, 4)
-                let sums = try IntegerProducts.matmul(a, b, aZero: inputs[2], bZero: inputs[3], c, weights: weights)
-                let columns = sums.shape.last ?? 1
-                guard scale.dtype == .float32, scale.rank <= sums.shape.count, scale.count == 1 || (scale.rank == 1 && scale.count == columns),
+                let columns = b.shape.last ?? 1, outputRank = try MatMulShape(a.shape, b.shape, c).outShape.count
+                guard scale.dtype == .float32, scale.rank <= outputRank, scale.count == 1 || (scale.rank == 1 && scale.count == columns),
                     biasValues == nil || columns == n
                 else {
                     // Scales this pass does not cover: the original nodes, one after another.
                     func context(_ node: Node) -> KernelContext { KernelContext(node: node) { _, _ in [] } }
+                    let sums = try IntegerProducts.matmul(a, b, aZero: inputs[2], bZero: inputs[3], c, weights: weights)
                     let floats = try original.1(context(original.0), [Tensor(sums.sums, shape: sums.shape)])[0]
                     let scaled = try original.3(context(original.2), original.4 ? [floats, scale] : [scale, floats])[0]
                     guard let step = biasFallback else { return [scaled] }
                     return try step.kernel(context(step.node), step.first ? [step.bias, scaled] : [scaled, step.bias])
                 }
-                let y = Tensor(uninitialized: .float32, shape: sums.shape)
-                let factors = scale.scalars(as: Float.self)
-                y.withUnsafeMutableBufferPointer(as: Float.self) { py in
-                    sums.sums.withUnsafeBufferPointer { ps in
-                        let rows = columns == 0 ? 0 : ps.count / columns
-                        for row in 0..<rows {
-                            let source = ps.baseAddress! + row * columns, target = py.baseAddress! + row * columns
-                            switch (factors.count == 1, biasValues) {
-                            case (true, nil):
-                                let s = factors[0]
-                                for j in 0..<columns { target[j] = Float(source[j]) * s }
-                            case (true, let bias?):
-                                let s = factors[0]
-                                for j in 0..<columns { target[j] = Float(source[j]) * s + bias[j] }
-                            case (false, nil):
-                                for j in 0..<columns { target[j] = Float(source[j]) * factors[j] }
-                            case (false, let bias?):
-                                for j in 0..<columns { target[j] = Float(source[j]) * factors[j] + bias[j] }
-                            }
-                        }
-                    }
-                }
-                return [y]
+                return [
+                    try IntegerProducts.matmulToFloat(
+                        a, b, aZero: inputs[2], bZero: inputs[3], factors: scale.scalars(as: Float.self), bias: biasValues, c, weights: weights)
+                ]
             }
             replaced[last.0] = fused
             removed.formUnion([index, castIndex, mulIndex])

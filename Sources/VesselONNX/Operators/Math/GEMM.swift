@@ -292,6 +292,40 @@ func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext, weights: PackedW
     }
     let (m, k, n, batchCount) = (shape.m, shape.k, shape.n, shape.batchCount)
     let (aOffsets, bOffsets) = (shape.aOffsets, shape.bOffsets)
+    // Products of two activations (attention's Q·Kᵀ and P·V, one per head) on a Haswell (or
+    // later) CPU: each B packed for its one call and multiplied by the same kernels; the threads
+    // take whole products when there are enough of them, else split each one.
+    if a.dtype == .float32, b.dtype == .float32, RowKernels.variant.hasAVX2, m > 0, k > 0, n > 0 {
+        let out = Tensor(uninitialized: .float32, shape: shape.fullShape)
+        let packedCount = VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n)
+        let panels = packedCount / (k * VesselKernelsHaswell.PackedGEMM.panelWidth)
+        a.withUnsafeBufferPointer(as: Float.self) { pa in
+            b.withUnsafeBufferPointer(as: Float.self) { pb in
+                out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                    let (a, b, c) = (pa.baseAddress!, pb.baseAddress!, po.baseAddress!)
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: packedCount)
+                    defer { scratch.deallocate() }
+                    if batchCount >= 2 * Parallel.threads {
+                        Parallel.chunks(batchCount, minimum: max(1, GEMM.splitWork / (m * n * k))) { items in
+                            let own = items.lowerBound == 0 ? scratch : UnsafeMutablePointer<Float>.allocate(capacity: packedCount)
+                            defer { if own != scratch { own.deallocate() } }
+                            for index in items {
+                                VesselKernelsHaswell.PackedGEMM.pack(b + bOffsets[index] * k * n, k: k, n: n, ldb: n, transposed: false, into: own)
+                                PackedWeights.kernel(
+                                    a + aOffsets[index] * m * k, lda: k, packed: own, k: k, n: n, c: c + index * m * n, rows: 0..<m, panels: 0..<panels)
+                            }
+                        }
+                    } else {
+                        for index in 0..<batchCount {
+                            VesselKernelsHaswell.PackedGEMM.pack(b + bOffsets[index] * k * n, k: k, n: n, ldb: n, transposed: false, into: scratch)
+                            PackedWeights.multiply(a + aOffsets[index] * m * k, rows: m, k: k, n: n, packed: scratch, c: c + index * m * n)
+                        }
+                    }
+                }
+            }
+        }
+        return out.reshaped(shape.outShape)
+    }
     let dtype = a.dtype
     let fa = dtype == .float32 ? a : Cast.convert(a, to: dtype == .float64 || Cast.isInteger(dtype) ? .float64 : .float32)
     let fb = dtype == .float32 ? b : Cast.convert(b, to: fa.dtype)
@@ -375,6 +409,19 @@ final class PackedWeights: Sendable {
         return packed
     }
 
+    /// C's rows `rows` and panels `panels` (C's rows n apart) on the calling thread, by the
+    /// AVX-512 copy of `PackedGEMM` where the CPU has it, else the Haswell one.
+    static func kernel(
+        _ a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>, k: Int, n: Int, c: UnsafeMutablePointer<Float>, rows: Range<Int>,
+        panels: Range<Int>
+    ) {
+        if RowKernels.variant == .avx512 {
+            VesselKernelsAVX512.PackedGEMM.multiply(a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: n, rows: rows, panels: panels)
+        } else {
+            VesselKernelsHaswell.PackedGEMM.multiply(a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: n, rows: rows, panels: panels)
+        }
+    }
+
     /// C (rows×n) = A (rows×k) · packed B, split across the intra-op threads by blocks of rows
     /// (six, or eight for the AVX-512 copy), or by 16-column panels (pairs for AVX-512) when
     /// there are few rows. Every element is summed in the same order whatever the split and
@@ -384,11 +431,7 @@ final class PackedWeights: Sendable {
         let width = VesselKernelsHaswell.PackedGEMM.panelWidth, panels = (n + width - 1) / width
         let rowUnit = wide ? 8 : 6, panelUnit = wide ? 2 : 1
         func run(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
-            if wide {
-                VesselKernelsAVX512.PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: c, ldc: n, rows: rowRange, panels: panelRange)
-            } else {
-                VesselKernelsHaswell.PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: c, ldc: n, rows: rowRange, panels: panelRange)
-            }
+            kernel(a, lda: k, packed: packed, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
         }
         let rowBlocks = (rows + rowUnit - 1) / rowUnit
         if rowBlocks >= 2 * Parallel.threads {

@@ -212,7 +212,8 @@ enum IntegerProducts {
     /// A (rows×k, rows in batches of m) · B (k×n, packed once per weight) through `QuadGEMM`
     /// (AVX-512 VNNI): A as unsigned and B as signed bytes, the zero points applied to the sums.
     static func quadProduct(
-        _ a: Tensor, _ b: Tensor, aZeros: [Int32], bZeros: [Int32], rows: Int, m: Int, k: Int, n: Int, weights: PackedWeights?
+        _ a: Tensor, _ b: Tensor, aZeros: [Int32], bZeros: [Int32], rows: Int, m: Int, k: Int, n: Int, weights: PackedWeights?,
+        epilogue: FloatEpilogue? = nil
     ) -> [Int32] {
         guard rows > 0 else { return [] }
         let columns = QuadGEMM.paddedColumns(n), packedBytes = QuadGEMM.packedCount(k: k, n: n)
@@ -259,7 +260,9 @@ enum IntegerProducts {
             }
         }
         let za = (0..<rows).map { aZeros[aZeros.count == 1 ? 0 : $0 % m] &+ aShift }
-        var rowSums = [Int32](repeating: 0, count: rows), sums = [Int32](repeating: 0, count: rows * n)
+        // Every sum is written by the kernel: no need to zero them first.
+        var rowSums = [Int32](repeating: 0, count: rows)
+        var sums = [Int32](unsafeUninitializedCapacity: rows * n) { _, count in count = rows * n }
         let panels = columns / QuadGEMM.panelWidth
         func run(_ a: UnsafePointer<UInt8>) {
             packed.withUnsafeBufferPointer(as: Int8.self) { pb in
@@ -273,6 +276,10 @@ enum IntegerProducts {
                                 QuadGEMM.multiply(
                                     a: a, lda: depth, packed: b, k: k, n: n, c: c, za: zas, rowSum: sumsOfA, u: terms, zb: terms + columns,
                                     rows: rowRange, panels: panelRange)
+                                // The floats of a fused product, by the thread that has the sums in cache.
+                                epilogue?.apply(
+                                    c, n: n, rows: rowRange,
+                                    columns: (panelRange.lowerBound * QuadGEMM.panelWidth)..<min(n, panelRange.upperBound * QuadGEMM.panelWidth))
                             }
                             // Few rows (one sentence): the threads take pairs of panels; else blocks of eight rows.
                             let work = max(1, 65_536 / max(depth * QuadGEMM.panelWidth, 1))
@@ -296,6 +303,65 @@ enum IntegerProducts {
             copy.withUnsafeBufferPointer { run($0.baseAddress!) }
         }
         return sums
+    }
+
+    /// Int32 sums to float32 as a fused `MatMulInteger` + `Cast` + `Mul` (+ `Add`) writes them:
+    /// each sum rounded to float, times its factor (one, or one per column), plus its column's
+    /// bias — the separate kernels' roundings in their order.
+    struct FloatEpilogue {
+        let factors: [Float]
+        let bias: [Float]?
+        let output: UnsafeMutablePointer<Float>
+
+        func apply(_ sums: UnsafePointer<Int32>, n: Int, rows: Range<Int>, columns: Range<Int>) {
+            factors.withUnsafeBufferPointer { f in
+                for row in rows {
+                    let source = sums + row * n, target = output + row * n
+                    switch (f.count == 1, bias) {
+                    case (true, nil):
+                        let s = f[0]
+                        for j in columns { target[j] = Float(source[j]) * s }
+                    case (true, let bias?):
+                        let s = f[0]
+                        bias.withUnsafeBufferPointer { b in for j in columns { target[j] = Float(source[j]) * s + b[j] } }
+                    case (false, nil):
+                        for j in columns { target[j] = Float(source[j]) * f[j] }
+                    case (false, let bias?):
+                        bias.withUnsafeBufferPointer { b in for j in columns { target[j] = Float(source[j]) * f[j] + b[j] } }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `matmul` then `FloatEpilogue` into a new float32 tensor: on a CPU with AVX-512 VNNI and a
+    /// 2-D B, each thread converts the sums it computed; elsewhere the sums are converted after.
+    static func matmulToFloat(
+        _ a: Tensor, _ b: Tensor, aZero: Tensor?, bZero: Tensor?, factors: [Float], bias: [Float]?, _ c: KernelContext, weights: PackedWeights?
+    ) throws -> Tensor {
+        try checkEightBit(a, "A", c)
+        try checkEightBit(b, "B", c)
+        let shape = try MatMulShape(a.shape, b.shape, c)
+        let (m, k, n) = (shape.m, shape.k, shape.n)
+        try c.checkAllocation(.float32, shape.fullShape)
+        let y = Tensor(uninitialized: .float32, shape: shape.outShape)
+        if b.rank == 2, a.rank >= 2, k > 0, n > 0, RowKernels.variant == .avx512 {
+            let aZeros = try zeroPoints(aZero, "a_zero_point", like: a, count: m, what: "row of A", c)
+            let bZeros = try zeroPoints(bZero, "b_zero_point", like: b, count: n, what: "column of B", c)
+            y.withUnsafeMutableBufferPointer(as: Float.self) { py in
+                let epilogue = FloatEpilogue(factors: factors, bias: bias, output: py.baseAddress!)
+                _ = quadProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: shape.batchCount * m, m: m, k: k, n: n, weights: weights, epilogue: epilogue)
+            }
+            return y
+        }
+        let sums = try matmul(a, b, aZero: aZero, bZero: bZero, c, weights: weights)
+        y.withUnsafeMutableBufferPointer(as: Float.self) { py in
+            sums.sums.withUnsafeBufferPointer { ps in
+                FloatEpilogue(factors: factors, bias: bias, output: py.baseAddress!).apply(
+                    ps.baseAddress!, n: n, rows: 0..<(n == 0 ? 0 : ps.count / n), columns: 0..<n)
+            }
+        }
+        return y
     }
 
     /// An 8-bit tensor's bytes as they lie.
