@@ -184,16 +184,44 @@ public enum RowKernels {
                 k += width
             }
         }
-        guard k < range.upperBound else { return }
-        var lanes = Lanes(repeating: 0)
-        for j in k..<range.upperBound { lanes[j - k] = input[j] }
-        let result: Lanes =
+        tail(input, output, k..<range.upperBound) { lanes in
             switch function {
             case .exp: expLanes(lanes)
             case .erf: erfLanes(lanes)
             case .sigmoid: sigmoidLanes(lanes)
             }
-        for j in k..<range.upperBound { output[j] = result[j - k] }
+        }
+    }
+
+    /// A ragged end (fewer values than a lane group) through `f`, padded with zeros.
+    static func tail(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ f: (Lanes) -> Lanes) {
+        guard !range.isEmpty else { return }
+        var lanes = Lanes(repeating: 0)
+        for j in range { lanes[j - range.lowerBound] = input[j] }
+        let result = f(lanes)
+        for j in range { output[j] = result[j - range.lowerBound] }
+    }
+
+    /// GELU as exporters spell it with Erf, for the values `range` (its lower bound a multiple
+    /// of `width`): `(x·c3)·(erf(x/c1) + c2)`, or `(x·(erf(x/c1) + c2))·c3` when `scaleLast`;
+    /// `x·c1` instead of `x/c1` when not `divide`. Each step rounds as its own node's kernel
+    /// does, so results are the unfused graph's bits.
+    @inline(never)
+    public static func gelu(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, range: Range<Int>, c1: Float, divide: Bool, c2: Float, c3: Float,
+        scaleLast: Bool
+    ) {
+        let (k1, k2, k3) = (Lanes(repeating: c1), Lanes(repeating: c2), Lanes(repeating: c3))
+        @_transparent func lanes(_ x: Lanes) -> Lanes {
+            let a = erfLanes(divide ? x / k1 : x * k1) + k2
+            return scaleLast ? x * a * k3 : x * k3 * a
+        }
+        var k = range.lowerBound
+        while k + width <= range.upperBound {
+            storeLanes(lanes(load(input + k)), output + k)
+            k += width
+        }
+        tail(input, output, k..<range.upperBound) { lanes($0) }
     }
 
     /// erf, within 2e-7 of libm's: below 1 in magnitude its Maclaurin series through x¹⁹

@@ -64,6 +64,7 @@ struct GraphBuilder {
             Self.foldBatchNormIntoConv(&nodes, &initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseChannelAffine(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseIntegerProducts(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
+            Self.fuseGelu(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseActivations(&nodes, protected: Set(outputs.map(\.name)))
         }
         if !unsupported.isEmpty {

@@ -115,6 +115,26 @@ enum RowKernels {
         }
     }
 
+    /// GELU spelled with Erf (see `VesselKernels.RowKernels.gelu`), split across the intra-op
+    /// threads in sixteen-value groups.
+    static func gelu(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, c1: Float, divide: Bool, c2: Float, c3: Float,
+        scaleLast: Bool, threads: Int = Parallel.threads
+    ) {
+        let variant = variant
+        Parallel.chunks((count + 15) / 16, minimum: 4_096, threads: threads) { groups in
+            let range = (groups.lowerBound * 16)..<min(count, groups.upperBound * 16)
+            switch variant {
+            case .avx512:
+                VesselKernelsAVX512.RowKernels.gelu(input, output, range: range, c1: c1, divide: divide, c2: c2, c3: c3, scaleLast: scaleLast)
+            case .haswell:
+                VesselKernelsHaswell.RowKernels.gelu(input, output, range: range, c1: c1, divide: divide, c2: c2, c3: c3, scaleLast: scaleLast)
+            case .baseline:
+                VesselKernels.RowKernels.gelu(input, output, range: range, c1: c1, divide: divide, c2: c2, c3: c3, scaleLast: scaleLast)
+            }
+        }
+    }
+
     /// The least and greatest of `count` floats, NaN ignored ((+∞, −∞) when none).
     static func range(_ x: UnsafePointer<Float>, count: Int) -> (low: Float, high: Float) {
         switch variant {
