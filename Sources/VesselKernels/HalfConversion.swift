@@ -1,16 +1,34 @@
-/// float16 ↔ float32 for whole buffers, eight lanes at a time in integer SIMD: Swift lowers each
-/// scalar `Float(Float16)` and `Float16(Float)` to a compiler-rt call even for Haswell, so a
-/// model's every half tensor paid two calls per element. Both conversions are exact as those
-/// are: widening is exact; narrowing rounds to nearest, ties to even, overflows to infinity,
-/// keeps subnormals, and gives a quiet NaN for a NaN (the method of F. Giesen's public-domain
+#if VESSEL_HASWELL && arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+
+/// float16 ↔ float32 for whole buffers: Swift lowers each scalar `Float(Float16)` and
+/// `Float16(Float)` to a compiler-rt call even for Haswell, so a model's every half tensor paid
+/// two calls per element. Widening is exact: F16C's `vcvtph2ps` in the Haswell and AVX-512
+/// copies, integer SIMD in the baseline one. Narrowing, in integer SIMD (eight lanes, sixteen
+/// in the AVX-512 copy: F16C's `vcvtps2ph` takes its rounding as an immediate, which only a C
+/// macro can pass), rounds to nearest, ties to even, overflows to infinity, keeps subnormals,
+/// and gives a quiet NaN for a NaN (the method of F. Giesen's public-domain
 /// `float_to_half_fast3_rtne`). Never inlined: a copy inlined into a caller's module would be
 /// compiled for that module's (baseline) CPU.
 public enum HalfConversion {
+    #if VESSEL_AVX512
+    typealias Bits = SIMD16<UInt32>
+    typealias Floats = SIMD16<Float>
+    #else
     typealias Bits = SIMD8<UInt32>
+    typealias Floats = SIMD8<Float>
+    #endif
 
     @inline(never)
     public static func widen(_ input: UnsafePointer<Float16>, _ output: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
+        #if VESSEL_HASWELL && arch(x86_64)
+        while i + 8 <= count {
+            _mm256_storeu_ps(output + i, _mm256_cvtph_ps(UnsafeRawPointer(input + i).loadUnaligned(as: __m128i.self)))
+            i += 8
+        }
+        #else
         while i + 8 <= count {
             let p = UnsafeRawPointer(input + i).assumingMemoryBound(to: UInt16.self)
             // Lane by lane (a zero extension): `init(truncatingIfNeeded:)` is a call per element.
@@ -18,6 +36,7 @@ public enum HalfConversion {
             UnsafeMutableRawPointer(output + i).storeBytes(of: widen(halves), as: SIMD8<Float>.self)
             i += 8
         }
+        #endif
         while i < count {
             output[i] = Float(input[i])
             i += 1
@@ -27,11 +46,12 @@ public enum HalfConversion {
     @inline(never)
     public static func narrow(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float16>, count: Int) {
         var i = 0
-        while i + 8 <= count {
+        let lanes = Bits.scalarCount
+        while i + lanes <= count {
             let halves = narrow(UnsafeRawPointer(input + i).loadUnaligned(as: Bits.self))
             let p = UnsafeMutableRawPointer(output + i).assumingMemoryBound(to: UInt16.self)
-            for j in 0..<8 { p[j] = UInt16(truncatingIfNeeded: halves[j]) }
-            i += 8
+            for j in 0..<lanes { p[j] = UInt16(truncatingIfNeeded: halves[j]) }
+            i += lanes
         }
         while i < count {
             output[i] = Float16(input[i])
@@ -49,14 +69,14 @@ public enum HalfConversion {
 
     /// Half bits (in the low 16 of each lane) to float bits.
     @inline(__always)
-    static func widen(_ h: Bits) -> SIMD8<Float> {
+    static func widen(_ h: Bits) -> Floats {
         let shifted = (h & 0x7fff) &<< 13
         // Exponent and mantissa in place, scaled by 2^112: exact for zeros, subnormals, normals.
-        let scaled = unsafeBitCast(unsafeBitCast(shifted, to: SIMD8<Float>.self) * SIMD8<Float>(repeating: Float(bitPattern: 0x7780_0000)), to: Bits.self)
+        let scaled = unsafeBitCast(unsafeBitCast(shifted, to: Floats.self) * Floats(repeating: Float(bitPattern: 0x7780_0000)), to: Bits.self)
         // Infinity and NaN (exponent 0x7c00): the float exponent all ones, the mantissa kept.
         let special = 0 &- (((h & 0x7c00) &+ 0x0400) &>> 15)
         let bits = select(special, shifted | 0x7f80_0000, scaled) | ((h & 0x8000) &<< 16)
-        return unsafeBitCast(bits, to: SIMD8<Float>.self)
+        return unsafeBitCast(bits, to: Floats.self)
     }
 
     /// Float bits to half bits (in the low 16 of each lane).
@@ -68,7 +88,7 @@ public enum HalfConversion {
         let magic = Bits(repeating: ((127 - 15) + (23 - 10) + 1) << 23)
         let subnormal =
             unsafeBitCast(
-                unsafeBitCast(magnitude, to: SIMD8<Float>.self) + unsafeBitCast(magic, to: SIMD8<Float>.self), to: Bits.self) &- magic
+                unsafeBitCast(magnitude, to: Floats.self) + unsafeBitCast(magic, to: Floats.self), to: Bits.self) &- magic
         // Normal: rebias, round to nearest even on the 13 dropped bits.
         let odd = (magnitude &>> 13) & 1
         let normal = (magnitude &+ Bits(repeating: UInt32(bitPattern: Int32(15 - 127) << 23)) &+ 0xfff &+ odd) &>> 13

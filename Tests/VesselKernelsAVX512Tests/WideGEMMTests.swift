@@ -160,3 +160,24 @@ struct WideRowKernelTests {
         }
     }
 }
+
+/// The AVX-512 copy's half conversions against the Haswell copy's (itself held to Swift's own).
+@Suite("AVX-512 half conversions", .enabled(if: WideCPU.runnable))
+struct WideHalfTests {
+    @Test("every half widens, and floats across the half range narrow, to the Haswell copy's bits")
+    func halves() {
+        let all = (0...UInt16.max).map { Float16(bitPattern: $0) }
+        var a = [Float](repeating: 0, count: all.count), b = a
+        VesselKernelsAVX512.HalfConversion.widen(all, &a, count: all.count)
+        VesselKernelsHaswell.HalfConversion.widen(all, &b, count: all.count)
+        #expect(a.map(\.bitPattern) == b.map(\.bitPattern))
+        // Every float16 value, the midpoints between neighbours, and floats beyond the range.
+        var floats = b.filter { !$0.isNaN }
+        floats += zip(floats.dropFirst(), floats).map { ($0 + $1) / 2 }
+        floats += [70_000, -1e30, .infinity, .nan, 65_519.99, 65_520, 1e-9, -6e-8] + (0..<1_000).map { Float($0) * 1e-3 - 0.5 }
+        var narrowA = [Float16](repeating: 0, count: floats.count), narrowB = narrowA
+        VesselKernelsAVX512.HalfConversion.narrow(floats, &narrowA, count: floats.count)
+        VesselKernelsHaswell.HalfConversion.narrow(floats, &narrowB, count: floats.count)
+        #expect(narrowA.map(\.bitPattern) == narrowB.map(\.bitPattern))
+    }
+}

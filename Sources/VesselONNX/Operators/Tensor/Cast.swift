@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import VesselKernels
+import VesselKernelsAVX512
 import VesselKernelsHaswell
 import VesselTensor
 
@@ -69,11 +70,14 @@ enum Cast {
     /// float16 ↔ float32 through the kernels of this CPU (F16C on Haswell and later), split
     /// across the intra-op threads.
     static func halves(_ x: Tensor, to dtype: DType) -> Tensor {
-        let haswell = RowKernels.variant.hasAVX2
-        if dtype == .float32 {
-            return converted(x, haswell ? VesselKernelsHaswell.HalfConversion.widen : VesselKernels.HalfConversion.widen)
+        switch (RowKernels.variant, dtype == .float32) {
+        case (.avx512, true): converted(x, VesselKernelsAVX512.HalfConversion.widen)
+        case (.avx512, false): converted(x, VesselKernelsAVX512.HalfConversion.narrow)
+        case (.haswell, true): converted(x, VesselKernelsHaswell.HalfConversion.widen)
+        case (.haswell, false): converted(x, VesselKernelsHaswell.HalfConversion.narrow)
+        case (.baseline, true): converted(x, VesselKernels.HalfConversion.widen)
+        case (.baseline, false): converted(x, VesselKernels.HalfConversion.narrow)
         }
-        return converted(x, haswell ? VesselKernelsHaswell.HalfConversion.narrow : VesselKernels.HalfConversion.narrow)
     }
 
     /// `x` converted element by element by `kernel`, the elements split across the threads.

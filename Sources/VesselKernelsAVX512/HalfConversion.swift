@@ -1,0 +1,1 @@
+../VesselKernels/HalfConversion.swift
