@@ -16,12 +16,20 @@ public enum PackedGEMM {
     /// Floats a packed k×n B takes.
     public static func packedCount(k: Int, n: Int) -> Int { (n + panelWidth - 1) / panelWidth * panelWidth * k }
 
-    /// Packs op(B) — k×n, or n×k when `transposed` — whose rows are `ldb` apart.
-    public static func pack(_ b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int, transposed: Bool, into packed: UnsafeMutablePointer<Float>) {
-        let panels = (n + panelWidth - 1) / panelWidth
-        for panel in 0..<panels {
+    /// Packs op(B) — k×n, or n×k when `transposed` — whose rows are `ldb` apart: all of it, or
+    /// the panels `panels` (so threads can share the work).
+    @inline(never)
+    public static func pack(
+        _ b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int, transposed: Bool, into packed: UnsafeMutablePointer<Float>, panels: Range<Int>? = nil
+    ) {
+        for panel in panels ?? 0..<((n + panelWidth - 1) / panelWidth) {
             let first = panel * panelWidth, width = min(panelWidth, n - first)
             let target = packed + panel * panelWidth * k
+            if !transposed, width == panelWidth {
+                // A whole panel of a row-major B: sixteen contiguous values per row.
+                for p in 0..<k { (target + p * panelWidth).update(from: b + p * ldb + first, count: panelWidth) }
+                continue
+            }
             for p in 0..<k {
                 let row = target + p * panelWidth
                 for j in 0..<panelWidth {

@@ -35,6 +35,20 @@ enum GEMM {
         precondition(ldb == nil || !transB, "ldb is for B without transB")
         let ldb = ldb ?? (transB ? k : n)
         let lda = transA ? m : k
+        // On a CPU with AVX-512 (where OpenBLAS 0.3.21 still takes its AVX2 kernels): B packed
+        // for this call, by the threads, then the AVX-512 kernel. Each element is one in-order
+        // sum, so results do not depend on the thread count.
+        if RowKernels.variant == .avx512, alpha == 1, beta == 0, !transA, m >= 16, m * n * k >= splitWork / 4 {
+            let packed = Tensor(uninitialized: .float32, shape: [VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n)])
+            packed.withUnsafeMutableBufferPointer(as: Float.self) { pp in
+                let panels = (n + 15) / 16
+                Parallel.chunks(panels, minimum: max(1, 16_384 / (16 * k)), threads: threads) { range in
+                    VesselKernelsAVX512.PackedGEMM.pack(b, k: k, n: n, ldb: ldb, transposed: transB, into: pp.baseAddress!, panels: range)
+                }
+                PackedWeights.multiply(a, rows: m, k: k, n: n, packed: pp.baseAddress!, c: c, ldc: ldc, threads: threads)
+            }
+            return
+        }
         // A product of at least `splitWork` multiply-adds is cut into up to `gridBlocks` blocks of
         // C — column blocks when C is at least as wide as tall (each block reads all of A and its
         // columns of B), row blocks otherwise — and the intra-op threads share the blocks. The
@@ -409,16 +423,16 @@ final class PackedWeights: Sendable {
         return packed
     }
 
-    /// C's rows `rows` and panels `panels` (C's rows n apart) on the calling thread, by the
+    /// C's rows `rows` and panels `panels` (C's rows `ldc`, else n, apart) on the calling thread, by the
     /// AVX-512 copy of `PackedGEMM` where the CPU has it, else the Haswell one.
     static func kernel(
-        _ a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>, k: Int, n: Int, c: UnsafeMutablePointer<Float>, rows: Range<Int>,
-        panels: Range<Int>
+        _ a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>, k: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+        rows: Range<Int>, panels: Range<Int>
     ) {
         if RowKernels.variant == .avx512 {
-            VesselKernelsAVX512.PackedGEMM.multiply(a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: n, rows: rows, panels: panels)
+            VesselKernelsAVX512.PackedGEMM.multiply(a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: ldc ?? n, rows: rows, panels: panels)
         } else {
-            VesselKernelsHaswell.PackedGEMM.multiply(a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: n, rows: rows, panels: panels)
+            VesselKernelsHaswell.PackedGEMM.multiply(a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: ldc ?? n, rows: rows, panels: panels)
         }
     }
 
@@ -426,21 +440,25 @@ final class PackedWeights: Sendable {
     /// (six, or eight for the AVX-512 copy), or by 16-column panels (pairs for AVX-512) when
     /// there are few rows. Every element is summed in the same order whatever the split and
     /// whichever copy, so the result does not depend on the thread count or the CPU's AVX-512.
-    static func multiply(_ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+    static func multiply(
+        _ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+        threads: Int = Parallel.threads
+    ) {
+        let ldc = ldc ?? n
         let wide = RowKernels.variant == .avx512
         let width = VesselKernelsHaswell.PackedGEMM.panelWidth, panels = (n + width - 1) / width
         let rowUnit = wide ? 8 : 6, panelUnit = wide ? 2 : 1
         func run(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
-            kernel(a, lda: k, packed: packed, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
+            kernel(a, lda: k, packed: packed, k: k, n: n, c: c, ldc: ldc, rows: rowRange, panels: panelRange)
         }
         let rowBlocks = (rows + rowUnit - 1) / rowUnit
-        if rowBlocks >= 2 * Parallel.threads {
-            Parallel.chunks(rowBlocks, minimum: max(1, GEMM.splitWork / max(rowUnit * k * n, 1))) { blocks in
+        if rowBlocks >= 2 * threads {
+            Parallel.chunks(rowBlocks, minimum: max(1, GEMM.splitWork / max(rowUnit * k * n, 1)), threads: threads) { blocks in
                 run(blocks.lowerBound * rowUnit..<min(rows, blocks.upperBound * rowUnit), 0..<panels)
             }
         } else {
             let units = (panels + panelUnit - 1) / panelUnit
-            Parallel.chunks(units, minimum: max(1, GEMM.splitWork / max(rows * k * width * panelUnit, 1))) { range in
+            Parallel.chunks(units, minimum: max(1, GEMM.splitWork / max(rows * k * width * panelUnit, 1)), threads: threads) { range in
                 run(0..<rows, range.lowerBound * panelUnit..<min(panels, range.upperBound * panelUnit))
             }
         }
