@@ -333,6 +333,38 @@ struct WholeModelNumericsTests {
         }
     }
 
+    @Test("MatMul then a constant bias Add runs as one node with the separate nodes' bits, the bias on either side")
+    func biasFused() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("bias")
+        defer { TestSupport.remove(directory) }
+        _ = try TestSupport.python(
+            """
+            import numpy as np, onnx
+            from onnx import helper, numpy_helper, TensorProto
+            rng = np.random.default_rng(3)
+            inits = [numpy_helper.from_array(rng.standard_normal((37, 20)).astype(np.float32), "w"),
+                     numpy_helper.from_array(rng.standard_normal(20).astype(np.float32), "b")]
+            for name, order in [("after", ["p", "b"]), ("before", ["b", "p"])]:
+                nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Add", order, ["y"])]
+                for suffix, outputs in [("", ["y"]), ("-open", ["y", "p"])]:
+                    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 5, 37])],
+                                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], inits)
+                    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"\(directory)/{name}{suffix}.onnx")
+            """)
+        let values: [Float] = (0..<(3 * 5 * 37)).map { Float(($0 * 7_919) % 1_009) / 97 - 5 }
+        let x = Tensor(values, shape: [3, 5, 37])
+        for name in ["after", "before"] {
+            let model = try ONNXModel(path: directory + "/\(name).onnx"), open = try ONNXModel(path: directory + "/\(name)-open.onnx")
+            #expect(model.graph.nodes.map(\.name).count == 1 && open.graph.nodes.count == 2, "\(name)")
+            // Twice: the first run packs the weight for that call only, the second keeps it.
+            for _ in 0..<2 {
+                let got = try #require(try model.run(["x": x])["y"]), expected = try #require(try open.run(["x": x])["y"])
+                let gotBits = got.scalars(as: Float.self).map(\.bitPattern), expectedBits = expected.scalars(as: Float.self).map(\.bitPattern)
+                #expect(got.shape == [3, 5, 20] && gotBits == expectedBits)
+            }
+        }
+    }
+
     @Test("without OpenBLAS the built-in GEMM gives the same results, with row distances and accumulation too")
     func builtinGEMM() throws {
         // A product large enough for blocking to matter, compared with the BLAS path.
