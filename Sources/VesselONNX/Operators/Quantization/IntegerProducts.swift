@@ -281,9 +281,10 @@ enum IntegerProducts {
                                     c, n: n, rows: rowRange,
                                     columns: (panelRange.lowerBound * QuadGEMM.panelWidth)..<min(n, panelRange.upperBound * QuadGEMM.panelWidth))
                             }
-                            // Few rows (one sentence): the threads take pairs of panels; else blocks of eight rows.
+                            // Few rows (a sentence or two): the threads take pairs of panels, each reading half
+                            // of B; else blocks of eight rows.
                             let work = max(1, 65_536 / max(depth * QuadGEMM.panelWidth, 1))
-                            if rows < 16 {
+                            if rows <= 32 {
                                 Parallel.chunks((panels + 1) / 2, minimum: max(1, work / max(rows, 1))) { pairs in
                                     block(0..<rows, (pairs.lowerBound * 2)..<min(panels, pairs.upperBound * 2))
                                 }
