@@ -8,34 +8,36 @@ import VesselTensor
 
 /// Runs graphs. Holds no state between runs, so one loaded model serves many threads at once.
 enum Executor {
-    /// A scope: this graph's values, with the enclosing scopes' values visible beneath.
+    /// A scope: this graph's values (feeds, then what its nodes computed), its constants, and
+    /// the enclosing scopes' values beneath. The constants are the graph's own initializers,
+    /// read where they are rather than copied into `values` on every run.
     final class Scope: @unchecked Sendable {
         var values: [String: ONNXValue]
+        let constants: [String: Tensor]
         let parent: Scope?
 
-        init(values: [String: ONNXValue], parent: Scope?) {
+        init(values: [String: ONNXValue], constants: [String: Tensor] = [:], parent: Scope?) {
             self.values = values
+            self.constants = constants
             self.parent = parent
         }
 
         func lookup(_ name: String) -> ONNXValue? {
-            values[name] ?? parent?.lookup(name)
+            if let value = values[name] { return value }
+            if let constant = constants[name] { return .tensor(constant) }
+            return parent?.lookup(name)
         }
     }
 
     static func run(_ graph: Graph, feeds: [String: ONNXValue], outer: Scope?, control: RunControl? = nil) throws -> [ONNXValue] {
-        var initial: [String: ONNXValue] = [:]
-        initial.reserveCapacity(graph.initializers.count + feeds.count)
-        for (name, tensor) in graph.initializers { initial[name] = .tensor(tensor) }
-        for (name, value) in feeds { initial[name] = value }
-        let scope = Scope(values: initial, parent: outer)
+        // A feed overrides an initializer of the same name (IR < 4 defaults): feeds are values.
+        let scope = Scope(values: feeds, constants: graph.initializers, parent: outer)
+        let runSubgraph: @Sendable (Graph, [String: ONNXValue]) throws -> [ONNXValue] = { subgraph, subfeeds in
+            try run(subgraph, feeds: subfeeds, outer: scope, control: control)
+        }
         for (index, node) in graph.nodes.enumerated() {
             try control?.check()
-            let context = KernelContext(
-                node: node,
-                runSubgraph: { subgraph, subfeeds in
-                    try run(subgraph, feeds: subfeeds, outer: scope, control: control)
-                }, control: control)
+            let context = KernelContext(node: node, runSubgraph: runSubgraph, control: control)
             let started = Profiler.enabled ? DispatchTime.now().uptimeNanoseconds : 0
             let results: [ONNXValue]
             switch node.kernel {
