@@ -1,0 +1,98 @@
+import VesselTensor
+
+// A graph rewrite run at load (see `GraphBuilder.build` for the order).
+extension GraphBuilder {
+    /// Attention's scores as exporters write them — `Mul` by a constant scale (or `Div` by it),
+    /// `Add` of a mask, `Softmax` over the last axis — become one node when each intermediate is
+    /// read only by the next: each row is scaled, masked and normalized in one pass instead of
+    /// three over heads × tokens × tokens values. Every step rounds as its own kernel does (a
+    /// float32 product, a float32 sum, then the same softmax row kernel), so results are the
+    /// separate nodes' bits; a mask that would widen the scores, another dtype or another axis
+    /// runs the original nodes in turn.
+    static func fuseScaledSoftmax(_ nodes: inout [Node], _ initializers: [String: Tensor], protected: Set<String>, overridable: Set<String>) {
+        let readers = readerCounts(nodes)
+        var reader: [String: Int] = [:]
+        for (index, node) in nodes.enumerated() { for input in node.inputs where !input.isEmpty { reader[input] = index } }
+        func scalar(_ name: String) -> Tensor? {
+            guard !overridable.contains(name), let tensor = initializers[name], tensor.dtype == .float32, tensor.count == 1 else { return nil }
+            return tensor
+        }
+        /// The node that alone reads `name` (no graph output), if it is a plain `opType`.
+        func next(_ name: String, _ opType: String) -> (Int, Node)? {
+            guard readers[name] == 1, !protected.contains(name), let index = reader[name], nodes[index].opType == opType,
+                nodes[index].domain.isEmpty, nodes[index].outputs.count == 1, case .tensors = nodes[index].kernel
+            else { return nil }
+            return (index, nodes[index])
+        }
+        var replaced: [Int: Node] = [:]
+        var removed: Set<Int> = []
+        for (index, scale) in nodes.enumerated() where ["Mul", "Div"].contains(scale.opType) && scale.domain.isEmpty {
+            guard scale.inputs.count == 2, scale.outputs.count == 1, case .tensors = scale.kernel, !removed.contains(index) else { continue }
+            let divide = scale.opType == "Div"
+            let factorName = divide || scalar(scale.inputs[1]) != nil ? scale.inputs[1] : scale.inputs[0]
+            guard let factor = scalar(factorName), let x = [scale.inputs[0], scale.inputs[1]].first(where: { $0 != factorName }),
+                initializers[x] == nil, let (addIndex, add) = next(scale.outputs[0], "Add"), add.inputs.count == 2,
+                let maskName = add.inputs[0] == scale.outputs[0] ? add.inputs[1] : add.inputs[1] == scale.outputs[0] ? add.inputs[0] : nil,
+                maskName != scale.outputs[0], let (softmaxIndex, softmax) = next(add.outputs[0], "Softmax"), softmax.inputs.count == 1
+            else { continue }
+            let originals = [scale, add, softmax]
+            let output = softmax.outputs[0]
+            let value = factor.scalars(as: Float.self)[0]
+            let legacy = softmax.opset < 13
+            let axis = softmax.attributes.int("axis", default: legacy ? 1 : -1)
+            var fused = softmax
+            fused.name = originals.map(\.name).joined(separator: "+")
+            fused.inputs = [x, maskName]
+            fused.minimumRanks = []
+            fused.inputTypes = InputTypes()
+            fused.kernel = .tensors { _, inputs in
+                guard let scores = inputs[0] ?? nil, let mask = inputs[1] ?? nil else {
+                    throw ONNXError.invalidModel("node \(softmax.name): missing input")
+                }
+                let rank = scores.rank
+                let maskShape = [Int](repeating: 1, count: Swift.max(0, rank - mask.rank)) + mask.shape
+                guard scores.dtype == .float32, mask.dtype == .float32, rank >= 1, mask.rank <= rank, factor.rank <= rank,
+                    axis == rank - 1 || axis == -1, zip(maskShape, scores.shape).allSatisfy({ $0 == 1 || $0 == $1 })
+                else {
+                    // What this pass does not cover: the original nodes, one after another.
+                    return [try runInTurn(originals, inputs: [x: scores, maskName: mask], constants: [factorName: factor], output: output)]
+                }
+                let n = scores.shape[rank - 1], rows = n == 0 ? 0 : scores.count / n
+                // Each row's first mask value, and the step along the row (0 when broadcast).
+                let strides = Tensor.strides(of: maskShape)
+                let steps = (0..<(rank - 1)).map { maskShape[$0] == 1 ? 0 : strides[$0] }
+                let rowOffsets = stridedOffsets(shape: Array(scores.shape.dropLast()), base: 0, steps: steps)
+                let along = maskShape[rank - 1] == 1 ? 0 : 1
+                let y = Tensor(uninitialized: .float32, shape: scores.shape)
+                scores.withUnsafeBufferPointer(as: Float.self) { px in
+                    mask.withUnsafeBufferPointer(as: Float.self) { pm in
+                        y.withUnsafeMutableBufferPointer(as: Float.self) { py in
+                            let (source, masks, target) = (px.baseAddress!, pm.baseAddress!, py.baseAddress!)
+                            Parallel.chunks(rows, minimum: Swift.max(1, 16_384 / Swift.max(n, 1))) { range in
+                                for row in range {
+                                    let input = source + row * n, out = target + row * n, m = masks + rowOffsets[row]
+                                    // Four loops, so each one vectorizes.
+                                    switch (divide, along == 1) {
+                                    case (true, true): for j in 0..<n { out[j] = input[j] / value + m[j] }
+                                    case (false, true): for j in 0..<n { out[j] = input[j] * value + m[j] }
+                                    case (true, false):
+                                        let shift = m[0]
+                                        for j in 0..<n { out[j] = input[j] / value + shift }
+                                    case (false, false):
+                                        let shift = m[0]
+                                        for j in 0..<n { out[j] = input[j] * value + shift }
+                                    }
+                                    RowKernels.softmaxRow(out, out, n, log: false)
+                                }
+                            }
+                        }
+                    }
+                }
+                return [y]
+            }
+            replaced[softmaxIndex] = fused
+            removed.formUnion([index, addIndex, softmaxIndex])
+        }
+        nodes = nodes.enumerated().compactMap { replaced[$0.offset] ?? (removed.contains($0.offset) ? nil : $0.element) }
+    }
+}
