@@ -8,7 +8,7 @@ import Glibc
 public final class LocalRegistry: @unchecked Sendable {
     public let port: Int
     public let directory: String
-    private let process = Process()
+    private var process = Process()
 
     public var host: String { "127.0.0.1:\(port)" }
 
@@ -52,36 +52,51 @@ public final class LocalRegistry: @unchecked Sendable {
             try TestSupport.write(hashed.standardOutput, to: directory + "/htpasswd")
             auth = "auth:\n  htpasswd:\n    realm: vessel-test\n    path: \(directory)/htpasswd\n"
         }
-        // Bind, read the port, release it: the registry takes it a moment later.
-        port = try Self.freePort()
-        let config = """
-            version: 0.1
-            log:
-              level: error
-              accesslog:
-                disabled: true
-            storage:
-              filesystem:
-                rootdirectory: \(directory)/data
-              delete:
-                enabled: true
-            http:
-              addr: 127.0.0.1:\(port)
-            \(auth)
-            """
-        try TestSupport.write(config, to: directory + "/config.yml")
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", directory + "/config.yml"]
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        let answering = TestSupport.waitUntil(timeout: 5, gaveUp: { !process.isRunning }) {
-            guard let status = try? Self.status(port: port, path: "/v2/") else { return false }
-            return status == 200 || status == 401
+        // Bind, read the port, release it: the registry takes it a moment later. Another process
+        // can take the port in between, and on a loaded machine the registry can take seconds to
+        // answer: up to three ports, fifteen seconds each.
+        var started: Int?
+        for _ in 0..<3 where started == nil {
+            let candidate = try Self.freePort()
+            let config = """
+                version: 0.1
+                log:
+                  level: error
+                  accesslog:
+                    disabled: true
+                storage:
+                  filesystem:
+                    rootdirectory: \(directory)/data
+                  delete:
+                    enabled: true
+                http:
+                  addr: 127.0.0.1:\(candidate)
+                \(auth)
+                """
+            try TestSupport.write(config, to: directory + "/config.yml")
+            let attempt = Process()
+            attempt.executableURL = URL(fileURLWithPath: binary)
+            attempt.arguments = ["serve", directory + "/config.yml"]
+            attempt.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            attempt.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try attempt.run()
+            let answering = TestSupport.waitUntil(timeout: 15, gaveUp: { !attempt.isRunning }) {
+                guard let status = try? Self.status(port: candidate, path: "/v2/") else { return false }
+                return status == 200 || status == 401
+            }
+            if answering {
+                process = attempt
+                started = candidate
+            } else if attempt.isRunning {
+                attempt.terminate()
+                attempt.waitUntilExit()
+            }
         }
-        if answering { return }
-        process.terminate()
-        throw TestSupport.ToolMissing(tool: "a docker-registry answering on port \(port)")
+        guard let started else {
+            tokenServer?.terminate()
+            throw TestSupport.ToolMissing(tool: "a docker-registry answering on a loopback port (three tries)")
+        }
+        port = started
     }
 
     deinit {
