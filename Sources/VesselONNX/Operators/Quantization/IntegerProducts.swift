@@ -109,9 +109,12 @@ enum IntegerProducts {
     }
 
     /// numpy-style batched matmul of two 8-bit tensors less their zero points (a's per row, b's
-    /// per column), as Int32 sums.
+    /// per column), as Int32 sums — and, with an `epilogue`, as the floats it writes: on a CPU
+    /// with AVX-512 VNNI each thread converts the sums it computed, elsewhere they are converted
+    /// after.
     static func matmul(
-        _ a: Tensor, _ b: Tensor, aZero: Tensor?, bZero: Tensor?, _ c: KernelContext, weights: PackedWeights? = nil
+        _ a: Tensor, _ b: Tensor, aZero: Tensor?, bZero: Tensor?, _ c: KernelContext, weights: PackedWeights? = nil,
+        epilogue: FloatEpilogue? = nil
     ) throws -> (sums: [Int32], shape: [Int]) {
         try checkEightBit(a, "A", c)
         try checkEightBit(b, "B", c)
@@ -122,12 +125,14 @@ enum IntegerProducts {
         let bZeros = try zeroPoints(bZero, "b_zero_point", like: b, count: n, what: "column of B", c)
         // A 2-D B (a weight, as quantize_dynamic writes them): the packed byte product on a CPU
         // with AVX-512 VNNI, else the packed Int16 product — the same sums either way.
-        if b.rank == 2, a.rank >= 2, k > 0, n > 0, RowKernels.variant == .avx512 {
-            let rows = shape.batchCount * m
-            return (quadProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: rows, m: m, k: k, n: n, weights: weights), shape.outShape)
-        }
         if b.rank == 2, a.rank >= 2, k > 0, n > 0 {
-            return (packedProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: shape.batchCount * m, m: m, k: k, n: n, weights: weights), shape.outShape)
+            let rows = shape.batchCount * m
+            if RowKernels.variant == .avx512 {
+                let sums = quadProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: rows, m: m, k: k, n: n, weights: weights, epilogue: epilogue)
+                return (sums, shape.outShape)
+            }
+            let sums = packedProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: rows, m: m, k: k, n: n, weights: weights)
+            return (finished(sums, n: n, epilogue), shape.outShape)
         }
         var left = widened(a), right = widened(b)
         for index in left.indices { left[index] -= aZeros[aZeros.count == 1 ? 0 : (index / k) % m] }
@@ -145,7 +150,14 @@ enum IntegerProducts {
                 }
             }
         }
-        return (sums, shape.outShape)
+        return (finished(sums, n: n, epilogue), shape.outShape)
+    }
+
+    /// `sums`, after `epilogue` (if any) has written them as floats.
+    static func finished(_ sums: [Int32], n: Int, _ epilogue: FloatEpilogue?) -> [Int32] {
+        guard let epilogue, n > 0 else { return sums }
+        sums.withUnsafeBufferPointer { epilogue.apply($0.baseAddress!, n: n, rows: 0..<(sums.count / n), columns: 0..<n) }
+        return sums
     }
 
     /// A (rows×k, rows in batches of m) · B (k×n, packed once per weight) through
@@ -335,32 +347,16 @@ enum IntegerProducts {
         }
     }
 
-    /// `matmul` then `FloatEpilogue` into a new float32 tensor: on a CPU with AVX-512 VNNI and a
-    /// 2-D B, each thread converts the sums it computed; elsewhere the sums are converted after.
+    /// `matmul` written as floats by `FloatEpilogue` into a new float32 tensor.
     static func matmulToFloat(
         _ a: Tensor, _ b: Tensor, aZero: Tensor?, bZero: Tensor?, factors: [Float], bias: [Float]?, _ c: KernelContext, weights: PackedWeights?
     ) throws -> Tensor {
-        try checkEightBit(a, "A", c)
-        try checkEightBit(b, "B", c)
         let shape = try MatMulShape(a.shape, b.shape, c)
-        let (m, k, n) = (shape.m, shape.k, shape.n)
         try c.checkAllocation(.float32, shape.fullShape)
         let y = Tensor(uninitialized: .float32, shape: shape.outShape)
-        if b.rank == 2, a.rank >= 2, k > 0, n > 0, RowKernels.variant == .avx512 {
-            let aZeros = try zeroPoints(aZero, "a_zero_point", like: a, count: m, what: "row of A", c)
-            let bZeros = try zeroPoints(bZero, "b_zero_point", like: b, count: n, what: "column of B", c)
-            y.withUnsafeMutableBufferPointer(as: Float.self) { py in
-                let epilogue = FloatEpilogue(factors: factors, bias: bias, output: py.baseAddress!)
-                _ = quadProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: shape.batchCount * m, m: m, k: k, n: n, weights: weights, epilogue: epilogue)
-            }
-            return y
-        }
-        let sums = try matmul(a, b, aZero: aZero, bZero: bZero, c, weights: weights)
-        y.withUnsafeMutableBufferPointer(as: Float.self) { py in
-            sums.sums.withUnsafeBufferPointer { ps in
-                FloatEpilogue(factors: factors, bias: bias, output: py.baseAddress!).apply(
-                    ps.baseAddress!, n: n, rows: 0..<(n == 0 ? 0 : ps.count / n), columns: 0..<n)
-            }
+        try y.withUnsafeMutableBufferPointer(as: Float.self) { py in
+            let epilogue = FloatEpilogue(factors: factors, bias: bias, output: py.baseAddress!)
+            _ = try matmul(a, b, aZero: aZero, bZero: bZero, c, weights: weights, epilogue: epilogue)
         }
         return y
     }
