@@ -43,7 +43,15 @@ enum RowKernels {
         return Set(flags.split(separator: " ").map(String.init))
     }()
 
-    static var cpuHasAVX2FMA: Bool { Variant.supported(cpuFlags) != .baseline }
+    /// `body` over `0..<count` cut into sixteen-value groups (whole lane groups of every copy)
+    /// shared by the intra-op threads: the cuts depend on `count` alone, so elementwise results do
+    /// not depend on the thread count.
+    static func groups(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+        Parallel.chunks((count + 15) / 16, minimum: 4_096, threads: threads) { groups in
+            body((groups.lowerBound * 16)..<min(count, groups.upperBound * 16))
+        }
+    }
+
     /// Softmax (or LogSoftmax) of each `size`-long row of `input` into `output`.
     static func softmax(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, size: Int, log: Bool,
@@ -101,8 +109,7 @@ enum RowKernels {
         threads: Int = Parallel.threads
     ) {
         let variant = variant
-        Parallel.chunks((count + 15) / 16, minimum: 4_096, threads: threads) { groups in
-            let range = (groups.lowerBound * 16)..<min(count, groups.upperBound * 16)
+        groups(count, threads: threads) { range in
             switch variant {
             case .avx512:
                 let f: VesselKernelsAVX512.RowKernels.Unary = function == .exp ? .exp : function == .erf ? .erf : .sigmoid
@@ -122,8 +129,7 @@ enum RowKernels {
         scaleLast: Bool, threads: Int = Parallel.threads
     ) {
         let variant = variant
-        Parallel.chunks((count + 15) / 16, minimum: 4_096, threads: threads) { groups in
-            let range = (groups.lowerBound * 16)..<min(count, groups.upperBound * 16)
+        groups(count, threads: threads) { range in
             switch variant {
             case .avx512:
                 VesselKernelsAVX512.RowKernels.gelu(input, output, range: range, c1: c1, divide: divide, c2: c2, c3: c3, scaleLast: scaleLast)
@@ -150,8 +156,8 @@ enum RowKernels {
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, count: Int, scale: Float, zeroPoint: Float, threads: Int = Parallel.threads
     ) {
         let variant = variant
-        Parallel.chunks((count + 15) / 16, minimum: 4_096, threads: threads) { groups in
-            let first = groups.lowerBound * 16, n = min(count, groups.upperBound * 16) - first
+        groups(count, threads: threads) { range in
+            let (first, n) = (range.lowerBound, range.count)
             switch variant {
             case .avx512: VesselKernelsAVX512.QuantizeKernels.quantize(x + first, y + first, count: n, scale: scale, zeroPoint: zeroPoint)
             case .haswell: VesselKernelsHaswell.QuantizeKernels.quantize(x + first, y + first, count: n, scale: scale, zeroPoint: zeroPoint)
