@@ -41,11 +41,8 @@ enum GEMM {
         if RowKernels.variant == .avx512, alpha == 1, beta == 0, !transA, m >= 16, m * n * k >= splitWork / 4 {
             let packed = Tensor(uninitialized: .float32, shape: [VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n)])
             packed.withUnsafeMutableBufferPointer(as: Float.self) { pp in
-                let panels = (n + 15) / 16
-                Parallel.chunks(panels, minimum: max(1, 16_384 / (16 * k)), threads: threads) { range in
-                    VesselKernelsAVX512.PackedGEMM.pack(b, k: k, n: n, ldb: ldb, transposed: transB, into: pp.baseAddress!, panels: range)
-                }
-                PackedWeights.multiply(a, rows: m, k: k, n: n, packed: pp.baseAddress!, c: c, ldc: ldc, threads: threads)
+                PackedWeights.packAndMultiply(
+                    a, rows: m, k: k, n: n, b: b, ldb: ldb, transposed: transB, scratch: pp.baseAddress!, c: c, ldc: ldc, threads: threads)
             }
             return
         }
@@ -312,27 +309,20 @@ func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext, weights: PackedW
     if a.dtype == .float32, b.dtype == .float32, RowKernels.variant.hasAVX2, m > 0, k > 0, n > 0 {
         let out = Tensor(uninitialized: .float32, shape: shape.fullShape)
         let packedCount = VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n)
-        let panels = packedCount / (k * VesselKernelsHaswell.PackedGEMM.panelWidth)
         a.withUnsafeBufferPointer(as: Float.self) { pa in
             b.withUnsafeBufferPointer(as: Float.self) { pb in
                 out.withUnsafeMutableBufferPointer(as: Float.self) { po in
                     let (a, b, c) = (pa.baseAddress!, pb.baseAddress!, po.baseAddress!)
-                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: packedCount)
-                    defer { scratch.deallocate() }
-                    if batchCount >= 2 * Parallel.threads {
-                        Parallel.chunks(batchCount, minimum: max(1, GEMM.splitWork / (m * n * k))) { items in
-                            let own = items.lowerBound == 0 ? scratch : UnsafeMutablePointer<Float>.allocate(capacity: packedCount)
-                            defer { if own != scratch { own.deallocate() } }
-                            for index in items {
-                                VesselKernelsHaswell.PackedGEMM.pack(b + bOffsets[index] * k * n, k: k, n: n, ldb: n, transposed: false, into: own)
-                                PackedWeights.kernel(
-                                    a + aOffsets[index] * m * k, lda: k, packed: own, k: k, n: n, c: c + index * m * n, rows: 0..<m, panels: 0..<panels)
-                            }
-                        }
-                    } else {
-                        for index in 0..<batchCount {
-                            VesselKernelsHaswell.PackedGEMM.pack(b + bOffsets[index] * k * n, k: k, n: n, ldb: n, transposed: false, into: scratch)
-                            PackedWeights.multiply(a + aOffsets[index] * m * k, rows: m, k: k, n: n, packed: scratch, c: c + index * m * n)
+                    // Whole products per thread when there are enough, each split across the
+                    // threads when not.
+                    let perItem = batchCount >= 2 * Parallel.threads
+                    Parallel.chunks(batchCount, minimum: perItem ? max(1, GEMM.splitWork / (m * n * k)) : batchCount) { items in
+                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: packedCount)
+                        defer { scratch.deallocate() }
+                        for index in items {
+                            PackedWeights.packAndMultiply(
+                                a + aOffsets[index] * m * k, rows: m, k: k, n: n, b: b + bOffsets[index] * k * n, ldb: n, transposed: false,
+                                scratch: scratch, c: c + index * m * n, ldc: n, threads: perItem ? 1 : Parallel.threads)
                         }
                     }
                 }
@@ -425,7 +415,7 @@ final class PackedWeights: Sendable {
 
     /// C's rows `rows` and panels `panels` (C's rows `ldc`, else n, apart) on the calling thread, by the
     /// AVX-512 copy of `PackedGEMM` where the CPU has it, else the Haswell one.
-    static func kernel(
+    private static func kernel(
         _ a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>, k: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
         rows: Range<Int>, panels: Range<Int>
     ) {
@@ -434,6 +424,23 @@ final class PackedWeights: Sendable {
         } else {
             VesselKernelsHaswell.PackedGEMM.multiply(a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: ldc ?? n, rows: rows, panels: panels)
         }
+    }
+
+    /// C = A · op(B) for a B used once: op(B) packed into `scratch` (`packedCount` floats; the
+    /// threads share the panels), then `multiply`.
+    static func packAndMultiply(
+        _ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, transposed: Bool,
+        scratch: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int
+    ) {
+        let panels = (n + VesselKernelsHaswell.PackedGEMM.panelWidth - 1) / VesselKernelsHaswell.PackedGEMM.panelWidth
+        Parallel.chunks(panels, minimum: max(1, 16_384 / (16 * k)), threads: threads) { range in
+            if RowKernels.variant == .avx512 {
+                VesselKernelsAVX512.PackedGEMM.pack(b, k: k, n: n, ldb: ldb, transposed: transposed, into: scratch, panels: range)
+            } else {
+                VesselKernelsHaswell.PackedGEMM.pack(b, k: k, n: n, ldb: ldb, transposed: transposed, into: scratch, panels: range)
+            }
+        }
+        multiply(a, rows: rows, k: k, n: n, packed: scratch, c: c, ldc: ldc, threads: threads)
     }
 
     /// C (rows×n) = A (rows×k) · packed B, split across the intra-op threads by blocks of rows
