@@ -8,18 +8,13 @@ extension GraphBuilder {
     /// tensor between. The sums round as the Add's do, so results are bit-identical; any other
     /// product (another dtype, a read-only result) runs the Add kernel as before.
     static func fuseBias(_ nodes: inout [Node], _ initializers: [String: Tensor], protected: Set<String>, overridable: Set<String>) {
-        let readers = readerCounts(nodes)
-        var reader: [String: Int] = [:]
-        for (index, node) in nodes.enumerated() { for input in node.inputs where !input.isEmpty { reader[input] = index } }
+        let chains = Chains(nodes, initializers, protected: protected, overridable: overridable)
         var replaced: [Int: Node] = [:]
         var removed: Set<Int> = []
         for (index, product) in nodes.enumerated() where product.opType == "MatMul" && product.domain.isEmpty && product.outputs.count == 1 {
             let name = product.outputs[0]
-            guard readers[name] == 1, !protected.contains(name), let addIndex = reader[name], case .tensors(let matmul) = product.kernel else { continue }
-            let add = nodes[addIndex]
-            guard add.opType == "Add", add.domain.isEmpty, add.inputs.count == 2, add.outputs.count == 1, case .tensors(let addKernel) = add.kernel,
-                let biasName = add.inputs[0] == name ? add.inputs[1] : add.inputs[1] == name ? add.inputs[0] : nil, biasName != name,
-                !overridable.contains(biasName), let bias = initializers[biasName], bias.dtype == .float32, bias.rank == 1
+            guard case .tensors(let matmul) = product.kernel, let (addIndex, add, addKernel) = chains.soleReader(of: name, "Add"),
+                let biasName = Chains.other(add, than: name), let bias = chains.constant(biasName), bias.dtype == .float32, bias.rank == 1
             else { continue }
             let productFirst = add.inputs[0] == name
             let values = bias.scalars(as: Float.self)
@@ -49,6 +44,6 @@ extension GraphBuilder {
             replaced[index] = fused
             removed.insert(addIndex)
         }
-        nodes = nodes.enumerated().compactMap { replaced[$0.offset] ?? (removed.contains($0.offset) ? nil : $0.element) }
+        nodes = chains.applying(replaced, removing: removed)
     }
 }

@@ -13,27 +13,19 @@ extension GraphBuilder {
     /// the same (a rounded product, then a rounded sum), so results are bit-identical. Any other
     /// input (another dtype, rank, or channel count) runs the original kernels in turn.
     static func fuseChannelAffine(_ nodes: inout [Node], _ initializers: [String: Tensor], protected: Set<String>, overridable: Set<String>) {
-        let readers = readerCounts(nodes)
-        var reader: [String: Int] = [:]
-        for (index, node) in nodes.enumerated() { for input in node.inputs where !input.isEmpty { reader[input] = index } }
+        let chains = Chains(nodes, initializers, protected: protected, overridable: overridable)
         /// A float32 constant shaped [C, 1, 1] or [1, C, 1, 1]: its channel count.
         func channelConstant(_ name: String) -> (Tensor, Int)? {
-            guard !overridable.contains(name), let tensor = initializers[name], tensor.dtype == .float32,
+            guard let tensor = chains.constant(name), tensor.dtype == .float32,
                 (3...4).contains(tensor.rank), tensor.shape.enumerated().allSatisfy({ $0.offset == tensor.rank - 3 || $0.element == 1 })
             else { return nil }
             return (tensor, tensor.shape[tensor.rank - 3])
         }
-        func single(_ name: String) -> Node? {
-            guard readers[name] == 1, !protected.contains(name), let index = reader[name] else { return nil }
-            return nodes[index]
-        }
-        var producer: [String: Int] = [:]
-        for (index, node) in nodes.enumerated() { for output in node.outputs where !output.isEmpty { producer[output] = index } }
         /// An inference-mode BatchNormalization with constant parameters for `channels`, whose
         /// output only `name`'s reader reads: its index, parameters, and per-channel factor and
         /// offset exactly as its kernel computes them.
         func normalization(producing name: String, channels: Int) -> (Int, [Tensor], [Float], [Float])? {
-            guard readers[name] == 1, !protected.contains(name), let index = producer[name] else { return nil }
+            guard chains.absorbable(name), let index = chains.producer[name] else { return nil }
             let bn = nodes[index]
             guard bn.opType == "BatchNormalization", bn.domain.isEmpty, bn.inputs.count == 5, bn.outputs.first == name,
                 bn.outputs.dropFirst().allSatisfy(\.isEmpty), bn.attributes.int("training_mode", default: 0) == 0,
@@ -55,17 +47,13 @@ extension GraphBuilder {
             let scaleFirst = channelConstant(mul.inputs[0]) != nil && channelConstant(mul.inputs[1]) == nil
             let (dataName, scaleName) = scaleFirst ? (mul.inputs[1], mul.inputs[0]) : (mul.inputs[0], mul.inputs[1])
             guard let (scale, channels) = channelConstant(scaleName), initializers[dataName] == nil,
-                let add = single(mul.outputs[0]), add.opType == "Add", add.domain.isEmpty, add.inputs.count == 2, add.outputs.count == 1,
-                let addIndex = reader[mul.outputs[0]], case .tensors(let addKernel) = add.kernel
+                let (addIndex, add, addKernel) = chains.soleReader(of: mul.outputs[0], "Add"), let shiftName = Chains.other(add, than: mul.outputs[0]),
+                let (shift, shiftChannels) = channelConstant(shiftName), shiftChannels == channels
             else { continue }
-            let shiftName = add.inputs[0] == mul.outputs[0] ? add.inputs[1] : add.inputs[0]
-            guard shiftName != mul.outputs[0], let (shift, shiftChannels) = channelConstant(shiftName), shiftChannels == channels else { continue }
             var outputs = add.outputs
             var reluKernel: KernelFunction?
             var reluNode: Node?
-            if let relu = single(add.outputs[0]), relu.opType == "Relu", relu.domain.isEmpty, let reluIndex = reader[add.outputs[0]],
-                case .tensors(let kernel) = relu.kernel
-            {
+            if let (reluIndex, relu, kernel) = chains.soleReader(of: add.outputs[0], "Relu") {
                 reluKernel = kernel
                 reluNode = relu
                 outputs = relu.outputs

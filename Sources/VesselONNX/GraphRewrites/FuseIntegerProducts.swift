@@ -10,39 +10,25 @@ extension GraphBuilder {
     /// product, a rounded sum), so results are bit-identical. A scale that is neither one value
     /// nor one per column runs the original kernels in turn.
     static func fuseIntegerProducts(_ nodes: inout [Node], _ initializers: [String: Tensor], protected: Set<String>, overridable: Set<String>) {
-        let readers = readerCounts(nodes)
-        var reader: [String: Int] = [:]
-        for (index, node) in nodes.enumerated() { for input in node.inputs where !input.isEmpty { reader[input] = index } }
-        /// The node that alone reads `name` (which no graph output is), with its index.
-        func single(_ name: String, _ opType: String) -> (Int, Node, KernelFunction)? {
-            guard readers[name] == 1, !protected.contains(name), let index = reader[name] else { return nil }
-            let node = nodes[index]
-            guard node.opType == opType, node.domain.isEmpty, node.outputs.count == 1, case .tensors(let kernel) = node.kernel else { return nil }
-            return (index, node, kernel)
-        }
-        func constant(_ name: String) -> Tensor? { overridable.contains(name) ? nil : initializers[name] }
+        let chains = Chains(nodes, initializers, protected: protected, overridable: overridable)
         var replaced: [Int: Node] = [:]
         var removed: Set<Int> = []
         for (index, product) in nodes.enumerated() where product.opType == "MatMulInteger" && product.domain.isEmpty && product.outputs.count == 1 {
-            guard product.inputs.count >= 2, product.inputs.count <= 4, let weight = constant(product.inputs[1]), weight.rank == 2,
-                let (castIndex, cast, castKernel) = single(product.outputs[0], "Cast"),
+            guard product.inputs.count >= 2, product.inputs.count <= 4, let weight = chains.constant(product.inputs[1]), weight.rank == 2,
+                let (castIndex, cast, castKernel) = chains.soleReader(of: product.outputs[0], "Cast"),
                 ONNXDataType.dtype(Int32(clamping: cast.attributes.int("to", default: 0))) == .float32,
-                let (mulIndex, mul, mulKernel) = single(cast.outputs[0], "Mul"), mul.inputs.count == 2
+                let (mulIndex, mul, mulKernel) = chains.soleReader(of: cast.outputs[0], "Mul"), let scaleName = Chains.other(mul, than: cast.outputs[0])
             else { continue }
             let castFirst = mul.inputs[0] == cast.outputs[0]
-            let scaleName = castFirst ? mul.inputs[1] : mul.inputs[0]
-            guard scaleName != cast.outputs[0] else { continue }
             let n = weight.shape[1]
             var last = (mulIndex, mul)
             // A constant float32 bias, one per column, after the Mul.
             var biasStep: (node: Node, kernel: KernelFunction, bias: Tensor, first: Bool)?
-            if let (addIndex, add, addKernel) = single(mul.outputs[0], "Add"), add.inputs.count == 2 {
-                let first = add.inputs[1] == mul.outputs[0]
-                let name = first ? add.inputs[0] : add.inputs[1]
-                if name != mul.outputs[0], let bias = constant(name), bias.dtype == .float32, bias.shape == [n] {
-                    biasStep = (add, addKernel, bias, first)
-                    last = (addIndex, add)
-                }
+            if let (addIndex, add, addKernel) = chains.soleReader(of: mul.outputs[0], "Add"), let name = Chains.other(add, than: mul.outputs[0]),
+                let bias = chains.constant(name), bias.dtype == .float32, bias.shape == [n]
+            {
+                biasStep = (add, addKernel, bias, add.inputs[1] == mul.outputs[0])
+                last = (addIndex, add)
             }
             var fused = product
             fused.inputs = product.inputs + Array(repeating: "", count: 4 - product.inputs.count) + [scaleName]
@@ -75,6 +61,6 @@ extension GraphBuilder {
             removed.formUnion([index, castIndex, mulIndex])
         }
         // The fused node takes the place of the chain's last node: every input is ready there.
-        nodes = nodes.enumerated().compactMap { replaced[$0.offset] ?? (removed.contains($0.offset) ? nil : $0.element) }
+        nodes = chains.applying(replaced, removing: removed)
     }
 }

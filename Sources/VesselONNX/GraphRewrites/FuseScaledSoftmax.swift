@@ -10,30 +10,16 @@ extension GraphBuilder {
     /// separate nodes' bits; a mask that would widen the scores, another dtype or another axis
     /// runs the original nodes in turn.
     static func fuseScaledSoftmax(_ nodes: inout [Node], _ initializers: [String: Tensor], protected: Set<String>, overridable: Set<String>) {
-        let readers = readerCounts(nodes)
-        var reader: [String: Int] = [:]
-        for (index, node) in nodes.enumerated() { for input in node.inputs where !input.isEmpty { reader[input] = index } }
-        func scalar(_ name: String) -> Tensor? {
-            guard !overridable.contains(name), let tensor = initializers[name], tensor.dtype == .float32, tensor.count == 1 else { return nil }
-            return tensor
-        }
-        /// The node that alone reads `name` (no graph output), if it is a plain `opType`.
-        func next(_ name: String, _ opType: String) -> (Int, Node)? {
-            guard readers[name] == 1, !protected.contains(name), let index = reader[name], nodes[index].opType == opType,
-                nodes[index].domain.isEmpty, nodes[index].outputs.count == 1, case .tensors = nodes[index].kernel
-            else { return nil }
-            return (index, nodes[index])
-        }
+        let chains = Chains(nodes, initializers, protected: protected, overridable: overridable)
         var replaced: [Int: Node] = [:]
         var removed: Set<Int> = []
         for (index, scale) in nodes.enumerated() where ["Mul", "Div"].contains(scale.opType) && scale.domain.isEmpty {
             guard scale.inputs.count == 2, scale.outputs.count == 1, case .tensors = scale.kernel, !removed.contains(index) else { continue }
             let divide = scale.opType == "Div"
-            let factorName = divide || scalar(scale.inputs[1]) != nil ? scale.inputs[1] : scale.inputs[0]
-            guard let factor = scalar(factorName), let x = [scale.inputs[0], scale.inputs[1]].first(where: { $0 != factorName }),
-                initializers[x] == nil, let (addIndex, add) = next(scale.outputs[0], "Add"), add.inputs.count == 2,
-                let maskName = add.inputs[0] == scale.outputs[0] ? add.inputs[1] : add.inputs[1] == scale.outputs[0] ? add.inputs[0] : nil,
-                maskName != scale.outputs[0], let (softmaxIndex, softmax) = next(add.outputs[0], "Softmax"), softmax.inputs.count == 1
+            let factorName = divide || chains.scalar(scale.inputs[1]) != nil ? scale.inputs[1] : scale.inputs[0]
+            guard let factor = chains.scalar(factorName), let x = Chains.other(scale, than: factorName), initializers[x] == nil,
+                let (addIndex, add, _) = chains.soleReader(of: scale.outputs[0], "Add"), let maskName = Chains.other(add, than: scale.outputs[0]),
+                let (softmaxIndex, softmax, _) = chains.soleReader(of: add.outputs[0], "Softmax"), softmax.inputs.count == 1
             else { continue }
             let originals = [scale, add, softmax]
             let output = softmax.outputs[0]
@@ -93,6 +79,6 @@ extension GraphBuilder {
             replaced[softmaxIndex] = fused
             removed.formUnion([index, addIndex, softmaxIndex])
         }
-        nodes = nodes.enumerated().compactMap { replaced[$0.offset] ?? (removed.contains($0.offset) ? nil : $0.element) }
+        nodes = chains.applying(replaced, removing: removed)
     }
 }
