@@ -72,14 +72,9 @@ extension KernelRegistry {
             (zeroPoint?.rank ?? 0) == 0, zeroPoint.map({ $0.dtype == x.dtype }) ?? true, c.attributes.int("block_size", default: 0) == 0
         {
             let factor = scale.scalars(as: Float.self)[0], zero = Float(zeroPoint?.integers().first ?? 0)
-            if x.dtype == .uint8 {
-                return [
-                    Cast.converted(x) { (s: UnsafePointer<UInt8>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = (Float(s[i]) - zero) * factor }
-                    }
-                ]
-            }
             return [
-                Cast.converted(x) { (s: UnsafePointer<Int8>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = (Float(s[i]) - zero) * factor } }
+                x.dtype == .uint8
+                    ? Cast.integersToFloat(x, UInt8.self, zero: zero, scale: factor) : Cast.integersToFloat(x, Int8.self, zero: zero, scale: factor)
             ]
         }
         let index = try quantizationIndex(

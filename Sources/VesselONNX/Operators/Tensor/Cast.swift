@@ -55,11 +55,10 @@ enum Cast {
         // rounding to nearest, without the trip through Double.
         if dtype == .float32 {
             switch x.dtype {
-            // A loop per chunk, not a closure per element: the compiler vectorizes it.
-            case .int32: return converted(x) { (s: UnsafePointer<Int32>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
-            case .int64: return converted(x) { (s: UnsafePointer<Int64>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
-            case .uint8: return converted(x) { (s: UnsafePointer<UInt8>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
-            case .int8: return converted(x) { (s: UnsafePointer<Int8>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
+            case .int32: return integersToFloat(x, Int32.self)
+            case .int64: return integersToFloat(x, Int64.self)
+            case .uint8: return integersToFloat(x, UInt8.self)
+            case .int8: return integersToFloat(x, Int8.self)
             case .float64: return converted(x) { (s: UnsafePointer<Double>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
             default: break
             }
@@ -78,6 +77,16 @@ enum Cast {
         case (.baseline, true): converted(x, VesselKernels.HalfConversion.widen)
         case (.baseline, false): converted(x, VesselKernels.HalfConversion.narrow)
         }
+    }
+
+    /// An integer tensor as float32, `(value − zero) · scale` when given (DequantizeLinear's
+    /// arithmetic, each step rounded once): a loop per chunk, not a closure per element, so the
+    /// compiler vectorizes it.
+    static func integersToFloat<S: BinaryInteger & TensorElement>(_ x: Tensor, _ type: S.Type, zero: Float = 0, scale: Float? = nil) -> Tensor {
+        guard let scale else {
+            return converted(x) { (s: UnsafePointer<S>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = Float(s[i]) } }
+        }
+        return converted(x) { (s: UnsafePointer<S>, d: UnsafeMutablePointer<Float>, n) in for i in 0..<n { d[i] = (Float(s[i]) - zero) * scale } }
     }
 
     /// `x` converted element by element by `kernel`, the elements split across the threads.
