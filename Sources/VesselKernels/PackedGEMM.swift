@@ -7,14 +7,52 @@
 /// Each element of C is one sum over k in order, whichever block, remainder path or thread
 /// computes it, so results do not depend on how rows and panels are split. In the Haswell copy
 /// (`VESSEL_HASWELL`) the multiply-adds are fused. The AVX-512 copy (`VESSEL_AVX512`) takes two
-/// panels at once in 8×32 blocks of sixteen-lane accumulators — the same fused sums in the same
-/// order, so its results are bit for bit the Haswell copy's.
+/// panels at once in 8×32 blocks of sixteen-lane accumulators (an odd last panel in 8×16 blocks)
+/// — the same fused sums in the same order, so its results are bit for bit the Haswell copy's.
 public enum PackedGEMM {
     public typealias Lanes = SIMD8<Float>
     public static let panelWidth = 16
 
     /// Floats a packed k×n B takes.
     public static func packedCount(k: Int, n: Int) -> Int { (n + panelWidth - 1) / panelWidth * panelWidth * k }
+
+    /// What the blocks do to C's values on their way out: add the row's bias (one value per row
+    /// of C: a convolution's per-filter bias), then clamp at zero (a fused Relu, `v < 0 ? 0 : v`,
+    /// so NaN stays NaN). The same additions as a pass over C after the product, without the pass.
+    public struct Epilogue: @unchecked Sendable {
+        public var bias: UnsafePointer<Float>?
+        public var relu: Bool
+
+        public init(bias: UnsafePointer<Float>? = nil, relu: Bool = false) {
+            self.bias = bias
+            self.relu = relu
+        }
+
+        public static let none = Epilogue()
+
+        /// The epilogue of the rows from `row` on.
+        @inline(__always)
+        func from(_ row: Int) -> Epilogue { Epilogue(bias: bias.map { $0 + row }, relu: relu) }
+
+        // Two concrete copies: a generic one, even transparent, compared lane by lane through
+        // memory (ten times slower products); so did a compare against `SIMD16()` rather than
+        // the literal 0.
+        @_transparent
+        func apply(_ v: SIMD8<Float>, _ row: Int) -> SIMD8<Float> {
+            var v = v
+            if let bias { v += SIMD8(repeating: bias[row]) }
+            if relu { v.replace(with: 0, where: v .< 0) }
+            return v
+        }
+
+        @_transparent
+        func apply(_ v: SIMD16<Float>, _ row: Int) -> SIMD16<Float> {
+            var v = v
+            if let bias { v += SIMD16(repeating: bias[row]) }
+            if relu { v.replace(with: 0, where: v .< 0) }
+            return v
+        }
+    }
 
     /// Packs op(B) — k×n, or n×k when `transposed` — whose rows are `ldb` apart: all of it, or
     /// the panels `panels` (so threads can share the work).
@@ -39,11 +77,12 @@ public enum PackedGEMM {
         }
     }
 
-    /// C's rows `rows` and column panels `panels` (of 16) from A (rows `lda` apart) and packed B.
+    /// C's rows `rows` and column panels `panels` (of 16) from A (rows `lda` apart) and packed B,
+    /// `epilogue` applied to each value on its way out.
     @inline(never)
     public static func multiply(
         a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>, k: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
-        rows: Range<Int>, panels: Range<Int>
+        rows: Range<Int>, panels: Range<Int>, epilogue: Epilogue = .none
     ) {
         // Rows in tiles of `rowTile`, each tile against every panel: the tile's A stays in cache
         // while the panels stream past (panels outside rows would read all of A once per panel).
@@ -52,24 +91,39 @@ public enum PackedGEMM {
             let tileEnd = min(tile + rowTile, rows.upperBound)
             var panels = panels
             #if VESSEL_AVX512
-            // Pairs of panels 32 columns at a time; an odd last one goes the eight-lane way.
+            // Pairs of panels 32 columns at a time.
             while panels.count >= 2 {
                 let first = panels.lowerBound * panelWidth, width = min(2 * panelWidth, n - first)
                 let b0 = packed + panels.lowerBound * panelWidth * k, b1 = b0 + panelWidth * k
                 var row = tile
                 while row + 8 <= tileEnd {
-                    Wide.block8(a + row * lda, lda, b0, b1, k, c + row * ldc + first, ldc, width)
+                    Wide.block8(a + row * lda, lda, b0, b1, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 8
                 }
                 if row + 4 <= tileEnd {
-                    Wide.block4(a + row * lda, lda, b0, b1, k, c + row * ldc + first, ldc, width)
+                    Wide.block4(a + row * lda, lda, b0, b1, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 4
                 }
                 while row < tileEnd {
-                    Wide.block1(a + row * lda, b0, b1, k, c + row * ldc + first, width)
+                    Wide.block1(a + row * lda, b0, b1, k, c + row * ldc + first, width, epilogue.from(row))
                     row += 1
                 }
                 panels = (panels.lowerBound + 2)..<panels.upperBound
+            }
+            // An odd last panel in sixteen-lane accumulators too, eight rows at a time.
+            if let panel = panels.first {
+                let first = panel * panelWidth, width = min(panelWidth, n - first)
+                let b = packed + panel * panelWidth * k
+                var row = tile
+                while row + 8 <= tileEnd {
+                    Wide.single8(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                    row += 8
+                }
+                while row < tileEnd {
+                    Wide.single1(a + row * lda, b, k, c + row * ldc + first, width, epilogue.from(row))
+                    row += 1
+                }
+                panels = panels.upperBound..<panels.upperBound
             }
             #endif
             for panel in panels {
@@ -77,19 +131,19 @@ public enum PackedGEMM {
                 let b = packed + panel * panelWidth * k
                 var row = tile
                 while row + 6 <= tileEnd {
-                    block6(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width)
+                    block6(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 6
                 }
                 if row + 4 <= tileEnd {
-                    block4(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width)
+                    block4(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 4
                 }
                 if row + 2 <= tileEnd {
-                    block2(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width)
+                    block2(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 2
                 }
                 if row < tileEnd {
-                    block1(a + row * lda, b, k, c + row * ldc + first, width)
+                    block1(a + row * lda, b, k, c + row * ldc + first, width, epilogue.from(row))
                 }
             }
             tile = tileEnd
@@ -111,9 +165,10 @@ public enum PackedGEMM {
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
 
-    /// Stores a row's two halves, or its first `width` values.
-    @inline(__always)
-    static func store(_ low: Lanes, _ high: Lanes, _ c: UnsafeMutablePointer<Float>, _ width: Int) {
+    /// Stores a row's two halves, or its first `width` values, after the epilogue.
+    @_transparent
+    static func store(_ low: Lanes, _ high: Lanes, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue, _ row: Int) {
+        let low = e.apply(low, row), high = e.apply(high, row)
         if width == panelWidth {
             UnsafeMutableRawPointer(c).storeBytes(of: low, as: Lanes.self)
             UnsafeMutableRawPointer(c + 8).storeBytes(of: high, as: Lanes.self)
@@ -123,7 +178,7 @@ public enum PackedGEMM {
     }
 
     static func block6(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
     ) {
         var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes()
         var c30 = Lanes(), c31 = Lanes(), c40 = Lanes(), c41 = Lanes(), c50 = Lanes(), c51 = Lanes()
@@ -151,16 +206,16 @@ public enum PackedGEMM {
             c51 = madd(c51, x, b1)
             bp += panelWidth
         }
-        store(c00, c01, c, width)
-        store(c10, c11, c + ldc, width)
-        store(c20, c21, c + 2 * ldc, width)
-        store(c30, c31, c + 3 * ldc, width)
-        store(c40, c41, c + 4 * ldc, width)
-        store(c50, c51, c + 5 * ldc, width)
+        store(c00, c01, c, width, e, 0)
+        store(c10, c11, c + ldc, width, e, 1)
+        store(c20, c21, c + 2 * ldc, width, e, 2)
+        store(c30, c31, c + 3 * ldc, width, e, 3)
+        store(c40, c41, c + 4 * ldc, width, e, 4)
+        store(c50, c51, c + 5 * ldc, width, e, 5)
     }
 
     static func block4(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
     ) {
         var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes(), c30 = Lanes(), c31 = Lanes()
         let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda
@@ -181,14 +236,14 @@ public enum PackedGEMM {
             c31 = madd(c31, x, b1)
             bp += panelWidth
         }
-        store(c00, c01, c, width)
-        store(c10, c11, c + ldc, width)
-        store(c20, c21, c + 2 * ldc, width)
-        store(c30, c31, c + 3 * ldc, width)
+        store(c00, c01, c, width, e, 0)
+        store(c10, c11, c + ldc, width, e, 1)
+        store(c20, c21, c + 2 * ldc, width, e, 2)
+        store(c30, c31, c + 3 * ldc, width, e, 3)
     }
 
     static func block2(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
     ) {
         var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes()
         let a0 = a, a1 = a + lda
@@ -203,11 +258,11 @@ public enum PackedGEMM {
             c11 = madd(c11, x, b1)
             bp += panelWidth
         }
-        store(c00, c01, c, width)
-        store(c10, c11, c + ldc, width)
+        store(c00, c01, c, width, e, 0)
+        store(c10, c11, c + ldc, width, e, 1)
     }
 
-    static func block1(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int) {
+    static func block1(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue) {
         var c0 = Lanes(), c1 = Lanes()
         var bp = b
         for p in 0..<k {
@@ -216,7 +271,7 @@ public enum PackedGEMM {
             c1 = madd(c1, x, load(bp + 8))
             bp += panelWidth
         }
-        store(c0, c1, c, width)
+        store(c0, c1, c, width, e, 0)
     }
 }
 
@@ -230,9 +285,10 @@ extension PackedGEMM {
         @inline(__always)
         static func load(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
 
-        /// Stores a row's 32 columns, or its first `width`.
-        @inline(__always)
-        static func store(_ low: Lanes, _ high: Lanes, _ c: UnsafeMutablePointer<Float>, _ width: Int) {
+        /// Stores a row's 32 columns, or its first `width`, after the epilogue.
+        @_transparent
+        static func store(_ low: Lanes, _ high: Lanes, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue, _ row: Int) {
+            let low = e.apply(low, row), high = e.apply(high, row)
             if width == 2 * panelWidth {
                 UnsafeMutableRawPointer(c).storeBytes(of: low, as: Lanes.self)
                 UnsafeMutableRawPointer(c + 16).storeBytes(of: high, as: Lanes.self)
@@ -243,7 +299,7 @@ extension PackedGEMM {
 
         static func block8(
             _ a: UnsafePointer<Float>, _ lda: Int, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ k: Int,
-            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int
+            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
         ) {
             var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes(), c30 = Lanes(), c31 = Lanes()
             var c40 = Lanes(), c41 = Lanes(), c50 = Lanes(), c51 = Lanes(), c60 = Lanes(), c61 = Lanes(), c70 = Lanes(), c71 = Lanes()
@@ -276,19 +332,19 @@ extension PackedGEMM {
                 c70 = c70.addingProduct(y, x0)
                 c71 = c71.addingProduct(y, x1)
             }
-            store(c00, c01, c, width)
-            store(c10, c11, c + ldc, width)
-            store(c20, c21, c + 2 * ldc, width)
-            store(c30, c31, c + 3 * ldc, width)
-            store(c40, c41, c + 4 * ldc, width)
-            store(c50, c51, c + 5 * ldc, width)
-            store(c60, c61, c + 6 * ldc, width)
-            store(c70, c71, c + 7 * ldc, width)
+            store(c00, c01, c, width, e, 0)
+            store(c10, c11, c + ldc, width, e, 1)
+            store(c20, c21, c + 2 * ldc, width, e, 2)
+            store(c30, c31, c + 3 * ldc, width, e, 3)
+            store(c40, c41, c + 4 * ldc, width, e, 4)
+            store(c50, c51, c + 5 * ldc, width, e, 5)
+            store(c60, c61, c + 6 * ldc, width, e, 6)
+            store(c70, c71, c + 7 * ldc, width, e, 7)
         }
 
         static func block4(
             _ a: UnsafePointer<Float>, _ lda: Int, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ k: Int,
-            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int
+            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
         ) {
             var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes(), c30 = Lanes(), c31 = Lanes()
             let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda
@@ -307,15 +363,62 @@ extension PackedGEMM {
                 c30 = c30.addingProduct(y, x0)
                 c31 = c31.addingProduct(y, x1)
             }
-            store(c00, c01, c, width)
-            store(c10, c11, c + ldc, width)
-            store(c20, c21, c + 2 * ldc, width)
-            store(c30, c31, c + 3 * ldc, width)
+            store(c00, c01, c, width, e, 0)
+            store(c10, c11, c + ldc, width, e, 1)
+            store(c20, c21, c + 2 * ldc, width, e, 2)
+            store(c30, c31, c + 3 * ldc, width, e, 3)
+        }
+
+        /// Stores a row's 16 columns, or its first `width`, after the epilogue.
+        @_transparent
+        static func store(_ v: Lanes, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue, _ row: Int) {
+            let v = e.apply(v, row)
+            if width == panelWidth {
+                UnsafeMutableRawPointer(c).storeBytes(of: v, as: Lanes.self)
+                return
+            }
+            for j in 0..<width { c[j] = v[j] }
+        }
+
+        /// Eight rows of one panel.
+        static func single8(
+            _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int,
+            _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
+        ) {
+            var c0 = Lanes(), c1 = Lanes(), c2 = Lanes(), c3 = Lanes(), c4 = Lanes(), c5 = Lanes(), c6 = Lanes(), c7 = Lanes()
+            let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda, a6 = a + 6 * lda
+            let a7 = a + 7 * lda
+            for p in 0..<k {
+                let x = load(b + p * panelWidth)
+                c0 = c0.addingProduct(Lanes(repeating: a0[p]), x)
+                c1 = c1.addingProduct(Lanes(repeating: a1[p]), x)
+                c2 = c2.addingProduct(Lanes(repeating: a2[p]), x)
+                c3 = c3.addingProduct(Lanes(repeating: a3[p]), x)
+                c4 = c4.addingProduct(Lanes(repeating: a4[p]), x)
+                c5 = c5.addingProduct(Lanes(repeating: a5[p]), x)
+                c6 = c6.addingProduct(Lanes(repeating: a6[p]), x)
+                c7 = c7.addingProduct(Lanes(repeating: a7[p]), x)
+            }
+            store(c0, c, width, e, 0)
+            store(c1, c + ldc, width, e, 1)
+            store(c2, c + 2 * ldc, width, e, 2)
+            store(c3, c + 3 * ldc, width, e, 3)
+            store(c4, c + 4 * ldc, width, e, 4)
+            store(c5, c + 5 * ldc, width, e, 5)
+            store(c6, c + 6 * ldc, width, e, 6)
+            store(c7, c + 7 * ldc, width, e, 7)
+        }
+
+        /// One row of one panel.
+        static func single1(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue) {
+            var c0 = Lanes()
+            for p in 0..<k { c0 = c0.addingProduct(Lanes(repeating: a[p]), load(b + p * panelWidth)) }
+            store(c0, c, width, e, 0)
         }
 
         static func block1(
             _ a: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>,
-            _ width: Int
+            _ width: Int, _ e: Epilogue
         ) {
             var c0 = Lanes(), c1 = Lanes()
             for p in 0..<k {
@@ -323,7 +426,7 @@ extension PackedGEMM {
                 c0 = c0.addingProduct(y, load(b0 + p * panelWidth))
                 c1 = c1.addingProduct(y, load(b1 + p * panelWidth))
             }
-            store(c0, c1, c, width)
+            store(c0, c1, c, width, e, 0)
         }
     }
 }

@@ -63,6 +63,63 @@ struct WideGEMMTests {
         }
     }
 
+    @Test("the epilogue's bias and Relu give the bits of a pass after the product, in both copies")
+    func epilogue() {
+        var random = Lcg(state: 5)
+        for (rows, k, n) in [(1, 3, 5), (8, 27, 32), (13, 37, 49), (17, 64, 100), (6, 16, 16)] {
+            let a = (0..<(rows * k)).map { _ in Float(Int(random.next() % 2001) - 1000) / 997 }
+            let b = (0..<(k * n)).map { _ in Float(Int(random.next() % 2001) - 1000) / 1009 }
+            // A bias of -0 keeps a product of -0 at -0, a NaN bias gives NaN through the Relu.
+            let bias = (0..<rows).map { r -> Float in r == 1 ? .nan : r == 2 ? -0.0 : Float(Int(random.next() % 201) - 100) / 50 }
+            var packed = [Float](repeating: .nan, count: VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n))
+            VesselKernelsHaswell.PackedGEMM.pack(b, k: k, n: n, ldb: n, transposed: false, into: &packed)
+            let panels = (n + 15) / 16
+            for relu in [false, true] {
+                var plain = [Float](repeating: .nan, count: rows * n), narrow = plain, wide = plain
+                VesselKernelsHaswell.PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: &plain, ldc: n, rows: 0..<rows, panels: 0..<panels)
+                let expected = plain.indices.map { i -> Float in
+                    let v = plain[i] + bias[i / n]
+                    return relu && v < 0 ? 0 : v
+                }
+                bias.withUnsafeBufferPointer { pb in
+                    VesselKernelsHaswell.PackedGEMM.multiply(
+                        a: a, lda: k, packed: packed, k: k, n: n, c: &narrow, ldc: n, rows: 0..<rows, panels: 0..<panels,
+                        epilogue: .init(bias: pb.baseAddress, relu: relu))
+                    VesselKernelsAVX512.PackedGEMM.multiply(
+                        a: a, lda: k, packed: packed, k: k, n: n, c: &wide, ldc: n, rows: 0..<rows, panels: 0..<panels,
+                        epilogue: .init(bias: pb.baseAddress, relu: relu))
+                }
+                #expect(narrow.map(\.bitPattern) == expected.map(\.bitPattern), "Haswell \(rows)×\(k)·\(k)×\(n), relu \(relu)")
+                #expect(wide.map(\.bitPattern) == expected.map(\.bitPattern), "AVX-512 \(rows)×\(k)·\(k)×\(n), relu \(relu)")
+            }
+        }
+    }
+
+    @Test("max pooling planes give the Haswell copy's values")
+    func maxPlane() {
+        var random = Lcg(state: 3)
+        for (height, width, kernel, stride) in [(111, 111, 3, 2), (27, 27, 3, 2), (13, 13, 3, 1), (40, 70, 2, 2), (12, 35, 5, 3)] {
+            let input = (0..<(height * width)).map { _ in Float(Int(random.next() % 2001) - 1000) / 7 }
+            func bounds(_ size: Int) -> [Int] {
+                (0..<((size - kernel) / stride + 1)).flatMap { [$0 * stride, $0 * stride + kernel] }
+            }
+            let rows = bounds(height), columns = bounds(width)
+            let (outHeight, outWidth) = (rows.count / 2, columns.count / 2)
+            var scratch = [Float](repeating: 0, count: width + 32)
+            var narrow = [Float](repeating: .nan, count: outHeight * outWidth), wide = narrow
+            let done = [
+                VesselKernelsHaswell.WindowKernels.maxPlane(
+                    input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
+                    inside: 0..<outWidth, stride: stride, kernel: kernel, columnsMax: &scratch, into: &narrow),
+                VesselKernelsAVX512.WindowKernels.maxPlane(
+                    input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
+                    inside: 0..<outWidth, stride: stride, kernel: kernel, columnsMax: &scratch, into: &wide)
+            ]
+            #expect(done == [true, true])
+            #expect(wide == narrow, "\(height)×\(width) kernel \(kernel) stride \(stride)")
+        }
+    }
+
     @Test("byte sums of rows of any depth, through whole and masked loads")
     func rowSums() {
         var random = Lcg(state: 11)

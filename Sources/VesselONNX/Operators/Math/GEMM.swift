@@ -413,16 +413,26 @@ final class PackedWeights: Sendable {
         return packed
     }
 
+    /// Floats a packed k×n B takes.
+    static func packedCount(k: Int, n: Int) -> Int { VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n) }
+
+    /// A per-row bias and a Relu applied to C's values as they are stored (`PackedGEMM.Epilogue`).
+    typealias Epilogue = VesselKernelsHaswell.PackedGEMM.Epilogue
+
     /// C's rows `rows` and panels `panels` (C's rows `ldc`, else n, apart) on the calling thread, by the
     /// AVX-512 copy of `PackedGEMM` where the CPU has it, else the Haswell one.
-    private static func kernel(
+    static func kernel(
         _ a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>, k: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
-        rows: Range<Int>, panels: Range<Int>
+        rows: Range<Int>, panels: Range<Int>, epilogue: Epilogue = .none
     ) {
         if RowKernels.variant == .avx512 {
-            VesselKernelsAVX512.PackedGEMM.multiply(a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: ldc ?? n, rows: rows, panels: panels)
+            VesselKernelsAVX512.PackedGEMM.multiply(
+                a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: ldc ?? n, rows: rows, panels: panels,
+                epilogue: .init(bias: epilogue.bias, relu: epilogue.relu))
         } else {
-            VesselKernelsHaswell.PackedGEMM.multiply(a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: ldc ?? n, rows: rows, panels: panels)
+            VesselKernelsHaswell.PackedGEMM.multiply(
+                a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: ldc ?? n, rows: rows, panels: panels,
+                epilogue: .init(bias: epilogue.bias, relu: epilogue.relu))
         }
     }
 
@@ -430,7 +440,7 @@ final class PackedWeights: Sendable {
     /// threads share the panels), then `multiply`.
     static func packAndMultiply(
         _ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, transposed: Bool,
-        scratch: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int
+        scratch: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int, epilogue: Epilogue = .none
     ) {
         let panels = (n + VesselKernelsHaswell.PackedGEMM.panelWidth - 1) / VesselKernelsHaswell.PackedGEMM.panelWidth
         Parallel.chunks(panels, minimum: max(1, 16_384 / (16 * k)), threads: threads) { range in
@@ -440,7 +450,7 @@ final class PackedWeights: Sendable {
                 VesselKernelsHaswell.PackedGEMM.pack(b, k: k, n: n, ldb: ldb, transposed: transposed, into: scratch, panels: range)
             }
         }
-        multiply(a, rows: rows, k: k, n: n, packed: scratch, c: c, ldc: ldc, threads: threads)
+        multiply(a, rows: rows, k: k, n: n, packed: scratch, c: c, ldc: ldc, threads: threads, epilogue: epilogue)
     }
 
     /// C (rows×n) = A (rows×k) · packed B, split across the intra-op threads by blocks of rows
@@ -449,14 +459,14 @@ final class PackedWeights: Sendable {
     /// whichever copy, so the result does not depend on the thread count or the CPU's AVX-512.
     static func multiply(
         _ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
-        threads: Int = Parallel.threads
+        threads: Int = Parallel.threads, epilogue: Epilogue = .none
     ) {
         let ldc = ldc ?? n
         let wide = RowKernels.variant == .avx512
         let width = VesselKernelsHaswell.PackedGEMM.panelWidth, panels = (n + width - 1) / width
         let rowUnit = wide ? 8 : 6, panelUnit = wide ? 2 : 1
         func run(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
-            kernel(a, lda: k, packed: packed, k: k, n: n, c: c, ldc: ldc, rows: rowRange, panels: panelRange)
+            kernel(a, lda: k, packed: packed, k: k, n: n, c: c, ldc: ldc, rows: rowRange, panels: panelRange, epilogue: epilogue)
         }
         let rowBlocks = (rows + rowUnit - 1) / rowUnit
         if rowBlocks >= 2 * threads {

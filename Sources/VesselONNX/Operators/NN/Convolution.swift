@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import VesselKernelsHaswell
 import VesselTensor
 
 /// Window geometry shared by Conv and the pooling operators, for any number of spatial axes.
@@ -141,9 +142,12 @@ func convolution(
     let shifted =
         !pointwise && !winograd && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
         && filtersPerGroup * 2 <= channelsPerGroup
-    // Small weights (GEMM.columnBlock): the output in column blocks, each block's im2col columns,
-    // product, bias and Relu done while the block is in cache (blockedConvolution).
-    let blockWidth = winograd || shifted || !(pointwise || g.input.count == 2) ? nil : GEMM.columnBlock(m: filtersPerGroup, k: rows)
+    // Small weights (GEMM.columnBlock), or any on an AVX-512 CPU (packedColumnBlock): the output
+    // in column blocks, each block's im2col columns, product, bias and Relu done while the block
+    // is in cache (blockedConvolution).
+    let blockWidth =
+        winograd || shifted || !(pointwise || g.input.count == 2)
+        ? nil : RowKernels.variant == .avx512 ? packedColumnBlock(rows: rows) : GEMM.columnBlock(m: filtersPerGroup, k: rows)
     // For each kernel position and output position, the input offset within one channel (or -1 in padding).
     let taps = pointwise || g.input.count == 2 ? [] : im2colOffsets(g)
     // The im2col matrix comes from the storage cache, so its (often megabytes of) pages are
@@ -233,7 +237,7 @@ func convolution(
                         Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(spatial, 1))) { range in
                             for f in range {
                                 let destination = image + f * spatial
-                                biasRelu(destination, into: destination, count: spatial, bias: biasValues?[f], relu: relu)
+                                WindowKernels.biasRelu(destination, into: destination, count: spatial, bias: biasValues?[f], relu: relu)
                             }
                         }
                     }
@@ -244,14 +248,22 @@ func convolution(
     return Cast.convert(out, to: dtype)
 }
 
-/// A convolution with small weights (`GEMM.columnBlock`: at most 16K values) in column blocks of
-/// the output, `block` output positions at a time: the block's im2col columns (a few kilobytes;
+/// The column blocks of a convolution on an AVX-512 CPU (`blockedConvolution`): as wide as keeps
+/// a block's packed columns (`rows` of them) near 128 KiB, in L2 beside the weights' row tile,
+/// from 32 to 256 columns (whole pairs of 16-column panels).
+func packedColumnBlock(rows: Int) -> Int {
+    Swift.min(256, Swift.max(32, 32_768 / Swift.max(rows, 1) / 32 * 32))
+}
+
+/// A convolution with small weights (`GEMM.columnBlock`: at most 16K values), or any weights on
+/// an AVX-512 CPU (`packedColumnBlock`), in column blocks of the output, `block` output positions at a time: the block's im2col columns (a few kilobytes;
 /// none for a pointwise kernel, which reads the image in place), its product, then its bias and
 /// Relu, all while the block is in cache. The whole-image way wrote and re-read an im2col matrix
 /// and then passed over the whole output again for the bias and Relu: SqueezeNet's first
 /// convolution (3×3, stride 2, 64 filters over 3 channels) took 1.35 ms that way inside the model
-/// against 0.6 ms alone. Each block is one product of the same width over the same columns
-/// whatever the thread count, so results do not depend on it.
+/// against 0.6 ms alone. On an AVX-512 CPU the block's columns are packed and the product adds
+/// the bias and applies the Relu as it stores. Each block is one product of the same width over
+/// the same columns whatever the thread count, so results do not depend on it.
 func blockedConvolution(
     _ image: UnsafePointer<Float>, weights: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
     pointwise: Bool, block: Int, bias: UnsafePointer<Float>?, relu: Bool,
@@ -260,11 +272,24 @@ func blockedConvolution(
     let spatial = g.output.reduce(1, *)
     let rows = channels * g.kernel.reduce(1, *)
     let blocks = (spatial + block - 1) / block
+    let packed = RowKernels.variant == .avx512
     Parallel.chunks(blocks, minimum: Swift.max(1, GEMM.splitWork / Swift.max(filters * rows * block, 1))) { range in
         let tile: UnsafeMutablePointer<Float>? = pointwise ? nil : .allocate(capacity: rows * block)
         defer { tile?.deallocate() }
+        // On an AVX-512 CPU: the block's columns packed into panels, then the AVX-512 kernel with
+        // the bias and Relu applied as it stores (no pass over the block afterwards).
+        let panels: UnsafeMutablePointer<Float>? = packed ? .allocate(capacity: PackedWeights.packedCount(k: rows, n: block)) : nil
+        defer { panels?.deallocate() }
         for index in range {
             let first = index * block, width = Swift.min(block, spatial - first)
+            if let panels {
+                if let tile { im2col2D(image, g, channels: 0..<channels, positions: first..<(first + width), into: tile, rowLength: width) }
+                PackedWeights.packAndMultiply(
+                    weights, rows: filters, k: rows, n: width, b: tile.map { UnsafePointer($0) } ?? image + first, ldb: tile == nil ? spatial : width,
+                    transposed: false, scratch: panels, c: destination + first, ldc: spatial, threads: 1,
+                    epilogue: .init(bias: bias, relu: relu))
+                continue
+            }
             if let tile {
                 im2col2D(image, g, channels: 0..<channels, positions: first..<(first + width), into: tile, rowLength: width)
                 GEMM.multiply(m: filters, n: width, k: rows, a: weights, b: tile, c: destination + first, ldc: spatial)
@@ -274,7 +299,7 @@ func blockedConvolution(
             guard bias != nil || relu else { continue }
             for f in 0..<filters {
                 let target = destination + f * spatial + first
-                biasRelu(target, into: target, count: width, bias: bias?[f], relu: relu)
+                WindowKernels.biasRelu(target, into: target, count: width, bias: bias?[f], relu: relu)
             }
         }
     }
@@ -343,7 +368,7 @@ func shiftedConvolution2D(
                 for oh in 0..<outHeight {
                     let source = wide + (f * outHeight + oh) * paddedWidth
                     let target = destination + (f * outHeight + oh) * outWidth
-                    biasRelu(source, into: target, count: outWidth, bias: bias?[f], relu: relu)
+                    WindowKernels.biasRelu(source, into: target, count: outWidth, bias: bias?[f], relu: relu)
                 }
             }
         }
@@ -367,27 +392,6 @@ func padPlane(
         line.initialize(repeating: 0, count: begin)
         if end > begin { (line + begin).initialize(from: source + inputRow * width + (begin - left), count: end - begin) }
         (line + Swift.max(end, begin)).initialize(repeating: 0, count: columns - Swift.max(end, begin))
-    }
-}
-
-/// target = relu?(source + bias), either step optional; source may be target.
-@inline(__always)
-func biasRelu(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int, bias: Float?, relu: Bool) {
-    switch (bias, relu) {
-    case (let b?, true):
-        for i in 0..<count {
-            let v = source[i] + b
-            target[i] = v < 0 ? 0 : v
-        }
-    case (let b?, false):
-        for i in 0..<count { target[i] = source[i] + b }
-    case (nil, true):
-        for i in 0..<count {
-            let v = source[i]
-            target[i] = v < 0 ? 0 : v
-        }
-    case (nil, false):
-        if UnsafePointer(target) != source { target.update(from: source, count: count) }
     }
 }
 
@@ -460,19 +464,9 @@ func im2col2D(
                         if hi > lo { (destination + lo).initialize(from: plane + source + lo, count: hi - lo) }
                         continue
                     }
-                    var ow = lo
-                    if strideW == 2 {
-                        // The even lanes of 32 values, while those stay inside the plane.
-                        let raw = UnsafeRawPointer(plane)
-                        while ow + 16 <= hi, source + 2 * ow + 32 <= height * width {
-                            let values = evenLanes(raw.loadUnaligned(fromByteOffset: (source + 2 * ow) * 4, as: SIMD32<Float>.self))
-                            UnsafeMutableRawPointer(destination + ow).storeBytes(of: values, as: SIMD16<Float>.self)
-                            ow += 16
-                        }
-                    }
-                    while ow < hi {
-                        destination[ow] = plane[source + ow * strideW]
-                        ow += 1
+                    if hi > lo {
+                        let start = source + lo * strideW
+                        WindowKernels.gather(plane + start, stride: strideW, count: hi - lo, limit: height * width - start, into: destination + lo)
                     }
                 }
             }

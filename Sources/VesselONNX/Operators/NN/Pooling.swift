@@ -203,75 +203,29 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
     var insideEnd = insideBegin
     while insideEnd < outWidth, columns[insideEnd].1 - columns[insideEnd].0 == kernelW { insideEnd += 1 }
     let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + g.output)
+    let rowBounds = rows.flatMap { [$0.0, $0.1] }, columnBounds = columns.flatMap { [$0.0, $0.1] }
     x.withUnsafeBufferPointer(as: Float.self) { source in
         out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
             Parallel.chunks(planes, minimum: Swift.max(1, 16_384 / Swift.max(outHeight * outWidth, 1))) { range in
                 let buffer = UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)
                 defer { buffer.deallocate() }
-                // One row of column maxima, with room for windowMax's widest load past its end.
+                // One row of column maxima, with room for maxRow's widest load past its end.
                 let columnsMax = UnsafeMutablePointer<Float>.allocate(capacity: width + 32)
                 columnsMax.initialize(repeating: 0, count: width + 32)
                 defer { columnsMax.deallocate() }
                 for plane in range {
                     let input = source.baseAddress! + plane * height * width
                     let output = destination.baseAddress! + plane * outHeight * outWidth
-                    if isMax {
-                        // Without NaN in the plane (counted in a loop that vectorizes), max needs
-                        // no NaN care, and the row pass vectorizes too.
-                        if !containsNaN(input, count: height * width) {
-                            // Down the height first, contiguous over the full width (vectorizes),
-                            // then across: the scalar pass runs over outHeight rows, not height.
-                            for oh in 0..<outHeight {
-                                let (lo, hi, _) = rows[oh]
-                                let target = output + oh * outWidth
-                                guard hi > lo else {
-                                    for ow in 0..<outWidth { target[ow] = -.infinity }
-                                    continue
-                                }
-                                columnsMax.update(from: input + lo * width, count: width)
-                                for h in (lo + 1)..<hi {
-                                    let row = input + h * width
-                                    for w in 0..<width {
-                                        let v = row[w], current = columnsMax[w]
-                                        columnsMax[w] = v > current ? v : current
-                                    }
-                                }
-                                /// One output column the general way (clipped windows); returns the next.
-                                func maxColumn(_ ow: Int) -> Int {
-                                    let (clo, chi, _) = columns[ow]
-                                    guard chi > clo else { target[ow] = -.infinity; return ow + 1 }
-                                    var value = columnsMax[clo]
-                                    var w = clo + 1
-                                    while w < chi {
-                                        let v = columnsMax[w]
-                                        value = v > value ? v : value
-                                        w += 1
-                                    }
-                                    target[ow] = value
-                                    return ow + 1
-                                }
-                                var ow = 0
-                                while ow < insideBegin { ow = maxColumn(ow) }
-                                // Windows wholly inside the row (most of them): sixteen outputs
-                                // at a time for strides 1 and 2, then a fixed-width max with no
-                                // per-column lookups.
-                                ow = windowMax(
-                                    columnsMax, from: ow, to: insideEnd, first: ow < insideEnd ? columns[ow].0 : 0,
-                                    stride: strideW, kernel: kernelW, into: target)
-                                while ow < insideEnd {
-                                    let window = columnsMax + columns[ow].0
-                                    var value = window[0]
-                                    for w in 1..<kernelW {
-                                        let v = window[w]
-                                        value = v > value ? v : value
-                                    }
-                                    target[ow] = value
-                                    ow += 1
-                                }
-                                while ow < outWidth { ow = maxColumn(ow) }
-                            }
-                            continue
-                        }
+                    // Max without NaN among the rows read (most planes): per output row, down
+                    // the height over the full width, then across the windows, both in the
+                    // kernel copy's lanes. A NaN sends the plane the general way below.
+                    if isMax,
+                        WindowKernels.maxPlane(
+                            input, height: height, width: width, rowBounds: rowBounds, outHeight: outHeight, columnBounds: columnBounds,
+                            outWidth: outWidth, inside: insideBegin..<insideEnd, stride: strideW, kernel: kernelW, columnsMax: columnsMax,
+                            into: output)
+                    {
+                        continue
                     }
                     // Along the width.
                     for h in 0..<height {
@@ -311,80 +265,6 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
         }
     }
     return out
-}
-
-/// The max of fixed-width windows over `values` (no NaN), sixteen outputs at a time, for outputs
-/// `from..<to` whose windows start at `first`, `first + stride`, …: strides 1 and 2 only, which
-/// is nearly every CNN's pooling. Returns the first output it did not write (`from` for other
-/// strides; up to fifteen are left for the caller). A stride-2 load reads up to 32 values from a
-/// window's start, one past the last window's end at most, so `values` needs that much room.
-func windowMax(
-    _ values: UnsafePointer<Float>, from: Int, to: Int, first: Int, stride: Int, kernel: Int,
-    into target: UnsafeMutablePointer<Float>
-) -> Int {
-    guard stride == 1 || stride == 2, kernel >= 1 else { return from }
-    let raw = UnsafeRawPointer(values)
-    var ow = from
-    var start = first
-    while ow + 16 <= to {
-        var best: SIMD16<Float>
-        if stride == 1 {
-            best = raw.loadUnaligned(fromByteOffset: start * 4, as: SIMD16<Float>.self)
-            for j in 1..<kernel {
-                let v = raw.loadUnaligned(fromByteOffset: (start + j) * 4, as: SIMD16<Float>.self)
-                best.replace(with: v, where: v .> best)
-            }
-        } else {
-            // Window j's values for sixteen outputs are the even (j even) or odd (j odd) lanes
-            // of 32 consecutive values from start + j rounded down to even.
-            best = evenLanes(raw.loadUnaligned(fromByteOffset: start * 4, as: SIMD32<Float>.self))
-            var j = 1
-            while j < kernel {
-                let odd = oddLanes(raw.loadUnaligned(fromByteOffset: (start + j - 1) * 4, as: SIMD32<Float>.self))
-                best.replace(with: odd, where: odd .> best)
-                if j + 1 < kernel {
-                    let even = evenLanes(raw.loadUnaligned(fromByteOffset: (start + j + 1) * 4, as: SIMD32<Float>.self))
-                    best.replace(with: even, where: even .> best)
-                }
-                j += 2
-            }
-        }
-        UnsafeMutableRawPointer(target).storeBytes(of: best, toByteOffset: ow * 4, as: SIMD16<Float>.self)
-        ow += 16
-        start += 16 * stride
-    }
-    return ow
-}
-
-/// The even lanes of `p`, spelled lane by lane: the compiler turns this into shuffles, where
-/// `evenHalf` (or a lane choice made at run time) went through memory one lane at a time.
-@inline(__always)
-func evenLanes(_ p: SIMD32<Float>) -> SIMD16<Float> {
-    SIMD16(p[0], p[2], p[4], p[6], p[8], p[10], p[12], p[14], p[16], p[18], p[20], p[22], p[24], p[26], p[28], p[30])
-}
-
-/// The odd lanes of `p` (see `evenLanes`).
-@inline(__always)
-func oddLanes(_ p: SIMD32<Float>) -> SIMD16<Float> {
-    SIMD16(p[1], p[3], p[5], p[7], p[9], p[11], p[13], p[15], p[17], p[19], p[21], p[23], p[25], p[27], p[29], p[31])
-}
-
-/// Whether any of `count` floats is NaN: sixteen lanes at a time.
-func containsNaN(_ values: UnsafePointer<Float>, count: Int) -> Bool {
-    var found = SIMDMask<SIMD16<Int32>>(repeating: false)
-    var index = 0
-    let raw = UnsafeRawPointer(values)
-    while index + 16 <= count {
-        let lanes = raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self)
-        found .|= lanes .!= lanes
-        index += 16
-    }
-    if any(found) { return true }
-    while index < count {
-        if values[index] != values[index] { return true }
-        index += 1
-    }
-    return false
 }
 
 extension KernelRegistry {

@@ -68,9 +68,10 @@ enum Winograd {
         let (tileRows, tileColumns) = ((outHeight + 1) / 2, (outWidth + 1) / 2)
         let tiles = tileRows * tileColumns
         // The zero-padded image: tile (ty, tx) reads rows 2ty…2ty+3 and columns 2tx…2tx+3. A block
-        // of four tiles loads 8 values from columns 2tx and 2tx+2, so a row reaches column
-        // 2·tileColumns + 7 at most.
-        let paddedHeight = 2 * tileRows + 2, paddedWidth = 2 * tileColumns + 8
+        // of L tiles (`WinogradTransforms.tilesPerBlock`) loads 2L values from columns 2tx and
+        // 2tx+2, so a row reaches column 2·tileColumns + 2L - 1 at most.
+        let lanes = WinogradKernels.tilesPerBlock
+        let paddedHeight = 2 * tileRows + 2, paddedWidth = 2 * tileColumns + 2 * lanes
         let plane = paddedHeight * paddedWidth
         // Tiles per chunk: the chunk's transformed input and products (16 × (channels + filters)
         // rows) stay near 2 MiB, in cache between the transforms and the products; at least 64
@@ -88,9 +89,9 @@ enum Winograd {
         // (Splitting the steps when there were chunks enough made a 16-channel, 64-filter 55×55
         // convolution 1.8× slower on two threads than on one in some runs.)
         let perThread = Parallel.threads > 1 && chunkCount >= Parallel.threads
-        // Rows of U and M have four values of slack: a block of four tiles is written (and read)
-        // whole even where fewer of its tiles are in the chunk.
-        let rowLength = chunk + 4
+        // Rows of U and M have a block's values of slack: a block is written (and read) whole even
+        // where fewer of its tiles are in the chunk.
+        let rowLength = chunk + lanes
         let paddedStorage = Tensor(uninitialized: .float32, shape: [channels * plane])
         withExtendedLifetime(paddedStorage) {
             let padded = paddedStorage.storage.pointer.bindMemory(to: Float.self, capacity: paddedStorage.count)
@@ -116,7 +117,7 @@ enum Winograd {
                         let first = index * chunk, end = Swift.min(first + chunk, tiles)
                         loop(channels, minimum: Swift.max(1, 4096 / (end - first))) { range in
                             for channel in range {
-                                transformInput(
+                                WinogradKernels.transformInput(
                                     padded + channel * plane, paddedWidth: paddedWidth, tileColumns: tileColumns,
                                     tiles: first..<end, into: u + channel * rowLength, step: channels * rowLength)
                             }
@@ -129,7 +130,7 @@ enum Winograd {
                         if split { Parallel.each(16, product) } else { for xi in 0..<16 { product(xi) } }
                         loop(filters, minimum: Swift.max(1, 4096 / (end - first))) { range in
                             for filter in range {
-                                transformOutput(
+                                WinogradKernels.transformOutput(
                                     m + filter * rowLength, step: filters * rowLength, tileColumns: tileColumns, tiles: first..<end,
                                     bias: bias?[filter] ?? 0, relu: relu, outHeight: outHeight, outWidth: outWidth,
                                     into: destination + filter * outHeight * outWidth)
@@ -145,136 +146,6 @@ enum Winograd {
             }
         }
     }
-
-    /// Bᵀ d B for the tiles `tiles` of one padded channel, four tiles at a time, into
-    /// `target[ξ · step + (t - tiles.lowerBound)]`. A block is written whole: past the end of a
-    /// row of tiles its extra values land on the next row's tiles (written again right after) or in
-    /// the slack after the chunk.
-    static func transformInput(
-        _ plane: UnsafePointer<Float>, paddedWidth: Int, tileColumns: Int, tiles: Range<Int>,
-        into target: UnsafeMutablePointer<Float>, step: Int
-    ) {
-        let raw = UnsafeRawPointer(plane)
-        blocks(tiles, tileColumns: tileColumns) { t, ty, tx, _ in
-            // Row 2ty + i of four tiles' patches, as its four columns 2tx + j.
-            @inline(__always) func row(_ i: Int) -> Quad {
-                let offset = ((2 * ty + i) * paddedWidth + 2 * tx) * 4
-                let left = raw.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
-                let right = raw.loadUnaligned(fromByteOffset: offset + 8, as: SIMD8<Float>.self)
-                return Quad(even(left), odd(left), even(right), odd(right))
-            }
-            let (d0, d1, d2, d3) = (row(0), row(1), row(2), row(3))
-            // Bᵀ d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3; then the same along each row.
-            let out = UnsafeMutableRawPointer(target + (t - tiles.lowerBound))
-            @inline(__always) func emit(_ i: Int, _ e: Quad) {
-                out.storeBytes(of: e.a - e.c, toByteOffset: (i * 4) * step * 4, as: SIMD4<Float>.self)
-                out.storeBytes(of: e.b + e.c, toByteOffset: (i * 4 + 1) * step * 4, as: SIMD4<Float>.self)
-                out.storeBytes(of: e.c - e.b, toByteOffset: (i * 4 + 2) * step * 4, as: SIMD4<Float>.self)
-                out.storeBytes(of: e.b - e.d, toByteOffset: (i * 4 + 3) * step * 4, as: SIMD4<Float>.self)
-            }
-            emit(0, d0 - d2)
-            emit(1, d1 + d2)
-            emit(2, d2 - d1)
-            emit(3, d1 - d3)
-        }
-    }
-
-    /// Aᵀ m A (+ bias, Relu) for the tiles `tiles` of one filter: four tiles' 2×2 outputs at a
-    /// time from `products[ξ · step + (t - tiles.lowerBound)]`, written where they fall inside the
-    /// output.
-    static func transformOutput(
-        _ products: UnsafePointer<Float>, step: Int, tileColumns: Int, tiles: Range<Int>,
-        bias: Float, relu: Bool, outHeight: Int, outWidth: Int,
-        into output: UnsafeMutablePointer<Float>
-    ) {
-        let raw = UnsafeRawPointer(products)
-        blocks(tiles, tileColumns: tileColumns) { t, ty, tx, blockTiles in
-            let base = (t - tiles.lowerBound) * 4
-            // Row i of four tiles' products, as its four columns.
-            @inline(__always) func row(_ i: Int) -> Quad {
-                @inline(__always) func load(_ xi: Int) -> SIMD4<Float> { raw.loadUnaligned(fromByteOffset: base + xi * step * 4, as: SIMD4<Float>.self) }
-                return Quad(load(4 * i), load(4 * i + 1), load(4 * i + 2), load(4 * i + 3))
-            }
-            // Aᵀ m: rows m0 + m1 + m2 and m1 - m2 - m3; then the same along each row.
-            let (m0, m1, m2, m3) = (row(0), row(1), row(2), row(3))
-            let s0 = m0 + m1 + m2, s1 = m1 - m2 - m3
-            let biasLanes = SIMD4<Float>(repeating: bias)
-            var y00 = s0.a + s0.b + s0.c + biasLanes, y01 = s0.b - s0.c - s0.d + biasLanes
-            var y10 = s1.a + s1.b + s1.c + biasLanes, y11 = s1.b - s1.c - s1.d + biasLanes
-            if relu {
-                let zero = SIMD4<Float>()
-                y00.replace(with: zero, where: y00 .< zero)
-                y01.replace(with: zero, where: y01 .< zero)
-                y10.replace(with: zero, where: y10 .< zero)
-                y11.replace(with: zero, where: y11 .< zero)
-            }
-            let columns = Swift.min(2 * blockTiles, outWidth - 2 * tx)
-            store(interleave(y00, y01), columns: columns, into: output + (2 * ty) * outWidth + 2 * tx)
-            if 2 * ty + 1 < outHeight {
-                store(interleave(y10, y11), columns: columns, into: output + (2 * ty + 1) * outWidth + 2 * tx)
-            }
-        }
-    }
-
-    /// Calls `body(t, ty, tx, count)` for the blocks of up to four consecutive tiles of `tiles`
-    /// that share a row of tiles: t = ty · tileColumns + tx is the block's first tile.
-    @inline(__always)
-    static func blocks(_ tiles: Range<Int>, tileColumns: Int, _ body: (_ t: Int, _ ty: Int, _ tx: Int, _ count: Int) -> Void) {
-        var t = tiles.lowerBound
-        while t < tiles.upperBound {
-            let (ty, firstColumn) = t.quotientAndRemainder(dividingBy: tileColumns)
-            let rowEnd = Swift.min(tiles.upperBound, (ty + 1) * tileColumns)
-            var tx = firstColumn
-            while t < rowEnd {
-                let count = Swift.min(4, rowEnd - t)
-                body(t, ty, tx, count)
-                t += count
-                tx += count
-            }
-        }
-    }
-
-    /// The first `columns` (at most 8) values of `values` into `target`.
-    @inline(__always)
-    static func store(_ values: SIMD8<Float>, columns: Int, into target: UnsafeMutablePointer<Float>) {
-        if columns == 8 {
-            UnsafeMutableRawPointer(target).storeBytes(of: values, as: SIMD8<Float>.self)
-            return
-        }
-        withUnsafeBytes(of: values) { UnsafeMutableRawPointer(target).copyMemory(from: $0.baseAddress!, byteCount: columns * 4) }
-    }
-
-    /// Lanes 0, 2, 4, 6, spelled out so they compile to one shuffle (`evenHalf` went through the
-    /// stack lane by lane).
-    @inline(__always)
-    static func even(_ p: SIMD8<Float>) -> SIMD4<Float> { SIMD4(p[0], p[2], p[4], p[6]) }
-
-    /// Lanes 1, 3, 5, 7.
-    @inline(__always)
-    static func odd(_ p: SIMD8<Float>) -> SIMD4<Float> { SIMD4(p[1], p[3], p[5], p[7]) }
-
-    /// a0, b0, a1, b1, …
-    @inline(__always)
-    static func interleave(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD8<Float> {
-        SIMD8(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3])
-    }
-}
-
-/// Four columns of four tiles, added and subtracted column by column: sixteen values that fit
-/// in SSE registers, where sixteen tiles at a time spilled to the stack.
-struct Quad {
-    var a, b, c, d: SIMD4<Float>
-
-    @inline(__always)
-    init(_ a: SIMD4<Float>, _ b: SIMD4<Float>, _ c: SIMD4<Float>, _ d: SIMD4<Float>) {
-        (self.a, self.b, self.c, self.d) = (a, b, c, d)
-    }
-
-    @inline(__always)
-    static func + (l: Quad, r: Quad) -> Quad { Quad(l.a + r.a, l.b + r.b, l.c + r.c, l.d + r.d) }
-
-    @inline(__always)
-    static func - (l: Quad, r: Quad) -> Quad { Quad(l.a - r.a, l.b - r.b, l.c - r.c, l.d - r.d) }
 }
 
 /// Per Conv node: its transformed weights, made on the first run and kept while the weights

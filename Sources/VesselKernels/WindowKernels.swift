@@ -1,0 +1,181 @@
+/// The inner loops of pooling and of a convolution's output pass, compiled three times from this
+/// one file like `RowKernels` (baseline x86-64, Haswell, AVX-512): VesselONNX itself is compiled
+/// for baseline x86-64, where a sixteen-lane compare-and-select is eight SSE instructions and
+/// `maxps` four. Every result here is exact (a max, a copy, one addition and a clamp per value),
+/// so the copies agree bit for bit.
+public enum WindowKernels {
+    /// One plane's max pool (unit dilation), or false when a NaN is among the rows read, which
+    /// needs the NaN care this skips (`output` is then unfinished). Output row `oh` covers input
+    /// rows `rowBounds[2·oh] ..< rowBounds[2·oh + 1]`, output column `ow` input columns
+    /// `columnBounds[2·ow] ..< columnBounds[2·ow + 1]`; columns `inside` have whole windows,
+    /// `kernel` wide, the first from `columnBounds[2·inside.lowerBound]`, `stride` apart. Per output
+    /// row: the max down its input rows over the full width into `columnsMax` (room for `width +
+    /// 32` values, its end initialized), then across the windows, sixteen at a time for strides 1
+    /// and 2 (a last group of fewer is computed whole, from values past the row, and written
+    /// whole where the next output row follows, in part at the plane's end).
+    public static func maxPlane(
+        _ input: UnsafePointer<Float>, height: Int, width: Int, rowBounds: UnsafePointer<Int>, outHeight: Int,
+        columnBounds: UnsafePointer<Int>, outWidth: Int, inside: Range<Int>, stride: Int, kernel: Int,
+        columnsMax: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        precondition(kernel >= 1)
+        var nan = SIMDMask<SIMD16<Int32>>(repeating: false)
+        for oh in 0..<outHeight {
+            let lo = rowBounds[2 * oh], hi = rowBounds[2 * oh + 1]
+            let target = output + oh * outWidth
+            guard hi > lo else {
+                for ow in 0..<outWidth { target[ow] = -.infinity }
+                continue
+            }
+            // Down the rows, sixteen columns at a time; a last partial group is the row's last
+            // sixteen columns again (a max taken twice is the same max).
+            if width >= 16 {
+                @inline(__always) func down(_ w: Int) {
+                    var best = load(input + lo * width + w)
+                    nan .|= best .!= best
+                    for h in (lo + 1)..<hi {
+                        let v = load(input + h * width + w)
+                        nan .|= v .!= v
+                        best.replace(with: v, where: v .> best)
+                    }
+                    UnsafeMutableRawPointer(columnsMax + w).storeBytes(of: best, as: SIMD16<Float>.self)
+                }
+                var w = 0
+                while w + 16 <= width {
+                    down(w)
+                    w += 16
+                }
+                if w < width { down(width - 16) }
+                if any(nan) { return false }
+            } else {
+                for w in 0..<width {
+                    var best = input[lo * width + w]
+                    if best != best { return false }
+                    for h in (lo + 1)..<hi {
+                        let v = input[h * width + w]
+                        if v != v { return false }
+                        best = v > best ? v : best
+                    }
+                    columnsMax[w] = best
+                }
+            }
+            // Windows clipped by the padding, at the two ends.
+            @inline(__always) func clipped(_ ow: Int) {
+                var value = -Float.infinity
+                for w in columnBounds[2 * ow]..<columnBounds[2 * ow + 1] {
+                    let v = columnsMax[w]
+                    value = v > value ? v : value
+                }
+                target[ow] = value
+            }
+            for ow in 0..<inside.lowerBound { clipped(ow) }
+            var o = inside.lowerBound
+            var start = inside.isEmpty ? 0 : columnBounds[2 * o]
+            if stride <= 2 {
+                while o < inside.upperBound {
+                    var best: SIMD16<Float>
+                    if stride == 1 {
+                        best = load(columnsMax + start)
+                        for j in 1..<kernel {
+                            let v = load(columnsMax + start + j)
+                            best.replace(with: v, where: v .> best)
+                        }
+                    } else {
+                        // Window j's values for sixteen outputs are the even (j even) or odd (j
+                        // odd) lanes of 32 consecutive values from start + j rounded down to even.
+                        best = evenLanes(columnsMax + start)
+                        var j = 1
+                        while j < kernel {
+                            let odd = oddLanes(columnsMax + start + j - 1)
+                            best.replace(with: odd, where: odd .> best)
+                            if j + 1 < kernel {
+                                let even = evenLanes(columnsMax + start + j + 1)
+                                best.replace(with: even, where: even .> best)
+                            }
+                            j += 2
+                        }
+                    }
+                    let count = Swift.min(16, inside.upperBound - o)
+                    // Past the row's windows lie its clipped ones and the next rows, all written after.
+                    if count == 16 || oh * outWidth + o + 16 <= outHeight * outWidth {
+                        UnsafeMutableRawPointer(target + o).storeBytes(of: best, as: SIMD16<Float>.self)
+                    } else {
+                        for lane in 0..<count { target[o + lane] = best[lane] }
+                    }
+                    o += 16
+                    start += 16 * stride
+                }
+            } else {
+                while o < inside.upperBound {
+                    var best = columnsMax[start]
+                    for j in 1..<kernel {
+                        let v = columnsMax[start + j]
+                        best = v > best ? v : best
+                    }
+                    target[o] = best
+                    o += 1
+                    start += stride
+                }
+            }
+            for ow in inside.upperBound..<outWidth { clipped(ow) }
+        }
+        return true
+    }
+
+    /// `target = relu?(source + bias)`, either step optional (with neither, a copy); `source`
+    /// may be `target`.
+    public static func biasRelu(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int, bias: Float?, relu: Bool) {
+        switch (bias, relu) {
+        case (let b?, true):
+            for i in 0..<count {
+                let v = source[i] + b
+                target[i] = v < 0 ? 0 : v
+            }
+        case (let b?, false):
+            for i in 0..<count { target[i] = source[i] + b }
+        case (nil, true):
+            for i in 0..<count {
+                let v = source[i]
+                target[i] = v < 0 ? 0 : v
+            }
+        case (nil, false):
+            if UnsafePointer(target) != source { target.update(from: source, count: count) }
+        }
+    }
+
+    /// Every `stride`-th value of `source` from its first, `count` of them, into `target`:
+    /// sixteen at a time for stride 2 while the 32 values a load reads stay below `limit`
+    /// values from `source`.
+    public static func gather(_ source: UnsafePointer<Float>, stride: Int, count: Int, limit: Int, into target: UnsafeMutablePointer<Float>) {
+        var i = 0
+        if stride == 2 {
+            while i + 16 <= count, 2 * i + 32 <= limit {
+                UnsafeMutableRawPointer(target + i).storeBytes(of: evenLanes(source + 2 * i), as: SIMD16<Float>.self)
+                i += 16
+            }
+        }
+        while i < count {
+            target[i] = source[i * stride]
+            i += 1
+        }
+    }
+
+    @_transparent
+    static func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+
+    /// The even lanes of the 32 values at `p`, spelled lane by lane: the compiler turns this into
+    /// shuffles, where `evenHalf` (or a lane choice made at run time) went through memory one lane
+    /// at a time.
+    @_transparent
+    static func evenLanes(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD32<Float>.self)
+        return SIMD16(v[0], v[2], v[4], v[6], v[8], v[10], v[12], v[14], v[16], v[18], v[20], v[22], v[24], v[26], v[28], v[30])
+    }
+
+    /// The odd lanes of the 32 values at `p` (see `evenLanes`).
+    @_transparent
+    static func oddLanes(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD32<Float>.self)
+        return SIMD16(v[1], v[3], v[5], v[7], v[9], v[11], v[13], v[15], v[17], v[19], v[21], v[23], v[25], v[27], v[29], v[31])
+    }
+}

@@ -1,0 +1,91 @@
+import VesselKernels
+import VesselKernelsAVX512
+import VesselKernelsHaswell
+
+/// Pooling's and convolution's inner loops (`VesselKernels.WindowKernels`) in the copy this CPU
+/// runs (`RowKernels.variant`): every result is exact, so the copies agree bit for bit.
+enum WindowKernels {
+    static func maxPlane(
+        _ input: UnsafePointer<Float>, height: Int, width: Int, rowBounds: UnsafePointer<Int>, outHeight: Int,
+        columnBounds: UnsafePointer<Int>, outWidth: Int, inside: Range<Int>, stride: Int, kernel: Int,
+        columnsMax: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        switch RowKernels.variant {
+        case .avx512:
+            VesselKernelsAVX512.WindowKernels.maxPlane(
+                input, height: height, width: width, rowBounds: rowBounds, outHeight: outHeight, columnBounds: columnBounds, outWidth: outWidth,
+                inside: inside, stride: stride, kernel: kernel, columnsMax: columnsMax, into: output)
+        case .haswell:
+            VesselKernelsHaswell.WindowKernels.maxPlane(
+                input, height: height, width: width, rowBounds: rowBounds, outHeight: outHeight, columnBounds: columnBounds, outWidth: outWidth,
+                inside: inside, stride: stride, kernel: kernel, columnsMax: columnsMax, into: output)
+        case .baseline:
+            VesselKernels.WindowKernels.maxPlane(
+                input, height: height, width: width, rowBounds: rowBounds, outHeight: outHeight, columnBounds: columnBounds, outWidth: outWidth,
+                inside: inside, stride: stride, kernel: kernel, columnsMax: columnsMax, into: output)
+        }
+    }
+
+    static func biasRelu(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int, bias: Float?, relu: Bool) {
+        switch RowKernels.variant {
+        case .avx512: VesselKernelsAVX512.WindowKernels.biasRelu(source, into: target, count: count, bias: bias, relu: relu)
+        case .haswell: VesselKernelsHaswell.WindowKernels.biasRelu(source, into: target, count: count, bias: bias, relu: relu)
+        case .baseline: VesselKernels.WindowKernels.biasRelu(source, into: target, count: count, bias: bias, relu: relu)
+        }
+    }
+
+    static func gather(_ source: UnsafePointer<Float>, stride: Int, count: Int, limit: Int, into target: UnsafeMutablePointer<Float>) {
+        switch RowKernels.variant {
+        case .avx512: VesselKernelsAVX512.WindowKernels.gather(source, stride: stride, count: count, limit: limit, into: target)
+        case .haswell: VesselKernelsHaswell.WindowKernels.gather(source, stride: stride, count: count, limit: limit, into: target)
+        case .baseline: VesselKernels.WindowKernels.gather(source, stride: stride, count: count, limit: limit, into: target)
+        }
+    }
+}
+
+/// Winograd's input and output transforms (`VesselKernels.WinogradTransforms`) in the copy this
+/// CPU runs: 4, 8 or 16 tiles at a time, the same bits in every copy.
+enum WinogradKernels {
+    static var tilesPerBlock: Int {
+        switch RowKernels.variant {
+        case .avx512: VesselKernelsAVX512.WinogradTransforms.tilesPerBlock
+        case .haswell: VesselKernelsHaswell.WinogradTransforms.tilesPerBlock
+        case .baseline: VesselKernels.WinogradTransforms.tilesPerBlock
+        }
+    }
+
+    static func transformInput(
+        _ plane: UnsafePointer<Float>, paddedWidth: Int, tileColumns: Int, tiles: Range<Int>, into target: UnsafeMutablePointer<Float>, step: Int
+    ) {
+        switch RowKernels.variant {
+        case .avx512:
+            VesselKernelsAVX512.WinogradTransforms.transformInput(
+                plane, paddedWidth: paddedWidth, tileColumns: tileColumns, tiles: tiles, into: target, step: step)
+        case .haswell:
+            VesselKernelsHaswell.WinogradTransforms.transformInput(
+                plane, paddedWidth: paddedWidth, tileColumns: tileColumns, tiles: tiles, into: target, step: step)
+        case .baseline:
+            VesselKernels.WinogradTransforms.transformInput(plane, paddedWidth: paddedWidth, tileColumns: tileColumns, tiles: tiles, into: target, step: step)
+        }
+    }
+
+    static func transformOutput(
+        _ products: UnsafePointer<Float>, step: Int, tileColumns: Int, tiles: Range<Int>, bias: Float, relu: Bool, outHeight: Int, outWidth: Int,
+        into output: UnsafeMutablePointer<Float>
+    ) {
+        switch RowKernels.variant {
+        case .avx512:
+            VesselKernelsAVX512.WinogradTransforms.transformOutput(
+                products, step: step, tileColumns: tileColumns, tiles: tiles, bias: bias, relu: relu, outHeight: outHeight, outWidth: outWidth,
+                into: output)
+        case .haswell:
+            VesselKernelsHaswell.WinogradTransforms.transformOutput(
+                products, step: step, tileColumns: tileColumns, tiles: tiles, bias: bias, relu: relu, outHeight: outHeight, outWidth: outWidth,
+                into: output)
+        case .baseline:
+            VesselKernels.WinogradTransforms.transformOutput(
+                products, step: step, tileColumns: tileColumns, tiles: tiles, bias: bias, relu: relu, outHeight: outHeight, outWidth: outWidth,
+                into: output)
+        }
+    }
+}

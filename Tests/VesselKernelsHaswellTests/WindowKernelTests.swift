@@ -1,0 +1,1 @@
+../VesselKernelsTests/WindowKernelTests.swift

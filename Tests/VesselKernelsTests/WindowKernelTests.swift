@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+#if HASWELL
+import VesselKernelsHaswell
+#else
+import VesselKernels
+#endif
+
+/// One max-pool geometry along both axes (as VesselONNX's pool2D describes it to the kernel).
+struct PoolCase: CustomStringConvertible {
+    var height, width, kernel, stride, padBegin, padEnd: Int
+
+    var description: String { "\(height)×\(width) kernel \(kernel) stride \(stride) pads \(padBegin)/\(padEnd)" }
+
+    /// Per output position along an axis of `size`: the clipped input range.
+    func bounds(_ size: Int) -> [Int] {
+        let count = (size + padBegin + padEnd - kernel) / stride + 1
+        return (0..<count).flatMap { o -> [Int] in
+            let start = o * stride - padBegin
+            let lo = max(start, 0), hi = min(start + kernel, size)
+            return [lo, max(lo, hi)]
+        }
+    }
+}
+
+/// The pooling and convolution-output kernels against plain loops. This file is compiled into
+/// the baseline and Haswell test targets, like RowKernelTests.
+@Suite("window kernels", .enabled(if: KernelCPU.runnable))
+struct WindowKernelTests {
+    static let cases = [
+        PoolCase(height: 111, width: 111, kernel: 3, stride: 2, padBegin: 0, padEnd: 0),
+        PoolCase(height: 27, width: 27, kernel: 3, stride: 2, padBegin: 0, padEnd: 0),
+        PoolCase(height: 13, width: 13, kernel: 3, stride: 1, padBegin: 1, padEnd: 1),
+        PoolCase(height: 56, width: 56, kernel: 3, stride: 2, padBegin: 1, padEnd: 1),
+        PoolCase(height: 7, width: 40, kernel: 2, stride: 2, padBegin: 0, padEnd: 1),
+        PoolCase(height: 20, width: 33, kernel: 5, stride: 3, padBegin: 2, padEnd: 2),
+        PoolCase(height: 9, width: 16, kernel: 1, stride: 1, padBegin: 0, padEnd: 0),
+        PoolCase(height: 5, width: 17, kernel: 4, stride: 1, padBegin: 3, padEnd: 3)
+    ]
+
+    @Test("a plane's max pool equals the plain windows' max, at every width, stride and padding", arguments: cases)
+    func maxPlane(_ c: PoolCase) {
+        var random = SplitLcg(state: UInt64(c.height * 1000 + c.width))
+        let input = (0..<(c.height * c.width)).map { _ in Float(Int(random.next() % 2001) - 1000) / 7 }
+        let rows = c.bounds(c.height), columns = c.bounds(c.width)
+        let outHeight = rows.count / 2, outWidth = columns.count / 2
+        var insideBegin = 0
+        while insideBegin < outWidth, columns[2 * insideBegin + 1] - columns[2 * insideBegin] != c.kernel { insideBegin += 1 }
+        var insideEnd = insideBegin
+        while insideEnd < outWidth, columns[2 * insideEnd + 1] - columns[2 * insideEnd] == c.kernel { insideEnd += 1 }
+        var columnsMax = [Float](repeating: 0, count: c.width + 32)
+        // A guard value after the plane's output shows nothing is written past it.
+        var output = [Float](repeating: .nan, count: outHeight * outWidth + 16)
+        let finished = WindowKernels.maxPlane(
+            input, height: c.height, width: c.width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
+            inside: insideBegin..<insideEnd, stride: c.stride, kernel: c.kernel, columnsMax: &columnsMax, into: &output)
+        #expect(finished)
+        var expected = [Float](repeating: -.infinity, count: outHeight * outWidth)
+        for oh in 0..<outHeight {
+            for ow in 0..<outWidth {
+                for h in rows[2 * oh]..<rows[2 * oh + 1] {
+                    for w in columns[2 * ow]..<columns[2 * ow + 1] { expected[oh * outWidth + ow] = max(expected[oh * outWidth + ow], input[h * c.width + w]) }
+                }
+            }
+        }
+        #expect(Array(output[..<expected.count]) == expected, "\(c)")
+        #expect(output[expected.count...].allSatisfy { $0.isNaN }, "\(c): written past the plane")
+    }
+
+    @Test("a NaN among the rows read stops the plane, for the caller's NaN-propagating way")
+    func maxPlaneStopsAtNaN() {
+        for width in [8, 40] {
+            let c = PoolCase(height: 9, width: width, kernel: 3, stride: 2, padBegin: 0, padEnd: 0)
+            var input = [Float](repeating: 1, count: c.height * c.width)
+            input[5 * width + width / 2] = .nan
+            let rows = c.bounds(c.height), columns = c.bounds(c.width)
+            var columnsMax = [Float](repeating: 0, count: width + 32)
+            var output = [Float](repeating: 0, count: rows.count / 2 * columns.count / 2)
+            let finished = WindowKernels.maxPlane(
+                input, height: c.height, width: width, rowBounds: rows, outHeight: rows.count / 2, columnBounds: columns,
+                outWidth: columns.count / 2, inside: 0..<(columns.count / 2), stride: 2, kernel: 3, columnsMax: &columnsMax, into: &output)
+            #expect(!finished, "width \(width)")
+        }
+    }
+
+    @Test("bias and Relu as one pass: v + b, then v < 0 ? 0 : v, keeping NaN and -0")
+    func biasRelu() {
+        let source: [Float] = [-2, -0.0, 0, 1.5, .nan, -.infinity, .infinity, 3] + (0..<37).map { Float($0) - 18 }
+        for bias: Float? in [nil, 0.5, -1] {
+            for relu in [false, true] {
+                var target = [Float](repeating: 7, count: source.count)
+                WindowKernels.biasRelu(source, into: &target, count: source.count, bias: bias, relu: relu)
+                let expected = source.map { v -> Float in
+                    let s = bias.map { v + $0 } ?? v
+                    return relu && s < 0 ? 0 : s
+                }
+                #expect(target.map(\.bitPattern) == expected.map(\.bitPattern), "bias \(String(describing: bias)), relu \(relu)")
+            }
+        }
+    }
+
+    @Test("every stride-th value, whole loads kept inside the limit")
+    func gather() {
+        let source = (0..<200).map { Float($0) }
+        for stride in [1, 2, 3] {
+            for count in [0, 1, 15, 16, 17, 40, 66] where (count - 1) * stride < source.count {
+                var target = [Float](repeating: -1, count: count + 1)
+                WindowKernels.gather(source, stride: stride, count: count, limit: (count - 1) * stride + 1, into: &target)
+                #expect(Array(target[..<count]) == (0..<count).map { Float($0 * stride) }, "stride \(stride), count \(count)")
+                #expect(target[count] == -1)
+            }
+        }
+    }
+}
+
+/// A small deterministic generator, so a failure names a reproducible case.
+struct SplitLcg {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return state >> 33
+    }
+}
