@@ -1,3 +1,7 @@
+#if VESSEL_AVX512
+import _Builtin_intrinsics.intel
+#endif
+
 /// The inner loops of pooling and of a convolution's output pass, compiled three times from this
 /// one file like `RowKernels` (baseline x86-64, Haswell, AVX-512): VesselONNX itself is compiled
 /// for baseline x86-64, where a sixteen-lane compare-and-select is eight SSE instructions and
@@ -143,11 +147,91 @@ public enum WindowKernels {
         }
     }
 
+    /// The im2col rows of `channels` (planes height × width from `image`) for the output positions
+    /// `positions` (row-major over output rows `outWidth` wide): row channel · kernel size + kh ·
+    /// kernelWidth + kw holds, at entry p - positions.lowerBound, the input under position p at
+    /// that kernel offset (0 in the padding). Rows are `rowLength` apart from `columns`. Within
+    /// one output row the entries are a contiguous copy (stride 1) or every stride-th input value
+    /// (sixteen at a time for stride 2). Here rather than in VesselONNX so that its many short
+    /// runs (a column block of a stride-2 convolution is a few dozen positions) are this CPU's
+    /// code with the gather inlined: a third of such a convolution's time went to the calls.
+    public static func im2col(
+        _ image: UnsafePointer<Float>, height: Int, width: Int, outWidth: Int, kernel: (Int, Int), strides: (Int, Int),
+        dilations: (Int, Int), padding: (Int, Int), channels: Range<Int>, positions: Range<Int>,
+        into columns: UnsafeMutablePointer<Float>, rowLength: Int
+    ) {
+        let (kernelHeight, kernelWidth) = kernel
+        let (strideH, strideW) = strides
+        let (dilationH, dilationW) = dilations
+        let (padTop, padLeft) = padding
+        guard !positions.isEmpty else { return }
+        // Per kw: the output columns whose input column falls inside the image, [first, last)
+        // (both clamped to the row: with wide padding every column can be outside).
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * kernelWidth) { bounds in
+            for kw in 0..<kernelWidth {
+                let offsetW = kw * dilationW - padLeft
+                let first = min(outWidth, offsetW >= 0 ? 0 : (-offsetW + strideW - 1) / strideW)
+                let end = width - offsetW <= 0 ? 0 : (width - offsetW + strideW - 1) / strideW
+                bounds[2 * kw] = first
+                bounds[2 * kw + 1] = max(first, min(outWidth, end))
+            }
+            let (firstRow, firstColumn) = positions.lowerBound.quotientAndRemainder(dividingBy: outWidth)
+            for channel in channels {
+                let plane = image + channel * height * width
+                for kh in 0..<kernelHeight {
+                    let rows = columns + (channel * kernelHeight + kh) * kernelWidth * rowLength
+                    // Output row oh, its columns a..<b, at entry `offset` of each row.
+                    var (oh, a, offset) = (firstRow, firstColumn, 0)
+                    while offset < positions.count {
+                        let b = min(outWidth, a + positions.count - offset)
+                        let ih = oh * strideH - padTop + kh * dilationH
+                        let inside = ih >= 0 && ih < height
+                        for kw in 0..<kernelWidth {
+                            let destination = rows + kw * rowLength + offset - a
+                            guard inside else {
+                                (destination + a).initialize(repeating: 0, count: b - a)
+                                continue
+                            }
+                            let lo = min(max(bounds[2 * kw], a), b), hi = min(max(bounds[2 * kw + 1], lo), b)
+                            if lo > a { (destination + a).initialize(repeating: 0, count: lo - a) }
+                            if b > hi { (destination + hi).initialize(repeating: 0, count: b - hi) }
+                            guard hi > lo else { continue }
+                            // Input column ow · strideW + offsetW of row ih, for ow in lo..<hi.
+                            let start = ih * width + kw * dilationW - padLeft + lo * strideW
+                            if strideW == 1 {
+                                (destination + lo).initialize(from: plane + start, count: hi - lo)
+                            } else {
+                                gather(plane + start, stride: strideW, count: hi - lo, limit: height * width - start, into: destination + lo)
+                            }
+                        }
+                        offset += b - a
+                        oh += 1
+                        a = 0
+                    }
+                }
+            }
+        }
+    }
+
     /// Every `stride`-th value of `source` from its first, `count` of them, into `target`:
     /// sixteen at a time for stride 2 while the 32 values a load reads stay below `limit`
     /// values from `source`.
+    @inline(__always)
     public static func gather(_ source: UnsafePointer<Float>, stride: Int, count: Int, limit: Int, into target: UnsafeMutablePointer<Float>) {
         var i = 0
+        #if VESSEL_AVX512
+        if stride == 2 {
+            // Sixteen at a time to the end: loads and the store masked to the values there are.
+            while i < count {
+                let outputs = min(16, count - i), inputs = min(32, limit - 2 * i)
+                let low = _mm512_maskz_loadu_ps(mask(min(inputs, 16)), UnsafeRawPointer(source + 2 * i))
+                let high = _mm512_maskz_loadu_ps(mask(max(inputs - 16, 0)), UnsafeRawPointer(source + 2 * i + 16))
+                _mm512_mask_storeu_ps(UnsafeMutableRawPointer(target + i), mask(outputs), _mm512_permutex2var_ps(low, evens, high))
+                i += 16
+            }
+            return
+        }
+        #endif
         if stride == 2 {
             while i + 16 <= count, 2 * i + 32 <= limit {
                 UnsafeMutableRawPointer(target + i).storeBytes(of: evenLanes(source + 2 * i), as: SIMD16<Float>.self)
@@ -163,6 +247,28 @@ public enum WindowKernels {
     @_transparent
     static func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
 
+    #if VESSEL_AVX512
+    /// Lane indices of `_mm512_permutex2var_ps` picking the even (odd) values of two registers.
+    static var evens: __m512i { unsafeBitCast(SIMD16<Int32>(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), to: __m512i.self) }
+    static var odds: __m512i { unsafeBitCast(SIMD16<Int32>(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), to: __m512i.self) }
+
+    /// The first `count` (0…16) lanes.
+    @_transparent
+    static func mask(_ count: Int) -> __mmask16 { __mmask16(truncatingIfNeeded: (1 << count) - 1) }
+
+    /// The even lanes of the 32 values at `p`: one two-register permute (the lanes spelled out
+    /// compiled to a lane-by-lane insert here).
+    @_transparent
+    static func evenLanes(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        unsafeBitCast(_mm512_permutex2var_ps(_mm512_loadu_ps(UnsafeRawPointer(p)), evens, _mm512_loadu_ps(UnsafeRawPointer(p + 16))), to: SIMD16<Float>.self)
+    }
+
+    /// The odd lanes of the 32 values at `p`.
+    @_transparent
+    static func oddLanes(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        unsafeBitCast(_mm512_permutex2var_ps(_mm512_loadu_ps(UnsafeRawPointer(p)), odds, _mm512_loadu_ps(UnsafeRawPointer(p + 16))), to: SIMD16<Float>.self)
+    }
+    #else
     /// The even lanes of the 32 values at `p`, spelled lane by lane: the compiler turns this into
     /// shuffles, where `evenHalf` (or a lane choice made at run time) went through memory one lane
     /// at a time.
@@ -178,4 +284,5 @@ public enum WindowKernels {
         let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD32<Float>.self)
         return SIMD16(v[1], v[3], v[5], v[7], v[9], v[11], v[13], v[15], v[17], v[19], v[21], v[23], v[25], v[27], v[29], v[31])
     }
+    #endif
 }

@@ -120,6 +120,33 @@ struct WideGEMMTests {
         }
     }
 
+    @Test("strided gathers and im2col rows give the Haswell copy's values, through masked loads at the ends")
+    func gatherAndIm2col() {
+        let source = (0..<300).map { Float($0) * 0.5 - 7 }
+        for count in [1, 5, 16, 17, 31, 40, 100] {
+            for limit in [2 * count - 1, 2 * count, 2 * count + 40] where limit <= source.count {
+                var narrow = [Float](repeating: -1, count: count + 8), wide = narrow
+                VesselKernelsHaswell.WindowKernels.gather(source, stride: 2, count: count, limit: limit, into: &narrow)
+                VesselKernelsAVX512.WindowKernels.gather(source, stride: 2, count: count, limit: limit, into: &wide)
+                #expect(wide == narrow, "count \(count), limit \(limit)")
+            }
+        }
+        let (height, width) = (30, 29)
+        let image = (0..<(4 * height * width)).map { Float($0 % 113) }
+        for stride in [1, 2, 3] {
+            let outWidth = (width + 2 - 3) / stride + 1, outHeight = (height + 2 - 3) / stride + 1
+            let positions = 3..<(outHeight * outWidth - 2)
+            var narrow = [Float](repeating: .nan, count: 36 * positions.count), wide = narrow
+            VesselKernelsHaswell.WindowKernels.im2col(
+                image, height: height, width: width, outWidth: outWidth, kernel: (3, 3), strides: (stride, stride), dilations: (1, 1),
+                padding: (1, 1), channels: 0..<4, positions: positions, into: &narrow, rowLength: positions.count)
+            VesselKernelsAVX512.WindowKernels.im2col(
+                image, height: height, width: width, outWidth: outWidth, kernel: (3, 3), strides: (stride, stride), dilations: (1, 1),
+                padding: (1, 1), channels: 0..<4, positions: positions, into: &wide, rowLength: positions.count)
+            #expect(wide == narrow, "stride \(stride)")
+        }
+    }
+
     @Test("byte sums of rows of any depth, through whole and masked loads")
     func rowSums() {
         var random = Lcg(state: 11)

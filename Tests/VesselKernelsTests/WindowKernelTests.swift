@@ -100,6 +100,40 @@ struct WindowKernelTests {
         }
     }
 
+    @Test("im2col rows equal the plain window lookups, over position ranges that start and end mid-row")
+    func im2col() {
+        // (height, width, kernel, stride, dilation, pad)
+        for (height, width, kernel, stride, dilation, pad) in [
+            (9, 11, 3, 1, 1, 1), (13, 13, 3, 2, 1, 1), (20, 37, 7, 2, 1, 3), (8, 8, 2, 3, 2, 0), (5, 6, 3, 1, 2, 2), (4, 40, 1, 2, 1, 0)
+        ] {
+            let channels = 3
+            let image = (0..<(channels * height * width)).map { Float($0 % 97) - 48 }
+            let outHeight = (height + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1
+            let outWidth = (width + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1
+            let spatial = outHeight * outWidth
+            for positions in [0..<spatial, (spatial / 3)..<(spatial - spatial / 4), 1..<2] where !positions.isEmpty {
+                let rows = channels * kernel * kernel, length = positions.count
+                var columns = [Float](repeating: .nan, count: rows * length)
+                WindowKernels.im2col(
+                    image, height: height, width: width, outWidth: outWidth, kernel: (kernel, kernel), strides: (stride, stride),
+                    dilations: (dilation, dilation), padding: (pad, pad), channels: 0..<channels, positions: positions, into: &columns, rowLength: length)
+                var expected = [Float](repeating: 0, count: rows * length)
+                for c in 0..<channels {
+                    for kh in 0..<kernel {
+                        for kw in 0..<kernel {
+                            for p in positions {
+                                let ih = p / outWidth * stride - pad + kh * dilation, iw = p % outWidth * stride - pad + kw * dilation
+                                guard ih >= 0, ih < height, iw >= 0, iw < width else { continue }
+                                expected[((c * kernel + kh) * kernel + kw) * length + p - positions.lowerBound] = image[(c * height + ih) * width + iw]
+                            }
+                        }
+                    }
+                }
+                #expect(columns == expected, "\(height)×\(width) kernel \(kernel) stride \(stride) dilation \(dilation) pad \(pad) positions \(positions)")
+            }
+        }
+    }
+
     @Test("every stride-th value, whole loads kept inside the limit")
     func gather() {
         let source = (0..<200).map { Float($0) }

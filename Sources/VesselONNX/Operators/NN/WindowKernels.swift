@@ -34,11 +34,24 @@ enum WindowKernels {
         }
     }
 
-    static func gather(_ source: UnsafePointer<Float>, stride: Int, count: Int, limit: Int, into target: UnsafeMutablePointer<Float>) {
+    static func im2col(
+        _ image: UnsafePointer<Float>, height: Int, width: Int, outWidth: Int, kernel: (Int, Int), strides: (Int, Int),
+        dilations: (Int, Int), padding: (Int, Int), channels: Range<Int>, positions: Range<Int>,
+        into columns: UnsafeMutablePointer<Float>, rowLength: Int
+    ) {
         switch RowKernels.variant {
-        case .avx512: VesselKernelsAVX512.WindowKernels.gather(source, stride: stride, count: count, limit: limit, into: target)
-        case .haswell: VesselKernelsHaswell.WindowKernels.gather(source, stride: stride, count: count, limit: limit, into: target)
-        case .baseline: VesselKernels.WindowKernels.gather(source, stride: stride, count: count, limit: limit, into: target)
+        case .avx512:
+            VesselKernelsAVX512.WindowKernels.im2col(
+                image, height: height, width: width, outWidth: outWidth, kernel: kernel, strides: strides, dilations: dilations, padding: padding,
+                channels: channels, positions: positions, into: columns, rowLength: rowLength)
+        case .haswell:
+            VesselKernelsHaswell.WindowKernels.im2col(
+                image, height: height, width: width, outWidth: outWidth, kernel: kernel, strides: strides, dilations: dilations, padding: padding,
+                channels: channels, positions: positions, into: columns, rowLength: rowLength)
+        case .baseline:
+            VesselKernels.WindowKernels.im2col(
+                image, height: height, width: width, outWidth: outWidth, kernel: kernel, strides: strides, dilations: dilations, padding: padding,
+                channels: channels, positions: positions, into: columns, rowLength: rowLength)
         }
     }
 }
