@@ -18,21 +18,100 @@ public struct ValueInfo: Sendable, Hashable {
 }
 
 /// One node of a graph, resolved to its kernel at load time.
+///
+/// A value type whose fields live in one copy-on-write box: the executor copies a node into each
+/// step's `KernelContext`, and copying eight strings, arrays and closures there was a tenth of a
+/// one-sentence int8 encoder's run in retains and releases; now it is one.
 public struct Node: Sendable {
-    public var name: String
-    public var opType: String
-    public var domain: String
+    final class Storage: @unchecked Sendable {
+        var name: String
+        var opType: String
+        var domain: String
+        var inputs: [String]
+        var outputs: [String]
+        var attributes: Attributes
+        var opset: Int
+        var kernel: NodeKernel
+        var minimumRanks: [Int]
+        var inputTypes: InputTypes
+
+        init(
+            name: String, opType: String, domain: String, inputs: [String], outputs: [String], attributes: Attributes, opset: Int,
+            kernel: NodeKernel, minimumRanks: [Int], inputTypes: InputTypes
+        ) {
+            (self.name, self.opType, self.domain, self.inputs, self.outputs) = (name, opType, domain, inputs, outputs)
+            (self.attributes, self.opset, self.kernel, self.minimumRanks, self.inputTypes) = (attributes, opset, kernel, minimumRanks, inputTypes)
+        }
+
+        func copy() -> Storage {
+            Storage(
+                name: name, opType: opType, domain: domain, inputs: inputs, outputs: outputs, attributes: attributes, opset: opset, kernel: kernel,
+                minimumRanks: minimumRanks, inputTypes: inputTypes)
+        }
+    }
+
+    /// Shared between copies until one of them changes a field (mutation copies it first), so a
+    /// node read from several threads is never written.
+    private var storage: Storage
+
+    init(
+        name: String, opType: String, domain: String, inputs: [String], outputs: [String], attributes: Attributes, opset: Int,
+        kernel: NodeKernel, minimumRanks: [Int] = [], inputTypes: InputTypes = InputTypes()
+    ) {
+        storage = Storage(
+            name: name, opType: opType, domain: domain, inputs: inputs, outputs: outputs, attributes: attributes, opset: opset, kernel: kernel,
+            minimumRanks: minimumRanks, inputTypes: inputTypes)
+    }
+
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
+
+    public var name: String {
+        get { storage.name }
+        set { unique().name = newValue }
+    }
+    public var opType: String {
+        get { storage.opType }
+        set { unique().opType = newValue }
+    }
+    public var domain: String {
+        get { storage.domain }
+        set { unique().domain = newValue }
+    }
     /// Input names; "" marks an omitted optional input.
-    public var inputs: [String]
-    public var outputs: [String]
-    public var attributes: Attributes
+    public var inputs: [String] {
+        get { storage.inputs }
+        set { unique().inputs = newValue }
+    }
+    public var outputs: [String] {
+        get { storage.outputs }
+        set { unique().outputs = newValue }
+    }
+    public var attributes: Attributes {
+        get { storage.attributes }
+        set { unique().attributes = newValue }
+    }
     /// The opset version of the node's domain the model imports.
-    public var opset: Int
-    var kernel: NodeKernel
+    public var opset: Int {
+        get { storage.opset }
+        set { unique().opset = newValue }
+    }
+    var kernel: NodeKernel {
+        get { storage.kernel }
+        set { unique().kernel = newValue }
+    }
     /// ``InputRanks``' entry for this operator, checked before each run of the kernel.
-    var minimumRanks: [Int] = []
+    var minimumRanks: [Int] {
+        get { storage.minimumRanks }
+        set { unique().minimumRanks = newValue }
+    }
     /// The spec's dtype ties between inputs, checked before each run of the kernel.
-    var inputTypes = InputTypes()
+    var inputTypes: InputTypes {
+        get { storage.inputTypes }
+        set { unique().inputTypes = newValue }
+    }
 
     /// The node's own error, for prepared kernels checking attributes at load.
     public func invalid(_ reason: String) -> ONNXError {
