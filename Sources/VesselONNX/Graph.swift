@@ -130,6 +130,24 @@ public final class Graph: Sendable {
     public let outputs: [ValueInfo]
     /// Values whose last reader is node `i`, freed after it runs.
     let releaseAfter: [[String]]
+    /// Every value this graph defines (inputs, initializers, node outputs), numbered: a run keeps
+    /// its values in an array by these slots, so a step finds its inputs without hashing names.
+    let slots: [String: Int]
+    /// The initializers, by slot.
+    let constantsBySlot: [Tensor?]
+    /// Per node, in order, its inputs', outputs' and freed values' slots.
+    let stepSlots: [StepSlots]
+
+    /// A node's values by slot: an input is `omitted` (""), `outer` (a value of an enclosing
+    /// graph, looked up by name), or a slot of this graph's.
+    struct StepSlots: Sendable {
+        static let omitted = -1
+        static let outer = -2
+        var inputs: [Int]
+        /// `omitted` for an output the node does not produce.
+        var outputs: [Int]
+        var release: [Int]
+    }
     /// The plan before constant folding, for runs that feed an input folding treated as constant.
     let unfolded: Graph?
     /// Inputs that have an initializer (defaults a caller may override).
@@ -169,6 +187,24 @@ public final class Graph: Sendable {
             release[index].append(name)
         }
         releaseAfter = release
+        var slots: [String: Int] = [:]
+        func define(_ name: String) {
+            if !name.isEmpty, slots[name] == nil { slots[name] = slots.count }
+        }
+        inputs.forEach { define($0.name) }
+        initializers.keys.sorted().forEach(define)
+        ordered.forEach { $0.outputs.forEach(define) }
+        var constants = [Tensor?](repeating: nil, count: slots.count)
+        for (name, tensor) in initializers { constants[slots[name]!] = tensor }
+        self.slots = slots
+        constantsBySlot = constants
+        stepSlots = ordered.indices.map { index in
+            let node = ordered[index]
+            return StepSlots(
+                inputs: node.inputs.map { $0.isEmpty ? StepSlots.omitted : slots[$0] ?? StepSlots.outer },
+                outputs: node.outputs.map { $0.isEmpty ? StepSlots.omitted : slots[$0]! },
+                release: release[index].compactMap { slots[$0] })
+        }
     }
 
     /// Names this graph reads from enclosing graphs (for If/Loop bodies).
