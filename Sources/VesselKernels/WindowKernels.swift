@@ -213,6 +213,32 @@ public enum WindowKernels {
         }
     }
 
+    /// One plane of a channel's affine map: `relu?((x · factor + offset) · scale + shift)`, the
+    /// first step (an inference-mode BatchNormalization folded in front) optional — each product
+    /// and sum rounded on its own, as the nodes it replaces round them.
+    public static func channelAffine(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, normalize: (factor: Float, offset: Float)?,
+        scale s: Float, shift b: Float, relu: Bool
+    ) {
+        if let (f, o) = normalize {
+            if relu {
+                for i in 0..<count {
+                    let v = (input[i] * f + o) * s + b
+                    output[i] = v < 0 ? 0 : v
+                }
+            } else {
+                for i in 0..<count { output[i] = (input[i] * f + o) * s + b }
+            }
+        } else if relu {
+            for i in 0..<count {
+                let v = input[i] * s + b
+                output[i] = v < 0 ? 0 : v
+            }
+        } else {
+            for i in 0..<count { output[i] = input[i] * s + b }
+        }
+    }
+
     /// Every `stride`-th value of `source` from its first, `count` of them, into `target`:
     /// sixteen at a time for stride 2 while the 32 values a load reads stay below `limit`
     /// values from `source`.

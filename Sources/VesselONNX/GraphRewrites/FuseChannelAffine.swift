@@ -104,26 +104,9 @@ extension GraphBuilder {
                         Parallel.chunks(batch * channels, minimum: Swift.max(1, 65_536 / Swift.max(plane, 1))) { range in
                             for item in range {
                                 let c = item % channels
-                                let (s, b) = (scales[c], shifts[c])
-                                let input = source.baseAddress! + item * plane, output = destination.baseAddress! + item * plane
-                                if normalizes {
-                                    let (f, o) = (bnFactors[c], bnOffsets[c])
-                                    if withRelu {
-                                        for i in 0..<plane {
-                                            let v = (input[i] * f + o) * s + b
-                                            output[i] = v < 0 ? 0 : v
-                                        }
-                                    } else {
-                                        for i in 0..<plane { output[i] = (input[i] * f + o) * s + b }
-                                    }
-                                } else if withRelu {
-                                    for i in 0..<plane {
-                                        let v = input[i] * s + b
-                                        output[i] = v < 0 ? 0 : v
-                                    }
-                                } else {
-                                    for i in 0..<plane { output[i] = input[i] * s + b }
-                                }
+                                WindowKernels.channelAffine(
+                                    source.baseAddress! + item * plane, destination.baseAddress! + item * plane, count: plane,
+                                    normalize: normalizes ? (bnFactors[c], bnOffsets[c]) : nil, scale: scales[c], shift: shifts[c], relu: withRelu)
                             }
                         }
                     }

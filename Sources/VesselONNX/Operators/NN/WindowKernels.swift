@@ -34,6 +34,20 @@ enum WindowKernels {
         }
     }
 
+    static func channelAffine(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, normalize: (factor: Float, offset: Float)?,
+        scale: Float, shift: Float, relu: Bool
+    ) {
+        switch RowKernels.variant {
+        case .avx512:
+            VesselKernelsAVX512.WindowKernels.channelAffine(input, output, count: count, normalize: normalize, scale: scale, shift: shift, relu: relu)
+        case .haswell:
+            VesselKernelsHaswell.WindowKernels.channelAffine(input, output, count: count, normalize: normalize, scale: scale, shift: shift, relu: relu)
+        case .baseline:
+            VesselKernels.WindowKernels.channelAffine(input, output, count: count, normalize: normalize, scale: scale, shift: shift, relu: relu)
+        }
+    }
+
     static func im2col(
         _ image: UnsafePointer<Float>, height: Int, width: Int, outWidth: Int, kernel: (Int, Int), strides: (Int, Int),
         dilations: (Int, Int), padding: (Int, Int), channels: Range<Int>, positions: Range<Int>,
