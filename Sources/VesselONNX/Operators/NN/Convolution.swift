@@ -258,9 +258,10 @@ func packedColumnBlock(rows: Int, spatial: Int) -> Int {
 }
 
 /// A convolution with small weights (`GEMM.columnBlock`: at most 16K values), or any weights on
-/// an AVX-512 CPU (`packedColumnBlock`), in column blocks of the output, `block` output positions at a time: the block's im2col columns (a few kilobytes;
-/// none for a pointwise kernel, which reads the image in place), its product, then its bias and
-/// Relu, all while the block is in cache. The whole-image way wrote and re-read an im2col matrix
+/// an AVX-512 CPU (`packedColumnBlock`), in column blocks of the output, `block` output
+/// positions at a time: the block's im2col columns (a few kilobytes; none for a pointwise kernel,
+/// which reads the image in place), its product, then its bias and Relu, all while the block is
+/// in cache. The whole-image way wrote and re-read an im2col matrix
 /// and then passed over the whole output again for the bias and Relu: SqueezeNet's first
 /// convolution (3×3, stride 2, 64 filters over 3 channels) took 1.35 ms that way inside the model
 /// against 0.6 ms alone. On an AVX-512 CPU the block's columns are packed and the product adds
@@ -275,35 +276,29 @@ func blockedConvolution(
     let rows = channels * g.kernel.reduce(1, *)
     let blocks = (spatial + block - 1) / block
     let packed = RowKernels.variant == .avx512
-    if packed, blocks == 1 {
-        // One block: the product itself splits across the threads.
-        let panels = Tensor(uninitialized: .float32, shape: [PackedWeights.packedCount(k: rows, n: spatial)])
-        let tile = Tensor(uninitialized: .float32, shape: [pointwise ? 0 : rows * spatial])
-        withExtendedLifetime((panels, tile)) {
-            let columns = tile.storage.pointer.bindMemory(to: Float.self, capacity: tile.count)
-            if !pointwise { im2col2D(image, g, channels: 0..<channels, positions: 0..<spatial, into: columns, rowLength: spatial) }
-            PackedWeights.packAndMultiply(
-                weights, rows: filters, k: rows, n: spatial, b: pointwise ? image : UnsafePointer(columns), ldb: spatial, transposed: false,
-                scratch: panels.storage.pointer.bindMemory(to: Float.self, capacity: panels.count), c: destination, ldc: spatial,
-                threads: Parallel.threads, epilogue: .init(bias: bias, relu: relu))
-        }
-        return
+    /// On an AVX-512 CPU: the block's columns (`tile`, else the image in place) packed into
+    /// `panels`, then the AVX-512 kernel with the bias and Relu applied as it stores (no pass
+    /// over the block afterwards), on `threads`.
+    func packedBlock(_ first: Int, _ width: Int, tile: UnsafeMutablePointer<Float>?, panels: UnsafeMutablePointer<Float>, threads: Int) {
+        if let tile { im2col2D(image, g, channels: 0..<channels, positions: first..<(first + width), into: tile, rowLength: width) }
+        PackedWeights.packAndMultiply(
+            weights, rows: filters, k: rows, n: width, b: tile.map { UnsafePointer($0) } ?? image + first, ldb: tile == nil ? spatial : width,
+            transposed: false, scratch: panels, c: destination + first, ldc: spatial, threads: threads, epilogue: .init(bias: bias, relu: relu))
     }
+    let splitBlocks = !(packed && blocks == 1)
     Parallel.chunks(blocks, minimum: Swift.max(1, GEMM.splitWork / Swift.max(filters * rows * block, 1))) { range in
-        let tile: UnsafeMutablePointer<Float>? = pointwise ? nil : .allocate(capacity: rows * block)
-        defer { tile?.deallocate() }
-        // On an AVX-512 CPU: the block's columns packed into panels, then the AVX-512 kernel with
-        // the bias and Relu applied as it stores (no pass over the block afterwards).
-        let panels: UnsafeMutablePointer<Float>? = packed ? .allocate(capacity: PackedWeights.packedCount(k: rows, n: block)) : nil
-        defer { panels?.deallocate() }
+        // From the storage cache: a small image's one block can be a megabyte or two, whose
+        // pages would otherwise be faulted in anew every run.
+        let tileStorage = Tensor(uninitialized: .float32, shape: [pointwise ? 0 : rows * block])
+        let panelStorage = Tensor(uninitialized: .float32, shape: [packed ? PackedWeights.packedCount(k: rows, n: block) : 0])
+        defer { withExtendedLifetime((tileStorage, panelStorage)) {} }
+        let tile: UnsafeMutablePointer<Float>? = pointwise ? nil : tileStorage.storage.pointer.bindMemory(to: Float.self, capacity: rows * block)
+        let panels: UnsafeMutablePointer<Float>? = packed ? panelStorage.storage.pointer.bindMemory(to: Float.self, capacity: panelStorage.count) : nil
         for index in range {
             let first = index * block, width = Swift.min(block, spatial - first)
             if let panels {
-                if let tile { im2col2D(image, g, channels: 0..<channels, positions: first..<(first + width), into: tile, rowLength: width) }
-                PackedWeights.packAndMultiply(
-                    weights, rows: filters, k: rows, n: width, b: tile.map { UnsafePointer($0) } ?? image + first, ldb: tile == nil ? spatial : width,
-                    transposed: false, scratch: panels, c: destination + first, ldc: spatial, threads: 1,
-                    epilogue: .init(bias: bias, relu: relu))
+                // One block (a small image): its product splits across the threads instead.
+                packedBlock(first, width, tile: tile, panels: panels, threads: splitBlocks ? 1 : Parallel.threads)
                 continue
             }
             if let tile {
