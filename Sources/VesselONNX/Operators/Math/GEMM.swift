@@ -421,7 +421,7 @@ final class PackedWeights: Sendable {
 
     /// C's rows `rows` and panels `panels` (C's rows `ldc`, else n, apart) on the calling thread, by the
     /// AVX-512 copy of `PackedGEMM` where the CPU has it, else the Haswell one.
-    static func kernel(
+    private static func kernel(
         _ a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>, k: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
         rows: Range<Int>, panels: Range<Int>, epilogue: Epilogue = .none
     ) {
