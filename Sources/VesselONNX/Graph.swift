@@ -128,8 +128,6 @@ public final class Graph: Sendable {
     /// Inputs a caller must (or, for those with initializers, may) feed.
     public let inputs: [ValueInfo]
     public let outputs: [ValueInfo]
-    /// Values whose last reader is node `i`, freed after it runs.
-    let releaseAfter: [[String]]
     /// Every value this graph defines (inputs, initializers, node outputs), numbered: a run keeps
     /// its values in an array by these slots, so a step finds its inputs without hashing names.
     let slots: [String: Int]
@@ -146,6 +144,7 @@ public final class Graph: Sendable {
         var inputs: [Int]
         /// `omitted` for an output the node does not produce.
         var outputs: [Int]
+        /// The values whose last reader the node is, freed after it runs.
         var release: [Int]
     }
     /// The plan before constant folding, for runs that feed an input folding treated as constant.
@@ -186,7 +185,6 @@ public final class Graph: Sendable {
         for (name, index) in lastUse where !keep.contains(name) && initializers[name] == nil {
             release[index].append(name)
         }
-        releaseAfter = release
         var slots: [String: Int] = [:]
         func define(_ name: String) {
             if !name.isEmpty, slots[name] == nil { slots[name] = slots.count }

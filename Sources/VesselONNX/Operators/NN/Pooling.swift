@@ -207,9 +207,11 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
     x.withUnsafeBufferPointer(as: Float.self) { source in
         out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
             Parallel.chunks(planes, minimum: Swift.max(1, 16_384 / Swift.max(outHeight * outWidth, 1))) { range in
-                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)
-                defer { buffer.deallocate() }
-                // One row of column maxima, with room for maxRow's widest load past its end.
+                // The general way's buffer, made when a plane first needs it (max pooling without
+                // NaN never does).
+                var general: UnsafeMutablePointer<Float>?
+                defer { general?.deallocate() }
+                // One row of column maxima, with room for maxPlane's widest load past its end.
                 let columnsMax = UnsafeMutablePointer<Float>.allocate(capacity: width + 32)
                 columnsMax.initialize(repeating: 0, count: width + 32)
                 defer { columnsMax.deallocate() }
@@ -227,6 +229,8 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                     {
                         continue
                     }
+                    let buffer = general ?? UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)
+                    general = buffer
                     // Along the width.
                     for h in 0..<height {
                         let row = input + h * width, reduced = buffer + h * outWidth
