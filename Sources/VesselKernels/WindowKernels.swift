@@ -286,13 +286,13 @@ public enum WindowKernels {
     /// compiled to a lane-by-lane insert here).
     @_transparent
     static func evenLanes(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-        unsafeBitCast(_mm512_permutex2var_ps(_mm512_loadu_ps(UnsafeRawPointer(p)), evens, _mm512_loadu_ps(UnsafeRawPointer(p + 16))), to: SIMD16<Float>.self)
+        _mm512_permutex2var_ps(_mm512_loadu_ps(UnsafeRawPointer(p)), evens, _mm512_loadu_ps(UnsafeRawPointer(p + 16)))
     }
 
     /// The odd lanes of the 32 values at `p`.
     @_transparent
     static func oddLanes(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-        unsafeBitCast(_mm512_permutex2var_ps(_mm512_loadu_ps(UnsafeRawPointer(p)), odds, _mm512_loadu_ps(UnsafeRawPointer(p + 16))), to: SIMD16<Float>.self)
+        _mm512_permutex2var_ps(_mm512_loadu_ps(UnsafeRawPointer(p)), odds, _mm512_loadu_ps(UnsafeRawPointer(p + 16)))
     }
     #else
     /// The even lanes of the 32 values at `p`, spelled lane by lane: the compiler turns this into

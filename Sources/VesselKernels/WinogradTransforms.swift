@@ -117,8 +117,8 @@ public enum WinogradTransforms {
         let evens = unsafeBitCast(SIMD16<Int32>(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), to: __m512i.self)
         let odds = unsafeBitCast(SIMD16<Int32>(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), to: __m512i.self)
         return (
-            unsafeBitCast(_mm512_permutex2var_ps(low, evens, high), to: Lanes.self),
-            unsafeBitCast(_mm512_permutex2var_ps(low, odds, high), to: Lanes.self)
+            _mm512_permutex2var_ps(low, evens, high),
+            _mm512_permutex2var_ps(low, odds, high)
         )
     }
 
@@ -126,7 +126,7 @@ public enum WinogradTransforms {
     /// for fewer than 32).
     @_transparent
     static func interleave(_ a: Lanes, _ b: Lanes, columns: Int, into target: UnsafeMutablePointer<Float>) {
-        let x = unsafeBitCast(a, to: __m512.self), y = unsafeBitCast(b, to: __m512.self)
+        let x = a, y = b
         let low = _mm512_permutex2var_ps(x, unsafeBitCast(SIMD16<Int32>(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), to: __m512i.self), y)
         let high = _mm512_permutex2var_ps(x, unsafeBitCast(SIMD16<Int32>(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), to: __m512i.self), y)
         if columns >= 32 {
