@@ -10,6 +10,8 @@ import SwiftProtobuf
 /// graph rewrites in `GraphRewrites/`, in the order `build` runs them.
 struct GraphBuilder {
     let opsets: [String: Int]
+    /// The model's IR version: below 4 an initializer listed among the inputs is a constant.
+    let irVersion: Int
     let directory: String?
     let registry: KernelRegistry
     /// The main graph's initializer bytes, when the loader left them out of the decoded message.
@@ -48,14 +50,19 @@ struct GraphBuilder {
             nodes.append(node)
             defined.formUnion(nodeProto.output)
         }
-        let inputs = proto.input.map(Self.valueInfo)
+        var inputs = proto.input.map(Self.valueInfo)
+        // IR 3 required every initializer to be listed among the graph's inputs as well, so there
+        // the listing makes no input: the initializer is a constant (the IR spec gave inputs
+        // defaults only from version 4; onnxruntime reads old models the same way). It is folded
+        // and fused like any constant, and feeding it is an unknown input.
+        if irVersion < 4 { inputs.removeAll { initializers[$0.name] != nil } }
         let outputs = proto.output.map(Self.valueInfo)
         var unfolded: Graph?
         var overridable: Set<String> = []
         if unsupported.isEmpty {
-            // Initializers that are also graph inputs (IR < 4) are defaults a caller may
-            // override. They are folded like any constant, and the unfolded plan is kept for a
-            // run that does override one.
+            // Initializers that are also graph inputs (IR 4 on) are defaults a caller may
+            // override. Constant folding folds them like any constant, and the unfolded plan is
+            // kept for a run that does override one; the fusions below leave them alone.
             overridable = Set(inputs.map(\.name)).intersection(initializers.keys)
             if !overridable.isEmpty {
                 unfolded = try Graph(name: proto.name, nodes: nodes, initializers: initializers, inputs: inputs, outputs: outputs, outerNames: outerNames)

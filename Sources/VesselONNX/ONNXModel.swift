@@ -103,7 +103,8 @@ public final class ONNXModel: Sendable {
         }
         self.opsets = opsets
         producer = proto.producerName
-        var builder = GraphBuilder(opsets: opsets, directory: directory, registry: registry, payloads: payloads, mappedFiles: mappedFiles)
+        var builder = GraphBuilder(
+            opsets: opsets, irVersion: Int(proto.irVersion), directory: directory, registry: registry, payloads: payloads, mappedFiles: mappedFiles)
         let graph = try builder.build(proto.graph, outerNames: [], isMain: true)
         if !builder.unsupported.isEmpty {
             let grouped = Dictionary(grouping: builder.unsupported) { "\($0.domain)|\($0.opType)|\($0.opset)" }

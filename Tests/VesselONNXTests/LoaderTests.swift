@@ -19,6 +19,55 @@ struct LoaderTests {
         return directory
     }
 
+    @Test("IR 3 initializers listed as inputs are constants (folded, fused, not feedable); from IR 4 they are defaults a feed overrides")
+    func initializersListedAsInputs() throws {
+        let directory = try Self.make(
+            """
+            rng = np.random.default_rng(3)
+            params = {'w': rng.uniform(-1, 1, (4, 3, 1, 1)), 'b': rng.uniform(-1, 1, 4), 'scale': rng.uniform(0.5, 2, 4),
+                      'shift': rng.uniform(-1, 1, 4), 'mean': rng.uniform(-1, 1, 4), 'var': rng.uniform(0.5, 2, 4)}
+            params = {k: v.astype(np.float32) for k, v in params.items()}
+            x = rng.uniform(-1, 1, (1, 3, 2, 2)).astype(np.float32)
+            np.save(d + '/x.npy', x)
+            def expected(w):
+                conv = np.einsum('fc,nchw->nfhw', w[:, :, 0, 0], x) + params['b'][None, :, None, None]
+                s = (params['scale'] / np.sqrt(params['var'] + 1e-5))[None, :, None, None]
+                return np.maximum((conv - params['mean'][None, :, None, None]) * s + params['shift'][None, :, None, None], 0)
+            np.save(d + '/expected.npy', expected(params['w']).astype(np.float32))
+            np.save(d + '/w2.npy', (params['w'] * 2).astype(np.float32))
+            np.save(d + '/expected2.npy', expected(params['w'] * 2).astype(np.float32))
+            nodes = [helper.make_node('Conv', ['x', 'w', 'b'], ['c']),
+                     helper.make_node('BatchNormalization', ['c', 'scale', 'shift', 'mean', 'var'], ['n']),
+                     helper.make_node('Relu', ['n'], ['y'])]
+            inputs = [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 3, 2, 2])] + [
+                helper.make_tensor_value_info(k, TensorProto.FLOAT, list(v.shape)) for k, v in params.items()]
+            g = helper.make_graph(nodes, 'g', inputs, [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)],
+                                  [numpy_helper.from_array(v, k) for k, v in params.items()])
+            for ir, opset in [(3, 8), (8, 13)]:
+                m = helper.make_model(g, opset_imports=[helper.make_opsetid('', opset)])
+                m.ir_version = ir
+                onnx.save(m, d + f'/ir{ir}.onnx')
+            """)
+        defer { TestSupport.remove(directory) }
+        func npy(_ name: String) throws -> Tensor { try Tensor(npy: [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))) }
+        func close(_ a: Tensor?, _ b: Tensor) -> Bool {
+            guard let a, a.shape == b.shape else { return false }
+            return zip(a.scalars(as: Float.self), b.scalars(as: Float.self)).allSatisfy { abs($0 - $1) <= 1e-5 * (1 + abs($1)) }
+        }
+        let x = try npy("x.npy"), expected = try npy("expected.npy")
+        // IR 3: Conv, BatchNormalization and Relu become one node; `w` is no input.
+        let old = try ONNXModel(path: directory + "/ir3.onnx")
+        #expect(old.graph.nodes.count == 1)
+        #expect(old.graph.inputs.map(\.name) == ["x"])
+        #expect(close(try old.run(["x": x])["y"], expected))
+        #expect(throws: ONNXError.self) { try old.run(["x": x, "w": try npy("w2.npy")]) }
+        // IR 8: the same listing makes `w` an input with a default, and a feed overrides it.
+        let new = try ONNXModel(path: directory + "/ir8.onnx")
+        #expect(new.graph.inputs.count == 7)
+        #expect(close(try new.run(["x": x])["y"], expected))
+        #expect(close(try new.run(["x": x, "w": try npy("w2.npy")])["y"], try npy("expected2.npy")))
+    }
+
     @Test("a model with unknown operators fails at load, listing each with its nodes and opset")
     func unsupportedOperators() throws {
         let directory = try Self.make(
