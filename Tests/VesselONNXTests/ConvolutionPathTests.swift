@@ -46,10 +46,27 @@ struct ConvolutionPathTests {
         // Large weights (over 16K values): one im2col matrix and one product.
         Case(
             channels: 64, filters: 48, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: false,
+            strides: [2, 2]),
+        // Strided with whole groups of 64 filters: straight from the image on an AVX-512 CPU
+        // (zero-padded copy or the planes in place; positions in several chunks at 29×45).
+        Case(
+            channels: 20, filters: 128, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true,
+            strides: [2, 2]),
+        Case(
+            channels: 3, filters: 64, group: 1, kernel: [7, 7], dilations: [1, 1], pads: [3, 3, 3, 3], autoPad: nil, bias: true, relu: false,
+            strides: [2, 2]),
+        Case(
+            channels: 16, filters: 64, group: 1, kernel: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], autoPad: nil, bias: false, relu: true,
+            strides: [2, 2]),
+        Case(
+            channels: 5, filters: 64, group: 1, kernel: [3, 2], dilations: [2, 1], pads: [1, 0, 2, 1], autoPad: nil, bias: true, relu: false,
+            strides: [1, 3]),
+        Case(
+            channels: 8, filters: 64, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [0, 0, 1, 1], autoPad: nil, bias: false, relu: true,
             strides: [2, 2])
     ]
 
-    @Test("shifted GEMMs, Winograd, blocked and whole im2col match a plain loop: strides, pads, auto_pad, dilations, groups, bias, fused Relu")
+    @Test("shifted GEMMs, Winograd, blocked and whole im2col, direct match a plain loop: strides, pads, auto_pad, dilations, groups, bias, fused Relu")
     func geometries() throws {
         let lines = Self.cases.enumerated().map { index, c in
             "save(\(index), \(c.channels), \(c.filters), \(c.group), \(c.kernel), \(c.dilations), \(c.pads), \(c.autoPad.map { "'\($0)'" } ?? "None"), \(c.bias ? "True" : "False"), \(c.relu ? "True" : "False"), \(c.strides))"

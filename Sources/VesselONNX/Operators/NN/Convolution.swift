@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import VesselKernelsAVX512
 import VesselKernelsHaswell
 import VesselTensor
 
@@ -142,17 +143,22 @@ func convolution(
     let shifted =
         !pointwise && !winograd && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
         && filtersPerGroup * 2 <= channelsPerGroup
+    // On an AVX-512 CPU, a strided 2-D convolution straight from the image (directConvolution);
+    // strided, so never Winograd or shifted.
+    let direct =
+        RowKernels.variant == .avx512 && group == 1 && g.input.count == 2
+        && directApplies(g, filters: filters)
     // Small weights (GEMM.columnBlock), or any on an AVX-512 CPU (packedColumnBlock): the output
     // in column blocks, each block's im2col columns, product, bias and Relu done while the block
     // is in cache (blockedConvolution).
     let blockWidth =
-        winograd || shifted || !(pointwise || g.input.count == 2)
+        direct || winograd || shifted || !(pointwise || g.input.count == 2)
         ? nil : RowKernels.variant == .avx512 ? packedColumnBlock(rows: rows, spatial: spatial) : GEMM.columnBlock(m: filtersPerGroup, k: rows)
     // For each kernel position and output position, the input offset within one channel (or -1 in padding).
     let taps = pointwise || g.input.count == 2 ? [] : im2colOffsets(g)
     // The im2col matrix comes from the storage cache, so its (often megabytes of) pages are
     // reused run after run instead of faulted in anew.
-    let columnStorage = Tensor(uninitialized: .float32, shape: [pointwise || shifted || winograd || blockWidth != nil ? 0 : rows * spatial])
+    let columnStorage = Tensor(uninitialized: .float32, shape: [pointwise || shifted || winograd || direct || blockWidth != nil ? 0 : rows * spatial])
     let columns = columnStorage.storage.pointer.bindMemory(to: Float.self, capacity: rows * spatial)
     defer { withExtendedLifetime(columnStorage) {} }
     let biasValues = try bias.map { b -> [Float] in
@@ -167,7 +173,21 @@ func convolution(
                     Winograd.transformWeights($0.baseAddress!, groups: group, filtersPerGroup: filtersPerGroup, channelsPerGroup: channelsPerGroup)
                 }
             }
-            return cache?.transformed(for: w, make: make) ?? make()
+            return cache?.prepared(.winograd, for: w, make: make) ?? make()
+        }() : nil
+    let packedDirect: Tensor? =
+        direct
+        ? {
+            let make = {
+                let packed = Tensor(uninitialized: .float32, shape: [DirectConvolution.packedCount(filters: filters, taps: rows)])
+                fw.withUnsafeBufferPointer(as: Float.self) { pw in
+                    packed.withUnsafeMutableBufferPointer(as: Float.self) {
+                        DirectConvolution.pack(pw.baseAddress!, filters: filters, taps: rows, into: $0.baseAddress!)
+                    }
+                }
+                return packed
+            }
+            return cache?.prepared(.direct, for: w, make: make) ?? make()
         }() : nil
     /// `body` with group gi's biases, or nil without a bias.
     func withGroupBias(_ gi: Int, _ body: (UnsafePointer<Float>?) -> Void) {
@@ -182,6 +202,16 @@ func convolution(
                         let image = px.baseAddress! + (n * channels + gi * channelsPerGroup) * inputSpatial
                         let weights = pw.baseAddress! + gi * filtersPerGroup * rows
                         let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
+                        if let packedDirect {
+                            packedDirect.withUnsafeBufferPointer(as: Float.self) { packed in
+                                withGroupBias(gi) { bias in
+                                    directConvolution(
+                                        image, packed: packed.baseAddress!, g, channels: channelsPerGroup, filters: filtersPerGroup,
+                                        bias: bias, relu: relu, into: destination)
+                                }
+                            }
+                            continue
+                        }
                         if let block = blockWidth {
                             withGroupBias(gi) { bias in
                                 blockedConvolution(
@@ -232,7 +262,7 @@ func convolution(
                         }
                         GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: columns, c: destination)
                     }
-                    if !shifted, !winograd, blockWidth == nil, biasValues != nil || relu {
+                    if !shifted, !winograd, !direct, blockWidth == nil, biasValues != nil || relu {
                         let image = po.baseAddress! + n * filters * spatial
                         Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(spatial, 1))) { range in
                             for f in range {
@@ -382,6 +412,64 @@ func shiftedConvolution2D(
                     WindowKernels.biasRelu(source, into: target, count: outWidth, bias: bias?[f], relu: relu)
                 }
             }
+        }
+    }
+}
+
+/// Whether a 2-D convolution (group 1) runs as `directConvolution` on an AVX-512 CPU: strided
+/// ones, whose im2col gathers run only as long as an output row, and with whole groups of 64
+/// filters (`DirectConvolution.filterGroup`), which is what its register block computes.
+/// Unit-stride shapes keep their paths: in ResNet-50 the direct kernel beat Winograd and the
+/// pointwise products over 7×7 images alone, and lost to them inside the model (37.2 → 38.2 ms).
+func directApplies(_ g: WindowGeometry, filters: Int) -> Bool {
+    filters % DirectConvolution.filterGroup == 0 && g.strides != [1, 1]
+}
+
+/// A 2-D convolution by `DirectConvolution` (VesselKernelsAVX512): the image (copied into
+/// zero-padded planes first when a window reaches past it) read in place by the register
+/// blocks, the threads sharing (filter group, chunk of positions) items. Each output is computed
+/// the same way whichever item and thread take it.
+func directConvolution(
+    _ image: UnsafePointer<Float>, packed: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
+    bias: UnsafePointer<Float>?, relu: Bool, into destination: UnsafeMutablePointer<Float>
+) {
+    let (height, width) = (g.input[0], g.input[1])
+    let (outHeight, outWidth) = (g.output[0], g.output[1])
+    // The rows and columns the windows span, from the first padded row and column.
+    let rows = (outHeight - 1) * g.strides[0] + (g.kernel[0] - 1) * g.dilations[0] + 1
+    let columns = (outWidth - 1) * g.strides[1] + (g.kernel[1] - 1) * g.dilations[1] + 1
+    let copy = g.padBegin != [0, 0] || rows > height || columns > width
+    let paddedStorage = Tensor(uninitialized: .float32, shape: [copy ? channels * rows * columns : 0])
+    defer { withExtendedLifetime(paddedStorage) {} }
+    var source = image
+    if copy {
+        let padded = paddedStorage.storage.pointer.bindMemory(to: Float.self, capacity: channels * rows * columns)
+        Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / Swift.max(rows * columns, 1))) { range in
+            for channel in range {
+                padPlane(
+                    image + channel * height * width, height: height, width: width, top: g.padBegin[0], left: g.padBegin[1],
+                    into: padded + channel * rows * columns, rows: rows, columns: columns)
+            }
+        }
+        source = UnsafePointer(padded)
+    }
+    let spatial = outHeight * outWidth
+    let geometry = DirectConvolution.Geometry(
+        channels: channels, planeStride: copy ? rows * columns : height * width, rowStride: copy ? columns : width,
+        kernel: (g.kernel[0], g.kernel[1]), strides: (g.strides[0], g.strides[1]), dilations: (g.dilations[0], g.dilations[1]),
+        outWidth: outWidth, spatial: spatial)
+    let chunk = DirectConvolution.chunk, group = DirectConvolution.filterGroup
+    let groups = (filters + group - 1) / group, chunks = (spatial + chunk - 1) / chunk
+    let work = group * Swift.min(chunk, spatial) * channels * g.kernel[0] * g.kernel[1]
+    // Items run group-major, so a thread's consecutive items reuse a group's weights.
+    Parallel.chunks(groups * chunks, minimum: Swift.max(1, GEMM.splitWork / Swift.max(work, 1))) { items in
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * group)
+        defer { scratch.deallocate() }
+        for item in items {
+            let (filterGroup, part) = item.quotientAndRemainder(dividingBy: chunks)
+            DirectConvolution.run(
+                source, packed: packed, geometry, filters: filters, group: filterGroup,
+                positions: (part * chunk)..<Swift.min(spatial, (part + 1) * chunk), bias: bias, relu: relu, scratch: scratch, into: destination)
         }
     }
 }

@@ -148,22 +148,27 @@ enum Winograd {
     }
 }
 
-/// Per Conv node: its transformed weights, made on the first run and kept while the weights
-/// tensor is the same (an initializer, as it nearly always is). A run with other weights (fed as
-/// an input) transforms them itself and replaces the entry.
+/// Per Conv node: its weights in the form its path computes from (Winograd's transform,
+/// `DirectConvolution`'s packing), made on the first run and kept while the weights tensor and
+/// the form are the same (an initializer, as it nearly always is; the form changes only when a
+/// dynamic input size moves the node to another path). A run with other weights (fed as an
+/// input) prepares them itself and replaces the entry.
 final class ConvolutionCache: Sendable {
+    enum Form { case winograd, direct }
+
     private struct Entry: @unchecked Sendable {
         /// Held, so its identity cannot be reused by another tensor while the entry exists.
         let weights: TensorStorage
-        let transformed: Tensor
+        let form: Form
+        let prepared: Tensor
     }
 
     private let entry = Mutex<Entry?>(nil)
 
-    func transformed(for weights: Tensor, make: () -> Tensor) -> Tensor {
-        if let hit = entry.withLock({ $0.flatMap { $0.weights === weights.storage ? $0.transformed : nil } }) { return hit }
+    func prepared(_ form: Form, for weights: Tensor, make: () -> Tensor) -> Tensor {
+        if let hit = entry.withLock({ $0.flatMap { $0.weights === weights.storage && $0.form == form ? $0.prepared : nil } }) { return hit }
         let made = make()
-        entry.withLock { $0 = Entry(weights: weights.storage, transformed: made) }
+        entry.withLock { $0 = Entry(weights: weights.storage, form: form, prepared: made) }
         return made
     }
 }

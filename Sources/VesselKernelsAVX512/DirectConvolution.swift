@@ -1,0 +1,287 @@
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+
+/// A 2-D convolution computed straight from the image, with no im2col matrix: the way MLAS's
+/// NCHWc kernels multiply, on a planar (NCHW) image. The registers hold 6 output positions ×
+/// 64 filters (24 sixteen-lane accumulators); each step loads one tap's 64 filter weights (four
+/// registers) and broadcasts the 6 input values under that tap, one per position — a scalar
+/// load wherever the value sits, so strides and dilations cost nothing. An im2col matrix for a
+/// stride-2 convolution has to gather every other value in rows as short as the output
+/// (28, 14, 7 columns in ResNet-50), and did so slower than the product that read it.
+///
+/// The weights are packed once per node, `[filter group of 64][channel][kh][kw][64]`, filters
+/// past the last zero. The image is read as planes `planeStride` floats apart with rows
+/// `rowStride` apart, every window inside: a padded convolution's caller copies the image into
+/// zero-padded planes first. Taps in the padding are multiplied like any other (by zero), so
+/// each output is one fused multiply-add per tap over (channel, kh, kw) in order from zero (the
+/// order `PackedGEMM` sums an im2col matrix in), then the bias and Relu: the same bits whichever
+/// chunk of positions, channel block or thread computes it.
+public enum DirectConvolution {
+    public typealias Lanes = SIMD16<Float>
+
+    /// Filters per packed group: four registers.
+    public static let filterGroup = 64
+    /// Output positions per register block.
+    public static let tileWidth = 6
+    /// Output positions a `run` works through at a time (its scratch: `chunk` × 64 floats).
+    public static let chunk = 240
+
+    /// The convolution's shape as `run` reads it.
+    public struct Geometry: Sendable {
+        public var channels: Int
+        public var planeStride: Int, rowStride: Int
+        public var kernel: (height: Int, width: Int)
+        public var strides: (height: Int, width: Int)
+        public var dilations: (height: Int, width: Int)
+        public var outWidth: Int
+        /// Output positions per filter: outHeight × outWidth.
+        public var spatial: Int
+
+        public init(
+            channels: Int, planeStride: Int, rowStride: Int, kernel: (Int, Int), strides: (Int, Int), dilations: (Int, Int), outWidth: Int,
+            spatial: Int
+        ) {
+            self.channels = channels
+            self.planeStride = planeStride
+            self.rowStride = rowStride
+            self.kernel = kernel
+            self.strides = strides
+            self.dilations = dilations
+            self.outWidth = outWidth
+            self.spatial = spatial
+        }
+
+        var taps: Int { kernel.height * kernel.width }
+    }
+
+    /// Floats the packed weights of `filters` filters of `taps` (channels × kernel size) take.
+    public static func packedCount(filters: Int, taps: Int) -> Int { (filters + filterGroup - 1) / filterGroup * filterGroup * taps }
+
+    /// Packs weights `[filters][taps]` (ONNX's `[filters][channels][kh][kw]`) into
+    /// `[group][tap][64]`, the missing filters of the last group zero.
+    public static func pack(_ weights: UnsafePointer<Float>, filters: Int, taps: Int, into packed: UnsafeMutablePointer<Float>) {
+        let groups = (filters + filterGroup - 1) / filterGroup
+        for group in 0..<groups {
+            let target = packed + group * taps * filterGroup
+            for tap in 0..<taps {
+                for lane in 0..<filterGroup {
+                    let filter = group * filterGroup + lane
+                    target[tap * filterGroup + lane] = filter < filters ? weights[filter * taps + tap] : 0
+                }
+            }
+        }
+    }
+
+    /// Output positions `positions` (at most `chunk` of them) of filter group `group`, written to
+    /// `output[filter · spatial + position]` for the group's filters below `filters`, after
+    /// adding `bias[filter]` and clamping at zero with `relu`. `scratch` holds `chunk` × 64 floats.
+    @inline(never)
+    public static func run(
+        _ image: UnsafePointer<Float>, packed: UnsafePointer<Float>, _ g: Geometry, filters: Int, group: Int, positions: Range<Int>,
+        bias: UnsafePointer<Float>?, relu: Bool, scratch: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+    ) {
+        precondition(positions.count <= chunk)
+        let taps = g.taps
+        let weights = packed + group * g.channels * taps * filterGroup
+        // Channels per block: a block's weights (channels × taps × 64 floats) near 32 KiB, in L1
+        // while every position of the chunk passes over them.
+        let block = max(1, 128 / taps)
+        // Each tile's input offsets: position (oh, ow) reads from oh·strideH·rowStride + ow·strideW.
+        let tiles = (positions.count + tileWidth - 1) / tileWidth
+        // The group's biases: four registers' worth, zero past the last filter.
+        let groupBias: UnsafePointer<Float>? = bias.map { bias in
+            let values = UnsafeMutablePointer<Float>.allocate(capacity: filterGroup)
+            for lane in 0..<filterGroup {
+                let filter = group * filterGroup + lane
+                values[lane] = filter < filters ? bias[filter] : 0
+            }
+            return UnsafePointer(values)
+        }
+        defer { groupBias?.deallocate() }
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: tiles * tileWidth) { offsets in
+            for t in 0..<(tiles * tileWidth) {
+                let p = positions.lowerBound + min(t, positions.count - 1)
+                let (oh, ow) = p.quotientAndRemainder(dividingBy: g.outWidth)
+                offsets[t] = oh * g.strides.height * g.rowStride + ow * g.strides.width
+            }
+            var first = 0
+            while first < g.channels {
+                let end = min(g.channels, first + block)
+                for t in 0..<tiles {
+                    tile(
+                        image + first * g.planeStride, weights + first * taps * filterGroup, g, channels: end - first,
+                        offsets: offsets.baseAddress! + t * tileWidth, accumulators: scratch + t * tileWidth * filterGroup, load: first > 0,
+                        bias: end == g.channels ? groupBias : nil, relu: end == g.channels && relu)
+                }
+                first = end
+            }
+        }
+        // Out to the planes: position-major in `scratch`, filter-major in `output`.
+        let count = min(filterGroup, filters - group * filterGroup)
+        for lane in stride(from: 0, to: count, by: 16) {
+            let planes = output + (group * filterGroup + lane) * g.spatial + positions.lowerBound
+            for p in stride(from: 0, to: positions.count, by: 16) {
+                let rows = scratch + p * filterGroup + lane, n = min(16, positions.count - p)
+                if count - lane >= 16 {
+                    transpose(rows, count: n, into: planes + p, spatial: g.spatial)
+                } else {
+                    for f in 0..<(count - lane) {
+                        for q in 0..<n { planes[f * g.spatial + p + q] = rows[q * filterGroup + f] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One tile of six positions over `channels` channels from `image`: the sums start from
+    /// zero, or from `accumulators` with `load`, and go back to `accumulators` (6 × 64 floats),
+    /// after the last channels with the group's `bias` (64 values) added and `relu` applied.
+    @inline(__always)
+    static func tile(
+        _ image: UnsafePointer<Float>, _ weights: UnsafePointer<Float>, _ g: Geometry, channels: Int, offsets: UnsafePointer<Int>,
+        accumulators: UnsafeMutablePointer<Float>, load: Bool, bias: UnsafePointer<Float>?, relu: Bool
+    ) {
+        let a = UnsafeMutableRawPointer(accumulators)
+        @_transparent func initial(_ j: Int, _ b: Int) -> Lanes {
+            load ? a.loadUnaligned(fromByteOffset: (j * filterGroup + b * 16) * 4, as: Lanes.self) : Lanes()
+        }
+        var c00 = initial(0, 0), c01 = initial(0, 1), c02 = initial(0, 2), c03 = initial(0, 3)
+        var c10 = initial(1, 0), c11 = initial(1, 1), c12 = initial(1, 2), c13 = initial(1, 3)
+        var c20 = initial(2, 0), c21 = initial(2, 1), c22 = initial(2, 2), c23 = initial(2, 3)
+        var c30 = initial(3, 0), c31 = initial(3, 1), c32 = initial(3, 2), c33 = initial(3, 3)
+        var c40 = initial(4, 0), c41 = initial(4, 1), c42 = initial(4, 2), c43 = initial(4, 3)
+        var c50 = initial(5, 0), c51 = initial(5, 1), c52 = initial(5, 2), c53 = initial(5, 3)
+        let (o0, o1, o2, o3, o4, o5) = (offsets[0], offsets[1], offsets[2], offsets[3], offsets[4], offsets[5])
+        let rowStep = g.dilations.height * g.rowStride, columnStep = g.dilations.width
+        var w = weights
+        for channel in 0..<channels {
+            var row = image + channel * g.planeStride
+            for _ in 0..<g.kernel.height {
+                var x = row
+                for _ in 0..<g.kernel.width {
+                    let w0 = UnsafeRawPointer(w).loadUnaligned(as: Lanes.self)
+                    let w1 = UnsafeRawPointer(w + 16).loadUnaligned(as: Lanes.self)
+                    let w2 = UnsafeRawPointer(w + 32).loadUnaligned(as: Lanes.self)
+                    let w3 = UnsafeRawPointer(w + 48).loadUnaligned(as: Lanes.self)
+                    var y = Lanes(repeating: x[o0])
+                    c00 = c00.addingProduct(y, w0)
+                    c01 = c01.addingProduct(y, w1)
+                    c02 = c02.addingProduct(y, w2)
+                    c03 = c03.addingProduct(y, w3)
+                    y = Lanes(repeating: x[o1])
+                    c10 = c10.addingProduct(y, w0)
+                    c11 = c11.addingProduct(y, w1)
+                    c12 = c12.addingProduct(y, w2)
+                    c13 = c13.addingProduct(y, w3)
+                    y = Lanes(repeating: x[o2])
+                    c20 = c20.addingProduct(y, w0)
+                    c21 = c21.addingProduct(y, w1)
+                    c22 = c22.addingProduct(y, w2)
+                    c23 = c23.addingProduct(y, w3)
+                    y = Lanes(repeating: x[o3])
+                    c30 = c30.addingProduct(y, w0)
+                    c31 = c31.addingProduct(y, w1)
+                    c32 = c32.addingProduct(y, w2)
+                    c33 = c33.addingProduct(y, w3)
+                    y = Lanes(repeating: x[o4])
+                    c40 = c40.addingProduct(y, w0)
+                    c41 = c41.addingProduct(y, w1)
+                    c42 = c42.addingProduct(y, w2)
+                    c43 = c43.addingProduct(y, w3)
+                    y = Lanes(repeating: x[o5])
+                    c50 = c50.addingProduct(y, w0)
+                    c51 = c51.addingProduct(y, w1)
+                    c52 = c52.addingProduct(y, w2)
+                    c53 = c53.addingProduct(y, w3)
+                    w += filterGroup
+                    x += columnStep
+                }
+                row += rowStep
+            }
+        }
+        let b0 = bias.map { UnsafeRawPointer($0).loadUnaligned(as: Lanes.self) }
+        let b1 = bias.map { UnsafeRawPointer($0 + 16).loadUnaligned(as: Lanes.self) }
+        let b2 = bias.map { UnsafeRawPointer($0 + 32).loadUnaligned(as: Lanes.self) }
+        let b3 = bias.map { UnsafeRawPointer($0 + 48).loadUnaligned(as: Lanes.self) }
+        // The epilogue of `PackedGEMM`: the bias added, then `v < 0 ? 0 : v` (NaN stays NaN).
+        @_transparent func put(_ v: Lanes, _ j: Int, _ b: Int) {
+            var v = v
+            if let bias = b == 0 ? b0 : b == 1 ? b1 : b == 2 ? b2 : b3 { v += bias }
+            if relu { v.replace(with: 0, where: v .< 0) }
+            a.storeBytes(of: v, toByteOffset: (j * filterGroup + b * 16) * 4, as: Lanes.self)
+        }
+        put(c00, 0, 0); put(c01, 0, 1); put(c02, 0, 2); put(c03, 0, 3)
+        put(c10, 1, 0); put(c11, 1, 1); put(c12, 1, 2); put(c13, 1, 3)
+        put(c20, 2, 0); put(c21, 2, 1); put(c22, 2, 2); put(c23, 2, 3)
+        put(c30, 3, 0); put(c31, 3, 1); put(c32, 3, 2); put(c33, 3, 3)
+        put(c40, 4, 0); put(c41, 4, 1); put(c42, 4, 2); put(c43, 4, 3)
+        put(c50, 5, 0); put(c51, 5, 1); put(c52, 5, 2); put(c53, 5, 3)
+    }
+    /// Sixteen positions' sums for sixteen filters — `rows`, 64 floats apart — out to the sixteen
+    /// filters' planes (`spatial` apart) as the positions' first `count`: a 16×16 transpose in
+    /// registers (pairs of lanes, pairs of pairs, then 128-bit quarters twice).
+    @inline(__always)
+    static func transpose(_ rows: UnsafePointer<Float>, count: Int, into planes: UnsafeMutablePointer<Float>, spatial: Int) {
+        #if arch(x86_64)
+        @_transparent func row(_ i: Int) -> __m512 { _mm512_loadu_ps(UnsafeRawPointer(rows + i * filterGroup)) }
+        @_transparent func low(_ a: __m512, _ b: __m512) -> __m512 { _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))) }
+        @_transparent func high(_ a: __m512, _ b: __m512) -> __m512 { _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))) }
+        // The even (odd) 128-bit quarters of a, then of b: `_mm512_shuffle_f32x4` with 0x88 (0xDD),
+        // which takes an immediate Swift cannot pass.
+        let even = unsafeBitCast(SIMD16<Int32>(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27), to: __m512i.self)
+        let odd = unsafeBitCast(SIMD16<Int32>(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31), to: __m512i.self)
+        @_transparent func quarters(_ a: __m512, _ index: __m512i, _ b: __m512) -> __m512 { _mm512_permutex2var_ps(a, index, b) }
+        let r0 = row(0)
+        let r1 = row(1)
+        let r2 = row(2)
+        let r3 = row(3)
+        let r4 = row(4)
+        let r5 = row(5)
+        let r6 = row(6)
+        let r7 = row(7)
+        let r8 = row(8)
+        let r9 = row(9)
+        let r10 = row(10)
+        let r11 = row(11)
+        let r12 = row(12)
+        let r13 = row(13)
+        let r14 = row(14)
+        let r15 = row(15)
+        let t0 = _mm512_unpacklo_ps(r0, r1), t1 = _mm512_unpackhi_ps(r0, r1)
+        let t2 = _mm512_unpacklo_ps(r2, r3), t3 = _mm512_unpackhi_ps(r2, r3)
+        let t4 = _mm512_unpacklo_ps(r4, r5), t5 = _mm512_unpackhi_ps(r4, r5)
+        let t6 = _mm512_unpacklo_ps(r6, r7), t7 = _mm512_unpackhi_ps(r6, r7)
+        let t8 = _mm512_unpacklo_ps(r8, r9), t9 = _mm512_unpackhi_ps(r8, r9)
+        let t10 = _mm512_unpacklo_ps(r10, r11), t11 = _mm512_unpackhi_ps(r10, r11)
+        let t12 = _mm512_unpacklo_ps(r12, r13), t13 = _mm512_unpackhi_ps(r12, r13)
+        let t14 = _mm512_unpacklo_ps(r14, r15), t15 = _mm512_unpackhi_ps(r14, r15)
+        let u0 = low(t0, t2), u1 = high(t0, t2), u2 = low(t1, t3), u3 = high(t1, t3)
+        let u4 = low(t4, t6), u5 = high(t4, t6), u6 = low(t5, t7), u7 = high(t5, t7)
+        let u8 = low(t8, t10), u9 = high(t8, t10), u10 = low(t9, t11), u11 = high(t9, t11)
+        let u12 = low(t12, t14), u13 = high(t12, t14), u14 = low(t13, t15), u15 = high(t13, t15)
+        let v0 = quarters(u0, even, u4), v4 = quarters(u0, odd, u4)
+        let v1 = quarters(u1, even, u5), v5 = quarters(u1, odd, u5)
+        let v2 = quarters(u2, even, u6), v6 = quarters(u2, odd, u6)
+        let v3 = quarters(u3, even, u7), v7 = quarters(u3, odd, u7)
+        let v8 = quarters(u8, even, u12), v12 = quarters(u8, odd, u12)
+        let v9 = quarters(u9, even, u13), v13 = quarters(u9, odd, u13)
+        let v10 = quarters(u10, even, u14), v14 = quarters(u10, odd, u14)
+        let v11 = quarters(u11, even, u15), v15 = quarters(u11, odd, u15)
+        let w0 = quarters(v0, even, v8), w8 = quarters(v0, odd, v8)
+        let w1 = quarters(v1, even, v9), w9 = quarters(v1, odd, v9)
+        let w2 = quarters(v2, even, v10), w10 = quarters(v2, odd, v10)
+        let w3 = quarters(v3, even, v11), w11 = quarters(v3, odd, v11)
+        let w4 = quarters(v4, even, v12), w12 = quarters(v4, odd, v12)
+        let w5 = quarters(v5, even, v13), w13 = quarters(v5, odd, v13)
+        let w6 = quarters(v6, even, v14), w14 = quarters(v6, odd, v14)
+        let w7 = quarters(v7, even, v15), w15 = quarters(v7, odd, v15)
+        let mask: __mmask16 = count >= 16 ? 0xFFFF : (1 << UInt16(count)) &- 1
+        @_transparent func put(_ v: __m512, _ f: Int) { _mm512_mask_storeu_ps(UnsafeMutableRawPointer(planes + f * spatial), mask, v) }
+        put(w0, 0); put(w1, 1); put(w2, 2); put(w3, 3); put(w4, 4); put(w5, 5); put(w6, 6); put(w7, 7)
+        put(w8, 8); put(w9, 9); put(w10, 10); put(w11, 11); put(w12, 12); put(w13, 13); put(w14, 14); put(w15, 15)
+        #else
+        for f in 0..<16 { for p in 0..<count { planes[f * spatial + p] = rows[p * filterGroup + f] } }
+        #endif
+    }
+}
