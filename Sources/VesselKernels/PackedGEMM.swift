@@ -17,14 +17,20 @@ public enum PackedGEMM {
     public static func packedCount(k: Int, n: Int) -> Int { (n + panelWidth - 1) / panelWidth * panelWidth * k }
 
     /// What the blocks do to C's values on their way out: add the row's bias (one value per row
-    /// of C: a convolution's per-filter bias), then clamp at zero (a fused Relu, `v < 0 ? 0 : v`,
-    /// so NaN stays NaN). The same additions as a pass over C after the product, without the pass.
+    /// of C: a convolution's per-filter bias), then the value at the same place of `residual` (a
+    /// matrix laid out as C, from C's first value: a residual connection's Add), then clamp at
+    /// zero (a fused Relu, `v < 0 ? 0 : v`, so NaN stays NaN). The same additions as passes over
+    /// C after the product, in the same order, without the passes.
     public struct Epilogue: @unchecked Sendable {
         public var bias: UnsafePointer<Float>?
+        public var residual: UnsafePointer<Float>?
         public var relu: Bool
+        /// From a value of C to its residual: set by `multiply`, which knows where C starts.
+        var distance = 0
 
-        public init(bias: UnsafePointer<Float>? = nil, relu: Bool = false) {
+        public init(bias: UnsafePointer<Float>? = nil, residual: UnsafePointer<Float>? = nil, relu: Bool = false) {
             self.bias = bias
+            self.residual = residual
             self.relu = relu
         }
 
@@ -32,23 +38,51 @@ public enum PackedGEMM {
 
         /// The epilogue of the rows from `row` on.
         @inline(__always)
-        func from(_ row: Int) -> Epilogue { Epilogue(bias: bias.map { $0 + row }, relu: relu) }
+        func from(_ row: Int) -> Epilogue {
+            var e = self
+            e.bias = bias.map { $0 + row }
+            return e
+        }
+
+        /// This epilogue for the C starting at `c`.
+        @inline(__always)
+        func at(_ c: UnsafeMutablePointer<Float>) -> Epilogue {
+            var e = self
+            if let residual { e.distance = UnsafePointer(c).distance(to: residual) }
+            return e
+        }
 
         // Two concrete copies: a generic one, even transparent, compared lane by lane through
         // memory (ten times slower products); so did a compare against `SIMD16()` rather than
         // the literal 0.
         @_transparent
-        func apply(_ v: SIMD8<Float>, _ row: Int) -> SIMD8<Float> {
+        func apply(_ v: SIMD8<Float>, _ row: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int) -> SIMD8<Float> {
             var v = v
             if let bias { v += SIMD8(repeating: bias[row]) }
+            if residual != nil {
+                let r = UnsafePointer(c) + distance
+                if width >= 8 {
+                    v += UnsafeRawPointer(r).loadUnaligned(as: SIMD8<Float>.self)
+                } else {
+                    for j in 0..<max(0, width) { v[j] += r[j] }
+                }
+            }
             if relu { v.replace(with: 0, where: v .< 0) }
             return v
         }
 
         @_transparent
-        func apply(_ v: SIMD16<Float>, _ row: Int) -> SIMD16<Float> {
+        func apply(_ v: SIMD16<Float>, _ row: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int) -> SIMD16<Float> {
             var v = v
             if let bias { v += SIMD16(repeating: bias[row]) }
+            if residual != nil {
+                let r = UnsafePointer(c) + distance
+                if width >= 16 {
+                    v += UnsafeRawPointer(r).loadUnaligned(as: SIMD16<Float>.self)
+                } else {
+                    for j in 0..<max(0, width) { v[j] += r[j] }
+                }
+            }
             if relu { v.replace(with: 0, where: v .< 0) }
             return v
         }
@@ -84,6 +118,7 @@ public enum PackedGEMM {
         a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>, k: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
         rows: Range<Int>, panels: Range<Int>, epilogue: Epilogue = .none
     ) {
+        let epilogue = epilogue.at(c)
         // Rows in tiles of `rowTile`, each tile against every panel: the tile's A stays in cache
         // while the panels stream past (panels outside rows would read all of A once per panel).
         var tile = rows.lowerBound
@@ -168,7 +203,7 @@ public enum PackedGEMM {
     /// Stores a row's two halves, or its first `width` values, after the epilogue.
     @_transparent
     static func store(_ low: Lanes, _ high: Lanes, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue, _ row: Int) {
-        let low = e.apply(low, row), high = e.apply(high, row)
+        let low = e.apply(low, row, c, width), high = e.apply(high, row, c + 8, width - 8)
         if width == panelWidth {
             UnsafeMutableRawPointer(c).storeBytes(of: low, as: Lanes.self)
             UnsafeMutableRawPointer(c + 8).storeBytes(of: high, as: Lanes.self)
@@ -288,7 +323,7 @@ extension PackedGEMM {
         /// Stores a row's 32 columns, or its first `width`, after the epilogue.
         @_transparent
         static func store(_ low: Lanes, _ high: Lanes, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue, _ row: Int) {
-            let low = e.apply(low, row), high = e.apply(high, row)
+            let low = e.apply(low, row, c, width), high = e.apply(high, row, c + 16, width - 16)
             if width == 2 * panelWidth {
                 UnsafeMutableRawPointer(c).storeBytes(of: low, as: Lanes.self)
                 UnsafeMutableRawPointer(c + 16).storeBytes(of: high, as: Lanes.self)
@@ -372,7 +407,7 @@ extension PackedGEMM {
         /// Stores a row's 16 columns, or its first `width`, after the epilogue.
         @_transparent
         static func store(_ v: Lanes, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue, _ row: Int) {
-            let v = e.apply(v, row)
+            let v = e.apply(v, row, c, width)
             if width == panelWidth {
                 UnsafeMutableRawPointer(c).storeBytes(of: v, as: Lanes.self)
                 return

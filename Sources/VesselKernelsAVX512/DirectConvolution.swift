@@ -75,11 +75,13 @@ public enum DirectConvolution {
 
     /// Output positions `positions` (at most `chunk` of them) of filter group `group`, written to
     /// `output[filter · spatial + position]` for the group's filters below `filters`, after
-    /// adding `bias[filter]` and clamping at zero with `relu`. `scratch` holds `chunk` × 64 floats.
+    /// adding `bias[filter]`, then `residual` at the same place as the output (a residual
+    /// connection's Add), and clamping at zero with `relu`. `scratch` holds `chunk` × 64 floats.
     @inline(never)
     public static func run(
         _ image: UnsafePointer<Float>, packed: UnsafePointer<Float>, _ g: Geometry, filters: Int, group: Int, positions: Range<Int>,
-        bias: UnsafePointer<Float>?, relu: Bool, scratch: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>? = nil, relu: Bool, scratch: UnsafeMutablePointer<Float>,
+        into output: UnsafeMutablePointer<Float>
     ) {
         precondition(positions.count <= chunk)
         let taps = g.taps
@@ -112,22 +114,31 @@ public enum DirectConvolution {
                     tile(
                         image + first * g.planeStride, weights + first * taps * filterGroup, g, channels: end - first,
                         offsets: offsets.baseAddress! + t * tileWidth, accumulators: scratch + t * tileWidth * filterGroup, load: first > 0,
-                        bias: end == g.channels ? groupBias : nil, relu: end == g.channels && relu)
+                        bias: end == g.channels ? groupBias : nil, relu: end == g.channels && relu && residual == nil)
                 }
                 first = end
             }
         }
-        // Out to the planes: position-major in `scratch`, filter-major in `output`.
+        // Out to the planes: position-major in `scratch`, filter-major in `output`; a residual is
+        // added there (and the Relu applied after it).
         let count = min(filterGroup, filters - group * filterGroup)
         for lane in stride(from: 0, to: count, by: 16) {
-            let planes = output + (group * filterGroup + lane) * g.spatial + positions.lowerBound
+            let start = (group * filterGroup + lane) * g.spatial + positions.lowerBound
+            let planes = output + start, added = residual.map { $0 + start }
             for p in stride(from: 0, to: positions.count, by: 16) {
                 let rows = scratch + p * filterGroup + lane, n = min(16, positions.count - p)
                 if count - lane >= 16 {
-                    transpose(rows, count: n, into: planes + p, spatial: g.spatial)
+                    transpose(rows, count: n, into: planes + p, spatial: g.spatial, adding: added.map { $0 + p }, relu: relu)
                 } else {
                     for f in 0..<(count - lane) {
-                        for q in 0..<n { planes[f * g.spatial + p + q] = rows[q * filterGroup + f] }
+                        for q in 0..<n {
+                            var v = rows[q * filterGroup + f]
+                            if let added {
+                                v += added[f * g.spatial + p + q]
+                                if relu, v < 0 { v = 0 }
+                            }
+                            planes[f * g.spatial + p + q] = v
+                        }
                     }
                 }
             }
@@ -220,9 +231,13 @@ public enum DirectConvolution {
     }
     /// Sixteen positions' sums for sixteen filters — `rows`, 64 floats apart — out to the sixteen
     /// filters' planes (`spatial` apart) as the positions' first `count`: a 16×16 transpose in
-    /// registers (pairs of lanes, pairs of pairs, then 128-bit quarters twice).
+    /// registers (pairs of lanes, pairs of pairs, then 128-bit quarters twice). With `added`
+    /// (laid out as the planes), each value has its residual added and then `relu` applied.
     @inline(__always)
-    static func transpose(_ rows: UnsafePointer<Float>, count: Int, into planes: UnsafeMutablePointer<Float>, spatial: Int) {
+    static func transpose(
+        _ rows: UnsafePointer<Float>, count: Int, into planes: UnsafeMutablePointer<Float>, spatial: Int, adding added: UnsafePointer<Float>?,
+        relu: Bool
+    ) {
         #if arch(x86_64)
         @_transparent func row(_ i: Int) -> __m512 { _mm512_loadu_ps(UnsafeRawPointer(rows + i * filterGroup)) }
         @_transparent func low(_ a: __m512, _ b: __m512) -> __m512 { _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))) }
@@ -277,11 +292,27 @@ public enum DirectConvolution {
         let w6 = quarters(v6, even, v14), w14 = quarters(v6, odd, v14)
         let w7 = quarters(v7, even, v15), w15 = quarters(v7, odd, v15)
         let mask: __mmask16 = count >= 16 ? 0xFFFF : (1 << UInt16(count)) &- 1
-        @_transparent func put(_ v: __m512, _ f: Int) { _mm512_mask_storeu_ps(UnsafeMutableRawPointer(planes + f * spatial), mask, v) }
+        @_transparent func put(_ v: __m512, _ f: Int) {
+            var v = v
+            if let added {
+                v += _mm512_maskz_loadu_ps(mask, UnsafeRawPointer(added + f * spatial))
+                if relu { v.replace(with: 0, where: v .< 0) }
+            }
+            _mm512_mask_storeu_ps(UnsafeMutableRawPointer(planes + f * spatial), mask, v)
+        }
         put(w0, 0); put(w1, 1); put(w2, 2); put(w3, 3); put(w4, 4); put(w5, 5); put(w6, 6); put(w7, 7)
         put(w8, 8); put(w9, 9); put(w10, 10); put(w11, 11); put(w12, 12); put(w13, 13); put(w14, 14); put(w15, 15)
         #else
-        for f in 0..<16 { for p in 0..<count { planes[f * spatial + p] = rows[p * filterGroup + f] } }
+        for f in 0..<16 {
+            for p in 0..<count {
+                var v = rows[p * filterGroup + f]
+                if let added {
+                    v += added[f * spatial + p]
+                    if relu, v < 0 { v = 0 }
+                }
+                planes[f * spatial + p] = v
+            }
+        }
         #endif
     }
 }

@@ -146,13 +146,14 @@ struct WholeModelNumericsTests {
         }
     }
 
-    @Test("Conv + BatchNormalization (+ Relu) become one node at load, and still match onnxruntime")
+    @Test("Conv + BatchNormalization (+ Relu, + the residual Add and Relu) become one node at load, and still match onnxruntime")
     func batchNormFolded() throws {
         let model = try ONNXModel(path: Self.fixtures + "/resnet_block/model.onnx")
         let kinds = model.graph.nodes.map(\.name)
         #expect(!model.graph.nodes.contains { $0.opType == "BatchNormalization" }, "\(kinds)")
         #expect(kinds.filter { $0.hasSuffix("+BatchNormalization+Relu") }.count == 1, "\(kinds)")
-        #expect(kinds.filter { $0.hasSuffix("+BatchNormalization") }.count == 1, "\(kinds)")
+        #expect(kinds.filter { $0.hasSuffix("+BatchNormalization+Add+Relu") }.count == 1, "\(kinds)")
+        #expect(kinds.count == 2, "\(kinds)")
         // The folded parameters replace the originals rather than sit beside them.
         #expect(model.graph.initializers.keys.filter { ["g1", "b1", "m1", "v1", "w1"].contains($0) }.isEmpty)
         #expect(NodeConformanceTests.run(case: Self.fixtures + "/resnet_block", tolerance: (1e-4, 1e-6)) == .passed)
@@ -361,6 +362,64 @@ struct WholeModelNumericsTests {
                 let got = try #require(try model.run(["x": x])["y"]), expected = try #require(try open.run(["x": x])["y"])
                 let gotBits = got.scalars(as: Float.self).map(\.bitPattern), expectedBits = expected.scalars(as: Float.self).map(\.bitPattern)
                 #expect(got.shape == [3, 5, 20] && gotBits == expectedBits)
+            }
+        }
+    }
+
+    @Test("a Conv's residual Add or Sum and its Relu run as one node with the separate nodes' bits, on each conv path; a broadcast falls back")
+    func residualFused() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("residual")
+        defer { TestSupport.remove(directory) }
+        _ = try TestSupport.python(
+            """
+            import numpy as np, onnx
+            from onnx import helper, numpy_helper, TensorProto
+            rng = np.random.default_rng(5)
+            def weights(name, filters, channels, k):
+                return [numpy_helper.from_array(rng.standard_normal((filters, channels, k, k)).astype(np.float32) * 0.3, name + "w"),
+                        numpy_helper.from_array(rng.standard_normal(filters).astype(np.float32), name + "b")]
+            # name: (filters, kernel, strides, pads, residual shape, op, conv first, relu)
+            cases = {"pointwise": (32, 1, 1, 0, [1, 32, 9, 11], "Add", True, True),
+                     "direct": (64, 1, 2, 0, [1, 64, 5, 6], "Sum", False, False),
+                     "winograd": (16, 3, 1, 1, [1, 16, 9, 11], "Add", True, True),
+                     "broadcast": (32, 1, 1, 0, [1, 32, 1, 1], "Add", False, True)}
+            for name, (filters, k, stride, pad, rshape, op, first, relu) in cases.items():
+                inits = weights("", filters, 16, k)
+                nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4),
+                         helper.make_node(op, ["c", "r"] if first else ["r", "c"], ["s" if relu else "y"])]
+                if relu: nodes.append(helper.make_node("Relu", ["s"], ["y"]))
+                inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 9, 11]),
+                          helper.make_tensor_value_info("r", TensorProto.FLOAT, rshape)]
+                for suffix, outputs in [("", ["y"]), ("-open", ["y", "c"])]:
+                    graph = helper.make_graph(nodes, name, inputs, [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], inits)
+                    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), f"\(directory)/{name}{suffix}.onnx")
+            # Two convolutions meet at the Add: the later fuses, the earlier's output is the residual.
+            inits = weights("p", 32, 16, 1) + weights("q", 32, 16, 3)
+            nodes = [helper.make_node("Conv", ["x", "pw", "pb"], ["p"]),
+                     helper.make_node("Conv", ["x", "qw", "qb"], ["c"], pads=[1, 1, 1, 1]),
+                     helper.make_node("Add", ["p", "c"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+            for suffix, outputs in [("", ["y"]), ("-open", ["y", "c", "p"])]:
+                graph = helper.make_graph(nodes, "pair", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 9, 11])],
+                                          [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], inits)
+                onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), f"\(directory)/pair{suffix}.onnx")
+            """)
+        func values(_ shape: [Int], _ seed: Int) -> Tensor {
+            Tensor((0..<Tensor.count(of: shape)).map { Float((($0 + seed) * 7_919) % 1_009) / 97 - 5 }, shape: shape)
+        }
+        let x = values([1, 16, 9, 11], 1)
+        let cases: [(String, [Int]?, Int)] = [
+            ("pointwise", [1, 32, 9, 11], 1), ("direct", [1, 64, 5, 6], 1), ("winograd", [1, 16, 9, 11], 1), ("broadcast", [1, 32, 1, 1], 1),
+            ("pair", nil, 2)
+        ]
+        for (name, residual, fusedCount) in cases {
+            let model = try ONNXModel(path: directory + "/\(name).onnx"), open = try ONNXModel(path: directory + "/\(name)-open.onnx")
+            #expect(model.graph.nodes.count == fusedCount && open.graph.nodes.count > fusedCount, "\(name)")
+            var feeds = ["x": x]
+            if let residual { feeds["r"] = values(residual, 3) }
+            for _ in 0..<2 {
+                let got = try #require(try model.run(feeds)["y"]), expected = try #require(try open.run(feeds)["y"])
+                let gotBits = got.scalars(as: Float.self).map(\.bitPattern), expectedBits = expected.scalars(as: Float.self).map(\.bitPattern)
+                #expect(got.shape == expected.shape && gotBits == expectedBits, "\(name)")
             }
         }
     }

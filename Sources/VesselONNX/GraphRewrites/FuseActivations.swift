@@ -21,8 +21,9 @@ extension GraphBuilder {
                 nodes[source].outputs.count == 1, case .tensors(let kernel) = nodes[source].kernel
             else { continue }
             var fused = nodes[source]
-            if fused.opType == "Conv" {
-                // Conv applies its bias and the Relu in one pass.
+            if fused.opType == "Conv", fused.inputs.count <= 3 {
+                // Conv applies its bias and the Relu in one pass (a Conv with a residual fused
+                // has its own kernel: the Relu then runs on its output below).
                 let cache = ConvolutionCache()
                 fused.kernel = .tensors { c, i in
                     [try convolution(try c.input(i, 0), try c.input(i, 1), i.count > 2 ? i[2] : nil, c, relu: true, cache: cache)]

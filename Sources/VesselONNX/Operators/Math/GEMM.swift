@@ -416,7 +416,8 @@ final class PackedWeights: Sendable {
     /// Floats a packed k×n B takes.
     static func packedCount(k: Int, n: Int) -> Int { VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n) }
 
-    /// A per-row bias and a Relu applied to C's values as they are stored (`PackedGEMM.Epilogue`).
+    /// A per-row bias, a residual and a Relu applied to C's values as they are stored
+    /// (`PackedGEMM.Epilogue`).
     typealias Epilogue = VesselKernelsHaswell.PackedGEMM.Epilogue
 
     /// C's rows `rows` and panels `panels` (C's rows `ldc`, else n, apart) on the calling thread, by the
@@ -428,11 +429,11 @@ final class PackedWeights: Sendable {
         if RowKernels.variant == .avx512 {
             VesselKernelsAVX512.PackedGEMM.multiply(
                 a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: ldc ?? n, rows: rows, panels: panels,
-                epilogue: .init(bias: epilogue.bias, relu: epilogue.relu))
+                epilogue: .init(bias: epilogue.bias, residual: epilogue.residual, relu: epilogue.relu))
         } else {
             VesselKernelsHaswell.PackedGEMM.multiply(
                 a: a, lda: lda, packed: packed, k: k, n: n, c: c, ldc: ldc ?? n, rows: rows, panels: panels,
-                epilogue: .init(bias: epilogue.bias, relu: epilogue.relu))
+                epilogue: .init(bias: epilogue.bias, residual: epilogue.residual, relu: epilogue.relu))
         }
     }
 

@@ -99,11 +99,14 @@ extension KernelRegistry {
 
 /// Conv as im2col + GEMM per image and group.
 ///
+/// With `residual` (a float32 tensor of the output's shape: a residual connection's Add fused at
+/// load) each output has it added after the bias, before the Relu — in the same pass on an
+/// AVX-512 CPU's direct and packed paths, in one pass after the others.
 /// With `relu` (a Conv whose only reader was a Relu, fused at load), the bias and the Relu are
 /// one pass over each image's output, with the same arithmetic as two.
 /// `cache` keeps a node's weights in the form a path prepares them in (Winograd's transform).
 func convolution(
-    _ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false,
+    _ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false, residual: Tensor? = nil,
     cache: ConvolutionCache? = nil
 ) throws -> Tensor {
     guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("Conv needs X and W of the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
@@ -127,6 +130,9 @@ func convolution(
     let fx = Cast.convert(x, to: .float32), fw = Cast.convert(w, to: .float32)
     // Every element is written by a GEMM (beta 0), so no zero fill.
     let out = Tensor(uninitialized: .float32, shape: [batch, filters] + g.output)
+    if let residual, residual.dtype != .float32 || residual.shape != out.shape {
+        throw c.invalid("the residual added to the output is \(residual.dtype.rawValue) \(residual.shape), not float32 \(out.shape)")
+    }
     // A 1×1 kernel with unit strides and no padding reads each input plane as it is: the
     // channel-by-pixel matrix is the GEMM operand, with no im2col copy.
     let pointwise =
@@ -154,6 +160,10 @@ func convolution(
     let blockWidth =
         direct || winograd || shifted || !(pointwise || g.input.count == 2)
         ? nil : RowKernels.variant == .avx512 ? packedColumnBlock(rows: rows, spatial: spatial) : GEMM.columnBlock(m: filtersPerGroup, k: rows)
+    // The direct and blocked paths add a residual as they store; the others leave their outputs
+    // to one pass that adds it and then applies the Relu.
+    let residualPass = residual != nil && !direct && blockWidth == nil
+    let innerRelu = relu && !residualPass
     // For each kernel position and output position, the input offset within one channel (or -1 in padding).
     let taps = pointwise || g.input.count == 2 ? [] : im2colOffsets(g)
     // The im2col matrix comes from the storage cache, so its (often megabytes of) pages are
@@ -194,80 +204,96 @@ func convolution(
         guard let biasValues else { return body(nil) }
         biasValues.withUnsafeBufferPointer { body($0.baseAddress! + gi * filtersPerGroup) }
     }
+    let residualFloats = residual ?? Tensor(uninitialized: .float32, shape: [0])
     fx.withUnsafeBufferPointer(as: Float.self) { px in
         fw.withUnsafeBufferPointer(as: Float.self) { pw in
-            out.withUnsafeMutableBufferPointer(as: Float.self) { po in
-                for n in 0..<batch {
-                    for gi in 0..<group {
-                        let image = px.baseAddress! + (n * channels + gi * channelsPerGroup) * inputSpatial
-                        let weights = pw.baseAddress! + gi * filtersPerGroup * rows
-                        let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
-                        if let packedDirect {
-                            packedDirect.withUnsafeBufferPointer(as: Float.self) { packed in
-                                withGroupBias(gi) { bias in
-                                    directConvolution(
-                                        image, packed: packed.baseAddress!, g, channels: channelsPerGroup, filters: filtersPerGroup,
-                                        bias: bias, relu: relu, into: destination)
+            residualFloats.withUnsafeBufferPointer(as: Float.self) { pr in
+                out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                    for n in 0..<batch {
+                        for gi in 0..<group {
+                            let image = px.baseAddress! + (n * channels + gi * channelsPerGroup) * inputSpatial
+                            let weights = pw.baseAddress! + gi * filtersPerGroup * rows
+                            let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
+                            let added = residual == nil ? nil : pr.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
+                            if let packedDirect {
+                                packedDirect.withUnsafeBufferPointer(as: Float.self) { packed in
+                                    withGroupBias(gi) { bias in
+                                        directConvolution(
+                                            image, packed: packed.baseAddress!, g, channels: channelsPerGroup, filters: filtersPerGroup,
+                                            bias: bias, residual: added, relu: relu, into: destination)
+                                    }
                                 }
+                                continue
                             }
-                            continue
-                        }
-                        if let block = blockWidth {
-                            withGroupBias(gi) { bias in
-                                blockedConvolution(
-                                    image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
-                                    pointwise: pointwise, block: block, bias: bias, relu: relu, into: destination)
-                            }
-                            continue
-                        }
-                        if pointwise {
-                            GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: image, c: destination)
-                            continue
-                        }
-                        if let transformed {
-                            transformed.withUnsafeBufferPointer(as: Float.self) { v in
+                            if let block = blockWidth {
                                 withGroupBias(gi) { bias in
-                                    Winograd.convolve(
-                                        image, transformed: v.baseAddress! + gi * 16 * filtersPerGroup * channelsPerGroup, g,
-                                        channels: channelsPerGroup, filters: filtersPerGroup, bias: bias, relu: relu,
-                                        into: destination)
+                                    blockedConvolution(
+                                        image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
+                                        pointwise: pointwise, block: block, bias: bias, residual: added, relu: relu, into: destination)
                                 }
+                                continue
                             }
-                            continue
-                        }
-                        if shifted {
-                            withGroupBias(gi) { bias in
-                                shiftedConvolution2D(
-                                    image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
-                                    bias: bias, relu: relu, into: destination)
+                            if pointwise {
+                                GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: image, c: destination)
+                                continue
                             }
-                            continue
-                        }
-                        if g.input.count == 2 {
-                            Parallel.chunks(channelsPerGroup, minimum: Swift.max(1, 16_384 / Swift.max(kernelSize * spatial, 1))) { range in
-                                im2col2D(image, g, channels: range, positions: 0..<spatial, into: columns, rowLength: spatial)
+                            if let transformed {
+                                transformed.withUnsafeBufferPointer(as: Float.self) { v in
+                                    withGroupBias(gi) { bias in
+                                        Winograd.convolve(
+                                            image, transformed: v.baseAddress! + gi * 16 * filtersPerGroup * channelsPerGroup, g,
+                                            channels: channelsPerGroup, filters: filtersPerGroup, bias: bias, relu: innerRelu,
+                                            into: destination)
+                                    }
+                                }
+                                continue
                             }
-                        } else {
-                            for channel in 0..<channelsPerGroup {
-                                let source = image + channel * inputSpatial
-                                for k in 0..<kernelSize {
-                                    let row = columns + (channel * kernelSize + k) * spatial
-                                    let tap = k * spatial
-                                    for s in 0..<spatial {
-                                        let offset = taps[tap + s]
-                                        row[s] = offset < 0 ? 0 : source[offset]
+                            if shifted {
+                                withGroupBias(gi) { bias in
+                                    shiftedConvolution2D(
+                                        image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup,
+                                        bias: bias, relu: innerRelu, into: destination)
+                                }
+                                continue
+                            }
+                            if g.input.count == 2 {
+                                Parallel.chunks(channelsPerGroup, minimum: Swift.max(1, 16_384 / Swift.max(kernelSize * spatial, 1))) { range in
+                                    im2col2D(image, g, channels: range, positions: 0..<spatial, into: columns, rowLength: spatial)
+                                }
+                            } else {
+                                for channel in 0..<channelsPerGroup {
+                                    let source = image + channel * inputSpatial
+                                    for k in 0..<kernelSize {
+                                        let row = columns + (channel * kernelSize + k) * spatial
+                                        let tap = k * spatial
+                                        for s in 0..<spatial {
+                                            let offset = taps[tap + s]
+                                            row[s] = offset < 0 ? 0 : source[offset]
+                                        }
                                     }
                                 }
                             }
+                            GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: columns, c: destination)
                         }
-                        GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: columns, c: destination)
-                    }
-                    if !shifted, !winograd, !direct, blockWidth == nil, biasValues != nil || relu {
-                        let image = po.baseAddress! + n * filters * spatial
-                        Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(spatial, 1))) { range in
-                            for f in range {
-                                let destination = image + f * spatial
-                                WindowKernels.biasRelu(destination, into: destination, count: spatial, bias: biasValues?[f], relu: relu)
+                        if !shifted, !winograd, !direct, blockWidth == nil, biasValues != nil || innerRelu {
+                            let image = po.baseAddress! + n * filters * spatial
+                            Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(spatial, 1))) { range in
+                                for f in range {
+                                    let destination = image + f * spatial
+                                    WindowKernels.biasRelu(destination, into: destination, count: spatial, bias: biasValues?[f], relu: innerRelu)
+                                }
+                            }
+                        }
+                        if residualPass {
+                            let image = po.baseAddress! + n * filters * spatial, added = pr.baseAddress! + n * filters * spatial
+                            Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(spatial, 1))) { range in
+                                for f in range {
+                                    let target = image + f * spatial, source = added + f * spatial
+                                    for i in 0..<spatial {
+                                        let v = target[i] + source[i]
+                                        target[i] = relu && v < 0 ? 0 : v
+                                    }
+                                }
                             }
                         }
                     }
@@ -276,6 +302,14 @@ func convolution(
         }
     }
     return Cast.convert(out, to: dtype)
+}
+
+/// The shape `convolution` gives X and W under the node's attributes.
+func convolutionShape(_ x: Tensor, _ w: Tensor, _ c: KernelContext) throws -> [Int] {
+    guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("Conv needs X and W of the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
+    let kernel = c.attributes.ints("kernel_shape") ?? Array(w.shape[2...])
+    let g = try WindowGeometry(input: Array(x.shape[2...]), kernel: kernel, attributes: c.attributes, context: c)
+    return [x.shape[0], w.shape[0]] + g.output
 }
 
 /// The column blocks of a convolution on an AVX-512 CPU (`blockedConvolution`): as wide as keeps
@@ -299,7 +333,7 @@ func packedColumnBlock(rows: Int, spatial: Int) -> Int {
 /// the same columns whatever the thread count, so results do not depend on it.
 func blockedConvolution(
     _ image: UnsafePointer<Float>, weights: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
-    pointwise: Bool, block: Int, bias: UnsafePointer<Float>?, relu: Bool,
+    pointwise: Bool, block: Int, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>? = nil, relu: Bool,
     into destination: UnsafeMutablePointer<Float>
 ) {
     let spatial = g.output.reduce(1, *)
@@ -313,7 +347,8 @@ func blockedConvolution(
         if let tile { im2col2D(image, g, channels: 0..<channels, positions: first..<(first + width), into: tile, rowLength: width) }
         PackedWeights.packAndMultiply(
             weights, rows: filters, k: rows, n: width, b: tile.map { UnsafePointer($0) } ?? image + first, ldb: tile == nil ? spatial : width,
-            transposed: false, scratch: panels, c: destination + first, ldc: spatial, threads: threads, epilogue: .init(bias: bias, relu: relu))
+            transposed: false, scratch: panels, c: destination + first, ldc: spatial, threads: threads,
+            epilogue: .init(bias: bias, residual: residual.map { $0 + first }, relu: relu))
     }
     let splitBlocks = !(packed && blocks == 1)
     Parallel.chunks(blocks, minimum: Swift.max(1, GEMM.splitWork / Swift.max(filters * rows * block, 1))) { range in
@@ -337,10 +372,16 @@ func blockedConvolution(
             } else {
                 GEMM.multiply(m: filters, n: width, k: rows, a: weights, b: image + first, ldb: spatial, c: destination + first, ldc: spatial)
             }
-            guard bias != nil || relu else { continue }
+            guard bias != nil || relu || residual != nil else { continue }
             for f in 0..<filters {
                 let target = destination + f * spatial + first
-                WindowKernels.biasRelu(target, into: target, count: width, bias: bias?[f], relu: relu)
+                WindowKernels.biasRelu(target, into: target, count: width, bias: bias?[f], relu: relu && residual == nil)
+                guard let residual else { continue }
+                let source = residual + f * spatial + first
+                for i in 0..<width {
+                    let v = target[i] + source[i]
+                    target[i] = relu && v < 0 ? 0 : v
+                }
             }
         }
     }
@@ -431,7 +472,7 @@ func directApplies(_ g: WindowGeometry, filters: Int) -> Bool {
 /// the same way whichever item and thread take it.
 func directConvolution(
     _ image: UnsafePointer<Float>, packed: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
-    bias: UnsafePointer<Float>?, relu: Bool, into destination: UnsafeMutablePointer<Float>
+    bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool, into destination: UnsafeMutablePointer<Float>
 ) {
     let (height, width) = (g.input[0], g.input[1])
     let (outHeight, outWidth) = (g.output[0], g.output[1])
@@ -469,7 +510,8 @@ func directConvolution(
             let (filterGroup, part) = item.quotientAndRemainder(dividingBy: chunks)
             DirectConvolution.run(
                 source, packed: packed, geometry, filters: filters, group: filterGroup,
-                positions: (part * chunk)..<Swift.min(spatial, (part + 1) * chunk), bias: bias, relu: relu, scratch: scratch, into: destination)
+                positions: (part * chunk)..<Swift.min(spatial, (part + 1) * chunk), bias: bias, residual: residual, relu: relu, scratch: scratch,
+                into: destination)
         }
     }
 }
