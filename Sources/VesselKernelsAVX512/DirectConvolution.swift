@@ -4,14 +4,15 @@ import _Builtin_intrinsics.intel
 
 /// A 2-D convolution computed straight from the image, with no im2col matrix: the way MLAS's
 /// NCHWc kernels multiply, on a planar (NCHW) image. The registers hold 6 output positions ×
-/// 64 filters (24 sixteen-lane accumulators); each step loads one tap's 64 filter weights (four
-/// registers) and broadcasts the 6 input values under that tap, one per position — a scalar
-/// load wherever the value sits, so strides and dilations cost nothing. An im2col matrix for a
-/// stride-2 convolution has to gather every other value in rows as short as the output
+/// 64 filters (`Block.wide`), or 12 × 32 (`Block.narrow`, for 32-filter convolutions such as
+/// DenseNet's): 24 sixteen-lane accumulators; each step loads one tap's filter weights (four
+/// registers, or two) and broadcasts the input values under that tap, one per position — a
+/// scalar load wherever the value sits, so strides and dilations cost nothing. An im2col matrix
+/// for a stride-2 convolution has to gather every other value in rows as short as the output
 /// (28, 14, 7 columns in ResNet-50), and did so slower than the product that read it.
 ///
-/// The weights are packed once per node, `[filter group of 64][channel][kh][kw][64]`, filters
-/// past the last zero. The image is read as planes `planeStride` floats apart with rows
+/// The weights are packed once per node, `[filter group][channel][kh][kw][group's filters]`,
+/// filters past the last zero. The image is read as planes `planeStride` floats apart with rows
 /// `rowStride` apart, every window inside: a padded convolution's caller copies the image into
 /// zero-padded planes first. Taps in the padding are multiplied like any other (by zero), so
 /// each output is one fused multiply-add per tap over (channel, kh, kw) in order from zero (the
@@ -20,10 +21,15 @@ import _Builtin_intrinsics.intel
 public enum DirectConvolution {
     public typealias Lanes = SIMD16<Float>
 
-    /// Filters per packed group: four registers.
-    public static let filterGroup = 64
-    /// Output positions per register block.
-    public static let tileWidth = 6
+    /// A register block's shape: filters per packed group (four registers, or two) and output
+    /// positions per tile.
+    public enum Block: Int, Sendable {
+        case wide = 64, narrow = 32
+
+        public var filters: Int { rawValue }
+        public var positions: Int { self == .wide ? 6 : 12 }
+    }
+
     /// Output positions a `run` works through at a time (its scratch: `chunk` × 64 floats).
     public static let chunk = 240
 
@@ -56,18 +62,20 @@ public enum DirectConvolution {
     }
 
     /// Floats the packed weights of `filters` filters of `taps` (channels × kernel size) take.
-    public static func packedCount(filters: Int, taps: Int) -> Int { (filters + filterGroup - 1) / filterGroup * filterGroup * taps }
+    public static func packedCount(filters: Int, taps: Int, block: Block) -> Int {
+        (filters + block.filters - 1) / block.filters * block.filters * taps
+    }
 
     /// Packs weights `[filters][taps]` (ONNX's `[filters][channels][kh][kw]`) into
-    /// `[group][tap][64]`, the missing filters of the last group zero.
-    public static func pack(_ weights: UnsafePointer<Float>, filters: Int, taps: Int, into packed: UnsafeMutablePointer<Float>) {
-        let groups = (filters + filterGroup - 1) / filterGroup
+    /// `[group][tap][block's filters]`, the missing filters of the last group zero.
+    public static func pack(_ weights: UnsafePointer<Float>, filters: Int, taps: Int, block: Block, into packed: UnsafeMutablePointer<Float>) {
+        let width = block.filters, groups = (filters + width - 1) / width
         for group in 0..<groups {
-            let target = packed + group * taps * filterGroup
+            let target = packed + group * taps * width
             for tap in 0..<taps {
-                for lane in 0..<filterGroup {
-                    let filter = group * filterGroup + lane
-                    target[tap * filterGroup + lane] = filter < filters ? weights[filter * taps + tap] : 0
+                for lane in 0..<width {
+                    let filter = group * width + lane
+                    target[tap * width + lane] = filter < filters ? weights[filter * taps + tap] : 0
                 }
             }
         }
@@ -79,23 +87,23 @@ public enum DirectConvolution {
     /// connection's Add), and clamping at zero with `relu`. `scratch` holds `chunk` × 64 floats.
     @inline(never)
     public static func run(
-        _ image: UnsafePointer<Float>, packed: UnsafePointer<Float>, _ g: Geometry, filters: Int, group: Int, positions: Range<Int>,
+        _ image: UnsafePointer<Float>, packed: UnsafePointer<Float>, _ g: Geometry, filters: Int, block: Block, group: Int, positions: Range<Int>,
         bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>? = nil, relu: Bool, scratch: UnsafeMutablePointer<Float>,
         into output: UnsafeMutablePointer<Float>
     ) {
         precondition(positions.count <= chunk)
-        let taps = g.taps
-        let weights = packed + group * g.channels * taps * filterGroup
-        // Channels per block: a block's weights (channels × taps × 64 floats) near 32 KiB, in L1
-        // while every position of the chunk passes over them.
-        let block = max(1, 128 / taps)
+        let taps = g.taps, width = block.filters, tileWidth = block.positions
+        let weights = packed + group * g.channels * taps * width
+        // Channels per block: a block's weights (channels × taps × width floats) near 32 KiB, in
+        // L1 while every position of the chunk passes over them.
+        let channelBlock = max(1, 8192 / (taps * width))
         // Each tile's input offsets: position (oh, ow) reads from oh·strideH·rowStride + ow·strideW.
         let tiles = (positions.count + tileWidth - 1) / tileWidth
-        // The group's biases: four registers' worth, zero past the last filter.
+        // The group's biases, zero past the last filter.
         let groupBias: UnsafePointer<Float>? = bias.map { bias in
-            let values = UnsafeMutablePointer<Float>.allocate(capacity: filterGroup)
-            for lane in 0..<filterGroup {
-                let filter = group * filterGroup + lane
+            let values = UnsafeMutablePointer<Float>.allocate(capacity: width)
+            for lane in 0..<width {
+                let filter = group * width + lane
                 values[lane] = filter < filters ? bias[filter] : 0
             }
             return UnsafePointer(values)
@@ -109,30 +117,37 @@ public enum DirectConvolution {
             }
             var first = 0
             while first < g.channels {
-                let end = min(g.channels, first + block)
+                let end = min(g.channels, first + channelBlock)
+                let (image, weights) = (image + first * g.planeStride, weights + first * taps * width)
+                let (bias, relu) = (end == g.channels ? groupBias : nil, end == g.channels && relu && residual == nil)
                 for t in 0..<tiles {
-                    tile(
-                        image + first * g.planeStride, weights + first * taps * filterGroup, g, channels: end - first,
-                        offsets: offsets.baseAddress! + t * tileWidth, accumulators: scratch + t * tileWidth * filterGroup, load: first > 0,
-                        bias: end == g.channels ? groupBias : nil, relu: end == g.channels && relu && residual == nil)
+                    let (offsets, accumulators) = (offsets.baseAddress! + t * tileWidth, scratch + t * tileWidth * width)
+                    switch block {
+                    case .wide:
+                        tileWide(
+                            image, weights, g, channels: end - first, offsets: offsets, accumulators: accumulators, load: first > 0, bias: bias, relu: relu)
+                    case .narrow:
+                        tileNarrow(
+                            image, weights, g, channels: end - first, offsets: offsets, accumulators: accumulators, load: first > 0, bias: bias, relu: relu)
+                    }
                 }
                 first = end
             }
         }
         // Out to the planes: position-major in `scratch`, filter-major in `output`; a residual is
         // added there (and the Relu applied after it).
-        let count = min(filterGroup, filters - group * filterGroup)
+        let count = min(width, filters - group * width)
         for lane in stride(from: 0, to: count, by: 16) {
-            let start = (group * filterGroup + lane) * g.spatial + positions.lowerBound
+            let start = (group * width + lane) * g.spatial + positions.lowerBound
             let planes = output + start, added = residual.map { $0 + start }
             for p in stride(from: 0, to: positions.count, by: 16) {
-                let rows = scratch + p * filterGroup + lane, n = min(16, positions.count - p)
+                let rows = scratch + p * width + lane, n = min(16, positions.count - p)
                 if count - lane >= 16 {
-                    transpose(rows, count: n, into: planes + p, spatial: g.spatial, adding: added.map { $0 + p }, relu: relu)
+                    transpose(rows, rowStride: width, count: n, into: planes + p, spatial: g.spatial, adding: added.map { $0 + p }, relu: relu)
                 } else {
                     for f in 0..<(count - lane) {
                         for q in 0..<n {
-                            var v = rows[q * filterGroup + f]
+                            var v = rows[q * width + f]
                             if let added {
                                 v += added[f * g.spatial + p + q]
                                 if relu, v < 0 { v = 0 }
@@ -145,17 +160,18 @@ public enum DirectConvolution {
         }
     }
 
-    /// One tile of six positions over `channels` channels from `image`: the sums start from
-    /// zero, or from `accumulators` with `load`, and go back to `accumulators` (6 × 64 floats),
-    /// after the last channels with the group's `bias` (64 values) added and `relu` applied.
+    /// One tile of six positions and 64 filters over `channels` channels from `image`: the sums
+    /// start from zero, or from `accumulators` with `load`, and go back to `accumulators` (6 × 64
+    /// floats), after the last channels with the group's `bias` (64 values) added and `relu`
+    /// applied.
     @inline(__always)
-    static func tile(
+    static func tileWide(
         _ image: UnsafePointer<Float>, _ weights: UnsafePointer<Float>, _ g: Geometry, channels: Int, offsets: UnsafePointer<Int>,
         accumulators: UnsafeMutablePointer<Float>, load: Bool, bias: UnsafePointer<Float>?, relu: Bool
     ) {
         let a = UnsafeMutableRawPointer(accumulators)
         @_transparent func initial(_ j: Int, _ b: Int) -> Lanes {
-            load ? a.loadUnaligned(fromByteOffset: (j * filterGroup + b * 16) * 4, as: Lanes.self) : Lanes()
+            load ? a.loadUnaligned(fromByteOffset: (j * 64 + b * 16) * 4, as: Lanes.self) : Lanes()
         }
         var c00 = initial(0, 0), c01 = initial(0, 1), c02 = initial(0, 2), c03 = initial(0, 3)
         var c10 = initial(1, 0), c11 = initial(1, 1), c12 = initial(1, 2), c13 = initial(1, 3)
@@ -205,7 +221,7 @@ public enum DirectConvolution {
                     c51 = c51.addingProduct(y, w1)
                     c52 = c52.addingProduct(y, w2)
                     c53 = c53.addingProduct(y, w3)
-                    w += filterGroup
+                    w += 64
                     x += columnStep
                 }
                 row += rowStep
@@ -220,7 +236,7 @@ public enum DirectConvolution {
             var v = v
             if let bias = b == 0 ? b0 : b == 1 ? b1 : b == 2 ? b2 : b3 { v += bias }
             if relu { v.replace(with: 0, where: v .< 0) }
-            a.storeBytes(of: v, toByteOffset: (j * filterGroup + b * 16) * 4, as: Lanes.self)
+            a.storeBytes(of: v, toByteOffset: (j * 64 + b * 16) * 4, as: Lanes.self)
         }
         put(c00, 0, 0); put(c01, 0, 1); put(c02, 0, 2); put(c03, 0, 3)
         put(c10, 1, 0); put(c11, 1, 1); put(c12, 1, 2); put(c13, 1, 3)
@@ -229,17 +245,103 @@ public enum DirectConvolution {
         put(c40, 4, 0); put(c41, 4, 1); put(c42, 4, 2); put(c43, 4, 3)
         put(c50, 5, 0); put(c51, 5, 1); put(c52, 5, 2); put(c53, 5, 3)
     }
-    /// Sixteen positions' sums for sixteen filters — `rows`, 64 floats apart — out to the sixteen
+    /// One tile of twelve positions and 32 filters, as `tileWide` (12 × 32 floats of
+    /// `accumulators`, the group's `bias` 32 values).
+    @inline(__always)
+    static func tileNarrow(
+        _ image: UnsafePointer<Float>, _ weights: UnsafePointer<Float>, _ g: Geometry, channels: Int, offsets: UnsafePointer<Int>,
+        accumulators: UnsafeMutablePointer<Float>, load: Bool, bias: UnsafePointer<Float>?, relu: Bool
+    ) {
+        let a = UnsafeMutableRawPointer(accumulators)
+        @_transparent func initial(_ j: Int, _ b: Int) -> Lanes {
+            load ? a.loadUnaligned(fromByteOffset: (j * 32 + b * 16) * 4, as: Lanes.self) : Lanes()
+        }
+        var c0_0 = initial(0, 0), c0_1 = initial(0, 1), c1_0 = initial(1, 0), c1_1 = initial(1, 1)
+        var c2_0 = initial(2, 0), c2_1 = initial(2, 1), c3_0 = initial(3, 0), c3_1 = initial(3, 1)
+        var c4_0 = initial(4, 0), c4_1 = initial(4, 1), c5_0 = initial(5, 0), c5_1 = initial(5, 1)
+        var c6_0 = initial(6, 0), c6_1 = initial(6, 1), c7_0 = initial(7, 0), c7_1 = initial(7, 1)
+        var c8_0 = initial(8, 0), c8_1 = initial(8, 1), c9_0 = initial(9, 0), c9_1 = initial(9, 1)
+        var c10_0 = initial(10, 0), c10_1 = initial(10, 1), c11_0 = initial(11, 0), c11_1 = initial(11, 1)
+        let (o0, o1, o2, o3, o4, o5) = (offsets[0], offsets[1], offsets[2], offsets[3], offsets[4], offsets[5])
+        let (o6, o7, o8, o9, o10, o11) = (offsets[6], offsets[7], offsets[8], offsets[9], offsets[10], offsets[11])
+        let rowStep = g.dilations.height * g.rowStride, columnStep = g.dilations.width
+        var w = weights
+        for channel in 0..<channels {
+            var row = image + channel * g.planeStride
+            for _ in 0..<g.kernel.height {
+                var x = row
+                for _ in 0..<g.kernel.width {
+                    let w0 = UnsafeRawPointer(w).loadUnaligned(as: Lanes.self)
+                    let w1 = UnsafeRawPointer(w + 16).loadUnaligned(as: Lanes.self)
+                    var y = Lanes(repeating: x[o0])
+                    c0_0 = c0_0.addingProduct(y, w0)
+                    c0_1 = c0_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o1])
+                    c1_0 = c1_0.addingProduct(y, w0)
+                    c1_1 = c1_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o2])
+                    c2_0 = c2_0.addingProduct(y, w0)
+                    c2_1 = c2_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o3])
+                    c3_0 = c3_0.addingProduct(y, w0)
+                    c3_1 = c3_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o4])
+                    c4_0 = c4_0.addingProduct(y, w0)
+                    c4_1 = c4_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o5])
+                    c5_0 = c5_0.addingProduct(y, w0)
+                    c5_1 = c5_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o6])
+                    c6_0 = c6_0.addingProduct(y, w0)
+                    c6_1 = c6_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o7])
+                    c7_0 = c7_0.addingProduct(y, w0)
+                    c7_1 = c7_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o8])
+                    c8_0 = c8_0.addingProduct(y, w0)
+                    c8_1 = c8_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o9])
+                    c9_0 = c9_0.addingProduct(y, w0)
+                    c9_1 = c9_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o10])
+                    c10_0 = c10_0.addingProduct(y, w0)
+                    c10_1 = c10_1.addingProduct(y, w1)
+                    y = Lanes(repeating: x[o11])
+                    c11_0 = c11_0.addingProduct(y, w0)
+                    c11_1 = c11_1.addingProduct(y, w1)
+                    w += 32
+                    x += columnStep
+                }
+                row += rowStep
+            }
+        }
+        let b0 = bias.map { UnsafeRawPointer($0).loadUnaligned(as: Lanes.self) }
+        let b1 = bias.map { UnsafeRawPointer($0 + 16).loadUnaligned(as: Lanes.self) }
+        @_transparent func put(_ v: Lanes, _ j: Int, _ b: Int) {
+            var v = v
+            if let bias = b == 0 ? b0 : b1 { v += bias }
+            if relu { v.replace(with: 0, where: v .< 0) }
+            a.storeBytes(of: v, toByteOffset: (j * 32 + b * 16) * 4, as: Lanes.self)
+        }
+        put(c0_0, 0, 0); put(c0_1, 0, 1); put(c1_0, 1, 0); put(c1_1, 1, 1)
+        put(c2_0, 2, 0); put(c2_1, 2, 1); put(c3_0, 3, 0); put(c3_1, 3, 1)
+        put(c4_0, 4, 0); put(c4_1, 4, 1); put(c5_0, 5, 0); put(c5_1, 5, 1)
+        put(c6_0, 6, 0); put(c6_1, 6, 1); put(c7_0, 7, 0); put(c7_1, 7, 1)
+        put(c8_0, 8, 0); put(c8_1, 8, 1); put(c9_0, 9, 0); put(c9_1, 9, 1)
+        put(c10_0, 10, 0); put(c10_1, 10, 1); put(c11_0, 11, 0); put(c11_1, 11, 1)
+    }
+
+    /// Sixteen positions' sums for sixteen filters — `rows`, `rowStride` floats apart — out to the sixteen
     /// filters' planes (`spatial` apart) as the positions' first `count`: a 16×16 transpose in
     /// registers (pairs of lanes, pairs of pairs, then 128-bit quarters twice). With `added`
     /// (laid out as the planes), each value has its residual added and then `relu` applied.
     @inline(__always)
     static func transpose(
-        _ rows: UnsafePointer<Float>, count: Int, into planes: UnsafeMutablePointer<Float>, spatial: Int, adding added: UnsafePointer<Float>?,
-        relu: Bool
+        _ rows: UnsafePointer<Float>, rowStride: Int, count: Int, into planes: UnsafeMutablePointer<Float>, spatial: Int,
+        adding added: UnsafePointer<Float>?, relu: Bool
     ) {
         #if arch(x86_64)
-        @_transparent func row(_ i: Int) -> __m512 { _mm512_loadu_ps(UnsafeRawPointer(rows + i * filterGroup)) }
+        @_transparent func row(_ i: Int) -> __m512 { _mm512_loadu_ps(UnsafeRawPointer(rows + i * rowStride)) }
         @_transparent func low(_ a: __m512, _ b: __m512) -> __m512 { _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))) }
         @_transparent func high(_ a: __m512, _ b: __m512) -> __m512 { _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))) }
         // The even (odd) 128-bit quarters of a, then of b: `_mm512_shuffle_f32x4` with 0x88 (0xDD),
@@ -305,7 +407,7 @@ public enum DirectConvolution {
         #else
         for f in 0..<16 {
             for p in 0..<count {
-                var v = rows[p * filterGroup + f]
+                var v = rows[p * rowStride + f]
                 if let added {
                     v += added[f * spatial + p]
                     if relu, v < 0 { v = 0 }

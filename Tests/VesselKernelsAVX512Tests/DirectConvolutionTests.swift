@@ -13,7 +13,7 @@ struct DirectConvolutionTests {
         let bias: Bool, relu: Bool
     }
 
-    @Test("tiles, channel blocks, whole and partial filter groups, strides and dilations give a plain loop's fused sums")
+    @Test("tiles of both blocks, channel blocks, whole and partial filter groups, strides and dilations give a plain loop's fused sums")
     func matchesPlainLoop() {
         let cases = [
             // Stride 2, channels in two blocks (14 per block for 3×3), several chunks of positions.
@@ -33,19 +33,20 @@ struct DirectConvolutionTests {
             let outWidth = (c.width - ((c.kernel.1 - 1) * c.dilations.1 + 1)) / c.strides.1 + 1
             let spatial = outHeight * outWidth, taps = c.channels * c.kernel.0 * c.kernel.1
             let image = values(c.channels * c.height * c.width), weights = values(c.filters * taps), bias = values(c.filters)
-            var packed = [Float](repeating: .nan, count: DirectConvolution.packedCount(filters: c.filters, taps: taps))
-            DirectConvolution.pack(weights, filters: c.filters, taps: taps, into: &packed)
             let geometry = DirectConvolution.Geometry(
                 channels: c.channels, planeStride: c.height * c.width, rowStride: c.width, kernel: c.kernel, strides: c.strides,
                 dilations: c.dilations, outWidth: outWidth, spatial: spatial)
-            func convolve(chunk: Int) -> [Float] {
+            func convolve(_ block: DirectConvolution.Block, chunk: Int) -> [Float] {
+                var packed = [Float](repeating: .nan, count: DirectConvolution.packedCount(filters: c.filters, taps: taps, block: block))
+                DirectConvolution.pack(weights, filters: c.filters, taps: taps, block: block, into: &packed)
                 var output = [Float](repeating: .nan, count: c.filters * spatial)
-                var scratch = [Float](repeating: .nan, count: DirectConvolution.chunk * DirectConvolution.filterGroup)
-                for group in 0..<((c.filters + 63) / 64) {
+                var scratch = [Float](repeating: .nan, count: DirectConvolution.chunk * 64)
+                for group in 0..<((c.filters + block.filters - 1) / block.filters) {
                     for first in stride(from: 0, to: spatial, by: chunk) {
                         DirectConvolution.run(
-                            image, packed: packed, geometry, filters: c.filters, group: group, positions: first..<min(spatial, first + chunk),
-                            bias: c.bias ? bias : nil, relu: c.relu, scratch: &scratch, into: &output)
+                            image, packed: packed, geometry, filters: c.filters, block: block, group: group,
+                            positions: first..<min(spatial, first + chunk), bias: c.bias ? bias : nil, relu: c.relu, scratch: &scratch,
+                            into: &output)
                     }
                 }
                 return output
@@ -69,9 +70,11 @@ struct DirectConvolutionTests {
                     }
                 }
             }
-            let whole = convolve(chunk: DirectConvolution.chunk)
-            #expect(whole == expected, "case \(index)")
-            #expect(convolve(chunk: 37) == whole, "case \(index): chunks of 37 positions gave other bits")
+            for block in [DirectConvolution.Block.wide, .narrow] {
+                let whole = convolve(block, chunk: DirectConvolution.chunk)
+                #expect(whole == expected, "case \(index), \(block)")
+                #expect(convolve(block, chunk: 37) == whole, "case \(index), \(block): chunks of 37 positions gave other bits")
+            }
         }
     }
 }

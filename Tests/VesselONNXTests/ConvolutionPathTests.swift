@@ -63,7 +63,12 @@ struct ConvolutionPathTests {
             strides: [1, 3]),
         Case(
             channels: 8, filters: 64, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [0, 0, 1, 1], autoPad: nil, bias: false, relu: true,
-            strides: [2, 2])
+            strides: [2, 2]),
+        // 32-filter groups: strided, and at unit stride over at most 14×14 outputs (9×13, 12×7).
+        Case(
+            channels: 12, filters: 96, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true,
+            strides: [2, 2]),
+        Case(channels: 40, filters: 32, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true)
     ]
 
     @Test("shifted GEMMs, Winograd, blocked and whole im2col, direct match a plain loop: strides, pads, auto_pad, dilations, groups, bias, fused Relu")

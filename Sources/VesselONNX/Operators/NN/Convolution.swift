@@ -145,15 +145,14 @@ func convolution(
     // Winograd took them, DenseNet's 32-filter 3×3 convolutions over 128 channels: 96 → 86 ms for
     // the whole model); with as many filters as channels im2col is faster.
     // 3×3 with unit strides: Winograd's F(2×2, 3×3), 2.25× fewer multiply-adds (Winograd.swift).
-    let winograd = Winograd.applies(g, channelsPerGroup: channelsPerGroup, filtersPerGroup: filtersPerGroup)
-    let shifted =
-        !pointwise && !winograd && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
-        && filtersPerGroup * 2 <= channelsPerGroup
     // On an AVX-512 CPU, a strided 2-D convolution straight from the image (directConvolution);
     // strided, so never Winograd or shifted.
-    let direct =
-        RowKernels.variant == .avx512 && group == 1 && g.input.count == 2
-        && directApplies(g, filters: filters)
+    let directBlock = RowKernels.variant == .avx512 && group == 1 && g.input.count == 2 ? directBlock(g, filters: filters) : nil
+    let direct = directBlock != nil
+    let winograd = !direct && Winograd.applies(g, channelsPerGroup: channelsPerGroup, filtersPerGroup: filtersPerGroup)
+    let shifted =
+        !direct && !pointwise && !winograd && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
+        && filtersPerGroup * 2 <= channelsPerGroup
     // Small weights (GEMM.columnBlock), or any on an AVX-512 CPU (packedColumnBlock): the output
     // in column blocks, each block's im2col columns, product, bias and Relu done while the block
     // is in cache (blockedConvolution).
@@ -185,20 +184,18 @@ func convolution(
             }
             return cache?.prepared(.winograd, for: w, make: make) ?? make()
         }() : nil
-    let packedDirect: Tensor? =
-        direct
-        ? {
-            let make = {
-                let packed = Tensor(uninitialized: .float32, shape: [DirectConvolution.packedCount(filters: filters, taps: rows)])
-                fw.withUnsafeBufferPointer(as: Float.self) { pw in
-                    packed.withUnsafeMutableBufferPointer(as: Float.self) {
-                        DirectConvolution.pack(pw.baseAddress!, filters: filters, taps: rows, into: $0.baseAddress!)
-                    }
+    let packedDirect: Tensor? = directBlock.map { block in
+        let make = {
+            let packed = Tensor(uninitialized: .float32, shape: [DirectConvolution.packedCount(filters: filters, taps: rows, block: block)])
+            fw.withUnsafeBufferPointer(as: Float.self) { pw in
+                packed.withUnsafeMutableBufferPointer(as: Float.self) {
+                    DirectConvolution.pack(pw.baseAddress!, filters: filters, taps: rows, block: block, into: $0.baseAddress!)
                 }
-                return packed
             }
-            return cache?.prepared(.direct, for: w, make: make) ?? make()
-        }() : nil
+            return packed
+        }
+        return cache?.prepared(.direct(block), for: w, make: make) ?? make()
+    }
     /// `body` with group gi's biases, or nil without a bias.
     func withGroupBias(_ gi: Int, _ body: (UnsafePointer<Float>?) -> Void) {
         guard let biasValues else { return body(nil) }
@@ -215,11 +212,11 @@ func convolution(
                             let weights = pw.baseAddress! + gi * filtersPerGroup * rows
                             let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
                             let added = residual == nil ? nil : pr.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
-                            if let packedDirect {
+                            if let packedDirect, let directBlock {
                                 packedDirect.withUnsafeBufferPointer(as: Float.self) { packed in
                                     withGroupBias(gi) { bias in
                                         directConvolution(
-                                            image, packed: packed.baseAddress!, g, channels: channelsPerGroup, filters: filtersPerGroup,
+                                            image, packed: packed.baseAddress!, block: directBlock, g, channels: channelsPerGroup, filters: filtersPerGroup,
                                             bias: bias, residual: added, relu: relu, into: destination)
                                     }
                                 }
@@ -457,13 +454,20 @@ func shiftedConvolution2D(
     }
 }
 
-/// Whether a 2-D convolution (group 1) runs as `directConvolution` on an AVX-512 CPU: strided
-/// ones, whose im2col gathers run only as long as an output row, and with whole groups of 64
-/// filters (`DirectConvolution.filterGroup`), which is what its register block computes.
-/// Unit-stride shapes keep their paths: in ResNet-50 the direct kernel beat Winograd and the
-/// pointwise products over 7×7 images alone, and lost to them inside the model (37.2 → 38.2 ms).
-func directApplies(_ g: WindowGeometry, filters: Int) -> Bool {
-    filters % DirectConvolution.filterGroup == 0 && g.strides != [1, 1]
+/// The register block a 2-D convolution (group 1) runs in as `directConvolution` on an AVX-512
+/// CPU, or nil for the other paths: strided ones, whose im2col gathers run only as long as an
+/// output row, with whole groups of 64 filters (`Block.wide`) or else of 32 (`Block.narrow`); and
+/// those with an odd number of 32-filter groups over at most 14×14 outputs at unit stride
+/// (DenseNet's 3×3 growth convolutions,
+/// where Winograd's transforms cost more than its saved multiply-adds: one thread, 128→32 at 7×7
+/// 0.062 → 0.025 ms, onnxruntime 0.023; at 14×14 0.098 → 0.069, 0.060). Other unit-stride shapes
+/// keep their paths: in ResNet-50 the wide block beat Winograd and the pointwise products over
+/// 7×7 images alone, and lost to them inside the model (37.2 → 38.2 ms); DenseNet's 28×28
+/// growth convolutions gained alone and the model did not.
+func directBlock(_ g: WindowGeometry, filters: Int) -> DirectConvolution.Block? {
+    if filters % 64 == 0, g.strides != [1, 1] { return .wide }
+    if filters % 32 == 0, g.strides != [1, 1] || (filters % 64 == 32 && g.output.reduce(1, *) <= 196) { return .narrow }
+    return nil
 }
 
 /// A 2-D convolution by `DirectConvolution` (VesselKernelsAVX512): the image (copied into
@@ -471,8 +475,8 @@ func directApplies(_ g: WindowGeometry, filters: Int) -> Bool {
 /// blocks, the threads sharing (filter group, chunk of positions) items. Each output is computed
 /// the same way whichever item and thread take it.
 func directConvolution(
-    _ image: UnsafePointer<Float>, packed: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int,
-    bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool, into destination: UnsafeMutablePointer<Float>
+    _ image: UnsafePointer<Float>, packed: UnsafePointer<Float>, block: DirectConvolution.Block, _ g: WindowGeometry, channels: Int,
+    filters: Int, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool, into destination: UnsafeMutablePointer<Float>
 ) {
     let (height, width) = (g.input[0], g.input[1])
     let (outHeight, outWidth) = (g.output[0], g.output[1])
@@ -499,17 +503,17 @@ func directConvolution(
         channels: channels, planeStride: copy ? rows * columns : height * width, rowStride: copy ? columns : width,
         kernel: (g.kernel[0], g.kernel[1]), strides: (g.strides[0], g.strides[1]), dilations: (g.dilations[0], g.dilations[1]),
         outWidth: outWidth, spatial: spatial)
-    let chunk = DirectConvolution.chunk, group = DirectConvolution.filterGroup
+    let chunk = DirectConvolution.chunk, group = block.filters
     let groups = (filters + group - 1) / group, chunks = (spatial + chunk - 1) / chunk
     let work = group * Swift.min(chunk, spatial) * channels * g.kernel[0] * g.kernel[1]
     // Items run group-major, so a thread's consecutive items reuse a group's weights.
     Parallel.chunks(groups * chunks, minimum: Swift.max(1, GEMM.splitWork / Swift.max(work, 1))) { items in
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * group)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 64)
         defer { scratch.deallocate() }
         for item in items {
             let (filterGroup, part) = item.quotientAndRemainder(dividingBy: chunks)
             DirectConvolution.run(
-                source, packed: packed, geometry, filters: filters, group: filterGroup,
+                source, packed: packed, geometry, filters: filters, block: block, group: filterGroup,
                 positions: (part * chunk)..<Swift.min(spatial, (part + 1) * chunk), bias: bias, residual: residual, relu: relu, scratch: scratch,
                 into: destination)
         }

@@ -1,4 +1,5 @@
 import Synchronization
+import VesselKernelsAVX512
 import VesselTensor
 
 /// 3×3 convolution with unit strides and dilations by Winograd's minimal filtering F(2×2, 3×3)
@@ -154,7 +155,7 @@ enum Winograd {
 /// dynamic input size moves the node to another path). A run with other weights (fed as an
 /// input) prepares them itself and replaces the entry.
 final class ConvolutionCache: Sendable {
-    enum Form { case winograd, direct }
+    enum Form: Equatable { case winograd, direct(DirectConvolution.Block) }
 
     private struct Entry: @unchecked Sendable {
         /// Held, so its identity cannot be reused by another tensor while the entry exists.
