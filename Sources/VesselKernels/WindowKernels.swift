@@ -126,6 +126,78 @@ public enum WindowKernels {
         return true
     }
 
+    /// One plane of average pooling, in the order the general separable way sums: per input row
+    /// the windows along the width (`0 + v₀ + v₁ + …` in order) into `rowSums` (`height` rows of
+    /// `outWidth + 16`), then per output row its input rows `rowBounds[2·oh]..<rowBounds[2·oh+1]`
+    /// added from 0 in order and divided by `rowCounts[oh] · columnCounts[ow]` (at least 1;
+    /// `columnCounts` as floats, room for `outWidth + 16`). Windows
+    /// wholly inside a row (`inside`, the first from `columnBounds[2·inside.lowerBound]`) are
+    /// summed sixteen at a time for strides 1 and 2 from `row`, a copy of the input row with 32
+    /// zeros after it (room for `width + 32`); clipped ones, at the two ends, one at a time.
+    public static func averagePlane(
+        _ input: UnsafePointer<Float>, height: Int, width: Int, rowBounds: UnsafePointer<Int>, rowCounts: UnsafePointer<Int>, outHeight: Int,
+        columnBounds: UnsafePointer<Int>, columnCounts: UnsafePointer<Float>, outWidth: Int, inside: Range<Int>, stride: Int, kernel: Int,
+        row: UnsafeMutablePointer<Float>, rowSums: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+    ) {
+        let pitch = outWidth + 16
+        for h in 0..<height {
+            row.update(from: input + h * width, count: width)
+            let sums = rowSums + h * pitch
+            @inline(__always) func clipped(_ ow: Int) {
+                var value: Float = 0
+                for w in columnBounds[2 * ow]..<columnBounds[2 * ow + 1] { value = value + row[w] }
+                sums[ow] = value
+            }
+            for ow in 0..<inside.lowerBound { clipped(ow) }
+            var o = inside.lowerBound
+            var start = inside.isEmpty ? 0 : columnBounds[2 * o]
+            if stride <= 2 {
+                while o < inside.upperBound {
+                    var sum = SIMD16<Float>()
+                    if stride == 1 {
+                        for j in 0..<kernel { sum = sum + load(row + start + j) }
+                    } else {
+                        // Window j's values: the even (j even) or odd lanes of 32 values from
+                        // start + j rounded down to even.
+                        for j in 0..<kernel { sum = sum + (j % 2 == 0 ? evenLanes(row + start + j) : oddLanes(row + start + j - 1)) }
+                    }
+                    UnsafeMutableRawPointer(sums + o).storeBytes(of: sum, as: SIMD16<Float>.self)
+                    o += 16
+                    start += 16 * stride
+                }
+            } else {
+                while o < inside.upperBound {
+                    var value: Float = 0
+                    for j in 0..<kernel { value = value + row[start + j] }
+                    sums[o] = value
+                    o += 1
+                    start += stride
+                }
+            }
+            for ow in inside.upperBound..<outWidth { clipped(ow) }
+        }
+        // Down the rows sixteen columns at a time (the sums' rows have room past outWidth), the
+        // divisor an exact product of small counts; a last partial group stored in part.
+        for oh in 0..<outHeight {
+            let target = output + oh * outWidth
+            let lo = rowBounds[2 * oh], hi = rowBounds[2 * oh + 1], count = SIMD16<Float>(repeating: Float(rowCounts[oh]))
+            var ow = 0
+            while ow < outWidth {
+                var total = SIMD16<Float>()
+                for h in lo..<hi { total = total + load(rowSums + h * pitch + ow) }
+                var divisor = count * load(columnCounts + ow)
+                divisor.replace(with: 1, where: divisor .< 1)
+                let value = total / divisor
+                if ow + 16 <= outWidth {
+                    UnsafeMutableRawPointer(target + ow).storeBytes(of: value, as: SIMD16<Float>.self)
+                } else {
+                    for lane in 0..<(outWidth - ow) { target[ow + lane] = value[lane] }
+                }
+                ow += 16
+            }
+        }
+    }
+
     /// `target = relu?(source + bias)`, either step optional (with neither, a copy); `source`
     /// may be `target`.
     public static func biasRelu(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int, bias: Float?, relu: Bool) {

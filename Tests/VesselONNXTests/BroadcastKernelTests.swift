@@ -65,6 +65,60 @@ struct MaxPoolPathTests {
                 })
     }
 
+    @Test("AveragePool planes give a plain loop's bits (rows' window sums, then down the rows): strides, kernels, pads, count_include_pad, ceil_mode")
+    func averagePlanes() throws {
+        // (kernel, strides, pads (top, left, bottom, right), count_include_pad, ceil_mode), over 13×45 and 6×7 images.
+        let cases: [([Int], [Int], [Int], Int, Int)] = [
+            ([2, 2], [2, 2], [0, 0, 0, 0], 0, 0), ([3, 3], [1, 1], [1, 1, 1, 1], 0, 0), ([3, 3], [1, 1], [1, 1, 1, 1], 1, 0),
+            ([3, 4], [2, 2], [1, 2, 1, 2], 1, 1), ([2, 3], [3, 3], [0, 1, 1, 0], 0, 1), ([5, 5], [2, 1], [2, 2, 2, 2], 0, 0)
+        ]
+        let lines = cases.enumerated().map { i, c in
+            "save(\(i), \(c.0), \(c.1), \(c.2), \(c.3), \(c.4))"
+        }.joined(separator: "\n")
+        let directory = try LoaderTests.make(
+            """
+            def save(i, kernel, strides, pads, include, ceil):
+                node = helper.make_node('AveragePool', ['x'], ['y'], kernel_shape=kernel, strides=strides, pads=pads,
+                                        count_include_pad=include, ceil_mode=ceil)
+                g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 3, 'h', 'w'])],
+                                      [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+                onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 19)]), d + f'/pool{i}.onnx')
+            \(lines)
+            """)
+        defer { TestSupport.remove(directory) }
+        for (index, c) in cases.enumerated() {
+            let model = try ONNXModel(path: directory + "/pool\(index).onnx")
+            for (height, width) in [(13, 45), (6, 7)] {
+                let values = (0..<(3 * height * width)).map { Float(($0 * 7_919) % 1_009) / 97 - 5 }
+                let y = try #require(try model.run(["x": Tensor(values, shape: [1, 3, height, width])])["y"])
+                let (outHeight, outWidth) = (y.shape[2], y.shape[3])
+                let out = y.scalars(as: Float.self)
+                var mismatches = 0
+                for plane in 0..<3 {
+                    for oh in 0..<outHeight {
+                        let top = oh * c.1[0] - c.2[0]
+                        let (lo, hi) = (max(top, 0), min(top + c.0[0], height))
+                        let rowCount = c.3 == 1 ? min(top + c.0[0], height + c.2[2]) - top : hi - lo
+                        for ow in 0..<outWidth {
+                            let left = ow * c.1[1] - c.2[1]
+                            let (first, end) = (max(left, 0), min(left + c.0[1], width))
+                            let columnCount = c.3 == 1 ? min(left + c.0[1], width + c.2[3]) - left : end - first
+                            var total: Float = 0
+                            for h in lo..<hi {
+                                var row: Float = 0
+                                for w in first..<end { row = row + values[(plane * height + h) * width + w] }
+                                total = total + row
+                            }
+                            let expected = total / Float(max(rowCount * columnCount, 1))
+                            if out[(plane * outHeight + oh) * outWidth + ow].bitPattern != expected.bitPattern { mismatches += 1 }
+                        }
+                    }
+                }
+                #expect(mismatches == 0, "case \(index), \(height)×\(width)")
+            }
+        }
+    }
+
     @Test("in a wide plane, a NaN reaches every window holding it and one in a row no window reads changes nothing")
     func nanWidePlanes() throws {
         let directory = try LoaderTests.make(

@@ -204,14 +204,21 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
     while insideEnd < outWidth, columns[insideEnd].1 - columns[insideEnd].0 == kernelW { insideEnd += 1 }
     let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + g.output)
     let rowBounds = rows.flatMap { [$0.0, $0.1] }, columnBounds = columns.flatMap { [$0.0, $0.1] }
+    // Averaging's divisor factors: per output row, and per output column as floats (exact small
+    // integers) with room for the kernel's sixteen-lane loads past the last.
+    let rowCounts = rows.map(\.2), columnCounts = columns.map { Float($0.2) } + [Float](repeating: 1, count: 16)
     x.withUnsafeBufferPointer(as: Float.self) { source in
         out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
             Parallel.chunks(planes, minimum: Swift.max(1, 16_384 / Swift.max(outHeight * outWidth, 1))) { range in
                 // The general way's buffer, made when a plane first needs it (max pooling without
                 // NaN never does).
-                var general: UnsafeMutablePointer<Float>?
-                defer { general?.deallocate() }
-                // One row of column maxima, with room for maxPlane's widest load past its end.
+                var general: UnsafeMutablePointer<Float>?, averageSums: UnsafeMutablePointer<Float>?
+                defer {
+                    general?.deallocate()
+                    averageSums?.deallocate()
+                }
+                // One row of column maxima (or, averaging, a copy of the input row), with room for
+                // the widest load past its end.
                 let columnsMax = UnsafeMutablePointer<Float>.allocate(capacity: width + 32)
                 columnsMax.initialize(repeating: 0, count: width + 32)
                 defer { columnsMax.deallocate() }
@@ -227,6 +234,16 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                             outWidth: outWidth, inside: insideBegin..<insideEnd, stride: strideW, kernel: kernelW, columnsMax: columnsMax,
                             into: output)
                     {
+                        continue
+                    }
+                    // Average pooling: the same sums and divisions in the kernel copy's lanes.
+                    if !isMax {
+                        let sums = averageSums ?? UnsafeMutablePointer<Float>.allocate(capacity: height * (outWidth + 16))
+                        averageSums = sums
+                        WindowKernels.averagePlane(
+                            input, height: height, width: width, rowBounds: rowBounds, rowCounts: rowCounts, outHeight: outHeight,
+                            columnBounds: columnBounds, columnCounts: columnCounts, outWidth: outWidth, inside: insideBegin..<insideEnd,
+                            stride: strideW, kernel: kernelW, row: columnsMax, rowSums: sums, into: output)
                         continue
                     }
                     let buffer = general ?? UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)

@@ -26,6 +26,27 @@ enum WindowKernels {
         }
     }
 
+    static func averagePlane(
+        _ input: UnsafePointer<Float>, height: Int, width: Int, rowBounds: UnsafePointer<Int>, rowCounts: UnsafePointer<Int>, outHeight: Int,
+        columnBounds: UnsafePointer<Int>, columnCounts: UnsafePointer<Float>, outWidth: Int, inside: Range<Int>, stride: Int, kernel: Int,
+        row: UnsafeMutablePointer<Float>, rowSums: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+    ) {
+        switch RowKernels.variant {
+        case .avx512:
+            VesselKernelsAVX512.WindowKernels.averagePlane(
+                input, height: height, width: width, rowBounds: rowBounds, rowCounts: rowCounts, outHeight: outHeight, columnBounds: columnBounds,
+                columnCounts: columnCounts, outWidth: outWidth, inside: inside, stride: stride, kernel: kernel, row: row, rowSums: rowSums, into: output)
+        case .haswell:
+            VesselKernelsHaswell.WindowKernels.averagePlane(
+                input, height: height, width: width, rowBounds: rowBounds, rowCounts: rowCounts, outHeight: outHeight, columnBounds: columnBounds,
+                columnCounts: columnCounts, outWidth: outWidth, inside: inside, stride: stride, kernel: kernel, row: row, rowSums: rowSums, into: output)
+        case .baseline:
+            VesselKernels.WindowKernels.averagePlane(
+                input, height: height, width: width, rowBounds: rowBounds, rowCounts: rowCounts, outHeight: outHeight, columnBounds: columnBounds,
+                columnCounts: columnCounts, outWidth: outWidth, inside: inside, stride: stride, kernel: kernel, row: row, rowSums: rowSums, into: output)
+        }
+    }
+
     static func biasRelu(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int, bias: Float?, relu: Bool) {
         switch RowKernels.variant {
         case .avx512: VesselKernelsAVX512.WindowKernels.biasRelu(source, into: target, count: count, bias: bias, relu: relu)
