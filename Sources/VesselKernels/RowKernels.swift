@@ -27,8 +27,20 @@ public enum RowKernels {
         case exp, erf, sigmoid
     }
 
+    /// a·b + c: fused (one rounding) in the Haswell and AVX-512 copies, two roundings in the
+    /// baseline one, which has no FMA instruction (the polynomials below are accurate either way).
+    @_transparent
+    static func madd(_ a: Lanes, _ b: Lanes, _ c: Float) -> Lanes {
+        #if VESSEL_HASWELL
+        Lanes(repeating: c).addingProduct(a, b)
+        #else
+        a * b + c
+        #endif
+    }
+
     /// e^x lane by lane: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 split in two for
-    /// precision), e^r by its degree-7 Taylor polynomial (truncation below 1e-8 relative on that
+    /// precision), e^r by its degree-7 Taylor polynomial in fused multiply-adds where the CPU
+    /// has them (truncation below 1e-8 relative on that
     /// range), 2^n put in the exponent bits. Within 2 ulp of the exact value for x in
     /// [−87.3, 88.7] (checked against Double's exp in the tests); below, 0; above, +inf; NaN
     /// stays NaN.
@@ -47,13 +59,13 @@ public enum RowKernels {
         var r = clamped - n * 0.693359375
         r = r - n * -2.12194440e-4
         var p = Lanes(repeating: 1.0 / 5040)
-        p = p * r + 1.0 / 720
-        p = p * r + 1.0 / 120
-        p = p * r + 1.0 / 24
-        p = p * r + 1.0 / 6
-        p = p * r + 0.5
-        p = p * r + 1
-        p = p * r + 1
+        p = madd(p, r, 1.0 / 720)
+        p = madd(p, r, 1.0 / 120)
+        p = madd(p, r, 1.0 / 24)
+        p = madd(p, r, 1.0 / 6)
+        p = madd(p, r, 0.5)
+        p = madd(p, r, 1)
+        p = madd(p, r, 1)
         // 2^n as 2^(n/2) · 2^(n − n/2): each half's exponent is a normal float's for every n
         // the clamp allows (−126…128), so neither the top nor the bottom of the range is lost.
         let first = whole &>> 1, second = whole &- first
@@ -71,6 +83,41 @@ public enum RowKernels {
     public static func softmaxRows(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Range<Int>, size: Int, log: Bool) {
         for row in rows {
             softmaxRow(input + row * size, output + row * size, size, log: log)
+        }
+    }
+
+    /// Attention's scores, rows `rows` of `size` values: each value multiplied by `factor` (or
+    /// divided by it), plus the row's mask (`masks + maskOffsets[row]`, one value per column, or
+    /// its first value for every column when not `along`), then the row's softmax — each step
+    /// rounded as the separate Mul (Div), Add and Softmax kernels round it.
+    @inline(never)
+    public static func maskedSoftmaxRows(
+        _ input: UnsafePointer<Float>, masks: UnsafePointer<Float>, maskOffsets: UnsafePointer<Int>, along: Bool, factor: Float, divide: Bool,
+        _ output: UnsafeMutablePointer<Float>, rows: Range<Int>, size n: Int
+    ) {
+        let whole = n / width * width, f = Lanes(repeating: factor)
+        for row in rows {
+            let x = input + row * n, y = output + row * n, m = masks + maskOffsets[row]
+            var k = 0
+            if along {
+                if divide {
+                    while k < whole { storeLanes(load(x + k) / f + load(m + k), y + k); k += width }
+                    for j in whole..<n { y[j] = x[j] / factor + m[j] }
+                } else {
+                    while k < whole { storeLanes(load(x + k) * f + load(m + k), y + k); k += width }
+                    for j in whole..<n { y[j] = x[j] * factor + m[j] }
+                }
+            } else {
+                let shift = m[0], shifts = Lanes(repeating: m[0])
+                if divide {
+                    while k < whole { storeLanes(load(x + k) / f + shifts, y + k); k += width }
+                    for j in whole..<n { y[j] = x[j] / factor + shift }
+                } else {
+                    while k < whole { storeLanes(load(x + k) * f + shifts, y + k); k += width }
+                    for j in whole..<n { y[j] = x[j] * factor + shift }
+                }
+            }
+            softmaxRow(y, y, n, log: false)
         }
     }
 
@@ -233,21 +280,21 @@ public enum RowKernels {
         let z = a * a
         // 2/√π · x · Σ (−1)ⁿ x²ⁿ / (n! (2n + 1)), n = 0…9.
         var series = Lanes(repeating: -1.0 / 6_894_720)
-        series = series * z + 1.0 / 685_440
-        series = series * z - 1.0 / 75_600
-        series = series * z + 1.0 / 9_360
-        series = series * z - 1.0 / 1_320
-        series = series * z + 1.0 / 216
-        series = series * z - 1.0 / 42
-        series = series * z + 1.0 / 10
-        series = series * z - 1.0 / 3
-        series = series * z + 1
+        series = madd(series, z, 1.0 / 685_440)
+        series = madd(series, z, -1.0 / 75_600)
+        series = madd(series, z, 1.0 / 9_360)
+        series = madd(series, z, -1.0 / 1_320)
+        series = madd(series, z, 1.0 / 216)
+        series = madd(series, z, -1.0 / 42)
+        series = madd(series, z, 1.0 / 10)
+        series = madd(series, z, -1.0 / 3)
+        series = madd(series, z, 1)
         series = series * a * 1.1283791670955126
         let t = Lanes(repeating: 1) / (a * 0.3275911 + 1)
-        var poly = t * 1.061405429 - 1.453152027
-        poly = poly * t + 1.421413741
-        poly = poly * t - 0.284496736
-        poly = poly * t + 0.254829592
+        var poly = madd(t, Lanes(repeating: 1.061405429), -1.453152027)
+        poly = madd(poly, t, 1.421413741)
+        poly = madd(poly, t, -0.284496736)
+        poly = madd(poly, t, 0.254829592)
         poly *= t
         var result = Lanes(repeating: 1) - poly * expLanes(-z)
         result.replace(with: series, where: a .< 1)

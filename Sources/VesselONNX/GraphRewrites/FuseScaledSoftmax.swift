@@ -54,21 +54,11 @@ extension GraphBuilder {
                     mask.withUnsafeBufferPointer(as: Float.self) { pm in
                         y.withUnsafeMutableBufferPointer(as: Float.self) { py in
                             let (source, masks, target) = (px.baseAddress!, pm.baseAddress!, py.baseAddress!)
-                            Parallel.chunks(rows, minimum: Swift.max(1, 16_384 / Swift.max(n, 1))) { range in
-                                for row in range {
-                                    let input = source + row * n, out = target + row * n, m = masks + rowOffsets[row]
-                                    // Four loops, so each one vectorizes.
-                                    switch (divide, along == 1) {
-                                    case (true, true): for j in 0..<n { out[j] = input[j] / value + m[j] }
-                                    case (false, true): for j in 0..<n { out[j] = input[j] * value + m[j] }
-                                    case (true, false):
-                                        let shift = m[0]
-                                        for j in 0..<n { out[j] = input[j] / value + shift }
-                                    case (false, false):
-                                        let shift = m[0]
-                                        for j in 0..<n { out[j] = input[j] * value + shift }
-                                    }
-                                    RowKernels.softmaxRow(out, out, n, log: false)
+                            rowOffsets.withUnsafeBufferPointer { offsets in
+                                Parallel.chunks(rows, minimum: Swift.max(1, 16_384 / Swift.max(n, 1))) { range in
+                                    RowKernels.maskedSoftmaxRows(
+                                        source, masks: masks, maskOffsets: offsets.baseAddress!, along: along == 1, factor: value, divide: divide,
+                                        target, rows: range, size: n)
                                 }
                             }
                         }

@@ -70,6 +70,25 @@ enum RowKernels {
         }
     }
 
+    /// Attention's scaled and masked softmax rows on the calling thread (see
+    /// `VesselKernels.RowKernels.maskedSoftmaxRows`).
+    static func maskedSoftmaxRows(
+        _ input: UnsafePointer<Float>, masks: UnsafePointer<Float>, maskOffsets: UnsafePointer<Int>, along: Bool, factor: Float, divide: Bool,
+        _ output: UnsafeMutablePointer<Float>, rows: Range<Int>, size: Int
+    ) {
+        switch variant {
+        case .avx512:
+            VesselKernelsAVX512.RowKernels.maskedSoftmaxRows(
+                input, masks: masks, maskOffsets: maskOffsets, along: along, factor: factor, divide: divide, output, rows: rows, size: size)
+        case .haswell:
+            VesselKernelsHaswell.RowKernels.maskedSoftmaxRows(
+                input, masks: masks, maskOffsets: maskOffsets, along: along, factor: factor, divide: divide, output, rows: rows, size: size)
+        case .baseline:
+            VesselKernels.RowKernels.maskedSoftmaxRows(
+                input, masks: masks, maskOffsets: maskOffsets, along: along, factor: factor, divide: divide, output, rows: rows, size: size)
+        }
+    }
+
     /// One row's softmax on the calling thread (a row of −inf gives NaN: callers with a rule
     /// for it apply it first).
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, log: Bool) {
