@@ -40,16 +40,47 @@ public enum RowKernels {
 
     /// e^x lane by lane: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 split in two for
     /// precision), e^r by its degree-7 Taylor polynomial in fused multiply-adds where the CPU
-    /// has them (truncation below 1e-8 relative on that
-    /// range), 2^n put in the exponent bits. Within 2 ulp of the exact value for x in
-    /// [−87.3, 88.7] (checked against Double's exp in the tests); below, 0; above, +inf; NaN
-    /// stays NaN.
+    /// has them (truncation below 1e-8 relative on that range), 2^n put in the exponent bits.
+    /// Within 2 ulp of the exact value for x in [−87.3, 88.7] (checked against Double's exp in
+    /// the tests); below, 0; above, +inf; NaN stays NaN.
     @_transparent
     static func expLanes(_ x: Lanes) -> Lanes {
-        let high = Lanes(repeating: 88.72283), low = Lanes(repeating: -87.33654)
+        let high = Lanes(repeating: 88.72283)
         var clamped = x
-        clamped.replace(with: low, where: x .< low)
         clamped.replace(with: high, where: x .> high)
+        let (p, whole) = expParts(clamped)
+        // 2^n as 2^(n/2) · 2^(n − n/2): each half's exponent is a normal float's for every n
+        // the clamp allows (−126…128), so neither the top nor the bottom of the range is lost.
+        let first = whole &>> 1, second = whole &- first
+        var result = p * unsafeBitCast((first &+ 127) &<< 23, to: Lanes.self)
+        result *= unsafeBitCast((second &+ 127) &<< 23, to: Lanes.self)
+        // Exact edges: far below underflows to 0, far above overflows to inf, NaN passes.
+        result.replace(with: Lanes(repeating: 0), where: x .< expLow)
+        result.replace(with: Lanes(repeating: .infinity), where: x .> high)
+        result.replace(with: x, where: x .!= x)
+        return result
+    }
+
+    /// `expLanes` for x ≤ 0 (or NaN), as softmax's shifted scores are: the same steps, so the
+    /// same bits, without the top of the range — 2^n (n ≥ −126 after the clamp) fits one normal
+    /// float's exponent, so it is one multiply, and nothing overflows. NaN stays NaN through the
+    /// arithmetic.
+    @_transparent
+    static func expNonPositiveLanes(_ x: Lanes) -> Lanes {
+        let (p, whole) = expParts(x)
+        var result = p * unsafeBitCast((whole &+ 127) &<< 23, to: Lanes.self)
+        result.replace(with: Lanes(repeating: 0), where: x .< expLow)
+        return result
+    }
+
+    /// Below this e^x is 0 in float32.
+    static var expLow: Lanes { Lanes(repeating: -87.33654) }
+
+    /// e^x's steps up to the scaling: x (clamped below at `expLow`) = n·ln 2 + r, and e^r.
+    @_transparent
+    static func expParts(_ x: Lanes) -> (Lanes, Ints) {
+        var clamped = x
+        clamped.replace(with: expLow, where: x .< expLow)
         // Round to nearest (even) and to an integer without the generic conversions, which
         // were most of the time: adding 1.5·2^23 leaves n in the low mantissa bits.
         let magic = Lanes(repeating: 12_582_912)
@@ -66,16 +97,7 @@ public enum RowKernels {
         p = madd(p, r, 0.5)
         p = madd(p, r, 1)
         p = madd(p, r, 1)
-        // 2^n as 2^(n/2) · 2^(n − n/2): each half's exponent is a normal float's for every n
-        // the clamp allows (−126…128), so neither the top nor the bottom of the range is lost.
-        let first = whole &>> 1, second = whole &- first
-        var result = p * unsafeBitCast((first &+ 127) &<< 23, to: Lanes.self)
-        result *= unsafeBitCast((second &+ 127) &<< 23, to: Lanes.self)
-        // Exact edges: far below underflows to 0, far above overflows to inf, NaN passes.
-        result.replace(with: Lanes(repeating: 0), where: x .< low)
-        result.replace(with: Lanes(repeating: .infinity), where: x .> high)
-        result.replace(with: x, where: x .!= x)
-        return result
+        return (p, whole)
     }
 
     /// Softmax (or LogSoftmax) of the rows `rows` of `size` values each.
@@ -98,26 +120,34 @@ public enum RowKernels {
         let whole = n / width * width, f = Lanes(repeating: factor)
         for row in rows {
             let x = input + row * n, y = output + row * n, m = masks + maskOffsets[row]
+            // The scaled, masked scores into y, their largest kept on the way.
             var k = 0
+            var lanes = Lanes(repeating: -.infinity)
+            @inline(__always) func put(_ v: Lanes, _ k: Int) {
+                storeLanes(v, y + k)
+                lanes.replace(with: v, where: v .> lanes)
+            }
             if along {
                 if divide {
-                    while k < whole { storeLanes(load(x + k) / f + load(m + k), y + k); k += width }
+                    while k < whole { put(load(x + k) / f + load(m + k), k); k += width }
                     for j in whole..<n { y[j] = x[j] / factor + m[j] }
                 } else {
-                    while k < whole { storeLanes(load(x + k) * f + load(m + k), y + k); k += width }
+                    while k < whole { put(load(x + k) * f + load(m + k), k); k += width }
                     for j in whole..<n { y[j] = x[j] * factor + m[j] }
                 }
             } else {
                 let shift = m[0], shifts = Lanes(repeating: m[0])
                 if divide {
-                    while k < whole { storeLanes(load(x + k) / f + shifts, y + k); k += width }
+                    while k < whole { put(load(x + k) / f + shifts, k); k += width }
                     for j in whole..<n { y[j] = x[j] / factor + shift }
                 } else {
-                    while k < whole { storeLanes(load(x + k) * f + shifts, y + k); k += width }
+                    while k < whole { put(load(x + k) * f + shifts, k); k += width }
                     for j in whole..<n { y[j] = x[j] * factor + shift }
                 }
             }
-            softmaxRow(y, y, n, log: false)
+            var peak = lanes.max()
+            for j in whole..<n { peak = max(peak, y[j]) }
+            softmaxRow(y, y, n, peak: peak, log: false)
         }
     }
 
@@ -134,13 +164,20 @@ public enum RowKernels {
         }
         peak = lanes.max()
         for j in whole..<n { peak = max(peak, x[j]) }
+        softmaxRow(x, y, n, peak: peak, log: log)
+    }
+
+    /// The rest of `softmaxRow` once the row's largest value `peak` is known.
+    @inline(__always)
+    static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, peak: Float, log: Bool) {
+        let whole = n / width * width
+        var k = 0
         // A NaN anywhere makes its exp NaN, the sum NaN and so the whole row NaN; a row of −inf
         // (fully masked) has no defined softmax and gives NaN as well.
         let shift = Lanes(repeating: peak)
         var sums = Lanes(repeating: 0)
-        k = 0
         while k < whole {
-            let e = expLanes(load(x + k) - shift)
+            let e = expNonPositiveLanes(load(x + k) - shift)
             if !log { storeLanes(e, y + k) }
             sums += e
             k += width

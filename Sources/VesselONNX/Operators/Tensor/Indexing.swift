@@ -117,6 +117,23 @@ extension KernelRegistry {
             return value
         }
         let outer = x.shape[..<axis].reduce(1, *), inner = x.shape[(axis + 1)...].reduce(1, *)
+        let shape = Array(x.shape[..<axis]) + indices.shape + Array(x.shape[(axis + 1)...])
+        if x.dtype != .string, let elementBytes = x.dtype.byteSize {
+            // Fixed-size elements: each picked slice is `inner` contiguous values, copied whole
+            // (an embedding lookup is one row copy per token, not an offset per value).
+            try c.checkAllocation(x.dtype, shape)
+            let out = Tensor(uninitialized: x.dtype, shape: shape)
+            let rowBytes = inner * elementBytes
+            let source = UnsafeRawPointer(x.storage.pointer), target = out.storage.pointer
+            var written = 0
+            for o in 0..<outer {
+                for p in positions {
+                    (target + written).copyMemory(from: source + (o * size + p) * rowBytes, byteCount: rowBytes)
+                    written += rowBytes
+                }
+            }
+            return [out]
+        }
         var offsets: [Int] = []
         offsets.reserveCapacity(outer * positions.count * inner)
         for o in 0..<outer {
@@ -125,7 +142,7 @@ extension KernelRegistry {
                 for k in 0..<inner { offsets.append(base + k) }
             }
         }
-        return [x.take(offsets, shape: Array(x.shape[..<axis]) + indices.shape + Array(x.shape[(axis + 1)...]))]
+        return [x.take(offsets, shape: shape)]
     }
 
     static func gatherElementsKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {
