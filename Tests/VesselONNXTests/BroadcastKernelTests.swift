@@ -28,6 +28,46 @@ struct BroadcastKernelTests {
     }
 }
 
+@Suite("float16 arithmetic")
+struct HalfArithmeticTests {
+    @Test("Add, Sub, Mul and Div of float16 give each value widened, computed in float32 and rounded back: one shape, a bias either side, a scalar")
+    func widenedAndRounded() throws {
+        let directory = try LoaderTests.make(
+            """
+            for op in ['Add', 'Sub', 'Mul', 'Div']:
+                for name, bshape, order in [('same', [3, 2500], ['a', 'b']), ('bias', [2500], ['a', 'b']), ('leading', [1, 2500], ['b', 'a']),
+                                            ('scalar', [], ['a', 'b'])]:
+                    g = helper.make_graph([helper.make_node(op, order, ['y'])], 'g',
+                                          [helper.make_tensor_value_info('a', TensorProto.FLOAT16, [3, 2500]),
+                                           helper.make_tensor_value_info('b', TensorProto.FLOAT16, bshape)],
+                                          [helper.make_tensor_value_info('y', TensorProto.FLOAT16, None)])
+                    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)]), d + f'/{op}-{name}.onnx')
+            """)
+        defer { TestSupport.remove(directory) }
+        let a = (0..<7500).map { Float16(Float(($0 * 7_919) % 1_009) / 37 - 13) }
+        for op in ["Add", "Sub", "Mul", "Div"] {
+            let f: (Float, Float) -> Float
+            switch op {
+            case "Add": f = { $0 + $1 }
+            case "Sub": f = { $0 - $1 }
+            case "Mul": f = { $0 * $1 }
+            default: f = { $0 / $1 }
+            }
+            let cases: [(String, [Int], Bool)] = [("same", [3, 2500], false), ("bias", [2500], false), ("leading", [1, 2500], true), ("scalar", [], false)]
+            for (name, bShape, bFirst) in cases {
+                let b = (0..<Tensor.count(of: bShape)).map { Float16(Float(($0 * 104_729) % 997) / 53 + 0.25) }
+                let model = try ONNXModel(path: directory + "/\(op)-\(name).onnx")
+                let y = try #require(try model.run(["a": Tensor(a, shape: [3, 2500]), "b": Tensor(b, shape: bShape)])["y"])
+                let expected = (0..<7500).map { i -> UInt16 in
+                    let (x, z) = (Float(a[i]), Float(b[i % b.count]))
+                    return Float16(bFirst ? f(z, x) : f(x, z)).bitPattern
+                }
+                #expect(y.shape == [3, 2500] && y.scalars(as: Float16.self).map(\.bitPattern) == expected, "\(op) \(name)")
+            }
+        }
+    }
+}
+
 @Suite("MaxPool fast path")
 struct MaxPoolPathTests {
     @Test("planes without NaN take the fast path; a NaN still propagates into every window holding it")
