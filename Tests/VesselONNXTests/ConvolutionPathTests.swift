@@ -68,7 +68,9 @@ struct ConvolutionPathTests {
         Case(
             channels: 12, filters: 96, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true,
             strides: [2, 2]),
-        Case(channels: 40, filters: 32, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true)
+        Case(channels: 40, filters: 32, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: true),
+        // Small 3×3 weights over at most 27×27 outputs (all but 29×45): direct, 64-filter groups.
+        Case(channels: 16, filters: 64, group: 1, kernel: [3, 3], dilations: [1, 1], pads: [1, 1, 1, 1], autoPad: nil, bias: true, relu: false)
     ]
 
     @Test("shifted GEMMs, Winograd, blocked and whole im2col, direct match a plain loop: strides, pads, auto_pad, dilations, groups, bias, fused Relu")

@@ -147,7 +147,7 @@ func convolution(
     // 3×3 with unit strides: Winograd's F(2×2, 3×3), 2.25× fewer multiply-adds (Winograd.swift).
     // On an AVX-512 CPU, a strided 2-D convolution straight from the image (directConvolution);
     // strided, so never Winograd or shifted.
-    let directBlock = RowKernels.variant == .avx512 && group == 1 && g.input.count == 2 ? directBlock(g, filters: filters) : nil
+    let directBlock = RowKernels.variant == .avx512 && group == 1 && g.input.count == 2 ? directBlock(g, channels: channels, filters: filters) : nil
     let direct = directBlock != nil
     let winograd = !direct && Winograd.applies(g, channelsPerGroup: channelsPerGroup, filtersPerGroup: filtersPerGroup)
     let shifted =
@@ -455,18 +455,26 @@ func shiftedConvolution2D(
 }
 
 /// The register block a 2-D convolution (group 1) runs in as `directConvolution` on an AVX-512
-/// CPU, or nil for the other paths: strided ones, whose im2col gathers run only as long as an
-/// output row, with whole groups of 64 filters (`Block.wide`) or else of 32 (`Block.narrow`); and
-/// those with an odd number of 32-filter groups over at most 14×14 outputs at unit stride
-/// (DenseNet's 3×3 growth convolutions,
-/// where Winograd's transforms cost more than its saved multiply-adds: one thread, 128→32 at 7×7
-/// 0.062 → 0.025 ms, onnxruntime 0.023; at 14×14 0.098 → 0.069, 0.060). Other unit-stride shapes
-/// keep their paths: in ResNet-50 the wide block beat Winograd and the pointwise products over
-/// 7×7 images alone, and lost to them inside the model (37.2 → 38.2 ms); DenseNet's 28×28
-/// growth convolutions gained alone and the model did not.
-func directBlock(_ g: WindowGeometry, filters: Int) -> DirectConvolution.Block? {
-    if filters % 64 == 0, g.strides != [1, 1] { return .wide }
-    if filters % 32 == 0, g.strides != [1, 1] || (filters % 64 == 32 && g.output.reduce(1, *) <= 196) { return .narrow }
+/// CPU, or nil for the other paths. With whole groups of 64 filters (`Block.wide`), or else of
+/// 32 (`Block.narrow`):
+/// - strided ones, whose im2col gathers run only as long as an output row;
+/// - 3×3 unit-stride ones with small weights (at most 300K values) over at most 27×27 outputs,
+///   SqueezeNet's expand convolutions (the model, one thread, alternating: 3.51 → 3.36 ms;
+///   Inception v1, whose larger 3×3 weights this leaves out, unchanged);
+/// - with an odd number of 32-filter groups, unit-stride ones over at most 14×14 outputs
+///   (DenseNet's 3×3 growth convolutions, where Winograd's transforms cost more than its saved
+///   multiply-adds: one thread, 128→32 at 7×7 0.062 → 0.025 ms, onnxruntime 0.023; at 14×14
+///   0.098 → 0.069, 0.060).
+/// Other unit-stride shapes keep their paths: in ResNet-50 the wide block beat Winograd and the
+/// pointwise products over 7×7 images alone, and lost to them inside the model (37.2 → 38.2 ms;
+/// its 3×3 weights are 0.6–2.4M values); DenseNet's 28×28 growth convolutions gained alone and the
+/// model did not.
+func directBlock(_ g: WindowGeometry, channels: Int, filters: Int) -> DirectConvolution.Block? {
+    let positions = g.output.reduce(1, *)
+    // Small 3×3 weights (at most 300K values, in L2) over at most 27×27 outputs.
+    let smallWinograd = g.kernel == [3, 3] && positions <= 729 && filters * channels * 9 <= 300_000
+    if filters % 64 == 0, g.strides != [1, 1] || smallWinograd { return .wide }
+    if filters % 32 == 0, g.strides != [1, 1] || smallWinograd || (filters % 64 == 32 && positions <= 196) { return .narrow }
     return nil
 }
 
