@@ -191,6 +191,33 @@ struct ConvolutionPathTests {
         }
     }
 
+    @Test("on an AVX-512 CPU a blocked convolution gives the same bits whatever its column blocks (their width follows the thread count)")
+    func blocksDoNotChangeBits() {
+        guard RowKernels.variant == .avx512 else { return }
+        var generator = SplitMix64(seed: 41)
+        // A pointwise product read in place, and a 3×3 stride-2 one through im2col columns.
+        let geometries = [
+            (WindowGeometry(input: [28, 28], kernel: [1, 1], strides: [1, 1], dilations: [1, 1], padBegin: [0, 0], padEnd: [0, 0], output: [28, 28]), true),
+            (WindowGeometry(input: [27, 29], kernel: [3, 3], strides: [2, 2], dilations: [1, 1], padBegin: [1, 1], padEnd: [1, 1], output: [14, 15]), false)
+        ]
+        for (g, pointwise) in geometries {
+            let (channels, filters) = (24, 40)
+            let rows = channels * g.kernel.reduce(1, *), spatial = g.output.reduce(1, *)
+            let image = (0..<(channels * g.input.reduce(1, *))).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            let weights = (0..<(filters * rows)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            let bias = (0..<filters).map { _ in Float(generator.nextUnit()) }
+            func convolve(block: Int) -> [UInt32] {
+                var out = [Float](repeating: .nan, count: filters * spatial)
+                blockedConvolution(
+                    image, weights: weights, g, channels: channels, filters: filters, pointwise: pointwise, block: block, bias: bias, relu: true,
+                    into: &out)
+                return out.map(\.bitPattern)
+            }
+            let reference = convolve(block: 256)
+            for block in [16, 48, 208, spatial] { #expect(convolve(block: block) == reference, "block \(block), pointwise \(pointwise)") }
+        }
+    }
+
     @Test("GlobalAveragePool of float32, four planes at a time and split across threads, equals the one-plane-at-a-time sums bit for bit")
     func globalAverage() throws {
         var generator = SplitMix64(seed: 31)
