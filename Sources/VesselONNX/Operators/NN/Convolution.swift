@@ -110,7 +110,8 @@ extension KernelRegistry {
 /// AVX-512 CPU's direct and packed paths, in one pass after the others.
 /// With `relu` (a Conv whose only reader was a Relu, fused at load), the bias and the Relu are
 /// one pass over each image's output, with the same arithmetic as two.
-/// `cache` keeps a node's weights in the form a path prepares them in (Winograd's transform).
+/// `cache` keeps a node's weights in the form a path prepares them in (Winograd's transform, the
+/// direct kernel's packing).
 func convolution(
     _ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false, residual: Tensor? = nil,
     cache: ConvolutionCache? = nil
@@ -151,8 +152,8 @@ func convolution(
     // Winograd took them, DenseNet's 32-filter 3×3 convolutions over 128 channels: 96 → 86 ms for
     // the whole model); with as many filters as channels im2col is faster.
     // 3×3 with unit strides: Winograd's F(2×2, 3×3), 2.25× fewer multiply-adds (Winograd.swift).
-    // On an AVX-512 CPU, a strided 2-D convolution straight from the image (directConvolution);
-    // strided, so never Winograd or shifted.
+    // On an AVX-512 CPU, the shapes `directBlock` names run straight from the image
+    // (directConvolution), ahead of Winograd and shifted GEMMs.
     let directBlock = RowKernels.variant == .avx512 && group == 1 && g.input.count == 2 ? directBlock(g, channels: channels, filters: filters) : nil
     let direct = directBlock != nil
     let winograd = !direct && Winograd.applies(g, channelsPerGroup: channelsPerGroup, filtersPerGroup: filtersPerGroup)
