@@ -470,7 +470,12 @@ final class PackedWeights: Sendable {
             kernel(a, lda: k, packed: packed, k: k, n: n, c: c, ldc: ldc, rows: rowRange, panels: panelRange, epilogue: epilogue)
         }
         let rowBlocks = (rows + rowUnit - 1) / rowUnit
-        if rowBlocks >= 2 * threads {
+        // Row blocks when there are plenty and B is no wider than A is tall: each thread then
+        // streams all of B. With fewer rows than B's columns (a sentence of 128 tokens against a
+        // 384×1536 weight) the threads take panels instead, each streaming its share of B past
+        // all of the (smaller) A: MiniLM 1×128 at two threads, alternating, 8.04–8.29 → 7.77–7.98
+        // ms. Every element is the same sum either way.
+        if rowBlocks >= 2 * threads, rows >= n || threads == 1 {
             Parallel.chunks(rowBlocks, minimum: max(1, GEMM.splitWork / max(rowUnit * k * n, 1)), threads: threads) { blocks in
                 run(blocks.lowerBound * rowUnit..<min(rows, blocks.upperBound * rowUnit), 0..<panels)
             }
