@@ -126,7 +126,7 @@ public enum WindowKernels {
         return true
     }
 
-    /// One plane of average pooling, in the order the general separable way sums: per input row
+    /// One plane of average pooling, separably (the order the scalar separable way had summed in): per input row
     /// the windows along the width (`0 + v₀ + v₁ + …` in order) into `rowSums` (`height` rows of
     /// `outWidth + 16`), then per output row its input rows `rowBounds[2·oh]..<rowBounds[2·oh+1]`
     /// added from 0 in order and divided by `rowCounts[oh] · columnCounts[ow]` (at least 1;

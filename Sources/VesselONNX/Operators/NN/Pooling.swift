@@ -176,10 +176,11 @@ func poolFloat(
     return out
 }
 
-/// Max and average pooling of float32 images with unit dilation, done separably: first along
-/// the width into a buffer of (input rows × output columns), then along the height, so the inner
-/// loops run over contiguous output columns. Window counts are products of per-axis counts, so
-/// averages (with or without padding counted) stay exact. Max propagates NaN.
+/// Max and average pooling of float32 images with unit dilation, a plane at a time in the kernel
+/// copies (`WindowKernels.maxPlane`, `averagePlane`), separably: along the width, then along the
+/// height. Window counts are products of per-axis counts, so averages (with or without padding
+/// counted) stay exact. A max plane with a NaN among the rows read goes the NaN-propagating way
+/// below instead.
 func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includePad: Bool) -> Tensor {
     let (height, width) = (g.input[0], g.input[1])
     let (outHeight, outWidth) = (g.output[0], g.output[1])
@@ -246,39 +247,32 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                             stride: strideW, kernel: kernelW, row: columnsMax, rowSums: sums, into: output)
                         continue
                     }
+                    // A max plane with a NaN: along the width into `general`, then down the rows
+                    // over contiguous output columns, every NaN kept.
                     let buffer = general ?? UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)
                     general = buffer
-                    // Along the width.
                     for h in 0..<height {
                         let row = input + h * width, reduced = buffer + h * outWidth
                         for ow in 0..<outWidth {
                             let (lo, hi, _) = columns[ow]
-                            var value: Float = isMax ? -.infinity : 0
+                            var value = -Float.infinity
                             for w in lo..<hi {
                                 let v = row[w]
-                                value = isMax ? ((v > value || v != v) ? v : value) : value + v
+                                value = (v > value || v != v) ? v : value
                             }
                             reduced[ow] = value
                         }
                     }
-                    // Along the height, contiguous over output columns.
                     for oh in 0..<outHeight {
-                        let (lo, hi, rowCount) = rows[oh]
+                        let (lo, hi, _) = rows[oh]
                         let target = output + oh * outWidth
-                        for ow in 0..<outWidth { target[ow] = isMax ? -.infinity : 0 }
+                        for ow in 0..<outWidth { target[ow] = -.infinity }
                         for h in lo..<hi {
                             let reduced = buffer + h * outWidth
-                            if isMax {
-                                for ow in 0..<outWidth {
-                                    let v = reduced[ow], current = target[ow]
-                                    target[ow] = (v > current || v != v || current != current) ? (current != current ? current : v) : current
-                                }
-                            } else {
-                                for ow in 0..<outWidth { target[ow] += reduced[ow] }
+                            for ow in 0..<outWidth {
+                                let v = reduced[ow], current = target[ow]
+                                target[ow] = (v > current || v != v || current != current) ? (current != current ? current : v) : current
                             }
-                        }
-                        if !isMax {
-                            for ow in 0..<outWidth { target[ow] /= Float(Swift.max(rowCount * columns[ow].2, 1)) }
                         }
                     }
                 }
