@@ -49,4 +49,30 @@ public enum QuantizeKernels {
             i += 1
         }
     }
+
+    /// The floats of an integer product as `MatMulInteger` → `Cast` → `Mul` (→ `Add`) write
+    /// them: `target[j] = Float(source[j]) · factor (+ bias[j])` for j in `columns`, the factor
+    /// `factors[0]` for all or `factors[j]` each — two roundings, in the separate kernels' order
+    /// (never fused into one multiply-add).
+    @inline(never)
+    public static func scaleSums(
+        _ source: UnsafePointer<Int32>, _ target: UnsafeMutablePointer<Float>, columns: Range<Int>, factors: UnsafePointer<Float>,
+        perColumn: Bool, bias: UnsafePointer<Float>?
+    ) {
+        var j = columns.lowerBound
+        let single = Lanes(repeating: factors[0])
+        while j + 16 <= columns.upperBound {
+            let sums = UnsafeRawPointer(source + j).loadUnaligned(as: SIMD16<Int32>.self)
+            var v = Lanes(sums) * (perColumn ? load(factors + j) : single)
+            if let bias { v = v + load(bias + j) }
+            UnsafeMutableRawPointer(target + j).storeBytes(of: v, as: Lanes.self)
+            j += 16
+        }
+        while j < columns.upperBound {
+            var v = Float(source[j]) * factors[perColumn ? j : 0]
+            if let bias { v = v + bias[j] }
+            target[j] = v
+            j += 1
+        }
+    }
 }

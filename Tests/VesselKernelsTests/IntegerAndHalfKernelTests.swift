@@ -49,31 +49,47 @@ struct IntegerAndHalfKernelTests {
         #expect(mismatches.count == 0, "\(mismatches.prefix(5).map { ($0.0, $0.0.bitPattern, $0.1.bitPattern, Float16($0.0).bitPattern) })")
     }
 
-    @Test("the packed Int16 product equals a plain loop, at odd depths, ragged panels and row remainders")
+    @Test("the packed product equals a plain loop, B as Int16 or Int8, at odd depths, ragged panels and row remainders")
     func integerProduct() throws {
         try #require(KernelCPU.runnable)
-        for (m, k, n) in [(1, 1, 1), (3, 7, 5), (4, 384, 16), (9, 33, 23), (17, 64, 40)] {
-            let a = (0..<(m * k)).map { _ in Int16.random(in: -255...255) }
-            let b = (0..<(k * n)).map { _ in Int16.random(in: -255...255) }
-            let depth = IntegerGEMM.pairedDepth(k)
-            var paddedA = [Int16](repeating: 0, count: m * depth)
-            for i in 0..<m { for p in 0..<k { paddedA[i * depth + p] = a[i * k + p] } }
-            var packed = [Int16](repeating: 0, count: IntegerGEMM.packedCount(k: k, n: n))
-            b.withUnsafeBufferPointer { pb in
-                packed.withUnsafeMutableBufferPointer { pp in IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!) }
-            }
-            var c = [Int32](repeating: -1, count: m * n)
-            let panels = (n + IntegerGEMM.panelWidth - 1) / IntegerGEMM.panelWidth
-            paddedA.withUnsafeBufferPointer { pa in
-                packed.withUnsafeBufferPointer { pp in
-                    c.withUnsafeMutableBufferPointer { pc in
-                        IntegerGEMM.multiply(a: pa.baseAddress!, packed: pp.baseAddress!, k: k, n: n, c: pc.baseAddress!, rows: 0..<m, panels: 0..<panels)
+        for bytes in [false, true] {
+            for (m, k, n) in [(1, 1, 1), (3, 7, 5), (4, 384, 16), (9, 33, 23), (17, 64, 40), (13, 130, 24)] {
+                let a = (0..<(m * k)).map { _ in Int16.random(in: -255...255) }
+                let b = (0..<(k * n)).map { _ in bytes ? Int16.random(in: -128...127) : Int16.random(in: -255...255) }
+                let depth = IntegerGEMM.pairedDepth(k)
+                var paddedA = [Int16](repeating: 0, count: m * depth)
+                for i in 0..<m { for p in 0..<k { paddedA[i * depth + p] = a[i * k + p] } }
+                let count = IntegerGEMM.packedCount(k: k, n: n)
+                var wide = [Int16](repeating: 0, count: count), narrow = [Int8](repeating: 0, count: count)
+                if bytes {
+                    let values = b.map { Int8($0) }
+                    values.withUnsafeBufferPointer { pb in
+                        narrow.withUnsafeMutableBufferPointer { pp in IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!) }
+                    }
+                } else {
+                    b.withUnsafeBufferPointer { pb in
+                        wide.withUnsafeMutableBufferPointer { pp in IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!) }
                     }
                 }
+                var c = [Int32](repeating: -1, count: m * n)
+                let panels = (n + IntegerGEMM.panelWidth - 1) / IntegerGEMM.panelWidth
+                paddedA.withUnsafeBufferPointer { pa in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        func run(_ packed: UnsafeRawPointer) {
+                            IntegerGEMM.multiply(
+                                a: pa.baseAddress!, packed: packed, bytes: bytes, k: k, n: n, c: pc.baseAddress!, rows: 0..<m, panels: 0..<panels)
+                        }
+                        if bytes {
+                            narrow.withUnsafeBufferPointer { run(UnsafeRawPointer($0.baseAddress!)) }
+                        } else {
+                            wide.withUnsafeBufferPointer { run(UnsafeRawPointer($0.baseAddress!)) }
+                        }
+                    }
+                }
+                var expected = [Int32](repeating: 0, count: m * n)
+                for i in 0..<m { for j in 0..<n { for p in 0..<k { expected[i * n + j] &+= Int32(a[i * k + p]) * Int32(b[p * n + j]) } } }
+                #expect(c == expected, "\(m)×\(k)×\(n), B as \(bytes ? "Int8" : "Int16")")
             }
-            var expected = [Int32](repeating: 0, count: m * n)
-            for i in 0..<m { for j in 0..<n { for p in 0..<k { expected[i * n + j] &+= Int32(a[i * k + p]) * Int32(b[p * n + j]) } } }
-            #expect(c == expected, "\(m)×\(k)×\(n)")
         }
     }
 

@@ -19,7 +19,7 @@ struct IntegerProductTests {
         }
         var cases: [Case] = []
         for (aSigned, bSigned) in [(false, true), (false, false), (true, true), (true, false)] {
-            for (batches, m, k, n) in [(1, 1, 3, 5), (2, 5, 8, 17), (1, 19, 37, 33), (3, 4, 64, 48)] {
+            for (batches, m, k, n) in [(1, 1, 3, 5), (2, 5, 8, 17), (1, 19, 37, 33), (3, 4, 64, 48), (2, 23, 41, 40)] {
                 let rows = batches * m
                 let aValues = (0..<(rows * k)).map { _ in aSigned ? next() % 256 - 128 : next() % 256 }
                 let bValues = (0..<(k * n)).map { _ in bSigned ? next() % 256 - 128 : next() % 256 }
@@ -45,6 +45,34 @@ struct IntegerProductTests {
         for c in Self.cases() {
             let sums = IntegerProducts.packedProduct(c.a, c.b, aZeros: c.aZeros, bZeros: c.bZeros, rows: c.rows, m: c.m, k: c.k, n: c.n, weights: nil)
             #expect(sums == c.expected, "\(c.a.dtype)·\(c.b.dtype) \(c.rows)×\(c.k)·\(c.k)×\(c.n)")
+        }
+    }
+
+    @Test("a fused product's floats are the sums times their factors plus the bias, per thread block")
+    func fusedFloats() throws {
+        for c in Self.cases() {
+            for perColumn in [false, true] {
+                let factors = perColumn ? (0..<c.n).map { Float($0 + 1) * 0.013 } : [Float(0.0071)]
+                let bias = (0..<c.n).map { Float($0) * -0.25 }
+                var floats = [Float](repeating: .nan, count: c.rows * c.n)
+                floats.withUnsafeMutableBufferPointer { out in
+                    let epilogue = IntegerProducts.FloatEpilogue(factors: factors, bias: bias, output: out.baseAddress!)
+                    if RowKernels.variant == .avx512 {
+                        _ = IntegerProducts.quadProduct(
+                            c.a, c.b, aZeros: c.aZeros, bZeros: c.bZeros, rows: c.rows, m: c.m, k: c.k, n: c.n, weights: nil, epilogue: epilogue)
+                    } else if RowKernels.variant.hasAVX2 {
+                        _ = IntegerProducts.packedProduct(
+                            c.a, c.b, aZeros: c.aZeros, bZeros: c.bZeros, rows: c.rows, m: c.m, k: c.k, n: c.n, weights: nil, epilogue: epilogue)
+                    } else {
+                        c.expected.withUnsafeBufferPointer { epilogue.apply($0.baseAddress!, n: c.n, rows: 0..<c.rows, columns: 0..<c.n) }
+                    }
+                }
+                let expected = c.expected.indices.map { index -> Float in
+                    let product = Float(c.expected[index]) * factors[perColumn ? index % c.n : 0]
+                    return product + bias[index % c.n]
+                }
+                #expect(floats == expected, "\(c.a.dtype)·\(c.b.dtype) \(c.rows)×\(c.k)·\(c.k)×\(c.n), factor per column: \(perColumn)")
+            }
         }
     }
 

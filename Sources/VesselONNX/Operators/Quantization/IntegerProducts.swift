@@ -109,9 +109,8 @@ enum IntegerProducts {
     }
 
     /// numpy-style batched matmul of two 8-bit tensors less their zero points (a's per row, b's
-    /// per column), as Int32 sums — and, with an `epilogue`, as the floats it writes: on a CPU
-    /// with AVX-512 VNNI each thread converts the sums it computed, elsewhere they are converted
-    /// after.
+    /// per column), as Int32 sums — and, with an `epilogue`, as the floats it writes: with a 2-D B
+    /// each thread converts the sums it computed, else they are converted after.
     static func matmul(
         _ a: Tensor, _ b: Tensor, aZero: Tensor?, bZero: Tensor?, _ c: KernelContext, weights: PackedWeights? = nil,
         epilogue: FloatEpilogue? = nil
@@ -131,8 +130,8 @@ enum IntegerProducts {
                 let sums = quadProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: rows, m: m, k: k, n: n, weights: weights, epilogue: epilogue)
                 return (sums, shape.outShape)
             }
-            let sums = packedProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: rows, m: m, k: k, n: n, weights: weights)
-            return (finished(sums, n: n, epilogue), shape.outShape)
+            let sums = packedProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: rows, m: m, k: k, n: n, weights: weights, epilogue: epilogue)
+            return (sums, shape.outShape)
         }
         var left = widened(a), right = widened(b)
         for index in left.indices { left[index] -= aZeros[aZeros.count == 1 ? 0 : (index / k) % m] }
@@ -161,17 +160,39 @@ enum IntegerProducts {
     }
 
     /// A (rows×k, rows in batches of m) · B (k×n, packed once per weight) through
-    /// `IntegerGEMM`: both less their zero points as Int16, sums in Int32.
+    /// `IntegerGEMM`: both less their zero points as Int16, sums in Int32. Each thread widens
+    /// the rows of A it multiplies and writes the floats of a fused product from the sums it
+    /// computed, while they are in its cache.
     static func packedProduct(
-        _ a: Tensor, _ b: Tensor, aZeros: [Int32], bZeros: [Int32], rows: Int, m: Int, k: Int, n: Int, weights: PackedWeights?
+        _ a: Tensor, _ b: Tensor, aZeros: [Int32], bZeros: [Int32], rows: Int, m: Int, k: Int, n: Int, weights: PackedWeights?,
+        epilogue: FloatEpilogue? = nil
     ) -> [Int32] {
+        guard rows > 0 else { return [] }
+        // B less its zero points, packed as Int8 where every value fits (symmetric int8
+        // weights: half the bytes to stream), else as Int16.
         let pack = {
             let right = widened(b)
             var shifted = [Int16](repeating: 0, count: k * n)
+            var fitsBytes = true
             for p in 0..<k {
-                for j in 0..<n { shifted[p * n + j] = Int16(truncatingIfNeeded: right[p * n + j] - bZeros[bZeros.count == 1 ? 0 : j]) }
+                for j in 0..<n {
+                    let value = right[p * n + j] - bZeros[bZeros.count == 1 ? 0 : j]
+                    shifted[p * n + j] = Int16(truncatingIfNeeded: value)
+                    fitsBytes = fitsBytes && Int32(Int8.min)...Int32(Int8.max) ~= value
+                }
             }
-            let packed = Tensor(uninitialized: .int16, shape: [VesselKernels.IntegerGEMM.packedCount(k: k, n: n)])
+            let count = VesselKernels.IntegerGEMM.packedCount(k: k, n: n)
+            if fitsBytes {
+                let packed = Tensor(uninitialized: .int8, shape: [count])
+                let narrow = shifted.map { Int8(truncatingIfNeeded: $0) }
+                narrow.withUnsafeBufferPointer { pb in
+                    packed.withUnsafeMutableBufferPointer(as: Int8.self) { pp in
+                        VesselKernels.IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!)
+                    }
+                }
+                return packed
+            }
+            let packed = Tensor(uninitialized: .int16, shape: [count])
             shifted.withUnsafeBufferPointer { pb in
                 packed.withUnsafeMutableBufferPointer(as: Int16.self) { pp in
                     VesselKernels.IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!)
@@ -181,38 +202,55 @@ enum IntegerProducts {
         }
         // The key holds the zero points too: a packed B is B less them.
         let packed = weights?.packed(for: b, key: [k, n, b.dtype == .int8 ? 1 : 0] + bZeros.map(Int.init), pack: pack) ?? pack()
-        let depth = VesselKernels.IntegerGEMM.pairedDepth(k)
-        var left = [Int16](repeating: 0, count: rows * depth)
-        let widenedA = widened(a)
-        for row in 0..<rows {
-            let zero = aZeros[aZeros.count == 1 ? 0 : row % m]
-            for p in 0..<k { left[row * depth + p] = Int16(truncatingIfNeeded: widenedA[row * k + p] - zero) }
-        }
-        var sums = [Int32](repeating: 0, count: rows * n)
+        let depth = VesselKernels.IntegerGEMM.pairedDepth(k), signed = a.dtype == .int8, narrowB = packed.dtype == .int8
+        let za = (0..<rows).map { aZeros[aZeros.count == 1 ? 0 : $0 % m] }
+        // Every value of the widened A and every sum are written before they are read.
+        var left = [Int16](unsafeUninitializedCapacity: rows * depth) { _, count in count = rows * depth }
+        var sums = [Int32](unsafeUninitializedCapacity: rows * n) { _, count in count = rows * n }
         let panels = (n + VesselKernels.IntegerGEMM.panelWidth - 1) / VesselKernels.IntegerGEMM.panelWidth
-        let haswell = RowKernels.variant.hasAVX2
-        left.withUnsafeBufferPointer { pa in
-            packed.withUnsafeBufferPointer(as: Int16.self) { pb in
-                sums.withUnsafeMutableBufferPointer { pc in
-                    let (a, b, c) = (pa.baseAddress!, pb.baseAddress!, pc.baseAddress!)
-                    func run(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
-                        if haswell {
-                            VesselKernelsHaswell.IntegerGEMM.multiply(a: a, packed: b, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
-                        } else {
-                            VesselKernels.IntegerGEMM.multiply(a: a, packed: b, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
-                        }
-                    }
-                    // Few rows (one sentence): the threads take panels; else blocks of four rows.
-                    let work = max(1, 65_536 / max(depth * VesselKernels.IntegerGEMM.panelWidth, 1))
-                    if rows < 16 {
-                        Parallel.chunks(panels / 2, minimum: max(1, work / max(rows, 1))) { pairs in
-                            let upper = pairs.upperBound * 2 >= panels - 1 ? panels : pairs.upperBound * 2
-                            run(0..<rows, (pairs.lowerBound * 2)..<upper)
-                        }
-                    } else {
-                        Parallel.chunks(rows / 4, minimum: max(1, work / max(panels * 4, 1))) { blocks in
-                            let upper = blocks.upperBound * 4 >= rows - 3 ? rows : blocks.upperBound * 4
-                            run((blocks.lowerBound * 4)..<upper, 0..<panels)
+        let variant = RowKernels.variant
+        bytes(of: a) { source in
+            za.withUnsafeBufferPointer { pz in
+                left.withUnsafeMutableBufferPointer { pa in
+                    rawValues(of: packed) { b in
+                        sums.withUnsafeMutableBufferPointer { pc in
+                            let (a, c, zeros) = (pa.baseAddress!, pc.baseAddress!, pz.baseAddress!)
+                            func widen(_ rowRange: Range<Int>) {
+                                if variant.hasAVX2 {
+                                    VesselKernelsHaswell.IntegerGEMM.widen(source, signed: signed, k: k, zeros: zeros, rows: rowRange, into: a)
+                                } else {
+                                    VesselKernels.IntegerGEMM.widen(source, signed: signed, k: k, zeros: zeros, rows: rowRange, into: a)
+                                }
+                            }
+                            func block(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
+                                if variant.hasAVX2 {
+                                    VesselKernelsHaswell.IntegerGEMM.multiply(
+                                        a: a, packed: b, bytes: narrowB, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
+                                } else {
+                                    VesselKernels.IntegerGEMM.multiply(
+                                        a: a, packed: b, bytes: narrowB, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
+                                }
+                                epilogue?.apply(
+                                    c, n: n, rows: rowRange,
+                                    columns: (panelRange.lowerBound * VesselKernels.IntegerGEMM.panelWidth)..<min(
+                                        n, panelRange.upperBound * VesselKernels.IntegerGEMM.panelWidth))
+                            }
+                            // Few rows (a sentence or two): A widened once, the threads take
+                            // pairs of panels, each reading half of B; else blocks of six rows,
+                            // each thread widening its own.
+                            let work = max(1, 65_536 / max(depth * VesselKernels.IntegerGEMM.panelWidth, 1))
+                            if rows <= 32 {
+                                widen(0..<rows)
+                                Parallel.chunks((panels + 1) / 2, minimum: max(1, work / max(rows, 1))) { pairs in
+                                    block(0..<rows, (pairs.lowerBound * 2)..<min(panels, pairs.upperBound * 2))
+                                }
+                            } else {
+                                Parallel.chunks((rows + 5) / 6, minimum: max(1, work / max(panels * 6, 1))) { blocks in
+                                    let rowRange = (blocks.lowerBound * 6)..<min(rows, blocks.upperBound * 6)
+                                    widen(rowRange)
+                                    block(rowRange, 0..<panels)
+                                }
+                            }
                         }
                     }
                 }
@@ -327,23 +365,30 @@ enum IntegerProducts {
         let output: UnsafeMutablePointer<Float>
 
         func apply(_ sums: UnsafePointer<Int32>, n: Int, rows: Range<Int>, columns: Range<Int>) {
+            let variant = RowKernels.variant
             factors.withUnsafeBufferPointer { f in
-                for row in rows {
-                    let source = sums + row * n, target = output + row * n
-                    switch (f.count == 1, bias) {
-                    case (true, nil):
-                        let s = f[0]
-                        for j in columns { target[j] = Float(source[j]) * s }
-                    case (true, let bias?):
-                        let s = f[0]
-                        bias.withUnsafeBufferPointer { b in for j in columns { target[j] = Float(source[j]) * s + b[j] } }
-                    case (false, nil):
-                        for j in columns { target[j] = Float(source[j]) * f[j] }
-                    case (false, let bias?):
-                        bias.withUnsafeBufferPointer { b in for j in columns { target[j] = Float(source[j]) * f[j] + b[j] } }
+                withBias { bias in
+                    for row in rows {
+                        let (source, target, perColumn) = (sums + row * n, output + row * n, f.count > 1)
+                        switch variant {
+                        case .avx512:
+                            VesselKernelsAVX512.QuantizeKernels.scaleSums(
+                                source, target, columns: columns, factors: f.baseAddress!, perColumn: perColumn, bias: bias)
+                        case .haswell:
+                            VesselKernelsHaswell.QuantizeKernels.scaleSums(
+                                source, target, columns: columns, factors: f.baseAddress!, perColumn: perColumn, bias: bias)
+                        default:
+                            VesselKernels.QuantizeKernels.scaleSums(
+                                source, target, columns: columns, factors: f.baseAddress!, perColumn: perColumn, bias: bias)
+                        }
                     }
                 }
             }
+        }
+
+        private func withBias(_ body: (UnsafePointer<Float>?) -> Void) {
+            guard let bias else { return body(nil) }
+            bias.withUnsafeBufferPointer { body($0.baseAddress!) }
         }
     }
 
@@ -359,6 +404,12 @@ enum IntegerProducts {
             _ = try matmul(a, b, aZero: aZero, bZero: bZero, c, weights: weights, epilogue: epilogue)
         }
         return y
+    }
+
+    /// A packed B's values (Int8 or Int16) where they lie.
+    static func rawValues<R>(of t: Tensor, _ body: (UnsafeRawPointer) -> R) -> R {
+        if t.dtype == .int8 { return t.withUnsafeBufferPointer(as: Int8.self) { body(UnsafeRawPointer($0.baseAddress!)) } }
+        return t.withUnsafeBufferPointer(as: Int16.self) { body(UnsafeRawPointer($0.baseAddress!)) }
     }
 
     /// An 8-bit tensor's bytes as they lie.
