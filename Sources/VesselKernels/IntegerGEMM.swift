@@ -29,6 +29,8 @@ public enum IntegerGEMM {
 
     /// Packs B (k×n, row-major, values less their zero points) into panels of 8 columns of
     /// pairs, as Int16 or as Int8 (`packedCount` values either way).
+    @_specialize(where Value == Int8)
+    @_specialize(where Value == Int16)
     public static func pack<Value: FixedWidthInteger>(_ b: UnsafePointer<Value>, k: Int, n: Int, into packed: UnsafeMutablePointer<Value>) {
         let depth = pairedDepth(k), panels = (n + panelWidth - 1) / panelWidth
         for panel in 0..<panels {
