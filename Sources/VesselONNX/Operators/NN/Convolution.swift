@@ -106,8 +106,8 @@ extension KernelRegistry {
 /// Conv as im2col + GEMM per image and group.
 ///
 /// With `residual` (a float32 tensor of the output's shape: a residual connection's Add fused at
-/// load) each output has it added after the bias, before the Relu — in the same pass on an
-/// AVX-512 CPU's direct and packed paths, in one pass after the others.
+/// load) each output has it added after the bias, before the Relu — in the same pass on the
+/// direct and packed paths (an AVX2 or AVX-512 CPU), in one pass after the others.
 /// With `relu` (a Conv whose only reader was a Relu, fused at load), the bias and the Relu are
 /// one pass over each image's output, with the same arithmetic as two.
 /// `cache` keeps a node's weights in the form a path prepares them in (Winograd's transform, the
@@ -160,12 +160,12 @@ func convolution(
     let shifted =
         !direct && !pointwise && !winograd && g.input.count == 2 && g.strides == [1, 1] && kernelSize > 1
         && filtersPerGroup * 2 <= channelsPerGroup
-    // Small weights (GEMM.columnBlock), or any on an AVX-512 CPU (packedColumnBlock): the output
+    // Small weights (GEMM.columnBlock), or any on an AVX2 or AVX-512 CPU (packedColumnBlock): the output
     // in column blocks, each block's im2col columns, product, bias and Relu done while the block
     // is in cache (blockedConvolution).
     let blockWidth =
         direct || winograd || shifted || !(pointwise || g.input.count == 2)
-        ? nil : RowKernels.variant == .avx512 ? packedColumnBlock(rows: rows, spatial: spatial) : GEMM.columnBlock(m: filtersPerGroup, k: rows)
+        ? nil : RowKernels.variant.hasAVX2 ? packedColumnBlock(rows: rows, spatial: spatial) : GEMM.columnBlock(m: filtersPerGroup, k: rows)
     // The direct and blocked paths add a residual as they store; the others leave their outputs
     // to one pass that adds it and then applies the Relu.
     let residualPass = residual != nil && !direct && blockWidth == nil
@@ -316,7 +316,7 @@ func convolutionShape(_ x: Tensor, _ w: Tensor, _ c: KernelContext) throws -> [I
     return [x.shape[0], w.shape[0]] + g.output
 }
 
-/// The column blocks of a convolution on an AVX-512 CPU (`blockedConvolution`): as wide as keeps
+/// The column blocks of a convolution on an AVX2 or AVX-512 CPU (`blockedConvolution`): as wide as keeps
 /// a block's packed columns (`rows` of them) near 128 KiB, in L2 beside the weights' row tile,
 /// from 32 to 256 columns (whole pairs of 16-column panels); a small image (at most 256
 /// positions) is one block, so its weights stream past once (ResNet's 2048-deep 7×7 products in
@@ -334,13 +334,13 @@ func packedColumnBlock(rows: Int, spatial: Int, threads: Int = Parallel.threads)
 }
 
 /// A convolution with small weights (`GEMM.columnBlock`: at most 16K values), or any weights on
-/// an AVX-512 CPU (`packedColumnBlock`), in column blocks of the output, `block` output
+/// an AVX2 or AVX-512 CPU (`packedColumnBlock`), in column blocks of the output, `block` output
 /// positions at a time: the block's im2col columns (a few kilobytes; none for a pointwise kernel,
 /// which reads the image in place), its product, then its bias and Relu, all while the block is
 /// in cache. The whole-image way wrote and re-read an im2col matrix
 /// and then passed over the whole output again for the bias and Relu: SqueezeNet's first
 /// convolution (3×3, stride 2, 64 filters over 3 channels) took 1.35 ms that way inside the model
-/// against 0.6 ms alone. On an AVX-512 CPU the block's columns are packed and the product adds
+/// against 0.6 ms alone. On an AVX2 or AVX-512 CPU the block's columns are packed and the product adds
 /// the bias and applies the Relu as it stores. Each block is one product of the same width over
 /// the same columns whatever the thread count, so results do not depend on it.
 func blockedConvolution(
@@ -351,9 +351,9 @@ func blockedConvolution(
     let spatial = g.output.reduce(1, *)
     let rows = channels * g.kernel.reduce(1, *)
     let blocks = (spatial + block - 1) / block
-    let packed = RowKernels.variant == .avx512
-    /// On an AVX-512 CPU: the block's columns (`tile`, else the image in place) packed into
-    /// `panels`, then the AVX-512 kernel with the bias and Relu applied as it stores (no pass
+    let packed = RowKernels.variant.hasAVX2
+    /// On an AVX2 or AVX-512 CPU: the block's columns (`tile`, else the image in place) packed
+    /// into `panels`, then `PackedGEMM` with the bias and Relu applied as it stores (no pass
     /// over the block afterwards), on `threads`.
     func packedBlock(_ first: Int, _ width: Int, tile: UnsafeMutablePointer<Float>?, panels: UnsafeMutablePointer<Float>, threads: Int) {
         if let tile { im2col2D(image, g, channels: 0..<channels, positions: first..<(first + width), into: tile, rowLength: width) }
