@@ -84,20 +84,14 @@ public enum QuantizeKernels {
         _ source: UnsafePointer<Int32>, _ target: UnsafeMutablePointer<Float>, columns: Range<Int>, factors: UnsafePointer<Float>,
         perColumn: Bool, bias: UnsafePointer<Float>?
     ) {
-        var j = columns.lowerBound
-        let single = Lanes(repeating: factors[0])
-        while j + 16 <= columns.upperBound {
-            let sums = UnsafeRawPointer(source + j).loadUnaligned(as: SIMD16<Int32>.self)
-            var v = Lanes(sums) * (perColumn ? load(factors + j) : single)
-            if let bias { v = v + load(bias + j) }
-            UnsafeMutableRawPointer(target + j).storeBytes(of: v, as: Lanes.self)
-            j += 16
-        }
-        while j < columns.upperBound {
-            var v = Float(source[j]) * factors[perColumn ? j : 0]
-            if let bias { v = v + bias[j] }
-            target[j] = v
-            j += 1
+        // Plain loops, one per case, which LLVM vectorizes with `vcvtdq2ps`: converting through
+        // `SIMD16<Float>.init(_: SIMD16<Int32>)` compiled to a call per sixteen values.
+        let factor = factors[0]
+        switch (perColumn, bias) {
+        case (true, let bias?): for j in columns { target[j] = Float(source[j]) * factors[j] + bias[j] }
+        case (true, nil): for j in columns { target[j] = Float(source[j]) * factors[j] }
+        case (false, let bias?): for j in columns { target[j] = Float(source[j]) * factor + bias[j] }
+        case (false, nil): for j in columns { target[j] = Float(source[j]) * factor }
         }
     }
 }
