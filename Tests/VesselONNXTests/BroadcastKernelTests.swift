@@ -159,6 +159,38 @@ struct MaxPoolPathTests {
         }
     }
 
+    @Test("an AveragePool window over the whole unpadded plane is the plane's mean (GlobalAveragePool's sums), with a padded one left to the planes' path")
+    func wholePlaneAverage() throws {
+        let directory = try LoaderTests.make(
+            """
+            for name, pads in [('whole', [0, 0, 0, 0]), ('padded', [1, 1, 1, 1])]:
+                node = helper.make_node('AveragePool', ['x'], ['y'], kernel_shape=[7, 7], pads=pads)
+                g = helper.make_graph([node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 5, 7, 7])],
+                                      [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+                onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 19)]), d + f'/{name}.onnx')
+            """)
+        defer { TestSupport.remove(directory) }
+        let values: [Float] = (0..<245).map { (i: Int) -> Float in Float((i * 7_919) % 1_009) / 97 - 5 }
+        let whole = try #require(try ONNXModel(path: directory + "/whole.onnx").run(["x": Tensor(values, shape: [1, 5, 7, 7])])["y"])
+        #expect(whole.shape == [1, 5, 1, 1])
+        var means: [Float] = []
+        for plane in 0..<5 {
+            var sum = 0.0
+            for k in 0..<49 { sum += Double(values[plane * 49 + k]) }
+            means.append(Float(sum / 49))
+        }
+        #expect(whole.scalars(as: Float.self) == means)
+        // Padded, the windows are clipped (3×3 outputs, each the mean of the values it covers).
+        let padded = try #require(try ONNXModel(path: directory + "/padded.onnx").run(["x": Tensor(values, shape: [1, 5, 7, 7])])["y"])
+        #expect(padded.shape == [1, 5, 3, 3])
+        var corner: Float = 0
+        for h in 0..<6 {
+            for w in 0..<6 { corner += values[h * 7 + w] }
+        }
+        let expected = corner / 36
+        #expect(abs(padded.scalars(as: Float.self)[0] - expected) <= 1e-5 * max(1, abs(expected)))
+    }
+
     @Test("in a wide plane, a NaN reaches every window holding it and one in a row no window reads changes nothing")
     func nanWidePlanes() throws {
         let directory = try LoaderTests.make(
