@@ -2,15 +2,15 @@
 import _Builtin_intrinsics.intel
 #endif
 
-/// float16 ↔ float32 for whole buffers: Swift lowers each scalar `Float(Float16)` and
-/// `Float16(Float)` to a compiler-rt call even for Haswell, so a model's every half tensor paid
-/// two calls per element. Widening is exact: F16C's `vcvtph2ps` in the Haswell and AVX-512
-/// copies, integer SIMD in the baseline one. Narrowing, in integer SIMD (eight lanes, sixteen
-/// in the AVX-512 copy: F16C's `vcvtps2ph` takes its rounding as an immediate, which only a C
-/// macro can pass; the halves stored by a pack or `vpmovdw`, not lane by lane), rounds to nearest, ties to even, overflows to infinity, keeps subnormals,
-/// and gives a quiet NaN for a NaN (the method of F. Giesen's public-domain
-/// `float_to_half_fast3_rtne`). Never inlined: a copy inlined into a caller's module would be
-/// compiled for that module's (baseline) CPU.
+/// float16 ↔ float32 for whole buffers: without F16C Swift lowers each scalar `Float(Float16)`
+/// and `Float16(Float)` to a compiler-rt call, so a model's every half tensor paid two calls per
+/// element. Widening is exact: F16C's `vcvtph2ps` in the Haswell and AVX-512 copies, integer
+/// SIMD in the baseline one. Narrowing rounds to nearest, ties to even, overflows to infinity,
+/// keeps subnormals and gives a quiet NaN for a NaN: F16C's `vcvtps2ph` in the Haswell and
+/// AVX-512 copies (a plain loop LLVM vectorizes into it: the intrinsic takes its rounding as an
+/// immediate, which only a C macro can pass), integer SIMD in the baseline one (the method of
+/// F. Giesen's public-domain `float_to_half_fast3_rtne`). Never inlined: a copy inlined into a
+/// caller's module would be compiled for that module's (baseline) CPU.
 public enum HalfConversion {
     #if VESSEL_AVX512
     typealias Bits = SIMD16<UInt32>
@@ -45,28 +45,13 @@ public enum HalfConversion {
 
     @inline(never)
     public static func narrow(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float16>, count: Int) {
+        #if VESSEL_HASWELL && arch(x86_64)
+        // F16C: LLVM turns this loop into `vcvtps2ph` eight (sixteen) at a time, rounding as
+        // MXCSR says — to nearest, ties to even, which nothing in Vessel changes.
+        for i in 0..<count { output[i] = Float16(input[i]) }
+        #else
         var i = 0
         let lanes = Bits.scalarCount
-        #if VESSEL_AVX512 && arch(x86_64)
-        // Sixteen halves stored by one truncating `vpmovdw`.
-        while i + 16 <= count {
-            let halves = narrow(UnsafeRawPointer(input + i).loadUnaligned(as: Bits.self))
-            UnsafeMutableRawPointer(output + i).storeBytes(of: _mm512_cvtepi32_epi16(unsafeBitCast(halves, to: __m512i.self)), as: __m256i.self)
-            i += 16
-        }
-        #elseif VESSEL_HASWELL && arch(x86_64)
-        // Sixteen halves packed by `vpackusdw` (every lane is below 2^16) and put in order by one
-        // permute: the pack interleaves the two registers' 128-bit halves. Lane by lane, the
-        // stores took as long as the conversion.
-        let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7)
-        while i + 16 <= count {
-            let low = narrow(UnsafeRawPointer(input + i).loadUnaligned(as: Bits.self))
-            let high = narrow(UnsafeRawPointer(input + i + 8).loadUnaligned(as: Bits.self))
-            let packed = _mm256_packus_epi32(unsafeBitCast(low, to: __m256i.self), unsafeBitCast(high, to: __m256i.self))
-            UnsafeMutableRawPointer(output + i).storeBytes(of: _mm256_permutevar8x32_epi32(packed, order), as: __m256i.self)
-            i += 16
-        }
-        #endif
         while i + lanes <= count {
             let halves = narrow(UnsafeRawPointer(input + i).loadUnaligned(as: Bits.self))
             let p = UnsafeMutableRawPointer(output + i).assumingMemoryBound(to: UInt16.self)
@@ -76,6 +61,44 @@ public enum HalfConversion {
         while i < count {
             output[i] = Float16(input[i])
             i += 1
+        }
+        #endif
+    }
+
+    /// The four arithmetic operators `HalfConversion.arithmetic` computes.
+    public enum Operation: Int, Sendable { case add, subtract, multiply, divide }
+
+    /// `y[i] = half(float(a[i]) ∘ float(b[i]))` for i in 0..<count; with `aScalar` (`bScalar`)
+    /// `a[0]` (`b[0]`) stands for every value. The float32 operation rounded once to half is the
+    /// correctly rounded half result (float32 carries more than twice half's 11 bits), the bits
+    /// widening both tensors, computing in float32 and narrowing give — here a block at a time
+    /// in L1, without the two float32 tensors written and read back.
+    @inline(never)
+    public static func arithmetic(
+        _ operation: Operation, _ a: UnsafePointer<Float16>, aScalar: Bool, _ b: UnsafePointer<Float16>, bScalar: Bool,
+        into y: UnsafeMutablePointer<Float16>, count: Int
+    ) {
+        let block = 512
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * block) { buffer in
+            let x = buffer.baseAddress!, z = x + block, r = x + 2 * block
+            if aScalar { widen(a, x, count: 1) }
+            if bScalar { widen(b, z, count: 1) }
+            if aScalar { x.update(repeating: x[0], count: block) }
+            if bScalar { z.update(repeating: z[0], count: block) }
+            var first = 0
+            while first < count {
+                let n = min(block, count - first)
+                if !aScalar { widen(a + first, x, count: n) }
+                if !bScalar { widen(b + first, z, count: n) }
+                switch operation {
+                case .add: for i in 0..<n { r[i] = x[i] + z[i] }
+                case .subtract: for i in 0..<n { r[i] = x[i] - z[i] }
+                case .multiply: for i in 0..<n { r[i] = x[i] * z[i] }
+                case .divide: for i in 0..<n { r[i] = x[i] / z[i] }
+                }
+                narrow(r, y + first, count: n)
+                first += n
+            }
         }
     }
 

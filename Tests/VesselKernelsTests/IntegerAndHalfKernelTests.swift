@@ -49,6 +49,40 @@ struct IntegerAndHalfKernelTests {
         #expect(mismatches.count == 0, "\(mismatches.prefix(5).map { ($0.0, $0.0.bitPattern, $0.1.bitPattern, Float16($0.0).bitPattern) })")
     }
 
+    @Test("half arithmetic gives Swift's Float16 of the float32 result: four operators, whole and scalar operands, blocks and tails, specials")
+    func halfArithmetic() throws {
+        try #require(KernelCPU.runnable)
+        var generator = SystemRandomNumberGenerator()
+        // Random bit patterns (every class: zeros, subnormals, normals, infinities, NaNs), a
+        // count past a block and not a multiple of the lanes.
+        let count = 1_300
+        let a = (0..<count).map { _ in Float16(bitPattern: UInt16.random(in: 0...UInt16.max, using: &generator)) }
+        var b = (0..<count).map { _ in Float16(bitPattern: UInt16.random(in: 0...UInt16.max, using: &generator)) }
+        b[0] = 0
+        b[1] = -0
+        let operations: [(HalfConversion.Operation, (Float, Float) -> Float)] = [(.add, (+)), (.subtract, (-)), (.multiply, (*)), (.divide, (/))]
+        for (operation, f) in operations {
+            for (aScalar, bScalar) in [(false, false), (true, false), (false, true)] {
+                var y = [Float16](repeating: .nan, count: count)
+                a.withUnsafeBufferPointer { pa in
+                    b.withUnsafeBufferPointer { pb in
+                        y.withUnsafeMutableBufferPointer { py in
+                            HalfConversion.arithmetic(
+                                operation, pa.baseAddress! + (aScalar ? 5 : 0), aScalar: aScalar, pb.baseAddress! + (bScalar ? 7 : 0), bScalar: bScalar,
+                                into: py.baseAddress!, count: count)
+                        }
+                    }
+                }
+                var mismatches = 0
+                for i in 0..<count {
+                    let expected = Float16(f(Float(a[aScalar ? 5 : i]), Float(b[bScalar ? 7 : i])))
+                    if expected.isNaN ? !y[i].isNaN : expected.bitPattern != y[i].bitPattern { mismatches += 1 }
+                }
+                #expect(mismatches == 0, "\(operation), a scalar \(aScalar), b scalar \(bScalar)")
+            }
+        }
+    }
+
     @Test("the packed product equals a plain loop, B as Int16 or Int8, at odd depths, ragged panels and row remainders")
     func integerProduct() throws {
         try #require(KernelCPU.runnable)

@@ -30,15 +30,18 @@ struct BroadcastKernelTests {
 
 @Suite("float16 arithmetic")
 struct HalfArithmeticTests {
-    @Test("Add, Sub, Mul and Div of float16 give each value widened, computed in float32 and rounded back: one shape, a bias either side, a scalar")
+    @Test(
+        "Add, Sub, Mul and Div of float16 give each value widened, computed in float32 and rounded back: one shape, a bias either side, a scalar, a column, a short repeat"
+    )
     func widenedAndRounded() throws {
         let directory = try LoaderTests.make(
             """
             for op in ['Add', 'Sub', 'Mul', 'Div']:
                 for name, bshape, order in [('same', [3, 2500], ['a', 'b']), ('bias', [2500], ['a', 'b']), ('leading', [1, 2500], ['b', 'a']),
-                                            ('scalar', [], ['a', 'b'])]:
+                                            ('scalar', [], ['a', 'b']), ('column', [3, 1], ['b', 'a']), ('short', [1, 1, 10], ['a', 'b'])]:
+                    ashape = [3, 250, 10] if name == 'short' else [3, 2500]
                     g = helper.make_graph([helper.make_node(op, order, ['y'])], 'g',
-                                          [helper.make_tensor_value_info('a', TensorProto.FLOAT16, [3, 2500]),
+                                          [helper.make_tensor_value_info('a', TensorProto.FLOAT16, ashape),
                                            helper.make_tensor_value_info('b', TensorProto.FLOAT16, bshape)],
                                           [helper.make_tensor_value_info('y', TensorProto.FLOAT16, None)])
                     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)]), d + f'/{op}-{name}.onnx')
@@ -53,16 +56,22 @@ struct HalfArithmeticTests {
             case "Mul": f = { $0 * $1 }
             default: f = { $0 / $1 }
             }
-            let cases: [(String, [Int], Bool)] = [("same", [3, 2500], false), ("bias", [2500], false), ("leading", [1, 2500], true), ("scalar", [], false)]
-            for (name, bShape, bFirst) in cases {
+            // (name, B's shape, B first, A's shape): the one-pass kernel takes all but the
+            // column and the short repeat, which go the widening way.
+            let cases: [(String, [Int], Bool, [Int])] = [
+                ("same", [3, 2500], false, [3, 2500]), ("bias", [2500], false, [3, 2500]), ("leading", [1, 2500], true, [3, 2500]),
+                ("scalar", [], false, [3, 2500]), ("column", [3, 1], true, [3, 2500]), ("short", [1, 1, 10], false, [3, 250, 10])
+            ]
+            for (name, bShape, bFirst, aShape) in cases {
                 let b = (0..<Tensor.count(of: bShape)).map { Float16(Float(($0 * 104_729) % 997) / 53 + 0.25) }
                 let model = try ONNXModel(path: directory + "/\(op)-\(name).onnx")
-                let y = try #require(try model.run(["a": Tensor(a, shape: [3, 2500]), "b": Tensor(b, shape: bShape)])["y"])
+                let y = try #require(try model.run(["a": Tensor(a, shape: aShape), "b": Tensor(b, shape: bShape)])["y"])
                 let expected = (0..<7500).map { i -> UInt16 in
-                    let (x, z) = (Float(a[i]), Float(b[i % b.count]))
+                    let z = Float(name == "column" ? b[i / 2500] : b[i % b.count])
+                    let x = Float(a[i])
                     return Float16(bFirst ? f(z, x) : f(x, z)).bitPattern
                 }
-                #expect(y.shape == [3, 2500] && y.scalars(as: Float16.self).map(\.bitPattern) == expected, "\(op) \(name)")
+                #expect(y.shape == aShape && y.scalars(as: Float16.self).map(\.bitPattern) == expected, "\(op) \(name)")
             }
         }
     }
