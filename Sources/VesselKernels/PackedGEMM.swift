@@ -161,6 +161,12 @@ public enum PackedGEMM {
                 panels = panels.upperBound..<panels.upperBound
             }
             #endif
+            // A last single row (what the blocks of 6, 4 and 2 leave) runs after the panels, four
+            // panels at a time: one panel's two sums are each a chain of dependent multiply-adds,
+            // which left a one-row product (a classifier at batch 1) at a quarter of the FMA rate,
+            // and streamed one panel's B at a time.
+            let count = tileEnd - tile, paired = count / 6 * 6 + (count % 6 >= 4 ? 4 : 0)
+            let singleRow: Int? = (count - paired) % 2 == 1 ? tileEnd - 1 : nil
             for panel in panels {
                 let first = panel * panelWidth, width = min(panelWidth, n - first)
                 let b = packed + panel * panelWidth * k
@@ -177,8 +183,19 @@ public enum PackedGEMM {
                     block2(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 2
                 }
-                if row < tileEnd {
-                    block1(a + row * lda, b, k, c + row * ldc + first, width, epilogue.from(row))
+            }
+            if let row = singleRow {
+                var panel = panels.lowerBound
+                // Whole panels, four at a time.
+                while panel + 4 <= panels.upperBound, (panel + 4) * panelWidth <= n {
+                    let first = panel * panelWidth
+                    block1x4(a + row * lda, packed + first * k, k, c + row * ldc + first, epilogue.from(row))
+                    panel += 4
+                }
+                while panel < panels.upperBound {
+                    let first = panel * panelWidth, width = min(panelWidth, n - first)
+                    block1(a + row * lda, packed + first * k, k, c + row * ldc + first, width, epilogue.from(row))
+                    panel += 1
                 }
             }
             tile = tileEnd
@@ -295,6 +312,30 @@ public enum PackedGEMM {
         }
         store(c00, c01, c, width, e, 0)
         store(c10, c11, c + ldc, width, e, 1)
+    }
+
+    /// One row against four whole panels (`b`, the first, and the next three `panelWidth · k`
+    /// floats apart): eight independent sums, each in `block1`'s order.
+    static func block1x4(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ e: Epilogue) {
+        var c0 = Lanes(), c1 = Lanes(), c2 = Lanes(), c3 = Lanes(), c4 = Lanes(), c5 = Lanes(), c6 = Lanes(), c7 = Lanes()
+        let step = panelWidth * k
+        var bp = b
+        for p in 0..<k {
+            let x = Lanes(repeating: a[p])
+            c0 = madd(c0, x, load(bp))
+            c1 = madd(c1, x, load(bp + 8))
+            c2 = madd(c2, x, load(bp + step))
+            c3 = madd(c3, x, load(bp + step + 8))
+            c4 = madd(c4, x, load(bp + 2 * step))
+            c5 = madd(c5, x, load(bp + 2 * step + 8))
+            c6 = madd(c6, x, load(bp + 3 * step))
+            c7 = madd(c7, x, load(bp + 3 * step + 8))
+            bp += panelWidth
+        }
+        store(c0, c1, c, panelWidth, e, 0)
+        store(c2, c3, c + panelWidth, panelWidth, e, 0)
+        store(c4, c5, c + 2 * panelWidth, panelWidth, e, 0)
+        store(c6, c7, c + 3 * panelWidth, panelWidth, e, 0)
     }
 
     static func block1(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue) {

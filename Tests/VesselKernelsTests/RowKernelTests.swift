@@ -125,7 +125,9 @@ struct RowKernelTests {
 struct PackedGEMMTests {
     @Test("C = A·B for packed B, plain or transposed, any split of rows and panels giving the same bits")
     func products() {
-        for (m, n, k, transposed) in [(13, 37, 29, false), (6, 16, 8, true), (1, 5, 384, false), (17, 48, 1, true), (29, 33, 70, false)] {
+        for (m, n, k, transposed) in [
+            (13, 37, 29, false), (6, 16, 8, true), (1, 5, 384, false), (17, 48, 1, true), (29, 33, 70, false), (7, 100, 50, false), (1, 80, 33, true)
+        ] {
             let a = (0..<(m * k)).map { Float(($0 * 37 % 101) - 50) / 25 }
             let b = (0..<(k * n)).map { Float(($0 * 53 % 97) - 48) / 24 }
             var packed = [Float](repeating: .nan, count: PackedGEMM.packedCount(k: k, n: n))
@@ -164,5 +166,34 @@ struct PackedGEMMTests {
             let singles = product((0..<m).map { ($0..<($0 + 1), 0..<panels) })
             #expect(byRows == whole && byPanels == whole && singles == whole, "\(label): a split changed the bits")
         }
+    }
+
+    @Test("the epilogue adds the row's bias, then the residual, then clamps, in every block including one row against four panels")
+    func epilogue() {
+        // 13 rows: blocks of 6, 6 and a single row; 100 columns: four whole panels at a time, then
+        // two whole and a ragged one.
+        let (m, n, k) = (13, 100, 37)
+        let a = (0..<(m * k)).map { Float(($0 * 37 % 101) - 50) / 25 }
+        let b = (0..<(k * n)).map { Float(($0 * 53 % 97) - 48) / 24 }
+        let bias = (0..<m).map { Float($0 % 5) - 2 }
+        let residual = (0..<(m * n)).map { Float(($0 * 29 % 89) - 44) / 8 }
+        var packed = [Float](repeating: .nan, count: PackedGEMM.packedCount(k: k, n: n))
+        PackedGEMM.pack(b, k: k, n: n, ldb: n, transposed: false, into: &packed)
+        var plain = [Float](repeating: .nan, count: m * n), fused = plain
+        PackedGEMM.multiply(a: a, lda: k, packed: packed, k: k, n: n, c: &plain, ldc: n, rows: 0..<m, panels: 0..<7)
+        bias.withUnsafeBufferPointer { pb in
+            residual.withUnsafeBufferPointer { pr in
+                fused.withUnsafeMutableBufferPointer { pc in
+                    PackedGEMM.multiply(
+                        a: a, lda: k, packed: packed, k: k, n: n, c: pc.baseAddress!, ldc: n, rows: 0..<m, panels: 0..<7,
+                        epilogue: .init(bias: pb.baseAddress, residual: pr.baseAddress, relu: true))
+                }
+            }
+        }
+        let expected = (0..<(m * n)).map { i -> Float in
+            let v = plain[i] + bias[i / n] + residual[i]
+            return v < 0 ? 0 : v
+        }
+        #expect(fused == expected)
     }
 }
