@@ -21,8 +21,11 @@ let haswell: [SwiftSetting] = []
 let avx512: [SwiftSetting] = []
 #endif
 
-/// The kernel modules are compiled with -O whatever the configuration.
-let optimized: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+/// The kernel modules are compiled with -O whatever the configuration, and without
+/// cross-module optimization: with it, a release build serialized their bodies and VesselONNX
+/// made its own specialized clones of them, compiled for VesselONNX's baseline CPU (the half
+/// narrowing ran as a compiler-rt call per value inside `Cast`).
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug)), .unsafeFlags(["-Xllvm", "-sil-disable-pass=cmo"])]
 
 let package = Package(
     name: "Vessel",
