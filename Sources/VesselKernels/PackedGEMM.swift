@@ -161,12 +161,11 @@ public enum PackedGEMM {
                 panels = panels.upperBound..<panels.upperBound
             }
             #endif
-            // A last single row (what the blocks of 6, 4 and 2 leave) runs after the panels, four
-            // panels at a time: one panel's two sums are each a chain of dependent multiply-adds,
-            // which left a one-row product (a classifier at batch 1) at a quarter of the FMA rate,
-            // and streamed one panel's B at a time.
-            let count = tileEnd - tile, paired = count / 6 * 6 + (count % 6 >= 4 ? 4 : 0)
-            let singleRow: Int? = (count - paired) % 2 == 1 ? tileEnd - 1 : nil
+            // The blocks of 6, 4 and 2 rows leave a single row when the tile's count is odd; it
+            // runs after the panels, four panels at a time: one panel's two sums are each a chain
+            // of dependent multiply-adds, which left a one-row product (a classifier at batch 1)
+            // at a quarter of the FMA rate, and streamed one panel's B at a time.
+            let singleRow: Int? = (tileEnd - tile) % 2 == 1 ? tileEnd - 1 : nil
             for panel in panels {
                 let first = panel * panelWidth, width = min(panelWidth, n - first)
                 let b = packed + panel * panelWidth * k
