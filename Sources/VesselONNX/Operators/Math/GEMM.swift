@@ -11,9 +11,9 @@ import VesselTensor
 /// Single-precision matrix multiply, C = alpha·op(A)·op(B) + beta·C, row-major.
 ///
 /// On a CPU with AVX2 and FMA, products of at least 16 rows and 65,536 multiply-adds (alpha 1,
-/// beta 0, A as stored) run on Vessel's own `PackedGEMM` kernels; the rest (and everything on a CPU without AVX2) go to
-/// `BLASLibrary.sgemm` (OpenBLAS, loaded at run time) when it loaded, otherwise to a blocked
-/// Swift kernel that computes the same result.
+/// beta 0, A as stored) run on Vessel's own `PackedGEMM` kernels; the rest (and everything on a
+/// CPU without AVX2) go to `BLASLibrary.sgemm` (OpenBLAS, loaded at run time) when it loaded,
+/// otherwise to a blocked Swift kernel that computes the same result.
 enum GEMM {
     /// Which implementation runs: "openblas" or "builtin".
     static var backend: String { BLASLibrary.sgemm == nil ? "builtin" : "openblas" }
