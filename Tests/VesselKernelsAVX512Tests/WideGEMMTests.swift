@@ -154,7 +154,7 @@ struct WideGEMMTests {
             let rows = 3
             let a = (0..<(rows * depth)).map { _ in UInt8(random.next() % 256) }
             var sums = [Int32](repeating: -1, count: rows)
-            QuadGEMM.rowSums(a, lda: depth, depth: depth, rows: 0..<rows, into: &sums)
+            VesselKernelsAVX512.QuadGEMM.rowSums(a, lda: depth, depth: depth, rows: 0..<rows, into: &sums)
             let expected = (0..<rows).map { r in a[(r * depth)..<((r + 1) * depth)].reduce(Int32(0)) { $0 + Int32($1) } }
             #expect(sums == expected, "depth \(depth)")
         }
@@ -164,7 +164,7 @@ struct WideGEMMTests {
     func byteProduct() {
         var random = Lcg(state: 3)
         for (rows, k, n) in [(1, 1, 1), (1, 4, 16), (3, 5, 17), (8, 64, 32), (13, 37, 33), (17, 300, 100), (9, 384, 48), (20, 1536, 40)] {
-            let depth = QuadGEMM.quadDepth(k), columns = QuadGEMM.paddedColumns(n)
+            let depth = VesselKernelsAVX512.QuadGEMM.quadDepth(k), columns = VesselKernelsAVX512.QuadGEMM.paddedColumns(n)
             let a = (0..<(rows * k)).map { _ in UInt8(random.next() % 256) }
             let b = (0..<(k * n)).map { _ in Int8(truncatingIfNeeded: random.next()) }
             let za = (0..<rows).map { _ in Int32(random.next() % 256) }
@@ -172,20 +172,20 @@ struct WideGEMMTests {
             for j in 0..<n { zb[j] = Int32(random.next() % 256) - 128 }
             var padded = [UInt8](repeating: 0, count: rows * depth)
             for r in 0..<rows { for p in 0..<k { padded[r * depth + p] = a[r * k + p] } }
-            var packed = [Int8](repeating: 99, count: QuadGEMM.packedCount(k: k, n: n))
-            QuadGEMM.pack(b, k: k, n: n, into: &packed)
+            var packed = [Int8](repeating: 99, count: VesselKernelsAVX512.QuadGEMM.packedCount(k: k, n: n))
+            let fixes = VesselKernelsAVX512.QuadGEMM.pack(b, k: k, n: n, into: &packed, boundPairs: false)
             var u = [Int32](repeating: 0, count: columns)
             for j in 0..<n { u[j] = (0..<k).reduce(Int32(0)) { $0 + Int32(b[$1 * n + j]) } - Int32(k) * zb[j] }
             var rowSum = [Int32](repeating: 0, count: rows)
-            QuadGEMM.rowSums(padded, lda: depth, depth: depth, rows: 0..<rows, into: &rowSum)
+            VesselKernelsAVX512.QuadGEMM.rowSums(padded, lda: depth, depth: depth, rows: 0..<rows, into: &rowSum)
             var c = [Int32](repeating: -7, count: rows * n)
             let panels = columns / 16
             // In pieces, as the threads split it: rows at an odd cut, panels at an odd one.
             for (r, p) in [(0..<(rows / 2), 0..<panels), ((rows / 2)..<rows, 0..<(panels / 2 | 1)), ((rows / 2)..<rows, (panels / 2 | 1)..<panels)] {
                 c.withUnsafeMutableBufferPointer {
-                    QuadGEMM.multiply(
+                    VesselKernelsAVX512.QuadGEMM.multiply(
                         a: padded, lda: depth, packed: packed, k: k, n: n, c: $0.baseAddress!, za: za, rowSum: rowSum, u: u, zb: zb,
-                        rows: r, panels: p.clamped(to: 0..<panels))
+                        fixStarts: fixes.starts, fixes: fixes.values, rows: r, panels: p.clamped(to: 0..<panels))
                 }
             }
             var expected = [Int32](repeating: 0, count: rows * n)

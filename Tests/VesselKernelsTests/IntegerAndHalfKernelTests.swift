@@ -127,6 +127,61 @@ struct IntegerAndHalfKernelTests {
         }
     }
 
+    @Test("the u8·s8 quad product less zero points equals plain integer sums, pairs past vpmaddubsw's bound included")
+    func byteProduct() throws {
+        try #require(KernelCPU.runnable)
+        var fixCount = 0
+        for (rows, k, n) in [(1, 1, 1), (1, 4, 16), (3, 5, 17), (4, 64, 32), (13, 37, 33), (17, 300, 100), (9, 384, 48), (6, 1536, 40)] {
+            // Weights mostly small, some at the extremes (−128 and 127 side by side go past the
+            // bound), and activations up to 255: every saturating case is there.
+            let extremes: [Int8] = [-128, 127, -127, 100, -90, 64, 65]
+            let a = (0..<(rows * k)).map { index in index % 5 == 0 ? 255 : UInt8.random(in: 0...255) }
+            let b = (0..<(k * n)).map { _ in Bool.random() ? extremes.randomElement()! : Int8.random(in: -40...40) }
+            let depth = QuadGEMM.quadDepth(k), columns = QuadGEMM.paddedColumns(n), panels = columns / QuadGEMM.panelWidth
+            let za = (0..<rows).map { _ in Int32.random(in: 0...255) }
+            var zb = [Int32](repeating: 0, count: columns)
+            for j in 0..<n { zb[j] = Int32.random(in: -128...127) }
+            var padded = [UInt8](repeating: 0, count: rows * depth)
+            for r in 0..<rows { for p in 0..<k { padded[r * depth + p] = a[r * k + p] } }
+            var packed = [Int8](repeating: 99, count: QuadGEMM.packedCount(k: k, n: n))
+            let fixes = QuadGEMM.pack(b, k: k, n: n, into: &packed, boundPairs: true)
+            fixCount += fixes.values.count / 3
+            // Every packed pair is within the bound, and the fixes give back what it left out.
+            var restored = packed.map(Int32.init)
+            for index in 0..<(fixes.values.count / 3) {
+                let (p, j, value) = (Int(fixes.values[3 * index]), Int(fixes.values[3 * index + 1]), fixes.values[3 * index + 2])
+                let panel = j / QuadGEMM.panelWidth
+                #expect(Int(fixes.starts[panel]) <= index && index < Int(fixes.starts[panel + 1]))
+                restored[panel * QuadGEMM.panelWidth * depth + (p / 4) * 4 * QuadGEMM.panelWidth + 4 * (j % QuadGEMM.panelWidth) + p % 4] += value
+            }
+            var unbounded = [Int8](repeating: 0, count: packed.count)
+            #expect(QuadGEMM.pack(b, k: k, n: n, into: &unbounded, boundPairs: false) == QuadGEMM.Fixes(panels: panels))
+            #expect(restored == unbounded.map(Int32.init), "\(rows)×\(k)·\(k)×\(n): packed bytes and fixes")
+            #expect(stride(from: 0, to: packed.count, by: 2).allSatisfy { abs(Int(packed[$0])) + abs(Int(packed[$0 + 1])) <= 128 })
+            var u = [Int32](repeating: 0, count: columns)
+            for j in 0..<n { u[j] = (0..<k).reduce(Int32(0)) { $0 + Int32(b[$1 * n + j]) } - Int32(k) * zb[j] }
+            var rowSum = [Int32](repeating: 0, count: rows)
+            QuadGEMM.rowSums(padded, lda: depth, depth: depth, rows: 0..<rows, into: &rowSum)
+            var c = [Int32](repeating: -7, count: rows * n)
+            // In pieces, as the threads split it: rows at an odd cut, panels at an odd one.
+            for (r, p) in [(0..<(rows / 2), 0..<panels), ((rows / 2)..<rows, 0..<(panels / 2 | 1)), ((rows / 2)..<rows, (panels / 2 | 1)..<panels)] {
+                c.withUnsafeMutableBufferPointer {
+                    QuadGEMM.multiply(
+                        a: padded, lda: depth, packed: packed, k: k, n: n, c: $0.baseAddress!, za: za, rowSum: rowSum, u: u, zb: zb,
+                        fixStarts: fixes.starts, fixes: fixes.values, rows: r, panels: p.clamped(to: 0..<panels))
+                }
+            }
+            var expected = [Int32](repeating: 0, count: rows * n)
+            for i in 0..<rows {
+                for j in 0..<n {
+                    for p in 0..<k { expected[i * n + j] += (Int32(a[i * k + p]) - za[i]) * (Int32(b[p * n + j]) - zb[j]) }
+                }
+            }
+            #expect(c == expected, "\(rows)×\(k)·\(k)×\(n)")
+        }
+        #expect(fixCount > 100, "the weights put pairs past the bound")
+    }
+
     @Test("DynamicQuantizeLinear's range and bytes equal the scalar arithmetic: halves to even, saturation, NaN, ragged tails")
     func quantize() {
         var values: [Float] = [0, 0.5, 1.5, 2.5, -0.5, 127.5, 300, -300, .nan, .infinity, -.infinity, 1e-8]

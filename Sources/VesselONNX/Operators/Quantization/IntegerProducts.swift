@@ -123,10 +123,11 @@ enum IntegerProducts {
         let aZeros = try zeroPoints(aZero, "a_zero_point", like: a, count: m, what: "row of A", c)
         let bZeros = try zeroPoints(bZero, "b_zero_point", like: b, count: n, what: "column of B", c)
         // A 2-D B (a weight, as quantize_dynamic writes them): the packed byte product on a CPU
-        // with AVX-512 VNNI, else the packed Int16 product — the same sums either way.
+        // with AVX2 (`vpdpbusd` where there is AVX-512 VNNI), else the packed Int16 product —
+        // the same sums either way.
         if b.rank == 2, a.rank >= 2, k > 0, n > 0 {
             let rows = shape.batchCount * m
-            if RowKernels.variant == .avx512 {
+            if RowKernels.variant.hasAVX2 {
                 let sums = quadProduct(a, b, aZeros: aZeros, bZeros: bZeros, rows: rows, m: m, k: k, n: n, weights: weights, epilogue: epilogue)
                 return (sums, shape.outShape)
             }
@@ -260,18 +261,21 @@ enum IntegerProducts {
     }
 
     /// A (rows×k, rows in batches of m) · B (k×n, packed once per weight) through `QuadGEMM`
-    /// (AVX-512 VNNI): A as unsigned and B as signed bytes, the zero points applied to the sums.
+    /// (AVX-512 VNNI's or the Haswell copy's): A as unsigned and B as signed bytes, the zero
+    /// points applied to the sums.
     static func quadProduct(
         _ a: Tensor, _ b: Tensor, aZeros: [Int32], bZeros: [Int32], rows: Int, m: Int, k: Int, n: Int, weights: PackedWeights?,
         epilogue: FloatEpilogue? = nil
     ) -> [Int32] {
         guard rows > 0 else { return [] }
-        let columns = QuadGEMM.paddedColumns(n), packedBytes = QuadGEMM.packedCount(k: k, n: n)
+        typealias Layout = VesselKernels.QuadGEMM
+        let variant = RowKernels.variant
+        let columns = Layout.paddedColumns(n), packedBytes = Layout.packedCount(k: k, n: n), panels = columns / Layout.panelWidth
         // B′ = B as signed bytes (a uint8 B less 128, its zero points with it), packed; after the
-        // bytes, per column u = Σ B′ − k·zb′, then zb′ (Int32s, padded to whole panels).
+        // bytes, per column u = Σ B′ − k·zb′, then zb′ (Int32s, padded to whole panels), then the
+        // fixes' panel starts and their triples (none for AVX-512's exact `vpdpbusd`).
         let bShift: Int32 = b.dtype == .uint8 ? 128 : 0
         let pack = {
-            let packed = Tensor(uninitialized: .int8, shape: [packedBytes + 8 * columns])
             var signed = [Int8](repeating: 0, count: k * n)
             var u = [Int32](repeating: 0, count: columns), zb = u
             if b.dtype == .uint8 {
@@ -287,18 +291,20 @@ enum IntegerProducts {
                 zb[j] = bZeros[bZeros.count == 1 ? 0 : j] &- bShift
                 u[j] = sum &- Int32(truncatingIfNeeded: k) &* zb[j]
             }
+            var bytes = [Int8](repeating: 0, count: packedBytes)
+            let fixes = Layout.pack(signed, k: k, n: n, into: &bytes, boundPairs: variant != .avx512)
+            let terms = u + zb + fixes.starts + fixes.values
+            let packed = Tensor(uninitialized: .int8, shape: [packedBytes + 4 * terms.count])
             packed.withUnsafeMutableBufferPointer(as: Int8.self) { pp in
-                QuadGEMM.pack(signed, k: k, n: n, into: pp.baseAddress!)
-                let terms = UnsafeMutableRawPointer(pp.baseAddress! + packedBytes)
-                u.withUnsafeBytes { terms.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                zb.withUnsafeBytes { (terms + 4 * columns).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                bytes.withUnsafeBytes { UnsafeMutableRawPointer(pp.baseAddress!).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                terms.withUnsafeBytes { UnsafeMutableRawPointer(pp.baseAddress! + packedBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             }
             return packed
         }
         let packed = weights?.packed(for: b, key: [k, n, b.dtype == .int8 ? 1 : 0, 4] + bZeros.map(Int.init), pack: pack) ?? pack()
         // A′ = A as unsigned bytes (an int8 A plus 128, its zero points with it), rows zero-padded
         // to whole quads; a uint8 A whose rows are whole quads is read where it lies.
-        let depth = QuadGEMM.quadDepth(k), aShift: Int32 = a.dtype == .int8 ? 128 : 0
+        let depth = Layout.quadDepth(k), aShift: Int32 = a.dtype == .int8 ? 128 : 0
         var copy: [UInt8] = []
         if a.dtype == .int8 || depth != k {
             copy = [UInt8](repeating: 0, count: rows * depth)
@@ -313,34 +319,45 @@ enum IntegerProducts {
         // Every sum is written by the kernel: no need to zero them first.
         var rowSums = [Int32](repeating: 0, count: rows)
         var sums = [Int32](unsafeUninitializedCapacity: rows * n) { _, count in count = rows * n }
-        let panels = columns / QuadGEMM.panelWidth
         func run(_ a: UnsafePointer<UInt8>) {
             packed.withUnsafeBufferPointer(as: Int8.self) { pb in
                 let terms = UnsafeRawPointer(pb.baseAddress! + packedBytes).assumingMemoryBound(to: Int32.self)
+                let (u, zb, fixStarts) = (terms, terms + columns, terms + 2 * columns)
+                let fixes = fixStarts + panels + 1
                 za.withUnsafeBufferPointer { pz in
                     rowSums.withUnsafeMutableBufferPointer { pr in
                         sums.withUnsafeMutableBufferPointer { pc in
                             let (b, c, zas, sumsOfA) = (pb.baseAddress!, pc.baseAddress!, pz.baseAddress!, pr.baseAddress!)
-                            QuadGEMM.rowSums(a, lda: depth, depth: depth, rows: 0..<rows, into: sumsOfA)
+                            if variant == .avx512 {
+                                VesselKernelsAVX512.QuadGEMM.rowSums(a, lda: depth, depth: depth, rows: 0..<rows, into: sumsOfA)
+                            } else {
+                                VesselKernelsHaswell.QuadGEMM.rowSums(a, lda: depth, depth: depth, rows: 0..<rows, into: sumsOfA)
+                            }
                             func block(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
-                                QuadGEMM.multiply(
-                                    a: a, lda: depth, packed: b, k: k, n: n, c: c, za: zas, rowSum: sumsOfA, u: terms, zb: terms + columns,
-                                    rows: rowRange, panels: panelRange)
+                                if variant == .avx512 {
+                                    VesselKernelsAVX512.QuadGEMM.multiply(
+                                        a: a, lda: depth, packed: b, k: k, n: n, c: c, za: zas, rowSum: sumsOfA, u: u, zb: zb,
+                                        fixStarts: fixStarts, fixes: fixes, rows: rowRange, panels: panelRange)
+                                } else {
+                                    VesselKernelsHaswell.QuadGEMM.multiply(
+                                        a: a, lda: depth, packed: b, k: k, n: n, c: c, za: zas, rowSum: sumsOfA, u: u, zb: zb,
+                                        fixStarts: fixStarts, fixes: fixes, rows: rowRange, panels: panelRange)
+                                }
                                 // The floats of a fused product, by the thread that has the sums in cache.
                                 epilogue?.apply(
                                     c, n: n, rows: rowRange,
-                                    columns: (panelRange.lowerBound * QuadGEMM.panelWidth)..<min(n, panelRange.upperBound * QuadGEMM.panelWidth))
+                                    columns: (panelRange.lowerBound * Layout.panelWidth)..<min(n, panelRange.upperBound * Layout.panelWidth))
                             }
                             // Few rows (a sentence or two): the threads take pairs of panels, each reading half
                             // of B; else blocks of eight rows.
-                            let work = max(1, 65_536 / max(depth * QuadGEMM.panelWidth, 1))
+                            let work = max(1, 65_536 / max(depth * Layout.panelWidth, 1)), height = 8
                             if rows <= 32 {
                                 Parallel.chunks((panels + 1) / 2, minimum: max(1, work / max(rows, 1))) { pairs in
                                     block(0..<rows, (pairs.lowerBound * 2)..<min(panels, pairs.upperBound * 2))
                                 }
                             } else {
-                                Parallel.chunks((rows + 7) / 8, minimum: max(1, work / max(panels * 8, 1))) { blocks in
-                                    block((blocks.lowerBound * 8)..<min(rows, blocks.upperBound * 8), 0..<panels)
+                                Parallel.chunks((rows + height - 1) / height, minimum: max(1, work / max(panels * height, 1))) { blocks in
+                                    block((blocks.lowerBound * height)..<min(rows, blocks.upperBound * height), 0..<panels)
                                 }
                             }
                         }

@@ -1,0 +1,1 @@
+../VesselKernels/QuadGEMM.swift
