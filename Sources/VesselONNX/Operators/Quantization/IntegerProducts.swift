@@ -349,15 +349,20 @@ enum IntegerProducts {
                                     columns: (panelRange.lowerBound * Layout.panelWidth)..<min(n, panelRange.upperBound * Layout.panelWidth))
                             }
                             // Few rows (a sentence or two): the threads take pairs of panels, each reading half
-                            // of B; else blocks of eight rows.
-                            let work = max(1, 65_536 / max(depth * Layout.panelWidth, 1)), height = 8
+                            // of B; else blocks of eight rows, each thread's in tiles whose A stays in the L2
+                            // cache (128 KiB) while the panels of B pass by.
+                            let work = max(1, 65_536 / max(depth * Layout.panelWidth, 1))
                             if rows <= 32 {
                                 Parallel.chunks((panels + 1) / 2, minimum: max(1, work / max(rows, 1))) { pairs in
                                     block(0..<rows, (pairs.lowerBound * 2)..<min(panels, pairs.upperBound * 2))
                                 }
                             } else {
-                                Parallel.chunks((rows + height - 1) / height, minimum: max(1, work / max(panels * height, 1))) { blocks in
-                                    block((blocks.lowerBound * height)..<min(rows, blocks.upperBound * height), 0..<panels)
+                                let tile = max(8, 131_072 / depth & ~7)
+                                Parallel.chunks((rows + 7) / 8, minimum: max(1, work / max(panels * 8, 1))) { blocks in
+                                    let rowRange = (blocks.lowerBound * 8)..<min(rows, blocks.upperBound * 8)
+                                    for start in stride(from: rowRange.lowerBound, to: rowRange.upperBound, by: tile) {
+                                        block(start..<min(rowRange.upperBound, start + tile), 0..<panels)
+                                    }
                                 }
                             }
                         }
