@@ -1,7 +1,3 @@
-#if VESSEL_HASWELL && arch(x86_64)
-import _Builtin_intrinsics.intel
-#endif
-
 /// Int32 C = A·B for the integer products of quantized models (`MatMulInteger`), with both 8-bit
 /// operands already less their zero points: A widened to Int16 (every value in −255…255, so a
 /// product of two fits in Int32), B kept as Int16 or — when every value less its zero point
@@ -11,10 +7,11 @@ import _Builtin_intrinsics.intel
 /// holds each column's two values side by side — 16 values. A is read as Int16 pairs along k
 /// (its rows padded to an even length). One step takes a panel row as eight Int32 lanes (bytes
 /// sign-extended to Int16 first) and A's pair broadcast the same way, and adds the two products
-/// of each lane: 16 multiply-adds, one `vpmaddwd` in the Haswell copy (the baseline copy
-/// sign-extends the halves by shifts and multiplies twice). Integer sums are exact and wrap as
-/// Int32, so results do not depend on how rows and panels are split. (A u8·s8 `vpmaddubsw`
-/// would do 32 an instruction but saturates its pair sums at Int16: not exact.)
+/// of each lane, the halves sign-extended by shifts and multiplied twice. Integer sums are
+/// exact and wrap as Int32, so results do not depend on how rows and panels are split.
+///
+/// Only the baseline (SSE2) copy has it: CPUs with AVX2 take the byte product `QuadGEMM`,
+/// which gives the same sums.
 public enum IntegerGEMM {
     public typealias Sums = SIMD8<Int32>
     public static let panelWidth = 8
@@ -97,12 +94,6 @@ public enum IntegerGEMM {
             let b1 = two ? b0 + panelBytes : b0
             let b = Panels(first: b0, second: b1, size: size)
             var row = rows.lowerBound
-            #if VESSEL_HASWELL
-            while row + 6 <= rows.upperBound {
-                block6(a + row * depth, depth, b, depth / 2, c + row * n, n, panel * panelWidth, two ? 2 : 1)
-                row += 6
-            }
-            #endif
             while row + 4 <= rows.upperBound {
                 block4(a + row * depth, depth, b, depth / 2, c + row * n, n, panel * panelWidth, two ? 2 : 1)
                 row += 4
@@ -141,14 +132,10 @@ public enum IntegerGEMM {
     @inline(__always)
     static func load(_ p: UnsafeRawPointer, _ size: Int) -> Sums {
         if size == 2 { return p.loadUnaligned(as: Sums.self) }
-        #if VESSEL_HASWELL && arch(x86_64)
-        return unsafeBitCast(_mm256_cvtepi8_epi16(p.loadUnaligned(as: __m128i.self)), to: Sums.self)
-        #else
         let v = p.loadUnaligned(as: SIMD16<Int8>.self)
         var wide = SIMD16<Int16>()
         for j in 0..<16 { wide[j] = Int16(v[j]) }
         return unsafeBitCast(wide, to: Sums.self)
-        #endif
     }
 
     /// `sums` plus, in each lane, a[2p]·b[2p] + a[2p+1]·b[2p+1]: `pair` holds A's two Int16 in
@@ -156,13 +143,7 @@ public enum IntegerGEMM {
     /// (`SIMD16<Int32>(truncatingIfNeeded:)` would be a call per element.)
     @inline(__always)
     static func madd(_ sums: Sums, _ pair: Sums, _ b: Sums) -> Sums {
-        #if VESSEL_HASWELL && arch(x86_64)
-        // `vpmaddwd` itself: both products and their sum in one instruction.
-        let product = _mm256_madd_epi16(unsafeBitCast(pair, to: __m256i.self), unsafeBitCast(b, to: __m256i.self))
-        return sums &+ unsafeBitCast(product, to: Sums.self)
-        #else
         sums &+ (((pair &<< 16) &>> 16) &* ((b &<< 16) &>> 16) &+ (pair &>> 16) &* (b &>> 16))
-        #endif
     }
 
     /// A's pair at `a` as it lies (two Int16 in one lane), in every lane.
@@ -207,48 +188,6 @@ public enum IntegerGEMM {
         store(c10, c11, c + n, n: n, first: first, panels: panels)
         store(c20, c21, c + 2 * n, n: n, first: first, panels: panels)
         store(c30, c31, c + 3 * n, n: n, first: first, panels: panels)
-    }
-
-    /// Six rows of A against one or two panels: twelve accumulators (sixteen registers with
-    /// the two panel rows, A's pair and the product), for the copies with `vpmaddwd`.
-    @inline(__always)
-    static func block6(
-        _ a: UnsafePointer<Int16>, _ lda: Int, _ b: Panels, _ pairs: Int, _ c: UnsafeMutablePointer<Int32>, _ n: Int, _ first: Int,
-        _ panels: Int
-    ) {
-        var c00 = Sums(), c01 = Sums(), c10 = Sums(), c11 = Sums(), c20 = Sums(), c21 = Sums()
-        var c30 = Sums(), c31 = Sums(), c40 = Sums(), c41 = Sums(), c50 = Sums(), c51 = Sums()
-        // Pointers stepped rather than indices multiplied: no overflow checks in the loop.
-        var b = b, a = a
-        for _ in 0..<pairs {
-            let (x0, x1) = b.rows
-            var y = pair(a)
-            c00 = madd(c00, y, x0)
-            c01 = madd(c01, y, x1)
-            y = pair(a + lda)
-            c10 = madd(c10, y, x0)
-            c11 = madd(c11, y, x1)
-            y = pair(a + 2 * lda)
-            c20 = madd(c20, y, x0)
-            c21 = madd(c21, y, x1)
-            y = pair(a + 3 * lda)
-            c30 = madd(c30, y, x0)
-            c31 = madd(c31, y, x1)
-            y = pair(a + 4 * lda)
-            c40 = madd(c40, y, x0)
-            c41 = madd(c41, y, x1)
-            y = pair(a + 5 * lda)
-            c50 = madd(c50, y, x0)
-            c51 = madd(c51, y, x1)
-            b.step()
-            a += 2
-        }
-        store(c00, c01, c, n: n, first: first, panels: panels)
-        store(c10, c11, c + n, n: n, first: first, panels: panels)
-        store(c20, c21, c + 2 * n, n: n, first: first, panels: panels)
-        store(c30, c31, c + 3 * n, n: n, first: first, panels: panels)
-        store(c40, c41, c + 4 * n, n: n, first: first, panels: panels)
-        store(c50, c51, c + 5 * n, n: n, first: first, panels: panels)
     }
 
     @inline(__always)

@@ -161,9 +161,9 @@ enum IntegerProducts {
     }
 
     /// A (rows×k, rows in batches of m) · B (k×n, packed once per weight) through
-    /// `IntegerGEMM`: both less their zero points as Int16, sums in Int32. Each thread widens
-    /// the rows of A it multiplies and writes the floats of a fused product from the sums it
-    /// computed, while they are in its cache.
+    /// `IntegerGEMM`, on CPUs without AVX2: both less their zero points as Int16, sums in
+    /// Int32. Each thread widens the rows of A it multiplies and writes the floats of a fused
+    /// product from the sums it computed, while they are in its cache.
     static func packedProduct(
         _ a: Tensor, _ b: Tensor, aZeros: [Int32], bZeros: [Int32], rows: Int, m: Int, k: Int, n: Int, weights: PackedWeights?,
         epilogue: FloatEpilogue? = nil
@@ -182,13 +182,13 @@ enum IntegerProducts {
                     fitsBytes = fitsBytes && Int32(Int8.min)...Int32(Int8.max) ~= value
                 }
             }
-            let count = VesselKernels.IntegerGEMM.packedCount(k: k, n: n)
+            let count = IntegerGEMM.packedCount(k: k, n: n)
             if fitsBytes {
                 let packed = Tensor(uninitialized: .int8, shape: [count])
                 let narrow = shifted.map { Int8(truncatingIfNeeded: $0) }
                 narrow.withUnsafeBufferPointer { pb in
                     packed.withUnsafeMutableBufferPointer(as: Int8.self) { pp in
-                        VesselKernels.IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!)
+                        IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!)
                     }
                 }
                 return packed
@@ -196,20 +196,19 @@ enum IntegerProducts {
             let packed = Tensor(uninitialized: .int16, shape: [count])
             shifted.withUnsafeBufferPointer { pb in
                 packed.withUnsafeMutableBufferPointer(as: Int16.self) { pp in
-                    VesselKernels.IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!)
+                    IntegerGEMM.pack(pb.baseAddress!, k: k, n: n, into: pp.baseAddress!)
                 }
             }
             return packed
         }
         // The key holds the zero points too: a packed B is B less them.
         let packed = weights?.packed(for: b, key: [k, n, b.dtype == .int8 ? 1 : 0] + bZeros.map(Int.init), pack: pack) ?? pack()
-        let depth = VesselKernels.IntegerGEMM.pairedDepth(k), signed = a.dtype == .int8, narrowB = packed.dtype == .int8
+        let depth = IntegerGEMM.pairedDepth(k), signed = a.dtype == .int8, narrowB = packed.dtype == .int8
         let za = (0..<rows).map { aZeros[aZeros.count == 1 ? 0 : $0 % m] }
         // Every value of the widened A and every sum are written before they are read.
         var left = [Int16](unsafeUninitializedCapacity: rows * depth) { _, count in count = rows * depth }
         var sums = [Int32](unsafeUninitializedCapacity: rows * n) { _, count in count = rows * n }
-        let panels = (n + VesselKernels.IntegerGEMM.panelWidth - 1) / VesselKernels.IntegerGEMM.panelWidth
-        let variant = RowKernels.variant
+        let panels = (n + IntegerGEMM.panelWidth - 1) / IntegerGEMM.panelWidth
         bytes(of: a) { source in
             za.withUnsafeBufferPointer { pz in
                 left.withUnsafeMutableBufferPointer { pa in
@@ -217,37 +216,27 @@ enum IntegerProducts {
                         sums.withUnsafeMutableBufferPointer { pc in
                             let (a, c, zeros) = (pa.baseAddress!, pc.baseAddress!, pz.baseAddress!)
                             func widen(_ rowRange: Range<Int>) {
-                                if variant.hasAVX2 {
-                                    VesselKernelsHaswell.IntegerGEMM.widen(source, signed: signed, k: k, zeros: zeros, rows: rowRange, into: a)
-                                } else {
-                                    VesselKernels.IntegerGEMM.widen(source, signed: signed, k: k, zeros: zeros, rows: rowRange, into: a)
-                                }
+                                IntegerGEMM.widen(source, signed: signed, k: k, zeros: zeros, rows: rowRange, into: a)
                             }
                             func block(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
-                                if variant.hasAVX2 {
-                                    VesselKernelsHaswell.IntegerGEMM.multiply(
-                                        a: a, packed: b, bytes: narrowB, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
-                                } else {
-                                    VesselKernels.IntegerGEMM.multiply(
-                                        a: a, packed: b, bytes: narrowB, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
-                                }
+                                IntegerGEMM.multiply(a: a, packed: b, bytes: narrowB, k: k, n: n, c: c, rows: rowRange, panels: panelRange)
                                 epilogue?.apply(
                                     c, n: n, rows: rowRange,
-                                    columns: (panelRange.lowerBound * VesselKernels.IntegerGEMM.panelWidth)..<min(
-                                        n, panelRange.upperBound * VesselKernels.IntegerGEMM.panelWidth))
+                                    columns: (panelRange.lowerBound * IntegerGEMM.panelWidth)..<min(
+                                        n, panelRange.upperBound * IntegerGEMM.panelWidth))
                             }
                             // Few rows (a sentence or two): A widened once, the threads take
-                            // pairs of panels, each reading half of B; else blocks of six rows,
-                            // each thread widening its own.
-                            let work = max(1, 65_536 / max(depth * VesselKernels.IntegerGEMM.panelWidth, 1))
+                            // pairs of panels, each reading half of B; else blocks of four rows
+                            // (the kernel's), each thread widening its own.
+                            let work = max(1, 65_536 / max(depth * IntegerGEMM.panelWidth, 1))
                             if rows <= 32 {
                                 widen(0..<rows)
                                 Parallel.chunks((panels + 1) / 2, minimum: max(1, work / max(rows, 1))) { pairs in
                                     block(0..<rows, (pairs.lowerBound * 2)..<min(panels, pairs.upperBound * 2))
                                 }
                             } else {
-                                Parallel.chunks((rows + 5) / 6, minimum: max(1, work / max(panels * 6, 1))) { blocks in
-                                    let rowRange = (blocks.lowerBound * 6)..<min(rows, blocks.upperBound * 6)
+                                Parallel.chunks((rows + 3) / 4, minimum: max(1, work / max(panels * 4, 1))) { blocks in
+                                    let rowRange = (blocks.lowerBound * 4)..<min(rows, blocks.upperBound * 4)
                                     widen(rowRange)
                                     block(rowRange, 0..<panels)
                                 }

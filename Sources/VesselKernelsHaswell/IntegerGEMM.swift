@@ -1,1 +1,0 @@
-../VesselKernels/IntegerGEMM.swift
