@@ -122,16 +122,18 @@ let package = Package(
         // (a symlink to the same file) for Haswell's AVX2 + FMA; VesselONNX picks one at run time.
         // Both are optimized in debug builds too: unoptimized SIMD code is hundreds of times
         // slower, which turned a test's BERT run into a 30-second timeout.
+        // One C header for the kernels: a prefetch hint, which Swift cannot spell.
+        .target(name: "CVesselPrefetch"),
         .target(
-            name: "VesselKernels", dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            name: "VesselKernels", dependencies: ["CVesselPrefetch", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: swiftSettings + optimized),
         .target(
-            name: "VesselKernelsHaswell", dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            name: "VesselKernelsHaswell", dependencies: ["CVesselPrefetch", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: swiftSettings + optimized + haswell + [.define("VESSEL_HASWELL")]),
-        // The kernels again for AVX-512 with VNNI (symlinks, but for QuadGEMM.swift, the u8·s8
-        // product, which is its own); VesselONNX picks them when the CPU has them.
+        // The kernels again for AVX-512 with VNNI (symlinks, but for DirectConvolution.swift, which
+        // is its own); VesselONNX picks them when the CPU has them.
         .target(
-            name: "VesselKernelsAVX512", dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            name: "VesselKernelsAVX512", dependencies: ["CVesselPrefetch", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: swiftSettings + optimized + avx512 + [.define("VESSEL_HASWELL"), .define("VESSEL_AVX512")]),
         .target(
             name: "VesselONNX",

@@ -1,0 +1,1 @@
+// The header is the whole module (static inline); SwiftPM wants a source file.
