@@ -118,12 +118,12 @@ let package = Package(
             dependencies: ["VesselManifest", "VesselProcessing", "VesselTensor", "VesselStore", "VesselSystem", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // One C header for the kernels: a prefetch hint, which Swift cannot spell.
+        .target(name: "CVesselPrefetch"),
         // The runtime's float32 row kernels, one source compiled twice: for baseline x86-64, and
         // (a symlink to the same file) for Haswell's AVX2 + FMA; VesselONNX picks one at run time.
         // Both are optimized in debug builds too: unoptimized SIMD code is hundreds of times
         // slower, which turned a test's BERT run into a 30-second timeout.
-        // One C header for the kernels: a prefetch hint, which Swift cannot spell.
-        .target(name: "CVesselPrefetch"),
         .target(
             name: "VesselKernels", dependencies: ["CVesselPrefetch", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: swiftSettings + optimized),

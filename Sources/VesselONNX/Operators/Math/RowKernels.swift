@@ -15,11 +15,11 @@ import VesselKernelsHaswell
 /// the thread count; rows' sums can differ in the last bit between copies.
 enum RowKernels {
     /// The kernel copies: baseline x86-64; Haswell's AVX2 + FMA; and AVX-512 with VNNI
-    /// (`VesselKernelsAVX512`), which also holds the byte product `QuadGEMM`.
+    /// (`VesselKernelsAVX512`), which also holds `DirectConvolution`.
     enum Variant: String, Sendable {
         case baseline, haswell, avx512
 
-        /// Whether the Haswell copy (half conversion, the Int16-pair product) may run.
+        /// Whether the Haswell copy (half conversion, the `vpmaddubsw` byte product) may run.
         var hasAVX2: Bool { self != .baseline }
     }
 
