@@ -126,6 +126,63 @@ public enum WindowKernels {
         return true
     }
 
+    /// One plane's 2×2 pool with stride 2 and no padding (DenseNet's transitions, VGG's max
+    /// pools), straight from the input's row pairs: output (oh, ow) from rows 2·oh and 2·oh + 1,
+    /// columns 2·ow and 2·ow + 1 (the caller checks they are inside the plane). Sixteen outputs at
+    /// a time (the last few from copies): the separable way's one-row copy, its row of column maxima
+    /// or sums, and its sixteen-wide groups over a 7- or 14-wide row cost more than the pooling.
+    /// The same operations in the same order as `maxPlane` and `averagePlane`, so the same bits:
+    /// a max takes the lower row's value where it is greater, then the odd column's where that
+    /// is; an average is `(0 + (0 + a + b) + (0 + c + d)) / 4`. Returns false, with `output`
+    /// unfinished, when a max meets a NaN.
+    public static func pool2x2(
+        _ input: UnsafePointer<Float>, width: Int, outHeight: Int, outWidth: Int, isMax: Bool, into output: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        var nan = SIMDMask<SIMD16<Int32>>(repeating: false)
+        // The last fewer than sixteen outputs of a row: their values copied into zeros (no load
+        // past the plane), the same step, the first lanes stored.
+        let rest = outWidth % 16
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { copies in
+            let top = copies.baseAddress!, bottom = top + 32
+            top.initialize(repeating: 0, count: 64)
+            for oh in 0..<outHeight {
+                let row0 = input + 2 * oh * width, row1 = row0 + width
+                let target = output + oh * outWidth
+                var ow = 0
+                while ow + 16 <= outWidth {
+                    let value = combine(evenLanes(row0 + 2 * ow), oddLanes(row0 + 2 * ow), evenLanes(row1 + 2 * ow), oddLanes(row1 + 2 * ow), isMax, &nan)
+                    UnsafeMutableRawPointer(target + ow).storeBytes(of: value, as: SIMD16<Float>.self)
+                    ow += 16
+                }
+                guard rest > 0 else { continue }
+                top.update(from: row0 + 2 * ow, count: 2 * rest)
+                bottom.update(from: row1 + 2 * ow, count: 2 * rest)
+                let value = combine(evenLanes(top), oddLanes(top), evenLanes(bottom), oddLanes(bottom), isMax, &nan)
+                for lane in 0..<rest { target[ow + lane] = value[lane] }
+            }
+        }
+        return !any(nan)
+    }
+
+    /// `pool2x2`'s one step for sixteen outputs: the even and odd columns of the two rows.
+    @inline(__always)
+    static func combine(
+        _ even0: SIMD16<Float>, _ odd0: SIMD16<Float>, _ even1: SIMD16<Float>, _ odd1: SIMD16<Float>, _ isMax: Bool,
+        _ nan: inout SIMDMask<SIMD16<Int32>>
+    ) -> SIMD16<Float> {
+        if isMax {
+            nan .|= (even0 .!= even0) .| (odd0 .!= odd0) .| (even1 .!= even1) .| (odd1 .!= odd1)
+            var even = even0, odd = odd0
+            even.replace(with: even1, where: even1 .> even0)
+            odd.replace(with: odd1, where: odd1 .> odd0)
+            even.replace(with: odd, where: odd .> even)
+            return even
+        }
+        let zero = SIMD16<Float>()
+        let top = zero + even0 + odd0, bottom = zero + even1 + odd1
+        return (zero + top + bottom) / SIMD16(repeating: 4)
+    }
+
     /// One plane of average pooling, separably (the order the scalar separable way had summed in): per input row
     /// the windows along the width (`0 + v₀ + v₁ + …` in order) into `rowSums` (`height` rows of
     /// `outWidth + 16`), then per output row its input rows `rowBounds[2·oh]..<rowBounds[2·oh+1]`

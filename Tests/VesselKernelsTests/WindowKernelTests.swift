@@ -84,6 +84,56 @@ struct WindowKernelTests {
         }
     }
 
+    @Test("2×2 stride-2 pools from the row pairs: the separable kernels' bits, at widths with whole and partial groups of sixteen, odd edges dropped")
+    func pool2x2() {
+        for (height, width) in [(56, 56), (28, 28), (14, 14), (7, 7), (9, 55), (4, 34), (2, 2), (3, 17)] {
+            var random = SplitLcg(state: UInt64(height * 1000 + width))
+            // Signed zeros among the values, so an addition or choice made in another order shows.
+            let input = (0..<(height * width)).map { i -> Float in i % 11 == 3 ? -0.0 : i % 13 == 5 ? 0 : Float(Int(random.next() % 2001) - 1000) / 7 }
+            let c = PoolCase(height: height, width: width, kernel: 2, stride: 2, padBegin: 0, padEnd: 0)
+            let rows = c.bounds(height), columns = c.bounds(width)
+            let outHeight = rows.count / 2, outWidth = columns.count / 2
+            for isMax in [true, false] {
+                var output = [Float](repeating: .nan, count: outHeight * outWidth + 16)
+                #expect(WindowKernels.pool2x2(input, width: width, outHeight: outHeight, outWidth: outWidth, isMax: isMax, into: &output))
+                var expected = [Float](repeating: .nan, count: outHeight * outWidth)
+                var scratch = [Float](repeating: 0, count: width + 32)
+                if isMax {
+                    #expect(
+                        WindowKernels.maxPlane(
+                            input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
+                            inside: 0..<outWidth, stride: 2, kernel: 2, columnsMax: &scratch, into: &expected))
+                } else {
+                    var sums = [Float](repeating: 0, count: height * (outWidth + 16))
+                    WindowKernels.averagePlane(
+                        input, height: height, width: width, rowBounds: rows, rowCounts: [Int](repeating: 2, count: outHeight), outHeight: outHeight,
+                        columnBounds: columns, columnCounts: [Float](repeating: 2, count: outWidth + 16), outWidth: outWidth, inside: 0..<outWidth,
+                        stride: 2, kernel: 2, row: &scratch, rowSums: &sums, into: &expected)
+                }
+                let differing = expected.indices.first { output[$0].bitPattern != expected[$0].bitPattern }
+                #expect(differing == nil, "\(height)×\(width) max \(isMax): \(differing.map { "\(output[$0]) against \(expected[$0]) at \($0)" } ?? "")")
+                #expect(output[expected.count...].allSatisfy { $0.isNaN }, "\(height)×\(width): written past the plane")
+                // And against the plain windows, for the values themselves.
+                for oh in 0..<outHeight {
+                    for ow in 0..<outWidth {
+                        let window = [0, 1, width, width + 1].map { input[2 * oh * width + 2 * ow + $0] }
+                        let plain = isMax ? window.max()! : ((window[0] + window[1]) + (window[2] + window[3])) / 4
+                        #expect(output[oh * outWidth + ow] == plain, "\(height)×\(width) max \(isMax) at (\(oh), \(ow))")
+                    }
+                }
+            }
+        }
+        // A NaN in any lane group stops a max pool; an average carries it.
+        for (width, column) in [(40, 3), (40, 35), (18, 17), (6, 4)] {
+            var input = [Float](repeating: 1, count: 4 * width)
+            input[2 * width + column] = .nan
+            var output = [Float](repeating: 0, count: 2 * (width / 2))
+            #expect(!WindowKernels.pool2x2(input, width: width, outHeight: 2, outWidth: width / 2, isMax: true, into: &output), "width \(width)")
+            #expect(WindowKernels.pool2x2(input, width: width, outHeight: 2, outWidth: width / 2, isMax: false, into: &output))
+            #expect(output[width / 2 + column / 2].isNaN, "width \(width)")
+        }
+    }
+
     @Test("bias and Relu as one pass: v + b, then v < 0 ? 0 : v, keeping NaN and -0")
     func biasRelu() {
         let source: [Float] = [-2, -0.0, 0, 1.5, .nan, -.infinity, .infinity, 3] + (0..<37).map { Float($0) - 18 }

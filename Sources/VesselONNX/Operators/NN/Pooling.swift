@@ -211,6 +211,10 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
     while insideBegin < outWidth, columns[insideBegin].1 - columns[insideBegin].0 != kernelW { insideBegin += 1 }
     var insideEnd = insideBegin
     while insideEnd < outWidth, columns[insideEnd].1 - columns[insideEnd].0 == kernelW { insideEnd += 1 }
+    // 2×2 windows, stride 2, none clipped: straight from the row pairs (`pool2x2`).
+    let twoByTwo =
+        g.kernel == [2, 2] && g.strides == [2, 2] && g.padBegin == [0, 0] && g.padEnd == [0, 0] && 2 * outHeight <= height
+        && 2 * outWidth <= width
     let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + g.output)
     let rowBounds = rows.flatMap { [$0.0, $0.1] }, columnBounds = columns.flatMap { [$0.0, $0.1] }
     // Averaging's divisor factors: per output row, and per output column as floats (exact small
@@ -234,6 +238,9 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                 for plane in range {
                     let input = source.baseAddress! + plane * height * width
                     let output = destination.baseAddress! + plane * outHeight * outWidth
+                    if twoByTwo, WindowKernels.pool2x2(input, width: width, outHeight: outHeight, outWidth: outWidth, isMax: isMax, into: output) {
+                        continue
+                    }
                     // Max without NaN among the rows read (most planes): per output row, down
                     // the height over the full width, then across the windows, both in the
                     // kernel copy's lanes. A NaN sends the plane the general way below.

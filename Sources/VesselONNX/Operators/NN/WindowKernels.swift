@@ -26,6 +26,19 @@ enum WindowKernels {
         }
     }
 
+    static func pool2x2(
+        _ input: UnsafePointer<Float>, width: Int, outHeight: Int, outWidth: Int, isMax: Bool, into output: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        switch RowKernels.variant {
+        case .avx512:
+            VesselKernelsAVX512.WindowKernels.pool2x2(input, width: width, outHeight: outHeight, outWidth: outWidth, isMax: isMax, into: output)
+        case .haswell:
+            VesselKernelsHaswell.WindowKernels.pool2x2(input, width: width, outHeight: outHeight, outWidth: outWidth, isMax: isMax, into: output)
+        case .baseline:
+            VesselKernels.WindowKernels.pool2x2(input, width: width, outHeight: outHeight, outWidth: outWidth, isMax: isMax, into: output)
+        }
+    }
+
     static func averagePlane(
         _ input: UnsafePointer<Float>, height: Int, width: Int, rowBounds: UnsafePointer<Int>, rowCounts: UnsafePointer<Int>, outHeight: Int,
         columnBounds: UnsafePointer<Int>, columnCounts: UnsafePointer<Float>, outWidth: Int, inside: Range<Int>, stride: Int, kernel: Int,
