@@ -219,6 +219,52 @@ struct ConvolutionPathTests {
         }
     }
 
+    @Test("Winograd gives the same bits at one, two and three threads: whole chunks per thread, or each step split")
+    func winogradThreads() {
+        var generator = SplitMix64(seed: 43)
+        // 112×112 with 16 channels (eight chunks of tiles: four per thread at two), 55×55 (two:
+        // one per thread at two, split steps at three), 27×27 (196 tiles, two uneven chunks), 13×13 with 200 filters (one chunk, its
+        // steps split), 9×7 with 10 filters (products below the packed kernel's size).
+        for (size, channels, filters) in [((112, 112), 16, 64), ((55, 55), 16, 64), ((27, 27), 32, 128), ((13, 13), 48, 200), ((9, 7), 8, 10)] {
+            let g = WindowGeometry(
+                input: [size.0, size.1], kernel: [3, 3], strides: [1, 1], dilations: [1, 1], padBegin: [1, 1], padEnd: [1, 1], output: [size.0, size.1])
+            let image = (0..<(channels * size.0 * size.1)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            let weights = (0..<(filters * channels * 9)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            let bias = (0..<filters).map { _ in Float(generator.nextUnit()) }
+            let transformed = Winograd.transformWeights(weights, groups: 1, filtersPerGroup: filters, channelsPerGroup: channels)
+            func convolve(threads: Int) -> [Float] {
+                var out = [Float](repeating: .nan, count: filters * size.0 * size.1)
+                transformed.withUnsafeBufferPointer(as: Float.self) { v in
+                    Winograd.convolve(
+                        image, transformed: v.baseAddress!, g, channels: channels, filters: filters, bias: bias, relu: false, into: &out,
+                        threads: threads)
+                }
+                return out
+            }
+            let reference = convolve(threads: 1)
+            for threads in [2, 3] {
+                let values = convolve(threads: threads)
+                let differing = values.indices.first { values[$0].bitPattern != reference[$0].bitPattern }
+                #expect(differing == nil, "\(size), \(threads) threads: \(differing.map { "\(values[$0]) against \(reference[$0]) at \($0)" } ?? "")")
+            }
+            // And the sums themselves, at a few places, against the plain window.
+            for (f, oh, ow) in [(0, 0, 0), (filters - 1, size.0 - 1, size.1 - 1), (filters / 2, size.0 / 2, 1)] {
+                var sum = Double(bias[f])
+                for c in 0..<channels {
+                    for i in 0..<3 {
+                        for j in 0..<3 {
+                            let (ih, iw) = (oh - 1 + i, ow - 1 + j)
+                            guard ih >= 0, ih < size.0, iw >= 0, iw < size.1 else { continue }
+                            sum += Double(image[(c * size.0 + ih) * size.1 + iw]) * Double(weights[((f * channels + c) * 3 + i) * 3 + j])
+                        }
+                    }
+                }
+                let value = Double(reference[(f * size.0 + oh) * size.1 + ow])
+                #expect(abs(value - sum) <= 1e-5 * (1 + abs(sum)), "\(size): filter \(f) at (\(oh), \(ow)): \(value) against \(sum)")
+            }
+        }
+    }
+
     @Test("GlobalAveragePool of float32, four planes at a time and split across threads, equals the one-plane-at-a-time sums bit for bit")
     func globalAverage() throws {
         var generator = SplitMix64(seed: 31)

@@ -61,7 +61,7 @@ enum Winograd {
     static func convolve(
         _ image: UnsafePointer<Float>, transformed v: UnsafePointer<Float>, _ g: WindowGeometry,
         channels: Int, filters: Int, bias: UnsafePointer<Float>?, relu: Bool,
-        into destination: UnsafeMutablePointer<Float>
+        into destination: UnsafeMutablePointer<Float>, threads: Int = Parallel.threads
     ) {
         let (height, width) = (g.input[0], g.input[1])
         let (outHeight, outWidth) = (g.output[0], g.output[1])
@@ -89,14 +89,14 @@ enum Winograd {
         // own; otherwise the chunks run one at a time with each step split across the threads.
         // (Splitting the steps when there were chunks enough made a 16-channel, 64-filter 55×55
         // convolution 1.8× slower on two threads than on one in some runs.)
-        let perThread = Parallel.threads > 1 && chunkCount >= Parallel.threads
+        let perThread = threads > 1 && chunkCount >= threads
         // Rows of U and M have a block's values of slack: a block is written (and read) whole even
         // where fewer of its tiles are in the chunk.
         let rowLength = chunk + lanes
         let paddedStorage = Tensor(uninitialized: .float32, shape: [channels * plane])
         withExtendedLifetime(paddedStorage) {
             let padded = paddedStorage.storage.pointer.bindMemory(to: Float.self, capacity: paddedStorage.count)
-            Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / plane)) { range in
+            Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / plane), threads: threads) { range in
                 for channel in range {
                     padPlane(
                         image + channel * height * width, height: height, width: width, top: padTop, left: padLeft,
@@ -112,7 +112,7 @@ enum Winograd {
                     let u = inputStorage.storage.pointer.bindMemory(to: Float.self, capacity: inputStorage.count)
                     let m = productStorage.storage.pointer.bindMemory(to: Float.self, capacity: productStorage.count)
                     func loop(_ count: Int, minimum: Int, _ body: (Range<Int>) -> Void) {
-                        if split { Parallel.chunks(count, minimum: minimum, body) } else { body(0..<count) }
+                        if split { Parallel.chunks(count, minimum: minimum, threads: threads, body) } else { body(0..<count) }
                     }
                     for index in chunks {
                         let first = index * chunk, end = Swift.min(first + chunk, tiles)
@@ -126,9 +126,9 @@ enum Winograd {
                         func product(_ xi: Int) {
                             GEMM.multiply(
                                 m: filters, n: end - first, k: channels, a: v + xi * filters * channels,
-                                b: u + xi * channels * rowLength, ldb: rowLength, c: m + xi * filters * rowLength, ldc: rowLength)
+                                b: u + xi * channels * rowLength, ldb: rowLength, c: m + xi * filters * rowLength, ldc: rowLength, threads: 1)
                         }
-                        if split { Parallel.each(16, product) } else { for xi in 0..<16 { product(xi) } }
+                        if split { Parallel.each(16, threads: threads, product) } else { for xi in 0..<16 { product(xi) } }
                         loop(filters, minimum: Swift.max(1, 4096 / (end - first))) { range in
                             for filter in range {
                                 WinogradKernels.transformOutput(
@@ -141,7 +141,7 @@ enum Winograd {
                 }
             }
             if perThread {
-                Parallel.chunks(chunkCount, minimum: 1) { run($0, split: false) }
+                Parallel.chunks(chunkCount, minimum: 1, threads: threads) { run($0, split: false) }
             } else {
                 run(0..<chunkCount, split: true)
             }
