@@ -120,7 +120,8 @@ struct RowKernelTests {
 }
 
 /// The packed-weights product against a Double product, for every remainder of rows (6, 4, 2,
-/// 1) and a partial last panel; the same result however rows and panels are split.
+/// 1), a partial last panel, and a last panel of at most 8 columns in 8-row blocks; the same
+/// result however rows and panels are split.
 @Suite("packed GEMM", .enabled(if: KernelCPU.runnable))
 struct PackedGEMMTests {
     @Test("C = A·B for packed B, plain or transposed, any split of rows and panels giving the same bits")
@@ -170,8 +171,8 @@ struct PackedGEMMTests {
 
     @Test("the epilogue adds the row's bias, then the residual, then clamps, in every block including one row against four panels")
     func epilogue() {
-        // 13 rows: blocks of 6, 6 and a single row; 100 columns: four whole panels at a time, then
-        // two whole and a ragged one.
+        // 13 rows: blocks of 6, 6 and a single row (in the last panel, of 4 columns: 8, 4 and a
+        // single row); 100 columns: four whole panels at a time, then two whole and a ragged one.
         let (m, n, k) = (13, 100, 37)
         let a = (0..<(m * k)).map { Float(($0 * 37 % 101) - 50) / 25 }
         let b = (0..<(k * n)).map { Float(($0 * 53 % 97) - 48) / 24 }
