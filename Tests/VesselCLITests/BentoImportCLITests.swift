@@ -111,7 +111,10 @@ struct BentoImportCLITests {
                 "PIP_FIND_LINKS": "", "BENTOML_HOME": scratch + "/elsewhere"
             ])
         defer { server.process.terminate() }
-        let port = try server.waitForReady()
+        // The port once it listens; the two models' environments are built from their wheels
+        // after that, which on a loaded machine took past `waitForReady`'s 30 s (a CI run), so
+        // readiness is the health poll's to wait for.
+        let port = try server.waitForReady("listening on")
         let bothReady = await TestSupport.poll(timeout: 120) {
             (try? LoopbackClient.request("GET", port: port, path: "/v2/health/ready", timeout: 2))?.status == 200
         }
