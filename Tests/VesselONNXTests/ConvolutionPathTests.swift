@@ -173,16 +173,7 @@ struct ConvolutionPathTests {
             for f in 0..<filters {
                 for oh in 0..<height {
                     for ow in 0..<width {
-                        var sum = Double(b[f])
-                        for c in 0..<channels {
-                            for i in 0..<3 {
-                                for j in 0..<3 {
-                                    let (ih, iw) = (oh - 1 + i, ow - 1 + j)
-                                    guard ih >= 0, ih < height, iw >= 0, iw < width else { continue }
-                                    sum += Double(x[(c * height + ih) * width + iw]) * Double(w[((f * channels + c) * 3 + i) * 3 + j])
-                                }
-                            }
-                        }
+                        let sum = Self.padded3x3(x, w, bias: b[f], channels: channels, height: height, width: width, filter: f, oh, ow)
                         worst = max(worst, abs(Double(y[(f * height + oh) * width + ow]) - max(sum, 0)) / (1 + abs(sum)))
                     }
                 }
@@ -223,8 +214,9 @@ struct ConvolutionPathTests {
     func winogradThreads() {
         var generator = SplitMix64(seed: 43)
         // 112×112 with 16 channels (eight chunks of tiles: four per thread at two), 55×55 (two:
-        // one per thread at two, split steps at three), 27×27 (196 tiles, two uneven chunks), 13×13 with 200 filters (one chunk, its
-        // steps split), 9×7 with 10 filters (products below the packed kernel's size).
+        // one per thread at two, split steps at three), 27×27 (196 tiles, two uneven chunks),
+        // 13×13 with 200 filters (one chunk, its steps split), 9×7 with 10 filters (products
+        // below the packed kernel's size).
         for (size, channels, filters) in [((112, 112), 16, 64), ((55, 55), 16, 64), ((27, 27), 32, 128), ((13, 13), 48, 200), ((9, 7), 8, 10)] {
             let g = WindowGeometry(
                 input: [size.0, size.1], kernel: [3, 3], strides: [1, 1], dilations: [1, 1], padBegin: [1, 1], padEnd: [1, 1], output: [size.0, size.1])
@@ -249,20 +241,29 @@ struct ConvolutionPathTests {
             }
             // And the sums themselves, at a few places, against the plain window.
             for (f, oh, ow) in [(0, 0, 0), (filters - 1, size.0 - 1, size.1 - 1), (filters / 2, size.0 / 2, 1)] {
-                var sum = Double(bias[f])
-                for c in 0..<channels {
-                    for i in 0..<3 {
-                        for j in 0..<3 {
-                            let (ih, iw) = (oh - 1 + i, ow - 1 + j)
-                            guard ih >= 0, ih < size.0, iw >= 0, iw < size.1 else { continue }
-                            sum += Double(image[(c * size.0 + ih) * size.1 + iw]) * Double(weights[((f * channels + c) * 3 + i) * 3 + j])
-                        }
-                    }
-                }
+                let sum = Self.padded3x3(image, weights, bias: bias[f], channels: channels, height: size.0, width: size.1, filter: f, oh, ow)
                 let value = Double(reference[(f * size.0 + oh) * size.1 + ow])
                 #expect(abs(value - sum) <= 1e-5 * (1 + abs(sum)), "\(size): filter \(f) at (\(oh), \(ow)): \(value) against \(sum)")
             }
         }
+    }
+
+    /// One output of a 3×3 convolution with unit strides and one pixel of zero padding, summed
+    /// plainly in Double: the Winograd tests' reference.
+    static func padded3x3(
+        _ image: [Float], _ weights: [Float], bias: Float, channels: Int, height: Int, width: Int, filter f: Int, _ oh: Int, _ ow: Int
+    ) -> Double {
+        var sum = Double(bias)
+        for c in 0..<channels {
+            for i in 0..<3 {
+                for j in 0..<3 {
+                    let (ih, iw) = (oh - 1 + i, ow - 1 + j)
+                    guard ih >= 0, ih < height, iw >= 0, iw < width else { continue }
+                    sum += Double(image[(c * height + ih) * width + iw]) * Double(weights[((f * channels + c) * 3 + i) * 3 + j])
+                }
+            }
+        }
+        return sum
     }
 
     @Test("GlobalAveragePool of float32, four planes at a time and split across threads, equals the one-plane-at-a-time sums bit for bit")
