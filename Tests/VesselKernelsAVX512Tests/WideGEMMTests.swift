@@ -120,6 +120,33 @@ struct WideGEMMTests {
         }
     }
 
+    @Test("narrow max pooling planes through the padded copy give the Haswell copy's values")
+    func maxPlanePadded() {
+        var random = Lcg(state: 5)
+        for (height, width, kernel, stride, pad) in [(14, 14, 3, 1, 1), (7, 7, 3, 1, 1), (14, 14, 3, 2, 0), (9, 5, 2, 3, 1)] {
+            let input = (0..<(height * width)).map { _ in Float(Int(random.next() % 2001) - 1000) / 7 }
+            let outHeight = (height + 2 * pad - kernel) / stride + 1, outWidth = (width + 2 * pad - kernel) / stride + 1
+            let rows = (outHeight - 1) * stride + kernel, columns = (outWidth - 1) * stride + kernel
+            var results: [[Float]] = []
+            for avx512 in [false, true] {
+                var padded = [Float](repeating: -.infinity, count: rows * columns + 16)
+                var columnsMax = [Float](repeating: -.infinity, count: outHeight * columns + 48 + kernel)
+                var out = [Float](repeating: .nan, count: outHeight * outWidth)
+                let done =
+                    avx512
+                    ? VesselKernelsAVX512.WindowKernels.maxPlanePadded(
+                        input, height: height, width: width, top: pad, left: pad, outHeight: outHeight, outWidth: outWidth, kernel: (kernel, kernel),
+                        strides: (stride, stride), padded: &padded, columnsMax: &columnsMax, into: &out)
+                    : VesselKernelsHaswell.WindowKernels.maxPlanePadded(
+                        input, height: height, width: width, top: pad, left: pad, outHeight: outHeight, outWidth: outWidth, kernel: (kernel, kernel),
+                        strides: (stride, stride), padded: &padded, columnsMax: &columnsMax, into: &out)
+                #expect(done)
+                results.append(out)
+            }
+            #expect(results[0] == results[1], "\(height)×\(width) kernel \(kernel) stride \(stride) pad \(pad)")
+        }
+    }
+
     @Test("strided gathers and im2col rows give the Haswell copy's values, through masked loads at the ends")
     func gatherAndIm2col() {
         let source = (0..<300).map { Float($0) * 0.5 - 7 }

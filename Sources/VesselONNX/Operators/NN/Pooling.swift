@@ -215,6 +215,10 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
     let twoByTwo =
         g.kernel == [2, 2] && g.strides == [2, 2] && g.padBegin == [0, 0] && g.padEnd == [0, 0] && 2 * outHeight <= height
         && 2 * outWidth <= width
+    // Max over planes narrower than sixteen lanes: through a copy with -∞ around it
+    // (`maxPlanePadded`), every window whole.
+    let narrowMax = isMax && width < 16
+    let paddedRows = (outHeight - 1) * g.strides[0] + kernelH, paddedColumns = (outWidth - 1) * strideW + kernelW
     let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + g.output)
     let rowBounds = rows.flatMap { [$0.0, $0.1] }, columnBounds = columns.flatMap { [$0.0, $0.1] }
     // Averaging's divisor factors: per output row, and per output column as floats (exact small
@@ -235,16 +239,34 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                 let columnsMax = UnsafeMutablePointer<Float>.allocate(capacity: width + 32)
                 columnsMax.initialize(repeating: 0, count: width + 32)
                 defer { columnsMax.deallocate() }
+                let paddedCount = narrowMax ? paddedRows * paddedColumns + 16 : 0
+                let paddedCopy = UnsafeMutablePointer<Float>.allocate(capacity: paddedCount)
+                paddedCopy.initialize(repeating: -.infinity, count: paddedCount)
+                let paddedColumnsCount = narrowMax ? outHeight * paddedColumns + 48 + kernelW : 0
+                let paddedColumnsMax = UnsafeMutablePointer<Float>.allocate(capacity: paddedColumnsCount)
+                paddedColumnsMax.initialize(repeating: -.infinity, count: paddedColumnsCount)
+                defer {
+                    paddedCopy.deallocate()
+                    paddedColumnsMax.deallocate()
+                }
                 for plane in range {
                     let input = source.baseAddress! + plane * height * width
                     let output = destination.baseAddress! + plane * outHeight * outWidth
                     if twoByTwo, WindowKernels.pool2x2(input, width: width, outHeight: outHeight, outWidth: outWidth, isMax: isMax, into: output) {
                         continue
                     }
+                    if narrowMax,
+                        WindowKernels.maxPlanePadded(
+                            input, height: height, width: width, top: g.padBegin[0], left: g.padBegin[1], outHeight: outHeight,
+                            outWidth: outWidth, kernel: (kernelH, kernelW), strides: (g.strides[0], strideW), padded: paddedCopy,
+                            columnsMax: paddedColumnsMax, into: output)
+                    {
+                        continue
+                    }
                     // Max without NaN among the rows read (most planes): per output row, down
                     // the height over the full width, then across the windows, both in the
                     // kernel copy's lanes. A NaN sends the plane the general way below.
-                    if isMax,
+                    if isMax, !narrowMax,
                         WindowKernels.maxPlane(
                             input, height: height, width: width, rowBounds: rowBounds, outHeight: outHeight, columnBounds: columnBounds,
                             outWidth: outWidth, inside: insideBegin..<insideEnd, stride: strideW, kernel: kernelW, columnsMax: columnsMax,

@@ -26,6 +26,27 @@ enum WindowKernels {
         }
     }
 
+    static func maxPlanePadded(
+        _ input: UnsafePointer<Float>, height: Int, width: Int, top: Int, left: Int, outHeight: Int, outWidth: Int,
+        kernel: (Int, Int), strides: (Int, Int), padded: UnsafeMutablePointer<Float>, columnsMax: UnsafeMutablePointer<Float>,
+        into output: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        switch RowKernels.variant {
+        case .avx512:
+            VesselKernelsAVX512.WindowKernels.maxPlanePadded(
+                input, height: height, width: width, top: top, left: left, outHeight: outHeight, outWidth: outWidth, kernel: kernel,
+                strides: strides, padded: padded, columnsMax: columnsMax, into: output)
+        case .haswell:
+            VesselKernelsHaswell.WindowKernels.maxPlanePadded(
+                input, height: height, width: width, top: top, left: left, outHeight: outHeight, outWidth: outWidth, kernel: kernel,
+                strides: strides, padded: padded, columnsMax: columnsMax, into: output)
+        case .baseline:
+            VesselKernels.WindowKernels.maxPlanePadded(
+                input, height: height, width: width, top: top, left: left, outHeight: outHeight, outWidth: outWidth, kernel: kernel,
+                strides: strides, padded: padded, columnsMax: columnsMax, into: output)
+        }
+    }
+
     static func pool2x2(
         _ input: UnsafePointer<Float>, width: Int, outHeight: Int, outWidth: Int, isMax: Bool, into output: UnsafeMutablePointer<Float>
     ) -> Bool {
