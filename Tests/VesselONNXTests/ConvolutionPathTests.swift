@@ -210,6 +210,98 @@ struct ConvolutionPathTests {
         }
     }
 
+    @Test(
+        "a convolution pooled in bands gives the bits of the convolution and the max pool run whole, at one, two and three threads, NaN kept",
+        .enabled(if: RowKernels.variant.hasAVX2))
+    func convolutionPoolBands() {
+        var generator = SplitMix64(seed: 47)
+        struct Shape {
+            let channels: Int, filters: Int, input: (Int, Int), kernel: Int, stride: Int, pad: Int
+            let poolKernel: Int, poolStride: Int, poolPads: (Int, Int), ceil: Bool
+        }
+        let shapes = [
+            // SqueezeNet's stem: many bands of two pool rows, one row carried from band to band.
+            Shape(channels: 3, filters: 64, input: (227, 227), kernel: 3, stride: 2, pad: 0, poolKernel: 3, poolStride: 2, poolPads: (0, 0), ceil: false),
+            // ResNet's: a padded pool, two bands.
+            Shape(channels: 3, filters: 32, input: (100, 90), kernel: 7, stride: 2, pad: 3, poolKernel: 3, poolStride: 2, poolPads: (1, 1), ceil: false),
+            // 2×2 windows (nothing carried), stride-1 windows (two rows carried), ceil mode.
+            Shape(channels: 4, filters: 64, input: (60, 70), kernel: 3, stride: 1, pad: 1, poolKernel: 2, poolStride: 2, poolPads: (0, 0), ceil: false),
+            Shape(channels: 3, filters: 64, input: (80, 75), kernel: 3, stride: 2, pad: 1, poolKernel: 3, poolStride: 1, poolPads: (1, 1), ceil: false),
+            Shape(channels: 3, filters: 48, input: (66, 67), kernel: 5, stride: 2, pad: 2, poolKernel: 3, poolStride: 2, poolPads: (0, 1), ceil: true)
+        ]
+        for (index, s) in shapes.enumerated() {
+            let convOut = ((s.input.0 + 2 * s.pad - s.kernel) / s.stride + 1, (s.input.1 + 2 * s.pad - s.kernel) / s.stride + 1)
+            let g = WindowGeometry(
+                input: [s.input.0, s.input.1], kernel: [s.kernel, s.kernel], strides: [s.stride, s.stride], dilations: [1, 1],
+                padBegin: [s.pad, s.pad], padEnd: [s.pad, s.pad], output: [convOut.0, convOut.1])
+            func pooled(_ size: Int, _ pad: Int) -> Int {
+                let span = size + pad + s.poolPads.1 - s.poolKernel
+                var out = (s.ceil ? (span + s.poolStride - 1) / s.poolStride : span / s.poolStride) + 1
+                if s.ceil, (out - 1) * s.poolStride >= size + pad { out -= 1 }
+                return out
+            }
+            let poolOut = (pooled(convOut.0, s.poolPads.0), pooled(convOut.1, s.poolPads.0))
+            let pg = WindowGeometry(
+                input: [convOut.0, convOut.1], kernel: [s.poolKernel, s.poolKernel], strides: [s.poolStride, s.poolStride], dilations: [1, 1],
+                padBegin: [s.poolPads.0, s.poolPads.0], padEnd: [s.poolPads.1, s.poolPads.1], output: [poolOut.0, poolOut.1])
+            var image = (0..<(s.channels * s.input.0 * s.input.1)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            // The first shape's convolution meets a NaN: the bands holding it go the NaN-keeping way.
+            if index == 0 { image[(s.input.0 / 2) * s.input.1 + 40] = .nan }
+            let depth = s.channels * s.kernel * s.kernel
+            let weights = (0..<(s.filters * depth)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            let bias = (0..<s.filters).map { _ in Float(generator.nextUnit() - 0.5) }
+            // The two nodes' way: the whole convolution with its Relu, then the pool.
+            var whole = [Float](repeating: .nan, count: s.filters * convOut.0 * convOut.1)
+            blockedConvolution(
+                image, weights: weights, g, channels: s.channels, filters: s.filters, pointwise: false,
+                block: packedColumnBlock(rows: depth, spatial: convOut.0 * convOut.1), bias: bias, relu: true, into: &whole)
+            let reference = pool2D(Tensor(whole, shape: [1, s.filters, convOut.0, convOut.1]), pg, planes: s.filters, isMax: true, includePad: false)
+                .scalars(as: Float.self)
+            #expect(index != 0 || reference.contains { $0.isNaN }, "the NaN reaches the pooled output")
+            let banded = ConvolutionPool(pg, over: g.output)
+            #expect(banded != nil, "shape \(index) pools in bands")
+            for threads in [1, 2, 3] {
+                var out = [Float](repeating: 7, count: reference.count)
+                banded?.run(image, weights: weights, g, channels: s.channels, filters: s.filters, bias: bias, relu: true, into: &out, threads: threads)
+                let differing = out.indices.first { out[$0].bitPattern != reference[$0].bitPattern && !(out[$0].isNaN && reference[$0].isNaN) }
+                #expect(differing == nil, "shape \(index), \(threads) threads: \(differing.map { "\(out[$0]) against \(reference[$0]) at \($0)" } ?? "")")
+            }
+        }
+    }
+
+    @Test("Conv, Relu and MaxPool fused at load give the unfused nodes' bits, where bands apply and where the pool runs after")
+    func convolutionPoolModels() throws {
+        let directory = try LoaderTests.make(
+            """
+            rng = np.random.default_rng(9)
+            def save(name, channels, filters, kernel, strides, pads, group, pool):
+                w = numpy_helper.from_array(rng.uniform(-1, 1, (filters, channels // group, kernel, kernel)).astype(np.float32), 'w')
+                b = numpy_helper.from_array(rng.uniform(-1, 1, filters).astype(np.float32), 'b')
+                for fused in (True, False):
+                    nodes = [helper.make_node('Conv', ['x', 'w', 'b'], ['c'], strides=strides, pads=pads, group=group),
+                             helper.make_node('Relu', ['c'], ['r']), helper.make_node('MaxPool', ['r'], ['y'], **pool)]
+                    outputs = [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)]
+                    # The Relu's output read outside as well: nothing fuses.
+                    if not fused: outputs.append(helper.make_tensor_value_info('r', TensorProto.FLOAT, None))
+                    g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, channels, 'h', 'w'])], outputs, [w, b])
+                    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), d + f'/{name}_{"fused" if fused else "plain"}.onnx')
+            save('stem', 3, 64, 7, [2, 2], [3, 3, 3, 3], 1, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+            save('grouped', 8, 16, 3, [1, 1], [1, 1, 1, 1], 2, dict(kernel_shape=[2, 2], strides=[2, 2]))
+            save('ceil', 3, 32, 3, [2, 2], [0, 0, 0, 0], 1, dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1))
+            """)
+        defer { TestSupport.remove(directory) }
+        var generator = SplitMix64(seed: 53)
+        for (name, channels, sizes) in [("stem", 3, [(64, 70), (9, 11)]), ("grouped", 8, [(30, 34)]), ("ceil", 3, [(90, 71), (20, 20)])] {
+            let fused = try ONNXModel(path: directory + "/\(name)_fused.onnx"), plain = try ONNXModel(path: directory + "/\(name)_plain.onnx")
+            for (height, width) in sizes {
+                let x = Tensor((0..<(channels * height * width)).map { _ in Float(generator.nextUnit() * 2 - 1) }, shape: [1, channels, height, width])
+                let y = try #require(try fused.run(["x": x])["y"]), expected = try #require(try plain.run(["x": x])["y"])
+                #expect(y.shape == expected.shape, "\(name) \(height)×\(width)")
+                #expect(y.scalars(as: Float.self).map(\.bitPattern) == expected.scalars(as: Float.self).map(\.bitPattern), "\(name) \(height)×\(width)")
+            }
+        }
+    }
+
     @Test("Winograd gives the same bits at one, two and three threads: whole chunks per thread, or each step split")
     func winogradThreads() {
         var generator = SplitMix64(seed: 43)

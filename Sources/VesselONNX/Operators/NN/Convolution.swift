@@ -112,9 +112,12 @@ extension KernelRegistry {
 /// one pass over each image's output, with the same arithmetic as two.
 /// `cache` keeps a node's weights in the form a path prepares them in (Winograd's transform, the
 /// direct kernel's packing).
+/// With `maxPool` (the context of a MaxPool that alone read the output, fused at load), the result
+/// is the pooled output: in bands (`ConvolutionPool`) where the blocked path runs, else the pool
+/// after the whole convolution.
 func convolution(
     _ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false, residual: Tensor? = nil,
-    cache: ConvolutionCache? = nil
+    maxPool: KernelContext? = nil, cache: ConvolutionCache? = nil
 ) throws -> Tensor {
     guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("Conv needs X and W of the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
     let group = c.attributes.int("group", default: 1)
@@ -135,10 +138,8 @@ func convolution(
     let filtersPerGroup = filters / group
     let dtype = x.dtype
     let fx = Cast.convert(x, to: .float32), fw = Cast.convert(w, to: .float32)
-    // Every element is written by a GEMM (beta 0), so no zero fill.
-    let out = Tensor(uninitialized: .float32, shape: [batch, filters] + g.output)
-    if let residual, residual.dtype != .float32 || residual.shape != out.shape {
-        throw c.invalid("the residual added to the output is \(residual.dtype.rawValue) \(residual.shape), not float32 \(out.shape)")
+    if let residual, residual.dtype != .float32 || residual.shape != [batch, filters] + g.output {
+        throw c.invalid("the residual added to the output is \(residual.dtype.rawValue) \(residual.shape), not float32 \([batch, filters] + g.output)")
     }
     // A 1×1 kernel with unit strides and no padding reads each input plane as it is: the
     // channel-by-pixel matrix is the GEMM operand, with no im2col copy.
@@ -166,6 +167,18 @@ func convolution(
     let blockWidth =
         direct || winograd || shifted || !(pointwise || g.input.count == 2)
         ? nil : RowKernels.variant.hasAVX2 ? packedColumnBlock(rows: rows, spatial: spatial) : GEMM.columnBlock(m: filtersPerGroup, k: rows)
+    // A fused max pool runs in bands where the blocked path does (float32, AVX2, no residual).
+    let poolGeometry = try maxPool.map { p in
+        try WindowGeometry(
+            input: g.output, kernel: try p.attributes.required("kernel_shape", p.attributes.ints), attributes: p.attributes,
+            ceilMode: p.attributes.int("ceil_mode", default: 0) == 1, context: p)
+    }
+    let banded: ConvolutionPool? =
+        blockWidth != nil && !pointwise && group == 1 && residual == nil && dtype == .float32 && RowKernels.variant.hasAVX2
+        ? poolGeometry.flatMap { ConvolutionPool($0, over: g.output) } : nil
+    if let banded { try c.checkAllocation(.float32, [batch, filters] + banded.pool.output) }
+    // Every element is written by a GEMM (beta 0), so no zero fill.
+    let out = Tensor(uninitialized: .float32, shape: [batch, filters] + (banded?.pool.output ?? g.output))
     // The direct and blocked paths add a residual as they store; the others leave their outputs
     // to one pass that adds it and then applies the Relu.
     let residualPass = residual != nil && !direct && blockWidth == nil
@@ -219,6 +232,14 @@ func convolution(
                             let weights = pw.baseAddress! + gi * filtersPerGroup * rows
                             let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
                             let added = residual == nil ? nil : pr.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
+                            if let banded {
+                                withGroupBias(gi) { bias in
+                                    banded.run(
+                                        image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup, bias: bias, relu: relu,
+                                        into: po.baseAddress! + n * filters * banded.pool.output.reduce(1, *))
+                                }
+                                continue
+                            }
                             if let packedDirect, let directBlock {
                                 packedDirect.withUnsafeBufferPointer(as: Float.self) { packed in
                                     withGroupBias(gi) { bias in
@@ -305,6 +326,7 @@ func convolution(
             }
         }
     }
+    if let maxPool, banded == nil { return try pool(Cast.convert(out, to: dtype), maxPool, kind: .max)[0] }
     return Cast.convert(out, to: dtype)
 }
 
@@ -328,10 +350,13 @@ func convolutionShape(_ x: Tensor, _ w: Tensor, _ c: KernelContext) throws -> [I
 /// sums each element in order whatever the split.
 func packedColumnBlock(rows: Int, spatial: Int, threads: Int = Parallel.threads) -> Int {
     guard spatial > 256 else { return Swift.max(spatial, 1) }
-    let widest = Swift.min(256, Swift.max(32, 32_768 / Swift.max(rows, 1) / 32 * 32))
+    let widest = packedColumnWidest(rows: rows)
     let blocks = ((spatial + widest - 1) / widest + threads - 1) / threads * threads
     return ((spatial + blocks - 1) / blocks + 15) / 16 * 16
 }
+
+/// The widest column block `packedColumnBlock` makes for `rows`-deep columns.
+func packedColumnWidest(rows: Int) -> Int { Swift.min(256, Swift.max(32, 32_768 / Swift.max(rows, 1) / 32 * 32)) }
 
 /// A convolution with small weights (`GEMM.columnBlock`: at most 16K values), or any weights on
 /// an AVX2 or AVX-512 CPU (`packedColumnBlock`), in column blocks of the output, `block` output

@@ -184,6 +184,38 @@ func poolFloat(
     return out
 }
 
+/// A 2-D pool's windows per axis: for each output row and column, the input range its window
+/// covers clamped to the input (`rowBounds`, `columnBounds`: lo, hi pairs) and its count for an
+/// average (the padding counted with `includePad`); and the output columns whose windows lie
+/// wholly inside the row (`inside`: windows clipped by padding sit only at the two ends).
+struct PoolWindows {
+    let rows: [(lo: Int, hi: Int, count: Int)], columns: [(lo: Int, hi: Int, count: Int)]
+    let rowBounds: [Int], columnBounds: [Int]
+    let inside: Range<Int>
+
+    init(_ g: WindowGeometry, includePad: Bool = false) {
+        func ranges(_ axis: Int) -> [(lo: Int, hi: Int, count: Int)] {
+            let (size, kernel, stride, padBegin, padEnd) = (g.input[axis], g.kernel[axis], g.strides[axis], g.padBegin[axis], g.padEnd[axis])
+            return (0..<g.output[axis]).map { o in
+                let start = o * stride - padBegin
+                let lo = Swift.max(start, 0), hi = Swift.min(start + kernel, size)
+                let padded = Swift.min(start + kernel, size + padEnd) - Swift.max(start, -padBegin)
+                return (lo, Swift.max(lo, hi), includePad ? padded : Swift.max(hi - lo, 0))
+            }
+        }
+        rows = ranges(0)
+        columns = ranges(1)
+        rowBounds = rows.flatMap { [$0.lo, $0.hi] }
+        columnBounds = columns.flatMap { [$0.lo, $0.hi] }
+        let kernelW = g.kernel[1], outWidth = g.output[1]
+        var begin = 0
+        while begin < outWidth, columns[begin].hi - columns[begin].lo != kernelW { begin += 1 }
+        var end = begin
+        while end < outWidth, columns[end].hi - columns[end].lo == kernelW { end += 1 }
+        inside = begin..<end
+    }
+}
+
 /// Max and average pooling of float32 images with unit dilation, a plane at a time in the kernel
 /// copies (`WindowKernels.maxPlane`, `averagePlane`), separably: along the width, then along the
 /// height. Window counts are products of per-axis counts, so averages (with or without padding
@@ -193,24 +225,10 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
     let (height, width) = (g.input[0], g.input[1])
     let (outHeight, outWidth) = (g.output[0], g.output[1])
     let (kernelH, kernelW) = (g.kernel[0], g.kernel[1])
-    // Per output column / row: the clamped input range and the divisor's factor.
-    func ranges(_ count: Int, _ size: Int, _ kernel: Int, _ stride: Int, _ padBegin: Int, _ padEnd: Int) -> [(Int, Int, Int)] {
-        (0..<count).map { o in
-            let start = o * stride - padBegin
-            let lo = Swift.max(start, 0), hi = Swift.min(start + kernel, size)
-            let padded = Swift.min(start + kernel, size + padEnd) - Swift.max(start, -padBegin)
-            return (lo, Swift.max(lo, hi), includePad ? padded : Swift.max(hi - lo, 0))
-        }
-    }
     let strideW = g.strides[1]
-    let columns = ranges(outWidth, width, kernelW, strideW, g.padBegin[1], g.padEnd[1])
-    let rows = ranges(outHeight, height, kernelH, g.strides[0], g.padBegin[0], g.padEnd[0])
-    // The output columns whose windows lie wholly inside the row: insideBegin..<insideEnd
-    // (windows clipped by padding sit only at the two ends).
-    var insideBegin = 0
-    while insideBegin < outWidth, columns[insideBegin].1 - columns[insideBegin].0 != kernelW { insideBegin += 1 }
-    var insideEnd = insideBegin
-    while insideEnd < outWidth, columns[insideEnd].1 - columns[insideEnd].0 == kernelW { insideEnd += 1 }
+    let windows = PoolWindows(g, includePad: includePad)
+    let (rows, columns) = (windows.rows, windows.columns)
+    let (insideBegin, insideEnd) = (windows.inside.lowerBound, windows.inside.upperBound)
     // 2×2 windows, stride 2, none clipped: straight from the row pairs (`pool2x2`).
     let twoByTwo =
         g.kernel == [2, 2] && g.strides == [2, 2] && g.padBegin == [0, 0] && g.padEnd == [0, 0] && 2 * outHeight <= height
@@ -220,10 +238,10 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
     let narrowMax = isMax && width < 16
     let paddedRows = (outHeight - 1) * g.strides[0] + kernelH, paddedColumns = (outWidth - 1) * strideW + kernelW
     let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + g.output)
-    let rowBounds = rows.flatMap { [$0.0, $0.1] }, columnBounds = columns.flatMap { [$0.0, $0.1] }
+    let (rowBounds, columnBounds) = (windows.rowBounds, windows.columnBounds)
     // Averaging's divisor factors: per output row, and per output column as floats (exact small
     // integers) with room for the kernel's sixteen-lane loads past the last.
-    let rowCounts = rows.map(\.2), columnCounts = columns.map { Float($0.2) } + [Float](repeating: 1, count: 16)
+    let rowCounts = rows.map(\.count), columnCounts = columns.map { Float($0.count) } + [Float](repeating: 1, count: 16)
     x.withUnsafeBufferPointer(as: Float.self) { source in
         out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
             Parallel.chunks(planes, minimum: Swift.max(1, 16_384 / Swift.max(outHeight * outWidth, 1))) { range in
@@ -284,39 +302,49 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                             stride: strideW, kernel: kernelW, row: columnsMax, rowSums: sums, into: output)
                         continue
                     }
-                    // A max plane with a NaN: along the width into `general`, then down the rows
-                    // over contiguous output columns, every NaN kept.
+                    // A max plane with a NaN: every NaN kept.
                     let buffer = general ?? UnsafeMutablePointer<Float>.allocate(capacity: height * outWidth)
                     general = buffer
-                    for h in 0..<height {
-                        let row = input + h * width, reduced = buffer + h * outWidth
-                        for ow in 0..<outWidth {
-                            let (lo, hi, _) = columns[ow]
-                            var value = -Float.infinity
-                            for w in lo..<hi {
-                                let v = row[w]
-                                value = (v > value || v != v) ? v : value
-                            }
-                            reduced[ow] = value
-                        }
-                    }
-                    for oh in 0..<outHeight {
-                        let (lo, hi, _) = rows[oh]
-                        let target = output + oh * outWidth
-                        for ow in 0..<outWidth { target[ow] = -.infinity }
-                        for h in lo..<hi {
-                            let reduced = buffer + h * outWidth
-                            for ow in 0..<outWidth {
-                                let v = reduced[ow], current = target[ow]
-                                target[ow] = (v > current || v != v || current != current) ? (current != current ? current : v) : current
-                            }
-                        }
-                    }
+                    maxPlaneKeepingNaN(
+                        input, height: height, width: width, rowBounds: rowBounds, outHeight: outHeight, columnBounds: columnBounds,
+                        outWidth: outWidth, buffer: buffer, into: output)
                 }
             }
         }
     }
     return out
+}
+
+/// One plane's max pool with every NaN kept (the way a plane holding one goes): along the width
+/// into `buffer` (`height` × `outWidth`), then down each output row's input rows over contiguous
+/// output columns. Output row `oh` covers input rows `rowBounds[2·oh] ..< rowBounds[2·oh + 1]`,
+/// column `ow` input columns `columnBounds[2·ow] ..< columnBounds[2·ow + 1]`.
+func maxPlaneKeepingNaN(
+    _ input: UnsafePointer<Float>, height: Int, width: Int, rowBounds: UnsafePointer<Int>, outHeight: Int, columnBounds: UnsafePointer<Int>,
+    outWidth: Int, buffer: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+) {
+    for h in 0..<height {
+        let row = input + h * width, reduced = buffer + h * outWidth
+        for ow in 0..<outWidth {
+            var value = -Float.infinity
+            for w in columnBounds[2 * ow]..<columnBounds[2 * ow + 1] {
+                let v = row[w]
+                value = (v > value || v != v) ? v : value
+            }
+            reduced[ow] = value
+        }
+    }
+    for oh in 0..<outHeight {
+        let target = output + oh * outWidth
+        for ow in 0..<outWidth { target[ow] = -.infinity }
+        for h in rowBounds[2 * oh]..<rowBounds[2 * oh + 1] {
+            let reduced = buffer + h * outWidth
+            for ow in 0..<outWidth {
+                let v = reduced[ow], current = target[ow]
+                target[ow] = (v > current || v != v || current != current) ? (current != current ? current : v) : current
+            }
+        }
+    }
 }
 
 extension KernelRegistry {
