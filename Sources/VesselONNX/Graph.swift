@@ -34,6 +34,7 @@ public struct Node: Sendable {
         var kernel: NodeKernel
         var minimumRanks: [Int]
         var inputTypes: InputTypes
+        var isFused = false
 
         init(
             name: String, opType: String, domain: String, inputs: [String], outputs: [String], attributes: Attributes, opset: Int,
@@ -44,9 +45,11 @@ public struct Node: Sendable {
         }
 
         func copy() -> Storage {
-            Storage(
+            let copy = Storage(
                 name: name, opType: opType, domain: domain, inputs: inputs, outputs: outputs, attributes: attributes, opset: opset, kernel: kernel,
                 minimumRanks: minimumRanks, inputTypes: inputTypes)
+            copy.isFused = isFused
+            return copy
         }
     }
 
@@ -111,6 +114,14 @@ public struct Node: Sendable {
     var inputTypes: InputTypes {
         get { storage.inputTypes }
         set { unique().inputTypes = newValue }
+    }
+
+    /// Whether a load-time rewrite gave this node a kernel that computes more than its operator
+    /// (a Conv that also pools, a Concat that also convolves): later rewrites do not take it for
+    /// a plain node of its type (`Chains.plain`).
+    var isFused: Bool {
+        get { storage.isFused }
+        set { unique().isFused = newValue }
     }
 
     /// The node's own error, for prepared kernels checking attributes at load.

@@ -76,6 +76,7 @@ struct GraphBuilder {
             Self.fuseScaledSoftmax(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseResidual(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseConvolutionPool(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
+            Self.fuseConcatenation(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseActivations(&nodes, protected: Set(outputs.map(\.name)))
         }
         if !unsupported.isEmpty {

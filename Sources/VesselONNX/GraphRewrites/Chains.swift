@@ -31,9 +31,9 @@ struct Chains {
     func absorbable(_ name: String) -> Bool { readers[name] == 1 && !protected.contains(name) }
 
     /// The node at `index` if it is a plain `opType` — the default domain, one output, a tensor
-    /// kernel — with its kernel.
+    /// kernel, not one a rewrite made (`Node.isFused`) — with its kernel.
     func plain(_ index: Int?, _ opType: String) -> (index: Int, node: Node, kernel: KernelFunction)? {
-        guard let index, nodes[index].opType == opType, nodes[index].domain.isEmpty, nodes[index].outputs.count == 1,
+        guard let index, nodes[index].opType == opType, nodes[index].domain.isEmpty, nodes[index].outputs.count == 1, !nodes[index].isFused,
             case .tensors(let kernel) = nodes[index].kernel
         else { return nil }
         return (index, nodes[index], kernel)
@@ -48,6 +48,18 @@ struct Chains {
     /// The plain `opType` node that alone reads `name`, an absorbable value.
     func soleReader(of name: String, _ opType: String) -> (index: Int, node: Node, kernel: KernelFunction)? {
         absorbable(name) ? plain(reader[name], opType) : nil
+    }
+
+    /// The plain Conv (two or three inputs) that makes the absorbable `name`, directly or through
+    /// a Relu that alone reads it, with that Relu.
+    func convolution(making name: String) -> (conv: (index: Int, node: Node, kernel: KernelFunction), relu: (index: Int, node: Node)?)? {
+        guard absorbable(name) else { return nil }
+        let relu = plain(producer[name], "Relu")
+        let convOutput = relu.map { $0.node.inputs.first ?? "" } ?? name
+        guard relu == nil || (relu!.node.inputs.count == 1 && absorbable(convOutput)), let conv = plain(producer[convOutput], "Conv"),
+            (2...3).contains(conv.node.inputs.count)
+        else { return nil }
+        return (conv, relu.map { ($0.index, $0.node) })
     }
 
     /// A constant (not a default a caller may override).

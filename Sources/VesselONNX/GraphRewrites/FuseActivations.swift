@@ -21,7 +21,7 @@ extension GraphBuilder {
                 nodes[source].outputs.count == 1, case .tensors(let kernel) = nodes[source].kernel
             else { continue }
             var fused = nodes[source]
-            if fused.opType == "Conv", fused.inputs.count <= 3 {
+            if fused.opType == "Conv", fused.inputs.count <= 3, !fused.isFused {
                 // Conv applies its bias and the Relu in one pass (a Conv with a residual fused
                 // has its own kernel: the Relu then runs on its output below).
                 let cache = ConvolutionCache()

@@ -13,16 +13,13 @@ extension GraphBuilder {
         var replaced: [Int: Node] = [:]
         var removed: Set<Int> = []
         for (poolIndex, pool) in nodes.enumerated() where pool.opType == "MaxPool" {
-            guard let pool = chains.plain(poolIndex, "MaxPool"), pool.node.inputs.count == 1, chains.absorbable(pool.node.inputs[0]) else { continue }
-            // The Relu between, if any, and the Conv.
-            let relu = chains.plain(chains.producer[pool.node.inputs[0]], "Relu")
-            let convOutput = relu.map { $0.node.inputs.first ?? "" } ?? pool.node.inputs[0]
-            guard relu == nil || (relu!.node.inputs.count == 1 && chains.absorbable(convOutput)),
-                let conv = chains.plain(chains.producer[convOutput], "Conv"), (2...3).contains(conv.node.inputs.count)
+            guard let pool = chains.plain(poolIndex, "MaxPool"), pool.node.inputs.count == 1,
+                let (conv, relu) = chains.convolution(making: pool.node.inputs[0])
             else { continue }
             var fused = conv.node
             fused.outputs = pool.node.outputs
             fused.name += (relu == nil ? "" : "+Relu") + "+MaxPool"
+            fused.isFused = true
             let cache = ConvolutionCache()
             let applyRelu = relu != nil, poolNode = pool.node
             fused.kernel = .tensors { c, i in

@@ -30,6 +30,7 @@ extension GraphBuilder {
             fused.inputs = [conv.node.inputs[0], conv.node.inputs[1], bias, conv.residual]
             fused.outputs = relu?.node.outputs ?? add.outputs
             fused.name += "+\(add.opType)" + (relu == nil ? "" : "+Relu")
+            fused.isFused = true
             let cache = ConvolutionCache()
             let applyRelu = relu != nil, reluNode = relu?.node, reluKernel = relu?.kernel
             fused.kernel = .tensors { c, i in

@@ -115,9 +115,13 @@ extension KernelRegistry {
 /// With `maxPool` (the context of a MaxPool that alone read the output, fused at load), the result
 /// is the pooled output: in bands (`ConvolutionPool`) where the blocked path runs, else the pool
 /// after the whole convolution.
+/// With `destination` (float32 X and W, no pool: a Concat's slice, `fuseConcatenation`), the
+/// output is written there, its images `destinationStride` values apart, and the tensor returned
+/// is empty.
 func convolution(
     _ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false, residual: Tensor? = nil,
-    maxPool: KernelContext? = nil, cache: ConvolutionCache? = nil
+    maxPool: KernelContext? = nil, into destination: UnsafeMutablePointer<Float>? = nil, destinationStride: Int = 0,
+    cache: ConvolutionCache? = nil
 ) throws -> Tensor {
     guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("Conv needs X and W of the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
     let group = c.attributes.int("group", default: 1)
@@ -177,8 +181,13 @@ func convolution(
         blockWidth != nil && !pointwise && group == 1 && residual == nil && dtype == .float32 && RowKernels.variant.hasAVX2
         ? poolGeometry.flatMap { ConvolutionPool($0, over: g.output) } : nil
     if let banded { try c.checkAllocation(.float32, [batch, filters] + banded.pool.output) }
+    if destination != nil, maxPool != nil || x.dtype != .float32 || w.dtype != .float32 {
+        throw c.invalid("a convolution written into a slice takes float32 values and no pool")
+    }
     // Every element is written by a GEMM (beta 0), so no zero fill.
-    let out = Tensor(uninitialized: .float32, shape: [batch, filters] + (banded?.pool.output ?? g.output))
+    let out = Tensor(uninitialized: .float32, shape: destination == nil ? [batch, filters] + (banded?.pool.output ?? g.output) : [0])
+    // Where image n's output starts.
+    let imageStride = destination == nil ? filters * (banded?.pool.output ?? g.output).reduce(1, *) : destinationStride
     // The direct and blocked paths add a residual as they store; the others leave their outputs
     // to one pass that adds it and then applies the Relu.
     let residualPass = residual != nil && !direct && blockWidth == nil
@@ -226,17 +235,18 @@ func convolution(
         fw.withUnsafeBufferPointer(as: Float.self) { pw in
             residualFloats.withUnsafeBufferPointer(as: Float.self) { pr in
                 out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                    let outputBase = destination ?? po.baseAddress!
                     for n in 0..<batch {
                         for gi in 0..<group {
                             let image = px.baseAddress! + (n * channels + gi * channelsPerGroup) * inputSpatial
                             let weights = pw.baseAddress! + gi * filtersPerGroup * rows
-                            let destination = po.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
+                            let destination = outputBase + n * imageStride + gi * filtersPerGroup * spatial
                             let added = residual == nil ? nil : pr.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
                             if let banded {
                                 withGroupBias(gi) { bias in
                                     banded.run(
                                         image, weights: weights, g, channels: channelsPerGroup, filters: filtersPerGroup, bias: bias, relu: relu,
-                                        into: po.baseAddress! + n * filters * banded.pool.output.reduce(1, *))
+                                        into: outputBase + n * imageStride)
                                 }
                                 continue
                             }
@@ -301,7 +311,7 @@ func convolution(
                             GEMM.multiply(m: filtersPerGroup, n: spatial, k: rows, a: weights, b: columns, c: destination)
                         }
                         if !shifted, !winograd, !direct, blockWidth == nil, biasValues != nil || innerRelu {
-                            let image = po.baseAddress! + n * filters * spatial
+                            let image = outputBase + n * imageStride
                             Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(spatial, 1))) { range in
                                 for f in range {
                                     let destination = image + f * spatial
@@ -310,7 +320,7 @@ func convolution(
                             }
                         }
                         if residualPass {
-                            let image = po.baseAddress! + n * filters * spatial, added = pr.baseAddress! + n * filters * spatial
+                            let image = outputBase + n * imageStride, added = pr.baseAddress! + n * filters * spatial
                             Parallel.chunks(filters, minimum: Swift.max(1, 65_536 / Swift.max(spatial, 1))) { range in
                                 for f in range {
                                     let target = image + f * spatial, source = added + f * spatial
