@@ -368,6 +368,32 @@ func packedColumnBlock(rows: Int, spatial: Int, threads: Int = Parallel.threads)
 /// The widest column block `packedColumnBlock` makes for `rows`-deep columns.
 func packedColumnWidest(rows: Int) -> Int { Swift.min(256, Swift.max(32, 32_768 / Swift.max(rows, 1) / 32 * 32)) }
 
+/// One column block of a 2-D convolution on an AVX2 or AVX-512 CPU, output positions
+/// `positions`: their im2col columns gathered into `tile` (by `threads`, channels apiece; `tile`
+/// nil for a pointwise kernel, whose image is read in place), packed into `panels`, multiplied by
+/// `PackedGEMM` with `epilogue` applied as it stores, into `c` (filter rows `ldc` apart). The
+/// blocked path (`blockedConvolution`) and the banded Conv + MaxPool (`ConvolutionPool`) both run
+/// their products here, so both give the same sums, whatever the split.
+func packedConvolutionBlock(
+    _ image: UnsafePointer<Float>, weights: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int, filters: Int, positions: Range<Int>,
+    tile: UnsafeMutablePointer<Float>?, panels: UnsafeMutablePointer<Float>, into c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int,
+    epilogue: PackedWeights.Epilogue
+) {
+    let kernelSize = g.kernel.reduce(1, *), width = positions.count
+    if let tile {
+        // A block the threads share has its columns gathered by all of them (ResNet-50's
+        // 512-channel 3×3 stride-2 convolution over 14×14 is one block of 4,608 rows of 49;
+        // gathered by all threads, two take 1.67 ms instead of 1.84, and the 256-channel one over
+        // 28×28 1.56 instead of 1.77).
+        Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / Swift.max(kernelSize * width, 1)), threads: threads) { range in
+            im2col2D(image, g, channels: range, positions: positions, into: tile, rowLength: width)
+        }
+    }
+    PackedWeights.packAndMultiply(
+        weights, rows: filters, k: channels * kernelSize, n: width, b: tile.map { UnsafePointer($0) } ?? image + positions.lowerBound,
+        ldb: tile == nil ? g.output.reduce(1, *) : width, transposed: false, scratch: panels, c: c, ldc: ldc, threads: threads, epilogue: epilogue)
+}
+
 /// A convolution with small weights (`GEMM.columnBlock`: at most 16K values), or any weights on
 /// an AVX2 or AVX-512 CPU (`packedColumnBlock`), in column blocks of the output, `block` output
 /// positions at a time: the block's im2col columns (a few kilobytes; none for a pointwise kernel,
@@ -387,23 +413,10 @@ func blockedConvolution(
     let rows = channels * g.kernel.reduce(1, *)
     let blocks = (spatial + block - 1) / block
     let packed = RowKernels.variant.hasAVX2
-    /// On an AVX2 or AVX-512 CPU: the block's columns (`tile`, else the image in place) packed
-    /// into `panels`, then `PackedGEMM` with the bias and Relu applied as it stores (no pass
-    /// over the block afterwards), on `threads`.
     func packedBlock(_ first: Int, _ width: Int, tile: UnsafeMutablePointer<Float>?, panels: UnsafeMutablePointer<Float>, threads: Int) {
-        if let tile {
-            // A block the threads share has its columns gathered by all of them, channels apiece
-            // (ResNet-50's 512-channel 3×3 stride-2 convolution over 14×14 is one block of 4,608
-            // rows of 49; gathered by all threads, two take 1.67 ms instead of 1.84, and the
-            // 256-channel one over 28×28 1.56 instead of 1.77).
-            Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / Swift.max(g.kernel.reduce(1, *) * width, 1)), threads: threads) { range in
-                im2col2D(image, g, channels: range, positions: first..<(first + width), into: tile, rowLength: width)
-            }
-        }
-        PackedWeights.packAndMultiply(
-            weights, rows: filters, k: rows, n: width, b: tile.map { UnsafePointer($0) } ?? image + first, ldb: tile == nil ? spatial : width,
-            transposed: false, scratch: panels, c: destination + first, ldc: spatial, threads: threads,
-            epilogue: .init(bias: bias, residual: residual.map { $0 + first }, relu: relu))
+        packedConvolutionBlock(
+            image, weights: weights, g, channels: channels, filters: filters, positions: first..<(first + width), tile: tile, panels: panels,
+            into: destination + first, ldc: spatial, threads: threads, epilogue: .init(bias: bias, residual: residual.map { $0 + first }, relu: relu))
     }
     let splitBlocks = !(packed && blocks == 1)
     Parallel.chunks(blocks, minimum: Swift.max(1, GEMM.splitWork / Swift.max(filters * rows * block, 1))) { range in

@@ -9,8 +9,8 @@ import VesselTensor
 /// stride-2 ones (64 filters, 112×112) and theirs. Alone, SqueezeNet's convolution took 0.72 ms;
 /// inside the model, writing 3 MiB that the pool then read back, 0.95 ms and the pool 0.23.
 ///
-/// The convolution rows are the blocked path's (`blockedConvolution`'s packed products, the
-/// same sums whatever the split) and the pool the planes' (`WindowKernels.maxPlane`, or
+/// The convolution rows are the blocked path's (`packedConvolutionBlock`, the same sums whatever
+/// the split) and the pool the planes' (`WindowKernels.maxPlane`, or
 /// `maxPlaneKeepingNaN` for a band holding a NaN), so the values are those of the two nodes run
 /// one after the other, bit for bit, at any thread count.
 struct ConvolutionPool {
@@ -86,10 +86,10 @@ struct ConvolutionPool {
                 var position = from * width
                 while position < hi * width {
                     let count = Swift.min(block, hi * width - position)
-                    im2col2D(image, g, channels: 0..<channels, positions: position..<(position + count), into: tile, rowLength: count)
-                    PackedWeights.packAndMultiply(
-                        weights, rows: filters, k: depth, n: count, b: tile, ldb: count, transposed: false, scratch: panels,
-                        c: band + (position - lo * width), ldc: planeStride, threads: 1, epilogue: .init(bias: bias, residual: nil, relu: relu))
+                    packedConvolutionBlock(
+                        image, weights: weights, g, channels: channels, filters: filters, positions: position..<(position + count), tile: tile,
+                        panels: panels, into: band + (position - lo * width), ldc: planeStride, threads: 1,
+                        epilogue: .init(bias: bias, residual: nil, relu: relu))
                     position += count
                 }
                 held = lo..<Swift.max(lo, hi)
