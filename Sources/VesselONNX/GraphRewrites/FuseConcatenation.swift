@@ -67,37 +67,42 @@ enum ConcatenationPart: Sendable {
 func concatenateConvolutions(
     _ parts: [ConcatenationPart], axis: Int, _ c: KernelContext, _ inputs: [Tensor?], concatenate: ([Tensor]) throws -> [Tensor]
 ) throws -> [Tensor] {
-    // Each part's context, inputs and output shape.
+    /// A part with its inputs taken: a convolution ready to run, or a value.
+    enum Input {
+        case convolution(KernelContext, x: Tensor, w: Tensor, b: Tensor?, relu: Bool, cache: ConvolutionCache)
+        case value(Tensor)
+    }
+    var taken: [Input] = []
     var shapes: [[Int]] = []
-    var convolutions: [(context: KernelContext, x: Tensor, w: Tensor, b: Tensor?)?] = []
     for part in parts {
         switch part {
-        case .convolution(let node, _, let first, _):
+        case .convolution(let node, let relu, let first, let cache):
             let x = try c.input(inputs, first), w = try c.input(inputs, first + 1), b = inputs[first + 2]
             let context = KernelContext(node: node, runSubgraph: c.runSubgraph, control: c.control)
             let own: [Tensor?] = node.inputs.count == 3 ? [x, w, b] : [x, w]
             if !node.minimumRanks.isEmpty { try InputRanks.check(node, own) }
             if !node.inputTypes.isEmpty { try node.inputTypes.check(node, own) }
-            convolutions.append((context, x, w, b))
+            taken.append(.convolution(context, x: x, w: w, b: b, relu: relu, cache: cache))
             shapes.append(try convolutionShape(x, w, context))
         case .value(let index):
             let value = try c.input(inputs, index)
-            convolutions.append(nil)
+            taken.append(.value(value))
             shapes.append(value.shape)
         }
     }
     let contiguous =
         shapes.allSatisfy { $0.count == 4 && $0[0] == 1 && $0[2...] == shapes[0][2...] } && (axis == 1 || axis == -3)
-        && zip(parts, convolutions).allSatisfy { part, conv in
-            if let conv { return conv.x.dtype == .float32 && conv.w.dtype == .float32 && (conv.b?.dtype ?? .float32) == .float32 }
-            if case .value(let index) = part { return inputs[index]?.dtype == .float32 }
-            return false
+        && taken.allSatisfy { input in
+            switch input {
+            case .convolution(_, let x, let w, let b, _, _): x.dtype == .float32 && w.dtype == .float32 && (b?.dtype ?? .float32) == .float32
+            case .value(let value): value.dtype == .float32
+            }
         }
     guard contiguous else {
-        let tensors = try zip(parts, convolutions).map { part, conv -> Tensor in
-            switch part {
-            case .convolution(_, let relu, _, let cache): try convolution(conv!.x, conv!.w, conv!.b, conv!.context, relu: relu, cache: cache)
-            case .value(let index): try c.input(inputs, index)
+        let tensors = try taken.map { input -> Tensor in
+            switch input {
+            case .convolution(let context, let x, let w, let b, let relu, let cache): try convolution(x, w, b, context, relu: relu, cache: cache)
+            case .value(let value): value
             }
         }
         return try concatenate(tensors)
@@ -108,16 +113,15 @@ func concatenateConvolutions(
     let out = Tensor(uninitialized: .float32, shape: [1, channels] + shapes[0][2...])
     try out.withUnsafeMutableBufferPointer(as: Float.self) { po in
         var offset = 0
-        for (index, part) in parts.enumerated() {
+        for (input, shape) in zip(taken, shapes) {
             let slice = po.baseAddress! + offset * spatial
-            switch part {
-            case .convolution(_, let relu, _, let cache):
-                let conv = convolutions[index]!
-                _ = try convolution(conv.x, conv.w, conv.b, conv.context, relu: relu, into: slice, destinationStride: channels * spatial, cache: cache)
-            case .value(let i):
-                try c.input(inputs, i).withUnsafeBufferPointer(as: Float.self) { slice.update(from: $0.baseAddress!, count: $0.count) }
+            switch input {
+            case .convolution(let context, let x, let w, let b, let relu, let cache):
+                _ = try convolution(x, w, b, context, relu: relu, into: slice, destinationStride: channels * spatial, cache: cache)
+            case .value(let value):
+                value.withUnsafeBufferPointer(as: Float.self) { slice.update(from: $0.baseAddress!, count: $0.count) }
             }
-            offset += shapes[index][1]
+            offset += shape[1]
         }
     }
     return [out]

@@ -228,7 +228,6 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
     let strideW = g.strides[1]
     let windows = PoolWindows(g, includePad: includePad)
     let (rows, columns) = (windows.rows, windows.columns)
-    let (insideBegin, insideEnd) = (windows.inside.lowerBound, windows.inside.upperBound)
     // 2×2 windows, stride 2, none clipped: straight from the row pairs (`pool2x2`).
     let twoByTwo =
         g.kernel == [2, 2] && g.strides == [2, 2] && g.padBegin == [0, 0] && g.padEnd == [0, 0] && 2 * outHeight <= height
@@ -287,7 +286,7 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                     if isMax, !narrowMax,
                         WindowKernels.maxPlane(
                             input, height: height, width: width, rowBounds: rowBounds, outHeight: outHeight, columnBounds: columnBounds,
-                            outWidth: outWidth, inside: insideBegin..<insideEnd, stride: strideW, kernel: kernelW, columnsMax: columnsMax,
+                            outWidth: outWidth, inside: windows.inside, stride: strideW, kernel: kernelW, columnsMax: columnsMax,
                             into: output)
                     {
                         continue
@@ -298,7 +297,7 @@ func pool2D(_ x: Tensor, _ g: WindowGeometry, planes: Int, isMax: Bool, includeP
                         averageSums = sums
                         WindowKernels.averagePlane(
                             input, height: height, width: width, rowBounds: rowBounds, rowCounts: rowCounts, outHeight: outHeight,
-                            columnBounds: columnBounds, columnCounts: columnCounts, outWidth: outWidth, inside: insideBegin..<insideEnd,
+                            columnBounds: columnBounds, columnCounts: columnCounts, outWidth: outWidth, inside: windows.inside,
                             stride: strideW, kernel: kernelW, row: columnsMax, rowSums: sums, into: output)
                         continue
                     }
