@@ -18,10 +18,12 @@ public final class TensorStorage: @unchecked Sendable {
     public let isReadOnly: Bool
     private let owner: AnyObject?
     private let ownsMemory: Bool
+    /// The bytes the block holds (`BlockCache` may hand out a larger one), for giving it back.
+    private let capacity: Int
 
     /// Fresh zeroed memory, 64-byte aligned for SIMD and BLAS.
     public init(zeroedByteCount byteCount: Int) {
-        pointer = BlockCache.shared.take(byteCount)
+        (pointer, capacity) = BlockCache.shared.take(byteCount)
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
         self.byteCount = byteCount
         isReadOnly = false
@@ -31,7 +33,7 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// Fresh uninitialized memory, for kernels that write every element.
     public init(uninitializedByteCount byteCount: Int) {
-        pointer = BlockCache.shared.take(byteCount)
+        (pointer, capacity) = BlockCache.shared.take(byteCount)
         self.byteCount = byteCount
         isReadOnly = false
         owner = nil
@@ -45,26 +47,33 @@ public final class TensorStorage: @unchecked Sendable {
         isReadOnly = true
         self.owner = owner
         ownsMemory = false
+        capacity = byteCount
     }
 
     deinit {
-        if ownsMemory { BlockCache.shared.give(pointer, byteCount) }
+        if ownsMemory { BlockCache.shared.give(pointer, capacity: capacity) }
     }
 }
 
-/// Reuses large tensor buffers instead of returning them to the system: a model's intermediate
-/// tensors have the same sizes run after run, and a fresh multi-megabyte allocation costs a page
-/// fault per 4 KiB every time. Blocks are kept per exact size class, bounded in total.
+/// Reuses large tensor buffers instead of returning them to the system: a fresh multi-megabyte
+/// allocation costs a page fault per 4 KiB every time, and a block used a moment ago is still in
+/// the CPU's caches. A request takes the most recently given-back block that holds it and is at
+/// most twice its size (in 4 KiB classes), so a model's intermediate tensors, which shrink and
+/// grow from layer to layer, keep passing the same few warm blocks around instead of each size
+/// touching memory of its own. The idle blocks are bounded in total.
 final class BlockCache: Sendable {
     static let shared = BlockCache()
     /// Below this, the system allocator is fast enough.
     static let minimumSize = 64 << 10
     /// The most memory kept idle.
     static let capacity = 512 << 20
+    /// The most idle blocks kept (the most recently given back), all looked through by a request.
+    static let mostBlocks = 64
 
-    /// Idle blocks by size class, kept as addresses (plain integers cross the lock freely).
+    /// Idle blocks, most recently given back last, as addresses (plain integers cross the lock
+    /// freely) and sizes.
     private struct Idle {
-        var free: [Int: [UInt]] = [:]
+        var blocks: [(address: UInt, size: Int)] = []
         var bytes = 0
     }
     private let idle = Mutex(Idle())
@@ -72,17 +81,26 @@ final class BlockCache: Sendable {
     /// Rounds to 4 KiB so nearby sizes share blocks.
     private static func sizeClass(_ byteCount: Int) -> Int { (max(byteCount, 1) + 4095) & ~4095 }
 
-    func take(_ byteCount: Int) -> UnsafeMutableRawPointer {
+    /// A block of at least `byteCount` bytes and the bytes it holds (to give back with it).
+    func take(_ byteCount: Int) -> (pointer: UnsafeMutableRawPointer, capacity: Int) {
         let size = Self.sizeClass(byteCount)
         if size >= Self.minimumSize {
-            let address = idle.withLock { idle -> UInt? in
-                guard let address = idle.free[size]?.popLast() else { return nil }
-                idle.bytes -= size
-                return address
+            let found = idle.withLock { idle -> (UInt, Int)? in
+                var index = idle.blocks.count - 1
+                while index >= 0 {
+                    let block = idle.blocks[index]
+                    if block.size >= size, block.size <= 2 * size {
+                        idle.blocks.remove(at: index)
+                        idle.bytes -= block.size
+                        return (block.address, block.size)
+                    }
+                    index -= 1
+                }
+                return nil
             }
-            if let address, let block = UnsafeMutableRawPointer(bitPattern: address) { return block }
+            if let (address, capacity) = found, let block = UnsafeMutableRawPointer(bitPattern: address) { return (block, capacity) }
         }
-        return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        return (UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64), size)
     }
 
     /// Frees every idle block; returns the bytes freed.
@@ -90,22 +108,27 @@ final class BlockCache: Sendable {
     func releaseIdle() -> Int {
         let (blocks, bytes) = idle.withLock { idle in
             defer { idle = Idle() }
-            return (idle.free, idle.bytes)
+            return (idle.blocks, idle.bytes)
         }
-        for (_, addresses) in blocks { for address in addresses { UnsafeMutableRawPointer(bitPattern: address)?.deallocate() } }
+        for block in blocks { UnsafeMutableRawPointer(bitPattern: block.address)?.deallocate() }
         return bytes
     }
 
-    func give(_ pointer: UnsafeMutableRawPointer, _ byteCount: Int) {
-        let size = Self.sizeClass(byteCount)
-        if size >= Self.minimumSize {
+    /// Gives back a block `take` returned, with the capacity it said. Past `mostBlocks` idle
+    /// blocks, the one given back longest ago (which no request would look at) is freed.
+    func give(_ pointer: UnsafeMutableRawPointer, capacity: Int) {
+        if capacity >= Self.minimumSize {
             let address = UInt(bitPattern: pointer)
-            let kept = idle.withLock { idle -> Bool in
-                guard idle.bytes + size <= Self.capacity else { return false }
-                idle.free[size, default: []].append(address)
-                idle.bytes += size
-                return true
+            let (kept, oldest) = idle.withLock { idle -> (Bool, UInt?) in
+                guard idle.bytes + capacity <= Self.capacity else { return (false, nil) }
+                idle.blocks.append((address, capacity))
+                idle.bytes += capacity
+                guard idle.blocks.count > Self.mostBlocks else { return (true, nil) }
+                let oldest = idle.blocks.removeFirst()
+                idle.bytes -= oldest.size
+                return (true, oldest.address)
             }
+            if let oldest { UnsafeMutableRawPointer(bitPattern: oldest)?.deallocate() }
             if kept { return }
         }
         pointer.deallocate()
