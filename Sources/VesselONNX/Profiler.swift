@@ -28,5 +28,11 @@ public enum Profiler {
         totals.withLock { totals in totals.map { ($0.key, $0.value.seconds * 1000, $0.value.calls) }.sorted { $0.1 > $1.1 } }
     }
 
+    /// Forgets the times so far: `vessel bench` calls it after its warm-up runs, whose first calls
+    /// pay for what a node prepares once (Winograd's transformed weights, packed weights).
+    public static func reset() {
+        totals.withLock { $0.removeAll() }
+    }
+
     public static var isEnabled: Bool { enabled }
 }

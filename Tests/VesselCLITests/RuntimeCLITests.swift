@@ -123,4 +123,21 @@ struct RuntimeCLITests {
         #expect(peak > 5 && peak < 4096, "\(peak)")
         #expect(["avx512", "haswell", "baseline"].contains(report?["kernels"] as? String ?? ""))
     }
+
+    @Test("VESSEL_PROFILE times the timed runs only, per operator type or per node, not the warm-up")
+    func benchProfile() async throws {
+        let model = Self.nodeCases + "/test_matmul_2d/model.onnx"
+        for (setting, label) in [("1", "per operator (VESSEL_PROFILE=1)"), ("nodes", "per node (VESSEL_PROFILE=nodes)")] {
+            let result = try await TestSupport.run(
+                TestSupport.vesselBinary, ["bench", model, "--iterations", "7", "--warmup", "3", "--threads", "1"],
+                environment: ["VESSEL_HOME": NSTemporaryDirectory(), "VESSEL_PROFILE": setting])
+            #expect(result.status == 0, "\(result.standardError)")
+            let lines = result.standardOutput.split(separator: "\n")
+            let header = try #require(lines.firstIndex { $0.hasPrefix(label) }, "\(result.standardOutput)")
+            // The one MatMul node, its 7 timed calls (3 more ran before them).
+            let rows = lines[(header + 1)...].filter { $0.hasPrefix("  MatMul") }
+            #expect(rows.count == 1 && rows[0].hasSuffix("(7 calls)"), "\(result.standardOutput)")
+            #expect(setting == "nodes" ? rows[0].split(separator: " ").count > 4 : rows[0].split(separator: " ").count == 4, "\(rows)")
+        }
+    }
 }

@@ -85,6 +85,7 @@ struct Bench: ParsableCommand {
                 feeds[input.name] = Tensor(converting: values, to: input.dtype ?? .float32, shape: shape)
             }
             for _ in 0..<warmup { _ = try loaded.run(feeds, control: try runControl(timeout)) }
+            Profiler.reset()
             var latencies: [Double] = []
             let start = DispatchTime.now()
             for _ in 0..<iterations {
@@ -122,8 +123,10 @@ struct Bench: ParsableCommand {
                 print(String(format: "throughput  %.1f inferences/s", report["throughput_per_s"] as! Double))
                 if let peak { print(String(format: "memory      peak RSS %.1f MiB (the whole process: model, inputs, runs)", peak)) }
                 if Profiler.isEnabled {
-                    let runs = Double(iterations + warmup)
-                    print(Profiler.perNode ? "per node (VESSEL_PROFILE=nodes), ms per inference:" : "per operator (VESSEL_PROFILE=1), ms per inference:")
+                    let runs = Double(iterations)
+                    print(
+                        "\(Profiler.perNode ? "per node (VESSEL_PROFILE=nodes)" : "per operator (VESSEL_PROFILE=1)"), ms per timed run (the warm-up runs left out):"
+                    )
                     for row in Profiler.report() { print(String(format: "  %-24@ %9.3f  (%d calls)", row.op as NSString, row.milliseconds / runs, row.calls)) }
                 }
             }
