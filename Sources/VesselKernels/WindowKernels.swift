@@ -542,8 +542,8 @@ public enum WindowKernels {
     static func windows3Stride2(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
         let low = _mm256_max_ps(_mm256_loadu_ps(p + 2), _mm256_max_ps(_mm256_loadu_ps(p + 1), _mm256_loadu_ps(p)))
         let high = _mm256_max_ps(_mm256_loadu_ps(p + 10), _mm256_max_ps(_mm256_loadu_ps(p + 9), _mm256_loadu_ps(p + 8)))
-        let (l, h) = (unsafeBitCast(low, to: SIMD8<Float>.self), unsafeBitCast(high, to: SIMD8<Float>.self))
-        return SIMD8(l[0], l[2], l[4], l[6], h[0], h[2], h[4], h[6])
+        // `__m256` is `SIMD8<Float>` in Swift: its lanes are read directly.
+        return SIMD8(low[0], low[2], low[4], low[6], high[0], high[2], high[4], high[6])
     }
     #endif
 
