@@ -69,6 +69,7 @@ struct GraphBuilder {
             }
             try foldConstants(&nodes, &initializers, fed: [], protected: Set(outputs.map(\.name)))
             Self.foldBatchNormIntoConv(&nodes, &initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
+            Self.foldChannelConstantsIntoConv(&nodes, &initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseChannelAffine(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseIntegerProducts(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseGelu(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)

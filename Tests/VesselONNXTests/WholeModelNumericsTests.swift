@@ -159,6 +159,64 @@ struct WholeModelNumericsTests {
         #expect(NodeConformanceTests.run(case: Self.fixtures + "/resnet_block", tolerance: (1e-4, 1e-6)) == .passed)
     }
 
+    @Test("a Mul and an Add of per-channel (or single) constants after a Conv fold into its weights and bias; a per-row one keeps its node")
+    func channelConstantsFoldIntoConv() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("conv-affine")
+        defer { TestSupport.remove(directory) }
+        // Caffe2's DenseNet stem without its BatchNormalization: Conv → Mul → Add → Relu →
+        // MaxPool. Expected outputs from numpy in float64.
+        _ = try TestSupport.python(
+            """
+            import numpy as np, onnx, os
+            from onnx import helper, numpy_helper, TensorProto
+            rng = np.random.default_rng(13)
+            w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+            bias = rng.standard_normal(8).astype(np.float32)
+            x = rng.standard_normal((1, 3, 20, 21)).astype(np.float32)
+            def conv(x):
+                p = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+                out = np.zeros((1, 8, 20, 21))
+                for i in range(3):
+                    for j in range(3):
+                        out += np.einsum('fc,nchw->nfhw', w[:, :, i, j].astype(np.float64), p[:, :, i:i + 20, j:j + 21])
+                return out + bias.reshape(1, 8, 1, 1)
+            def pool(y):
+                return np.max(np.stack([y[:, :, i:i + 17:2, j:j + 19:2] for i in range(3) for j in range(3)]), axis=0)
+            cases = {
+                "folded": (rng.standard_normal((8, 1, 1)).astype(np.float32), rng.standard_normal((1, 8, 1, 1)).astype(np.float32), True),
+                "single": (np.array(0.75, np.float32), rng.standard_normal((1, 1, 1, 1)).astype(np.float32), False),
+                "per_row": (rng.standard_normal((1, 1, 20, 1)).astype(np.float32), rng.standard_normal((8, 1, 1)).astype(np.float32), False),
+            }
+            for name, (s, b, b_first) in cases.items():
+                nodes = [helper.make_node("Conv", ["x", "w", "bias"], ["c"], pads=[1, 1, 1, 1]),
+                         helper.make_node("Mul", ["c", "s"], ["t"]),
+                         helper.make_node("Add", ["b", "t"] if b_first else ["t", "b"], ["u"]),
+                         helper.make_node("Relu", ["u"], ["r"]),
+                         helper.make_node("MaxPool", ["r"], ["y"], kernel_shape=[3, 3], strides=[2, 2])]
+                inits = [numpy_helper.from_array(a, n) for a, n in [(w, "w"), (bias, "bias"), (s, "s"), (b, "b")]]
+                graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 20, 21])],
+                                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+                os.makedirs(f"\(directory)/{name}/test_data_set_0")
+                onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"\(directory)/{name}/model.onnx")
+                y = pool(np.maximum(conv(x) * s.astype(np.float64) + b.astype(np.float64), 0)).astype(np.float32)
+                open(f"\(directory)/{name}/test_data_set_0/input_0.pb", "wb").write(numpy_helper.from_array(x, "x").SerializeToString())
+                open(f"\(directory)/{name}/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y, "y").SerializeToString())
+            """)
+        for name in ["folded", "single"] {
+            let model = try ONNXModel(path: directory + "/\(name)/model.onnx")
+            let names = model.graph.nodes.map(\.name)
+            #expect(names.count == 1 && names[0].contains("+Mul+Add"), "\(name): \(names)")
+            // The folded parameters replace the originals rather than sit beside them.
+            #expect(model.graph.initializers.keys.filter { ["w", "bias", "s", "b"].contains($0) }.isEmpty, "\(name)")
+            #expect(NodeConformanceTests.run(case: directory + "/\(name)", tolerance: (1e-5, 1e-6)) == .passed, "\(name)")
+        }
+        // A per-row Mul is no per-channel scale: the Conv keeps its weights and the Mul its node.
+        let kept = try ONNXModel(path: directory + "/per_row/model.onnx")
+        #expect(kept.graph.nodes.contains { $0.opType == "Mul" }, "\(kept.graph.nodes.map(\.name))")
+        #expect(!kept.graph.nodes.contains { $0.name.contains("+Mul+Add") }, "\(kept.graph.nodes.map(\.name))")
+        #expect(NodeConformanceTests.run(case: directory + "/per_row", tolerance: (1e-5, 1e-6)) == .passed)
+    }
+
     @Test("Mul and Add by per-channel constants, then Relu, run as one pass with bit-identical results; other shapes fall back")
     func channelAffineFused() throws {
         let directory = try TestSupport.makeTemporaryDirectory("affine")

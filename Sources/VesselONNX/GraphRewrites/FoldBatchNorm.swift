@@ -73,6 +73,86 @@ extension GraphBuilder {
         }
     }
 
+    /// Conv followed by a Mul or an Add of a constant holding one value per output channel (or
+    /// one for all), the Conv's output read by nothing else, becomes the Conv alone: the Mul
+    /// scales its weights and bias (W′ = W·s, B′ = B·s), the Add joins its bias (B′ = B + a).
+    /// onnxruntime folds the same (`ConvMulFusion`, `ConvAddFusion`). Caffe2's DenseNet-121 spells
+    /// its first normalization as BatchNormalization, Mul and Add after the Conv; folded, its Relu
+    /// and max pool join the Conv too. Run after `foldBatchNormIntoConv`, until nothing folds.
+    static func foldChannelConstantsIntoConv(
+        _ nodes: inout [Node], _ initializers: inout [String: Tensor], protected: Set<String>, overridable: Set<String>
+    ) {
+        func constant(_ name: String) -> Tensor? {
+            guard !name.isEmpty, !overridable.contains(name), let tensor = initializers[name], tensor.dtype == .float32 else { return nil }
+            return tensor
+        }
+        /// `tensor`'s values per output channel of a Conv whose output has `rank` axes and
+        /// `filters` channels, or nil when it is not one value per channel (or one for all).
+        func perChannel(_ tensor: Tensor, rank: Int, filters: Int) -> [Double]? {
+            guard tensor.rank <= rank else { return nil }
+            let aligned = [Int](repeating: 1, count: rank - tensor.rank) + tensor.shape
+            guard aligned.enumerated().allSatisfy({ $0.offset == 1 ? $0.element == filters || $0.element == 1 : $0.element == 1 }) else { return nil }
+            let values = tensor.doubles()
+            return values.count == 1 ? [Double](repeating: values[0], count: filters) : values
+        }
+        var replaced: Set<String> = []
+        var folding = true
+        while folding {
+            folding = false
+            let readers = readerCounts(nodes)
+            var producer: [String: Int] = [:]
+            for (index, node) in nodes.enumerated() where node.opType == "Conv" && node.domain.isEmpty && node.outputs.count == 1 {
+                producer[node.outputs[0]] = index
+            }
+            search: for (index, op) in nodes.enumerated() where ["Mul", "Add"].contains(op.opType) && op.domain.isEmpty && op.inputs.count == 2 {
+                for side in 0..<2 {
+                    let output = op.inputs[side]
+                    guard op.outputs.count == 1, let source = producer[output], readers[output] == 1, !protected.contains(output) else { continue }
+                    let conv = nodes[source]
+                    guard conv.inputs.count >= 2, let weights = constant(conv.inputs[1]), weights.rank >= 3, let other = constant(op.inputs[1 - side]),
+                        let values = perChannel(other, rank: weights.rank, filters: weights.shape[0])
+                    else { continue }
+                    let filters = weights.shape[0]
+                    let hasBias = conv.inputs.count > 2 && !conv.inputs[2].isEmpty
+                    let convBias = hasBias ? constant(conv.inputs[2]) : nil
+                    guard !hasBias || convBias?.count == filters else { continue }
+                    let biasIn = convBias?.doubles() ?? [Double](repeating: 0, count: filters)
+                    var foldedWeights = weights
+                    let bias: [Float]
+                    if op.opType == "Mul" {
+                        let perFilter = weights.count / filters
+                        var scaled = weights.scalars(as: Float.self)
+                        for f in 0..<filters {
+                            for k in (f * perFilter)..<((f + 1) * perFilter) { scaled[k] = Float(Double(scaled[k]) * values[f]) }
+                        }
+                        foldedWeights = Tensor(scaled, shape: weights.shape)
+                        bias = (0..<filters).map { Float(biasIn[$0] * values[$0]) }
+                    } else {
+                        bias = (0..<filters).map { Float(biasIn[$0] + values[$0]) }
+                    }
+                    var stem = "\(conv.name)+\(op.opType)"
+                    while initializers[stem + ".W"] != nil || initializers[stem + ".B"] != nil { stem += "_" }
+                    initializers[stem + ".W"] = foldedWeights
+                    initializers[stem + ".B"] = Tensor(bias, shape: [filters])
+                    replaced.formUnion(conv.inputs.dropFirst().filter { !$0.isEmpty } + [op.inputs[1 - side]])
+                    var fused = conv
+                    fused.inputs = [conv.inputs[0], stem + ".W", stem + ".B"]
+                    fused.outputs = op.outputs
+                    fused.name += "+\(op.opType)"
+                    nodes[source] = fused
+                    nodes.remove(at: index)
+                    folding = true
+                    break search
+                }
+            }
+        }
+        // Parameters nothing reads any more are dropped, not kept twice.
+        let stillRead = readerCounts(nodes)
+        for name in replaced where stillRead[name] == nil && !protected.contains(name) && !overridable.contains(name) {
+            initializers[name] = nil
+        }
+    }
+
     static let nondeterministic: Set<String> = [
         "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout"
     ]
