@@ -46,27 +46,48 @@ extension GraphBuilder {
             let (g, b, m, v) = (gamma.doubles(), beta.doubles(), mean.doubles(), variance.doubles())
             let scales = (0..<filters).map { g[$0] / (v[$0] + epsilon).squareRoot() }
             let biasIn = convBias?.doubles() ?? [Double](repeating: 0, count: filters)
-            let perFilter = weights.count / filters
-            var folded = weights.scalars(as: Float.self)
-            for f in 0..<filters {
-                for k in (f * perFilter)..<((f + 1) * perFilter) { folded[k] = Float(Double(folded[k]) * scales[f]) }
-            }
             let bias = (0..<filters).map { Float((biasIn[$0] - m[$0]) * scales[$0] + b[$0]) }
-            var stem = "\(conv.name)+BatchNormalization"
-            while initializers[stem + ".W"] != nil || initializers[stem + ".B"] != nil { stem += "_" }
-            initializers[stem + ".W"] = Tensor(folded, shape: weights.shape)
-            initializers[stem + ".B"] = Tensor(bias, shape: [filters])
             replaced.formUnion(conv.inputs.dropFirst().filter { !$0.isEmpty } + bn.inputs.dropFirst())
-            var fused = conv
-            fused.inputs = [conv.inputs[0], stem + ".W", stem + ".B"]
-            fused.outputs = bn.outputs.prefix(1).map { $0 }
-            fused.name += "+BatchNormalization"
-            nodes[source] = fused
+            nodes[source] = foldedConv(
+                conv, weights: weights, scales: scales, bias: bias, folding: "BatchNormalization", outputs: Array(bn.outputs.prefix(1)),
+                initializers: &initializers)
             removed.insert(index)
         }
         guard !removed.isEmpty else { return }
         nodes = nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
-        // Parameters nothing reads any more are dropped, not kept twice.
+        dropUnread(replaced, nodes, &initializers, protected: protected, overridable: overridable)
+    }
+
+    /// `conv` taking the place of the node it absorbs (`folding`, its op type; `outputs`, its
+    /// outputs): its weights scaled per filter by `scales` (as they were without), its bias
+    /// `bias`, both new initializers named after the Conv and `folding`.
+    private static func foldedConv(
+        _ conv: Node, weights: Tensor, scales: [Double]?, bias: [Float], folding: String, outputs: [String], initializers: inout [String: Tensor]
+    ) -> Node {
+        var stem = "\(conv.name)+\(folding)"
+        while initializers[stem + ".W"] != nil || initializers[stem + ".B"] != nil { stem += "_" }
+        if let scales {
+            let perFilter = weights.count / scales.count
+            var scaled = weights.scalars(as: Float.self)
+            for f in scales.indices {
+                for k in (f * perFilter)..<((f + 1) * perFilter) { scaled[k] = Float(Double(scaled[k]) * scales[f]) }
+            }
+            initializers[stem + ".W"] = Tensor(scaled, shape: weights.shape)
+        } else {
+            initializers[stem + ".W"] = weights
+        }
+        initializers[stem + ".B"] = Tensor(bias, shape: [bias.count])
+        var fused = conv
+        fused.inputs = [conv.inputs[0], stem + ".W", stem + ".B"]
+        fused.outputs = outputs
+        fused.name += "+\(folding)"
+        return fused
+    }
+
+    /// Parameters a fold replaced that nothing reads any more are dropped, not kept twice.
+    private static func dropUnread(
+        _ replaced: Set<String>, _ nodes: [Node], _ initializers: inout [String: Tensor], protected: Set<String>, overridable: Set<String>
+    ) {
         let stillRead = readerCounts(nodes)
         for name in replaced where stillRead[name] == nil && !protected.contains(name) && !overridable.contains(name) {
             initializers[name] = nil
@@ -104,10 +125,11 @@ extension GraphBuilder {
             for (index, node) in nodes.enumerated() where node.opType == "Conv" && node.domain.isEmpty && node.outputs.count == 1 {
                 producer[node.outputs[0]] = index
             }
-            search: for (index, op) in nodes.enumerated() where ["Mul", "Add"].contains(op.opType) && op.domain.isEmpty && op.inputs.count == 2 {
+            search: for (index, op) in nodes.enumerated()
+            where ["Mul", "Add"].contains(op.opType) && op.domain.isEmpty && op.inputs.count == 2 && op.outputs.count == 1 {
                 for side in 0..<2 {
                     let output = op.inputs[side]
-                    guard op.outputs.count == 1, let source = producer[output], readers[output] == 1, !protected.contains(output) else { continue }
+                    guard let source = producer[output], readers[output] == 1, !protected.contains(output) else { continue }
                     let conv = nodes[source]
                     guard conv.inputs.count >= 2, let weights = constant(conv.inputs[1]), weights.rank >= 3, let other = constant(op.inputs[1 - side]),
                         let values = perChannel(other, rank: weights.rank, filters: weights.shape[0])
@@ -117,40 +139,19 @@ extension GraphBuilder {
                     let convBias = hasBias ? constant(conv.inputs[2]) : nil
                     guard !hasBias || convBias?.count == filters else { continue }
                     let biasIn = convBias?.doubles() ?? [Double](repeating: 0, count: filters)
-                    var foldedWeights = weights
-                    let bias: [Float]
-                    if op.opType == "Mul" {
-                        let perFilter = weights.count / filters
-                        var scaled = weights.scalars(as: Float.self)
-                        for f in 0..<filters {
-                            for k in (f * perFilter)..<((f + 1) * perFilter) { scaled[k] = Float(Double(scaled[k]) * values[f]) }
-                        }
-                        foldedWeights = Tensor(scaled, shape: weights.shape)
-                        bias = (0..<filters).map { Float(biasIn[$0] * values[$0]) }
-                    } else {
-                        bias = (0..<filters).map { Float(biasIn[$0] + values[$0]) }
-                    }
-                    var stem = "\(conv.name)+\(op.opType)"
-                    while initializers[stem + ".W"] != nil || initializers[stem + ".B"] != nil { stem += "_" }
-                    initializers[stem + ".W"] = foldedWeights
-                    initializers[stem + ".B"] = Tensor(bias, shape: [filters])
+                    let isMul = op.opType == "Mul"
+                    let bias = (0..<filters).map { Float(isMul ? biasIn[$0] * values[$0] : biasIn[$0] + values[$0]) }
                     replaced.formUnion(conv.inputs.dropFirst().filter { !$0.isEmpty } + [op.inputs[1 - side]])
-                    var fused = conv
-                    fused.inputs = [conv.inputs[0], stem + ".W", stem + ".B"]
-                    fused.outputs = op.outputs
-                    fused.name += "+\(op.opType)"
-                    nodes[source] = fused
+                    nodes[source] = foldedConv(
+                        conv, weights: weights, scales: isMul ? values : nil, bias: bias, folding: op.opType, outputs: op.outputs,
+                        initializers: &initializers)
                     nodes.remove(at: index)
                     folding = true
                     break search
                 }
             }
         }
-        // Parameters nothing reads any more are dropped, not kept twice.
-        let stillRead = readerCounts(nodes)
-        for name in replaced where stillRead[name] == nil && !protected.contains(name) && !overridable.contains(name) {
-            initializers[name] = nil
-        }
+        dropUnread(replaced, nodes, &initializers, protected: protected, overridable: overridable)
     }
 
     static let nondeterministic: Set<String> = [
