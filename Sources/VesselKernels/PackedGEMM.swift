@@ -11,6 +11,8 @@ import CVesselPrefetch
 /// (`VESSEL_HASWELL`) the multiply-adds are fused. The AVX-512 copy (`VESSEL_AVX512`) takes two
 /// panels at once in 8×32 blocks of sixteen-lane accumulators (an odd last panel in 8×16 blocks)
 /// — the same fused sums in the same order, so its results are bit for bit the Haswell copy's.
+/// The blocks read a panel's k rows `rs` floats apart: 16 when packed, B's row length when B is
+/// read in place (`Panels`), with the same sums either way.
 ///
 /// Each step of the 16-wide blocks also asks for the same cache line of the next panel
 /// (`vessel_prefetch`): with a few rows the first block streams a panel from memory and the
@@ -120,11 +122,61 @@ public enum PackedGEMM {
         }
     }
 
+    /// Where the blocks find B's 16-column panels: packed by `pack` (each k rows of 16 values, one
+    /// panel after another), or a row-major B read where it lies (rows `ldb` apart, panel j from
+    /// column 16·j) with a partial last panel packed alone (`packTail`), since its rows would read
+    /// past B's. In place saves the copy that packing is (a pointwise convolution's image, read
+    /// once by few filters: SqueezeNet's 128→16 over 55×55 read, wrote and reread 1.5 MB).
+    public struct Panels: @unchecked Sendable {
+        let base: UnsafePointer<Float>
+        /// From a panel's row to its next, and from a panel to the next.
+        let rowStride: Int, panelStride: Int
+        /// In place: the packed partial last panel and its index (nil, -1 without one).
+        let tail: UnsafePointer<Float>?
+        let tailIndex: Int
+
+        /// Panels as `pack` lays them out.
+        public static func packed(_ packed: UnsafePointer<Float>, k: Int) -> Panels {
+            Panels(base: packed, rowStride: panelWidth, panelStride: panelWidth * k, tail: nil, tailIndex: -1)
+        }
+
+        /// The k×n row-major `b` (rows `ldb` apart) in place; `tail` is what `packTail` packed of it.
+        public static func inPlace(_ b: UnsafePointer<Float>, ldb: Int, n: Int, tail: UnsafePointer<Float>?) -> Panels {
+            let partial = n % panelWidth != 0
+            precondition(!partial || tail != nil, "a partial last panel read in place needs its packed copy")
+            return Panels(base: b, rowStride: ldb, panelStride: panelWidth, tail: partial ? tail : nil, tailIndex: partial ? n / panelWidth : -1)
+        }
+
+        /// Panel j's first value and the distance between its rows.
+        @inline(__always)
+        func panel(_ j: Int) -> (UnsafePointer<Float>, Int) {
+            if j == tailIndex, let tail { return (tail, panelWidth) }
+            return (base + j * panelStride, rowStride)
+        }
+    }
+
+    /// Packs the partial last panel of the k×n row-major `b` (rows `ldb` apart), if n leaves one,
+    /// into `tail` (16·k floats) for `Panels.inPlace`.
+    public static func packTail(_ b: UnsafePointer<Float>, k: Int, n: Int, ldb: Int, into tail: UnsafeMutablePointer<Float>) {
+        let first = n / panelWidth * panelWidth
+        guard first < n else { return }
+        pack(b + first, k: k, n: n - first, ldb: ldb, transposed: false, into: tail)
+    }
+
     /// C's rows `rows` and column panels `panels` (of 16) from A (rows `lda` apart) and packed B,
     /// `epilogue` applied to each value on its way out.
-    @inline(never)
     public static func multiply(
         a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>, k: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+        rows: Range<Int>, panels: Range<Int>, epilogue: Epilogue = .none
+    ) {
+        multiply(a: a, lda: lda, b: .packed(packed, k: k), k: k, n: n, c: c, ldc: ldc, rows: rows, panels: panels, epilogue: epilogue)
+    }
+
+    /// C's rows `rows` and column panels `panels` (of 16) from A (rows `lda` apart) and B's
+    /// panels, `epilogue` applied to each value on its way out.
+    @inline(never)
+    public static func multiply(
+        a: UnsafePointer<Float>, lda: Int, b source: Panels, k: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
         rows: Range<Int>, panels: Range<Int>, epilogue: Epilogue = .none
     ) {
         let epilogue = epilogue.at(c)
@@ -135,68 +187,70 @@ public enum PackedGEMM {
             let tileEnd = min(tile + rowTile, rows.upperBound)
             var panels = panels
             #if VESSEL_AVX512
-            // Pairs of panels 32 columns at a time.
-            while panels.count >= 2 {
+            // Pairs of panels 32 columns at a time (a packed tail in place is not its neighbour's pair).
+            while panels.count >= 2, panels.lowerBound + 1 != source.tailIndex {
                 let first = panels.lowerBound * panelWidth, width = min(2 * panelWidth, n - first)
-                let b0 = packed + panels.lowerBound * panelWidth * k, b1 = b0 + panelWidth * k
+                let (b0, rs) = source.panel(panels.lowerBound), b1 = source.panel(panels.lowerBound + 1).0
                 var row = tile
                 while row + 8 <= tileEnd {
-                    Wide.block8(a + row * lda, lda, b0, b1, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                    Wide.block8(a + row * lda, lda, b0, b1, rs, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 8
                 }
                 if row + 4 <= tileEnd {
-                    Wide.block4(a + row * lda, lda, b0, b1, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                    Wide.block4(a + row * lda, lda, b0, b1, rs, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 4
                 }
                 while row < tileEnd {
-                    Wide.block1(a + row * lda, b0, b1, k, c + row * ldc + first, width, epilogue.from(row))
+                    Wide.block1(a + row * lda, b0, b1, rs, k, c + row * ldc + first, width, epilogue.from(row))
                     row += 1
                 }
                 panels = (panels.lowerBound + 2)..<panels.upperBound
             }
-            // An odd last panel in sixteen-lane accumulators too, eight rows at a time.
-            if let panel = panels.first {
+            // An odd last panel (or the two a tail leaves) in sixteen-lane accumulators too, eight rows at a time.
+            for panel in panels {
                 let first = panel * panelWidth, width = min(panelWidth, n - first)
-                let b = packed + panel * panelWidth * k
+                let (b, rs) = source.panel(panel)
                 var row = tile
                 while row + 8 <= tileEnd {
-                    Wide.single8(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                    Wide.single8(a + row * lda, lda, b, rs, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 8
                 }
                 while row < tileEnd {
-                    Wide.single1(a + row * lda, b, k, c + row * ldc + first, width, epilogue.from(row))
+                    Wide.single1(a + row * lda, b, rs, k, c + row * ldc + first, width, epilogue.from(row))
                     row += 1
                 }
-                panels = panels.upperBound..<panels.upperBound
             }
+            panels = panels.upperBound..<panels.upperBound
             #endif
             // The blocks of 6, 4 and 2 rows leave a single row when the tile's count is odd; it
             // runs after the panels, four panels at a time: one panel's two sums are each a chain
             // of dependent multiply-adds, which left a one-row product (a classifier at batch 1)
             // at a quarter of the FMA rate, and streamed one panel's B at a time.
             let singleRow: Int? = (tileEnd - tile) % 2 == 1 ? tileEnd - 1 : nil
+            // The 16-wide blocks prefetch each row of the next panel.
+            let ahead = source.panelStride
             for panel in panels {
                 let first = panel * panelWidth, width = min(panelWidth, n - first)
-                let b = packed + panel * panelWidth * k
+                let (b, rs) = source.panel(panel)
                 var row = tile
                 // A last panel of at most 8 columns (49 = 3 · 16 + 1 positions, 196 = 12 · 16 + 4)
                 // has its empty half left out.
                 if width <= 8 {
                     while row + 8 <= tileEnd {
-                        block8Low(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                        block8Low(a + row * lda, lda, b, rs, ahead, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                         row += 8
                     }
                 }
                 while row + 6 <= tileEnd {
-                    block6(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                    block6(a + row * lda, lda, b, rs, ahead, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 6
                 }
                 if row + 4 <= tileEnd {
-                    block4(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                    block4(a + row * lda, lda, b, rs, ahead, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 4
                 }
                 if row + 2 <= tileEnd {
-                    block2(a + row * lda, lda, b, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                    block2(a + row * lda, lda, b, rs, ahead, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 2
                 }
             }
@@ -205,12 +259,13 @@ public enum PackedGEMM {
                 // Whole panels, four at a time.
                 while panel + 4 <= panels.upperBound, (panel + 4) * panelWidth <= n {
                     let first = panel * panelWidth
-                    block1x4(a + row * lda, packed + first * k, k, c + row * ldc + first, epilogue.from(row))
+                    block1x4(a + row * lda, source.panel(panel).0, source.rowStride, source.panelStride, k, c + row * ldc + first, epilogue.from(row))
                     panel += 4
                 }
                 while panel < panels.upperBound {
                     let first = panel * panelWidth, width = min(panelWidth, n - first)
-                    block1(a + row * lda, packed + first * k, k, c + row * ldc + first, width, epilogue.from(row))
+                    let (b, rs) = source.panel(panel)
+                    block1(a + row * lda, b, rs, ahead, k, c + row * ldc + first, width, epilogue.from(row))
                     panel += 1
                 }
             }
@@ -246,13 +301,14 @@ public enum PackedGEMM {
     }
 
     static func block6(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+        _ width: Int,
+        _ e: Epilogue
     ) {
         var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes()
         var c30 = Lanes(), c31 = Lanes(), c40 = Lanes(), c41 = Lanes(), c50 = Lanes(), c51 = Lanes()
         let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda
         var bp = b
-        let ahead = panelWidth * k
         for p in 0..<k {
             vessel_prefetch(bp + ahead)
             let b0 = load(bp), b1 = load(bp + 8)
@@ -274,7 +330,7 @@ public enum PackedGEMM {
             x = Lanes(repeating: a5[p])
             c50 = madd(c50, x, b0)
             c51 = madd(c51, x, b1)
-            bp += panelWidth
+            bp += rs
         }
         store(c00, c01, c, width, e, 0)
         store(c10, c11, c + ldc, width, e, 1)
@@ -289,7 +345,9 @@ public enum PackedGEMM {
     /// in the same order, so the same bits. ResNet-50's 1×1 convolutions over 7×7 images had a
     /// quarter of their multiplies in the 15 empty columns of the last panel.
     static func block8Low(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+        _ width: Int,
+        _ e: Epilogue
     ) {
         var c0 = Lanes(), c1 = Lanes(), c2 = Lanes(), c3 = Lanes(), c4 = Lanes(), c5 = Lanes(), c6 = Lanes(), c7 = Lanes()
         let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda, a6 = a + 6 * lda, a7 = a + 7 * lda
@@ -304,7 +362,7 @@ public enum PackedGEMM {
             c5 = madd(c5, Lanes(repeating: a5[p]), b0)
             c6 = madd(c6, Lanes(repeating: a6[p]), b0)
             c7 = madd(c7, Lanes(repeating: a7[p]), b0)
-            bp += panelWidth
+            bp += rs
         }
         @inline(__always) func store(_ v: Lanes, _ row: Int) {
             let target = c + row * ldc
@@ -326,12 +384,13 @@ public enum PackedGEMM {
     }
 
     static func block4(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+        _ width: Int,
+        _ e: Epilogue
     ) {
         var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes(), c30 = Lanes(), c31 = Lanes()
         let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda
         var bp = b
-        let ahead = panelWidth * k
         for p in 0..<k {
             vessel_prefetch(bp + ahead)
             let b0 = load(bp), b1 = load(bp + 8)
@@ -347,7 +406,7 @@ public enum PackedGEMM {
             x = Lanes(repeating: a3[p])
             c30 = madd(c30, x, b0)
             c31 = madd(c31, x, b1)
-            bp += panelWidth
+            bp += rs
         }
         store(c00, c01, c, width, e, 0)
         store(c10, c11, c + ldc, width, e, 1)
@@ -356,12 +415,13 @@ public enum PackedGEMM {
     }
 
     static func block2(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+        _ width: Int,
+        _ e: Epilogue
     ) {
         var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes()
         let a0 = a, a1 = a + lda
         var bp = b
-        let ahead = panelWidth * k
         for p in 0..<k {
             vessel_prefetch(bp + ahead)
             let b0 = load(bp), b1 = load(bp + 8)
@@ -371,7 +431,7 @@ public enum PackedGEMM {
             x = Lanes(repeating: a1[p])
             c10 = madd(c10, x, b0)
             c11 = madd(c11, x, b1)
-            bp += panelWidth
+            bp += rs
         }
         store(c00, c01, c, width, e, 0)
         store(c10, c11, c + ldc, width, e, 1)
@@ -379,12 +439,13 @@ public enum PackedGEMM {
 
     /// One row against four whole panels (`b`, the first, and the next three `panelWidth · k`
     /// floats apart): eight independent sums, each in `block1`'s order.
-    static func block1x4(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ e: Epilogue) {
+    static func block1x4(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ rs: Int, _ step: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ e: Epilogue
+    ) {
         var c0 = Lanes(), c1 = Lanes(), c2 = Lanes(), c3 = Lanes(), c4 = Lanes(), c5 = Lanes(), c6 = Lanes(), c7 = Lanes()
-        let step = panelWidth * k
         var bp = b
-        // Sixteen lines ahead in each of the four streams.
-        let ahead = 16 * panelWidth
+        // Sixteen rows ahead in each of the four streams.
+        let ahead = 16 * rs
         for p in 0..<k {
             vessel_prefetch(bp + ahead)
             vessel_prefetch(bp + ahead + step)
@@ -399,7 +460,7 @@ public enum PackedGEMM {
             c5 = madd(c5, x, load(bp + 2 * step + 8))
             c6 = madd(c6, x, load(bp + 3 * step))
             c7 = madd(c7, x, load(bp + 3 * step + 8))
-            bp += panelWidth
+            bp += rs
         }
         store(c0, c1, c, panelWidth, e, 0)
         store(c2, c3, c + panelWidth, panelWidth, e, 0)
@@ -407,16 +468,18 @@ public enum PackedGEMM {
         store(c6, c7, c + 3 * panelWidth, panelWidth, e, 0)
     }
 
-    static func block1(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue) {
+    static func block1(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int,
+        _ e: Epilogue
+    ) {
         var c0 = Lanes(), c1 = Lanes()
         var bp = b
-        let ahead = panelWidth * k
         for p in 0..<k {
             vessel_prefetch(bp + ahead)
             let x = Lanes(repeating: a[p])
             c0 = madd(c0, x, load(bp))
             c1 = madd(c1, x, load(bp + 8))
-            bp += panelWidth
+            bp += rs
         }
         store(c0, c1, c, width, e, 0)
     }
@@ -445,7 +508,7 @@ extension PackedGEMM {
         }
 
         static func block8(
-            _ a: UnsafePointer<Float>, _ lda: Int, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ k: Int,
+            _ a: UnsafePointer<Float>, _ lda: Int, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ rs: Int, _ k: Int,
             _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
         ) {
             var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes(), c30 = Lanes(), c31 = Lanes()
@@ -453,7 +516,7 @@ extension PackedGEMM {
             let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda, a6 = a + 6 * lda
             let a7 = a + 7 * lda
             for p in 0..<k {
-                let x0 = load(b0 + p * panelWidth), x1 = load(b1 + p * panelWidth)
+                let x0 = load(b0 + p * rs), x1 = load(b1 + p * rs)
                 var y = Lanes(repeating: a0[p])
                 c00 = c00.addingProduct(y, x0)
                 c01 = c01.addingProduct(y, x1)
@@ -490,13 +553,13 @@ extension PackedGEMM {
         }
 
         static func block4(
-            _ a: UnsafePointer<Float>, _ lda: Int, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ k: Int,
+            _ a: UnsafePointer<Float>, _ lda: Int, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ rs: Int, _ k: Int,
             _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
         ) {
             var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes(), c30 = Lanes(), c31 = Lanes()
             let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda
             for p in 0..<k {
-                let x0 = load(b0 + p * panelWidth), x1 = load(b1 + p * panelWidth)
+                let x0 = load(b0 + p * rs), x1 = load(b1 + p * rs)
                 var y = Lanes(repeating: a0[p])
                 c00 = c00.addingProduct(y, x0)
                 c01 = c01.addingProduct(y, x1)
@@ -529,14 +592,14 @@ extension PackedGEMM {
 
         /// Eight rows of one panel.
         static func single8(
-            _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ k: Int,
+            _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ k: Int,
             _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
         ) {
             var c0 = Lanes(), c1 = Lanes(), c2 = Lanes(), c3 = Lanes(), c4 = Lanes(), c5 = Lanes(), c6 = Lanes(), c7 = Lanes()
             let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda, a6 = a + 6 * lda
             let a7 = a + 7 * lda
             for p in 0..<k {
-                let x = load(b + p * panelWidth)
+                let x = load(b + p * rs)
                 c0 = c0.addingProduct(Lanes(repeating: a0[p]), x)
                 c1 = c1.addingProduct(Lanes(repeating: a1[p]), x)
                 c2 = c2.addingProduct(Lanes(repeating: a2[p]), x)
@@ -557,21 +620,23 @@ extension PackedGEMM {
         }
 
         /// One row of one panel.
-        static func single1(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue) {
+        static func single1(
+            _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ rs: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue
+        ) {
             var c0 = Lanes()
-            for p in 0..<k { c0 = c0.addingProduct(Lanes(repeating: a[p]), load(b + p * panelWidth)) }
+            for p in 0..<k { c0 = c0.addingProduct(Lanes(repeating: a[p]), load(b + p * rs)) }
             store(c0, c, width, e, 0)
         }
 
         static func block1(
-            _ a: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ k: Int, _ c: UnsafeMutablePointer<Float>,
+            _ a: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ rs: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>,
             _ width: Int, _ e: Epilogue
         ) {
             var c0 = Lanes(), c1 = Lanes()
             for p in 0..<k {
                 let y = Lanes(repeating: a[p])
-                c0 = c0.addingProduct(y, load(b0 + p * panelWidth))
-                c1 = c1.addingProduct(y, load(b1 + p * panelWidth))
+                c0 = c0.addingProduct(y, load(b0 + p * rs))
+                c1 = c1.addingProduct(y, load(b1 + p * rs))
             }
             store(c0, c1, c, width, e, 0)
         }

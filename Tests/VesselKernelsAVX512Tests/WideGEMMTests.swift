@@ -95,6 +95,54 @@ struct WideGEMMTests {
         }
     }
 
+    @Test("B read in place, a partial last panel packed alone, gives the packed product's bits in both copies")
+    func panelsInPlace() {
+        var random = Lcg(state: 11)
+        // (rows, k, n, row length of B): whole panels, a tail of 1 to 15 columns, an odd pair,
+        // and B a column block of a wider matrix (a convolution's image from a block's first position).
+        for (rows, k, n, ldb) in [
+            (16, 128, 64, 64), (16, 96, 3025 % 256, 3025), (13, 37, 49, 49), (8, 5, 17, 40), (50, 64, 48, 200), (3, 7, 1, 9), (24, 33, 95, 95)
+        ] {
+            let a = (0..<(rows * k)).map { _ in Float(Int(random.next() % 2001) - 1000) / 997 }
+            let b = (0..<(k * ldb)).map { _ in Float(Int(random.next() % 2001) - 1000) / 1009 }
+            let bias = (0..<rows).map { _ in Float(Int(random.next() % 201) - 100) / 50 }
+            let offset = ldb - n  // the block's columns are the last n of each row
+            var packed = [Float](repeating: .nan, count: VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n))
+            VesselKernelsHaswell.PackedGEMM.pack(Array(b[offset...]), k: k, n: n, ldb: ldb, transposed: false, into: &packed)
+            var tail = [Float](repeating: .nan, count: 16 * k)
+            VesselKernelsAVX512.PackedGEMM.packTail(Array(b[offset...]), k: k, n: n, ldb: ldb, into: &tail)
+            let panels = (n + 15) / 16
+            var expected = [Float](repeating: .nan, count: rows * n), wide = expected, narrow = expected, split = expected
+            b.withUnsafeBufferPointer { pb in
+                bias.withUnsafeBufferPointer { pbias in
+                    let epilogue = VesselKernelsAVX512.PackedGEMM.Epilogue(bias: pbias.baseAddress, relu: true)
+                    VesselKernelsAVX512.PackedGEMM.multiply(
+                        a: a, lda: k, packed: packed, k: k, n: n, c: &expected, ldc: n, rows: 0..<rows, panels: 0..<panels, epilogue: epilogue)
+                    let source = VesselKernelsAVX512.PackedGEMM.Panels.inPlace(pb.baseAddress! + offset, ldb: ldb, n: n, tail: tail)
+                    VesselKernelsAVX512.PackedGEMM.multiply(
+                        a: a, lda: k, b: source, k: k, n: n, c: &wide, ldc: n, rows: 0..<rows, panels: 0..<panels, epilogue: epilogue)
+                    // Ranges that start on odd rows and odd panels, as thread splits may.
+                    let rowCut = rows / 3, panelCut = panels / 2 | 1
+                    for (r, p) in [
+                        (0..<rowCut, 0..<min(panelCut, panels)), (rowCut..<rows, 0..<min(panelCut, panels)), (0..<rows, min(panelCut, panels)..<panels)
+                    ] {
+                        split.withUnsafeMutableBufferPointer {
+                            VesselKernelsAVX512.PackedGEMM.multiply(
+                                a: a, lda: k, b: source, k: k, n: n, c: $0.baseAddress!, ldc: n, rows: r, panels: p, epilogue: epilogue)
+                        }
+                    }
+                    VesselKernelsHaswell.PackedGEMM.multiply(
+                        a: a, lda: k, b: .inPlace(pb.baseAddress! + offset, ldb: ldb, n: n, tail: tail), k: k, n: n, c: &narrow, ldc: n,
+                        rows: 0..<rows, panels: 0..<panels, epilogue: .init(bias: pbias.baseAddress, relu: true))
+                }
+            }
+            #expect(expected.allSatisfy { !$0.isNaN }, "\(rows)×\(k)·\(k)×\(n)")
+            #expect(wide.map(\.bitPattern) == expected.map(\.bitPattern), "AVX-512 \(rows)×\(k)·\(k)×\(n), rows \(ldb) apart")
+            #expect(split.map(\.bitPattern) == expected.map(\.bitPattern), "AVX-512 \(rows)×\(k)·\(k)×\(n), rows \(ldb) apart, split")
+            #expect(narrow.map(\.bitPattern) == expected.map(\.bitPattern), "Haswell \(rows)×\(k)·\(k)×\(n), rows \(ldb) apart")
+        }
+    }
+
     @Test("max pooling planes give the Haswell copy's values")
     func maxPlane() {
         var random = Lcg(state: 3)

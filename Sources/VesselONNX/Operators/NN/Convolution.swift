@@ -370,7 +370,8 @@ func packedColumnWidest(rows: Int) -> Int { Swift.min(256, Swift.max(32, 32_768 
 
 /// One column block of a 2-D convolution on an AVX2 or AVX-512 CPU, output positions
 /// `positions`: their im2col columns gathered into `tile` (by `threads`, channels apiece; `tile`
-/// nil for a pointwise kernel, whose image is read in place), packed into `panels`, multiplied by
+/// nil for a pointwise kernel, whose image is read in place), packed into `panels` (on an AVX-512
+/// CPU read where they lie, only a partial last panel packed there), multiplied by
 /// `PackedGEMM` with `epilogue` applied as it stores, into `c` (filter rows `ldc` apart). The
 /// blocked path (`blockedConvolution`) and the banded Conv + MaxPool (`ConvolutionPool`) both run
 /// their products here, so both give the same sums, whatever the split.
@@ -391,7 +392,8 @@ func packedConvolutionBlock(
     }
     PackedWeights.packAndMultiply(
         weights, rows: filters, k: channels * kernelSize, n: width, b: tile.map { UnsafePointer($0) } ?? image + positions.lowerBound,
-        ldb: tile == nil ? g.output.reduce(1, *) : width, transposed: false, scratch: panels, c: c, ldc: ldc, threads: threads, epilogue: epilogue)
+        ldb: tile == nil ? g.output.reduce(1, *) : width, transposed: false, scratch: panels, c: c, ldc: ldc, threads: threads, epilogue: epilogue,
+        inPlace: true)
 }
 
 /// A convolution with small weights (`GEMM.columnBlock`: at most 16K values), or any weights on
