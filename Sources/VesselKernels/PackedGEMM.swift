@@ -187,8 +187,9 @@ public enum PackedGEMM {
             let tileEnd = min(tile + rowTile, rows.upperBound)
             var panels = panels
             #if VESSEL_AVX512
-            // Pairs of panels 32 columns at a time (a packed tail in place is not its neighbour's pair).
-            while panels.count >= 2, panels.lowerBound + 1 != source.tailIndex {
+            // Pairs of panels 32 columns at a time, but not a packed tail read in place, nor a last
+            // panel of at most 8 columns (below).
+            while panels.count >= 2, panels.lowerBound + 1 != source.tailIndex, n - (panels.lowerBound + 1) * panelWidth > 8 {
                 let first = panels.lowerBound * panelWidth, width = min(2 * panelWidth, n - first)
                 let (b0, rs) = source.panel(panels.lowerBound), b1 = source.panel(panels.lowerBound + 1).0
                 var row = tile
@@ -206,11 +207,18 @@ public enum PackedGEMM {
                 }
                 panels = (panels.lowerBound + 2)..<panels.upperBound
             }
-            // An odd last panel (or the two a tail leaves) in sixteen-lane accumulators too, eight rows at a time.
+            // An odd last panel (or the two a tail or a narrow last panel leave) in sixteen-lane
+            // accumulators too, eight rows at a time. A last panel of at most 8 columns takes
+            // `block8Low`'s eight-lane sums (49 = 3 · 16 + 1 positions went as two pairs, 64 columns
+            // computed for 49; 196 = 12 · 16 + 4 as a 16-column block for 4).
             for panel in panels {
                 let first = panel * panelWidth, width = min(panelWidth, n - first)
                 let (b, rs) = source.panel(panel)
                 var row = tile
+                while width <= 8, row + 8 <= tileEnd {
+                    block8Low(a + row * lda, lda, b, rs, source.panelStride, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                    row += 8
+                }
                 while row + 8 <= tileEnd {
                     Wide.single8(a + row * lda, lda, b, rs, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 8
