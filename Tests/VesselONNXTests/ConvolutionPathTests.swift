@@ -269,6 +269,33 @@ struct ConvolutionPathTests {
         }
     }
 
+    @Test("direct AVX-512 blocks: strided, small 3×3 over at most 27×27 (over 13×13 only where 512-bit FMAs come in halves), 32-filter growth over 14×14")
+    func directBlocks() {
+        func geometry(_ size: Int, _ kernel: Int, stride: Int) -> WindowGeometry {
+            let pad = kernel / 2, out = (size + 2 * pad - kernel) / stride + 1
+            return WindowGeometry(
+                input: [size, size], kernel: [kernel, kernel], strides: [stride, stride], dilations: [1, 1], padBegin: [pad, pad], padEnd: [pad, pad],
+                output: [out, out])
+        }
+        // The block's name ("wide", "narrow"), nil for the other paths.
+        func block(_ g: WindowGeometry, channels: Int, filters: Int) -> String? { directBlock(g, channels: channels, filters: filters).map { "\($0)" } }
+        // SqueezeNet's expand convolutions over 27×27 and 13×13, ResNet's stride-2 one, DenseNet's growth ones.
+        #expect(block(geometry(27, 3, stride: 1), channels: 32, filters: 128) == "wide")
+        #expect(block(geometry(13, 3, stride: 1), channels: 64, filters: 256) == (RowKernels.halvesWideFMA ? nil : "wide"))
+        #expect(block(geometry(13, 3, stride: 1), channels: 48, filters: 192) == (RowKernels.halvesWideFMA ? nil : "wide"))
+        #expect(block(geometry(14, 3, stride: 2), channels: 256, filters: 256) == "wide")
+        #expect(block(geometry(14, 3, stride: 1), channels: 128, filters: 32) == "narrow")
+        #expect(block(geometry(7, 3, stride: 1), channels: 512, filters: 512) == nil, "large weights")
+        #expect(block(geometry(55, 3, stride: 1), channels: 16, filters: 64) == nil, "over 27×27")
+        // Zen 4 (family 25 with AVX-512) halves its 512-bit multiply-adds; Zen 5 and Intel do not.
+        #expect(RowKernels.isHalvingWideFMA(vendor: "AuthenticAMD", family: "25", flags: ["avx2", "avx512f"]))
+        #expect(!RowKernels.isHalvingWideFMA(vendor: "AuthenticAMD", family: "25", flags: ["avx2"]))
+        #expect(!RowKernels.isHalvingWideFMA(vendor: "AuthenticAMD", family: "26", flags: ["avx2", "avx512f"]))
+        #expect(!RowKernels.isHalvingWideFMA(vendor: "GenuineIntel", family: "6", flags: ["avx2", "avx512f"]))
+        #expect(RowKernels.cpuField("flags") != nil && RowKernels.cpuField("cpu family") != nil, "read from /proc/cpuinfo")
+        #expect(RowKernels.cpuField("cpu") == nil, "a whole field name, not a prefix")
+    }
+
     @Test("Conv, Relu and MaxPool fused at load give the unfused nodes' bits, where bands apply and where the pool runs after")
     func convolutionPoolModels() throws {
         let directory = try LoaderTests.make(

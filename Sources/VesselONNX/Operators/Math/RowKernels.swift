@@ -36,12 +36,29 @@ enum RowKernels {
     }()
 
     /// The CPU's feature flags, from /proc/cpuinfo (none where it cannot be read).
-    static let cpuFlags: Set<String> = {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-            let flags = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-        else { return [] }
-        return Set(flags.split(separator: " ").map(String.init))
-    }()
+    static let cpuFlags: Set<String> = Set((cpuField("flags") ?? "").split(separator: " ").map(String.init))
+
+    /// Whether the CPU runs a 512-bit multiply-add as two 256-bit halves, so sixteen lanes cost
+    /// what two eight-lane multiply-adds do: AMD's Zen 4 (family 25 with AVX-512). Zen 5 (family
+    /// 26) and Intel's AVX-512 cores have whole 512-bit units.
+    static let halvesWideFMA: Bool = isHalvingWideFMA(vendor: cpuField("vendor_id"), family: cpuField("cpu family"), flags: cpuFlags)
+
+    static func isHalvingWideFMA(vendor: String?, family: String?, flags: Set<String>) -> Bool {
+        vendor == "AuthenticAMD" && family == "25" && flags.contains("avx512f")
+    }
+
+    /// The first processor's `name` field in /proc/cpuinfo, nil where it cannot be read.
+    static func cpuField(_ name: String) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            // The name, padded with tabs or spaces up to the colon.
+            var key = line[..<colon]
+            while key.last == " " || key.last == "\t" { key = key.dropLast() }
+            if key == name { return String(line[line.index(after: colon)...].drop(while: { $0 == " " || $0 == "\t" })) }
+        }
+        return nil
+    }
 
     /// `body` over `0..<count` cut into sixteen-value groups (whole lane groups of every copy)
     /// shared by the intra-op threads, at least `minimum` groups a part: the cuts depend on
