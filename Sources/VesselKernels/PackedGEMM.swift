@@ -216,7 +216,7 @@ public enum PackedGEMM {
                 let (b, rs) = source.panel(panel)
                 var row = tile
                 while width <= 8, row + 8 <= tileEnd {
-                    block8Low(a + row * lda, lda, b, rs, source.panelStride, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                    block8Low(a + row * lda, lda, b, rs, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                     row += 8
                 }
                 while row + 8 <= tileEnd {
@@ -245,7 +245,7 @@ public enum PackedGEMM {
                 // has its empty half left out.
                 if width <= 8 {
                     while row + 8 <= tileEnd {
-                        block8Low(a + row * lda, lda, b, rs, ahead, k, c + row * ldc + first, ldc, width, epilogue.from(row))
+                        block8Low(a + row * lda, lda, b, rs, k, c + row * ldc + first, ldc, width, epilogue.from(row))
                         row += 8
                     }
                 }
@@ -309,9 +309,8 @@ public enum PackedGEMM {
     }
 
     static func block6(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
-        _ width: Int,
-        _ e: Epilogue
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
     ) {
         var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes()
         var c30 = Lanes(), c31 = Lanes(), c40 = Lanes(), c41 = Lanes(), c50 = Lanes(), c51 = Lanes()
@@ -353,9 +352,8 @@ public enum PackedGEMM {
     /// in the same order, so the same bits. ResNet-50's 1×1 convolutions over 7×7 images had a
     /// quarter of their multiplies in the 15 empty columns of the last panel.
     static func block8Low(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
-        _ width: Int,
-        _ e: Epilogue
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ k: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
     ) {
         var c0 = Lanes(), c1 = Lanes(), c2 = Lanes(), c3 = Lanes(), c4 = Lanes(), c5 = Lanes(), c6 = Lanes(), c7 = Lanes()
         let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda, a6 = a + 6 * lda, a7 = a + 7 * lda
@@ -392,9 +390,8 @@ public enum PackedGEMM {
     }
 
     static func block4(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
-        _ width: Int,
-        _ e: Epilogue
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
     ) {
         var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes(), c30 = Lanes(), c31 = Lanes()
         let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda
@@ -423,9 +420,8 @@ public enum PackedGEMM {
     }
 
     static func block2(
-        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
-        _ width: Int,
-        _ e: Epilogue
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ width: Int, _ e: Epilogue
     ) {
         var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes()
         let a0 = a, a1 = a + lda
@@ -477,8 +473,7 @@ public enum PackedGEMM {
     }
 
     static func block1(
-        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int,
-        _ e: Epilogue
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ rs: Int, _ ahead: Int, _ k: Int, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ e: Epilogue
     ) {
         var c0 = Lanes(), c1 = Lanes()
         var bp = b
