@@ -159,6 +159,19 @@ struct WholeModelNumericsTests {
         #expect(NodeConformanceTests.run(case: Self.fixtures + "/resnet_block", tolerance: (1e-4, 1e-6)) == .passed)
     }
 
+    /// Python defining `write_case(path, model, x, y)`: a node-suite case directory (model.onnx,
+    /// and input `x` and expected output `y` in test_data_set_0) that `NodeConformanceTests.run` reads.
+    static let writeCase = """
+        import os, onnx
+        from onnx import numpy_helper
+        def write_case(path, model, x, y):
+            os.makedirs(f"{path}/test_data_set_0")
+            onnx.save(model, f"{path}/model.onnx")
+            open(f"{path}/test_data_set_0/input_0.pb", "wb").write(numpy_helper.from_array(x, "x").SerializeToString())
+            open(f"{path}/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y, "y").SerializeToString())
+
+        """
+
     @Test("a Mul and an Add of per-channel (or single) constants after a Conv fold into its weights and bias; a per-row one keeps its node")
     func channelConstantsFoldIntoConv() throws {
         let directory = try TestSupport.makeTemporaryDirectory("conv-affine")
@@ -166,42 +179,39 @@ struct WholeModelNumericsTests {
         // Caffe2's DenseNet stem without its BatchNormalization: Conv → Mul → Add → Relu →
         // MaxPool. Expected outputs from numpy in float64.
         _ = try TestSupport.python(
-            """
-            import numpy as np, onnx, os
-            from onnx import helper, numpy_helper, TensorProto
-            rng = np.random.default_rng(13)
-            w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
-            bias = rng.standard_normal(8).astype(np.float32)
-            x = rng.standard_normal((1, 3, 20, 21)).astype(np.float32)
-            def conv(x):
-                p = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
-                out = np.zeros((1, 8, 20, 21))
-                for i in range(3):
-                    for j in range(3):
-                        out += np.einsum('fc,nchw->nfhw', w[:, :, i, j].astype(np.float64), p[:, :, i:i + 20, j:j + 21])
-                return out + bias.reshape(1, 8, 1, 1)
-            def pool(y):
-                return np.max(np.stack([y[:, :, i:i + 17:2, j:j + 19:2] for i in range(3) for j in range(3)]), axis=0)
-            cases = {
-                "folded": (rng.standard_normal((8, 1, 1)).astype(np.float32), rng.standard_normal((1, 8, 1, 1)).astype(np.float32), True),
-                "single": (np.array(0.75, np.float32), rng.standard_normal((1, 1, 1, 1)).astype(np.float32), False),
-                "per_row": (rng.standard_normal((1, 1, 20, 1)).astype(np.float32), rng.standard_normal((8, 1, 1)).astype(np.float32), False),
-            }
-            for name, (s, b, b_first) in cases.items():
-                nodes = [helper.make_node("Conv", ["x", "w", "bias"], ["c"], pads=[1, 1, 1, 1]),
-                         helper.make_node("Mul", ["c", "s"], ["t"]),
-                         helper.make_node("Add", ["b", "t"] if b_first else ["t", "b"], ["u"]),
-                         helper.make_node("Relu", ["u"], ["r"]),
-                         helper.make_node("MaxPool", ["r"], ["y"], kernel_shape=[3, 3], strides=[2, 2])]
-                inits = [numpy_helper.from_array(a, n) for a, n in [(w, "w"), (bias, "bias"), (s, "s"), (b, "b")]]
-                graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 20, 21])],
-                                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-                os.makedirs(f"\(directory)/{name}/test_data_set_0")
-                onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"\(directory)/{name}/model.onnx")
-                y = pool(np.maximum(conv(x) * s.astype(np.float64) + b.astype(np.float64), 0)).astype(np.float32)
-                open(f"\(directory)/{name}/test_data_set_0/input_0.pb", "wb").write(numpy_helper.from_array(x, "x").SerializeToString())
-                open(f"\(directory)/{name}/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y, "y").SerializeToString())
-            """)
+            Self.writeCase + """
+                import numpy as np, onnx, os
+                from onnx import helper, numpy_helper, TensorProto
+                rng = np.random.default_rng(13)
+                w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+                bias = rng.standard_normal(8).astype(np.float32)
+                x = rng.standard_normal((1, 3, 20, 21)).astype(np.float32)
+                def conv(x):
+                    p = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+                    out = np.zeros((1, 8, 20, 21))
+                    for i in range(3):
+                        for j in range(3):
+                            out += np.einsum('fc,nchw->nfhw', w[:, :, i, j].astype(np.float64), p[:, :, i:i + 20, j:j + 21])
+                    return out + bias.reshape(1, 8, 1, 1)
+                def pool(y):
+                    return np.max(np.stack([y[:, :, i:i + 17:2, j:j + 19:2] for i in range(3) for j in range(3)]), axis=0)
+                cases = {
+                    "folded": (rng.standard_normal((8, 1, 1)).astype(np.float32), rng.standard_normal((1, 8, 1, 1)).astype(np.float32), True),
+                    "single": (np.array(0.75, np.float32), rng.standard_normal((1, 1, 1, 1)).astype(np.float32), False),
+                    "per_row": (rng.standard_normal((1, 1, 20, 1)).astype(np.float32), rng.standard_normal((8, 1, 1)).astype(np.float32), False),
+                }
+                for name, (s, b, b_first) in cases.items():
+                    nodes = [helper.make_node("Conv", ["x", "w", "bias"], ["c"], pads=[1, 1, 1, 1]),
+                             helper.make_node("Mul", ["c", "s"], ["t"]),
+                             helper.make_node("Add", ["b", "t"] if b_first else ["t", "b"], ["u"]),
+                             helper.make_node("Relu", ["u"], ["r"]),
+                             helper.make_node("MaxPool", ["r"], ["y"], kernel_shape=[3, 3], strides=[2, 2])]
+                    inits = [numpy_helper.from_array(a, n) for a, n in [(w, "w"), (bias, "bias"), (s, "s"), (b, "b")]]
+                    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 20, 21])],
+                                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+                    y = pool(np.maximum(conv(x) * s.astype(np.float64) + b.astype(np.float64), 0)).astype(np.float32)
+                    write_case(f"\(directory)/{name}", helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), x, y)
+                """)
         for name in ["folded", "single"] {
             let model = try ONNXModel(path: directory + "/\(name)/model.onnx")
             let names = model.graph.nodes.map(\.name)
@@ -224,25 +234,22 @@ struct WholeModelNumericsTests {
         // Two cases written by the onnx package, expected outputs computed by numpy in float32:
         // a [2, 8, 5, 7] input (fused), and a [8, 5, 7] one whose channel axis is 0 (fallback).
         _ = try TestSupport.python(
-            """
-            import numpy as np, onnx, os
-            from onnx import helper, numpy_helper, TensorProto
-            rng = np.random.default_rng(7)
-            s = rng.standard_normal((8, 1, 1)).astype(np.float32)
-            b = rng.standard_normal((1, 8, 1, 1)).astype(np.float32)
-            for name, shape, bias in [("fused", [2, 8, 5, 7], b), ("fallback", [8, 5, 7], b.reshape(8, 1, 1))]:
-                nodes = [helper.make_node("Mul", ["x", "s"], ["t"]), helper.make_node("Add", ["b", "t"], ["u"]), helper.make_node("Relu", ["u"], ["y"])]
-                graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                                          [numpy_helper.from_array(s, "s"), numpy_helper.from_array(bias, "b")])
-                model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-                os.makedirs(f"\(directory)/{name}/test_data_set_0")
-                onnx.save(model, f"\(directory)/{name}/model.onnx")
-                x = rng.standard_normal(shape).astype(np.float32)
-                y = np.maximum(bias + x * s, np.float32(0)).astype(np.float32)
-                open(f"\(directory)/{name}/test_data_set_0/input_0.pb", "wb").write(numpy_helper.from_array(x, "x").SerializeToString())
-                open(f"\(directory)/{name}/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y, "y").SerializeToString())
-            """)
+            Self.writeCase + """
+                import numpy as np, onnx, os
+                from onnx import helper, numpy_helper, TensorProto
+                rng = np.random.default_rng(7)
+                s = rng.standard_normal((8, 1, 1)).astype(np.float32)
+                b = rng.standard_normal((1, 8, 1, 1)).astype(np.float32)
+                for name, shape, bias in [("fused", [2, 8, 5, 7], b), ("fallback", [8, 5, 7], b.reshape(8, 1, 1))]:
+                    nodes = [helper.make_node("Mul", ["x", "s"], ["t"]), helper.make_node("Add", ["b", "t"], ["u"]), helper.make_node("Relu", ["u"], ["y"])]
+                    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                              [numpy_helper.from_array(s, "s"), numpy_helper.from_array(bias, "b")])
+                    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                    x = rng.standard_normal(shape).astype(np.float32)
+                    y = np.maximum(bias + x * s, np.float32(0)).astype(np.float32)
+                    write_case(f"\(directory)/{name}", model, x, y)
+                """)
         let model = try ONNXModel(path: directory + "/fused/model.onnx")
         #expect(model.graph.nodes.map(\.name).count == 1)
         #expect(model.graph.nodes.first?.name.hasSuffix("+Add+Relu") == true)

@@ -47,9 +47,12 @@ enum RowKernels {
         vendor == "AuthenticAMD" && family == "25" && flags.contains("avx512f")
     }
 
+    /// /proc/cpuinfo, read once for all the fields asked of it (nil where it cannot be read).
+    private static let cpuInfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+
     /// The first processor's `name` field in /proc/cpuinfo, nil where it cannot be read.
     static func cpuField(_ name: String) -> String? {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        guard let text = cpuInfo else { return nil }
         for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
             // The name, padded with tabs or spaces up to the colon.
