@@ -160,10 +160,12 @@ struct WholeModelNumericsTests {
     }
 
     /// Python defining `write_case(path, model, x, y)`: a node-suite case directory (model.onnx,
-    /// and input `x` and expected output `y` in test_data_set_0) that `NodeConformanceTests.run` reads.
+    /// and input `x` and expected output `y` in test_data_set_0) that `NodeConformanceTests.run`
+    /// reads; with numpy as `np`, and onnx's `helper`, `numpy_helper` and `TensorProto` imported.
     static let writeCase = """
         import os, onnx
-        from onnx import numpy_helper
+        import numpy as np
+        from onnx import helper, numpy_helper, TensorProto
         def write_case(path, model, x, y):
             os.makedirs(f"{path}/test_data_set_0")
             onnx.save(model, f"{path}/model.onnx")
@@ -171,6 +173,62 @@ struct WholeModelNumericsTests {
             open(f"{path}/test_data_set_0/output_0.pb", "wb").write(numpy_helper.from_array(y, "y").SerializeToString())
 
         """
+
+    @Test("Gemm + Relu is one node that adds C and clamps as it stores: numpy's values, and the unfused Gemm's bits clamped")
+    func gemmReluFused() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("gemm-relu")
+        defer { TestSupport.remove(directory) }
+        // Each case twice: Gemm alone, and Gemm → Relu. C's shapes, alpha and beta cover the
+        // epilogue's residual (alpha 1), beta · C first (beta ≠ 1), the pass after the product
+        // (alpha ≠ 1), no C at all, and a transposed B. Expected outputs from numpy in float64.
+        _ = try TestSupport.python(
+            Self.writeCase + """
+                rng = np.random.default_rng(17)
+                m, k, n = 37, 70, 45
+                x = rng.standard_normal((m, k)).astype(np.float32)
+                cases = {
+                    "row_bias": (1.0, 1.0, (n,), False),
+                    "full_c_beta": (1.0, 0.5, (m, n), False),
+                    "column_c_alpha": (1.5, 1.0, (m, 1), False),
+                    "scalar_c": (1.0, 2.0, (), True),
+                    "no_c": (1.0, 1.0, None, True),
+                }
+                for name, (alpha, beta, c_shape, trans_b) in cases.items():
+                    w = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+                    inits = [numpy_helper.from_array(w, "w")]
+                    inputs = ["x", "w"]
+                    y = alpha * (x.astype(np.float64) @ (w.T if trans_b else w).astype(np.float64))
+                    if c_shape is not None:
+                        c = rng.standard_normal(c_shape).astype(np.float32)
+                        inits.append(numpy_helper.from_array(c, "c"))
+                        inputs.append("c")
+                        y = y + beta * c.astype(np.float64)
+                    for relu in [False, True]:
+                        nodes = [helper.make_node("Gemm", inputs, ["g" if relu else "y"], alpha=alpha, beta=beta, transB=int(trans_b))]
+                        if relu: nodes.append(helper.make_node("Relu", ["g"], ["y"]))
+                        graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+                                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+                        expected = (np.maximum(y, 0) if relu else y).astype(np.float32)
+                        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+                        write_case(f"\(directory)/{name}{'_relu' if relu else ''}", model, x, expected)
+                """)
+        for name in ["row_bias", "full_c_beta", "column_c_alpha", "scalar_c", "no_c"] {
+            let plain = try ONNXModel(path: directory + "/\(name)/model.onnx")
+            let fused = try ONNXModel(path: directory + "/\(name)_relu/model.onnx")
+            #expect(fused.graph.nodes.map(\.name) == [plain.graph.nodes[0].name + "+Relu"], "\(name): \(fused.graph.nodes.map(\.name))")
+            for variant in [name, name + "_relu"] {
+                #expect(NodeConformanceTests.run(case: directory + "/\(variant)", tolerance: (1e-5, 1e-5)) == .passed, "\(variant)")
+            }
+            let feeds = ["x": try NodeConformanceTests.readTensor(directory + "/\(name)/test_data_set_0/input_0.pb")]
+            // The first run packs W for itself, the second keeps it packed, the third reads it kept.
+            for run in 1...3 {
+                let product = try #require(try plain.run(feeds)["y"]).scalars(as: Float.self)
+                let clamped = try #require(try fused.run(feeds)["y"]).scalars(as: Float.self)
+                let differing = zip(product, clamped).filter { ($0 < 0 ? 0 : $0).bitPattern != $1.bitPattern }.count
+                #expect(differing == 0, "\(name) run \(run): \(differing) values differ from the unfused Gemm's, clamped")
+            }
+        }
+    }
 
     @Test("a Mul and an Add of per-channel (or single) constants after a Conv fold into its weights and bias; a per-row one keeps its node")
     func channelConstantsFoldIntoConv() throws {
@@ -180,8 +238,6 @@ struct WholeModelNumericsTests {
         // MaxPool. Expected outputs from numpy in float64.
         _ = try TestSupport.python(
             Self.writeCase + """
-                import numpy as np, onnx, os
-                from onnx import helper, numpy_helper, TensorProto
                 rng = np.random.default_rng(13)
                 w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
                 bias = rng.standard_normal(8).astype(np.float32)
@@ -235,8 +291,6 @@ struct WholeModelNumericsTests {
         // a [2, 8, 5, 7] input (fused), and a [8, 5, 7] one whose channel axis is 0 (fallback).
         _ = try TestSupport.python(
             Self.writeCase + """
-                import numpy as np, onnx, os
-                from onnx import helper, numpy_helper, TensorProto
                 rng = np.random.default_rng(7)
                 s = rng.standard_normal((8, 1, 1)).astype(np.float32)
                 b = rng.standard_normal((1, 8, 1, 1)).astype(np.float32)

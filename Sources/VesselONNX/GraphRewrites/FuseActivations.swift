@@ -7,8 +7,9 @@ import VesselTensor
 
 // A graph rewrite run at load (see `GraphBuilder.build` for the order).
 extension GraphBuilder {
-    /// Conv (or Gemm, MatMul) followed by a Relu that is its only reader becomes one node: the
-    /// Relu runs in place on the product's fresh output, saving a pass over memory and a buffer.
+    /// Conv (or Gemm, MatMul) followed by a Relu that is its only reader becomes one node: Conv and
+    /// Gemm apply the Relu as they store each value, MatMul runs it in place on its fresh output;
+    /// either saves a pass over memory and a buffer.
     static func fuseActivations(_ nodes: inout [Node], protected: Set<String>) {
         let readers = readerCounts(nodes)
         var producer: [String: Int] = [:]
@@ -28,6 +29,16 @@ extension GraphBuilder {
                 fused.kernel = .tensors { c, i in
                     [try convolution(try c.input(i, 0), try c.input(i, 1), i.count > 2 ? i[2] : nil, c, relu: true, cache: cache)]
                 }
+                fused.outputs = node.outputs
+                fused.name += "+Relu"
+                nodes[source] = fused
+                removed.insert(index)
+                continue
+            }
+            if fused.opType == "Gemm", !fused.isFused {
+                // Gemm adds C and applies the Relu as it stores each value (`gemmKernel`).
+                let weights = PackedWeights()
+                fused.kernel = .tensors { c, i in try KernelRegistry.gemmKernel(c, i, weights: weights, relu: true) }
                 fused.outputs = node.outputs
                 fused.name += "+Relu"
                 nodes[source] = fused

@@ -191,7 +191,9 @@ extension KernelRegistry {
         }
     }
 
-    static func gemmKernel(_ c: KernelContext, _ i: [Tensor?], weights: PackedWeights? = nil) throws -> [Tensor] {
+    /// Gemm: alpha · op(A) · op(B) + beta · C, with the Relu after it when `relu` (a Gemm+Relu
+    /// node, `fuseActivations`).
+    static func gemmKernel(_ c: KernelContext, _ i: [Tensor?], weights: PackedWeights? = nil, relu: Bool = false) throws -> [Tensor] {
         var a = try c.input(i, 0), b = try c.input(i, 1)
         let transA = c.attributes.int("transA", default: 0) == 1, transB = c.attributes.int("transB", default: 0) == 1
         let alpha = c.attributes.float("alpha", default: 1), beta = c.attributes.float("beta", default: 1)
@@ -204,8 +206,10 @@ extension KernelRegistry {
             a = Cast.convert(a, to: .float32)
             b = Cast.convert(b, to: .float32)
         }
+        let hasBias = i.count > 2 && i[2] != nil
+        let useBias = hasBias && beta != 0
         var out = Tensor(zeros: .float32, shape: [m, n])
-        if i.count > 2, let bias = i[2], beta != 0 {
+        if useBias, let bias = i[2] {
             let shape = try Broadcast.shape(bias.shape, [m, n])
             guard shape == [m, n], bias.rank <= 2 else { throw c.invalid("C of shape \(bias.shape) does not broadcast to [\(m), \(n)]") }
             // C's rows and columns are each 1 or the output's: fill the output row by row
@@ -222,20 +226,28 @@ extension KernelRegistry {
                 }
             }
         }
-        let hasBias = i.count > 2 && i[2] != nil
-        // On a Haswell (or later) CPU with A not transposed: the packed product (B kept packed when it is a
-        // weight), then alpha and the bias in one pass.
+        // On a Haswell (or later) CPU with A not transposed: the packed product (B kept packed when
+        // it is a weight). With alpha 1, beta · C is the product's residual and the Relu its
+        // epilogue's, added as each value is stored (the same sum, pc + beta · C, as the pass after
+        // it that alpha ≠ 1 takes). The MLP 784-512-256-10 at batch 64, best p50 of alternating
+        // rounds: one thread 0.630 → 0.607 ms, two 0.355 → 0.329 (onnxruntime 0.614 and 0.338).
         if RowKernels.variant.hasAVX2, !transA, k > 0, let packed = weights?.packed(for: b, k: k, n: n, transposed: transB) {
-            let product = Tensor(uninitialized: .float32, shape: [m, n])
             a.withUnsafeBufferPointer(as: Float.self) { pa in
                 packed.withUnsafeBufferPointer(as: Float.self) { pb in
-                    product.withUnsafeMutableBufferPointer(as: Float.self) { pc in
-                        PackedWeights.multiply(pa.baseAddress!, rows: m, k: k, n: n, b: .packed(pb.baseAddress!), c: pc.baseAddress!)
-                        out.withUnsafeMutableBufferPointer(as: Float.self) { po in
-                            let useBias = hasBias && beta != 0
-                            for index in 0..<(m * n) {
-                                po[index] = alpha * pc[index] + (useBias ? beta * po[index] : 0)
-                            }
+                    out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                        if alpha == 1 {
+                            if useBias, beta != 1 { for index in 0..<(m * n) { po[index] = beta * po[index] } }
+                            PackedWeights.multiply(
+                                pa.baseAddress!, rows: m, k: k, n: n, b: .packed(pb.baseAddress!), c: po.baseAddress!,
+                                epilogue: .init(residual: useBias ? UnsafePointer(po.baseAddress!) : nil, relu: relu))
+                            return
+                        }
+                        let product = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+                        defer { product.deallocate() }
+                        PackedWeights.multiply(pa.baseAddress!, rows: m, k: k, n: n, b: .packed(pb.baseAddress!), c: product)
+                        for index in 0..<(m * n) {
+                            let value = alpha * product[index] + (useBias ? beta * po[index] : 0)
+                            po[index] = relu && value < 0 ? 0 : value
                         }
                     }
                 }
@@ -247,7 +259,8 @@ extension KernelRegistry {
                 out.withUnsafeMutableBufferPointer(as: Float.self) { po in
                     GEMM.multiply(
                         m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, transA: transA, b: pb.baseAddress!, transB: transB,
-                        beta: (i.count > 2 && i[2] != nil) ? beta : 0, c: po.baseAddress!)
+                        beta: hasBias ? beta : 0, c: po.baseAddress!)
+                    if relu { reluFloat(po.baseAddress!, po.baseAddress!, count: po.count) }
                 }
             }
         }
