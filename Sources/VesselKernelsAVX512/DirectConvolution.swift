@@ -92,6 +92,25 @@ public enum DirectConvolution {
         into output: UnsafeMutablePointer<Float>
     ) {
         precondition(positions.count <= chunk)
+        accumulate(
+            image, packed: packed, g, filters: filters, block: block, group: group, positions: positions, bias: bias, relu: relu && residual == nil,
+            into: scratch)
+        // Out to the planes: position-major in `scratch`, filter-major in `output`; a residual is
+        // added there (and the Relu applied after it).
+        let start = group * block.filters * g.spatial + positions.lowerBound
+        store(
+            scratch, block: block, positions: positions.count, filters: min(block.filters, filters - group * block.filters), into: output + start,
+            spatial: g.spatial, adding: residual.map { $0 + start }, relu: relu)
+    }
+
+    /// Output positions `positions` of filter group `group`, position-major into `sums`
+    /// (`block.filters` floats a position, the group's filters past `filters` zero), with
+    /// `bias[filter]` added and, with `relu`, clamped at zero. `sums` has room for `positions`
+    /// rounded up to whole tiles (`block.positions`).
+    public static func accumulate(
+        _ image: UnsafePointer<Float>, packed: UnsafePointer<Float>, _ g: Geometry, filters: Int, block: Block, group: Int, positions: Range<Int>,
+        bias: UnsafePointer<Float>?, relu: Bool, into sums: UnsafeMutablePointer<Float>
+    ) {
         let taps = g.taps, width = block.filters, tileWidth = block.positions
         let weights = packed + group * g.channels * taps * width
         // Channels per block: a block's weights (channels × taps × width floats) near 32 KiB, in
@@ -119,9 +138,9 @@ public enum DirectConvolution {
             while first < g.channels {
                 let end = min(g.channels, first + channelBlock)
                 let (image, weights) = (image + first * g.planeStride, weights + first * taps * width)
-                let (bias, relu) = (end == g.channels ? groupBias : nil, end == g.channels && relu && residual == nil)
+                let (bias, relu) = (end == g.channels ? groupBias : nil, end == g.channels && relu)
                 for t in 0..<tiles {
-                    let (offsets, accumulators) = (offsets.baseAddress! + t * tileWidth, scratch + t * tileWidth * width)
+                    let (offsets, accumulators) = (offsets.baseAddress! + t * tileWidth, sums + t * tileWidth * width)
                     switch block {
                     case .wide:
                         tileWide(
@@ -134,30 +153,111 @@ public enum DirectConvolution {
                 first = end
             }
         }
-        // Out to the planes: position-major in `scratch`, filter-major in `output`; a residual is
-        // added there (and the Relu applied after it).
-        let count = min(width, filters - group * width)
+    }
+
+    /// Position-major sums (`block.filters` floats a position, `positions` of them; readable up to
+    /// whole sixteens of positions) out to the first `filters` filters' planes, `spatial` apart
+    /// from `planes`. With `added` (laid out as the planes) each value has its residual added, then
+    /// `relu` applied.
+    public static func store(
+        _ sums: UnsafePointer<Float>, block: Block, positions: Int, filters count: Int, into planes: UnsafeMutablePointer<Float>, spatial: Int,
+        adding added: UnsafePointer<Float>?, relu: Bool
+    ) {
+        let width = block.filters
         for lane in stride(from: 0, to: count, by: 16) {
-            let start = (group * width + lane) * g.spatial + positions.lowerBound
-            let planes = output + start, added = residual.map { $0 + start }
-            for p in stride(from: 0, to: positions.count, by: 16) {
-                let rows = scratch + p * width + lane, n = min(16, positions.count - p)
+            let planes = planes + lane * spatial, added = added.map { $0 + lane * spatial }
+            for p in stride(from: 0, to: positions, by: 16) {
+                let rows = sums + p * width + lane, n = min(16, positions - p)
                 if count - lane >= 16 {
-                    transpose(rows, rowStride: width, count: n, into: planes + p, spatial: g.spatial, adding: added.map { $0 + p }, relu: relu)
+                    transpose(rows, rowStride: width, count: n, into: planes + p, spatial: spatial, adding: added.map { $0 + p }, relu: relu)
                 } else {
                     for f in 0..<(count - lane) {
                         for q in 0..<n {
                             var v = rows[q * width + f]
                             if let added {
-                                v += added[f * g.spatial + p + q]
+                                v += added[f * spatial + p + q]
                                 if relu, v < 0 { v = 0 }
                             }
-                            planes[f * g.spatial + p + q] = v
+                            planes[f * spatial + p + q] = v
                         }
                     }
                 }
             }
         }
+    }
+
+    /// A max pool (unit dilation) over position-major sums (`lanes` floats a position, a multiple
+    /// of sixteen; rows of `width` positions): output row `oh` over input rows `rowBounds[2·oh]
+    /// ..< rowBounds[2·oh + 1]`, output column `ow` over input columns `columnBounds[2·ow] ..<
+    /// columnBounds[2·ow + 1]`, position-major into `output` (`outWidth` positions a row). Down
+    /// each column's rows in order, then across the window's columns in order, the later value
+    /// taken where it is greater: `WindowKernels.maxPlane`'s order, so the same bits as that
+    /// pool of the planes. `columnsMax` holds `width` × `lanes` floats. False when a NaN is among
+    /// the values read (`output` then unfinished): the caller pools those planes the NaN-keeping way.
+    public static func maxPool(
+        _ sums: UnsafePointer<Float>, lanes: Int, width: Int, rowBounds: UnsafePointer<Int>, outHeight: Int, columnBounds: UnsafePointer<Int>,
+        outWidth: Int, columnsMax: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        @_transparent func load(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
+        @_transparent func put(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
+        // The later value where it is greater: `maxps` with it first.
+        @_transparent func greater(_ v: Lanes, _ best: Lanes) -> Lanes {
+            #if arch(x86_64)
+            _mm512_max_ps(v, best)
+            #else
+            best.replacing(with: v, where: v .> best)
+            #endif
+        }
+        var nan = SIMDMask<SIMD16<Int32>>(repeating: false)
+        // A row's positions are contiguous, so down the rows is one run of vectors over all of them.
+        let rowVectors = width * lanes / 16
+        for oh in 0..<outHeight {
+            let lo = rowBounds[2 * oh], hi = rowBounds[2 * oh + 1]
+            let target = output + oh * outWidth * lanes
+            guard hi > lo else {
+                target.update(repeating: -.infinity, count: outWidth * lanes)
+                continue
+            }
+            let top = sums + lo * width * lanes, pitch = width * lanes
+            if hi - lo == 3 {
+                // Every stem's 3-high windows, in one pass without a row loop.
+                for j in stride(from: 0, to: 16 * rowVectors, by: 16) {
+                    let a = load(top + j), b = load(top + pitch + j), c = load(top + 2 * pitch + j)
+                    nan .|= (a .!= a) .| (b .!= b) .| (c .!= c)
+                    put(greater(c, greater(b, a)), columnsMax + j)
+                }
+            } else {
+                for j in stride(from: 0, to: 16 * rowVectors, by: 16) {
+                    var best = load(top + j)
+                    nan .|= best .!= best
+                    for h in 1..<(hi - lo) {
+                        let v = load(top + h * pitch + j)
+                        nan .|= v .!= v
+                        best = greater(v, best)
+                    }
+                    put(best, columnsMax + j)
+                }
+            }
+            for ow in 0..<outWidth {
+                let from = columnBounds[2 * ow], to = columnBounds[2 * ow + 1]
+                let source = columnsMax + from * lanes, out = target + ow * lanes
+                if to - from == 3 {
+                    for i in stride(from: 0, to: lanes, by: 16) {
+                        put(greater(load(source + 2 * lanes + i), greater(load(source + lanes + i), load(source + i))), out + i)
+                    }
+                    continue
+                }
+                for i in stride(from: 0, to: lanes, by: 16) {
+                    var best = Lanes(repeating: -.infinity)
+                    if to > from {
+                        best = load(source + i)
+                        for w in 1..<(to - from) { best = greater(load(source + w * lanes + i), best) }
+                    }
+                    put(best, out + i)
+                }
+            }
+        }
+        return !any(nan)
     }
 
     /// One tile of six positions and 64 filters over `channels` channels from `image`: the sums

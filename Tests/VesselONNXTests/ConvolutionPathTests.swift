@@ -315,6 +315,8 @@ struct ConvolutionPathTests {
             save('stem', 3, 64, 7, [2, 2], [3, 3, 3, 3], 1, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
             save('grouped', 8, 16, 3, [1, 1], [1, 1, 1, 1], 2, dict(kernel_shape=[2, 2], strides=[2, 2]))
             save('ceil', 3, 32, 3, [2, 2], [0, 0, 0, 0], 1, dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1))
+            # SqueezeNet's stem with two filter groups of the direct blocks (AVX-512) and four bands.
+            save('groups', 3, 128, 3, [2, 2], [0, 0, 0, 0], 1, dict(kernel_shape=[3, 3], strides=[2, 2]))
             # The pool's output read by a Relu and by a Concat beside another Conv: neither may take
             # the fused node for a plain Conv.
             w = numpy_helper.from_array(rng.uniform(-1, 1, (32, 3, 3, 3)).astype(np.float32), 'w')
@@ -335,16 +337,25 @@ struct ConvolutionPathTests {
         defer { TestSupport.remove(directory) }
         var generator = SplitMix64(seed: 53)
         for (name, channels, sizes) in [
-            ("stem", 3, [(64, 70), (9, 11)]), ("grouped", 8, [(30, 34)]), ("ceil", 3, [(90, 71), (20, 20)]), ("after", 3, [(71, 80)])
+            ("stem", 3, [(64, 70), (9, 11)]), ("grouped", 8, [(30, 34)]), ("ceil", 3, [(90, 71), (20, 20)]), ("after", 3, [(71, 80)]),
+            ("groups", 3, [(120, 90)])
         ] {
             let fused = try ONNXModel(path: directory + "/\(name)_fused.onnx"), plain = try ONNXModel(path: directory + "/\(name)_plain.onnx")
             for (height, width) in sizes {
-                let x = Tensor((0..<(channels * height * width)).map { _ in Float(generator.nextUnit() * 2 - 1) }, shape: [1, channels, height, width])
-                let got = try fused.run(["x": x]), expected = try plain.run(["x": x])
-                for output in name == "after" ? ["y", "z"] : ["y"] {
-                    let y = try #require(got[output]), e = try #require(expected[output])
-                    #expect(y.shape == e.shape, "\(name) \(output) \(height)×\(width)")
-                    #expect(y.scalars(as: Float.self).map(\.bitPattern) == e.scalars(as: Float.self).map(\.bitPattern), "\(name) \(output) \(height)×\(width)")
+                // Once as drawn, once with NaNs in the top rows (a band that holds one is pooled
+                // the NaN-keeping way; the others are not).
+                for withNaN in [false, true] {
+                    var values = (0..<(channels * height * width)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+                    if withNaN { for index in [5, width + 7, 3 * width + 2] { values[index] = .nan } }
+                    let x = Tensor(values, shape: [1, channels, height, width])
+                    let got = try fused.run(["x": x]), expected = try plain.run(["x": x])
+                    for output in name == "after" ? ["y", "z"] : ["y"] {
+                        let y = try #require(got[output]), e = try #require(expected[output])
+                        let label = "\(name) \(output) \(height)×\(width)\(withNaN ? " with NaNs" : "")"
+                        #expect(y.shape == e.shape, "\(label)")
+                        #expect(y.scalars(as: Float.self).map(\.bitPattern) == e.scalars(as: Float.self).map(\.bitPattern), "\(label)")
+                        if withNaN { #expect(y.scalars(as: Float.self).contains { $0.isNaN } && y.scalars(as: Float.self).contains { !$0.isNaN }, "\(label)") }
+                    }
                 }
             }
         }

@@ -113,8 +113,8 @@ extension KernelRegistry {
 /// `cache` keeps a node's weights in the form a path prepares them in (Winograd's transform, the
 /// direct kernel's packing).
 /// With `maxPool` (the context of a MaxPool that alone read the output, fused at load), the result
-/// is the pooled output: in bands (`ConvolutionPool`) where the blocked path runs, else the pool
-/// after the whole convolution.
+/// is the pooled output: in bands (`ConvolutionPool`) where the blocked or direct path runs, else
+/// the pool after the whole convolution.
 /// With `destination` (float32 X and W, no pool: a Concat's slice, `fuseConcatenation`), the
 /// output is written there, its images `destinationStride` values apart, and the tensor returned
 /// is empty.
@@ -171,14 +171,14 @@ func convolution(
     let blockWidth =
         direct || winograd || shifted || !(pointwise || g.input.count == 2)
         ? nil : RowKernels.variant.hasAVX2 ? packedColumnBlock(rows: rows, spatial: spatial) : GEMM.columnBlock(m: filtersPerGroup, k: rows)
-    // A fused max pool runs in bands where the blocked path does (float32, AVX2, no residual).
+    // A fused max pool runs in bands where the blocked or direct path does (float32, no residual).
     let poolGeometry = try maxPool.map { p in
         try WindowGeometry(
             input: g.output, kernel: try p.attributes.required("kernel_shape", p.attributes.ints), attributes: p.attributes,
             ceilMode: p.attributes.int("ceil_mode", default: 0) == 1, context: p)
     }
     let banded: ConvolutionPool? =
-        blockWidth != nil && !pointwise && group == 1 && residual == nil && dtype == .float32 && RowKernels.variant.hasAVX2
+        (blockWidth != nil && !pointwise || direct) && group == 1 && residual == nil && dtype == .float32 && RowKernels.variant.hasAVX2
         ? poolGeometry.flatMap { ConvolutionPool($0, over: g.output) } : nil
     if let banded { try c.checkAllocation(.float32, [batch, filters] + banded.pool.output) }
     if destination != nil, maxPool != nil || x.dtype != .float32 || w.dtype != .float32 {
@@ -242,6 +242,17 @@ func convolution(
                             let weights = pw.baseAddress! + gi * filtersPerGroup * rows
                             let destination = outputBase + n * imageStride + gi * filtersPerGroup * spatial
                             let added = residual == nil ? nil : pr.baseAddress! + (n * filters + gi * filtersPerGroup) * spatial
+                            if let banded, let packedDirect, let directBlock {
+                                let image = DirectImage(image, g, channels: channelsPerGroup)
+                                packedDirect.withUnsafeBufferPointer(as: Float.self) { packed in
+                                    withGroupBias(gi) { bias in
+                                        banded.runDirect(
+                                            image, packed: packed.baseAddress!, block: directBlock, filters: filtersPerGroup, bias: bias, relu: relu,
+                                            into: outputBase + n * imageStride)
+                                    }
+                                }
+                                continue
+                            }
                             if let banded {
                                 withGroupBias(gi) { bias in
                                     banded.run(
@@ -565,31 +576,9 @@ func directConvolution(
     _ image: UnsafePointer<Float>, packed: UnsafePointer<Float>, block: DirectConvolution.Block, _ g: WindowGeometry, channels: Int,
     filters: Int, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool, into destination: UnsafeMutablePointer<Float>
 ) {
-    let (height, width) = (g.input[0], g.input[1])
-    let (outHeight, outWidth) = (g.output[0], g.output[1])
-    // The rows and columns the windows span, from the first padded row and column.
-    let rows = (outHeight - 1) * g.strides[0] + (g.kernel[0] - 1) * g.dilations[0] + 1
-    let columns = (outWidth - 1) * g.strides[1] + (g.kernel[1] - 1) * g.dilations[1] + 1
-    let copy = g.padBegin != [0, 0] || rows > height || columns > width
-    let paddedStorage = Tensor(uninitialized: .float32, shape: [copy ? channels * rows * columns : 0])
-    defer { withExtendedLifetime(paddedStorage) {} }
-    var source = image
-    if copy {
-        let padded = paddedStorage.storage.pointer.bindMemory(to: Float.self, capacity: channels * rows * columns)
-        Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / Swift.max(rows * columns, 1))) { range in
-            for channel in range {
-                padPlane(
-                    image + channel * height * width, height: height, width: width, top: g.padBegin[0], left: g.padBegin[1],
-                    into: padded + channel * rows * columns, rows: rows, columns: columns)
-            }
-        }
-        source = UnsafePointer(padded)
-    }
-    let spatial = outHeight * outWidth
-    let geometry = DirectConvolution.Geometry(
-        channels: channels, planeStride: copy ? rows * columns : height * width, rowStride: copy ? columns : width,
-        kernel: (g.kernel[0], g.kernel[1]), strides: (g.strides[0], g.strides[1]), dilations: (g.dilations[0], g.dilations[1]),
-        outWidth: outWidth, spatial: spatial)
+    let image = DirectImage(image, g, channels: channels)
+    defer { withExtendedLifetime(image) {} }
+    let (source, geometry, spatial) = (image.source, image.geometry, image.geometry.spatial)
     let chunk = DirectConvolution.chunk, group = block.filters
     let groups = (filters + group - 1) / group, chunks = (spatial + chunk - 1) / chunk
     let work = group * Swift.min(chunk, spatial) * channels * g.kernel[0] * g.kernel[1]
@@ -604,6 +593,39 @@ func directConvolution(
                 positions: (part * chunk)..<Swift.min(spatial, (part + 1) * chunk), bias: bias, residual: residual, relu: relu, scratch: scratch,
                 into: destination)
         }
+    }
+}
+
+/// An image as `DirectConvolution` reads it: in place, or copied into zero-padded planes when a
+/// window reaches past it; and the convolution's geometry over it.
+struct DirectImage {
+    let source: UnsafePointer<Float>
+    let geometry: DirectConvolution.Geometry
+    private let padded: Tensor
+
+    init(_ image: UnsafePointer<Float>, _ g: WindowGeometry, channels: Int) {
+        let (height, width) = (g.input[0], g.input[1])
+        let (outHeight, outWidth) = (g.output[0], g.output[1])
+        // The rows and columns the windows span, from the first padded row and column.
+        let rows = (outHeight - 1) * g.strides[0] + (g.kernel[0] - 1) * g.dilations[0] + 1
+        let columns = (outWidth - 1) * g.strides[1] + (g.kernel[1] - 1) * g.dilations[1] + 1
+        let copy = g.padBegin != [0, 0] || rows > height || columns > width
+        padded = Tensor(uninitialized: .float32, shape: [copy ? channels * rows * columns : 0])
+        let target = padded.storage.pointer.bindMemory(to: Float.self, capacity: channels * rows * columns)
+        source = copy ? UnsafePointer(target) : image
+        if copy {
+            Parallel.chunks(channels, minimum: Swift.max(1, 16_384 / Swift.max(rows * columns, 1))) { range in
+                for channel in range {
+                    padPlane(
+                        image + channel * height * width, height: height, width: width, top: g.padBegin[0], left: g.padBegin[1],
+                        into: target + channel * rows * columns, rows: rows, columns: columns)
+                }
+            }
+        }
+        geometry = DirectConvolution.Geometry(
+            channels: channels, planeStride: copy ? rows * columns : height * width, rowStride: copy ? columns : width,
+            kernel: (g.kernel[0], g.kernel[1]), strides: (g.strides[0], g.strides[1]), dilations: (g.dilations[0], g.dilations[1]),
+            outWidth: outWidth, spatial: outHeight * outWidth)
     }
 }
 
