@@ -143,28 +143,44 @@ struct WideGEMMTests {
         }
     }
 
-    @Test("max pooling planes give the Haswell copy's values")
+    @Test("max pooling planes give the Haswell copy's bits, padded or not, and stop at a NaN as it does")
     func maxPlane() {
         var random = Lcg(state: 3)
-        for (height, width, kernel, stride) in [(111, 111, 3, 2), (27, 27, 3, 2), (13, 13, 3, 1), (40, 70, 2, 2), (12, 35, 5, 3)] {
-            let input = (0..<(height * width)).map { _ in Float(Int(random.next() % 2001) - 1000) / 7 }
+        for (height, width, kernel, stride, pad) in [
+            (111, 111, 3, 2, 0), (27, 27, 3, 2, 0), (13, 13, 3, 1, 0), (40, 70, 2, 2, 0), (12, 35, 5, 3, 0), (56, 56, 3, 2, 1), (17, 33, 3, 2, 1),
+            (9, 16, 3, 2, 0), (10, 47, 3, 2, 1), (8, 17, 3, 2, 0)
+        ] {
+            // Signed zeros among the values, so a choice between equal values made in another order shows.
+            let values = (0..<(height * width)).map { i -> Float in
+                i % 11 == 3 ? -0.0 : i % 13 == 5 ? 0 : Float(Int(random.next() % 2001) - 1000) / 7
+            }
+            // The clipped input range of each output, as pool2D describes it.
             func bounds(_ size: Int) -> [Int] {
-                (0..<((size - kernel) / stride + 1)).flatMap { [$0 * stride, $0 * stride + kernel] }
+                (0..<((size + 2 * pad - kernel) / stride + 1)).flatMap { o -> [Int] in
+                    let start = o * stride - pad
+                    return [max(start, 0), max(max(start, 0), min(start + kernel, size))]
+                }
             }
             let rows = bounds(height), columns = bounds(width)
             let (outHeight, outWidth) = (rows.count / 2, columns.count / 2)
-            var scratch = [Float](repeating: 0, count: width + 32)
-            var narrow = [Float](repeating: .nan, count: outHeight * outWidth), wide = narrow
-            let done = [
-                VesselKernelsHaswell.WindowKernels.maxPlane(
-                    input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
-                    inside: 0..<outWidth, stride: stride, kernel: kernel, columnsMax: &scratch, into: &narrow),
-                VesselKernelsAVX512.WindowKernels.maxPlane(
-                    input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
-                    inside: 0..<outWidth, stride: stride, kernel: kernel, columnsMax: &scratch, into: &wide)
-            ]
-            #expect(done == [true, true])
-            #expect(wide == narrow, "\(height)×\(width) kernel \(kernel) stride \(stride)")
+            let inside = (0..<outWidth).filter { columns[2 * $0 + 1] - columns[2 * $0] == kernel }
+            for nan in [false, true] {
+                var input = values
+                if nan { input[(height / 2) * width + width - 2] = .nan }
+                var scratch = [Float](repeating: 0, count: width + 32)
+                var narrow = [Float](repeating: .nan, count: outHeight * outWidth), wide = narrow
+                let done = [
+                    VesselKernelsHaswell.WindowKernels.maxPlane(
+                        input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
+                        inside: inside.first!..<(inside.last! + 1), stride: stride, kernel: kernel, columnsMax: &scratch, into: &narrow),
+                    VesselKernelsAVX512.WindowKernels.maxPlane(
+                        input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
+                        inside: inside.first!..<(inside.last! + 1), stride: stride, kernel: kernel, columnsMax: &scratch, into: &wide)
+                ]
+                let label = "\(height)×\(width) kernel \(kernel) stride \(stride) pad \(pad)\(nan ? " with a NaN" : "")"
+                #expect(done == [!nan, !nan], "\(label)")
+                if !nan { #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern), "\(label)") }
+            }
         }
     }
 
