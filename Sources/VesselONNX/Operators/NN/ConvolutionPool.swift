@@ -71,32 +71,28 @@ struct ConvolutionPool {
             // The convolution rows the band buffer holds, from its first row.
             var held = 0..<0
             for index in range {
-                let first = index * bandRows, last = Swift.min(outHeight, first + bandRows)
-                let lo = rowBounds[2 * first]
-                let hi = (first..<last).reduce(lo) { Swift.max($0, rowBounds[2 * $1 + 1]) }
+                let rows = Band(index, rows: bandRows, outHeight: outHeight, rowBounds: rowBounds)
                 // Rows the last band computed and this one reads again move to the top.
-                var from = lo
-                if held.contains(lo) {
-                    let kept = held.upperBound - lo
+                let kept = rows.kept(after: held)
+                if kept > 0 {
                     for f in 0..<filters {
                         let plane = band + f * planeStride
-                        plane.update(from: plane + (lo - held.lowerBound) * width, count: kept * width)
+                        plane.update(from: plane + (rows.lo - held.lowerBound) * width, count: kept * width)
                     }
-                    from = held.upperBound
                 }
-                var position = from * width
-                while position < hi * width {
-                    let count = Swift.min(block, hi * width - position)
+                var position = (rows.lo + kept) * width
+                while position < rows.hi * width {
+                    let count = Swift.min(block, rows.hi * width - position)
                     packedConvolutionBlock(
                         image, weights: weights, g, channels: channels, filters: filters, positions: position..<(position + count), tile: tile,
-                        panels: panels, into: band + (position - lo * width), ldc: planeStride, threads: 1,
+                        panels: panels, into: band + (position - rows.lo * width), ldc: planeStride, threads: 1,
                         epilogue: .init(bias: bias, residual: nil, relu: relu))
                     position += count
                 }
-                held = lo..<Swift.max(lo, hi)
-                let rows = Band(first: first, last: last, lo: lo, hi: hi)
+                held = rows.held
                 for f in 0..<filters {
-                    poolPlane(band + f * planeStride, rows, columnsMax: columnsMax, general: &general, into: output + (f * outHeight + first) * outWidth)
+                    poolPlane(
+                        band + f * planeStride, rows, columnsMax: columnsMax, general: &general, into: output + (f * outHeight + rows.first) * outWidth)
                 }
             }
         }
@@ -105,9 +101,25 @@ struct ConvolutionPool {
     /// A band: pool rows `first ..< last`, reading convolution rows `lo ..< hi`.
     struct Band {
         let first: Int, last: Int, lo: Int, hi: Int
+        /// The band's pool rows' input row bounds (`PoolWindows.rowBounds`), from its first
+        /// convolution row.
+        let bounds: [Int]
 
-        /// The band's pool rows' bounds, from its first convolution row.
-        func bounds(_ rowBounds: [Int]) -> [Int] { (first..<last).flatMap { [rowBounds[2 * $0] - lo, rowBounds[2 * $0 + 1] - lo] } }
+        /// Band `index` of `rows` pool rows each (the last may have fewer) over `outHeight`.
+        init(_ index: Int, rows: Int, outHeight: Int, rowBounds: [Int]) {
+            let (first, last) = (index * rows, Swift.min(outHeight, (index + 1) * rows))
+            let lo = rowBounds[2 * first]
+            (self.first, self.last, self.lo) = (first, last, lo)
+            hi = (first..<last).reduce(lo) { Swift.max($0, rowBounds[2 * $1 + 1]) }
+            bounds = (first..<last).flatMap { [rowBounds[2 * $0] - lo, rowBounds[2 * $0 + 1] - lo] }
+        }
+
+        /// The convolution rows a buffer holds once the band's rows are in it.
+        var held: Range<Int> { lo..<Swift.max(lo, hi) }
+
+        /// How many of the band's first rows a buffer holding rows `held` (the last band's) has
+        /// already: they move to the buffer's top instead of being computed again.
+        func kept(after held: Range<Int>) -> Int { held.contains(lo) ? held.upperBound - lo : 0 }
     }
 
     /// One plane's band pooled (`WindowKernels.maxPlane`, else `maxPlaneKeepingNaN` in `general`,
@@ -118,10 +130,9 @@ struct ConvolutionPool {
         into target: UnsafeMutablePointer<Float>
     ) {
         let (width, outWidth) = (pool.input[1], pool.output[1])
-        let bounds = band.bounds(windows.rowBounds)
         windows.columnBounds.withUnsafeBufferPointer { columnBounds in
             if WindowKernels.maxPlane(
-                plane, height: band.hi - band.lo, width: width, rowBounds: bounds, outHeight: band.last - band.first,
+                plane, height: band.hi - band.lo, width: width, rowBounds: band.bounds, outHeight: band.last - band.first,
                 columnBounds: columnBounds.baseAddress!, outWidth: outWidth, inside: windows.inside, stride: pool.strides[1], kernel: pool.kernel[1],
                 columnsMax: columnsMax, into: target)
             {
@@ -130,7 +141,7 @@ struct ConvolutionPool {
             let buffer = general ?? UnsafeMutablePointer<Float>.allocate(capacity: pool.input[0] * outWidth)
             general = buffer
             maxPlaneKeepingNaN(
-                plane, height: band.hi - band.lo, width: width, rowBounds: bounds, outHeight: band.last - band.first,
+                plane, height: band.hi - band.lo, width: width, rowBounds: band.bounds, outHeight: band.last - band.first,
                 columnBounds: columnBounds.baseAddress!, outWidth: outWidth, buffer: buffer, into: target)
         }
     }
@@ -174,12 +185,10 @@ struct ConvolutionPool {
             // The convolution rows each group's band buffer holds, from its first row.
             var held = 0..<0
             for index in range {
-                let first = index * bandRows, last = Swift.min(outHeight, first + bandRows)
-                let lo = rowBounds[2 * first]
-                let hi = (first..<last).reduce(lo) { Swift.max($0, rowBounds[2 * $1 + 1]) }
-                let rows = Band(first: first, last: last, lo: lo, hi: hi), bounds = rows.bounds(rowBounds)
+                let rows = Band(index, rows: bandRows, outHeight: outHeight, rowBounds: rowBounds)
+                let (first, last, lo, hi) = (rows.first, rows.last, rows.lo, rows.hi)
                 // Rows the last band computed and this one reads again stay, moved to the top.
-                let kept = held.contains(lo) ? held.upperBound - lo : 0
+                let kept = rows.kept(after: held)
                 for group in 0..<groups {
                     let band = buffers + group * bandFloats
                     if kept > 0 { band.update(from: band + (lo - held.lowerBound) * width * lanes, count: kept * width * lanes) }
@@ -192,7 +201,7 @@ struct ConvolutionPool {
                     let target = output + group * lanes * outHeight * outWidth + first * outWidth
                     let pooledAll = windows.columnBounds.withUnsafeBufferPointer { columnBounds in
                         DirectConvolution.maxPool(
-                            band, lanes: lanes, width: width, rowBounds: bounds, outHeight: last - first, columnBounds: columnBounds.baseAddress!,
+                            band, lanes: lanes, width: width, rowBounds: rows.bounds, outHeight: last - first, columnBounds: columnBounds.baseAddress!,
                             outWidth: outWidth, columnsMax: columnsMax, into: pooled)
                     }
                     if pooledAll {
@@ -211,7 +220,7 @@ struct ConvolutionPool {
                             buffer + f * spatial, rows, columnsMax: columnsMax + width * lanes, general: &general, into: target + f * outHeight * outWidth)
                     }
                 }
-                held = lo..<Swift.max(lo, hi)
+                held = rows.held
             }
         }
     }
