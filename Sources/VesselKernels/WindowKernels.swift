@@ -92,7 +92,17 @@ public enum WindowKernels {
                 // The NaN lanes go in and out by argument: a captured variable lives in memory.
                 @inline(__always) func downAt(_ column: Int, _ nan: inout SIMDMask<SIMD16<Int32>>) -> SIMD16<Float> {
                     let valid: __mmask16 = column + 16 <= width ? 0xFFFF : column >= width ? 0 : mask(width - column)
-                    var best = _mm512_maskz_loadu_ps(valid, UnsafeRawPointer(input + lo * width + column))
+                    let top = input + lo * width + column
+                    var best = _mm512_maskz_loadu_ps(valid, UnsafeRawPointer(top))
+                    // A whole window's three rows without the loop and its checked index
+                    // arithmetic per row, one thread alone: 0.072 → 0.068 ms for 128
+                    // planes of 55×55, 0.056 → 0.053 for 256 of 27×27; the same comparisons.
+                    if hi - lo == 3 {
+                        let v1 = _mm512_maskz_loadu_ps(valid, UnsafeRawPointer(top + width))
+                        let v2 = _mm512_maskz_loadu_ps(valid, UnsafeRawPointer(top + 2 * width))
+                        nan .|= (best .!= best) .| (v1 .!= v1) .| (v2 .!= v2)
+                        return _mm512_max_ps(v2, _mm512_max_ps(v1, best))
+                    }
                     nan .|= best .!= best
                     for h in (lo + 1)..<hi {
                         let v = _mm512_maskz_loadu_ps(valid, UnsafeRawPointer(input + h * width + column))
