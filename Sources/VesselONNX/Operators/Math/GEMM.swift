@@ -208,14 +208,15 @@ extension KernelRegistry {
         }
         let hasBias = i.count > 2 && i[2] != nil
         let useBias = hasBias && beta != 0
-        var out = Tensor(zeros: .float32, shape: [m, n])
+        // Every path below writes all of the output: from C, or by a product that does not read
+        // it (beta 0, or no C).
+        let out = Tensor(uninitialized: .float32, shape: [m, n])
         if useBias, let bias = i[2] {
             let shape = try Broadcast.shape(bias.shape, [m, n])
             guard shape == [m, n], bias.rank <= 2 else { throw c.invalid("C of shape \(bias.shape) does not broadcast to [\(m), \(n)]") }
             // C's rows and columns are each 1 or the output's: fill the output row by row
             // (building a broadcast index per element cost a tenth of an MLP's time).
             let rows = bias.rank == 2 ? bias.shape[0] : 1, columns = bias.rank >= 1 ? bias.shape[bias.rank - 1] : 1
-            out = Tensor(uninitialized: .float32, shape: [m, n])
             Cast.convert(bias, to: .float32).withUnsafeBufferPointer(as: Float.self) { pb in
                 out.withUnsafeMutableBufferPointer(as: Float.self) { po in
                     for row in 0..<m {
