@@ -68,6 +68,7 @@ struct GraphBuilder {
                 unfolded = try Graph(name: proto.name, nodes: nodes, initializers: initializers, inputs: inputs, outputs: outputs, outerNames: outerNames)
             }
             try foldConstants(&nodes, &initializers, fed: [], protected: Set(outputs.map(\.name)))
+            Self.omitUnreadOutputs(&nodes, protected: Set(outputs.map(\.name)))
             Self.foldBatchNormIntoConv(&nodes, &initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.foldChannelConstantsIntoConv(&nodes, &initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseChannelAffine(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)

@@ -68,6 +68,38 @@ struct LoaderTests {
         #expect(close(try new.run(["x": x, "w": try npy("w2.npy")])["y"], try npy("expected2.npy")))
     }
 
+    @Test("outputs nothing reads (Dropout's mask, MaxPool's indices) are dropped at load: the pool fuses, no mask is built; read ones stay")
+    func unreadOptionalOutputs() throws {
+        let directory = try Self.make(
+            """
+            rng = np.random.default_rng(5)
+            w = numpy_helper.from_array(rng.uniform(-1, 1, (8, 3, 3, 3)).astype(np.float32), 'w')
+            nodes = [helper.make_node('Conv', ['x', 'w'], ['c']), helper.make_node('Relu', ['c'], ['r']),
+                     helper.make_node('MaxPool', ['r'], ['p', 'i'], kernel_shape=[3, 3], strides=[2, 2]),
+                     helper.make_node('Dropout', ['p'], ['y', 'mask'], ratio=0.5)]
+            for name, extra in [('unread', []), ('read', ['i', 'mask'])]:
+                types = {'y': TensorProto.FLOAT, 'i': TensorProto.INT64, 'mask': TensorProto.BOOL}
+                outputs = [helper.make_tensor_value_info(n, types[n], None) for n in ['y'] + extra]
+                g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 3, 'h', 'w'])], outputs, [w])
+                onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 12)]), d + f'/{name}.onnx')
+            """)
+        defer { TestSupport.remove(directory) }
+        let unread = try ONNXModel(path: directory + "/unread.onnx"), read = try ONNXModel(path: directory + "/read.onnx")
+        #expect(unread.graph.nodes.map(\.name) == ["Conv_0+Relu+MaxPool", "Dropout_3"], "\(unread.graph.nodes.map(\.name))")
+        #expect(unread.graph.nodes.map(\.outputs) == [["p"], ["y"]], "\(unread.graph.nodes.map(\.outputs))")
+        #expect(read.graph.nodes.map(\.outputs) == [["r"], ["p", "i"], ["y", "mask"]], "\(read.graph.nodes.map(\.outputs))")
+        var generator = SplitMix64(seed: 5)
+        let x = Tensor((0..<(3 * 19 * 23)).map { _ in Float(generator.nextUnit() * 2 - 1) }, shape: [1, 3, 19, 23])
+        let got = try unread.run(["x": x]), expected = try read.run(["x": x])
+        let y = try #require(got["y"]), e = try #require(expected["y"])
+        #expect(y.shape == [1, 8, 8, 10] && y.shape == e.shape)
+        #expect(y.scalars(as: Float.self).map(\.bitPattern) == e.scalars(as: Float.self).map(\.bitPattern))
+        let mask = try #require(expected["mask"]), indices = try #require(expected["i"])
+        #expect(mask.shape == y.shape && mask.scalars(as: Bool.self).allSatisfy { $0 })
+        #expect(indices.shape == y.shape && indices.scalars(as: Int64.self).allSatisfy { (0..<(8 * 17 * 21)).contains($0) })
+        #expect(got.count == 1)
+    }
+
     @Test("a model with unknown operators fails at load, listing each with its nodes and opset")
     func unsupportedOperators() throws {
         let directory = try Self.make(
