@@ -151,38 +151,41 @@ struct WideGEMMTests {
             (9, 16, 3, 2, 0), (10, 47, 3, 2, 1), (8, 17, 3, 2, 0)
         ] {
             // Signed zeros among values at most zero, so many windows' max is a zero and a choice
-            // between equal values made in another order shows.
-            let values = (0..<(height * width)).map { i -> Float in
-                i % 11 == 3 ? -0.0 : i % 13 == 5 ? 0 : -Float(random.next() % 1000) / 7
-            }
-            // The clipped input range of each output, as pool2D describes it.
-            func bounds(_ size: Int) -> [Int] {
-                (0..<((size + 2 * pad - kernel) / stride + 1)).flatMap { o -> [Int] in
-                    let start = o * stride - pad
-                    return [max(start, 0), max(max(start, 0), min(start + kernel, size))]
+            // between equal values made in another order shows; then values with no ties, so a
+            // window that read a wrong column shows.
+            for zeros in [true, false] {
+                let values = (0..<(height * width)).map { i -> Float in
+                    zeros && i % 11 == 3 ? -0.0 : zeros && i % 13 == 5 ? 0 : -Float(random.next() % 100_000) / 7
                 }
-            }
-            let rows = bounds(height), columns = bounds(width)
-            let (outHeight, outWidth) = (rows.count / 2, columns.count / 2)
-            let inside = (0..<outWidth).filter { columns[2 * $0 + 1] - columns[2 * $0] == kernel }
-            // A NaN in a middle row, and in the last row read (a window's last row only).
-            for place in [nil, (height / 2) * width + width - 2, (rows[2 * outHeight - 1] - 1) * width + 1] {
-                let nan = place != nil
-                var input = values
-                if let place { input[place] = .nan }
-                var scratch = [Float](repeating: 0, count: width + 32)
-                var narrow = [Float](repeating: .nan, count: outHeight * outWidth), wide = narrow
-                let done = [
-                    VesselKernelsHaswell.WindowKernels.maxPlane(
-                        input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
-                        inside: inside.first!..<(inside.last! + 1), stride: stride, kernel: kernel, columnsMax: &scratch, into: &narrow),
-                    VesselKernelsAVX512.WindowKernels.maxPlane(
-                        input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
-                        inside: inside.first!..<(inside.last! + 1), stride: stride, kernel: kernel, columnsMax: &scratch, into: &wide)
-                ]
-                let label = "\(height)×\(width) kernel \(kernel) stride \(stride) pad \(pad)\(nan ? " with a NaN" : "")"
-                #expect(done == [!nan, !nan], "\(label)")
-                if !nan { #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern), "\(label)") }
+                // The clipped input range of each output, as pool2D describes it.
+                func bounds(_ size: Int) -> [Int] {
+                    (0..<((size + 2 * pad - kernel) / stride + 1)).flatMap { o -> [Int] in
+                        let start = o * stride - pad
+                        return [max(start, 0), max(max(start, 0), min(start + kernel, size))]
+                    }
+                }
+                let rows = bounds(height), columns = bounds(width)
+                let (outHeight, outWidth) = (rows.count / 2, columns.count / 2)
+                let inside = (0..<outWidth).filter { columns[2 * $0 + 1] - columns[2 * $0] == kernel }
+                // A NaN in a middle row, and in the last row read (a window's last row only).
+                for place in [nil, (height / 2) * width + width - 2, (rows[2 * outHeight - 1] - 1) * width + 1] {
+                    let nan = place != nil
+                    var input = values
+                    if let place { input[place] = .nan }
+                    var scratch = [Float](repeating: 0, count: width + 32)
+                    var narrow = [Float](repeating: .nan, count: outHeight * outWidth), wide = narrow
+                    let done = [
+                        VesselKernelsHaswell.WindowKernels.maxPlane(
+                            input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
+                            inside: inside.first!..<(inside.last! + 1), stride: stride, kernel: kernel, columnsMax: &scratch, into: &narrow),
+                        VesselKernelsAVX512.WindowKernels.maxPlane(
+                            input, height: height, width: width, rowBounds: rows, outHeight: outHeight, columnBounds: columns, outWidth: outWidth,
+                            inside: inside.first!..<(inside.last! + 1), stride: stride, kernel: kernel, columnsMax: &scratch, into: &wide)
+                    ]
+                    let label = "\(height)×\(width) kernel \(kernel) stride \(stride) pad \(pad)\(nan ? " with a NaN" : "")\(zeros ? " with zeros" : "")"
+                    #expect(done == [!nan, !nan], "\(label)")
+                    if !nan { #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern), "\(label)") }
+                }
             }
         }
     }
