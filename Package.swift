@@ -259,7 +259,8 @@ let package = Package(
         .testTarget(
             name: "VesselONNXTests",
             dependencies: [
-                "VesselONNX", "VesselKernels", "VesselTensor", "VesselTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")
+                "VesselONNX", "VesselKernels", "VesselKernelsAVX512", "VesselTensor", "VesselTestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf")
             ],
             exclude: ["Conformance", "Fixtures"],
             swiftSettings: swiftSettings

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VesselONNX
+import VesselKernelsAVX512
 import VesselTensor
 import VesselTestSupport
 
@@ -207,6 +208,57 @@ struct ConvolutionPathTests {
             }
             let reference = convolve(block: 256)
             for block in [16, 48, 208, spatial] { #expect(convolve(block: block) == reference, "block \(block), pointwise \(pointwise)") }
+        }
+    }
+
+    @Test(
+        "a direct convolution cut into more items for more threads gives the same bits at one, two and three, every output written",
+        .enabled(if: RowKernels.variant == .avx512))
+    func directConvolutionThreads() {
+        var generator = SplitMix64(seed: 43)
+        // DenseNet's growth convolutions over 14×14 and 7×7 (one 32-filter group, cut into two
+        // or three parts of whole tiles), three narrow groups over 9×13 (six items at two
+        // threads), and a strided wide one over enough positions for several chunks anyway.
+        for (size, channels, filters, stride, block) in [
+            ((14, 14), 128, 32, 1, DirectConvolution.Block.narrow), ((7, 7), 64, 32, 1, .narrow), ((9, 13), 24, 96, 1, .narrow),
+            ((40, 36), 8, 64, 2, .wide)
+        ] {
+            let out = ((size.0 - 1) / stride + 1, (size.1 - 1) / stride + 1)
+            let g = WindowGeometry(
+                input: [size.0, size.1], kernel: [3, 3], strides: [stride, stride], dilations: [1, 1], padBegin: [1, 1], padEnd: [1, 1],
+                output: [out.0, out.1])
+            let image = (0..<(channels * size.0 * size.1)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            let weights = (0..<(filters * channels * 9)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            let bias = (0..<filters).map { _ in Float(generator.nextUnit()) }
+            var packed = [Float](repeating: 0, count: DirectConvolution.packedCount(filters: filters, taps: channels * 9, block: block))
+            DirectConvolution.pack(weights, filters: filters, taps: channels * 9, block: block, into: &packed)
+            func convolve(threads: Int) -> [Float] {
+                var result = [Float](repeating: .nan, count: filters * out.0 * out.1)
+                directConvolution(
+                    image, packed: packed, block: block, g, channels: channels, filters: filters, bias: bias, residual: nil, relu: false,
+                    into: &result, threads: threads)
+                return result
+            }
+            let reference = convolve(threads: 1)
+            for threads in [2, 3] {
+                let values = convolve(threads: threads)
+                let differing = values.indices.first { values[$0].bitPattern != reference[$0].bitPattern }
+                #expect(differing == nil, "\(size), \(threads) threads: \(differing.map { "\(values[$0]) against \(reference[$0]) at \($0)" } ?? "")")
+            }
+            for (f, oh, ow) in [(0, 0, 0), (filters - 1, out.0 - 1, out.1 - 1), (filters / 2, out.0 / 2, 1)] {
+                var sum = Double(bias[f])
+                for c in 0..<channels {
+                    for i in 0..<3 {
+                        for j in 0..<3 {
+                            let (ih, iw) = (oh * stride - 1 + i, ow * stride - 1 + j)
+                            guard ih >= 0, ih < size.0, iw >= 0, iw < size.1 else { continue }
+                            sum += Double(image[(c * size.0 + ih) * size.1 + iw]) * Double(weights[((f * channels + c) * 3 + i) * 3 + j])
+                        }
+                    }
+                }
+                let value = Double(reference[(f * out.0 + oh) * out.1 + ow])
+                #expect(abs(value - sum) <= 1e-5 * (1 + abs(sum)), "\(size): filter \(f) at (\(oh), \(ow)): \(value) against \(sum)")
+            }
         }
     }
 
