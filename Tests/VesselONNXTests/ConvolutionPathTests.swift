@@ -239,23 +239,10 @@ struct ConvolutionPathTests {
                     into: &result, threads: threads)
                 return result
             }
-            let reference = convolve(threads: 1)
-            for threads in [2, 3] {
-                let values = convolve(threads: threads)
-                let differing = values.indices.first { values[$0].bitPattern != reference[$0].bitPattern }
-                #expect(differing == nil, "\(size), \(threads) threads: \(differing.map { "\(values[$0]) against \(reference[$0]) at \($0)" } ?? "")")
-            }
+            let reference = Self.sameBitsAtAnyThreads("\(size)", convolve)
             for (f, oh, ow) in [(0, 0, 0), (filters - 1, out.0 - 1, out.1 - 1), (filters / 2, out.0 / 2, 1)] {
-                var sum = Double(bias[f])
-                for c in 0..<channels {
-                    for i in 0..<3 {
-                        for j in 0..<3 {
-                            let (ih, iw) = (oh * stride - 1 + i, ow * stride - 1 + j)
-                            guard ih >= 0, ih < size.0, iw >= 0, iw < size.1 else { continue }
-                            sum += Double(image[(c * size.0 + ih) * size.1 + iw]) * Double(weights[((f * channels + c) * 3 + i) * 3 + j])
-                        }
-                    }
-                }
+                let sum = Self.padded3x3(
+                    image, weights, bias: bias[f], channels: channels, height: size.0, width: size.1, filter: f, oh, ow, stride: stride)
                 let value = Double(reference[(f * out.0 + oh) * out.1 + ow])
                 #expect(abs(value - sum) <= 1e-5 * (1 + abs(sum)), "\(size): filter \(f) at (\(oh), \(ow)): \(value) against \(sum)")
             }
@@ -478,12 +465,7 @@ struct ConvolutionPathTests {
                 }
                 return out
             }
-            let reference = convolve(threads: 1)
-            for threads in [2, 3] {
-                let values = convolve(threads: threads)
-                let differing = values.indices.first { values[$0].bitPattern != reference[$0].bitPattern }
-                #expect(differing == nil, "\(size), \(threads) threads: \(differing.map { "\(values[$0]) against \(reference[$0]) at \($0)" } ?? "")")
-            }
+            let reference = Self.sameBitsAtAnyThreads("\(size)", convolve)
             // And the sums themselves, at a few places, against the plain window.
             for (f, oh, ow) in [(0, 0, 0), (filters - 1, size.0 - 1, size.1 - 1), (filters / 2, size.0 / 2, 1)] {
                 let sum = Self.padded3x3(image, weights, bias: bias[f], channels: channels, height: size.0, width: size.1, filter: f, oh, ow)
@@ -493,16 +475,28 @@ struct ConvolutionPathTests {
         }
     }
 
-    /// One output of a 3×3 convolution with unit strides and one pixel of zero padding, summed
-    /// plainly in Double: the Winograd tests' reference.
+    /// The convolution's values at one thread, after checking that two and three give the same bits.
+    static func sameBitsAtAnyThreads(_ label: String, _ convolve: (_ threads: Int) -> [Float]) -> [Float] {
+        let reference = convolve(1)
+        for threads in [2, 3] {
+            let values = convolve(threads)
+            let differing = values.indices.first { values[$0].bitPattern != reference[$0].bitPattern }
+            #expect(differing == nil, "\(label), \(threads) threads: \(differing.map { "\(values[$0]) against \(reference[$0]) at \($0)" } ?? "")")
+        }
+        return reference
+    }
+
+    /// One output of a 3×3 convolution with one pixel of zero padding, summed plainly in Double:
+    /// the Winograd and direct tests' reference.
     static func padded3x3(
-        _ image: [Float], _ weights: [Float], bias: Float, channels: Int, height: Int, width: Int, filter f: Int, _ oh: Int, _ ow: Int
+        _ image: [Float], _ weights: [Float], bias: Float, channels: Int, height: Int, width: Int, filter f: Int, _ oh: Int, _ ow: Int,
+        stride: Int = 1
     ) -> Double {
         var sum = Double(bias)
         for c in 0..<channels {
             for i in 0..<3 {
                 for j in 0..<3 {
-                    let (ih, iw) = (oh - 1 + i, ow - 1 + j)
+                    let (ih, iw) = (oh * stride - 1 + i, ow * stride - 1 + j)
                     guard ih >= 0, ih < height, iw >= 0, iw < width else { continue }
                     sum += Double(image[(c * height + ih) * width + iw]) * Double(weights[((f * channels + c) * 3 + i) * 3 + j])
                 }
