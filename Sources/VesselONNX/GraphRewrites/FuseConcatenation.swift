@@ -119,7 +119,13 @@ func concatenateConvolutions(
             case .convolution(let context, let x, let w, let b, let relu, let cache):
                 _ = try convolution(x, w, b, context, relu: relu, into: slice, destinationStride: channels * spatial, cache: cache)
             case .value(let value):
-                value.withUnsafeBufferPointer(as: Float.self) { slice.update(from: $0.baseAddress!, count: $0.count) }
+                // Split across the threads as `concatenate` splits a plain Concat: DenseNet's layers
+                // copy every earlier layer's features (up to 2.8 MB at 56×56) beside their Conv.
+                value.withUnsafeBufferPointer(as: Float.self) { source in
+                    Parallel.chunks(source.count, minimum: 1 << 15) { range in
+                        (slice + range.lowerBound).update(from: source.baseAddress! + range.lowerBound, count: range.count)
+                    }
+                }
             }
             offset += shape[1]
         }
