@@ -400,6 +400,79 @@ struct ConvolutionPathTests {
         }
     }
 
+    @Test("a residual added as the sums are stored is overwritten with them where asked: the direct and packed paths, not Winograd's")
+    func residualOverwritten() throws {
+        var generator = SplitMix64(seed: 61)
+        func values(_ count: Int) -> [Float] { (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) } }
+        // A strided 3×3 with 64 filters (direct on an AVX-512 CPU), a pointwise one (packed on an
+        // AVX2 one), a unit-stride 3×3 over 20×20 with 40 filters (Winograd: a pass after).
+        for (channels, filters, kernel, stride, size, overwrites) in [
+            (8, 64, 3, 2, 17, RowKernels.variant == .avx512), (24, 40, 1, 1, 30, RowKernels.variant.hasAVX2), (16, 40, 3, 1, 20, false)
+        ] {
+            let pad = kernel / 2, out = (size + 2 * pad - kernel) / stride + 1
+            let attributes = Attributes(
+                values: ["strides": .ints([stride, stride]), "pads": .ints([pad, pad, pad, pad])], node: "conv", opType: "Conv")
+            let node = Node(
+                name: "conv", opType: "Conv", domain: "", inputs: ["x", "w"], outputs: ["y"], attributes: attributes, opset: 13, kernel: .tensors { _, _ in [] }
+            )
+            let context = KernelContext(node: node) { _, _ in [] }
+            let x = Tensor(values(channels * size * size), shape: [1, channels, size, size])
+            let w = Tensor(values(filters * channels * kernel * kernel), shape: [filters, channels, kernel, kernel])
+            let b = Tensor(values(filters), shape: [filters])
+            let residual = values(filters * out * out)
+            let kept = Tensor(residual, shape: [1, filters, out, out]), over = Tensor(residual, shape: [1, filters, out, out])
+            let expected = try convolution(x, w, b, context, relu: true, residual: kept)
+            let got = try convolution(x, w, b, context, relu: true, residual: over, residualInPlace: true)
+            let label = "\(channels)→\(filters), \(kernel)×\(kernel) stride \(stride) over \(size)×\(size)"
+            #expect(got.scalars(as: Float.self).map(\.bitPattern) == expected.scalars(as: Float.self).map(\.bitPattern), "\(label)")
+            #expect(kept.scalars(as: Float.self) == residual, "\(label): a residual not offered is left as it was")
+            let overwritten = got.storage === over.storage
+            #expect(overwritten == overwrites, "\(label): overwritten \(overwritten)")
+            if !overwritten { #expect(over.scalars(as: Float.self) == residual, "\(label)") }
+        }
+    }
+
+    @Test("a fused residual Add overwrites a residual it reads last, after Convs: one returned, read later or read as its Conv's image keeps its values")
+    func residualReadElsewhere() throws {
+        let directory = try LoaderTests.make(
+            """
+            rng = np.random.default_rng(13)
+            inits = [numpy_helper.from_array(rng.uniform(-1, 1, (64, 8, 3, 3)).astype(np.float32), n) for n in ['w1', 'w2']]
+            inits.append(numpy_helper.from_array(rng.uniform(-1, 1, (64, 64, 1, 1)).astype(np.float32), 'w3'))
+            # r read first by a Conv, then added (ResNet's block input: overwritten); returned too,
+            # or read after the Add (kept); the Conv's own input (kept: the image it reads). Each
+            # also plain: c2 returned as well, so nothing fuses.
+            for name, extra in [('sole', []), ('returned', ['r']), ('later', ['z']), ('self', []), ('sole_plain', ['c2']),
+                                ('returned_plain', ['r', 'c2']), ('later_plain', ['z', 'c2']), ('self_plain', ['c2'])]:
+                nodes = [helper.make_node('Conv', ['x', 'w1'], ['c1'], strides=[2, 2], pads=[1, 1, 1, 1]), helper.make_node('Relu', ['c1'], ['r']),
+                         helper.make_node('Conv', ['r', 'w3'], ['c3']),
+                         helper.make_node('Conv', ['x', 'w2'], ['c2'], strides=[2, 2], pads=[1, 1, 1, 1]) if not name.startswith('self')
+                         else helper.make_node('Conv', ['r', 'w3'], ['c2']),
+                         helper.make_node('Add', ['c2', 'r'], ['s']), helper.make_node('Relu', ['s'], ['y'])]
+                if name.startswith('later'): nodes.append(helper.make_node('Mul', ['r', 'y'], ['z']))
+                if not name.startswith('self'): extra = extra + ['c3']
+                outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ['y'] + extra]
+                g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 8, 'h', 'w'])], outputs, inits)
+                onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), d + f'/{name}.onnx')
+            """)
+        defer { TestSupport.remove(directory) }
+        var generator = SplitMix64(seed: 67)
+        let x = Tensor((0..<(8 * 23 * 21)).map { _ in Float(generator.nextUnit() * 2 - 1) }, shape: [1, 8, 23, 21])
+        for name in ["sole", "returned", "later", "self"] {
+            let model = try ONNXModel(path: directory + "/\(name).onnx")
+            #expect(model.graph.nodes.contains { $0.name.hasSuffix("+Add+Relu") }, "\(name): \(model.graph.nodes.map(\.name))")
+            let expected = try ONNXModel(path: directory + "/\(name)_plain.onnx").run(["x": x])
+            for run in 1...2 {
+                let got = try model.run(["x": x])
+                for output in ["y", "r", "z", "c3"] where got[output] != nil {
+                    #expect(
+                        try #require(got[output]).scalars(as: Float.self).map(\.bitPattern)
+                            == (try #require(expected[output])).scalars(as: Float.self).map(\.bitPattern), "\(name) run \(run): \(output)")
+                }
+            }
+        }
+    }
+
     @Test("Concat of Convs fused at load gives the unfused nodes' bits: every Conv path writing into its slice, and the whole way for batches")
     func concatenationModels() throws {
         let directory = try LoaderTests.make(

@@ -107,7 +107,9 @@ extension KernelRegistry {
 ///
 /// With `residual` (a float32 tensor of the output's shape: a residual connection's Add fused at
 /// load) each output has it added after the bias, before the Relu — in the same pass on the
-/// direct and packed paths (an AVX2 or AVX-512 CPU), in one pass after the others.
+/// direct and packed paths (an AVX2 or AVX-512 CPU), in one pass after the others. With
+/// `residualInPlace` (nothing else reads the residual, `fuseResidual`) those two paths write the
+/// sums over it and return it as the output: each value is read and written at one place.
 /// With `relu` (a Conv whose only reader was a Relu, fused at load), the bias and the Relu are
 /// one pass over each image's output, with the same arithmetic as two.
 /// `cache` keeps a node's weights in the form a path prepares them in (Winograd's transform, the
@@ -120,7 +122,7 @@ extension KernelRegistry {
 /// is empty.
 func convolution(
     _ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ c: KernelContext, relu: Bool = false, residual: Tensor? = nil,
-    maxPool: KernelContext? = nil, into destination: UnsafeMutablePointer<Float>? = nil, destinationStride: Int = 0,
+    residualInPlace: Bool = false, maxPool: KernelContext? = nil, into destination: UnsafeMutablePointer<Float>? = nil, destinationStride: Int = 0,
     cache: ConvolutionCache? = nil
 ) throws -> Tensor {
     guard x.rank >= 3, w.rank == x.rank else { throw c.invalid("Conv needs X and W of the same rank ≥ 3, got \(x.shape) and \(w.shape)") }
@@ -184,13 +186,20 @@ func convolution(
     if destination != nil, maxPool != nil || x.dtype != .float32 || w.dtype != .float32 {
         throw c.invalid("a convolution written into a slice takes float32 values and no pool")
     }
-    // Every element is written by a GEMM (beta 0), so no zero fill.
-    let out = Tensor(uninitialized: .float32, shape: destination == nil ? [batch, filters] + (banded?.pool.output ?? g.output) : [0])
-    // Where image n's output starts.
-    let imageStride = destination == nil ? filters * (banded?.pool.output ?? g.output).reduce(1, *) : destinationStride
     // The direct and blocked paths add a residual as they store; the others leave their outputs
     // to one pass that adds it and then applies the Relu.
     let residualPass = residual != nil && !direct && blockWidth == nil
+    // Where the residual is added as each value is stored (the direct path, the blocked one's
+    // packed products), the sums may go over it: each value is read, then written, at one place.
+    let overResidual = residual.flatMap { residual in
+        residualInPlace && destination == nil && banded == nil && (direct || (blockWidth != nil && RowKernels.variant.hasAVX2))
+            && !residual.storage.isReadOnly ? residual : nil
+    }
+    // Every element is written by a GEMM (beta 0), so no zero fill.
+    let out =
+        overResidual ?? Tensor(uninitialized: .float32, shape: destination == nil ? [batch, filters] + (banded?.pool.output ?? g.output) : [0])
+    // Where image n's output starts.
+    let imageStride = destination == nil ? filters * (banded?.pool.output ?? g.output).reduce(1, *) : destinationStride
     let innerRelu = relu && !residualPass
     // For each kernel position and output position, the input offset within one channel (or -1 in padding).
     let taps = pointwise || g.input.count == 2 ? [] : im2colOffsets(g)
