@@ -108,8 +108,8 @@ extension KernelRegistry {
 /// With `residual` (a float32 tensor of the output's shape: a residual connection's Add fused at
 /// load) each output has it added after the bias, before the Relu — in the same pass on the
 /// direct and packed paths (an AVX2 or AVX-512 CPU), in one pass after the others. With
-/// `residualInPlace` (nothing else reads the residual, `fuseResidual`) those two paths write the
-/// sums over it and return it as the output: each value is read and written at one place.
+/// `residualInPlace` (nothing reads the residual after this node, `fuseResidual`) those two paths
+/// write the sums over it and return it as the output: each value is read and written at one place.
 /// With `relu` (a Conv whose only reader was a Relu, fused at load), the bias and the Relu are
 /// one pass over each image's output, with the same arithmetic as two.
 /// `cache` keeps a node's weights in the form a path prepares them in (Winograd's transform, the
