@@ -150,6 +150,16 @@ struct WideGEMMTests {
             (111, 111, 3, 2, 0), (27, 27, 3, 2, 0), (13, 13, 3, 1, 0), (40, 70, 2, 2, 0), (12, 35, 5, 3, 0), (56, 56, 3, 2, 1), (17, 33, 3, 2, 1),
             (9, 16, 3, 2, 0), (10, 47, 3, 2, 1), (8, 17, 3, 2, 0)
         ] {
+            // The clipped input range of each output, as pool2D describes it.
+            func bounds(_ size: Int) -> [Int] {
+                (0..<((size + 2 * pad - kernel) / stride + 1)).flatMap { o -> [Int] in
+                    let start = o * stride - pad
+                    return [max(start, 0), max(max(start, 0), min(start + kernel, size))]
+                }
+            }
+            let rows = bounds(height), columns = bounds(width)
+            let (outHeight, outWidth) = (rows.count / 2, columns.count / 2)
+            let inside = (0..<outWidth).filter { columns[2 * $0 + 1] - columns[2 * $0] == kernel }
             // Signed zeros among values at most zero, so many windows' max is a zero and a choice
             // between equal values made in another order shows; then values with no ties, so a
             // window that read a wrong column shows.
@@ -157,16 +167,6 @@ struct WideGEMMTests {
                 let values = (0..<(height * width)).map { i -> Float in
                     zeros && i % 11 == 3 ? -0.0 : zeros && i % 13 == 5 ? 0 : -Float(random.next() % 100_000) / 7
                 }
-                // The clipped input range of each output, as pool2D describes it.
-                func bounds(_ size: Int) -> [Int] {
-                    (0..<((size + 2 * pad - kernel) / stride + 1)).flatMap { o -> [Int] in
-                        let start = o * stride - pad
-                        return [max(start, 0), max(max(start, 0), min(start + kernel, size))]
-                    }
-                }
-                let rows = bounds(height), columns = bounds(width)
-                let (outHeight, outWidth) = (rows.count / 2, columns.count / 2)
-                let inside = (0..<outWidth).filter { columns[2 * $0 + 1] - columns[2 * $0] == kernel }
                 // A NaN in a middle row, and in the last row read (a window's last row only).
                 for place in [nil, (height / 2) * width + width - 2, (rows[2 * outHeight - 1] - 1) * width + 1] {
                     let nan = place != nil
