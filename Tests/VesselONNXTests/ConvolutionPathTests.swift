@@ -432,7 +432,7 @@ struct ConvolutionPathTests {
         }
     }
 
-    @Test("a fused residual Add overwrites a residual it reads last, after Convs: one returned, read later or read as its Conv's image keeps its values")
+    @Test("a fused residual Add overwrites a residual it reads last: one returned, read or captured later, or its Conv's image keeps its values")
     func residualReadElsewhere() throws {
         let directory = try LoaderTests.make(
             """
@@ -440,31 +440,41 @@ struct ConvolutionPathTests {
             inits = [numpy_helper.from_array(rng.uniform(-1, 1, (64, 8, 3, 3)).astype(np.float32), n) for n in ['w1', 'w2']]
             inits.append(numpy_helper.from_array(rng.uniform(-1, 1, (64, 64, 1, 1)).astype(np.float32), 'w3'))
             # r read first by a Conv, then added (ResNet's block input: overwritten); returned too,
-            # or read after the Add (kept); the Conv's own input (kept: the image it reads). Each
-            # also plain: c2 returned as well, so nothing fuses.
-            for name, extra in [('sole', []), ('returned', ['r']), ('later', ['z']), ('self', []), ('sole_plain', ['c2']),
-                                ('returned_plain', ['r', 'c2']), ('later_plain', ['z', 'c2']), ('self_plain', ['c2'])]:
+            # read after the Add, or read after it by an If's branches from the outer scope (kept:
+            # only the capture count sees that read); the Conv's own input (kept: the image it
+            # reads). Each also plain: c2 returned as well, so nothing fuses.
+            for name, extra in [('sole', []), ('returned', ['r']), ('later', ['z']), ('captured', ['q']), ('self', []), ('sole_plain', ['c2']),
+                                ('returned_plain', ['r', 'c2']), ('later_plain', ['z', 'c2']), ('captured_plain', ['q', 'c2']),
+                                ('self_plain', ['c2'])]:
                 nodes = [helper.make_node('Conv', ['x', 'w1'], ['c1'], strides=[2, 2], pads=[1, 1, 1, 1]), helper.make_node('Relu', ['c1'], ['r']),
                          helper.make_node('Conv', ['r', 'w3'], ['c3']),
                          helper.make_node('Conv', ['x', 'w2'], ['c2'], strides=[2, 2], pads=[1, 1, 1, 1]) if not name.startswith('self')
                          else helper.make_node('Conv', ['r', 'w3'], ['c2']),
                          helper.make_node('Add', ['c2', 'r'], ['s']), helper.make_node('Relu', ['s'], ['y'])]
                 if name.startswith('later'): nodes.append(helper.make_node('Mul', ['r', 'y'], ['z']))
+                inputs = [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 8, 'h', 'w'])]
+                if name.startswith('captured'):
+                    branch = lambda op, out: helper.make_graph([helper.make_node(op, ['r'], [out])], out, [],
+                                                               [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)])
+                    nodes.append(helper.make_node('If', ['flag'], ['q'], then_branch=branch('Identity', 'qt'), else_branch=branch('Neg', 'qe')))
+                    inputs.append(helper.make_tensor_value_info('flag', TensorProto.BOOL, []))
                 if not name.startswith('self'): extra = extra + ['c3']
                 outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ['y'] + extra]
-                g = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 8, 'h', 'w'])], outputs, inits)
+                g = helper.make_graph(nodes, 'g', inputs, outputs, inits)
                 onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), d + f'/{name}.onnx')
             """)
         defer { TestSupport.remove(directory) }
         var generator = SplitMix64(seed: 67)
         let x = Tensor((0..<(8 * 23 * 21)).map { _ in Float(generator.nextUnit() * 2 - 1) }, shape: [1, 8, 23, 21])
-        for name in ["sole", "returned", "later", "self"] {
+        for name in ["sole", "returned", "later", "captured", "self"] {
             let model = try ONNXModel(path: directory + "/\(name).onnx")
             #expect(model.graph.nodes.contains { $0.name.hasSuffix("+Add+Relu") }, "\(name): \(model.graph.nodes.map(\.name))")
-            let expected = try ONNXModel(path: directory + "/\(name)_plain.onnx").run(["x": x])
+            let inputs = name == "captured" ? ["x": x, "flag": Tensor(scalar: true)] : ["x": x]
+            let expected = try ONNXModel(path: directory + "/\(name)_plain.onnx").run(inputs)
             for run in 1...2 {
-                let got = try model.run(["x": x])
-                for output in ["y", "r", "z", "c3"] where got[output] != nil {
+                let got = try model.run(inputs)
+                #expect(name != "captured" || got["q"] != nil, "\(name): the If's output")
+                for output in ["y", "r", "z", "q", "c3"] where got[output] != nil {
                     #expect(
                         try #require(got[output]).scalars(as: Float.self).map(\.bitPattern)
                             == (try #require(expected[output])).scalars(as: Float.self).map(\.bitPattern), "\(name) run \(run): \(output)")
