@@ -115,9 +115,10 @@ public enum PackedGEMM {
                 continue
             }
             if !transposed {
-                // A partial one: its values a row, then zeros, in loops of their own. The general
-                // loop's choices per value made the tail a pointwise convolution packs every run
-                // (`packTail`) 7 % of SqueezeNet's 512→64 over 13×13 alone; now 2 %.
+                // A partial one: its values a row, then zeros, in loops of their own. One loop
+                // choosing per value (and between the two layouts) made the tail a pointwise
+                // convolution packs every run (`packTail`) 7 % of SqueezeNet's 512→64 over 13×13
+                // alone; now 2 %.
                 for p in 0..<k {
                     let row = target + p * panelWidth, source = b + p * ldb + first
                     for j in 0..<width { row[j] = source[j] }
@@ -125,11 +126,10 @@ public enum PackedGEMM {
                 }
                 continue
             }
+            // B given transposed (n×k): a panel's row p is value p of sixteen of its rows.
             for p in 0..<k {
                 let row = target + p * panelWidth
-                for j in 0..<panelWidth {
-                    row[j] = j < width ? (transposed ? b[(first + j) * ldb + p] : b[p * ldb + first + j]) : 0
-                }
+                for j in 0..<panelWidth { row[j] = j < width ? b[(first + j) * ldb + p] : 0 }
             }
         }
     }
