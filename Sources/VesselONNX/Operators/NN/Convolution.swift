@@ -192,7 +192,7 @@ func convolution(
     // Where the residual is added as each value is stored (the direct path, the blocked one's
     // packed products), the sums may go over it: each value is read, then written, at one place.
     let overResidual = residual.flatMap { residual in
-        residualInPlace && destination == nil && banded == nil && (direct || (blockWidth != nil && RowKernels.variant.hasAVX2))
+        residualInPlace && destination == nil && (direct || (blockWidth != nil && RowKernels.variant.hasAVX2))
             && !residual.storage.isReadOnly ? residual : nil
     }
     // Every element is written by a GEMM (beta 0), so no zero fill.
