@@ -75,12 +75,13 @@ enum Winograd {
         let paddedHeight = 2 * tileRows + 2, paddedWidth = 2 * tileColumns + 2 * lanes
         let plane = paddedHeight * paddedWidth
         // Tiles per chunk: the chunk's transformed input and products (16 × (channels + filters)
-        // rows) stay near 2 MiB, in cache between the transforms and the products; at least 64
+        // rows) stay near 1 MiB, in a core's L2 between the transforms and the products (at 2 MiB
+        // they went out to L3: SqueezeNet's first fire module 0.81 → 0.70 ms); at least 64
         // tiles, so each product is still wide enough to run at full speed. From 128 tiles on there
         // are at least two chunks, an even number of them, as even as multiples of 16 tiles allow
         // (products 16 columns at a time run at full width). The cut depends on the shapes only,
         // never on the thread count, so the products, and the results, are the same at any.
-        let budget = Swift.max(64, (1 << 19) / (16 * (channels + filters)) / 16 * 16)
+        let budget = Swift.max(64, (1 << 18) / (16 * (channels + filters)) / 16 * 16)
         var count = (tiles + budget - 1) / budget
         if tiles >= 128 { count = (Swift.max(count, 2) + 1) / 2 * 2 }
         let chunk = Swift.min(tiles, ((tiles + count - 1) / count + 15) / 16 * 16)
