@@ -455,6 +455,33 @@ public enum WindowKernels {
         }
     }
 
+    /// The mean of each of `count` planes of `inner` values at `source`, into `target`: sixteen
+    /// sums in Double per plane, value k into sum k mod 16 (the last values with zeros past
+    /// them), then those in one fixed order. Every copy adds in that order, so they agree bit for
+    /// bit; one sum per plane in value order waited on each addition in turn.
+    public static func planeMeans(_ source: UnsafePointer<Float>, inner: Int, count: Int, into target: UnsafeMutablePointer<Float>) {
+        for plane in 0..<count {
+            let values = source + plane * inner
+            var low = SIMD8<Double>(), high = SIMD8<Double>()
+            var k = 0
+            while k + 16 <= inner {
+                let v = load(values + k)
+                low += SIMD8<Double>(v.lowHalf)
+                high += SIMD8<Double>(v.highHalf)
+                k += 16
+            }
+            if k < inner {
+                var v = SIMD16<Float>()
+                for j in 0..<(inner - k) { v[j] = values[k + j] }
+                low += SIMD8<Double>(v.lowHalf)
+                high += SIMD8<Double>(v.highHalf)
+            }
+            let s = low + high
+            let sum = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
+            target[plane] = Float(sum / Double(inner))
+        }
+    }
+
     /// `target = relu?(source + bias)`, either step optional (with neither, a copy); `source`
     /// may be `target`.
     public static func biasRelu(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int, bias: Float?, relu: Bool) {

@@ -217,6 +217,30 @@ struct WideGEMMTests {
         }
     }
 
+    @Test("plane means give the Haswell copy's bits, planes shorter and longer than sixteen, with and without a tail")
+    func planeMeans() {
+        var random = Lcg(state: 17)
+        for inner in [1, 7, 16, 49, 169, 200] {
+            let count = 5
+            // Magnitudes 1e-3 to 1e5 with both signs, and in each plane of more than one value ±2⁶⁰
+            // at two places (lanes) that vary: a double sum that meets one of those before the
+            // other loses the small values added to it, so another order of the sixteen sums
+            // shows in the mean.
+            var values = (0..<(inner * count)).map { _ in
+                Float(Int(random.next() % 2001) - 1000) * [1e-6, 1e-2, 1, 100][Int(random.next() % 4)]
+            }
+            for plane in 0..<count where inner > 1 {
+                let first = Int(random.next() % UInt64(inner)), second = (first + 1 + Int(random.next() % UInt64(inner - 1))) % inner
+                values[plane * inner + first] = 0x1p60
+                values[plane * inner + second] = -0x1p60
+            }
+            var narrow = [Float](repeating: .nan, count: count), wide = narrow
+            VesselKernelsHaswell.WindowKernels.planeMeans(values, inner: inner, count: count, into: &narrow)
+            VesselKernelsAVX512.WindowKernels.planeMeans(values, inner: inner, count: count, into: &wide)
+            #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern), "\(inner) values a plane")
+        }
+    }
+
     @Test("strided gathers and im2col rows give the Haswell copy's values, through masked loads at the ends")
     func gatherAndIm2col() {
         let source = (0..<300).map { Float($0) * 0.5 - 7 }

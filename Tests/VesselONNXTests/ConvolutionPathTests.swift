@@ -589,17 +589,21 @@ struct ConvolutionPathTests {
         return sum
     }
 
-    @Test("GlobalAveragePool of float32, four planes at a time and split across threads, equals the one-plane-at-a-time sums bit for bit")
+    @Test("GlobalAveragePool of float32, split across threads, is each plane's mean as one call computes it, within an ulp of the sum in order")
     func globalAverage() throws {
         var generator = SplitMix64(seed: 31)
-        // 1001 planes of 13×13 (split across threads, one left over after the blocks of four) and
-        // 26 planes of 7×9 (not split).
+        // 1001 planes of 13×13 (split across threads; sixteen-value blocks and a tail of 9) and 26
+        // planes of 7×9 (not split).
         for shape in [[1, 1001, 13, 13], [2, 13, 7, 9]] {
             let x = Tensor((0..<Tensor.count(of: shape)).map { _ in Float(generator.nextUnit() * 200 - 100) }, shape: shape)
             let fast = globalAverageFloat(x).scalars(as: Float.self)
+            let values = x.scalars(as: Float.self), inner = shape[2] * shape[3]
+            var whole = [Float](repeating: .nan, count: fast.count)
+            VesselONNX.WindowKernels.planeMeans(values, inner: inner, count: whole.count, into: &whole)
+            #expect(fast.map(\.bitPattern) == whole.map(\.bitPattern), "\(shape)")
             let reference = try globalPool(x) { $0.reduce(0, +) / Double($0.count) }.scalars(as: Float.self)
-            let same = fast == reference
-            #expect(same, "\(shape)")
+            let far = zip(fast, reference).filter { abs($0 - $1) > $1.ulp }
+            #expect(far.isEmpty, "\(shape): \(far.prefix(3))")
         }
     }
 }

@@ -8,32 +8,18 @@ import VesselTensor
 // The pooling operators (registered with Conv, whose window geometry they share): global
 // average/max/Lp, MaxPool, AveragePool and LpPool, and the separable 2-D float path.
 
-/// GlobalAveragePool of float32 planes read in place: the same sums (in Double, in order) and
-/// quotients as `globalPool`, without first converting the whole tensor to doubles. Four planes
-/// are summed side by side, one per lane, so four chains of additions run at once where one
-/// plane's chain waited on each addition; each plane's sum is still its values in order.
+/// GlobalAveragePool of float32 planes read in place, their sums in Double
+/// (`WindowKernels.planeMeans`), without first converting the whole tensor to doubles as
+/// `globalPool` does. Each plane's mean is computed alone, so the split does not change it.
 func globalAverageFloat(_ x: Tensor) -> Tensor {
     let inner = x.shape[2...].reduce(1, *), planes = x.shape[0] * x.shape[1]
     let out = Tensor(uninitialized: .float32, shape: Array(x.shape[..<2]) + [Int](repeating: 1, count: x.rank - 2))
     x.withUnsafeBufferPointer(as: Float.self) { source in
         out.withUnsafeMutableBufferPointer(as: Float.self) { destination in
             Parallel.chunks(planes, minimum: Swift.max(4, 65_536 / Swift.max(inner, 1))) { range in
-                var plane = range.lowerBound
-                while plane + 4 <= range.upperBound {
-                    let first = source.baseAddress! + plane * inner
-                    let (second, third, fourth) = (first + inner, first + 2 * inner, first + 3 * inner)
-                    var sums = SIMD4<Double>()
-                    for k in 0..<inner { sums += SIMD4(Double(first[k]), Double(second[k]), Double(third[k]), Double(fourth[k])) }
-                    for lane in 0..<4 { destination[plane + lane] = Float(sums[lane] / Double(inner)) }
-                    plane += 4
-                }
-                while plane < range.upperBound {
-                    let values = source.baseAddress! + plane * inner
-                    var sum = 0.0
-                    for k in 0..<inner { sum += Double(values[k]) }
-                    destination[plane] = Float(sum / Double(inner))
-                    plane += 1
-                }
+                WindowKernels.planeMeans(
+                    source.baseAddress! + range.lowerBound * inner, inner: inner, count: range.count,
+                    into: destination.baseAddress! + range.lowerBound)
             }
         }
     }
@@ -61,7 +47,7 @@ func pool(_ x: Tensor, _ c: KernelContext, kind: PoolKind) throws -> [Tensor] {
     let kernelSize = kernel.reduce(1, *)
     let isLp: Bool = { if case .lp = kind { true } else { false } }()
     // One window over the whole unpadded input (ResNet's 7×7 average before its classifier) is
-    // GlobalAveragePool: planes summed four at a time, not a row-sum pass per plane (2,048 7×7
+    // GlobalAveragePool: sixteen sums a plane, not a row-sum pass per plane (2,048 7×7
     // planes, one thread: 0.31 → 0.03 ms).
     if case .average = kind, x.dtype == .float32, c.node.outputs.count == 1, g.kernel == g.input, g.dilations.allSatisfy({ $0 == 1 }),
         g.padBegin.allSatisfy({ $0 == 0 }), g.padEnd.allSatisfy({ $0 == 0 }), g.output.allSatisfy({ $0 == 1 })

@@ -81,6 +81,14 @@ enum WindowKernels {
         }
     }
 
+    static func planeMeans(_ source: UnsafePointer<Float>, inner: Int, count: Int, into target: UnsafeMutablePointer<Float>) {
+        switch RowKernels.variant {
+        case .avx512: VesselKernelsAVX512.WindowKernels.planeMeans(source, inner: inner, count: count, into: target)
+        case .haswell: VesselKernelsHaswell.WindowKernels.planeMeans(source, inner: inner, count: count, into: target)
+        case .baseline: VesselKernels.WindowKernels.planeMeans(source, inner: inner, count: count, into: target)
+        }
+    }
+
     static func biasRelu(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int, bias: Float?, relu: Bool) {
         switch RowKernels.variant {
         case .avx512: VesselKernelsAVX512.WindowKernels.biasRelu(source, into: target, count: count, bias: bias, relu: relu)
