@@ -49,6 +49,20 @@ enum HalfPrecision {
         }
     }
 
+    /// `HalfConversion.arithmetic` in the CPU's kernel copy: (a, a is one value, b, b is one
+    /// value, result, count).
+    static func arithmetic(
+        _ operation: VesselKernels.HalfConversion.Operation
+    ) -> @Sendable (UnsafePointer<Float16>, Bool, UnsafePointer<Float16>, Bool, UnsafeMutablePointer<Float16>, Int) -> Void {
+        switch RowKernels.variant {
+        case .avx512:
+            { VesselKernelsAVX512.HalfConversion.arithmetic(.init(rawValue: operation.rawValue)!, $0, aScalar: $1, $2, bScalar: $3, into: $4, count: $5) }
+        case .haswell:
+            { VesselKernelsHaswell.HalfConversion.arithmetic(.init(rawValue: operation.rawValue)!, $0, aScalar: $1, $2, bScalar: $3, into: $4, count: $5) }
+        case .baseline: { VesselKernels.HalfConversion.arithmetic(operation, $0, aScalar: $1, $2, bScalar: $3, into: $4, count: $5) }
+        }
+    }
+
     /// float16 `a ∘ b` in one pass (`HalfConversion.arithmetic` in the CPU's kernel copy), or nil
     /// for the widening way: when both are float16 and one is the result's shape while the other
     /// is too, one value, or repeats along the result's last axes (a bias over the last axis, an
@@ -66,14 +80,7 @@ enum HalfPrecision {
         let period = Swift.min(a.count, b.count)
         // One value, or a period long enough for a call per repeat.
         guard period == 1 || period == count || (period >= 64 && repeats(a.count == count ? b : a)) else { return nil }
-        let run: (UnsafePointer<Float16>, Bool, UnsafePointer<Float16>, Bool, UnsafeMutablePointer<Float16>, Int) -> Void =
-            switch RowKernels.variant {
-            case .avx512:
-                { VesselKernelsAVX512.HalfConversion.arithmetic(.init(rawValue: operation.rawValue)!, $0, aScalar: $1, $2, bScalar: $3, into: $4, count: $5) }
-            case .haswell:
-                { VesselKernelsHaswell.HalfConversion.arithmetic(.init(rawValue: operation.rawValue)!, $0, aScalar: $1, $2, bScalar: $3, into: $4, count: $5) }
-            case .baseline: { VesselKernels.HalfConversion.arithmetic(operation, $0, aScalar: $1, $2, bScalar: $3, into: $4, count: $5) }
-            }
+        let run = arithmetic(operation)
         let out = Tensor(uninitialized: .float16, shape: shape)
         let (aScalar, bScalar) = (a.count == 1 && count > 1, b.count == 1 && count > 1)
         a.withUnsafeBufferPointer(as: Float16.self) { pa in

@@ -453,7 +453,7 @@ struct WholeModelNumericsTests {
         }
     }
 
-    @Test("MatMul then a constant bias Add runs as one node with the separate nodes' bits, the bias on either side")
+    @Test("MatMul then a constant bias Add runs as one node with the separate nodes' bits, the bias on either side, float32 and float16")
     func biasFused() throws {
         let directory = try TestSupport.makeTemporaryDirectory("bias")
         defer { TestSupport.remove(directory) }
@@ -462,25 +462,30 @@ struct WholeModelNumericsTests {
             import numpy as np, onnx
             from onnx import helper, numpy_helper, TensorProto
             rng = np.random.default_rng(3)
-            inits = [numpy_helper.from_array(rng.standard_normal((37, 20)).astype(np.float32), "w"),
-                     numpy_helper.from_array(rng.standard_normal(20).astype(np.float32), "b")]
-            for name, order in [("after", ["p", "b"]), ("before", ["b", "p"])]:
-                nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Add", order, ["y"])]
-                for suffix, outputs in [("", ["y"]), ("-open", ["y", "p"])]:
-                    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 5, 37])],
-                                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], inits)
-                    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"\(directory)/{name}{suffix}.onnx")
+            weights, bias = rng.standard_normal((37, 20)), rng.standard_normal(20)
+            for dtype, kind, tag in [(np.float32, TensorProto.FLOAT, ""), (np.float16, TensorProto.FLOAT16, "16")]:
+                inits = [numpy_helper.from_array(weights.astype(dtype), "w"), numpy_helper.from_array(bias.astype(dtype), "b")]
+                for name, order in [("after", ["p", "b"]), ("before", ["b", "p"])]:
+                    nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Add", order, ["y"])]
+                    for suffix, outputs in [("", ["y"]), ("-open", ["y", "p"])]:
+                        graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", kind, [3, 5, 37])],
+                                                  [helper.make_tensor_value_info(o, kind, None) for o in outputs], inits)
+                        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"\(directory)/{name}{tag}{suffix}.onnx")
             """)
         let values: [Float] = (0..<(3 * 5 * 37)).map { Float(($0 * 7_919) % 1_009) / 97 - 5 }
-        let x = Tensor(values, shape: [3, 5, 37])
-        for name in ["after", "before"] {
+        let x = Tensor(values, shape: [3, 5, 37]), x16 = Tensor(values.map { Float16($0) }, shape: [3, 5, 37])
+        for name in ["after", "before", "after16", "before16"] {
+            let half = name.hasSuffix("16")
             let model = try ONNXModel(path: directory + "/\(name).onnx"), open = try ONNXModel(path: directory + "/\(name)-open.onnx")
             #expect(model.graph.nodes.map(\.name).count == 1 && open.graph.nodes.count == 2, "\(name)")
             // Twice: the first run packs the weight for that call only, the second keeps it.
             for _ in 0..<2 {
-                let got = try #require(try model.run(["x": x])["y"]), expected = try #require(try open.run(["x": x])["y"])
-                let gotBits = got.scalars(as: Float.self).map(\.bitPattern), expectedBits = expected.scalars(as: Float.self).map(\.bitPattern)
-                #expect(got.shape == [3, 5, 20] && gotBits == expectedBits)
+                let input = half ? x16 : x
+                let got = try #require(try model.run(["x": input])["y"]), expected = try #require(try open.run(["x": input])["y"])
+                let gotBits = half ? got.scalars(as: Float16.self).map { UInt32($0.bitPattern) } : got.scalars(as: Float.self).map(\.bitPattern)
+                let expectedBits =
+                    half ? expected.scalars(as: Float16.self).map { UInt32($0.bitPattern) } : expected.scalars(as: Float.self).map(\.bitPattern)
+                #expect(got.dtype == (half ? .float16 : .float32) && got.shape == [3, 5, 20] && gotBits == expectedBits, "\(name)")
             }
         }
     }
