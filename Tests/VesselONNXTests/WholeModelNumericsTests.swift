@@ -416,40 +416,50 @@ struct WholeModelNumericsTests {
         }
     }
 
-    @Test("GELU spelled with Erf runs as one node with the unfused graph's bits: both orders, a multiplied 1/√2, and a fallback")
+    @Test("GELU spelled with Erf runs as one node with the unfused graph's bits: both orders, a multiplied 1/√2, float32 and float16, and a fallback")
     func geluFused() throws {
         let directory = try TestSupport.makeTemporaryDirectory("gelu")
         defer { TestSupport.remove(directory) }
         // Each model twice: as exported, and with the Erf output also a graph output, which
-        // keeps the chain apart. The fused run must give the separate nodes' bits.
+        // keeps the chain apart. The fused run must give the separate nodes' bits. "long" spans
+        // blocks of 512 values with a tail that is not a whole lane group.
         _ = try TestSupport.python(
             """
             import numpy as np, onnx
             from onnx import helper, numpy_helper, TensorProto
-            def const(name, value, rank):
-                return numpy_helper.from_array(np.array(value, dtype=np.float32).reshape([1] * rank), name)
-            for name, scale_last, divide, shape, rank in [("half-first", False, True, [2, 3, 37], 1), ("half-last", True, True, [5, 16], 0),
-                                                          ("reciprocal", False, False, [3, 33], 1), ("fallback", False, True, [], 1)]:
-                first = helper.make_node("Div", ["x", "c1"], ["d"]) if divide else helper.make_node("Mul", ["c1", "x"], ["d"])
-                nodes = [first, helper.make_node("Erf", ["d"], ["e"]), helper.make_node("Add", ["one", "e"], ["a"])]
-                if scale_last:
-                    nodes += [helper.make_node("Mul", ["x", "a"], ["m"]), helper.make_node("Mul", ["m", "half"], ["y"])]
-                else:
-                    nodes += [helper.make_node("Mul", ["half", "x"], ["h"]), helper.make_node("Mul", ["h", "a"], ["y"])]
-                inits = [const("c1", 1.4142135 if divide else 0.70710677, rank), const("one", 1.0, rank), const("half", 0.5, rank)]
-                for suffix, outputs in [("", ["y"]), ("-open", ["y", "e"])]:
-                    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], inits)
-                    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"\(directory)/{name}{suffix}.onnx")
+            for dtype, kind, tag in [(np.float32, TensorProto.FLOAT, ""), (np.float16, TensorProto.FLOAT16, "16")]:
+                def const(name, value, rank):
+                    return numpy_helper.from_array(np.array(value, dtype=dtype).reshape([1] * rank), name)
+                for name, scale_last, divide, shape, rank in [("half-first", False, True, [2, 3, 37], 1), ("half-last", True, True, [5, 16], 0),
+                                                              ("reciprocal", False, False, [3, 33], 1), ("long", True, True, [3, 700], 0),
+                                                              ("fallback", False, True, [], 1)]:
+                    first = helper.make_node("Div", ["x", "c1"], ["d"]) if divide else helper.make_node("Mul", ["c1", "x"], ["d"])
+                    nodes = [first, helper.make_node("Erf", ["d"], ["e"]), helper.make_node("Add", ["one", "e"], ["a"])]
+                    if scale_last:
+                        nodes += [helper.make_node("Mul", ["x", "a"], ["m"]), helper.make_node("Mul", ["m", "half"], ["y"])]
+                    else:
+                        nodes += [helper.make_node("Mul", ["half", "x"], ["h"]), helper.make_node("Mul", ["h", "a"], ["y"])]
+                    inits = [const("c1", 1.4142135 if divide else 0.70710677, rank), const("one", 1.0, rank), const("half", 0.5, rank)]
+                    for suffix, outputs in [("", ["y"]), ("-open", ["y", "e"])]:
+                        graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", kind, shape)],
+                                                  [helper.make_tensor_value_info(o, kind, None) for o in outputs], inits)
+                        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"\(directory)/{name}{tag}{suffix}.onnx")
             """)
-        for (name, shape) in [("half-first", [2, 3, 37]), ("half-last", [5, 16]), ("reciprocal", [3, 33]), ("fallback", [Int]())] {
-            let model = try ONNXModel(path: directory + "/\(name).onnx"), open = try ONNXModel(path: directory + "/\(name)-open.onnx")
-            #expect(model.graph.nodes.count == 1 && model.graph.nodes.first?.opType == "Gelu", "\(name): \(model.graph.nodes.map(\.name))")
-            #expect(open.graph.nodes.count > 1, "\(name)")
-            let x = Tensor((0..<shape.reduce(1, *)).map { Float($0) * 0.173 - 9.5 }, shape: shape)
-            let got = try model.run(["x": x])["y"], expected = try open.run(["x": x])["y"]
-            #expect(got != nil && got?.shape == expected?.shape, "\(name)")
-            #expect(got?.scalars(as: Float.self).map(\.bitPattern) == expected?.scalars(as: Float.self).map(\.bitPattern), "\(name)")
+        for half in [false, true] {
+            for (name, shape) in [("half-first", [2, 3, 37]), ("half-last", [5, 16]), ("reciprocal", [3, 33]), ("long", [3, 700]), ("fallback", [Int]())] {
+                let file = name + (half ? "16" : "")
+                let model = try ONNXModel(path: directory + "/\(file).onnx"), open = try ONNXModel(path: directory + "/\(file)-open.onnx")
+                #expect(model.graph.nodes.count == 1 && model.graph.nodes.first?.opType == "Gelu", "\(file): \(model.graph.nodes.map(\.name))")
+                #expect(open.graph.nodes.count > 1, "\(file)")
+                let values = (0..<shape.reduce(1, *)).map { Float($0 % 211) * 0.09 - 9.5 }
+                let x = half ? Tensor(values.map { Float16($0) }, shape: shape) : Tensor(values, shape: shape)
+                let got = try #require(try model.run(["x": x])["y"]), expected = try #require(try open.run(["x": x])["y"])
+                #expect(got.dtype == x.dtype && got.shape == expected.shape, "\(file)")
+                let bits = { (t: Tensor) -> [UInt32] in
+                    half ? t.scalars(as: Float16.self).map { UInt32($0.bitPattern) } : t.scalars(as: Float.self).map(\.bitPattern)
+                }
+                #expect(bits(got) == bits(expected), "\(file)")
+            }
         }
     }
 

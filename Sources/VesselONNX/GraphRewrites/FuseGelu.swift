@@ -6,9 +6,16 @@ extension GraphBuilder {
     /// `(x · 0.5) · that` or `(x · that) · 0.5` — becomes one node when each intermediate is read
     /// only by the next: one pass over memory instead of five, through the same row kernel's erf
     /// and the same roundings in the same order, so results are the unfused graph's bits. The
-    /// constants may be any float32 scalars; a non-float32 input runs the original nodes in turn.
+    /// constants may be any float32 scalars, or float16 ones over a float16 input (each step
+    /// rounded to half as the nodes do, `HalfPrecision.gelu`); any other input runs the original
+    /// nodes in turn.
     static func fuseGelu(_ nodes: inout [Node], _ initializers: [String: Tensor], protected: Set<String>, overridable: Set<String>) {
         let chains = Chains(nodes, initializers, protected: protected, overridable: overridable)
+        /// A float32 or float16 constant of one value.
+        func scalar(_ name: String) -> Tensor? {
+            guard let tensor = chains.constant(name), tensor.dtype == .float32 || tensor.dtype == .float16, tensor.count == 1 else { return nil }
+            return tensor
+        }
         var replaced: [Int: Node] = [:]
         var removed: Set<Int> = []
         for (erfIndex, erf) in nodes.enumerated() where erf.opType == "Erf" && erf.domain.isEmpty && erf.inputs.count == 1 && erf.outputs.count == 1 {
@@ -17,9 +24,9 @@ extension GraphBuilder {
             else { continue }
             // x / c1 (Div, x first) or x · c1 (Mul, either order).
             let divide: Bool, x: String, c1: String
-            if let div = chains.binary(scaleIndex, "Div"), chains.scalar(div.inputs[1]) != nil {
+            if let div = chains.binary(scaleIndex, "Div"), scalar(div.inputs[1]) != nil {
                 (divide, x, c1) = (true, div.inputs[0], div.inputs[1])
-            } else if let mul = chains.binary(scaleIndex, "Mul"), let name = [mul.inputs[1], mul.inputs[0]].first(where: { chains.scalar($0) != nil }),
+            } else if let mul = chains.binary(scaleIndex, "Mul"), let name = [mul.inputs[1], mul.inputs[0]].first(where: { scalar($0) != nil }),
                 let value = Chains.other(mul, than: name)
             {
                 (divide, x, c1) = (false, value, name)
@@ -27,7 +34,7 @@ extension GraphBuilder {
                 continue
             }
             guard let addIndex = chains.reader[erf.outputs[0]], let add = chains.binary(addIndex, "Add"), let c2 = Chains.other(add, than: erf.outputs[0]),
-                chains.scalar(c2) != nil,
+                scalar(c2) != nil,
                 chains.absorbable(add.outputs[0]), let mulIndex = chains.reader[add.outputs[0]], let mul = chains.binary(mulIndex, "Mul"),
                 let factor = Chains.other(mul, than: add.outputs[0])
             else { continue }
@@ -36,14 +43,14 @@ extension GraphBuilder {
             if factor == x {
                 // (x · (erf + c2)) · c3
                 guard chains.absorbable(mul.outputs[0]), let lastIndex = chains.reader[mul.outputs[0]], let last = chains.binary(lastIndex, "Mul"),
-                    let name = Chains.other(last, than: mul.outputs[0]), chains.scalar(name) != nil
+                    let name = Chains.other(last, than: mul.outputs[0]), scalar(name) != nil
                 else { continue }
                 (c3, scaleLast) = (name, true)
                 chain.append(lastIndex)
             } else {
                 // (x · c3) · (erf + c2)
                 guard chains.absorbable(factor), let halfIndex = chains.producer[factor], let half = chains.binary(halfIndex, "Mul"),
-                    let name = [half.inputs[1], half.inputs[0]].first(where: { chains.scalar($0) != nil }), Chains.other(half, than: name) == x
+                    let name = [half.inputs[1], half.inputs[0]].first(where: { scalar($0) != nil }), Chains.other(half, than: name) == x
                 else { continue }
                 (c3, scaleLast) = (name, false)
                 chain.insert(halfIndex, at: 1)
@@ -60,13 +67,20 @@ extension GraphBuilder {
             fused.minimumRanks = []
             fused.inputTypes = InputTypes()
             let constants = [c1: initializers[c1]!, c2: initializers[c2]!, c3: initializers[c3]!]
-            let (v1, v2, v3) = (constants[c1]!.scalars(as: Float.self)[0], constants[c2]!.scalars(as: Float.self)[0], constants[c3]!.scalars(as: Float.self)[0])
+            // One type for the three, float32 or float16 (widened here, exactly).
+            let type = constants[c1]!.dtype
+            guard constants.values.allSatisfy({ $0.dtype == type }) else { continue }
+            func value(_ name: String) -> Float {
+                type == .float32 ? constants[name]!.scalars(as: Float.self)[0] : Float(constants[name]!.scalars(as: Float16.self)[0])
+            }
+            let (v1, v2, v3) = (value(c1), value(c2), value(c3))
             fused.kernel = .tensors { _, inputs in
                 guard let input = inputs.first ?? nil else { throw ONNXError.invalidModel("node \(erf.name): missing input") }
-                guard input.dtype == .float32, constants.values.allSatisfy({ $0.rank <= input.rank }) else {
+                guard input.dtype == type, constants.values.allSatisfy({ $0.rank <= input.rank }) else {
                     // What this pass does not cover: the original nodes, one after another.
                     return [try runInTurn(originals, inputs: [x: input], constants: constants, output: output)]
                 }
+                if type == .float16 { return [HalfPrecision.gelu(input, c1: v1, divide: divide, c2: v2, c3: v3, scaleLast: scaleLast)] }
                 let y = Tensor(uninitialized: .float32, shape: input.shape)
                 input.withUnsafeBufferPointer(as: Float.self) { px in
                     y.withUnsafeMutableBufferPointer(as: Float.self) { py in
