@@ -70,13 +70,7 @@ enum HalfPrecision {
     /// time in L1 instead of five tensors. Blocks start at multiples of sixteen, as the Erf node's
     /// lane groups do, so the bits are the unfused nodes'.
     static func gelu(_ x: Tensor, c1: Float, divide: Bool, c2: Float, c3: Float, scaleLast: Bool) -> Tensor {
-        let widen: (UnsafePointer<Float16>, UnsafeMutablePointer<Float>, Int) -> Void,
-            narrow: (UnsafePointer<Float>, UnsafeMutablePointer<Float16>, Int) -> Void
-        switch RowKernels.variant {
-        case .avx512: (widen, narrow) = (VesselKernelsAVX512.HalfConversion.widen, VesselKernelsAVX512.HalfConversion.narrow)
-        case .haswell: (widen, narrow) = (VesselKernelsHaswell.HalfConversion.widen, VesselKernelsHaswell.HalfConversion.narrow)
-        case .baseline: (widen, narrow) = (VesselKernels.HalfConversion.widen, VesselKernels.HalfConversion.narrow)
-        }
+        let (widen, narrow) = Cast.halfConversions
         let block = 512
         let y = Tensor(uninitialized: .float16, shape: x.shape)
         x.withUnsafeBufferPointer(as: Float16.self) { px in

@@ -69,13 +69,18 @@ enum Cast {
     /// float16 ↔ float32 through the kernels of this CPU (F16C on Haswell and later), split
     /// across the intra-op threads.
     static func halves(_ x: Tensor, to dtype: DType) -> Tensor {
-        switch (RowKernels.variant, dtype == .float32) {
-        case (.avx512, true): converted(x, VesselKernelsAVX512.HalfConversion.widen)
-        case (.avx512, false): converted(x, VesselKernelsAVX512.HalfConversion.narrow)
-        case (.haswell, true): converted(x, VesselKernelsHaswell.HalfConversion.widen)
-        case (.haswell, false): converted(x, VesselKernelsHaswell.HalfConversion.narrow)
-        case (.baseline, true): converted(x, VesselKernels.HalfConversion.widen)
-        case (.baseline, false): converted(x, VesselKernels.HalfConversion.narrow)
+        let conversions = halfConversions
+        return dtype == .float32 ? converted(x, conversions.widen) : converted(x, conversions.narrow)
+    }
+
+    /// `HalfConversion.widen` and `narrow` in the CPU's kernel copy.
+    static var halfConversions:
+        (widen: (UnsafePointer<Float16>, UnsafeMutablePointer<Float>, Int) -> Void, narrow: (UnsafePointer<Float>, UnsafeMutablePointer<Float16>, Int) -> Void)
+    {
+        switch RowKernels.variant {
+        case .avx512: (VesselKernelsAVX512.HalfConversion.widen, VesselKernelsAVX512.HalfConversion.narrow)
+        case .haswell: (VesselKernelsHaswell.HalfConversion.widen, VesselKernelsHaswell.HalfConversion.narrow)
+        case .baseline: (VesselKernels.HalfConversion.widen, VesselKernels.HalfConversion.narrow)
         }
     }
 
