@@ -164,7 +164,8 @@ struct ConvolutionPathTests {
         let (w, b) = (try npy("w.npy"), try npy("b.npy"))
         let model = try ONNXModel(path: directory + "/conv.onnx")
         var generator = SplitMix64(seed: 23)
-        // 44×41 is 22 × 21 tiles: more than one chunk (400 tiles for 32 + 48 rows), cut mid-row.
+        // 44×41 is 22 × 21 tiles, 462: four chunks for 32 + 48 rows (128, 112, 112 and a ragged
+        // 110), cut mid-row.
         for (height, width) in [(44, 41), (9, 13), (44, 41)] {
             let x = (0..<(channels * height * width)).map { _ in Float(generator.nextUnit() * 2 - 1) }
             let y = try #require(try model.run(["x": Tensor(x, shape: [1, channels, height, width])])["y"]).scalars(as: Float.self)

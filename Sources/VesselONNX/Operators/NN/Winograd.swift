@@ -78,22 +78,33 @@ enum Winograd {
         // rows) stay near 1 MiB, in a core's L2 between the transforms and the products (at 2 MiB
         // they went out to L3: SqueezeNet's first fire module 0.81 → 0.70 ms); at least 64
         // tiles, so each product is still wide enough to run at full speed. From 128 tiles on there
-        // are at least two chunks, an even number of them, as even as multiples of 16 tiles allow
-        // (products 16 columns at a time run at full width). The cut depends on the shapes only,
-        // never on the thread count, so the products, and the results, are the same at any.
+        // are at least two chunks, an even number of them, cut in whole groups of 16 tiles
+        // (products 16 columns at a time run at full width) that differ by one group at most:
+        // the first `extra` chunks take one more. (Chunks of one width with the rest in the last
+        // cut SqueezeNet's 784 tiles 144, 144, 144, 144, 144, 64, so of two threads one took 432
+        // tiles and the other 352; now 144 and five of 128, 400 and 384.) The cut depends on the
+        // shapes only, never on the thread count, so the products, and the results, are the same
+        // at any.
         let budget = Swift.max(64, (1 << 18) / (16 * (channels + filters)) / 16 * 16)
+        let groups = (tiles + 15) / 16
         var count = (tiles + budget - 1) / budget
         if tiles >= 128 { count = (Swift.max(count, 2) + 1) / 2 * 2 }
-        let chunk = Swift.min(tiles, ((tiles + count - 1) / count + 15) / 16 * 16)
-        let chunkCount = (tiles + chunk - 1) / chunk
+        count = Swift.max(1, Swift.min(count, groups))
+        let (base, extra) = groups.quotientAndRemainder(dividingBy: count)
+        /// Chunk `index`'s tiles.
+        func tileRange(_ index: Int) -> Range<Int> {
+            let first = 16 * (index * base + Swift.min(index, extra))
+            return first..<Swift.min(tiles, first + 16 * (base + (index < extra ? 1 : 0)))
+        }
+        let widest = Swift.min(tiles, 16 * (base + (extra > 0 ? 1 : 0)))
         // With at least a chunk per thread, every thread takes whole chunks with buffers of its
         // own; otherwise the chunks run one at a time with each step split across the threads.
         // (Splitting the steps when there were chunks enough made a 16-channel, 64-filter 55×55
         // convolution 1.8× slower on two threads than on one in some runs.)
-        let perThread = threads > 1 && chunkCount >= threads
+        let perThread = threads > 1 && count >= threads
         // Rows of U and M have a block's values of slack: a block is written (and read) whole even
         // where fewer of its tiles are in the chunk.
-        let rowLength = chunk + lanes
+        let rowLength = widest + lanes
         let paddedStorage = Tensor(uninitialized: .float32, shape: [channels * plane])
         withExtendedLifetime(paddedStorage) {
             let padded = paddedStorage.storage.pointer.bindMemory(to: Float.self, capacity: paddedStorage.count)
@@ -116,7 +127,8 @@ enum Winograd {
                         if split { Parallel.chunks(count, minimum: minimum, threads: threads, body) } else { body(0..<count) }
                     }
                     for index in chunks {
-                        let first = index * chunk, end = Swift.min(first + chunk, tiles)
+                        let chunkTiles = tileRange(index)
+                        let (first, end) = (chunkTiles.lowerBound, chunkTiles.upperBound)
                         loop(channels, minimum: Swift.max(1, 4096 / (end - first))) { range in
                             for channel in range {
                                 WinogradKernels.transformInput(
@@ -142,9 +154,9 @@ enum Winograd {
                 }
             }
             if perThread {
-                Parallel.chunks(chunkCount, minimum: 1, threads: threads) { run($0, split: false) }
+                Parallel.chunks(count, minimum: 1, threads: threads) { run($0, split: false) }
             } else {
-                run(0..<chunkCount, split: true)
+                run(0..<count, split: true)
             }
         }
     }
