@@ -102,6 +102,52 @@ public enum HalfConversion {
         }
     }
 
+    /// GELU spelled with Erf over float16 values and float16 constants (`c1`, `c2`, `c3` those
+    /// constants widened; the spellings are `RowKernels.gelu`'s): each step widened, computed in
+    /// float32 and rounded to half as its own node rounds it — `x / c1` (or `x · c1`), erf, `+ c2`,
+    /// then `(x · that) · c3` or `(x · c3) · that` — a block of 512 values at a time in L1. The
+    /// bits are the unfused nodes'. Here rather than in the caller's (baseline) module, so its
+    /// float loops run in this copy's lanes.
+    @inline(never)
+    public static func gelu(
+        _ x: UnsafePointer<Float16>, _ y: UnsafeMutablePointer<Float16>, count: Int, c1: Float, divide: Bool, c2: Float, c3: Float,
+        scaleLast: Bool
+    ) {
+        let block = 512
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * block) { floats in
+            withUnsafeTemporaryAllocation(of: Float16.self, capacity: block) { halves in
+                let (xf, a, e, h) = (floats.baseAddress!, floats.baseAddress! + block, floats.baseAddress! + 2 * block, halves.baseAddress!)
+                var first = 0
+                while first < count {
+                    let n = min(block, count - first)
+                    /// `v` rounded to half and widened back: one node's output as the next reads it.
+                    func rounded(_ v: UnsafeMutablePointer<Float>) {
+                        narrow(v, h, count: n)
+                        widen(h, v, count: n)
+                    }
+                    widen(x + first, xf, count: n)
+                    if divide { for i in 0..<n { a[i] = xf[i] / c1 } } else { for i in 0..<n { a[i] = xf[i] * c1 } }
+                    rounded(a)
+                    RowKernels.map(.erf, a, e, range: 0..<n)
+                    rounded(e)
+                    for i in 0..<n { e[i] += c2 }
+                    rounded(e)
+                    if scaleLast {
+                        for i in 0..<n { e[i] *= xf[i] }
+                        rounded(e)
+                        for i in 0..<n { e[i] *= c3 }
+                    } else {
+                        for i in 0..<n { a[i] = xf[i] * c3 }
+                        rounded(a)
+                        for i in 0..<n { e[i] *= a[i] }
+                    }
+                    narrow(e, y + first, count: n)
+                    first += n
+                }
+            }
+        }
+    }
+
     /// All ones in the lanes where `a < b`, zero elsewhere; both below 2^31. (Comparisons that
     /// make a `SIMDMask` are built lane by lane through memory; this stays in registers.)
     @inline(__always)

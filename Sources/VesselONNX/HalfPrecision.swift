@@ -64,49 +64,26 @@ enum HalfPrecision {
     }
 
     /// GELU spelled with Erf over float16 values and float16 constants (`fuseGelu`; `c1`, `c2`,
-    /// `c3` are those constants widened): each step widened, computed in float32 and rounded to
-    /// half as the separate nodes compute it — `x / c1` (or `x · c1`), Erf through the same row
-    /// kernel, `+ c2`, then `(x · that) · c3` or `(x · c3) · that` — a block of 512 values at a
-    /// time in L1 instead of five tensors. Blocks start at multiples of sixteen, as the Erf node's
-    /// lane groups do, so the bits are the unfused nodes'.
+    /// `c3` are those constants widened): `HalfConversion.gelu` in the CPU's kernel copy, each
+    /// step rounded to half as the separate nodes round it, a block of 512 values at a time in L1
+    /// instead of five tensors, the blocks split across the threads.
     static func gelu(_ x: Tensor, c1: Float, divide: Bool, c2: Float, c3: Float, scaleLast: Bool) -> Tensor {
-        let (widen, narrow) = Cast.halfConversions
+        let kernel: (UnsafePointer<Float16>, UnsafeMutablePointer<Float16>, Int) -> Void =
+            switch RowKernels.variant {
+            case .avx512:
+                { VesselKernelsAVX512.HalfConversion.gelu($0, $1, count: $2, c1: c1, divide: divide, c2: c2, c3: c3, scaleLast: scaleLast) }
+            case .haswell:
+                { VesselKernelsHaswell.HalfConversion.gelu($0, $1, count: $2, c1: c1, divide: divide, c2: c2, c3: c3, scaleLast: scaleLast) }
+            case .baseline: { VesselKernels.HalfConversion.gelu($0, $1, count: $2, c1: c1, divide: divide, c2: c2, c3: c3, scaleLast: scaleLast) }
+            }
         let block = 512
         let y = Tensor(uninitialized: .float16, shape: x.shape)
         x.withUnsafeBufferPointer(as: Float16.self) { px in
             y.withUnsafeMutableBufferPointer(as: Float16.self) { py in
                 let count = px.count
                 Parallel.chunks((count + block - 1) / block, minimum: 8) { blocks in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * block) { floats in
-                        withUnsafeTemporaryAllocation(of: Float16.self, capacity: block) { halves in
-                            let (xf, a, e, h) = (floats.baseAddress!, floats.baseAddress! + block, floats.baseAddress! + 2 * block, halves.baseAddress!)
-                            for index in blocks {
-                                let first = index * block, n = Swift.min(block, count - first)
-                                /// `v` rounded to half and widened back: one node's output as the next reads it.
-                                func rounded(_ v: UnsafeMutablePointer<Float>) {
-                                    narrow(v, h, n)
-                                    widen(h, v, n)
-                                }
-                                widen(px.baseAddress! + first, xf, n)
-                                if divide { for i in 0..<n { a[i] = xf[i] / c1 } } else { for i in 0..<n { a[i] = xf[i] * c1 } }
-                                rounded(a)
-                                RowKernels.map(.erf, a, e, count: n, threads: 1)
-                                rounded(e)
-                                for i in 0..<n { e[i] += c2 }
-                                rounded(e)
-                                if scaleLast {
-                                    for i in 0..<n { e[i] *= xf[i] }
-                                    rounded(e)
-                                    for i in 0..<n { e[i] *= c3 }
-                                } else {
-                                    for i in 0..<n { a[i] = xf[i] * c3 }
-                                    rounded(a)
-                                    for i in 0..<n { e[i] *= a[i] }
-                                }
-                                narrow(e, py.baseAddress! + first, n)
-                            }
-                        }
-                    }
+                    let first = blocks.lowerBound * block
+                    kernel(px.baseAddress! + first, py.baseAddress! + first, Swift.min(count, blocks.upperBound * block) - first)
                 }
             }
         }
