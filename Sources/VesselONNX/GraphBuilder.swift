@@ -74,6 +74,7 @@ struct GraphBuilder {
             Self.fuseChannelAffine(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseIntegerProducts(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseGelu(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
+            Self.fuseTransposes(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseBias(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseScaledSoftmax(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)
             Self.fuseResidual(&nodes, initializers, protected: Set(outputs.map(\.name)), overridable: overridable)

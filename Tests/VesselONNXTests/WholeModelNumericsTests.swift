@@ -593,6 +593,46 @@ struct WholeModelNumericsTests {
         }
     }
 
+    @Test("attention's Transposes into and out of heads run inside their MatMuls with the separate nodes' bits, float32 and float16; others fall back")
+    func transposesFused() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("transposes")
+        defer { TestSupport.remove(directory) }
+        _ = try TestSupport.python(
+            """
+            import onnx
+            from onnx import helper, TensorProto
+            T = helper.make_node
+            # Q, K, V as [batch, sequence, heads, size]: Q·Kᵀ per head, then · V, back to [batch, sequence, heads, size].
+            heads = [T("Transpose", ["q"], ["qh"], perm=[0, 2, 1, 3]), T("Transpose", ["k"], ["kh"], perm=[0, 2, 3, 1]),
+                     T("MatMul", ["qh", "kh"], ["s"]), T("Transpose", ["v"], ["vh"], perm=[0, 2, 1, 3]),
+                     T("MatMul", ["s", "vh"], ["c"]), T("Transpose", ["c"], ["y"], perm=[0, 2, 1, 3])]
+            # Q's sizes across its rows (A's columns strided) and K's heads broadcast: the original nodes.
+            other = [T("Transpose", ["q"], ["qh"], perm=[0, 2, 3, 1]), T("MatMul", ["qh", "k"], ["y"])]
+            shapes = {"heads": ([2, 5, 3, 4], [2, 7, 3, 4], [2, 7, 3, 4]), "other": ([2, 5, 3, 4], [2, 1, 5, 6], None)}
+            for name, nodes in [("heads", heads), ("other", other)]:
+                for kind, tag in [(TensorProto.FLOAT, ""), (TensorProto.FLOAT16, "16")]:
+                    inputs = [helper.make_tensor_value_info(n, kind, s) for n, s in zip("qkv", shapes[name]) if s]
+                    for suffix, outputs in [("", ["y"]), ("-open", ["y"] + [o for n in nodes for o in n.output if o != "y"])]:
+                        graph = helper.make_graph(nodes, name, inputs, [helper.make_tensor_value_info(o, kind, None) for o in outputs])
+                        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"\(directory)/{name}{tag}{suffix}.onnx")
+            """)
+        func values(_ shape: [Int], _ seed: Int, half: Bool) -> Tensor {
+            let floats = (0..<shape.reduce(1, *)).map { Float(($0 * 7_919 + seed * 104_729) % 1_013) / 101 - 5 }
+            return half ? Tensor(floats.map { Float16($0) }, shape: shape) : Tensor(floats, shape: shape)
+        }
+        for (name, shapes, fusedCount) in [("heads", [[2, 5, 3, 4], [2, 7, 3, 4], [2, 7, 3, 4]], 2), ("other", [[2, 5, 3, 4], [2, 1, 5, 6]], 1)] {
+            for tag in ["", "16"] {
+                let half = tag == "16"
+                let model = try ONNXModel(path: directory + "/\(name)\(tag).onnx"), open = try ONNXModel(path: directory + "/\(name)\(tag)-open.onnx")
+                #expect(model.graph.nodes.count == fusedCount && open.graph.nodes.count > fusedCount, "\(name)\(tag)")
+                let feeds = Dictionary(uniqueKeysWithValues: zip(["q", "k", "v"], shapes).enumerated().map { ($1.0, values($1.1, $0, half: half)) })
+                let got = try #require(try model.run(feeds)["y"]), expected = try #require(try open.run(feeds)["y"])
+                let bits = { (t: Tensor) in half ? t.scalars(as: Float16.self).map { UInt32($0.bitPattern) } : t.scalars(as: Float.self).map(\.bitPattern) }
+                #expect(got.shape == expected.shape && got.dtype == expected.dtype && bits(got) == bits(expected), "\(name)\(tag)")
+            }
+        }
+    }
+
     @Test("without OpenBLAS the built-in GEMM gives the same results, with row distances and accumulation too")
     func builtinGEMM() throws {
         // A product large enough for blocking to matter, compared with the BLAS path.

@@ -327,26 +327,9 @@ func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext, weights: PackedW
     // take whole products when there are enough of them, else split each one.
     if a.dtype == .float32, b.dtype == .float32, RowKernels.variant.hasAVX2, m > 0, k > 0, n > 0 {
         let out = Tensor(uninitialized: .float32, shape: shape.fullShape)
-        let packedCount = VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n)
-        a.withUnsafeBufferPointer(as: Float.self) { pa in
-            b.withUnsafeBufferPointer(as: Float.self) { pb in
-                out.withUnsafeMutableBufferPointer(as: Float.self) { po in
-                    let (a, b, c) = (pa.baseAddress!, pb.baseAddress!, po.baseAddress!)
-                    // Whole products per thread when there are enough, each split across the
-                    // threads when not.
-                    let perItem = batchCount >= 2 * Parallel.threads
-                    Parallel.chunks(batchCount, minimum: perItem ? max(1, GEMM.splitWork / (m * n * k)) : batchCount) { items in
-                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: packedCount)
-                        defer { scratch.deallocate() }
-                        for index in items {
-                            PackedWeights.packAndMultiply(
-                                a + aOffsets[index] * m * k, rows: m, k: k, n: n, b: b + bOffsets[index] * k * n, ldb: n, transposed: false,
-                                scratch: scratch, c: c + index * m * n, ldc: n, threads: perItem ? 1 : Parallel.threads)
-                        }
-                    }
-                }
-            }
-        }
+        PackedWeights.products(
+            a, .init(bases: aOffsets.map { $0 * m * k }, rowStride: k), b, .init(bases: bOffsets.map { $0 * k * n }, rowStride: n),
+            transposed: false, into: out, .init(bases: (0..<batchCount).map { $0 * m * n }, rowStride: n), m: m, k: k, n: n)
         return out.reshaped(shape.outShape)
     }
     let dtype = a.dtype
@@ -382,6 +365,62 @@ func matmul(_ a: Tensor, _ b: Tensor, _ context: KernelContext, weights: PackedW
         out = Cast.fromDoubles(values, dtype: dtype, shape: shape.fullShape)
     }
     return Cast.convert(out, to: dtype).reshaped(shape.outShape)
+}
+
+/// numpy `matmul` of `a` and `b` read through Transposes' `aPerm` and `bPerm` (nil: as they
+/// are), the product written through a Transpose's `outPerm` — the heads of an attention layer,
+/// whose Q, K and V are transposed into heads and whose context is transposed back
+/// (`fuseTransposes`) — by `PackedWeights.products` with strides instead of transposed copies.
+/// The same sums as transposing first, so the same bits. Nil where that does not apply: not
+/// float32, no AVX2, batch axes that differ or broadcast, an operand or result whose rows are
+/// not contiguous, a perm that is not one.
+func transposedProduct(_ a: Tensor, _ aPerm: [Int]?, _ b: Tensor, _ bPerm: [Int]?, outPerm: [Int]?) -> Tensor? {
+    guard a.dtype == .float32, b.dtype == .float32, RowKernels.variant.hasAVX2 else { return nil }
+    /// A tensor's shape and steps seen through `perm`.
+    func view(_ shape: [Int], _ perm: [Int]?) -> (shape: [Int], steps: [Int])? {
+        let strides = Tensor.strides(of: shape)
+        guard let perm else { return (shape, strides) }
+        guard perm.sorted() == Array(0..<shape.count) else { return nil }
+        return (perm.map { shape[$0] }, perm.map { strides[$0] })
+    }
+    guard let (aShape, aSteps) = view(a.shape, aPerm), let (bShape, bSteps) = view(b.shape, bPerm), aShape.count >= 2,
+        aShape.count == bShape.count, aShape.dropLast(2) == bShape.dropLast(2)
+    else { return nil }
+    let rank = aShape.count
+    let (m, k, n) = (aShape[rank - 2], aShape[rank - 1], bShape[rank - 1])
+    guard bShape[rank - 2] == k, m > 0, k > 0, n > 0, aSteps[rank - 1] == 1, bSteps[rank - 1] == 1 || bSteps[rank - 2] == 1 else { return nil }
+    // B's rows adjacent, or (K's heads, read as Kᵀ) its columns: packed from the transpose.
+    let transposed = bSteps[rank - 1] != 1
+    let productShape = Array(aShape.dropLast(2)) + [m, n]
+    let outShape: [Int], cSteps: [Int]
+    if let outPerm {
+        guard let (shape, _) = view(productShape, outPerm) else { return nil }
+        // Product axis outPerm[t] is the result's axis t.
+        var steps = [Int](repeating: 0, count: rank)
+        for (t, stride) in Tensor.strides(of: shape).enumerated() { steps[outPerm[t]] = stride }
+        (outShape, cSteps) = (shape, steps)
+    } else {
+        (outShape, cSteps) = (productShape, Tensor.strides(of: productShape))
+    }
+    guard cSteps[rank - 1] == 1 else { return nil }
+    let batch = Array(aShape.dropLast(2))
+    /// Where each matrix of the batch starts, for steps `steps`.
+    func bases(_ steps: [Int]) -> [Int] {
+        (0..<Tensor.count(of: batch)).map { index in
+            var rest = index, base = 0
+            for axis in batch.indices.reversed() {
+                base += rest % batch[axis] * steps[axis]
+                rest /= batch[axis]
+            }
+            return base
+        }
+    }
+    let out = Tensor(uninitialized: .float32, shape: outShape)
+    PackedWeights.products(
+        a, .init(bases: bases(aSteps), rowStride: aSteps[rank - 2]), b,
+        .init(bases: bases(bSteps), rowStride: transposed ? bSteps[rank - 1] : bSteps[rank - 2]), transposed: transposed, into: out,
+        .init(bases: bases(cSteps), rowStride: cSteps[rank - 2]), m: m, k: k, n: n)
+    return out
 }
 
 /// A MatMul or Gemm node's B packed for `PackedGEMM` (VesselKernels). Every B is packed, so a
@@ -481,13 +520,15 @@ final class PackedWeights: Sendable {
     /// pointwise product over 55×55 0.184 → 0.167 ms; ResNet-50 76.0 → 75.6; DenseNet-121 57.5
     /// → 57.1. The Haswell copy's 6×16 blocks lost that way (ResNet-50 82.5 → 89.6 ms), so it packs.
     static func packAndMultiply(
-        _ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, transposed: Bool,
+        _ a: UnsafePointer<Float>, lda: Int? = nil, rows: Int, k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, transposed: Bool,
         scratch: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int, epilogue: Epilogue = .none,
         inPlace: Bool = false
     ) {
         if inPlace, !transposed, RowKernels.variant == .avx512 {
             VesselKernelsAVX512.PackedGEMM.packTail(b, k: k, n: n, ldb: ldb, into: scratch)
-            multiply(a, rows: rows, k: k, n: n, b: .inPlace(b, ldb: ldb, tail: scratch), c: c, ldc: ldc, threads: threads, epilogue: epilogue)
+            multiply(
+                a, lda: lda, rows: rows, k: k, n: n, b: .inPlace(b, ldb: ldb, tail: scratch), c: c, ldc: ldc, threads: threads,
+                epilogue: epilogue)
             return
         }
         let panels = (n + VesselKernelsHaswell.PackedGEMM.panelWidth - 1) / VesselKernelsHaswell.PackedGEMM.panelWidth
@@ -498,7 +539,44 @@ final class PackedWeights: Sendable {
                 VesselKernelsHaswell.PackedGEMM.pack(b, k: k, n: n, ldb: ldb, transposed: transposed, into: scratch, panels: range)
             }
         }
-        multiply(a, rows: rows, k: k, n: n, b: .packed(scratch), c: c, ldc: ldc, threads: threads, epilogue: epilogue)
+        multiply(a, lda: lda, rows: rows, k: k, n: n, b: .packed(scratch), c: c, ldc: ldc, threads: threads, epilogue: epilogue)
+    }
+
+    /// Where each of a batch of matrices starts in its tensor (in floats) and how far apart its
+    /// rows are; its columns are adjacent.
+    struct Layout {
+        let bases: [Int]
+        let rowStride: Int
+    }
+
+    /// The batch of products C[i] = A[i] · B[i] (m×k by k×n; B[i] given n×k when `transposed`,
+    /// its rows then `b.rowStride` apart), each B packed for its one call: whole products per
+    /// thread when there are enough of them, each split across the threads when not. The layouts
+    /// let the matrices be strided views (a Transpose's input read in place, `fuseTransposes`);
+    /// every element is the same in-order sum whatever the layout.
+    static func products(
+        _ a: Tensor, _ aLayout: Layout, _ b: Tensor, _ bLayout: Layout, transposed: Bool, into out: Tensor, _ cLayout: Layout, m: Int, k: Int,
+        n: Int
+    ) {
+        let batchCount = cLayout.bases.count
+        let packedCount = VesselKernelsHaswell.PackedGEMM.packedCount(k: k, n: n)
+        a.withUnsafeBufferPointer(as: Float.self) { pa in
+            b.withUnsafeBufferPointer(as: Float.self) { pb in
+                out.withUnsafeMutableBufferPointer(as: Float.self) { po in
+                    let perItem = batchCount >= 2 * Parallel.threads
+                    Parallel.chunks(batchCount, minimum: perItem ? max(1, GEMM.splitWork / (m * n * k)) : batchCount) { items in
+                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: packedCount)
+                        defer { scratch.deallocate() }
+                        for index in items {
+                            packAndMultiply(
+                                pa.baseAddress! + aLayout.bases[index], lda: aLayout.rowStride, rows: m, k: k, n: n,
+                                b: pb.baseAddress! + bLayout.bases[index], ldb: bLayout.rowStride, transposed: transposed, scratch: scratch,
+                                c: po.baseAddress! + cLayout.bases[index], ldc: cLayout.rowStride, threads: perItem ? 1 : Parallel.threads)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// C (rows×n) = A (rows×k) · B's panels, split across the intra-op threads by blocks of rows
@@ -506,15 +584,15 @@ final class PackedWeights: Sendable {
     /// there are few rows. Every element is summed in the same order whatever the split and
     /// whichever copy, so the result does not depend on the thread count or the CPU's AVX-512.
     static func multiply(
-        _ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, b: Panels, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+        _ a: UnsafePointer<Float>, lda: Int? = nil, rows: Int, k: Int, n: Int, b: Panels, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
         threads: Int = Parallel.threads, epilogue: Epilogue = .none
     ) {
-        let ldc = ldc ?? n
+        let ldc = ldc ?? n, lda = lda ?? k
         let wide = RowKernels.variant == .avx512
         let width = VesselKernelsHaswell.PackedGEMM.panelWidth, panels = (n + width - 1) / width
         let rowUnit = wide ? 8 : 6, panelUnit = wide ? 2 : 1
         func run(_ rowRange: Range<Int>, _ panelRange: Range<Int>) {
-            kernel(a, lda: k, b: b, k: k, n: n, c: c, ldc: ldc, rows: rowRange, panels: panelRange, epilogue: epilogue)
+            kernel(a, lda: lda, b: b, k: k, n: n, c: c, ldc: ldc, rows: rowRange, panels: panelRange, epilogue: epilogue)
         }
         let rowBlocks = (rows + rowUnit - 1) / rowUnit
         // Row blocks when there are plenty and B is no wider than A is tall: each thread then
