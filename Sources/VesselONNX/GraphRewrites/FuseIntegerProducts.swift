@@ -6,9 +6,10 @@ extension GraphBuilder {
     /// 2-D B, `Cast` of the Int32 sums to float, `Mul` by the two scales' product, and often `Add`
     /// of a constant bias — becomes one node when each output is read only by the next: the sums
     /// go to float, are scaled and biased in one pass, with no Int32 or intermediate float tensor
-    /// and three fewer nodes. The arithmetic is the same (the sum rounded to float, a rounded
-    /// product, a rounded sum), so results are bit-identical. A scale that is neither one value
-    /// nor one per column runs the original kernels in turn.
+    /// and three fewer nodes (four with the Mul of the activation's and the weight's scales, when
+    /// only this chain reads their product). The arithmetic is the same (the sum rounded to
+    /// float, a rounded product, a rounded sum), so results are bit-identical. A scale that is
+    /// neither one value nor one per column runs the original kernels in turn.
     static func fuseIntegerProducts(_ nodes: inout [Node], _ initializers: [String: Tensor], protected: Set<String>, overridable: Set<String>) {
         let chains = Chains(nodes, initializers, protected: protected, overridable: overridable)
         var replaced: [Int: Node] = [:]
@@ -30,16 +31,21 @@ extension GraphBuilder {
                 biasStep = (add, addKernel, bias, add.inputs[1] == mul.outputs[0])
                 last = (addIndex, add)
             }
+            // The scales' product — the activation's scale from DynamicQuantizeLinear times the
+            // weight's — when a Mul makes it for this chain alone: multiplied here instead.
+            let scales = chains.absorbable(scaleName) ? chains.plain(chains.producer[scaleName], "Mul") : nil
+            let scalesMul = scales.flatMap { $0.node.inputs.count == 2 ? $0 : nil }
             var fused = product
-            fused.inputs = product.inputs + Array(repeating: "", count: 4 - product.inputs.count) + [scaleName]
+            fused.inputs = product.inputs + Array(repeating: "", count: 4 - product.inputs.count) + (scalesMul?.node.inputs ?? [scaleName])
             fused.outputs = last.1.outputs
-            fused.name += "+Cast+Mul" + (biasStep == nil ? "" : "+Add")
+            fused.name = (scalesMul.map { $0.node.name + "+" } ?? "") + product.name + "+Cast+Mul" + (biasStep == nil ? "" : "+Add")
             let weights = PackedWeights()
             let original = (cast, castKernel, mul, mulKernel, castFirst)
             let biasValues = biasStep?.bias.scalars(as: Float.self)
             let biasFallback = biasStep
             fused.kernel = .tensors { c, inputs in
-                let a = try c.input(inputs, 0), b = try c.input(inputs, 1), scale = try c.input(inputs, 4)
+                let a = try c.input(inputs, 0), b = try c.input(inputs, 1)
+                let scale = try scalesMul.map { mul in try Self.product(try c.input(inputs, 4), try c.input(inputs, 5), mul, c) } ?? c.input(inputs, 4)
                 let columns = b.shape.last ?? 1, outputRank = try MatMulShape(a.shape, b.shape, c).outShape.count
                 guard scale.dtype == .float32, scale.rank <= outputRank, scale.count == 1 || (scale.rank == 1 && scale.count == columns),
                     biasValues == nil || columns == n
@@ -58,9 +64,22 @@ extension GraphBuilder {
                 ]
             }
             replaced[last.0] = fused
-            removed.formUnion([index, castIndex, mulIndex])
+            removed.formUnion([index, castIndex, mulIndex] + (scalesMul.map { [$0.index] } ?? []))
         }
         // The fused node takes the place of the chain's last node: every input is ready there.
         nodes = chains.applying(replaced, removing: removed)
+    }
+
+    /// `x · y` as the scales' Mul (`mul`) computes it: one float32 value times each of the other's
+    /// (the same rounded products, in either order), else through the Mul's own kernel.
+    static func product(_ x: Tensor, _ y: Tensor, _ mul: (index: Int, node: Node, kernel: KernelFunction), _ c: KernelContext) throws -> Tensor {
+        if x.dtype == .float32, y.dtype == .float32, x.count == 1 || y.count == 1 {
+            let (one, other) = x.count == 1 && x.rank <= y.rank ? (x, y) : (y, x)
+            if one.count == 1, one.rank <= other.rank {
+                let factor = one.scalars(as: Float.self)[0]
+                return Tensor(other.scalars(as: Float.self).map { $0 * factor }, shape: other.shape)
+            }
+        }
+        return try mul.kernel(KernelContext(node: mul.node, runSubgraph: c.runSubgraph, control: c.control), [x, y])[0]
     }
 }
