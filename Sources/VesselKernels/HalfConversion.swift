@@ -148,6 +148,53 @@ public enum HalfConversion {
         }
     }
 
+    /// Attention's float16 scores, rows `rows` of `size` values (`RowKernels.maskedSoftmaxRows`'s
+    /// steps over half values): each value widened and multiplied by `factor` (or divided by it),
+    /// rounded to half; plus the row's mask (`masks + maskOffsets[row]`, one value per column, or
+    /// its first for every column when not `along`), rounded to half; then the row's softmax in
+    /// float32 (`RowKernels.softmaxRow`, as the Softmax node computes a widened row), rounded to
+    /// half. Each step rounds as its own node does, so the bits are the separate nodes'.
+    @inline(never)
+    public static func maskedSoftmaxRows(
+        _ input: UnsafePointer<Float16>, masks: UnsafePointer<Float16>, maskOffsets: UnsafePointer<Int>, along: Bool, factor: Float,
+        divide: Bool, _ output: UnsafeMutablePointer<Float16>, rows: Range<Int>, size n: Int
+    ) {
+        // Rows a block at a time (about 512 values, at least one row), so the conversions run
+        // over whole blocks rather than a short row each.
+        let block = max(1, 512 / max(n, 1))
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: (block + 1) * n) { floats in
+            withUnsafeTemporaryAllocation(of: Float16.self, capacity: block * n) { halves in
+                let (v, w, h) = (floats.baseAddress!, floats.baseAddress! + block * n, halves.baseAddress!)
+                var first = rows.lowerBound
+                while first < rows.upperBound {
+                    let count = min(block, rows.upperBound - first), values = count * n
+                    /// The block rounded to half and widened back: one node's output as the next reads it.
+                    func rounded() {
+                        narrow(v, h, count: values)
+                        widen(h, v, count: values)
+                    }
+                    widen(input + first * n, v, count: values)
+                    if divide { for j in 0..<values { v[j] /= factor } } else { for j in 0..<values { v[j] *= factor } }
+                    rounded()
+                    for row in 0..<count {
+                        let m = masks + maskOffsets[first + row], target = v + row * n
+                        widen(m, w, count: along ? n : 1)
+                        if along {
+                            for j in 0..<n { target[j] += w[j] }
+                        } else {
+                            let shift = w[0]
+                            for j in 0..<n { target[j] += shift }
+                        }
+                    }
+                    rounded()
+                    for row in 0..<count { RowKernels.softmaxRow(v + row * n, v + row * n, n, log: false) }
+                    narrow(v, output + first * n, count: values)
+                    first += count
+                }
+            }
+        }
+    }
+
     /// All ones in the lanes where `a < b`, zero elsewhere; both below 2^31. (Comparisons that
     /// make a `SIMDMask` are built lane by lane through memory; this stays in registers.)
     @inline(__always)

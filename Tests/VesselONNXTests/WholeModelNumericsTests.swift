@@ -559,38 +559,50 @@ struct WholeModelNumericsTests {
         }
     }
 
-    @Test("attention's scale, mask Add and Softmax run as one node with the separate nodes' bits; a widening mask falls back")
+    @Test("attention's scale, mask Add and Softmax run as one node with the separate nodes' bits, float32 and float16; a widening mask falls back")
     func scaledSoftmaxFused() throws {
         let directory = try TestSupport.makeTemporaryDirectory("scaled-softmax")
         defer { TestSupport.remove(directory) }
         // Scores [2, 3, 5, 7]; masks as BERT's [2, 1, 1, 7], a full [2, 3, 5, 7], one value per
-        // row [5, 1], and [4, 2, 3, 5, 7], which widens the result and so takes the fallback.
+        // row [5, 1], and [4, 2, 3, 5, 7], which widens the result and so takes the fallback;
+        // 140 rows of 7, more than one of the float16 pass's blocks of rows.
+        let cases: [(name: String, scores: [Int], mask: [Int])] = [
+            ("bert", [2, 3, 5, 7], [2, 1, 1, 7]), ("full", [2, 3, 5, 7], [2, 3, 5, 7]), ("rows", [2, 3, 5, 7], [5, 1]),
+            ("widening", [2, 3, 5, 7], [4, 2, 3, 5, 7]), ("blocks", [1, 2, 70, 7], [1, 1, 1, 7])
+        ]
         _ = try TestSupport.python(
             """
             import numpy as np, onnx
             from onnx import helper, numpy_helper, TensorProto
-            for name, op, mask_shape in [("bert", "Mul", [2, 1, 1, 7]), ("full", "Div", [2, 3, 5, 7]), ("rows", "Mul", [5, 1]),
-                                         ("widening", "Mul", [4, 2, 3, 5, 7])]:
-                scale = numpy_helper.from_array(np.array([0.125 if op == "Mul" else 8.0], dtype=np.float32), "s")
-                nodes = [helper.make_node(op, ["x", "s"], ["t"]), helper.make_node("Add", ["m", "t"], ["u"]),
-                         helper.make_node("Softmax", ["u"], ["y"], axis=-1)]
-                for suffix, outputs in [("", ["y"]), ("-open", ["y", "t"])]:
-                    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 5, 7]),
-                                                            helper.make_tensor_value_info("m", TensorProto.FLOAT, mask_shape)],
-                                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], [scale])
-                    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"\(directory)/{name}{suffix}.onnx")
+            for name, op, x_shape, mask_shape in [("bert", "Mul", [2, 3, 5, 7], [2, 1, 1, 7]), ("full", "Div", [2, 3, 5, 7], [2, 3, 5, 7]),
+                                                  ("rows", "Mul", [2, 3, 5, 7], [5, 1]), ("widening", "Mul", [2, 3, 5, 7], [4, 2, 3, 5, 7]),
+                                                  ("blocks", "Div", [1, 2, 70, 7], [1, 1, 1, 7])]:
+                for dtype, kind, tag in [(np.float32, TensorProto.FLOAT, ""), (np.float16, TensorProto.FLOAT16, "16")]:
+                    # 1/√32 and √32, as BERT scales a 32-wide head: not powers of two, so each product rounds.
+                    scale = numpy_helper.from_array(np.array([0.17677669 if op == "Mul" else 5.656854], dtype=dtype), "s")
+                    nodes = [helper.make_node(op, ["x", "s"], ["t"]), helper.make_node("Add", ["m", "t"], ["u"]),
+                             helper.make_node("Softmax", ["u"], ["y"], axis=-1)]
+                    for suffix, outputs in [("", ["y"]), ("-open", ["y", "t"])]:
+                        graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", kind, x_shape),
+                                                                helper.make_tensor_value_info("m", kind, mask_shape)],
+                                                  [helper.make_tensor_value_info(o, kind, None) for o in outputs], [scale])
+                        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"\(directory)/{name}{tag}{suffix}.onnx")
             """)
-        let scores: [Float] = (0..<210).map { Float(($0 * 7_919) % 1_013) / 37 - 13 }
-        let x = Tensor(scores, shape: [2, 3, 5, 7])
-        for (name, maskShape) in [("bert", [2, 1, 1, 7]), ("full", [2, 3, 5, 7]), ("rows", [5, 1]), ("widening", [4, 2, 3, 5, 7])] {
-            let count = maskShape.reduce(1, *)
-            let maskValues: [Float] = (0..<count).map { $0 % 3 == 0 ? -10_000 : Float($0 % 5) / 4 }
-            let mask = Tensor(maskValues, shape: maskShape)
-            let model = try ONNXModel(path: directory + "/\(name).onnx"), open = try ONNXModel(path: directory + "/\(name)-open.onnx")
-            #expect(model.graph.nodes.count == 1 && open.graph.nodes.count == 3, "\(name)")
-            let got = try #require(try model.run(["x": x, "m": mask])["y"]), expected = try #require(try open.run(["x": x, "m": mask])["y"])
-            let gotBits = got.scalars(as: Float.self).map(\.bitPattern), expectedBits = expected.scalars(as: Float.self).map(\.bitPattern)
-            #expect(got.shape == expected.shape && gotBits == expectedBits, "\(name)")
+        for (name, scoresShape, maskShape) in cases {
+            let scores: [Float] = (0..<scoresShape.reduce(1, *)).map { Float(($0 * 7_919) % 1_013) / 37 - 13 }
+            let maskValues: [Float] = (0..<maskShape.reduce(1, *)).map { $0 % 3 == 0 ? -10_000 : Float($0 % 5) / 4 }
+            for tag in ["", "16"] {
+                let half = tag == "16"
+                func tensor(_ values: [Float], _ shape: [Int]) -> Tensor {
+                    half ? Tensor(values.map { Float16($0) }, shape: shape) : Tensor(values, shape: shape)
+                }
+                let feeds = ["x": tensor(scores, scoresShape), "m": tensor(maskValues, maskShape)]
+                let model = try ONNXModel(path: directory + "/\(name)\(tag).onnx"), open = try ONNXModel(path: directory + "/\(name)\(tag)-open.onnx")
+                #expect(model.graph.nodes.count == 1 && open.graph.nodes.count == 3, "\(name)\(tag)")
+                let got = try #require(try model.run(feeds)["y"]), expected = try #require(try open.run(feeds)["y"])
+                let bits = { (t: Tensor) in half ? t.scalars(as: Float16.self).map { UInt32($0.bitPattern) } : t.scalars(as: Float.self).map(\.bitPattern) }
+                #expect(got.shape == expected.shape && got.dtype == expected.dtype && bits(got) == bits(expected), "\(name)\(tag)")
+            }
         }
     }
 

@@ -109,6 +109,25 @@ enum RowKernels {
         }
     }
 
+    /// `maskedSoftmaxRows` over float16 scores and masks, each step rounded to half as its node
+    /// rounds it (`HalfConversion.maskedSoftmaxRows`).
+    static func maskedSoftmaxRows(
+        _ input: UnsafePointer<Float16>, masks: UnsafePointer<Float16>, maskOffsets: UnsafePointer<Int>, along: Bool, factor: Float,
+        divide: Bool, _ output: UnsafeMutablePointer<Float16>, rows: Range<Int>, size: Int
+    ) {
+        switch variant {
+        case .avx512:
+            VesselKernelsAVX512.HalfConversion.maskedSoftmaxRows(
+                input, masks: masks, maskOffsets: maskOffsets, along: along, factor: factor, divide: divide, output, rows: rows, size: size)
+        case .haswell:
+            VesselKernelsHaswell.HalfConversion.maskedSoftmaxRows(
+                input, masks: masks, maskOffsets: maskOffsets, along: along, factor: factor, divide: divide, output, rows: rows, size: size)
+        case .baseline:
+            VesselKernels.HalfConversion.maskedSoftmaxRows(
+                input, masks: masks, maskOffsets: maskOffsets, along: along, factor: factor, divide: divide, output, rows: rows, size: size)
+        }
+    }
+
     /// One row's softmax on the calling thread (a row of −inf gives NaN: callers with a rule
     /// for it apply it first).
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, log: Bool) {
