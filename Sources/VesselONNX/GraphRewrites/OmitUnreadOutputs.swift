@@ -8,9 +8,10 @@ import VesselTensor
 // A graph rewrite run at load (see `GraphBuilder.build` for the order).
 extension GraphBuilder {
     /// Operators whose outputs past the first are optional extras the kernel computes only when
-    /// the node lists them: Dropout's mask, MaxPool's indices, the losses' log-probabilities.
-    /// (Not Split, Loop or If, whose output count means something.)
-    static let optionalTrailingOutputs: Set<String> = ["Dropout", "MaxPool", "SoftmaxCrossEntropyLoss"]
+    /// the node lists them: Dropout's mask, MaxPool's indices, the losses' log-probabilities,
+    /// LayerNormalization's mean and inverse deviation. (Not Split, Loop or If, whose output
+    /// count means something.)
+    static let optionalTrailingOutputs: Set<String> = ["Dropout", "MaxPool", "SoftmaxCrossEntropyLoss", "LayerNormalization"]
 
     /// Drops the trailing outputs of those operators that nothing reads and the graph does not
     /// return, so the kernel neither builds them (an older exporter's Dropout lists a mask of the

@@ -111,12 +111,13 @@ extension KernelRegistry {
         let scaleTensor = try c.input(i, 1)
         let normalizedShape = Array(x.shape[axis...])
         for (name, tensor) in [("Scale", Optional(scaleTensor)), ("B", i.count > 2 ? i[2] : nil)] {
-            if let tensor, (try? Broadcast.shape(tensor.shape, normalizedShape)) != normalizedShape {
+            if let tensor, tensor.shape != normalizedShape, (try? Broadcast.shape(tensor.shape, normalizedShape)) != normalizedShape {
                 throw c.invalid("\(name) has shape \(tensor.shape), which does not broadcast to the normalized shape \(normalizedShape)")
             }
         }
         if x.dtype == .float32, scaleTensor.dtype == .float32, (i.count > 2 ? i[2]?.dtype ?? .float32 : .float32) == .float32 {
-            return try layerNormFloat(x, scaleTensor, i.count > 2 ? i[2] : nil, axis: axis, epsilon: Float(epsilon), statsType: .float32)
+            return try layerNormFloat(
+                x, scaleTensor, i.count > 2 ? i[2] : nil, axis: axis, epsilon: Float(epsilon), statsType: .float32, stats: c.node.outputs.count > 1)
         }
         let scale = scaleTensor.take(Broadcast.offsets(from: scaleTensor.shape, to: normalizedShape), shape: normalizedShape).doubles()
         var bias = [Double](repeating: 0, count: inner)
@@ -263,30 +264,33 @@ func lrnFloat(_ x: Tensor, channels: Int, inner: Int, before: Int, after: Int, s
 }
 
 /// LayerNormalization of float32 data through `RowKernels.layerNorm`, Scale and B broadcast to
-/// the normalized shape first; the Mean and InvStdDev outputs in `statsType`.
-func layerNormFloat(_ x: Tensor, _ scale: Tensor, _ bias: Tensor?, axis: Int, epsilon: Float, statsType: DType) throws -> [Tensor] {
+/// the normalized shape first (used as they are when they have it); the Mean and InvStdDev
+/// outputs in `statsType`, when `stats` (the node lists them: `omitUnreadOutputs` drops them
+/// when nothing reads them).
+func layerNormFloat(_ x: Tensor, _ scale: Tensor, _ bias: Tensor?, axis: Int, epsilon: Float, statsType: DType, stats: Bool = true) throws -> [Tensor] {
     let normalizedShape = Array(x.shape[axis...])
     let inner = normalizedShape.reduce(1, *), rows = x.count / Swift.max(inner, 1)
-    let scaleFull = scale.take(Broadcast.offsets(from: scale.shape, to: normalizedShape), shape: normalizedShape)
-    let biasFull = bias.map { $0.take(Broadcast.offsets(from: $0.shape, to: normalizedShape), shape: normalizedShape) }
+    func full(_ t: Tensor) -> Tensor { t.shape == normalizedShape ? t : t.take(Broadcast.offsets(from: t.shape, to: normalizedShape), shape: normalizedShape) }
+    let scaleFull = full(scale), biasFull = bias.map(full)
     let out = Tensor(uninitialized: .float32, shape: x.shape)
-    var means = [Float](repeating: 0, count: rows), inverse = [Float](repeating: 0, count: rows)
+    var means = [Float](repeating: 0, count: stats ? rows : 0), inverse = [Float](repeating: 0, count: stats ? rows : 0)
     if x.count > 0 {
         x.withUnsafeBufferPointer(as: Float.self) { input in
             out.withUnsafeMutableBufferPointer(as: Float.self) { output in
                 scaleFull.withUnsafeBufferPointer(as: Float.self) { s in
                     means.withUnsafeMutableBufferPointer { m in
                         inverse.withUnsafeMutableBufferPointer { v in
+                            let (m, v) = stats ? (m.baseAddress, v.baseAddress) : (nil, nil)
                             if let biasFull {
                                 biasFull.withUnsafeBufferPointer(as: Float.self) { b in
                                     RowKernels.layerNorm(
                                         input.baseAddress!, output.baseAddress!, rows: rows, size: inner, epsilon: epsilon,
-                                        scale: s.baseAddress!, bias: b.baseAddress, means: m.baseAddress, inverseStd: v.baseAddress)
+                                        scale: s.baseAddress!, bias: b.baseAddress, means: m, inverseStd: v)
                                 }
                             } else {
                                 RowKernels.layerNorm(
                                     input.baseAddress!, output.baseAddress!, rows: rows, size: inner, epsilon: epsilon,
-                                    scale: s.baseAddress!, bias: nil, means: m.baseAddress, inverseStd: v.baseAddress)
+                                    scale: s.baseAddress!, bias: nil, means: m, inverseStd: v)
                             }
                         }
                     }
@@ -294,6 +298,7 @@ func layerNormFloat(_ x: Tensor, _ scale: Tensor, _ bias: Tensor?, axis: Int, ep
             }
         }
     }
+    guard stats else { return [out] }
     let statsShape = Array(x.shape[..<axis]) + [Int](repeating: 1, count: x.rank - axis)
     return [
         out, Cast.fromDoubles(means.map(Double.init), dtype: statsType, shape: statsShape),
