@@ -104,7 +104,7 @@ extension KernelRegistry {
         }
         let strides = Tensor.strides(of: x.shape)
         let base = zip(begin, strides).reduce(0) { $0 + $1.0 * $1.1 }
-        return [x.take(stridedOffsets(shape: shape, base: base, steps: zip(step, strides).map(*)), shape: shape)]
+        return [stridedCopy(x, base: base, shape: shape, steps: zip(step, strides).map(*))]
     }
 
     static func gatherKernel(_ c: KernelContext, _ i: [Tensor?]) throws -> [Tensor] {

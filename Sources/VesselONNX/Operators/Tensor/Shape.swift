@@ -176,15 +176,20 @@ extension KernelRegistry {
     }
 }
 
-/// `x` with its axes in the order `perm` gives. Axes of extent 1 are dropped and output axes
-/// that stay adjacent in the source merged; the innermost run is then copied whole when it is
-/// contiguous in the source and gathered at its stride when not — no offset per element.
+/// `x` with its axes in the order `perm` gives (`stridedCopy`).
 func transpose(_ x: Tensor, _ perm: [Int]) -> Tensor {
     let strides = Tensor.strides(of: x.shape)
-    let shape = perm.map { x.shape[$0] }
-    let steps = perm.map { strides[$0] }
-    guard let width = x.dtype.byteSize, x.dtype.elementsPerByte == 1, x.count > 0 else {
-        return x.take(stridedOffsets(shape: shape, base: 0, steps: steps), shape: shape)
+    return stridedCopy(x, base: 0, shape: perm.map { x.shape[$0] }, steps: perm.map { strides[$0] })
+}
+
+/// The values of `x` at `base + Σ index[a]·steps[a]` for every index into `shape`, as a new
+/// tensor of that shape: a transpose, a slice. Axes of extent 1 are dropped and output axes that
+/// stay adjacent in the source merged; the innermost run is then copied whole when it is
+/// contiguous in the source and gathered at its stride when not — no offset per element.
+func stridedCopy(_ x: Tensor, base: Int, shape: [Int], steps: [Int]) -> Tensor {
+    let count = Tensor.count(of: shape)
+    guard let width = x.dtype.byteSize, x.dtype.elementsPerByte == 1, count > 0 else {
+        return x.take(stridedOffsets(shape: shape, base: base, steps: steps), shape: shape)
     }
     var axes: [(extent: Int, step: Int)] = []
     for (extent, step) in zip(shape, steps) where extent != 1 {
@@ -200,8 +205,8 @@ func transpose(_ x: Tensor, _ perm: [Int]) -> Tensor {
         let source = UnsafePointer(x.storage.pointer.assumingMemoryBound(to: W.self))
         let destination = out.storage.pointer.assumingMemoryBound(to: W.self)
         var index = [Int](repeating: 0, count: axes.count)
-        var offset = 0, position = 0
-        for _ in 0..<(x.count / inner.extent) {
+        var offset = base, position = 0
+        for _ in 0..<(count / inner.extent) {
             if inner.step == 1 {
                 (destination + position).initialize(from: source + offset, count: inner.extent)
             } else {
