@@ -65,9 +65,9 @@ struct Chains {
     /// A constant (not a default a caller may override).
     func constant(_ name: String) -> Tensor? { overridable.contains(name) ? nil : initializers[name] }
 
-    /// A float32 constant of one value.
+    /// A float32 or float16 constant of one value (a scale the float32 and float16 fusions widen).
     func scalar(_ name: String) -> Tensor? {
-        guard let tensor = constant(name), tensor.dtype == .float32, tensor.count == 1 else { return nil }
+        guard let tensor = constant(name), tensor.dtype == .float32 || tensor.dtype == .float16, tensor.count == 1 else { return nil }
         return tensor
     }
 

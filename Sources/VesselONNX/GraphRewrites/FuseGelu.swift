@@ -11,11 +11,6 @@ extension GraphBuilder {
     /// nodes in turn.
     static func fuseGelu(_ nodes: inout [Node], _ initializers: [String: Tensor], protected: Set<String>, overridable: Set<String>) {
         let chains = Chains(nodes, initializers, protected: protected, overridable: overridable)
-        /// A float32 or float16 constant of one value.
-        func scalar(_ name: String) -> Tensor? {
-            guard let tensor = chains.constant(name), tensor.dtype == .float32 || tensor.dtype == .float16, tensor.count == 1 else { return nil }
-            return tensor
-        }
         var replaced: [Int: Node] = [:]
         var removed: Set<Int> = []
         for (erfIndex, erf) in nodes.enumerated() where erf.opType == "Erf" && erf.domain.isEmpty && erf.inputs.count == 1 && erf.outputs.count == 1 {
@@ -24,9 +19,9 @@ extension GraphBuilder {
             else { continue }
             // x / c1 (Div, x first) or x · c1 (Mul, either order).
             let divide: Bool, x: String, c1: String
-            if let div = chains.binary(scaleIndex, "Div"), scalar(div.inputs[1]) != nil {
+            if let div = chains.binary(scaleIndex, "Div"), chains.scalar(div.inputs[1]) != nil {
                 (divide, x, c1) = (true, div.inputs[0], div.inputs[1])
-            } else if let mul = chains.binary(scaleIndex, "Mul"), let name = [mul.inputs[1], mul.inputs[0]].first(where: { scalar($0) != nil }),
+            } else if let mul = chains.binary(scaleIndex, "Mul"), let name = [mul.inputs[1], mul.inputs[0]].first(where: { chains.scalar($0) != nil }),
                 let value = Chains.other(mul, than: name)
             {
                 (divide, x, c1) = (false, value, name)
@@ -34,7 +29,7 @@ extension GraphBuilder {
                 continue
             }
             guard let addIndex = chains.reader[erf.outputs[0]], let add = chains.binary(addIndex, "Add"), let c2 = Chains.other(add, than: erf.outputs[0]),
-                scalar(c2) != nil,
+                chains.scalar(c2) != nil,
                 chains.absorbable(add.outputs[0]), let mulIndex = chains.reader[add.outputs[0]], let mul = chains.binary(mulIndex, "Mul"),
                 let factor = Chains.other(mul, than: add.outputs[0])
             else { continue }
@@ -43,14 +38,14 @@ extension GraphBuilder {
             if factor == x {
                 // (x · (erf + c2)) · c3
                 guard chains.absorbable(mul.outputs[0]), let lastIndex = chains.reader[mul.outputs[0]], let last = chains.binary(lastIndex, "Mul"),
-                    let name = Chains.other(last, than: mul.outputs[0]), scalar(name) != nil
+                    let name = Chains.other(last, than: mul.outputs[0]), chains.scalar(name) != nil
                 else { continue }
                 (c3, scaleLast) = (name, true)
                 chain.append(lastIndex)
             } else {
                 // (x · c3) · (erf + c2)
                 guard chains.absorbable(factor), let halfIndex = chains.producer[factor], let half = chains.binary(halfIndex, "Mul"),
-                    let name = [half.inputs[1], half.inputs[0]].first(where: { scalar($0) != nil }), Chains.other(half, than: name) == x
+                    let name = [half.inputs[1], half.inputs[0]].first(where: { chains.scalar($0) != nil }), Chains.other(half, than: name) == x
                 else { continue }
                 (c3, scaleLast) = (name, false)
                 chain.insert(halfIndex, at: 1)

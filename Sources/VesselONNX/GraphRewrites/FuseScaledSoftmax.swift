@@ -18,12 +18,8 @@ extension GraphBuilder {
         for (index, scale) in nodes.enumerated() where ["Mul", "Div"].contains(scale.opType) && scale.domain.isEmpty {
             guard scale.inputs.count == 2, scale.outputs.count == 1, case .tensors = scale.kernel, !removed.contains(index) else { continue }
             let divide = scale.opType == "Div"
-            /// A float32 or float16 constant of one value.
-            func scalar(_ name: String) -> Tensor? {
-                chains.scalar(name) ?? chains.constant(name).flatMap { $0.dtype == .float16 && $0.count == 1 ? $0 : nil }
-            }
-            let factorName = divide || scalar(scale.inputs[1]) != nil ? scale.inputs[1] : scale.inputs[0]
-            guard let factor = scalar(factorName), let x = Chains.other(scale, than: factorName), initializers[x] == nil,
+            let factorName = divide || chains.scalar(scale.inputs[1]) != nil ? scale.inputs[1] : scale.inputs[0]
+            guard let factor = chains.scalar(factorName), let x = Chains.other(scale, than: factorName), initializers[x] == nil,
                 let (addIndex, add, _) = chains.soleReader(of: scale.outputs[0], "Add"), let maskName = Chains.other(add, than: scale.outputs[0]),
                 let (softmaxIndex, softmax, _) = chains.soleReader(of: add.outputs[0], "Softmax"), softmax.inputs.count == 1
             else { continue }
