@@ -14,8 +14,7 @@ extension GraphBuilder {
         let chains = Chains(nodes, initializers, protected: protected, overridable: overridable)
         var replaced: [Int: Node] = [:]
         var removed: Set<Int> = []
-        /// The Transpose with a `perm` that makes the absorbable `name` (or, `reading`, alone reads
-        /// it), not yet fused into another product.
+        /// The Transpose `found`, with its `perm`, when it has one and no other product has taken it.
         func transpose(_ found: (index: Int, node: Node, kernel: KernelFunction)?) -> (index: Int, node: Node, kernel: KernelFunction, perm: [Int])? {
             guard let found, found.node.inputs.count == 1, let perm = found.node.attributes.ints("perm"), !removed.contains(found.index) else {
                 return nil

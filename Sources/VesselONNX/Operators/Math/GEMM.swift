@@ -405,16 +405,7 @@ func transposedProduct(_ a: Tensor, _ aPerm: [Int]?, _ b: Tensor, _ bPerm: [Int]
     guard cSteps[rank - 1] == 1 else { return nil }
     let batch = Array(aShape.dropLast(2))
     /// Where each matrix of the batch starts, for steps `steps`.
-    func bases(_ steps: [Int]) -> [Int] {
-        (0..<Tensor.count(of: batch)).map { index in
-            var rest = index, base = 0
-            for axis in batch.indices.reversed() {
-                base += rest % batch[axis] * steps[axis]
-                rest /= batch[axis]
-            }
-            return base
-        }
-    }
+    func bases(_ steps: [Int]) -> [Int] { stridedOffsets(shape: batch, base: 0, steps: Array(steps.prefix(batch.count))) }
     let out = Tensor(uninitialized: .float32, shape: outShape)
     PackedWeights.products(
         a, .init(bases: bases(aSteps), rowStride: aSteps[rank - 2]), b,
