@@ -120,25 +120,20 @@ public enum HalfConversion {
                 var first = 0
                 while first < count {
                     let n = min(block, count - first)
-                    /// `v` rounded to half and widened back: one node's output as the next reads it.
-                    func rounded(_ v: UnsafeMutablePointer<Float>) {
-                        narrow(v, h, count: n)
-                        widen(h, v, count: n)
-                    }
                     widen(x + first, xf, count: n)
                     if divide { for i in 0..<n { a[i] = xf[i] / c1 } } else { for i in 0..<n { a[i] = xf[i] * c1 } }
-                    rounded(a)
+                    roundTrip(a, through: h, count: n)
                     RowKernels.map(.erf, a, e, range: 0..<n)
-                    rounded(e)
+                    roundTrip(e, through: h, count: n)
                     for i in 0..<n { e[i] += c2 }
-                    rounded(e)
+                    roundTrip(e, through: h, count: n)
                     if scaleLast {
                         for i in 0..<n { e[i] *= xf[i] }
-                        rounded(e)
+                        roundTrip(e, through: h, count: n)
                         for i in 0..<n { e[i] *= c3 }
                     } else {
                         for i in 0..<n { a[i] = xf[i] * c3 }
-                        rounded(a)
+                        roundTrip(a, through: h, count: n)
                         for i in 0..<n { e[i] *= a[i] }
                     }
                     narrow(e, y + first, count: n)
@@ -168,14 +163,9 @@ public enum HalfConversion {
                 var first = rows.lowerBound
                 while first < rows.upperBound {
                     let count = min(block, rows.upperBound - first), values = count * n
-                    /// The block rounded to half and widened back: one node's output as the next reads it.
-                    func rounded() {
-                        narrow(v, h, count: values)
-                        widen(h, v, count: values)
-                    }
                     widen(input + first * n, v, count: values)
                     if divide { for j in 0..<values { v[j] /= factor } } else { for j in 0..<values { v[j] *= factor } }
-                    rounded()
+                    roundTrip(v, through: h, count: values)
                     for row in 0..<count {
                         let m = masks + maskOffsets[first + row], target = v + row * n
                         widen(m, w, count: along ? n : 1)
@@ -186,13 +176,20 @@ public enum HalfConversion {
                             for j in 0..<n { target[j] += shift }
                         }
                     }
-                    rounded()
+                    roundTrip(v, through: h, count: values)
                     for row in 0..<count { RowKernels.softmaxRow(v + row * n, v + row * n, n, log: false) }
                     narrow(v, output + first * n, count: values)
                     first += count
                 }
             }
         }
+    }
+
+    /// `v`'s `count` values rounded to half and widened back, through `scratch`: one float16
+    /// node's output as the next node reads it (`gelu`, `maskedSoftmaxRows`).
+    static func roundTrip(_ v: UnsafeMutablePointer<Float>, through scratch: UnsafeMutablePointer<Float16>, count: Int) {
+        narrow(v, scratch, count: count)
+        widen(scratch, v, count: count)
     }
 
     /// All ones in the lanes where `a < b`, zero elsewhere; both below 2^31. (Comparisons that
