@@ -553,11 +553,13 @@ func shiftedConvolution2D(
 /// - strided ones, whose im2col gathers run only as long as an output row;
 /// - 3×3 unit-stride ones with small weights (at most 300K values) over at most 27×27 outputs,
 ///   SqueezeNet's expand convolutions (the model, one thread, alternating: 3.51 → 3.36 ms;
-///   Inception v1, whose larger 3×3 weights this leaves out, unchanged). Where a 512-bit
-///   multiply-add costs two 256-bit ones (`RowKernels.halvesWideFMA`: Zen 4) only over more than
-///   14×14 outputs: Winograd's fewer multiply-adds win at 13×13 there (SqueezeNet, one thread,
-///   best p50 of eight alternating rounds: 7.19 → 6.94 ms; its two 64→256 expand nodes 0.547 →
-///   0.448 ms each, onnxruntime's 0.51);
+///   Inception v1, whose larger 3×3 weights this leaves out, unchanged), but not where a 512-bit
+///   multiply-add costs two 256-bit ones (`RowKernels.halvesWideFMA`: Zen 4): Winograd's fewer
+///   multiply-adds win there at 13×13 (SqueezeNet, one thread, best p50 of eight alternating
+///   rounds: 7.19 → 6.94 ms; its two 64→256 expand nodes 0.547 → 0.448 ms each, onnxruntime's
+///   0.51) and, since its matrices stopped sharing L1 sets, at 27×27 too (32→128 alone, one
+///   thread: 0.52 → 0.37 ms; the model 7.05 → 6.70 ms, four alternating rounds). The full-width
+///   choice was measured before that change;
 /// - with an odd number of 32-filter groups, unit-stride ones over at most 14×14 outputs
 ///   (DenseNet's 3×3 growth convolutions, where Winograd's transforms cost more than its saved
 ///   multiply-adds: one thread, 128→32 at 7×7 0.062 → 0.025 ms, onnxruntime 0.023; at 14×14
@@ -568,10 +570,8 @@ func shiftedConvolution2D(
 /// model did not.
 func directBlock(_ g: WindowGeometry, channels: Int, filters: Int) -> DirectConvolution.Block? {
     let positions = g.output.reduce(1, *)
-    // Small 3×3 weights (at most 300K values, in L2) over at most 27×27 outputs (on Zen 4, over
-    // more than 14×14).
-    let smallWinograd =
-        g.kernel == [3, 3] && positions <= 729 && (positions > 196 || !RowKernels.halvesWideFMA) && filters * channels * 9 <= 300_000
+    // Small 3×3 weights (at most 300K values, in L2) over at most 27×27 outputs (not on Zen 4).
+    let smallWinograd = g.kernel == [3, 3] && positions <= 729 && !RowKernels.halvesWideFMA && filters * channels * 9 <= 300_000
     if filters % 64 == 0, g.strides != [1, 1] || smallWinograd { return .wide }
     if filters % 32 == 0, g.strides != [1, 1] || smallWinograd || (filters % 64 == 32 && positions <= 196) { return .narrow }
     return nil
